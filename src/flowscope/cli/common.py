@@ -1,0 +1,123 @@
+"""What every command shares: state from the global options, clean errors, time parsing, progress."""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+import click
+import duckdb
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+from flowscope.diagnostics import Skips
+from flowscope.errors import FlowscopeError
+from flowscope.lake.layout import Lake
+
+T = TypeVar("T")
+
+
+@dataclass
+class CliState:
+    lake_path: str
+    verbosity: int = 0
+    debug: bool = False
+    console: Console = field(default_factory=lambda: Console(stderr=True))
+
+    @property
+    def lake(self) -> Lake:
+        return Lake.at(self.lake_path)
+
+    def info(self, message: str) -> None:
+        if self.verbosity >= 0:
+            self.console.print(message)
+
+    def detail(self, message: str) -> None:
+        if self.verbosity >= 1:
+            self.console.print(message)
+
+    def report_skips(self, skips: Skips) -> None:
+        """Skips are always shown (even with -q): silent loss is worse than noise."""
+        for line in skips.lines():
+            self.console.print(f"[yellow]warning:[/] {line}")
+
+
+pass_state = click.make_pass_decorator(CliState)
+
+
+def fail(message: str, code: int = 2) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def run_cleanly(action: Callable[[], T], *, debug: bool) -> T:
+    """User errors become one ``error:`` line and exit 2; anything unexpected exit 1; Ctrl-C exit 130."""
+    try:
+        return action()
+    except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
+        raise
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        click.echo("interrupted; everything flushed before the interrupt is stored", err=True)
+        sys.exit(130)
+    except (FlowscopeError, duckdb.Error) as exc:
+        if debug:
+            raise
+        fail(str(exc).splitlines()[0] if isinstance(exc, duckdb.Error) else str(exc))
+    except Exception as exc:
+        if debug:
+            raise
+        fail(f"{type(exc).__name__}: {exc} (rerun with --debug for a traceback)", code=1)
+    raise AssertionError("unreachable")
+
+
+_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_time(text: str, *, now: datetime | None = None) -> datetime:
+    """ISO 8601 (naive means UTC), epoch seconds, or a span ago such as ``90m``, ``6h``, ``2d``."""
+    text = text.strip()
+    now = now or datetime.now(UTC)
+    relative = _RELATIVE.match(text)
+    if relative:
+        return now - timedelta(**{_UNITS[relative.group(2)]: float(relative.group(1))})
+    if re.fullmatch(r"\d{9,}(\.\d+)?", text):
+        return datetime.fromtimestamp(float(text), UTC)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise FlowscopeError(f"cannot read time {text!r}: use ISO 8601, epoch seconds or e.g. 6h / 2d") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class TimeParam(click.ParamType):
+    name = "TIME"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            return parse_time(str(value))
+        except FlowscopeError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+@contextmanager
+def progress_bar(state: CliState, description: str, total: float | None) -> Iterator[Callable[..., None]]:
+    """A rich progress bar on stderr (hidden with -q or when stderr is not a terminal)."""
+    columns = [TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn()]
+    disable = state.verbosity < 0 or not state.console.is_terminal
+    with Progress(*columns, console=state.console, disable=disable, transient=True) as progress:
+        task = progress.add_task(description, total=total)
+
+        def update(**kwargs: object) -> None:
+            progress.update(task, **kwargs)  # type: ignore[arg-type]
+
+        yield update

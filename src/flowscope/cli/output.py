@@ -1,0 +1,80 @@
+"""Rendering query results: a rich table on the terminal, or CSV / JSON Lines / Parquet."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from rich.console import Console
+from rich.table import Table
+
+from flowscope.display import textual
+from flowscope.errors import FlowscopeError
+from flowscope.sinks.files import FileSink, write_jsonl
+
+OUTPUT_FORMATS = ("table", "csv", "json", "parquet")
+_BATCH_ROWS = 100_000
+
+
+def _format_cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:,.3f}".rstrip("0").rstrip(".") if value % 1 else f"{value:,.0f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def print_table(table: pa.Table, console: Console, *, title: str | None = None, more: bool = False) -> None:
+    table = textual(table)
+    view = Table(title=title, header_style="bold", show_lines=False)
+    for field in table.schema:
+        numeric = pa.types.is_integer(field.type) or pa.types.is_floating(field.type) or pa.types.is_decimal(field.type)
+        view.add_column(field.name, justify="right" if numeric else "left")
+    for row in table.to_pylist():
+        view.add_row(*(_format_cell(v) for v in row.values()))
+    console.print(view)
+    if more:
+        console.print(f"[dim](first {table.num_rows:,} rows shown; use --limit or --format csv for all)[/]")
+
+
+def emit(relation: duckdb.DuckDBPyRelation, file_format: str, output: str | None, *, limit: int, title: str | None = None) -> int:
+    """Write a query result; returns the number of rows written."""
+    if file_format == "table":
+        if output:
+            raise FlowscopeError("--format table prints to the terminal; use csv, json or parquet with -o")
+        rows = relation.limit(limit + 1).to_arrow_table()
+        print_table(rows.slice(0, limit), Console(), title=title, more=rows.num_rows > limit)
+        return min(rows.num_rows, limit)
+    reader = relation.to_arrow_reader(_BATCH_ROWS)
+    if output:
+        sink = FileSink(Path(output), "jsonl" if file_format == "json" else file_format)
+        try:
+            for batch in reader:
+                sink.write(pa.Table.from_batches([batch]))
+        except BaseException:
+            sink.abort()
+            raise
+        sink.close()
+        return sink.rows_written
+    if file_format == "parquet":
+        raise FlowscopeError("--format parquet needs -o FILE")
+    stream = sys.stdout.buffer
+    rows = 0
+    first = True
+    for batch in reader:
+        table = textual(pa.Table.from_batches([batch]))
+        if file_format == "csv":
+            pacsv.write_csv(table, stream, pacsv.WriteOptions(include_header=first))
+        else:
+            write_jsonl(table, stream)
+        first = False
+        rows += table.num_rows
+    if first and file_format == "csv":
+        stream.write((",".join(f'"{c}"' for c in relation.columns) + "\n").encode())
+    stream.flush()
+    return rows

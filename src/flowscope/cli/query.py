@@ -1,0 +1,32 @@
+"""``flowscope query``: SQL over the lake."""
+
+from __future__ import annotations
+
+import click
+
+from flowscope.cli.common import CliState, pass_state
+from flowscope.cli.output import OUTPUT_FORMATS, emit
+from flowscope.lake import open_lake
+
+
+@click.command(epilog="""\b
+Views: flows (+ date, hour partition columns) and one per other lake table.
+Helpers: ip_text(addr), ip('10.0.0.1'), in_cidr(addr, '10.0.0.0/8'), mac_text(mac).
+Examples:
+  flowscope query "SELECT count(*), sum(bytes) FROM flows"
+  flowscope query "SELECT ip_text(src_addr) src, sum(bytes) b FROM flows
+      WHERE in_cidr(src_addr, '2001:db8::/32') GROUP BY src ORDER BY b DESC LIMIT 5"
+  flowscope query "SELECT * FROM flows WHERE date = today()" --format parquet -o today.parquet
+""")
+@click.argument("sql")
+@click.option("--format", "file_format", type=click.Choice(OUTPUT_FORMATS), default="table", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
+@click.option("--limit", default=1000, show_default=True, help="Rows shown by --format table.")
+@click.option("--threads", type=int, help="DuckDB threads (default: all cores).")
+@pass_state
+def query(state: CliState, sql: str, file_format: str, output: str | None, limit: int, threads: int | None) -> None:
+    """Run SQL (DuckDB dialect) over the flow lake."""
+    with open_lake(state.lake, threads=threads) as con:
+        rows = emit(con.sql(sql), file_format, output, limit=limit)
+    if output:
+        state.info(f"{rows:,} rows -> {output}")

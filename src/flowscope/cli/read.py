@@ -1,0 +1,51 @@
+"""``flowscope read``: any supported input file(s) -> the lake or an output file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from flowscope.cli.common import CliState, pass_state, progress_bar
+from flowscope.errors import FlowscopeError
+from flowscope.lake import LakeWriter
+from flowscope.pipeline import Sink, run
+from flowscope.readers import registry
+from flowscope.sinks.files import FileSink
+
+
+def open_sink(state: CliState, output: str | None) -> Sink:
+    """``-o FILE`` writes that file (format from its extension); otherwise append to the lake."""
+    return FileSink(output) if output else LakeWriter(state.lake)
+
+
+@click.command(epilog="""\b
+Examples:
+  flowscope read capture.pcap                     meter a capture into the lake
+  flowscope read flows.csv.gz -o flows.parquet    convert a flow CSV to Parquet
+""")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(allow_dash=True))
+@click.option("--format", "input_format", help="Input format (default: detected from the content).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here (.parquet/.csv/.jsonl) instead of the lake.")
+@pass_state
+def read(state: CliState, inputs: tuple[str, ...], input_format: str | None, output: str | None, **options: Any) -> None:
+    """Read flow inputs (captures, flow CSVs, nfdump files, recorded exports) into the lake."""
+    paths = [Path(p) for p in inputs]
+    for path in paths:
+        if str(path) != "-" and not path.exists():
+            raise FlowscopeError(f"{path}: no such file or directory")
+    if input_format:
+        reader = registry.get(input_format)
+    elif str(paths[0]) == "-":
+        raise FlowscopeError("reading standard input needs --format")
+    else:
+        reader = registry.detect(paths[0])
+    source = reader.open(paths, options)
+    sink = open_sink(state, output)
+    _, total = source.progress()
+    with progress_bar(state, f"reading {reader.name}", total) as update:
+        stats = run(source, sink, on_batch=lambda _: update(completed=source.progress()[0]))
+    state.report_skips(source.skips)
+    target = output or f"lake {state.lake.root}"
+    state.info(f"{stats.rows:,} flows from {len(paths)} input(s) [{reader.name}] -> {target}")

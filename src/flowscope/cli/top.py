@@ -1,0 +1,49 @@
+"""``flowscope top``: the first canned report — top talkers, ports and protocols."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import click
+
+from flowscope.cli.common import CliState, TimeParam, pass_state
+from flowscope.cli.output import OUTPUT_FORMATS, emit
+from flowscope.lake import open_lake
+from flowscope.reports.top import GROUPINGS, METRICS, top_sql
+
+
+@click.command(epilog="""\b
+Each flow counts its whole volume (both directions of a biflow) for its key;
+--by host counts every flow for both of its endpoints (nfdump -s ip).
+Examples:
+  flowscope top                                  top 10 sources by bytes
+  flowscope top --by port --metric flows --since 1d
+  flowscope top --by pair -n 20 --where "proto = 6" --since 2024-05-01 --until 2024-05-02
+""")
+@click.option("--by", "grouping", type=click.Choice(sorted(GROUPINGS)), default="src", show_default=True)
+@click.option("--metric", type=click.Choice(METRICS), default="bytes", show_default=True)
+@click.option("-n", "--count", default=10, show_default=True, help="How many rows.")
+@click.option("--since", type=TimeParam(), help="Flows starting at or after (ISO time, epoch, or 6h/2d ago).")
+@click.option("--until", type=TimeParam(), help="Flows starting before.")
+@click.option("--where", "where", help="Extra SQL filter on flows, e.g. \"in_cidr(src_addr, '10.0.0.0/8')\".")
+@click.option("--format", "file_format", type=click.Choice(OUTPUT_FORMATS), default="table", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False))
+@click.option("--threads", type=int, help="DuckDB threads (default: all cores).")
+@pass_state
+def top(
+    state: CliState,
+    grouping: str,
+    metric: str,
+    count: int,
+    since: datetime | None,
+    until: datetime | None,
+    where: str | None,
+    file_format: str,
+    output: str | None,
+    threads: int | None,
+) -> None:
+    """Top talkers, conversations, ports, protocols or ASes by bytes, packets or flows."""
+    sql = top_sql(grouping, metric, count, since=since, until=until, where=where)
+    state.detail(sql)
+    with open_lake(state.lake, threads=threads) as con:
+        emit(con.sql(sql), file_format, output, limit=count, title=f"top {count} by {grouping} ({metric})")

@@ -1,0 +1,88 @@
+"""Where things live in a lake directory.
+
+    LAKE/
+      .lock                                  readers share it; a compaction swap takes it alone
+      flows/date=2024-05-01/hour=13/part-*.parquet
+      <other tables>/date=.../hour=.../part-*.parquet
+
+Files are only ever added by renaming a finished temp file (``.*.tmp``) into place,
+so anything named ``*.parquet`` is complete.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_LAKE = "./flowlake"
+LAKE_ENV = "FLOWSCOPE_LAKE"
+
+
+@dataclass(frozen=True)
+class Lake:
+    root: Path
+
+    @classmethod
+    def at(cls, path: str | os.PathLike[str] | None = None) -> Lake:
+        """The lake at ``path``, else ``$FLOWSCOPE_LAKE``, else ``./flowlake``."""
+        return cls(Path(path or os.environ.get(LAKE_ENV) or DEFAULT_LAKE))
+
+    def table_dir(self, table: str) -> Path:
+        return self.root / table
+
+    def partition_dir(self, table: str, date: str, hour: int) -> Path:
+        return self.root / table / f"date={date}" / f"hour={hour:02d}"
+
+    def tables(self) -> list[str]:
+        """Tables that hold at least one published file."""
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            entry.name
+            for entry in self.root.iterdir()
+            if entry.is_dir() and not entry.name.startswith((".", "_")) and any(entry.rglob("*.parquet"))
+        )
+
+    def files(self, table: str) -> list[Path]:
+        return sorted(self.table_dir(table).glob("date=*/hour=*/*.parquet"))
+
+    def partitions(self, table: str) -> list[Path]:
+        return sorted(p for p in self.table_dir(table).glob("date=*/hour=*") if p.is_dir())
+
+    @contextmanager
+    def _locked(self, mode: int) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "a") as handle:
+            fcntl.flock(handle, mode)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def reading(self) -> AbstractContextManager[None]:
+        """Held by queries, so a compaction never removes a file a query is about to open."""
+        return self._locked(fcntl.LOCK_SH)
+
+    def swapping(self) -> AbstractContextManager[None]:
+        """Held only while compaction or retention replaces or removes published files."""
+        return self._locked(fcntl.LOCK_EX)
+
+
+def publish(tmp: Path, final: Path) -> None:
+    """Make a finished temp file visible atomically and durably (fsync file, rename, fsync directory)."""
+    with open(tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.rename(tmp, final)
+    fsync_dir(final.parent)
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

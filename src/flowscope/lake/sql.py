@@ -1,0 +1,85 @@
+"""DuckDB over the lake: one view per table and SQL helpers for the 16-byte address type.
+
+Helpers available in every ``flowscope query``:
+
+    ip_text(addr)             16-byte address -> '192.0.2.1' / '2001:db8::1'
+    ip('192.0.2.1')           text -> 16-byte address (for equality filters)
+    in_cidr(addr, '10.0.0.0/8')   prefix filter (a byte-range test, so Parquet statistics prune files)
+    mac_text(mac)             uint64 MAC -> 'aa:bb:cc:dd:ee:ff'
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import duckdb
+import pyarrow as pa
+
+from flowscope import addresses
+from flowscope.lake.layout import Lake
+from flowscope.schema import FLOW_SCHEMA
+
+
+def _register_helpers(con: duckdb.DuckDBPyConnection) -> None:
+    def ip_text(values: pa.Array) -> pa.Array:
+        return addresses.format_text(values)
+
+    def ip(values: pa.Array) -> pa.Array:
+        return addresses.parse_text(values)
+
+    def cidr_lo(values: pa.Array) -> pa.Array:
+        return pa.array([addresses.cidr_bounds(v)[0] for v in values.to_pylist()], pa.binary())
+
+    def cidr_hi(values: pa.Array) -> pa.Array:
+        return pa.array([addresses.cidr_bounds(v)[1] for v in values.to_pylist()], pa.binary())
+
+    def mac_text(values: pa.Array) -> pa.Array:
+        return addresses.format_mac(values)
+
+    for name, function, argument, result in (
+        ("ip_text", ip_text, "BLOB", "VARCHAR"),
+        ("ip", ip, "VARCHAR", "BLOB"),
+        ("cidr_lo", cidr_lo, "VARCHAR", "BLOB"),
+        ("cidr_hi", cidr_hi, "VARCHAR", "BLOB"),
+        ("mac_text", mac_text, "UBIGINT", "VARCHAR"),
+    ):
+        con.create_function(name, function, [argument], result, type="arrow")
+    con.execute("CREATE MACRO in_cidr(address, prefix) AS address BETWEEN cidr_lo(prefix) AND cidr_hi(prefix)")
+
+
+def table_source(lake: Lake, table: str) -> str:
+    """The ``read_parquet`` expression for one lake table (with ``date`` and ``hour`` partition columns)."""
+    pattern = str(lake.table_dir(table) / "date=*" / "hour=*" / "*.parquet").replace("'", "''")
+    return (
+        f"read_parquet('{pattern}', hive_partitioning = true, union_by_name = true, "
+        "hive_types = {'date': DATE, 'hour': INTEGER})"
+    )
+
+
+def _create_views(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
+    tables = lake.tables()
+    for table in tables:
+        con.execute(f'CREATE VIEW "{table}" AS SELECT * FROM {table_source(lake, table)}')
+    if "flows" not in tables:
+        con.register("_no_flows", FLOW_SCHEMA.empty_table())
+        con.execute("CREATE VIEW flows AS SELECT *, NULL::DATE AS date, NULL::INTEGER AS hour FROM _no_flows")
+
+
+@contextmanager
+def open_lake(
+    lake: Lake | str | os.PathLike[str] | None = None, *, threads: int | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB connection with the lake's views; compaction waits while it is open."""
+    lake = lake if isinstance(lake, Lake) else Lake.at(lake)
+    with lake.reading():
+        con = duckdb.connect(":memory:")
+        try:
+            if threads:
+                con.execute(f"SET threads = {int(threads)}")
+            _register_helpers(con)
+            _create_views(con, lake)
+            yield con
+        finally:
+            con.close()

@@ -1,0 +1,82 @@
+"""The table of input formats ``flowscope read`` understands.
+
+A format module calls ``register`` at import time with a sniffer (does this file look
+like mine?) and an opener (paths + options -> Source). ``FORMAT_MODULES`` lists
+the modules to import, so adding a format is one new module and one line here.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flowscope.errors import FlowscopeError
+from flowscope.pipeline import Source
+
+FORMAT_MODULES: tuple[str, ...] = ()
+
+SNIFF_BYTES = 4096
+
+
+@dataclass(frozen=True)
+class Reader:
+    name: str
+    description: str
+    sniff: Callable[[Path, bytes], bool]
+    """Given a path and its first bytes (decompressed if gzip), say whether this format fits."""
+    open: Callable[[Sequence[Path], Mapping[str, Any]], Source]
+    """Open all paths as one source; options are ``flowscope read``'s keyword options."""
+
+
+_READERS: dict[str, Reader] = {}
+
+
+def register(reader: Reader) -> Reader:
+    _READERS[reader.name] = reader
+    return reader
+
+
+def readers() -> dict[str, Reader]:
+    for module in FORMAT_MODULES:
+        importlib.import_module(module)
+    return dict(_READERS)
+
+
+def head_bytes(path: Path, size: int = SNIFF_BYTES) -> bytes:
+    """The first bytes of a file, looking through gzip compression."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(size)
+        if head[:2] == b"\x1f\x8b":
+            with gzip.open(path, "rb") as handle:
+                head = handle.read(size)
+    except (OSError, EOFError) as exc:
+        raise FlowscopeError(f"cannot read {path}: {exc}") from exc
+    return head
+
+
+def detect(path: Path) -> Reader:
+    """The reader whose sniffer accepts ``path`` (a directory is sniffed by its first file)."""
+    probe = path
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+        if not files:
+            raise FlowscopeError(f"{path}: directory holds no files")
+        probe = files[0]
+    head = head_bytes(probe)
+    for reader in readers().values():
+        if reader.sniff(probe, head):
+            return reader
+    known = ", ".join(readers()) or "none registered"
+    raise FlowscopeError(f"{path}: unrecognised input format (known formats: {known}); use --format")
+
+
+def get(name: str) -> Reader:
+    available = readers()
+    if name not in available:
+        raise FlowscopeError(f"unknown format {name!r} (known: {', '.join(available) or 'none'})")
+    return available[name]

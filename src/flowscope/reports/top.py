@@ -1,0 +1,56 @@
+"""Top-N by a key: talkers, conversations, services, protocols, ASes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flowscope.errors import FlowscopeError
+from flowscope.reports.filters import time_predicates
+
+# grouping -> key columns (as SQL expressions over ``flows``)
+GROUPINGS: dict[str, tuple[str, ...]] = {
+    "src": ("src_addr",),
+    "dst": ("dst_addr",),
+    "host": ("host",),
+    "pair": ("src_addr", "dst_addr"),
+    "port": ("proto", "dst_port"),
+    "src-port": ("proto", "src_port"),
+    "proto": ("proto",),
+    "src-as": ("src_as",),
+    "dst-as": ("dst_as",),
+}
+METRICS = ("bytes", "packets", "flows")
+
+
+def top_sql(
+    grouping: str,
+    metric: str,
+    count: int,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    where: str | None = None,
+) -> str:
+    """SQL for the top ``count`` keys of ``grouping`` by ``metric`` (flows: records; bytes/packets: both directions)."""
+    if grouping not in GROUPINGS:
+        raise FlowscopeError(f"unknown grouping {grouping!r}")
+    if metric not in METRICS:
+        raise FlowscopeError(f"unknown metric {metric!r}")
+    predicates = time_predicates(since, until) + ([f"({where})"] if where else [])
+    condition = " AND ".join(predicates) or "TRUE"
+    volume = "SELECT *, bytes + bytes_rev AS total_bytes, packets + packets_rev AS total_packets FROM flows"
+    if grouping == "host":
+        source = (
+            f"SELECT src_addr AS host, total_bytes, total_packets FROM ({volume}) WHERE {condition} "
+            f"UNION ALL SELECT dst_addr, total_bytes, total_packets FROM ({volume}) WHERE {condition}"
+        )
+        condition = "TRUE"
+    else:
+        source = volume
+    keys = ", ".join(GROUPINGS[grouping])
+    measure = {"bytes": "sum(total_bytes)", "packets": "sum(total_packets)", "flows": "count(*)"}[metric]
+    return (
+        f"SELECT {keys}, count(*) AS flows, sum(total_packets) AS packets, sum(total_bytes) AS bytes, "
+        f"round(100.0 * {measure} / sum({measure}) OVER (), 2) AS share_pct "
+        f"FROM ({source}) WHERE {condition} GROUP BY {keys} ORDER BY {measure} DESC, {keys} LIMIT {int(count)}"
+    )

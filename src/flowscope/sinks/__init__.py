@@ -1,0 +1,1 @@
+"""Sinks consume flow batches: the lake (``flowscope.lake.LakeWriter``) and files (``files``)."""
