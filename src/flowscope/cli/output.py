@@ -42,7 +42,9 @@ def print_table(table: pa.Table, console: Console, *, title: str | None = None, 
         console.print(f"[dim](first {table.num_rows:,} rows shown; use --limit or --format csv for all)[/]")
 
 
-def emit(relation: duckdb.DuckDBPyRelation, file_format: str, output: str | None, *, limit: int, title: str | None = None) -> int:
+def emit(
+    relation: duckdb.DuckDBPyRelation, file_format: str, output: str | None, *, limit: int, title: str | None = None
+) -> int:
     """Write a query result; returns the number of rows written."""
     if file_format == "table":
         if output:

@@ -9,7 +9,8 @@ from flowscope.cli.output import OUTPUT_FORMATS, emit
 from flowscope.lake import open_lake
 
 
-@click.command(epilog="""\b
+@click.command(
+    epilog="""\b
 Views: flows (+ date, hour partition columns) and one per other lake table.
 Helpers: ip_text(addr), ip('10.0.0.1'), in_cidr(addr, '10.0.0.0/8'), mac_text(mac).
 Examples:
@@ -17,7 +18,8 @@ Examples:
   flowscope query "SELECT ip_text(src_addr) src, sum(bytes) b FROM flows
       WHERE in_cidr(src_addr, '2001:db8::/32') GROUP BY src ORDER BY b DESC LIMIT 5"
   flowscope query "SELECT * FROM flows WHERE date = today()" --format parquet -o today.parquet
-""")
+"""
+)
 @click.argument("sql")
 @click.option("--format", "file_format", type=click.Choice(OUTPUT_FORMATS), default="table", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")

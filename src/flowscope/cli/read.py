@@ -20,16 +20,22 @@ def open_sink(state: CliState, output: str | None) -> Sink:
     return FileSink(output) if output else LakeWriter(state.lake)
 
 
-@click.command(epilog="""\b
+@click.command(
+    epilog="""\b
 Examples:
   flowscope read capture.pcap                     meter a capture into the lake
   flowscope read flows.csv.gz -o flows.parquet    convert a flow CSV to Parquet
-""")
+"""
+)
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(allow_dash=True))
 @click.option("--format", "input_format", help="Input format (default: detected from the content).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here (.parquet/.csv/.jsonl) instead of the lake.")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False), help="Write here (.parquet/.csv/.jsonl) instead of the lake."
+)
 @pass_state
-def read(state: CliState, inputs: tuple[str, ...], input_format: str | None, output: str | None, **options: Any) -> None:
+def read(
+    state: CliState, inputs: tuple[str, ...], input_format: str | None, output: str | None, **options: Any
+) -> None:
     """Read flow inputs (captures, flow CSVs, nfdump files, recorded exports) into the lake."""
     paths = [Path(p) for p in inputs]
     for path in paths:

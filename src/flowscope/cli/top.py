@@ -12,14 +12,16 @@ from flowscope.lake import open_lake
 from flowscope.reports.top import GROUPINGS, METRICS, top_sql
 
 
-@click.command(epilog="""\b
+@click.command(
+    epilog="""\b
 Each flow counts its whole volume (both directions of a biflow) for its key;
 --by host counts every flow for both of its endpoints (nfdump -s ip).
 Examples:
   flowscope top                                  top 10 sources by bytes
   flowscope top --by port --metric flows --since 1d
   flowscope top --by pair -n 20 --where "proto = 6" --since 2024-05-01 --until 2024-05-02
-""")
+"""
+)
 @click.option("--by", "grouping", type=click.Choice(sorted(GROUPINGS)), default="src", show_default=True)
 @click.option("--metric", type=click.Choice(METRICS), default="bytes", show_default=True)
 @click.option("-n", "--count", default=10, show_default=True, help="How many rows.")

@@ -5,9 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 
-def time_predicates(
-    since: datetime | None, until: datetime | None, column: str = "time_flow_start"
-) -> list[str]:
+def time_predicates(since: datetime | None, until: datetime | None, column: str = "time_flow_start") -> list[str]:
     """A time window on ``column``, plus bounds on the ``date`` partition so whole days are skipped unread."""
     predicates = []
     if since is not None:

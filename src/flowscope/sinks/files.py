@@ -21,7 +21,14 @@ FILE_FORMATS = ("parquet", "csv", "jsonl")
 def format_from_path(path: Path) -> str:
     suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
     suffix = suffixes[-1].lstrip(".") if suffixes else ""
-    aliases = {"parquet": "parquet", "pq": "parquet", "csv": "csv", "jsonl": "jsonl", "json": "jsonl", "ndjson": "jsonl"}
+    aliases = {
+        "parquet": "parquet",
+        "pq": "parquet",
+        "csv": "csv",
+        "jsonl": "jsonl",
+        "json": "jsonl",
+        "ndjson": "jsonl",
+    }
     if suffix not in aliases:
         raise FlowscopeError(f"{path}: cannot tell the output format from the extension (.parquet, .csv, .jsonl)")
     return aliases[suffix]
@@ -43,7 +50,7 @@ class FileSink:
             raise FlowscopeError(f"unknown output format {self.format!r} (use {', '.join(FILE_FORMATS)})")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = self.path.with_name(f".{self.path.name}.tmp")
-        self._stream: IO[bytes] = open(self._tmp, "wb")
+        self._stream: IO[bytes] = open(self._tmp, "wb")  # noqa: SIM115 (closed in close/abort)
         self._writer: pq.ParquetWriter | pacsv.CSVWriter | None = None
         self.rows_written = 0
 
