@@ -1,0 +1,1 @@
+"""Flow-export collection: decoders for NetFlow v5/v9, IPFIX and sFlow, and the collector runtime."""
