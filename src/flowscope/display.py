@@ -1,4 +1,4 @@
-"""Turning stored values into what people read: addresses and MACs as text.
+"""Turning stored values into what people read: addresses, MACs and times as text.
 
 Used by every textual output (tables, CSV, JSON); Parquet output keeps raw values.
 """
@@ -6,6 +6,7 @@ Used by every textual output (tables, CSV, JSON); Parquet output keeps raw value
 from __future__ import annotations
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from flowscope import addresses
 
@@ -14,15 +15,29 @@ def is_mac_column(name: str, type_: pa.DataType) -> bool:
     return name.endswith("_mac") and pa.types.is_integer(type_)
 
 
+def _binary_text(column: pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:
+    """Variable binary from SQL (addresses lose their fixed width there): 16-byte values as addresses, else hex."""
+    lengths = pc.binary_length(column)
+    if pc.all(pc.equal(lengths, 16)).as_py() in (True, None):
+        return addresses.format_text(column.cast(pa.binary(16)))
+    return pa.array([None if v is None else v.hex() for v in column.to_pylist()], pa.string())
+
+
 def textual(table: pa.Table) -> pa.Table:
-    """Replace 16-byte address columns and ``*_mac`` integer columns by their text form."""
+    """Replace 16-byte address columns, ``*_mac`` integer columns and timestamps by their text form.
+
+    Timestamps become ISO 8601 with every stored digit (nanoseconds do not fit Python datetimes).
+    """
     for index, field in enumerate(table.schema):
         if pa.types.is_fixed_size_binary(field.type) and field.type.byte_width == 16:
             converted = addresses.format_text(table.column(index))
-        elif pa.types.is_binary(field.type) and field.name.endswith(("_addr", "next_hop", "_address")):
-            converted = addresses.format_text(table.column(index).cast(pa.binary(16)))
+        elif pa.types.is_binary(field.type):
+            converted = _binary_text(table.column(index))
         elif is_mac_column(field.name, field.type):
             converted = addresses.format_mac(table.column(index).cast(pa.uint64()))
+        elif pa.types.is_timestamp(field.type):
+            pattern = "%Y-%m-%dT%H:%M:%SZ" if field.type.tz else "%Y-%m-%dT%H:%M:%S"
+            converted = pc.strftime(table.column(index), pattern)
         else:
             continue
         table = table.set_column(index, field.name, converted)

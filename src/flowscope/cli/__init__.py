@@ -8,6 +8,8 @@ import click
 
 from flowscope import __version__
 from flowscope.cli.common import CliState, run_cleanly
+from flowscope.cli.demo import demo
+from flowscope.cli.lake_cmd import lake
 from flowscope.cli.query import query
 from flowscope.cli.read import read
 from flowscope.cli.top import top
@@ -51,5 +53,5 @@ def main(ctx: click.Context, lake_path: str, verbose: int, quiet: bool, debug: b
     ctx.obj = CliState(lake_path=lake_path, verbosity=-1 if quiet else verbose, debug=debug)
 
 
-for command in (query, read, top):
+for command in (demo, lake, query, read, top):
     main.add_command(command)

@@ -9,7 +9,7 @@ def time_predicates(since: datetime | None, until: datetime | None, column: str 
     """A time window on ``column``, plus bounds on the ``date`` partition so whole days are skipped unread."""
     predicates = []
     if since is not None:
-        predicates += [f"{column} >= TIMESTAMPTZ '{since.isoformat()}'", f"date >= DATE '{since.date()}'"]
+        predicates += [f"{column} >= '{since.isoformat()}'", f"date >= DATE '{since.date()}'"]
     if until is not None:
-        predicates += [f"{column} < TIMESTAMPTZ '{until.isoformat()}'", f"date <= DATE '{until.date()}'"]
+        predicates += [f"{column} < '{until.isoformat()}'", f"date <= DATE '{until.date()}'"]
     return predicates

@@ -1,0 +1,61 @@
+"""``flowscope lake``: inspect and maintain the flow lake."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import click
+import pyarrow.parquet as pq
+from rich.console import Console
+from rich.table import Table
+
+from flowscope.cli.common import CliState, pass_state, progress_bar
+from flowscope.lake.maintenance import SMALL_FILE_BYTES, compact, drop_before
+
+
+@click.group()
+def lake() -> None:
+    """Inspect and maintain the flow lake (info, compact, retain)."""
+
+
+@lake.command()
+@pass_state
+def info(state: CliState) -> None:
+    """Tables, partitions, files, rows and size."""
+    view = Table(title=f"lake {state.lake.root}")
+    for column in ("table", "partitions", "files", "rows", "MiB", "first day", "last day"):
+        view.add_column(column, justify="left" if column in ("table", "first day", "last day") else "right")
+    for table in state.lake.tables():
+        files = state.lake.files(table)
+        rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+        size = sum(f.stat().st_size for f in files) / (1 << 20)
+        days = sorted({f.parent.parent.name.removeprefix("date=") for f in files})
+        partitions = len({f.parent for f in files})
+        view.add_row(table, f"{partitions:,}", f"{len(files):,}", f"{rows:,}", f"{size:,.1f}", days[0], days[-1])
+    Console().print(view)
+
+
+@lake.command(name="compact")
+@click.option("--table", default="flows", show_default=True)
+@click.option("--small-mib", default=SMALL_FILE_BYTES >> 20, show_default=True, help="Files below this are merged.")
+@pass_state
+def compact_command(state: CliState, table: str, small_mib: int) -> None:
+    """Merge each partition's small files into one (safe while writers and queries run)."""
+    with progress_bar(state, "compacting", None) as update:
+        result = compact(
+            state.lake, table, small_file_bytes=small_mib << 20, progress=lambda i, n: update(completed=i, total=n)
+        )
+    state.info(
+        f"{result.partitions} partitions compacted: {result.files_before:,} -> {result.files_after:,} files "
+        f"({result.rows:,} rows rewritten)"
+    )
+
+
+@lake.command()
+@click.option("--days", type=click.IntRange(min=1), required=True, help="Keep this many days (today included).")
+@pass_state
+def retain(state: CliState, days: int) -> None:
+    """Drop day partitions older than the retention period."""
+    cutoff = (datetime.now(UTC) - timedelta(days=days - 1)).date()
+    removed = drop_before(state.lake, cutoff)
+    state.info(f"removed {len(removed)} day partition(s) before {cutoff}")

@@ -1,0 +1,1 @@
+"""Synthetic traffic for ``flowscope demo`` and the benchmarks."""

@@ -1,0 +1,116 @@
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from flowscope.cli import main
+from flowscope.cli.common import parse_time
+from flowscope.lake import LakeWriter
+from helpers import HOUR_NS, flows
+
+
+@pytest.fixture
+def filled_lake(lake_dir):
+    with LakeWriter(lake_dir) as writer:
+        writer.write(flows(240, spacing_ns=HOUR_NS // 10))
+    return lake_dir
+
+
+def invoke(lake_dir, *args):
+    return CliRunner().invoke(main, ["--lake", str(lake_dir), *args], catch_exceptions=False)
+
+
+def test_query_as_csv_shows_addresses_as_text(filled_lake):
+    result = invoke(filled_lake, "query", "SELECT src_addr, bytes FROM flows ORDER BY bytes LIMIT 2", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == ['"src_addr","bytes"', '"10.0.0.0",0', '"10.0.0.1",1']
+
+
+def test_query_as_json_lines(filled_lake):
+    result = invoke(
+        filled_lake, "query", "SELECT time_flow_start, dst_addr FROM flows ORDER BY 1 LIMIT 1", "--format", "json"
+    )
+    row = json.loads(result.output)
+    assert row == {"time_flow_start": "2024-05-01T00:00:00.000000000Z", "dst_addr": "192.0.2.1"}
+
+
+def test_query_to_parquet_file_keeps_raw_values(filled_lake, tmp_path):
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "out.parquet"
+    result = invoke(filled_lake, "query", "SELECT src_addr, bytes FROM flows", "--format", "parquet", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    table = pq.read_table(out)
+    assert table.num_rows == 240 and table.schema.field("src_addr").type.equals(__import__("pyarrow").binary())
+
+
+def test_query_table_output(filled_lake):
+    result = invoke(filled_lake, "query", "SELECT count(*) AS n FROM flows")
+    assert "240" in result.output
+
+
+def test_bad_sql_is_one_clean_line_and_nonzero_exit(filled_lake):
+    result = CliRunner().invoke(main, ["--lake", str(filled_lake), "query", "SELECT nope FROM flows"])
+    assert result.exit_code == 2
+    assert result.output.startswith("error: ") and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_top_sources_with_time_window_and_filter(filled_lake):
+    result = invoke(
+        filled_lake,
+        "top",
+        "--by",
+        "src",
+        "-n",
+        "3",
+        "--format",
+        "csv",
+        "--since",
+        "2024-05-01T06:00:00",
+        "--until",
+        "2024-05-01T12:00",
+        "--where",
+        "proto = 6",
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == '"src_addr","flows","packets","bytes","share_pct"'
+    assert len(lines) == 4
+    assert lines[1].startswith('"10.0.0.')
+
+
+def test_top_host_counts_both_endpoints(filled_lake):
+    result = invoke(filled_lake, "top", "--by", "host", "-n", "1", "--metric", "flows", "--format", "csv")
+    assert result.output.splitlines()[1].startswith('"192.0.2.1",240,')
+
+
+def test_demo_fills_the_lake_and_reports(lake_dir):
+    result = invoke(lake_dir, "demo", "--flows", "20000", "--days", "1")
+    assert result.exit_code == 0, result.output
+    assert "top talkers" in result.output
+    count = invoke(lake_dir, "query", "SELECT count(*) FROM flows", "--format", "csv")
+    assert count.output.splitlines()[1] == "20000"
+    info = invoke(lake_dir, "lake", "info")
+    assert "flows" in info.output
+
+
+def test_lake_compact_and_retain_commands(filled_lake):
+    assert invoke(filled_lake, "lake", "compact").exit_code == 0
+    result = invoke(filled_lake, "lake", "retain", "--days", "1")
+    assert result.exit_code == 0
+    assert invoke(filled_lake, "query", "SELECT count(*) FROM flows", "--format", "csv").output.splitlines()[1] == "0"
+
+
+def test_parse_time_forms():
+    assert parse_time("2024-05-01").isoformat() == "2024-05-01T00:00:00+00:00"
+    assert parse_time("1714521600").isoformat() == "2024-05-01T00:00:00+00:00"
+    now = parse_time("2024-05-02T00:00:00Z")
+    assert parse_time("6h", now=now).isoformat() == "2024-05-01T18:00:00+00:00"
+
+
+def test_unknown_input_format_is_a_clear_error(tmp_path):
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(b"\x00" * 100)
+    result = CliRunner().invoke(main, ["--lake", str(tmp_path / "l"), "read", str(junk)])
+    assert result.exit_code == 2 and "unrecognised input format" in result.output
