@@ -1,0 +1,549 @@
+"""Vectorised packet-layer decoding: link layers, VLAN/MPLS/PPPoE, IPv4/IPv6, transport ports, tunnels.
+
+Every step works on arrays of byte offsets into one buffer and handles one kind of header for all
+packets that have it (numpy gathers), so the Python loops run over header *kinds* and nesting
+depth, never over packets. Frames that are not decodable IP are dropped and counted per reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from flowscope.capture.packets import COLUMNS, PacketBatch
+from flowscope.diagnostics import Skips
+
+# Link types (https://www.tcpdump.org/linktypes.html).
+LINK_NULL = 0
+LINK_ETHERNET = 1
+LINK_PPP = 9
+LINK_RAW_BSD = 12
+LINK_RAW_OPENBSD = 14
+LINK_PPP_HDLC = 50
+LINK_RAW = 101
+LINK_C_HDLC = 104
+LINK_LOOP = 108
+LINK_LINUX_SLL = 113
+LINK_IPV4 = 228
+LINK_IPV6 = 229
+LINK_LINUX_SLL2 = 276
+KNOWN_LINKTYPES = frozenset(
+    {
+        LINK_NULL,
+        LINK_ETHERNET,
+        LINK_PPP,
+        LINK_RAW_BSD,
+        LINK_RAW_OPENBSD,
+        LINK_PPP_HDLC,
+        LINK_RAW,
+        LINK_C_HDLC,
+        LINK_LOOP,
+        LINK_LINUX_SLL,
+        LINK_IPV4,
+        LINK_IPV6,
+        LINK_LINUX_SLL2,
+    }
+)
+
+ETH_IPV4 = 0x0800
+ETH_IPV6 = 0x86DD
+ETH_VLAN = (0x8100, 0x88A8, 0x9100)
+ETH_MPLS = (0x8847, 0x8848)
+ETH_PPPOE_SESSION = 0x8864
+ETH_BRIDGED = 0x6558  # transparent Ethernet bridging: an Ethernet frame follows (GRE, VXLAN, EoMPLS)
+ETH_BY_IP_NIBBLE = -1  # pseudo ethertype: decide IPv4/IPv6 from the version nibble (raw IP, MPLS, GTP-U)
+ETH_UNKNOWN_PPP = 0  # a PPP protocol that carries no IP
+
+PROTO_ICMP = 1
+PROTO_IPIP = 4
+PROTO_TCP = 6
+PROTO_UDP = 17
+PROTO_IPV6 = 41
+PROTO_GRE = 47
+PROTO_ICMPV6 = 58
+PROTO_SCTP = 132
+IPV6_EXTENSIONS = (0, 43, 44, 51, 60, 135, 139, 140)
+PORT_VXLAN = 4789
+PORT_GTP_U = 2152
+PORT_TEREDO = 3544
+MAX_NESTING = 8  # VLAN/MPLS/PPPoE/extension-header depth we follow before calling a packet malformed
+MAX_TUNNELS = 3
+
+# Why a frame was dropped, as small integer codes so counting is one bincount.
+OK = 0
+REASONS = {
+    1: "unknown link type",
+    2: "frame shorter than its link-layer header",
+    3: "not IP (other ethertype or PPP protocol)",
+    4: "IPv4 header cut short (snaplen or truncated record)",
+    5: "malformed IPv4 header (version or header length)",
+    6: "IPv6 header cut short (snaplen or truncated record)",
+    7: "malformed IPv6 header (version)",
+    8: "too many nested VLAN/MPLS/extension headers",
+    9: "MPLS payload is neither IPv4, IPv6 nor Ethernet",
+}
+PARTIAL_REASONS = {
+    1: "transport header cut by snaplen (packet kept, ports/flags missing)",
+    2: "tunnel payload not decodable (packet kept with outer headers)",
+}
+
+
+def _u8(data: np.ndarray, pos: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """Byte at ``pos`` for every row (0 where it lies beyond the captured frame), as int64."""
+    inside = (pos < end) & (pos >= 0)
+    return np.where(inside, data[np.clip(pos, 0, data.shape[0] - 1)], 0).astype(np.int64)
+
+
+def _u16(data: np.ndarray, pos: np.ndarray, end: np.ndarray) -> np.ndarray:
+    return (_u8(data, pos, end) << 8) | _u8(data, pos + 1, end)
+
+
+def _u32(data: np.ndarray, pos: np.ndarray, end: np.ndarray) -> np.ndarray:
+    return (_u16(data, pos, end) << 16) | _u16(data, pos + 2, end)
+
+
+def _bytes(data: np.ndarray, pos: np.ndarray, width: int) -> np.ndarray:
+    """(n, width) matrix of bytes at ``pos`` (callers make sure the bytes were captured)."""
+    index = np.clip(pos[:, None] + np.arange(width), 0, data.shape[0] - 1)
+    return data[index]
+
+
+def _mac(data: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    matrix = _bytes(data, pos, 6).astype(np.uint64)
+    return (matrix << (np.arange(40, -8, -8, dtype=np.uint64))).sum(axis=1, dtype=np.uint64)
+
+
+@dataclass
+class _Network:
+    """Network-and-transport fields decoded for a subset of rows, plus where each IP payload lies."""
+
+    columns: dict[str, np.ndarray]
+    reason: np.ndarray  # int8 code from REASONS, OK when decoded
+    partial: np.ndarray  # int8 code from PARTIAL_REASONS, 0 when complete
+    payload_pos: np.ndarray  # int64 start of the IP payload (L4 header)
+    payload_end: np.ndarray  # int64 end of the IP payload within the capture
+
+
+def _link_layer(
+    data: np.ndarray, offsets: np.ndarray, caplens: np.ndarray, linktypes: np.ndarray, out: PacketBatch
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row: start of the network layer, its ethertype (or ETH_BY_IP_NIBBLE) and a reason code."""
+    n = offsets.shape[0]
+    end = offsets + caplens
+    pos = offsets.copy()
+    etype = np.zeros(n, np.int64)
+    reason = np.where(np.isin(linktypes, list(KNOWN_LINKTYPES)), OK, 1).astype(np.int8)
+    header = np.zeros(n, np.int64)
+
+    eth = linktypes == LINK_ETHERNET
+    if eth.any():
+        at = offsets[eth]
+        header[eth] = 14
+        etype[eth] = _u16(data, at + 12, end[eth])
+        ok = caplens[eth] >= 14
+        out.dst_mac[eth] = np.where(ok, _mac(data, at), 0)
+        out.src_mac[eth] = np.where(ok, _mac(data, at + 6), 0)
+    sll = linktypes == LINK_LINUX_SLL
+    header[sll] = 16
+    etype[sll] = _u16(data, offsets[sll] + 14, end[sll])
+    sll2 = linktypes == LINK_LINUX_SLL2
+    header[sll2] = 20
+    etype[sll2] = _u16(data, offsets[sll2], end[sll2])
+    etype[np.isin(linktypes, (LINK_RAW, LINK_RAW_BSD, LINK_RAW_OPENBSD))] = ETH_BY_IP_NIBBLE
+    etype[linktypes == LINK_IPV4] = ETH_IPV4
+    etype[linktypes == LINK_IPV6] = ETH_IPV6
+
+    null = np.isin(linktypes, (LINK_NULL, LINK_LOOP))
+    if null.any():
+        at, stop = offsets[null], end[null]
+        big = _u32(data, at, stop)
+        little = _u8(data, at, stop) | (_u8(data, at + 1, stop) << 8) | (_u16(data, at + 2, stop) << 16)
+        # DLT_NULL is in the writer's byte order; a family value fits in 16 bits, which tells the order.
+        family = np.where(big <= 0xFFFF, big, little)
+        etype[null] = np.select([family == 2, np.isin(family, (10, 23, 24, 28, 30))], [ETH_IPV4, ETH_IPV6], 0)
+        header[null] = 4
+
+    ppp = np.isin(linktypes, (LINK_PPP, LINK_PPP_HDLC))
+    if ppp.any():
+        at, stop = offsets[ppp], end[ppp]
+        framed = _u16(data, at, stop) == 0xFF03  # HDLC address/control bytes present
+        start = at + np.where(framed, 2, 0)
+        first = _u8(data, start, stop)
+        compressed = (first & 1) == 1  # protocol-field compression: one byte
+        protocol = np.where(compressed, first, _u16(data, start, stop))
+        etype[ppp] = _ppp_to_ethertype(protocol)
+        header[ppp] = np.where(framed, 2, 0) + np.where(compressed, 1, 2)
+    hdlc = linktypes == LINK_C_HDLC
+    header[hdlc] = 4
+    etype[hdlc] = _u16(data, offsets[hdlc] + 2, end[hdlc])
+
+    pos = offsets + header
+    reason[(reason == OK) & (pos > end)] = 2
+    return pos, etype, reason
+
+
+def _ppp_to_ethertype(protocol: np.ndarray) -> np.ndarray:
+    return np.select([protocol == 0x0021, protocol == 0x0057], [ETH_IPV4, ETH_IPV6], ETH_UNKNOWN_PPP)
+
+
+def _unwrap(
+    data: np.ndarray, pos: np.ndarray, end: np.ndarray, etype: np.ndarray, vlan: np.ndarray | None
+) -> np.ndarray:
+    """Peel VLAN tags, MPLS labels, PPPoE and bridged Ethernet in place; returns a reason code per row."""
+    reason = np.zeros(pos.shape[0], np.int8)
+    for _ in range(MAX_NESTING):
+        tagged = np.isin(etype, ETH_VLAN)
+        labelled = np.isin(etype, ETH_MPLS)
+        pppoe = etype == ETH_PPPOE_SESSION
+        bridged = etype == ETH_BRIDGED
+        if not (tagged.any() or labelled.any() or pppoe.any() or bridged.any()):
+            return reason
+        if tagged.any():
+            at, stop = pos[tagged], end[tagged]
+            if vlan is not None:
+                first = tagged & (vlan == 0)
+                vlan[first] = _u16(data, pos[first], end[first]) & 0x0FFF
+            etype[tagged] = _u16(data, at + 2, stop)
+            pos[tagged] = at + 4
+        if labelled.any():
+            at, stop = pos[labelled], end[labelled]
+            bottom = (_u32(data, at, stop) >> 8) & 1 == 1
+            after = at + 4
+            nibble = _u8(data, after, stop) >> 4
+            inner = np.select(
+                [nibble == 4, nibble == 6, nibble == 0], [ETH_IPV4, ETH_IPV6, ETH_BRIDGED], -2
+            )  # nibble 0: pseudowire control word, then an Ethernet frame (EoMPLS)
+            inner_pos = np.where(nibble == 0, after + 4, after)
+            etype[labelled] = np.where(bottom, inner, etype[labelled])
+            pos[labelled] = np.where(bottom, inner_pos, after)
+            bad = np.flatnonzero(labelled)[bottom & (inner == -2)]
+            reason[bad] = 9
+            etype[bad] = 0
+        if pppoe.any():
+            at, stop = pos[pppoe], end[pppoe]
+            etype[pppoe] = _ppp_to_ethertype(_u16(data, at + 6, stop))
+            pos[pppoe] = at + 8
+        if bridged.any():
+            at, stop = pos[bridged], end[bridged]
+            etype[bridged] = _u16(data, at + 12, stop)
+            pos[bridged] = at + 14
+    still = np.isin(etype, (*ETH_VLAN, *ETH_MPLS, ETH_PPPOE_SESSION, ETH_BRIDGED))
+    reason[still] = 8
+    return reason
+
+
+def _decode_network(data: np.ndarray, pos: np.ndarray, end: np.ndarray, etype: np.ndarray) -> _Network:
+    """IPv4/IPv6 (with extension headers and fragments) and transport fields for rows starting at ``pos``."""
+    n = pos.shape[0]
+    cols = {name: np.zeros((n, *shape), dtype) for name, dtype, shape in COLUMNS if name not in _LINK_COLUMNS}
+    cols["l4_offset"][:] = -1
+    reason = np.zeros(n, np.int8)
+    partial = np.zeros(n, np.int8)
+    payload_pos = np.full(n, -1, np.int64)
+    payload_end = np.zeros(n, np.int64)
+
+    nibble = _u8(data, pos, end) >> 4
+    etype = np.where(etype == ETH_BY_IP_NIBBLE, np.select([nibble == 4, nibble == 6], [ETH_IPV4, ETH_IPV6], 0), etype)
+    cols["etype"][:] = etype & 0xFFFF
+    is4 = etype == ETH_IPV4
+    is6 = etype == ETH_IPV6
+    reason[~(is4 | is6)] = 3
+
+    proto = np.zeros(n, np.int64)
+    if is4.any():
+        at, stop = pos[is4], end[is4]
+        first = _u8(data, at, stop)
+        ihl = (first & 0x0F) * 4
+        total = _u16(data, at + 2, stop)
+        cut = at + 20 > stop
+        malformed = ~cut & (((first >> 4) != 4) | (ihl < 20))
+        rows = np.flatnonzero(is4)
+        reason[rows[cut]] = 4
+        reason[rows[malformed]] = 5
+        flags = _u16(data, at + 6, stop)
+        cols["ip_version"][is4] = 4
+        cols["ip_len"][is4] = total
+        cols["ip_tos"][is4] = _u8(data, at + 1, stop)
+        cols["frag_id"][is4] = _u16(data, at + 4, stop)
+        cols["frag_offset"][is4] = flags & 0x1FFF
+        cols["more_fragments"][is4] = (flags & 0x2000) != 0
+        cols["ip_ttl"][is4] = _u8(data, at + 8, stop)
+        proto[is4] = _u8(data, at + 9, stop)
+        mapped = np.zeros((at.shape[0], 16), np.uint8)
+        mapped[:, 10:12] = 0xFF
+        mapped[:, 12:] = _bytes(data, at + 12, 4)
+        cols["src_addr"][is4] = mapped
+        mapped[:, 12:] = _bytes(data, at + 16, 4)
+        cols["dst_addr"][is4] = mapped
+        payload_pos[is4] = at + ihl
+        payload_end[is4] = np.minimum(stop, at + np.maximum(total, ihl))
+    if is6.any():
+        at, stop = pos[is6], end[is6]
+        rows = np.flatnonzero(is6)
+        cut = at + 40 > stop
+        reason[rows[cut]] = 6
+        reason[rows[~cut & ((_u8(data, at, stop) >> 4) != 6)]] = 7
+        word = _u32(data, at, stop)
+        length = _u16(data, at + 4, stop)
+        cols["ip_version"][is6] = 6
+        cols["ip_len"][is6] = length + 40
+        cols["ip_tos"][is6] = (word >> 20) & 0xFF
+        cols["ip_ttl"][is6] = _u8(data, at + 7, stop)
+        cols["src_addr"][is6] = _bytes(data, at + 8, 16)
+        cols["dst_addr"][is6] = _bytes(data, at + 24, 16)
+        payload_end[is6] = np.minimum(stop, at + 40 + length)
+        nxt, ext_pos, ext_reason = _ipv6_extensions(data, at + 40, stop, _u8(data, at + 6, stop), cols, is6)
+        proto[is6] = nxt
+        payload_pos[is6] = ext_pos
+        reason[rows[(reason[rows] == OK) & (ext_reason != OK)]] = 8
+    cols["proto"][:] = proto
+    _transport(data, payload_pos, payload_end, proto, cols, partial, reason == OK)
+    return _Network(cols, reason, partial, payload_pos, payload_end)
+
+
+_LINK_COLUMNS = frozenset({"ts_ns", "wire_len", "vlan_id", "src_mac", "dst_mac"})
+
+
+def _ipv6_extensions(
+    data: np.ndarray, pos: np.ndarray, end: np.ndarray, nxt: np.ndarray, cols: dict[str, np.ndarray], rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Walk IPv6 extension headers; records the fragment header's fields; returns (proto, L4 start, reason)."""
+    pos = pos.copy()
+    nxt = nxt.copy()
+    reason = np.zeros(pos.shape[0], np.int8)
+    frag_id = np.zeros(pos.shape[0], np.int64)
+    frag_offset = np.zeros(pos.shape[0], np.int64)
+    more = np.zeros(pos.shape[0], bool)
+    for _ in range(MAX_NESTING):
+        ext = np.isin(nxt, IPV6_EXTENSIONS) & (pos + 8 <= end)
+        if not ext.any():
+            break
+        at, stop = pos[ext], end[ext]
+        kind = nxt[ext]
+        fragment = kind == 44
+        length = np.select(
+            [fragment, kind == 51], [8, (_u8(data, at + 1, stop) + 2) * 4], (_u8(data, at + 1, stop) + 1) * 8
+        )
+        field = _u16(data, at + 2, stop)
+        rows_ext = np.flatnonzero(ext)
+        frag_rows = rows_ext[fragment]
+        frag_offset[frag_rows] = field[fragment] >> 3
+        more[frag_rows] = (field[fragment] & 1) == 1
+        frag_id[frag_rows] = _u32(data, at[fragment] + 4, stop[fragment])
+        nxt[ext] = _u8(data, at, stop)
+        pos[ext] = at + length
+    reason[np.isin(nxt, IPV6_EXTENSIONS) & (pos + 8 <= end)] = 8
+    cols["frag_id"][rows] = frag_id
+    cols["frag_offset"][rows] = frag_offset
+    cols["more_fragments"][rows] = more
+    return nxt, pos, reason
+
+
+def _transport(
+    data: np.ndarray,
+    pos: np.ndarray,
+    end: np.ndarray,
+    proto: np.ndarray,
+    cols: dict[str, np.ndarray],
+    partial: np.ndarray,
+    decoded: np.ndarray,
+) -> None:
+    """Ports, TCP flags, ICMP type/code and the L4 payload span; later fragments carry no L4 header."""
+    first_fragment = cols["frag_offset"] == 0
+    base = decoded & first_fragment
+    ported = base & np.isin(proto, (PROTO_TCP, PROTO_UDP, PROTO_SCTP))
+    icmp = base & np.isin(proto, (PROTO_ICMP, PROTO_ICMPV6))
+    if ported.any():
+        at, stop = pos[ported], end[ported]
+        cols["src_port"][ported] = _u16(data, at, stop)
+        cols["dst_port"][ported] = _u16(data, at + 2, stop)
+        kind = proto[ported]
+        tcp_offset = (_u8(data, at + 12, stop) >> 4) * 4
+        header = np.select([kind == PROTO_TCP, kind == PROTO_UDP], [np.maximum(tcp_offset, 20), 8], 12)
+        complete = at + header <= stop
+        tcp = ported.copy()
+        tcp[ported] = kind == PROTO_TCP
+        cols["tcp_flags"][tcp] = _u8(data, pos[tcp] + 13, end[tcp])
+        rows = np.flatnonzero(ported)
+        partial[rows[~complete]] = 1
+        start = at + header
+        cols["l4_offset"][rows[complete]] = start[complete]
+        cols["l4_len"][rows[complete]] = (stop - start)[complete]
+    if icmp.any():
+        at, stop = pos[icmp], end[icmp]
+        cols["icmp_type"][icmp] = _u8(data, at, stop)
+        cols["icmp_code"][icmp] = _u8(data, at + 1, stop)
+        rows = np.flatnonzero(icmp)
+        complete = at + 8 <= stop
+        partial[rows[at + 2 > stop]] = 1
+        cols["l4_offset"][rows[complete]] = (at + 8)[complete]
+        cols["l4_len"][rows[complete]] = (stop - at - 8)[complete]
+
+
+def _tunnel_payloads(data: np.ndarray, net: _Network, end: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows that carry a tunnel we decapsulate, with where the inner packet starts and its ethertype."""
+    cols = net.columns
+    usable = (net.reason == OK) & (cols["frag_offset"] == 0) & ~cols["more_fragments"]
+    proto = cols["proto"]
+    pos = net.payload_pos
+    inner_pos = np.full(pos.shape[0], -1, np.int64)
+    inner_type = np.zeros(pos.shape[0], np.int64)
+
+    ipip = usable & np.isin(proto, (PROTO_IPIP, PROTO_IPV6))
+    inner_pos[ipip] = pos[ipip]
+    inner_type[ipip] = np.where(proto[ipip] == PROTO_IPIP, ETH_IPV4, ETH_IPV6)
+
+    gre = usable & (proto == PROTO_GRE)
+    if gre.any():
+        at, stop = pos[gre], end[gre]
+        flags = _u16(data, at, stop)
+        length = 4 + 4 * (((flags & 0x8000) != 0) | ((flags & 0x4000) != 0)) + 4 * ((flags & 0x2000) != 0)
+        length = length + 4 * ((flags & 0x1000) != 0)
+        version0 = (flags & 0x7) == 0
+        rows = np.flatnonzero(gre)[version0]
+        inner_pos[rows] = (at + length)[version0]
+        inner_type[rows] = _u16(data, at + 2, stop)[version0]
+
+    udp = usable & (proto == PROTO_UDP) & (cols["l4_offset"] >= 0)
+    ports = (cols["src_port"], cols["dst_port"])
+    on_port = [udp & ((ports[0] == p) | (ports[1] == p)) for p in (PORT_VXLAN, PORT_GTP_U, PORT_TEREDO)]
+    vxlan, gtp, teredo = on_port
+    if vxlan.any():
+        at, stop = cols["l4_offset"][vxlan], end[vxlan]
+        valid = (_u8(data, at, stop) & 0x08) != 0
+        rows = np.flatnonzero(vxlan)[valid]
+        inner_pos[rows] = (at + 8)[valid]
+        inner_type[rows] = ETH_BRIDGED
+    if gtp.any():
+        at, stop = cols["l4_offset"][gtp], end[gtp]
+        flags = _u8(data, at, stop)
+        valid = ((flags >> 5) == 1) & (_u8(data, at + 1, stop) == 255)
+        start = at + 8 + np.where((flags & 0x07) != 0, 4, 0)
+        next_ext = np.where((flags & 0x04) != 0, _u8(data, at + 11, stop), 0)
+        for _ in range(MAX_NESTING):
+            chained = next_ext != 0
+            if not chained.any():
+                break
+            ext_len = _u8(data, start, stop) * 4
+            valid &= ~chained | (ext_len > 0)
+            step = np.where(chained, np.maximum(ext_len, 4), 0)
+            next_ext = np.where(chained, _u8(data, start + step - 1, stop), 0)
+            start = start + step
+        rows = np.flatnonzero(gtp)[valid]
+        inner_pos[rows] = start[valid]
+        inner_type[rows] = ETH_BY_IP_NIBBLE
+    if teredo.any():
+        at, stop = cols["l4_offset"][teredo], end[teredo]
+        indicator = _u16(data, at, stop)
+        auth_len = 4 + _u8(data, at + 2, stop) + _u8(data, at + 3, stop) + 9
+        start = at + np.select([indicator == 0x0001, indicator == 0x0000], [auth_len, 8], 0)
+        indicator = _u16(data, start, stop)
+        start = start + np.where(indicator == 0x0000, 8, 0)  # origin indication after authentication
+        valid = ((_u8(data, start, stop) >> 4) == 6) & (start + 40 <= stop)
+        rows = np.flatnonzero(teredo)[valid]
+        inner_pos[rows] = start[valid]
+        inner_type[rows] = ETH_IPV6
+    return np.flatnonzero(inner_pos >= 0), inner_pos, inner_type
+
+
+def decode_frames(
+    data: np.ndarray,
+    offsets: np.ndarray,
+    caplens: np.ndarray,
+    wirelens: np.ndarray,
+    linktypes: np.ndarray | int,
+    ts_ns: np.ndarray,
+    *,
+    tunnels: str = "outer",
+    skips: Skips,
+    keep_non_ip: bool = False,
+) -> PacketBatch:
+    """Decode captured frames (``data[offsets[i] : offsets[i] + caplens[i]]``) into a PacketBatch.
+
+    ``tunnels="inner"`` replaces the outer headers of GRE, VXLAN, GTP-U, IP-in-IP and Teredo packets
+    by those of the packet they carry; frames that are not decodable IP are counted in ``skips``
+    and dropped (kept with ``ip_version`` 0 when ``keep_non_ip``).
+    """
+    if tunnels not in ("outer", "inner"):
+        raise ValueError(f"tunnels must be 'outer' or 'inner', not {tunnels!r}")
+    data = np.asarray(data, np.uint8)
+    if data.shape[0] == 0:
+        data = np.zeros(1, np.uint8)
+    offsets = np.asarray(offsets, np.int64)
+    caplens = np.asarray(caplens, np.int64)
+    n = offsets.shape[0]
+    linktypes = np.broadcast_to(np.asarray(linktypes, np.int64), (n,))
+    out = PacketBatch.empty(n, data)
+    out.ts_ns[:] = ts_ns
+    out.wire_len[:] = wirelens
+    end = offsets + caplens
+
+    pos, etype, reason = _link_layer(data, offsets, caplens, linktypes, out)
+    vlan = np.zeros(n, np.int64)
+    unwrap_reason = _unwrap(data, pos, end, etype, vlan)
+    out.vlan_id[:] = vlan
+    reason = np.where(reason == OK, unwrap_reason, reason)
+    net = _decode_network(data, pos, end, etype)
+    reason = np.where(reason == OK, net.reason, reason)
+    partial = net.partial
+    for name, values in net.columns.items():
+        getattr(out, name)[:] = values
+
+    if tunnels == "inner":
+        rows = np.flatnonzero(reason == OK)
+        current = _Network(
+            {name: values[rows] for name, values in net.columns.items()},
+            net.reason[rows],
+            partial[rows],
+            net.payload_pos[rows],
+            net.payload_end[rows],
+        )
+        for _ in range(MAX_TUNNELS):
+            carried, inner_pos, inner_type = _tunnel_payloads(data, current, current.payload_end)
+            if carried.shape[0] == 0:
+                break
+            stop = current.payload_end[carried]
+            at = inner_pos[carried]
+            kind = inner_type[carried]
+            layer_reason = _unwrap(data, at, stop, kind, None)
+            inner = _decode_network(data, at, stop, kind)
+            good = (layer_reason == OK) & (inner.reason == OK)
+            partial[rows[carried[~good]]] = 2
+            target = rows[carried[good]]
+            for name, values in inner.columns.items():
+                getattr(out, name)[target] = values[good]
+                current.columns[name][carried[good]] = values[good]
+            partial[target] = inner.partial[good]
+            current.payload_pos[carried[good]] = inner.payload_pos[good]
+            current.payload_end[carried[good]] = inner.payload_end[good]
+            rows, current = _narrow(rows, current, carried[good])
+
+    _count(skips, reason, partial, linktypes, etype)
+    if keep_non_ip:
+        out.ip_version[reason != OK] = 0
+        return out
+    return out.take(reason == OK) if (reason != OK).any() else out
+
+
+def _narrow(rows: np.ndarray, net: _Network, keep: np.ndarray) -> tuple[np.ndarray, _Network]:
+    """Only rows that were decapsulated can hold a further tunnel."""
+    return rows[keep], _Network(
+        {name: values[keep] for name, values in net.columns.items()},
+        net.reason[keep],
+        net.partial[keep],
+        net.payload_pos[keep],
+        net.payload_end[keep],
+    )
+
+
+def _count(skips: Skips, reason: np.ndarray, partial: np.ndarray, linktypes: np.ndarray, etype: np.ndarray) -> None:
+    counts = np.bincount(reason, minlength=len(REASONS) + 1)
+    for code, text in REASONS.items():
+        if counts[code]:
+            first = int(np.flatnonzero(reason == code)[0])
+            example = {1: f"link type {linktypes[first]}", 3: f"ethertype 0x{int(etype[first]) & 0xFFFF:04x}"}.get(code)
+            skips.add(text, int(counts[code]), example)
+    kept = np.bincount(partial[reason == OK], minlength=len(PARTIAL_REASONS) + 1)
+    for code, text in PARTIAL_REASONS.items():
+        skips.add(text, int(kept[code]))
