@@ -1,0 +1,87 @@
+"""Which NetFlow v9 / IPFIX information elements fill which flow-schema column, and how to read them.
+
+Element numbers are IANA's IPFIX registry (RFC 7012), which NetFlow v9 (RFC 3954) shares
+for 1-127. Enterprise elements are keyed ``(enterprise, number)``; only RFC 5103 reverse
+counters (enterprise 29305) are used, every other enterprise element is skipped by length.
+For a column fed by several elements, the first one a template carries wins.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+REVERSE_PEN = 29305
+"""RFC 5103 reverse-direction elements: same number as the forward element, this enterprise."""
+
+FieldKey = tuple[int, int]
+"""(enterprise number, element id); enterprise 0 is IANA."""
+
+
+class Kind(Enum):
+    UNSIGNED = "unsigned"
+    """Big-endian unsigned of any length 1-8 (covers reduced-size encoding, RFC 7011 section 6.2)."""
+    IPV4 = "ipv4"
+    IPV6 = "ipv6"
+    MAC = "mac"
+
+
+def iana(*ids: int) -> tuple[FieldKey, ...]:
+    return tuple((0, i) for i in ids)
+
+
+# column -> (kind, candidate elements in order of preference)
+COLUMN_SOURCES: dict[str, tuple[Kind, tuple[FieldKey, ...]]] = {
+    "bytes": (Kind.UNSIGNED, iana(1, 85, 23, 231)),  # octetDelta, octetTotal, postOctetDelta, initiatorOctets
+    "packets": (Kind.UNSIGNED, iana(2, 86, 24, 298)),
+    "bytes_rev": (Kind.UNSIGNED, ((REVERSE_PEN, 1), (REVERSE_PEN, 85), (0, 232))),  # ..., responderOctets
+    "packets_rev": (Kind.UNSIGNED, ((REVERSE_PEN, 2), (REVERSE_PEN, 86), (0, 299))),
+    "proto": (Kind.UNSIGNED, iana(4)),
+    "ip_tos": (Kind.UNSIGNED, iana(5)),
+    "tcp_flags": (Kind.UNSIGNED, iana(6)),
+    "src_port": (Kind.UNSIGNED, iana(7, 180, 182)),  # l4 / udp / tcp source port
+    "dst_port": (Kind.UNSIGNED, iana(11, 181, 183)),
+    "in_if": (Kind.UNSIGNED, iana(10, 252)),  # ingressInterface, ingressPhysicalInterface
+    "out_if": (Kind.UNSIGNED, iana(14, 253)),
+    "src_as": (Kind.UNSIGNED, iana(16)),
+    "dst_as": (Kind.UNSIGNED, iana(17)),
+    "ip_ttl": (Kind.UNSIGNED, iana(192, 52)),  # ipTTL, minimumTTL
+    "vlan_id": (Kind.UNSIGNED, iana(58, 243, 59, 254)),  # vlanId, dot1qVlanId, postVlanId, postDot1qVlanId
+    "src_mac": (Kind.MAC, iana(56, 81)),  # sourceMacAddress, postSourceMacAddress
+    "dst_mac": (Kind.MAC, iana(80, 57)),  # destinationMacAddress, postDestinationMacAddress
+    "etype": (Kind.UNSIGNED, iana(256)),  # ethernetType
+}
+
+ADDRESS_SOURCES: dict[str, tuple[tuple[FieldKey, Kind], ...]] = {
+    "src_addr": (((0, 8), Kind.IPV4), ((0, 27), Kind.IPV6)),
+    "dst_addr": (((0, 12), Kind.IPV4), ((0, 28), Kind.IPV6)),
+    # ipNextHop v4/v6 before bgpNextHop v4/v6
+    "next_hop": (((0, 15), Kind.IPV4), ((0, 62), Kind.IPV6), ((0, 18), Kind.IPV4), ((0, 63), Kind.IPV6)),
+}
+
+IP_VERSION = (0, 60)
+ICMP_TYPE_CODE = iana(32, 139)  # icmpTypeCodeIPv4 / IPv6: type * 256 + code
+ICMP_TYPE = iana(176, 178)
+ICMP_CODE = iana(177, 179)
+
+# Flow times (RFC 7012 section 5.9): sysUpTime-relative milliseconds, absolute, or delta to export time.
+END_UPTIME_MS, START_UPTIME_MS = (0, 21), (0, 22)
+SYSTEM_INIT_MS = (0, 160)  # systemInitTimeMilliseconds: the uptime origin for 21/22 in IPFIX
+ABSOLUTE_TIMES = {
+    # element -> (is_start, unit): "s" seconds, "ms" milliseconds, "ntp" NTP 64-bit timestamp
+    (0, 150): (True, "s"),
+    (0, 151): (False, "s"),
+    (0, 152): (True, "ms"),
+    (0, 153): (False, "ms"),
+    (0, 154): (True, "ntp"),
+    (0, 155): (False, "ntp"),
+    (0, 156): (True, "ntp"),
+    (0, 157): (False, "ntp"),
+}
+DELTA_TIMES_US = {(0, 158): True, (0, 159): False}  # flowStart/EndDeltaMicroseconds, before export time
+
+# Sampling (RFC 3954 section 8 / RFC 7012 / RFC 5477): carried in options data or in flow records.
+SAMPLER_ID = iana(48, 302)  # samplerId / FLOW_SAMPLER_ID, selectorId
+SAMPLING_INTERVAL = iana(34, 50)  # samplingInterval, samplerRandomInterval: 1 of N
+PACKET_INTERVAL, PACKET_SPACE = (0, 305), (0, 306)  # selected N, then skip M: rate (N + M) / N
+SAMPLING_SIZE, SAMPLING_POPULATION = (0, 309), (0, 310)  # size of population sampled: rate population / size
+VARIABLE_LENGTH = 0xFFFF

@@ -1,0 +1,521 @@
+"""NetFlow v9 (RFC 3954) and IPFIX (RFC 7011) decoding, one template-driven decoder for both.
+
+A batch is decoded in two steps. First one Python pass over datagrams and their sets:
+headers are checked, templates learnt or withdrawn, and each data set is filed under its
+template (or held until the template arrives). Then, per template, all its records in the
+batch are decoded column by column with numpy (``flowscope.collect.records``), options data
+first so the sampling rates it announces apply to the flows of the same batch.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from flowscope import addresses
+from flowscope.collect import fields as ie
+from flowscope.collect.datagrams import MESSAGE_SCHEMA, Datagrams, Decoded
+from flowscope.collect.fields import VARIABLE_LENGTH, Kind
+from flowscope.collect.records import Records, be_unsigned
+from flowscope.collect.sampling import SamplingTable, packet_interval_rate
+from flowscope.collect.state import NetflowState
+from flowscope.collect.templates import DomainKey, Field, HeldSet, Template, TemplateStore
+from flowscope.diagnostics import Skips
+from flowscope.schema import ADDRESS, FLOW_SCHEMA, TIMESTAMP, conform, empty_flows
+
+V9, IPFIX = 9, 10
+FLOW_TYPE = {V9: "netflow_v9", IPFIX: "ipfix"}
+
+_V9_HEADER = struct.Struct(">HHIIII")  # version, count, sysUptime ms, unix secs, sequence, source id
+_IPFIX_HEADER = struct.Struct(">HHIII")  # version, length, export time, sequence, observation domain
+_SET_HEADER = struct.Struct(">HH")
+_PAIR = struct.Struct(">HH")
+_V9_OPTIONS_HEADER = struct.Struct(">HHH")  # template id, scope length, option length (bytes)
+_IPFIX_OPTIONS_HEADER = struct.Struct(">HHH")  # template id, field count, scope field count
+
+V9_SCOPE = 1 << 32
+"""Pseudo enterprise for NetFlow v9 scope fields, whose type numbers (1 System, 2 Interface...) are not IEs."""
+
+NTP_EPOCH_OFFSET = 2_208_988_800  # seconds from 1900-01-01 to 1970-01-01
+
+
+@dataclass
+class _Batch:
+    """Per-batch accumulation: one context row per message (plus one per released held set), sets per template."""
+
+    exporter: list[bytes] = field(default_factory=list)
+    received_ns: list[int] = field(default_factory=list)
+    version: list[int] = field(default_factory=list)
+    domain: list[int] = field(default_factory=list)
+    sequence: list[int] = field(default_factory=list)
+    export_secs: list[int] = field(default_factory=list)
+    uptime_ms: list[int] = field(default_factory=list)
+    status: list[str] = field(default_factory=list)
+    groups: dict[int, tuple[Template, list[int], list[bytes | memoryview]]] = field(default_factory=dict)
+
+    def add_context(self, context: tuple) -> int:
+        exporter, received, version, domain, sequence, export_secs, uptime = context
+        self.exporter.append(exporter)
+        self.received_ns.append(received)
+        self.version.append(version)
+        self.domain.append(domain)
+        self.sequence.append(sequence)
+        self.export_secs.append(export_secs)
+        self.uptime_ms.append(uptime)
+        self.status.append("ok")
+        return len(self.exporter) - 1
+
+    def file(self, template: Template, context_index: int, body: bytes | memoryview) -> None:
+        _, indices, bodies = self.groups.setdefault(id(template), (template, [], []))
+        indices.append(context_index)
+        bodies.append(body)
+
+
+class _Malformed(Exception):
+    """A datagram (or the rest of it) cannot be parsed; the message is the skip reason."""
+
+
+def decode_templated(datagrams: Datagrams, state: NetflowState) -> Decoded:
+    """Decode NetFlow v9 and IPFIX datagrams (any mix) into flows, message rows and skip counts."""
+    skips = Skips(unit="datagrams")
+    batch = _Batch()
+    serial = state.batches = state.batches + 1
+    dropped_before = state.templates.dropped_sets
+    message_rows = []
+    for i, payload in enumerate(datagrams.payloads):
+        exporter = datagrams.exporters[i].tobytes()
+        received = int(datagrams.received_ns[i])
+        row = len(batch.exporter)  # the message's own context row is the first one it adds
+        message_rows.append(row)
+        try:
+            _parse_message(payload, exporter, received, batch, state.templates, serial)
+        except _Malformed as exc:
+            reason = str(exc)
+            if len(batch.exporter) == row:  # header unreadable: still one message row
+                batch.add_context((exporter, received, _version_of(payload), 0, 0, 0, 0))
+            batch.status[row] = reason
+            skips.add(reason, example=f"exporter {addresses.format_one(exporter)}")
+    skips.add(
+        "data sets dropped: template never arrived (hold buffer full)",
+        state.templates.dropped_sets - dropped_before,
+    )
+    flows, records_per_context = _decode_groups(batch, state, skips)
+    rows = np.asarray(message_rows, np.int64)
+    return Decoded(flows=flows, messages=_messages_table(batch, rows, records_per_context[rows]), skips=skips)
+
+
+def _version_of(payload: bytes) -> int:
+    return int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 0
+
+
+def _parse_message(
+    payload: bytes, exporter: bytes, received: int, batch: _Batch, store: TemplateStore, serial: int
+) -> None:
+    """File the sets of one message; raises _Malformed (after keeping what parsed) on bad structure."""
+    size = len(payload)
+    version = _version_of(payload)
+    if version == V9:
+        if size < _V9_HEADER.size:
+            raise _Malformed("truncated NetFlow v9 header")
+        _, _, uptime, secs, sequence, domain = _V9_HEADER.unpack_from(payload)
+        start, end = _V9_HEADER.size, size
+    elif version == IPFIX:
+        if size < _IPFIX_HEADER.size:
+            raise _Malformed("truncated IPFIX header")
+        _, length, secs, sequence, domain = _IPFIX_HEADER.unpack_from(payload)
+        uptime = 0
+        if length < _IPFIX_HEADER.size or length > size:
+            batch.add_context((exporter, received, version, domain, sequence, secs, uptime))
+            raise _Malformed("IPFIX length field disagrees with the datagram size")
+        start, end = _IPFIX_HEADER.size, length
+    else:
+        raise _Malformed(f"not NetFlow v9/IPFIX (version {version})")
+    context = (exporter, received, version, domain, sequence, secs, uptime)
+    context_index = batch.add_context(context)
+    domain_key = (exporter, version, domain)
+    view = memoryview(payload)
+    offset = start
+    while end - offset >= _SET_HEADER.size:
+        set_id, set_length = _SET_HEADER.unpack_from(payload, offset)
+        if set_length < _SET_HEADER.size or offset + set_length > end:
+            if version == V9 and set_id == 0 and set_length == 0 and not any(view[offset:end]):
+                return  # trailing zero padding some v9 exporters add
+            raise _Malformed("set length exceeds the message")
+        body_start, body_end = offset + _SET_HEADER.size, offset + set_length
+        offset = body_end
+        if set_id >= 256:
+            key = (*domain_key, set_id)
+            template = store.get(key)
+            if template is None:
+                store.hold(key, HeldSet((serial, context_index, context), bytes(view[body_start:body_end])))
+            else:
+                batch.file(template, context_index, view[body_start:body_end])
+        elif (version == V9 and set_id == 0) or (version == IPFIX and set_id == 2):
+            _learn(store, batch, serial, domain_key, _templates(payload, body_start, body_end, version, set_id))
+        elif (version == V9 and set_id == 1) or (version == IPFIX and set_id == 3):
+            parse = _v9_options_templates if version == V9 else _ipfix_options_templates
+            _learn(store, batch, serial, domain_key, parse(payload, body_start, body_end, set_id))
+        else:
+            raise _Malformed(f"reserved set id {set_id}")
+    if version == IPFIX and offset != end:
+        raise _Malformed("IPFIX message ends inside a set header")
+
+
+def _learn(
+    store: TemplateStore, batch: _Batch, serial: int, domain_key: DomainKey, parsed: list[tuple[int, Template | None]]
+) -> None:
+    """Apply parsed template records: add/redefine, withdraw (None), and release data held for them."""
+    for template_id, template in parsed:
+        if template is None:
+            if template_id in (2, 3):
+                store.withdraw_all(domain_key, options=template_id == 3)
+            else:
+                store.withdraw((*domain_key, template_id))
+            continue
+        for held in store.add((*domain_key, template_id), template):
+            held_serial, context_index, context = held.context
+            if held_serial != serial:
+                context_index = batch.add_context(context)
+            batch.file(template, context_index, held.body)
+
+
+def _check_template(template_id: int, fields: tuple[Field, ...], scope_count: int = 0) -> Template:
+    if template_id < 256:
+        raise _Malformed("template id below 256")
+    template = Template(template_id, fields, scope_count)
+    if template.min_record_length == 0:
+        raise _Malformed("template with zero-length records")
+    return template
+
+
+def _templates(payload: bytes, start: int, end: int, version: int, set_id: int) -> list[tuple[int, Template | None]]:
+    """Template records of a v9 (set 0) or IPFIX (set 2) template set; field count 0 = withdrawal (IPFIX)."""
+    out: list[tuple[int, Template | None]] = []
+    offset = start
+    while end - offset >= 4:
+        template_id, count = _PAIR.unpack_from(payload, offset)
+        offset += 4
+        if count == 0:
+            if version == V9:
+                break  # padding
+            out.append((template_id, None))
+            continue
+        fields, offset = _fields(payload, offset, end, count, version)
+        out.append((template_id, _check_template(template_id, fields)))
+    return out
+
+
+def _fields(payload: bytes, offset: int, end: int, count: int, version: int) -> tuple[tuple[Field, ...], int]:
+    fields = []
+    for _ in range(count):
+        if offset + 4 > end:
+            raise _Malformed("template runs past its set")
+        element, length = _PAIR.unpack_from(payload, offset)
+        offset += 4
+        enterprise = 0
+        if version == IPFIX and element & 0x8000:
+            if offset + 4 > end:
+                raise _Malformed("template runs past its set")
+            element &= 0x7FFF
+            enterprise = int.from_bytes(payload[offset : offset + 4], "big")
+            offset += 4
+        if version == V9 and length == VARIABLE_LENGTH:
+            raise _Malformed("variable-length field in a NetFlow v9 template")
+        fields.append(Field(element, length, enterprise))
+    return tuple(fields), offset
+
+
+def _v9_options_templates(payload: bytes, start: int, end: int, set_id: int) -> list[tuple[int, Template | None]]:
+    out: list[tuple[int, Template | None]] = []
+    offset = start
+    while end - offset >= _V9_OPTIONS_HEADER.size + 4:
+        template_id, scope_length, option_length = _V9_OPTIONS_HEADER.unpack_from(payload, offset)
+        offset += _V9_OPTIONS_HEADER.size
+        if scope_length % 4 or option_length % 4 or scope_length == 0:
+            raise _Malformed("NetFlow v9 options template with impossible lengths")
+        if offset + scope_length + option_length > end:
+            raise _Malformed("template runs past its set")
+        scopes, offset = _fields(payload, offset, end, scope_length // 4, V9)
+        scopes = tuple(Field(f.element, f.length, V9_SCOPE) for f in scopes)
+        options, offset = _fields(payload, offset, end, option_length // 4, V9)
+        out.append((template_id, _check_template(template_id, scopes + options, len(scopes))))
+    return out
+
+
+def _ipfix_options_templates(payload: bytes, start: int, end: int, set_id: int) -> list[tuple[int, Template | None]]:
+    out: list[tuple[int, Template | None]] = []
+    offset = start
+    while end - offset >= 4:
+        template_id, count = _PAIR.unpack_from(payload, offset)
+        if count == 0:
+            out.append((template_id, None))
+            offset += 4
+            continue
+        if end - offset < _IPFIX_OPTIONS_HEADER.size:
+            break
+        _, _, scope_count = _IPFIX_OPTIONS_HEADER.unpack_from(payload, offset)
+        offset += _IPFIX_OPTIONS_HEADER.size
+        if scope_count == 0 or scope_count > count:
+            raise _Malformed("IPFIX options template with impossible scope count")
+        fields, offset = _fields(payload, offset, end, count, IPFIX)
+        out.append((template_id, _check_template(template_id, fields, scope_count)))
+    return out
+
+
+# column decoding ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Context:
+    """Per-context-row arrays (one row per message or released held set)."""
+
+    exporter: np.ndarray
+    received_ns: np.ndarray
+    version: np.ndarray
+    domain: np.ndarray
+    sequence: np.ndarray
+    export_secs: np.ndarray
+    uptime_ms: np.ndarray
+    domain_index: np.ndarray
+    domains: list[DomainKey]
+
+    @classmethod
+    def of(cls, batch: _Batch) -> _Context:
+        keys = list(zip(batch.exporter, batch.version, batch.domain, strict=True))
+        unique = {key: i for i, key in enumerate(dict.fromkeys(keys))}
+        return cls(
+            exporter=np.frombuffer(b"".join(batch.exporter), np.uint8).reshape(-1, 16),
+            received_ns=np.asarray(batch.received_ns, np.int64),
+            version=np.asarray(batch.version, np.uint16),
+            domain=np.asarray(batch.domain, np.uint32),
+            sequence=np.asarray(batch.sequence, np.uint32),
+            export_secs=np.asarray(batch.export_secs, np.int64),
+            uptime_ms=np.asarray(batch.uptime_ms, np.int64),
+            domain_index=np.asarray([unique[k] for k in keys], np.int64),
+            domains=list(unique),
+        )
+
+
+def _decode_groups(batch: _Batch, state: NetflowState, skips: Skips) -> tuple[pa.Table, np.ndarray]:
+    context = _Context.of(batch)
+    records_per_context = np.zeros(len(batch.exporter), np.int64)
+    groups = sorted(batch.groups.values(), key=lambda group: not group[0].is_options)
+    tables = []
+    for template, indices, bodies in groups:
+        records = Records(template, bodies)
+        skips.add("data records overrunning their set (variable-length)", records.overruns)
+        row_context = np.repeat(np.asarray(indices, np.int64), records.per_set)
+        np.add.at(records_per_context, np.asarray(indices, np.int64), records.per_set)
+        if not len(records):
+            continue
+        if template.is_options:
+            _learn_sampling(records, row_context, context, state.sampling)
+        else:
+            tables.append(_flows(records, row_context, context, state.sampling))
+    flows = pa.concat_tables(tables) if tables else empty_flows()
+    return flows, records_per_context
+
+
+def _learn_sampling(records: Records, row_context: np.ndarray, context: _Context, table: SamplingTable) -> None:
+    """Options data announcing sampling rates: remember them per (domain, sampler id)."""
+    rate = _record_rate(records)
+    if rate is None:
+        return
+    sampler = _first_unsigned(records, ie.SAMPLER_ID)
+    domain_index = context.domain_index[row_context]
+    sampler_column = sampler.astype(np.int64) if sampler is not None else np.full(len(records), -1, np.int64)
+    rows = np.unique(np.stack([domain_index, sampler_column, rate.astype(np.int64)], axis=1), axis=0)
+    for domain, sampler_id, value in rows.tolist():
+        table.learn(context.domains[domain], None if sampler_id < 0 else sampler_id, value)
+
+
+def _first_unsigned(records: Records, keys: tuple[ie.FieldKey, ...]) -> np.ndarray | None:
+    for key in keys:
+        values = records.unsigned(key)
+        if values is not None:
+            return values
+    return None
+
+
+def _record_rate(records: Records) -> np.ndarray | None:
+    """A sampling rate carried in the record (0 where it says none), or None when the template carries none."""
+    rate = _first_unsigned(records, ie.SAMPLING_INTERVAL)
+    if rate is None and records.has(ie.PACKET_INTERVAL) and records.has(ie.PACKET_SPACE):
+        rate = packet_interval_rate(records.unsigned(ie.PACKET_INTERVAL), records.unsigned(ie.PACKET_SPACE))
+    if rate is None and records.has(ie.SAMPLING_SIZE) and records.has(ie.SAMPLING_POPULATION):
+        size = records.unsigned(ie.SAMPLING_SIZE)
+        population = records.unsigned(ie.SAMPLING_POPULATION)
+        rate = np.where(size > 0, population // np.maximum(size, 1), 0).astype(np.uint64)
+    return rate
+
+
+_NUMPY_TYPES = {pa.uint8(): np.uint8, pa.uint16(): np.uint16, pa.uint32(): np.uint32, pa.uint64(): np.uint64}
+
+
+def _flows(records: Records, row_context: np.ndarray, context: _Context, sampling: SamplingTable) -> pa.Table:
+    n = len(records)
+    version = int(context.version[row_context[0]])
+    columns: dict[str, pa.Array] = {
+        "type": pa.repeat(pa.scalar(FLOW_TYPE[version]), n),
+        "time_received": pa.array(context.received_ns[row_context], TIMESTAMP),
+        "sampler_address": addresses.from_ipv6_bytes(context.exporter[row_context]),
+        "observation_domain_id": pa.array(context.domain[row_context]),
+        "sequence_num": pa.array(context.sequence[row_context]),
+    }
+    for column, (kind, keys) in ie.COLUMN_SOURCES.items():
+        for key in keys:
+            length = records.field_length(key)
+            if length is not None and (length == 6 if kind is Kind.MAC else 1 <= length <= 8):
+                target = _NUMPY_TYPES[FLOW_SCHEMA.field(column).type]
+                columns[column] = pa.array(be_unsigned(records.bytes_of(key)).astype(target))
+                break
+    for column, candidates in ie.ADDRESS_SOURCES.items():
+        address = _address(records, candidates)
+        if address is not None:
+            columns[column] = address
+    if "etype" not in columns:
+        etype = _etype(records)
+        if etype is not None:
+            columns["etype"] = pa.array(etype)
+    columns.update(_icmp(records, columns))
+    columns.update(_times(records, row_context, context, version))
+    rate, known = sampling.resolve(
+        context.domains,
+        context.domain_index[row_context],
+        _record_rate(records),
+        _first_unsigned(records, ie.SAMPLER_ID),
+    )
+    columns["sampling_rate"] = pa.array(rate, pa.uint64(), mask=~known)
+    return conform(pa.table(columns), keep_extra=False)
+
+
+def _address(records: Records, candidates: tuple[tuple[ie.FieldKey, Kind], ...]) -> pa.Array | None:
+    """The first usable address element; a template with both families picks per record the non-zero one."""
+    found: list[np.ndarray] = []
+    for key, kind in candidates:
+        width = 4 if kind is Kind.IPV4 else 16
+        if records.field_length(key) != width:
+            continue
+        raw = records.bytes_of(key)
+        if kind is Kind.IPV4:
+            mapped = np.zeros((len(records), 16), np.uint8)
+            mapped[:, 10:12] = 0xFF
+            mapped[:, 12:] = raw
+            found.append((mapped, raw.any(axis=1)))
+        else:
+            found.append((np.ascontiguousarray(raw), raw.any(axis=1)))
+        if len(found) == 2:
+            break
+    if not found:
+        return None
+    matrix, present = found[0]
+    if len(found) == 2:
+        other, other_present = found[1]
+        matrix = np.where((~present & other_present)[:, None], other, matrix)
+    return addresses.from_ipv6_bytes(matrix)
+
+
+def _etype(records: Records) -> np.ndarray | None:
+    """EtherType from ipVersion, else from which address family the template carries."""
+    version = records.unsigned(ie.IP_VERSION)
+    if version is not None:
+        return np.select([version == 4, version == 6], [0x0800, 0x86DD], 0).astype(np.uint16)
+    v4 = records.field_length((0, 8)) == 4 or records.field_length((0, 12)) == 4
+    v6 = records.field_length((0, 27)) == 16 or records.field_length((0, 28)) == 16
+    if v4 and v6:
+        v6_rows = records.bytes_of((0, 27)).any(axis=1) if records.has((0, 27)) else np.zeros(len(records), bool)
+        return np.where(v6_rows, 0x86DD, 0x0800).astype(np.uint16)
+    if v4 or v6:
+        return np.full(len(records), 0x0800 if v4 else 0x86DD, np.uint16)
+    return None
+
+
+def _icmp(records: Records, columns: dict[str, pa.Array]) -> dict[str, pa.Array]:
+    """ICMP type/code from icmpTypeCode (32/139) or icmpType/Code, else from the destination port by convention."""
+    combined = _first_unsigned(records, ie.ICMP_TYPE_CODE)
+    icmp_type = _first_unsigned(records, ie.ICMP_TYPE)
+    icmp_code = _first_unsigned(records, ie.ICMP_CODE)
+    if combined is None and icmp_type is None:
+        proto, port = columns.get("proto"), columns.get("dst_port")
+        if proto is None or port is None:
+            return {}
+        proto_values = proto.to_numpy(zero_copy_only=False)
+        combined = port.to_numpy(zero_copy_only=False).astype(np.uint64)
+        is_icmp = (proto_values == 1) | (proto_values == 58)
+        mask = ~is_icmp
+        return {
+            "icmp_type": pa.array((combined >> 8).astype(np.uint8), mask=mask),
+            "icmp_code": pa.array((combined & 0xFF).astype(np.uint8), mask=mask),
+        }
+    if combined is not None:
+        icmp_type, icmp_code = combined >> 8, combined & 0xFF
+    out = {"icmp_type": pa.array(icmp_type.astype(np.uint8))}
+    if icmp_code is not None:
+        out["icmp_code"] = pa.array(icmp_code.astype(np.uint8))
+    return out
+
+
+def _times(records: Records, row_context: np.ndarray, context: _Context, version: int) -> dict[str, pa.Array]:
+    """time_flow_start/end from absolute, export-relative or sysUpTime-relative elements."""
+    out: dict[str, pa.Array] = {}
+    for key, (is_start, unit) in ie.ABSOLUTE_TIMES.items():
+        column = "time_flow_start" if is_start else "time_flow_end"
+        if column in out or records.field_length(key) is None:
+            continue
+        if unit == "ntp":
+            raw = records.bytes_of(key)
+            if raw.shape[1] != 8:
+                continue
+            seconds = be_unsigned(raw[:, :4]).astype(np.int64) - NTP_EPOCH_OFFSET
+            fraction = be_unsigned(raw[:, 4:]).astype(np.int64)
+            ns = seconds * 1_000_000_000 + ((fraction * 1_000_000_000) >> 32)
+        else:
+            value = records.unsigned(key)
+            if value is None:
+                continue
+            ns = value.astype(np.int64) * (1_000_000_000 if unit == "s" else 1_000_000)
+        out[column] = _timestamps(ns, value_present=ns > 0)
+    export_ns = context.export_secs[row_context] * 1_000_000_000
+    for key, is_start in ie.DELTA_TIMES_US.items():
+        column = "time_flow_start" if is_start else "time_flow_end"
+        value = records.unsigned(key)
+        if column not in out and value is not None:
+            out[column] = _timestamps(export_ns - value.astype(np.int64) * 1000)
+    for key, column in ((ie.START_UPTIME_MS, "time_flow_start"), (ie.END_UPTIME_MS, "time_flow_end")):
+        value = records.unsigned(key)
+        if column in out or value is None:
+            continue
+        if version == V9:
+            # milliseconds before the export, modulo 2^32 (sysUpTime wraps after 49.7 days)
+            behind = ((context.uptime_ms[row_context] - value.astype(np.int64) + (1 << 31)) % (1 << 32)) - (1 << 31)
+            out[column] = _timestamps(export_ns - behind * 1_000_000)
+        else:
+            init = records.unsigned(ie.SYSTEM_INIT_MS)
+            if init is not None:
+                out[column] = _timestamps((init.astype(np.int64) + value.astype(np.int64)) * 1_000_000)
+    return out
+
+
+def _timestamps(ns: np.ndarray, value_present: np.ndarray | None = None) -> pa.Array:
+    mask = None if value_present is None else ~value_present
+    return pa.array(ns.astype(np.int64), TIMESTAMP, mask=mask)
+
+
+def _messages_table(batch: _Batch, rows: np.ndarray, records: np.ndarray) -> pa.Table:
+    picked = rows.tolist()
+    exporters = np.frombuffer(b"".join(batch.exporter[r] for r in picked), np.uint8).reshape(-1, 16)
+    return pa.table(
+        {
+            "exporter": addresses.from_ipv6_bytes(exporters) if picked else pa.array([], ADDRESS),
+            "version": pa.array([batch.version[r] for r in picked], pa.uint16()),
+            "domain": pa.array([batch.domain[r] for r in picked], pa.uint32()),
+            "sequence": pa.array([batch.sequence[r] for r in picked], pa.uint64()),
+            "records": pa.array(records.astype(np.uint32), pa.uint32()),
+            "received_ns": pa.array([batch.received_ns[r] for r in picked], pa.int64()),
+            "status": pa.array([batch.status[r] for r in picked], pa.string()),
+        },
+        schema=MESSAGE_SCHEMA,
+    )

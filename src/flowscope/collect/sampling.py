@@ -1,0 +1,158 @@
+"""Sampling rates: learned from the exports, defaulted or overridden per exporter from a config file.
+
+Where a rate comes from, in order: a config override for the exporter; a rate in the flow
+record itself; the rate an options record announced for the record's sampler id; the rate
+announced for the whole observation domain (or its only sampler); the config default for the
+exporter; the config's global default. Otherwise the rate is unknown and stays null, so
+``scaled()`` in SQL counts such flows once and ``sampling_known()`` can find them.
+
+Config file (TOML)::
+
+    [sampling]
+    default = 1                 # for every exporter whose exports say nothing
+    [sampling.exporters."192.0.2.1"]
+    default = 1000              # this exporter says nothing, but samples 1 in 1000
+    [sampling.exporters."192.0.2.7"]
+    override = 512              # ignore what this exporter announces
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from flowscope import addresses
+from flowscope.collect.templates import DomainKey
+from flowscope.errors import FlowscopeError
+
+
+@dataclass
+class SamplingConfig:
+    default: int | None = None
+    exporter_default: dict[bytes, int] = field(default_factory=dict)
+    exporter_override: dict[bytes, int] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: str | Path | None) -> SamplingConfig:
+        if path is None:
+            return cls()
+        try:
+            with open(path, "rb") as handle:
+                data = tomllib.load(handle)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise FlowscopeError(f"sampling config {path}: {exc}") from exc
+        return cls.from_mapping(data.get("sampling", {}), str(path))
+
+    @classmethod
+    def from_mapping(cls, section: Mapping, origin: str = "sampling config") -> SamplingConfig:
+        config = cls(default=_rate(section.get("default"), f"{origin}: sampling.default"))
+        for exporter, settings in section.get("exporters", {}).items():
+            address = addresses.parse_one(exporter)
+            unknown = set(settings) - {"default", "override"}
+            if unknown:
+                raise FlowscopeError(f"{origin}: exporter {exporter}: unknown keys {sorted(unknown)}")
+            for key, target in (("default", config.exporter_default), ("override", config.exporter_override)):
+                rate = _rate(settings.get(key), f"{origin}: exporter {exporter} {key}")
+                if rate is not None:
+                    target[address] = rate
+        return config
+
+
+def _rate(value: object, where: str) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise FlowscopeError(f"{where}: a sampling rate is a whole number >= 1, not {value!r}")
+    return value
+
+
+@dataclass
+class SamplingTable:
+    """Rates announced in options data, per (domain, sampler id); sampler id None = the whole domain."""
+
+    config: SamplingConfig = field(default_factory=SamplingConfig)
+    rates: dict[tuple[DomainKey, int | None], int] = field(default_factory=dict)
+    changed: bool = False
+
+    def learn(self, domain: DomainKey, sampler: int | None, rate: int) -> None:
+        if rate > 0 and self.rates.get((domain, sampler)) != rate:
+            self.rates[(domain, sampler)] = rate
+            self.changed = True
+
+    def domain_rate(self, domain: DomainKey) -> int | None:
+        """Rate without a sampler id: the domain-wide one, else the domain's only sampler's."""
+        if (domain, None) in self.rates:
+            return self.rates[(domain, None)]
+        candidates = {rate for (d, _), rate in self.rates.items() if d == domain}
+        return candidates.pop() if len(candidates) == 1 else None
+
+    def resolve(
+        self,
+        domains: list[DomainKey],
+        domain_index: np.ndarray,
+        record_rate: np.ndarray | None,
+        sampler_id: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per-record rates and validity for records of the given domains (one small loop per distinct key).
+
+        ``domain_index`` maps each record to ``domains``; ``record_rate`` is a rate carried in the
+        record (0 = absent) and ``sampler_id`` the record's sampler (None when the template has none).
+        """
+        n = len(domain_index)
+        rate = np.zeros(n, np.uint64)
+        known = np.zeros(n, bool)
+        if record_rate is not None:
+            known = record_rate > 0
+            rate = np.where(known, record_rate, 0).astype(np.uint64)
+        if sampler_id is None:
+            keys, inverse = np.unique(domain_index, return_inverse=True)
+            samplers = [None] * len(keys)
+        else:
+            pairs = np.stack([domain_index.astype(np.int64), sampler_id.astype(np.int64)], axis=1)
+            unique_pairs, inverse = np.unique(pairs, axis=0, return_inverse=True)
+            keys, samplers = unique_pairs[:, 0], [int(s) for s in unique_pairs[:, 1]]
+        inverse = inverse.reshape(-1)
+        lookup = np.zeros(len(keys), np.uint64)
+        lookup_known = np.zeros(len(keys), bool)
+        override = np.zeros(len(keys), bool)
+        for i, (key, sampler) in enumerate(zip(keys.tolist(), samplers, strict=True)):
+            domain = domains[key]
+            exporter = domain[0]
+            forced = self.config.exporter_override.get(exporter)
+            if forced is not None:
+                lookup[i], lookup_known[i], override[i] = forced, True, True
+                continue
+            found = self.rates.get((domain, sampler)) if sampler is not None else None
+            if found is None:
+                found = self.domain_rate(domain)
+            if found is None:
+                found = self.config.exporter_default.get(exporter, self.config.default)
+            if found is not None:
+                lookup[i], lookup_known[i] = found, True
+        use_lookup = override[inverse] | ~known
+        rate = np.where(use_lookup, lookup[inverse], rate)
+        known = np.where(use_lookup, lookup_known[inverse], known)
+        return rate, known
+
+    def to_json(self) -> list[dict]:
+        return [
+            {"exporter": addresses.format_one(d[0]), "netflow_version": d[1], "domain": d[2], "sampler": s, "rate": r}
+            for (d, s), r in sorted(self.rates.items(), key=lambda item: (item[0][0], item[0][1] or -1))
+        ]
+
+    def load_json(self, items: list[dict]) -> None:
+        for item in items:
+            domain = (addresses.parse_one(item["exporter"]), int(item["netflow_version"]), int(item["domain"]))
+            sampler = None if item.get("sampler") is None else int(item["sampler"])
+            self.rates[(domain, sampler)] = int(item["rate"])
+
+
+def packet_interval_rate(interval: np.ndarray, space: np.ndarray) -> np.ndarray:
+    """RFC 5476 systematic count-based sampling: select ``interval`` packets, skip ``space``."""
+    interval = interval.astype(np.uint64)
+    safe = np.maximum(interval, 1)
+    return np.where(interval > 0, (interval + space.astype(np.uint64)) // safe, 0).astype(np.uint64)

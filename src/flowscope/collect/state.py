@@ -1,0 +1,53 @@
+"""What a NetFlow/IPFIX collector remembers between batches and across restarts.
+
+Templates and the sampling rates learnt from options data are saved together as one JSON
+file in the lake directory (``_collector/templates.json``, written atomically), so a
+restarted collector decodes data at once instead of waiting for every exporter to resend.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flowscope.collect.sampling import SamplingConfig, SamplingTable
+from flowscope.collect.templates import STATE_FILE, TemplateStore, write_json_atomically
+from flowscope.errors import FlowscopeError
+
+
+@dataclass
+class NetflowState:
+    templates: TemplateStore = field(default_factory=TemplateStore)
+    sampling: SamplingTable = field(default_factory=SamplingTable)
+    path: Path | None = None
+    """Where ``save`` writes; None keeps everything in memory (e.g. ``flowscope read --as-exports``)."""
+    batches: int = 0
+
+    @classmethod
+    def open(cls, lake_root: str | Path | None = None, sampling: SamplingConfig | None = None) -> NetflowState:
+        """State persisted under ``lake_root`` (loaded if present), with the given sampling config."""
+        state = cls(sampling=SamplingTable(config=sampling or SamplingConfig()))
+        if lake_root is None:
+            return state
+        state.path = Path(lake_root) / STATE_FILE
+        if state.path.exists():
+            try:
+                data = json.loads(state.path.read_text())
+                state.templates.load_json(data)
+                state.sampling.load_json(data.get("sampling_rates", []))
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise FlowscopeError(
+                    f"{state.path}: unreadable collector state ({exc}); move it away to start fresh"
+                ) from exc
+        return state
+
+    def save(self, *, force: bool = False) -> bool:
+        """Write templates and learnt rates if they changed since the last save; True if written."""
+        if self.path is None or not (force or self.templates.changed or self.sampling.changed):
+            return False
+        data = self.templates.to_json()
+        data["sampling_rates"] = self.sampling.to_json()
+        write_json_atomically(self.path, data)
+        self.templates.changed = self.sampling.changed = False
+        return True
