@@ -207,9 +207,7 @@ class FlowMeter:
             return self._table(FlowRows.empty())
         latest = int(rows["last_ns"].max())
         self.clock_ns = latest if self.clock_ns is None else max(self.clock_ns, latest)
-        flows = self._merge(FlowRows.concat([self.cache, rows]))
-        last_of_key = np.ones(len(flows), bool)
-        last_of_key[:-1] = flows["key"][1:] != flows["key"][:-1]
+        flows, last_of_key = self._merge(FlowRows.concat([self.cache, rows]))
         timed_out = (self.clock_ns - flows["last_ns"] >= self._idle_ns) | (
             self.clock_ns - flows["first_ns"] >= self._active_ns
         )
@@ -316,8 +314,11 @@ class FlowMeter:
             new_key[1:] |= values[1:] != values[:-1]
         return order, new_key
 
-    def _merge(self, rows: FlowRows) -> FlowRows:
-        """Sort rows into flows, split them at idle/active timeouts, and sum each flow's rows."""
+    def _merge(self, rows: FlowRows) -> tuple[FlowRows, np.ndarray]:
+        """Sort rows into flows, split them at idle/active timeouts, and sum each flow's rows.
+
+        Also returns which flows are the latest of their key (the only ones that may continue).
+        """
         order, new_key = self._order(rows)
         first = rows["first_ns"][order]
         last = rows["last_ns"][order]
@@ -332,7 +333,9 @@ class FlowMeter:
             columns[name] = np.add.reduceat(rows[name][order], at)
         columns["last_ns"] = np.maximum.reduceat(last, at)
         columns["tcp_flags"] = np.bitwise_or.reduceat(rows["tcp_flags"][order], at)
-        return FlowRows(columns)
+        latest = np.ones(at.size, bool)
+        latest[:-1] = new_key[at[1:]]
+        return FlowRows(columns), latest
 
     def _table(self, flows: FlowRows) -> pa.Table:
         """Finished flows -> flow-schema table, oriented so the first packet's sender is the source."""
