@@ -72,7 +72,7 @@ def test_killed_writer_loses_at_most_its_unflushed_buffer(lake_dir, tmp_path):
     progress = tmp_path / "progress"
     script = textwrap.dedent(
         f"""
-        import sys
+        import os, sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from helpers import flows
         from flowscope.lake import LakeWriter
@@ -81,14 +81,15 @@ def test_killed_writer_loses_at_most_its_unflushed_buffer(lake_dir, tmp_path):
         while True:
             writer.write(flows(1000, first_id=sent))
             sent += 1000
-            with open({str(progress)!r}, "w") as f:
+            with open({str(progress)!r} + ".tmp", "w") as f:
                 f.write(str(sent))
+            os.replace({str(progress)!r} + ".tmp", {str(progress)!r})
         """
     )
     proc = subprocess.Popen([sys.executable, "-c", script])
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if progress.exists() and progress.read_text() and int(progress.read_text()) >= 23_000:
+        if progress.exists() and int(progress.read_text()) >= 23_000:
             break
         time.sleep(0.01)
     os.kill(proc.pid, signal.SIGKILL)
@@ -97,7 +98,8 @@ def test_killed_writer_loses_at_most_its_unflushed_buffer(lake_dir, tmp_path):
     stored, distinct = count(lake_dir)
     assert stored == distinct
     assert stored % max_rows == 0
-    assert 0 <= sent - stored < max_rows + 1000  # the buffer, plus the batch being written when killed
+    # Lost: at most the unflushed buffer. The progress file trails the writer by up to one batch.
+    assert -1000 <= sent - stored < max_rows + 1000
     for path in Lake.at(lake_dir).files("flows"):
         assert pq.ParquetFile(path).metadata.num_rows > 0  # every published file is complete
 

@@ -61,7 +61,8 @@ def synthetic_flows(
     seed: int = 7,
     batch_rows: int = 500_000,
 ) -> Iterator[pa.Table]:
-    """Yield ``flows`` biflow records spread over ``days`` ending at ``end``, in batches."""
+    """Yield ``flows`` biflow records spread over ``days`` ending at ``end``, in start-time order (as a
+    collector would emit them), in batches."""
     rng = np.random.default_rng(seed)
     end = end or datetime.now(UTC)
     span = days * 86_400
@@ -73,6 +74,7 @@ def synthetic_flows(
     server_v6 = rng.random(servers) < 0.2
     popularity = 1.0 / np.arange(1, servers + 1) ** 1.1
     popularity /= popularity.sum()
+    all_starts = np.sort(start_ns + (_diurnal_offsets(rng, flows, span, start_hour) * 1e9).astype(np.int64))
     for first in range(0, flows, batch_rows):
         n = min(batch_rows, flows - first)
         service = rng.choice(len(SERVICES), n, p=shares)
@@ -81,7 +83,7 @@ def synthetic_flows(
         server = rng.choice(servers, n, p=popularity)
         v6 = client_v6[client] & server_v6[server]
         proto = np.where(v6 & (proto == ICMP), ICMPV6, proto).astype(np.uint8)
-        starts = start_ns + (_diurnal_offsets(rng, n, span, start_hour) * 1e9).astype(np.int64)
+        starts = all_starts[first : first + n]
         duration = np.where(proto == UDP, rng.lognormal(-2.0, 1.5, n), rng.lognormal(0.5, 1.8, n))
         duration = np.minimum(duration, 1800.0)
         up = _pareto(rng, np.array([s[3] for s in SERVICES], float)[service]).astype(np.uint64)

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from flowscope.errors import FlowscopeError
 from flowscope.lake.layout import Lake, fsync_dir, publish
-from flowscope.lake.writer import write_parquet
+from flowscope.lake.writer import COMPACT, write_parquet
 
 SMALL_FILE_BYTES = 64 << 20
 
@@ -75,7 +75,7 @@ def compact_partition(
     name = f"part-compacted-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:12]}"
     final = partition / f"{name}.parquet"
     tmp = partition / f".{name}.parquet.tmp"
-    write_parquet(table, tmp)
+    write_parquet(table, tmp, COMPACT)
     with lake.swapping():
         publish(tmp, final)
         for path in files:

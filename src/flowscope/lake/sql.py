@@ -76,6 +76,7 @@ def open_lake(
     with lake.reading():
         con = duckdb.connect(":memory:")
         try:
+            con.execute("SET TimeZone = 'UTC'")
             if threads:
                 con.execute(f"SET threads = {int(threads)}")
             _register_helpers(con)

@@ -1,0 +1,64 @@
+"""Helpers every benchmark uses: run a measured step in its own process, report rate and peak memory."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass
+class Measurement:
+    name: str
+    seconds: float
+    units: int
+    peak_rss_mib: float
+
+    @property
+    def rate(self) -> float:
+        return self.units / self.seconds if self.seconds else float("inf")
+
+
+def measure_in_subprocess(name: str, module: str, function: str, *args: str) -> Measurement:
+    """Run ``module.function(*args)`` in a fresh interpreter; it returns (seconds, units) of the timed part.
+
+    A fresh process per step makes peak RSS (ru_maxrss) belong to that step alone.
+    """
+    code = (
+        "import json, resource, sys\n"
+        f"sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})\n"
+        f"from {module} import {function} as step\n"
+        f"seconds, units = step(*{list(args)!r})\n"
+        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+        "print(json.dumps([seconds, units, peak]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    seconds, units, peak = json.loads(out.strip().splitlines()[-1])
+    return Measurement(name, seconds, units, peak)
+
+
+def timed(action: Callable[[], int]) -> tuple[float, int]:
+    started = time.perf_counter()
+    units = action()
+    return time.perf_counter() - started, units
+
+
+def machine() -> str:
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def print_comparison(title: str, unit: str, ours: Measurement, peer: Measurement) -> None:
+    print(f"\n{title}")
+    for m in (ours, peer):
+        print(f"  {m.name:<34} {m.seconds:8.3f} s  {m.rate:14,.0f} {unit}/s  peak RSS {m.peak_rss_mib:8.1f} MiB")
+    print(f"  ratio (flowscope / peer rate): {ours.rate / peer.rate:.2f}x")
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
