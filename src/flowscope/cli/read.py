@@ -7,9 +7,11 @@ from typing import Any
 
 import click
 
+from flowscope.cli.capture_cmds import meter_options
 from flowscope.cli.common import CliState, pass_state, progress_bar
 from flowscope.errors import FlowscopeError
 from flowscope.lake import LakeWriter
+from flowscope.nfdump.options import selection_options
 from flowscope.pipeline import Sink, run
 from flowscope.readers import registry
 from flowscope.sinks.files import FileSink
@@ -32,6 +34,8 @@ Examples:
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False), help="Write here (.parquet/.csv/.jsonl) instead of the lake."
 )
+@selection_options
+@meter_options
 @pass_state
 def read(
     state: CliState, inputs: tuple[str, ...], input_format: str | None, output: str | None, **options: Any
@@ -53,5 +57,7 @@ def read(
     with progress_bar(state, f"reading {reader.name}", total) as update:
         stats = run(source, sink, on_batch=lambda _: update(completed=source.progress()[0]))
     state.report_skips(source.skips)
+    for note in getattr(source, "notes", ()):
+        state.info(f"note: {note}")
     target = output or f"lake {state.lake.root}"
     state.info(f"{stats.rows:,} flows from {len(paths)} input(s) [{reader.name}] -> {target}")

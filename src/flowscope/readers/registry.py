@@ -17,7 +17,7 @@ from typing import Any
 from flowscope.errors import FlowscopeError
 from flowscope.pipeline import Source
 
-FORMAT_MODULES: tuple[str, ...] = ()
+FORMAT_MODULES: tuple[str, ...] = ("flowscope.nfdump.reader", "flowscope.csvflows.reader", "flowscope.capture.source")
 
 SNIFF_BYTES = 4096
 

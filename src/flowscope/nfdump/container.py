@@ -1,0 +1,200 @@
+"""The nfdump 1.7 file container: file header, data blocks, block compression, appendix.
+
+Layout 2 (nfdump >= 1.7): a 40-byte header, then data blocks (12-byte header + payload);
+the payload of every block is compressed with the file's method unless the block's
+flag says otherwise. The appendix (ident and summary statistics) is written after
+the data blocks, at ``offAppendix``.
+"""
+
+from __future__ import annotations
+
+import bz2
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from flowscope.diagnostics import Skips
+from flowscope.errors import FlowscopeError
+
+MAGIC = 0xA50C
+LAYOUT_VERSION_1 = 1
+LAYOUT_VERSION_2 = 2
+FILE_HEADER = struct.Struct("<HHIqBBHIqII")
+BLOCK_HEADER = struct.Struct("<IIHH")
+RECORD_HEADER = struct.Struct("<HH")
+
+NOT_COMPRESSED, LZO_COMPRESSED, BZ2_COMPRESSED, LZ4_COMPRESSED, ZSTD_COMPRESSED = 0, 1, 2, 3, 4
+COMPRESSION_NAMES = {0: "uncompressed", 1: "LZO", 2: "BZ2", 3: "LZ4", 4: "ZSTD"}
+FLAG_BLOCK_UNCOMPRESSED = 0x1
+DATA_BLOCK_TYPE_3 = 3
+TYPE_IDENT = 0x8001
+TYPE_STAT = 0x8002
+
+# nfdump's own decompression buffer is 5 MiB; leave headroom for other builds.
+MAX_BLOCK_BYTES = 16 * 1024 * 1024
+# Sanity bound on a block's stored size: a larger value means a corrupt header.
+MAX_STORED_BLOCK = 64 * 1024 * 1024
+
+# flows, bytes, packets, then per-protocol counters, first/last msec, sequence failures
+_STAT = struct.Struct("<15Q2QI")
+
+
+@dataclass(frozen=True)
+class FileHeader:
+    version: int
+    nfdversion: int
+    created: int
+    compression: int
+    encryption: int
+    appendix_blocks: int
+    creator: int
+    appendix_offset: int
+    block_size: int
+    num_blocks: int
+
+
+@dataclass
+class Stat:
+    """The summary nfdump keeps in the appendix (what ``nfdump -I`` prints)."""
+
+    flows: int
+    bytes: int
+    packets: int
+    first_msec: int
+    last_msec: int
+    sequence_failures: int
+
+
+@dataclass
+class Block:
+    num_records: int
+    type: int
+    payload: bytes
+
+
+def read_header(handle: BinaryIO, path: Path) -> FileHeader:
+    raw = handle.read(FILE_HEADER.size)
+    if len(raw) < 4:
+        raise FlowscopeError(f"{path}: too short for an nfdump file ({len(raw)} bytes)")
+    magic, version = struct.unpack_from("<HH", raw)
+    if magic != MAGIC:
+        raise FlowscopeError(f"{path}: not an nfdump file (magic {magic:#06x}, expected {MAGIC:#06x})")
+    if version == LAYOUT_VERSION_1:
+        raise FlowscopeError(f"{path}: nfdump 1.6 file (layout 1); convert it with 'nfdump -r FILE -w NEW' (1.7)")
+    if version != LAYOUT_VERSION_2:
+        raise FlowscopeError(f"{path}: unknown nfdump file layout {version}")
+    if len(raw) < FILE_HEADER.size:
+        raise FlowscopeError(f"{path}: truncated nfdump file header")
+    header = FileHeader(*FILE_HEADER.unpack(raw)[1:])
+    if header.encryption:
+        raise FlowscopeError(f"{path}: encrypted nfdump files are not supported")
+    return header
+
+
+def sniff(head: bytes) -> bool:
+    return len(head) >= 4 and struct.unpack_from("<HH", head) in ((MAGIC, LAYOUT_VERSION_2), (MAGIC, LAYOUT_VERSION_1))
+
+
+class Decompressor:
+    """Block payload decompression for one method; libraries are imported only when a file needs them."""
+
+    def __init__(self, method: int, path: Path) -> None:
+        self.method = method
+        self.name = COMPRESSION_NAMES.get(method, f"method {method}")
+        if method == LZO_COMPRESSED:
+            try:
+                import lzo
+            except ImportError as exc:
+                raise FlowscopeError(
+                    f"{path}: LZO-compressed nfdump file needs python-lzo "
+                    "(pip install 'flowscope[nfdump]'; it builds against liblzo2-dev)"
+                ) from exc
+            self._lzo = lzo
+        elif method == LZ4_COMPRESSED:
+            import lz4.block
+
+            self._lz4 = lz4.block
+        elif method not in (NOT_COMPRESSED, BZ2_COMPRESSED):
+            raise FlowscopeError(f"{path}: nfdump compression {self.name} is not supported (use nfdump -J to convert)")
+
+    def __call__(self, payload: bytes) -> bytes:
+        """Raises ValueError on a corrupt payload."""
+        try:
+            if self.method == NOT_COMPRESSED:
+                return payload
+            if self.method == LZ4_COMPRESSED:
+                return self._lz4.decompress(payload, uncompressed_size=MAX_BLOCK_BYTES)
+            if self.method == LZO_COMPRESSED:
+                return self._lzo.decompress(payload, False, MAX_BLOCK_BYTES)
+            return bz2.decompress(payload)
+        except Exception as exc:  # each library raises its own error type for corrupt input
+            raise ValueError(f"{self.name} decompression failed: {exc}") from exc
+
+
+def iter_blocks(
+    handle: BinaryIO, path: Path, header: FileHeader, skips: Skips, *, appendix: bool = False
+) -> Iterator[Block]:
+    """Decompressed data blocks in file order (or the appendix blocks); bad blocks become counted skips."""
+    decompress = Decompressor(header.compression, path)
+    if appendix:
+        if not header.appendix_offset:
+            return
+        handle.seek(header.appendix_offset)
+        remaining: int | None = header.appendix_blocks
+    else:
+        handle.seek(FILE_HEADER.size)
+        remaining = None
+    end = header.appendix_offset if header.appendix_offset and not appendix else None
+    while remaining is None or remaining > 0:
+        offset = handle.tell()
+        if end is not None and offset >= end:
+            return
+        raw = handle.read(BLOCK_HEADER.size)
+        if not raw:
+            return
+        if len(raw) < BLOCK_HEADER.size:
+            skips.add("truncated block header at end of file", 1, f"{path.name} @ {offset}")
+            return
+        num_records, size, block_type, flags = BLOCK_HEADER.unpack(raw)
+        if size > MAX_STORED_BLOCK:
+            skips.add(
+                "corrupt block header (impossible size); rest of file skipped", num_records, f"{path.name} @ {offset}"
+            )
+            return
+        payload = handle.read(size)
+        if len(payload) < size:
+            skips.add("truncated data block at end of file", num_records, f"{path.name} @ {offset}")
+            return
+        if remaining is not None:
+            remaining -= 1
+        if block_type != DATA_BLOCK_TYPE_3:
+            skips.add(f"unknown nfdump block type {block_type}", num_records, f"{path.name} @ {offset}")
+            continue
+        if not flags & FLAG_BLOCK_UNCOMPRESSED:
+            try:
+                payload = decompress(payload)
+            except ValueError as exc:
+                skips.add("corrupt compressed block", num_records, f"{path.name} @ {offset}: {exc}")
+                continue
+        yield Block(num_records, block_type, payload)
+
+
+def read_stat(path: Path) -> Stat | None:
+    """The appendix statistics record, or None when the file has none (e.g. an unfinished file)."""
+    skips = Skips()
+    with open(path, "rb") as handle:
+        header = read_header(handle, path)
+        for block in iter_blocks(handle, path, header, skips, appendix=True):
+            data = block.payload
+            pos = 0
+            while pos + 4 <= len(data):
+                rtype, rsize = RECORD_HEADER.unpack_from(data, pos)
+                if rsize < 4:
+                    break
+                if rtype == TYPE_STAT and pos + 4 + _STAT.size <= len(data):
+                    values = _STAT.unpack_from(data, pos + 4)
+                    return Stat(values[0], values[1], values[2], values[15], values[16], values[17])
+                pos += rsize
+    return None

@@ -1,0 +1,191 @@
+"""The native nfdump reader against nfdump's own output for the shared nfcapd files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from tests.conftest import shared_data
+from tests.nfdump.nfdump_csv import expected_rows, our_rows
+
+from flowscope.errors import FlowscopeError
+from flowscope.nfdump import container
+from flowscope.nfdump.reader import NfdumpSource
+from flowscope.readers import registry
+
+# file -> the uncompressed sibling whose nfdump output is the oracle
+FILES = {
+    "google_ssl_uncompressed": "google_ssl_uncompressed",
+    "google_ssl_lz4": "google_ssl_uncompressed",
+    "google_ssl_lzo": "google_ssl_uncompressed",
+    "ipfix_mixed": "ipfix_mixed",
+    "ipfix_mixed_bz2": "ipfix_mixed",
+    "ipfix_mixed_lzo": "ipfix_mixed",
+    "nfv5_mixed": "nfv5_mixed",
+    "nfv5_mixed_lz4": "nfv5_mixed",
+}
+
+
+def nfcapd(name: str) -> Path:
+    return shared_data("nfcapd", f"{name}.nfcapd")
+
+
+def read_all(*paths: Path, **options) -> tuple[pa.Table, NfdumpSource]:
+    source = NfdumpSource(list(paths), **options)
+    tables = list(source)
+    table = pa.concat_tables(tables, promote_options="default") if tables else pa.table({})
+    return table, source
+
+
+@pytest.mark.parametrize("name", sorted(FILES))
+def test_totals_match_nfdump_json(name: str) -> None:
+    table, source = read_all(nfcapd(name))
+    expected = json.loads(shared_data("nfcapd", f"{FILES[name]}.expected.json").read_text())
+    assert source.skips.total == 0
+    assert table.num_rows == len(expected)
+    assert sum(table["packets"].to_pylist()) == sum(r["in_packets"] for r in expected)
+    assert sum(table["bytes"].to_pylist()) == sum(r["in_bytes"] for r in expected)
+
+
+@pytest.mark.parametrize("name", sorted(FILES))
+def test_records_match_nfdump_csv_field_by_field(name: str) -> None:
+    table, _ = read_all(nfcapd(name))
+    expected = expected_rows(shared_data("nfcapd", f"{FILES[name]}.expected.csv"))
+    assert our_rows(table) == expected
+
+
+@pytest.mark.parametrize("base", ["google_ssl_uncompressed", "ipfix_mixed", "nfv5_mixed"])
+def test_details_match_nfdump_json(base: str) -> None:
+    table, _ = read_all(nfcapd(base))
+    expected = json.loads(shared_data("nfcapd", f"{base}.expected.json").read_text())
+    for ours, theirs in zip(table.to_pylist(), expected, strict=True):
+        assert ours["proto"] == theirs["proto"]
+        assert ours["tcp_flags"] is not None
+        if "icmp_type" in theirs:
+            assert (ours["icmp_type"], ours["icmp_code"]) == (theirs["icmp_type"], theirs["icmp_code"])
+        if "src_vlan" in theirs:
+            assert ours["vlan_id"] == theirs["src_vlan"]
+        assert (ours["sampling_rate"] > 1) == bool(theirs["sampled"])
+        assert ours["time_flow_start"].isoformat(timespec="milliseconds")[:23] == theirs["first"]
+        assert ours["time_flow_end"].isoformat(timespec="milliseconds")[:23] == theirs["last"]
+
+
+def test_stat_record_matches_nfdump_info() -> None:
+    stat = container.read_stat(nfcapd("nfv5_mixed"))
+    info = dict(
+        line.split(": ", 1) for line in shared_data("nfcapd", "nfv5_mixed.expected_stat.txt").read_text().splitlines()
+    )
+    assert stat is not None
+    assert (stat.flows, stat.packets, stat.bytes) == (int(info["Flows"]), int(info["Packets"]), int(info["Bytes"]))
+    assert stat.sequence_failures == int(info["Sequence failures"])
+
+
+def test_sampled_records_carry_the_sampler_rate() -> None:
+    table, _ = read_all(nfcapd("nfv5_mixed"))
+    rates = set(table["sampling_rate"].to_pylist())
+    assert rates == {1, 1000}  # 89 records from the exporter with a 1-in-1000 v5 sampler
+
+
+def test_registered_and_sniffed() -> None:
+    reader = registry.detect(nfcapd("ipfix_mixed_lzo"))
+    assert reader.name == "nfdump"
+
+
+def test_several_files_and_directories(tmp_path: Path) -> None:
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    shutil.copy(nfcapd("nfv5_mixed"), folder / "nfcapd.202301010000")
+    shutil.copy(nfcapd("ipfix_mixed"), folder / "nfcapd.202301010005")
+    (folder / "notes.txt").write_text("not an nfdump file")
+    table, _ = read_all(folder, nfcapd("google_ssl_lz4"))
+    assert table.num_rows == 118 + 78 + 2
+
+
+def test_selection_options() -> None:
+    path = nfcapd("nfv5_mixed")
+    full, _ = read_all(path)
+    limited, _ = read_all(path, max_records=10)
+    assert limited.num_rows == 10
+    assert limited["bytes"].to_pylist() == full["bytes"].to_pylist()[:10]
+    by_if, _ = read_all(path, exporter="127.0.0.1", in_if=117)
+    assert by_if.num_rows == sum(1 for v in full["in_if"].to_pylist() if v == 117)
+    other, _ = read_all(path, exporter="10.0.0.1")
+    assert other.num_rows == 0
+    pcap, _ = read_all(nfcapd("google_ssl_uncompressed"), drop_arp=True)
+    assert pcap.num_rows == 2
+
+
+def _corrupt(tmp_path: Path, name: str, mutate) -> Path:
+    data = bytearray(nfcapd(name).read_bytes())
+    mutate(data)
+    path = tmp_path / f"bad_{name}.nfcapd"
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_truncated_file_counts_the_lost_block(tmp_path: Path) -> None:
+    path = _corrupt(tmp_path, "nfv5_mixed", lambda d: d.__delitem__(slice(5000, None)))
+    table, source = read_all(path)
+    assert table.num_rows == 0
+    assert source.skips.counts["truncated data block at end of file"] == 122
+
+
+def test_corrupt_compressed_block_is_skipped(tmp_path: Path) -> None:
+    def garble(data: bytearray) -> None:
+        data[60:200] = bytes(140)
+
+    table, source = read_all(_corrupt(tmp_path, "nfv5_mixed_lz4", garble))
+    assert table.num_rows == 0
+    assert source.skips.counts["corrupt compressed block"] == 122
+
+
+def test_unknown_block_type_is_skipped(tmp_path: Path) -> None:
+    table, source = read_all(_corrupt(tmp_path, "ipfix_mixed", lambda d: struct.pack_into("<H", d, 48, 9)))
+    assert table.num_rows == 0
+    assert source.skips.counts["unknown nfdump block type 9"] == 81
+
+
+def _record_offsets(data: bytes, block_start: int = 40) -> list[tuple[int, int]]:
+    """(offset, type) of the records in the block at ``block_start`` of an uncompressed file."""
+    _, size, _, _ = struct.unpack_from("<IIHH", data, block_start)
+    pos, end, found = block_start + 12, block_start + 12 + size, []
+    while pos < end:
+        rtype, rsize = struct.unpack_from("<HH", data, pos)
+        found.append((pos, rtype))
+        pos += rsize
+    return found
+
+
+def test_corrupt_record_size_skips_rest_of_block(tmp_path: Path) -> None:
+    v3 = [offset for offset, rtype in _record_offsets(nfcapd("nfv5_mixed").read_bytes()) if rtype == 11]
+    tenth = v3[10]
+    table, source = read_all(_corrupt(tmp_path, "nfv5_mixed", lambda d: struct.pack_into("<H", d, tenth + 2, 60000)))
+    assert table.num_rows == 10
+    assert source.skips.counts["corrupt record; rest of its block skipped"] > 0
+
+
+def test_unknown_record_type_is_counted(tmp_path: Path) -> None:
+    first_v3 = next(offset for offset, rtype in _record_offsets(nfcapd("ipfix_mixed").read_bytes()) if rtype == 11)
+    table, source = read_all(_corrupt(tmp_path, "ipfix_mixed", lambda d: struct.pack_into("<H", d, first_v3, 99)))
+    assert table.num_rows == 77
+    assert source.skips.counts["unknown nfdump record type 99"] == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "too short"),
+        (b"hello world, not nfdump at all" * 3, "not an nfdump file"),
+        (struct.pack("<HH", 0xA50C, 1) + bytes(200), "nfdump 1.6"),
+        (struct.pack("<HH", 0xA50C, 2) + bytes(10), "truncated nfdump file header"),
+    ],
+)
+def test_bad_files_give_clear_errors(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "bad.nfcapd"
+    path.write_bytes(content)
+    with pytest.raises(FlowscopeError, match=message):
+        read_all(path)
