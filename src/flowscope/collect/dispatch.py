@@ -1,4 +1,4 @@
-"""One entry point for everything a ``netflow://`` listener receives: v5, v9 and IPFIX told apart by version."""
+"""One entry point for everything a ``netflow://`` listener receives: v1, v5, v9 and IPFIX told apart by version."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ import pyarrow as pa
 from flowscope import addresses
 from flowscope.collect.datagrams import MESSAGE_SCHEMA, Datagrams, Decoded
 from flowscope.collect.netflow import IPFIX, V9, decode_templated
-from flowscope.collect.netflow_v5 import VERSION as V5
-from flowscope.collect.netflow_v5 import decode_v5
+from flowscope.collect.netflow_v5 import V1, V5, decode_legacy
 from flowscope.collect.state import NetflowState
 from flowscope.diagnostics import Skips
 
@@ -18,13 +17,14 @@ def decode_netflow(datagrams: Datagrams, state: NetflowState) -> Decoded:
     """Decode a batch of NetFlow/IPFIX datagrams; other versions are counted and reported, never raised."""
     versions = np.array([int.from_bytes(p[:2], "big") if len(p) >= 2 else 0 for p in datagrams.payloads], np.int64)
     parts = []
-    v5 = np.flatnonzero(versions == V5)
-    if len(v5):
-        parts.append(decode_v5(datagrams.take(v5), state.sampling))
+    for legacy in (V1, V5):
+        chosen = np.flatnonzero(versions == legacy)
+        if len(chosen):
+            parts.append(decode_legacy(datagrams.take(chosen), state.sampling, legacy))
     templated = np.flatnonzero((versions == V9) | (versions == IPFIX))
     if len(templated):
         parts.append(decode_templated(datagrams.take(templated), state))
-    other = np.flatnonzero(~np.isin(versions, (V5, V9, IPFIX)))
+    other = np.flatnonzero(~np.isin(versions, (V1, V5, V9, IPFIX)))
     if len(other):
         parts.append(_unknown(datagrams.take(other), versions[other]))
     decoded = Decoded.concat(parts)

@@ -20,7 +20,7 @@ from flowscope.collect import fields as ie
 from flowscope.collect.datagrams import MESSAGE_SCHEMA, Datagrams, Decoded
 from flowscope.collect.fields import VARIABLE_LENGTH, Kind
 from flowscope.collect.records import Records, be_unsigned
-from flowscope.collect.sampling import SamplingTable, packet_interval_rate
+from flowscope.collect.sampling import packet_interval_rate
 from flowscope.collect.state import NetflowState
 from flowscope.collect.templates import DomainKey, Field, HeldSet, Template, TemplateStore
 from flowscope.diagnostics import Skips
@@ -312,24 +312,27 @@ def _decode_groups(batch: _Batch, state: NetflowState, skips: Skips) -> tuple[pa
         if not len(records):
             continue
         if template.is_options:
-            _learn_sampling(records, row_context, context, state.sampling)
+            _learn_options(records, row_context, context, state)
         else:
-            tables.append(_flows(records, row_context, context, state.sampling))
+            tables.append(_flows(records, row_context, context, state))
     flows = pa.concat_tables(tables) if tables else empty_flows()
     return flows, records_per_context
 
 
-def _learn_sampling(records: Records, row_context: np.ndarray, context: _Context, table: SamplingTable) -> None:
-    """Options data announcing sampling rates: remember them per (domain, sampler id)."""
-    rate = _record_rate(records)
-    if rate is None:
-        return
-    sampler = _first_unsigned(records, ie.SAMPLER_ID)
+def _learn_options(records: Records, row_context: np.ndarray, context: _Context, state: NetflowState) -> None:
+    """Options data: remember announced sampling rates per (domain, sampler id) and IPFIX uptime origins."""
     domain_index = context.domain_index[row_context]
-    sampler_column = sampler.astype(np.int64) if sampler is not None else np.full(len(records), -1, np.int64)
-    rows = np.unique(np.stack([domain_index, sampler_column, rate.astype(np.int64)], axis=1), axis=0)
-    for domain, sampler_id, value in rows.tolist():
-        table.learn(context.domains[domain], None if sampler_id < 0 else sampler_id, value)
+    rate = _record_rate(records)
+    if rate is not None:
+        sampler = _first_unsigned(records, ie.SAMPLER_ID)
+        sampler_column = sampler.astype(np.int64) if sampler is not None else np.full(len(records), -1, np.int64)
+        rows = np.unique(np.stack([domain_index, sampler_column, rate.astype(np.int64)], axis=1), axis=0)
+        for domain, sampler_id, value in rows.tolist():
+            state.sampling.learn(context.domains[domain], None if sampler_id < 0 else sampler_id, value)
+    init = records.unsigned(ie.SYSTEM_INIT_MS)
+    if init is not None:
+        for domain, ms in np.unique(np.stack([domain_index, init.astype(np.int64)], axis=1), axis=0).tolist():
+            state.learn_system_init(context.domains[domain], ms)
 
 
 def _first_unsigned(records: Records, keys: tuple[ie.FieldKey, ...]) -> np.ndarray | None:
@@ -355,7 +358,7 @@ def _record_rate(records: Records) -> np.ndarray | None:
 _NUMPY_TYPES = {pa.uint8(): np.uint8, pa.uint16(): np.uint16, pa.uint32(): np.uint32, pa.uint64(): np.uint64}
 
 
-def _flows(records: Records, row_context: np.ndarray, context: _Context, sampling: SamplingTable) -> pa.Table:
+def _flows(records: Records, row_context: np.ndarray, context: _Context, state: NetflowState) -> pa.Table:
     n = len(records)
     version = int(context.version[row_context[0]])
     columns: dict[str, pa.Array] = {
@@ -381,8 +384,8 @@ def _flows(records: Records, row_context: np.ndarray, context: _Context, samplin
         if etype is not None:
             columns["etype"] = pa.array(etype)
     columns.update(_icmp(records, columns))
-    columns.update(_times(records, row_context, context, version))
-    rate, known = sampling.resolve(
+    columns.update(_times(records, row_context, context, version, state.system_init_ms))
+    rate, known = state.sampling.resolve(
         context.domains,
         context.domain_index[row_context],
         _record_rate(records),
@@ -458,7 +461,9 @@ def _icmp(records: Records, columns: dict[str, pa.Array]) -> dict[str, pa.Array]
     return out
 
 
-def _times(records: Records, row_context: np.ndarray, context: _Context, version: int) -> dict[str, pa.Array]:
+def _times(
+    records: Records, row_context: np.ndarray, context: _Context, version: int, system_init: dict[DomainKey, int]
+) -> dict[str, pa.Array]:
     """time_flow_start/end from absolute, export-relative or sysUpTime-relative elements."""
     out: dict[str, pa.Array] = {}
     for key, (is_start, unit) in ie.ABSOLUTE_TIMES.items():
@@ -494,8 +499,11 @@ def _times(records: Records, row_context: np.ndarray, context: _Context, version
             out[column] = _timestamps(export_ns - behind * 1_000_000)
         else:
             init = records.unsigned(ie.SYSTEM_INIT_MS)
-            if init is not None:
-                out[column] = _timestamps((init.astype(np.int64) + value.astype(np.int64)) * 1_000_000)
+            if init is None:  # the usual case: announced once in options data
+                per_domain = np.array([system_init.get(d, 0) for d in context.domains], np.int64)
+                init = per_domain[context.domain_index[row_context]]
+            init = init.astype(np.int64)
+            out[column] = _timestamps((init + value.astype(np.int64)) * 1_000_000, value_present=init > 0)
     return out
 
 

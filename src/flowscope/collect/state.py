@@ -11,8 +11,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from flowscope import addresses
 from flowscope.collect.sampling import SamplingConfig, SamplingTable
-from flowscope.collect.templates import STATE_FILE, TemplateStore, write_json_atomically
+from flowscope.collect.templates import STATE_FILE, DomainKey, TemplateStore, write_json_atomically
 from flowscope.errors import FlowscopeError
 
 
@@ -20,6 +21,8 @@ from flowscope.errors import FlowscopeError
 class NetflowState:
     templates: TemplateStore = field(default_factory=TemplateStore)
     sampling: SamplingTable = field(default_factory=SamplingTable)
+    system_init_ms: dict[DomainKey, int] = field(default_factory=dict)
+    """IPFIX systemInitTimeMilliseconds per exporting process (options data): the origin of IEs 21/22."""
     path: Path | None = None
     """Where ``save`` writes; None keeps everything in memory (e.g. ``flowscope read --as-exports``)."""
     batches: int = 0
@@ -36,11 +39,19 @@ class NetflowState:
                 data = json.loads(state.path.read_text())
                 state.templates.load_json(data)
                 state.sampling.load_json(data.get("sampling_rates", []))
+                for item in data.get("system_init_ms", []):
+                    domain = (addresses.parse_one(item["exporter"]), int(item["netflow_version"]), int(item["domain"]))
+                    state.system_init_ms[domain] = int(item["ms"])
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 raise FlowscopeError(
                     f"{state.path}: unreadable collector state ({exc}); move it away to start fresh"
                 ) from exc
         return state
+
+    def learn_system_init(self, domain: DomainKey, ms: int) -> None:
+        if ms > 0 and self.system_init_ms.get(domain) != ms:
+            self.system_init_ms[domain] = ms
+            self.sampling.changed = True  # persisted with the rates
 
     def save(self, *, force: bool = False) -> bool:
         """Write templates and learnt rates if they changed since the last save; True if written."""
@@ -48,6 +59,10 @@ class NetflowState:
             return False
         data = self.templates.to_json()
         data["sampling_rates"] = self.sampling.to_json()
+        data["system_init_ms"] = [
+            {"exporter": addresses.format_one(d[0]), "netflow_version": d[1], "domain": d[2], "ms": ms}
+            for d, ms in sorted(self.system_init_ms.items())
+        ]
         write_json_atomically(self.path, data)
         self.templates.changed = self.sampling.changed = False
         return True
