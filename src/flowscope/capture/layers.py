@@ -53,7 +53,7 @@ ETH_MPLS = (0x8847, 0x8848)
 ETH_PPPOE_SESSION = 0x8864
 ETH_BRIDGED = 0x6558  # transparent Ethernet bridging: an Ethernet frame follows (GRE, VXLAN, EoMPLS)
 ETH_BY_IP_NIBBLE = -1  # pseudo ethertype: decide IPv4/IPv6 from the version nibble (raw IP, MPLS, GTP-U)
-ETH_UNKNOWN_PPP = 0  # a PPP protocol that carries no IP
+ETH_PPP = 0x880B  # a PPP frame follows (DLT_PPP, PPPoE sessions, enhanced GRE as used by PPTP)
 
 PROTO_ICMP = 1
 PROTO_IPIP = 4
@@ -67,6 +67,8 @@ IPV6_EXTENSIONS = (0, 43, 44, 51, 60, 135, 139, 140)
 PORT_VXLAN = 4789
 PORT_GTP_U = 2152
 PORT_TEREDO = 3544
+PORT_MPLS_UDP = 6635  # RFC 7510
+PORT_L2TP = 1701
 MAX_NESTING = 8  # VLAN/MPLS/PPPoE/extension-header depth we follow before calling a packet malformed
 MAX_TUNNELS = 3
 
@@ -164,16 +166,7 @@ def _link_layer(
         etype[null] = np.select([family == 2, np.isin(family, (10, 23, 24, 28, 30))], [ETH_IPV4, ETH_IPV6], 0)
         header[null] = 4
 
-    ppp = np.isin(linktypes, (LINK_PPP, LINK_PPP_HDLC))
-    if ppp.any():
-        at, stop = offsets[ppp], end[ppp]
-        framed = _u16(data, at, stop) == 0xFF03  # HDLC address/control bytes present
-        start = at + np.where(framed, 2, 0)
-        first = _u8(data, start, stop)
-        compressed = (first & 1) == 1  # protocol-field compression: one byte
-        protocol = np.where(compressed, first, _u16(data, start, stop))
-        etype[ppp] = _ppp_to_ethertype(protocol)
-        header[ppp] = np.where(framed, 2, 0) + np.where(compressed, 1, 2)
+    etype[np.isin(linktypes, (LINK_PPP, LINK_PPP_HDLC))] = ETH_PPP  # the PPP header is peeled like an encapsulation
     hdlc = linktypes == LINK_C_HDLC
     header[hdlc] = 4
     etype[hdlc] = _u16(data, offsets[hdlc] + 2, end[hdlc])
@@ -183,8 +176,23 @@ def _link_layer(
     return pos, etype, reason
 
 
-def _ppp_to_ethertype(protocol: np.ndarray) -> np.ndarray:
-    return np.select([protocol == 0x0021, protocol == 0x0057], [ETH_IPV4, ETH_IPV6], ETH_UNKNOWN_PPP)
+def _ppp(data: np.ndarray, pos: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """PPP header at ``pos`` -> (ethertype of what it carries, header length).
+
+    Handles the optional HDLC address/control bytes, protocol-field compression, and Cisco HDLC
+    framing (address 0x0f/0x8f, control 0, then an ethertype), which is also written as DLT_PPP.
+    """
+    first_word = _u16(data, pos, end)
+    framed = first_word == 0xFF03
+    start = pos + np.where(framed, 2, 0)
+    first = _u8(data, start, end)
+    compressed = (first & 1) == 1
+    protocol = np.where(compressed, first, _u16(data, start, end))
+    carried = np.select([protocol == 0x0021, protocol == 0x0057, protocol == 0x0281], [ETH_IPV4, ETH_IPV6, 0x8847], 0)
+    cisco = np.isin(first_word, (0x0F00, 0x8F00))
+    etype = np.where(cisco, _u16(data, pos + 2, end), carried)
+    length = np.where(cisco, 4, np.where(framed, 2, 0) + np.where(compressed, 1, 2))
+    return etype, length
 
 
 def _unwrap(
@@ -196,8 +204,9 @@ def _unwrap(
         tagged = np.isin(etype, ETH_VLAN)
         labelled = np.isin(etype, ETH_MPLS)
         pppoe = etype == ETH_PPPOE_SESSION
+        ppp = etype == ETH_PPP
         bridged = etype == ETH_BRIDGED
-        if not (tagged.any() or labelled.any() or pppoe.any() or bridged.any()):
+        if not (tagged.any() or labelled.any() or pppoe.any() or ppp.any() or bridged.any()):
             return reason
         if tagged.any():
             at, stop = pos[tagged], end[tagged]
@@ -221,14 +230,16 @@ def _unwrap(
             reason[bad] = 9
             etype[bad] = 0
         if pppoe.any():
-            at, stop = pos[pppoe], end[pppoe]
-            etype[pppoe] = _ppp_to_ethertype(_u16(data, at + 6, stop))
-            pos[pppoe] = at + 8
+            etype[pppoe] = ETH_PPP
+            pos[pppoe] += 6
+        if ppp.any():
+            etype[ppp], length = _ppp(data, pos[ppp], end[ppp])
+            pos[ppp] += length
         if bridged.any():
             at, stop = pos[bridged], end[bridged]
             etype[bridged] = _u16(data, at + 12, stop)
             pos[bridged] = at + 14
-    still = np.isin(etype, (*ETH_VLAN, *ETH_MPLS, ETH_PPPOE_SESSION, ETH_BRIDGED))
+    still = np.isin(etype, (*ETH_VLAN, *ETH_MPLS, ETH_PPPOE_SESSION, ETH_PPP, ETH_BRIDGED))
     reason[still] = 8
     return reason
 
@@ -400,15 +411,33 @@ def _tunnel_payloads(data: np.ndarray, net: _Network, end: np.ndarray) -> tuple[
         flags = _u16(data, at, stop)
         length = 4 + 4 * (((flags & 0x8000) != 0) | ((flags & 0x4000) != 0)) + 4 * ((flags & 0x2000) != 0)
         length = length + 4 * ((flags & 0x1000) != 0)
-        version0 = (flags & 0x7) == 0
-        rows = np.flatnonzero(gre)[version0]
-        inner_pos[rows] = (at + length)[version0]
-        inner_type[rows] = _u16(data, at + 2, stop)[version0]
+        version = flags & 0x7
+        # Enhanced GRE (version 1, RFC 2637) always has a key, and an acknowledgment number when A is set.
+        length = np.where(version == 1, length + 4 * ((flags & 0x0080) != 0), length)
+        known = (version == 0) | (version == 1)
+        rows = np.flatnonzero(gre)[known]
+        inner_pos[rows] = (at + length)[known]
+        inner_type[rows] = _u16(data, at + 2, stop)[known]
 
     udp = usable & (proto == PROTO_UDP) & (cols["l4_offset"] >= 0)
     ports = (cols["src_port"], cols["dst_port"])
     on_port = [udp & ((ports[0] == p) | (ports[1] == p)) for p in (PORT_VXLAN, PORT_GTP_U, PORT_TEREDO)]
     vxlan, gtp, teredo = on_port
+    mpls = udp & (ports[1] == PORT_MPLS_UDP)
+    inner_pos[mpls] = cols["l4_offset"][mpls]
+    inner_type[mpls] = ETH_MPLS[0]
+    l2tp = udp & ((ports[0] == PORT_L2TP) | (ports[1] == PORT_L2TP))
+    if l2tp.any():
+        at, stop = cols["l4_offset"][l2tp], end[l2tp]
+        flags = _u16(data, at, stop)
+        # L2TPv2 data messages (RFC 2661): optional length, sequence numbers and offset padding, then PPP.
+        start = at + 6 + 2 * ((flags & 0x4000) != 0) + 4 * ((flags & 0x0800) != 0)
+        padded = (flags & 0x0200) != 0
+        start = np.where(padded, start + 2 + _u16(data, start, stop), start)
+        valid = ((flags & 0x8000) == 0) & ((flags & 0x000F) == 2)
+        rows = np.flatnonzero(l2tp)[valid]
+        inner_pos[rows] = start[valid]
+        inner_type[rows] = ETH_PPP
     if vxlan.any():
         at, stop = cols["l4_offset"][vxlan], end[vxlan]
         valid = (_u8(data, at, stop) & 0x08) != 0

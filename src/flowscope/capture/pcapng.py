@@ -31,6 +31,7 @@ IF_TSRESOL = 9
 IF_TSOFFSET = 14
 MAX_BLOCK = 16 << 20
 CHUNK_BYTES = 32 << 20
+MAX_SECONDS = (2**63 - 1) // 1_000_000_000 - 1  # nanoseconds since 1970 must fit in int64
 
 
 def sniff(head: bytes) -> bool:
@@ -194,7 +195,9 @@ class _Reader:
         for number, interface in enumerate(interfaces):
             mine = iface == number
             if mine.any():
-                ts_ns[mine] = _to_ns(ts[mine], interface)
+                ts_ns[mine], fits = _to_ns(ts[mine], interface)
+                if not fits.all():
+                    self.skips.add("timestamp outside 1970..2262 (packet kept, time 0)", int((~fits).sum()), self.name)
         no_time = simple
         if no_time.any():
             self.skips.add("simple packet blocks carry no timestamp (packet kept, time 0)", int(no_time.sum()))
@@ -214,10 +217,13 @@ def _opb_interface(word: np.ndarray, order: str) -> np.ndarray:
     return (word & 0xFFFF) if order == "<" else (word >> 16)
 
 
-def _to_ns(ts: np.ndarray, interface: Interface) -> np.ndarray:
-    """Timestamps in the interface's units -> nanoseconds since the epoch."""
+def _to_ns(ts: np.ndarray, interface: Interface) -> tuple[np.ndarray, np.ndarray]:
+    """Timestamps in the interface's units -> (nanoseconds since the epoch, which ones fit in int64)."""
     exponent = interface.tsresol & 0x7F
-    ts = ts.astype(np.uint64)
+    ticks_per_second = float(2**exponent if interface.tsresol & 0x80 else 10**exponent)
+    seconds = ts.astype(np.float64) / ticks_per_second + interface.tsoffset
+    fits = (seconds >= 0) & (seconds < MAX_SECONDS)
+    ts = np.where(fits, ts, 0).astype(np.uint64)
     if interface.tsresol & 0x80:
         whole = (ts >> np.uint64(exponent)).astype(np.int64) * 1_000_000_000
         fraction = (ts & np.uint64((1 << exponent) - 1)).astype(np.float64) / float(1 << exponent)
@@ -226,7 +232,7 @@ def _to_ns(ts: np.ndarray, interface: Interface) -> np.ndarray:
         ns = ts.astype(np.int64) * 10 ** (9 - exponent)
     else:
         ns = (ts // np.uint64(10 ** (exponent - 9))).astype(np.int64)
-    return ns + interface.tsoffset * 1_000_000_000
+    return np.where(fits, ns + interface.tsoffset * 1_000_000_000, 0), fits
 
 
 def read_frames(stream: BinaryIO, name: str, skips: Skips, batch_packets: int) -> Iterator[Frames]:
