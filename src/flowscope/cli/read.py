@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from flowscope.cli.capture_cmds import meter_options
 from flowscope.cli.common import CliState, pass_state, progress_bar
 from flowscope.errors import FlowscopeError
 from flowscope.lake import LakeWriter
@@ -34,6 +35,7 @@ Examples:
     "-o", "--output", type=click.Path(dir_okay=False), help="Write here (.parquet/.csv/.jsonl) instead of the lake."
 )
 @selection_options
+@meter_options
 @pass_state
 def read(
     state: CliState, inputs: tuple[str, ...], input_format: str | None, output: str | None, **options: Any
@@ -55,5 +57,7 @@ def read(
     with progress_bar(state, f"reading {reader.name}", total) as update:
         stats = run(source, sink, on_batch=lambda _: update(completed=source.progress()[0]))
     state.report_skips(source.skips)
+    for note in getattr(source, "notes", ()):
+        state.info(f"note: {note}")
     target = output or f"lake {state.lake.root}"
     state.info(f"{stats.rows:,} flows from {len(paths)} input(s) [{reader.name}] -> {target}")
