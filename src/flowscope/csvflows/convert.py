@@ -1,0 +1,103 @@
+"""One parsed CSV chunk (all columns text) -> a flow table, with unreadable rows found per reason."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from flowscope.csvflows import values
+from flowscope.csvflows.dialects import DURATION, Dialect
+from flowscope.schema import ADDRESS, FLOW_SCHEMA, TIMESTAMP
+
+
+@dataclass
+class Problem:
+    reason: str
+    rows: np.ndarray
+    """Row indices (within the chunk) first found bad for this reason."""
+    example: str
+
+
+@dataclass
+class Converted:
+    table: pa.Table
+    problems: list[Problem] = field(default_factory=list)
+
+
+def _convert_field(name: str, text: pa.Array, dialect: Dialect, timezone: str) -> values.Converted:
+    if name == DURATION:
+        return values.to_float(text)
+    if name == "proto":
+        return values.to_protocol(text)
+    if name == "tcp_flags":
+        return values.to_tcp_flags(text)
+    if name.endswith("_mac"):
+        return values.to_mac(text)
+    kind = FLOW_SCHEMA.field(name).type
+    if kind == ADDRESS:
+        return values.to_address(text)
+    if kind == TIMESTAMP:
+        if dialect.epoch_times:
+            return values.to_epoch_timestamp(text)
+        return values.to_timestamp(text, dialect.time_formats, timezone)
+    return values.to_unsigned(text, kind)
+
+
+def _end_time(start: pa.Array, duration: pa.Array, dialect: Dialect) -> values.Converted:
+    """``time_flow_end`` from the start and a duration column (negative durations are unreadable)."""
+    nanos = pc.cast(pc.round(pc.multiply(duration, float(dialect.duration_ns))), pa.int64(), safe=False)
+    negative = pc.fill_null(pc.less(duration, 0), False).to_numpy(zero_copy_only=False)
+    end = pc.add(pc.cast(start, pa.int64()), nanos).cast(TIMESTAMP)
+    if negative.any():
+        end = pc.if_else(pa.array(negative), pa.scalar(None, TIMESTAMP), end)
+        return end, negative
+    return end, None
+
+
+def convert(raw: pa.Table, dialect: Dialect, mapping: dict[str, str], timezone: str) -> Converted:
+    """Map ``raw`` (columns named by normalised header names, all text) onto the flow schema."""
+    columns: dict[str, pa.Array] = {}
+    bad_by_reason: list[tuple[str, np.ndarray, pa.Array]] = []
+
+    def take(name: str, source: str, converted: values.Converted) -> None:
+        array, bad = converted
+        columns[name] = array
+        if bad is not None:
+            bad_by_reason.append((f"unreadable {source} value", bad, values.as_text(raw.column(source))))
+
+    for name, source in mapping.items():
+        take(name, source, _convert_field(name, values.as_text(raw.column(source)), dialect, timezone))
+    if DURATION in columns:
+        duration = columns.pop(DURATION)
+        if "time_flow_start" in columns and "time_flow_end" not in columns:
+            end, negative = _end_time(columns["time_flow_start"], duration, dialect)
+            columns["time_flow_end"] = end
+            if negative is not None:
+                text = values.as_text(raw.column(mapping[DURATION]))
+                bad_by_reason.append((f"negative {mapping[DURATION]}", negative, text))
+    if dialect.keep_extra:
+        used = set(mapping.values())
+        for source in raw.column_names:
+            if source in used or source in columns:
+                continue
+            text = values.as_text(raw.column(source))
+            if source in dialect.text_extras:
+                columns[source] = text
+            else:
+                take(source, source, values.to_float(text))
+    return Converted(pa.table(columns), _first_reasons(bad_by_reason, raw.num_rows))
+
+
+def _first_reasons(bad_by_reason: list[tuple[str, np.ndarray, pa.Array]], n: int) -> list[Problem]:
+    """Each bad row is counted once, under the first reason found for it."""
+    taken = np.zeros(n, dtype=bool)
+    problems = []
+    for reason, mask, text in bad_by_reason:
+        rows = np.flatnonzero(mask & ~taken)
+        if rows.size:
+            taken[rows] = True
+            problems.append(Problem(reason, rows, str(text[int(rows[0])].as_py())))
+    return problems

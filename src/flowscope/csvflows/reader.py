@@ -1,0 +1,279 @@
+"""``flowscope read`` for flow CSVs: files, ``.gz`` files and standard input, streamed in chunks.
+
+Input is cut into chunks of whole lines and each chunk is parsed by pyarrow's CSV
+reader with every column as text, then converted column-wise (``convert``). From a
+file, chunks are large (speed); from standard input a chunk is also closed every
+``commit_rows`` rows or ``commit_seconds`` seconds, so a slow live feed reaches the
+lake (whose writer uses the same limits) while it is still running.
+Lines are cut at newlines: quoted values containing newlines are not supported
+(no flow CSV has them).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import select
+import sys
+import time
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from flowscope.csvflows import dialects
+from flowscope.csvflows.convert import convert
+from flowscope.csvflows.dialects import Dialect
+from flowscope.csvflows.header import normalised_names, split_header
+from flowscope.diagnostics import Skips
+from flowscope.errors import FlowscopeError
+from flowscope.readers.registry import Reader, register
+
+STDIN = "-"
+CHUNK_BYTES = 16 << 20
+DEFAULT_COMMIT_ROWS = 1_000_000
+DEFAULT_COMMIT_SECONDS = 5.0
+_TICK = 0.25
+_COMMENT_LINES = re.compile(rb"(?m)^#[^\n]*\n?")
+
+
+class _RawInput:
+    """Decompressed byte blocks of one input; ``b""`` blocks are idle ticks of a live stdin."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.live = str(path) == STDIN
+        self.name = "<stdin>" if self.live else str(path)
+        self.consumed = 0
+        self.size = None if self.live else path.stat().st_size
+
+    def blocks(self) -> Iterator[bytes]:
+        inflater: Any = None
+        first = True
+        for block in self._raw_blocks():
+            self.consumed += len(block)
+            if first and block:
+                first = False
+                if block[:2] == b"\x1f\x8b":
+                    inflater = zlib.decompressobj(wbits=47)
+            if inflater is None or not block:
+                yield block
+                continue
+            out = [inflater.decompress(block)]
+            while inflater.eof and inflater.unused_data:  # concatenated gzip members
+                rest = inflater.unused_data
+                inflater = zlib.decompressobj(wbits=47)
+                out.append(inflater.decompress(rest))
+            yield b"".join(out)
+
+    def _raw_blocks(self) -> Iterator[bytes]:
+        if not self.live:
+            with open(self.path, "rb") as handle:
+                while block := handle.read(CHUNK_BYTES):
+                    yield block
+            return
+        fd = sys.stdin.fileno()
+        while True:
+            ready, _, _ = select.select([fd], [], [], _TICK)
+            if not ready:
+                yield b""
+                continue
+            block = os.read(fd, 1 << 20)
+            if not block:
+                return
+            yield block
+
+
+class CsvFlowSource:
+    """All inputs as one stream of flow batches; per-row problems counted in ``skips``."""
+
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        *,
+        dialect: Dialect | None = None,
+        timezone: str = "UTC",
+        strict: bool = False,
+        commit_rows: int = DEFAULT_COMMIT_ROWS,
+        commit_seconds: float = DEFAULT_COMMIT_SECONDS,
+    ) -> None:
+        self.inputs = [_RawInput(p) for p in paths]
+        self.forced_dialect = dialect
+        self.timezone = timezone
+        self.strict = strict
+        self.commit_rows = commit_rows
+        self.commit_seconds = commit_seconds
+        self.skips = Skips(unit="rows")
+        self.dialects_seen: dict[str, str] = {}
+
+    def progress(self) -> tuple[int, int | None]:
+        sizes = [i.size for i in self.inputs]
+        total = None if any(s is None for s in sizes) else sum(s for s in sizes if s is not None)
+        return sum(i.consumed for i in self.inputs), total
+
+    def __iter__(self) -> Iterator[pa.Table]:
+        for raw in self.inputs:
+            yield from _InputReader(self, raw).batches()
+
+
+class _InputReader:
+    """Reads one input: header, dialect, then chunk after chunk."""
+
+    def __init__(self, source: CsvFlowSource, raw: _RawInput) -> None:
+        self.source = source
+        self.raw = raw
+        self.rows_seen = 0
+        self.in_summary = False
+
+    def batches(self) -> Iterator[pa.Table]:
+        chunks = self._chunks()
+        header = next(chunks, None)
+        if header is None:
+            return
+        names = normalised_names(split_header(header))
+        dialect = self.source.forced_dialect or dialects.find(names)
+        if dialect is None:
+            shown = ", ".join(split_header(header)[:6])
+            raise FlowscopeError(
+                f"{self.raw.name}: not a flow CSV: its header ({shown}, ...) has none of the column sets of "
+                f"{', '.join(d.name for d in dialects.DIALECTS)} (see docs/CSV.md)"
+            )
+        mapping = dialect.mapping(names)
+        if not dialect.matches(set(names)):
+            raise FlowscopeError(f"{self.raw.name}: header lacks the columns a {dialect.name} CSV must have")
+        self.source.dialects_seen[self.raw.name] = dialect.name
+        for chunk in chunks:
+            table = self._parse(chunk, names, dialect, mapping)
+            if table is not None and table.num_rows:
+                yield table
+
+    def _chunks(self) -> Iterator[bytes]:
+        """First the header line, then chunks of whole lines."""
+        pending = bytearray()
+        ready: list[bytes] = []
+        ready_rows = ready_bytes = 0
+        since = 0.0
+        header_done = False
+        for block in self.raw.blocks():
+            if block:
+                pending += block
+            if not header_done:
+                pending = bytearray(pending.lstrip(b"\r\n"))
+                cut = pending.find(b"\n")
+                if cut < 0:
+                    continue
+                yield bytes(pending[:cut])
+                del pending[: cut + 1]
+                header_done = True
+            cut = pending.rfind(b"\n")
+            if cut >= 0:
+                piece = bytes(pending[: cut + 1])
+                del pending[: cut + 1]
+                if not ready:
+                    since = time.monotonic()
+                ready.append(piece)
+                ready_rows += piece.count(b"\n")
+                ready_bytes += len(piece)
+            due = ready_bytes >= CHUNK_BYTES or ready_rows >= self.source.commit_rows
+            if ready and (due or (self.raw.live and time.monotonic() - since >= self.source.commit_seconds)):
+                yield b"".join(ready)
+                ready, ready_rows, ready_bytes = [], 0, 0
+        if not header_done:
+            if pending.strip():
+                yield bytes(pending)
+            return
+        if pending.strip():
+            ready.append(bytes(pending) + b"\n")
+        if ready:
+            yield b"".join(ready)
+
+    def _parse(self, chunk: bytes, names: list[str], dialect: Dialect, mapping: dict[str, str]) -> pa.Table | None:
+        if self.in_summary:
+            return None
+        if dialect is dialects.NFDUMP:
+            # nfdump appends a "Summary" block (other columns) unless run with -q.
+            at = chunk.find(b"\nSummary") if not chunk.startswith(b"Summary") else -1
+            if chunk.startswith(b"Summary") or at >= 0:
+                chunk = chunk[: max(at, 0) + (1 if at >= 0 else 0)]
+                self.in_summary = True
+        if dialect is dialects.FTPROFILER and b"#" in chunk:
+            chunk = _COMMENT_LINES.sub(b"", chunk)
+        ragged: list[str] = []
+
+        def on_ragged(row: pacsv.InvalidRow) -> str:
+            ragged.append(f"{row.actual_columns} fields, expected {row.expected_columns}: {row.text[:80]}")
+            return "skip"
+
+        try:
+            raw = pacsv.read_csv(
+                io.BytesIO(chunk),
+                read_options=pacsv.ReadOptions(column_names=names),
+                parse_options=pacsv.ParseOptions(invalid_row_handler=on_ragged),
+                convert_options=pacsv.ConvertOptions(
+                    column_types=dict.fromkeys(names, pa.string()), null_values=[""], strings_can_be_null=True
+                ),
+            )
+        except pa.ArrowInvalid as exc:
+            raise FlowscopeError(f"{self.raw.name}: unreadable CSV near data row {self.rows_seen + 1}: {exc}") from exc
+        if ragged:
+            self._problem("row with the wrong number of fields", len(ragged), ragged[0], self.rows_seen + 1)
+        result = convert(raw, dialect, mapping, self.source.timezone)
+        keep = None
+        for problem in result.problems:
+            self._problem(problem.reason, len(problem.rows), problem.example, self.rows_seen + int(problem.rows[0]) + 1)
+            if keep is None:
+                keep = np.ones(raw.num_rows, dtype=bool)
+            keep[problem.rows] = False
+        self.rows_seen += raw.num_rows
+        table = result.table
+        return table if keep is None else table.filter(pa.array(keep))
+
+    def _problem(self, reason: str, count: int, example: str, row: int) -> None:
+        if self.source.strict:
+            raise FlowscopeError(f"{self.raw.name}: data row {row}: {reason}: {example!r} (--strict)")
+        self.source.skips.add(reason, count, example)
+
+
+def sniff(path: Path, head: bytes) -> bool:
+    """A text first line with commas whose column names fit one of the dialects."""
+    line = head.split(b"\n", 1)[0]
+    if line.count(b",") < 2 or b"\x00" in line:
+        return False
+    return dialects.find(normalised_names(split_header(line))) is not None
+
+
+def open_source(paths: Sequence[Path], options: Mapping[str, Any], dialect: Dialect | None = None) -> CsvFlowSource:
+    """Build the source from ``flowscope read`` options (``tz``, ``strict``, ``commit_rows``, ``commit_seconds``)."""
+    timezone = options.get("tz") or "UTC"
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise FlowscopeError(f"unknown time zone {timezone!r} (use an IANA name such as Europe/Paris)") from exc
+    return CsvFlowSource(
+        paths,
+        dialect=dialect,
+        timezone=timezone,
+        strict=bool(options.get("strict")),
+        commit_rows=options.get("commit_rows") or DEFAULT_COMMIT_ROWS,
+        commit_seconds=options.get("commit_seconds") or DEFAULT_COMMIT_SECONDS,
+    )
+
+
+def _forced(dialect: Dialect) -> Reader:
+    return Reader(
+        name=f"{dialect.name}-csv",
+        description=dialect.description,
+        sniff=lambda path, head: False,
+        open=lambda paths, options: open_source(paths, options, dialect),
+    )
+
+
+register(Reader(name="csv", description="flow CSV, dialect detected from the header", sniff=sniff, open=open_source))
+for _dialect in dialects.DIALECTS:
+    register(_forced(_dialect))

@@ -1,0 +1,186 @@
+"""Vectorised conversion of CSV text columns into flow-schema values.
+
+Every converter takes a string column and returns the converted column plus a boolean
+mask of rows whose text could not be read (``None`` when all rows were fine), so the
+reader can count and drop those rows (or stop, with ``--strict``) instead of failing
+the whole batch. Repeating values (timestamps, protocol names, flags, MACs) are
+converted once per distinct value and gathered back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from flowscope import addresses
+from flowscope.schema import TIMESTAMP
+
+Converted = tuple[pa.Array, np.ndarray | None]
+
+_NUMBER = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
+
+# nfdump and other tools print well-known protocols by name (IANA protocol numbers).
+PROTOCOL_NUMBERS = {
+    "icmp": 1, "igmp": 2, "ipip": 4, "ipinip": 4, "tcp": 6, "egp": 8, "udp": 17, "ipv6": 41, "rsvp": 46,
+    "gre": 47, "esp": 50, "ah": 51, "icmp6": 58, "ipv6-icmp": 58, "icmpv6": 58, "eigrp": 88, "ospf": 89,
+    "pim": 103, "vrrp": 112, "l2tp": 115, "sctp": 132, "udplite": 136,
+}  # fmt: skip
+
+# nfdump's flag string "CEUAPRSF": one character per TCP flag bit, '.' when clear.
+_FLAG_LETTERS = "CEUAPRSF"
+
+
+def _bad_mask(text: pa.Array, converted: pa.Array) -> np.ndarray | None:
+    """Rows that had text but converted to null."""
+    bad = pc.and_(pc.is_valid(text), pc.is_null(converted))
+    mask = bad.to_numpy(zero_copy_only=False)
+    return mask if mask.any() else None
+
+
+def _as_array(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    if isinstance(column, pa.ChunkedArray):
+        return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    return column
+
+
+def to_float(text: pa.Array) -> Converted:
+    """Decimal or exponent notation (``3e+05``); unreadable text becomes null."""
+    try:
+        return pc.cast(text, pa.float64()), None
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        readable = pc.match_substring_regex(text, _NUMBER)
+        values = pc.cast(pc.if_else(readable, text, pa.scalar(None, pa.string())), pa.float64())
+        return values, _bad_mask(text, values)
+
+
+def to_unsigned(text: pa.Array, out_type: pa.DataType) -> Converted:
+    """Whole non-negative numbers that fit ``out_type``; ``3e+05`` and ``12.0`` are accepted."""
+    try:
+        return pc.cast(text, out_type), None
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    floats, _ = to_float(text)
+    limit = float(np.iinfo(out_type.to_pandas_dtype()).max)
+    whole = pc.and_(
+        pc.equal(pc.floor(floats), floats), pc.and_(pc.greater_equal(floats, 0), pc.less_equal(floats, limit))
+    )
+    values = pc.cast(pc.if_else(whole, floats, pa.scalar(None, pa.float64())), out_type)
+    return values, _bad_mask(text, values)
+
+
+def _map_distinct(text: pa.Array, convert: Callable[[str], object | None], out_type: pa.DataType) -> Converted:
+    """Convert each distinct value once in Python (few distinct values: names, flags, MACs, times)."""
+    encoded = pc.dictionary_encode(text)
+    converted = pa.array([convert(v) for v in encoded.dictionary.to_pylist()], out_type)
+    values = converted.take(encoded.indices)
+    return values, _bad_mask(text, values)
+
+
+def to_protocol(text: pa.Array) -> Converted:
+    """IP protocol numbers, or names such as ``TCP`` (nfdump) mapped to their numbers."""
+    try:
+        return pc.cast(text, pa.uint8()), None
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+
+    def convert(value: str) -> int | None:
+        value = value.strip().lower()
+        if value.isdigit() and int(value) < 256:
+            return int(value)
+        return PROTOCOL_NUMBERS.get(value)
+
+    return _map_distinct(text, convert, pa.uint8())
+
+
+def to_tcp_flags(text: pa.Array) -> Converted:
+    """A number, or nfdump's ``...AP.SF`` letters."""
+    try:
+        return pc.cast(text, pa.uint16()), None
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+
+    def convert(value: str) -> int | None:
+        value = value.strip()
+        if value.isdigit():
+            return int(value) if int(value) < 65536 else None
+        if value.startswith("0x"):
+            return int(value, 16) if all(c in "0123456789abcdefABCDEF" for c in value[2:]) else None
+        if len(value) != len(_FLAG_LETTERS):
+            return None
+        bits = 0
+        for position, (letter, expected) in enumerate(zip(value.upper(), _FLAG_LETTERS, strict=True)):
+            if letter == expected:
+                bits |= 1 << (7 - position)
+            elif letter != ".":
+                return None
+        return bits
+
+    return _map_distinct(text, convert, pa.uint16())
+
+
+def to_mac(text: pa.Array) -> Converted:
+    """``aa:bb:cc:dd:ee:ff`` (or ``-`` / ``.`` separated) -> the schema's uint64 MAC."""
+
+    def convert(value: str) -> int | None:
+        digits = value.strip().replace(":", "").replace("-", "").replace(".", "")
+        if len(digits) != 12:
+            return None
+        try:
+            return int(digits, 16)
+        except ValueError:
+            return None
+
+    return _map_distinct(text, convert, pa.uint64())
+
+
+def to_address(text: pa.Array) -> Converted:
+    """IPv4/IPv6 text -> binary(16) (``flowscope.addresses.parse_text``, once per distinct address)."""
+    values = addresses.parse_text(text, errors="null")
+    return values, _bad_mask(text, values)
+
+
+def to_timestamp(text: pa.Array, formats: tuple[str, ...], timezone: str) -> Converted:
+    """Naive local times in ``timezone`` -> UTC nanoseconds.
+
+    ``formats`` are strptime patterns tried in order (first match wins); with none,
+    ISO 8601 (``2024-05-01 13:00:00.123``) is expected. Each distinct text is parsed once.
+    """
+    encoded = pc.dictionary_encode(text)
+    distinct = encoded.dictionary
+    if formats:
+        candidates = [pc.strptime(distinct, format=f, unit="ns", error_is_null=True) for f in formats]
+        parsed = candidates[0] if len(candidates) == 1 else pc.coalesce(*candidates)
+    else:
+        parsed = _iso_times(distinct)
+    if timezone.upper() != "UTC":
+        parsed = pc.assume_timezone(parsed, timezone=timezone, ambiguous="earliest", nonexistent="earliest")
+    values = pc.cast(parsed.take(encoded.indices), TIMESTAMP)
+    return values, _bad_mask(text, values)
+
+
+_ISO = r"^\d{4}-\d\d-\d\d([ T]\d\d:\d\d(:\d\d(\.\d+)?)?)?$"
+
+
+def _iso_times(text: pa.Array) -> pa.Array:
+    naive = pa.timestamp("ns")
+    try:
+        return pc.cast(text, naive)
+    except pa.ArrowInvalid:
+        readable = pc.match_substring_regex(text, _ISO)
+        return pc.cast(pc.if_else(readable, text, pa.scalar(None, pa.string())), naive)
+
+
+def to_epoch_timestamp(text: pa.Array) -> Converted:
+    """Unix seconds with an optional fraction (``1653637473.475``) -> UTC nanoseconds (microsecond precision)."""
+    seconds, bad = to_float(text)
+    micros = pc.round(pc.multiply(seconds, 1e6))
+    values = pc.cast(pc.multiply(pc.cast(micros, pa.int64()), 1000), pa.int64()).cast(TIMESTAMP)
+    return values, bad
+
+
+def as_text(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """One contiguous string array (the reader reads every column as text)."""
+    return _as_array(column)
