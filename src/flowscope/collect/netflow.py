@@ -21,6 +21,7 @@ from flowscope.collect.datagrams import MESSAGE_SCHEMA, Datagrams, Decoded
 from flowscope.collect.fields import VARIABLE_LENGTH, Kind
 from flowscope.collect.records import Records, be_unsigned
 from flowscope.collect.sampling import packet_interval_rate
+from flowscope.collect.sections import section_columns
 from flowscope.collect.state import NetflowState
 from flowscope.collect.templates import DomainKey, Field, HeldSet, Template, TemplateStore
 from flowscope.diagnostics import Skips
@@ -314,7 +315,7 @@ def _decode_groups(batch: _Batch, state: NetflowState, skips: Skips) -> tuple[pa
         if template.is_options:
             _learn_options(records, row_context, context, state)
         else:
-            tables.append(_flows(records, row_context, context, state))
+            tables.append(_flows(records, row_context, context, state, skips))
     flows = pa.concat_tables(tables) if tables else empty_flows()
     return flows, records_per_context
 
@@ -358,7 +359,7 @@ def _record_rate(records: Records) -> np.ndarray | None:
 _NUMPY_TYPES = {pa.uint8(): np.uint8, pa.uint16(): np.uint16, pa.uint32(): np.uint32, pa.uint64(): np.uint64}
 
 
-def _flows(records: Records, row_context: np.ndarray, context: _Context, state: NetflowState) -> pa.Table:
+def _flows(records: Records, row_context: np.ndarray, context: _Context, state: NetflowState, skips: Skips) -> pa.Table:
     n = len(records)
     version = int(context.version[row_context[0]])
     columns: dict[str, pa.Array] = {
@@ -383,6 +384,8 @@ def _flows(records: Records, row_context: np.ndarray, context: _Context, state: 
         etype = _etype(records)
         if etype is not None:
             columns["etype"] = pa.array(etype)
+    for column, values in section_columns(records, skips).items():
+        columns.setdefault(column, values)  # elements the exporter sent win over what the section shows
     columns.update(_icmp(records, columns))
     columns.update(_times(records, row_context, context, version, state.system_init_ms))
     rate, known = state.sampling.resolve(

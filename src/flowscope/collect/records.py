@@ -93,6 +93,15 @@ class Records:
             return self.matrix[:, offset : offset + width]
         return self.buffer[self.starts[:, index, None] + np.arange(width)]
 
+    def section(self, key: FieldKey) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(buffer, per-record starts, per-record lengths) of an element of any length, e.g. a packet section."""
+        index, offset = self.template.offsets[key]
+        if self.matrix is not None:
+            width = self.template.fields[index].length
+            starts = np.arange(self.count, dtype=np.int64) * self.matrix.shape[1] + offset
+            return self.matrix.reshape(-1), starts, np.full(self.count, width, np.int64)
+        return self.buffer, self.starts[:, index], self.lengths[:, index]
+
     def unsigned(self, key: FieldKey) -> np.ndarray | None:
         """A big-endian unsigned element as uint64 (any length 1-8: reduced-size encoding), None if unusable."""
         width = self.field_length(key)
