@@ -127,3 +127,16 @@ def test_partition_time_falls_back_to_time_received(lake_dir):
     with LakeWriter(lake_dir) as writer:
         writer.write(table)
     assert count(lake_dir, "SELECT min(date)::VARCHAR, count(*) FROM flows") == ("2024-05-01", 3)
+
+
+def test_buffer_also_flushes_by_size(lake_dir):
+    writer = LakeWriter(lake_dir, max_rows=10**9, max_bytes=1, max_age=3600)
+    writer.write(flows(10))
+    assert count(lake_dir)[0] == 10
+    writer.close()
+
+
+def test_querying_a_missing_lake_does_not_create_it(tmp_path):
+    missing = tmp_path / "nowhere"
+    assert count(missing, "SELECT count(*) FROM flows") == (0,)
+    assert not missing.exists()

@@ -55,6 +55,9 @@ class Lake:
 
     @contextmanager
     def _locked(self, mode: int) -> Iterator[None]:
+        if mode == fcntl.LOCK_SH and not self.root.is_dir():
+            yield  # nothing to protect, and a query should not create a lake
+            return
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / ".lock", "a") as handle:
             fcntl.flock(handle, mode)

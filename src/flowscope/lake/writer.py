@@ -1,12 +1,13 @@
 """Writing flow batches into the lake.
 
 Rows are buffered per (date, hour) partition of their start time and written out as
-one Parquet file per partition when the buffer holds ``max_rows`` rows, when its
-oldest row has waited ``max_age`` seconds (checked on every ``write`` and by
-``flush_if_due``), or on ``close``. A crash or Ctrl-C therefore loses at most the
-unflushed buffer: fewer than ``max_rows`` rows, received within the last
-``max_age`` seconds. Each file is published atomically (``layout.publish``) under a
-name unique to this writer, so several processes can write one lake at once.
+one Parquet file per partition when the buffer holds ``max_rows`` rows or
+``max_bytes`` bytes of Arrow data, when its oldest row has waited ``max_age``
+seconds (checked on every ``write`` and by ``flush_if_due``), or on ``close``. A
+crash or Ctrl-C therefore loses at most the unflushed buffer: fewer than
+``max_rows`` rows, received within the last ``max_age`` seconds. Each file is
+published atomically (``layout.publish``) under a name unique to this writer, so
+several processes can write one lake at once.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from flowscope.schema import conform
 
 NS_PER_HOUR = 3_600_000_000_000
 DEFAULT_MAX_ROWS = 1_000_000
+DEFAULT_MAX_BYTES = 512 << 20
 DEFAULT_MAX_AGE = 5.0
 
 # Fresh files favour write speed (LZ4); compaction rewrites them smaller (zstd). Both
@@ -76,6 +78,7 @@ class LakeWriter:
         table: str = "flows",
         *,
         max_rows: int = DEFAULT_MAX_ROWS,
+        max_bytes: int = DEFAULT_MAX_BYTES,
         max_age: float = DEFAULT_MAX_AGE,
         time_column: str = "time_flow_start",
         conform_rows: bool = True,
@@ -83,11 +86,13 @@ class LakeWriter:
         self.lake = lake if isinstance(lake, Lake) else Lake.at(lake)
         self.table = table
         self.max_rows = max_rows
+        self.max_bytes = max_bytes
         self.max_age = max_age
         self.time_column = time_column
         self.conform_rows = conform_rows
         self._buffers: dict[int, list[pa.Table]] = {}
         self._buffered_rows = 0
+        self._buffered_bytes = 0
         self._oldest: float | None = None
         self._name_prefix = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._sequence = itertools.count()
@@ -115,9 +120,10 @@ class LakeWriter:
             for rows in np.split(order, bounds):
                 self._buffers.setdefault(int(hours[rows[0]]), []).append(table.take(pa.array(rows)))
         self._buffered_rows += table.num_rows
+        self._buffered_bytes += table.nbytes
         if self._oldest is None:
             self._oldest = time.monotonic()
-        if self._buffered_rows >= self.max_rows:
+        if self._buffered_rows >= self.max_rows or self._buffered_bytes >= self.max_bytes:
             self.flush()
         else:
             self.flush_if_due()
@@ -133,6 +139,7 @@ class LakeWriter:
         written = [self._write_partition(hour, tables) for hour, tables in sorted(self._buffers.items())]
         self._buffers.clear()
         self._buffered_rows = 0
+        self._buffered_bytes = 0
         self._oldest = None
         self.files_written.extend(written)
         return written
