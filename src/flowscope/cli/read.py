@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ import click
 
 from flowscope.cli.capture_cmds import meter_options
 from flowscope.cli.common import CliState, pass_state, progress_bar
+from flowscope.csvflows.options import csv_options, ingest_transforms, lake_limits
 from flowscope.errors import FlowscopeError
 from flowscope.lake import LakeWriter
 from flowscope.nfdump.options import selection_options
@@ -17,9 +19,9 @@ from flowscope.readers import registry
 from flowscope.sinks.files import FileSink
 
 
-def open_sink(state: CliState, output: str | None) -> Sink:
+def open_sink(state: CliState, output: str | None, options: dict[str, Any]) -> Sink:
     """``-o FILE`` writes that file (format from its extension); otherwise append to the lake."""
-    return FileSink(output) if output else LakeWriter(state.lake)
+    return FileSink(output) if output else LakeWriter(state.lake, **lake_limits(options))
 
 
 @click.command(
@@ -36,6 +38,7 @@ Examples:
 )
 @selection_options
 @meter_options
+@csv_options
 @pass_state
 def read(
     state: CliState, inputs: tuple[str, ...], input_format: str | None, output: str | None, **options: Any
@@ -48,14 +51,14 @@ def read(
     if input_format:
         reader = registry.get(input_format)
     elif str(paths[0]) == "-":
-        raise FlowscopeError("reading standard input needs --format")
+        reader = registry.detect(paths[0], head=sys.stdin.buffer.peek(registry.SNIFF_BYTES))
     else:
         reader = registry.detect(paths[0])
     source = reader.open(paths, options)
-    sink = open_sink(state, output)
+    sink = open_sink(state, output, options)
     _, total = source.progress()
     with progress_bar(state, f"reading {reader.name}", total) as update:
-        stats = run(source, sink, on_batch=lambda _: update(completed=source.progress()[0]))
+        stats = run(source, sink, ingest_transforms(options), on_batch=lambda _: update(completed=source.progress()[0]))
     state.report_skips(source.skips)
     for note in getattr(source, "notes", ()):
         state.info(f"note: {note}")

@@ -12,7 +12,6 @@ Lines are cut at newlines: quoted values containing newlines are not supported
 from __future__ import annotations
 
 import io
-import os
 import re
 import select
 import sys
@@ -78,16 +77,15 @@ class _RawInput:
                 while block := handle.read(CHUNK_BYTES):
                     yield block
             return
-        fd = sys.stdin.fileno()
-        while True:
-            ready, _, _ = select.select([fd], [], [], _TICK)
-            if not ready:
-                yield b""
-                continue
-            block = os.read(fd, 1 << 20)
-            if not block:
-                return
+        # read1 first returns what format detection peeked into stdin's buffer, then one read per
+        # call; after each call that buffer is empty, so select() tells when the next read would block.
+        stdin = sys.stdin.buffer
+        block = stdin.read1(1 << 20)
+        while block:
             yield block
+            while not select.select([stdin], [], [], _TICK)[0]:
+                yield b""
+            block = stdin.read1(1 << 20)
 
 
 class CsvFlowSource:
@@ -205,9 +203,11 @@ class _InputReader:
         if dialect is dialects.FTPROFILER and b"#" in chunk:
             chunk = _COMMENT_LINES.sub(b"", chunk)
         ragged: list[str] = []
+        ragged_lines: list[int | None] = []
 
         def on_ragged(row: pacsv.InvalidRow) -> str:
             ragged.append(f"{row.actual_columns} fields, expected {row.expected_columns}: {row.text[:80]}")
+            ragged_lines.append(row.number)
             return "skip"
 
         try:
@@ -222,7 +222,8 @@ class _InputReader:
         except pa.ArrowInvalid as exc:
             raise FlowscopeError(f"{self.raw.name}: unreadable CSV near data row {self.rows_seen + 1}: {exc}") from exc
         if ragged:
-            self._problem("row with the wrong number of fields", len(ragged), ragged[0], self.rows_seen + 1)
+            line = ragged_lines[0] or 1
+            self._problem("row with the wrong number of fields", len(ragged), ragged[0], self.rows_seen + line)
         result = convert(raw, dialect, mapping, self.source.timezone)
         keep = None
         for problem in result.problems:

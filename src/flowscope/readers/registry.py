@@ -59,15 +59,19 @@ def head_bytes(path: Path, size: int = SNIFF_BYTES) -> bytes:
     return head
 
 
-def detect(path: Path) -> Reader:
-    """The reader whose sniffer accepts ``path`` (a directory is sniffed by its first file)."""
+def detect(path: Path, head: bytes | None = None) -> Reader:
+    """The reader whose sniffer accepts ``path`` (a directory is sniffed by its first file).
+
+    ``head`` gives the first bytes of a stream that cannot be reopened (standard input, ``-``).
+    """
     probe = path
-    if path.is_dir():
+    if head is None and path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
         if not files:
             raise FlowscopeError(f"{path}: directory holds no files")
         probe = files[0]
-    head = head_bytes(probe)
+    if head is None:
+        head = head_bytes(probe)
     for reader in readers().values():
         if reader.sniff(probe, head):
             return reader
