@@ -367,8 +367,9 @@ def _transport(
     icmp = base & np.isin(proto, (PROTO_ICMP, PROTO_ICMPV6))
     if ported.any():
         at, stop = pos[ported], end[ported]
-        cols["src_port"][ported] = _u16(data, at, stop)
-        cols["dst_port"][ported] = _u16(data, at + 2, stop)
+        has_ports = at + 4 <= stop  # both ports or neither: half a port pair would make a wrong flow key
+        cols["src_port"][ported] = np.where(has_ports, _u16(data, at, stop), 0)
+        cols["dst_port"][ported] = np.where(has_ports, _u16(data, at + 2, stop), 0)
         kind = proto[ported]
         tcp_offset = (_u8(data, at + 12, stop) >> 4) * 4
         header = np.select([kind == PROTO_TCP, kind == PROTO_UDP], [np.maximum(tcp_offset, 20), 8], 12)

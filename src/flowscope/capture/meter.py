@@ -179,6 +179,15 @@ class _FragmentPorts:
             self._keep(np.flatnonzero(self.seen_ns > clock_ns - self.timeout_ns))
         return unmatched
 
+    ARRAYS = ("keys", "src_port", "dst_port", "seen_ns")
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name) for name in self.ARRAYS}
+
+    def load(self, arrays: dict[str, np.ndarray]) -> None:
+        for name in self.ARRAYS:
+            setattr(self, name, np.asarray(arrays[name], getattr(self, name).dtype))
+
     def _keep(self, rows: np.ndarray) -> None:
         self.keys, self.src_port = self.keys[rows], self.src_port[rows]
         self.dst_port, self.seen_ns = self.dst_port[rows], self.seen_ns[rows]
@@ -221,6 +230,21 @@ class FlowMeter:
         """Export every flow still in the cache (end of input)."""
         finished, self.cache = self.cache, FlowRows.empty()
         return self._table(finished)
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The cache, clock and fragment table as named arrays (for ``np.savez``), so metering can
+        resume after a restart with flows that span it still one flow."""
+        arrays = {f"cache.{name}": values for name, values in self.cache.columns.items()}
+        arrays["clock_ns"] = np.array([-1 if self.clock_ns is None else self.clock_ns], np.int64)
+        arrays.update({f"fragments.{name}": values for name, values in self._fragments.arrays().items()})
+        return arrays
+
+    def restore(self, arrays: dict[str, np.ndarray]) -> None:
+        """Continue from a saved ``state()``."""
+        self.cache = FlowRows({name: np.asarray(arrays[f"cache.{name}"], dtype) for name, dtype, _ in _COLUMNS})
+        clock = int(arrays["clock_ns"][0])
+        self.clock_ns = None if clock < 0 else clock
+        self._fragments.load({name: arrays[f"fragments.{name}"] for name in _FragmentPorts.ARRAYS})
 
     def _enforce_limit(self) -> FlowRows:
         excess = len(self.cache) - self.settings.max_flows
