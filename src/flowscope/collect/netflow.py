@@ -479,7 +479,7 @@ def _times(
                 continue
             seconds = be_unsigned(raw[:, :4]).astype(np.int64) - NTP_EPOCH_OFFSET
             fraction = be_unsigned(raw[:, 4:]).astype(np.int64)
-            ns = seconds * 1_000_000_000 + ((fraction * 1_000_000_000) >> 32)
+            ns = seconds * 1_000_000_000 + ((fraction * 1_000_000_000 + (1 << 31)) >> 32)  # rounded
         else:
             value = records.unsigned(key)
             if value is None:
