@@ -32,7 +32,7 @@ DEFAULT_MAX_ROWS = 1_000_000
 DEFAULT_MAX_BYTES = 512 << 20
 DEFAULT_MAX_AGE = 5.0
 
-# Fresh files favour write speed (LZ4); compaction rewrites them smaller (zstd). Both
+# Fresh files favour write speed (Snappy); compaction rewrites them smaller (zstd). Both
 # dictionary-encode the low-cardinality columns and delta-encode the time columns.
 _DICTIONARY_COLUMNS = (
     "type",
@@ -54,7 +54,7 @@ _DICTIONARY_COLUMNS = (
     "vlan_id",
 )
 _DELTA_COLUMNS = ("time_received", "time_flow_start", "time_flow_end")
-FAST = {"compression": "lz4"}
+FAST = {"compression": "snappy"}
 COMPACT = {"compression": "zstd", "compression_level": 3}
 
 
