@@ -10,6 +10,7 @@ import click
 
 from flowscope.cli.capture_cmds import meter_options
 from flowscope.cli.common import CliState, pass_state, progress_bar
+from flowscope.collect.options import EXPORTS_FORMAT, export_options
 from flowscope.csvflows.options import csv_options, ingest_transforms, lake_limits
 from flowscope.errors import FlowscopeError
 from flowscope.lake import LakeWriter
@@ -29,6 +30,7 @@ def open_sink(state: CliState, output: str | None, options: dict[str, Any]) -> S
 Examples:
   flowscope read capture.pcap                     meter a capture into the lake
   flowscope read flows.csv.gz -o flows.parquet    convert a flow CSV to Parquet
+  flowscope read exports.pcap --as-exports        decode recorded NetFlow/IPFIX datagrams
 """
 )
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(allow_dash=True))
@@ -39,6 +41,7 @@ Examples:
 @selection_options
 @meter_options
 @csv_options
+@export_options
 @pass_state
 def read(
     state: CliState, inputs: tuple[str, ...], input_format: str | None, output: str | None, **options: Any
@@ -48,6 +51,8 @@ def read(
     for path in paths:
         if str(path) != "-" and not path.exists():
             raise FlowscopeError(f"{path}: no such file or directory")
+    if options.get("as_exports"):
+        input_format = input_format or EXPORTS_FORMAT
     if input_format:
         reader = registry.get(input_format)
     elif str(paths[0]) == "-":

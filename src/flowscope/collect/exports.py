@@ -18,6 +18,7 @@ from flowscope.capture.files import capture_files, iter_packet_batches
 from flowscope.capture.packets import PacketBatch
 from flowscope.collect.datagrams import Datagrams
 from flowscope.collect.dispatch import decode_netflow
+from flowscope.collect.options import EXPORTS_FORMAT
 from flowscope.collect.sampling import SamplingConfig
 from flowscope.collect.state import NetflowState
 from flowscope.diagnostics import Skips
@@ -77,7 +78,7 @@ def open_source(paths: Sequence[Path], options: Mapping[str, Any]) -> ExportCapt
 
 READER = register(
     Reader(
-        name="exports",
+        name=EXPORTS_FORMAT,
         description="NetFlow v1/v5/v9/IPFIX datagrams recorded in pcap/pcapng captures (read --as-exports)",
         sniff=lambda _path, _head: False,  # a capture is metered by default; exports are asked for explicitly
         open=open_source,

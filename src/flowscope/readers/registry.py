@@ -17,7 +17,12 @@ from typing import Any
 from flowscope.errors import FlowscopeError
 from flowscope.pipeline import Source
 
-FORMAT_MODULES: tuple[str, ...] = ("flowscope.nfdump.reader", "flowscope.csvflows.reader", "flowscope.capture.source")
+FORMAT_MODULES: tuple[str, ...] = (
+    "flowscope.nfdump.reader",
+    "flowscope.csvflows.reader",
+    "flowscope.capture.source",
+    "flowscope.collect.exports",
+)
 
 SNIFF_BYTES = 4096
 
