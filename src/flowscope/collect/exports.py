@@ -2,7 +2,8 @@
 
 Every UDP payload of the capture is one export datagram; its source address is the
 exporter and its capture time the receive time, exactly as the live collector would
-have seen it. Datagrams that are no NetFlow/IPFIX are counted by reason, not lost.
+have seen it. NetFlow/IPFIX and sFlow are told apart by their version field; datagrams
+that are neither are counted by reason, not lost.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from flowscope.collect.datagrams import Datagrams
 from flowscope.collect.dispatch import decode_netflow
 from flowscope.collect.options import EXPORTS_FORMAT
 from flowscope.collect.sampling import SamplingConfig
+from flowscope.collect.sflow import decode_sflow
 from flowscope.collect.state import NetflowState
 from flowscope.diagnostics import Skips
 from flowscope.readers.registry import Reader, register
 
 UDP = 17
+SFLOW_V5 = b"\x00\x00\x00\x05"  # sFlow's 32-bit version; NetFlow's is 16-bit, so v5 starts 00 05
 BATCH_PACKETS = 1 << 16
 
 
@@ -63,10 +66,18 @@ class ExportCaptureSource:
     def __iter__(self) -> Iterator[pa.Table]:
         for index, path in enumerate(self.files):
             for datagrams in iter_export_datagrams([path], self.skips):
-                decoded = decode_netflow(datagrams, self.state)
-                self.skips.merge(decoded.skips)
-                if decoded.flows.num_rows:
-                    yield decoded.flows
+                is_sflow = np.array([p[:4] == SFLOW_V5 for p in datagrams.payloads], bool)
+                parts = [decode_netflow(datagrams.take(np.flatnonzero(~is_sflow)), self.state)]
+                if is_sflow.any():
+                    parts.append(decode_sflow(datagrams.take(np.flatnonzero(is_sflow))))
+                for decoded in parts:
+                    self.skips.merge(decoded.skips)
+                    if decoded.counters is not None:
+                        self.skips.add(
+                            "sFlow counter samples (only flowscope collect stores them)", decoded.counters.num_rows
+                        )
+                    if decoded.flows.num_rows:
+                        yield decoded.flows
             self._done = sum(p.stat().st_size for p in self.files[: index + 1])
         self.skips.add("data sets whose template never came", self.state.templates.held_sets)
 
@@ -79,7 +90,7 @@ def open_source(paths: Sequence[Path], options: Mapping[str, Any]) -> ExportCapt
 READER = register(
     Reader(
         name=EXPORTS_FORMAT,
-        description="NetFlow v1/v5/v9/IPFIX datagrams recorded in pcap/pcapng captures (read --as-exports)",
+        description="NetFlow v1/v5/v9/IPFIX and sFlow v5 datagrams recorded in captures (read --as-exports)",
         sniff=lambda _path, _head: False,  # a capture is metered by default; exports are asked for explicitly
         open=open_source,
     )

@@ -386,6 +386,10 @@ def _flows(records: Records, row_context: np.ndarray, context: _Context, state: 
             columns["etype"] = pa.array(etype)
     for column, values in section_columns(records, skips).items():
         columns.setdefault(column, values)  # elements the exporter sent win over what the section shows
+    if "proto" not in columns:  # softflowd's ICMP templates carry icmpTypeCode but no protocol
+        for key, proto in (((0, 32), 1), ((0, 139), 58)):
+            if records.has(key):
+                columns["proto"] = pa.array(np.full(len(records), proto, np.uint8))
     columns.update(_icmp(records, columns))
     columns.update(_times(records, row_context, context, version, state.system_init_ms))
     rate, known = state.sampling.resolve(

@@ -19,7 +19,7 @@ def export_options(command: F) -> F:
             click.option(
                 "--as-exports",
                 is_flag=True,
-                help="Decode a capture's UDP payloads as NetFlow v1/v5/v9/IPFIX exports instead of metering it.",
+                help="Decode a capture's UDP payloads as NetFlow/IPFIX/sFlow exports instead of metering it.",
             ),
             click.option(
                 "--sampling-config",
