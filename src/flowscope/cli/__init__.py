@@ -7,6 +7,7 @@ import sys
 import click
 
 from flowscope import __version__
+from flowscope.cli.collect_cmds import collect, exporters, templates
 from flowscope.cli.common import CliState, run_cleanly
 from flowscope.cli.demo import demo
 from flowscope.cli.lake_cmd import lake
@@ -53,5 +54,5 @@ def main(ctx: click.Context, lake_path: str, verbose: int, quiet: bool, debug: b
     ctx.obj = CliState(lake_path=lake_path, verbosity=-1 if quiet else verbose, debug=debug)
 
 
-for command in (demo, lake, query, read, top):
+for command in (collect, demo, exporters, lake, query, read, templates, top):
     main.add_command(command)

@@ -1,0 +1,191 @@
+"""``flowscope collect`` (the UDP collector), ``flowscope exporters`` (health) and ``flowscope templates``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import click
+import pyarrow as pa
+from rich.console import Console
+
+from flowscope.addresses import format_one
+from flowscope.cli.common import CliState, pass_state
+from flowscope.cli.output import print_table
+from flowscope.collect.health import HEALTH_DIR
+from flowscope.collect.receive import Listen
+from flowscope.collect.server import CollectorConfig, lake_health, new_run_id, run_collector, run_workers
+from flowscope.collect.state import NetflowState
+from flowscope.errors import FlowscopeError
+
+
+class ListenParam(click.ParamType):
+    name = "PROTO://HOST:PORT"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> Listen:
+        if isinstance(value, Listen):
+            return value
+        try:
+            return Listen.parse(str(value))
+        except FlowscopeError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+@click.command(
+    epilog="""\b
+netflow:// takes NetFlow v1/v5/v9 and IPFIX on one port (told apart by version); sflow:// takes sFlow v5.
+Flows go to the lake table "flows", sFlow counter samples to "interface_counters". Health (sequence
+loss, decode errors, socket drops) is saved in LAKE/_collector/ for `flowscope exporters`.
+Examples:
+  flowscope collect --listen netflow://0.0.0.0:2055 --listen sflow://0.0.0.0:6343
+  flowscope --lake /data/lake collect --listen netflow://[::]:2055 --metrics 127.0.0.1:9433 --workers 2
+"""
+)
+@click.option("--listen", "listens", type=ListenParam(), multiple=True, required=True, help="Repeatable.")
+@click.option(
+    "--flush",
+    "flush_seconds",
+    type=click.FloatRange(min=0.1),
+    default=5.0,
+    show_default=True,
+    help="Seconds a flow may wait in memory before it is written to the lake.",
+)
+@click.option("--metrics", help="Serve Prometheus metrics on HOST:PORT (/metrics).")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Collector processes sharing each port (SO_REUSEPORT).",
+)
+@click.option(
+    "--receive-buffer",
+    type=click.IntRange(min=65536),
+    default=64 << 20,
+    show_default=True,
+    help="Socket receive buffer to ask for, in bytes (the granted size is logged and exported).",
+)
+@click.option(
+    "--sampling-config",
+    type=click.Path(dir_okay=False, exists=True),
+    help="TOML file with per-exporter sampling defaults/overrides (see docs/COLLECTOR.md).",
+)
+@pass_state
+def collect(
+    state: CliState,
+    listens: tuple[Listen, ...],
+    flush_seconds: float,
+    metrics: str | None,
+    workers: int,
+    receive_buffer: int,
+    sampling_config: str | None,
+) -> None:
+    """Receive NetFlow/IPFIX/sFlow over UDP into the lake until SIGINT/SIGTERM."""
+    if len({(spec.host, spec.port) for spec in listens}) != len(listens):
+        raise FlowscopeError("two --listen options share one address and port")
+    level = logging.WARNING if state.verbosity < 0 else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(message)s")
+    config = CollectorConfig(
+        listens=listens,
+        lake=str(state.lake.root),
+        flush_seconds=flush_seconds,
+        receive_buffer=receive_buffer,
+        sampling_config=sampling_config,
+        run_id=new_run_id(),
+    )
+    if workers == 1:
+        collector = run_collector(config, metrics)
+        written = dict(collector.health.rows_written)
+        state.info(f"stopped; rows written: {written or 'none'}")
+        return
+    failed = run_workers(config, workers, metrics)
+    if failed:
+        raise FlowscopeError(f"{failed} of {workers} collector workers failed (see the log above)")
+    state.info("stopped")
+
+
+def _age(ns: int) -> str:
+    if not ns:
+        return ""
+    seconds = max(0, time.time() - ns / 1e9)
+    return (
+        f"{seconds:.0f}s ago"
+        if seconds < 120
+        else f"{seconds / 60:.0f}m ago"
+        if seconds < 7200
+        else (f"{seconds / 3600:.1f}h ago")
+    )
+
+
+def _counts(mapping: dict[str, int]) -> str:
+    return ", ".join(f"{count:,} {unit}" for unit, count in sorted(mapping.items()) if count) or "0"
+
+
+@click.command(
+    epilog="""\b
+Loss is counted from sequence numbers: NetFlow v5 and IPFIX number flows, NetFlow v9 and sFlow
+number datagrams, sFlow also numbers samples per data source. Late = arrived out of order.
+Shows the latest collector run that wrote to the lake (all its workers).
+"""
+)
+@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@pass_state
+def exporters(state: CliState, output_format: str) -> None:
+    """Health per exporter: datagrams, flows, sequence loss, decode errors; socket drops per listener."""
+    merged = lake_health(state.lake)
+    if output_format == "json":
+        click.echo(json.dumps(merged, indent=1, sort_keys=True))
+        return
+    if not merged["exporters"] and not merged["listeners"]:
+        raise FlowscopeError(f"no collector health in {state.lake.root / HEALTH_DIR} (run `flowscope collect` first)")
+    rows = [
+        {
+            "exporter": item["exporter"],
+            "protocol": item["protocol"],
+            "datagrams": item["datagrams"],
+            "flows": item["flows"],
+            "lost": _counts(item["lost"]),
+            "late": _counts(item["late"]),
+            "restarts": item["resets"],
+            "decode errors": _counts(item["errors"]),
+            "last seen": _age(item["last_seen_ns"]),
+        }
+        for item in merged["exporters"]
+    ]
+    console = Console()
+    if rows:
+        print_table(pa.Table.from_pylist(rows), console, title="exporters")
+    listeners = [
+        {
+            "listener": name,
+            "datagrams": item["datagrams"],
+            "socket drops": item["kernel_drops"],
+            "cut (too long)": item["truncated"],
+            "receive buffer": item["receive_buffer"],
+            "processes": item["processes"],
+        }
+        for name, item in sorted(merged["listeners"].items())
+    ]
+    if listeners:
+        print_table(pa.Table.from_pylist(listeners), console, title="listeners")
+    for reason, count in sorted(merged["skips"].items(), key=lambda kv: -kv[1]):
+        state.console.print(f"[yellow]skipped:[/] {count:,} {reason}")
+
+
+@click.command()
+@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@pass_state
+def templates(state: CliState, output_format: str) -> None:
+    """NetFlow v9 / IPFIX templates the collector knows, per exporter and observation domain."""
+    table = NetflowState.open(state.lake.root).templates.table()
+    if output_format == "json":
+        rows = table.to_pylist()
+        for row in rows:
+            row["exporter"] = None if row["exporter"] is None else format_one(row["exporter"])
+        click.echo(json.dumps(rows, indent=1))
+        return
+    if table.num_rows == 0:
+        state.info(f"no templates known in {state.lake.root} yet")
+        return
+    print_table(table, Console(), title="templates")

@@ -1,0 +1,370 @@
+"""Loss and health per exporter: sequence gaps, decode errors by reason, socket drops.
+
+Every decoder reports one message row per datagram (``MESSAGE_SCHEMA``; sFlow adds rows
+for its per-source sample sequences). ``Health.observe`` turns a batch of them into
+per-stream sequence accounting without a Python loop per row: rows are grouped by
+stream, sequence numbers are unwrapped (32-bit, modular) within each group, and a
+running maximum of "the next expected number" tells gaps (missing) from late arrivals.
+
+How far a sequence number advances per message differs by protocol: NetFlow v5 and
+IPFIX count flow records (RFC 7011 section 3.1), NetFlow v9 counts export packets
+(RFC 3954 section 5.1), sFlow counts datagrams and, per data source, samples.
+
+The whole state is a JSON-able snapshot, written to ``LAKE/_collector/health-*.json``
+so ``flowscope exports`` and the metrics endpoint of a multi-worker collector can read it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from flowscope import addresses
+from flowscope.collect.datagrams import Decoded
+from flowscope.collect.templates import write_json_atomically
+from flowscope.diagnostics import Skips
+
+HEALTH_DIR = "_collector"
+HEALTH_GLOB = "health-*.json"
+
+# A jump backwards by more than this many steps, or forwards by more than JUMP_LIMIT, is an exporter
+# restart (or a second exporter behind one address): a new sequence epoch, not loss.
+REORDER_LIMIT = 1 << 16
+JUMP_LIMIT = 1 << 24
+
+STREAM_NAMES = {0: "datagrams", 1: "flow_samples", 2: "counter_samples"}
+_OFFSET = 1 << 40  # keeps unwrapped positions positive for the grouped running maximum
+
+
+@dataclass
+class StreamHealth:
+    """Sequence accounting of one stream (exporter, protocol version, domain, stream kind, source)."""
+
+    received: int = 0
+    missing: int = 0
+    """Sequence steps skipped when a message arrived (loss, unless they show up late)."""
+    late: int = 0
+    """Steps that arrived behind the highest one already seen (reordering or duplicates)."""
+    resets: int = 0
+    next_expected: int | None = None
+
+    @property
+    def lost(self) -> int:
+        return max(0, self.missing - self.late)
+
+
+@dataclass
+class ExporterHealth:
+    datagrams: int = 0
+    flows: int = 0
+    first_seen_ns: int = 0
+    last_seen_ns: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    """Datagrams not (fully) decoded, per reason."""
+    streams: dict[tuple[int, int, int, int], StreamHealth] = field(default_factory=dict)
+    """(version, domain, stream kind, source) -> accounting."""
+
+
+@dataclass
+class ListenerHealth:
+    """What the receive loop of one socket saw; ``kernel_drops`` is the socket's drop counter."""
+
+    address: str = ""
+    protocol: str = ""
+    receive_buffer: int = 0
+    datagrams: int = 0
+    bytes: int = 0
+    kernel_drops: int = 0
+    truncated: int = 0
+
+
+def _steps(protocol: str, version: np.ndarray, stream: np.ndarray, records: np.ndarray) -> np.ndarray:
+    """How far each message moves its sequence number."""
+    per_records = (protocol == "netflow") & np.isin(version, (5, 10)) & (stream == 0)
+    return np.where(per_records, records.astype(np.int64), 1)
+
+
+def sequence_accounting(
+    group: np.ndarray, sequence: np.ndarray, step: np.ndarray, expected: np.ndarray, known: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Per-group missing/late/resets/next-expected for rows in arrival order.
+
+    ``group`` numbers each row's stream 0..g-1; ``expected``/``known`` give, per group, the
+    next sequence number carried over from earlier batches. Returns arrays indexed by group.
+    """
+    groups = expected.shape[0]
+    # A carried-over expectation acts as a virtual first row of zero steps.
+    carried = np.flatnonzero(known)
+    all_group = np.concatenate([carried, group])
+    all_seq = np.concatenate([expected[carried], sequence]).astype(np.int64)
+    all_step = np.concatenate([np.zeros(carried.shape[0], np.int64), step])
+    real = np.concatenate([np.zeros(carried.shape[0], bool), np.ones(group.shape[0], bool)])
+    order = np.lexsort((np.arange(all_group.shape[0]), all_group))
+    g, s, st, real = all_group[order], all_seq[order], all_step[order], real[order]
+
+    first = np.ones(g.shape[0], bool)
+    first[1:] = g[1:] != g[:-1]
+    delta = np.zeros(g.shape[0], np.int64)
+    delta[1:] = ((s[1:] - s[:-1] + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)  # signed 32-bit difference
+    reset = ~first & ((delta < -REORDER_LIMIT) | (delta > JUMP_LIMIT))
+    starts = first | reset
+    segment = np.cumsum(starts) - 1
+    delta[starts] = 0
+    position = np.cumsum(delta)
+    position -= position[np.flatnonzero(starts)][segment]  # relative to the segment's first row
+    end = position + st
+    # Running maximum of "next expected" within each segment, shifted to exclude the row itself.
+    keyed = segment * (4 * _OFFSET) + end + _OFFSET
+    running = np.maximum.accumulate(keyed) - segment * (4 * _OFFSET) - _OFFSET
+    before = np.empty_like(running)
+    before[1:] = running[:-1]
+    gap = np.where(starts, 0, position - before)
+
+    missing = np.bincount(g, weights=np.where(gap > 0, gap, 0), minlength=groups).astype(np.int64)
+    late = np.bincount(g, weights=np.where((gap < 0) & real, st, 0), minlength=groups).astype(np.int64)
+    resets = np.bincount(g, weights=reset, minlength=groups).astype(np.int64)
+    last = np.zeros(groups, np.int64)
+    last_rows = np.flatnonzero(np.append(g[1:] != g[:-1], True))
+    segment_start_seq = s[np.flatnonzero(starts)][segment]
+    last[g[last_rows]] = (segment_start_seq[last_rows] + running[last_rows]) & 0xFFFFFFFF
+    return {"missing": missing, "late": late, "resets": resets, "next": last}
+
+
+class Health:
+    """Health of everything one collector process received."""
+
+    def __init__(self) -> None:
+        self.started_ns = time.time_ns()
+        self.exporters: dict[tuple[str, bytes], ExporterHealth] = {}
+        self.listeners: dict[str, ListenerHealth] = {}
+        self.skips = Skips(unit="items")
+        self.rows_written: Counter[str] = Counter()
+
+    def observe(self, protocol: str, decoded: Decoded) -> None:
+        """Account one decoded batch of a listener of ``protocol`` ("netflow" or "sflow")."""
+        self.skips.merge(decoded.skips)
+        messages = decoded.messages
+        if messages.num_rows == 0:
+            return
+        n = messages.num_rows
+        stream = (
+            messages.column("stream").to_numpy(zero_copy_only=False)
+            if "stream" in messages.column_names
+            else np.zeros(n, np.uint8)
+        )
+        source = (
+            messages.column("source").to_numpy(zero_copy_only=False)
+            if "source" in messages.column_names
+            else np.zeros(n, np.uint64)
+        )
+        exporter = addresses.to_matrix(messages.column("exporter"))
+        version = messages.column("version").to_numpy(zero_copy_only=False)
+        domain = messages.column("domain").to_numpy(zero_copy_only=False)
+        sequence = messages.column("sequence").to_numpy(zero_copy_only=False)
+        records = messages.column("records").to_numpy(zero_copy_only=False)
+        received = messages.column("received_ns").to_numpy(zero_copy_only=False)
+        ok = pc.equal(messages.column("status"), "ok").to_numpy(zero_copy_only=False)
+
+        self._count_datagrams(protocol, exporter, stream, records, received, messages.column("status"), ok)
+        rows = np.flatnonzero(ok)
+        if rows.size == 0:
+            return
+        key = np.zeros((rows.size, 32), np.uint8)
+        key[:, :16] = exporter[rows]
+        key[:, 16:18] = version[rows].astype(">u2").view(np.uint8).reshape(-1, 2)
+        key[:, 18:22] = domain[rows].astype(">u4").view(np.uint8).reshape(-1, 4)
+        key[:, 22] = stream[rows]
+        key[:, 23:31] = source[rows].astype(">u8").view(np.uint8).reshape(-1, 8)
+        unique, group = np.unique(key, axis=0, return_inverse=True)
+        group = group.reshape(-1)
+        states: list[StreamHealth] = []
+        for row in unique:
+            raw = row.tobytes()
+            owner = self._exporter(protocol, raw[:16])
+            stream_key = (
+                int.from_bytes(raw[16:18], "big"),
+                int.from_bytes(raw[18:22], "big"),
+                raw[22],
+                int.from_bytes(raw[23:31], "big"),
+            )
+            states.append(owner.streams.setdefault(stream_key, StreamHealth()))
+        known = np.array([s.next_expected is not None for s in states], bool)
+        expected = np.array([s.next_expected or 0 for s in states], np.int64)
+        steps = _steps(protocol, version[rows], stream[rows], records[rows])
+        result = sequence_accounting(group, sequence[rows].astype(np.int64), steps, expected, known)
+        received_per_group = np.bincount(group, minlength=len(states))
+        for index, state in enumerate(states):
+            state.received += int(received_per_group[index])
+            state.missing += int(result["missing"][index])
+            state.late += int(result["late"][index])
+            state.resets += int(result["resets"][index])
+            state.next_expected = int(result["next"][index])
+
+    def _exporter(self, protocol: str, exporter: bytes) -> ExporterHealth:
+        return self.exporters.setdefault((protocol, exporter), ExporterHealth())
+
+    def _count_datagrams(
+        self,
+        protocol: str,
+        exporter: np.ndarray,
+        stream: np.ndarray,
+        records: np.ndarray,
+        received: np.ndarray,
+        status: pa.ChunkedArray,
+        ok: np.ndarray,
+    ) -> None:
+        rows = np.flatnonzero(stream == 0)
+        if rows.size == 0:
+            return
+        unique, group = np.unique(exporter[rows], axis=0, return_inverse=True)
+        group = group.reshape(-1)
+        datagrams = np.bincount(group, minlength=len(unique))
+        flows = np.bincount(group, weights=records[rows], minlength=len(unique))
+        first = np.full(len(unique), np.iinfo(np.int64).max)
+        np.minimum.at(first, group, received[rows])
+        last = np.zeros(len(unique), np.int64)
+        np.maximum.at(last, group, received[rows])
+        for index, row in enumerate(unique):
+            owner = self._exporter(protocol, row.tobytes())
+            owner.datagrams += int(datagrams[index])
+            owner.flows += int(flows[index])
+            owner.first_seen_ns = owner.first_seen_ns or int(first[index])
+            owner.last_seen_ns = max(owner.last_seen_ns, int(last[index]))
+        bad = rows[~ok[rows]]
+        if bad.size:
+            reasons = status.take(pa.array(bad)).to_pylist()
+            for row, reason in zip(bad.tolist(), reasons, strict=True):  # only failed datagrams: rare
+                self._exporter(protocol, exporter[row].tobytes()).errors[reason] += 1
+
+    def snapshot(self) -> dict:
+        """Everything as plain JSON data (see ``merge_snapshots`` for several processes)."""
+        exporters = []
+        for (protocol, exporter), health in sorted(self.exporters.items()):
+            streams = [
+                {
+                    "version": version,
+                    "domain": domain,
+                    "stream": STREAM_NAMES.get(stream, str(stream)),
+                    "source": source,
+                    "received": s.received,
+                    "missing": s.missing,
+                    "late": s.late,
+                    "resets": s.resets,
+                }
+                for (version, domain, stream, source), s in sorted(health.streams.items())
+            ]
+            exporters.append(
+                {
+                    "protocol": protocol,
+                    "exporter": addresses.format_one(exporter),
+                    "datagrams": health.datagrams,
+                    "flows": health.flows,
+                    "first_seen_ns": health.first_seen_ns,
+                    "last_seen_ns": health.last_seen_ns,
+                    "errors": dict(health.errors),
+                    "streams": streams,
+                }
+            )
+        return {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started_ns": self.started_ns,
+            "updated_ns": time.time_ns(),
+            "listeners": {name: vars(listener) for name, listener in sorted(self.listeners.items())},
+            "skips": dict(self.skips.counts),
+            "rows_written": dict(self.rows_written),
+            "exporters": exporters,
+        }
+
+    def save(self, lake_root: Path, name: str, *, run_id: str = "") -> Path:
+        """Write the snapshot as ``health-NAME.json`` (a process's file is replaced by its next run's)."""
+        path = Path(lake_root) / HEALTH_DIR / f"health-{name}.json"
+        write_json_atomically(path, {**self.snapshot(), "name": name, "run_id": run_id})
+        return path
+
+
+def load_snapshots(lake_root: Path) -> list[dict]:
+    """Every collector process's last snapshot in a lake (unreadable files are skipped)."""
+    snapshots = []
+    for path in sorted((Path(lake_root) / HEALTH_DIR).glob(HEALTH_GLOB)):
+        try:
+            snapshots.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue
+    return snapshots
+
+
+def merge_snapshots(snapshots: list[dict]) -> dict:
+    """Sum several processes' snapshots (workers of one collector, or successive runs)."""
+    exporters: dict[tuple[str, str], dict] = {}
+    listeners: dict[str, dict] = {}
+    skips: Counter[str] = Counter()
+    rows_written: Counter[str] = Counter()
+    for snap in snapshots:
+        skips.update(snap.get("skips", {}))
+        rows_written.update(snap.get("rows_written", {}))
+        for name, listener in snap.get("listeners", {}).items():
+            merged = listeners.setdefault(
+                name, {**listener, "datagrams": 0, "bytes": 0, "kernel_drops": 0, "truncated": 0, "processes": 0}
+            )
+            for counter in ("datagrams", "bytes", "kernel_drops", "truncated"):
+                merged[counter] += listener.get(counter, 0)
+            merged["processes"] += 1
+            merged["receive_buffer"] = max(merged.get("receive_buffer", 0), listener.get("receive_buffer", 0))
+        for item in snap.get("exporters", []):
+            key = (item["protocol"], item["exporter"])
+            merged = exporters.setdefault(
+                key,
+                {
+                    "protocol": key[0],
+                    "exporter": key[1],
+                    "datagrams": 0,
+                    "flows": 0,
+                    "first_seen_ns": 0,
+                    "last_seen_ns": 0,
+                    "errors": Counter(),
+                    "lost": Counter(),
+                    "late": Counter(),
+                    "resets": 0,
+                    "streams": [],
+                },
+            )
+            merged["datagrams"] += item["datagrams"]
+            merged["flows"] += item["flows"]
+            firsts = [t for t in (merged["first_seen_ns"], item["first_seen_ns"]) if t]
+            merged["first_seen_ns"] = min(firsts) if firsts else 0
+            merged["last_seen_ns"] = max(merged["last_seen_ns"], item["last_seen_ns"])
+            merged["errors"].update(item.get("errors", {}))
+            merged["streams"].extend(item.get("streams", []))
+            for stream in item.get("streams", []):
+                unit = loss_unit(key[0], stream["version"], stream["stream"])
+                merged["lost"][unit] += max(0, stream["missing"] - stream["late"])
+                merged["late"][unit] += stream["late"]
+                merged["resets"] += stream["resets"]
+    for merged in exporters.values():
+        for counter in ("errors", "lost", "late"):
+            merged[counter] = dict(merged[counter])
+    return {
+        "exporters": [exporters[k] for k in sorted(exporters)],
+        "listeners": listeners,
+        "skips": dict(skips),
+        "rows_written": dict(rows_written),
+    }
+
+
+def loss_unit(protocol: str, version: int, stream: str) -> str:
+    """What the sequence of a stream counts, for display."""
+    if stream != "datagrams":
+        return "samples"
+    if protocol == "netflow" and version in (5, 10):
+        return "flows"
+    return "datagrams"
