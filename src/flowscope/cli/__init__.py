@@ -7,6 +7,7 @@ import sys
 import click
 
 from flowscope import __version__
+from flowscope.cli.capture_cmds import capture, watch
 from flowscope.cli.collect_cmds import collect, exporters, templates
 from flowscope.cli.common import CliState, run_cleanly
 from flowscope.cli.demo import demo
@@ -54,5 +55,5 @@ def main(ctx: click.Context, lake_path: str, verbose: int, quiet: bool, debug: b
     ctx.obj = CliState(lake_path=lake_path, verbosity=-1 if quiet else verbose, debug=debug)
 
 
-for command in (collect, demo, exporters, lake, query, read, templates, top):
+for command in (capture, collect, demo, exporters, lake, query, read, templates, top, watch):
     main.add_command(command)

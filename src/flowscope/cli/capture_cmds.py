@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
+from flowscope.capture.live import LiveCapture, Rotation, default_interface
 from flowscope.capture.meter import MeterSettings
+from flowscope.capture.watch import CaptureWatcher, follow
+from flowscope.cli.common import CliState, pass_state
+from flowscope.lake import LakeWriter
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -43,3 +48,111 @@ def meter_options(command: F) -> F:
     for decorator in reversed(decorators):
         command = decorator(command)
     return command
+
+
+def _report(state: CliState, watcher: CaptureWatcher) -> None:
+    state.report_skips(watcher.skips)
+    for note in watcher.notes():
+        state.info(f"note: {note}")
+    state.info(
+        f"{watcher.flows_written:,} flows from {watcher.files_metered:,} capture file(s) -> lake {state.lake.root}"
+    )
+
+
+def _watcher(state: CliState, directory: Path, settle: float, options: dict[str, Any]) -> CaptureWatcher:
+    writer = LakeWriter(state.lake)
+    return CaptureWatcher(
+        directory,
+        state.lake,
+        writer,
+        options,
+        settle=settle,
+        on_flows=lambda path, flows: state.detail(f"{path}: {flows:,} flows finished"),
+    )
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  flowscope watch /var/spool/captures             meter each finished file, keep following
+  flowscope watch captures/ --once                meter what is complete now, then stop
+"""
+)
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.option("--once", is_flag=True, help="Meter the files that are complete now, flush, and exit.")
+@click.option("--poll", type=float, default=1.0, show_default=True, help="Seconds between directory scans.")
+@click.option(
+    "--settle",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="A file nobody holds open counts as complete after this many seconds without change.",
+)
+@meter_options
+@pass_state
+def watch(state: CliState, directory: str, once: bool, poll: float, settle: float, **options: Any) -> None:
+    """Follow a capture directory (per-day subfolders too): meter each capture file once it is complete.
+
+    A file is complete when no process has it open and a newer file exists or it stopped changing.
+    Each file is metered exactly once, also across restarts (state kept in the lake); Ctrl-C exports
+    every open flow before exiting.
+    """
+    watcher = _watcher(state, Path(directory), settle, options)
+    try:
+        follow(watcher, poll=poll, once=once)
+    finally:
+        watcher.sink.close()
+    _report(state, watcher)
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  sudo flowscope capture                          capture on the default-route interface
+  sudo flowscope capture -i eth0 --dir /srv/pcap --rotate 300 "not port 22"
+"""
+)
+@click.option("-i", "--interface", help="Interface to capture on (default: the one with the default route).")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False),
+    default="captures",
+    show_default=True,
+    help="Where tcpdump writes its files (one subfolder per UTC day).",
+)
+@click.option(
+    "--rotate", type=click.IntRange(min=1), default=60, show_default=True, help="New file every N seconds (-G)."
+)
+@click.option("--rotate-mb", type=click.IntRange(min=1), help="Also start a new file every N MB (-C).")
+@click.option("--files", type=click.IntRange(min=1), help="Passed to tcpdump -W (with -C: ring of N files).")
+@click.option("--snaplen", type=click.IntRange(min=0), help="Bytes kept per packet (-s); metering needs only headers.")
+@click.argument("bpf", required=False)
+@meter_options
+@pass_state
+def capture(
+    state: CliState,
+    interface: str | None,
+    directory: str,
+    rotate: int,
+    rotate_mb: int | None,
+    files: int | None,
+    snaplen: int | None,
+    bpf: str | None,
+    **options: Any,
+) -> None:
+    """Capture live traffic with tcpdump (rotating files) and meter it continuously into the lake.
+
+    Ctrl-C stops tcpdump cleanly, meters its last file and exports every open flow.
+    """
+    interface = interface or default_interface()
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    watcher = _watcher(state, folder, 5.0, options)
+    live = LiveCapture(interface, folder, watcher, Rotation(rotate, rotate_mb, files, snaplen), bpf)
+    state.info(f"capturing on {interface} into {folder} (a file every {rotate}s); Ctrl-C to stop")
+    try:
+        live.run()
+    finally:
+        watcher.sink.close()
+        _report(state, watcher)

@@ -1,0 +1,266 @@
+"""Following a capture directory: meter each capture file once it is complete, exactly once.
+
+A file is complete when no process holds it open (Linux: ``/proc/*/fd``) and either a newer
+capture file exists (tcpdump has moved on) or its size and modification time have not changed
+for ``settle`` seconds. Files are metered in rotation order (per-day subfolders included) through
+one flow meter, so a flow continuing into the next file stays one flow.
+
+Progress lives in the lake (``LAKE/.watch/<directory id>.json``), written atomically after the
+file's flows are durably in the lake, together with a snapshot of the flow cache: after a
+restart no file is metered twice and flows that were open continue. A crash between publishing
+a file's flows and saving the state (a few milliseconds) meters that file again; a clean stop
+(Ctrl-C) never does, and exports every open flow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from flowscope.capture.files import is_capture, iter_packet_batches, natural_key, open_capture
+from flowscope.capture.meter import FlowMeter
+from flowscope.capture.source import meter_notes, meter_settings, tunnel_mode
+from flowscope.diagnostics import Skips
+from flowscope.errors import FlowscopeError
+from flowscope.lake.layout import Lake, fsync_dir
+from flowscope.lake.writer import LakeWriter
+
+STATE_DIR = ".watch"
+DEFAULT_POLL = 1.0
+DEFAULT_SETTLE = 5.0
+
+
+def open_files() -> set[str] | None:
+    """Paths any process holds open (from /proc/*/fd), or None where /proc cannot tell."""
+    proc = Path("/proc")
+    if not (proc / "self" / "fd").is_dir():
+        return None
+    held: set[str] = set()
+    for entry in os.scandir(proc):
+        if not entry.name.isdigit():
+            continue
+        try:
+            fds = os.scandir(f"/proc/{entry.name}/fd")
+        except OSError:
+            continue
+        with fds:
+            for fd in fds:
+                try:
+                    held.add(os.readlink(fd.path))
+                except OSError:
+                    continue
+    return held
+
+
+@dataclass
+class FileSeen:
+    size: int
+    mtime_ns: int
+    stable_since: float
+
+
+@dataclass
+class WatchState:
+    """Files already metered, by path relative to the watched directory, with the identity they had."""
+
+    done: dict[str, list[int]] = field(default_factory=dict)
+    cache_file: str | None = None
+
+    def is_done(self, relative: str, stat: os.stat_result) -> bool:
+        return self.done.get(relative) == [stat.st_ino, stat.st_size, stat.st_mtime_ns]
+
+    def mark(self, relative: str, stat: os.stat_result) -> None:
+        self.done[relative] = [stat.st_ino, stat.st_size, stat.st_mtime_ns]
+
+
+class StateStore:
+    """The watch state and flow-cache snapshot of one directory, kept atomically in the lake."""
+
+    def __init__(self, lake: Lake, directory: Path) -> None:
+        identity = hashlib.sha1(str(directory.resolve()).encode()).hexdigest()[:16]
+        self.folder = lake.root / STATE_DIR
+        self.path = self.folder / f"{identity}.json"
+        self.identity = identity
+
+    def load(self, meter: FlowMeter) -> WatchState:
+        if not self.path.exists():
+            return WatchState()
+        try:
+            raw = json.loads(self.path.read_text())
+            state = WatchState(done={k: list(v) for k, v in raw["done"].items()}, cache_file=raw.get("cache_file"))
+            if state.cache_file:
+                with np.load(self.folder / state.cache_file) as arrays:
+                    meter.restore(dict(arrays))
+        except (OSError, ValueError, KeyError) as exc:
+            raise FlowscopeError(f"watch state {self.path} is unreadable ({exc}); move it away to start over") from exc
+        return state
+
+    def save(self, state: WatchState, meter: FlowMeter) -> None:
+        """Snapshot the cache under a new name, then switch the state file to it with one rename."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        previous = state.cache_file
+        state.cache_file = None
+        if len(meter.cache):
+            state.cache_file = f"{self.identity}.cache-{time.time_ns()}.npz"
+            _write_atomically(self.folder / state.cache_file, lambda handle: np.savez(handle, **meter.state()))
+        text = json.dumps({"done": state.done, "cache_file": state.cache_file}, sort_keys=True)
+        _write_atomically(self.path, lambda handle: handle.write(text.encode()))
+        if previous and previous != state.cache_file:
+            (self.folder / previous).unlink(missing_ok=True)
+
+
+def _write_atomically(path: Path, write: Callable[[Any], object]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as handle:
+        write(handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+class CaptureWatcher:
+    """Meters the complete capture files of ``directory`` into the lake through ``sink``."""
+
+    def __init__(
+        self,
+        directory: Path,
+        lake: Lake,
+        sink: LakeWriter,
+        options: Mapping[str, Any],
+        *,
+        settle: float = DEFAULT_SETTLE,
+        on_flows: Callable[[Path, int], None] | None = None,
+    ) -> None:
+        self.directory = directory
+        self.sink = sink
+        self.settle = settle
+        self.tunnels = tunnel_mode(options)
+        self.skips = Skips(unit="packets")
+        self.meter = FlowMeter(meter_settings(options), self.skips)
+        self.store = StateStore(lake, directory)
+        self.state = self.store.load(self.meter)
+        self.on_flows = on_flows
+        self.files_metered = 0
+        self.flows_written = 0
+        self.not_captures: list[str] = []
+        self._seen: dict[str, FileSeen] = {}
+
+    def candidates(self) -> Iterator[tuple[Path, str, os.stat_result]]:
+        """Capture files not metered yet, in rotation order."""
+        found = [p for p in self.directory.rglob("*") if p.is_file() and not p.name.startswith(".")]
+        for path in sorted(found, key=lambda p: natural_key(p.relative_to(self.directory))):
+            relative = str(path.relative_to(self.directory))
+            try:
+                stat = path.stat()
+            except FileNotFoundError:  # rotated away (e.g. compressed) since the listing
+                continue
+            if not self.state.is_done(relative, stat) and relative not in self.not_captures:
+                yield path, relative, stat
+
+    def complete(self, files: list[tuple[Path, str, os.stat_result]], *, final: bool) -> list[int]:
+        """Indexes of the files that are finished; ``final`` (nothing writes any more) skips the settle wait."""
+        held = open_files()
+        now = time.monotonic()
+        newest = max((stat.st_mtime_ns for _, _, stat in files), default=0)
+        ready = []
+        for index, (path, relative, stat) in enumerate(files):
+            seen = self._seen.get(relative)
+            if seen is None or (seen.size, seen.mtime_ns) != (stat.st_size, stat.st_mtime_ns):
+                seen = self._seen[relative] = FileSeen(stat.st_size, stat.st_mtime_ns, now)
+            if held is not None and str(path.resolve()) in held:
+                continue
+            moved_on = stat.st_mtime_ns < newest
+            if final or moved_on or now - seen.stable_since >= self.settle:
+                ready.append(index)
+        return ready
+
+    def poll(self, *, final: bool = False) -> int:
+        """Meter every file that is complete now; returns how many."""
+        files = list(self.candidates())
+        metered = 0
+        for index in self.complete(files, final=final):
+            path, relative, _ = files[index]
+            self.meter_file(path, relative)
+            metered += 1
+        return metered
+
+    def meter_file(self, path: Path, relative: str) -> None:
+        stat = path.stat()
+        with open_capture(path) as stream:
+            head = stream.read(16)
+        if not is_capture(head):
+            self.not_captures.append(relative)
+            return
+        flows = 0
+        for batch in iter_packet_batches([path], tunnels=self.tunnels, skips=self.skips):
+            flows += self._write(self.meter.add(batch))
+        self._commit(relative, stat)
+        self.files_metered += 1
+        if self.on_flows is not None:
+            self.on_flows(path, flows)
+
+    def finish(self) -> None:
+        """Export every open flow (clean stop) and record that nothing is left in the cache."""
+        self._write(self.meter.flush())
+        self._commit(None, None)
+
+    def notes(self) -> list[str]:
+        notes = meter_notes(self.meter)
+        if self.not_captures:
+            notes.append(f"{len(self.not_captures)} file(s) are not captures and were ignored: {self.not_captures[:3]}")
+        return notes
+
+    def _write(self, flows: pa.Table) -> int:
+        if flows.num_rows:
+            self.sink.write(flows)
+            self.flows_written += flows.num_rows
+        return flows.num_rows
+
+    def _commit(self, relative: str | None, stat: os.stat_result | None) -> None:
+        """Make the flows durable, then record the file (and the cache snapshot) as done."""
+        self.sink.flush()
+        if relative is not None and stat is not None:
+            self.state.mark(relative, stat)
+        self.store.save(self.state, self.meter)
+
+
+def follow(
+    watcher: CaptureWatcher,
+    *,
+    poll: float = DEFAULT_POLL,
+    stop: threading.Event | None = None,
+    once: bool = False,
+    producing: Callable[[], bool] | None = None,
+    stop_producer: Callable[[], None] | None = None,
+) -> None:
+    """Poll until ``stop`` is set, Ctrl-C, or (``once``) the directory is drained; then flush everything.
+
+    ``producing`` (e.g. "is our tcpdump still running?") returning False ends the loop. On the
+    way out ``stop_producer`` runs first, so the files it was writing are closed and metered too.
+    """
+    stop = stop or threading.Event()
+    try:
+        while not stop.is_set():
+            still_producing = producing() if producing is not None else True
+            watcher.poll(final=once or not still_producing)
+            if once or not still_producing:
+                break
+            stop.wait(poll)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if stop_producer is not None:
+            stop_producer()
+        watcher.poll(final=True)
+        watcher.finish()

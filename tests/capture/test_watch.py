@@ -1,0 +1,114 @@
+"""Following a capture directory: complete files only, each exactly once, flows continuing across files."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from tests.conftest import shared_data
+
+from flowscope.capture.watch import CaptureWatcher, follow
+from flowscope.lake import Lake, LakeWriter
+
+ONE_FLOW = ("one_flow_1_5.pcap", "one_flow_6_10.pcap", "one_flow_11_15.pcap", "one_flow_16_19.pcap")
+
+
+def lake_flows(lake: Lake) -> pa.Table | None:
+    files = lake.files("flows")
+    return pa.concat_tables([pq.read_table(f) for f in files]) if files else None
+
+
+def packets_in(lake: Lake) -> int:
+    table = lake_flows(lake)
+    if table is None:
+        return 0
+    return int(table.column("packets").to_numpy().sum() + table.column("packets_rev").to_numpy().sum())
+
+
+def watcher(directory: Path, lake: Lake, settle: float = 3600.0) -> CaptureWatcher:
+    return CaptureWatcher(directory, lake, LakeWriter(lake), {"idle": 120, "active": 1800}, settle=settle)
+
+
+@pytest.fixture
+def split_capture(tmp_path: Path) -> Path:
+    """The four one_flow_* parts spread over two per-day folders, as tcpdump -G would leave them."""
+    directory = tmp_path / "captures"
+    for day, names in (("2016-08-28", ONE_FLOW[:2]), ("2016-08-29", ONE_FLOW[2:])):
+        (directory / day).mkdir(parents=True)
+        for index, name in enumerate(names):
+            shutil.copy(shared_data("pcap", "nfstream", name), directory / day / f"cap-{index}.pcap")
+    return directory
+
+
+def test_flow_split_over_day_folders_is_one_flow_and_rerun_adds_nothing(split_capture: Path, tmp_path: Path) -> None:
+    lake = Lake.at(tmp_path / "lake")
+    first = watcher(split_capture, lake)
+    follow(first, once=True)
+    first.sink.close()
+    table = lake_flows(lake)
+    assert table is not None and table.num_rows == 1 and packets_in(lake) == 19
+    again = watcher(split_capture, lake)
+    follow(again, once=True)
+    again.sink.close()
+    assert again.files_metered == 0 and packets_in(lake) == 19
+
+
+def test_file_held_open_by_a_writer_waits_until_closed(split_capture: Path, tmp_path: Path) -> None:
+    lake = Lake.at(tmp_path / "lake")
+    growing = split_capture / "2016-08-29" / "cap-9.pcap"
+    data = shared_data("pcap", "nfstream", "google_ssl.pcap").read_bytes()
+    with open(growing, "wb") as writer:
+        writer.write(data[: len(data) // 2])  # half-written, still open
+        writer.flush()
+        w = watcher(split_capture, lake, settle=0.0)
+        w.poll()
+        assert w.files_metered == 4
+        writer.write(data[len(data) // 2 :])
+    w.poll()
+    assert w.files_metered == 5
+    w.finish()
+    w.sink.close()
+    assert packets_in(lake) == 19 + 28
+    assert not w.skips.total
+
+
+def test_unchanged_file_waits_for_the_settle_time_unless_a_newer_file_exists(tmp_path: Path) -> None:
+    directory = tmp_path / "captures"
+    directory.mkdir()
+    shutil.copy(shared_data("pcap", "nfstream", "google_ssl.pcap"), directory / "a.pcap")
+    w = watcher(directory, Lake.at(tmp_path / "lake"), settle=3600.0)
+    assert w.poll() == 0  # just appeared, nobody has it open, but it may still grow
+    shutil.copy(shared_data("pcap", "nfstream", "dhcp.pcap"), directory / "b.pcap")
+    assert w.poll() == 1  # a.pcap: the writer has moved on to b.pcap
+    w.sink.close()
+
+
+def test_restart_after_a_crash_continues_open_flows_and_skips_done_files(split_capture: Path, tmp_path: Path) -> None:
+    lake = Lake.at(tmp_path / "lake")
+    later_day = split_capture / "2016-08-29"
+    parked = tmp_path / "parked"
+    shutil.move(later_day, parked)
+    crashed = watcher(split_capture, lake, settle=0.0)
+    assert crashed.poll() == 2
+    crashed.sink.close()  # flows written so far are durable; the open flow is only in the cache snapshot
+    del crashed  # no finish(): as if killed
+    shutil.move(parked, later_day)
+    resumed = watcher(split_capture, lake, settle=0.0)
+    assert resumed.poll() == 2
+    resumed.finish()
+    resumed.sink.close()
+    table = lake_flows(lake)
+    assert table is not None and table.num_rows == 1 and packets_in(lake) == 19
+
+
+def test_files_that_are_not_captures_are_reported_and_left_alone(tmp_path: Path) -> None:
+    directory = tmp_path / "captures"
+    directory.mkdir()
+    (directory / "README.txt").write_text("not a capture")
+    w = watcher(directory, Lake.at(tmp_path / "lake"), settle=0.0)
+    follow(w, once=True)
+    w.sink.close()
+    assert w.files_metered == 0 and any("not captures" in note for note in w.notes())
