@@ -20,9 +20,9 @@ from flowscope.readers import registry
 from flowscope.sinks.files import FileSink
 
 
-def open_sink(state: CliState, output: str | None, options: dict[str, Any]) -> Sink:
+def open_sink(state: CliState, output: str | None, limits: dict[str, Any]) -> Sink:
     """``-o FILE`` writes that file (format from its extension); otherwise append to the lake."""
-    return FileSink(output) if output else LakeWriter(state.lake, **lake_limits(options))
+    return FileSink(output) if output else LakeWriter(state.lake, **limits)
 
 
 @click.command(
@@ -60,7 +60,7 @@ def read(
     else:
         reader = registry.detect(paths[0])
     source = reader.open(paths, options)
-    sink = open_sink(state, output, options)
+    sink = open_sink(state, output, lake_limits(options, paths))
     _, total = source.progress()
     with progress_bar(state, f"reading {reader.name}", total) as update:
         stats = run(source, sink, ingest_transforms(options), on_batch=lambda _: update(completed=source.progress()[0]))

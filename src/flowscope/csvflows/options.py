@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -42,11 +43,17 @@ def csv_options(command: F) -> F:
     return command
 
 
-def lake_limits(options: Mapping[str, Any]) -> dict[str, Any]:
-    """``LakeWriter`` keyword arguments from the commit options."""
+def lake_limits(options: Mapping[str, Any], inputs: Sequence[Path]) -> dict[str, Any]:
+    """``LakeWriter`` keyword arguments from the commit options.
+
+    A live feed (``-``) is already cut into batches every N rows or T seconds by its
+    reader, so each batch is committed as it arrives (``max_age=0``) rather than
+    waiting for the next one, which may never come while the feed is idle.
+    """
+    live = any(str(path) == "-" for path in inputs)
     return {
         "max_rows": options.get("commit_rows") or DEFAULT_COMMIT_ROWS,
-        "max_age": options.get("commit_seconds") or DEFAULT_COMMIT_SECONDS,
+        "max_age": 0.0 if live else options.get("commit_seconds") or DEFAULT_COMMIT_SECONDS,
     }
 
 

@@ -65,6 +65,9 @@ def _create_views(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
     if "flows" not in tables:
         con.register("_no_flows", FLOW_SCHEMA.empty_table())
         con.execute("CREATE VIEW flows AS SELECT *, NULL::DATE AS date, NULL::INTEGER AS hour FROM _no_flows")
+    from flowscope.views import register_views  # derived views build on this module (import cycle)
+
+    register_views(con, lake)
 
 
 @contextmanager

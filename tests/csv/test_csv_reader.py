@@ -1,0 +1,183 @@
+"""Flow CSV reading: the Kaggle 11-column example, the 87-column header, CICFlowMeter, nfdump -o csv, ft-profiler."""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from tests.conftest import require_tool, shared_data
+
+from flowscope.csvflows.reader import open_source, sniff
+from flowscope.display import textual
+from flowscope.errors import FlowscopeError
+from flowscope.schema import FLOW_SCHEMA, conform
+
+EXAMPLE = Path(__file__).parent / "data" / "unicauca11_example.csv"
+
+
+def read_all(path: Path, **options: object) -> tuple[pa.Table, object]:
+    source = open_source([path], options)
+    batches = [conform(b) for b in source]
+    return pa.concat_tables(batches, promote_options="permissive"), source
+
+
+def test_kaggle_eleven_columns() -> None:
+    table, source = read_all(EXAMPLE)
+    assert table.num_rows == 8 and source.skips.total == 0
+    assert source.dialects_seen == {str(EXAMPLE): "cic"}
+    first = textual(table).to_pylist()[0]
+    assert (first["src_addr"], first["src_port"], first["dst_addr"], first["dst_port"], first["proto"]) == (
+        "172.19.1.46", 52422, "10.200.7.7", 3128, 6,
+    )  # fmt: skip
+    assert (first["packets"], first["packets_rev"], first["bytes"], first["bytes_rev"]) == (22, 55, 132, 110414)
+    start = table.column("time_flow_start")[0].value
+    end = table.column("time_flow_end")[0].value
+    assert str(table.column("time_flow_start")[0]) == "2017-04-26 11:11:17+00:00"
+    assert end - start == 45523 * 1000  # Flow.Duration is in microseconds
+
+
+def test_timezone_of_naive_timestamps(tmp_path: Path) -> None:
+    table, _ = read_all(EXAMPLE, tz="America/Sao_Paulo")
+    assert str(table.column("time_flow_start")[0]) == "2017-04-26 14:11:17+00:00"
+
+
+def test_unicauca_87_column_header(tmp_path: Path) -> None:
+    schema = shared_data("csv", "unicauca87", "SCHEMA-87-columns.txt")
+    columns = [line.split() for line in schema.read_text().splitlines() if line and not line.startswith("#")]
+    assert len(columns) == 87
+    special = {
+        "Flow.ID": "10.0.0.1-10.0.0.2-443-5000-6",
+        "Source.IP": "10.0.0.1",
+        "Destination.IP": "10.0.0.2",
+        "Timestamp": "26/04/201711:11:17",
+        "Label": "BENIGN",
+        "ProtocolName": "HTTP_PROXY",
+        "Source.Port": "443",
+        "Flow.Duration": "3e+05",
+        "Total.Length.of.Bwd.Packets": "110414.0",
+    }
+    row = [special.get(name, "1" if kind == "int64" else "0.5") for _, name, kind in columns]
+    path = tmp_path / "unicauca87.csv"
+    path.write_text(",".join(name for _, name, _ in columns) + "\n" + ",".join(row) + "\n" + ",".join(row) + "\n")
+    assert sniff(path, path.read_bytes())
+    table, source = read_all(path)
+    assert table.num_rows == 2 and source.skips.total == 0
+    extras = table.column_names[len(FLOW_SCHEMA) :]
+    assert len(extras) == 87 - 11  # the 11 core columns are mapped, every other column is kept
+    assert {"flow_id", "label", "protocolname", "l7protocol", "fwd_header_length_1", "flow_bytes_s"} <= set(extras)
+    assert table.column("protocolname")[0].as_py() == "HTTP_PROXY"
+    assert table.column("l7protocol").type == pa.float64()
+    duration = table.column("time_flow_end")[0].value - table.column("time_flow_start")[0].value
+    assert duration == 300_000 * 1000
+
+
+def test_cicflowmeter_reads_completely() -> None:
+    path = shared_data("csv", "cicflowmeter", "test.pcap_CICFlowMeter-V3.csv")
+    table, source = read_all(path)
+    assert table.num_rows == 96 and source.skips.total == 0
+    assert table.column("src_addr").null_count == 0 and table.column("time_flow_start").null_count == 0
+    assert set(pc.unique(table.column("label")).to_pylist()) == {"BENIGN"}
+    assert table.num_columns == len(FLOW_SCHEMA) + 85 - 11
+    first = textual(table.slice(0, 1)).to_pylist()[0]
+    assert (first["src_addr"], first["dst_port"], first["packets"], first["bytes_rev"]) == (
+        "10.200.2.252", 8080, 192, 486845,
+    )  # fmt: skip
+    assert first["flow_id"] == "188.120.225.17-10.200.2.252-8080-61559-6"
+
+
+def test_ftprofiler_input_with_comments() -> None:
+    path = shared_data("profile", "ftprofiler", "csv_basic_input.csv")
+    table, source = read_all(path)
+    assert source.dialects_seen[str(path)] == "ftprofiler"
+    data_lines = [line for line in path.read_text().splitlines()[1:] if line and not line.startswith("#")]
+    assert table.num_rows == len(data_lines) == 37 and source.skips.total == 0
+    assert pc.sum(table.column("packets")).as_py() == sum(int(line.split(",")[7]) for line in data_lines)
+    assert table.column("time_flow_start")[0].value == 1653637473475 * 1_000_000
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("name", ["nfv5_mixed", "ipfix_mixed", "google_ssl_uncompressed"])
+def test_nfdump_csv_matches_nfdump_totals(tmp_path: Path, name: str) -> None:
+    nfdump = require_tool("nfdump")
+    nfcapd = shared_data("nfcapd", f"{name}.nfcapd")
+    path = tmp_path / f"{name}.csv"
+    with open(path, "wb") as handle:
+        subprocess.run([nfdump, "-r", str(nfcapd), "-o", "csv"], stdout=handle, check=True, timeout=60)
+    stats = {}
+    for line in shared_data("nfcapd", f"{name}.expected_stat.txt").read_text().splitlines():
+        key, _, value = line.partition(":")
+        stats[key.strip()] = value.strip()
+    table, source = read_all(path)
+    assert source.skips.total == 0  # the trailing Summary block is nfdump's, not data
+    assert table.num_rows == int(stats["Flows"])
+    assert pc.sum(table.column("packets")).as_py() == int(stats["Packets"])
+    assert pc.sum(table.column("bytes")).as_py() == int(stats["Bytes"])
+
+
+def test_nfdump_flags_and_protocol_names(tmp_path: Path) -> None:
+    path = tmp_path / "nf.csv"
+    path.write_text(
+        "ts,te,td,sa,da,sp,dp,pr,flg,fwd,stos,ipkt,ibyt,opkt,obyt\n"
+        "2023-04-04 16:44:24,2023-04-04 16:44:25.500,1.500,10.0.0.1,2001:db8::1,1,2,TCP,...AP.SF,0,0,3,300,0,0\n"
+        "2023-04-04 16:44:24,2023-04-04 16:44:24,0.000,10.0.0.1,10.0.0.2,0,0,ICMP,........,0,0,1,84,0,0\n"
+    )
+    table, _ = read_all(path)
+    rows = textual(table).to_pylist()
+    assert [r["proto"] for r in rows] == [6, 1]
+    assert rows[0]["tcp_flags"] == 0x10 | 0x08 | 0x02 | 0x01
+    assert rows[0]["dst_addr"] == "2001:db8::1"
+    assert table.column("time_flow_end")[0].value - table.column("time_flow_start")[0].value == 1_500_000_000
+
+
+def test_gzip_input(tmp_path: Path) -> None:
+    path = tmp_path / "example.csv.gz"
+    path.write_bytes(gzip.compress(EXAMPLE.read_bytes()))
+    table, _ = read_all(path)
+    assert table.num_rows == 8
+
+
+def test_not_a_flow_csv_is_one_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "other.csv"
+    path.write_text("name,age,city\nann,3,paris\n")
+    assert not sniff(path, path.read_bytes())
+    with pytest.raises(FlowscopeError, match="not a flow CSV"):
+        read_all(path)
+
+
+BAD_ROWS = (
+    "Source.IP,Source.Port,Destination.IP,Destination.Port,Protocol,Timestamp,Flow.Duration\n"
+    "10.0.0.1,80,10.0.0.2,99999,6,26/04/201711:11:17,5\n"  # port out of range
+    "10.0.0.1,80,10.0.0.2,9,6,26/04/201711:11:17,5,7\n"  # ragged
+    "10.0.0.x,80,10.0.0.2,9,6,26/04/201711:11:17,5\n"  # address
+    "10.0.0.1,80,10.0.0.2,9,6,31/02/2017 99:00:00,5\n"  # timestamp
+    "10.0.0.1,80,10.0.0.2,9,6,26/04/201711:11:17,abc\n"  # number
+    "10.0.0.1,80,10.0.0.2,9,6,26/04/201711:11:17,-3\n"  # negative duration
+    "10.0.0.1,8e1,10.0.0.2,9,6,26/04/201711:11:17,1.2e+03\n"  # fine
+)
+
+
+def test_bad_rows_are_counted_per_reason(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(BAD_ROWS)
+    table, source = read_all(path)
+    assert table.num_rows == 1
+    assert table.column("src_port")[0].as_py() == 80
+    assert source.skips.total == 6
+    reasons = source.skips.counts
+    assert reasons["unreadable destination_port value"] == 1
+    assert reasons["row with the wrong number of fields"] == 1
+    assert reasons["unreadable source_ip value"] == 1
+    assert reasons["unreadable timestamp value"] == 1
+    assert reasons["unreadable flow_duration value"] == 1
+    assert reasons["negative flow_duration"] == 1
+
+
+def test_strict_stops_at_the_first_problem(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(BAD_ROWS)
+    with pytest.raises(FlowscopeError, match="--strict"):
+        read_all(path, strict=True)

@@ -1,0 +1,46 @@
+"""``flowscope read -``: a live CSV feed on stdin reaches the lake while it is still running."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from flowscope.lake import Lake
+
+EXAMPLE = Path(__file__).parent / "data" / "unicauca11_example.csv"
+
+
+def wait_for(predicate, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.slow
+def test_stdin_feed_is_committed_while_running(lake_dir: Path) -> None:
+    lines = EXAMPLE.read_bytes().splitlines(keepends=True)
+    command = [sys.executable, "-m", "flowscope", "--lake", str(lake_dir), "read", "-", "--commit-seconds", "0.5"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=env) as process:
+        try:
+            assert process.stdin is not None
+            process.stdin.write(b"".join(lines[:4]))  # header + 3 rows, no end of input yet
+            process.stdin.flush()
+            assert wait_for(lambda: len(Lake(lake_dir).files("flows")) >= 1), "first rows not committed while live"
+            process.stdin.write(b"".join(lines[4:]))
+            process.stdin.close()
+            assert process.wait(timeout=60) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+    rows = sum(pq.read_metadata(path).num_rows for path in Lake(lake_dir).files("flows"))
+    assert rows == 8
