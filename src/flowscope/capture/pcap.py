@@ -23,6 +23,7 @@ FILE_HEADER = 24
 RECORD_HEADER = 16
 MAX_RECORD = 1 << 20  # larger captured lengths than this are corruption, not packets (libpcap caps at 256 KiB)
 CHUNK_BYTES = 32 << 20
+MAX_WIRE_LEN = 262144  # libpcap's largest snapshot length; longer "original" frames are corruption
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,10 @@ def _frames(
     short = wirelen < caplen
     if short.any():
         skips.add("original length below captured length (packet kept, length raised)", int(short.sum()))
-        wirelen = np.maximum(wirelen, caplen)
+    huge = wirelen > MAX_WIRE_LEN
+    if huge.any():
+        skips.add("original length beyond 256 KiB (packet kept, length set to captured)", int(huge.sum()))
+    wirelen = np.where(short | huge, caplen, wirelen)
     return Frames(
         data=data,
         offsets=offsets + RECORD_HEADER,

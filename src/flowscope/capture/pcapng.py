@@ -168,7 +168,7 @@ class _Reader:
         length = words[:, 1]
         simple = kinds == SPB
         iface = np.where(kinds == EPB, words[:, 2], np.where(kinds == OPB, _opb_interface(words[:, 2], order), 0))
-        ts = (words[:, 3] << 32) | words[:, 4]
+        ts = np.where(simple, 0, (words[:, 3] << 32) | words[:, 4])
         caplen = np.where(simple, np.minimum(words[:, 2], length - 16), words[:, 5])
         wirelen = np.where(simple, words[:, 2], words[:, 6])
         start = offsets + np.where(simple, 12, 28)
