@@ -6,6 +6,8 @@ Helpers available in every ``flowscope query``:
     ip('192.0.2.1')           text -> 16-byte address (for equality filters)
     in_cidr(addr, '10.0.0.0/8')   prefix filter (a byte-range test, so Parquet statistics prune files)
     mac_text(mac)             uint64 MAC -> 'aa:bb:cc:dd:ee:ff'
+    scaled(bytes, sampling_rate)  a sampled counter scaled to the traffic it stands for (rate unknown: as is)
+    sampling_known(sampling_rate) false where the exporter's sampling rate is unknown (null or 0)
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ def _register_helpers(con: duckdb.DuckDBPyConnection) -> None:
     ):
         con.create_function(name, function, [argument], result, type="arrow")
     con.execute("CREATE MACRO in_cidr(address, prefix) AS address BETWEEN cidr_lo(prefix) AND cidr_hi(prefix)")
+    con.execute("CREATE MACRO scaled(value, rate) AS value * coalesce(nullif(rate, 0), 1)")
+    con.execute("CREATE MACRO sampling_known(rate) AS coalesce(rate, 0) > 0")
 
 
 def table_source(lake: Lake, table: str) -> str:
