@@ -161,7 +161,6 @@ def exporters(state: CliState, output_format: str) -> None:
             "listener": name,
             "datagrams": item["datagrams"],
             "socket drops": item["kernel_drops"],
-            "cut (too long)": item["truncated"],
             "receive buffer": item["receive_buffer"],
             "processes": item["processes"],
         }

@@ -84,7 +84,6 @@ class ListenerHealth:
     datagrams: int = 0
     bytes: int = 0
     kernel_drops: int = 0
-    truncated: int = 0
 
 
 def _steps(protocol: str, version: np.ndarray, stream: np.ndarray, records: np.ndarray) -> np.ndarray:
@@ -314,9 +313,9 @@ def merge_snapshots(snapshots: list[dict]) -> dict:
         rows_written.update(snap.get("rows_written", {}))
         for name, listener in snap.get("listeners", {}).items():
             merged = listeners.setdefault(
-                name, {**listener, "datagrams": 0, "bytes": 0, "kernel_drops": 0, "truncated": 0, "processes": 0}
+                name, {**listener, "datagrams": 0, "bytes": 0, "kernel_drops": 0, "processes": 0}
             )
-            for counter in ("datagrams", "bytes", "kernel_drops", "truncated"):
+            for counter in ("datagrams", "bytes", "kernel_drops"):
                 merged[counter] += listener.get(counter, 0)
             merged["processes"] += 1
             merged["receive_buffer"] = max(merged.get("receive_buffer", 0), listener.get("receive_buffer", 0))

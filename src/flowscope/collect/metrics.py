@@ -65,7 +65,6 @@ def render(merged: dict) -> str:
             ("socket_received_datagrams_total", "counter", "Datagrams read from the socket per listener."),
             ("socket_received_bytes_total", "counter", "Payload bytes read from the socket per listener."),
             ("socket_drops_total", "counter", "Datagrams the kernel dropped on a full socket buffer, per listener."),
-            ("socket_truncated_total", "counter", "Datagrams longer than the receive slot (cut), per listener."),
             ("socket_receive_buffer_bytes", "gauge", "Receive buffer the kernel granted (SO_RCVBUF) per listener."),
             ("lake_rows_written_total", "counter", "Rows published to the lake per table."),
         )
@@ -93,7 +92,6 @@ def render(merged: dict) -> str:
         families["socket_received_datagrams_total"].add(listener.get("datagrams", 0), **where)
         families["socket_received_bytes_total"].add(listener.get("bytes", 0), **where)
         families["socket_drops_total"].add(listener.get("kernel_drops", 0), **where)
-        families["socket_truncated_total"].add(listener.get("truncated", 0), **where)
         families["socket_receive_buffer_bytes"].add(listener.get("receive_buffer", 0), **where)
     for table, rows in sorted(merged.get("rows_written", {}).items()):
         families["lake_rows_written_total"].add(rows, table=table)

@@ -20,11 +20,10 @@ import numpy as np
 from flowscope.collect.datagrams import Datagrams
 from flowscope.errors import FlowscopeError
 
-MSG_TRUNC = 0x20
 MSG_DONTWAIT = 0x40
 MSG_WAITFORONE = 0x10000
 SO_RCVBUFFORCE = 33  # Linux: like SO_RCVBUF but may exceed net.core.rmem_max (needs CAP_NET_ADMIN)
-SLOT = 65536  # one slot holds the largest UDP payload
+SLOT = 65536  # one slot holds the largest UDP payload, so nothing is ever cut
 NAME = 128  # sizeof(struct sockaddr_storage)
 
 
@@ -85,9 +84,7 @@ class BatchReceiver:
         ).reshape(batch, ctypes.sizeof(_MMsgHdr))
         hdr = _MMsgHdr.msg_hdr.offset
         self.namelen = _field_view(raw, hdr + _MsgHdr.msg_namelen.offset, np.uint32)
-        self.flags = _field_view(raw, hdr + _MsgHdr.msg_flags.offset, np.int32)
         self.length = _field_view(raw, _MMsgHdr.msg_len.offset, np.uint32)
-        self.truncated = 0
 
     def receive(self, *, wait: bool = True) -> Datagrams | None:
         """The next batch (None when nothing arrived before the socket's timeout or, with ``wait=False``, now)."""
@@ -101,7 +98,6 @@ class BatchReceiver:
             raise OSError(code, os.strerror(code))
         received_ns = time.time_ns()
         lengths = self.length[:count].astype(np.int64)
-        self.truncated += int(((self.flags[:count] & MSG_TRUNC) != 0).sum())
         view = memoryview(self.data)
         starts = (np.arange(count, dtype=np.int64) * SLOT).tolist()
         payloads = [view[s : s + n].tobytes() for s, n in zip(starts, lengths.tolist(), strict=True)]

@@ -163,7 +163,6 @@ class Collector:
                 continue
             listener.health.datagrams += len(batch)
             listener.health.bytes += sum(map(len, batch.payloads))
-            listener.health.truncated = receiver.truncated
             self.queue.put((protocol, batch))
 
     def run(self) -> None:

@@ -1,0 +1,286 @@
+"""The collector runtime: listen specs, sequence accounting, metrics, and a live collector on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+from tests.conftest import shared_data
+
+from flowscope.collect.datagrams import Datagrams
+from flowscope.collect.health import Health, merge_snapshots, sequence_accounting
+from flowscope.collect.metrics import render
+from flowscope.collect.receive import BatchReceiver, Listen, sender_addresses
+from flowscope.collect.sflow import decode_sflow
+from flowscope.errors import FlowscopeError
+
+SFLOW_BIN = ("raw", "goflow2", "sflow_TestExpandedSFlowDecode_data.bin")  # 5 flow samples, agent 1.2.3.4
+
+
+def accounting(sequences, steps=None, expected=None):
+    sequences = np.array(sequences, np.int64)
+    steps = np.ones(len(sequences), np.int64) if steps is None else np.array(steps, np.int64)
+    result = sequence_accounting(
+        np.zeros(len(sequences), np.int64),
+        sequences,
+        steps,
+        np.array([expected or 0]),
+        np.array([expected is not None]),
+    )
+    return {key: int(value[0]) for key, value in result.items()}
+
+
+@pytest.mark.parametrize(
+    ("sequences", "steps", "expected", "result"),
+    [
+        ([1, 2, 3, 4], None, None, {"missing": 0, "late": 0, "resets": 0, "next": 5}),
+        ([1, 3, 2, 4], None, None, {"missing": 1, "late": 1, "resets": 0, "next": 5}),
+        ([1, 2, 5, 6], None, None, {"missing": 2, "late": 0, "resets": 0, "next": 7}),
+        ([1, 2, 5, 6], None, 0, {"missing": 3, "late": 0, "resets": 0, "next": 7}),
+        ([0xFFFFFFFE, 0xFFFFFFFF, 0, 2], None, None, {"missing": 1, "late": 0, "resets": 0, "next": 3}),
+        ([10, 15, 20, 30], [5, 5, 5, 5], None, {"missing": 5, "late": 0, "resets": 0, "next": 35}),
+        ([5_000_000, 5_000_001, 3, 4], None, None, {"missing": 0, "late": 0, "resets": 1, "next": 5}),
+        ([7, 7], None, None, {"missing": 0, "late": 1, "resets": 0, "next": 8}),
+    ],
+)
+def test_sequence_accounting(sequences, steps, expected, result):
+    assert accounting(sequences, steps, expected) == result
+
+
+def test_sequence_accounting_keeps_groups_apart():
+    result = sequence_accounting(
+        np.array([0, 1, 0, 1, 0]),
+        np.array([1, 100, 2, 102, 3]),
+        np.ones(5, np.int64),
+        np.zeros(2, np.int64),
+        np.zeros(2, bool),
+    )
+    assert result["missing"].tolist() == [0, 1]
+    assert result["next"].tolist() == [4, 103]
+
+
+def sflow_payload(sequence: int, agent: bytes = bytes([192, 0, 2, 1])) -> bytes:
+    """The goflow2 expanded-sample datagram with another agent address and datagram sequence number."""
+    payload = bytearray(shared_data(*SFLOW_BIN).read_bytes())
+    payload[8:12] = agent
+    payload[16:20] = struct.pack(">I", sequence)
+    return bytes(payload)
+
+
+def test_health_counts_gaps_across_batches():
+    health = Health()
+    for sequences in ([1, 2, 3], [5, 6], [4]):
+        payloads = [sflow_payload(s) for s in sequences]
+        batch = Datagrams(payloads, np.zeros((len(payloads), 16), np.uint8), np.arange(len(payloads)))
+        health.observe("sflow", decode_sflow(batch))
+    merged = merge_snapshots([health.snapshot()])
+    (exporter,) = merged["exporters"]
+    assert exporter["exporter"] == "192.0.2.1"
+    assert exporter["datagrams"] == 6
+    assert exporter["flows"] == 30
+    # Datagram 4 came after 5 and 6: missing then late, so nothing is lost in the end.
+    assert exporter["lost"].get("datagrams", 0) == 0
+    assert exporter["late"]["datagrams"] == 1
+    text = render(merged)
+    assert 'flowscope_collector_flows_total{protocol="sflow",exporter="192.0.2.1"} 30' in text
+    assert "# TYPE flowscope_collector_socket_drops_total counter" in text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("netflow://0.0.0.0:2055", Listen("netflow", "0.0.0.0", 2055)),
+        ("ipfix://127.0.0.1:4739", Listen("netflow", "127.0.0.1", 4739)),
+        ("sflow://[::1]:6343", Listen("sflow", "::1", 6343)),
+        ("sflow://127.0.0.1", Listen("sflow", "127.0.0.1", 6343)),
+    ],
+)
+def test_listen_parse(text, expected):
+    assert Listen.parse(text) == expected
+
+
+@pytest.mark.parametrize("text", ["udp://1.2.3.4:5", "netflow:/x", "sflow://1.2.3.4:99999"])
+def test_listen_parse_rejects(text):
+    with pytest.raises(FlowscopeError):
+        Listen.parse(text)
+
+
+def test_batch_receiver_reads_many_datagrams_per_call():
+    receiver_socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver_socket.bind(("127.0.0.1", 0))
+    receiver_socket.settimeout(1.0)
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sender.bind(("127.0.0.1", 0))
+    try:
+        for index in range(50):
+            sender.sendto(bytes([index]) * (index + 1), receiver_socket.getsockname())
+        receiver = BatchReceiver(receiver_socket, batch=64)
+        got = receiver.receive()
+        while len(got) < 50:
+            more = receiver.receive()
+            got = Datagrams.concat([got, more])
+        assert [len(p) for p in got.payloads] == list(range(1, 51))
+        assert {bytes(row) for row in got.exporters} == {bytes(10) + b"\xff\xff" + bytes([127, 0, 0, 1])}
+        assert receiver.receive(wait=False) is None
+    finally:
+        receiver_socket.close()
+        sender.close()
+
+
+def test_sender_addresses_of_ipv6():
+    names = np.zeros((1, 128), np.uint8)
+    names[0, 0] = socket.AF_INET6
+    names[0, 8:24] = np.frombuffer(socket.inet_pton(socket.AF_INET6, "2001:db8::7"), np.uint8)
+    assert bytes(sender_addresses(names)[0]) == socket.inet_pton(socket.AF_INET6, "2001:db8::7")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_collector(lake: Path, *args: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "flowscope", "--lake", str(lake), "collect", "--flush", "0.5", *args]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_health(lake: Path, predicate, timeout: float = 20.0) -> dict:
+    """Poll ``flowscope exporters --format json`` until ``predicate(health)``."""
+    deadline = time.monotonic() + timeout
+    health: dict = {}
+    while time.monotonic() < deadline:
+        result = subprocess.run(
+            [sys.executable, "-m", "flowscope", "--lake", str(lake), "exporters", "--format", "json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if result.returncode == 0:
+            health = json.loads(result.stdout)
+            if predicate(health):
+                return health
+        time.sleep(0.3)
+    raise AssertionError(f"collector health never matched: {health}")
+
+
+def stop(process: subprocess.Popen, signum: int) -> tuple[int, str]:
+    process.send_signal(signum)
+    try:
+        _, stderr = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+    return process.returncode, stderr
+
+
+def lake_flows(lake: Path) -> tuple[int, int]:
+    files = str(lake / "flows" / "**" / "*.parquet")
+    return duckdb.sql(f"SELECT count(*), sum(bytes) FROM read_parquet('{files}')").fetchall()[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_live_collector_flushes_on_signal_and_reports_health(tmp_path, signum):
+    lake = tmp_path / "lake"
+    port, metrics_port = free_port(), free_tcp_port()
+    collector = start_collector(lake, "--listen", f"sflow://127.0.0.1:{port}", "--metrics", f"127.0.0.1:{metrics_port}")
+    try:
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        expected = decode_sflow(Datagrams([sflow_payload(1)], np.zeros((1, 16), np.uint8), np.zeros(1)))
+        bytes_per_datagram = sum(expected.flows.column("bytes").to_pylist())
+        # Wait until the socket is bound (health appears once the first second has passed).
+        wait_for_health(lake, lambda h: bool(h["listeners"]))
+        sequences = [s for s in range(1, 201) if s not in (50, 51)]  # two datagrams "lost" by the exporter
+        for sequence in sequences:
+            sender.sendto(sflow_payload(sequence), ("127.0.0.1", port))
+        sender.sendto(b"\x00\x00\x00\x05garbage", ("127.0.0.1", port))
+        health = wait_for_health(lake, lambda h: sum(e["datagrams"] for e in h["exporters"]) == len(sequences) + 1)
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
+    finally:
+        code, stderr = stop(collector, signum)
+    assert code == 0, stderr
+    agent = next(e for e in health["exporters"] if e["exporter"] == "192.0.2.1")
+    assert agent["lost"]["datagrams"] == 2
+    assert agent["flows"] == 5 * len(sequences)
+    garbage = next(e for e in health["exporters"] if e["exporter"] == "127.0.0.1")
+    assert garbage["errors"] == {"sFlow datagram shorter than its header": 1}
+    assert 'flowscope_collector_sequence_lost{protocol="sflow",exporter="192.0.2.1",unit="datagrams"} 2' in metrics
+    assert "flowscope_collector_socket_receive_buffer_bytes" in metrics
+    assert lake_flows(lake) == (5 * len(sequences), bytes_per_datagram * len(sequences))
+    final = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "flowscope", "--lake", str(lake), "exporters", "--format", "json"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
+    )
+    assert final["rows_written"] == {"flows": 5 * len(sequences)}
+
+
+@pytest.mark.slow
+def test_workers_share_the_port(tmp_path):
+    lake = tmp_path / "lake"
+    port = free_port()
+    collector = start_collector(lake, "--listen", f"sflow://127.0.0.1:{port}", "--workers", "2")
+    senders = []
+    try:
+        wait_for_health(lake, lambda h: h["listeners"].get(f"sflow://127.0.0.1:{port}", {}).get("processes") == 2)
+        for agent in range(8):  # several source ports, so the kernel spreads them over both workers
+            sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            senders.append(sender)
+            for sequence in range(1, 51):
+                sender.sendto(sflow_payload(sequence, bytes([192, 0, 2, 10 + agent])), ("127.0.0.1", port))
+        health = wait_for_health(lake, lambda h: sum(e["datagrams"] for e in h["exporters"]) == 400)
+    finally:
+        code, stderr = stop(collector, signal.SIGTERM)
+        for sender in senders:
+            sender.close()
+    assert code == 0, stderr
+    assert len(health["exporters"]) == 8
+    assert all(not e["lost"].get("datagrams") for e in health["exporters"])
+    assert lake_flows(lake)[0] == 400 * 5
+
+
+def test_collect_rejects_a_port_in_use(tmp_path):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "flowscope",
+                "--lake",
+                str(tmp_path),
+                "collect",
+                "--listen",
+                f"netflow://127.0.0.1:{port}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        )
+    assert result.returncode == 2
+    assert "cannot listen on" in result.stderr
+    assert "Traceback" not in result.stderr
