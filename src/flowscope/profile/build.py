@@ -1,0 +1,44 @@
+"""Flow batches -> a profile: extract, merge, make times relative to the first record read."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from flowscope.diagnostics import Skips
+from flowscope.profile import records as extract
+from flowscope.profile.merge import FLOW_BYTES, Profile, Timeouts, merge
+
+
+@dataclass(frozen=True)
+class Settings:
+    active_s: int = 300
+    inactive_s: int = 30
+    memory_mib: int = 2048
+
+    @property
+    def timeouts(self) -> Timeouts:
+        return Timeouts(self.active_s * 1000, self.inactive_s * 1000)
+
+    @property
+    def cache_flows(self) -> int:
+        return self.memory_mib * 1048576 // FLOW_BYTES
+
+
+def build(batches: Iterable[tuple[pa.Table, bool]], settings: Settings, skips: Skips) -> Profile:
+    """``batches`` are (flow table, exact_start) in input order; exact_start is True for nfdump input."""
+    parts = []
+    for table, exact_start in batches:
+        part = extract.from_batch(table, skips, exact_start=exact_start)
+        if part is not None:
+            parts.append(part)
+    records = extract.concat(parts)
+    del parts
+    profile = merge(records, settings.timeouts, settings.cache_flows)
+    if len(records):
+        zero = int(records.start[0])
+        profile.start -= zero
+        profile.end -= zero
+    return profile

@@ -1,0 +1,75 @@
+"""Writing a profile as ft-profiler's CSV (optionally gzipped), and the --min-count port suppression."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from flowscope.lake.layout import publish
+from flowscope.profile.merge import Profile
+
+COLUMNS = (
+    "START_TIME",
+    "END_TIME",
+    "L3_PROTO",
+    "L4_PROTO",
+    "SRC_PORT",
+    "DST_PORT",
+    "PACKETS",
+    "BYTES",
+    "PACKETS_REV",
+    "BYTES_REV",
+)
+
+
+def suppress_rare_ports(profile: Profile, min_count: int) -> int:
+    """Ports used by fewer than ``min_count`` flows (as source or destination) become 0; returns how many values."""
+    if min_count <= 1 or not len(profile):
+        return 0
+    src = profile.src_port.astype(np.int64)
+    dst = profile.dst_port.astype(np.int64)
+    counts = np.bincount(src, minlength=65536) + np.bincount(dst, minlength=65536)
+    counts -= np.bincount(src[src == dst], minlength=65536)  # a flow with equal ports counts once
+    rare = counts < min_count
+    rare[0] = False
+    profile.src_port = np.where(rare[src], 0, src).astype(profile.src_port.dtype)
+    profile.dst_port = np.where(rare[dst], 0, dst).astype(profile.dst_port.dtype)
+    return int((rare & (counts > 0)).sum())
+
+
+def to_table(profile: Profile) -> pa.Table:
+    values = (
+        profile.start,
+        profile.end,
+        np.where(profile.ipv6, 6, 4).astype(np.uint8),
+        profile.proto,
+        profile.src_port,
+        profile.dst_port,
+        profile.packets,
+        profile.bytes,
+        profile.packets_rev,
+        profile.bytes_rev,
+    )
+    return pa.table(dict(zip(COLUMNS, values, strict=True)))
+
+
+def write_profile(profile: Profile, path: Path, *, compress: bool) -> Path:
+    """Write atomically; with ``compress`` the file is gzipped and gets '.gz' appended (as ft-profiler does)."""
+    if compress and path.suffix != ".gz":
+        path = path.with_name(path.name + ".gz")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    options = pacsv.WriteOptions(include_header=False)
+    with open(tmp, "wb") as raw:
+        stream = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6) if compress else raw
+        stream.write((",".join(COLUMNS) + "\n").encode())
+        if len(profile):
+            pacsv.write_csv(to_table(profile), stream, options)
+        if compress:
+            stream.close()
+    publish(tmp, path)
+    return path
