@@ -35,8 +35,13 @@ _PROTO_NAMES = {1: "ICMP", 6: "TCP", 17: "UDP", 58: "ICMP6", 47: "GRE", 50: "ESP
 
 
 def expected_rows(path: Path) -> list[dict[str, str]]:
-    """Record rows of an ``nfdump -o csv`` output (the summary after the blank line is dropped)."""
-    text = path.read_text().split("\nSummary\n")[0]
+    """Record rows of a saved ``nfdump -o csv`` output."""
+    return csv_rows(path.read_text())
+
+
+def csv_rows(text: str) -> list[dict[str, str]]:
+    """Record rows of ``nfdump -o csv`` output (the summary section is dropped)."""
+    text = text.split("\nSummary\n")[0]
     rows = list(csv.DictReader(line for line in text.splitlines() if line.strip()))
     return [{key: row[key].strip() for key in COMPARED} for row in rows]
 

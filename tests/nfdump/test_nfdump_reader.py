@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import shutil
 import struct
+import subprocess
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from tests.conftest import shared_data
-from tests.nfdump.nfdump_csv import expected_rows, our_rows
+from tests.conftest import require_tool, shared_data
+from tests.nfdump.nfdump_csv import csv_rows, expected_rows, our_rows
 
 from flowscope.errors import FlowscopeError
 from flowscope.nfdump import container
@@ -56,6 +57,19 @@ def test_records_match_nfdump_csv_field_by_field(name: str) -> None:
     table, _ = read_all(nfcapd(name))
     expected = expected_rows(shared_data("nfcapd", f"{FILES[name]}.expected.csv"))
     assert our_rows(table) == expected
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("name", sorted(FILES))
+def test_records_match_the_nfdump_binary(name: str) -> None:
+    nfdump = require_tool("nfdump")
+    path = nfcapd(name)
+    done = subprocess.run(
+        [nfdump, "-r", str(path), "-o", "csv"], capture_output=True, text=True, timeout=60, env={"TZ": "UTC"}
+    )
+    assert done.returncode == 0, done.stderr
+    table, _ = read_all(path)
+    assert our_rows(table) == csv_rows(done.stdout)
 
 
 @pytest.mark.parametrize("base", ["google_ssl_uncompressed", "ipfix_mixed", "nfv5_mixed"])
