@@ -12,6 +12,7 @@ from flowscope.cli.collect_cmds import collect, exporters, templates
 from flowscope.cli.common import CliState, run_cleanly
 from flowscope.cli.demo import demo
 from flowscope.cli.lake_cmd import lake
+from flowscope.cli.materialize_cmd import materialize
 from flowscope.cli.profile_cmd import profile
 from flowscope.cli.query import query
 from flowscope.cli.read import read
@@ -56,5 +57,5 @@ def main(ctx: click.Context, lake_path: str, verbose: int, quiet: bool, debug: b
     ctx.obj = CliState(lake_path=lake_path, verbosity=-1 if quiet else verbose, debug=debug)
 
 
-for command in (capture, collect, demo, exporters, lake, profile, query, read, templates, top, watch):
+for command in (capture, collect, demo, exporters, lake, materialize, profile, query, read, templates, top, watch):
     main.add_command(command)

@@ -1,0 +1,1 @@
+"""Keeping a database table equal to a lake view (SQLite, DuckDB, PostgreSQL)."""

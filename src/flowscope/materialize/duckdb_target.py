@@ -1,0 +1,65 @@
+"""DuckDB database-file target: the view's Arrow rows are scanned in place and upserted in one transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from flowscope.errors import FlowscopeError
+from flowscope.materialize import upsert
+from flowscope.materialize.target import Applied, LakeState
+from flowscope.materialize.upsert import TableSpec, quote
+
+STAGE = "flowscope_stage"
+
+
+class DuckdbTarget:
+    def __init__(self, path: Path) -> None:
+        try:
+            self.con = duckdb.connect(str(path))
+        except duckdb.Error as exc:
+            raise FlowscopeError(f"{path}: {str(exc).splitlines()[0]}") from exc
+        self.con.execute("SET TimeZone = 'UTC'")
+        self.con.execute(upsert.STATE_CREATE)
+
+    def applied_state(self, table: str) -> str | None:
+        rows = self.con.sql(upsert.STATE_SELECT.format(p="$1"), params=[table]).fetchall()
+        return rows[0][0] if rows else None
+
+    def _run(self, sql: str, params: list[object] | None = None) -> int:
+        """Execute one statement to completion; the number of rows it changed (for DML)."""
+        result = self.con.execute(sql, params or []).fetchall()
+        return int(result[0][0]) if result and result[0] and isinstance(result[0][0], int) else 0
+
+    def apply(self, table: str, key: tuple[str, ...], rows: pa.Table, view: str, state: LakeState) -> Applied:
+        self.con.register(STAGE, rows)
+        try:
+            staged = self.con.sql(f"SELECT * FROM {quote(STAGE)}")
+            spec = TableSpec(table, [(n, str(t)) for n, t in zip(staged.columns, staged.types, strict=True)], key)
+            self._run("BEGIN TRANSACTION")
+            try:
+                self._run(upsert.create_sql(spec))
+                existing = [c for c in self.con.sql(f"SELECT * FROM {quote(table)} LIMIT 0").columns]
+                if existing != spec.names:
+                    raise FlowscopeError(
+                        f"table {table} exists with columns {existing}, not {spec.names}: drop it or pick --table"
+                    )
+                changed = self._run(upsert.upsert_sql(spec, STAGE))
+                deleted = self._run(upsert.delete_missing_sql(spec, STAGE))
+                self._run(
+                    upsert.STATE_UPSERT.format(p="?"),
+                    [table, view, state.digest, state.files, rows.num_rows, dt.datetime.now(dt.UTC).isoformat()],
+                )
+                self._run("COMMIT")
+            except BaseException:
+                self._run("ROLLBACK")
+                raise
+        finally:
+            self.con.unregister(STAGE)
+        return Applied(rows=changed, deleted=deleted)
+
+    def close(self) -> None:
+        self.con.close()

@@ -1,0 +1,78 @@
+"""PostgreSQL target: binary COPY into a temporary staging table, then upsert, in one transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import psycopg
+import pyarrow as pa
+
+from flowscope.errors import FlowscopeError
+from flowscope.materialize import upsert
+from flowscope.materialize.pgcopy import HEADER, TRAILER, encode_rows, pg_column
+from flowscope.materialize.target import Applied, LakeState
+from flowscope.materialize.upsert import TableSpec, quote
+
+STAGE = "flowscope_stage"
+COPY_CHUNK_ROWS = 500_000
+
+
+def _redacted(url: str) -> str:
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
+
+
+class PostgresTarget:
+    def __init__(self, url: str) -> None:
+        try:
+            self.con = psycopg.connect(url, application_name="flowscope-materialize", connect_timeout=10)
+        except psycopg.Error as exc:
+            raise FlowscopeError(f"cannot connect to {_redacted(url)}: {str(exc).strip()}") from exc
+        with self.con.transaction():
+            self.con.execute(upsert.STATE_CREATE)
+
+    def applied_state(self, table: str) -> str | None:
+        with self.con.transaction():
+            row = self.con.execute(upsert.STATE_SELECT.format(p="%s"), (table,)).fetchone()
+        return None if row is None else row[0]
+
+    def _existing_columns(self, table: str) -> list[str]:
+        rows = self.con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
+            "AND table_name = %s ORDER BY ordinal_position",
+            (table,),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def apply(self, table: str, key: tuple[str, ...], rows: pa.Table, view: str, state: LakeState) -> Applied:
+        spec = TableSpec(table, [(f.name, pg_column(f.type).sql_type) for f in rows.schema], key)
+        names = ", ".join(quote(c) for c in spec.names)
+        try:
+            with self.con.transaction(), self.con.cursor() as cursor:
+                cursor.execute(upsert.create_sql(spec))
+                existing = self._existing_columns(table)
+                if existing != spec.names:
+                    raise FlowscopeError(
+                        f"table {table} exists with columns {existing}, not {spec.names}: drop it or pick --table"
+                    )
+                cursor.execute(f"LOCK TABLE {quote(table)} IN SHARE ROW EXCLUSIVE MODE")
+                cursor.execute(upsert.create_sql(spec, temporary=True, name=STAGE) + " ON COMMIT DROP")
+                with cursor.copy(f"COPY {quote(STAGE)} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.write(HEADER)
+                    for batch in rows.to_batches(max_chunksize=COPY_CHUNK_ROWS):
+                        copy.write(encode_rows(pa.Table.from_batches([batch])))
+                    copy.write(TRAILER)
+                cursor.execute(upsert.upsert_sql(spec, STAGE))
+                changed = cursor.rowcount
+                cursor.execute(upsert.delete_missing_sql(spec, STAGE))
+                deleted = cursor.rowcount
+                cursor.execute(
+                    upsert.STATE_UPSERT.format(p="%s"),
+                    (table, view, state.digest, state.files, rows.num_rows, dt.datetime.now(dt.UTC).isoformat()),
+                )
+        except psycopg.Error as exc:
+            raise FlowscopeError(f"PostgreSQL: {str(exc).strip()}") from exc
+        return Applied(rows=changed, deleted=deleted)
+
+    def close(self) -> None:
+        self.con.close()

@@ -1,0 +1,73 @@
+"""The SQL every target runs in one transaction: stage the view's rows, upsert them, delete vanished keys,
+and record which lake state was applied.
+
+Rows are upserted by assignment (``SET col = excluded.col``), never by addition, and
+only where a value changed; so re-applying the same lake state changes nothing and a
+run that dies before its commit leaves the table as the previous run left it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+STATE_TABLE = "flowscope_materialized"
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    columns: Sequence[tuple[str, str]]
+    """(column name, SQL type) in order."""
+    key: Sequence[str]
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _ in self.columns]
+
+
+def create_sql(spec: TableSpec, *, temporary: bool = False, name: str | None = None) -> str:
+    columns = ", ".join(f"{quote(c)} {t}" for c, t in spec.columns)
+    if temporary:
+        return f"CREATE TEMP TABLE {quote(name or spec.name)} ({columns})"
+    key = ", ".join(quote(k) for k in spec.key)
+    return f"CREATE TABLE IF NOT EXISTS {quote(spec.name)} ({columns}, PRIMARY KEY ({key}))"
+
+
+def upsert_sql(spec: TableSpec, staging: str, *, differs: str = "IS DISTINCT FROM") -> str:
+    """INSERT ... ON CONFLICT (key) DO UPDATE, touching only rows whose values changed."""
+    names = ", ".join(quote(c) for c in spec.names)
+    values = [c for c in spec.names if c not in spec.key]
+    key = ", ".join(quote(k) for k in spec.key)
+    target = quote(spec.name)
+    # "WHERE true" keeps SQLite from reading ON CONFLICT as a join constraint.
+    insert = f"INSERT INTO {target} ({names}) SELECT {names} FROM {quote(staging)} WHERE true ON CONFLICT ({key})"
+    if not values:
+        return f"{insert} DO NOTHING"
+    assignments = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in values)
+    changed = " OR ".join(f"{target}.{quote(c)} {differs} excluded.{quote(c)}" for c in values)
+    return f"{insert} DO UPDATE SET {assignments} WHERE {changed}"
+
+
+def delete_missing_sql(spec: TableSpec, staging: str) -> str:
+    """Remove rows whose key is no longer in the view."""
+    target = quote(spec.name)
+    match = " AND ".join(f"s.{quote(k)} = {target}.{quote(k)}" for k in spec.key)
+    return f"DELETE FROM {target} WHERE NOT EXISTS (SELECT 1 FROM {quote(staging)} AS s WHERE {match})"
+
+
+STATE_CREATE = (
+    f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} (target_table TEXT PRIMARY KEY, view_name TEXT NOT NULL, "
+    "lake_state TEXT NOT NULL, lake_files BIGINT NOT NULL, view_rows BIGINT NOT NULL, applied_at TEXT NOT NULL)"
+)
+STATE_SELECT = f"SELECT lake_state FROM {STATE_TABLE} WHERE target_table = {{p}}"
+STATE_UPSERT = (
+    f"INSERT INTO {STATE_TABLE} (target_table, view_name, lake_state, lake_files, view_rows, applied_at) "
+    "VALUES ({p}, {p}, {p}, {p}, {p}, {p}) ON CONFLICT (target_table) DO UPDATE SET view_name = excluded.view_name, "
+    "lake_state = excluded.lake_state, lake_files = excluded.lake_files, view_rows = excluded.view_rows, "
+    "applied_at = excluded.applied_at"
+)
