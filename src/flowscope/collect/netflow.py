@@ -10,7 +10,7 @@ first so the sampling rates it announces apply to the flows of the same batch.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -25,7 +25,7 @@ from flowscope.collect.sections import section_columns
 from flowscope.collect.state import NetflowState
 from flowscope.collect.templates import DomainKey, Field, HeldSet, Template, TemplateStore
 from flowscope.diagnostics import Skips
-from flowscope.schema import ADDRESS, FLOW_SCHEMA, TIMESTAMP, conform, empty_flows
+from flowscope.schema import FLOW_SCHEMA, TIMESTAMP, conform, empty_flows
 
 V9, IPFIX = 9, 10
 FLOW_TYPE = {V9: "netflow_v9", IPFIX: "ipfix"}
@@ -43,36 +43,27 @@ V9_SCOPE = 1 << 32
 NTP_EPOCH_OFFSET = 2_208_988_800  # seconds from 1900-01-01 to 1970-01-01
 
 
-@dataclass
 class _Batch:
-    """Per-batch accumulation: one context row per message (plus one per released held set), sets per template."""
+    """Per-batch accumulation: one context row per message (plus one per released held set), sets per template.
 
-    exporter: list[bytes] = field(default_factory=list)
-    received_ns: list[int] = field(default_factory=list)
-    version: list[int] = field(default_factory=list)
-    domain: list[int] = field(default_factory=list)
-    sequence: list[int] = field(default_factory=list)
-    export_secs: list[int] = field(default_factory=list)
-    uptime_ms: list[int] = field(default_factory=list)
-    status: list[str] = field(default_factory=list)
-    groups: dict[int, tuple[Template, list[int], list[bytes | memoryview]]] = field(default_factory=dict)
+    A context is (exporter, received_ns, version, domain, sequence, export_secs, uptime_ms).
+    """
+
+    def __init__(self) -> None:
+        self.contexts: list[tuple] = []
+        self.status: dict[int, str] = {}
+        self.groups: dict[int, tuple[Template, list[int], list[bytes | memoryview]]] = {}
 
     def add_context(self, context: tuple) -> int:
-        exporter, received, version, domain, sequence, export_secs, uptime = context
-        self.exporter.append(exporter)
-        self.received_ns.append(received)
-        self.version.append(version)
-        self.domain.append(domain)
-        self.sequence.append(sequence)
-        self.export_secs.append(export_secs)
-        self.uptime_ms.append(uptime)
-        self.status.append("ok")
-        return len(self.exporter) - 1
+        self.contexts.append(context)
+        return len(self.contexts) - 1
 
     def file(self, template: Template, context_index: int, body: bytes | memoryview) -> None:
-        _, indices, bodies = self.groups.setdefault(id(template), (template, [], []))
-        indices.append(context_index)
-        bodies.append(body)
+        group = self.groups.get(id(template))
+        if group is None:
+            group = self.groups[id(template)] = (template, [], [])
+        group[1].append(context_index)
+        group[2].append(body)
 
 
 class _Malformed(Exception):
@@ -86,16 +77,15 @@ def decode_templated(datagrams: Datagrams, state: NetflowState) -> Decoded:
     serial = state.batches = state.batches + 1
     dropped_before = state.templates.dropped_sets
     message_rows = []
-    for i, payload in enumerate(datagrams.payloads):
-        exporter = datagrams.exporters[i].tobytes()
-        received = int(datagrams.received_ns[i])
-        row = len(batch.exporter)  # the message's own context row is the first one it adds
+    exporters = [bytes(e) for e in datagrams.exporters]
+    for payload, exporter, received in zip(datagrams.payloads, exporters, datagrams.received_ns.tolist(), strict=True):
+        row = len(batch.contexts)  # the message's own context row is the first one it adds
         message_rows.append(row)
         try:
             _parse_message(payload, exporter, received, batch, state.templates, serial)
         except _Malformed as exc:
             reason = str(exc)
-            if len(batch.exporter) == row:  # header unreadable: still one message row
+            if len(batch.contexts) == row:  # header unreadable: still one message row
                 batch.add_context((exporter, received, _version_of(payload), 0, 0, 0, 0))
             batch.status[row] = reason
             skips.add(reason, example=f"exporter {addresses.format_one(exporter)}")
@@ -103,9 +93,11 @@ def decode_templated(datagrams: Datagrams, state: NetflowState) -> Decoded:
         "data sets dropped: template never arrived (hold buffer full)",
         state.templates.dropped_sets - dropped_before,
     )
-    flows, records_per_context = _decode_groups(batch, state, skips)
+    context = _Context.of(batch)
+    flows, records_per_context = _decode_groups(batch, context, state, skips)
     rows = np.asarray(message_rows, np.int64)
-    return Decoded(flows=flows, messages=_messages_table(batch, rows, records_per_context[rows]), skips=skips)
+    messages = _messages_table(batch, context, rows, records_per_context[rows])
+    return Decoded(flows=flows, messages=messages, skips=skips)
 
 
 def _version_of(payload: bytes) -> int:
@@ -285,24 +277,26 @@ class _Context:
 
     @classmethod
     def of(cls, batch: _Batch) -> _Context:
-        keys = list(zip(batch.exporter, batch.version, batch.domain, strict=True))
+        exporter, received, version, domain, sequence, export_secs, uptime = (
+            zip(*batch.contexts, strict=True) if batch.contexts else ((),) * 7
+        )
+        keys = list(zip(exporter, version, domain, strict=True))
         unique = {key: i for i, key in enumerate(dict.fromkeys(keys))}
         return cls(
-            exporter=np.frombuffer(b"".join(batch.exporter), np.uint8).reshape(-1, 16),
-            received_ns=np.asarray(batch.received_ns, np.int64),
-            version=np.asarray(batch.version, np.uint16),
-            domain=np.asarray(batch.domain, np.uint32),
-            sequence=np.asarray(batch.sequence, np.uint32),
-            export_secs=np.asarray(batch.export_secs, np.int64),
-            uptime_ms=np.asarray(batch.uptime_ms, np.int64),
+            exporter=np.frombuffer(b"".join(exporter), np.uint8).reshape(-1, 16),
+            received_ns=np.asarray(received, np.int64),
+            version=np.asarray(version, np.uint16),
+            domain=np.asarray(domain, np.uint32),
+            sequence=np.asarray(sequence, np.uint32),
+            export_secs=np.asarray(export_secs, np.int64),
+            uptime_ms=np.asarray(uptime, np.int64),
             domain_index=np.asarray([unique[k] for k in keys], np.int64),
             domains=list(unique),
         )
 
 
-def _decode_groups(batch: _Batch, state: NetflowState, skips: Skips) -> tuple[pa.Table, np.ndarray]:
-    context = _Context.of(batch)
-    records_per_context = np.zeros(len(batch.exporter), np.int64)
+def _decode_groups(batch: _Batch, context: _Context, state: NetflowState, skips: Skips) -> tuple[pa.Table, np.ndarray]:
+    records_per_context = np.zeros(len(batch.contexts), np.int64)
     groups = sorted(batch.groups.values(), key=lambda group: not group[0].is_options)
     tables = []
     for template, indices, bodies in groups:
@@ -519,18 +513,19 @@ def _timestamps(ns: np.ndarray, value_present: np.ndarray | None = None) -> pa.A
     return pa.array(ns.astype(np.int64), TIMESTAMP, mask=mask)
 
 
-def _messages_table(batch: _Batch, rows: np.ndarray, records: np.ndarray) -> pa.Table:
-    picked = rows.tolist()
-    exporters = np.frombuffer(b"".join(batch.exporter[r] for r in picked), np.uint8).reshape(-1, 16)
+def _messages_table(batch: _Batch, context: _Context, rows: np.ndarray, records: np.ndarray) -> pa.Table:
+    status = np.full(len(batch.contexts), "ok", object)
+    for row, reason in batch.status.items():
+        status[row] = reason
     return pa.table(
         {
-            "exporter": addresses.from_ipv6_bytes(exporters) if picked else pa.array([], ADDRESS),
-            "version": pa.array([batch.version[r] for r in picked], pa.uint16()),
-            "domain": pa.array([batch.domain[r] for r in picked], pa.uint32()),
-            "sequence": pa.array([batch.sequence[r] for r in picked], pa.uint64()),
-            "records": pa.array(records.astype(np.uint32), pa.uint32()),
-            "received_ns": pa.array([batch.received_ns[r] for r in picked], pa.int64()),
-            "status": pa.array([batch.status[r] for r in picked], pa.string()),
+            "exporter": addresses.from_ipv6_bytes(context.exporter[rows]),
+            "version": pa.array(context.version[rows]),
+            "domain": pa.array(context.domain[rows]),
+            "sequence": pa.array(context.sequence[rows].astype(np.uint64)),
+            "records": pa.array(records.astype(np.uint32)),
+            "received_ns": pa.array(context.received_ns[rows]),
+            "status": pa.array(status[rows], pa.string()),
         },
         schema=MESSAGE_SCHEMA,
     )
