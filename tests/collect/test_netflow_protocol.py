@@ -371,3 +371,13 @@ def test_template_set_helper_is_what_the_decoder_reads() -> None:
     state = NetflowState()
     decode_netflow(batch(ipfix(template_set(10, 256, SIMPLE))), state)
     assert state.templates.table().column("fields").to_pylist() == ["8/4 12/4 1/4 2/4"]
+
+
+def test_workers_sharing_the_state_file_keep_each_others_templates(tmp_path: Path) -> None:
+    first, second = NetflowState.open(tmp_path), NetflowState.open(tmp_path)
+    decode_netflow(batch(ipfix(template(256, *SIMPLE))), first)
+    decode_netflow(batch(ipfix(template(300, *SIMPLE)), exporter="192.0.2.2"), second)
+    decode_netflow(batch(ipfix(set_(2, struct.pack(">HH", 256, 0)), template(257, *SIMPLE))), first)
+    restarted = NetflowState.open(tmp_path)
+    saved = {(addresses.format_one(k[0]), k[3]) for k in restarted.templates.templates}
+    assert saved == {(EXPORTER, 257), ("192.0.2.2", 300)}

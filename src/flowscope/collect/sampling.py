@@ -144,12 +144,6 @@ class SamplingTable:
             for (d, s), r in sorted(self.rates.items(), key=lambda item: (item[0][0], item[0][1] or -1))
         ]
 
-    def load_json(self, items: list[dict]) -> None:
-        for item in items:
-            domain = (addresses.parse_one(item["exporter"]), int(item["netflow_version"]), int(item["domain"]))
-            sampler = None if item.get("sampler") is None else int(item["sampler"])
-            self.rates[(domain, sampler)] = int(item["rate"])
-
 
 def packet_interval_rate(interval: np.ndarray, space: np.ndarray) -> np.ndarray:
     """RFC 5476 systematic count-based sampling: select ``interval`` packets, skip ``space``."""

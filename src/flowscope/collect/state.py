@@ -3,10 +3,13 @@
 Templates and the sampling rates learnt from options data are saved together as one JSON
 file in the lake directory (``_collector/templates.json``, written atomically), so a
 restarted collector decodes data at once instead of waiting for every exporter to resend.
+Several worker processes share the file: each save merges, under a lock, what the others
+saved for exporters it has not heard from itself.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,19 +37,24 @@ class NetflowState:
         if lake_root is None:
             return state
         state.path = Path(lake_root) / STATE_FILE
-        if state.path.exists():
-            try:
-                data = json.loads(state.path.read_text())
-                state.templates.load_json(data)
-                state.sampling.load_json(data.get("sampling_rates", []))
-                for item in data.get("system_init_ms", []):
-                    domain = (addresses.parse_one(item["exporter"]), int(item["netflow_version"]), int(item["domain"]))
-                    state.system_init_ms[domain] = int(item["ms"])
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                raise FlowscopeError(
-                    f"{state.path}: unreadable collector state ({exc}); move it away to start fresh"
-                ) from exc
+        state._merge_saved()
         return state
+
+    def _merge_saved(self) -> None:
+        """Take in what the saved file knows and this process has not learnt itself."""
+        if self.path is None or not self.path.exists():
+            return
+        try:
+            data = json.loads(self.path.read_text())
+            self.templates.load_json(data)
+            for item in data.get("sampling_rates", []):
+                self.sampling.rates.setdefault(*_rate_entry(item))
+            for item in data.get("system_init_ms", []):
+                self.system_init_ms.setdefault(_domain(item), int(item["ms"]))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise FlowscopeError(
+                f"{self.path}: unreadable collector state ({exc}); move it away to start fresh"
+            ) from exc
 
     def learn_system_init(self, domain: DomainKey, ms: int) -> None:
         if ms > 0 and self.system_init_ms.get(domain) != ms:
@@ -57,6 +65,15 @@ class NetflowState:
         """Write templates and learnt rates if they changed since the last save; True if written."""
         if self.path is None or not (force or self.templates.changed or self.sampling.changed):
             return False
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._merge_saved()
+            self._write()
+        self.templates.changed = self.sampling.changed = False
+        return True
+
+    def _write(self) -> None:
         data = self.templates.to_json()
         data["sampling_rates"] = self.sampling.to_json()
         data["system_init_ms"] = [
@@ -64,5 +81,12 @@ class NetflowState:
             for d, ms in sorted(self.system_init_ms.items())
         ]
         write_json_atomically(self.path, data)
-        self.templates.changed = self.sampling.changed = False
-        return True
+
+
+def _domain(item: dict) -> DomainKey:
+    return (addresses.parse_one(item["exporter"]), int(item["netflow_version"]), int(item["domain"]))
+
+
+def _rate_entry(item: dict) -> tuple[tuple[DomainKey, int | None], int]:
+    sampler = None if item.get("sampler") is None else int(item["sampler"])
+    return (_domain(item), sampler), int(item["rate"])

@@ -114,12 +114,15 @@ class TemplateStore:
         self.dropped_sets = 0
         """Held sets evicted because the buffer was full (oldest first)."""
         self.changed = False
+        self.touched: set[DomainKey] = set()
+        """Domains whose templates this process learnt or withdrew: its word on them beats the saved file's."""
 
     def get(self, key: TemplateKey) -> Template | None:
         return self.templates.get(key)
 
     def add(self, key: TemplateKey, template: Template) -> list[HeldSet]:
         """Learn (or redefine) a template; returns the held data sets it unblocks."""
+        self.touched.add(key[:3])
         if self.templates.get(key) != template:
             self.templates[key] = template
             self.changed = True
@@ -128,11 +131,13 @@ class TemplateStore:
         return released
 
     def withdraw(self, key: TemplateKey) -> None:
+        self.touched.add(key[:3])
         if self.templates.pop(key, None) is not None:
             self.changed = True
 
     def withdraw_all(self, domain: DomainKey, *, options: bool) -> None:
         """IPFIX all-templates withdrawal (template id = set id, RFC 7011 section 8.1) for one kind."""
+        self.touched.add(domain)
         doomed = [k for k, t in self.templates.items() if k[:3] == domain and t.is_options == options]
         for key in doomed:
             del self.templates[key]
@@ -169,10 +174,13 @@ class TemplateStore:
         }
 
     def load_json(self, data: dict) -> None:
+        """Take the saved templates of every domain this process has not spoken for itself."""
+        self.templates = {k: t for k, t in self.templates.items() if k[:3] in self.touched}
         for item in data.get("templates", []):
             key = (addresses.parse_one(item["exporter"]), int(item["netflow_version"]), int(item["domain"]))
-            template = Template.from_json(item)
-            self.templates[(*key, template.template_id)] = template
+            if key not in self.touched:
+                template = Template.from_json(item)
+                self.templates[(*key, template.template_id)] = template
 
     def table(self) -> pa.Table:
         """One row per known template, for ``flowscope templates`` and the collector's status."""
