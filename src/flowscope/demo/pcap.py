@@ -4,8 +4,8 @@ Used by ``flowscope demo`` and the metering benchmark. The mix: mostly TCP (web 
 some SSH and mail) with heavy-tailed flow lengths and a SYN ... FIN life cycle, UDP (DNS
 request/response pairs, NTP, QUIC and RTP-like streams), ICMP echo pairs, 10 % IPv6, a few
 VLAN-tagged hosts. Clients live in 10.0.0.0/16 and fd00::/64, servers in the benchmarking
-ranges 198.18.0.0/15 and 2001:db8::/32. Frames are captured with a 96-byte snap length, like
-``tcpdump -s 96``: headers complete, payload cut, original lengths kept.
+ranges 198.18.0.0/15 and 2001:db8::/32. By default frames are captured with a 96-byte snap length,
+like ``tcpdump -s 96``: headers complete, payload cut, original lengths kept.
 """
 
 from __future__ import annotations
@@ -105,8 +105,11 @@ def write_synthetic_pcap(
     duration: float = 600.0,
     start_ns: int = DEFAULT_START_NS,
     seed: int = 7,
+    snaplen: int = SNAPLEN,
 ) -> dict[str, int]:
     """Write a classic pcap of ``packets`` packets in ``flows`` biflows over ``duration`` seconds.
+
+    Frames are cut at ``snaplen`` bytes (payload bytes are zeros); 65535 keeps whole packets.
 
     Returns the totals a correct meter must reproduce: packets, IP-layer bytes, wire bytes.
     """
@@ -149,7 +152,7 @@ def write_synthetic_pcap(
     vlan = mix["vlan"][flow]
     link_header = 14 + np.where(vlan > 0, 4, 0)
     wire_len = link_header + ip_len
-    caplen = np.minimum(wire_len, SNAPLEN)
+    caplen = np.minimum(wire_len, snaplen)
 
     record = 16 + caplen
     at = np.zeros(packets, np.int64)
@@ -159,7 +162,7 @@ def write_synthetic_pcap(
     buffer[:24] = np.frombuffer(
         np.array([PCAP_MAGIC_US], "<u4").tobytes()
         + np.array([2, 4], "<u2").tobytes()
-        + np.array([0, 0, SNAPLEN, LINKTYPE_ETHERNET], "<u4").tobytes(),
+        + np.array([0, 0, snaplen, LINKTYPE_ETHERNET], "<u4").tobytes(),
         np.uint8,
     )
     # record header (little-endian, microseconds)
