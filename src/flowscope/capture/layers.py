@@ -71,6 +71,7 @@ PORT_MPLS_UDP = 6635  # RFC 7510
 PORT_L2TP = 1701
 MAX_NESTING = 8  # VLAN/MPLS/PPPoE/extension-header depth we follow before calling a packet malformed
 MAX_TUNNELS = 3
+BLOCK_ROWS = 32768  # rows decoded together: small enough that a block's frames stay in the CPU cache
 
 # Why a frame was dropped, as small integer codes so counting is one bincount.
 OK = 0
@@ -91,29 +92,63 @@ PARTIAL_REASONS = {
 }
 
 
-def _u8(data: np.ndarray, pos: np.ndarray, end: np.ndarray) -> np.ndarray:
-    """Byte at ``pos`` for every row (0 where it lies beyond the captured frame), as int64."""
-    inside = (pos < end) & (pos >= 0)
-    return np.where(inside, data[np.clip(pos, 0, data.shape[0] - 1)], 0).astype(np.int64)
+class _View:
+    """Big-endian integer reads at arbitrary byte offsets of one buffer, each read a single numpy gather.
+
+    Reads past the captured frame (``pos + width > end``) give 0, so a cut header never borrows bytes
+    of the next frame; callers pass ``end=None`` when they know the whole group of rows is complete.
+    """
+
+    def __init__(self, data: np.ndarray) -> None:
+        if data.shape[0] < 16:
+            data = np.concatenate([data, np.zeros(16, np.uint8)])
+        self.data = data
+        self.by_width = {1: data}
+        for width, dtype in ((2, ">u2"), (4, ">u4"), (8, ">u8")):
+            # Overlapping unaligned view: element i holds bytes i .. i+width-1.
+            self.by_width[width] = np.ndarray((data.shape[0] - width + 1,), dtype, data, strides=(1,))
+
+    def read(self, width: int, pos: np.ndarray, end: np.ndarray | None) -> np.ndarray:
+        words = self.by_width[width]
+        values = words[np.minimum(pos, words.shape[0] - 1)]
+        if end is not None:
+            values = np.where(pos + width <= end, values, 0)
+        return values if width == 8 else values.astype(np.int64)
 
 
-def _u16(data: np.ndarray, pos: np.ndarray, end: np.ndarray) -> np.ndarray:
-    return (_u8(data, pos, end) << 8) | _u8(data, pos + 1, end)
+def _u8(buf: _View, pos: np.ndarray, end: np.ndarray | None) -> np.ndarray:
+    return buf.read(1, pos, end)
 
 
-def _u32(data: np.ndarray, pos: np.ndarray, end: np.ndarray) -> np.ndarray:
-    return (_u16(data, pos, end) << 16) | _u16(data, pos + 2, end)
+def _u16(buf: _View, pos: np.ndarray, end: np.ndarray | None) -> np.ndarray:
+    return buf.read(2, pos, end)
 
 
-def _bytes(data: np.ndarray, pos: np.ndarray, width: int) -> np.ndarray:
-    """(n, width) matrix of bytes at ``pos`` (callers make sure the bytes were captured)."""
-    index = np.clip(pos[:, None] + np.arange(width), 0, data.shape[0] - 1)
-    return data[index]
+def _u32(buf: _View, pos: np.ndarray, end: np.ndarray | None) -> np.ndarray:
+    return buf.read(4, pos, end)
 
 
-def _mac(data: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    matrix = _bytes(data, pos, 6).astype(np.uint64)
-    return (matrix << (np.arange(40, -8, -8, dtype=np.uint64))).sum(axis=1, dtype=np.uint64)
+def _complete(pos: np.ndarray, end: np.ndarray, width: int) -> np.ndarray | None:
+    """``end`` when some rows lack ``width`` captured bytes from ``pos`` (reads must check), else None."""
+    return None if (pos + width <= end).all() else end
+
+
+def _ipv4_matrix(buf: _View, pos: np.ndarray) -> np.ndarray:
+    """(n, 16) IPv4-mapped addresses from the four bytes at ``pos``."""
+    mapped = np.zeros((pos.shape[0], 16), np.uint8)
+    mapped[:, 10:12] = 0xFF
+    mapped[:, 12:] = buf.read(4, pos, None).astype(">u4").view(np.uint8).reshape(-1, 4)
+    return mapped
+
+
+def _ipv6_matrix(buf: _View, pos: np.ndarray) -> np.ndarray:
+    halves = np.stack([buf.read(8, pos, None), buf.read(8, pos + 8, None)], axis=1)
+    return halves.astype(">u8").view(np.uint8).reshape(-1, 16)
+
+
+def _mac(buf: _View, pos: np.ndarray) -> np.ndarray:
+    high = buf.read(2, pos, None).astype(np.uint64)
+    return (high << np.uint64(32)) | buf.read(4, pos + 2, None).astype(np.uint64)
 
 
 @dataclass
@@ -128,9 +163,17 @@ class _Network:
 
 
 def _link_layer(
-    data: np.ndarray, offsets: np.ndarray, caplens: np.ndarray, linktypes: np.ndarray, out: PacketBatch
+    buf: _View,
+    offsets: np.ndarray,
+    caplens: np.ndarray,
+    linktypes: np.ndarray,
+    dst_mac: np.ndarray,
+    src_mac: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per row: start of the network layer, its ethertype (or ETH_BY_IP_NIBBLE) and a reason code."""
+    """Per row: start of the network layer, its ethertype (or ETH_BY_IP_NIBBLE) and a reason code.
+
+    Ethernet MAC addresses are written into ``dst_mac``/``src_mac`` on the way.
+    """
     n = offsets.shape[0]
     end = offsets + caplens
     pos = offsets.copy()
@@ -140,18 +183,24 @@ def _link_layer(
 
     eth = linktypes == LINK_ETHERNET
     if eth.any():
+        eth = slice(None) if eth.all() else eth
         at = offsets[eth]
         header[eth] = 14
-        etype[eth] = _u16(data, at + 12, end[eth])
         ok = caplens[eth] >= 14
-        out.dst_mac[eth] = np.where(ok, _mac(data, at), 0)
-        out.src_mac[eth] = np.where(ok, _mac(data, at + 6), 0)
+        if ok.all():
+            etype[eth] = _u16(buf, at + 12, None)
+            dst_mac[eth] = _mac(buf, at)
+            src_mac[eth] = _mac(buf, at + 6)
+        else:
+            etype[eth] = _u16(buf, at + 12, end[eth])
+            dst_mac[eth] = np.where(ok, _mac(buf, at), 0)
+            src_mac[eth] = np.where(ok, _mac(buf, at + 6), 0)
     sll = linktypes == LINK_LINUX_SLL
     header[sll] = 16
-    etype[sll] = _u16(data, offsets[sll] + 14, end[sll])
+    etype[sll] = _u16(buf, offsets[sll] + 14, end[sll])
     sll2 = linktypes == LINK_LINUX_SLL2
     header[sll2] = 20
-    etype[sll2] = _u16(data, offsets[sll2], end[sll2])
+    etype[sll2] = _u16(buf, offsets[sll2], end[sll2])
     etype[np.isin(linktypes, (LINK_RAW, LINK_RAW_BSD, LINK_RAW_OPENBSD))] = ETH_BY_IP_NIBBLE
     etype[linktypes == LINK_IPV4] = ETH_IPV4
     etype[linktypes == LINK_IPV6] = ETH_IPV6
@@ -159,8 +208,8 @@ def _link_layer(
     null = np.isin(linktypes, (LINK_NULL, LINK_LOOP))
     if null.any():
         at, stop = offsets[null], end[null]
-        big = _u32(data, at, stop)
-        little = _u8(data, at, stop) | (_u8(data, at + 1, stop) << 8) | (_u16(data, at + 2, stop) << 16)
+        big = _u32(buf, at, stop)
+        little = _u8(buf, at, stop) | (_u8(buf, at + 1, stop) << 8) | (_u16(buf, at + 2, stop) << 16)
         # DLT_NULL is in the writer's byte order; a family value fits in 16 bits, which tells the order.
         family = np.where(big <= 0xFFFF, big, little)
         etype[null] = np.select([family == 2, np.isin(family, (10, 23, 24, 28, 30))], [ETH_IPV4, ETH_IPV6], 0)
@@ -169,37 +218,37 @@ def _link_layer(
     etype[np.isin(linktypes, (LINK_PPP, LINK_PPP_HDLC))] = ETH_PPP  # the PPP header is peeled like an encapsulation
     hdlc = linktypes == LINK_C_HDLC
     header[hdlc] = 4
-    etype[hdlc] = _u16(data, offsets[hdlc] + 2, end[hdlc])
+    etype[hdlc] = _u16(buf, offsets[hdlc] + 2, end[hdlc])
 
     pos = offsets + header
     reason[(reason == OK) & (pos > end)] = 2
     return pos, etype, reason
 
 
-def _ppp(data: np.ndarray, pos: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _ppp(buf: _View, pos: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """PPP header at ``pos`` -> (ethertype of what it carries, header length).
 
     Handles the optional HDLC address/control bytes, protocol-field compression, and Cisco HDLC
     framing (address 0x0f/0x8f, control 0, then an ethertype), which is also written as DLT_PPP.
     """
-    first_word = _u16(data, pos, end)
+    first_word = _u16(buf, pos, end)
     framed = first_word == 0xFF03
     start = pos + np.where(framed, 2, 0)
-    first = _u8(data, start, end)
+    first = _u8(buf, start, end)
     compressed = (first & 1) == 1
-    protocol = np.where(compressed, first, _u16(data, start, end))
+    protocol = np.where(compressed, first, _u16(buf, start, end))
     carried = np.select([protocol == 0x0021, protocol == 0x0057, protocol == 0x0281], [ETH_IPV4, ETH_IPV6, 0x8847], 0)
     cisco = np.isin(first_word, (0x0F00, 0x8F00))
-    etype = np.where(cisco, _u16(data, pos + 2, end), carried)
+    etype = np.where(cisco, _u16(buf, pos + 2, end), carried)
     length = np.where(cisco, 4, np.where(framed, 2, 0) + np.where(compressed, 1, 2))
     return etype, length
 
 
-def _unwrap(
-    data: np.ndarray, pos: np.ndarray, end: np.ndarray, etype: np.ndarray, vlan: np.ndarray | None
-) -> np.ndarray:
+def _unwrap(buf: _View, pos: np.ndarray, end: np.ndarray, etype: np.ndarray, vlan: np.ndarray | None) -> np.ndarray:
     """Peel VLAN tags, MPLS labels, PPPoE and bridged Ethernet in place; returns a reason code per row."""
     reason = np.zeros(pos.shape[0], np.int8)
+    if not ((etype != ETH_IPV4) & (etype != ETH_IPV6)).any():
+        return reason
     for _ in range(MAX_NESTING):
         tagged = np.isin(etype, ETH_VLAN)
         labelled = np.isin(etype, ETH_MPLS)
@@ -212,14 +261,14 @@ def _unwrap(
             at, stop = pos[tagged], end[tagged]
             if vlan is not None:
                 first = tagged & (vlan == 0)
-                vlan[first] = _u16(data, pos[first], end[first]) & 0x0FFF
-            etype[tagged] = _u16(data, at + 2, stop)
+                vlan[first] = _u16(buf, pos[first], end[first]) & 0x0FFF
+            etype[tagged] = _u16(buf, at + 2, stop)
             pos[tagged] = at + 4
         if labelled.any():
             at, stop = pos[labelled], end[labelled]
-            bottom = (_u32(data, at, stop) >> 8) & 1 == 1
+            bottom = (_u32(buf, at, stop) >> 8) & 1 == 1
             after = at + 4
-            nibble = _u8(data, after, stop) >> 4
+            nibble = _u8(buf, after, stop) >> 4
             inner = np.select(
                 [nibble == 4, nibble == 6, nibble == 0], [ETH_IPV4, ETH_IPV6, ETH_BRIDGED], -2
             )  # nibble 0: pseudowire control word, then an Ethernet frame (EoMPLS)
@@ -233,18 +282,18 @@ def _unwrap(
             etype[pppoe] = ETH_PPP
             pos[pppoe] += 6
         if ppp.any():
-            etype[ppp], length = _ppp(data, pos[ppp], end[ppp])
+            etype[ppp], length = _ppp(buf, pos[ppp], end[ppp])
             pos[ppp] += length
         if bridged.any():
             at, stop = pos[bridged], end[bridged]
-            etype[bridged] = _u16(data, at + 12, stop)
+            etype[bridged] = _u16(buf, at + 12, stop)
             pos[bridged] = at + 14
     still = np.isin(etype, (*ETH_VLAN, *ETH_MPLS, ETH_PPPOE_SESSION, ETH_PPP, ETH_BRIDGED))
     reason[still] = 8
     return reason
 
 
-def _decode_network(data: np.ndarray, pos: np.ndarray, end: np.ndarray, etype: np.ndarray) -> _Network:
+def _decode_network(buf: _View, pos: np.ndarray, end: np.ndarray, etype: np.ndarray) -> _Network:
     """IPv4/IPv6 (with extension headers and fragments) and transport fields for rows starting at ``pos``."""
     n = pos.shape[0]
     cols = {name: np.zeros((n, *shape), dtype) for name, dtype, shape in COLUMNS if name not in _LINK_COLUMNS}
@@ -254,7 +303,7 @@ def _decode_network(data: np.ndarray, pos: np.ndarray, end: np.ndarray, etype: n
     payload_pos = np.full(n, -1, np.int64)
     payload_end = np.zeros(n, np.int64)
 
-    nibble = _u8(data, pos, end) >> 4
+    nibble = _u8(buf, pos, end) >> 4
     etype = np.where(etype == ETH_BY_IP_NIBBLE, np.select([nibble == 4, nibble == 6], [ETH_IPV4, ETH_IPV6], 0), etype)
     cols["etype"][:] = etype & 0xFFFF
     is4 = etype == ETH_IPV4
@@ -263,53 +312,50 @@ def _decode_network(data: np.ndarray, pos: np.ndarray, end: np.ndarray, etype: n
 
     proto = np.zeros(n, np.int64)
     if is4.any():
-        at, stop = pos[is4], end[is4]
-        first = _u8(data, at, stop)
+        is4 = slice(None) if is4.all() else is4
+        at = pos[is4]
+        stop = _complete(at, end[is4], 20)
+        first = _u8(buf, at, stop)
         ihl = (first & 0x0F) * 4
-        total = _u16(data, at + 2, stop)
-        cut = at + 20 > stop
-        malformed = ~cut & (((first >> 4) != 4) | (ihl < 20))
-        rows = np.flatnonzero(is4)
+        total = _u16(buf, at + 2, stop)
+        rows = np.arange(n)[is4]
+        cut = np.zeros(at.shape[0], bool) if stop is None else at + 20 > stop
         reason[rows[cut]] = 4
-        reason[rows[malformed]] = 5
-        flags = _u16(data, at + 6, stop)
+        reason[rows[~cut & (((first >> 4) != 4) | (ihl < 20))]] = 5
+        flags = _u16(buf, at + 6, stop)
         cols["ip_version"][is4] = 4
         cols["ip_len"][is4] = total
-        cols["ip_tos"][is4] = _u8(data, at + 1, stop)
-        cols["frag_id"][is4] = _u16(data, at + 4, stop)
+        cols["ip_tos"][is4] = _u8(buf, at + 1, stop)
+        cols["frag_id"][is4] = _u16(buf, at + 4, stop)
         cols["frag_offset"][is4] = flags & 0x1FFF
         cols["more_fragments"][is4] = (flags & 0x2000) != 0
-        cols["ip_ttl"][is4] = _u8(data, at + 8, stop)
-        proto[is4] = _u8(data, at + 9, stop)
-        mapped = np.zeros((at.shape[0], 16), np.uint8)
-        mapped[:, 10:12] = 0xFF
-        mapped[:, 12:] = _bytes(data, at + 12, 4)
-        cols["src_addr"][is4] = mapped
-        mapped[:, 12:] = _bytes(data, at + 16, 4)
-        cols["dst_addr"][is4] = mapped
+        cols["ip_ttl"][is4] = _u8(buf, at + 8, stop)
+        proto[is4] = _u8(buf, at + 9, stop)
+        cols["src_addr"][is4] = _ipv4_matrix(buf, at + 12)
+        cols["dst_addr"][is4] = _ipv4_matrix(buf, at + 16)
         payload_pos[is4] = at + ihl
-        payload_end[is4] = np.minimum(stop, at + np.maximum(total, ihl))
+        payload_end[is4] = np.minimum(end[is4], at + np.maximum(total, ihl))
     if is6.any():
         at, stop = pos[is6], end[is6]
         rows = np.flatnonzero(is6)
         cut = at + 40 > stop
         reason[rows[cut]] = 6
-        reason[rows[~cut & ((_u8(data, at, stop) >> 4) != 6)]] = 7
-        word = _u32(data, at, stop)
-        length = _u16(data, at + 4, stop)
+        reason[rows[~cut & ((_u8(buf, at, stop) >> 4) != 6)]] = 7
+        word = _u32(buf, at, stop)
+        length = _u16(buf, at + 4, stop)
         cols["ip_version"][is6] = 6
         cols["ip_len"][is6] = length + 40
         cols["ip_tos"][is6] = (word >> 20) & 0xFF
-        cols["ip_ttl"][is6] = _u8(data, at + 7, stop)
-        cols["src_addr"][is6] = _bytes(data, at + 8, 16)
-        cols["dst_addr"][is6] = _bytes(data, at + 24, 16)
+        cols["ip_ttl"][is6] = _u8(buf, at + 7, stop)
+        cols["src_addr"][is6] = _ipv6_matrix(buf, at + 8)
+        cols["dst_addr"][is6] = _ipv6_matrix(buf, at + 24)
         payload_end[is6] = np.minimum(stop, at + 40 + length)
-        nxt, ext_pos, ext_reason = _ipv6_extensions(data, at + 40, stop, _u8(data, at + 6, stop), cols, is6)
+        nxt, ext_pos, ext_reason = _ipv6_extensions(buf, at + 40, stop, _u8(buf, at + 6, stop), cols, is6)
         proto[is6] = nxt
         payload_pos[is6] = ext_pos
         reason[rows[(reason[rows] == OK) & (ext_reason != OK)]] = 8
     cols["proto"][:] = proto
-    _transport(data, payload_pos, payload_end, proto, cols, partial, reason == OK)
+    _transport(buf, payload_pos, payload_end, proto, cols, partial, reason == OK)
     return _Network(cols, reason, partial, payload_pos, payload_end)
 
 
@@ -317,12 +363,14 @@ _LINK_COLUMNS = frozenset({"ts_ns", "wire_len", "vlan_id", "src_mac", "dst_mac"}
 
 
 def _ipv6_extensions(
-    data: np.ndarray, pos: np.ndarray, end: np.ndarray, nxt: np.ndarray, cols: dict[str, np.ndarray], rows: np.ndarray
+    buf: _View, pos: np.ndarray, end: np.ndarray, nxt: np.ndarray, cols: dict[str, np.ndarray], rows: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Walk IPv6 extension headers; records the fragment header's fields; returns (proto, L4 start, reason)."""
+    reason = np.zeros(pos.shape[0], np.int8)
+    if not np.isin(nxt, IPV6_EXTENSIONS).any():
+        return nxt, pos, reason
     pos = pos.copy()
     nxt = nxt.copy()
-    reason = np.zeros(pos.shape[0], np.int8)
     frag_id = np.zeros(pos.shape[0], np.int64)
     frag_offset = np.zeros(pos.shape[0], np.int64)
     more = np.zeros(pos.shape[0], bool)
@@ -334,15 +382,15 @@ def _ipv6_extensions(
         kind = nxt[ext]
         fragment = kind == 44
         length = np.select(
-            [fragment, kind == 51], [8, (_u8(data, at + 1, stop) + 2) * 4], (_u8(data, at + 1, stop) + 1) * 8
+            [fragment, kind == 51], [8, (_u8(buf, at + 1, stop) + 2) * 4], (_u8(buf, at + 1, stop) + 1) * 8
         )
-        field = _u16(data, at + 2, stop)
+        field = _u16(buf, at + 2, stop)
         rows_ext = np.flatnonzero(ext)
         frag_rows = rows_ext[fragment]
         frag_offset[frag_rows] = field[fragment] >> 3
         more[frag_rows] = (field[fragment] & 1) == 1
-        frag_id[frag_rows] = _u32(data, at[fragment] + 4, stop[fragment])
-        nxt[ext] = _u8(data, at, stop)
+        frag_id[frag_rows] = _u32(buf, at[fragment] + 4, stop[fragment])
+        nxt[ext] = _u8(buf, at, stop)
         pos[ext] = at + length
     reason[np.isin(nxt, IPV6_EXTENSIONS) & (pos + 8 <= end)] = 8
     cols["frag_id"][rows] = frag_id
@@ -352,7 +400,7 @@ def _ipv6_extensions(
 
 
 def _transport(
-    data: np.ndarray,
+    buf: _View,
     pos: np.ndarray,
     end: np.ndarray,
     proto: np.ndarray,
@@ -366,26 +414,31 @@ def _transport(
     ported = base & np.isin(proto, (PROTO_TCP, PROTO_UDP, PROTO_SCTP))
     icmp = base & np.isin(proto, (PROTO_ICMP, PROTO_ICMPV6))
     if ported.any():
+        ported = slice(None) if ported.all() else ported
         at, stop = pos[ported], end[ported]
         has_ports = at + 4 <= stop  # both ports or neither: half a port pair would make a wrong flow key
-        cols["src_port"][ported] = np.where(has_ports, _u16(data, at, stop), 0)
-        cols["dst_port"][ported] = np.where(has_ports, _u16(data, at + 2, stop), 0)
+        ports = _u32(buf, at, None if has_ports.all() else stop)
+        cols["src_port"][ported] = ports >> 16
+        cols["dst_port"][ported] = ports & 0xFFFF
         kind = proto[ported]
-        tcp_offset = (_u8(data, at + 12, stop) >> 4) * 4
-        header = np.select([kind == PROTO_TCP, kind == PROTO_UDP], [np.maximum(tcp_offset, 20), 8], 12)
+        is_tcp = kind == PROTO_TCP
+        tcp_offset = (_u8(buf, at + 12, stop) >> 4) * 4
+        header = np.where(is_tcp, np.maximum(tcp_offset, 20), np.where(kind == PROTO_UDP, 8, 12))
         complete = at + header <= stop
-        tcp = ported.copy()
-        tcp[ported] = kind == PROTO_TCP
-        cols["tcp_flags"][tcp] = _u8(data, pos[tcp] + 13, end[tcp])
-        rows = np.flatnonzero(ported)
+        cols["tcp_flags"][ported] = np.where(is_tcp, _u8(buf, at + 13, stop), 0)
+        rows = np.arange(proto.shape[0])[ported]
         partial[rows[~complete]] = 1
         start = at + header
-        cols["l4_offset"][rows[complete]] = start[complete]
-        cols["l4_len"][rows[complete]] = (stop - start)[complete]
+        if complete.all():
+            cols["l4_offset"][ported] = start
+            cols["l4_len"][ported] = stop - start
+        else:
+            cols["l4_offset"][rows[complete]] = start[complete]
+            cols["l4_len"][rows[complete]] = (stop - start)[complete]
     if icmp.any():
         at, stop = pos[icmp], end[icmp]
-        cols["icmp_type"][icmp] = _u8(data, at, stop)
-        cols["icmp_code"][icmp] = _u8(data, at + 1, stop)
+        cols["icmp_type"][icmp] = _u8(buf, at, stop)
+        cols["icmp_code"][icmp] = _u8(buf, at + 1, stop)
         rows = np.flatnonzero(icmp)
         complete = at + 8 <= stop
         partial[rows[at + 2 > stop]] = 1
@@ -393,7 +446,7 @@ def _transport(
         cols["l4_len"][rows[complete]] = (stop - at - 8)[complete]
 
 
-def _tunnel_payloads(data: np.ndarray, net: _Network, end: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _tunnel_payloads(buf: _View, net: _Network, end: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows that carry a tunnel we decapsulate, with where the inner packet starts and its ethertype."""
     cols = net.columns
     usable = (net.reason == OK) & (cols["frag_offset"] == 0) & ~cols["more_fragments"]
@@ -409,7 +462,7 @@ def _tunnel_payloads(data: np.ndarray, net: _Network, end: np.ndarray) -> tuple[
     gre = usable & (proto == PROTO_GRE)
     if gre.any():
         at, stop = pos[gre], end[gre]
-        flags = _u16(data, at, stop)
+        flags = _u16(buf, at, stop)
         length = 4 + 4 * (((flags & 0x8000) != 0) | ((flags & 0x4000) != 0)) + 4 * ((flags & 0x2000) != 0)
         length = length + 4 * ((flags & 0x1000) != 0)
         version = flags & 0x7
@@ -418,7 +471,7 @@ def _tunnel_payloads(data: np.ndarray, net: _Network, end: np.ndarray) -> tuple[
         known = (version == 0) | (version == 1)
         rows = np.flatnonzero(gre)[known]
         inner_pos[rows] = (at + length)[known]
-        inner_type[rows] = _u16(data, at + 2, stop)[known]
+        inner_type[rows] = _u16(buf, at + 2, stop)[known]
 
     udp = usable & (proto == PROTO_UDP) & (cols["l4_offset"] >= 0)
     ports = (cols["src_port"], cols["dst_port"])
@@ -430,47 +483,47 @@ def _tunnel_payloads(data: np.ndarray, net: _Network, end: np.ndarray) -> tuple[
     l2tp = udp & ((ports[0] == PORT_L2TP) | (ports[1] == PORT_L2TP))
     if l2tp.any():
         at, stop = cols["l4_offset"][l2tp], end[l2tp]
-        flags = _u16(data, at, stop)
+        flags = _u16(buf, at, stop)
         # L2TPv2 data messages (RFC 2661): optional length, sequence numbers and offset padding, then PPP.
         start = at + 6 + 2 * ((flags & 0x4000) != 0) + 4 * ((flags & 0x0800) != 0)
         padded = (flags & 0x0200) != 0
-        start = np.where(padded, start + 2 + _u16(data, start, stop), start)
+        start = np.where(padded, start + 2 + _u16(buf, start, stop), start)
         valid = ((flags & 0x8000) == 0) & ((flags & 0x000F) == 2)
         rows = np.flatnonzero(l2tp)[valid]
         inner_pos[rows] = start[valid]
         inner_type[rows] = ETH_PPP
     if vxlan.any():
         at, stop = cols["l4_offset"][vxlan], end[vxlan]
-        valid = (_u8(data, at, stop) & 0x08) != 0
+        valid = (_u8(buf, at, stop) & 0x08) != 0
         rows = np.flatnonzero(vxlan)[valid]
         inner_pos[rows] = (at + 8)[valid]
         inner_type[rows] = ETH_BRIDGED
     if gtp.any():
         at, stop = cols["l4_offset"][gtp], end[gtp]
-        flags = _u8(data, at, stop)
-        valid = ((flags >> 5) == 1) & (_u8(data, at + 1, stop) == 255)
+        flags = _u8(buf, at, stop)
+        valid = ((flags >> 5) == 1) & (_u8(buf, at + 1, stop) == 255)
         start = at + 8 + np.where((flags & 0x07) != 0, 4, 0)
-        next_ext = np.where((flags & 0x04) != 0, _u8(data, at + 11, stop), 0)
+        next_ext = np.where((flags & 0x04) != 0, _u8(buf, at + 11, stop), 0)
         for _ in range(MAX_NESTING):
             chained = next_ext != 0
             if not chained.any():
                 break
-            ext_len = _u8(data, start, stop) * 4
+            ext_len = _u8(buf, start, stop) * 4
             valid &= ~chained | (ext_len > 0)
             step = np.where(chained, np.maximum(ext_len, 4), 0)
-            next_ext = np.where(chained, _u8(data, start + step - 1, stop), 0)
+            next_ext = np.where(chained, _u8(buf, start + step - 1, stop), 0)
             start = start + step
         rows = np.flatnonzero(gtp)[valid]
         inner_pos[rows] = start[valid]
         inner_type[rows] = ETH_BY_IP_NIBBLE
     if teredo.any():
         at, stop = cols["l4_offset"][teredo], end[teredo]
-        indicator = _u16(data, at, stop)
-        auth_len = 4 + _u8(data, at + 2, stop) + _u8(data, at + 3, stop) + 9
+        indicator = _u16(buf, at, stop)
+        auth_len = 4 + _u8(buf, at + 2, stop) + _u8(buf, at + 3, stop) + 9
         start = at + np.select([indicator == 0x0001, indicator == 0x0000], [auth_len, 8], 0)
-        indicator = _u16(data, start, stop)
+        indicator = _u16(buf, start, stop)
         start = start + np.where(indicator == 0x0000, 8, 0)  # origin indication after authentication
-        valid = ((_u8(data, start, stop) >> 4) == 6) & (start + 40 <= stop)
+        valid = ((_u8(buf, start, stop) >> 4) == 6) & (start + 40 <= stop)
         rows = np.flatnonzero(teredo)[valid]
         inner_pos[rows] = start[valid]
         inner_type[rows] = ETH_IPV6
@@ -498,57 +551,22 @@ def decode_frames(
     if tunnels not in ("outer", "inner"):
         raise ValueError(f"tunnels must be 'outer' or 'inner', not {tunnels!r}")
     data = np.asarray(data, np.uint8)
-    if data.shape[0] == 0:
-        data = np.zeros(1, np.uint8)
+    buf = _View(data)
     offsets = np.asarray(offsets, np.int64)
     caplens = np.asarray(caplens, np.int64)
     n = offsets.shape[0]
     linktypes = np.broadcast_to(np.asarray(linktypes, np.int64), (n,))
-    out = PacketBatch.empty(n, data)
+    out = PacketBatch.empty(n, buf.data)
     out.ts_ns[:] = ts_ns
     out.wire_len[:] = wirelens
-    end = offsets + caplens
-
-    pos, etype, reason = _link_layer(data, offsets, caplens, linktypes, out)
-    vlan = np.zeros(n, np.int64)
-    unwrap_reason = _unwrap(data, pos, end, etype, vlan)
-    out.vlan_id[:] = vlan
-    reason = np.where(reason == OK, unwrap_reason, reason)
-    net = _decode_network(data, pos, end, etype)
-    reason = np.where(reason == OK, net.reason, reason)
-    partial = net.partial
-    for name, values in net.columns.items():
-        getattr(out, name)[:] = values
-
-    if tunnels == "inner":
-        rows = np.flatnonzero(reason == OK)
-        current = _Network(
-            {name: values[rows] for name, values in net.columns.items()},
-            net.reason[rows],
-            partial[rows],
-            net.payload_pos[rows],
-            net.payload_end[rows],
+    reason = np.zeros(n, np.int8)
+    partial = np.zeros(n, np.int8)
+    etype = np.zeros(n, np.int64)
+    for start in range(0, n, BLOCK_ROWS):
+        block = slice(start, start + BLOCK_ROWS)
+        reason[block], partial[block], etype[block] = _decode_block(
+            buf, offsets[block], caplens[block], linktypes[block], out, block, tunnels
         )
-        for _ in range(MAX_TUNNELS):
-            carried, inner_pos, inner_type = _tunnel_payloads(data, current, current.payload_end)
-            if carried.shape[0] == 0:
-                break
-            stop = current.payload_end[carried]
-            at = inner_pos[carried]
-            kind = inner_type[carried]
-            layer_reason = _unwrap(data, at, stop, kind, None)
-            inner = _decode_network(data, at, stop, kind)
-            good = (layer_reason == OK) & (inner.reason == OK)
-            partial[rows[carried[~good]]] = 2
-            target = rows[carried[good]]
-            for name, values in inner.columns.items():
-                getattr(out, name)[target] = values[good]
-                current.columns[name][carried[good]] = values[good]
-            partial[target] = inner.partial[good]
-            current.payload_pos[carried[good]] = inner.payload_pos[good]
-            current.payload_end[carried[good]] = inner.payload_end[good]
-            rows, current = _narrow(rows, current, carried[good])
-
     _count(skips, reason, partial, linktypes, etype)
     if keep_non_ip:
         out.ip_version[reason != OK] = 0
@@ -556,9 +574,58 @@ def decode_frames(
     return out.take(reason == OK) if (reason != OK).any() else out
 
 
-def _narrow(rows: np.ndarray, net: _Network, keep: np.ndarray) -> tuple[np.ndarray, _Network]:
-    """Only rows that were decapsulated can hold a further tunnel."""
-    return rows[keep], _Network(
+def _decode_block(
+    buf: _View,
+    offsets: np.ndarray,
+    caplens: np.ndarray,
+    linktypes: np.ndarray,
+    out: PacketBatch,
+    block: slice,
+    tunnels: str,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Decode rows ``block`` of ``out`` in place; returns their (reason, partial, link ethertype) codes."""
+    n = offsets.shape[0]
+    end = offsets + caplens
+    pos, etype, reason = _link_layer(buf, offsets, caplens, linktypes, out.dst_mac[block], out.src_mac[block])
+    link_etype = etype.copy()
+    vlan = np.zeros(n, np.int64)
+    unwrap_reason = _unwrap(buf, pos, end, etype, vlan)
+    out.vlan_id[block] = vlan
+    reason = np.where(reason == OK, unwrap_reason, reason)
+    net = _decode_network(buf, pos, end, etype)
+    reason = np.where(reason == OK, net.reason, reason)
+    partial = net.partial
+    for name, values in net.columns.items():
+        getattr(out, name)[block] = values
+
+    if tunnels == "inner":
+        rows = np.flatnonzero(reason == OK)
+        current = _narrow(net, rows)
+        for _ in range(MAX_TUNNELS):
+            carried, inner_pos, inner_type = _tunnel_payloads(buf, current, current.payload_end)
+            if carried.shape[0] == 0:
+                break
+            stop = current.payload_end[carried]
+            at = inner_pos[carried]
+            kind = inner_type[carried]
+            layer_reason = _unwrap(buf, at, stop, kind, None)
+            inner = _decode_network(buf, at, stop, kind)
+            good = (layer_reason == OK) & (inner.reason == OK)
+            partial[rows[carried[~good]]] = 2
+            target = rows[carried[good]]
+            for name, values in inner.columns.items():
+                getattr(out, name)[block][target] = values[good]
+                current.columns[name][carried[good]] = values[good]
+            partial[target] = inner.partial[good]
+            current.payload_pos[carried[good]] = inner.payload_pos[good]
+            current.payload_end[carried[good]] = inner.payload_end[good]
+            rows, current = rows[carried[good]], _narrow(current, carried[good])
+    return reason, partial, link_etype
+
+
+def _narrow(net: _Network, keep: np.ndarray) -> _Network:
+    """The rows ``keep`` of ``net`` (only decapsulated rows can hold a further tunnel)."""
+    return _Network(
         {name: values[keep] for name, values in net.columns.items()},
         net.reason[keep],
         net.partial[keep],

@@ -13,6 +13,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from flowscope.capture import chain
 from flowscope.capture.frames import Frames
 from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
@@ -23,6 +24,7 @@ FILE_HEADER = 24
 RECORD_HEADER = 16
 MAX_RECORD = 1 << 20  # larger captured lengths than this are corruption, not packets (libpcap caps at 256 KiB)
 CHUNK_BYTES = 32 << 20
+TIME_SPREAD = 366 * 86400  # record-start guesses must lie within a year of the file's first packet
 MAX_WIRE_LEN = 262144  # libpcap's largest snapshot length; longer "original" frames are corruption
 
 
@@ -58,62 +60,91 @@ def parse_header(head: bytes, name: str) -> PcapHeader:
     raise FlowscopeError(f"{name}: not a pcap file (magic {head[:4].hex()})")
 
 
-def _walk(buf: bytes, start: int, order: str, limit: int) -> tuple[list[int], int, bool]:
-    """Record-header offsets from ``start`` while whole records fit; (offsets, next offset, hit garbage)."""
-    caplen_at = struct.Struct(order + "I").unpack_from
-    offsets: list[int] = []
-    append = offsets.append
-    last = len(buf) - RECORD_HEADER
-    pos = start
-    while pos <= last and len(offsets) < limit:
-        caplen = caplen_at(buf, pos + 8)[0]
-        if caplen > MAX_RECORD:
-            return offsets, pos, True
-        if pos + RECORD_HEADER + caplen > len(buf):
-            break
-        append(pos)
-        pos += RECORD_HEADER + caplen
-    return offsets, pos, False
+class _Records:
+    """Record-header arithmetic for one pcap buffer, as the chain walker needs it."""
+
+    def __init__(self, buf: bytes, header: PcapHeader, first_second: int | None) -> None:
+        data = np.frombuffer(buf, np.uint8)
+        self.words = np.ndarray((max(data.shape[0] - 3, 0),), header.byteorder + "u4", data, strides=(1,))
+        self.fraction_limit = 1_000_000_000 if header.nanosecond else 1_000_000
+        self.first_second = first_second
+
+    def lengths(self, pos: np.ndarray) -> np.ndarray:
+        caplen = self.words[pos + 8].astype(np.int64)
+        return np.where(caplen > MAX_RECORD, -1, RECORD_HEADER + caplen)
+
+    def candidates(self, first: int, step: int, count: int, window: int) -> np.ndarray:
+        """Positions in the search windows that look like record headers (see ``chain.Candidates``).
+
+        A cheap test on the whole windows first (seconds within a year of the file's first packet,
+        read through a strided view, no copies), then the full test on the few survivors.
+        """
+        last = self.words.shape[0] - 13  # the last position with a whole 16-byte header
+        count = min(count, (last - window - first) // step + 1)
+        if count <= 0 or self.first_second is None:
+            return np.zeros(0, np.int64)
+        seconds = np.lib.stride_tricks.as_strided(self.words[first:], (count, window), (step, 1), writeable=False)
+        low = np.uint32((self.first_second - TIME_SPREAD) % 2**32)
+        lane, offset = np.nonzero((seconds - low) < np.uint32(2 * TIME_SPREAD))
+        pos = first + lane.astype(np.int64) * step + offset
+        return pos[self._plausible(pos)]
+
+    def _plausible(self, pos: np.ndarray) -> np.ndarray:
+        """Sane fraction and lengths at ``pos`` and at the record it points to (when that is in the buffer)."""
+        last = self.words.shape[0] - 13
+        ok = np.ones(pos.shape[0], bool)
+        for _ in range(2):
+            inside = pos <= last
+            at = np.where(inside, pos, 0)
+            caplen = self.words[at + 8].astype(np.int64)
+            wire = self.words[at + 12].astype(np.int64)
+            near = np.abs(self.words[at].astype(np.int64) - self.first_second) < TIME_SPREAD
+            sane = near & (self.words[at + 4] < self.fraction_limit) & (caplen <= MAX_RECORD)
+            sane &= (wire >= caplen) & (wire <= MAX_WIRE_LEN)
+            ok &= sane | ~inside
+            pos = at + RECORD_HEADER + caplen
+        return ok
 
 
 def read_frames(stream: BinaryIO, name: str, skips: Skips, batch_packets: int) -> Iterator[Frames]:
     """Frames of one pcap stream in batches of at most ``batch_packets``; damage is counted, not raised."""
     header = parse_header(stream.read(FILE_HEADER), name)
-    dtype = np.dtype(header.byteorder + "u4")
     scale = 1 if header.nanosecond else 1000
-    fraction_limit = 1_000_000_000 // scale
+    first_second: int | None = None
+    consumed = FILE_HEADER
     pending = b""
     while True:
         chunk = stream.read(CHUNK_BYTES)
         buf = pending + chunk if pending else chunk
-        at_eof = not chunk
-        pos = 0
-        while True:
-            offsets, pos, garbage = _walk(buf, pos, header.byteorder, batch_packets)
-            if offsets:
-                yield _frames(buf, np.asarray(offsets, np.int64), dtype, scale, fraction_limit, header, skips)
-            if garbage:
-                skips.add(
-                    "pcap record with impossible length: rest of file unreadable",
-                    1,
-                    f"{name} at byte {FILE_HEADER + pos}",
-                )
-                return
-            if len(offsets) < batch_packets:
-                break
-        pending = buf[pos:]
-        if at_eof:
+        if first_second is None and len(buf) >= RECORD_HEADER:
+            first_second = struct.unpack_from(header.byteorder + "I", buf)[0]
+        records = _Records(buf, header, first_second)
+        found = chain.walk(len(buf), RECORD_HEADER, records.lengths, records.candidates)
+        for start in range(0, found.offsets.shape[0], batch_packets):
+            part = found.offsets[start : start + batch_packets]
+            yield _frames(buf, records.words, part, scale, records.fraction_limit, header, skips)
+        if found.corrupt:
+            where = f"{name} at byte {consumed + found.end}"
+            skips.add("pcap record with impossible length: rest of file unreadable", 1, where)
+            return
+        consumed += found.end
+        pending = buf[found.end :]
+        if not chunk:
             if pending:
                 skips.add("truncated last record", 1, f"{name}: {len(pending)} trailing bytes")
             return
 
 
 def _frames(
-    buf: bytes, offsets: np.ndarray, dtype: np.dtype, scale: int, fraction_limit: int, header: PcapHeader, skips: Skips
+    buf: bytes,
+    words: np.ndarray,
+    offsets: np.ndarray,
+    scale: int,
+    fraction_limit: int,
+    header: PcapHeader,
+    skips: Skips,
 ) -> Frames:
-    data = np.frombuffer(buf, np.uint8)
-    fields = data[offsets[:, None] + np.arange(RECORD_HEADER)].view(dtype).astype(np.int64)
-    seconds, fraction, caplen, wirelen = fields[:, 0], fields[:, 1], fields[:, 2], fields[:, 3]
+    seconds, fraction, caplen, wirelen = (words[offsets + 4 * i].astype(np.int64) for i in range(4))
     bogus = fraction >= fraction_limit
     if bogus.any():
         skips.add("timestamp fraction out of range (packet kept, fraction clamped)", int(bogus.sum()))
@@ -124,12 +155,11 @@ def _frames(
     huge = wirelen > MAX_WIRE_LEN
     if huge.any():
         skips.add("original length beyond 256 KiB (packet kept, length set to captured)", int(huge.sum()))
-    wirelen = np.where(short | huge, caplen, wirelen)
     return Frames(
-        data=data,
+        data=np.frombuffer(buf, np.uint8),
         offsets=offsets + RECORD_HEADER,
         caplens=caplen,
-        wirelens=wirelen,
+        wirelens=np.where(short | huge, caplen, wirelen),
         linktypes=np.int64(header.linktype),
         ts_ns=seconds * 1_000_000_000 + fraction * scale,
     )

@@ -1,0 +1,110 @@
+"""Finding every record of a chain-linked file (each header gives the length to the next) with numpy.
+
+pcap records and pcapng blocks can only be found by following lengths from the start, one record
+after another. Instead of one Python step per record, the buffer is cut into lanes; each lane
+start is moved to the first position that looks like a record (by the format's plausibility test),
+and all lanes are then walked together, one numpy step per record *within* a lane. A lane counts
+only if the walk of the lane before it lands exactly on its start, so a false guess never produces
+a false record: it is re-walked from where the true chain entered it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+LANE_BYTES = 16384  # lane length: short lanes mean few walk steps; each lane costs one guess
+SEARCH_BYTES = 2048  # how far past a lane boundary to look for a record start before giving the lane up
+
+Lengths = Callable[[np.ndarray], np.ndarray]
+Candidates = Callable[[int, int, int, int], np.ndarray]
+"""``candidates(first, step, count, window)``: sorted positions that look like record starts within the
+windows ``[first + i * step, first + i * step + window)`` for ``i < count``."""
+
+
+@dataclass
+class Chain:
+    offsets: np.ndarray  # int64 start of every whole record, in file order
+    end: int  # where the first incomplete (or corrupt) record starts; len(buffer) when all were whole
+    corrupt: bool  # the chain stopped at a record whose length is impossible
+
+
+def walk(size: int, header: int, lengths: Lengths, candidates: Candidates, start: int = 0) -> Chain:
+    """All whole records of a buffer of ``size`` bytes whose first record starts at ``start``.
+
+    ``lengths(pos)`` gives each record's total length (<= 0 when impossible) for positions with at
+    least ``header`` bytes left; ``candidates`` proposes lane starts (see ``Candidates``).
+    """
+    starts = _lane_starts(size, candidates, start)
+    limits = np.append(starts[1:], size)
+    found, ends, status = _lockstep(size, header, lengths, starts, limits)
+    kept: list[np.ndarray] = []
+    expected = start
+    for lane in range(starts.shape[0]):
+        if expected >= limits[lane]:
+            continue  # the true chain jumped over this lane (a record longer than the lane)
+        if starts[lane] != expected:  # a false guess: walk this lane again from the true position
+            found_again, ends_again, status_again = _lockstep(
+                size, header, lengths, np.array([expected]), limits[lane : lane + 1]
+            )
+            lane_records, lane_end, lane_status = found_again[0], int(ends_again[0]), int(status_again[0])
+        else:
+            lane_records, lane_end, lane_status = found[lane], int(ends[lane]), int(status[lane])
+        kept.append(lane_records)
+        expected = lane_end
+        if lane_status != _REACHED_LIMIT:
+            return Chain(_join(kept), expected, lane_status == _CORRUPT)
+    return Chain(_join(kept), expected, False)
+
+
+_REACHED_LIMIT, _INCOMPLETE, _CORRUPT = 0, 1, 2
+
+
+def _join(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+
+def _lane_starts(size: int, candidates: Candidates, start: int) -> np.ndarray:
+    """Lane 0 starts at ``start``; every later lane at the first candidate after its boundary."""
+    count = (size - start) // LANE_BYTES
+    if count < 2:
+        return np.array([start], np.int64)
+    found = candidates(start + LANE_BYTES, LANE_BYTES, count - 1, SEARCH_BYTES)
+    lane = (found - start) // LANE_BYTES
+    first = np.unique(lane, return_index=True)[1]
+    return np.concatenate([[start], found[first]]).astype(np.int64)
+
+
+def _lockstep(
+    size: int, header: int, lengths: Lengths, starts: np.ndarray, limits: np.ndarray
+) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Walk every lane from its start until it reaches its limit, an incomplete record or a corrupt one."""
+    lanes = starts.shape[0]
+    current = starts.copy()
+    ends = starts.copy()
+    status = np.full(lanes, _REACHED_LIMIT, np.int8)
+    active = np.arange(lanes)
+    steps_pos: list[np.ndarray] = []
+    while active.shape[0]:
+        pos = current[active]
+        has_header = pos + header <= size
+        length = np.zeros(pos.shape[0], np.int64)
+        if has_header.any():
+            length[has_header] = lengths(pos[has_header])
+        corrupt = has_header & (length <= 0)
+        following = pos + length
+        whole = has_header & ~corrupt & (following <= size)
+        steps_pos.append(pos[whole])
+        status[active[corrupt]] = _CORRUPT
+        status[active[~whole & ~corrupt]] = _INCOMPLETE
+        ends[active] = np.where(whole, following, pos)
+        current[active] = following
+        going = whole & (following < limits[active])
+        active = active[going]
+    positions = np.concatenate(steps_pos) if steps_pos else np.zeros(0, np.int64)
+    positions.sort()  # lanes cover disjoint ranges, so file order groups every lane's records together
+    low = np.searchsorted(positions, starts)
+    high = np.searchsorted(positions, limits)
+    return [positions[low[i] : high[i]] for i in range(lanes)], ends, status
