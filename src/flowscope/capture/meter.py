@@ -216,7 +216,7 @@ class FlowMeter:
             return self._table(FlowRows.empty())
         latest = int(rows["last_ns"].max())
         self.clock_ns = latest if self.clock_ns is None else max(self.clock_ns, latest)
-        flows, last_of_key = self._merge(FlowRows.concat([self.cache, rows]))
+        flows, last_of_key = self._merge(FlowRows.concat([self.cache, rows]), len(self.cache))
         timed_out = (self.clock_ns - flows["last_ns"] >= self._idle_ns) | (
             self.clock_ns - flows["first_ns"] >= self._active_ns
         )
@@ -312,38 +312,43 @@ class FlowMeter:
         )
 
     @staticmethod
-    def _order(rows: FlowRows) -> tuple[np.ndarray, np.ndarray]:
+    def _order(rows: FlowRows, cached: int) -> tuple[np.ndarray, np.ndarray]:
         """Row order by (flow key, start time) and where each key's run begins.
 
-        Sorting uses the 64-bit key hash; neighbours with equal hashes are then compared on
-        the full key, and if two different keys did collide the rows are re-sorted by the
-        full key, so the result is exact either way.
+        The first ``cached`` rows are the cache (one per key), the rest the new packets. When
+        the packets come in time order after everything cached (the normal case), a row's
+        position already orders it in time within its key, so one unstable sort of
+        (hash bits, position) in a single word does the job; otherwise a two-key sort. Rows
+        with equal hash bits are then compared on the full key, and if different keys did
+        collide the rows are re-sorted by the full key: the result is exact either way.
         """
-        order = np.lexsort((rows["first_ns"], rows["key"]))
-        new_key = np.ones(order.size, bool)
-        hashes = rows["key"][order]
+        first = rows["first_ns"]
+        n = first.size
+        position_bits = max(1, int(n).bit_length())
+        in_order = bool((first[cached + 1 :] >= first[cached:-1]).all()) and (
+            cached == 0 or cached == n or first[cached] >= first[:cached].max()
+        )
+        if in_order and position_bits <= 32:
+            low = np.uint64((1 << position_bits) - 1)
+            word = (rows["key"] & ~low) | np.arange(n, dtype=np.uint64)
+            order = np.argsort(word)
+            hashes = word[order] >> np.uint64(position_bits)
+        else:
+            order = np.lexsort((first, rows["key"]))
+            hashes = rows["key"][order]
+        new_key = np.ones(n, bool)
         new_key[1:] = hashes[1:] != hashes[:-1]
-        collided = np.zeros(order.size, bool)
-        for name in _EXACT_KEY:
-            values = rows[name][order]
-            collided[1:] |= values[1:] != values[:-1]
-        collided &= ~new_key
-        if not collided.any():
+        if not (_key_changes(rows, order) & ~new_key).any():
             return order, new_key
-        order = np.lexsort((rows["first_ns"], *(rows[name] for name in reversed(_EXACT_KEY))))
-        new_key[:] = False
-        new_key[0] = True
-        for name in _EXACT_KEY:
-            values = rows[name][order]
-            new_key[1:] |= values[1:] != values[:-1]
-        return order, new_key
+        order = np.lexsort((first, *(rows[name] for name in reversed(_EXACT_KEY))))
+        return order, _key_changes(rows, order)
 
-    def _merge(self, rows: FlowRows) -> tuple[FlowRows, np.ndarray]:
+    def _merge(self, rows: FlowRows, cached: int) -> tuple[FlowRows, np.ndarray]:
         """Sort rows into flows, split them at idle/active timeouts, and sum each flow's rows.
 
         Also returns which flows are the latest of their key (the only ones that may continue).
         """
-        order, new_key = self._order(rows)
+        order, new_key = self._order(rows, cached)
         first = rows["first_ns"][order]
         last = rows["last_ns"][order]
         seen_until = _running_max(last, np.cumsum(new_key))
@@ -424,6 +429,16 @@ def _unpack_ports(ports: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
 def _address_bytes(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
     """Two address words per row -> (n, 16) network-order bytes."""
     return np.stack([hi, lo], axis=1).astype(">u8").view(np.uint8).reshape(-1, 16)
+
+
+def _key_changes(rows: FlowRows, order: np.ndarray) -> np.ndarray:
+    """Where the full flow key differs from the previous row's (the first row counts as a change)."""
+    changes = np.ones(order.size, bool)
+    changes[1:] = False
+    for name in _EXACT_KEY:
+        values = rows[name][order]
+        changes[1:] |= values[1:] != values[:-1]
+    return changes
 
 
 def _binary16(matrix: np.ndarray) -> pa.Array:
