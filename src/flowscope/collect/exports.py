@@ -31,9 +31,15 @@ SFLOW_V5 = b"\x00\x00\x00\x05"  # sFlow's 32-bit version; NetFlow's is 16-bit, s
 BATCH_PACKETS = 1 << 16
 
 
-def datagrams_of(batch: PacketBatch) -> Datagrams:
-    """The UDP payloads of a packet batch (one slice per packet; fragments and empty payloads left out)."""
-    rows = np.flatnonzero((batch.proto == UDP) & (batch.l4_offset >= 0) & (batch.l4_len > 0) & (batch.frag_offset == 0))
+def datagrams_of(batch: PacketBatch, skips: Skips) -> Datagrams:
+    """The UDP payloads of a packet batch, one slice per packet; the rest is counted in ``skips``."""
+    udp = (batch.proto == UDP) & (batch.l4_offset >= 0)
+    fragmented = udp & (batch.more_fragments | (batch.frag_offset > 0))
+    skips.add("UDP datagrams fragmented over several IP packets (not reassembled)", int(fragmented.sum()))
+    skips.add("packets that are no UDP datagram", int((~udp).sum()))
+    whole = udp & ~fragmented
+    skips.add("empty UDP datagrams", int((whole & (batch.l4_len <= 0)).sum()))
+    rows = np.flatnonzero(whole & (batch.l4_len > 0))
     data = batch.data
     starts = batch.l4_offset[rows].tolist()
     ends = (batch.l4_offset[rows] + batch.l4_len[rows]).tolist()
@@ -44,8 +50,7 @@ def datagrams_of(batch: PacketBatch) -> Datagrams:
 def iter_export_datagrams(paths: Sequence[Path], skips: Skips) -> Iterator[Datagrams]:
     """Export datagrams of captures, in capture order, one batch per packet batch."""
     for batch in iter_packet_batches(paths, batch_packets=BATCH_PACKETS, skips=skips):
-        datagrams = datagrams_of(batch)
-        skips.add("packets that are no UDP datagram", len(batch) - len(datagrams))
+        datagrams = datagrams_of(batch, skips)
         if len(datagrams):
             yield datagrams
 
