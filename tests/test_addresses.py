@@ -46,3 +46,17 @@ def test_matrix_helpers_and_nulls():
 
 def test_mac_text():
     assert addresses.format_mac(pa.array([0x0011223344FF], pa.uint64())).to_pylist() == ["00:11:22:33:44:ff"]
+
+
+def test_vectorised_dotted_quads_agree_with_the_exact_path():
+    text = ["10.0.0.1", "192.168.255.7", "2001:db8::5", "0.0.0.0", "01.2.3.4", "1.2.3.256", None, "8.8.8.8"]
+    fast = addresses.parse_text(pa.array(text), errors="null").to_pylist()
+    exact = [None if t is None else _exact_or_none(t) for t in text]
+    assert fast == exact
+
+
+def _exact_or_none(text: str) -> bytes | None:
+    try:
+        return addresses.parse_one(text)
+    except FlowscopeError:
+        return None

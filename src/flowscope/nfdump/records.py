@@ -78,6 +78,7 @@ V3_FLAG_SAMPLED = 2
 # nfdump stores IPv6 addresses as two host-order 64-bit words: reverse each half for network order.
 _V6_ORDER = np.array([7, 6, 5, 4, 3, 2, 1, 0, 15, 14, 13, 12, 11, 10, 9, 8])
 _RECORD_TYPES = {1: "NETFLOW_V1", 5: "NETFLOW_V5", 7: "NETFLOW_V7", 9: "NETFLOW_V9", 10: "IPFIX"}
+_TYPE_NAMES = pa.array([_RECORD_TYPES.get(version, "NFDUMP") for version in range(256)], pa.string())
 
 
 @dataclass(frozen=True)
@@ -188,9 +189,12 @@ class FileState:
             self.sampling[sysid] = (packet_interval + space_interval) // packet_interval
 
     def lookup(self, table: dict[int, object], sysid: np.ndarray) -> tuple[list[object], np.ndarray]:
-        """Values for each distinct sysid, plus the index of each record into them."""
-        unique, inverse = np.unique(sysid, return_inverse=True)
-        return [table.get(int(s)) for s in unique], inverse
+        """The table's values (None last, for unknown sysids) and each record's index into them."""
+        keys = sorted(table)
+        size = max(keys[-1] if keys else 0, int(sysid.max(initial=0))) + 1
+        position = np.full(size, len(keys), np.int32)
+        position[keys] = np.arange(len(keys), dtype=np.int32)
+        return [*(table[k] for k in keys), None], position[sysid]
 
 
 @dataclass
@@ -263,10 +267,7 @@ def decode_layout(layout: Layout, records: np.ndarray, state: FileState) -> dict
     has = layout.elements
     n = len(records)
     cols: dict[str, pa.Array] = {}
-    nfversion = records["nfversion"]
-    versions, which = np.unique(nfversion, return_inverse=True)
-    names = pa.array([_RECORD_TYPES.get(int(v), "NFDUMP") for v in versions], pa.string())
-    cols["type"] = names.take(pa.array(which))
+    cols["type"] = _TYPE_NAMES.take(pa.array(records["nfversion"]))
     if 1 in has:
         cols["time_received"] = _u64_times(records["msec_received"])
         cols["time_flow_start"] = _u64_times(records["msec_first"])

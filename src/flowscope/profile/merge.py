@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from flowscope import addresses
 from flowscope.errors import FlowscopeError
 from flowscope.profile.records import Records
 
@@ -55,20 +56,17 @@ class Profile:
         return len(self.start)
 
 
-def _encode(values: pa.Array | np.ndarray) -> np.ndarray:
-    """Dense ids for equal values (hash based)."""
-    encoded = pc.dictionary_encode(pa.array(values) if isinstance(values, np.ndarray) else values)
-    return encoded.indices.to_numpy().astype(np.int64)
-
-
 def key_ids(records: Records) -> np.ndarray:
-    """One id per direction-free key (addresses, ports, protocol)."""
-    a = _encode(records.addr_a)
-    b = _encode(records.addr_b)
-    pair = _encode(a * (int(b.max(initial=0)) + 1) + b)
-    pair_proto = _encode(pair * 256 + records.proto.astype(np.int64))
-    ports = records.port_a.astype(np.int64) << 16 | records.port_b.astype(np.int64)
-    return _encode(pair_proto << 32 | ports)
+    """One dense id per direction-free key (addresses, ports, protocol), by hashing a 40-byte row per record."""
+    n = len(records)
+    rows = np.zeros((n, 40), np.uint8)
+    rows[:, :16] = addresses.to_matrix(records.addr_a)
+    rows[:, 16:32] = addresses.to_matrix(records.addr_b)
+    rows[:, 32:34] = records.port_a.astype("<u2").view(np.uint8).reshape(-1, 2)
+    rows[:, 34:36] = records.port_b.astype("<u2").view(np.uint8).reshape(-1, 2)
+    rows[:, 36] = records.proto
+    keys = pa.Array.from_buffers(pa.binary(40), n, [None, pa.py_buffer(rows)])
+    return pc.dictionary_encode(keys).indices.to_numpy().astype(np.int64)
 
 
 def _segmented_cum(values: np.ndarray, segment: np.ndarray, op: str) -> np.ndarray:
