@@ -9,13 +9,11 @@ import socket
 import struct
 import subprocess
 import sys
-import time
 import urllib.request
-from pathlib import Path
 
-import duckdb
 import numpy as np
 import pytest
+from tests.collect.live import free_port, lake_totals, start_collector, stop, wait_for_health
 from tests.conftest import shared_data
 
 from flowscope.collect.datagrams import Datagrams
@@ -145,62 +143,11 @@ def test_sender_addresses_of_ipv6():
     assert bytes(sender_addresses(names)[0]) == socket.inet_pton(socket.AF_INET6, "2001:db8::7")
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def free_tcp_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start_collector(lake: Path, *args: str) -> subprocess.Popen:
-    command = [sys.executable, "-m", "flowscope", "--lake", str(lake), "collect", "--flush", "0.5", *args]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def wait_for_health(lake: Path, predicate, timeout: float = 20.0) -> dict:
-    """Poll ``flowscope exporters --format json`` until ``predicate(health)``."""
-    deadline = time.monotonic() + timeout
-    health: dict = {}
-    while time.monotonic() < deadline:
-        result = subprocess.run(
-            [sys.executable, "-m", "flowscope", "--lake", str(lake), "exporters", "--format", "json"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        if result.returncode == 0:
-            health = json.loads(result.stdout)
-            if predicate(health):
-                return health
-        time.sleep(0.3)
-    raise AssertionError(f"collector health never matched: {health}")
-
-
-def stop(process: subprocess.Popen, signum: int) -> tuple[int, str]:
-    process.send_signal(signum)
-    try:
-        _, stderr = process.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        raise
-    return process.returncode, stderr
-
-
-def lake_flows(lake: Path) -> tuple[int, int]:
-    files = str(lake / "flows" / "**" / "*.parquet")
-    return duckdb.sql(f"SELECT count(*), sum(bytes) FROM read_parquet('{files}')").fetchall()[0]
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_live_collector_flushes_on_signal_and_reports_health(tmp_path, signum):
     lake = tmp_path / "lake"
-    port, metrics_port = free_port(), free_tcp_port()
+    port, metrics_port = free_port(), free_port(socket.SOCK_STREAM)
     collector = start_collector(lake, "--listen", f"sflow://127.0.0.1:{port}", "--metrics", f"127.0.0.1:{metrics_port}")
     try:
         sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -224,7 +171,8 @@ def test_live_collector_flushes_on_signal_and_reports_health(tmp_path, signum):
     assert garbage["errors"] == {"sFlow datagram shorter than its header": 1}
     assert 'flowscope_collector_sequence_lost{protocol="sflow",exporter="192.0.2.1",unit="datagrams"} 2' in metrics
     assert "flowscope_collector_socket_receive_buffer_bytes" in metrics
-    assert lake_flows(lake) == (5 * len(sequences), bytes_per_datagram * len(sequences))
+    totals = lake_totals(lake)
+    assert (totals["flows"], totals["bytes"]) == (5 * len(sequences), bytes_per_datagram * len(sequences))
     final = json.loads(
         subprocess.run(
             [sys.executable, "-m", "flowscope", "--lake", str(lake), "exporters", "--format", "json"],
@@ -258,7 +206,7 @@ def test_workers_share_the_port(tmp_path):
     assert code == 0, stderr
     assert len(health["exporters"]) == 8
     assert all(not e["lost"].get("datagrams") for e in health["exporters"])
-    assert lake_flows(lake)[0] == 400 * 5
+    assert lake_totals(lake)["flows"] == 400 * 5
 
 
 def test_collect_rejects_a_port_in_use(tmp_path):
