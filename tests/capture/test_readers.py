@@ -181,7 +181,7 @@ def test_pcapng_damage(tmp_path: Path) -> None:
     good = pcapng_shb() + pcapng_idb() + pcapng_epb(0, 0, frame(1))
     cases = {
         "truncated last block": good + pcapng_epb(0, 0, frame(2))[:-9],
-        "pcapng block with impossible length 13: rest of file unreadable": good + struct.pack("<II", 6, 13) + bytes(20),
+        "pcapng block with impossible length: rest of file unreadable": good + struct.pack("<II", 6, 13) + bytes(20),
     }
     for reason, content in cases.items():
         path = tmp_path / "a.pcapng"

@@ -7,9 +7,9 @@ import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
 
 from flowscope.capture import pcap, pcapng
+from flowscope.capture.chunks import Chunks
 from flowscope.capture.frames import Frames
 from flowscope.capture.layers import decode_frames
 from flowscope.capture.packets import PacketBatch
@@ -41,18 +41,18 @@ def capture_files(paths: Iterable[Path]) -> list[Path]:
 
 
 @contextmanager
-def open_capture(path: Path) -> Iterator[BinaryIO]:
-    """The file's bytes, looking through gzip compression."""
+def open_capture(path: Path) -> Iterator[Chunks]:
+    """The file as chunks, looking through gzip compression (plain files are memory-mapped)."""
     try:
         with open(path, "rb") as raw:
             compressed = raw.read(2) == GZIP_MAGIC
             raw.seek(0)
             if compressed:
                 with gzip.GzipFile(fileobj=raw) as unzipped:
-                    yield unzipped  # type: ignore[misc]
+                    yield Chunks(unzipped, mappable=False)  # type: ignore[arg-type]
             else:
-                yield raw
-    except OSError as exc:
+                yield Chunks(raw, mappable=True)
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise FlowscopeError(f"cannot read {path}: {exc}") from exc
 
 
@@ -62,16 +62,12 @@ def is_capture(head: bytes) -> bool:
 
 def iter_frames(path: Path, skips: Skips, batch_packets: int = DEFAULT_BATCH_PACKETS) -> Iterator[Frames]:
     """Undecoded frames of one capture file; a file that is no capture raises FlowscopeError."""
-    with open_capture(path) as stream:
-        try:
-            head = stream.read(12)
-            stream.seek(0)
-        except (OSError, EOFError) as exc:
-            raise FlowscopeError(f"{path}: unreadable ({exc})") from exc
+    with open_capture(path) as chunks:
+        head = chunks.next(0)[:12].tobytes()
         if pcap.sniff(head):
-            yield from pcap.read_frames(stream, str(path), skips, batch_packets)
+            yield from pcap.read_frames(chunks, str(path), skips, batch_packets)
         elif pcapng.sniff(head):
-            yield from pcapng.read_frames(stream, str(path), skips, batch_packets)
+            yield from pcapng.read_frames(chunks, str(path), skips, batch_packets)
         else:
             raise FlowscopeError(f"{path}: not a pcap or pcapng capture (starts with {head.hex() or 'nothing'})")
 

@@ -1,10 +1,12 @@
 """Flow metering: packet batches in, finished flow records out, a whole batch at a time.
 
-The flow cache is a struct of arrays, one row per active flow. Each packet batch becomes
-one-packet "flow rows" that are appended to the cache rows; sorting by (flow key, start time)
-puts every flow's rows side by side, timeouts become comparisons between neighbours, and the
-per-flow counters are ``reduceat`` sums over the runs. The last run of every key stays in the
-cache unless it has timed out; every earlier run is a finished flow. So a flow that spans
+The flow cache is a struct of arrays, one row per active flow, sorted by key hash. Each packet
+batch becomes one-packet "flow rows"; the cached flows whose keys occur in the batch are taken
+out and appended; sorting by (flow key, start time) puts every flow's rows side by side,
+timeouts become comparisons between neighbours, and the per-flow counters are ``reduceat``
+sums over the runs. The last run of every key goes back into the cache unless it has timed
+out; every earlier run is a finished flow. Cached flows the batch did not touch are only
+checked for timeouts, so a batch costs O(batch log batch) plus a linear pass over the cache. So a flow that spans
 batches or files is metered exactly as one that does not, with no Python object per packet
 or per flow.
 
@@ -216,15 +218,25 @@ class FlowMeter:
             return self._table(FlowRows.empty())
         latest = int(rows["last_ns"].max())
         self.clock_ns = latest if self.clock_ns is None else max(self.clock_ns, latest)
-        flows, last_of_key = self._merge(FlowRows.concat([self.cache, rows]), len(self.cache))
-        timed_out = (self.clock_ns - flows["last_ns"] >= self._idle_ns) | (
-            self.clock_ns - flows["first_ns"] >= self._active_ns
-        )
-        done = ~last_of_key | timed_out
-        finished, self.cache = flows.take(done), flows.take(~done)
-        finished = FlowRows.concat([finished, self._enforce_limit()])
+        # Only cached flows whose key occurs in this batch take part in the merge; the others
+        # can only time out, which is one comparison each.
+        touched = _touched(self.cache["key"], np.unique(rows["key"]))
+        cached = self.cache.take(touched)
+        resting = self.cache.take(~touched)
+        flows, last_of_key = self._merge(FlowRows.concat([cached, rows]), len(cached))
+        done = ~last_of_key | self._timed_out(flows)
+        expired = self._timed_out(resting)
+        continuing = flows.take(~done)
+        continuing = continuing.take(np.argsort(continuing["key"]))
+        self.cache = _merge_sorted(resting.take(~expired), continuing)
+        finished = FlowRows.concat([flows.take(done), resting.take(expired), self._enforce_limit()])
         self.peak_flows = max(self.peak_flows, len(self.cache))
         return self._table(finished)
+
+    def _timed_out(self, flows: FlowRows) -> np.ndarray:
+        return (self.clock_ns - flows["last_ns"] >= self._idle_ns) | (
+            self.clock_ns - flows["first_ns"] >= self._active_ns
+        )
 
     def flush(self) -> pa.Table:
         """Export every flow still in the cache (end of input)."""
@@ -241,7 +253,8 @@ class FlowMeter:
 
     def restore(self, arrays: dict[str, np.ndarray]) -> None:
         """Continue from a saved ``state()``."""
-        self.cache = FlowRows({name: np.asarray(arrays[f"cache.{name}"], dtype) for name, dtype, _ in _COLUMNS})
+        cache = FlowRows({name: np.asarray(arrays[f"cache.{name}"], dtype) for name, dtype, _ in _COLUMNS})
+        self.cache = cache.take(np.argsort(cache["key"], kind="stable"))
         clock = int(arrays["clock_ns"][0])
         self.clock_ns = None if clock < 0 else clock
         self._fragments.load({name: arrays[f"fragments.{name}"] for name in _FragmentPorts.ARRAYS})
@@ -429,6 +442,43 @@ def _unpack_ports(ports: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
 def _address_bytes(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
     """Two address words per row -> (n, 16) network-order bytes."""
     return np.stack([hi, lo], axis=1).astype(">u8").view(np.uint8).reshape(-1, 16)
+
+
+def _touched(sorted_keys: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Mask of the rows of ``sorted_keys`` whose value is in ``wanted`` (sorted, unique)."""
+    mask = np.zeros(sorted_keys.size, bool)
+    if sorted_keys.size == 0:
+        return mask
+    low = np.searchsorted(sorted_keys, wanted, side="left")
+    high = np.searchsorted(sorted_keys, wanted, side="right")
+    hits = high > low
+    low, high = low[hits], high[hits]
+    if (high - low == 1).all():
+        mask[low] = True
+    else:  # several cached flows share a hash: mark each run
+        counts = high - low
+        mask[np.repeat(low, counts) + np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)] = (
+            True
+        )
+    return mask
+
+
+def _merge_sorted(first: FlowRows, second: FlowRows) -> FlowRows:
+    """Two key-sorted flow tables as one key-sorted table, without sorting again."""
+    if not len(second):
+        return first
+    if not len(first):
+        return second
+    at = np.searchsorted(first["key"], second["key"], side="right") + np.arange(len(second))
+    from_second = np.zeros(len(first) + len(second), bool)
+    from_second[at] = True
+    columns = {}
+    for name, values in first.columns.items():
+        merged = np.empty((from_second.size, *values.shape[1:]), values.dtype)
+        merged[at] = second[name]
+        merged[~from_second] = values
+        columns[name] = merged
+    return FlowRows(columns)
 
 
 def _key_changes(rows: FlowRows, order: np.ndarray) -> np.ndarray:

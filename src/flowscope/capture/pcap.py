@@ -9,11 +9,11 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
 
 import numpy as np
 
 from flowscope.capture import chain
+from flowscope.capture.chunks import Chunks
 from flowscope.capture.frames import Frames
 from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
@@ -23,7 +23,6 @@ MAGIC_NANO = 0xA1B23C4D
 FILE_HEADER = 24
 RECORD_HEADER = 16
 MAX_RECORD = 1 << 20  # larger captured lengths than this are corruption, not packets (libpcap caps at 256 KiB)
-CHUNK_BYTES = 32 << 20
 TIME_SPREAD = 366 * 86400  # record-start guesses must lie within a year of the file's first packet
 MAX_WIRE_LEN = 262144  # libpcap's largest snapshot length; longer "original" frames are corruption
 
@@ -63,9 +62,8 @@ def parse_header(head: bytes, name: str) -> PcapHeader:
 class _Records:
     """Record-header arithmetic for one pcap buffer, as the chain walker needs it."""
 
-    def __init__(self, buf: bytes, header: PcapHeader, first_second: int | None) -> None:
-        data = np.frombuffer(buf, np.uint8)
-        self.words = np.ndarray((max(data.shape[0] - 3, 0),), header.byteorder + "u4", data, strides=(1,))
+    def __init__(self, buf: np.ndarray, header: PcapHeader, first_second: int | None) -> None:
+        self.words = np.ndarray((max(buf.shape[0] - 3, 0),), header.byteorder + "u4", buf, strides=(1,))
         self.fraction_limit = 1_000_000_000 if header.nanosecond else 1_000_000
         self.first_second = first_second
 
@@ -106,37 +104,35 @@ class _Records:
         return ok
 
 
-def read_frames(stream: BinaryIO, name: str, skips: Skips, batch_packets: int) -> Iterator[Frames]:
-    """Frames of one pcap stream in batches of at most ``batch_packets``; damage is counted, not raised."""
-    header = parse_header(stream.read(FILE_HEADER), name)
+def read_frames(chunks: Chunks, name: str, skips: Skips, batch_packets: int) -> Iterator[Frames]:
+    """Frames of one pcap file in batches of at most ``batch_packets``; damage is counted, not raised."""
+    buf = chunks.buffer
+    header = parse_header(buf[:FILE_HEADER].tobytes(), name)
     scale = 1 if header.nanosecond else 1000
-    first_second: int | None = None
-    consumed = FILE_HEADER
-    pending = b""
+    first_second = None
+    start = FILE_HEADER
     while True:
-        chunk = stream.read(CHUNK_BYTES)
-        buf = pending + chunk if pending else chunk
-        if first_second is None and len(buf) >= RECORD_HEADER:
-            first_second = struct.unpack_from(header.byteorder + "I", buf)[0]
+        if first_second is None and buf.shape[0] >= start + RECORD_HEADER:
+            first_second = int(np.frombuffer(buf[start : start + 4].tobytes(), header.byteorder + "u4")[0])
         records = _Records(buf, header, first_second)
-        found = chain.walk(len(buf), RECORD_HEADER, records.lengths, records.candidates)
-        for start in range(0, found.offsets.shape[0], batch_packets):
-            part = found.offsets[start : start + batch_packets]
+        found = chain.walk(buf.shape[0], RECORD_HEADER, records.lengths, records.candidates, start)
+        for first in range(0, found.offsets.shape[0], batch_packets):
+            part = found.offsets[first : first + batch_packets]
             yield _frames(buf, records.words, part, scale, records.fraction_limit, header, skips)
         if found.corrupt:
-            where = f"{name} at byte {consumed + found.end}"
+            where = f"{name} at byte {chunks.start + found.end}"
             skips.add("pcap record with impossible length: rest of file unreadable", 1, where)
             return
-        consumed += found.end
-        pending = buf[found.end :]
-        if not chunk:
-            if pending:
-                skips.add("truncated last record", 1, f"{name}: {len(pending)} trailing bytes")
+        if chunks.at_eof:
+            if found.end < buf.shape[0]:
+                skips.add("truncated last record", 1, f"{name}: {buf.shape[0] - found.end} trailing bytes")
             return
+        buf = chunks.next(found.end)
+        start = 0
 
 
 def _frames(
-    buf: bytes,
+    buf: np.ndarray,
     words: np.ndarray,
     offsets: np.ndarray,
     scale: int,
@@ -156,7 +152,7 @@ def _frames(
     if huge.any():
         skips.add("original length beyond 256 KiB (packet kept, length set to captured)", int(huge.sum()))
     return Frames(
-        data=np.frombuffer(buf, np.uint8),
+        data=buf,
         offsets=offsets + RECORD_HEADER,
         caplens=caplen,
         wirelens=np.where(short | huge, caplen, wirelen),

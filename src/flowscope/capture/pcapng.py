@@ -1,9 +1,10 @@
 """pcapng files: sections of either byte order, interfaces with their own link type and timestamp resolution.
 
-Blocks are walked with one tight offset loop per chunk (each block header gives its length); section and
-interface blocks update the per-section interface table, and the fields of all packet blocks (EPB, SPB,
-obsolete Packet Block) of a run are then gathered at once. Name resolution, statistics, custom and
-unknown blocks carry no packets and are passed over, as the format asks of readers.
+Blocks are found with the vectorised chain walk (each block header gives its length; the copy of
+the length in the block trailer confirms it and tells the byte order). Section and interface
+blocks are few and are read one by one to build the interface tables; the fields of all packet
+blocks (EPB, SPB, obsolete Packet Block) are then gathered at once. Name resolution, statistics,
+custom and unknown blocks carry no packets and are passed over, as the format asks of readers.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
 
 import numpy as np
 
+from flowscope.capture import chain
+from flowscope.capture.chunks import Chunks
 from flowscope.capture.frames import Frames
 from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
@@ -24,13 +26,12 @@ IDB = 0x00000001
 OPB = 0x00000002  # obsolete Packet Block
 SPB = 0x00000003
 EPB = 0x00000006
-PACKET_BLOCKS = (OPB, SPB, EPB)
 BYTE_ORDER_MAGIC = 0x1A2B3C4D
 OPT_END = 0
 IF_TSRESOL = 9
 IF_TSOFFSET = 14
+BLOCK_HEADER = 12
 MAX_BLOCK = 16 << 20
-CHUNK_BYTES = 32 << 20
 MAX_SECONDS = (2**63 - 1) // 1_000_000_000 - 1  # nanoseconds since 1970 must fit in int64
 
 
@@ -50,8 +51,9 @@ class Interface:
 
 @dataclass
 class Section:
-    byteorder: str
-    interfaces: list[Interface] = field(default_factory=list)
+    big_endian: bool
+    first_interface: int  # index of its first interface in the reader's interface list
+    interface_positions: list[int] = field(default_factory=list)  # stream offsets of its IDBs
 
 
 def _options(body: bytes, start: int, order: str) -> dict[int, bytes]:
@@ -79,142 +81,185 @@ def _interface(body: bytes, order: str) -> Interface:
     return interface
 
 
-def _section_order(buf: bytes, pos: int) -> str | None:
-    magic = buf[pos + 8 : pos + 12]
-    return {b"\x4d\x3c\x2b\x1a": "<", b"\x1a\x2b\x3c\x4d": ">"}.get(magic)
+class _Blocks:
+    """Block-header arithmetic on one buffer, in whichever byte order each block's trailer confirms."""
+
+    def __init__(self, buf: np.ndarray) -> None:
+        size = max(buf.shape[0] - 3, 0)
+        self.size = buf.shape[0]
+        self.little = np.ndarray((size,), "<u4", buf, strides=(1,))
+        self.big = np.ndarray((size,), ">u4", buf, strides=(1,))
+
+    def _word(self, pos: np.ndarray, big: np.ndarray | bool) -> np.ndarray:
+        at = np.minimum(pos, self.little.shape[0] - 1)
+        return np.where(big, self.big[at], self.little[at]).astype(np.int64)
+
+    def describe(self, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(type, total length or -1 when impossible, big-endian?) of the blocks at ``pos``."""
+        section = self.little[pos] == SHB
+        magic_big = self.big[np.minimum(pos + 8, self.little.shape[0] - 1)] == BYTE_ORDER_MAGIC
+        magic_little = self.little[np.minimum(pos + 8, self.little.shape[0] - 1)] == BYTE_ORDER_MAGIC
+        fits = {}
+        for big in (False, True):
+            kind = self._word(pos, big)
+            length = self._word(pos + 4, big)
+            sane = (length >= BLOCK_HEADER) & (length % 4 == 0) & (length <= MAX_BLOCK)
+            known_type = (kind < 0x10000) | (kind >= 0x80000000) | (kind == 0x40000BAD) | (kind == SHB)
+            inside = pos + length <= self.size
+            trailer = self._word(np.where(sane & inside, pos + length - 4, 0), big)
+            fits[big] = sane & known_type & (~inside | (trailer == length))
+        big = np.where(section, magic_big, ~fits[False] & fits[True])
+        ok = np.where(section, magic_big | magic_little, fits[False] | fits[True])
+        ok &= np.where(section, np.where(big, fits[True], fits[False]), True)
+        return self._word(pos, big), np.where(ok, self._word(pos + 4, big), -1), big
+
+    def lengths(self, pos: np.ndarray) -> np.ndarray:
+        return self.describe(pos)[1]
+
+    def candidates(self, first: int, step: int, count: int, window: int) -> np.ndarray:
+        """Positions in the search windows that hold a packet or section block (see ``chain.Candidates``)."""
+        last = self.little.shape[0] - 9
+        count = min(count, (last - window - first) // step + 1)
+        if count <= 0:
+            return np.zeros(0, np.int64)
+        words = np.lib.stride_tricks.as_strided(self.little[first:], (count, window), (step, 1), writeable=False)
+        typed = (words == EPB) | (words == SPB) | (words == 0x06000000) | (words == 0x03000000) | (words == SHB)
+        lane, offset = np.nonzero(typed)
+        pos = first + lane.astype(np.int64) * step + offset
+        length = self.lengths(pos)
+        following = pos + np.maximum(length, 0)
+        ok = length > 0
+        check = ok & (following + BLOCK_HEADER <= self.size)
+        ok[check] = self.lengths(following[check]) > 0
+        return pos[ok]
 
 
 class _Reader:
-    """Walks the blocks of one pcapng stream, yielding runs of packet blocks from one section."""
+    """Section and interface state of one pcapng stream, carried across chunks."""
 
     def __init__(self, name: str, skips: Skips, batch_packets: int) -> None:
         self.name = name
         self.skips = skips
         self.batch_packets = batch_packets
-        self.section: Section | None = None
-        self.consumed = 0  # bytes of the stream before the current buffer
+        self.sections: list[Section] = []
+        self.interfaces: list[Interface] = []
 
-    def frames(self, stream: BinaryIO) -> Iterator[Frames]:
-        pending = b""
+    def frames(self, chunks: Chunks) -> Iterator[Frames]:
+        buf = chunks.buffer
         while True:
-            chunk = stream.read(CHUNK_BYTES)
-            buf = pending + chunk if pending else chunk
-            pos = 0
-            while True:
-                offsets, kinds, pos, stop = self._walk(buf, pos)
-                if offsets:
-                    yield from self._packets(buf, np.asarray(offsets, np.int64), np.asarray(kinds, np.int64))
-                if stop == "corrupt":
-                    return
-                if stop != "full":
-                    break
-            self.consumed += pos
-            pending = buf[pos:]
-            if not chunk:
-                if pending:
-                    self.skips.add("truncated last block", 1, f"{self.name}: {len(pending)} trailing bytes")
+            blocks = _Blocks(buf)
+            found = chain.walk(buf.shape[0], BLOCK_HEADER, blocks.lengths, blocks.candidates)
+            kinds, lengths, big = blocks.describe(found.offsets)
+            yield from self._section_runs(buf, chunks.start, found.offsets, kinds, lengths, big)
+            if found.corrupt:
+                where = f"{self.name} at byte {chunks.start + found.end}"
+                self.skips.add("pcapng block with impossible length: rest of file unreadable", 1, where)
                 return
+            if chunks.at_eof:
+                if found.end < buf.shape[0]:
+                    trailing = f"{self.name}: {buf.shape[0] - found.end} trailing bytes"
+                    self.skips.add("truncated last block", 1, trailing)
+                return
+            buf = chunks.next(found.end)
 
-    def _walk(self, buf: bytes, pos: int) -> tuple[list[int], list[int], int, str]:
-        """Packet-block offsets of one section from ``pos``; stops at a new section, a full batch or the buffer end."""
-        offsets: list[int] = []
-        kinds: list[int] = []
-        section = self.section
-        header = struct.Struct((section.byteorder if section else "<") + "II").unpack_from
-        while pos + 12 <= len(buf):
-            if buf[pos : pos + 4] == b"\x0a\x0d\x0d\x0a":
-                if offsets:
-                    return offsets, kinds, pos, "full"  # emit this section's packets under its own table
-                order = _section_order(buf, pos)
-                if order is None:
-                    self._corrupt(pos, "section header with an unknown byte-order magic")
-                    return offsets, kinds, pos, "corrupt"
-                header = struct.Struct(order + "II").unpack_from
-                section = self.section = Section(order)
-            elif section is None:
-                self._corrupt(pos, "block before the first section header")
-                return offsets, kinds, pos, "corrupt"
-            kind, length = header(buf, pos)
-            if length < 12 or length % 4 or length > MAX_BLOCK:
-                self._corrupt(pos, f"block with impossible length {length}")
-                return offsets, kinds, pos, "corrupt"
-            if pos + length > len(buf):
-                break
-            if kind in PACKET_BLOCKS:
-                offsets.append(pos)
-                kinds.append(kind)
-                if len(offsets) >= self.batch_packets:
-                    return offsets, kinds, pos + length, "full"
-            elif kind == IDB:
-                if offsets:
-                    return offsets, kinds, pos, "full"  # interface tables only grow; flush keeps it simple
-                if length < 20:
-                    self._corrupt(pos, "interface description block too short")
-                    return offsets, kinds, pos, "corrupt"
-                section.interfaces.append(_interface(buf[pos : pos + length - 4], section.byteorder))
-            pos += length
-        return offsets, kinds, pos, "end"
-
-    def _corrupt(self, pos: int, what: str) -> None:
-        self.skips.add(f"pcapng {what}: rest of file unreadable", 1, f"{self.name} at byte {self.consumed + pos}")
-
-    def _packets(self, buf: bytes, offsets: np.ndarray, kinds: np.ndarray) -> Iterator[Frames]:
-        assert self.section is not None
-        order = self.section.byteorder
-        interfaces = self.section.interfaces
-        data = np.frombuffer(buf, np.uint8)
-        u32 = np.dtype(order + "u4")
-        words = data[np.minimum(offsets[:, None] + np.arange(28), data.shape[0] - 1)].view(u32).astype(np.int64)
-        length = words[:, 1]
-        simple = kinds == SPB
-        iface = np.where(kinds == EPB, words[:, 2], np.where(kinds == OPB, _opb_interface(words[:, 2], order), 0))
-        ts = np.where(simple, 0, (words[:, 3] << 32) | words[:, 4])
-        caplen = np.where(simple, np.minimum(words[:, 2], length - 16), words[:, 5])
-        wirelen = np.where(simple, words[:, 2], words[:, 6])
-        start = offsets + np.where(simple, 12, 28)
-        known = iface < len(interfaces)
-        if not known.all():
-            self.skips.add(
-                "packet block for an undeclared interface",
-                int((~known).sum()),
-                f"{self.name}: interface {iface[~known][0]}",
+    def _section_runs(
+        self, buf: np.ndarray, base: int, offsets: np.ndarray, kinds: np.ndarray, lengths: np.ndarray, big: np.ndarray
+    ) -> Iterator[Frames]:
+        """Read the section/interface blocks in order, then the packet blocks between them, all at once."""
+        sections_before = len(self.sections)
+        for row in np.flatnonzero((kinds == SHB) | (kinds == IDB)):
+            pos, length = int(offsets[row]), int(lengths[row])
+            order = ">" if big[row] else "<"
+            if kinds[row] == SHB:
+                self.sections.append(Section(bool(big[row]), len(self.interfaces)))
+            elif not self.sections:
+                self.skips.add("pcapng interface block before any section header (ignored)", 1, self.name)
+            elif length < 20:
+                self.skips.add("pcapng interface block too short (ignored)", 1, f"{self.name} at byte {base + pos}")
+            else:
+                self.interfaces.append(_interface(buf[pos : pos + length - 4].tobytes(), order))
+                self.sections[-1].interface_positions.append(base + pos)
+        packets = np.flatnonzero((kinds == EPB) | (kinds == SPB) | (kinds == OPB))
+        if packets.shape[0] == 0:
+            return
+        if not self.sections:
+            self.skips.add("pcapng packet block before any section header", int(packets.shape[0]), self.name)
+            return
+        shb_rows = np.flatnonzero(kinds == SHB)
+        section = sections_before - 1 + np.searchsorted(offsets[shb_rows], offsets[packets], side="right")
+        for first in range(0, packets.shape[0], self.batch_packets):
+            rows = packets[first : first + self.batch_packets]
+            frames = self._packets(
+                buf, base, offsets[rows], kinds[rows], lengths[rows], section[first : first + rows.shape[0]]
             )
+            if frames is not None:
+                yield frames
+
+    def _packets(
+        self,
+        buf: np.ndarray,
+        base: int,
+        offsets: np.ndarray,
+        kinds: np.ndarray,
+        length: np.ndarray,
+        section: np.ndarray,
+    ) -> Frames | None:
+        blocks = _Blocks(buf)
+        before_any = section < 0
+        if before_any.any():
+            self.skips.add("pcapng packet block before any section header", int(before_any.sum()), self.name)
+        section = np.maximum(section, 0)
+        big = np.array([s.big_endian for s in self.sections])[section]
+        words = [blocks._word(offsets + 4 * i, big) for i in range(2, 7)]
+        simple = kinds == SPB
+        obsolete = kinds == OPB
+        iface = np.where(simple, 0, words[0])
+        iface = np.where(obsolete, np.where(big, iface >> 16, iface & 0xFFFF), iface)
+        ts = np.where(simple, 0, (words[1] << 32) | words[2])
+        caplen = np.where(simple, np.minimum(words[0], length - 16), words[3])
+        wirelen = np.where(simple, words[0], words[4])
+        start = offsets + np.where(simple, 12, 28)
+
+        # An interface id is valid when that many interface blocks of its section came before the packet.
+        first_interface = np.array([s.first_interface for s in self.sections])[section]
+        declared = np.zeros(offsets.shape[0], np.int64)
+        for number in np.unique(section):
+            mine = section == number
+            positions = np.array(self.sections[number].interface_positions, np.int64)
+            declared[mine] = np.searchsorted(positions, base + offsets[mine])
+        known = ~before_any & (iface < declared)
+        if not (known | before_any).all():
+            example = f"{self.name}: interface {int(iface[~known & ~before_any][0])}"
+            self.skips.add("packet block for an undeclared interface", int((~known & ~before_any).sum()), example)
         fits = start + caplen <= offsets + length - 4
         bad_length = known & ~fits
         if bad_length.any():
             self.skips.add("packet block whose captured length exceeds the block", int(bad_length.sum()), self.name)
         keep = known & fits
-        if not keep.all():
-            iface, ts, caplen, wirelen, start, simple = (a[keep] for a in (iface, ts, caplen, wirelen, start, simple))
-        if not interfaces or iface.shape[0] == 0:
-            return
-        table = np.array([(i.linktype, i.snaplen) for i in interfaces], np.int64)
-        snaplen = table[iface, 1]
+        if not keep.any():
+            return None
+        interface = (first_interface + iface)[keep]
+        ts, caplen, wirelen, start, simple = (a[keep] for a in (ts, caplen, wirelen, start, simple))
+        table = np.array([(i.linktype, i.snaplen) for i in self.interfaces], np.int64)
+        snaplen = table[interface, 1]
         caplen = np.where(simple & (snaplen > 0), np.minimum(caplen, snaplen), caplen)
-        ts_ns = np.zeros(iface.shape[0], np.int64)
-        for number, interface in enumerate(interfaces):
-            mine = iface == number
-            if mine.any():
-                ts_ns[mine], fits = _to_ns(ts[mine], interface)
-                if not fits.all():
-                    self.skips.add("timestamp outside 1970..2262 (packet kept, time 0)", int((~fits).sum()), self.name)
-        no_time = simple
-        if no_time.any():
-            self.skips.add("simple packet blocks carry no timestamp (packet kept, time 0)", int(no_time.sum()))
-            ts_ns[no_time] = 0
-        yield Frames(
-            data=data,
+        ts_ns = np.zeros(interface.shape[0], np.int64)
+        for number in np.unique(interface[~simple]):
+            mine = (interface == number) & ~simple
+            ts_ns[mine], in_range = _to_ns(ts[mine], self.interfaces[number])
+            if not in_range.all():
+                reason = "timestamp outside 1970..2262 (packet kept, time 0)"
+                self.skips.add(reason, int((~in_range).sum()), self.name)
+        if simple.any():
+            self.skips.add("simple packet blocks carry no timestamp (packet kept, time 0)", int(simple.sum()))
+        return Frames(
+            data=buf,
             offsets=start,
             caplens=caplen,
             wirelens=np.maximum(wirelen, caplen),
-            linktypes=table[iface, 0],
+            linktypes=table[interface, 0],
             ts_ns=ts_ns,
         )
-
-
-def _opb_interface(word: np.ndarray, order: str) -> np.ndarray:
-    """The obsolete Packet Block packs a 16-bit interface id and a 16-bit drop count in one word."""
-    return (word & 0xFFFF) if order == "<" else (word >> 16)
 
 
 def _to_ns(ts: np.ndarray, interface: Interface) -> tuple[np.ndarray, np.ndarray]:
@@ -235,10 +280,8 @@ def _to_ns(ts: np.ndarray, interface: Interface) -> tuple[np.ndarray, np.ndarray
     return np.where(fits, ns + interface.tsoffset * 1_000_000_000, 0), fits
 
 
-def read_frames(stream: BinaryIO, name: str, skips: Skips, batch_packets: int) -> Iterator[Frames]:
-    """Frames of one pcapng stream; damaged blocks are counted, a stream that is no pcapng raises."""
-    head = stream.read(12)
-    if not sniff(head):
+def read_frames(chunks: Chunks, name: str, skips: Skips, batch_packets: int) -> Iterator[Frames]:
+    """Frames of one pcapng file; damaged blocks are counted, a file that is no pcapng raises."""
+    if not sniff(chunks.buffer[:12].tobytes()):
         raise FlowscopeError(f"{name}: not a pcapng file")
-    stream.seek(0)
-    yield from _Reader(name, skips, batch_packets).frames(stream)
+    yield from _Reader(name, skips, batch_packets).frames(chunks)

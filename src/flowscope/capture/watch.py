@@ -27,13 +27,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from flowscope.capture.files import is_capture, iter_packet_batches, natural_key, open_capture
+from flowscope.capture.files import is_capture, iter_packet_batches, natural_key
 from flowscope.capture.meter import FlowMeter
 from flowscope.capture.source import meter_notes, meter_settings, tunnel_mode
 from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
 from flowscope.lake.layout import Lake, fsync_dir
 from flowscope.lake.writer import LakeWriter
+from flowscope.readers.registry import head_bytes
 
 STATE_DIR = ".watch"
 DEFAULT_POLL = 1.0
@@ -197,9 +198,7 @@ class CaptureWatcher:
 
     def meter_file(self, path: Path, relative: str) -> None:
         stat = path.stat()
-        with open_capture(path) as stream:
-            head = stream.read(16)
-        if not is_capture(head):
+        if not is_capture(head_bytes(path, 64)):
             self.not_captures.append(relative)
             return
         flows = 0

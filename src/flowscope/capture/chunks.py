@@ -1,0 +1,52 @@
+"""A capture file as successive numpy buffers, each starting with what the previous one left unconsumed.
+
+Plain files are memory-mapped, so a chunk is a zero-copy window; compressed streams are read into a
+fresh array per chunk (batches handed downstream keep pointing into their own chunk, so a buffer is
+never reused while a consumer may still hold it).
+"""
+
+from __future__ import annotations
+
+import mmap
+from typing import BinaryIO
+
+import numpy as np
+
+CHUNK_BYTES = 32 << 20
+
+
+class Chunks:
+    def __init__(self, stream: BinaryIO, *, mappable: bool, chunk_bytes: int = CHUNK_BYTES) -> None:
+        self.stream = stream
+        self.chunk_bytes = chunk_bytes
+        self.mapped: np.ndarray | None = None
+        if mappable:
+            try:
+                mapping = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
+                self.mapped = np.frombuffer(mapping, np.uint8)
+            except (ValueError, OSError):  # empty files and special files cannot be mapped
+                self.mapped = None
+        self.start = 0  # stream offset of the current buffer
+        self.buffer = np.zeros(0, np.uint8)
+        self.at_eof = False
+
+    def next(self, consumed: int) -> np.ndarray:
+        """The next buffer, beginning at ``consumed`` bytes into the current one; sets ``at_eof``."""
+        self.start += consumed
+        if self.mapped is not None:
+            self.buffer = self.mapped[self.start : self.start + self.chunk_bytes]
+            self.at_eof = self.start + self.chunk_bytes >= self.mapped.shape[0]
+            return self.buffer
+        tail = self.buffer[consumed:]
+        fresh = np.empty(tail.shape[0] + self.chunk_bytes, np.uint8)
+        fresh[: tail.shape[0]] = tail
+        filled = tail.shape[0]
+        view = memoryview(fresh)
+        while filled < fresh.shape[0]:
+            got = self.stream.readinto(view[filled:])
+            if not got:
+                break
+            filled += got
+        self.at_eof = filled < fresh.shape[0]
+        self.buffer = fresh[:filled]
+        return self.buffer
