@@ -22,6 +22,7 @@ from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
 from flowscope.lake import LakeWriter
 from flowscope.lake.layout import Lake
+from flowscope.profile import merge as merge_module
 from flowscope.profile import records as extract
 from flowscope.profile.merge import Timeouts, merge
 from flowscope.profile.output import COLUMNS, suppress_rare_ports, to_table
@@ -126,9 +127,10 @@ def model_rows(rows: list[tuple], timeouts: Timeouts, limit: int) -> list[str]:
 
 def our_rows(table: pa.Table, timeouts: Timeouts, limit: int) -> list[str]:
     records = extract.from_batch(table, Skips(), exact_start=True)
+    zero = records.start[0]
     result = merge(records, timeouts, limit)
-    result.start -= records.start[0]
-    result.end -= records.start[0]
+    result.start -= zero
+    result.end -= zero
     return sorted(",".join(str(v) for v in row.values()) for row in to_table(result).to_pylist())
 
 
@@ -136,6 +138,13 @@ def our_rows(table: pa.Table, timeouts: Timeouts, limit: int) -> list[str]:
 def test_random_inputs_match_the_model(seed: int) -> None:
     rows = random_records(seed, 3_000)
     timeouts = Timeouts(300_000, 30_000)
+    assert our_rows(as_table(rows), timeouts, 10**9) == model_rows(rows, timeouts, 10**9)
+
+
+def test_small_chunks_give_the_same_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = random_records(21, 3_000)
+    timeouts = Timeouts(300_000, 30_000)
+    monkeypatch.setattr(merge_module, "CHUNK_RECORDS", 97)
     assert our_rows(as_table(rows), timeouts, 10**9) == model_rows(rows, timeouts, 10**9)
 
 

@@ -119,6 +119,8 @@ def profile(
         raise FlowscopeError("give INPUT files/directories or --lake (one of them)")
     if not from_lake and (since or until or where):
         raise FlowscopeError("--since/--until/--filter apply to --lake input")
+    # the system allocator hands freed batch memory back to the OS: peak memory stays near the merged columns
+    pa.set_memory_pool(pa.system_memory_pool())
     skips = Skips("records")
     batches = (
         _lake_batches(state, since, until, where) if from_lake else _input_batches(inputs, input_format, options, skips)

@@ -36,9 +36,8 @@ def build(batches: Iterable[tuple[pa.Table, bool]], settings: Settings, skips: S
             parts.append(part)
     records = extract.concat(parts)
     del parts
+    zero = int(records.start[0]) if len(records) else 0  # ft-profiler: times relative to the first record read
     profile = merge(records, settings.timeouts, settings.cache_flows)
-    if len(records):
-        zero = int(records.start[0])
-        profile.start -= zero
-        profile.end -= zero
+    profile.start -= zero
+    profile.end -= zero
     return profile

@@ -18,13 +18,13 @@ cache reaches its limit (see ``_evictions``).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flowscope import addresses
 from flowscope.errors import FlowscopeError
 from flowscope.profile.records import Records
 
@@ -57,16 +57,9 @@ class Profile:
 
 
 def key_ids(records: Records) -> np.ndarray:
-    """One dense id per direction-free key (addresses, ports, protocol), by hashing a 40-byte row per record."""
-    n = len(records)
-    rows = np.zeros((n, 40), np.uint8)
-    rows[:, :16] = addresses.to_matrix(records.addr_a)
-    rows[:, 16:32] = addresses.to_matrix(records.addr_b)
-    rows[:, 32:34] = records.port_a.astype("<u2").view(np.uint8).reshape(-1, 2)
-    rows[:, 34:36] = records.port_b.astype("<u2").view(np.uint8).reshape(-1, 2)
-    rows[:, 36] = records.proto
-    keys = pa.Array.from_buffers(pa.binary(40), n, [None, pa.py_buffer(rows)])
-    return pc.dictionary_encode(keys).indices.to_numpy().astype(np.int64)
+    """One dense id per direction-free key (hashing the 16-byte key fingerprints)."""
+    keys = pa.Array.from_buffers(pa.binary(16), len(records), [None, pa.py_buffer(np.ascontiguousarray(records.key))])
+    return pc.dictionary_encode(keys).indices.to_numpy()
 
 
 def _segmented_cum(values: np.ndarray, segment: np.ndarray, op: str) -> np.ndarray:
@@ -83,8 +76,8 @@ def _segmented_cum(values: np.ndarray, segment: np.ndarray, op: str) -> np.ndarr
 
 
 @dataclass
-class _Sorted:
-    """Records ordered by (key, input order); the arrays the decisions need."""
+class _Keyed:
+    """Records ordered by (key, input order): the columns the decisions need."""
 
     start: np.ndarray
     end: np.ndarray
@@ -93,8 +86,13 @@ class _Sorted:
     packets_rev: np.ndarray
     key_first: np.ndarray
 
+    def take(self, index: np.ndarray | slice) -> _Keyed:
+        return _Keyed(
+            *(getattr(self, f)[index] for f in ("start", "end", "swap", "packets", "packets_rev", "key_first"))
+        )
 
-def _decide(s: _Sorted, is_start: np.ndarray, timeouts: Timeouts) -> np.ndarray:
+
+def _decide(s: _Keyed, is_start: np.ndarray, timeouts: Timeouts) -> np.ndarray:
     """Segment starts implied by ``is_start``: a record starts one unless ft-profiler would merge it."""
     segment = np.cumsum(is_start) - 1
     first = np.flatnonzero(is_start)[segment]
@@ -115,21 +113,16 @@ def _decide(s: _Sorted, is_start: np.ndarray, timeouts: Timeouts) -> np.ndarray:
     return s.key_first | ~(reverse | single | extension)
 
 
-def _key_bounds(key_first: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    starts = np.flatnonzero(key_first)
-    return starts, np.append(starts[1:], len(key_first))
-
-
-def _converge(s: _Sorted, timeouts: Timeouts, forced: np.ndarray | None = None) -> np.ndarray:
+def _converge(s: _Keyed, timeouts: Timeouts, forced: np.ndarray | None = None) -> np.ndarray:
     """The fixed point of ``_decide``, recomputing only keys whose boundaries still move."""
     base = s.key_first if forced is None else s.key_first | forced
     is_start = base.copy()
-    key_starts, key_ends = _key_bounds(s.key_first)
-    sizes = key_ends - key_starts
+    key_starts = np.flatnonzero(s.key_first)
+    sizes = np.diff(np.append(key_starts, len(s.key_first)))
     active = np.repeat(sizes > 1, sizes)  # keys with one record are settled
     while active.any():
         idx = np.flatnonzero(active)
-        sub = _Sorted(s.start[idx], s.end[idx], s.swap[idx], s.packets[idx], s.packets_rev[idx], s.key_first[idx])
+        sub = s.take(idx)
         decided = _decide(sub, is_start[idx], timeouts) | base[idx]
         changed = decided != is_start[idx]
         is_start[idx] = decided
@@ -141,22 +134,23 @@ def _converge(s: _Sorted, timeouts: Timeouts, forced: np.ndarray | None = None) 
     return is_start
 
 
-def _evictions(s: _Sorted, order: np.ndarray, timeouts: Timeouts, limit: int) -> np.ndarray:
+def _evictions(s: _Keyed, order: np.ndarray, timeouts: Timeouts, limit: int) -> np.ndarray:
     """Segment starts including the cuts ft-profiler's full cache makes.
 
     ft-profiler checks the limit only when a record inserts a key that is not cached;
     at that moment it writes out every cached flow that ended before
     ``max(0, latest end seen) - 1.5 * active timeout``, and the key's next record
-    starts a new flow. Each such moment is replayed exactly here.
+    starts a new flow. Each such moment is replayed exactly here (a full recompute
+    per moment: this path is for inputs with more distinct keys than the cache holds).
     """
     n = len(order)
     forced = np.zeros(n, bool)
     rank = np.empty(n, np.int64)  # input index -> sorted position
     rank[order] = np.arange(n)
     key_of = np.cumsum(s.key_first) - 1
-    cached = np.zeros(int(key_of[-1]) + 1, bool) if n else np.zeros(0, bool)
+    cached = np.zeros(int(key_of[-1]) + 1, bool)
     count = 0
-    latest_end = np.maximum.accumulate(np.maximum(s.end[rank], 0)) if n else s.end
+    latest_end = np.maximum.accumulate(np.maximum(s.end[rank], 0))
     t = 0
     is_start = _converge(s, timeouts)
     while t < n:
@@ -166,18 +160,15 @@ def _evictions(s: _Sorted, order: np.ndarray, timeouts: Timeouts, limit: int) ->
         if not len(hits):
             break
         event = t + int(hits[0])
-        window = rank[t : event + 1]
-        cached[key_of[window]] = True
+        cached[key_of[rank[t : event + 1]]] = True
         count = int(running[hits[0]])
         # each cached key's flow as it stands at the event: the segment of its latest record so far
-        in_window = np.zeros(n, bool)
-        in_window[rank[: event + 1]] = True
+        seen = np.zeros(n, bool)
+        seen[rank[: event + 1]] = True
         keys = np.flatnonzero(cached)
-        last = _last_position_per_key(key_of, in_window, len(cached))[keys]
-        segment = np.cumsum(is_start) - 1
-        flow_end = _segmented_cum(s.end, segment, "max")[last]
-        threshold = latest_end[event] - 1.5 * timeouts.active_ms
-        evicted = flow_end < threshold
+        last = _last_position_per_key(key_of, seen, len(cached))[keys]
+        flow_end = _segmented_cum(s.end, np.cumsum(is_start) - 1, "max")[last]
+        evicted = flow_end < latest_end[event] - 1.5 * timeouts.active_ms
         if not evicted.any():
             raise FlowscopeError(
                 "flow cache is full and cannot hold all active flows: raise -m "
@@ -185,10 +176,9 @@ def _evictions(s: _Sorted, order: np.ndarray, timeouts: Timeouts, limit: int) ->
             )
         cached[keys[evicted]] = False
         count -= int(evicted.sum())
-        nxt = last[evicted] + 1
-        nxt = nxt[(nxt < n)]
-        nxt = nxt[~s.key_first[nxt]]
-        forced[nxt] = True
+        following = last[evicted] + 1
+        following = following[following < n]
+        forced[following[~s.key_first[following]]] = True
         is_start = _converge(s, timeouts, forced)
         t = event + 1
     return is_start
@@ -202,51 +192,72 @@ def _last_position_per_key(key_of: np.ndarray, mask: np.ndarray, n_keys: int) ->
     return out
 
 
+CHUNK_RECORDS = 262_144
+
+
+def _chunks(key_first: np.ndarray) -> list[tuple[int, int]]:
+    """Key-aligned slices of about CHUNK_RECORDS records (keys are independent while the cache has room)."""
+    key_starts = np.flatnonzero(key_first)
+    wanted = np.searchsorted(key_starts, np.arange(0, len(key_first), CHUNK_RECORDS))
+    cuts = np.unique(key_starts[np.minimum(wanted, len(key_starts) - 1)])
+    return list(itertools.pairwise([*cuts.tolist(), len(key_first)]))
+
+
 def merge(records: Records, timeouts: Timeouts, limit: int) -> Profile:
-    """All biflows ft-profiler would write for ``records`` (in input order), as a set."""
+    """All biflows ft-profiler would write for ``records`` (in input order, reordered here), as a set."""
     n = len(records)
     if n == 0:
-        empty = np.empty(0, np.int64)
-        return Profile(*(empty for _ in range(10)))
+        return _aggregate(records, np.zeros(0, bool))
     keys = key_ids(records)
+    records.key = None  # the ids replace the fingerprints
     order = np.argsort(keys, kind="stable")
-    sorted_keys = keys[order]
+    keys = keys[order]
     key_first = np.empty(n, bool)
     key_first[0] = True
-    key_first[1:] = sorted_keys[1:] != sorted_keys[:-1]
-    s = _Sorted(
-        records.start[order],
-        records.end[order],
-        records.swap[order],
-        records.packets[order],
-        records.packets_rev[order],
-        key_first,
-    )
+    key_first[1:] = keys[1:] != keys[:-1]
     n_keys = int(key_first.sum())
-    is_start = _evictions(s, order, timeouts, limit) if n_keys >= limit else _converge(s, timeouts)
-    return _aggregate(records, order, s, is_start)
+    del keys
+    records.permute(order)
+    s = _Keyed(records.start, records.end, records.swap, records.packets, records.packets_rev, key_first)
+    if n_keys >= limit:
+        return _aggregate(records, _evictions(s, order, timeouts, limit))
+    del order
+    parts = []
+    for lo, hi in _chunks(key_first):
+        chunk = slice(lo, hi)
+        parts.append(_aggregate(records, _converge(s.take(chunk), timeouts), chunk))
+    return Profile(*(np.concatenate([getattr(p, f) for p in parts]) for f in _PROFILE_FIELDS))
 
 
-def _aggregate(records: Records, order: np.ndarray, s: _Sorted, is_start: np.ndarray) -> Profile:
+_PROFILE_FIELDS = (
+    "start", "end", "ipv6", "proto", "src_port", "dst_port", "packets", "bytes", "packets_rev", "bytes_rev",
+)  # fmt: skip
+
+
+def _aggregate(records: Records, is_start: np.ndarray, chunk: slice = slice(None)) -> Profile:
     """One row per segment: min start, max end, counters added to the direction of the segment's first record."""
     firsts = np.flatnonzero(is_start)
-    segment = np.cumsum(is_start) - 1
-    same = s.swap == s.swap[firsts][segment]
-    packets = records.packets[order]
-    byte_counts = records.bytes[order]
-    packets_rev = records.packets_rev[order]
-    bytes_rev = records.bytes_rev[order]
-    first_input = order[firsts]
-    swap = records.swap[first_input]
+    if not len(firsts):
+        empty = np.empty(0, np.int64)
+        return Profile(*(empty for _ in _PROFILE_FIELDS))
+    swap = records.swap[chunk]
+    same = swap == np.repeat(swap[firsts], np.diff(np.append(firsts, len(swap))))
+    start = records.start[chunk]
+
+    def total(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
+        return np.add.reduceat(np.where(same, forward[chunk], backward[chunk]).astype(np.uint64), firsts)
+
+    head_swap = swap[firsts]
+    port_a, port_b = records.port_a[chunk][firsts], records.port_b[chunk][firsts]
     return Profile(
-        start=np.minimum.reduceat(s.start, firsts),
-        end=np.maximum.reduceat(s.end, firsts),
-        ipv6=records.ipv6[first_input],
-        proto=records.proto[first_input],
-        src_port=np.where(swap, records.port_b[first_input], records.port_a[first_input]),
-        dst_port=np.where(swap, records.port_a[first_input], records.port_b[first_input]),
-        packets=np.add.reduceat(np.where(same, packets, packets_rev), firsts),
-        bytes=np.add.reduceat(np.where(same, byte_counts, bytes_rev), firsts),
-        packets_rev=np.add.reduceat(np.where(same, packets_rev, packets), firsts),
-        bytes_rev=np.add.reduceat(np.where(same, bytes_rev, byte_counts), firsts),
+        start=np.minimum.reduceat(start, firsts),
+        end=np.maximum.reduceat(start + records.duration[chunk], firsts),
+        ipv6=records.ipv6[chunk][firsts],
+        proto=records.proto[chunk][firsts],
+        src_port=np.where(head_swap, port_b, port_a),
+        dst_port=np.where(head_swap, port_a, port_b),
+        packets=total(records.packets, records.packets_rev),
+        bytes=total(records.bytes, records.bytes_rev),
+        packets_rev=total(records.packets_rev, records.packets),
+        bytes_rev=total(records.bytes_rev, records.bytes),
     )

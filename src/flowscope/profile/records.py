@@ -10,7 +10,6 @@ rounded double of the decimal text).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,9 +18,9 @@ import pyarrow.compute as pc
 
 from flowscope import addresses
 from flowscope.diagnostics import Skips
-from flowscope.schema import ADDRESS
 
 TCP, UDP = 6, 17
+_V4_PREFIX = np.array([0] * 10 + [0xFF, 0xFF], np.uint8)
 _NS_PER_US = 1000
 
 
@@ -39,21 +38,55 @@ def milliseconds(start_ns: np.ndarray, end_ns: np.ndarray, *, exact_start: bool)
 
 
 def _big_endian_words(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return matrix[:, :8].copy().view(">u8").ravel(), matrix[:, 8:].copy().view(">u8").ravel()
+    """The two 64-bit halves of each 16-byte address, as numbers that compare like the bytes."""
+    hi = matrix[:, :8].copy().view(">u8").ravel()
+    lo = matrix[:, 8:].copy().view(">u8").ravel()
+    return hi.astype(np.uint64), lo.astype(np.uint64)
+
+
+def _mix(z: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: a bijective 64-bit mixer."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+_SEEDS = (np.uint64(0x243F6A8885A308D3), np.uint64(0x13198A2E03707344))
+
+
+def fingerprint(words: list[np.ndarray]) -> np.ndarray:
+    """A 128-bit fingerprint per row of ``words`` ((n, 2) uint64).
+
+    Keys are compared by fingerprint: for a billion distinct keys the chance that any
+    two share one is below 1e-20, while a fingerprint takes 16 bytes instead of 37.
+    """
+    out = np.empty((len(words[0]), 2), np.uint64)
+    for column, seed in enumerate(_SEEDS):
+        h = np.full(len(words[0]), seed, np.uint64)
+        for word in words:
+            h = _mix(h ^ word)
+        out[:, column] = h
+    return out
+
+
+def _compact(values: np.ndarray) -> np.ndarray:
+    """The smallest integer type that holds every value (counters are mostly small)."""
+    if not len(values):
+        return values
+    return values.astype(np.result_type(np.min_scalar_type(values.min()), np.min_scalar_type(values.max())))
 
 
 @dataclass
 class Records:
-    """One column per field, one row per input record, in input order."""
+    """One column per field, one row per input record (input order until ``permute``)."""
 
-    start: np.ndarray
-    end: np.ndarray
-    addr_a: pa.Array  # the smaller address of the pair (direction-free key)
-    addr_b: pa.Array
+    start: np.ndarray  # int64 ms
+    duration: np.ndarray  # ms, compact signed
+    key: np.ndarray | None  # (n, 2) uint64 fingerprint of the direction-free key (dropped once keys have ids)
     swap: np.ndarray  # the record runs from the larger to the smaller address
     ipv6: np.ndarray
     proto: np.ndarray
-    port_a: np.ndarray  # ports follow their address; 0 unless TCP/UDP
+    port_a: np.ndarray  # port of the smaller address; 0 unless TCP/UDP
     port_b: np.ndarray
     packets: np.ndarray
     bytes: np.ndarray
@@ -63,8 +96,22 @@ class Records:
     def __len__(self) -> int:
         return len(self.start)
 
+    @property
+    def end(self) -> np.ndarray:
+        return self.start + self.duration
 
-_NUMERIC = ("start", "end", "swap", "ipv6", "proto", "port_a", "port_b", "packets", "bytes", "packets_rev", "bytes_rev")
+    def permute(self, order: np.ndarray) -> None:
+        """Reorder every column in place of the old one (no second copy of the whole set)."""
+        for name in _FIELDS:
+            values = getattr(self, name)
+            if values is not None:
+                setattr(self, name, values[order])
+
+
+_FIELDS = (
+    "start", "duration", "key", "swap", "ipv6", "proto", "port_a", "port_b",
+    "packets", "bytes", "packets_rev", "bytes_rev",
+)  # fmt: skip
 
 
 def _u64(table: pa.Table, name: str) -> np.ndarray:
@@ -95,37 +142,36 @@ def from_batch(table: pa.Table, skips: Skips, *, exact_start: bool) -> Records |
     ported = (proto == TCP) | (proto == UDP)
     src_port = np.where(ported, pc.fill_null(table.column("src_port"), 0).to_numpy(), 0).astype(np.uint16)
     dst_port = np.where(ported, pc.fill_null(table.column("dst_port"), 0).to_numpy(), 0).astype(np.uint16)
-    src_col = table.column("src_addr").combine_chunks()
-    dst_col = table.column("dst_addr").combine_chunks()
-    swap_arrow = pa.array(swap)
+    port_a = np.where(swap, dst_port, src_port)
+    port_b = np.where(swap, src_port, dst_port)
+    tail = port_a.astype(np.uint64) << np.uint64(24) | port_b.astype(np.uint64) << np.uint64(8) | proto
+    words = [np.where(swap, dst_hi, src_hi), np.where(swap, dst_lo, src_lo), np.where(swap, src_hi, dst_hi)]
+    words += [np.where(swap, src_lo, dst_lo), tail]
     return Records(
         start=start,
-        end=end,
-        addr_a=pc.if_else(swap_arrow, dst_col, src_col),
-        addr_b=pc.if_else(swap_arrow, src_col, dst_col),
+        duration=_compact(end - start),
+        key=fingerprint(words),
         swap=swap,
-        ipv6=~addresses.is_ipv4(src_col),
+        ipv6=~(src[:, :12] == _V4_PREFIX).all(axis=1),
         proto=proto,
-        port_a=np.where(swap, dst_port, src_port),
-        port_b=np.where(swap, src_port, dst_port),
-        packets=_u64(table, "packets"),
-        bytes=_u64(table, "bytes"),
-        packets_rev=_u64(table, "packets_rev"),
-        bytes_rev=_u64(table, "bytes_rev"),
+        port_a=port_a,
+        port_b=port_b,
+        packets=_compact(_u64(table, "packets")),
+        bytes=_compact(_u64(table, "bytes")),
+        packets_rev=_compact(_u64(table, "packets_rev")),
+        bytes_rev=_compact(_u64(table, "bytes_rev")),
     )
 
 
-def concat(parts: Iterable[Records]) -> Records:
-    parts = list(parts)
+def concat(parts: list[Records]) -> Records:
     if not parts:
         empty = np.empty(0, np.int64)
-        nothing = pa.array([], ADDRESS)
-        return Records(empty, empty, nothing, nothing, *(np.empty(0, np.int64) for _ in range(9)))
+        return Records(empty, empty, np.empty((0, 2), np.uint64), *(empty for _ in range(9)))
     if len(parts) == 1:
         return parts[0]
-    fields = {name: np.concatenate([getattr(p, name) for p in parts]) for name in _NUMERIC}
-    return Records(
-        addr_a=pa.concat_arrays([p.addr_a for p in parts]),
-        addr_b=pa.concat_arrays([p.addr_b for p in parts]),
-        **fields,
-    )
+    fields = {}
+    for name in _FIELDS:
+        fields[name] = np.concatenate([getattr(p, name) for p in parts])
+        for part in parts:  # free each part's column as soon as it is copied
+            setattr(part, name, None)
+    return Records(**fields)
