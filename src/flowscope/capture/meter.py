@@ -103,7 +103,10 @@ class FlowRows:
         return self.columns[name]
 
     def take(self, rows: np.ndarray) -> FlowRows:
-        return FlowRows({name: values[rows] for name, values in self.columns.items()})
+        """Rows by index or boolean mask (a mask is turned into indexes once, not once per column)."""
+        if rows.dtype == np.bool_:
+            rows = np.flatnonzero(rows)
+        return FlowRows({name: values.take(rows, axis=0) for name, values in self.columns.items()})
 
     @staticmethod
     def concat(parts: list[FlowRows]) -> FlowRows:
@@ -472,11 +475,12 @@ def _merge_sorted(first: FlowRows, second: FlowRows) -> FlowRows:
     at = np.searchsorted(first["key"], second["key"], side="right") + np.arange(len(second))
     from_second = np.zeros(len(first) + len(second), bool)
     from_second[at] = True
+    rest = np.flatnonzero(~from_second)
     columns = {}
     for name, values in first.columns.items():
         merged = np.empty((from_second.size, *values.shape[1:]), values.dtype)
         merged[at] = second[name]
-        merged[~from_second] = values
+        merged[rest] = values
         columns[name] = merged
     return FlowRows(columns)
 
