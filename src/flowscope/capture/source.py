@@ -16,7 +16,7 @@ from flowscope.capture.files import capture_files, is_capture, iter_packet_batch
 from flowscope.capture.meter import FlowMeter, MeterSettings
 from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
-from flowscope.readers.registry import Reader, register
+from flowscope.readers.registry import Reader, head_bytes, register
 
 TUNNEL_CHOICES = ("outer", "inner")
 BYTES_CHOICES = ("ip", "link")
@@ -67,7 +67,7 @@ class CaptureSource:
     """Decoded, metered packets of capture files, yielding finished flows batch by batch."""
 
     def __init__(self, paths: Sequence[Path], options: Mapping[str, Any]) -> None:
-        self.files = capture_files(paths)
+        self.files, self.ignored = _capture_files(paths)
         self.tunnels = tunnel_mode(options)
         self.skips = Skips(unit="packets")
         self.meter = FlowMeter(meter_settings(options), self.skips)
@@ -90,7 +90,26 @@ class CaptureSource:
 
     @property
     def notes(self) -> list[str]:
-        return meter_notes(self.meter)
+        ignored = [f"{len(self.ignored)} file(s) in the given folders are not captures: {self.ignored[:3]}"]
+        return meter_notes(self.meter) + (ignored if self.ignored else [])
+
+
+def _capture_files(paths: Sequence[Path]) -> tuple[list[Path], list[str]]:
+    """Files named directly must be captures (else the reader fails clearly); in a folder, other files
+    (notes, checksums, an index) are set aside and reported."""
+    files: list[Path] = []
+    ignored: list[str] = []
+    for path in paths:
+        found = capture_files([path])
+        if not Path(path).is_dir():
+            files.extend(found)
+            continue
+        for candidate in found:
+            if is_capture(head_bytes(candidate)):
+                files.append(candidate)
+            else:
+                ignored.append(str(candidate))
+    return files, ignored
 
 
 def _sniff(path: Path, head: bytes) -> bool:
