@@ -115,8 +115,10 @@ def test_several_files_and_directories(tmp_path: Path) -> None:
     shutil.copy(nfcapd("nfv5_mixed"), folder / "nfcapd.202301010000")
     shutil.copy(nfcapd("ipfix_mixed"), folder / "nfcapd.202301010005")
     (folder / "notes.txt").write_text("not an nfdump file")
-    table, _ = read_all(folder, nfcapd("google_ssl_lz4"))
+    table, source = read_all(folder, nfcapd("google_ssl_lz4"))
     assert table.num_rows == 118 + 78 + 2
+    done, total = source.progress()
+    assert done == total == sum(p.stat().st_size for p in source.files)
 
 
 def test_selection_options() -> None:

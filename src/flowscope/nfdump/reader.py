@@ -74,8 +74,8 @@ class NfdumpSource:
         return self._done, self._total
 
     def __iter__(self) -> Iterator[pa.Table]:
-        for path in self.files:
-            for table in self._read_file(path):
+        for index, path in enumerate(self.files):
+            for table in self._read_file(path, sum(p.stat().st_size for p in self.files[:index])):
                 if self.max_records is not None:
                     left = self.max_records - self.records_read
                     if left <= 0:
@@ -88,7 +88,8 @@ class NfdumpSource:
             if self.max_records is not None and self.records_read >= self.max_records:
                 return
 
-    def _read_file(self, path: Path) -> Iterator[pa.Table]:
+    def _read_file(self, path: Path, offset: int) -> Iterator[pa.Table]:
+        """Batches of one file; ``offset`` is the input bytes of the files before it (for progress)."""
         try:
             handle = open(path, "rb")  # noqa: SIM115 (closed below, generator-safe)
         except OSError as exc:
@@ -101,13 +102,13 @@ class NfdumpSource:
             for block in container.iter_blocks(handle, path, header, self.skips):
                 parts.extend(walk_block(block.payload, block.num_records, state, self.skips, pending))
                 pending = parts[-1].ordinals[-1] + 1 if parts else 0
-                self._done = min(self._done + 1, self._total)
+                self._done = offset + handle.tell()
                 if pending >= BATCH_RECORDS:
                     yield conform(decode_parts(parts, state))
                     parts, pending = [], 0
             if parts:
                 yield conform(decode_parts(parts, state))
-        self._done = sum(p.stat().st_size for p in self.files[: self.files.index(path) + 1])
+        self._done = offset + path.stat().st_size
 
     def _select(self, table: pa.Table) -> pa.Table:
         """ft-profiler's nfdump selection: not ARP, one exporter, one input interface."""
