@@ -381,3 +381,33 @@ def test_workers_sharing_the_state_file_keep_each_others_templates(tmp_path: Pat
     restarted = NetflowState.open(tmp_path)
     saved = {(addresses.format_one(k[0]), k[3]) for k in restarted.templates.templates}
     assert saved == {(EXPORTER, 257), ("192.0.2.2", 300)}
+
+
+def test_template_changes_within_one_batch_apply_from_where_they_happen() -> None:
+    """Data-only datagrams take the vectorised path with templates looked up before the batch; a
+    redefinition or withdrawal earlier in the same batch must still govern the datagrams after it."""
+    state = NetflowState()
+    decode_netflow(batch(ipfix(template(256, *SIMPLE))), state)
+    record = simple_record("10.0.0.1", "10.0.0.2", 100, 1)
+    swapped = ((12, 4), (8, 4), (1, 4), (2, 4))
+    data = ipfix(set_(256, record))
+    decoded = decode_netflow(
+        batch(data, ipfix(template(256, *swapped)), data, ipfix(set_(2, struct.pack(">HH", 256, 0))), data),
+        state,
+    )
+    assert flows_of(decoded) == [("10.0.0.1", "10.0.0.2", 100, 1), ("10.0.0.2", "10.0.0.1", 100, 1)]
+    assert state.templates.held_sets == 1  # the data after the withdrawal waits for a new template
+    assert decoded.messages.column("records").to_pylist() == [1, 0, 1, 0, 0]
+    released = decode_netflow(batch(ipfix(template(256, *SIMPLE))), state)
+    assert flows_of(released) == [("10.0.0.1", "10.0.0.2", 100, 1)]
+
+
+def test_messages_keep_datagram_order_whatever_path_decodes_them() -> None:
+    state = NetflowState()
+    decode_netflow(batch(ipfix(template(256, *SIMPLE))), state)
+    data = [ipfix(set_(256, simple_record("10.0.0.1", "10.0.0.2", i, 1)), sequence=i) for i in range(4)]
+    odd = ipfix(template(257, *SIMPLE), set_(256, simple_record("10.0.0.1", "10.0.0.2", 9, 1)), sequence=99)
+    decoded = decode_netflow(batch(data[0], odd, data[1], b"junk", data[2], data[3]), state)
+    assert decoded.messages.column("sequence").to_pylist() == [0, 99, 1, 0, 2, 3]
+    assert decoded.messages.column("records").to_pylist() == [1, 1, 1, 0, 1, 1]
+    assert sorted(decoded.flows.column("bytes").to_pylist()) == [0, 1, 2, 3, 9]

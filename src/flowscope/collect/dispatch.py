@@ -9,27 +9,40 @@ from flowscope import addresses
 from flowscope.collect.datagrams import MESSAGE_SCHEMA, Datagrams, Decoded
 from flowscope.collect.netflow import IPFIX, V9, decode_templated
 from flowscope.collect.netflow_v5 import V1, V5, decode_legacy
+from flowscope.collect.simple import leading_versions
 from flowscope.collect.state import NetflowState
 from flowscope.diagnostics import Skips
 
 
 def decode_netflow(datagrams: Datagrams, state: NetflowState) -> Decoded:
-    """Decode a batch of NetFlow/IPFIX datagrams; other versions are counted and reported, never raised."""
-    versions = np.array([int.from_bytes(p[:2], "big") if len(p) >= 2 else 0 for p in datagrams.payloads], np.int64)
-    parts = []
+    """Decode a batch of NetFlow/IPFIX datagrams; other versions are counted and reported, never raised.
+
+    Message rows come back in datagram order whichever decoder handled each datagram.
+    """
+    versions = leading_versions(datagrams.payloads)
+    parts, order = [], []
     for legacy in (V1, V5):
         chosen = np.flatnonzero(versions == legacy)
         if len(chosen):
-            parts.append(decode_legacy(datagrams.take(chosen), state.sampling, legacy))
+            parts.append(decode_legacy(_subset(datagrams, chosen), state.sampling, legacy))
+            order.append(chosen)
     templated = np.flatnonzero((versions == V9) | (versions == IPFIX))
     if len(templated):
-        parts.append(decode_templated(datagrams.take(templated), state))
+        parts.append(decode_templated(_subset(datagrams, templated), state))
+        order.append(templated)
     other = np.flatnonzero(~np.isin(versions, (V1, V5, V9, IPFIX)))
     if len(other):
-        parts.append(_unknown(datagrams.take(other), versions[other]))
+        parts.append(_unknown(_subset(datagrams, other), versions[other]))
+        order.append(other)
     decoded = Decoded.concat(parts)
+    if len(parts) > 1:
+        decoded.messages = decoded.messages.take(np.argsort(np.concatenate(order), kind="stable"))
     state.save()
     return decoded
+
+
+def _subset(datagrams: Datagrams, rows: np.ndarray) -> Datagrams:
+    return datagrams if len(rows) == len(datagrams) else datagrams.take(rows)
 
 
 def _unknown(datagrams: Datagrams, versions: np.ndarray) -> Decoded:

@@ -22,6 +22,7 @@ from flowscope.collect.fields import VARIABLE_LENGTH, Kind
 from flowscope.collect.records import Records, be_unsigned
 from flowscope.collect.sampling import packet_interval_rate
 from flowscope.collect.sections import section_columns
+from flowscope.collect.simple import SimpleDatagrams, find_simple
 from flowscope.collect.state import NetflowState
 from flowscope.collect.templates import DomainKey, Field, HeldSet, Template, TemplateStore
 from flowscope.diagnostics import Skips
@@ -53,6 +54,18 @@ class _Batch:
         self.contexts: list[tuple] = []
         self.status: dict[int, str] = {}
         self.groups: dict[int, tuple[Template, list[int], list[bytes | memoryview]]] = {}
+        self.position = 0
+        """Batch position of the datagram being parsed."""
+        self.changes: dict[DomainKey, list[tuple[int, dict[int, Template]]]] = {}
+        """Per domain, (position, its templates afterwards) for each datagram that changed them."""
+        self.simple: SimpleDatagrams | None = None
+        """Context rows after ``contexts``: the simple datagrams, as arrays (their exporter in ``simple_exporters``)."""
+        self.simple_exporters = np.empty((0, 16), np.uint8)
+        self.simple_received = np.empty(0, np.int64)
+
+    @property
+    def rows(self) -> int:
+        return len(self.contexts) + (0 if self.simple is None else len(self.simple.positions))
 
     def add_context(self, context: tuple) -> int:
         self.contexts.append(context)
@@ -74,30 +87,129 @@ def decode_templated(datagrams: Datagrams, state: NetflowState) -> Decoded:
     """Decode NetFlow v9 and IPFIX datagrams (any mix) into flows, message rows and skip counts."""
     skips = Skips(unit="datagrams")
     batch = _Batch()
+    store = state.templates
     serial = state.batches = state.batches + 1
-    dropped_before = state.templates.dropped_sets
-    message_rows = []
-    exporters = [bytes(e) for e in datagrams.exporters]
-    for payload, exporter, received in zip(datagrams.payloads, exporters, datagrams.received_ns.tolist(), strict=True):
-        row = len(batch.contexts)  # the message's own context row is the first one it adds
-        message_rows.append(row)
+    dropped_before = store.dropped_sets
+    simple, simple_templates, which = _known_simple(find_simple(datagrams.payloads), datagrams.exporters, store)
+    is_simple = np.zeros(len(datagrams), bool)
+    is_simple[simple.positions] = True
+    message_rows = np.zeros(len(datagrams), np.int64)
+    for position in np.flatnonzero(~is_simple).tolist():
+        payload, received = datagrams.payloads[position], int(datagrams.received_ns[position])
+        exporter = datagrams.exporters[position].tobytes()
+        row = message_rows[position] = len(batch.contexts)  # the message's own context row is its first
+        batch.position = position
         try:
-            _parse_message(payload, exporter, received, batch, state.templates, serial)
+            _parse_message(payload, exporter, received, batch, store, serial)
         except _Malformed as exc:
             reason = str(exc)
             if len(batch.contexts) == row:  # header unreadable: still one message row
                 batch.add_context((exporter, received, _version_of(payload), 0, 0, 0, 0))
             batch.status[row] = reason
             skips.add(reason, example=f"exporter {addresses.format_one(exporter)}")
-    skips.add(
-        "data sets dropped: template never arrived (hold buffer full)",
-        state.templates.dropped_sets - dropped_before,
-    )
+    message_rows[simple.positions] = _file_simple(batch, simple, simple_templates, which, datagrams, store, serial)
+    skips.add("data sets dropped: template never arrived (hold buffer full)", store.dropped_sets - dropped_before)
     context = _Context.of(batch)
     flows, records_per_context = _decode_groups(batch, context, state, skips)
-    rows = np.asarray(message_rows, np.int64)
-    messages = _messages_table(batch, context, rows, records_per_context[rows])
+    messages = _messages_table(batch, context, message_rows, records_per_context[message_rows])
     return Decoded(flows=flows, messages=messages, skips=skips)
+
+
+def _known_simple(
+    simple: SimpleDatagrams, exporters: np.ndarray, store: TemplateStore
+) -> tuple[SimpleDatagrams, list[Template], np.ndarray]:
+    """The simple datagrams whose template is known before the batch: (those, the distinct templates,
+    each datagram's index into them). One template lookup per distinct key, not per datagram."""
+    sources = exporters[simple.positions]
+    domain_index, _ = _factorize_domains(sources, simple.version, simple.domain)
+    _, firsts, inverse = np.unique((domain_index << 16) | simple.set_id, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    found = [
+        store.get((sources[r].tobytes(), int(simple.version[r]), int(simple.domain[r]), int(simple.set_id[r])))
+        for r in firsts.tolist()
+    ]
+    known = np.array([t is not None for t in found], bool)
+    keep = known[inverse]
+    renumber = np.cumsum(known) - 1
+    templates = [t for t in found if t is not None]
+    return simple.take(np.flatnonzero(keep)), templates, renumber[inverse[keep]]
+
+
+def _file_simple(
+    batch: _Batch,
+    simple: SimpleDatagrams,
+    templates: list[Template],
+    which: np.ndarray,
+    datagrams: Datagrams,
+    store: TemplateStore,
+    serial: int,
+) -> np.ndarray:
+    """Add the simple datagrams as context rows after all others and file their data sets; returns their rows.
+
+    Their templates were looked up before the batch (``templates[which[i]]``); one redefined or withdrawn
+    by an earlier datagram of the same batch is replaced by the one current at that datagram's position.
+    """
+    first = len(batch.contexts)
+    batch.simple = simple
+    batch.simple_exporters = datagrams.exporters[simple.positions]
+    batch.simple_received = datagrams.received_ns[simple.positions]
+    rows = np.arange(first, first + len(simple.positions), dtype=np.int64)
+    payloads = datagrams.payloads
+    starts = simple.body_start.tolist()
+    bodies = [payloads[p][start:] for p, start in zip(simple.positions.tolist(), starts, strict=True)]
+    which = which.copy()
+    for i in _under_changed_domains(batch, simple):
+        exporter = batch.simple_exporters[i].tobytes()
+        version, domain, set_id = int(simple.version[i]), int(simple.domain[i]), int(simple.set_id[i])
+        history = batch.changes[(exporter, version, domain)]
+        template = _template_at(history, int(simple.positions[i]), templates[which[i]], set_id)
+        if template is None:
+            which[i] = -1
+            context = (
+                exporter,
+                int(batch.simple_received[i]),
+                version,
+                domain,
+                int(simple.sequence[i]),
+                int(simple.export_secs[i]),
+                int(simple.uptime_ms[i]),
+            )
+            store.hold((exporter, version, domain, set_id), HeldSet((serial, first + i, context), bodies[i]))
+        elif template is not templates[which[i]]:
+            which[i] = len(templates)
+            templates.append(template)
+    for index, template in enumerate(templates):
+        members = np.flatnonzero(which == index)
+        if len(members):
+            group = batch.groups.get(id(template))
+            if group is None:
+                group = batch.groups[id(template)] = (template, [], [])
+            group[1].extend(rows[members].tolist())
+            group[2].extend(bodies[i] for i in members.tolist())
+    return rows
+
+
+def _under_changed_domains(batch: _Batch, simple: SimpleDatagrams) -> list[int]:
+    """Simple datagrams of domains whose templates changed during this batch (usually none)."""
+    if not batch.changes:
+        return []
+    return [
+        i
+        for i in range(len(simple.positions))
+        if (batch.simple_exporters[i].tobytes(), int(simple.version[i]), int(simple.domain[i])) in batch.changes
+    ]
+
+
+def _template_at(
+    history: list[tuple[int, dict[int, Template]]], position: int, template: Template, set_id: int
+) -> Template | None:
+    """The template of ``set_id`` as it was at ``position``, given the domain's changes in this batch."""
+    current: Template | None = template
+    for changed_at, snapshot in history:
+        if changed_at > position:
+            break
+        current = snapshot.get(set_id)
+    return current
 
 
 def _version_of(payload: bytes) -> int:
@@ -161,18 +273,25 @@ def _learn(
     store: TemplateStore, batch: _Batch, serial: int, domain_key: DomainKey, parsed: list[tuple[int, Template | None]]
 ) -> None:
     """Apply parsed template records: add/redefine, withdraw (None), and release data held for them."""
+    changed = False
     for template_id, template in parsed:
         if template is None:
+            changed = True
             if template_id in (2, 3):
                 store.withdraw_all(domain_key, options=template_id == 3)
             else:
                 store.withdraw((*domain_key, template_id))
             continue
-        for held in store.add((*domain_key, template_id), template):
+        key = (*domain_key, template_id)
+        changed = changed or store.get(key) != template
+        for held in store.add(key, template):
             held_serial, context_index, context = held.context
             if held_serial != serial:
                 context_index = batch.add_context(context)
             batch.file(template, context_index, held.body)
+    if changed:
+        snapshot = {k[3]: t for k, t in store.templates.items() if k[:3] == domain_key}
+        batch.changes.setdefault(domain_key, []).append((batch.position, snapshot))
 
 
 def _check_template(template_id: int, fields: tuple[Field, ...], scope_count: int = 0) -> Template:
@@ -277,26 +396,53 @@ class _Context:
 
     @classmethod
     def of(cls, batch: _Batch) -> _Context:
+        """Arrays of the parsed contexts followed by those of the simple datagrams."""
         exporter, received, version, domain, sequence, export_secs, uptime = (
             zip(*batch.contexts, strict=True) if batch.contexts else ((),) * 7
         )
-        keys = list(zip(exporter, version, domain, strict=True))
-        unique = {key: i for i, key in enumerate(dict.fromkeys(keys))}
+        simple = batch.simple
+        exporters = np.concatenate(
+            [np.frombuffer(b"".join(exporter), np.uint8).reshape(-1, 16), batch.simple_exporters]
+        )
+
+        def column(values: tuple, extra: np.ndarray | None, dtype: type) -> np.ndarray:
+            parsed = np.asarray(values, dtype)
+            return parsed if extra is None else np.concatenate([parsed, extra.astype(dtype)])
+
+        versions = column(version, simple and simple.version, np.uint16)
+        domains = column(domain, simple and simple.domain, np.uint32)
+        domain_index, first_rows = _factorize_domains(exporters, versions, domains)
         return cls(
-            exporter=np.frombuffer(b"".join(exporter), np.uint8).reshape(-1, 16),
-            received_ns=np.asarray(received, np.int64),
-            version=np.asarray(version, np.uint16),
-            domain=np.asarray(domain, np.uint32),
-            sequence=np.asarray(sequence, np.uint32),
-            export_secs=np.asarray(export_secs, np.int64),
-            uptime_ms=np.asarray(uptime, np.int64),
-            domain_index=np.asarray([unique[k] for k in keys], np.int64),
-            domains=list(unique),
+            exporter=exporters,
+            received_ns=column(received, batch.simple_received if simple else None, np.int64),
+            version=versions,
+            domain=domains,
+            sequence=column(sequence, simple and simple.sequence, np.uint32),
+            export_secs=column(export_secs, simple and simple.export_secs, np.int64),
+            uptime_ms=column(uptime, simple and simple.uptime_ms, np.int64),
+            domain_index=domain_index,
+            domains=[(exporters[r].tobytes(), int(versions[r]), int(domains[r])) for r in first_rows.tolist()],
         )
 
 
+def _factorize_domains(
+    exporters: np.ndarray, versions: np.ndarray, domains: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Index of each row's (exporter, version, domain) among the distinct ones, and each one's first row.
+
+    Integer keys throughout: factorizing 16-byte rows directly (``np.unique(axis=0)``) is far slower.
+    """
+    halves = np.ascontiguousarray(exporters).view(np.uint64).reshape(-1, 2)
+    _, high = np.unique(halves[:, 0], return_inverse=True)
+    _, low = np.unique(halves[:, 1], return_inverse=True)
+    exporter_code = high.reshape(-1).astype(np.int64) * (int(low.max(initial=0)) + 1) + low.reshape(-1)
+    key = ((exporter_code * 2 + (versions == 10)) << 32) | domains.astype(np.int64)
+    _, first_rows, index = np.unique(key, return_index=True, return_inverse=True)
+    return index.reshape(-1).astype(np.int64), first_rows
+
+
 def _decode_groups(batch: _Batch, context: _Context, state: NetflowState, skips: Skips) -> tuple[pa.Table, np.ndarray]:
-    records_per_context = np.zeros(len(batch.contexts), np.int64)
+    records_per_context = np.zeros(batch.rows, np.int64)
     groups = sorted(batch.groups.values(), key=lambda group: not group[0].is_options)
     tables = []
     for template, indices, bodies in groups:
@@ -398,28 +544,30 @@ def _flows(records: Records, row_context: np.ndarray, context: _Context, state: 
 
 def _address(records: Records, candidates: tuple[tuple[ie.FieldKey, Kind], ...]) -> pa.Array | None:
     """The first usable address element; a template with both families picks per record the non-zero one."""
-    found: list[np.ndarray] = []
+    found: list[tuple[Kind, np.ndarray]] = []
     for key, kind in candidates:
         width = 4 if kind is Kind.IPV4 else 16
         if records.field_length(key) != width:
             continue
-        raw = records.bytes_of(key)
-        if kind is Kind.IPV4:
-            mapped = np.zeros((len(records), 16), np.uint8)
-            mapped[:, 10:12] = 0xFF
-            mapped[:, 12:] = raw
-            found.append((mapped, raw.any(axis=1)))
-        else:
-            found.append((np.ascontiguousarray(raw), raw.any(axis=1)))
+        found.append((kind, records.bytes_of(key)))
         if len(found) == 2:
             break
     if not found:
         return None
-    matrix, present = found[0]
+    matrices = [_mapped(raw) if kind is Kind.IPV4 else np.ascontiguousarray(raw) for kind, raw in found]
+    matrix = matrices[0]
     if len(found) == 2:
-        other, other_present = found[1]
-        matrix = np.where((~present & other_present)[:, None], other, matrix)
+        use_other = ~found[0][1].any(axis=1) & found[1][1].any(axis=1)
+        matrix = np.where(use_other[:, None], matrices[1], matrix)
     return addresses.from_ipv6_bytes(matrix)
+
+
+def _mapped(ipv4: np.ndarray) -> np.ndarray:
+    """(n, 4) IPv4 bytes -> (n, 16) IPv4-mapped bytes."""
+    out = np.zeros((ipv4.shape[0], 16), np.uint8)
+    out[:, 10:12] = 0xFF
+    out[:, 12:] = ipv4
+    return out
 
 
 def _etype(records: Records) -> np.ndarray | None:
@@ -514,7 +662,7 @@ def _timestamps(ns: np.ndarray, value_present: np.ndarray | None = None) -> pa.A
 
 
 def _messages_table(batch: _Batch, context: _Context, rows: np.ndarray, records: np.ndarray) -> pa.Table:
-    status = np.full(len(batch.contexts), "ok", object)
+    status = np.full(batch.rows, "ok", object)
     for row, reason in batch.status.items():
         status[row] = reason
     return pa.table(
