@@ -7,7 +7,9 @@ per datagram, the template every 100 datagrams), stores them as length-prefixed 
 then measures, each in its own process: flowscope decoding all datagrams to flow tables (batches of 4096
 datagrams, one core, after a warm-up of four batches: the steady state of a running collector) and
 tshark dissecting the pcap's first ``--peer-flows`` flows (``-T fields``, a per-record field so every
-record is decoded; peak RSS is tshark's own). Prints rates, the ratio and peak RSS.
+record is decoded; CPU time and peak RSS are tshark's own). Times are CPU seconds (user + system) of the
+decoding process, so the rates are per core and stay comparable when other work shares the machine.
+Prints rates, the ratio and peak RSS.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from common import Measurement, machine, measure_in_subprocess, print_comparison, timed
@@ -104,7 +107,9 @@ def flowscope_step(path: str) -> tuple[float, int]:
         return total
 
     decode_all(NetflowState(), 4 * BATCH_DATAGRAMS)  # warm up (first-use costs of numpy/Arrow kernels)
-    return timed(lambda: decode_all(NetflowState()))
+    started = time.process_time()
+    flows = decode_all(NetflowState())
+    return time.process_time() - started, flows
 
 
 def generate_step(directory: str, flows: str) -> tuple[float, int]:
@@ -126,14 +131,14 @@ def tshark_step(pcap: str) -> tuple[float, int]:
 
 
 def measure_tool(name: str, function: str, *args: str) -> Measurement:
-    """Like ``measure_in_subprocess``, but the peak RSS is the external tool's (the wrapper's children)."""
+    """Like ``measure_in_subprocess``, but CPU seconds and peak RSS are the external tool's (the wrapper's child)."""
     code = (
         "import json, resource, sys\n"
         f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
         f"from bench_decode import {function} as step\n"
         f"seconds, units = step(*{list(args)!r})\n"
-        "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024\n"
-        "print(json.dumps([seconds, units, peak]))\n"
+        "usage = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+        "print(json.dumps([usage.ru_utime + usage.ru_stime, units, usage.ru_maxrss / 1024]))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     seconds, units, peak = json.loads(out.strip().splitlines()[-1])
@@ -147,6 +152,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     print(f"machine: {machine()}; {args.flows:,} flows per version, {RECORDS_PER_DATAGRAM} records/datagram")
+    print("times are CPU seconds of the decoding process, so rates are per core even on a shared machine")
     with tempfile.TemporaryDirectory(prefix="bench-decode-") as tmp:
         directory = Path(tmp)
         streams = write_streams(directory, args.flows)
