@@ -7,8 +7,9 @@ then, each in its own process pinned to CPU 0, meters it with active 300 s / idl
 - flowscope: the ``flowscope read CAPTURE -o flows.parquet`` path (reader + meter + Parquet sink);
 - nfpcapd: ``nfpcapd -r CAPTURE -w DIR -e 300,60`` (nfdump's own pcap meter, writes nfcapd files);
 - NFStream (``pip install nfstream``): ``NFStreamer(..., n_meters=1, n_dissections=0).to_pandas()``.
-Prints packets/s, the ratio to nfpcapd, peak RSS, the flow cache's bytes per active flow, and checks that
-all sides count the same packets and IP-layer bytes.
+Prints wall and CPU seconds (CPU, children included, is robust on a shared machine), packets per CPU second,
+the ratio to nfpcapd, peak RSS, the flow cache's bytes per active flow, and checks that all sides count the
+same packets and IP-layer bytes.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -28,6 +30,12 @@ from common import Measurement, machine, measure_in_subprocess
 
 ACTIVE, IDLE = 300, 60
 CPU = 0
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (NFStream meters in a child process)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def meter_with_flowscope(capture: str, output: str) -> tuple[float, int]:
@@ -43,11 +51,11 @@ def meter_with_flowscope(capture: str, output: str) -> tuple[float, int]:
 
     pa.set_cpu_count(1)
     pa.set_io_thread_count(1)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds()
     reader = registry.detect(Path(capture))
     source = reader.open([Path(capture)], {"active": ACTIVE, "idle": IDLE})
     run(source, FileSink(output))
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
     flows = pq.read_table(output, columns=["packets", "packets_rev", "bytes", "bytes_rev"])
     meter = source.meter
     print(
@@ -59,6 +67,7 @@ def meter_with_flowscope(capture: str, output: str) -> tuple[float, int]:
                 "peak_active_flows": meter.peak_flows,
                 "bytes_per_flow": BYTES_PER_FLOW,
                 "skipped": source.skips.total,
+                "cpu": cpu,
             }
         )
     )
@@ -69,7 +78,7 @@ def meter_with_nfstream(capture: str, output: str) -> tuple[float, int]:
     os.sched_setaffinity(0, {CPU})
     from nfstream import NFStreamer
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds()
     streamer = NFStreamer(
         source=capture,
         idle_timeout=IDLE,
@@ -80,11 +89,11 @@ def meter_with_nfstream(capture: str, output: str) -> tuple[float, int]:
         statistical_analysis=False,
     )
     frame = streamer.to_pandas()
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
     frame[["bidirectional_packets", "bidirectional_bytes"]].to_parquet(output)
     packets = int(frame["bidirectional_packets"].sum())
     octets = int(frame["bidirectional_bytes"].sum())
-    print(json.dumps({"flows": len(frame), "packets": packets, "bytes": octets}))
+    print(json.dumps({"flows": len(frame), "packets": packets, "bytes": octets, "cpu": cpu}))
     return seconds, packets
 
 
@@ -99,7 +108,8 @@ def run_nfpcapd(capture: Path, directory: Path) -> tuple[Measurement, dict[str, 
     if status != 0:
         raise SystemExit(f"nfpcapd failed with status {status}")
     info = subprocess.run(["nfdump", "-R", str(directory), "-I"], capture_output=True, text=True, check=True).stdout
-    totals = {k.lower(): int(v) for k, v in re.findall(r"^(Flows|Packets|Bytes): (\d+)", info, re.M)}
+    totals: dict = {k.lower(): int(v) for k, v in re.findall(r"^(Flows|Packets|Bytes): (\d+)", info, re.M)}
+    totals["cpu"] = usage.ru_utime + usage.ru_stime
     return Measurement("nfpcapd", seconds, totals["packets"], usage.ru_maxrss / 1024), totals
 
 
@@ -156,12 +166,14 @@ def main() -> None:
         else:
             print("NFStream: not installed (pip install nfstream), skipped")
 
-        print(f"\n  {'meter':<10} {'seconds':>8} {'packets/s':>12} {'vs nfpcapd':>10} {'peak RSS':>10} "
-              f"{'flows':>9} {'packets':>10} {'IP bytes':>14}")  # fmt: skip
+        print(f"\n  {'meter':<10} {'wall s':>7} {'CPU s':>7} {'packets/CPU s':>14} {'vs nfpcapd':>10} "
+              f"{'peak RSS':>10} {'flows':>9} {'packets':>10} {'IP bytes':>14}")  # fmt: skip
+        nfpcapd_rate = nfpcapd.units / nfpcapd_totals["cpu"]
         for measurement, totals in results:
+            rate = measurement.units / totals["cpu"]
             print(
-                f"  {measurement.name:<10} {measurement.seconds:8.2f} {measurement.rate:12,.0f} "
-                f"{measurement.rate / nfpcapd.rate:9.2f}x {measurement.peak_rss_mib:7.0f} MiB "
+                f"  {measurement.name:<10} {measurement.seconds:7.2f} {totals['cpu']:7.2f} {rate:14,.0f} "
+                f"{rate / nfpcapd_rate:9.2f}x {measurement.peak_rss_mib:7.0f} MiB "
                 f"{totals['flows']:9,} {totals['packets']:10,} {totals['bytes']:14,}"
             )
         ours = results[0][1]
