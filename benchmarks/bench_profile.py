@@ -38,9 +38,9 @@ def _seconds_text(ms: np.ndarray) -> np.ndarray:
 
 
 def synthetic_records(records: int, seed: int = 1) -> dict[str, np.ndarray]:
-    """About ``records`` uniflow records from ~records/2.2 connections over one hour, in export order."""
+    """``records`` uniflow records from ~records/1.8 connections over one hour, in export order."""
     rng = np.random.default_rng(seed)
-    conns = int(records / 2.2)
+    conns = int(records / 1.8) + 10
     proto = rng.choice([6, 17, 1], size=conns, p=[0.7, 0.25, 0.05])
     client = (10 << 24) + rng.integers(0, 1 << 16, conns)
     server = (172 << 24) + (16 << 16) + rng.integers(0, 5000, conns)
