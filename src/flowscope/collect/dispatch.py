@@ -7,7 +7,8 @@ import pyarrow as pa
 
 from flowscope import addresses
 from flowscope.collect.datagrams import MESSAGE_SCHEMA, Datagrams, Decoded
-from flowscope.collect.netflow import IPFIX, V9, decode_templated
+from flowscope.collect.fields import IPFIX, V9
+from flowscope.collect.netflow import decode_templated
 from flowscope.collect.netflow_v5 import V1, V5, decode_legacy
 from flowscope.collect.simple import leading_versions
 from flowscope.collect.state import NetflowState

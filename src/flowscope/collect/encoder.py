@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-V9, IPFIX = 9, 10
+from flowscope.collect.fields import IPFIX, V9
 
 # A common IPv4 template: (element, length) pairs, as routers send it.
 IPV4_TEMPLATE: tuple[tuple[int, int], ...] = (

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from enum import Enum
 
+V9, IPFIX = 9, 10
+"""Version numbers in the message header of NetFlow v9 and IPFIX."""
+
 REVERSE_PEN = 29305
 """RFC 5103 reverse-direction elements: same number as the forward element, this enterprise."""
 

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-V9, IPFIX = 9, 10
+from flowscope.collect.fields import IPFIX, V9
+
 V9_HEADER, IPFIX_HEADER, SET_HEADER = 20, 16, 4
 
 
