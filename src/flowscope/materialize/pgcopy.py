@@ -83,7 +83,8 @@ def _fixed_values(column: pa.Array, spec: PgColumn) -> np.ndarray:
                 raise FlowscopeError(f"value {top} does not fit PostgreSQL bigint")
         numbers = pc.fill_null(column, 0).to_numpy().astype(np.int64)
         dtype = _BIG_ENDIAN[spec.width or 8]
-    return np.ascontiguousarray(numbers.astype(dtype)).view(np.uint8).reshape(len(column), -1)
+    width = np.dtype(dtype).itemsize
+    return np.ascontiguousarray(numbers.astype(dtype)).view(np.uint8).reshape(len(column), width)
 
 
 def _variable_values(column: pa.Array) -> tuple[np.ndarray, np.ndarray]:

@@ -70,6 +70,9 @@ class SqliteTarget:
             for batch in rows.to_batches(max_chunksize=INSERT_CHUNK_ROWS):
                 values = zip(*(_bindable(column) for column in batch.columns), strict=True)
                 cursor.executemany(f"INSERT INTO temp.{quote(STAGE)} VALUES ({placeholders})", values)
+            # Indexed after loading: SQLite's anti-join for vanished keys would otherwise scan the stage per row.
+            key = ", ".join(quote(k) for k in spec.key)
+            cursor.execute(f"CREATE UNIQUE INDEX temp.{quote(STAGE + '_key')} ON {quote(STAGE)} ({key})")
             cursor.execute(upsert.upsert_sql(spec, STAGE, differs="IS NOT"))
             changed = cursor.rowcount
             cursor.execute(upsert.delete_missing_sql(spec, STAGE))

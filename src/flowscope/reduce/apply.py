@@ -5,12 +5,27 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from flowscope.reduce.spec import Reduction, load
 from flowscope.reduce.sql import reduce_sql
 
-_ARRIVAL = "__arrival"
+_ORDER = "__order"
+
+
+def record_order(table: pa.Table) -> pa.Array:
+    """Each row's rank by start time, then position (arrival); null start times count as the earliest."""
+    n = table.num_rows
+    if "time_flow_start" not in table.column_names:
+        return pa.array(np.arange(n, dtype=np.int64))
+    starts = pc.fill_null(pc.cast(table.column("time_flow_start"), pa.int64()), np.iinfo(np.int64).min).to_numpy()
+    if n < 2 or bool(np.all(starts[1:] >= starts[:-1])):
+        return pa.array(np.arange(n, dtype=np.int64))
+    ranks = np.empty(n, dtype=np.int64)
+    ranks[np.argsort(starts, kind="stable")] = np.arange(n, dtype=np.int64)
+    return pa.array(ranks)
 
 
 class Reducer:
@@ -25,16 +40,16 @@ class Reducer:
     def __call__(self, table: pa.Table) -> pa.Table:
         if table.num_rows < 2:
             return table
-        numbered = table.append_column(_ARRIVAL, pa.array(range(table.num_rows), pa.int64()))
+        numbered = table.append_column(_ORDER, record_order(table))
         self._con.register("batch", numbered)
         try:
             described = self._con.sql("SELECT * FROM batch")
             columns = [
                 (name, str(duck_type))
                 for name, duck_type in zip(described.columns, described.types, strict=True)
-                if name != _ARRIVAL
+                if name != _ORDER
             ]
-            sql = reduce_sql(self.reduction, "batch", columns, _ARRIVAL)
+            sql = reduce_sql(self.reduction, "batch", columns, _ORDER)
             reduced = self._con.sql(sql).to_arrow_table()
         finally:
             self._con.unregister("batch")

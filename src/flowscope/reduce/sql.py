@@ -15,11 +15,6 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def record_order(arrival: str) -> str:
-    """Record order for first/last: start time, then ``arrival`` (an SQL expression of arrival order)."""
-    return f"{{'t': coalesce(epoch_ns(time_flow_start), 0), 'a': {arrival}}}"
-
-
 def _aggregate(strategy: str, column: str, duck_type: str, order: str) -> str:
     col = quote(column)
     if strategy == "sum":
@@ -35,10 +30,12 @@ def _aggregate(strategy: str, column: str, duck_type: str, order: str) -> str:
     return f"arg_max({col}, {order}) FILTER (WHERE {col} IS NOT NULL)"
 
 
-def reduce_sql(reduction: Reduction, relation: str, columns: Sequence[tuple[str, str]], arrival: str) -> str:
+def reduce_sql(reduction: Reduction, relation: str, columns: Sequence[tuple[str, str]], order: str) -> str:
     """Aggregate ``relation`` (whose output columns and DuckDB types are ``columns``) by the reduction's key.
 
-    Output columns keep the input's names, order and types.
+    ``order`` names a BIGINT column of ``relation`` giving record order, which ``first``
+    and ``last`` follow (callers number records by start time, then arrival). Output
+    columns keep the input's names, order and types.
     """
     names = [name for name, _ in columns]
     missing = [k for k in reduction.key if k not in names]
@@ -47,7 +44,7 @@ def reduce_sql(reduction: Reduction, relation: str, columns: Sequence[tuple[str,
     unknown = [f for f in reduction.fields if f not in names and f != DURATION]
     if unknown:
         raise FlowscopeError(f"reduction {reduction.name!r}: unknown field(s) {unknown}")
-    order = record_order(arrival)
+    order = quote(order)
     with_duration = DURATION in reduction.fields and "time_flow_start" in names and "time_flow_end" in names
     inner = [quote(k) for k in reduction.key]
     outer = []

@@ -61,15 +61,14 @@ def _reduction_sql(reduction: Reduction) -> Callable[[duckdb.DuckDBPyConnection,
             for name, kind in zip(described.columns, described.types, strict=True)
             if name not in _PARTITION_COLUMNS
         ]
+        names = ", ".join(quote(name) for name, _ in columns)
         if "flows" in lake.tables():
-            names = ", ".join(quote(name) for name, _ in columns)
-            relation = (
-                f"(SELECT {names}, filename AS __file, file_row_number AS __row FROM {table_source(lake, 'flows')})"
-            )
-            arrival = "{'f': __file, 'r': __row}"
+            # Record order: start time, then lake file and row within it (the order they were written).
+            order = "row_number() OVER (ORDER BY time_flow_start NULLS FIRST, filename, file_row_number)"
+            relation = f"(SELECT {names}, {order} AS __order FROM {table_source(lake, 'flows')})"
         else:
-            relation, arrival = "flows", "0"
-        return reduce_sql(reduction, relation, columns, arrival)
+            relation = f"(SELECT {names}, 0::BIGINT AS __order FROM flows)"
+        return reduce_sql(reduction, relation, columns, "__order")
 
     return build
 

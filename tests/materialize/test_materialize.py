@@ -1,0 +1,205 @@
+"""``flowscope materialize``: SQLite, DuckDB and PostgreSQL tables equal to the view, after re-runs and kills."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+import psycopg
+import pytest
+from click.testing import CliRunner
+from tests.helpers import flows
+
+from flowscope.cli import main
+from flowscope.display import textual
+from flowscope.lake import LakeWriter, open_lake
+
+EXAMPLE = Path(__file__).parents[1] / "csv" / "data" / "unicauca11_example.csv"
+SERVICE = (dt.date(2017, 4, 26), "50.31.185", 80)
+
+
+def cli(*args: str) -> str:
+    result = CliRunner().invoke(main, list(args))
+    assert result.exit_code == 0, result.output
+    return " ".join(result.output.split())  # rich wraps long lines
+
+
+def read_example(lake: Path) -> None:
+    cli("--lake", str(lake), "read", str(EXAMPLE))
+
+
+def rows_of(url: str, table: str) -> list[tuple]:
+    """Every row of the target table, sorted, dates as ``date`` objects."""
+    query = f'SELECT * FROM "{table}"'
+    if url.startswith("sqlite"):
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as con:
+            rows = con.execute(query).fetchall()
+    elif url.startswith("duckdb"):
+        with duckdb.connect(url.removeprefix("duckdb:///")) as con:
+            rows = con.sql(query).fetchall()
+    else:
+        with psycopg.connect(url) as con:
+            rows = con.execute(query).fetchall()
+    normal = [tuple(dt.date.fromisoformat(v) if isinstance(v, str) and len(v) == 10 and v[4] == "-" else v
+                    for v in row) for row in rows]  # fmt: skip
+    return sorted(normal, key=repr)
+
+
+def view_rows(lake: Path, view: str) -> list[tuple]:
+    with open_lake(lake) as con:
+        table = con.sql(f"SELECT * FROM {view}").to_arrow_table()
+    return sorted((tuple(r.values()) for r in textual(table).to_pylist()), key=repr)
+
+
+@pytest.fixture(params=["sqlite", "duckdb", pytest.param("postgresql", marks=pytest.mark.integration)])
+def target_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/target.db"
+    if request.param == "duckdb":
+        return f"duckdb:///{tmp_path}/target.duckdb"
+    return request.getfixturevalue("postgres_url")
+
+
+def test_services_by_day_rerun_and_new_data(lake_dir: Path, target_url: str, table_name: str) -> None:
+    read_example(lake_dir)
+    materialize = ("--lake", str(lake_dir), "materialize", "services_by_day", "--to", target_url, "--table", table_name)
+    cli(*materialize)
+    assert rows_of(target_url, table_name) == [(*SERVICE, 4, 674)]
+    assert "nothing to do" in cli(*materialize)  # a second run applies nothing twice
+    assert rows_of(target_url, table_name) == [(*SERVICE, 4, 674)]
+    read_example(lake_dir)  # the same eight rows again: the view doubles, the table follows it
+    cli(*materialize)
+    assert rows_of(target_url, table_name) == [(*SERVICE, 8, 1348)]
+    cli(*materialize)
+    assert rows_of(target_url, table_name) == [(*SERVICE, 8, 1348)]
+
+
+def test_pairs_view_with_text_addresses(lake_dir: Path, target_url: str, table_name: str) -> None:
+    read_example(lake_dir)
+    cli("--lake", str(lake_dir), "materialize", "pairs", "--to", target_url, "--table", table_name)
+    stored = rows_of(target_url, table_name)
+    assert len(stored) == 7
+    names = view_columns(lake_dir, "pairs")
+    row = next(dict(zip(names, r, strict=True)) for r in stored if r[names.index("src_addr")] == "50.31.185.39")
+    assert (row["packets"], row["bytes"], row["packets_rev"], row["bytes_rev"]) == (4, 674, 3, 0)
+
+
+def view_columns(lake: Path, view: str) -> list[str]:
+    with open_lake(lake) as con:
+        return con.sql(f"SELECT * FROM {view} LIMIT 0").columns
+
+
+def test_unknown_target_and_view_are_clear_errors(lake_dir: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["--lake", str(lake_dir), "materialize", "pairs", "--to", "mysql://x", "--table", "t"]
+    )
+    assert result.exit_code == 2 and "unknown target" in result.output
+    result = CliRunner().invoke(
+        main, ["--lake", str(lake_dir), "materialize", "flows", "--to", "sqlite:///x.db", "--table", "t"]
+    )
+    assert result.exit_code == 2 and "--key" in result.output
+
+
+def fill_lake(lake: Path, rows: int) -> None:
+    with LakeWriter(lake) as writer:
+        for start in range(0, rows, 100_000):
+            writer.write(flows(min(100_000, rows - start), first_id=start))
+
+
+def kill_when(process: subprocess.Popen, midway: Callable[[], bool], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        if midway():
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            return
+        time.sleep(0.005)
+    pytest.fail("the materialize run ended before it was caught mid-transaction")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def test_run_killed_halfway_then_rerun(lake_dir: Path, tmp_path: Path, kind: str, table_name: str,
+                                       request: pytest.FixtureRequest) -> None:  # fmt: skip
+    url = f"sqlite:///{tmp_path}/target.db" if kind == "sqlite" else request.getfixturevalue("postgres_url")
+    read_example(lake_dir)
+    command = ["--lake", str(lake_dir), "materialize", "pairs", "--to", url, "--table", table_name]
+    cli(*command)
+    before = rows_of(url, table_name)
+    assert len(before) == 7
+    fill_lake(lake_dir, 400_000)
+
+    if kind == "sqlite":
+        journal = Path(f"{tmp_path}/target.db-journal")
+
+        def midway() -> bool:
+            return journal.exists()
+    else:
+
+        def midway() -> bool:
+            with psycopg.connect(url, autocommit=True) as con:
+                active = con.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'flowscope-materialize' "
+                    "AND state = 'active' AND (query LIKE 'COPY%%' OR query LIKE 'INSERT%%')"
+                ).fetchone()[0]
+            return active > 0
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
+    process = subprocess.Popen([sys.executable, "-m", "flowscope", *command], env=env, stderr=subprocess.DEVNULL)
+    kill_when(process, midway)
+    assert rows_of(url, table_name) == before  # the killed run's transaction left nothing behind
+    cli(*command)
+    after = rows_of(url, table_name)
+    assert len(after) > len(before)
+    assert after == view_rows(lake_dir, "pairs")
+    assert "nothing to do" in cli(*command)
+
+
+@pytest.mark.integration
+def test_postgres_and_sqlite_hold_the_same(lake_dir: Path, tmp_path: Path, postgres_url: str, table_name: str) -> None:
+    read_example(lake_dir)
+    fill_lake(lake_dir, 20_000)
+    sqlite_url = f"sqlite:///{tmp_path}/same.db"
+    for url in (sqlite_url, postgres_url):
+        cli("--lake", str(lake_dir), "materialize", "pairs", "--to", url, "--table", table_name)
+    assert rows_of(sqlite_url, table_name) == rows_of(postgres_url, table_name) == view_rows(lake_dir, "pairs")
+
+
+@pytest.mark.slow
+def test_follow_applies_new_lake_data(lake_dir: Path, tmp_path: Path, table_name: str) -> None:
+    url = f"sqlite:///{tmp_path}/follow.db"
+    read_example(lake_dir)
+    command = [sys.executable, "-m", "flowscope", "--lake", str(lake_dir), "materialize", "services_by_day",
+               "--to", url, "--table", table_name, "--follow", "--interval", "0.2"]  # fmt: skip
+
+    def stored() -> list[tuple]:
+        try:
+            return rows_of(url, table_name)
+        except sqlite3.OperationalError:
+            return []
+
+    with subprocess.Popen(command, stderr=subprocess.DEVNULL) as process:
+        try:
+            assert wait_until(lambda: stored() == [(*SERVICE, 4, 674)])
+            read_example(lake_dir)
+            assert wait_until(lambda: stored() == [(*SERVICE, 8, 1348)])
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
