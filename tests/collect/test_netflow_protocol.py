@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+from tests.conftest import shared_data
 
 from flowscope import addresses
 from flowscope.collect.datagrams import Datagrams
@@ -411,3 +412,25 @@ def test_messages_keep_datagram_order_whatever_path_decodes_them() -> None:
     assert decoded.messages.column("sequence").to_pylist() == [0, 99, 1, 0, 2, 3]
     assert decoded.messages.column("records").to_pylist() == [1, 1, 1, 0, 1, 1]
     assert sorted(decoded.flows.column("bytes").to_pylist()) == [0, 1, 2, 3, 9]
+
+
+def test_mutated_datagrams_never_raise() -> None:
+    """Byte flips and cuts of real v5/v9/IPFIX exports (templates, options, variable-length data) decode or
+    are counted: never an exception, always one message row per datagram."""
+    rng = np.random.default_rng(7)
+    seeds = [p.read_bytes() for p in sorted(shared_data("raw", "python-netflow").glob("*.bin"))]
+    seeds += encode(9, IPV4_TEMPLATE, synthetic_columns(50))[:2] + encode(10, IPV4_TEMPLATE, synthetic_columns(50))[:2]
+    fields = ((8, 4), (96, 0xFFFF), (1000, 2, 9), (1, 3))
+    seeds.append(ipfix(template(256, *fields), set_(256, b"\x0a\x00\x00\x01\x03abc\x00\x01\x00\x00\x05")))
+    state = NetflowState()
+    for round_ in range(100):
+        batch_payloads = []
+        for seed in seeds:
+            data = bytearray(seed)
+            for _ in range(int(rng.integers(1, 4))):
+                data[int(rng.integers(0, len(data)))] = int(rng.integers(0, 256))
+            if round_ % 3 == 0:
+                data = data[: int(rng.integers(0, len(data) + 1))]
+            batch_payloads.append(bytes(data))
+        decoded = decode_netflow(batch(*batch_payloads), state)
+        assert decoded.messages.num_rows == len(batch_payloads)
