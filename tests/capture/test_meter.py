@@ -151,3 +151,16 @@ def test_community_id_matches_spec_example_and_reference() -> None:
 
 def test_flow_state_stays_under_200_bytes_per_flow() -> None:
     assert meter_module.BYTES_PER_FLOW <= 200
+
+
+@pytest.mark.parametrize("length", [12, 16, 36, 40, 55])
+def test_single_block_sha1_equals_hashlib(length: int) -> None:
+    from flowscope.capture.community_id import sha1_single_block
+
+    messages = np.random.default_rng(length).integers(0, 256, (500, length), dtype=np.uint8)
+    blocks = np.zeros((500, 64), np.uint8)
+    blocks[:, :length] = messages
+    blocks[:, length] = 0x80
+    blocks[:, 56:] = np.array([length * 8], ">u8").view(np.uint8)
+    digests = sha1_single_block(blocks)
+    assert [d.tobytes() for d in digests] == [hashlib.sha1(m.tobytes()).digest() for m in messages]

@@ -38,26 +38,52 @@ _K = (0x5A827999, 0x6ED9EBA1, 0x8F1BBCDC, 0xCA62C1D6)
 _H0 = (0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0)
 
 
-def _rotl(x: np.ndarray, bits: int) -> np.ndarray:
-    return (x << np.uint32(bits)) | (x >> np.uint32(32 - bits))
+def _rotl_into(x: np.ndarray, bits: int, out: np.ndarray, spare: np.ndarray) -> np.ndarray:
+    """``out = x rotated left by bits`` (32-bit), using ``spare`` as scratch; ``out`` may be ``x``."""
+    np.right_shift(x, np.uint32(32 - bits), out=spare)
+    np.left_shift(x, np.uint32(bits), out=out)
+    np.bitwise_or(out, spare, out=out)
+    return out
 
 
 def sha1_single_block(blocks: np.ndarray) -> np.ndarray:
-    """SHA-1 (FIPS 180-4) of messages already padded to one 64-byte block each: (n, 64) -> (n, 20)."""
-    w = [col.copy() for col in np.ascontiguousarray(blocks).view(">u4").astype(np.uint32).T]
-    for t in range(16, 80):
-        w.append(_rotl(w[t - 3] ^ w[t - 8] ^ w[t - 14] ^ w[t - 16], 1))
+    """SHA-1 (FIPS 180-4) of messages already padded to one 64-byte block each: (n, 64) -> (n, 20).
+
+    All arithmetic is in place on preallocated word arrays: this runs once per exported flow batch
+    and allocation would otherwise dominate.
+    """
     n = blocks.shape[0]
+    w = np.empty((80, n), np.uint32)
+    w[:16] = np.ascontiguousarray(blocks).view(">u4").T
+    spare = np.empty(n, np.uint32)
+    for t in range(16, 80):
+        row = w[t]
+        np.bitwise_xor(w[t - 3], w[t - 8], out=row)
+        row ^= w[t - 14]
+        row ^= w[t - 16]
+        _rotl_into(row, 1, row, spare)
     a, b, c, d, e = (np.full(n, h, np.uint32) for h in _H0)
+    f = np.empty(n, np.uint32)
+    rotated = np.empty(n, np.uint32)
     for t in range(80):
-        if t < 20:
-            f = (b & c) | (~b & d)
-        elif t < 40 or t >= 60:
-            f = b ^ c ^ d
-        else:
-            f = (b & c) | (b & d) | (c & d)
-        temp = _rotl(a, 5) + f + e + np.uint32(_K[t // 20]) + w[t]
-        a, b, c, d, e = temp, a, _rotl(b, 30), c, d
+        if t < 20:  # choose: d ^ (b & (c ^ d))
+            np.bitwise_xor(c, d, out=f)
+            f &= b
+            f ^= d
+        elif t < 40 or t >= 60:  # parity
+            np.bitwise_xor(b, c, out=f)
+            f ^= d
+        else:  # majority: (b & c) | (d & (b | c))
+            np.bitwise_or(b, c, out=f)
+            f &= d
+            np.bitwise_and(b, c, out=spare)
+            f |= spare
+        e += f  # e becomes the new a: e + f + rotl(a, 5) + K + w[t]
+        e += _rotl_into(a, 5, rotated, spare)
+        e += np.uint32(_K[t // 20])
+        e += w[t]
+        _rotl_into(b, 30, b, spare)  # b becomes the new c
+        a, b, c, d, e = e, a, b, c, d
     digest = np.stack([a, b, c, d, e], axis=1) + np.array(_H0, np.uint32)
     return digest.astype(">u4").view(np.uint8).reshape(n, 20)
 

@@ -223,7 +223,7 @@ class FlowMeter:
         self.clock_ns = latest if self.clock_ns is None else max(self.clock_ns, latest)
         # Only cached flows whose key occurs in this batch take part in the merge; the others
         # can only time out, which is one comparison each.
-        touched = _touched(self.cache["key"], np.unique(rows["key"]))
+        touched = _touched(self.cache["key"], rows["key"])
         cached = self.cache.take(touched)
         resting = self.cache.take(~touched)
         flows, last_of_key = self._merge(FlowRows.concat([cached, rows]), len(cached))
@@ -284,7 +284,8 @@ class FlowMeter:
             return FlowRows.empty()
         src_port = batch.src_port.copy()
         dst_port = batch.dst_port.copy()
-        clock = int(batch.ts_ns.max()) if self.clock_ns is None else max(self.clock_ns, int(batch.ts_ns.max()))
+        latest = int(batch.ts_ns.max())
+        clock = latest if self.clock_ns is None else max(self.clock_ns, latest)
         self.unmatched_fragments += self._fragments.assign(batch, src_port, dst_port, clock)
         src = _address_words(batch.src_addr)
         dst = _address_words(batch.dst_addr)
@@ -292,7 +293,7 @@ class FlowMeter:
             from_b = np.zeros(n, bool)
         else:
             from_b = (src[:, 0] > dst[:, 0]) | ((src[:, 0] == dst[:, 0]) & (src[:, 1] > dst[:, 1]))
-            from_b |= (src == dst).all(axis=1) & (src_port > dst_port)
+            from_b |= (src[:, 0] == dst[:, 0]) & (src[:, 1] == dst[:, 1]) & (src_port > dst_port)
         a = np.where(from_b[:, None], dst, src)
         b = np.where(from_b[:, None], src, dst)
         ports = _pack_ports(
@@ -448,21 +449,20 @@ def _address_bytes(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
 
 
 def _touched(sorted_keys: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-    """Mask of the rows of ``sorted_keys`` whose value is in ``wanted`` (sorted, unique)."""
+    """Mask of the rows of ``sorted_keys`` whose value occurs in ``wanted`` (any order, repeats allowed)."""
     mask = np.zeros(sorted_keys.size, bool)
     if sorted_keys.size == 0:
         return mask
-    low = np.searchsorted(sorted_keys, wanted, side="left")
-    high = np.searchsorted(sorted_keys, wanted, side="right")
-    hits = high > low
-    low, high = low[hits], high[hits]
-    if (high - low == 1).all():
-        mask[low] = True
-    else:  # several cached flows share a hash: mark each run
-        counts = high - low
-        mask[np.repeat(low, counts) + np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)] = (
-            True
-        )
+    at = np.searchsorted(sorted_keys, wanted)
+    inside = at < sorted_keys.size
+    at = at[inside]
+    mask[at[sorted_keys[at] == wanted[inside]]] = True
+    repeated = sorted_keys[1:] == sorted_keys[:-1]
+    if repeated.any():  # flows whose keys share a hash: a hit on one marks its whole run
+        run = np.concatenate([[0], np.cumsum(~repeated)])
+        hit_runs = np.zeros(int(run[-1]) + 1, bool)
+        hit_runs[run[mask]] = True
+        mask = hit_runs[run]
     return mask
 
 
