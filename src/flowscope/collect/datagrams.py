@@ -80,12 +80,12 @@ class Decoded:
     """``MESSAGE_SCHEMA`` rows, one per datagram (status "ok" or the reason it was skipped)."""
     counters: pa.Table | None = None
     """sFlow counter samples (lake table ``interface_counters``), None when the protocol has none."""
-    skips: Skips = field(default_factory=lambda: Skips(unit="datagrams"))
+    skips: Skips = field(default_factory=lambda: Skips(unit="items"))
 
     @classmethod
     def concat(cls, parts: list[Decoded]) -> Decoded:
         """Merge the results of several decoders (e.g. NetFlow and sFlow of the same batch)."""
-        skips = Skips(unit="datagrams")
+        skips = Skips(unit="items")
         for part in parts:
             skips.merge(part.skips)
         counters = [p.counters for p in parts if p.counters is not None and p.counters.num_rows]

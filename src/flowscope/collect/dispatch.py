@@ -47,7 +47,7 @@ def _subset(datagrams: Datagrams, rows: np.ndarray) -> Datagrams:
 
 
 def _unknown(datagrams: Datagrams, versions: np.ndarray) -> Decoded:
-    skips = Skips(unit="datagrams")
+    skips = Skips(unit="items")
     status = []
     for payload, version in zip(datagrams.payloads, versions.tolist(), strict=True):
         reason = "datagram too short for a version" if len(payload) < 2 else f"unknown NetFlow version {version}"

@@ -61,7 +61,7 @@ class ExportCaptureSource:
     def __init__(self, paths: Sequence[Path], state: NetflowState | None = None) -> None:
         self.files = capture_files(paths)
         self.state = state or NetflowState()
-        self.skips = Skips(unit="packets/datagrams")
+        self.skips = Skips(unit="items")
         self._total = sum(p.stat().st_size for p in self.files)
         self._done = 0
 

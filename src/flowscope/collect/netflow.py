@@ -76,7 +76,7 @@ class _Batch:
 
 def decode_templated(datagrams: Datagrams, state: NetflowState) -> Decoded:
     """Decode NetFlow v9 and IPFIX datagrams (any mix) into flows, message rows and skip counts."""
-    skips = Skips(unit="datagrams")
+    skips = Skips(unit="items")
     batch = _Batch()
     store = state.templates
     serial = state.batches = state.batches + 1

@@ -25,7 +25,7 @@ FLAGS_PROTO_TOS = {V1: (40, 38, 39), V5: (37, 38, 39)}  # byte offsets of tcp_fl
 
 def decode_legacy(datagrams: Datagrams, sampling: SamplingTable, version: int) -> Decoded:
     """Decode NetFlow v1 or v5 datagrams; malformed ones are counted by reason and reported in the message rows."""
-    skips = Skips(unit="datagrams")
+    skips = Skips(unit="items")
     header_size = HEADER[version]
     n = len(datagrams)
     counts = np.zeros(n, np.int64)
