@@ -67,6 +67,7 @@ _NUMPY_TYPES = {pa.uint8(): np.uint8, pa.uint16(): np.uint16, pa.uint32(): np.ui
 def flow_table(
     records: Records, row_context: np.ndarray, context: Contexts, state: NetflowState, skips: Skips
 ) -> pa.Table:
+    """The flow-schema table of one template's records; ``row_context`` is each record's context row."""
     n = len(records)
     version = int(context.version[row_context[0]])
     columns: dict[str, pa.Array] = {

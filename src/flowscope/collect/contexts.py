@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from flowscope.collect.fields import IPFIX
 from flowscope.collect.simple import SimpleDatagrams
 from flowscope.collect.templates import DomainKey
 
@@ -45,19 +46,22 @@ class Contexts:
 
         def column(values: tuple, extra: np.ndarray | None, dtype: type) -> np.ndarray:
             parsed = np.asarray(values, dtype)
-            return parsed if extra is None else np.concatenate([parsed, extra.astype(dtype)])
+            return parsed if simple is None else np.concatenate([parsed, extra.astype(dtype)])
 
-        versions = column(version, simple and simple.version, np.uint16)
-        domains = column(domain, simple and simple.domain, np.uint32)
+        def simple_field(name: str) -> np.ndarray | None:
+            return None if simple is None else getattr(simple, name)
+
+        versions = column(version, simple_field("version"), np.uint16)
+        domains = column(domain, simple_field("domain"), np.uint32)
         domain_index, first_rows = factorize_domains(exporters, versions, domains)
         return cls(
             exporter=exporters,
-            received_ns=column(received, simple_received if simple else None, np.int64),
+            received_ns=column(received, simple_received, np.int64),
             version=versions,
             domain=domains,
-            sequence=column(sequence, simple and simple.sequence, np.uint32),
-            export_secs=column(export_secs, simple and simple.export_secs, np.int64),
-            uptime_ms=column(uptime, simple and simple.uptime_ms, np.int64),
+            sequence=column(sequence, simple_field("sequence"), np.uint32),
+            export_secs=column(export_secs, simple_field("export_secs"), np.int64),
+            uptime_ms=column(uptime, simple_field("uptime_ms"), np.int64),
             domain_index=domain_index,
             domains=[(exporters[r].tobytes(), int(versions[r]), int(domains[r])) for r in first_rows.tolist()],
         )
@@ -74,6 +78,6 @@ def factorize_domains(
     _, high = np.unique(halves[:, 0], return_inverse=True)
     _, low = np.unique(halves[:, 1], return_inverse=True)
     exporter_code = high.reshape(-1).astype(np.int64) * (int(low.max(initial=0)) + 1) + low.reshape(-1)
-    key = ((exporter_code * 2 + (versions == 10)) << 32) | domains.astype(np.int64)
+    key = ((exporter_code * 2 + (versions == IPFIX)) << 32) | domains.astype(np.int64)
     _, first_rows, index = np.unique(key, return_index=True, return_inverse=True)
     return index.reshape(-1).astype(np.int64), first_rows
