@@ -17,6 +17,7 @@ from flowscope.errors import FlowscopeError
 from flowscope.schema import ADDRESS
 
 _V4_MAPPED_PREFIX = np.array([0] * 10 + [0xFF, 0xFF], dtype=np.uint8)
+_V4_MARKER_WORD = _V4_MAPPED_PREFIX[8:12].view(np.uint32)[0]  # bytes 00 00 ff ff as a native word
 
 
 def _from_matrix(matrix: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
@@ -24,7 +25,7 @@ def _from_matrix(matrix: np.ndarray, valid: np.ndarray | None = None) -> pa.Arra
     matrix = np.ascontiguousarray(matrix, dtype=np.uint8)
     n = matrix.shape[0]
     mask = None if valid is None else pa.array(valid, pa.bool_())
-    buffers = [None, pa.py_buffer(matrix.tobytes())]
+    buffers = [None, pa.py_buffer(matrix)]  # the Arrow buffer keeps the numpy array alive: no copy
     array = pa.Array.from_buffers(ADDRESS, n, buffers)
     if mask is not None:
         array = pc.if_else(mask, array, pa.nulls(n, ADDRESS))
@@ -34,10 +35,11 @@ def _from_matrix(matrix: np.ndarray, valid: np.ndarray | None = None) -> pa.Arra
 def from_ipv4(values: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
     """IPv4 addresses as host-order integers (uint32) -> binary(16) IPv4-mapped."""
     values = np.asarray(values, dtype=np.uint32)
-    matrix = np.empty((values.shape[0], 16), dtype=np.uint8)
-    matrix[:, :12] = _V4_MAPPED_PREFIX
-    matrix[:, 12:] = values.astype(">u4").view(np.uint8).reshape(-1, 4)
-    return _from_matrix(matrix, valid)
+    # four 32-bit words per address: 0, 0, the ff ff marker, the address in network order
+    words = np.zeros((values.shape[0], 4), dtype=np.uint32)
+    words[:, 2] = _V4_MARKER_WORD
+    words[:, 3] = values.astype(">u4").view(np.uint32)
+    return _from_matrix(words.view(np.uint8), valid)
 
 
 def from_ipv4_bytes(matrix: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
