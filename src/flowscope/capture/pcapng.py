@@ -84,7 +84,8 @@ def _interface(body: bytes, order: str) -> Interface:
 class _Blocks:
     """Block-header arithmetic on one buffer, in whichever byte order each block's trailer confirms."""
 
-    def __init__(self, buf: np.ndarray) -> None:
+    def __init__(self, buf: np.ndarray, big_endian: bool = False) -> None:
+        self.big_endian = big_endian  # the byte order in effect at the buffer start (for lane guesses)
         size = max(buf.shape[0] - 3, 0)
         self.size = buf.shape[0]
         self.little = np.ndarray((size,), "<u4", buf, strides=(1,))
@@ -92,29 +93,45 @@ class _Blocks:
 
     def _word(self, pos: np.ndarray, big: np.ndarray | bool) -> np.ndarray:
         at = np.minimum(pos, self.little.shape[0] - 1)
-        return np.where(big, self.big[at], self.little[at]).astype(np.int64)
+        if np.ndim(big) == 0:
+            return (self.big if big else self.little)[at].astype(np.int64)
+        values = self.little[at].astype(np.int64)
+        if big.any():
+            values[big] = self.big[at[big]]
+        return values
+
+    def _checked_length(self, pos: np.ndarray, big: bool) -> np.ndarray:
+        """Total length of non-section blocks of byte order ``big`` at ``pos``, -1 where that does not fit."""
+        kind = self._word(pos, big)
+        length = self._word(pos + 4, big)
+        sane = (length >= BLOCK_HEADER) & (length % 4 == 0) & (length <= MAX_BLOCK)
+        sane &= ((kind < 0x10000) | (kind >= 0x80000000) | (kind == 0x40000BAD)) & (kind != SHB)
+        inside = pos + length <= self.size
+        trailer = self._word(np.where(sane & inside, pos + length - 4, 0), big)
+        return np.where(sane & (~inside | (trailer == length)), length, -1)
 
     def describe(self, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(type, total length or -1 when impossible, big-endian?) of the blocks at ``pos``."""
-        section = self.little[pos] == SHB
-        magic_big = self.big[np.minimum(pos + 8, self.little.shape[0] - 1)] == BYTE_ORDER_MAGIC
-        magic_little = self.little[np.minimum(pos + 8, self.little.shape[0] - 1)] == BYTE_ORDER_MAGIC
-        fits = {}
-        for big in (False, True):
-            kind = self._word(pos, big)
-            length = self._word(pos + 4, big)
-            sane = (length >= BLOCK_HEADER) & (length % 4 == 0) & (length <= MAX_BLOCK)
-            known_type = (kind < 0x10000) | (kind >= 0x80000000) | (kind == 0x40000BAD) | (kind == SHB)
-            inside = pos + length <= self.size
-            trailer = self._word(np.where(sane & inside, pos + length - 4, 0), big)
-            fits[big] = sane & known_type & (~inside | (trailer == length))
-        big = np.where(section, magic_big, ~fits[False] & fits[True])
-        ok = np.where(section, magic_big | magic_little, fits[False] | fits[True])
-        ok &= np.where(section, np.where(big, fits[True], fits[False]), True)
-        return self._word(pos, big), np.where(ok, self._word(pos + 4, big), -1), big
+        at = np.minimum(pos + 8, self.little.shape[0] - 1)
+        section = self.little[np.minimum(pos, self.little.shape[0] - 1)] == SHB
+        magic_big = self.big[at] == BYTE_ORDER_MAGIC
+        magic_known = magic_big | (self.little[at] == BYTE_ORDER_MAGIC)
+        little_length = self._checked_length(pos, False)
+        big_length = self._checked_length(pos, True)
+        big = np.where(section, magic_big, (little_length < 0) & (big_length >= 0))
+        length = np.where(big, big_length, little_length)
+        shb_length = self._word(pos + 4, big)
+        shb_ok = (shb_length >= 28) & (shb_length % 4 == 0) & (shb_length <= MAX_BLOCK) & magic_known
+        length = np.where(section, np.where(shb_ok, shb_length, -1), length)
+        return self._word(pos, big), length, big
 
     def lengths(self, pos: np.ndarray) -> np.ndarray:
-        return self.describe(pos)[1]
+        """Block lengths for the chain walk: the byte order in effect first, the full test for the rest."""
+        length = self._checked_length(pos, self.big_endian)
+        other = length < 0
+        if other.any():
+            length[other] = self.describe(pos[other])[1]
+        return length
 
     def candidates(self, first: int, step: int, count: int, window: int) -> np.ndarray:
         """Positions in the search windows that hold a packet or section block (see ``chain.Candidates``)."""
@@ -122,11 +139,14 @@ class _Blocks:
         count = min(count, (last - window - first) // step + 1)
         if count <= 0:
             return np.zeros(0, np.int64)
-        words = np.lib.stride_tricks.as_strided(self.little[first:], (count, window), (step, 1), writeable=False)
-        typed = (words == EPB) | (words == SPB) | (words == 0x06000000) | (words == 0x03000000) | (words == SHB)
-        lane, offset = np.nonzero(typed)
+        view = self.big if self.big_endian else self.little
+        words = np.lib.stride_tricks.as_strided(view[first:], (count, window), (step, 1), writeable=False)
+        lane, offset = np.nonzero((words == EPB) | (words == SPB) | (words == SHB))
         pos = first + lane.astype(np.int64) * step + offset
-        length = self.lengths(pos)
+        kind, length, big = self.describe(pos)
+        # A block of one byte order also reads as one of the other order three bytes earlier (the high
+        # bytes of the previous trailer are zero); only the order in effect is a good guess.
+        length = np.where((big == self.big_endian) | (kind == SHB), length, -1)
         following = pos + np.maximum(length, 0)
         ok = length > 0
         check = ok & (following + BLOCK_HEADER <= self.size)
@@ -147,7 +167,8 @@ class _Reader:
     def frames(self, chunks: Chunks) -> Iterator[Frames]:
         buf = chunks.buffer
         while True:
-            blocks = _Blocks(buf)
+            big_endian = self.sections[-1].big_endian if self.sections else buf[8:12].tobytes() == b"\x1a\x2b\x3c\x4d"
+            blocks = _Blocks(buf, big_endian)
             found = chain.walk(buf.shape[0], BLOCK_HEADER, blocks.lengths, blocks.candidates)
             kinds, lengths, big = blocks.describe(found.offsets)
             yield from self._section_runs(buf, chunks.start, found.offsets, kinds, lengths, big)
