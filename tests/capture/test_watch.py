@@ -112,3 +112,39 @@ def test_files_that_are_not_captures_are_reported_and_left_alone(tmp_path: Path)
     follow(w, once=True)
     w.sink.close()
     assert w.files_metered == 0 and any("not captures" in note for note in w.notes())
+
+
+def test_gzip_copy_of_a_metered_file_is_not_metered_again(tmp_path: Path) -> None:
+    import gzip
+
+    directory = tmp_path / "captures"
+    directory.mkdir()
+    capture = directory / "a.pcap"
+    shutil.copy(shared_data("pcap", "nfstream", "google_ssl.pcap"), capture)
+    lake = Lake.at(tmp_path / "lake")
+    w = watcher(directory, lake, settle=0.0)
+    assert w.poll() == 1
+    (directory / "a.pcap.gz").write_bytes(gzip.compress(capture.read_bytes()))  # what tcpdump -z gzip leaves
+    capture.unlink()
+    assert w.poll() == 0
+    w.finish()
+    w.sink.close()
+    assert packets_in(lake) == 28 and any("gzip copies" in note for note in w.notes())
+
+
+def test_a_broken_capture_is_reported_and_not_retried(tmp_path: Path) -> None:
+    directory = tmp_path / "captures"
+    directory.mkdir()
+    head = shared_data("pcap", "nfstream", "google_ssl.pcap").read_bytes()[:24]
+    (directory / "broken.pcap.gz").write_bytes(b"\x1f\x8b" + b"not really gzip")
+    (directory / "b.pcap").write_bytes(head + b"\xff" * 40)  # a header, then a garbage record
+    lake = Lake.at(tmp_path / "lake")
+    w = watcher(directory, lake, settle=0.0)
+    assert w.poll() == 1  # b.pcap: metered up to the garbage, which is counted
+    w.finish()
+    w.sink.close()
+    assert [entry.split(":")[0] for entry in w.unreadable] == ["broken.pcap.gz"]
+    assert w.skips.total == 1
+    again = watcher(directory, lake, settle=0.0)
+    assert again.poll() == 0  # neither is retried
+    again.sink.close()

@@ -155,6 +155,8 @@ class CaptureWatcher:
         self.files_metered = 0
         self.flows_written = 0
         self.not_captures: list[str] = []
+        self.unreadable: list[str] = []
+        self.compressed_copies = 0
         self._seen: dict[str, FileSeen] = {}
 
     def candidates(self) -> Iterator[tuple[Path, str, os.stat_result]]:
@@ -187,27 +189,41 @@ class CaptureWatcher:
         return ready
 
     def poll(self, *, final: bool = False) -> int:
-        """Meter every file that is complete now; returns how many."""
+        """Meter every file that is complete now; returns how many were metered."""
         files = list(self.candidates())
         metered = 0
         for index in self.complete(files, final=final):
             path, relative, _ = files[index]
-            self.meter_file(path, relative)
-            metered += 1
+            metered += self.meter_file(path, relative)
         return metered
 
-    def meter_file(self, path: Path, relative: str) -> None:
-        stat = path.stat()
-        if not is_capture(head_bytes(path, 64)):
-            self.not_captures.append(relative)
-            return
-        flows = 0
-        for batch in iter_packet_batches([path], tunnels=self.tunnels, skips=self.skips):
-            flows += self._write(self.meter.add(batch))
+    def meter_file(self, path: Path, relative: str) -> bool:
+        """Meter one complete file and record it; False if it was not metered (not a capture, a copy)."""
+        stat: os.stat_result | None = None
+        try:
+            stat = path.stat()
+            if relative.endswith(".gz") and relative[: -len(".gz")] in self.state.done:
+                # compressed after rotation (tcpdump -z gzip) once already metered: same packets
+                self.compressed_copies += 1
+                self._commit(relative, stat)
+                return False
+            if not is_capture(head_bytes(path, 64)):
+                self.not_captures.append(relative)
+                return False
+            flows = 0
+            for batch in iter_packet_batches([path], tunnels=self.tunnels, skips=self.skips):
+                flows += self._write(self.meter.add(batch))
+        except (FlowscopeError, OSError) as exc:
+            # a broken or vanished file must not stop the watch, nor be retried forever
+            self.unreadable.append(f"{relative}: {exc}")
+            if stat is not None:
+                self._commit(relative, stat)
+            return False
         self._commit(relative, stat)
         self.files_metered += 1
         if self.on_flows is not None:
             self.on_flows(path, flows)
+        return True
 
     def finish(self) -> None:
         """Export every open flow (clean stop) and record that nothing is left in the cache."""
@@ -218,6 +234,10 @@ class CaptureWatcher:
         notes = meter_notes(self.meter)
         if self.not_captures:
             notes.append(f"{len(self.not_captures)} file(s) are not captures and were ignored: {self.not_captures[:3]}")
+        if self.unreadable:
+            notes.append(f"{len(self.unreadable)} capture file(s) could not be read to the end: {self.unreadable[:3]}")
+        if self.compressed_copies:
+            notes.append(f"{self.compressed_copies} gzip copies of files already metered were not metered again")
         return notes
 
     def _write(self, flows: pa.Table) -> int:
