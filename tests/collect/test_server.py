@@ -19,7 +19,7 @@ from tests.conftest import shared_data
 from flowscope.collect.datagrams import Datagrams
 from flowscope.collect.health import Health, merge_snapshots, sequence_accounting
 from flowscope.collect.metrics import render
-from flowscope.collect.receive import BatchReceiver, Listen, sender_addresses
+from flowscope.collect.receive import BatchReceiver, Listen, merge_packed, packed_count, sender_addresses, unpack
 from flowscope.collect.sflow import decode_sflow
 from flowscope.errors import FlowscopeError
 
@@ -124,10 +124,10 @@ def test_batch_receiver_reads_many_datagrams_per_call():
         for index in range(50):
             sender.sendto(bytes([index]) * (index + 1), receiver_socket.getsockname())
         receiver = BatchReceiver(receiver_socket, batch=64)
-        got = receiver.receive()
-        while len(got) < 50:
-            more = receiver.receive()
-            got = Datagrams.concat([got, more])
+        batches = [receiver.receive()]
+        while sum(map(packed_count, batches)) < 50:
+            batches.append(receiver.receive())
+        got = unpack(merge_packed(batches))
         assert [len(p) for p in got.payloads] == list(range(1, 51))
         assert {bytes(row) for row in got.exporters} == {bytes(10) + b"\xff\xff" + bytes([127, 0, 0, 1])}
         assert receiver.receive(wait=False) is None

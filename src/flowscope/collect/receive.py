@@ -11,9 +11,14 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import signal
 import socket
+import threading
 import time
+from collections import deque
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event as EventType
 
 import numpy as np
 
@@ -23,6 +28,7 @@ from flowscope.errors import FlowscopeError
 MSG_DONTWAIT = 0x40
 MSG_WAITFORONE = 0x10000
 SO_RCVBUFFORCE = 33  # Linux: like SO_RCVBUF but may exceed net.core.rmem_max (needs CAP_NET_ADMIN)
+QUEUE_BYTES = 1 << 30  # datagrams a receive process may hold while the decoder catches up
 SLOT = 65536  # one slot holds the largest UDP payload, so nothing is ever cut
 NAME = 128  # sizeof(struct sockaddr_storage)
 
@@ -86,8 +92,9 @@ class BatchReceiver:
         self.namelen = _field_view(raw, hdr + _MsgHdr.msg_namelen.offset, np.uint32)
         self.length = _field_view(raw, _MMsgHdr.msg_len.offset, np.uint32)
 
-    def receive(self, *, wait: bool = True) -> Datagrams | None:
-        """The next batch (None when nothing arrived before the socket's timeout or, with ``wait=False``, now)."""
+    def receive(self, *, wait: bool = True) -> bytes | None:
+        """The next batch, packed (see ``unpack``); None when nothing arrived before the socket's timeout
+        or, with ``wait=False``, right now."""
         self.namelen[:] = NAME
         flags = MSG_WAITFORONE if wait else MSG_DONTWAIT
         count = _recvmmsg(self.sock.fileno(), self.messages, self.batch, flags, None)
@@ -96,12 +103,56 @@ class BatchReceiver:
             if code in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR):
                 return None
             raise OSError(code, os.strerror(code))
-        received_ns = time.time_ns()
-        lengths = self.length[:count].astype(np.int64)
+        lengths = self.length[:count].astype(np.uint32)
         view = memoryview(self.data)
-        starts = (np.arange(count, dtype=np.int64) * SLOT).tolist()
-        payloads = [view[s : s + n].tobytes() for s, n in zip(starts, lengths.tolist(), strict=True)]
-        return Datagrams(payloads, sender_addresses(self.names[:count]), np.full(count, received_ns, np.int64))
+        starts = range(0, count * SLOT, SLOT)
+        payloads = [view[s : s + n] for s, n in zip(starts, lengths.tolist(), strict=False)]
+        times = np.full(count, time.time_ns(), np.int64)
+        senders = sender_addresses(self.names[:count])
+        return b"".join([np.int64(count).tobytes(), times.tobytes(), lengths.tobytes(), senders.tobytes(), *payloads])
+
+
+# Packed batch: count (int64), receive times (int64 each), lengths (uint32 each), senders (16 bytes each), payloads.
+# One bytes object per batch crosses the pipe from the receive process: no Python object per datagram.
+
+
+def _sections(packed: bytes) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, int]:
+    count = int(np.frombuffer(packed, np.int64, 1)[0])
+    times = np.frombuffer(packed, np.int64, count, 8)
+    lengths = np.frombuffer(packed, np.uint32, count, 8 + 8 * count)
+    senders = np.frombuffer(packed, np.uint8, 16 * count, 8 + 12 * count).reshape(count, 16)
+    return count, times, lengths, senders, 8 + 28 * count
+
+
+def packed_count(packed: bytes) -> int:
+    """How many datagrams a packed batch holds."""
+    return int(np.frombuffer(packed, np.int64, 1)[0])
+
+
+def merge_packed(batches: list[bytes]) -> bytes:
+    """Several packed batches as one."""
+    if len(batches) == 1:
+        return batches[0]
+    parts = [_sections(b) for b in batches]
+    count = sum(p[0] for p in parts)
+    return b"".join(
+        [
+            np.int64(count).tobytes(),
+            *(p[1].tobytes() for p in parts),
+            *(p[2].tobytes() for p in parts),
+            *(p[3].tobytes() for p in parts),
+            *(memoryview(b)[p[4] :] for b, p in zip(batches, parts, strict=True)),
+        ]
+    )
+
+
+def unpack(packed: bytes) -> Datagrams:
+    """A packed batch -> Datagrams."""
+    _, times, lengths, senders, payload_start = _sections(packed)
+    ends = (np.cumsum(lengths, dtype=np.int64) + payload_start).tolist()
+    starts = [payload_start, *ends[:-1]]
+    payloads = [packed[s:e] for s, e in zip(starts, ends, strict=True)]
+    return Datagrams(payloads, senders.copy(), times.copy())
 
 
 def sender_addresses(names: np.ndarray) -> np.ndarray:
@@ -118,6 +169,63 @@ def sender_addresses(names: np.ndarray) -> np.ndarray:
 
 LISTEN_SCHEMES = {"netflow": "netflow", "ipfix": "netflow", "sflow": "sflow"}
 DEFAULT_PORTS = {"netflow": 2055, "sflow": 6343}
+
+
+def receive_forever(sock: socket.socket, conn: Connection, stop: EventType, memory: int = QUEUE_BYTES) -> None:
+    """The body of a receive process: read ``sock`` as fast as datagrams come, forward them over ``conn``.
+
+    A second thread forwards, merging whatever queued meanwhile into one message, so the receiving
+    thread only ever waits for the socket. Up to ``memory`` bytes may queue here (a burst the decoder
+    has not caught up with); beyond that receiving pauses and the kernel buffer, then its drop counter,
+    take over. After ``stop`` is set the socket is drained without waiting, everything is forwarded, and
+    an empty message says "done".
+    """
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)  # the parent decides when to stop
+    receiver = BatchReceiver(sock)
+    pending: deque[bytes] = deque()
+    state = {"bytes": 0, "done": False}
+    changed = threading.Condition()
+
+    def forward() -> None:
+        while True:
+            with changed:
+                while not pending and not state["done"]:
+                    changed.wait()
+                batches = list(pending)
+                pending.clear()
+                state["bytes"] = 0
+                changed.notify_all()
+            if batches:
+                conn.send_bytes(merge_packed(batches))
+            elif state["done"]:
+                conn.send_bytes(b"")
+                return
+
+    forwarder = threading.Thread(target=forward, name="forward", daemon=True)
+    forwarder.start()
+    while True:
+        stopping = stop.is_set()
+        try:
+            packed = receiver.receive(wait=not stopping)
+        except OSError:
+            time.sleep(0.1)
+            continue
+        if packed is None:
+            if stopping:
+                break
+            continue
+        with changed:
+            while state["bytes"] > memory:
+                changed.wait()
+            pending.append(packed)
+            state["bytes"] += len(packed)
+            changed.notify_all()
+    with changed:
+        state["done"] = True
+        changed.notify_all()
+    forwarder.join()
+    conn.close()
 
 
 @dataclass(frozen=True)

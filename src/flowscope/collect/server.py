@@ -1,16 +1,17 @@
-"""The collector: receive threads per socket, one decode loop, lake writers, health, workers.
+"""The collector: a receive process per socket, one decode loop, lake writer threads, health, workers.
 
-Receiving and decoding are split so a burst never waits for decoding: each listener's
-thread only calls recvmmsg and queues the batch; the main thread decodes whatever is
-queued in one go (bigger batches decode faster per datagram), writes the lake and
-accounts health. If decoding falls behind, the bounded queue blocks the receive threads
-and the kernel's socket buffer absorbs the burst; anything beyond that is counted by the
-kernel and reported as socket drops, never silently lost.
+Receiving and decoding never share a GIL: each listener's socket is read by its own forked process
+(``receive.receive_forever``: recvmmsg, an in-memory queue of up to 1 GiB, batches forwarded over a
+pipe as one bytes object each). The decode loop gathers what arrived (bigger batches decode faster
+per datagram), decodes, hands the tables to the lake writer threads (Parquet encoding releases the
+GIL, so it overlaps decoding on a second core) and accounts health. A burst the decoder cannot keep
+up with waits in the receive process's memory; only beyond that does the kernel socket buffer fill,
+and its drops are counted and reported, never silent.
 
-SIGINT/SIGTERM stop the receive threads, which drain their sockets without waiting; the
-decode loop then empties the queue, flushes the lake writers, saves templates and
-health, and the process exits 0. ``--workers N`` runs N such processes on SO_REUSEPORT
-sockets (the kernel spreads exporters over them by address and port).
+SIGINT/SIGTERM: the receive processes drain their sockets without waiting and forward the rest; the
+decode loop decodes everything, the writers flush, templates and health are saved, and the process
+exits 0. ``--workers N`` runs N such collectors on SO_REUSEPORT sockets (the kernel spreads exporters
+over them by address and port).
 """
 
 from __future__ import annotations
@@ -25,13 +26,27 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
+
+import pyarrow as pa
 
 from flowscope.collect.datagrams import Datagrams, Decoded
 from flowscope.collect.dispatch import decode_netflow
 from flowscope.collect.health import Health, ListenerHealth, load_snapshots, merge_snapshots
 from flowscope.collect.metrics import MetricsServer
-from flowscope.collect.receive import BatchReceiver, Listen, granted_buffer, kernel_drops, open_socket
+from flowscope.collect.receive import (
+    Listen,
+    granted_buffer,
+    kernel_drops,
+    merge_packed,
+    open_socket,
+    packed_count,
+    receive_forever,
+    unpack,
+)
 from flowscope.collect.sampling import SamplingConfig
 from flowscope.collect.sflow import decode_sflow
 from flowscope.collect.state import NetflowState
@@ -42,8 +57,8 @@ from flowscope.lake.layout import Lake
 
 log = logging.getLogger("flowscope.collect")
 
-QUEUE_BATCHES = 1024
-DECODE_BATCH = 16384  # datagrams decoded together at most
+DECODE_BATCH = 4096  # datagrams decoded together at most (larger batches fall out of the CPU caches)
+GATHER_SECONDS = 0.05  # how long the decode loop waits to fill a batch
 HOUSEKEEPING_SECONDS = 1.0
 LOG_EVERY_SECONDS = 10.0
 COUNTERS_TABLE = "interface_counters"
@@ -87,19 +102,69 @@ class RateLimitedLog:
                 del self.pending[key]
 
 
+class BackgroundWriter:
+    """A lake writer fed through a queue and driven by its own thread.
+
+    Parquet encoding releases the GIL, so on a second core it overlaps decoding instead of pausing it.
+    The thread also runs the writer's age-based flush, so an idle collector still publishes on time.
+    """
+
+    def __init__(self, writer: LakeWriter) -> None:
+        self.writer = writer
+        self.tables: queue.Queue[pa.Table | None] = queue.Queue(64)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name=f"write-{writer.table}", daemon=True)
+        self.thread.start()
+
+    def write(self, table: pa.Table) -> None:
+        if self.error is not None:
+            raise self.error
+        self.tables.put(table)
+
+    def _run(self) -> None:
+        while True:
+            try:
+                table = self.tables.get(timeout=0.5)
+            except queue.Empty:
+                table = pa.table({})
+            try:
+                if table is None:
+                    self.writer.close()
+                    return
+                if table.num_rows:
+                    self.writer.write(table)
+                self.writer.flush_if_due()
+            except BaseException as exc:  # surfaced to the decode loop on its next write, or at close
+                log.exception("writing lake table %s failed", self.writer.table)
+                self.error = exc
+                return
+
+    def close(self) -> None:
+        """Write everything queued, flush, and stop the thread (idempotent)."""
+        if self.thread.is_alive():
+            self.tables.put(None)
+            self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
 @dataclass
 class _Listener:
+    """One bound socket, the process that reads it, and the pipe its datagrams arrive on."""
+
     spec: Listen
     sock: socket.socket
     health: ListenerHealth
-    thread: threading.Thread | None = None
-    receiver: BatchReceiver | None = None
+    process: BaseProcess
+    conn: Connection
+    stop: EventType
     drops_at_start: int = 0
+    done: bool = False
 
 
 @dataclass
 class Collector:
-    """One collector process: ``start`` binds, ``run`` receives until ``stop`` is called, then flushes."""
+    """One collector process: ``start`` binds, ``run`` decodes until ``stop`` is called, then flushes."""
 
     config: CollectorConfig
     name: str = "main"
@@ -108,96 +173,103 @@ class Collector:
 
     def __post_init__(self) -> None:
         self.lake = Lake.at(self.config.lake)
-        self.queue: queue.Queue[tuple[str, Datagrams]] = queue.Queue(QUEUE_BATCHES)
         self.stopping = threading.Event()
         self.listeners: list[_Listener] = []
         self.netflow_state: NetflowState | None = None
-        self.flows = LakeWriter(self.lake, "flows", max_age=self.config.flush_seconds)
-        self.counters = LakeWriter(
-            self.lake,
-            COUNTERS_TABLE,
-            max_age=self.config.flush_seconds,
-            time_column="time_received",
-            conform_rows=False,
-        )
+        self.flows: BackgroundWriter | None = None
+        self.counters: BackgroundWriter | None = None
         self.log = RateLimitedLog()
         self.health_name = f"{socket.gethostname()}-{self.name}"
 
     def start(self) -> None:
-        """Bind every listener (errors here are the user's: port in use, bad address) and start receiving."""
+        """Bind every listener (errors here are the user's: port in use, bad address) and start receiving.
+
+        Receive processes are forked before this process starts any thread of its own.
+        """
         if any(spec.protocol == "netflow" for spec in self.config.listens):
             sampling = SamplingConfig.load(self.config.sampling_config)
             self.netflow_state = NetflowState.open(self.lake.root, sampling)
-        for spec in self.config.listens:
-            sock = open_socket(spec, receive_buffer=self.config.receive_buffer, reuse_port=self.reuse_port)
-            health = ListenerHealth(address=spec.name, protocol=spec.protocol, receive_buffer=granted_buffer(sock))
-            self.health.listeners[spec.name] = health
-            listener = _Listener(spec, sock, health, drops_at_start=kernel_drops(sock) or 0)
-            listener.receiver = BatchReceiver(sock)
-            listener.thread = threading.Thread(target=self._receive, args=(listener,), name=spec.name, daemon=True)
-            self.listeners.append(listener)
+        context = multiprocessing.get_context("fork")
+        try:
+            for spec in self.config.listens:
+                sock = open_socket(spec, receive_buffer=self.config.receive_buffer, reuse_port=self.reuse_port)
+                health = ListenerHealth(address=spec.name, protocol=spec.protocol, receive_buffer=granted_buffer(sock))
+                self.health.listeners[spec.name] = health
+                reader, writer = context.Pipe(duplex=False)
+                stop = context.Event()
+                process = context.Process(
+                    target=receive_forever, args=(sock, writer, stop), name=f"receive {spec.name}", daemon=True
+                )
+                self.listeners.append(_Listener(spec, sock, health, process, reader, stop, kernel_drops(sock) or 0))
+                process.start()
+                writer.close()
+        except BaseException:
+            self.close()
+            raise
+        age = self.config.flush_seconds
+        self.flows = BackgroundWriter(LakeWriter(self.lake, "flows", max_age=age))
+        self.counters = BackgroundWriter(
+            LakeWriter(self.lake, COUNTERS_TABLE, max_age=age, time_column="time_received", conform_rows=False)
+        )
         for listener in self.listeners:
-            listener.thread.start()
             log.info(
                 "listening on %s (receive buffer %d bytes granted)", listener.spec.name, listener.health.receive_buffer
             )
 
     def stop(self) -> None:
+        """Ask for a clean stop (safe in a signal handler): receivers drain, then everything is flushed."""
         self.stopping.set()
 
-    def _receive(self, listener: _Listener) -> None:
-        """The receive loop: recvmmsg into the queue; after a stop, drain the socket without waiting."""
-        receiver = listener.receiver
-        protocol = listener.spec.protocol
-        while True:
-            stopping = self.stopping.is_set()
-            try:
-                batch = receiver.receive(wait=not stopping)
-            except OSError as exc:
-                log.error("%s: receive failed: %s", listener.spec.name, exc)
-                time.sleep(0.1)
-                continue
-            if batch is None:
-                if stopping:
-                    return
-                continue
-            listener.health.datagrams += len(batch)
-            listener.health.bytes += sum(map(len, batch.payloads))
-            self.queue.put((protocol, batch))
-
     def run(self) -> None:
-        """Decode until stopped, then drain and flush everything."""
+        """Decode until stopped and every receive process has forwarded its last datagram, then flush."""
         next_housekeeping = time.monotonic() + HOUSEKEEPING_SECONDS
+        stop_sent = False
         try:
-            while True:
-                if self.stopping.is_set() and not any(each.thread.is_alive() for each in self.listeners):
-                    self._decode_queued(block=False)
-                    if self.queue.empty():
-                        break
-                    continue
-                self._decode_queued(block=True)
+            while not all(listener.done for listener in self.listeners):
+                if self.stopping.is_set() and not stop_sent:
+                    for listener in self.listeners:
+                        listener.stop.set()
+                    stop_sent = True
+                self._decode_arrived()
                 if time.monotonic() >= next_housekeeping:
                     self._housekeeping()
                     next_housekeeping = time.monotonic() + HOUSEKEEPING_SECONDS
         finally:
             self.close()
 
-    def _decode_queued(self, *, block: bool) -> None:
-        try:
-            first = self.queue.get(timeout=0.2) if block else self.queue.get_nowait()
-        except queue.Empty:
-            return
-        pending: dict[str, list[Datagrams]] = {first[0]: [first[1]]}
-        total = len(first[1])
-        while total < DECODE_BATCH:
+    def _receive_ready(self, timeout: float) -> dict[str, list[bytes]]:
+        """Packed batches from every receive process that has one ready, per protocol."""
+        open_conns = {listener.conn: listener for listener in self.listeners if not listener.done}
+        arrived: dict[str, list[bytes]] = {}
+        for conn in wait(list(open_conns), timeout):
+            listener = open_conns[conn]
             try:
-                protocol, batch = self.queue.get_nowait()
-            except queue.Empty:
+                packed = conn.recv_bytes()
+            except (EOFError, OSError):
+                packed = b""
+                if not listener.stop.is_set():
+                    log.error("%s: receive process ended unexpectedly", listener.spec.name)
+            if not packed:
+                listener.done = True
+                continue
+            arrived.setdefault(listener.spec.protocol, []).append(packed)
+            listener.health.datagrams += packed_count(packed)
+            listener.health.bytes += len(packed)
+        return arrived
+
+    def _decode_arrived(self) -> None:
+        """Gather for a moment (per-batch costs dominate small batches; a few ms of latency are free), decode."""
+        pending = self._receive_ready(0.2)
+        gather_until = time.monotonic() + GATHER_SECONDS
+        while sum(packed_count(p) for batches in pending.values() for p in batches) < DECODE_BATCH:
+            left = gather_until - time.monotonic()
+            more = self._receive_ready(max(0.0, left)) if left > 0 else {}
+            if not more:
                 break
-            pending.setdefault(protocol, []).append(batch)
-            total += len(batch)
+            for protocol, batches in more.items():
+                pending.setdefault(protocol, []).extend(batches)
         for protocol, batches in pending.items():
-            self._decode(protocol, Datagrams.concat(batches))
+            self._decode(protocol, unpack(merge_packed(batches)))
 
     def _decode(self, protocol: str, datagrams: Datagrams) -> None:
         try:
@@ -219,8 +291,6 @@ class Collector:
             self.log.add(protocol, decoded.skips)
 
     def _housekeeping(self) -> None:
-        self.flows.flush_if_due()
-        self.counters.flush_if_due()
         for listener in self.listeners:
             drops = kernel_drops(listener.sock)
             if drops is not None:
@@ -235,17 +305,23 @@ class Collector:
             log.warning("cannot save health snapshot: %s", exc)
 
     def close(self) -> None:
-        """Flush both writers, persist templates and health, close sockets (idempotent)."""
-        self.flows.close()
-        self.counters.close()
-        if self.netflow_state is not None:
-            self.netflow_state.save(force=True)
+        """Stop receivers, flush both writers, persist templates and health, close sockets (idempotent)."""
         for listener in self.listeners:
+            listener.stop.set()
+            listener.process.join(timeout=5)
+            if listener.process.is_alive():
+                listener.process.kill()
             drops = kernel_drops(listener.sock)
             if drops is not None:
                 listener.health.kernel_drops = drops - listener.drops_at_start
             listener.sock.close()
+            listener.conn.close()
         self.listeners = []
+        for writer in (self.flows, self.counters):
+            if writer is not None:
+                writer.close()
+        if self.netflow_state is not None:
+            self.netflow_state.save(force=True)
         self.log.emit(force=True)
         self.save_health()
 

@@ -1,0 +1,320 @@
+"""Replay benchmark: the highest rate flowscope's collector and nfcapd take a recorded export stream without loss.
+
+    python benchmarks/bench_collect.py [--flows 1000000] [--rates 25000,50000,...,0] [--buffer 16777216]
+
+Generates a NetFlow v9 and an IPFIX stream (``flowscope.collect.encoder``: 16-field IPv4 template, 24 records
+per datagram, the template every 100 datagrams), then, for each protocol and each collector, replays the
+whole stream over loopback at each offered rate (datagrams/s; 0 = as fast as the sender can) into a fresh
+collector process: ``flowscope collect`` (one worker) and ``nfcapd``, both asking for the same socket buffer.
+Loss = flows sent - flows stored (flowscope: rows in the lake; nfcapd: ``nfdump -I``). A collector's no-loss
+rate is the highest offered rate before its first loss. The sender uses sendmmsg(2) in batches of 32,
+paced against the clock; the achieved rate is printed next to the offered one. Peak RSS is each collector
+process's own (wait4 rusage), the largest over its trials.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from common import machine
+
+SEND_BATCH = 32
+RECORDS_PER_DATAGRAM = 24
+QUIET_SECONDS = 2.0
+
+
+class _IoVec(ctypes.Structure):
+    _fields_ = (("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t))
+
+
+class _MsgHdr(ctypes.Structure):
+    _fields_ = (
+        ("msg_name", ctypes.c_void_p),
+        ("msg_namelen", ctypes.c_uint32),
+        ("msg_iov", ctypes.POINTER(_IoVec)),
+        ("msg_iovlen", ctypes.c_size_t),
+        ("msg_control", ctypes.c_void_p),
+        ("msg_controllen", ctypes.c_size_t),
+        ("msg_flags", ctypes.c_int),
+    )
+
+
+class _MMsgHdr(ctypes.Structure):
+    _fields_ = (("msg_hdr", _MsgHdr), ("msg_len", ctypes.c_uint))
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.sendmmsg.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int)
+_libc.sendmmsg.restype = ctypes.c_int
+
+
+class Sender:
+    """A whole stream prepared for sendmmsg(2): one mmsghdr per datagram, built once."""
+
+    def __init__(self, payloads: list[bytes]) -> None:
+        self.payloads = payloads
+        self.buffers = [ctypes.create_string_buffer(p, len(p)) for p in payloads]
+        self.iovecs = (_IoVec * len(payloads))()
+        self.messages = (_MMsgHdr * len(payloads))()
+        for i, buffer in enumerate(self.buffers):
+            self.iovecs[i].iov_base = ctypes.addressof(buffer)
+            self.iovecs[i].iov_len = len(payloads[i])
+            self.messages[i].msg_hdr.msg_iov = ctypes.pointer(self.iovecs[i])
+            self.messages[i].msg_hdr.msg_iovlen = 1
+
+    def send(self, port: int, rate: float) -> float:
+        """Send every datagram to 127.0.0.1:port at ``rate`` datagrams/s (0: unpaced); returns seconds taken."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+        sock.connect(("127.0.0.1", port))
+        size = ctypes.sizeof(_MMsgHdr)
+        base = ctypes.addressof(self.messages)
+        total = len(self.payloads)
+        sent = 0
+        started = time.perf_counter()
+        while sent < total:
+            if rate:
+                due = started + sent / rate
+                while time.perf_counter() < due:
+                    pass
+            count = _libc.sendmmsg(sock.fileno(), base + sent * size, min(SEND_BATCH, total - sent), 0)
+            if count < 0:
+                error = ctypes.get_errno()
+                if error in (11, 105):  # EAGAIN / ENOBUFS: the local send queue is full, try again
+                    continue
+                raise OSError(error, os.strerror(error))
+            sent += count
+        elapsed = time.perf_counter() - started
+        sock.close()
+        return elapsed
+
+
+@dataclass
+class Trial:
+    peer: str
+    version: int
+    offered: float
+    achieved: float
+    received: int
+    sent: int
+    peak_rss_mib: float
+    granted_buffer: str
+
+    @property
+    def loss(self) -> int:
+        return self.sent - self.received
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_reaped(process: subprocess.Popen, timeout: float = 120) -> float:
+    """Wait for a child and return its peak RSS in MiB (wait4 rusage)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pid, _, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            process.returncode = 0
+            return usage.ru_maxrss / 1024
+        time.sleep(0.05)
+    process.kill()
+    _, _, usage = os.wait4(process.pid, 0)
+    return usage.ru_maxrss / 1024
+
+
+def flowscope_health(lake: Path) -> dict:
+    files = sorted((lake / "_collector").glob("health-*.json"))
+    return json.loads(files[0].read_text()) if files else {}
+
+
+def run_flowscope(sender: Sender, version: int, rate: float, buffer: int, workdir: Path) -> Trial:
+    lake = workdir / "lake"
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            "timeout",
+            "-s",
+            "INT",
+            "600",
+            sys.executable,
+            "-m",
+            "flowscope",
+            "-q",
+            "--lake",
+            str(lake),
+            "collect",
+            "--listen",
+            f"netflow://127.0.0.1:{port}",
+            "--receive-buffer",
+            str(buffer),
+            "--flush",
+            "5",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    while not flowscope_health(lake) and time.monotonic() < deadline:  # bound and housekeeping once
+        time.sleep(0.1)
+    seconds = sender.send(port, rate)
+    last, since = -1, time.monotonic()
+    while time.monotonic() - since < QUIET_SECONDS:  # decoding catches up: wait until the count stops moving
+        flows = flowscope_health(lake).get("rows_written", {}).get("flows", 0)
+        if flows != last:
+            last, since = flows, time.monotonic()
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    peak = wait_reaped(process)
+    health = flowscope_health(lake)
+    received = health.get("rows_written", {}).get("flows", 0)
+    listener = next(iter(health.get("listeners", {}).values()), {})
+    shutil.rmtree(lake, ignore_errors=True)
+    return Trial(
+        "flowscope",
+        version,
+        rate,
+        len(sender.payloads) / seconds,
+        received,
+        0,
+        peak,
+        str(listener.get("receive_buffer", "?")),
+    )
+
+
+def run_nfcapd(sender: Sender, version: int, rate: float, buffer: int, workdir: Path) -> Trial:
+    store = workdir / "nfcapd"
+    store.mkdir()
+    port = free_port()
+    log = workdir / "nfcapd.log"
+    with open(log, "w") as handle:
+        process = subprocess.Popen(
+            [
+                "timeout",
+                "600",
+                "nfcapd",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-B",
+                str(buffer),
+                "-w",
+                str(store),
+                "-t",
+                "3600",
+            ],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )
+    time.sleep(1.0)
+    seconds = sender.send(port, rate)
+    time.sleep(QUIET_SECONDS)
+    process.send_signal(signal.SIGTERM)
+    peak = wait_reaped(process)
+    totals = subprocess.run(["nfdump", "-R", str(store), "-I"], capture_output=True, text=True).stdout
+    match = re.search(r"^Flows: (\d+)$", totals, re.M)
+    granted = re.search(r"SO_RCVBUF to (\d+) bytes", log.read_text())
+    shutil.rmtree(store, ignore_errors=True)
+    return Trial(
+        "nfcapd",
+        version,
+        rate,
+        len(sender.payloads) / seconds,
+        int(match.group(1)) if match else 0,
+        0,
+        peak,
+        granted.group(1) if granted else "?",
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--flows", type=int, default=1_000_000)
+    parser.add_argument(
+        "--rates",
+        default="25000,50000,100000,150000,200000,250000,0",
+        help="offered datagrams/s, ascending; 0 = unpaced (as fast as the sender goes)",
+    )
+    parser.add_argument("--buffer", type=int, default=16 << 20, help="socket receive buffer both collectors ask for")
+    parser.add_argument(
+        "--force-buffer",
+        action="store_true",
+        help="let flowscope exceed net.core.rmem_max (SO_RCVBUFFORCE, as root) as it does by default; otherwise "
+        "it asks for no more than rmem_max, so both collectors get the same buffer",
+    )
+    parser.add_argument("--versions", default="9,10")
+    args = parser.parse_args()
+    if shutil.which("nfcapd") is None or shutil.which("nfdump") is None:
+        sys.exit("nfcapd/nfdump are not installed (scripts/system-deps.sh installs them)")
+    from flowscope.collect.encoder import IPV4_TEMPLATE, encode, synthetic_columns
+
+    rates = [float(r) for r in args.rates.split(",")]
+    rmem_max = int(Path("/proc/sys/net/core/rmem_max").read_text())
+    flowscope_buffer = args.buffer if args.force_buffer else min(args.buffer, rmem_max)
+    columns = synthetic_columns(args.flows)
+    print(
+        f"machine: {machine()}; {args.flows:,} flows per stream, {RECORDS_PER_DATAGRAM} per datagram, "
+        f"receive buffer asked: nfcapd {args.buffer:,} bytes, flowscope {flowscope_buffer:,} bytes "
+        f"(net.core.rmem_max {rmem_max:,}; Linux grants twice the size asked)"
+    )
+    summary = []
+    for version in (int(v) for v in args.versions.split(",")):
+        payloads = encode(version, IPV4_TEMPLATE, columns, records_per_datagram=RECORDS_PER_DATAGRAM)
+        sender = Sender(payloads)
+        name = {9: "NetFlow v9", 10: "IPFIX"}[version]
+        print(f"\n{name}: {len(payloads):,} datagrams")
+        best: dict[str, Trial | None] = {}
+        peaks: dict[str, float] = {}
+        for peer, run in (("flowscope", run_flowscope), ("nfcapd", run_nfcapd)):
+            best[peer] = None
+            for rate in rates:
+                with tempfile.TemporaryDirectory(prefix="bench-collect-") as workdir:
+                    buffer = flowscope_buffer if peer == "flowscope" else args.buffer
+                    trial = run(sender, version, rate, buffer, Path(workdir))
+                trial.sent = args.flows
+                peaks[peer] = max(peaks.get(peer, 0.0), trial.peak_rss_mib)
+                offered = f"{rate:,.0f}" if rate else "unpaced"
+                print(
+                    f"  {peer:<9} offered {offered:>9} dgrams/s  achieved {trial.achieved:>9,.0f}  "
+                    f"stored {trial.received:>9,} flows  loss {trial.loss:>8,} ({100 * trial.loss / trial.sent:5.1f} %)"
+                    f"  peak RSS {trial.peak_rss_mib:7.1f} MiB  buffer granted {trial.granted_buffer}",
+                    flush=True,
+                )
+                if trial.loss:
+                    break
+                best[peer] = trial
+        summary.append((name, best, peaks))
+    print("\nhighest no-loss rate (achieved datagrams/s and flows/s):")
+    for name, best, peaks in summary:
+        rates_found = {}
+        for peer in ("flowscope", "nfcapd"):
+            trial = best[peer]
+            rates_found[peer] = trial.achieved if trial else 0.0
+            text = (
+                f"{trial.achieved:,.0f} dgrams/s = {trial.achieved * RECORDS_PER_DATAGRAM:,.0f} flows/s"
+                if trial
+                else "none"
+            )
+            print(f"  {name:<10} {peer:<9} {text}  (peak RSS {peaks[peer]:.1f} MiB)")
+        if rates_found["nfcapd"]:
+            print(f"  {name:<10} ratio flowscope / nfcapd: {rates_found['flowscope'] / rates_found['nfcapd']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
