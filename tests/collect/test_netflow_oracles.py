@@ -307,6 +307,29 @@ def test_akvorado_juniper_ip_section() -> None:
     assert (flow["src_mac"], flow["dst_mac"]) == (0x0C00C386AF07, 0x2C6BF5E81FC5)
 
 
+def test_akvorado_ethernet_over_mpls_section() -> None:
+    """decode_evpn_test.go: 10 flows; flow #4 is an EVPN frame (MPLS with control word, inner Ethernet)."""
+    flows = rows(
+        decode_netflow(
+            captured(
+                "ethernet-over-mpls-with-control-word-template.pcap", "ethernet-over-mpls-with-control-word-data.pcap"
+            ),
+            NetflowState(),
+        )
+    )
+    assert len(flows) == 10
+    fourth = flows[3]
+    assert (fourth["src_addr"], fourth["dst_addr"], fourth["in_if"], fourth["out_if"]) == (
+        "198.51.100.1",
+        "198.51.100.2",
+        1022,
+        0,
+    )
+    assert (fourth["proto"], fourth["src_port"], fourth["dst_port"], fourth["tcp_flags"]) == (6, 443, 55427, 16)
+    assert (fourth["ip_ttl"], fourth["ip_tos"], fourth["bytes"], fourth["packets"]) == (62, 32, 1492, 1)
+    assert (fourth["src_mac"], fourth["dst_mac"], fourth["etype"]) == (0x020000000004, 0x020000000003, 0x0800)
+
+
 def test_akvorado_template_without_data_and_data_without_template() -> None:
     state = NetflowState()
     decoded = decode_netflow(captured("datalink-data.pcap"), state)
