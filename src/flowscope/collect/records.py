@@ -15,7 +15,7 @@ from flowscope.collect.templates import Template
 
 
 class Records:
-    """The records of one template: ``len`` rows, ``bytes_of(key, width)`` gives an (n, width) byte matrix."""
+    """The records of one template: ``len`` rows; ``bytes_of(key)`` gives an element's (n, length) byte matrix."""
 
     def __init__(self, template: Template, bodies: list[bytes | memoryview]) -> None:
         self.template = template
