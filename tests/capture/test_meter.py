@@ -20,7 +20,7 @@ from flowscope.schema import FLOW_SCHEMA
 def meter_all(batches: list[PacketBatch], settings: MeterSettings | None = None) -> tuple[pa.Table, FlowMeter]:
     meter = FlowMeter(settings or MeterSettings())
     tables = [meter.add(batch) for batch in batches]
-    tables.append(meter.flush())
+    tables.extend(meter.flush())
     return pa.concat_tables(tables), meter
 
 
@@ -41,7 +41,7 @@ def test_biflow_source_is_first_sender_and_counts_each_direction() -> None:
     assert flow["src_addr"] == address("10.0.0.9") and flow["src_port"] == 40000 and flow["dst_port"] == 80
     assert (flow["packets"], flow["bytes"], flow["packets_rev"], flow["bytes_rev"]) == (2, 112, 2, 1560)
     assert flow["tcp_flags"] == 0x1A
-    assert flow["type"] == "PCAP" and flow["proto"] == 6
+    assert flow["type"] == "pcap" and flow["proto"] == 6
     assert table.column("time_flow_start").cast("int64").to_pylist() == [1_000_000_000]
     assert table.column("time_flow_end").cast("int64").to_pylist() == [1_300_000_000]
 
@@ -114,7 +114,7 @@ def test_later_fragments_join_their_first_fragments_flow_across_batches() -> Non
     last = {**middle, "ts": 1.1, "frag_offset": 370, "more_fragments": False, "size": 300}
     orphan = {**middle, "frag_id": 8}
     meter = FlowMeter()
-    tables = [meter.add(make_batch([first, middle])), meter.add(make_batch([last, orphan])), meter.flush()]
+    tables = [meter.add(make_batch([first, middle])), meter.add(make_batch([last, orphan])), *meter.flush()]
     table = pa.concat_tables(tables)
     flows = sorted(zip(table.column("dst_port").to_pylist(), table.column("packets").to_pylist(), strict=True))
     assert flows == [(0, 1), (5353, 3)]

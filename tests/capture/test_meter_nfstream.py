@@ -19,6 +19,7 @@ from tests.conftest import SHARED_TESTDATA, require_tool, shared_data
 
 from flowscope.addresses import format_text
 from flowscope.capture.source import CaptureSource
+from flowscope.schema import empty_flows
 
 NFSTREAM = SHARED_TESTDATA / "pcap" / "nfstream"
 NFSTREAM_SETTINGS = {"idle": 120, "active": 1800, "bytes_mode": "link", "tunnels": "inner"}
@@ -39,7 +40,7 @@ OUTER_ONLY = {"teredo.pcap"}  # NFStream does not decapsulate Teredo
 def meter(paths: list[Path], **options: object) -> tuple[pa.Table, CaptureSource]:
     source = CaptureSource(paths, options)
     tables = list(source)
-    return (pa.concat_tables(tables) if tables else source.meter.flush()), source
+    return (pa.concat_tables(tables) if tables else empty_flows()), source
 
 
 def biflow_totals(table: pa.Table) -> list[tuple[int, int]]:

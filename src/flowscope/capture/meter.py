@@ -24,6 +24,7 @@ Semantics (nfpcapd's defaults, NFStream's comparisons):
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,7 +36,8 @@ from flowscope.diagnostics import Skips
 from flowscope.schema import FLOW_SCHEMA, TIMESTAMP, conform
 
 NS_PER_S = 1_000_000_000
-FLOW_TYPE = "PCAP"
+EXPORT_ROWS = 1 << 18
+FLOW_TYPE = "pcap"
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX = np.uint64(0xBF58476D1CE4E5B9)
@@ -101,6 +103,10 @@ class FlowRows:
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.columns[name]
+
+    def slice(self, start: int, stop: int) -> FlowRows:
+        """Rows ``start:stop`` as views (no copy)."""
+        return FlowRows({name: values[start:stop] for name, values in self.columns.items()})
 
     def take(self, rows: np.ndarray) -> FlowRows:
         """Rows by index or boolean mask (a mask is turned into indexes once, not once per column)."""
@@ -222,17 +228,20 @@ class FlowMeter:
         latest = int(rows["last_ns"].max())
         self.clock_ns = latest if self.clock_ns is None else max(self.clock_ns, latest)
         # Only cached flows whose key occurs in this batch take part in the merge; the others
-        # can only time out, which is one comparison each.
+        # can only time out, which is one comparison each. Copies of the whole cache are kept to
+        # one at a time (memory per active flow stays near the cache's own 120 bytes).
         touched = _touched(self.cache["key"], np.sort(rows["key"]))  # sorted needles search fast
-        cached = self.cache.take(touched)
-        resting = self.cache.take(~touched)
+        expired = ~touched & self._timed_out(self.cache)
+        cached, idle = self.cache.take(touched), self.cache.take(expired)
+        self.cache = self.cache.take(~(touched | expired))
         flows, last_of_key = self._merge(FlowRows.concat([cached, rows]), len(cached))
+        del cached, rows
         done = ~last_of_key | self._timed_out(flows)
-        expired = self._timed_out(resting)
         continuing = flows.take(~done)
-        continuing = continuing.take(np.argsort(continuing["key"]))
-        self.cache = _merge_sorted(resting.take(~expired), continuing)
-        finished = FlowRows.concat([flows.take(done), resting.take(expired), self._enforce_limit()])
+        finished = FlowRows.concat([flows.take(done), idle])
+        del flows, idle
+        self.cache = _merge_sorted(self.cache, continuing.take(np.argsort(continuing["key"])))
+        finished = FlowRows.concat([finished, self._enforce_limit()])
         self.peak_flows = max(self.peak_flows, len(self.cache))
         return self._table(finished)
 
@@ -241,10 +250,11 @@ class FlowMeter:
             self.clock_ns - flows["first_ns"] >= self._active_ns
         )
 
-    def flush(self) -> pa.Table:
-        """Export every flow still in the cache (end of input)."""
-        finished, self.cache = self.cache, FlowRows.empty()
-        return self._table(finished)
+    def flush(self) -> Iterator[pa.Table]:
+        """Export every flow still in the cache (end of input), in tables of at most ``EXPORT_ROWS`` flows."""
+        cache, self.cache = self.cache, FlowRows.empty()
+        for start in range(0, len(cache), EXPORT_ROWS):
+            yield self._table(cache.slice(start, start + EXPORT_ROWS))
 
     def state(self) -> dict[str, np.ndarray]:
         """The cache, clock and fragment table as named arrays (for ``np.savez``), so metering can

@@ -81,9 +81,7 @@ class CaptureSource:
                 if flows.num_rows:
                     yield flows
             self._done += size
-        flows = self.meter.flush()
-        if flows.num_rows:
-            yield flows
+        yield from self.meter.flush()
 
     def progress(self) -> tuple[int, int | None]:
         return self._done, sum(self._sizes)

@@ -227,7 +227,8 @@ class CaptureWatcher:
 
     def finish(self) -> None:
         """Export every open flow (clean stop) and record that nothing is left in the cache."""
-        self._write(self.meter.flush())
+        for flows in self.meter.flush():
+            self._write(flows)
         self._commit(None, None)
 
     def notes(self) -> list[str]:
