@@ -112,6 +112,8 @@ class Trial:
     sent: int
     peak_rss_mib: float
     granted_buffer: str
+    stored_after: float | None = None
+    """Seconds from the first datagram sent until the last flow was stored (flowscope only)."""
 
     @property
     def loss(self) -> int:
@@ -172,13 +174,15 @@ def run_flowscope(sender: Sender, version: int, rate: float, buffer: int, workdi
     deadline = time.monotonic() + 60
     while not flowscope_health(lake) and time.monotonic() < deadline:  # bound and housekeeping once
         time.sleep(0.1)
+    started = time.monotonic()
     seconds = sender.send(port, rate)
     last, since = -1, time.monotonic()
     while time.monotonic() - since < QUIET_SECONDS:  # decoding catches up: wait until the count stops moving
         flows = flowscope_health(lake).get("rows_written", {}).get("flows", 0)
         if flows != last:
             last, since = flows, time.monotonic()
-        time.sleep(0.2)
+        time.sleep(0.1)
+    stored_after = since - started  # health is saved once a second: within about a second
     process.send_signal(signal.SIGINT)
     peak = wait_reaped(process)
     health = flowscope_health(lake)
@@ -194,6 +198,7 @@ def run_flowscope(sender: Sender, version: int, rate: float, buffer: int, workdi
         0,
         peak,
         str(listener.get("receive_buffer", "?")),
+        stored_after,
     )
 
 
@@ -293,7 +298,13 @@ def main() -> None:
                 print(
                     f"  {peer:<9} offered {offered:>9} dgrams/s  achieved {trial.achieved:>9,.0f}  "
                     f"stored {trial.received:>9,} flows  loss {trial.loss:>8,} ({100 * trial.loss / trial.sent:5.1f} %)"
-                    f"  peak RSS {trial.peak_rss_mib:7.1f} MiB  buffer granted {trial.granted_buffer}",
+                    f"  peak RSS {trial.peak_rss_mib:7.1f} MiB  buffer granted {trial.granted_buffer}"
+                    + (
+                        f"  all stored after {trial.stored_after:.1f} s"
+                        f" (~{trial.received / trial.stored_after:,.0f} flows/s)"
+                        if trial.stored_after
+                        else ""
+                    ),
                     flush=True,
                 )
                 if trial.loss:
