@@ -48,3 +48,13 @@ def test_read_as_exports_mixed_with_sflow(lake_dir: Path) -> None:
     with open_lake(lake_dir) as con:
         types = dict(con.execute("SELECT type, count(*) FROM flows GROUP BY 1").fetchall())
     assert types["netflow_v9"] == 24 and types["sflow_v5"] > 0
+
+
+def test_read_as_exports_with_inner_tunnels(lake_dir: Path) -> None:
+    akvorado = shared_data("netflow", "akvorado")
+    names = ("ipfix-srv6-template.pcap", "ipfix-srv6-data.pcap")
+    run(lake_dir, "read", "--as-exports", "--tunnels", "inner", *(str(akvorado / n) for n in names))
+    with open_lake(lake_dir) as con:
+        assert con.execute("SELECT ip_text(src_addr), ip_text(dst_addr), proto FROM flows").fetchall() == [
+            ("8.8.8.8", "213.36.140.100", 1)
+        ]

@@ -330,6 +330,22 @@ def test_akvorado_ethernet_over_mpls_section() -> None:
     assert (fourth["src_mac"], fourth["dst_mac"], fourth["etype"]) == (0x020000000004, 0x020000000003, 0x0800)
 
 
+def test_akvorado_srv6_section_outer_and_inner() -> None:
+    """TestDecodeSRv6: with decapsulation the flow is the carried IPv4 ICMP packet (TTL 63, 64 bytes)."""
+    names = ("ipfix-srv6-template.pcap", "ipfix-srv6-data.pcap")
+    (outer,) = rows(decode_netflow(captured(*names), NetflowState()))
+    assert (outer["etype"], outer["proto"]) == (0x86DD, 4)  # IPv6 carrying IPv4
+    inner_state = NetflowState(tunnels="inner")
+    (inner,) = rows(decode_netflow(captured(*names), inner_state))
+    assert (inner["src_addr"], inner["dst_addr"], inner["proto"], inner["ip_ttl"]) == (
+        "8.8.8.8",
+        "213.36.140.100",
+        1,
+        63,
+    )
+    assert (inner["bytes"], inner["packets"], inner["etype"]) == (64, 1, 0x0800)
+
+
 def test_akvorado_template_without_data_and_data_without_template() -> None:
     state = NetflowState()
     decoded = decode_netflow(captured("datalink-data.pcap"), state)

@@ -92,7 +92,7 @@ def flow_table(
         etype = _etype(records)
         if etype is not None:
             columns["etype"] = pa.array(etype)
-    for column, values in section_columns(records, skips).items():
+    for column, values in section_columns(records, skips, state.tunnels).items():
         columns.setdefault(column, values)  # elements the exporter sent win over what the section shows
     if "proto" not in columns:  # softflowd's ICMP templates carry icmpTypeCode but no protocol
         for key, proto in (((0, 32), 1), ((0, 139), 58)):

@@ -88,8 +88,9 @@ class ExportCaptureSource:
 
 
 def open_source(paths: Sequence[Path], options: Mapping[str, Any]) -> ExportCaptureSource:
-    config = SamplingConfig.load(options.get("sampling_config"))
-    return ExportCaptureSource(paths, NetflowState.open(None, config))
+    state = NetflowState.open(None, SamplingConfig.load(options.get("sampling_config")))
+    state.tunnels = options.get("tunnels") or "outer"
+    return ExportCaptureSource(paths, state)
 
 
 READER = register(

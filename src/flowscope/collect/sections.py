@@ -22,8 +22,9 @@ _HEADER_COLUMNS = ("proto", "src_port", "dst_port", "ip_tos", "ip_ttl", "tcp_fla
 _NUMPY_TYPES = {"tcp_flags": np.uint16}
 
 
-def section_columns(records: Records, skips: Skips) -> dict[str, pa.Array]:
-    """Flow columns decoded from the first packet section the template carries (empty if none)."""
+def section_columns(records: Records, skips: Skips, tunnels: str = "outer") -> dict[str, pa.Array]:
+    """Flow columns decoded from the first packet section the template carries (empty if none); ``tunnels``
+    as in ``decode_frames`` ("inner" reads through GRE, VXLAN, IP-in-IP, SRv6... to the carried packet)."""
     for key, linktype in SECTIONS:
         if records.index_of(key) is None:
             continue
@@ -38,6 +39,7 @@ def section_columns(records: Records, skips: Skips) -> dict[str, pa.Array]:
             wire,
             linktype,
             np.zeros(len(records), np.int64),
+            tunnels=tunnels,
             skips=frame_skips,
             keep_non_ip=True,
         )

@@ -28,6 +28,8 @@ class NetflowState:
     """IPFIX systemInitTimeMilliseconds per exporting process (options data): the origin of IEs 21/22."""
     path: Path | None = None
     """Where ``save`` writes; None keeps everything in memory (e.g. ``flowscope read --as-exports``)."""
+    tunnels: str = "outer"
+    """How packet sections (RFC 7133) that hold a tunnel are read: its "outer" or its "inner" headers."""
     batches: int = 0
 
     @classmethod
