@@ -17,7 +17,7 @@ from tests.collect.live import free_port, lake_totals, start_collector, stop, wa
 from tests.conftest import shared_data
 
 from flowscope.collect.datagrams import Datagrams
-from flowscope.collect.health import Health, merge_snapshots, sequence_accounting
+from flowscope.collect.health import Health, group_rows, merge_snapshots, sequence_accounting
 from flowscope.collect.metrics import render
 from flowscope.collect.receive import BatchReceiver, Listen, merge_packed, packed_count, sender_addresses, unpack
 from flowscope.collect.sflow import decode_sflow
@@ -232,3 +232,48 @@ def test_collect_rejects_a_port_in_use(tmp_path):
     assert result.returncode == 2
     assert "cannot listen on" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_group_rows_tells_rows_apart():
+    rows = np.array([[1, 2, 3], [4, 5, 6], [1, 2, 3], [7, 8, 9], [4, 5, 6]], np.uint8)
+    first, group = group_rows(rows)
+    assert group.tolist()[0] == group.tolist()[2] and group.tolist()[1] == group.tolist()[4]
+    assert len(set(group.tolist())) == 3
+    assert sorted(rows[first].tolist()) == [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
+    same_first, same_group = group_rows(np.ones((4, 16), np.uint8))
+    assert same_first.tolist() == [0] and same_group.tolist() == [0, 0, 0, 0]
+
+
+@pytest.mark.slow
+def test_netflow_listener_learns_templates_and_shows_them(tmp_path):
+    from flowscope.collect.encoder import IPV4_TEMPLATE, encode, synthetic_columns
+
+    lake = tmp_path / "lake"
+    port = free_port()
+    payloads = encode(10, IPV4_TEMPLATE, synthetic_columns(2400), records_per_datagram=24)
+    collector = start_collector(lake, "--listen", f"netflow://127.0.0.1:{port}")
+    try:
+        wait_for_health(lake, lambda h: bool(h["listeners"]))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            for payload in payloads:
+                sender.sendto(payload, ("127.0.0.1", port))
+        health = wait_for_health(lake, lambda h: sum(e["flows"] for e in h["exporters"]) == 2400)
+    finally:
+        code, stderr = stop(collector, signal.SIGTERM)
+    assert code == 0, stderr
+    (exporter,) = health["exporters"]
+    assert (exporter["protocol"], exporter["exporter"], exporter["datagrams"]) == ("netflow", "127.0.0.1", 100)
+    assert exporter["lost"].get("flows", 0) == 0
+    templates = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "flowscope", "--lake", str(lake), "templates", "--format", "json"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
+    )
+    assert [(t["exporter"], t["version"], t["template_id"], t["field_count"]) for t in templates] == [
+        ("127.0.0.1", 10, 256, len(IPV4_TEMPLATE))
+    ]
+    assert lake_totals(lake)["flows"] == 2400
