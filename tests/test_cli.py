@@ -86,11 +86,14 @@ def test_top_host_counts_both_endpoints(filled_lake):
 
 
 def test_demo_fills_the_lake_and_reports(lake_dir):
-    result = invoke(lake_dir, "demo", "--flows", "20000", "--days", "1")
+    result = invoke(lake_dir, "demo", "--flows", "20000", "--days", "1", "--packets", "5000")
     assert result.exit_code == 0, result.output
     assert "top talkers" in result.output
-    count = invoke(lake_dir, "query", "SELECT count(*) FROM flows", "--format", "csv")
-    assert count.output.splitlines()[1] == "20000"
+    sql = "SELECT type, count(*), sum(packets + packets_rev) FROM flows GROUP BY type ORDER BY type"
+    count = invoke(lake_dir, "query", sql, "--format", "csv")
+    pcap, synthetic = count.output.splitlines()[1:]
+    assert synthetic.startswith('"synthetic",20000,')
+    assert pcap.startswith('"pcap",') and pcap.endswith(",5000")
     info = invoke(lake_dir, "lake", "info")
     assert "flows" in info.output
 

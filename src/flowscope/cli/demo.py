@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
+from pathlib import Path
 
 import click
 from rich.console import Console
 
 from flowscope.cli.common import CliState, pass_state, progress_bar
 from flowscope.cli.output import print_table
+from flowscope.demo.pcap import write_synthetic_pcap
 from flowscope.demo.traffic import synthetic_flows
 from flowscope.lake import LakeWriter, open_lake
 from flowscope.pipeline import run
+from flowscope.readers import registry
 from flowscope.reports.top import top_sql
 
 
@@ -25,6 +29,21 @@ def _store_synthetic_flows(state: CliState, flows: int, days: float) -> None:
         )
     elapsed = time.perf_counter() - started
     state.info(f"stored {stats.rows:,} synthetic flows over {days:g} days in {elapsed:.1f} s -> {state.lake.root}")
+
+
+def _meter_synthetic_capture(state: CliState, packets: int, keep: Path | None) -> None:
+    """Write a synthetic pcap and meter it into the lake, as ``flowscope read capture.pcap`` does."""
+    with tempfile.TemporaryDirectory(prefix="flowscope-demo-") as scratch:
+        path = keep or Path(scratch) / "synthetic.pcap"
+        recent = time.time_ns() - 3_600_000_000_000  # the last hour, so time-window reports include it
+        expected = write_synthetic_pcap(path, packets=packets, flows=max(1, packets // 20), start_ns=recent)
+        source = registry.get("pcap").open([path], {})
+        stats = run(source, LakeWriter(state.lake))
+    state.report_skips(source.skips)
+    state.info(
+        f"metered a synthetic capture of {expected['packets']:,} packets into {stats.rows:,} flows"
+        + (f" (kept at {keep})" if keep else "")
+    )
 
 
 def _report(state: CliState) -> None:
@@ -50,8 +69,15 @@ Examples:
 )
 @click.option("--flows", default=1_000_000, show_default=True, help="Synthetic flow records to generate.")
 @click.option("--days", default=2.0, show_default=True, help="Time span they cover, ending now.")
+@click.option("--packets", default=200_000, show_default=True, help="Packets in the synthetic capture to meter.")
+@click.option("--keep-pcap", type=click.Path(dir_okay=False, path_type=Path), help="Keep the synthetic capture here.")
 @pass_state
-def demo(state: CliState, flows: int, days: float) -> None:
-    """Fill the lake with realistic synthetic traffic end to end and print reports from it."""
+def demo(state: CliState, flows: int, days: float, packets: int, keep_pcap: Path | None) -> None:
+    """Fill the lake with realistic synthetic traffic end to end and print reports from it.
+
+    Two inputs: synthetic flow records (as a collector would store them) and a synthetic packet
+    capture metered into flows (as ``flowscope read capture.pcap`` does).
+    """
     _store_synthetic_flows(state, flows, days)
+    _meter_synthetic_capture(state, packets, keep_pcap)
     _report(state)

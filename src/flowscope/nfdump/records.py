@@ -77,8 +77,9 @@ V3_FLAG_SAMPLED = 2
 
 # nfdump stores IPv6 addresses as two host-order 64-bit words: reverse each half for network order.
 _V6_ORDER = np.array([7, 6, 5, 4, 3, 2, 1, 0, 15, 14, 13, 12, 11, 10, 9, 8])
-_RECORD_TYPES = {1: "NETFLOW_V1", 5: "NETFLOW_V5", 7: "NETFLOW_V7", 9: "NETFLOW_V9", 10: "IPFIX"}
-_TYPE_NAMES = pa.array([_RECORD_TYPES.get(version, "NFDUMP") for version in range(256)], pa.string())
+# The flow schema's source kinds: the export protocol nfcapd received the record with, else "nfcapd".
+_RECORD_TYPES = {1: "netflow_v1", 5: "netflow_v5", 7: "netflow_v7", 9: "netflow_v9", 10: "ipfix"}
+_TYPE_NAMES = pa.array([_RECORD_TYPES.get(version, "nfcapd") for version in range(256)], pa.string())
 
 
 @dataclass(frozen=True)
