@@ -27,6 +27,22 @@ class Converted:
     problems: list[Problem] = field(default_factory=list)
 
 
+def numeric_columns(dialect: Dialect, mapping: dict[str, str], names: list[str]) -> set[str]:
+    """Source columns that hold plain numbers when the file is clean (parsed as float64 on the fast path)."""
+    numeric = set()
+    for name, source in mapping.items():
+        if name == DURATION or (dialect.epoch_times and name.startswith("time_")):
+            numeric.add(source)
+        elif name not in ("proto", "tcp_flags") and not name.endswith("_mac"):
+            kind = FLOW_SCHEMA.field(name).type
+            if pa.types.is_integer(kind):
+                numeric.add(source)
+    if dialect.keep_extra:
+        used = set(mapping.values())
+        numeric.update(n for n in names if n not in used and n not in dialect.text_extras)
+    return numeric
+
+
 def _convert_field(name: str, text: pa.Array, dialect: Dialect, timezone: str) -> values.Converted:
     if name == DURATION:
         return values.to_float(text)
@@ -66,24 +82,24 @@ def convert(raw: pa.Table, dialect: Dialect, mapping: dict[str, str], timezone: 
         array, bad = converted
         columns[name] = array
         if bad is not None:
-            bad_by_reason.append((f"unreadable {source} value", bad, values.as_text(raw.column(source))))
+            bad_by_reason.append((f"unreadable {source} value", bad, values.as_array(raw.column(source))))
 
     for name, source in mapping.items():
-        take(name, source, _convert_field(name, values.as_text(raw.column(source)), dialect, timezone))
+        take(name, source, _convert_field(name, values.as_array(raw.column(source)), dialect, timezone))
     if DURATION in columns:
         duration = columns.pop(DURATION)
         if "time_flow_start" in columns and "time_flow_end" not in columns:
             end, negative = _end_time(columns["time_flow_start"], duration, dialect)
             columns["time_flow_end"] = end
             if negative is not None:
-                text = values.as_text(raw.column(mapping[DURATION]))
+                text = values.as_array(raw.column(mapping[DURATION]))
                 bad_by_reason.append((f"negative {mapping[DURATION]}", negative, text))
     if dialect.keep_extra:
         used = set(mapping.values())
         for source in raw.column_names:
             if source in used or source in columns:
                 continue
-            text = values.as_text(raw.column(source))
+            text = values.as_array(raw.column(source))
             if source in dialect.text_extras:
                 columns[source] = text
             else:

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from flowscope.csvflows import dialects
-from flowscope.csvflows.convert import convert
+from flowscope.csvflows.convert import convert, numeric_columns
 from flowscope.csvflows.dialects import Dialect
 from flowscope.csvflows.header import normalised_names, split_header
 from flowscope.diagnostics import Skips
@@ -210,15 +210,24 @@ class _InputReader:
             ragged_lines.append(row.number)
             return "skip"
 
-        try:
-            raw = pacsv.read_csv(
+        def parse(numeric: set[str]) -> pa.Table:
+            ragged.clear()
+            ragged_lines.clear()
+            types = {name: pa.float64() if name in numeric else pa.string() for name in names}
+            return pacsv.read_csv(
                 io.BytesIO(chunk),
                 read_options=pacsv.ReadOptions(column_names=names),
                 parse_options=pacsv.ParseOptions(invalid_row_handler=on_ragged),
-                convert_options=pacsv.ConvertOptions(
-                    column_types=dict.fromkeys(names, pa.string()), null_values=[""], strings_can_be_null=True
-                ),
+                convert_options=pacsv.ConvertOptions(column_types=types, null_values=[""], strings_can_be_null=True),
             )
+
+        try:
+            try:
+                # Fast path: numeric columns parsed as numbers; any unreadable value fails the
+                # whole chunk, which is then parsed as text and converted row-tolerantly.
+                raw = parse(numeric_columns(dialect, mapping, names))
+            except pa.ArrowInvalid:
+                raw = parse(set())
         except pa.ArrowInvalid as exc:
             raise FlowscopeError(f"{self.raw.name}: unreadable CSV near data row {self.rows_seen + 1}: {exc}") from exc
         if ragged:

@@ -48,6 +48,8 @@ def _as_array(column: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 def to_float(text: pa.Array) -> Converted:
     """Decimal or exponent notation (``3e+05``); unreadable text becomes null."""
+    if pa.types.is_floating(text.type):
+        return text, None
     try:
         return pc.cast(text, pa.float64()), None
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -57,7 +59,10 @@ def to_float(text: pa.Array) -> Converted:
 
 
 def to_unsigned(text: pa.Array, out_type: pa.DataType) -> Converted:
-    """Whole non-negative numbers that fit ``out_type``; ``3e+05`` and ``12.0`` are accepted."""
+    """Whole non-negative numbers that fit ``out_type``; ``3e+05`` and ``12.0`` are accepted.
+
+    ``text`` may already be float64 (the reader's fast path parses numeric columns as numbers).
+    """
     try:
         return pc.cast(text, out_type), None
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -137,8 +142,10 @@ def to_mac(text: pa.Array) -> Converted:
 
 
 def to_address(text: pa.Array) -> Converted:
-    """IPv4/IPv6 text -> binary(16) (``flowscope.addresses.parse_text``, once per distinct address)."""
-    values = addresses.parse_text(text, errors="null")
+    """IPv4/IPv6 text -> binary(16) (``flowscope.addresses.parse_text``, once per distinct address:
+    flow CSVs repeat addresses, so parsing the dictionary and gathering is the cheaper way)."""
+    encoded = pc.dictionary_encode(text)
+    values = addresses.parse_text(encoded.dictionary, errors="null").take(encoded.indices)
     return values, _bad_mask(text, values)
 
 
@@ -181,6 +188,6 @@ def to_epoch_timestamp(text: pa.Array) -> Converted:
     return values, bad
 
 
-def as_text(column: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """One contiguous string array (the reader reads every column as text)."""
+def as_array(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """One contiguous array (text, or float64 for columns the reader parsed as numbers)."""
     return _as_array(column)

@@ -10,50 +10,81 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flowscope.reduce.spec import Reduction, load
-from flowscope.reduce.sql import reduce_sql
+from flowscope.reduce.sql import DURATION_COLUMN, Plan, plan
 
 _ORDER = "__order"
 
 
-def record_order(table: pa.Table) -> pa.Array:
-    """Each row's rank by start time, then position (arrival); null start times count as the earliest."""
-    n = table.num_rows
-    if "time_flow_start" not in table.column_names:
-        return pa.array(np.arange(n, dtype=np.int64))
+def in_record_order(table: pa.Table) -> pa.Table:
+    """The rows sorted by start time, then arrival (already so for most inputs; null start times first)."""
+    if "time_flow_start" not in table.column_names or table.num_rows < 2:
+        return table
     starts = pc.fill_null(pc.cast(table.column("time_flow_start"), pa.int64()), np.iinfo(np.int64).min).to_numpy()
-    if n < 2 or bool(np.all(starts[1:] >= starts[:-1])):
-        return pa.array(np.arange(n, dtype=np.int64))
-    ranks = np.empty(n, dtype=np.int64)
-    ranks[np.argsort(starts, kind="stable")] = np.arange(n, dtype=np.int64)
-    return pa.array(ranks)
+    if bool(np.all(starts[1:] >= starts[:-1])):
+        return table
+    return table.take(pa.array(np.argsort(starts, kind="stable")))
 
 
 class Reducer:
-    """Applies one reduction to tables; keeps one DuckDB connection (single-threaded, UTC) for all calls."""
+    """Applies one reduction to tables; keeps one DuckDB connection (single-threaded, UTC) for all calls.
+
+    DuckDB does the GROUP BY (keys, aggregates, each group's first and last row number);
+    first/last fields are then gathered from those rows with Arrow ``take``.
+    """
 
     def __init__(self, reduction: Reduction, *, threads: int = 1) -> None:
         self.reduction = reduction
         self._con = duckdb.connect(":memory:")
         self._con.execute("SET TimeZone = 'UTC'")
         self._con.execute(f"SET threads = {int(threads)}")
+        self._plans: dict[pa.Schema, Plan] = {}
+
+    def _plan(self, schema: pa.Schema) -> Plan:
+        """The plan for tables of this schema (DuckDB types come from a zero-row probe; cached)."""
+        if schema not in self._plans:
+            self._con.register("probe", schema.empty_table())
+            try:
+                described = self._con.sql("SELECT * FROM probe")
+                columns = [(n, str(t)) for n, t in zip(described.columns, described.types, strict=True)]
+            finally:
+                self._con.unregister("probe")
+            self._plans[schema] = plan(self.reduction, "batch", columns, _ORDER)
+        return self._plans[schema]
 
     def __call__(self, table: pa.Table) -> pa.Table:
         if table.num_rows < 2:
             return table
-        numbered = table.append_column(_ORDER, record_order(table))
-        self._con.register("batch", numbered)
+        table = in_record_order(table)
+        steps = self._plan(table.schema)
+        needed = [name for name, source in steps.sources.items() if source == "group"]
+        if "duration" in steps.sources.values():
+            needed += ["time_flow_start", "time_flow_end"]
+        scanned = table.select(list(dict.fromkeys(needed))).append_column(
+            _ORDER, pa.array(np.arange(table.num_rows, dtype=np.int64))
+        )
+        self._con.register("batch", scanned)
         try:
-            described = self._con.sql("SELECT * FROM batch")
-            columns = [
-                (name, str(duck_type))
-                for name, duck_type in zip(described.columns, described.types, strict=True)
-                if name != _ORDER
-            ]
-            sql = reduce_sql(self.reduction, "batch", columns, _ORDER)
-            reduced = self._con.sql(sql).to_arrow_table()
+            groups = self._con.sql(steps.group_sql).to_arrow_table()
         finally:
             self._con.unregister("batch")
-        return reduced.cast(pa.schema([table.schema.field(name) for name in reduced.column_names]))
+        rows = {source: groups.column(f"__{source}").combine_chunks() for source in ("first", "last")}
+        output = []
+        for field in table.schema:
+            source = steps.sources[field.name]
+            if source == "group":
+                column = groups.column(field.name)
+            elif source == "duration":
+                start = output[table.schema.get_field_index("time_flow_start")]
+                ends = pc.add(pc.cast(start, pa.int64()), groups.column(DURATION_COLUMN))
+                column = pc.cast(ends, pa.int64()).cast(field.type)
+            else:
+                column = table.column(field.name)
+                if column.null_count == len(column):  # common: fields a source does not fill
+                    column = pa.nulls(groups.num_rows, field.type)
+                else:
+                    column = column.take(rows[source])
+            output.append(column.cast(field.type) if column.type != field.type else column)
+        return pa.Table.from_arrays(output, schema=table.schema)
 
 
 def transform(name_or_path: str, *, threads: int = 1) -> Callable[[pa.Table], pa.Table]:

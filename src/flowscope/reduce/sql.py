@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from flowscope.errors import FlowscopeError
 from flowscope.reduce.spec import DURATION, Reduction
 
 _INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")
-_DURATION_COLUMN = "__duration_ns"
+DURATION_COLUMN = "__duration_ns"
 
 
 def quote(name: str) -> str:
@@ -16,26 +17,34 @@ def quote(name: str) -> str:
 
 
 def _aggregate(strategy: str, column: str, duck_type: str, order: str) -> str:
+    """The aggregate for sum/min/max/merge; first and last are picked by row instead (see ``reduce_sql``)."""
     col = quote(column)
     if strategy == "sum":
         return f"sum({col})::{duck_type}"
     if strategy in ("min", "max"):
         return f"{strategy}({col})"
-    if strategy == "first":
-        return f"arg_min_null({col}, {order})"
-    if strategy == "last":
-        return f"arg_max_null({col}, {order})"
     if duck_type in _INTEGER_TYPES:  # merge
         return f"bit_or({col})"
     return f"arg_max({col}, {order}) FILTER (WHERE {col} IS NOT NULL)"
 
 
-def reduce_sql(reduction: Reduction, relation: str, columns: Sequence[tuple[str, str]], order: str) -> str:
-    """Aggregate ``relation`` (whose output columns and DuckDB types are ``columns``) by the reduction's key.
+@dataclass(frozen=True)
+class Plan:
+    """A reduction split in two: one GROUP BY, then per output column where its value comes from."""
 
-    ``order`` names a BIGINT column of ``relation`` giving record order, which ``first``
-    and ``last`` follow (callers number records by start time, then arrival). Output
-    columns keep the input's names, order and types.
+    group_sql: str
+    """Key columns, aggregated columns, ``__first`` / ``__last`` (record numbers), optional duration."""
+    sources: dict[str, str]
+    """Output column -> ``group``, ``first``, ``last`` or ``duration`` (end = start + reduced duration)."""
+
+
+def plan(reduction: Reduction, relation: str, columns: Sequence[tuple[str, str]], order: str) -> Plan:
+    """Plan reducing ``relation`` (output columns and DuckDB types ``columns``) by the reduction's key.
+
+    ``order`` names a BIGINT column of ``relation`` numbering the records uniquely in the
+    order ``first`` and ``last`` follow (callers number by start time, then arrival). Each
+    group's first and last record numbers are aggregated once; first/last fields are then
+    taken from those two records, which is much cheaper than one ``arg_max`` per field.
     """
     names = [name for name, _ in columns]
     missing = [k for k in reduction.key if k not in names]
@@ -46,30 +55,48 @@ def reduce_sql(reduction: Reduction, relation: str, columns: Sequence[tuple[str,
         raise FlowscopeError(f"reduction {reduction.name!r}: unknown field(s) {unknown}")
     order = quote(order)
     with_duration = DURATION in reduction.fields and "time_flow_start" in names and "time_flow_end" in names
-    inner = [quote(k) for k in reduction.key]
-    outer = []
+    aggregated = [quote(k) for k in reduction.key] + [f"max({order}) AS __last", f"min({order}) AS __first"]
+    sources: dict[str, str] = {}
     for name, duck_type in columns:
+        strategy = reduction.strategy(name)
         if name in reduction.key:
-            outer.append(quote(name))
-            continue
-        if with_duration and name == "time_flow_end":
-            outer.append(
-                f"timezone('UTC', make_timestamp_ns(epoch_ns(time_flow_start) + {_DURATION_COLUMN})) AS time_flow_end"
-            )
-            continue
-        inner.append(f"{_aggregate(reduction.strategy(name), name, duck_type, order)} AS {quote(name)}")
-        outer.append(quote(name))
+            sources[name] = "group"
+        elif with_duration and name == "time_flow_end":
+            sources[name] = "duration"
+        elif strategy in ("first", "last"):
+            sources[name] = strategy
+        else:
+            aggregated.append(f"{_aggregate(strategy, name, duck_type, order)} AS {quote(name)}")
+            sources[name] = "group"
     if with_duration:
         duration = "(epoch_ns(time_flow_end) - epoch_ns(time_flow_start))"
-        strategy = reduction.fields[DURATION]
         expression = {
             "sum": f"sum({duration})",
             "min": f"min({duration})",
             "max": f"max({duration})",
-            "first": f"arg_min_null({duration}, {order})",
-            "last": f"arg_max_null({duration}, {order})",
+            "first": f"arg_min({duration}, {order})",
+            "last": f"arg_max({duration}, {order})",
             "merge": f"arg_max({duration}, {order})",
-        }[strategy]
-        inner.append(f"{expression}::BIGINT AS {_DURATION_COLUMN}")
+        }[reduction.fields[DURATION]]
+        aggregated.append(f"{expression}::BIGINT AS {DURATION_COLUMN}")
     group = ", ".join(quote(k) for k in reduction.key)
-    return f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM {relation} GROUP BY {group}) AS reduced"
+    return Plan(f"SELECT {', '.join(aggregated)} FROM {relation} GROUP BY {group}", sources)
+
+
+def reduce_sql(reduction: Reduction, relation: str, columns: Sequence[tuple[str, str]], order: str) -> str:
+    """The whole reduction as one query (for views): the GROUP BY joined back to the first and last records."""
+    steps = plan(reduction, "numbered", columns, order)
+    alias = {"group": "g", "first": "f", "last": "l"}
+    start = f"{alias[steps.sources['time_flow_start']]}.time_flow_start" if "time_flow_start" in steps.sources else ""
+    outer = []
+    for name, source in steps.sources.items():
+        if source == "duration":
+            expression = f"timezone('UTC', make_timestamp_ns(epoch_ns({start}) + g.{DURATION_COLUMN}))"
+        else:
+            expression = f"{alias[source]}.{quote(name)}"
+        outer.append(f"{expression} AS {quote(name)}")
+    return (
+        f"WITH numbered AS MATERIALIZED (SELECT * FROM {relation}), g AS ({steps.group_sql}) "
+        f"SELECT {', '.join(outer)} FROM g JOIN numbered AS l ON l.{quote(order)} = g.__last "
+        f"JOIN numbered AS f ON f.{quote(order)} = g.__first"
+    )

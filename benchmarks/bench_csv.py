@@ -1,0 +1,181 @@
+"""Flow CSV ingest + pairs reduction (flowscope vs pandas) and materialize into PostgreSQL.
+
+    python benchmarks/bench_csv.py --rows 5000000 [--postgres postgresql://postgres@127.0.0.1:5432/test]
+
+Input: a generated 11-column CSV in the Kaggle "87 apps" cut (Source.IP, ..., Timestamp as
+``26/04/201711:11:17``, Flow.Duration in microseconds). Both sides run in their own process
+pinned to one core and produce the same result: one row per (source, source port,
+destination, destination port) with duration, both directions' packets and bytes summed.
+flowscope: the CSV reader (pyarrow parse, vectorised conversion into the flow schema), the
+``pairs`` reduction per batch, then once more over the reduced batches. pandas: ``read_csv``
+(C engine), ``to_datetime`` and ``groupby().agg()``. Times are CPU seconds of the step's
+process (user + system), so rates stay per-core on a shared machine.
+The materialize step reads the CSV into a lake, then times ``flowscope materialize pairs``
+into PostgreSQL (view computed by DuckDB, rows to text addresses, binary COPY, upsert).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from common import machine, measure_in_subprocess, print_comparison
+
+HEADER = [
+    "Source.IP", "Source.Port", "Destination.IP", "Destination.Port", "Protocol", "Timestamp", "Flow.Duration",
+    "Total.Fwd.Packets", "Total.Backward.Packets", "Total.Length.of.Fwd.Packets", "Total.Length.of.Bwd.Packets",
+]  # fmt: skip
+KEY = ["Source.IP", "Source.Port", "Destination.IP", "Destination.Port"]
+CHUNK = 1_000_000
+
+
+def generate(path: Path, rows: int, seed: int = 7) -> None:
+    """About ``rows / 5`` distinct pairs: clients talk to a few thousand servers, repeats collapse."""
+    rng = np.random.default_rng(seed)
+    clients = pa.array([f"10.{a}.{b}.{c}" for a, b, c in rng.integers(0, 256, (50_000, 3))])
+    servers = pa.array([f"172.{16 + a % 16}.{b}.{c}" for a, b, c in rng.integers(0, 256, (3_000, 3))])
+    server_ports = np.array([80, 443, 3128, 53, 22, 8080, 25, 993], np.uint16)
+    day = [f"26/04/2017{h:02d}:{m:02d}:{s:02d}" for h in range(24) for m in range(60) for s in range(60)]
+    stamps = pa.array(day)
+    pair_count = max(rows // 5, 1)
+    pair_client = rng.integers(0, len(clients), pair_count)
+    pair_server = rng.integers(0, len(servers), pair_count)
+    pair_cport = rng.integers(1024, 65536, pair_count).astype(np.uint16)
+    pair_sport = server_ports[rng.integers(0, len(server_ports), pair_count)]
+    options = pacsv.WriteOptions(include_header=False, quoting_style="none")
+    with open(path, "wb") as handle:
+        handle.write((",".join(HEADER) + "\n").encode())
+        for start in range(0, rows, CHUNK):
+            n = min(CHUNK, rows - start)
+            pair = rng.integers(0, pair_count, n)
+            outbound = rng.random(n) < 0.5  # half the records are the server's side of the pair
+            src_ip = np.where(outbound, pair_client[pair], pair_server[pair] + len(clients))
+            dst_ip = np.where(outbound, pair_server[pair] + len(clients), pair_client[pair])
+            addresses = pa.concat_arrays([clients, servers])
+            second = np.sort(rng.integers(0, len(day), n))
+            table = pa.table(
+                {
+                    "a": addresses.take(pa.array(src_ip)),
+                    "b": np.where(outbound, pair_cport[pair], pair_sport[pair]),
+                    "c": addresses.take(pa.array(dst_ip)),
+                    "d": np.where(outbound, pair_sport[pair], pair_cport[pair]),
+                    "e": np.full(n, 6, np.uint8),
+                    "f": stamps.take(pa.array(second)),
+                    "g": rng.integers(1, 120_000_000, n),
+                    "h": rng.integers(1, 200, n),
+                    "i": rng.integers(0, 200, n),
+                    "j": rng.integers(40, 300_000, n),
+                    "k": rng.integers(0, 300_000, n),
+                }
+            )
+            pacsv.write_csv(table, handle, options)
+
+
+def _one_core() -> None:
+    os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    pa.set_cpu_count(1)
+    pa.set_io_thread_count(1)
+
+
+def flowscope_step(path: str) -> tuple[float, int]:
+    _one_core()
+    from flowscope.csvflows.reader import open_source
+    from flowscope.reduce.apply import Reducer
+    from flowscope.reduce.spec import BUILTIN
+    from flowscope.schema import conform
+
+    started = time.process_time()
+    source = open_source([Path(path)], {})
+    reducer = Reducer(BUILTIN["pairs"], threads=1)
+    rows = 0
+    reduced = []
+    for batch in source:
+        table = conform(batch)
+        rows += table.num_rows
+        reduced.append(reducer(table))
+    pairs = reducer(pa.concat_tables(reduced))
+    seconds = time.process_time() - started
+    assert source.skips.total == 0, source.skips.lines()
+    print(f"flowscope: {pairs.num_rows} pairs, bytes {pc.sum(pairs['bytes'])}", file=sys.stderr)
+    return seconds, rows
+
+
+def pandas_step(path: str) -> tuple[float, int]:
+    _one_core()
+    import pandas as pd
+
+    started = time.process_time()
+    frame = pd.read_csv(path)
+    frame["Timestamp"] = pd.to_datetime(frame["Timestamp"], format="%d/%m/%Y%H:%M:%S")
+    sums = ["Flow.Duration", "Total.Fwd.Packets", "Total.Backward.Packets"]
+    sums += ["Total.Length.of.Fwd.Packets", "Total.Length.of.Bwd.Packets"]
+    pairs = frame.groupby(KEY, sort=False).agg({**dict.fromkeys(sums, "sum"), "Protocol": "last", "Timestamp": "last"})
+    seconds = time.process_time() - started
+    print(f"pandas: {len(pairs)} pairs, bytes {int(pairs['Total.Length.of.Fwd.Packets'].sum())}", file=sys.stderr)
+    return seconds, len(frame)
+
+
+def materialize_step(lake: str, url: str, table: str) -> tuple[float, int]:
+    """Wall seconds of one full ``materialize pairs`` run into an empty table (PostgreSQL does part of the work)."""
+    import psycopg
+
+    from flowscope.lake import Lake
+    from flowscope.materialize.postgres import PostgresTarget
+    from flowscope.materialize.run import materialize_once
+
+    with psycopg.connect(url, autocommit=True) as con:
+        con.execute(f'DROP TABLE IF EXISTS "{table}"')
+    target = PostgresTarget(url)
+    started = time.perf_counter()
+    outcome = materialize_once(
+        Lake(Path(lake)), "pairs", target, table, ("src_addr", "src_port", "dst_addr", "dst_port")
+    )
+    seconds = time.perf_counter() - started
+    target.close()
+    with psycopg.connect(url, autocommit=True) as con:
+        stored = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+        con.execute(f'DROP TABLE "{table}"')
+        con.execute("DELETE FROM flowscope_materialized WHERE target_table = %s", (table,))
+    assert stored == outcome.view_rows
+    return seconds, stored
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=5_000_000)
+    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--skip-materialize", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-csv-") as tmp:
+        path = Path(tmp) / "flows.csv"
+        generate(path, args.rows)
+        print(f"machine: {machine()}; input: {args.rows:,} rows, {path.stat().st_size / 2**20:,.0f} MiB")
+        ours = measure_in_subprocess("flowscope read + pairs", "bench_csv", "flowscope_step", str(path))
+        peer = measure_in_subprocess("pandas read_csv + groupby", "bench_csv", "pandas_step", str(path))
+        print_comparison("CSV ingest + pairs reduction, one core, CPU seconds", "rows", ours, peer)
+        if args.skip_materialize:
+            return
+        lake = Path(tmp) / "lake"
+        subprocess.run([sys.executable, "-m", "flowscope", "-q", "--lake", str(lake), "read", str(path)], check=True)
+        step = measure_in_subprocess(
+            "materialize pairs -> PostgreSQL", "bench_csv", "materialize_step", str(lake), args.postgres,
+            f"bench_pairs_{os.getpid()}",
+        )  # fmt: skip
+        print("\nmaterialize pairs into PostgreSQL (wall seconds; view over the whole lake + COPY + upsert)")
+        print(
+            f"  {step.units:,} rows in {step.seconds:.2f} s = {step.rate:,.0f} rows/s, peak {step.peak_rss_mib:.0f} MiB"
+        )
+
+
+if __name__ == "__main__":
+    main()
