@@ -312,3 +312,11 @@ def test_rows_without_addresses_are_counted(tmp_path: Path) -> None:
     records = extract.from_batch(table, skips, exact_start=True)
     assert len(records) == 7
     assert skips.total == 3
+
+
+def test_keys_sharing_their_first_64_bits_stay_apart() -> None:
+    records = extract.from_batch(as_table(random_records(5, 6)), Skips(), exact_start=True)
+    records.key = np.array([[7, 1], [7, 2], [7, 1], [3, 9], [7, 2], [3, 9]], np.uint64)
+    order, key_first = merge_module.key_order(records)
+    assert order.tolist() == [3, 5, 0, 2, 1, 4]
+    assert key_first.tolist() == [True, False, True, False, True, False]

@@ -22,8 +22,6 @@ import itertools
 from dataclasses import dataclass
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from flowscope.errors import FlowscopeError
 from flowscope.profile.records import Records
@@ -56,10 +54,24 @@ class Profile:
         return len(self.start)
 
 
-def key_ids(records: Records) -> np.ndarray:
-    """One dense id per direction-free key (hashing the 16-byte key fingerprints)."""
-    keys = pa.Array.from_buffers(pa.binary(16), len(records), [None, pa.py_buffer(np.ascontiguousarray(records.key))])
-    return pc.dictionary_encode(keys).indices.to_numpy()
+def key_order(records: Records) -> tuple[np.ndarray, np.ndarray]:
+    """Records ordered by key, input order kept within a key; and where each key's records begin.
+
+    Sorting by the first 64 bits of the key fingerprint is enough unless two keys share them
+    (then keys interleave, which is detected and sorted by all 128 bits).
+    """
+    high, low = records.key[:, 0], records.key[:, 1]
+    order = np.argsort(high, kind="stable")
+    high_sorted, low_sorted = high[order], low[order]
+    same_high = high_sorted[1:] == high_sorted[:-1]
+    same_low = low_sorted[1:] == low_sorted[:-1]
+    if (same_high & ~same_low).any():
+        order = np.lexsort((np.arange(len(high)), low, high))
+        same_high = high[order][1:] == high[order][:-1]
+        same_low = low[order][1:] == low[order][:-1]
+    key_first = np.ones(len(high), bool)
+    key_first[1:] = ~(same_high & same_low)
+    return order, key_first
 
 
 def _segmented_cum(values: np.ndarray, segment: np.ndarray, op: str) -> np.ndarray:
@@ -208,15 +220,9 @@ def merge(records: Records, timeouts: Timeouts, limit: int) -> Profile:
     n = len(records)
     if n == 0:
         return _aggregate(records, np.zeros(0, bool))
-    keys = key_ids(records)
-    records.key = None  # the ids replace the fingerprints
-    order = np.argsort(keys, kind="stable")
-    keys = keys[order]
-    key_first = np.empty(n, bool)
-    key_first[0] = True
-    key_first[1:] = keys[1:] != keys[:-1]
+    order, key_first = key_order(records)
+    records.key = None  # sorted: the fingerprints have done their job
     n_keys = int(key_first.sum())
-    del keys
     records.permute(order)
     s = _Keyed(records.start, records.end, records.swap, records.packets, records.packets_rev, key_first)
     if n_keys >= limit:
