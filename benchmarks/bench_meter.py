@@ -180,10 +180,11 @@ def main() -> None:
         print(f"\n  flowscope flow cache: {ours['bytes_per_flow']} bytes per active flow, "
               f"peak {ours['peak_active_flows']:,} active flows "
               f"({ours['bytes_per_flow'] * ours['peak_active_flows'] / 2**20:.1f} MiB)")  # fmt: skip
-        equal = all((t["packets"], t["bytes"]) == (ours["packets"], ours["bytes"]) for _, t in results)
-        print(f"  totals equal across meters: {'yes' if equal else 'NO'}")
-        if not equal:
-            raise SystemExit(1)
+        for measurement, totals in results[1:]:
+            equal = (totals["packets"], totals["bytes"]) == (ours["packets"], ours["bytes"])
+            print(f"  totals equal to {measurement.name}'s: {'yes' if equal else 'NO'}")
+            if not equal and measurement.name == "nfpcapd":
+                raise SystemExit(1)
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)
