@@ -53,15 +53,9 @@ def sha1_single_block(blocks: np.ndarray) -> np.ndarray:
     and allocation would otherwise dominate.
     """
     n = blocks.shape[0]
-    w = np.empty((80, n), np.uint32)
-    w[:16] = np.ascontiguousarray(blocks).view(">u4").T
+    w = np.empty((16, n), np.uint32)  # the message schedule as a ring of 16 words (64 bytes per message)
+    w[:] = np.ascontiguousarray(blocks).view(">u4").T
     spare = np.empty(n, np.uint32)
-    for t in range(16, 80):
-        row = w[t]
-        np.bitwise_xor(w[t - 3], w[t - 8], out=row)
-        row ^= w[t - 14]
-        row ^= w[t - 16]
-        _rotl_into(row, 1, row, spare)
     a, b, c, d, e = (np.full(n, h, np.uint32) for h in _H0)
     f = np.empty(n, np.uint32)
     rotated = np.empty(n, np.uint32)
@@ -81,7 +75,13 @@ def sha1_single_block(blocks: np.ndarray) -> np.ndarray:
         e += f  # e becomes the new a: e + f + rotl(a, 5) + K + w[t]
         e += _rotl_into(a, 5, rotated, spare)
         e += np.uint32(_K[t // 20])
-        e += w[t]
+        if t >= 16:  # w[t] = rotl1(w[t-3] ^ w[t-8] ^ w[t-14] ^ w[t-16]), stored over w[t-16]
+            row = w[t % 16]
+            row ^= w[(t - 3) % 16]
+            row ^= w[(t - 8) % 16]
+            row ^= w[(t - 14) % 16]
+            _rotl_into(row, 1, row, spare)
+        e += w[t % 16]
         _rotl_into(b, 30, b, spare)  # b becomes the new c
         a, b, c, d, e = e, a, b, c, d
     digest = np.stack([a, b, c, d, e], axis=1) + np.array(_H0, np.uint32)

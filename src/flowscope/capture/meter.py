@@ -36,7 +36,7 @@ from flowscope.diagnostics import Skips
 from flowscope.schema import FLOW_SCHEMA, TIMESTAMP, conform
 
 NS_PER_S = 1_000_000_000
-EXPORT_ROWS = 1 << 18
+EXPORT_ROWS = 1 << 16
 FLOW_TYPE = "pcap"
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -128,6 +128,69 @@ class FlowRows:
         return sum(values.nbytes for values in self.columns.values())
 
 
+class FlowCache:
+    """The active flows: key-sorted rows in preallocated arrays that are changed in place.
+
+    Removing and inserting flows works one column at a time, so besides the arrays themselves
+    (120 bytes per flow, up to 25 % spare capacity) only one column's worth of scratch memory is
+    ever needed: memory per active flow stays under 200 bytes however many flows are active.
+    """
+
+    GROWTH = 1.25
+
+    def __init__(self) -> None:
+        self._columns = {name: np.zeros((0, *shape), dtype) for name, dtype, shape in _COLUMNS}
+        self.size = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._columns[name][: self.size]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(values.nbytes for values in self._columns.values())
+
+    def rows(self) -> FlowRows:
+        """The live rows as views (valid until the cache changes)."""
+        return FlowRows({name: values[: self.size] for name, values in self._columns.items()})
+
+    def keep(self, selector: np.ndarray) -> None:
+        """Keep only the selected rows (mask or increasing indexes), in place."""
+        rows = np.flatnonzero(selector) if selector.dtype == np.bool_ else selector
+        for values in self._columns.values():
+            values[: rows.size] = values[rows]
+        self.size = int(rows.size)
+
+    def insert(self, new: FlowRows) -> None:
+        """Insert key-sorted rows at their sorted places."""
+        count = len(new)
+        if count == 0:
+            return
+        total = self.size + count
+        at = np.searchsorted(self["key"], new["key"], side="right") + np.arange(count)
+        is_new = np.zeros(total, bool)
+        is_new[at] = True
+        old_at = np.flatnonzero(~is_new)
+        self._reserve(total)
+        for name, values in self._columns.items():
+            old = values[: self.size].copy()
+            values[at] = new[name]
+            values[old_at] = old
+        self.size = total
+
+    def _reserve(self, total: int) -> None:
+        capacity = self._columns["key"].shape[0]
+        if total <= capacity:
+            return
+        capacity = max(total, int(capacity * self.GROWTH), 1024)
+        for name, values in self._columns.items():
+            grown = np.empty((capacity, *values.shape[1:]), values.dtype)
+            grown[: self.size] = values[: self.size]
+            self._columns[name] = grown
+
+
 def _mix(h: np.ndarray, value: np.ndarray) -> np.ndarray:
     """One round of a 64-bit multiply-xorshift hash (wrapping arithmetic is intended)."""
     h = (h ^ value.astype(np.uint64)) * _GOLDEN
@@ -210,7 +273,7 @@ class FlowMeter:
     def __init__(self, settings: MeterSettings | None = None, skips: Skips | None = None) -> None:
         self.settings = settings or MeterSettings()
         self.skips = skips if skips is not None else Skips(unit="packets")
-        self.cache = FlowRows.empty()
+        self.cache = FlowCache()
         self.clock_ns: int | None = None
         self.packets = 0
         self.early_expired = 0
@@ -232,34 +295,36 @@ class FlowMeter:
         # one at a time (memory per active flow stays near the cache's own 120 bytes).
         touched = _touched(self.cache["key"], np.sort(rows["key"]))  # sorted needles search fast
         expired = ~touched & self._timed_out(self.cache)
-        cached, idle = self.cache.take(touched), self.cache.take(expired)
-        self.cache = self.cache.take(~(touched | expired))
+        live = self.cache.rows()
+        cached, idle = live.take(touched), live.take(expired)
+        del live
+        self.cache.keep(~(touched | expired))
         flows, last_of_key = self._merge(FlowRows.concat([cached, rows]), len(cached))
         del cached, rows
         done = ~last_of_key | self._timed_out(flows)
         continuing = flows.take(~done)
         finished = FlowRows.concat([flows.take(done), idle])
         del flows, idle
-        self.cache = _merge_sorted(self.cache, continuing.take(np.argsort(continuing["key"])))
+        self.cache.insert(continuing.take(np.argsort(continuing["key"])))
         finished = FlowRows.concat([finished, self._enforce_limit()])
         self.peak_flows = max(self.peak_flows, len(self.cache))
         return self._table(finished)
 
-    def _timed_out(self, flows: FlowRows) -> np.ndarray:
+    def _timed_out(self, flows: FlowRows | FlowCache) -> np.ndarray:
         return (self.clock_ns - flows["last_ns"] >= self._idle_ns) | (
             self.clock_ns - flows["first_ns"] >= self._active_ns
         )
 
     def flush(self) -> Iterator[pa.Table]:
         """Export every flow still in the cache (end of input), in tables of at most ``EXPORT_ROWS`` flows."""
-        cache, self.cache = self.cache, FlowRows.empty()
+        cache, self.cache = self.cache.rows(), FlowCache()
         for start in range(0, len(cache), EXPORT_ROWS):
             yield self._table(cache.slice(start, start + EXPORT_ROWS))
 
     def state(self) -> dict[str, np.ndarray]:
         """The cache, clock and fragment table as named arrays (for ``np.savez``), so metering can
         resume after a restart with flows that span it still one flow."""
-        arrays = {f"cache.{name}": values for name, values in self.cache.columns.items()}
+        arrays = {f"cache.{name}": values for name, values in self.cache.rows().columns.items()}
         arrays["clock_ns"] = np.array([-1 if self.clock_ns is None else self.clock_ns], np.int64)
         arrays.update({f"fragments.{name}": values for name, values in self._fragments.arrays().items()})
         return arrays
@@ -267,7 +332,8 @@ class FlowMeter:
     def restore(self, arrays: dict[str, np.ndarray]) -> None:
         """Continue from a saved ``state()``."""
         cache = FlowRows({name: np.asarray(arrays[f"cache.{name}"], dtype) for name, dtype, _ in _COLUMNS})
-        self.cache = cache.take(np.argsort(cache["key"], kind="stable"))
+        self.cache = FlowCache()
+        self.cache.insert(cache.take(np.argsort(cache["key"], kind="stable")))
         clock = int(arrays["clock_ns"][0])
         self.clock_ns = None if clock < 0 else clock
         self._fragments.load({name: arrays[f"fragments.{name}"] for name in _FragmentPorts.ARRAYS})
@@ -279,7 +345,8 @@ class FlowMeter:
         oldest = np.zeros(len(self.cache), bool)
         oldest[np.argpartition(self.cache["last_ns"], excess - 1)[:excess]] = True
         self.early_expired += excess
-        evicted, self.cache = self.cache.take(oldest), self.cache.take(~oldest)
+        evicted = self.cache.rows().take(oldest)
+        self.cache.keep(~oldest)
         return evicted
 
     def _packet_rows(self, batch: PacketBatch) -> FlowRows:
@@ -474,25 +541,6 @@ def _touched(sorted_keys: np.ndarray, wanted: np.ndarray) -> np.ndarray:
         hit_runs[run[mask]] = True
         mask = hit_runs[run]
     return mask
-
-
-def _merge_sorted(first: FlowRows, second: FlowRows) -> FlowRows:
-    """Two key-sorted flow tables as one key-sorted table, without sorting again."""
-    if not len(second):
-        return first
-    if not len(first):
-        return second
-    at = np.searchsorted(first["key"], second["key"], side="right") + np.arange(len(second))
-    from_second = np.zeros(len(first) + len(second), bool)
-    from_second[at] = True
-    rest = np.flatnonzero(~from_second)
-    columns = {}
-    for name, values in first.columns.items():
-        merged = np.empty((from_second.size, *values.shape[1:]), values.dtype)
-        merged[at] = second[name]
-        merged[rest] = values
-        columns[name] = merged
-    return FlowRows(columns)
 
 
 def _key_changes(rows: FlowRows, order: np.ndarray) -> np.ndarray:
