@@ -164,3 +164,24 @@ def test_single_block_sha1_equals_hashlib(length: int) -> None:
     blocks[:, 56:] = np.array([length * 8], ">u8").view(np.uint8)
     digests = sha1_single_block(blocks)
     assert [d.tobytes() for d in digests] == [hashlib.sha1(m.tobytes()).digest() for m in messages]
+
+
+def test_cache_memory_per_active_flow_stays_under_200_bytes() -> None:
+    """Many concurrent flows arriving over several batches: arrays (with spare capacity) under 200 B a flow."""
+    count = 40_000
+    batch = PacketBatch.empty(count)
+    batch.ip_version[:] = 4
+    batch.proto[:] = 17
+    batch.ip_len[:] = 100
+    batch.src_addr[:, 10:12] = 0xFF
+    batch.dst_addr[:, 10:12] = 0xFF
+    batch.dst_addr[:, 15] = 1
+    meter = FlowMeter()
+    for part in range(4):
+        batch.ts_ns[:] = 1_000_000_000 * (1 + part) + np.arange(count)
+        batch.src_port[:] = np.arange(count) % 65536
+        batch.src_addr[:, 14] = part * 10 + np.arange(count) // 65536
+        assert meter.add(batch).num_rows == 0
+    assert len(meter.cache) == 4 * count
+    assert meter.cache.nbytes / len(meter.cache) <= 200
+    assert sum(table.num_rows for table in meter.flush()) == 4 * count
