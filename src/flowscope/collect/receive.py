@@ -8,6 +8,7 @@ runs meanwhile.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
@@ -28,7 +29,9 @@ from flowscope.errors import FlowscopeError
 MSG_DONTWAIT = 0x40
 MSG_WAITFORONE = 0x10000
 SO_RCVBUFFORCE = 33  # Linux: like SO_RCVBUF but may exceed net.core.rmem_max (needs CAP_NET_ADMIN)
+RECEIVE_PRIORITY = -10  # nice value a receive process asks for: it must run whenever datagrams wait
 QUEUE_BYTES = 1 << 30  # datagrams a receive process may hold while the decoder catches up
+FORWARD_BYTES = 4 << 20  # at most this much is merged into one message to the decoder
 SLOT = 65536  # one slot holds the largest UDP payload, so nothing is ever cut
 NAME = 128  # sizeof(struct sockaddr_storage)
 
@@ -174,7 +177,7 @@ DEFAULT_PORTS = {"netflow": 2055, "sflow": 6343}
 def receive_forever(sock: socket.socket, conn: Connection, stop: EventType, memory: int = QUEUE_BYTES) -> None:
     """The body of a receive process: read ``sock`` as fast as datagrams come, forward them over ``conn``.
 
-    A second thread forwards, merging whatever queued meanwhile into one message, so the receiving
+    A second thread forwards, merging what queued meanwhile (up to 4 MiB) into one message, so the receiving
     thread only ever waits for the socket. Up to ``memory`` bytes may queue here (a burst the decoder
     has not caught up with); beyond that receiving pauses and the kernel buffer, then its drop counter,
     take over. After ``stop`` is set the socket is drained without waiting, everything is forwarded, and
@@ -182,6 +185,8 @@ def receive_forever(sock: socket.socket, conn: Connection, stop: EventType, memo
     """
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.SIG_IGN)  # the parent decides when to stop
+    with contextlib.suppress(OSError):  # allowed to root only; otherwise the decoder's lower priority must do
+        os.setpriority(os.PRIO_PROCESS, 0, RECEIVE_PRIORITY)
     receiver = BatchReceiver(sock)
     pending: deque[bytes] = deque()
     state = {"bytes": 0, "done": False}
@@ -192,9 +197,11 @@ def receive_forever(sock: socket.socket, conn: Connection, stop: EventType, memo
             with changed:
                 while not pending and not state["done"]:
                     changed.wait()
-                batches = list(pending)
-                pending.clear()
-                state["bytes"] = 0
+                batches, size = [], 0
+                while pending and size < FORWARD_BYTES:  # bounded, so merging never holds the GIL for long
+                    batches.append(pending.popleft())
+                    size += len(batches[-1])
+                state["bytes"] -= size
                 changed.notify_all()
             if batches:
                 conn.send_bytes(merge_packed(batches))

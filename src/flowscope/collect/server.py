@@ -58,7 +58,8 @@ from flowscope.lake.layout import Lake
 log = logging.getLogger("flowscope.collect")
 
 DECODE_BATCH = 4096  # datagrams decoded together at most (larger batches fall out of the CPU caches)
-GATHER_SECONDS = 0.05  # how long the decode loop waits to fill a batch
+GATHER_SECONDS = 0.05
+DECODE_NICENESS = 5  # how long the decode loop waits to fill a batch
 HOUSEKEEPING_SECONDS = 1.0
 LOG_EVERY_SECONDS = 10.0
 COUNTERS_TABLE = "interface_counters"
@@ -206,6 +207,9 @@ class Collector:
         except BaseException:
             self.close()
             raise
+        # Receiving is the latency-critical part: when the machine is busy, the receive processes (forked
+        # above, at the old priority) should get the CPU before decoding, which can catch up later.
+        os.nice(DECODE_NICENESS)
         age = self.config.flush_seconds
         self.flows = BackgroundWriter(LakeWriter(self.lake, "flows", max_age=age))
         self.counters = BackgroundWriter(
