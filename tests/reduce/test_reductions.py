@@ -16,7 +16,8 @@ from flowscope.display import textual
 from flowscope.errors import FlowscopeError
 from flowscope.lake import Lake, open_lake
 from flowscope.lake.maintenance import compact
-from flowscope.reduce import load, transform
+from flowscope.reduce import Reduction, load, transform
+from flowscope.reduce.apply import Reducer
 from flowscope.schema import conform
 
 EXAMPLE = Path(__file__).parents[1] / "csv" / "data" / "unicauca11_example.csv"
@@ -128,3 +129,23 @@ def test_compaction_hook(lake_dir: Path) -> None:
     with open_lake(lake_dir) as con:
         assert con.sql("SELECT count(*) FROM flows").fetchall()[0][0] == 7
         assert con.sql("SELECT * FROM services_by_day").fetchall() == [(dt.date(2017, 4, 26), "50.31.185", 80, 8, 1348)]
+
+
+def test_first_and_last_follow_start_time_then_arrival() -> None:
+    starts = pa.array([3, 1, 2, 1, 1], pa.timestamp("ns", "UTC"))
+    table = conform(
+        pa.table(
+            {
+                "src_port": pa.array([1, 1, 1, 2, 2], pa.uint16()),
+                "dst_port": pa.array([7, 8, 9, 5, 6], pa.uint16()),
+                "time_flow_start": starts,
+                "time_flow_end": starts,
+                "proto": pa.array([30, 10, 20, 40, 50], pa.uint8()),
+                "bytes": pa.array([1, 2, 3, 4, 5], pa.uint64()),
+            }
+        )
+    )
+    spec = Reduction("order", "", key=("src_port",), fields={"bytes": "sum", "dst_port": "first"})
+    rows = {r["src_port"]: r for r in Reducer(spec)(table).to_pylist()}
+    assert (rows[1]["proto"], rows[1]["dst_port"], rows[1]["bytes"]) == (30, 8, 6)  # last = latest start
+    assert (rows[2]["proto"], rows[2]["dst_port"], rows[2]["bytes"]) == (50, 5, 9)  # equal starts: arrival order

@@ -11,7 +11,6 @@ Lines are cut at newlines: quoted values containing newlines are not supported
 
 from __future__ import annotations
 
-import io
 import re
 import select
 import sys
@@ -152,42 +151,42 @@ class _InputReader:
                 yield table
 
     def _chunks(self) -> Iterator[bytes]:
-        """First the header line, then chunks of whole lines."""
-        pending = bytearray()
-        ready: list[bytes] = []
+        """First the header line, then chunks of whole lines (one copy of each input byte)."""
+        tail = b""
+        ready: list[bytes | memoryview] = []
         ready_rows = ready_bytes = 0
         since = 0.0
         header_done = False
         for block in self.raw.blocks():
-            if block:
-                pending += block
             if not header_done:
-                pending = bytearray(pending.lstrip(b"\r\n"))
-                cut = pending.find(b"\n")
+                tail = (tail + block).lstrip(b"\r\n")
+                cut = tail.find(b"\n")
                 if cut < 0:
                     continue
-                yield bytes(pending[:cut])
-                del pending[: cut + 1]
+                yield tail[:cut]
+                block, tail = tail[cut + 1 :], b""
                 header_done = True
-            cut = pending.rfind(b"\n")
+            cut = block.rfind(b"\n")
             if cut >= 0:
-                piece = bytes(pending[: cut + 1])
-                del pending[: cut + 1]
                 if not ready:
                     since = time.monotonic()
-                ready.append(piece)
-                ready_rows += piece.count(b"\n")
-                ready_bytes += len(piece)
+                ready += [tail, memoryview(block)[: cut + 1]]
+                ready_bytes += len(tail) + cut + 1
+                if self.raw.live:
+                    ready_rows += tail.count(b"\n") + block.count(b"\n", 0, cut + 1)
+                tail = block[cut + 1 :]
+            else:
+                tail += block
             due = ready_bytes >= CHUNK_BYTES or ready_rows >= self.source.commit_rows
             if ready and (due or (self.raw.live and time.monotonic() - since >= self.source.commit_seconds)):
                 yield b"".join(ready)
                 ready, ready_rows, ready_bytes = [], 0, 0
         if not header_done:
-            if pending.strip():
-                yield bytes(pending)
+            if tail.strip():
+                yield tail
             return
-        if pending.strip():
-            ready.append(bytes(pending) + b"\n")
+        if tail.strip():
+            ready += [tail, b"\n"]
         if ready:
             yield b"".join(ready)
 
@@ -215,7 +214,7 @@ class _InputReader:
             ragged_lines.clear()
             types = {name: pa.float64() if name in numeric else pa.string() for name in names}
             return pacsv.read_csv(
-                io.BytesIO(chunk),
+                pa.BufferReader(chunk),
                 read_options=pacsv.ReadOptions(column_names=names),
                 parse_options=pacsv.ParseOptions(invalid_row_handler=on_ragged),
                 convert_options=pacsv.ConvertOptions(column_types=types, null_values=[""], strings_can_be_null=True),

@@ -62,10 +62,16 @@ class PostgresTarget:
                     for batch in rows.to_batches(max_chunksize=COPY_CHUNK_ROWS):
                         copy.write(encode_rows(pa.Table.from_batches([batch])))
                     copy.write(TRAILER)
-                cursor.execute(upsert.upsert_sql(spec, STAGE))
-                changed = cursor.rowcount
-                cursor.execute(upsert.delete_missing_sql(spec, STAGE))
-                deleted = cursor.rowcount
+                cursor.execute(f"ANALYZE {quote(STAGE)}")  # planner statistics for the joins below
+                cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {quote(table)})")
+                if cursor.fetchone()[0]:
+                    cursor.execute(upsert.upsert_sql(spec, STAGE))
+                    changed = cursor.rowcount
+                    cursor.execute(upsert.delete_missing_sql(spec, STAGE))
+                    deleted = cursor.rowcount
+                else:  # first load: nothing to conflict with or delete
+                    cursor.execute(f"INSERT INTO {quote(table)} ({names}) SELECT {names} FROM {quote(STAGE)}")
+                    changed, deleted = cursor.rowcount, 0
                 cursor.execute(
                     upsert.STATE_UPSERT.format(p="%s"),
                     (table, view, state.digest, state.files, rows.num_rows, dt.datetime.now(dt.UTC).isoformat()),

@@ -15,14 +15,20 @@ from flowscope.reduce.sql import DURATION_COLUMN, Plan, plan
 _ORDER = "__order"
 
 
-def in_record_order(table: pa.Table) -> pa.Table:
-    """The rows sorted by start time, then arrival (already so for most inputs; null start times first)."""
-    if "time_flow_start" not in table.column_names or table.num_rows < 2:
-        return table
+def record_ranks(table: pa.Table) -> tuple[np.ndarray, np.ndarray | None]:
+    """Each row's rank in record order (start time, then arrival; null start times first), and the
+    rows by rank (None when rows already are in record order, the usual case)."""
+    n = table.num_rows
+    identity = np.arange(n, dtype=np.int64)
+    if "time_flow_start" not in table.column_names:
+        return identity, None
     starts = pc.fill_null(pc.cast(table.column("time_flow_start"), pa.int64()), np.iinfo(np.int64).min).to_numpy()
     if bool(np.all(starts[1:] >= starts[:-1])):
-        return table
-    return table.take(pa.array(np.argsort(starts, kind="stable")))
+        return identity, None
+    by_rank = np.argsort(starts, kind="stable")
+    ranks = np.empty(n, dtype=np.int64)
+    ranks[by_rank] = identity
+    return ranks, by_rank
 
 
 class Reducer:
@@ -54,20 +60,21 @@ class Reducer:
     def __call__(self, table: pa.Table) -> pa.Table:
         if table.num_rows < 2:
             return table
-        table = in_record_order(table)
+        ranks, by_rank = record_ranks(table)
         steps = self._plan(table.schema)
         needed = [name for name, source in steps.sources.items() if source == "group"]
         if "duration" in steps.sources.values():
             needed += ["time_flow_start", "time_flow_end"]
-        scanned = table.select(list(dict.fromkeys(needed))).append_column(
-            _ORDER, pa.array(np.arange(table.num_rows, dtype=np.int64))
-        )
+        scanned = table.select(list(dict.fromkeys(needed))).append_column(_ORDER, pa.array(ranks))
         self._con.register("batch", scanned)
         try:
             groups = self._con.sql(steps.group_sql).to_arrow_table()
         finally:
             self._con.unregister("batch")
-        rows = {source: groups.column(f"__{source}").combine_chunks() for source in ("first", "last")}
+        rows = {}
+        for source in ("first", "last"):
+            picked = groups.column(f"__{source}").combine_chunks()
+            rows[source] = picked if by_rank is None else pa.array(by_rank[picked.to_numpy()])
         output = []
         for field in table.schema:
             source = steps.sources[field.name]
