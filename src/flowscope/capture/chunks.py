@@ -1,6 +1,7 @@
 """A capture file as successive numpy buffers, each starting with what the previous one left unconsumed.
 
-Plain files are memory-mapped, so a chunk is a zero-copy window; compressed streams are read into a
+Plain files are memory-mapped, so a chunk is a zero-copy window (pages already read are given back to
+the kernel, so resident memory stays about one chunk); compressed streams are read into a
 fresh array per chunk (batches handed downstream keep pointing into their own chunk, so a buffer is
 never reused while a consumer may still hold it).
 """
@@ -20,12 +21,14 @@ class Chunks:
         self.stream = stream
         self.chunk_bytes = chunk_bytes
         self.mapped: np.ndarray | None = None
+        self.mapping: mmap.mmap | None = None
+        self.released = 0  # mapped bytes already handed back to the kernel
         if mappable:
             try:
-                mapping = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
-                self.mapped = np.frombuffer(mapping, np.uint8)
+                self.mapping = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
+                self.mapped = np.frombuffer(self.mapping, np.uint8)
             except (ValueError, OSError):  # empty files and special files cannot be mapped
-                self.mapped = None
+                self.mapping = None
         self.start = 0  # stream offset of the current buffer
         self.buffer = np.zeros(0, np.uint8)
         self.at_eof = False
@@ -34,6 +37,7 @@ class Chunks:
         """The next buffer, beginning at ``consumed`` bytes into the current one; sets ``at_eof``."""
         self.start += consumed
         if self.mapped is not None:
+            self._release_before(self.start)
             self.buffer = self.mapped[self.start : self.start + self.chunk_bytes]
             self.at_eof = self.start + self.chunk_bytes >= self.mapped.shape[0]
             return self.buffer
@@ -50,3 +54,13 @@ class Chunks:
         self.at_eof = filled < fresh.shape[0]
         self.buffer = fresh[:filled]
         return self.buffer
+
+    def _release_before(self, offset: int) -> None:
+        """Let the kernel drop mapped pages already read, so resident memory stays about one chunk.
+
+        Safe even if a consumer still holds a batch there: file-backed pages are read in again on access.
+        """
+        end = offset - offset % mmap.PAGESIZE
+        if self.mapping is not None and end > self.released:
+            self.mapping.madvise(mmap.MADV_DONTNEED, self.released, end - self.released)
+            self.released = end

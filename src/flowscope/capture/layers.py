@@ -116,6 +116,14 @@ class _View:
         return values if width == 8 else values.astype(np.int64)
 
 
+def _any_of(values: np.ndarray, choices: tuple[int, ...]) -> np.ndarray:
+    """``np.isin`` for a handful of choices (one comparison per choice; isin's set machinery costs more)."""
+    found = values == choices[0]
+    for choice in choices[1:]:
+        found |= values == choice
+    return found
+
+
 def _u8(buf: _View, pos: np.ndarray, end: np.ndarray | None) -> np.ndarray:
     return buf.read(1, pos, end)
 
@@ -144,6 +152,11 @@ def _ipv4_matrix(buf: _View, pos: np.ndarray) -> np.ndarray:
 def _ipv6_matrix(buf: _View, pos: np.ndarray) -> np.ndarray:
     halves = np.stack([buf.read(8, pos, None), buf.read(8, pos + 8, None)], axis=1)
     return halves.astype(">u8").view(np.uint8).reshape(-1, 16)
+
+
+def _as_rows(matrix: np.ndarray) -> np.ndarray:
+    """An (n, 16) byte matrix as n 16-byte items: row copies become single-item copies (far cheaper)."""
+    return matrix.view("V16").reshape(-1)
 
 
 def _mac(buf: _View, pos: np.ndarray) -> np.ndarray:
@@ -178,7 +191,7 @@ def _link_layer(
     end = offsets + caplens
     pos = offsets.copy()
     etype = np.zeros(n, np.int64)
-    reason = np.where(np.isin(linktypes, list(KNOWN_LINKTYPES)), OK, 1).astype(np.int8)
+    reason = np.where(_any_of(linktypes, tuple(KNOWN_LINKTYPES)), OK, 1).astype(np.int8)
     header = np.zeros(n, np.int64)
 
     eth = linktypes == LINK_ETHERNET
@@ -201,21 +214,21 @@ def _link_layer(
     sll2 = linktypes == LINK_LINUX_SLL2
     header[sll2] = 20
     etype[sll2] = _u16(buf, offsets[sll2], end[sll2])
-    etype[np.isin(linktypes, (LINK_RAW, LINK_RAW_BSD, LINK_RAW_OPENBSD))] = ETH_BY_IP_NIBBLE
+    etype[_any_of(linktypes, (LINK_RAW, LINK_RAW_BSD, LINK_RAW_OPENBSD))] = ETH_BY_IP_NIBBLE
     etype[linktypes == LINK_IPV4] = ETH_IPV4
     etype[linktypes == LINK_IPV6] = ETH_IPV6
 
-    null = np.isin(linktypes, (LINK_NULL, LINK_LOOP))
+    null = _any_of(linktypes, (LINK_NULL, LINK_LOOP))
     if null.any():
         at, stop = offsets[null], end[null]
         big = _u32(buf, at, stop)
         little = _u8(buf, at, stop) | (_u8(buf, at + 1, stop) << 8) | (_u16(buf, at + 2, stop) << 16)
         # DLT_NULL is in the writer's byte order; a family value fits in 16 bits, which tells the order.
         family = np.where(big <= 0xFFFF, big, little)
-        etype[null] = np.select([family == 2, np.isin(family, (10, 23, 24, 28, 30))], [ETH_IPV4, ETH_IPV6], 0)
+        etype[null] = np.select([family == 2, _any_of(family, (10, 23, 24, 28, 30))], [ETH_IPV4, ETH_IPV6], 0)
         header[null] = 4
 
-    etype[np.isin(linktypes, (LINK_PPP, LINK_PPP_HDLC))] = ETH_PPP  # the PPP header is peeled like an encapsulation
+    etype[_any_of(linktypes, (LINK_PPP, LINK_PPP_HDLC))] = ETH_PPP  # the PPP header is peeled like an encapsulation
     hdlc = linktypes == LINK_C_HDLC
     header[hdlc] = 4
     etype[hdlc] = _u16(buf, offsets[hdlc] + 2, end[hdlc])
@@ -238,7 +251,7 @@ def _ppp(buf: _View, pos: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.n
     compressed = (first & 1) == 1
     protocol = np.where(compressed, first, _u16(buf, start, end))
     carried = np.select([protocol == 0x0021, protocol == 0x0057, protocol == 0x0281], [ETH_IPV4, ETH_IPV6, 0x8847], 0)
-    cisco = np.isin(first_word, (0x0F00, 0x8F00))
+    cisco = _any_of(first_word, (0x0F00, 0x8F00))
     etype = np.where(cisco, _u16(buf, pos + 2, end), carried)
     length = np.where(cisco, 4, np.where(framed, 2, 0) + np.where(compressed, 1, 2))
     return etype, length
@@ -250,8 +263,8 @@ def _unwrap(buf: _View, pos: np.ndarray, end: np.ndarray, etype: np.ndarray, vla
     if not ((etype != ETH_IPV4) & (etype != ETH_IPV6)).any():
         return reason
     for _ in range(MAX_NESTING):
-        tagged = np.isin(etype, ETH_VLAN)
-        labelled = np.isin(etype, ETH_MPLS)
+        tagged = _any_of(etype, ETH_VLAN)
+        labelled = _any_of(etype, ETH_MPLS)
         pppoe = etype == ETH_PPPOE_SESSION
         ppp = etype == ETH_PPP
         bridged = etype == ETH_BRIDGED
@@ -288,7 +301,7 @@ def _unwrap(buf: _View, pos: np.ndarray, end: np.ndarray, etype: np.ndarray, vla
             at, stop = pos[bridged], end[bridged]
             etype[bridged] = _u16(buf, at + 12, stop)
             pos[bridged] = at + 14
-    still = np.isin(etype, (*ETH_VLAN, *ETH_MPLS, ETH_PPPOE_SESSION, ETH_PPP, ETH_BRIDGED))
+    still = _any_of(etype, (*ETH_VLAN, *ETH_MPLS, ETH_PPPOE_SESSION, ETH_PPP, ETH_BRIDGED))
     reason[still] = 8
     return reason
 
@@ -312,47 +325,46 @@ def _decode_network(buf: _View, pos: np.ndarray, end: np.ndarray, etype: np.ndar
 
     proto = np.zeros(n, np.int64)
     if is4.any():
-        is4 = slice(None) if is4.all() else is4
-        at = pos[is4]
-        stop = _complete(at, end[is4], 20)
-        first = _u8(buf, at, stop)
+        # IPv4 fields are read for every row and written whole (cheap contiguous writes); rows of other
+        # kinds are overwritten below or dropped, which is cheaper than scattering into a masked subset.
+        stop = _complete(pos, end, 20)
+        first = _u8(buf, pos, stop)
         ihl = (first & 0x0F) * 4
-        total = _u16(buf, at + 2, stop)
-        rows = np.arange(n)[is4]
-        cut = np.zeros(at.shape[0], bool) if stop is None else at + 20 > stop
-        reason[rows[cut]] = 4
-        reason[rows[~cut & (((first >> 4) != 4) | (ihl < 20))]] = 5
-        flags = _u16(buf, at + 6, stop)
-        cols["ip_version"][is4] = 4
-        cols["ip_len"][is4] = total
-        cols["ip_tos"][is4] = _u8(buf, at + 1, stop)
-        cols["frag_id"][is4] = _u16(buf, at + 4, stop)
-        cols["frag_offset"][is4] = flags & 0x1FFF
-        cols["more_fragments"][is4] = (flags & 0x2000) != 0
-        cols["ip_ttl"][is4] = _u8(buf, at + 8, stop)
-        proto[is4] = _u8(buf, at + 9, stop)
-        cols["src_addr"][is4] = _ipv4_matrix(buf, at + 12)
-        cols["dst_addr"][is4] = _ipv4_matrix(buf, at + 16)
-        payload_pos[is4] = at + ihl
-        payload_end[is4] = np.minimum(end[is4], at + np.maximum(total, ihl))
+        total = _u16(buf, pos + 2, stop)
+        cut = is4 & (pos + 20 > end)
+        reason[cut] = 4
+        reason[is4 & ~cut & (((first >> 4) != 4) | (ihl < 20))] = 5
+        flags = _u16(buf, pos + 6, stop)
+        cols["ip_version"][:] = np.where(is4, 4, 0)
+        cols["ip_len"][:] = total
+        cols["ip_tos"][:] = _u8(buf, pos + 1, stop)
+        cols["frag_id"][:] = _u16(buf, pos + 4, stop)
+        cols["frag_offset"][:] = flags & 0x1FFF
+        cols["more_fragments"][:] = (flags & 0x2000) != 0
+        cols["ip_ttl"][:] = _u8(buf, pos + 8, stop)
+        proto[:] = _u8(buf, pos + 9, stop)
+        cols["src_addr"][:] = _ipv4_matrix(buf, pos + 12)
+        cols["dst_addr"][:] = _ipv4_matrix(buf, pos + 16)
+        payload_pos[:] = np.where(is4, pos + ihl, -1)
+        payload_end[:] = np.minimum(end, pos + np.maximum(total, ihl))
     if is6.any():
-        at, stop = pos[is6], end[is6]
         rows = np.flatnonzero(is6)
+        at, stop = pos[rows], end[rows]
         cut = at + 40 > stop
         reason[rows[cut]] = 6
         reason[rows[~cut & ((_u8(buf, at, stop) >> 4) != 6)]] = 7
         word = _u32(buf, at, stop)
         length = _u16(buf, at + 4, stop)
-        cols["ip_version"][is6] = 6
-        cols["ip_len"][is6] = length + 40
-        cols["ip_tos"][is6] = (word >> 20) & 0xFF
-        cols["ip_ttl"][is6] = _u8(buf, at + 7, stop)
-        cols["src_addr"][is6] = _ipv6_matrix(buf, at + 8)
-        cols["dst_addr"][is6] = _ipv6_matrix(buf, at + 24)
-        payload_end[is6] = np.minimum(stop, at + 40 + length)
-        nxt, ext_pos, ext_reason = _ipv6_extensions(buf, at + 40, stop, _u8(buf, at + 6, stop), cols, is6)
-        proto[is6] = nxt
-        payload_pos[is6] = ext_pos
+        cols["ip_version"][rows] = 6
+        cols["ip_len"][rows] = length + 40
+        cols["ip_tos"][rows] = (word >> 20) & 0xFF
+        cols["ip_ttl"][rows] = _u8(buf, at + 7, stop)
+        _as_rows(cols["src_addr"])[rows] = _as_rows(_ipv6_matrix(buf, at + 8))
+        _as_rows(cols["dst_addr"])[rows] = _as_rows(_ipv6_matrix(buf, at + 24))
+        payload_end[rows] = np.minimum(stop, at + 40 + length)
+        nxt, ext_pos, ext_reason = _ipv6_extensions(buf, at + 40, stop, _u8(buf, at + 6, stop), cols, rows)
+        proto[rows] = nxt
+        payload_pos[rows] = ext_pos
         reason[rows[(reason[rows] == OK) & (ext_reason != OK)]] = 8
     cols["proto"][:] = proto
     _transport(buf, payload_pos, payload_end, proto, cols, partial, reason == OK)
@@ -360,6 +372,7 @@ def _decode_network(buf: _View, pos: np.ndarray, end: np.ndarray, etype: np.ndar
 
 
 _LINK_COLUMNS = frozenset({"ts_ns", "wire_len", "vlan_id", "src_mac", "dst_mac"})
+_NETWORK_COLUMNS = tuple(name for name, _, _ in COLUMNS if name not in _LINK_COLUMNS and name != "etype")
 
 
 def _ipv6_extensions(
@@ -367,7 +380,10 @@ def _ipv6_extensions(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Walk IPv6 extension headers; records the fragment header's fields; returns (proto, L4 start, reason)."""
     reason = np.zeros(pos.shape[0], np.int8)
-    if not np.isin(nxt, IPV6_EXTENSIONS).any():
+    if not _any_of(nxt, IPV6_EXTENSIONS).any():
+        cols["frag_id"][rows] = 0
+        cols["frag_offset"][rows] = 0
+        cols["more_fragments"][rows] = False
         return nxt, pos, reason
     pos = pos.copy()
     nxt = nxt.copy()
@@ -375,7 +391,7 @@ def _ipv6_extensions(
     frag_offset = np.zeros(pos.shape[0], np.int64)
     more = np.zeros(pos.shape[0], bool)
     for _ in range(MAX_NESTING):
-        ext = np.isin(nxt, IPV6_EXTENSIONS) & (pos + 8 <= end)
+        ext = _any_of(nxt, IPV6_EXTENSIONS) & (pos + 8 <= end)
         if not ext.any():
             break
         at, stop = pos[ext], end[ext]
@@ -392,7 +408,7 @@ def _ipv6_extensions(
         frag_id[frag_rows] = _u32(buf, at[fragment] + 4, stop[fragment])
         nxt[ext] = _u8(buf, at, stop)
         pos[ext] = at + length
-    reason[np.isin(nxt, IPV6_EXTENSIONS) & (pos + 8 <= end)] = 8
+    reason[_any_of(nxt, IPV6_EXTENSIONS) & (pos + 8 <= end)] = 8
     cols["frag_id"][rows] = frag_id
     cols["frag_offset"][rows] = frag_offset
     cols["more_fragments"][rows] = more
@@ -411,30 +427,25 @@ def _transport(
     """Ports, TCP flags, ICMP type/code and the L4 payload span; later fragments carry no L4 header."""
     first_fragment = cols["frag_offset"] == 0
     base = decoded & first_fragment
-    ported = base & np.isin(proto, (PROTO_TCP, PROTO_UDP, PROTO_SCTP))
-    icmp = base & np.isin(proto, (PROTO_ICMP, PROTO_ICMPV6))
+    ported = base & _any_of(proto, (PROTO_TCP, PROTO_UDP, PROTO_SCTP))
+    icmp = base & _any_of(proto, (PROTO_ICMP, PROTO_ICMPV6))
     if ported.any():
-        ported = slice(None) if ported.all() else ported
-        at, stop = pos[ported], end[ported]
-        has_ports = at + 4 <= stop  # both ports or neither: half a port pair would make a wrong flow key
-        ports = _u32(buf, at, None if has_ports.all() else stop)
-        cols["src_port"][ported] = ports >> 16
-        cols["dst_port"][ported] = ports & 0xFFFF
-        kind = proto[ported]
-        is_tcp = kind == PROTO_TCP
+        # Read for every row, keep where ported: whole-column writes beat scattering into a subset.
+        at = np.where(ported, pos, 0)
+        stop = np.where(ported, end, 0)
+        has_ports = ported & (at + 4 <= stop)  # both ports or neither: half a port pair makes a wrong flow key
+        ports = np.where(has_ports, _u32(buf, at, None), 0)
+        cols["src_port"][:] = ports >> 16
+        cols["dst_port"][:] = ports & 0xFFFF
+        is_tcp = ported & (proto == PROTO_TCP)
         tcp_offset = (_u8(buf, at + 12, stop) >> 4) * 4
-        header = np.where(is_tcp, np.maximum(tcp_offset, 20), np.where(kind == PROTO_UDP, 8, 12))
-        complete = at + header <= stop
-        cols["tcp_flags"][ported] = np.where(is_tcp, _u8(buf, at + 13, stop), 0)
-        rows = np.arange(proto.shape[0])[ported]
-        partial[rows[~complete]] = 1
+        header = np.where(is_tcp, np.maximum(tcp_offset, 20), np.where(proto == PROTO_UDP, 8, 12))
+        complete = ported & (at + header <= stop)
+        cols["tcp_flags"][:] = np.where(is_tcp, _u8(buf, at + 13, stop), 0)
+        partial[ported & ~complete] = 1
         start = at + header
-        if complete.all():
-            cols["l4_offset"][ported] = start
-            cols["l4_len"][ported] = stop - start
-        else:
-            cols["l4_offset"][rows[complete]] = start[complete]
-            cols["l4_len"][rows[complete]] = (stop - start)[complete]
+        cols["l4_offset"][:] = np.where(complete, start, -1)
+        cols["l4_len"][:] = np.where(complete, stop - start, 0)
     if icmp.any():
         at, stop = pos[icmp], end[icmp]
         cols["icmp_type"][icmp] = _u8(buf, at, stop)
@@ -455,7 +466,7 @@ def _tunnel_payloads(buf: _View, net: _Network, end: np.ndarray) -> tuple[np.nda
     inner_pos = np.full(pos.shape[0], -1, np.int64)
     inner_type = np.zeros(pos.shape[0], np.int64)
 
-    ipip = usable & np.isin(proto, (PROTO_IPIP, PROTO_IPV6))
+    ipip = usable & _any_of(proto, (PROTO_IPIP, PROTO_IPV6))
     inner_pos[ipip] = pos[ipip]
     inner_type[ipip] = np.where(proto[ipip] == PROTO_IPIP, ETH_IPV4, ETH_IPV6)
 
@@ -569,7 +580,9 @@ def decode_frames(
         )
     _count(skips, reason, partial, linktypes, etype)
     if keep_non_ip:
-        out.ip_version[reason != OK] = 0
+        dropped = reason != OK
+        for name in _NETWORK_COLUMNS:
+            getattr(out, name)[dropped] = -1 if name == "l4_offset" else 0
         return out
     return out.take(reason == OK) if (reason != OK).any() else out
 
