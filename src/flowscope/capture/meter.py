@@ -123,10 +123,6 @@ class FlowRows:
             return FlowRows.empty()
         return FlowRows({name: np.concatenate([part[name] for part in parts]) for name, _, _ in _COLUMNS})
 
-    @property
-    def nbytes(self) -> int:
-        return sum(values.nbytes for values in self.columns.values())
-
 
 class FlowCache:
     """The active flows: key-sorted rows in preallocated arrays that are changed in place.
