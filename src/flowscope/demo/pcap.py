@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from flowscope.errors import FlowscopeError
+
 SNAPLEN = 96
 PCAP_MAGIC_US = 0xA1B2C3D4
 LINKTYPE_ETHERNET = 1
@@ -44,7 +46,7 @@ def _flow_mix(rng: np.random.Generator, flows: int, packets: int) -> dict[str, n
     counts = np.where(pair, 2, 3).astype(np.int64)  # TCP/streams: at least handshake-sized
     spare = packets - int(counts.sum())
     if spare < 0:
-        raise ValueError(f"{packets} packets are too few for {flows} flows (need at least {int(counts.sum())})")
+        raise FlowscopeError(f"{packets} packets are too few for {flows} flows (need at least {int(counts.sum())})")
     heavy = np.where(pair, 0.0, weight * (rng.pareto(1.3, flows) + 1.0))
     if heavy.sum() > 0 and spare:
         counts += rng.multinomial(spare, heavy / heavy.sum())
