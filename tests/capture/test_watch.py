@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -10,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from tests.conftest import shared_data
 
-from flowscope.capture.watch import CaptureWatcher, follow
+from flowscope.capture.watch import STATE_DIR, CaptureWatcher, follow
 from flowscope.lake import Lake, LakeWriter
 
 ONE_FLOW = ("one_flow_1_5.pcap", "one_flow_6_10.pcap", "one_flow_11_15.pcap", "one_flow_16_19.pcap")
@@ -148,3 +152,28 @@ def test_a_broken_capture_is_reported_and_not_retried(tmp_path: Path) -> None:
     again = watcher(directory, lake, settle=0.0)
     assert again.poll() == 0  # neither is retried
     again.sink.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+def test_watch_command_stops_cleanly_and_exports_open_flows(
+    split_capture: Path, tmp_path: Path, stop_signal: int
+) -> None:
+    lake = Lake.at(tmp_path / "lake")
+    command = [sys.executable, "-m", "flowscope", "--lake", str(lake.root), "watch", str(split_capture),
+               "--settle", "0", "--poll", "0.2", "--idle", "120"]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not (lake.root / STATE_DIR).is_dir() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(0.5)
+        process.send_signal(stop_signal)
+        output, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, output
+    assert "1 flows from 4 capture file(s)" in output
+    assert packets_in(lake) == 19

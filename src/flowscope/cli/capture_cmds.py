@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -48,6 +50,13 @@ def meter_options(command: F) -> F:
     for decorator in reversed(decorators):
         command = decorator(command)
     return command
+
+
+def _stop_on_sigterm() -> threading.Event:
+    """An event set by SIGTERM, so a service manager's stop flushes like Ctrl-C does."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    return stop
 
 
 def _report(state: CliState, watcher: CaptureWatcher) -> None:
@@ -99,7 +108,7 @@ def watch(state: CliState, directory: str, once: bool, poll: float, settle: floa
     """
     watcher = _watcher(state, Path(directory), settle, options)
     try:
-        follow(watcher, poll=poll, once=once)
+        follow(watcher, poll=poll, once=once, stop=_stop_on_sigterm())
     finally:
         watcher.sink.close()
     _report(state, watcher)
@@ -152,7 +161,7 @@ def capture(
     live = LiveCapture(interface, folder, watcher, Rotation(rotate, rotate_mb, files, snaplen), bpf)
     state.info(f"capturing on {interface} into {folder} (a file every {rotate}s); Ctrl-C to stop")
     try:
-        live.run()
+        live.run(stop=_stop_on_sigterm())
     finally:
         watcher.sink.close()
         _report(state, watcher)
