@@ -9,7 +9,7 @@ collector process: ``flowscope collect`` (one worker) and ``nfcapd``, both askin
 Loss = flows sent - flows stored (flowscope: rows in the lake; nfcapd: ``nfdump -I``). A collector's no-loss
 rate is the highest offered rate before its first loss. The sender uses sendmmsg(2) in batches of 32,
 paced against the clock; the achieved rate is printed next to the offered one. Peak RSS is each collector
-process's own (wait4 rusage), the largest over its trials.
+process tree's own (the sum of each process's VmHWM, sampled until it exits), the largest over its trials.
 """
 
 from __future__ import annotations
@@ -114,6 +114,8 @@ class Trial:
     granted_buffer: str
     stored_after: float | None = None
     """Seconds from the first datagram sent until the last flow was stored (flowscope only)."""
+    kernel_drops: int | None = None
+    """Datagrams the kernel dropped on the collector's socket (flowscope reports it)."""
 
     @property
     def loss(self) -> int:
@@ -126,18 +128,44 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_reaped(process: subprocess.Popen, timeout: float = 120) -> float:
-    """Wait for a child and return its peak RSS in MiB (wait4 rusage)."""
+def descendants(pid: int) -> list[int]:
+    """All processes below ``pid`` (from /proc/PID/task/*/children)."""
+    found = []
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            for child in children.read_text().split():
+                found += [int(child), *descendants(int(child))]
+        except OSError:
+            continue
+    return found
+
+
+def tree_peak_rss_mib(root: int) -> float:
+    """Sum of each process's peak RSS (VmHWM) below ``root`` (the ``timeout`` wrapper itself is not counted)."""
+    total = 0
+    for pid in descendants(root):
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        match = re.search(r"^VmHWM:\s+(\d+) kB", status, re.M)
+        total += int(match.group(1)) if match else 0
+    return total / 1024
+
+
+def stop_and_measure(process: subprocess.Popen, signum: int, timeout: float = 120) -> float:
+    """Signal a collector, wait for it to finish, and return its peak RSS (sampled until it exits)."""
+    peak = tree_peak_rss_mib(process.pid)
+    process.send_signal(signum)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pid, _, usage = os.wait4(process.pid, os.WNOHANG)
-        if pid:
-            process.returncode = 0
-            return usage.ru_maxrss / 1024
+    while process.poll() is None:
+        peak = max(peak, tree_peak_rss_mib(process.pid))
+        if time.monotonic() > deadline:
+            process.kill()
+            process.wait()
+            break
         time.sleep(0.05)
-    process.kill()
-    _, _, usage = os.wait4(process.pid, 0)
-    return usage.ru_maxrss / 1024
+    return peak
 
 
 def flowscope_health(lake: Path) -> dict:
@@ -183,8 +211,7 @@ def run_flowscope(sender: Sender, version: int, rate: float, buffer: int, workdi
             last, since = flows, time.monotonic()
         time.sleep(0.1)
     stored_after = since - started  # health is saved once a second: within about a second
-    process.send_signal(signal.SIGINT)
-    peak = wait_reaped(process)
+    peak = stop_and_measure(process, signal.SIGINT)
     health = flowscope_health(lake)
     received = health.get("rows_written", {}).get("flows", 0)
     listener = next(iter(health.get("listeners", {}).values()), {})
@@ -199,6 +226,7 @@ def run_flowscope(sender: Sender, version: int, rate: float, buffer: int, workdi
         peak,
         str(listener.get("receive_buffer", "?")),
         stored_after,
+        listener.get("kernel_drops"),
     )
 
 
@@ -230,8 +258,7 @@ def run_nfcapd(sender: Sender, version: int, rate: float, buffer: int, workdir: 
     time.sleep(1.0)
     seconds = sender.send(port, rate)
     time.sleep(QUIET_SECONDS)
-    process.send_signal(signal.SIGTERM)
-    peak = wait_reaped(process)
+    peak = stop_and_measure(process, signal.SIGTERM)
     totals = subprocess.run(["nfdump", "-R", str(store), "-I"], capture_output=True, text=True).stdout
     match = re.search(r"^Flows: (\d+)$", totals, re.M)
     granted = re.search(r"SO_RCVBUF to (\d+) bytes", log.read_text())
@@ -304,7 +331,8 @@ def main() -> None:
                         f" (~{trial.received / trial.stored_after:,.0f} flows/s)"
                         if trial.stored_after
                         else ""
-                    ),
+                    )
+                    + (f"  kernel drops {trial.kernel_drops:,} datagrams" if trial.kernel_drops is not None else ""),
                     flush=True,
                 )
                 if trial.loss:

@@ -13,7 +13,7 @@ import urllib.request
 
 import numpy as np
 import pytest
-from tests.collect.live import free_port, lake_totals, start_collector, stop, wait_for_health
+from tests.collect.live import exporters_json, free_port, lake_totals, start_collector, stop, wait_for_health
 from tests.conftest import shared_data
 
 from flowscope.collect.datagrams import Datagrams
@@ -277,3 +277,4 @@ def test_netflow_listener_learns_templates_and_shows_them(tmp_path):
         ("127.0.0.1", 10, 256, len(IPV4_TEMPLATE))
     ]
     assert lake_totals(lake)["flows"] == 2400
+    assert exporters_json(lake)["templates"] == {"known": 1, "held_sets": 0}

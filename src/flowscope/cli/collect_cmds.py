@@ -168,6 +168,12 @@ def exporters(state: CliState, output_format: str) -> None:
     ]
     if listeners:
         print_table(pa.Table.from_pylist(listeners), console, title="listeners")
+    templates = merged.get("templates", {})
+    if templates.get("known") or templates.get("held_sets"):
+        state.console.print(
+            f"templates known: {templates.get('known', 0)}; data sets waiting for a template: "
+            f"{templates.get('held_sets', 0)} (`flowscope templates` lists them)"
+        )
     for reason, count in sorted(merged["skips"].items(), key=lambda kv: -kv[1]):
         state.console.print(f"[yellow]skipped:[/] {count:,} {reason}")
 

@@ -166,6 +166,8 @@ class Health:
         self.listeners: dict[str, ListenerHealth] = {}
         self.skips = Skips(unit="items")
         self.rows_written: Counter[str] = Counter()
+        self.templates = {"known": 0, "held_sets": 0}
+        """NetFlow v9/IPFIX templates known, and data sets held until their template comes."""
 
     def observe(self, protocol: str, decoded: Decoded) -> None:
         """Account one decoded batch of a listener of ``protocol`` ("netflow" or "sflow")."""
@@ -299,6 +301,7 @@ class Health:
             "listeners": {name: vars(listener) for name, listener in sorted(self.listeners.items())},
             "skips": dict(self.skips.counts),
             "rows_written": dict(self.rows_written),
+            "templates": dict(self.templates),
             "exporters": exporters,
         }
 
@@ -326,9 +329,11 @@ def merge_snapshots(snapshots: list[dict]) -> dict:
     listeners: dict[str, dict] = {}
     skips: Counter[str] = Counter()
     rows_written: Counter[str] = Counter()
+    templates: Counter[str] = Counter()
     for snap in snapshots:
         skips.update(snap.get("skips", {}))
         rows_written.update(snap.get("rows_written", {}))
+        templates.update(snap.get("templates", {}))
         for name, listener in snap.get("listeners", {}).items():
             merged = listeners.setdefault(
                 name, {**listener, "datagrams": 0, "bytes": 0, "kernel_drops": 0, "processes": 0}
@@ -375,6 +380,7 @@ def merge_snapshots(snapshots: list[dict]) -> dict:
         "listeners": listeners,
         "skips": dict(skips),
         "rows_written": dict(rows_written),
+        "templates": dict(templates),
     }
 
 

@@ -67,6 +67,8 @@ def render(merged: dict) -> str:
             ("socket_drops_total", "counter", "Datagrams the kernel dropped on a full socket buffer, per listener."),
             ("socket_receive_buffer_bytes", "gauge", "Receive buffer the kernel granted (SO_RCVBUF) per listener."),
             ("lake_rows_written_total", "counter", "Rows published to the lake per table."),
+            ("templates_known", "gauge", "NetFlow v9/IPFIX templates known (all exporters)."),
+            ("templates_held_sets", "gauge", "Data sets waiting for their template (bounded hold buffer)."),
         )
     }
     for item in merged.get("exporters", []):
@@ -95,6 +97,9 @@ def render(merged: dict) -> str:
         families["socket_receive_buffer_bytes"].add(listener.get("receive_buffer", 0), **where)
     for table, rows in sorted(merged.get("rows_written", {}).items()):
         families["lake_rows_written_total"].add(rows, table=table)
+    templates = merged.get("templates", {})
+    families["templates_known"].add(templates.get("known", 0))
+    families["templates_held_sets"].add(templates.get("held_sets", 0))
     return "\n".join(line for family in families.values() for line in family.lines()) + "\n"
 
 

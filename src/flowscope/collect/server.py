@@ -295,6 +295,9 @@ class Collector:
             self.log.add(protocol, decoded.skips)
 
     def _housekeeping(self) -> None:
+        if self.netflow_state is not None:
+            store = self.netflow_state.templates
+            self.health.templates = {"known": len(store.templates), "held_sets": store.held_sets}
         for listener in self.listeners:
             drops = kernel_drops(listener.sock)
             if drops is not None:
