@@ -48,8 +48,8 @@ def read_frames(path: Path) -> tuple[list[bytes], Skips]:
 @pytest.fixture(params=["small-lanes", "small-chunks"])
 def small_walk(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """Shrink lanes (many guesses per buffer) or chunks (records cut at buffer ends) so small files exercise both."""
-    monkeypatch.setattr(chain, "LANE_BYTES", 4096)
-    monkeypatch.setattr(chain, "SEARCH_BYTES", 1024)
+    monkeypatch.setattr(chain, "LANE_RECORDS", 4)
+    monkeypatch.setattr(chain, "MIN_LANE_BYTES", 1024)
     if request.param == "small-chunks":
         monkeypatch.setattr(chunks.Chunks.__init__, "__kwdefaults__", {"chunk_bytes": 200_000})
 

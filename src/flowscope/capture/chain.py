@@ -1,11 +1,11 @@
 """Finding every record of a chain-linked file (each header gives the length to the next) with numpy.
 
 pcap records and pcapng blocks can only be found by following lengths from the start, one record
-after another. Instead of one Python step per record, the buffer is cut into lanes; each lane
-start is moved to the first position that looks like a record (by the format's plausibility test),
-and all lanes are then walked together, one numpy step per record *within* a lane. A lane counts
-only if the walk of the lane before it lands exactly on its start, so a false guess never produces
-a false record: it is re-walked from where the true chain entered it.
+after another. Instead of one Python step per record, the buffer is cut into lanes of about
+LANE_RECORDS records; each lane start is moved to the first position that looks like a record (by
+the format's plausibility test), and all lanes are then walked together, one numpy step per record
+*within* a lane. A lane counts only if the walk of the lane before it lands exactly on its start,
+so a false guess never produces a false record: it is re-walked from where the true chain entered it.
 """
 
 from __future__ import annotations
@@ -15,8 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-LANE_BYTES = 16384  # lane length: short lanes mean few walk steps; each lane costs one guess
-SEARCH_BYTES = 2048  # how far past a lane boundary to look for a record start before giving the lane up
+LANE_RECORDS = 128  # records per lane: fewer means more lanes to guess, more means more walk steps
+MIN_LANE_BYTES = 4096
+MAX_LANE_BYTES = 4 << 20
+SEARCH_RECORDS = 4  # a lane start is looked for within this many mean record lengths past its boundary
+DEFAULT_MEAN_RECORD = 128  # bytes per record assumed before any was seen
 
 Lengths = Callable[[np.ndarray], np.ndarray]
 Candidates = Callable[[int, int, int, int], np.ndarray]
@@ -30,14 +33,27 @@ class Chain:
     end: int  # where the first incomplete (or corrupt) record starts; len(buffer) when all were whole
     corrupt: bool  # the chain stopped at a record whose length is impossible
 
+    def mean_record(self, start: int) -> float:
+        """Mean record length found (a hint for the next buffer's lanes)."""
+        count = self.offsets.shape[0]
+        return (self.end - start) / count if count else DEFAULT_MEAN_RECORD
 
-def walk(size: int, header: int, lengths: Lengths, candidates: Candidates, start: int = 0) -> Chain:
+
+def walk(
+    size: int,
+    header: int,
+    lengths: Lengths,
+    candidates: Candidates,
+    start: int = 0,
+    mean_record: float = DEFAULT_MEAN_RECORD,
+) -> Chain:
     """All whole records of a buffer of ``size`` bytes whose first record starts at ``start``.
 
     ``lengths(pos)`` gives each record's total length (<= 0 when impossible) for positions with at
-    least ``header`` bytes left; ``candidates`` proposes lane starts (see ``Candidates``).
+    least ``header`` bytes left; ``candidates`` proposes lane starts (see ``Candidates``); lanes are sized
+    from ``mean_record`` so each holds about LANE_RECORDS records.
     """
-    starts = _lane_starts(size, candidates, start)
+    starts = _lane_starts(size, candidates, start, mean_record)
     limits = np.append(starts[1:], size)
     found, ends, status = _lockstep(size, header, lengths, starts, limits)
     kept: list[np.ndarray] = []
@@ -66,13 +82,15 @@ def _join(parts: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
-def _lane_starts(size: int, candidates: Candidates, start: int) -> np.ndarray:
+def _lane_starts(size: int, candidates: Candidates, start: int, mean_record: float) -> np.ndarray:
     """Lane 0 starts at ``start``; every later lane at the first candidate after its boundary."""
-    count = (size - start) // LANE_BYTES
+    lane_bytes = int(min(max(LANE_RECORDS * mean_record, MIN_LANE_BYTES), MAX_LANE_BYTES))
+    count = (size - start) // lane_bytes
     if count < 2:
         return np.array([start], np.int64)
-    found = candidates(start + LANE_BYTES, LANE_BYTES, count - 1, SEARCH_BYTES)
-    lane = (found - start) // LANE_BYTES
+    window = int(min(max(SEARCH_RECORDS * mean_record, 256), lane_bytes))
+    found = candidates(start + lane_bytes, lane_bytes, count - 1, window)
+    lane = (found - start) // lane_bytes
     first = np.unique(lane, return_index=True)[1]
     return np.concatenate([[start], found[first]]).astype(np.int64)
 

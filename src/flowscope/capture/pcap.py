@@ -111,11 +111,13 @@ def read_frames(chunks: Chunks, name: str, skips: Skips, batch_packets: int) -> 
     scale = 1 if header.nanosecond else 1000
     first_second = None
     start = FILE_HEADER
+    mean_record = chain.DEFAULT_MEAN_RECORD
     while True:
         if first_second is None and buf.shape[0] >= start + RECORD_HEADER:
             first_second = int(np.frombuffer(buf[start : start + 4].tobytes(), header.byteorder + "u4")[0])
         records = _Records(buf, header, first_second)
-        found = chain.walk(buf.shape[0], RECORD_HEADER, records.lengths, records.candidates, start)
+        found = chain.walk(buf.shape[0], RECORD_HEADER, records.lengths, records.candidates, start, mean_record)
+        mean_record = found.mean_record(start)
         for first in range(0, found.offsets.shape[0], batch_packets):
             part = found.offsets[first : first + batch_packets]
             yield _frames(buf, records.words, part, scale, records.fraction_limit, header, skips)

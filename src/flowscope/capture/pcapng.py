@@ -166,10 +166,12 @@ class _Reader:
 
     def frames(self, chunks: Chunks) -> Iterator[Frames]:
         buf = chunks.buffer
+        mean_record = chain.DEFAULT_MEAN_RECORD
         while True:
             big_endian = self.sections[-1].big_endian if self.sections else buf[8:12].tobytes() == b"\x1a\x2b\x3c\x4d"
             blocks = _Blocks(buf, big_endian)
-            found = chain.walk(buf.shape[0], BLOCK_HEADER, blocks.lengths, blocks.candidates)
+            found = chain.walk(buf.shape[0], BLOCK_HEADER, blocks.lengths, blocks.candidates, 0, mean_record)
+            mean_record = found.mean_record(0)
             kinds, lengths, big = blocks.describe(found.offsets)
             yield from self._section_runs(buf, chunks.start, found.offsets, kinds, lengths, big)
             if found.corrupt:
