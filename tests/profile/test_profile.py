@@ -320,3 +320,20 @@ def test_keys_sharing_their_first_64_bits_stay_apart() -> None:
     order, key_first = merge_module.key_order(records)
     assert order.tolist() == [3, 5, 0, 2, 1, 4]
     assert key_first.tolist() == [True, False, True, False, True, False]
+
+
+@pytest.mark.parametrize("rounds", [0, 1, 2])
+def test_keys_left_after_the_rounds_finish_sequentially(monkeypatch: pytest.MonkeyPatch, rounds: int) -> None:
+    rows = random_records(31 + rounds, 2_000)
+    timeouts = Timeouts(300_000, 30_000)
+    monkeypatch.setattr(merge_module, "MAX_ROUNDS", rounds)
+    assert our_rows(as_table(rows), timeouts, 10**9) == model_rows(rows, timeouts, 10**9)
+
+
+def test_long_chains_of_one_key_match_the_model() -> None:
+    # every merge decision depends on the previous one: the rounds give up, the sequential pass finishes
+    base = 1_700_000_000_000
+    rows = [(base + i * 25_000, 0, 17, "10.0.0.1", "10.0.0.2", 5000, 5000, 2, 100) for i in range(3_000)]
+    rows += [(base + i * 10_000, 0, 17, "10.0.0.3", "10.0.0.4", 53, 53, 1 if i % 40 else 2, 90) for i in range(3_000)]
+    timeouts = Timeouts(300_000, 30_000)
+    assert our_rows(as_table(rows), timeouts, 10**9) == model_rows(rows, timeouts, 10**9)

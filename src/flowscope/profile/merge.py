@@ -125,14 +125,25 @@ def _decide(s: _Keyed, is_start: np.ndarray, timeouts: Timeouts) -> np.ndarray:
     return s.key_first | ~(reverse | single | extension)
 
 
+MAX_ROUNDS = 8
+
+
 def _converge(s: _Keyed, timeouts: Timeouts, forced: np.ndarray | None = None) -> np.ndarray:
-    """The fixed point of ``_decide``, recomputing only keys whose boundaries still move."""
+    """The fixed point of ``_decide``, recomputing only keys whose boundaries still move.
+
+    The first guess is "every record alone", which is already right for most keys. A key still
+    moving after MAX_ROUNDS rounds (long chains where each merge changes the next decision, e.g.
+    thousands of periodic records of one key) is finished by ``_sequential``, so the work stays
+    linear in the input whatever its shape.
+    """
     base = s.key_first if forced is None else s.key_first | forced
-    is_start = base.copy()
+    is_start = np.ones(len(base), bool)
     key_starts = np.flatnonzero(s.key_first)
     sizes = np.diff(np.append(key_starts, len(s.key_first)))
     active = np.repeat(sizes > 1, sizes)  # keys with one record are settled
-    while active.any():
+    for _ in range(MAX_ROUNDS):
+        if not active.any():
+            return is_start
         idx = np.flatnonzero(active)
         sub = s.take(idx)
         decided = _decide(sub, is_start[idx], timeouts) | base[idx]
@@ -143,7 +154,34 @@ def _converge(s: _Keyed, timeouts: Timeouts, forced: np.ndarray | None = None) -
         key_changed = np.zeros(int(sub_key[-1]) + 1, bool)
         key_changed[sub_key[changed]] = True
         active[idx] = key_changed[sub_key]
+    idx = np.flatnonzero(active)
+    if len(idx):
+        is_start[idx] = _sequential(s.take(idx), base[idx], timeouts)
     return is_start
+
+
+def _sequential(s: _Keyed, base: np.ndarray, timeouts: Timeouts) -> np.ndarray:
+    """ft-profiler's decisions one record at a time, for the few keys the rounds do not settle."""
+    it, at = timeouts.inactive_ms, timeouts.active_ms
+    starts = base.copy()
+    flow_start = flow_end = flow_rev = 0
+    flow_swap = False
+    columns = (s.start.tolist(), s.end.tolist(), s.swap.tolist(), s.packets.tolist(), s.packets_rev.tolist())
+    for i, (start, end, swap, packets, packets_rev) in enumerate(zip(*columns, strict=True)):
+        if not starts[i]:
+            apart = flow_end + it < start or end + it < flow_start
+            merged = (
+                (flow_rev == 0 and swap != flow_swap and not apart)
+                or (packets == 1 and abs(start - flow_end) < it)
+                or (flow_end - flow_start >= at - it and not flow_end + it < start)
+            )
+            if merged:
+                flow_start, flow_end = min(flow_start, start), max(flow_end, end)
+                flow_rev += packets_rev if swap == flow_swap else packets
+                continue
+            starts[i] = True
+        flow_start, flow_end, flow_swap, flow_rev = start, end, swap, packets_rev
+    return starts
 
 
 def _evictions(s: _Keyed, order: np.ndarray, timeouts: Timeouts, limit: int) -> np.ndarray:
