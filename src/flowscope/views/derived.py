@@ -10,20 +10,16 @@ counters when it is the destination.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import duckdb
-import pyarrow as pa
-import pyarrow.compute as pc
 
-from flowscope import addresses
 from flowscope.errors import FlowscopeError
 from flowscope.lake.layout import Lake
 from flowscope.lake.sql import table_source
 from flowscope.reduce.spec import BUILTIN, Reduction
 from flowscope.reduce.sql import quote, reduce_sql
-from flowscope.schema import ADDRESS
 
 _PARTITION_COLUMNS = ("date", "hour")
 
@@ -37,52 +33,68 @@ class DerivedView:
     """The SELECT defining the view, given a connection that already has ``flows`` (and earlier views)."""
 
 
-def service_net(values: pa.Array) -> pa.Array:
-    """16-byte addresses -> ``50.31.185`` (IPv4 without its last octet) or ``2001:db8:1::/48`` (IPv6 /48)."""
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    values = values.cast(ADDRESS)  # DuckDB passes BLOBs as variable-length binary
-    matrix = addresses.to_matrix(values).copy()
-    v4 = addresses.is_ipv4(values)
-    matrix[v4, 15] = 0
-    matrix[~v4, 6:] = 0
-    valid = None if values.null_count == 0 else values.is_valid().to_numpy(zero_copy_only=False)
-    text = addresses.format_text(addresses.from_ipv6_bytes(matrix, valid))
-    v4_net = pc.replace_substring_regex(text, r"\.0$", "")
-    v6_net = pc.binary_join_element_wise(text, pa.scalar("/48"), "")
-    return pc.if_else(pa.array(v4, pa.bool_()), v4_net, v6_net)
+# service_net(addr): '50.31.185' for 50.31.185.39, '2001:db8:1::/48' for an IPv6 address (its /48 in canonical
+# text: only the trailing zero groups are compressed). Pure SQL on hex(addr), so DuckDB runs it vectorised.
+SERVICE_NET_MACROS = (
+    "CREATE MACRO _fs_octet(h, i) AS CAST(CAST('0x' || substr(h, 2 * i + 1, 2) AS INTEGER) AS VARCHAR)",
+    "CREATE MACRO _fs_hextet(h, i) AS coalesce(nullif(lower(ltrim(substr(h, 4 * i + 1, 4), '0')), ''), '0')",
+    "CREATE MACRO _fs_net6(a, b, c) AS (CASE WHEN c <> '0' THEN a || ':' || b || ':' || c || '::' "
+    "WHEN b <> '0' THEN a || ':' || b || '::' WHEN a <> '0' THEN a || '::' ELSE '::' END) || '/48'",
+    "CREATE MACRO _fs_net(h) AS CASE WHEN h IS NULL THEN NULL "
+    "WHEN substr(h, 1, 24) = '00000000000000000000FFFF' "
+    "THEN _fs_octet(h, 12) || '.' || _fs_octet(h, 13) || '.' || _fs_octet(h, 14) "
+    "ELSE _fs_net6(_fs_hextet(h, 0), _fs_hextet(h, 1), _fs_hextet(h, 2)) END",
+    "CREATE MACRO service_net(address) AS _fs_net(hex(address))",
+)
 
 
-def _reduction_sql(reduction: Reduction) -> Callable[[duckdb.DuckDBPyConnection, Lake], str]:
-    def build(con: duckdb.DuckDBPyConnection, lake: Lake) -> str:
-        described = con.sql("SELECT * FROM flows LIMIT 0")
-        columns = [
-            (name, str(kind))
-            for name, kind in zip(described.columns, described.types, strict=True)
-            if name not in _PARTITION_COLUMNS
-        ]
-        names = ", ".join(quote(name) for name, _ in columns)
-        if "flows" in lake.tables():
-            # Record order: start time, then lake file and row within it (the order they were written).
-            order = "row_number() OVER (ORDER BY time_flow_start NULLS FIRST, filename, file_row_number)"
-            relation = f"(SELECT {names}, {order} AS __order FROM {table_source(lake, 'flows')})"
-        else:
-            relation = f"(SELECT {names}, 0::BIGINT AS __order FROM flows)"
-        return reduce_sql(reduction, relation, columns, "__order")
+def reduction_over_flows(
+    reduction: Reduction, con: duckdb.DuckDBPyConnection, lake: Lake, only: Sequence[str] | None = None
+) -> str:
+    """SQL reducing all of ``flows`` (or just the columns ``only``, which must cover what the reduction uses)."""
+    described = con.sql("SELECT * FROM flows LIMIT 0")
+    columns = [
+        (name, str(kind))
+        for name, kind in zip(described.columns, described.types, strict=True)
+        if name not in _PARTITION_COLUMNS and (only is None or name in only)
+    ]
+    names = ", ".join(quote(name) for name, _ in columns)
+    if "flows" in lake.tables():
+        # Record order: start time, then lake file and row within it (the order they were written).
+        order = "row_number() OVER (ORDER BY time_flow_start NULLS FIRST, filename, file_row_number)"
+        relation = f"(SELECT {names}, {order} AS __order FROM {table_source(lake, 'flows')})"
+    else:
+        relation = f"(SELECT {names}, 0::BIGINT AS __order FROM flows)"
+    return reduce_sql(reduction, relation, columns, "__order")
 
-    return build
+
+def _reduction_view(reduction: Reduction) -> Callable[[duckdb.DuckDBPyConnection, Lake], str]:
+    return lambda con, lake: reduction_over_flows(reduction, con, lake)
+
+
+_SERVICE_COLUMNS = (
+    "time_flow_start", "time_flow_end", "src_addr", "src_port", "dst_addr", "dst_port",
+    "packets", "bytes", "packets_rev", "bytes_rev",
+)  # fmt: skip
 
 
 def _services_by_day(con: duckdb.DuckDBPyConnection, lake: Lake) -> str:
     day = "CAST(timezone('UTC', time_flow_start) AS DATE)"
+    # The pairs reduction over just the columns needed here (the full pairs view carries every column),
+    # computed once (MATERIALIZED) for both ends of each pair.
+    pairs = reduction_over_flows(BUILTIN["pairs"], con, lake, only=_SERVICE_COLUMNS)
     return f"""
+        WITH p AS MATERIALIZED (
+            SELECT {day} AS day, src_addr, src_port, dst_addr, dst_port, packets, bytes, packets_rev, bytes_rev
+            FROM ({pairs}) AS pairs WHERE src_port < 1024 OR dst_port < 1024
+        )
         SELECT day, service_net, service_port, sum(packets)::UBIGINT AS packets, sum(bytes)::UBIGINT AS bytes
         FROM (
-            SELECT {day} AS day, service_net(src_addr) AS service_net, src_port AS service_port, packets, bytes
-            FROM pairs WHERE src_port < 1024
+            SELECT day, service_net(src_addr) AS service_net, src_port AS service_port, packets, bytes
+            FROM p WHERE src_port < 1024
             UNION ALL
-            SELECT {day}, service_net(dst_addr), dst_port, packets_rev, bytes_rev
-            FROM pairs WHERE dst_port < 1024
+            SELECT day, service_net(dst_addr), dst_port, packets_rev, bytes_rev
+            FROM p WHERE dst_port < 1024
         ) AS services
         WHERE day IS NOT NULL AND service_net IS NOT NULL
         GROUP BY day, service_net, service_port
@@ -92,7 +104,7 @@ def _services_by_day(con: duckdb.DuckDBPyConnection, lake: Lake) -> str:
 DERIVED_VIEWS: dict[str, DerivedView] = {
     view.name: view
     for view in (
-        *(DerivedView(r.name, r.description, r.key, _reduction_sql(r)) for r in BUILTIN.values()),
+        *(DerivedView(r.name, r.description, r.key, _reduction_view(r)) for r in BUILTIN.values()),
         DerivedView(
             "services_by_day",
             "per UTC day, service /24 (IPv6 /48) and port below 1024: packets and bytes the service sent",
@@ -104,8 +116,9 @@ DERIVED_VIEWS: dict[str, DerivedView] = {
 
 
 def register_views(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
-    """Create every derived view (after ``flows`` exists) and the ``service_net`` SQL function."""
-    con.create_function("service_net", service_net, ["BLOB"], "VARCHAR", type="arrow")
+    """Create every derived view (after ``flows`` exists) and the ``service_net`` SQL macro."""
+    for macro in SERVICE_NET_MACROS:
+        con.execute(macro)
     for view in DERIVED_VIEWS.values():
         con.execute(f"CREATE VIEW {quote(view.name)} AS {view.sql(con, lake)}")
 
