@@ -187,21 +187,20 @@ class FlowCache:
             self._columns[name] = grown
 
 
-def _mix(h: np.ndarray, value: np.ndarray) -> np.ndarray:
-    """One round of a 64-bit multiply-xorshift hash (wrapping arithmetic is intended)."""
-    h = (h ^ value.astype(np.uint64)) * _GOLDEN
-    return h ^ (h >> np.uint64(31))
-
-
 def _address_words(addresses: np.ndarray) -> np.ndarray:
     """(n, 16) bytes -> (n, 2) uint64 in big-endian order, so integer order is address order."""
     return np.ascontiguousarray(addresses).view(">u8").astype(np.uint64)
 
 
 def _hash_words(*columns: np.ndarray) -> np.ndarray:
+    """A 64-bit multiply-xorshift hash over the columns, computed in place (wrapping arithmetic is intended)."""
     h = np.full(columns[0].shape[0], _MIX, np.uint64)
+    spare = np.empty_like(h)
     for column in columns:
-        h = _mix(h, column)
+        h ^= column if column.dtype == np.uint64 else column.astype(np.uint64)
+        h *= _GOLDEN
+        np.right_shift(h, np.uint64(31), out=spare)
+        h ^= spare
     return h
 
 
@@ -355,11 +354,12 @@ class FlowMeter:
         self.packets += n
         if n == 0:
             return FlowRows.empty()
-        src_port = batch.src_port.copy()
-        dst_port = batch.dst_port.copy()
-        latest = int(batch.ts_ns.max())
-        clock = latest if self.clock_ns is None else max(self.clock_ns, latest)
-        self.unmatched_fragments += self._fragments.assign(batch, src_port, dst_port, clock)
+        src_port, dst_port = batch.src_port, batch.dst_port
+        if batch.more_fragments.any() or (batch.frag_offset > 0).any():
+            src_port, dst_port = src_port.copy(), dst_port.copy()  # later fragments get their ports here
+            latest = int(batch.ts_ns.max())
+            clock = latest if self.clock_ns is None else max(self.clock_ns, latest)
+            self.unmatched_fragments += self._fragments.assign(batch, src_port, dst_port, clock)
         src = _address_words(batch.src_addr)
         dst = _address_words(batch.dst_addr)
         if self.settings.uniflow:
@@ -441,7 +441,7 @@ class FlowMeter:
         order, new_key = self._order(rows, cached)
         first = rows["first_ns"][order]
         last = rows["last_ns"][order]
-        seen_until = _running_max(last, np.cumsum(new_key))
+        seen_until = _running_max(last, new_key)
         starts = new_key.copy()
         starts[1:] |= first[1:] - seen_until[:-1] >= self._idle_ns
         starts = _split_active(starts, first, self._active_ns)
@@ -567,15 +567,15 @@ def _binary16(matrix: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(FLOW_SCHEMA.field("src_addr").type, matrix.shape[0], [None, pa.py_buffer(matrix)])
 
 
-def _running_max(values: np.ndarray, group: np.ndarray) -> np.ndarray:
-    """Maximum of ``values`` so far within each run of equal ``group`` (runs are contiguous).
+def _running_max(values: np.ndarray, new_key: np.ndarray) -> np.ndarray:
+    """Maximum of ``values`` so far within each key's run of rows (``new_key`` marks where runs begin).
 
     Rows within a flow key come sorted by start time, so the end times are already
     non-decreasing unless packets arrived out of time order; only then is a scan needed.
     """
-    same = group[1:] == group[:-1]
-    if not (same & (values[1:] < values[:-1])).any():
+    if not (~new_key[1:] & (values[1:] < values[:-1])).any():
         return values
+    group = np.cumsum(new_key)
     result = values.copy()
     shift = 1
     while shift < result.size:
