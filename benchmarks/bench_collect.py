@@ -88,6 +88,9 @@ class Sender:
         while sent < total:
             if rate:
                 due = started + sent / rate
+                ahead = due - time.perf_counter()
+                if ahead > 0.001:  # sleep rather than spin, leaving the CPU to the collector
+                    time.sleep(ahead - 0.0005)
                 while time.perf_counter() < due:
                     pass
             count = _libc.sendmmsg(sock.fileno(), base + sent * size, min(SEND_BATCH, total - sent), 0)
