@@ -158,6 +158,9 @@ def main() -> None:
               f"{size / 2**20:,.0f} MiB (written in {written.seconds:.1f}s)")  # fmt: skip
 
         results: list[tuple[Measurement, dict]] = []
+        tiny = work / "tiny.pcap"
+        measure_in_subprocess("write tiny capture", "bench_meter", "write_capture", str(tiny), "1000", "50", "60", "96")
+        _, startup = measure_python_side("start-up", "meter_with_flowscope", tiny, work / "tiny.parquet")
         results.append(measure_python_side("flowscope", "meter_with_flowscope", capture, work / "flowscope.parquet"))
         nfpcapd, nfpcapd_totals = run_nfpcapd(capture, work / "nfpcapd")
         results.append((nfpcapd, nfpcapd_totals))
@@ -177,6 +180,9 @@ def main() -> None:
                 f"{totals['flows']:9,} {totals['packets']:10,} {totals['bytes']:14,}"
             )
         ours = results[0][1]
+        steady = args.packets / (ours["cpu"] - startup["cpu"])
+        print(f"\n  flowscope start-up (same path on a 1,000-packet capture): {startup['cpu']:.2f} CPU s; without it "
+              f"{steady:,.0f} packets/CPU s = {steady / nfpcapd_rate:.2f}x nfpcapd")  # fmt: skip
         print(f"\n  flowscope flow cache: {ours['bytes_per_flow']} bytes per active flow, "
               f"peak {ours['peak_active_flows']:,} active flows "
               f"({ours['bytes_per_flow'] * ours['peak_active_flows'] / 2**20:.1f} MiB)")  # fmt: skip
