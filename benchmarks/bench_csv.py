@@ -17,6 +17,7 @@ into PostgreSQL (view computed by DuckDB, rows to text addresses, binary COPY, u
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -119,7 +120,7 @@ def pandas_step(path: str) -> tuple[float, int]:
     return seconds, len(frame)
 
 
-def materialize_step(lake: str, url: str, view: str, table: str) -> tuple[float, int]:
+def materialize_step(lake: str, url: str, view: str, table: str, breakdown: str) -> tuple[float, int]:
     """Wall seconds of one full ``materialize VIEW`` run into an empty table (PostgreSQL does part of the work)."""
     import psycopg
 
@@ -140,6 +141,7 @@ def materialize_step(lake: str, url: str, view: str, table: str) -> tuple[float,
         con.execute(f'DROP TABLE "{table}"')
         con.execute("DELETE FROM flowscope_materialized WHERE target_table = %s", (table,))
     assert stored == outcome.view_rows
+    Path(breakdown).write_text(json.dumps([outcome.view_seconds, outcome.apply_seconds]))
     return seconds, stored
 
 
@@ -162,13 +164,17 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "flowscope", "-q", "--lake", str(lake), "read", str(path)], check=True)
         print("\nmaterialize into PostgreSQL (wall seconds: view over the whole lake, text addresses, COPY, insert)")
         for view in ("pairs", "services_by_day"):
+            breakdown = Path(tmp) / f"{view}.json"
             step = measure_in_subprocess(
                 f"materialize {view}", "bench_csv", "materialize_step", str(lake), args.postgres, view,
-                f"bench_{view}_{os.getpid()}",
+                f"bench_{view}_{os.getpid()}", str(breakdown),
             )  # fmt: skip
+            view_seconds, database_seconds = json.loads(breakdown.read_text())
             print(
                 f"  {view:<16} {step.units:>10,} rows in {step.seconds:6.2f} s = {step.rate:>10,.0f} rows/s "
-                f"({args.rows / step.seconds:,.0f} lake rows/s), peak {step.peak_rss_mib:,.0f} MiB"
+                f"({args.rows / step.seconds:,.0f} lake rows/s), peak {step.peak_rss_mib:,.0f} MiB\n"
+                f"  {'':<16} view {view_seconds:.2f} s; database (COPY + insert) {database_seconds:.2f} s = "
+                f"{step.units / database_seconds:,.0f} rows/s"
             )
 
 

@@ -181,3 +181,13 @@ def test_strict_stops_at_the_first_problem(tmp_path: Path) -> None:
     path.write_text(BAD_ROWS)
     with pytest.raises(FlowscopeError, match="--strict"):
         read_all(path, strict=True)
+
+
+def test_extra_column_named_like_a_flow_field_is_kept_apart(tmp_path: Path) -> None:
+    path = tmp_path / "clash.csv"
+    path.write_text(
+        "Source IP,Destination IP,Destination Port,Flow Duration,Timestamp,Bytes\n1.1.1.1,2.2.2.2,53,5,,7\n"
+    )
+    table, source = read_all(path)
+    assert source.skips.total == 0
+    assert table.column("csv_bytes").to_pylist() == [7.0] and table.column("bytes").to_pylist() == [None]

@@ -52,6 +52,7 @@ def materialize(
             f"{view} -> {table}: {outcome.view_rows:,} rows, {outcome.applied.rows:,} inserted or changed, "
             f"{outcome.applied.deleted:,} deleted (lake: {outcome.state.files} files)"
         )
+        state.detail(f"view computed in {outcome.view_seconds:.2f} s, applied in {outcome.apply_seconds:.2f} s")
         if outcome.empty_keys:
             state.console.print(f"[yellow]warning:[/] {outcome.empty_keys:,} view rows with an empty key not stored")
 

@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 
 from flowscope.csvflows import values
 from flowscope.csvflows.dialects import DURATION, Dialect
-from flowscope.schema import ADDRESS, FLOW_SCHEMA, TIMESTAMP
+from flowscope.schema import ADDRESS, FLOW_COLUMNS, FLOW_SCHEMA, TIMESTAMP
 
 
 @dataclass
@@ -97,13 +97,15 @@ def convert(raw: pa.Table, dialect: Dialect, mapping: dict[str, str], timezone: 
     if dialect.keep_extra:
         used = set(mapping.values())
         for source in raw.column_names:
-            if source in used or source in columns:
+            if source in used:
                 continue
+            # An extra named like a flow-schema field must not be taken for that field.
+            name = f"csv_{source}" if source in FLOW_COLUMNS else source
             text = values.as_array(raw.column(source))
             if source in dialect.text_extras:
-                columns[source] = text
+                columns[name] = text
             else:
-                take(source, source, values.to_float(text))
+                take(name, source, values.to_float(text))
     return Converted(pa.table(columns), _first_reasons(bad_by_reason, raw.num_rows))
 
 

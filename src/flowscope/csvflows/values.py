@@ -40,7 +40,8 @@ def _bad_mask(text: pa.Array, converted: pa.Array) -> np.ndarray | None:
     return mask if mask.any() else None
 
 
-def _as_array(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+def as_array(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """One contiguous array (text, or float64 for columns the reader parsed as numbers)."""
     if isinstance(column, pa.ChunkedArray):
         return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
     return column
@@ -186,8 +187,3 @@ def to_epoch_timestamp(text: pa.Array) -> Converted:
     micros = pc.round(pc.multiply(seconds, 1e6))
     values = pc.cast(pc.multiply(pc.cast(micros, pa.int64()), 1000), pa.int64()).cast(TIMESTAMP)
     return values, bad
-
-
-def as_array(column: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """One contiguous array (text, or float64 for columns the reader parsed as numbers)."""
-    return _as_array(column)

@@ -30,6 +30,10 @@ class Outcome:
     applied: Applied
     state: LakeState
     empty_keys: int = 0
+    view_seconds: float = 0.0
+    """Computing the view (DuckDB over the lake) and turning addresses into text."""
+    apply_seconds: float = 0.0
+    """The target's transaction: staging, upsert, delete, bookkeeping."""
 
 
 def lake_state(lake: Lake, view: str, key: Sequence[str]) -> LakeState:
@@ -66,12 +70,14 @@ def materialize_once(
     state = lake_state(lake, view, key)
     if target.applied_state(table) == state.digest:
         return Outcome(0, Applied(skipped=True), state)
+    started = time.perf_counter()
     with open_lake(lake, threads=threads) as con:
         state = lake_state(lake, view, key)  # again under the lake's read lock: what the query sees
         result = con.sql(f"SELECT * FROM {quote(view)}").to_arrow_table()
     rows, empty = _keyed_rows(result, key, view)
+    computed = time.perf_counter()
     applied = target.apply(table, tuple(key), rows, view, state)
-    return Outcome(rows.num_rows, applied, state, empty)
+    return Outcome(rows.num_rows, applied, state, empty, computed - started, time.perf_counter() - computed)
 
 
 def follow(
