@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import subprocess
 import sys
@@ -44,3 +45,10 @@ def test_stdin_feed_is_committed_while_running(lake_dir: Path) -> None:
                 process.kill()
     rows = sum(pq.read_metadata(path).num_rows for path in Lake(lake_dir).files("flows"))
     assert rows == 8
+
+
+def test_gzip_on_stdin_is_detected(lake_dir: Path) -> None:
+    command = [sys.executable, "-m", "flowscope", "--lake", str(lake_dir), "read", "-"]
+    done = subprocess.run(command, input=gzip.compress(EXAMPLE.read_bytes()), capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()
+    assert sum(pq.read_metadata(path).num_rows for path in Lake(lake_dir).files("flows")) == 8

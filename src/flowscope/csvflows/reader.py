@@ -250,7 +250,15 @@ class _InputReader:
 
 
 def sniff(path: Path, head: bytes) -> bool:
-    """A text first line with commas whose column names fit one of the dialects."""
+    """A text first line with commas whose column names fit one of the dialects.
+
+    ``head`` may still be gzip-compressed when it comes from standard input.
+    """
+    if head[:2] == b"\x1f\x8b":
+        try:
+            head = zlib.decompressobj(wbits=47).decompress(head)
+        except zlib.error:
+            return False
     line = head.split(b"\n", 1)[0]
     if line.count(b",") < 2 or b"\x00" in line:
         return False
