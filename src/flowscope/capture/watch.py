@@ -47,19 +47,18 @@ def open_files() -> set[str] | None:
     if not (proc / "self" / "fd").is_dir():
         return None
     held: set[str] = set()
-    for entry in os.scandir(proc):
-        if not entry.name.isdigit():
-            continue
+    with os.scandir(proc) as entries:
+        pids = [entry.name for entry in entries if entry.name.isdigit()]
+    for pid in pids:
         try:
-            fds = os.scandir(f"/proc/{entry.name}/fd")
-        except OSError:
+            with os.scandir(f"/proc/{pid}/fd") as fds:
+                for fd in fds:
+                    try:
+                        held.add(os.readlink(fd.path))
+                    except OSError:  # closed meanwhile
+                        continue
+        except OSError:  # process gone or not ours to see
             continue
-        with fds:
-            for fd in fds:
-                try:
-                    held.add(os.readlink(fd.path))
-                except OSError:
-                    continue
     return held
 
 
