@@ -340,7 +340,8 @@ def main() -> None:
                 )
                 if trial.loss:
                     break
-                best[peer] = trial
+                if best[peer] is None or trial.achieved > best[peer].achieved:
+                    best[peer] = trial
         summary.append((name, best, peaks))
     print("\nhighest no-loss rate (achieved datagrams/s and flows/s):")
     for name, best, peaks in summary:

@@ -198,8 +198,14 @@ def receive_forever(sock: socket.socket, conn: Connection, stop: EventType, memo
     """
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.SIG_IGN)  # the parent decides when to stop
-    with contextlib.suppress(OSError):  # allowed to root only; otherwise the decoder's lower priority must do
-        os.setpriority(os.PRIO_PROCESS, 0, RECEIVE_PRIORITY)
+    # Allowed to root only; otherwise the decoder's lower priority must do. Round-robin real-time scheduling
+    # lets the reader preempt everything else when datagrams arrive; it blocks in recvmmsg when idle, and the
+    # kernel's real-time throttling keeps a share of every second for normal processes.
+    try:
+        os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(1))
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, 0, RECEIVE_PRIORITY)
     receiver = BatchReceiver(sock)
     pending: deque[bytes] = deque()
     state = {"bytes": 0, "done": False}
