@@ -205,3 +205,31 @@ def test_bad_files_give_clear_errors(tmp_path: Path, content: bytes, message: st
     path.write_bytes(content)
     with pytest.raises(FlowscopeError, match=message):
         read_all(path)
+
+
+@pytest.mark.parametrize("method", [1, 2, 3])
+def test_blocks_larger_than_the_first_buffer_try(tmp_path: Path, method: int) -> None:
+    """A 3 MiB block (beyond the 2 MiB first try for LZO/LZ4) of one record repeated."""
+    data = nfcapd("nfv5_mixed").read_bytes()
+    offset = next(o for o, t in _record_offsets(data) if t == 11)
+    record = data[offset : offset + struct.unpack_from("<H", data, offset + 2)[0]]
+    payload = record * 25_000
+    if method == 1:
+        lzo = pytest.importorskip("lzo")
+        stored = lzo.compress(payload, 1, False)
+    elif method == 2:
+        import bz2
+
+        stored = bz2.compress(payload)
+    else:
+        import lz4.block
+
+        stored = lz4.block.compress(payload, store_size=False)
+    header = bytearray(data[:40])
+    header[16] = method
+    struct.pack_into("<qII", header, 24, 0, 0, 1)  # no appendix, one block
+    path = tmp_path / "big_block.nfcapd"
+    path.write_bytes(bytes(header) + struct.pack("<IIHH", 25_000, len(stored), 3, 0) + stored)
+    table, source = read_all(path)
+    assert table.num_rows == 25_000
+    assert source.skips.total == 0

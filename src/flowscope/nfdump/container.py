@@ -32,7 +32,8 @@ DATA_BLOCK_TYPE_3 = 3
 TYPE_IDENT = 0x8001
 TYPE_STAT = 0x8002
 
-# nfdump's own decompression buffer is 5 MiB; leave headroom for other builds.
+# nfcapd writes blocks of about 1 MiB; nfdump's own decompression buffer is 5 MiB (headroom for other builds).
+TYPICAL_BLOCK_BYTES = 2 * 1024 * 1024
 MAX_BLOCK_BYTES = 16 * 1024 * 1024
 # Sanity bound on a block's stored size: a larger value means a corrupt header.
 MAX_STORED_BLOCK = 64 * 1024 * 1024
@@ -121,16 +122,26 @@ class Decompressor:
 
     def __call__(self, payload: bytes) -> bytes:
         """Raises ValueError on a corrupt payload."""
-        try:
-            if self.method == NOT_COMPRESSED:
-                return payload
-            if self.method == LZ4_COMPRESSED:
-                return self._lz4.decompress(payload, uncompressed_size=MAX_BLOCK_BYTES)
-            if self.method == LZO_COMPRESSED:
-                return self._lzo.decompress(payload, False, MAX_BLOCK_BYTES)
-            return bz2.decompress(payload)
-        except Exception as exc:  # each library raises its own error type for corrupt input
-            raise ValueError(f"{self.name} decompression failed: {exc}") from exc
+        if self.method == NOT_COMPRESSED:
+            return payload
+        if self.method == BZ2_COMPRESSED:
+            try:
+                return bz2.decompress(payload)
+            except (OSError, ValueError, EOFError) as exc:
+                raise ValueError(f"BZ2 decompression failed: {exc}") from exc
+        # LZO and LZ4 blocks do not store their decompressed size: try a buffer that fits nfcapd's
+        # blocks (smaller buffers are much cheaper to allocate), then the largest nfdump writes
+        for size in (TYPICAL_BLOCK_BYTES, MAX_BLOCK_BYTES):
+            try:
+                return self._raw(payload, size)
+            except Exception as exc:  # each library raises its own error type for corrupt input
+                error = exc
+        raise ValueError(f"{self.name} decompression failed: {error}")
+
+    def _raw(self, payload: bytes, size: int) -> bytes:
+        if self.method == LZ4_COMPRESSED:
+            return self._lz4.decompress(payload, uncompressed_size=size)
+        return self._lzo.decompress(payload, False, size)
 
 
 def iter_blocks(
