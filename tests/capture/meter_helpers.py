@@ -39,8 +39,8 @@ def make_batch(packets: list[dict]) -> PacketBatch:
     return batch
 
 
-def reference_flows(packets: list[dict], *, idle: float, active: float) -> list[tuple]:
-    """A straightforward packet-at-a-time biflow meter (nfpcapd/NFStream timeout rules).
+def reference_flows(packets: list[dict], *, idle: float, active: float, uniflow: bool = False) -> list[tuple]:
+    """A straightforward packet-at-a-time biflow (or uniflow) meter (nfpcapd/NFStream timeout rules).
 
     Returns sorted (src, dst, sport, dport, proto, start, packets, bytes, packets_rev, bytes_rev).
     """
@@ -51,6 +51,8 @@ def reference_flows(packets: list[dict], *, idle: float, active: float) -> list[
         ends = sorted(
             [(p["src"], p.get("sport", 0)), (p["dst"], p.get("dport", 0))], key=lambda e: (address(e[0]), e[1])
         )
+        if uniflow:
+            ends, forward = [(p["src"], p.get("sport", 0)), (p["dst"], p.get("dport", 0))], True
         key = (*ends[0], *ends[1], p.get("proto", 6), p.get("vlan", 0))
         flow = cache.get(key)
         if flow and (p["ts"] - flow["last"] >= idle or p["ts"] - flow["start"] >= active):

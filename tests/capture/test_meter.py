@@ -79,7 +79,7 @@ def random_packets(count: int, seed: int, span: float = 2000.0) -> list[dict]:
         sport, dport = (0, 0) if proto == 1 else (rng.choice([1000, 1001, 53]), rng.choice([53, 80, 1000]))
         ts = round(rng.uniform(0, span), 3)
         packets.append({"ts": ts, "src": src, "dst": dst, "sport": sport, "dport": dport, "proto": proto,
-                        "size": rng.randint(40, 1500)})  # fmt: skip
+                        "size": rng.randint(40, 1500), "vlan": rng.choice([0, 0, 0, 7])})  # fmt: skip
     return sorted(packets, key=lambda p: p["ts"])
 
 
@@ -90,6 +90,15 @@ def test_matches_sequential_meter_whatever_the_batching(batch_size: int) -> None
     table, meter = meter_all(batches, MeterSettings(active=300, idle=60))
     assert table_flows(table) == reference_flows(packets, idle=60, active=300)
     assert meter.packets == len(packets)
+
+
+@pytest.mark.parametrize("batch_size", [13, 1000])
+def test_uniflow_matches_sequential_meter(batch_size: int) -> None:
+    packets = random_packets(2000, seed=100 + batch_size)
+    batches = [make_batch(packets[i : i + batch_size]) for i in range(0, len(packets), batch_size)]
+    table, _ = meter_all(batches, MeterSettings(active=300, idle=60, uniflow=True))
+    assert table_flows(table) == reference_flows(packets, idle=60, active=300, uniflow=True)
+    assert table.column("packets_rev").to_pylist() == [0] * table.num_rows
 
 
 def test_out_of_order_packets_meter_by_time_not_arrival() -> None:
