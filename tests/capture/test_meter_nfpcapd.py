@@ -18,7 +18,8 @@ from flowscope.capture.source import CaptureSource
 
 ACTIVE, IDLE = 300, 60
 
-# nfpcapd decapsulates IP-in-IP (4in4, 6in4, ...) but not GTP-U or Teredo: compare like with like.
+# Captures of ../shared/testdata/pcap/nfstream unless a folder is named. nfpcapd decapsulates IP-in-IP
+# (4in4, 6in4, ...) and GRE but not GTP-U or Teredo: compare like with like.
 CAPTURES = {
     "1kxun.pcap": "outer",
     "4in4tunnel.pcap": "inner",
@@ -45,6 +46,22 @@ CAPTURES = {
     "steam.pcap": "outer",
     "synscan.pcap": "outer",
     "teredo.pcap": "outer",
+    # other folders of ../shared/testdata/pcap (nfpcapd also decapsulates GRE and IPv4-in-IPv6)
+    "tcpdump/ip6_frag_asan.pcap": "outer",
+    "tcpdump/mpls-over-udp.pcap": "outer",
+    "tcpdump/tcp-handshake-nano.pcap": "outer",
+    "tcpdump/tcp_rst_data-trunc.pcap": "outer",
+    "dpkt/dns_icmp.pcap": "outer",
+    "dpkt/http.pcap": "outer",
+    "dpkt/nb6-http.pcap": "outer",
+    "dpkt/truncated_dns_2.pcap": "outer",
+    "akvorado-encap/gre-v4-plain.pcap": "inner",
+    "akvorado-encap/gre-v6-plain.pcap": "inner",
+    "akvorado-encap/ipv4-ipv4.pcap": "inner",
+    "akvorado-encap/ipv4-ipv6.pcap": "inner",
+    "akvorado-encap/mpls-ipv4.pcap": "outer",
+    "akvorado-encap/mpls-ipv6.pcap": "outer",
+    "akvorado-encap/srv6-end-dt6.pcap": "outer",
 }
 
 
@@ -62,7 +79,7 @@ def nfpcapd_totals(capture: Path, out: Path) -> dict[str, int]:
 @pytest.mark.integration
 @pytest.mark.parametrize("name", sorted(CAPTURES))
 def test_totals_equal_nfpcapd(name: str, tmp_path: Path) -> None:
-    capture = shared_data("pcap", "nfstream", name)
+    capture = shared_data("pcap", *(name.split("/") if "/" in name else ("nfstream", name)))
     theirs = nfpcapd_totals(capture, tmp_path / "nfpcapd")
     source = CaptureSource([capture], {"active": ACTIVE, "idle": IDLE, "tunnels": CAPTURES[name]})
     table = pa.concat_tables(list(source))
