@@ -314,12 +314,25 @@ def test_rows_without_addresses_are_counted(tmp_path: Path) -> None:
     assert skips.total == 3
 
 
-def test_keys_sharing_their_first_64_bits_stay_apart() -> None:
+@pytest.mark.parametrize("collide", [False, True])
+def test_key_order_groups_keys_in_input_order(monkeypatch: pytest.MonkeyPatch, collide: bool) -> None:
     records = extract.from_batch(as_table(random_records(5, 6)), Skips(), exact_start=True)
     records.key = np.array([[7, 1], [7, 2], [7, 1], [3, 9], [7, 2], [3, 9]], np.uint64)
+    if collide:  # every key mixes to the same value: the full 128-bit sort must take over
+        monkeypatch.setattr(merge_module, "mix64", lambda values: np.zeros_like(values))
     order, key_first = merge_module.key_order(records)
-    assert order.tolist() == [3, 5, 0, 2, 1, 4]
-    assert key_first.tolist() == [True, False, True, False, True, False]
+    groups = np.split(order, np.flatnonzero(key_first)[1:])
+    assert sorted(g.tolist() for g in groups) == [[0, 2], [1, 4], [3, 5]]
+
+
+def test_ipv4_keys_are_encoded_exactly_and_others_hashed() -> None:
+    rows = [
+        (1_700_000_000_000, 0, 6, "10.0.0.2", "10.0.0.1", 80, 40000, 1, 60),
+        (1_700_000_000_001, 0, 6, "2001:db8::1", "10.0.0.1", 80, 40000, 1, 60),
+    ]
+    key = extract.from_batch(as_table(rows), Skips(), exact_start=True).key
+    assert key[0].tolist() == [(0x0A000001 << 32) | 0x0A000002, (40000 << 24) | (80 << 8) | 6]
+    assert key[1, 1] >> 63 == 1
 
 
 @pytest.mark.parametrize("rounds", [0, 1, 2])

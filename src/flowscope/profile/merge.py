@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from flowscope.errors import FlowscopeError
-from flowscope.profile.records import Records
+from flowscope.profile.records import Records, mix64
 
 FLOW_BYTES = 256  # ft-profiler's per-flow memory estimate: -m MiB holds MiB * 2**20 / 256 flows
 
@@ -57,21 +57,24 @@ class Profile:
 def key_order(records: Records) -> tuple[np.ndarray, np.ndarray]:
     """Records ordered by key, input order kept within a key; and where each key's records begin.
 
-    Sorting by the first 64 bits of the key fingerprint is enough unless two keys share them
-    (then keys interleave, which is detected and sorted by all 128 bits).
+    One stable sort on a 64-bit mix of the 128-bit key groups equal keys; should two keys share the
+    mix (their records could interleave), that is detected and all 128 bits are sorted instead.
     """
     high, low = records.key[:, 0], records.key[:, 1]
-    order = np.argsort(high, kind="stable")
-    high_sorted, low_sorted = high[order], low[order]
-    same_high = high_sorted[1:] == high_sorted[:-1]
-    same_low = low_sorted[1:] == low_sorted[:-1]
-    if (same_high & ~same_low).any():
+    mixed = mix64(high ^ mix64(low))
+    order = np.argsort(mixed, kind="stable")
+    mixed = mixed[order]
+    same_key = _same_as_previous(high[order], low[order])
+    if ((mixed[1:] == mixed[:-1]) & ~same_key).any():
         order = np.lexsort((np.arange(len(high)), low, high))
-        same_high = high[order][1:] == high[order][:-1]
-        same_low = low[order][1:] == low[order][:-1]
+        same_key = _same_as_previous(high[order], low[order])
     key_first = np.ones(len(high), bool)
-    key_first[1:] = ~(same_high & same_low)
+    key_first[1:] = ~same_key
     return order, key_first
+
+
+def _same_as_previous(high: np.ndarray, low: np.ndarray) -> np.ndarray:
+    return (high[1:] == high[:-1]) & (low[1:] == low[:-1])
 
 
 def _segmented_cum(values: np.ndarray, segment: np.ndarray, op: str) -> np.ndarray:

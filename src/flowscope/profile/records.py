@@ -44,7 +44,7 @@ def _big_endian_words(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return hi.astype(np.uint64), lo.astype(np.uint64)
 
 
-def _mix(z: np.ndarray) -> np.ndarray:
+def mix64(z: np.ndarray) -> np.ndarray:
     """splitmix64's finaliser: a bijective 64-bit mixer."""
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
@@ -54,18 +54,40 @@ def _mix(z: np.ndarray) -> np.ndarray:
 _SEEDS = (np.uint64(0x243F6A8885A308D3), np.uint64(0x13198A2E03707344))
 
 
-def fingerprint(words: list[np.ndarray]) -> np.ndarray:
-    """A 128-bit fingerprint per row of ``words`` ((n, 2) uint64).
-
-    Keys are compared by fingerprint: for a billion distinct keys the chance that any
-    two share one is below 1e-20, while a fingerprint takes 16 bytes instead of 37.
-    """
+def _hash128(words: list[np.ndarray]) -> np.ndarray:
+    """A 128-bit hash per row of ``words`` ((n, 2) uint64): two splitmix64 chains with different seeds."""
     out = np.empty((len(words[0]), 2), np.uint64)
     for column, seed in enumerate(_SEEDS):
         h = np.full(len(words[0]), seed, np.uint64)
         for word in words:
-            h = _mix(h ^ word)
+            h = mix64(h ^ word)
         out[:, column] = h
+    return out
+
+
+_V4_MARK = np.uint64(0xFFFF_0000_0000)  # the ffff of an IPv4-mapped address, in the low 64 bits
+_LOW32 = np.uint64(0xFFFF_FFFF)
+_HASHED = np.uint64(1 << 63)
+
+
+def key_fingerprint(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], tail: np.ndarray) -> np.ndarray:
+    """128 bits per direction-free key ((n, 2) uint64), compared instead of the 37-byte key.
+
+    An IPv4 key fits: both addresses in the first word, ports and protocol (40 bits) in the
+    second, so IPv4 keys are compared exactly. Other keys are hashed (the top bit of the second
+    word marks them, so they never equal an IPv4 encoding): for a billion distinct such keys the
+    chance that any two share a fingerprint is below 1e-19.
+    """
+    (a_hi, a_lo), (b_hi, b_lo) = a, b
+    v4 = (a_hi == 0) & (b_hi == 0) & ((a_lo & ~_LOW32) == _V4_MARK) & ((b_lo & ~_LOW32) == _V4_MARK)
+    out = np.empty((len(tail), 2), np.uint64)
+    out[:, 0] = (a_lo << np.uint64(32)) | (b_lo & _LOW32)
+    out[:, 1] = tail
+    if not v4.all():
+        other = ~v4
+        hashed = _hash128([a_hi[other], a_lo[other], b_hi[other], b_lo[other], tail[other]])
+        hashed[:, 1] |= _HASHED
+        out[other] = hashed
     return out
 
 
@@ -145,12 +167,12 @@ def from_batch(table: pa.Table, skips: Skips, *, exact_start: bool) -> Records |
     port_a = np.where(swap, dst_port, src_port)
     port_b = np.where(swap, src_port, dst_port)
     tail = port_a.astype(np.uint64) << np.uint64(24) | port_b.astype(np.uint64) << np.uint64(8) | proto
-    words = [np.where(swap, dst_hi, src_hi), np.where(swap, dst_lo, src_lo), np.where(swap, src_hi, dst_hi)]
-    words += [np.where(swap, src_lo, dst_lo), tail]
+    smaller = (np.where(swap, dst_hi, src_hi), np.where(swap, dst_lo, src_lo))
+    larger = (np.where(swap, src_hi, dst_hi), np.where(swap, src_lo, dst_lo))
     return Records(
         start=start,
         duration=_compact(end - start),
-        key=fingerprint(words),
+        key=key_fingerprint(smaller, larger, tail),
         swap=swap,
         ipv6=~(src[:, :12] == _V4_PREFIX).all(axis=1),
         proto=proto,
