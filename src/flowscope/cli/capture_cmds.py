@@ -38,7 +38,7 @@ def meter_options(command: F) -> F:
         click.option(
             "--tunnels",
             type=click.Choice(["outer", "inner"]),
-            help="Captures: meter tunnels (GRE, VXLAN, GTP-U, IP-in-IP, Teredo) by outer (default) or inner headers.",
+            help="Captures: meter tunnelled traffic by its outer (default) or inner headers (docs/CAPTURE.md).",
         ),
         click.option(
             "--max-flows",
