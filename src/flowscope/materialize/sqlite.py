@@ -37,8 +37,8 @@ def _bindable(column: pa.ChunkedArray | pa.Array) -> list[object]:
     kind = column.type
     if pa.types.is_date(kind):
         column = pc.strftime(column.cast(pa.timestamp("s")), format="%Y-%m-%d")
-    elif pa.types.is_timestamp(kind):
-        column = pc.strftime(column, format="%Y-%m-%dT%H:%M:%S.%f")
+    elif pa.types.is_timestamp(kind):  # Arrow's %S carries the fraction (all stored digits)
+        column = pc.strftime(column, format="%Y-%m-%dT%H:%M:%SZ" if kind.tz else "%Y-%m-%dT%H:%M:%S")
     return column.to_pylist()
 
 
