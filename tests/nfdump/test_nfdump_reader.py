@@ -233,3 +233,12 @@ def test_blocks_larger_than_the_first_buffer_try(tmp_path: Path, method: int) ->
     table, source = read_all(path)
     assert table.num_rows == 25_000
     assert source.skips.total == 0
+
+
+def test_columns_option_decodes_only_what_is_asked() -> None:
+    full, _ = read_all(nfcapd("nfv5_mixed"))
+    lean, _ = read_all(nfcapd("nfv5_mixed"), columns={"packets", "bytes"})
+    assert lean.schema == full.schema
+    assert lean["bytes"].to_pylist() == full["bytes"].to_pylist()
+    assert lean["next_hop"].null_count == lean.num_rows
+    assert full["next_hop"].null_count == 0

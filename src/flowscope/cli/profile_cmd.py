@@ -21,14 +21,12 @@ from flowscope.nfdump.options import selection_options
 from flowscope.profile import report
 from flowscope.profile.build import Settings, build
 from flowscope.profile.output import suppress_rare_ports, write_profile
+from flowscope.profile.records import PROFILE_COLUMNS
 from flowscope.readers import registry
 from flowscope.reports.filters import time_predicates
 from flowscope.schema import conform
 
-_LAKE_COLUMNS = (
-    "time_flow_start, time_flow_end, src_addr, dst_addr, proto, src_port, dst_port, "
-    "packets, bytes, packets_rev, bytes_rev"
-)
+_LAKE_COLUMNS = ", ".join(PROFILE_COLUMNS)
 _LAKE_BATCH = 262_144
 
 
@@ -41,6 +39,7 @@ def _input_batches(
         if not path.exists():
             raise FlowscopeError(f"{path}: no such file or directory")
     fixed = registry.get(input_format) if input_format else None
+    options = {**options, "columns": PROFILE_COLUMNS}  # readers that can skip other columns do
     for reader, group in groupby(paths, key=lambda p: fixed or registry.detect(p)):
         source = reader.open(list(group), options)
         for batch in source:

@@ -263,68 +263,101 @@ def _address(records: np.ndarray, v4: str, v6: str, elements_v4: bool, elements_
     return None
 
 
-def decode_layout(layout: Layout, records: np.ndarray, state: FileState) -> dict[str, pa.Array]:
-    """Flow-schema columns for records of one layout (columns a layout lacks are left out: nulls later)."""
+def decode_layout(
+    layout: Layout, records: np.ndarray, state: FileState, wanted: frozenset[str] | None = None
+) -> dict[str, pa.Array]:
+    """Flow-schema columns for records of one layout: those in ``wanted`` (all when None).
+
+    Columns a layout lacks are left out (they become nulls when the batch is conformed).
+    """
+
+    def want(name: str) -> bool:
+        return wanted is None or name in wanted
+
     has = layout.elements
-    n = len(records)
     cols: dict[str, pa.Array] = {}
-    cols["type"] = _TYPE_NAMES.take(pa.array(records["nfversion"]))
+    if want("type"):
+        cols["type"] = _TYPE_NAMES.take(pa.array(records["nfversion"]))
     if 1 in has:
-        cols["time_received"] = _u64_times(records["msec_received"])
-        cols["time_flow_start"] = _u64_times(records["msec_first"])
-        cols["time_flow_end"] = _u64_times(records["msec_last"])
-        cols["packets"] = pa.array(records["in_packets"], pa.uint64())
-        cols["bytes"] = pa.array(records["in_bytes"], pa.uint64())
-        proto = records["proto"]
-        cols["proto"] = pa.array(proto, pa.uint8())
-        cols["src_port"] = pa.array(records["src_port"], pa.uint16())
-        dst_port = records["dst_port"]
-        cols["dst_port"] = pa.array(dst_port, pa.uint16())
-        icmp = (proto == 1) | (proto == 58)
-        cols["icmp_type"] = _masked((dst_port >> 8).astype(np.uint8), icmp, pa.uint8())
-        cols["icmp_code"] = _masked((dst_port & 0xFF).astype(np.uint8), icmp, pa.uint8())
-        cols["tcp_flags"] = pa.array(records["tcp_flags"].astype(np.uint16), pa.uint16())
-        cols["ip_tos"] = pa.array(records["src_tos"], pa.uint8())
-    if 5 in has:
+        _generic_columns(records, want, cols)
+    if 5 in has and want("packets_rev"):
         cols["packets_rev"] = pa.array(records["out_packets"], pa.uint64())
         cols["bytes_rev"] = pa.array(records["out_bytes"], pa.uint64())
-    src = _address(records, "src4", "src6", 2 in has, 3 in has)
-    if src is not None:
-        cols["src_addr"] = src
-        cols["dst_addr"] = _address(records, "dst4", "dst6", 2 in has, 3 in has)
-        cols["etype"] = pa.array(np.full(n, 0x0800 if 2 in has else 0x86DD, np.uint16), pa.uint16())
-    if 4 in has:
+    if want("src_addr") or want("dst_addr") or want("etype"):
+        src = _address(records, "src4", "src6", 2 in has, 3 in has)
+        if src is not None:
+            cols["src_addr"] = src
+            cols["dst_addr"] = _address(records, "dst4", "dst6", 2 in has, 3 in has)
+            cols["etype"] = pa.array(np.full(len(records), 0x0800 if 2 in has else 0x86DD, np.uint16), pa.uint16())
+    if 4 in has and (want("in_if") or want("out_if")):
         cols["in_if"] = pa.array(records["input"], pa.uint32())
         cols["out_if"] = pa.array(records["output"], pa.uint32())
-    if 6 in has:
+    if 6 in has and want("vlan_id"):
         cols["vlan_id"] = pa.array((records["src_vlan"] & 0xFFFF).astype(np.uint16), pa.uint16())
-    if 7 in has:
+    if 7 in has and (want("src_as") or want("dst_as")):
         cols["src_as"] = pa.array(records["src_as"], pa.uint32())
         cols["dst_as"] = pa.array(records["dst_as"], pa.uint32())
-    next_hop = _address(records, "next_hop4", "next_hop6", 10 in has, 11 in has)
-    if next_hop is not None:
-        cols["next_hop"] = next_hop
-    if 15 in has:
+    if want("next_hop"):
+        next_hop = _address(records, "next_hop4", "next_hop6", 10 in has, 11 in has)
+        if next_hop is not None:
+            cols["next_hop"] = next_hop
+    if 15 in has and (want("src_mac") or want("dst_mac")):
         src_mac = np.where(records["in_src_mac"] != 0, records["in_src_mac"], records["out_src_mac"])
         dst_mac = np.where(records["in_dst_mac"] != 0, records["in_dst_mac"], records["out_dst_mac"])
         cols["src_mac"] = pa.array(src_mac, pa.uint64())
         cols["dst_mac"] = pa.array(dst_mac, pa.uint64())
-    sysid = records["exporter_sysid"]
-    router = _address(records, "router4", "router6", 12 in has, 13 in has)
-    if router is None:
-        values, index = state.lookup(state.address, sysid)
-        router = pa.array(values, ADDRESS).take(pa.array(index))
-    cols["sampler_address"] = router
-    values, index = state.lookup(state.domain, sysid)
-    cols["observation_domain_id"] = pa.array(values, pa.uint32()).take(pa.array(index))
-    values, index = state.lookup(state.sampling, sysid)
-    rates = pa.array(values, pa.uint64()).take(pa.array(index))
-    sampled = pa.array((records["flags"] & V3_FLAG_SAMPLED) != 0)
-    cols["sampling_rate"] = pc.if_else(sampled, rates, pa.scalar(1, pa.uint64()))
+    _exporter_columns(records, has, state, want, cols)
     return cols
 
 
-def decode_parts(parts: Sequence[Part], state: FileState) -> pa.Table:
+def _generic_columns(records: np.ndarray, want, cols: dict[str, pa.Array]) -> None:
+    """Columns of EXgenericFlow: times, counters, protocol, ports, ICMP type/code, flags, TOS."""
+    for name, source in (
+        ("time_received", "msec_received"),
+        ("time_flow_start", "msec_first"),
+        ("time_flow_end", "msec_last"),
+    ):
+        if want(name):
+            cols[name] = _u64_times(records[source])
+    for name, source, arrow_type in (
+        ("packets", "in_packets", pa.uint64()),
+        ("bytes", "in_bytes", pa.uint64()),
+        ("proto", "proto", pa.uint8()),
+        ("src_port", "src_port", pa.uint16()),
+        ("dst_port", "dst_port", pa.uint16()),
+        ("ip_tos", "src_tos", pa.uint8()),
+    ):
+        if want(name):
+            cols[name] = pa.array(records[source], arrow_type)
+    if want("tcp_flags"):
+        cols["tcp_flags"] = pa.array(records["tcp_flags"].astype(np.uint16), pa.uint16())
+    if want("icmp_type") or want("icmp_code"):
+        proto, dst_port = records["proto"], records["dst_port"]
+        icmp = (proto == 1) | (proto == 58)
+        cols["icmp_type"] = _masked((dst_port >> 8).astype(np.uint8), icmp, pa.uint8())
+        cols["icmp_code"] = _masked((dst_port & 0xFF).astype(np.uint8), icmp, pa.uint8())
+
+
+def _exporter_columns(records: np.ndarray, has: frozenset[int], state: FileState, want, cols: dict) -> None:
+    """The exporter address (record element, else the exporter record), its domain and sampling rate."""
+    sysid = records["exporter_sysid"]
+    if want("sampler_address"):
+        router = _address(records, "router4", "router6", 12 in has, 13 in has)
+        if router is None:
+            values, index = state.lookup(state.address, sysid)
+            router = pa.array(values, ADDRESS).take(pa.array(index))
+        cols["sampler_address"] = router
+    if want("observation_domain_id"):
+        values, index = state.lookup(state.domain, sysid)
+        cols["observation_domain_id"] = pa.array(values, pa.uint32()).take(pa.array(index))
+    if want("sampling_rate"):
+        values, index = state.lookup(state.sampling, sysid)
+        rates = pa.array(values, pa.uint64()).take(pa.array(index))
+        sampled = pa.array((records["flags"] & V3_FLAG_SAMPLED) != 0)
+        cols["sampling_rate"] = pc.if_else(sampled, rates, pa.scalar(1, pa.uint64()))
+
+
+def decode_parts(parts: Sequence[Part], state: FileState, wanted: frozenset[str] | None = None) -> pa.Table:
     """One table of all parts' records, in file order."""
     if not parts:
         return pa.table({})
@@ -335,7 +368,7 @@ def decode_parts(parts: Sequence[Part], state: FileState) -> pa.Table:
     ordinals = []
     for group in by_layout.values():
         records = np.concatenate([p.records for p in group]) if len(group) > 1 else group[0].records
-        tables.append(pa.table(decode_layout(group[0].layout, records, state)))
+        tables.append(pa.table(decode_layout(group[0].layout, records, state, wanted)))
         ordinals.append(np.concatenate([p.ordinals for p in group]))
     if len(tables) == 1:
         return tables[0]

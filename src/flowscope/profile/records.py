@@ -20,6 +20,11 @@ from flowscope import addresses
 from flowscope.diagnostics import Skips
 
 TCP, UDP = 6, 17
+# the flow columns a profile is made of
+PROFILE_COLUMNS = (
+    "time_flow_start", "time_flow_end", "src_addr", "dst_addr", "proto", "src_port", "dst_port",
+    "packets", "bytes", "packets_rev", "bytes_rev",
+)  # fmt: skip
 _V4_PREFIX = np.array([0] * 10 + [0xFF, 0xFF], np.uint8)
 _NS_PER_US = 1000
 
