@@ -24,7 +24,7 @@ from flowscope.profile.output import suppress_rare_ports, write_profile
 from flowscope.profile.records import PROFILE_COLUMNS
 from flowscope.readers import registry
 from flowscope.reports.filters import time_predicates
-from flowscope.schema import conform
+from flowscope.schema import FLOW_SCHEMA, conform
 
 _LAKE_COLUMNS = ", ".join(PROFILE_COLUMNS)
 _LAKE_BATCH = 262_144
@@ -43,8 +43,19 @@ def _input_batches(
     for reader, group in groupby(paths, key=lambda p: fixed or registry.detect(p)):
         source = reader.open(list(group), options)
         for batch in source:
-            yield conform(batch), reader.name == "nfdump"
+            yield _profile_columns(batch), reader.name == "nfdump"
         skips.merge(source.skips)
+
+
+def _profile_columns(batch: pa.Table | pa.RecordBatch) -> pa.Table:
+    """Just the columns a profile is made of, in flow-schema types (conformed only when a source left some out)."""
+    table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
+    schema = table.schema
+    if not all(
+        schema.get_field_index(n) >= 0 and schema.field(n).type == FLOW_SCHEMA.field(n).type for n in PROFILE_COLUMNS
+    ):
+        table = conform(table)
+    return table.select(PROFILE_COLUMNS)
 
 
 def _lake_batches(
@@ -61,7 +72,7 @@ def _lake_batches(
     state.detail(sql)
     with open_lake(state.lake) as con:
         for batch in con.sql(sql).to_arrow_reader(_LAKE_BATCH):
-            yield conform(pa.Table.from_batches([batch])), True
+            yield _profile_columns(pa.Table.from_batches([batch])), True
 
 
 def _return_freed_memory() -> None:
