@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -52,6 +53,7 @@ def postgres_server() -> Iterator[str]:
         yield started.stdout.strip().splitlines()[-1]
     finally:
         subprocess.run(["bash", str(script), "stop", str(home / "pg")], capture_output=True, timeout=120)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture
