@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from itertools import groupby
@@ -75,23 +73,6 @@ def _lake_batches(
             yield _profile_columns(pa.Table.from_batches([batch])), True
 
 
-def _return_freed_memory() -> None:
-    """Keep the job's peak near its live columns: freed batches and temporaries go back to the OS.
-
-    Arrow uses the system allocator, and glibc is told not to raise its mmap threshold (it otherwise
-    grows after the first large free, and later large temporaries stay in the heap).
-    """
-    pa.set_memory_pool(pa.system_memory_pool())
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
-    except (OSError, AttributeError):  # not glibc: nothing to tune
-        pass
-
-
-_M_MMAP_THRESHOLD = -3
-
-
 @click.command(
     "profile",
     epilog="""\b
@@ -148,7 +129,6 @@ def profile(
         raise FlowscopeError("give INPUT files/directories or --lake (one of them)")
     if not from_lake and (since or until or where):
         raise FlowscopeError("--since/--until/--filter apply to --lake input")
-    _return_freed_memory()
     skips = Skips("records")
     batches = (
         _lake_batches(state, since, until, where) if from_lake else _input_batches(inputs, input_format, options, skips)
