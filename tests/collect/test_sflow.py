@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import struct
 import subprocess
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -294,14 +295,21 @@ def test_goflow2_raw_payloads():
 
 
 def tshark_samples(path: Path) -> list[dict]:
-    """tshark's decoding of each datagram: agent, sequence, per-sample rates and sampled addresses."""
+    """tshark's decoding of each datagram: agent, sequence, per-sample fields and the sampled headers' fields."""
     fields = [
         "sflow_245.agent",
         "sflow_245.sequence_number",
         "sflow.flow_sample.sampling_rate",
-        "sflow_245.header.frame_length",
+        "sflow.flow_sample.input_interface",
+        "sflow.flow_sample.input_interface_value",
+        "sflow.flow_sample.output_interface_format",
+        "sflow.flow_sample.output_interface.format",
+        "sflow.flow_sample.output_interface_value",
+        "sflow_245.srcAS",
         "ip.src",
         "ipv6.src",
+        "ip.len",
+        "ipv6.plen",
     ]
     command = [require_tool("tshark"), "-r", str(path), "-d", "udp.port==6343,sflow", "-T", "json"]
     for field in fields:
@@ -334,6 +342,23 @@ def test_matches_tshark(path):
     assert addresses.format_one(datagram["exporter"]) == layer["sflow_245.agent"][0]
     assert datagram["sequence"] == int(layer["sflow_245.sequence_number"][0])
     assert [r["sampling_rate"] for r in rows] == [int(v) for v in layer["sflow.flow_sample.sampling_rate"]]
+    inputs = layer.get("sflow.flow_sample.input_interface", []) + layer.get(
+        "sflow.flow_sample.input_interface_value", []
+    )
+    assert [r["in_if"] for r in rows] == [0 if int(v) == 0x3FFFFFFF else int(v) for v in inputs]
+    values = layer["sflow.flow_sample.output_interface_value"]
+    # Compact samples name the format field with an underscore, expanded ones with a dot.
+    formats = layer.get("sflow.flow_sample.output_interface_format") or layer.get(
+        "sflow.flow_sample.output_interface.format", ["0"] * len(values)
+    )
+    outputs = zip(formats, values, strict=True)
+    assert [r["out_if"] for r in rows] == [int(v) if f == "0" and int(v) != 0x3FFFFFFF else 0 for f, v in outputs]
+    # Bytes are the sampled packets' IP lengths (tshark: ip.len, or IPv6 payload length + 40), each one of them.
+    lengths = Counter(int(v) for v in layer.get("ip.len", [])[1:]) + Counter(
+        int(v) + 40 for v in layer.get("ipv6.plen", [])
+    )
+    assert not Counter(r["bytes"] for r in rows) - lengths
+    assert {int(v) for v in layer.get("sflow_245.srcAS", []) if v != "0"} <= {r["src_as"] for r in rows}
     # tshark lists the collector packet's own source first, then each sampled header's (and, for tunnels, the
     # inner packet's): every sampled source must be among them in order.
     sampled_sources = layer.get("ip.src", [])[1:] + layer.get("ipv6.src", [])
