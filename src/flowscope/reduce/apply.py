@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flowscope.reduce.spec import Reduction, load
-from flowscope.reduce.sql import DURATION_COLUMN, Plan, plan
+from flowscope.reduce.sql import DURATION_COLUMN, Plan, plan, quote
 
 _ORDER = "__order"
 
@@ -54,7 +54,7 @@ class Reducer:
                 columns = [(n, str(t)) for n, t in zip(described.columns, described.types, strict=True)]
             finally:
                 self._con.unregister("probe")
-            self._plans[schema] = plan(self.reduction, "batch", columns, _ORDER)
+            self._plans[schema] = plan(self.reduction, "batch", columns, quote(_ORDER))
         return self._plans[schema]
 
     def __call__(self, table: pa.Table) -> pa.Table:

@@ -41,10 +41,11 @@ class Plan:
 def plan(reduction: Reduction, relation: str, columns: Sequence[tuple[str, str]], order: str) -> Plan:
     """Plan reducing ``relation`` (output columns and DuckDB types ``columns``) by the reduction's key.
 
-    ``order`` names a BIGINT column of ``relation`` numbering the records uniquely in the
-    order ``first`` and ``last`` follow (callers number by start time, then arrival). Each
-    group's first and last record numbers are aggregated once; first/last fields are then
-    taken from those two records, which is much cheaper than one ``arg_max`` per field.
+    ``order`` is an SQL expression over ``relation`` that is unique per record and sorts
+    records the way ``first`` and ``last`` follow (start time, then arrival): a BIGINT row
+    rank for batches, a struct (start time, file, row) for lake views. Each group's
+    minimum and maximum ``order`` are aggregated once (``__first``, ``__last``); first/last
+    fields are then taken from those two records, much cheaper than one ``arg_max`` per field.
     """
     names = [name for name, _ in columns]
     missing = [k for k in reduction.key if k not in names]
@@ -53,7 +54,6 @@ def plan(reduction: Reduction, relation: str, columns: Sequence[tuple[str, str]]
     unknown = [f for f in reduction.fields if f not in names and f != DURATION]
     if unknown:
         raise FlowscopeError(f"reduction {reduction.name!r}: unknown field(s) {unknown}")
-    order = quote(order)
     with_duration = DURATION in reduction.fields and "time_flow_start" in names and "time_flow_end" in names
     aggregated = [quote(k) for k in reduction.key] + [f"max({order}) AS __last", f"min({order}) AS __first"]
     sources: dict[str, str] = {}
@@ -83,9 +83,16 @@ def plan(reduction: Reduction, relation: str, columns: Sequence[tuple[str, str]]
     return Plan(f"SELECT {', '.join(aggregated)} FROM {relation} GROUP BY {group}", sources)
 
 
-def reduce_sql(reduction: Reduction, relation: str, columns: Sequence[tuple[str, str]], order: str) -> str:
-    """The whole reduction as one query (for views): the GROUP BY joined back to the first and last records."""
-    steps = plan(reduction, "numbered", columns, order)
+def reduce_sql(
+    reduction: Reduction, relation: str, columns: Sequence[tuple[str, str]], order: str, row_id: dict[str, str]
+) -> str:
+    """The whole reduction as one query (for views): the GROUP BY joined back to the first and last records.
+
+    ``relation`` must be repeatable (a table or a parenthesised subquery): it is scanned once
+    to group and once per joined record. ``row_id`` maps each field of the ``order`` struct
+    that identifies a record to the ``relation`` column holding it (e.g. file and row).
+    """
+    steps = plan(reduction, relation, columns, order)
     alias = {"group": "g", "first": "f", "last": "l"}
     start = f"{alias[steps.sources['time_flow_start']]}.time_flow_start" if "time_flow_start" in steps.sources else ""
     outer = []
@@ -95,8 +102,13 @@ def reduce_sql(reduction: Reduction, relation: str, columns: Sequence[tuple[str,
         else:
             expression = f"{alias[source]}.{quote(name)}"
         outer.append(f"{expression} AS {quote(name)}")
-    return (
-        f"WITH numbered AS MATERIALIZED (SELECT * FROM {relation}), g AS ({steps.group_sql}) "
-        f"SELECT {', '.join(outer)} FROM g JOIN numbered AS l ON l.{quote(order)} = g.__last "
-        f"JOIN numbered AS f ON f.{quote(order)} = g.__first"
-    )
+    picked = {alias[s] for s in steps.sources.values() if s in ("first", "last")}
+    if any(s == "duration" for s in steps.sources.values()):
+        picked.add(start.split(".")[0])
+    joins = [
+        f"JOIN {relation} AS {a} ON "
+        + " AND ".join(f"{a}.{quote(column)} = g.__{which}.{field}" for field, column in row_id.items())
+        for a, which in (("f", "first"), ("l", "last"))
+        if a in picked
+    ]
+    return f"WITH g AS ({steps.group_sql}) SELECT {', '.join(outer)} FROM g {' '.join(joins)}"

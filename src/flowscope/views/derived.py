@@ -60,12 +60,12 @@ def reduction_over_flows(
     ]
     names = ", ".join(quote(name) for name, _ in columns)
     if "flows" in lake.tables():
-        # Record order: start time, then lake file and row within it (the order they were written).
-        order = "row_number() OVER (ORDER BY time_flow_start NULLS FIRST, filename, file_row_number)"
-        relation = f"(SELECT {names}, {order} AS __order FROM {table_source(lake, 'flows')})"
+        relation = f"(SELECT {names}, filename AS __file, file_row_number AS __row FROM {table_source(lake, 'flows')})"
     else:
-        relation = f"(SELECT {names}, 0::BIGINT AS __order FROM flows)"
-    return reduce_sql(reduction, relation, columns, "__order")
+        relation = f"(SELECT {names}, '' AS __file, 0::BIGINT AS __row FROM flows)"
+    # Record order: start time, then lake file and row within it (the order they were written).
+    order = "{'t': coalesce(epoch_ns(time_flow_start), -9223372036854775807), 'f': __file, 'r': __row}"
+    return reduce_sql(reduction, relation, columns, order, {"f": "__file", "r": "__row"})
 
 
 def _reduction_view(reduction: Reduction) -> Callable[[duckdb.DuckDBPyConnection, Lake], str]:
@@ -86,18 +86,19 @@ def _services_by_day(con: duckdb.DuckDBPyConnection, lake: Lake) -> str:
     return f"""
         WITH p AS MATERIALIZED (
             SELECT {day} AS day, src_addr, src_port, dst_addr, dst_port, packets, bytes, packets_rev, bytes_rev
-            FROM ({pairs}) AS pairs WHERE src_port < 1024 OR dst_port < 1024
-        )
-        SELECT day, service_net, service_port, sum(packets)::UBIGINT AS packets, sum(bytes)::UBIGINT AS bytes
-        FROM (
-            SELECT day, service_net(src_addr) AS service_net, src_port AS service_port, packets, bytes
-            FROM p WHERE src_port < 1024
+            FROM ({pairs}) AS pairs
+            WHERE (src_port < 1024 OR dst_port < 1024) AND time_flow_start IS NOT NULL
+        ), ends AS (
+            -- per service address first, so service_net() runs once per address and day, not per pair
+            SELECT day, src_addr AS address, src_port AS port, sum(packets) AS packets, sum(bytes) AS bytes
+            FROM p WHERE src_port < 1024 AND src_addr IS NOT NULL GROUP BY day, src_addr, src_port
             UNION ALL
-            SELECT day, service_net(dst_addr), dst_port, packets_rev, bytes_rev
-            FROM p WHERE dst_port < 1024
-        ) AS services
-        WHERE day IS NOT NULL AND service_net IS NOT NULL
-        GROUP BY day, service_net, service_port
+            SELECT day, dst_addr, dst_port, sum(packets_rev), sum(bytes_rev)
+            FROM p WHERE dst_port < 1024 AND dst_addr IS NOT NULL GROUP BY day, dst_addr, dst_port
+        )
+        SELECT day, service_net(address) AS service_net, port AS service_port,
+            sum(packets)::UBIGINT AS packets, sum(bytes)::UBIGINT AS bytes
+        FROM ends GROUP BY day, service_net(address), port
     """
 
 
