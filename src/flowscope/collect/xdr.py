@@ -26,31 +26,25 @@ class Buffer:
 
     @classmethod
     def join(cls, payloads: list[bytes]) -> Buffer:
-        lengths = np.fromiter((len(p) for p in payloads), dtype=np.int64, count=len(payloads))
+        lengths = np.fromiter(map(len, payloads), dtype=np.int64, count=len(payloads))
         ends = np.cumsum(lengths)
-        data = np.frombuffer(b"".join(payloads) + bytes(PADDING), dtype=np.uint8)
+        data = np.frombuffer(b"".join([*payloads, bytes(PADDING)]), dtype=np.uint8)
         return cls(data, ends - lengths, ends)
 
     def _clip(self, positions: np.ndarray) -> np.ndarray:
-        return np.clip(positions, 0, self.data.shape[0] - PADDING)
+        """Positions past the data read the zero padding instead (positions are never negative)."""
+        return np.minimum(positions, self.data.shape[0] - PADDING)
 
     def u32(self, positions: np.ndarray) -> np.ndarray:
         """Big-endian unsigned 32-bit integers at byte positions (0 where a position is out of range)."""
-        p = self._clip(positions)
-        d = self.data
-        return (
-            (d[p].astype(np.uint32) << 24)
-            | (d[p + 1].astype(np.uint32) << 16)
-            | (d[p + 2].astype(np.uint32) << 8)
-            | d[p + 3].astype(np.uint32)
-        )
+        return self.rows(positions, 4).view(">u4").reshape(-1).astype(np.uint32)
 
     def u64(self, positions: np.ndarray) -> np.ndarray:
         return (self.u32(positions).astype(np.uint64) << np.uint64(32)) | self.u32(positions + 4).astype(np.uint64)
 
     def rows(self, positions: np.ndarray, width: int) -> np.ndarray:
         """An (n, width) matrix of the bytes starting at each position."""
-        p = self._clip(positions)
+        p = self._clip(np.asarray(positions, np.int64))
         return self.data[p[:, None] + np.arange(width)]
 
     def mac(self, positions: np.ndarray) -> np.ndarray:
