@@ -1,4 +1,5 @@
-"""PostgreSQL target: binary COPY into a temporary staging table, then upsert, in one transaction."""
+"""PostgreSQL target, one transaction per run: binary COPY straight into an empty table, otherwise into a
+temporary staging table followed by the upsert and the delete of vanished keys."""
 
 from __future__ import annotations
 
@@ -56,22 +57,18 @@ class PostgresTarget:
                         f"table {table} exists with columns {existing}, not {spec.names}: drop it or pick --table"
                     )
                 cursor.execute(f"LOCK TABLE {quote(table)} IN SHARE ROW EXCLUSIVE MODE")
-                cursor.execute(upsert.create_sql(spec, temporary=True, name=STAGE) + " ON COMMIT DROP")
-                with cursor.copy(f"COPY {quote(STAGE)} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
-                    copy.write(HEADER)
-                    for batch in rows.to_batches(max_chunksize=COPY_CHUNK_ROWS):
-                        copy.write(encode_rows(pa.Table.from_batches([batch])))
-                    copy.write(TRAILER)
-                cursor.execute(f"ANALYZE {quote(STAGE)}")  # planner statistics for the joins below
                 cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {quote(table)})")
-                if cursor.fetchone()[0]:
+                if not cursor.fetchone()[0]:  # first load: COPY straight in, nothing to conflict with or delete
+                    self._copy(cursor, table, names, rows)
+                    changed, deleted = rows.num_rows, 0
+                else:
+                    cursor.execute(upsert.create_sql(spec, temporary=True, name=STAGE) + " ON COMMIT DROP")
+                    self._copy(cursor, STAGE, names, rows)
+                    cursor.execute(f"ANALYZE {quote(STAGE)}")  # planner statistics for the joins below
                     cursor.execute(upsert.upsert_sql(spec, STAGE))
                     changed = cursor.rowcount
                     cursor.execute(upsert.delete_missing_sql(spec, STAGE))
                     deleted = cursor.rowcount
-                else:  # first load: nothing to conflict with or delete
-                    cursor.execute(f"INSERT INTO {quote(table)} ({names}) SELECT {names} FROM {quote(STAGE)}")
-                    changed, deleted = cursor.rowcount, 0
                 cursor.execute(
                     upsert.STATE_UPSERT.format(p="%s"),
                     (table, view, state.digest, state.files, rows.num_rows, dt.datetime.now(dt.UTC).isoformat()),
@@ -79,6 +76,15 @@ class PostgresTarget:
         except psycopg.Error as exc:
             raise FlowscopeError(f"PostgreSQL: {str(exc).strip()}") from exc
         return Applied(rows=changed, deleted=deleted)
+
+    @staticmethod
+    def _copy(cursor: psycopg.Cursor, table: str, names: str, rows: pa.Table) -> None:
+        """Binary COPY of ``rows`` into ``table``, encoded chunk by chunk (``pgcopy``)."""
+        with cursor.copy(f"COPY {quote(table)} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.write(HEADER)
+            for batch in rows.to_batches(max_chunksize=COPY_CHUNK_ROWS):
+                copy.write(encode_rows(pa.Table.from_batches([batch])))
+            copy.write(TRAILER)
 
     def close(self) -> None:
         self.con.close()
