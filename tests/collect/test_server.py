@@ -278,3 +278,22 @@ def test_netflow_listener_learns_templates_and_shows_them(tmp_path):
     ]
     assert lake_totals(lake)["flows"] == 2400
     assert exporters_json(lake)["templates"] == {"known": 1, "held_sets": 0}
+
+
+def test_bad_input_is_logged_at_most_once_per_reason_per_interval(caplog):
+    from flowscope.collect.server import RateLimitedLog
+    from flowscope.diagnostics import Skips
+
+    limiter = RateLimitedLog(every=3600)
+    skips = Skips()
+    skips.add("not sFlow version 5", 3, "version 4")
+    with caplog.at_level("WARNING", logger="flowscope.collect"):
+        limiter.add("sflow", skips)
+        limiter.add("sflow", skips)
+        limiter.add("sflow", skips)
+        assert len(caplog.records) == 1
+        limiter.emit(force=True)
+    assert [r.getMessage() for r in caplog.records] == [
+        "3 skipped, sflow: not sFlow version 5 (e.g. version 4)",
+        "6 skipped, sflow: not sFlow version 5 (e.g. version 4)",
+    ]

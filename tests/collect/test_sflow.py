@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import struct
 import subprocess
 from collections import Counter
@@ -462,3 +463,26 @@ def test_bad_datagrams_are_counted_never_raised():
     } <= set(statuses.to_pylist())
     assert decoded.skips.total > 0
     assert decoded.flows.num_rows <= 5 * len(payloads)
+
+
+def test_ipv6_agent_and_expanded_counter_sample():
+    """Hand-built per the sFlow v5 spec: IPv6 agent address, one expanded counter sample (format 4)."""
+    agent = socket.inet_pton(socket.AF_INET6, "2001:db8::9")
+    generic = struct.pack(
+        ">IIQIIQIIIIIIQIIIIII", 7, 6, 1_000_000_000, 1, 3, 10, 1, 2, 3, 4, 5, 6, 20, 7, 8, 9, 10, 11, 1
+    )
+    records = struct.pack(">II", 1, len(generic)) + generic
+    sample = struct.pack(">IIII", 9, 0, 70_000, 1) + records  # expanded: type and index in separate words
+    header = struct.pack(">II16sIIII", 5, 2, agent, 3, 11, 500, 1)
+    decoded = decode_sflow(raw_datagram(header + struct.pack(">II", 4, len(sample)) + sample))
+    (row,) = decoded.counters.to_pylist()
+    assert addresses.format_one(row["sampler_address"]) == "2001:db8::9"
+    assert (row["sub_agent_id"], row["sequence_num"], row["source_id_index"], row["if_index"]) == (3, 9, 70_000, 7)
+    assert (row["in_octets"], row["out_octets"], row["promiscuous_mode"]) == (10, 20, 1)
+    (datagram,) = decoded.messages.filter(decoded.messages.column("stream").to_numpy() == 0).to_pylist()
+    assert (addresses.format_one(datagram["exporter"]), datagram["domain"], datagram["sequence"]) == (
+        "2001:db8::9",
+        3,
+        11,
+    )
+    assert not decoded.skips.counts
