@@ -28,6 +28,7 @@ from flowscope.errors import FlowscopeError
 
 MSG_DONTWAIT = 0x40
 MSG_WAITFORONE = 0x10000
+PR_SET_PDEATHSIG = 1
 SO_RCVBUFFORCE = 33  # Linux: like SO_RCVBUF but may exceed net.core.rmem_max (needs CAP_NET_ADMIN)
 RECEIVE_PRIORITY = -10  # nice value a receive process asks for: it must run whenever datagrams wait
 QUEUE_BYTES = 1 << 30  # datagrams a receive process may hold while the decoder catches up
@@ -198,6 +199,7 @@ def receive_forever(sock: socket.socket, conn: Connection, stop: EventType, memo
     """
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.SIG_IGN)  # the parent decides when to stop
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # and if it dies without a word, so does this process
     # Allowed to root only; otherwise the decoder's lower priority must do. Round-robin real-time scheduling
     # lets the reader preempt everything else when datagrams arrive; it blocks in recvmmsg when idle, and the
     # kernel's real-time throttling keeps a share of every second for normal processes.
@@ -222,10 +224,17 @@ def receive_forever(sock: socket.socket, conn: Connection, stop: EventType, memo
                     size += len(batches[-1])
                 state["bytes"] -= size
                 changed.notify_all()
-            if batches:
-                conn.send_bytes(merge_packed(batches))
-            elif state["done"]:
-                conn.send_bytes(b"")
+            try:
+                if batches:
+                    conn.send_bytes(merge_packed(batches))
+                elif state["done"]:
+                    conn.send_bytes(b"")
+                    return
+            except OSError:  # the decoder is gone: nothing left to receive for
+                stop.set()
+                with changed:
+                    state["bytes"] = 0
+                    changed.notify_all()
                 return
 
     forwarder = threading.Thread(target=forward, name="forward", daemon=True)
@@ -242,8 +251,8 @@ def receive_forever(sock: socket.socket, conn: Connection, stop: EventType, memo
                 break
             continue
         with changed:
-            while state["bytes"] > memory:
-                changed.wait()
+            while state["bytes"] > memory and forwarder.is_alive():
+                changed.wait(1.0)
             pending.append(packed)
             state["bytes"] += len(packed)
             changed.notify_all()
