@@ -31,6 +31,7 @@ from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
 from flowscope.collect.datagrams import Datagrams, Decoded
@@ -210,6 +211,7 @@ class Collector:
         # Receiving is the latency-critical part: when the machine is busy, the receive processes (forked
         # above, at the old priority) should get the CPU before decoding, which can catch up later.
         os.nice(DECODE_NICENESS)
+        pa.array(np.zeros(1))  # the first pa.array(ndarray) imports pandas (~0.3 s): pay it before traffic
         age = self.config.flush_seconds
         self.flows = BackgroundWriter(LakeWriter(self.lake, "flows", max_age=age))
         self.counters = BackgroundWriter(
