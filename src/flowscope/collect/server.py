@@ -59,8 +59,8 @@ from flowscope.lake.layout import Lake
 log = logging.getLogger("flowscope.collect")
 
 DECODE_BATCH = 4096  # datagrams decoded together at most (larger batches fall out of the CPU caches)
-GATHER_SECONDS = 0.05
-DECODE_NICENESS = 5  # how long the decode loop waits to fill a batch
+GATHER_SECONDS = 0.05  # how long the decode loop waits to fill a batch
+DECODE_NICENESS = 5  # the decoder yields the CPU to the receive processes
 HOUSEKEEPING_SECONDS = 1.0
 LOG_EVERY_SECONDS = 10.0
 COUNTERS_TABLE = "interface_counters"
