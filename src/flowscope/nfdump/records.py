@@ -323,17 +323,19 @@ def _generic_columns(records: np.ndarray, want, cols: dict[str, pa.Array]) -> No
         ("packets", "in_packets", pa.uint64()),
         ("bytes", "in_bytes", pa.uint64()),
         ("proto", "proto", pa.uint8()),
-        ("src_port", "src_port", pa.uint16()),
-        ("dst_port", "dst_port", pa.uint16()),
         ("ip_tos", "src_tos", pa.uint8()),
     ):
         if want(name):
             cols[name] = pa.array(records[source], arrow_type)
     if want("tcp_flags"):
         cols["tcp_flags"] = pa.array(records["tcp_flags"].astype(np.uint16), pa.uint16())
+    proto, dst_port = records["proto"], records["dst_port"]
+    icmp = (proto == 1) | (proto == 58)
+    # nfdump keeps ICMP type and code in the destination port; the schema has them apart and ports 0
+    if want("src_port") or want("dst_port"):
+        cols["src_port"] = pa.array(np.where(icmp, 0, records["src_port"]).astype(np.uint16), pa.uint16())
+        cols["dst_port"] = pa.array(np.where(icmp, 0, dst_port).astype(np.uint16), pa.uint16())
     if want("icmp_type") or want("icmp_code"):
-        proto, dst_port = records["proto"], records["dst_port"]
-        icmp = (proto == 1) | (proto == 58)
         cols["icmp_type"] = _masked((dst_port >> 8).astype(np.uint8), icmp, pa.uint8())
         cols["icmp_code"] = _masked((dst_port & 0xFF).astype(np.uint8), icmp, pa.uint8())
 
