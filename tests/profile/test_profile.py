@@ -350,3 +350,14 @@ def test_long_chains_of_one_key_match_the_model() -> None:
     rows += [(base + i * 10_000, 0, 17, "10.0.0.3", "10.0.0.4", 53, 53, 1 if i % 40 else 2, 90) for i in range(3_000)]
     timeouts = Timeouts(300_000, 30_000)
     assert our_rows(as_table(rows), timeouts, 10**9) == model_rows(rows, timeouts, 10**9)
+
+
+def test_bad_csv_rows_are_counted_not_fatal(tmp_path: Path) -> None:
+    source = shared_data(*ORACLE, "csv_basic_input.csv").read_text().splitlines()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join([*source[:3], "1653637473.475,0.000,6,not-an-ip,10.0.0.1,1,2,3,4", *source[3:]]) + "\n")
+    out = tmp_path / "p.csv"
+    result = CliRunner().invoke(main, ["profile", str(bad), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "skipped" in result.output
+    assert profile_lines(out)[1] == profile_lines(shared_data(*ORACLE, "csv_basic_profile.csv"))[1]
