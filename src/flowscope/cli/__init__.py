@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
 
 from flowscope import __version__
-from flowscope.cli.capture_cmds import capture, watch
-from flowscope.cli.collect_cmds import collect, exporters, templates
 from flowscope.cli.common import CliState, run_cleanly
-from flowscope.cli.demo import demo
-from flowscope.cli.lake_cmd import lake
-from flowscope.cli.materialize_cmd import materialize
-from flowscope.cli.profile_cmd import profile
-from flowscope.cli.query import query
-from flowscope.cli.read import read
-from flowscope.cli.top import top
 from flowscope.lake.layout import DEFAULT_LAKE, LAKE_ENV
+
+# Command name -> the module of flowscope.cli that defines it (as a function of the same name).
+# A command's module is imported only when that command runs (or --help lists it), so one
+# command does not pay for every other command's imports.
+COMMANDS = {
+    "capture": "capture_cmds",
+    "collect": "collect_cmds",
+    "demo": "demo",
+    "exporters": "collect_cmds",
+    "lake": "lake_cmd",
+    "materialize": "materialize_cmd",
+    "profile": "profile_cmd",
+    "query": "query",
+    "read": "read",
+    "templates": "collect_cmds",
+    "top": "top",
+    "watch": "capture_cmds",
+}
 
 EPILOG = """\b
 Examples:
@@ -30,7 +40,19 @@ Examples:
 
 
 class FlowscopeGroup(click.Group):
-    """Runs every command through ``run_cleanly``: user errors as one line, no traceback unless --debug."""
+    """Runs every command through ``run_cleanly``: user errors as one line, no traceback unless --debug.
+
+    Commands in ``COMMANDS`` are loaded on first use.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMANDS, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMANDS and cmd_name not in self.commands:
+            module = importlib.import_module(f"flowscope.cli.{COMMANDS[cmd_name]}")
+            self.add_command(getattr(module, cmd_name), cmd_name)
+        return self.commands.get(cmd_name)
 
     def invoke(self, ctx: click.Context) -> object:
         debug = "--debug" in sys.argv[1:] or bool(ctx.params.get("debug"))
@@ -56,6 +78,3 @@ def main(ctx: click.Context, lake_path: str, verbose: int, quiet: bool, debug: b
     """flowscope: collect, meter, read, store and query network flows."""
     ctx.obj = CliState(lake_path=lake_path, verbosity=-1 if quiet else verbose, debug=debug)
 
-
-for command in (capture, collect, demo, exporters, lake, materialize, profile, query, read, templates, top, watch):
-    main.add_command(command)
