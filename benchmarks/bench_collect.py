@@ -5,9 +5,11 @@
 Generates a NetFlow v9 and an IPFIX stream (``flowscope.collect.encoder``: 16-field IPv4 template, 24 records
 per datagram, the template every 100 datagrams), then, for each protocol and each collector, replays the
 whole stream over loopback at each offered rate (datagrams/s; 0 = as fast as the sender can) into a fresh
-collector process: ``flowscope collect`` (one worker) and ``nfcapd``, both asking for the same socket buffer.
-Loss = flows sent - flows stored (flowscope: rows in the lake; nfcapd: ``nfdump -I``). A collector's no-loss
-rate is the highest offered rate before its first loss. The sender uses sendmmsg(2) in batches of 32,
+collector process: ``flowscope collect`` (one worker) and ``nfcapd``, both granted the same socket buffer
+(flowscope asks for no more than net.core.rmem_max unless ``--force-buffer``). Loss = flows sent - flows
+stored (flowscope: rows in the lake; nfcapd: ``nfdump -I``). A collector's no-loss rate is the highest rate
+the sender achieved in a loss-free trial before the first loss (on a busy machine the sender does not always
+reach the offered rate). The sender uses sendmmsg(2) in batches of 32,
 paced against the clock; the achieved rate is printed next to the offered one. Peak RSS is each collector
 process tree's own (the sum of each process's VmHWM, sampled until it exits), the largest over its trials.
 """
