@@ -193,19 +193,22 @@ def _evictions(s: _Keyed, order: np.ndarray, timeouts: Timeouts, limit: int) -> 
     ft-profiler checks the limit only when a record inserts a key that is not cached;
     at that moment it writes out every cached flow that ended before
     ``max(0, latest end seen) - 1.5 * active timeout``, and the key's next record
-    starts a new flow. Each such moment is replayed exactly here (a full recompute
-    per moment: this path is for inputs with more distinct keys than the cache holds).
+    starts a new flow. Each such moment is replayed exactly here; only the keys it cuts
+    are recomputed (this path is for inputs with more distinct keys than the cache holds).
     """
     n = len(order)
     forced = np.zeros(n, bool)
     rank = np.empty(n, np.int64)  # input index -> sorted position
     rank[order] = np.arange(n)
     key_of = np.cumsum(s.key_first) - 1
-    cached = np.zeros(int(key_of[-1]) + 1, bool)
+    n_keys = int(key_of[-1]) + 1
+    cached = np.zeros(n_keys, bool)
+    last_seen = np.full(n_keys, -1, np.int64)  # each key's latest sorted position read so far
     count = 0
     latest_end = np.maximum.accumulate(np.maximum(s.end[rank], 0))
-    t = 0
     is_start = _converge(s, timeouts)
+    flow_end = _segmented_cum(s.end, np.cumsum(is_start) - 1, "max")  # each record's flow end so far
+    t = 0
     while t < n:
         inserts = (s.key_first | forced)[rank[t:]]
         running = count + np.cumsum(inserts)
@@ -213,15 +216,14 @@ def _evictions(s: _Keyed, order: np.ndarray, timeouts: Timeouts, limit: int) -> 
         if not len(hits):
             break
         event = t + int(hits[0])
-        cached[key_of[rank[t : event + 1]]] = True
+        window = rank[t : event + 1]
+        cached[key_of[window]] = True
+        np.maximum.at(last_seen, key_of[window], window)
         count = int(running[hits[0]])
         # each cached key's flow as it stands at the event: the segment of its latest record so far
-        seen = np.zeros(n, bool)
-        seen[rank[: event + 1]] = True
         keys = np.flatnonzero(cached)
-        last = _last_position_per_key(key_of, seen, len(cached))[keys]
-        flow_end = _segmented_cum(s.end, np.cumsum(is_start) - 1, "max")[last]
-        evicted = flow_end < latest_end[event] - 1.5 * timeouts.active_ms
+        last = last_seen[keys]
+        evicted = flow_end[last] < latest_end[event] - 1.5 * timeouts.active_ms
         if not evicted.any():
             raise FlowscopeError(
                 "flow cache is full and cannot hold all active flows: raise -m "
@@ -231,18 +233,17 @@ def _evictions(s: _Keyed, order: np.ndarray, timeouts: Timeouts, limit: int) -> 
         count -= int(evicted.sum())
         following = last[evicted] + 1
         following = following[following < n]
-        forced[following[~s.key_first[following]]] = True
-        is_start = _converge(s, timeouts, forced)
+        following = following[~s.key_first[following]]
+        if len(following):
+            forced[following] = True
+            cut = np.zeros(n_keys, bool)
+            cut[key_of[following]] = True
+            idx = np.flatnonzero(cut[key_of])
+            sub = s.take(idx)
+            is_start[idx] = _converge(sub, timeouts, forced[idx])
+            flow_end[idx] = _segmented_cum(sub.end, np.cumsum(is_start[idx]) - 1, "max")
         t = event + 1
     return is_start
-
-
-def _last_position_per_key(key_of: np.ndarray, mask: np.ndarray, n_keys: int) -> np.ndarray:
-    """For each key, its last sorted position where ``mask`` holds (-1 if none)."""
-    out = np.full(n_keys, -1, np.int64)
-    positions = np.flatnonzero(mask)
-    out[key_of[positions]] = positions  # positions ascend, so the last write per key wins
-    return out
 
 
 CHUNK_RECORDS = 262_144
