@@ -81,24 +81,32 @@ def _interface(body: bytes, order: str) -> Interface:
     return interface
 
 
+def _any_of_words(values: np.ndarray, choices: tuple[int, ...]) -> np.ndarray:
+    found = values == choices[0]
+    for choice in choices[1:]:
+        found |= values == choice
+    return found
+
+
 class _Blocks:
     """Block-header arithmetic on one buffer, in whichever byte order each block's trailer confirms."""
 
     def __init__(self, buf: np.ndarray, big_endian: bool = False) -> None:
         self.big_endian = big_endian  # the byte order in effect at the buffer start (for lane guesses)
-        size = max(buf.shape[0] - 3, 0)
+        self.buf = buf
         self.size = buf.shape[0]
-        self.little = np.ndarray((size,), "<u4", buf, strides=(1,))
-        self.big = np.ndarray((size,), ">u4", buf, strides=(1,))
+        # Opaque 4-byte items at every offset: gathering them is a plain copy, far cheaper than gathering
+        # unaligned integers; the copies are then read in either byte order.
+        self.items = np.ndarray((max(self.size - 3, 0),), "V4", buf, strides=(1,))
+        self.pairs = np.ndarray((max(self.size - 7, 0),), "V8", buf, strides=(1,))
+        self.by_count: dict[int, np.ndarray] = {}
 
     def _word(self, pos: np.ndarray, big: np.ndarray | bool) -> np.ndarray:
-        at = np.minimum(pos, self.little.shape[0] - 1)
+        raw = self.items[np.minimum(pos, self.items.shape[0] - 1)]
+        little = raw.view("<u4").astype(np.int64)
         if np.ndim(big) == 0:
-            return (self.big if big else self.little)[at].astype(np.int64)
-        values = self.little[at].astype(np.int64)
-        if big.any():
-            values[big] = self.big[at[big]]
-        return values
+            return raw.view(">u4").astype(np.int64) if big else little
+        return np.where(big, raw.view(">u4"), little) if big.any() else little
 
     def _checked_length(self, pos: np.ndarray, big: bool) -> np.ndarray:
         """Total length of non-section blocks of byte order ``big`` at ``pos``, -1 where that does not fit."""
@@ -111,11 +119,24 @@ class _Blocks:
         return np.where(sane & (~inside | (trailer == length)), length, -1)
 
     def describe(self, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(type, total length or -1 when impossible, big-endian?) of the blocks at ``pos``."""
-        at = np.minimum(pos + 8, self.little.shape[0] - 1)
-        section = self.little[np.minimum(pos, self.little.shape[0] - 1)] == SHB
-        magic_big = self.big[at] == BYTE_ORDER_MAGIC
-        magic_known = magic_big | (self.little[at] == BYTE_ORDER_MAGIC)
+        """(type, total length or -1 when impossible, big-endian?) of the blocks at ``pos``.
+
+        Blocks of the byte order in effect are confirmed with two reads (type and length, trailer); only
+        section headers and blocks that fail that go through the test of both byte orders.
+        """
+        length = self._checked_length(pos, self.big_endian)
+        kind = self._word(pos, self.big_endian)
+        big = np.full(pos.shape[0], self.big_endian)
+        odd = length < 0
+        if odd.any():
+            kind[odd], length[odd], big[odd] = self._describe_fully(pos[odd])
+        return kind, length, big
+
+    def _describe_fully(self, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        at = np.minimum(pos + 8, self.items.shape[0] - 1)
+        section = self._word(pos, False) == SHB
+        magic_big = self._word(at, True) == BYTE_ORDER_MAGIC
+        magic_known = magic_big | (self._word(at, False) == BYTE_ORDER_MAGIC)
         little_length = self._checked_length(pos, False)
         big_length = self._checked_length(pos, True)
         big = np.where(section, magic_big, (little_length < 0) & (big_length >= 0))
@@ -125,24 +146,66 @@ class _Blocks:
         length = np.where(section, np.where(shb_ok, shb_length, -1), length)
         return self._word(pos, big), length, big
 
+    def words(self, pos: np.ndarray, count: int, big: np.ndarray) -> np.ndarray:
+        """(n, count) int64: ``count`` consecutive 32-bit words at ``pos``, each row in its own byte order."""
+        items = self.by_count.get(count)
+        if items is None:
+            size = max(self.size - 4 * count + 1, 0)
+            items = self.by_count[count] = np.ndarray((size,), f"V{4 * count}", self.buf, strides=(1,))
+        raw = items[np.minimum(pos, items.shape[0] - 1)]
+        little = raw.view("<u4").reshape(-1, count).astype(np.int64)
+        if not big.any():
+            return little
+        return np.where(big[:, None], raw.view(">u4").reshape(-1, count), little)
+
     def lengths(self, pos: np.ndarray) -> np.ndarray:
-        """Block lengths for the chain walk: the byte order in effect first, the full test for the rest."""
-        length = self._checked_length(pos, self.big_endian)
-        other = length < 0
-        if other.any():
-            length[other] = self.describe(pos[other])[1]
+        """Block lengths for the chain walk: type and length read in the byte order in effect, in one copy;
+        section headers and anything odd get the full test. Trailers are checked after the walk (``walk``)."""
+        pair = self.pairs[np.minimum(pos, self.pairs.shape[0] - 1)].view(">u4" if self.big_endian else "<u4")
+        pair = pair.reshape(-1, 2).astype(np.int64)
+        kind, length = pair[:, 0], pair[:, 1]
+        plain = (length >= BLOCK_HEADER) & (length % 4 == 0) & (length <= MAX_BLOCK)
+        plain &= ((kind < 0x10000) | (kind >= 0x80000000) | (kind == 0x40000BAD)) & (kind != SHB)
+        length = np.where(plain, length, -1)
+        if not plain.all():
+            length[~plain] = self.full_lengths(pos[~plain])
         return length
+
+    def full_lengths(self, pos: np.ndarray) -> np.ndarray:
+        return self.describe(pos)[1]
+
+    def walk(self, mean_record: float) -> tuple[chain.Chain, np.ndarray, np.ndarray, np.ndarray]:
+        """All whole blocks of the buffer with their (type, length, big-endian?).
+
+        The fast walk trusts lengths read in the byte order in effect; every block found is then checked
+        in full (trailer included). Where a check fails (a byte-order switch whose lengths happened to look
+        sane, or damage), the chain is walked again from there with the full test at every step.
+        """
+        found = chain.walk(self.size, BLOCK_HEADER, self.lengths, self.candidates, 0, mean_record)
+        kinds, lengths, big = self.describe(found.offsets)
+        following = np.append(found.offsets[1:], found.end)
+        wrong = np.flatnonzero(found.offsets + lengths != following)
+        if wrong.shape[0]:
+            first = int(wrong[0])
+            again = chain.walk(self.size, BLOCK_HEADER, self.full_lengths, self.candidates, int(found.offsets[first]))
+            found = chain.Chain(np.concatenate([found.offsets[:first], again.offsets]), again.end, again.corrupt)
+            kinds, lengths, big = self.describe(found.offsets)
+        return found, kinds, lengths, big
 
     def candidates(self, first: int, step: int, count: int, window: int) -> np.ndarray:
         """Positions in the search windows that hold a packet or section block (see ``chain.Candidates``)."""
-        last = self.little.shape[0] - 9
+        last = self.items.shape[0] - 9
         count = min(count, (last - window - first) // step + 1)
         if count <= 0:
             return np.zeros(0, np.int64)
-        view = self.big if self.big_endian else self.little
-        words = np.lib.stride_tricks.as_strided(view[first:], (count, window), (step, 1), writeable=False)
-        lane, offset = np.nonzero((words == EPB) | (words == SPB) | (words == SHB))
+        # A cheap byte test on the whole windows first (block types are small numbers: their low byte
+        # comes first in little-endian, last in big-endian), the full test on the survivors.
+        start = first + (3 if self.big_endian else 0)
+        low_byte = np.lib.stride_tricks.as_strided(self.buf[start:], (count, window), (step, 1), writeable=False)
+        lane, offset = np.nonzero((low_byte == EPB) | (low_byte == SPB) | (low_byte == 0x0A))
         pos = first + lane.astype(np.int64) * step + offset
+        typed = _any_of_words(self._word(pos, self.big_endian), (EPB, SPB, SHB))
+        pos = pos[typed]
         kind, length, big = self.describe(pos)
         # A block of one byte order also reads as one of the other order three bytes earlier (the high
         # bytes of the previous trailer are zero); only the order in effect is a good guess.
@@ -170,9 +233,8 @@ class _Reader:
         while True:
             big_endian = self.sections[-1].big_endian if self.sections else buf[8:12].tobytes() == b"\x1a\x2b\x3c\x4d"
             blocks = _Blocks(buf, big_endian)
-            found = chain.walk(buf.shape[0], BLOCK_HEADER, blocks.lengths, blocks.candidates, 0, mean_record)
+            found, kinds, lengths, big = blocks.walk(mean_record)
             mean_record = found.mean_record(0)
-            kinds, lengths, big = blocks.describe(found.offsets)
             yield from self._section_runs(buf, chunks.start, found.offsets, kinds, lengths, big)
             if found.corrupt:
                 where = f"{self.name} at byte {chunks.start + found.end}"
@@ -233,7 +295,7 @@ class _Reader:
             self.skips.add("pcapng packet block before any section header", int(before_any.sum()), self.name)
         section = np.maximum(section, 0)
         big = np.array([s.big_endian for s in self.sections])[section]
-        words = [blocks._word(offsets + 4 * i, big) for i in range(2, 7)]
+        words = blocks.words(offsets + 8, 5, big).T
         simple = kinds == SPB
         obsolete = kinds == OPB
         iface = np.where(simple, 0, words[0])
