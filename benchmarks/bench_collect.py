@@ -285,7 +285,7 @@ def main() -> None:
     parser.add_argument("--flows", type=int, default=1_000_000)
     parser.add_argument(
         "--rates",
-        default="25000,50000,100000,150000,200000,250000,0",
+        default="25000,50000,60000,70000,80000,90000,100000,125000,150000,200000,0",
         help="offered datagrams/s, ascending; 0 = unpaced (as fast as the sender goes)",
     )
     parser.add_argument("--buffer", type=int, default=16 << 20, help="socket receive buffer both collectors ask for")
