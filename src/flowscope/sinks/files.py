@@ -52,6 +52,7 @@ class FileSink:
         self._tmp = self.path.with_name(f".{self.path.name}.tmp")
         self._stream: IO[bytes] = open(self._tmp, "wb")  # noqa: SIM115 (closed in close/abort)
         self._writer: pq.ParquetWriter | pacsv.CSVWriter | None = None
+        self._csv_schema: pa.Schema | None = None
         self.rows_written = 0
 
     def write(self, batch: pa.Table) -> None:
@@ -64,7 +65,8 @@ class FileSink:
             if self.format == "csv":
                 if self._writer is None:
                     self._writer = pacsv.CSVWriter(self._stream, batch.schema)
-                self._writer.write_table(batch.cast(self._writer.schema))
+                    self._csv_schema = batch.schema  # pyarrow's CSVWriter does not expose its schema
+                self._writer.write_table(batch.cast(self._csv_schema))
             else:
                 write_jsonl(batch, self._stream)
         self.rows_written += batch.num_rows
