@@ -242,3 +242,29 @@ def test_columns_option_decodes_only_what_is_asked() -> None:
     assert lean["bytes"].to_pylist() == full["bytes"].to_pylist()
     assert lean["next_hop"].null_count == lean.num_rows
     assert full["next_hop"].null_count < full.num_rows
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_flowscope_read_writes_nfdump_records(tmp_path: Path, suffix: str) -> None:
+    from click.testing import CliRunner
+
+    from flowscope.cli import main
+
+    out = tmp_path / f"flows.{suffix}"
+    args = [
+        "read",
+        str(nfcapd("nfv5_mixed_lz4")),
+        str(nfcapd("ipfix_mixed_lzo")),
+        "-o",
+        str(out),
+        "--exporter",
+        "127.0.0.1",
+    ]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    if suffix == "csv":
+        assert len(out.read_text().splitlines()) == 1 + 118 + 78
+    else:
+        import pyarrow.parquet as pq
+
+        assert pq.read_table(out).num_rows == 118 + 78
