@@ -16,7 +16,7 @@ from flowscope.materialize.target import Applied, LakeState
 from flowscope.materialize.upsert import TableSpec, quote
 
 STAGE = "flowscope_stage"
-COPY_CHUNK_ROWS = 500_000
+COPY_CHUNK_ROWS = 100_000
 
 
 def _redacted(url: str) -> str:
