@@ -194,13 +194,15 @@ class _InputReader:
         if self.in_summary:
             return None
         if dialect is dialects.NFDUMP:
-            # nfdump appends a "Summary" block (other columns) unless run with -q.
-            at = chunk.find(b"\nSummary") if not chunk.startswith(b"Summary") else -1
-            if chunk.startswith(b"Summary") or at >= 0:
-                chunk = chunk[: max(at, 0) + (1 if at >= 0 else 0)]
+            # nfdump appends a "Summary" block (other columns) unless run with -q: data ends there.
+            summary = 0 if chunk.startswith(b"Summary") else chunk.find(b"\nSummary") + 1
+            if summary > 0 or chunk.startswith(b"Summary"):
+                chunk = chunk[:summary]
                 self.in_summary = True
         if dialect is dialects.FTPROFILER and b"#" in chunk:
             chunk = _COMMENT_LINES.sub(b"", chunk)
+        if not chunk.strip():
+            return None
         ragged: list[str] = []
         ragged_lines: list[int | None] = []
 
@@ -245,7 +247,7 @@ class _InputReader:
 
     def _problem(self, reason: str, count: int, example: str, row: int) -> None:
         if self.source.strict:
-            raise FlowscopeError(f"{self.raw.name}: data row {row}: {reason}: {example!r} (--strict)")
+            raise FlowscopeError(f"{self.raw.name}: near data row {row}: {reason}: {example!r} (--strict)")
         self.source.skips.add(reason, count, example)
 
 
