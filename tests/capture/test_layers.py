@@ -75,6 +75,17 @@ def test_ethernet_padding_is_not_payload() -> None:
     assert batch.payload(0) == b"ab"
 
 
+def test_zero_ip_length_runs_to_the_frame_end() -> None:
+    """Linux writes total length 0 for offloaded packets above 64 KiB (and IPv6 jumbograms carry 0 too)."""
+    v4 = bytearray(ether(ipv4(tcp(1, 2, payload=b"data"), 6)))
+    v4[14 + 2 : 14 + 4] = b"\0\0"
+    v6 = bytearray(ether(ipv6(udp(3, 4, b"more"), 17), 0x86DD))
+    v6[14 + 4 : 14 + 6] = b"\0\0"
+    batch, _ = decode([bytes(v4), bytes(v6)])
+    assert batch.src_port.tolist() == [1, 3]
+    assert [batch.payload(r) for r in range(2)] == [b"data", b"more"]
+
+
 def test_vlan_qinq_keeps_outermost_id() -> None:
     frames = [
         ether(TCP_PACKET, vlans=[(0x8100, 42)]),

@@ -372,7 +372,9 @@ def _decode_network(buf: _View, pos: np.ndarray, end: np.ndarray, etype: np.ndar
         cols["dst_addr"][:, 10:12] = 0xFF
         cols["dst_addr"][:, 12:] = ip[:, 16:20]
         payload_pos[:] = np.where(is4, pos + ihl, -1)
-        payload_end[:] = np.minimum(end, pos + np.maximum(total, ihl))
+        # A zero total length is what Linux records for segmentation-offload packets above 64 KiB: the
+        # packet then runs to the end of the frame.
+        payload_end[:] = np.where(total == 0, end, np.minimum(end, pos + np.maximum(total, ihl)))
     if is6.any():
         rows = np.flatnonzero(is6)
         at, stop = pos[rows], end[rows]
@@ -387,7 +389,7 @@ def _decode_network(buf: _View, pos: np.ndarray, end: np.ndarray, etype: np.ndar
         cols["ip_ttl"][rows] = ip[:, 7]
         _as_rows(cols["src_addr"])[rows] = _as_rows(np.ascontiguousarray(ip[:, 8:24]))
         _as_rows(cols["dst_addr"])[rows] = _as_rows(np.ascontiguousarray(ip[:, 24:40]))
-        payload_end[rows] = np.minimum(stop, at + 40 + length)
+        payload_end[rows] = np.where(length == 0, stop, np.minimum(stop, at + 40 + length))  # 0: jumbogram
         nxt, ext_pos, ext_reason = _ipv6_extensions(buf, at + 40, stop, ip[:, 6].astype(np.int64), cols, rows)
         proto[rows] = nxt
         payload_pos[rows] = ext_pos
