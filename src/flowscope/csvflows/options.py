@@ -24,7 +24,7 @@ def csv_options(command: F) -> F:
             click.option(
                 "--commit-rows",
                 type=click.IntRange(min=1),
-                help=f"Commit to the lake every N rows (live feeds from stdin) [{DEFAULT_COMMIT_ROWS:,}].",
+                help=f"Rows per lake commit, for files and stdin [{DEFAULT_COMMIT_ROWS:,}].",
             ),
             click.option(
                 "--commit-seconds",
