@@ -107,6 +107,21 @@ def test_gzip_and_rotated_directory_in_natural_order(tmp_path: Path) -> None:
     assert batch.src_port.tolist() == [100, 101, 102, 110] and skips.total == 0
 
 
+def test_gzip_cut_short_keeps_what_was_read(tmp_path: Path) -> None:
+    """A compressed capture cut short (still being compressed, a broken copy): earlier packets are kept."""
+    noise = np.random.default_rng(5).integers(0, 256, 600, dtype=np.uint8).tobytes()
+    content = pcap_file([ether(ipv4(udp(p, 53, noise), 17)) for p in range(1, 2001)])
+    path = tmp_path / "cut.pcap.gz"
+    path.write_bytes(gzip.compress(content, compresslevel=1)[:-1000])
+    batch, skips = read([path])
+    assert 400 < len(batch) < 2000 and batch.src_port.tolist() == list(range(1, len(batch) + 1))
+    assert skips.counts["compressed stream broken or cut short: rest of file unreadable"] == 1
+    broken = tmp_path / "broken.pcap.gz"
+    broken.write_bytes(b"\x1f\x8b" + b"not really gzip")
+    with pytest.raises(FlowscopeError, match="cannot read"):
+        read([broken])
+
+
 def test_not_a_capture_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "notes.txt"
     path.write_text("hello, this is not a capture\n")

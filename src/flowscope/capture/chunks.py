@@ -9,11 +9,14 @@ never reused while a consumer may still hold it).
 from __future__ import annotations
 
 import mmap
+import zlib
 from typing import BinaryIO
 
 import numpy as np
 
 CHUNK_BYTES = 32 << 20
+READ_PIECE = 256 << 10
+BROKEN_STREAM = "compressed stream broken or cut short: rest of file unreadable"
 
 
 class Chunks:
@@ -32,6 +35,7 @@ class Chunks:
         self.start = 0  # stream offset of the current buffer
         self.buffer = np.zeros(0, np.uint8)
         self.at_eof = False
+        self.broken: str | None = None  # why a compressed stream ended early, if it did
 
     def next(self, consumed: int) -> np.ndarray:
         """The next buffer, beginning at ``consumed`` bytes into the current one; sets ``at_eof``."""
@@ -47,7 +51,14 @@ class Chunks:
         filled = tail.shape[0]
         view = memoryview(fresh)
         while filled < fresh.shape[0]:
-            got = self.stream.readinto(view[filled:])
+            try:
+                # Modest pieces: a stream that breaks loses at most the piece being read.
+                got = self.stream.readinto(view[filled : filled + READ_PIECE])
+            except (EOFError, OSError, zlib.error) as exc:
+                if self.start == 0 and filled == 0:
+                    raise  # nothing readable at all: the caller reports the file as unreadable
+                self.broken = str(exc) or type(exc).__name__  # keep what was read; the reader counts the rest
+                break
             if not got:
                 break
             filled += got

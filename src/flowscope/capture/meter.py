@@ -188,8 +188,8 @@ class FlowCache:
 
 
 def _address_words(addresses: np.ndarray) -> np.ndarray:
-    """(n, 16) bytes -> (n, 2) uint64 in big-endian order, so integer order is address order."""
-    return np.ascontiguousarray(addresses).view(">u8").astype(np.uint64)
+    """(n, 16) bytes -> (2, n) uint64 (high words, low words; each contiguous), integer order = address order."""
+    return np.ascontiguousarray(addresses).view(">u8").T.astype(np.uint64, order="C")
 
 
 def _hash_words(*columns: np.ndarray) -> np.ndarray:
@@ -218,7 +218,7 @@ class _FragmentPorts:
     def fragment_keys(batch: PacketBatch, rows: np.ndarray) -> np.ndarray:
         src = _address_words(batch.src_addr[rows])
         dst = _address_words(batch.dst_addr[rows])
-        return _hash_words(src[:, 0], src[:, 1], dst[:, 0], dst[:, 1], batch.proto[rows], batch.frag_id[rows])
+        return _hash_words(src[0], src[1], dst[0], dst[1], batch.proto[rows], batch.frag_id[rows])
 
     def assign(self, batch: PacketBatch, src_port: np.ndarray, dst_port: np.ndarray, clock_ns: int) -> int:
         """Give later fragments their first fragment's ports (in place); returns how many found none."""
@@ -360,15 +360,16 @@ class FlowMeter:
             latest = int(batch.ts_ns.max())
             clock = latest if self.clock_ns is None else max(self.clock_ns, latest)
             self.unmatched_fragments += self._fragments.assign(batch, src_port, dst_port, clock)
-        src = _address_words(batch.src_addr)
-        dst = _address_words(batch.dst_addr)
+        src_hi, src_lo = _address_words(batch.src_addr)
+        dst_hi, dst_lo = _address_words(batch.dst_addr)
         if self.settings.uniflow:
             from_b = np.zeros(n, bool)
         else:
-            from_b = (src[:, 0] > dst[:, 0]) | ((src[:, 0] == dst[:, 0]) & (src[:, 1] > dst[:, 1]))
-            from_b |= (src[:, 0] == dst[:, 0]) & (src[:, 1] == dst[:, 1]) & (src_port > dst_port)
-        a = np.where(from_b[:, None], dst, src)
-        b = np.where(from_b[:, None], src, dst)
+            same_hi = src_hi == dst_hi
+            from_b = (src_hi > dst_hi) | (same_hi & (src_lo > dst_lo))
+            from_b |= same_hi & (src_lo == dst_lo) & (src_port > dst_port)
+        a_hi, a_lo = np.where(from_b, dst_hi, src_hi), np.where(from_b, dst_lo, src_lo)
+        b_hi, b_lo = np.where(from_b, src_hi, dst_hi), np.where(from_b, src_lo, dst_lo)
         ports = _pack_ports(
             np.where(from_b, dst_port, src_port), np.where(from_b, src_port, dst_port), batch.proto, batch.vlan_id
         )
@@ -377,11 +378,11 @@ class FlowMeter:
         other = from_b.astype(np.uint64)
         return FlowRows(
             {
-                "key": _hash_words(a[:, 0], a[:, 1], b[:, 0], b[:, 1], ports),
-                "a_hi": a[:, 0],
-                "a_lo": a[:, 1],
-                "b_hi": b[:, 0],
-                "b_lo": b[:, 1],
+                "key": _hash_words(a_hi, a_lo, b_hi, b_lo, ports),
+                "a_hi": a_hi,
+                "a_lo": a_lo,
+                "b_hi": b_hi,
+                "b_lo": b_lo,
                 "ports": ports,
                 "first_ns": batch.ts_ns,
                 "from_b": from_b,

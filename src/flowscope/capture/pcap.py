@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from flowscope.capture import chain
-from flowscope.capture.chunks import Chunks
+from flowscope.capture.chunks import BROKEN_STREAM, Chunks
 from flowscope.capture.frames import Frames
 from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
@@ -134,7 +134,9 @@ def read_frames(chunks: Chunks, name: str, skips: Skips, batch_packets: int) -> 
             skips.add("pcap record with impossible length: rest of file unreadable", 1, where)
             return
         if chunks.at_eof:
-            if found.end < buf.shape[0]:
+            if chunks.broken:
+                skips.add(BROKEN_STREAM, 1, f"{name}: {chunks.broken}")
+            elif found.end < buf.shape[0]:
                 skips.add("truncated last record", 1, f"{name}: {buf.shape[0] - found.end} trailing bytes")
             return
         buf = chunks.next(found.end)

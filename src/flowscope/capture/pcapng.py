@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from flowscope.capture import chain
-from flowscope.capture.chunks import Chunks
+from flowscope.capture.chunks import BROKEN_STREAM, Chunks
 from flowscope.capture.frames import Frames
 from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
@@ -241,7 +241,9 @@ class _Reader:
                 self.skips.add("pcapng block with impossible length: rest of file unreadable", 1, where)
                 return
             if chunks.at_eof:
-                if found.end < buf.shape[0]:
+                if chunks.broken:
+                    self.skips.add(BROKEN_STREAM, 1, f"{self.name}: {chunks.broken}")
+                elif found.end < buf.shape[0]:
                     trailing = f"{self.name}: {buf.shape[0] - found.end} trailing bytes"
                     self.skips.add("truncated last block", 1, trailing)
                 return
