@@ -23,7 +23,7 @@ MAGIC_NANO = 0xA1B23C4D
 FILE_HEADER = 24
 RECORD_HEADER = 16
 MAX_RECORD = 1 << 20  # larger captured lengths than this are corruption, not packets (libpcap caps at 256 KiB)
-TIME_SPREAD = 366 * 86400  # record-start guesses must lie within a year of the file's first packet
+TIME_SPREAD = 366 * 86400  # record-start guesses must lie within a year of the latest record seen
 MAX_WIRE_LEN = 262144  # libpcap's largest snapshot length; longer "original" frames are corruption
 
 
@@ -62,7 +62,7 @@ def parse_header(head: bytes, name: str) -> PcapHeader:
 class _Records:
     """Record-header arithmetic for one pcap buffer, as the chain walker needs it."""
 
-    def __init__(self, buf: np.ndarray, header: PcapHeader, first_second: int | None) -> None:
+    def __init__(self, buf: np.ndarray, header: PcapHeader, recent_second: int | None) -> None:
         self.words = np.ndarray((max(buf.shape[0] - 3, 0),), header.byteorder + "u4", buf, strides=(1,))
         # Opaque 4- and 16-byte items at every offset: gathering them is a plain copy (much faster than
         # gathering unaligned integers), read afterwards in the file's byte order.
@@ -70,7 +70,7 @@ class _Records:
         self.items16 = np.ndarray((max(buf.shape[0] - 15, 0),), "V16", buf, strides=(1,))
         self.u4 = header.byteorder + "u4"
         self.fraction_limit = 1_000_000_000 if header.nanosecond else 1_000_000
-        self.first_second = first_second
+        self.recent_second = recent_second
 
     def fields(self, pos: np.ndarray) -> np.ndarray:
         """(n, 4) int64: seconds, fraction, captured length, original length of the records at ``pos``."""
@@ -83,15 +83,15 @@ class _Records:
     def candidates(self, first: int, step: int, count: int, window: int) -> np.ndarray:
         """Positions in the search windows that look like record headers (see ``chain.Candidates``).
 
-        A cheap test on the whole windows first (seconds within a year of the file's first packet,
+        A cheap test on the whole windows first (seconds within a year of the latest record seen,
         read through a strided view, no copies), then the full test on the few survivors.
         """
         last = self.words.shape[0] - 13  # the last position with a whole 16-byte header
         count = min(count, (last - window - first) // step + 1)
-        if count <= 0 or self.first_second is None:
+        if count <= 0 or self.recent_second is None:
             return np.zeros(0, np.int64)
         seconds = np.lib.stride_tricks.as_strided(self.words[first:], (count, window), (step, 1), writeable=False)
-        low = np.uint32((self.first_second - TIME_SPREAD) % 2**32)
+        low = np.uint32((self.recent_second - TIME_SPREAD) % 2**32)
         lane, offset = np.nonzero((seconds - low) < np.uint32(2 * TIME_SPREAD))
         pos = first + lane.astype(np.int64) * step + offset
         return pos[self._plausible(pos)]
@@ -104,7 +104,7 @@ class _Records:
             inside = pos <= last
             at = np.where(inside, pos, 0)
             seconds, fraction, caplen, wire = self.fields(at).T
-            near = np.abs(seconds - self.first_second) < TIME_SPREAD
+            near = np.abs(seconds - self.recent_second) < TIME_SPREAD
             sane = near & (fraction < self.fraction_limit) & (caplen <= MAX_RECORD)
             sane &= (wire >= caplen) & (wire <= MAX_WIRE_LEN)
             ok &= sane | ~inside
@@ -117,15 +117,17 @@ def read_frames(chunks: Chunks, name: str, skips: Skips, batch_packets: int) -> 
     buf = chunks.buffer
     header = parse_header(buf[:FILE_HEADER].tobytes(), name)
     scale = 1 if header.nanosecond else 1000
-    first_second = None
+    recent_second = None  # the time lane-start guesses must be near: the latest record's, as the file goes on
     start = FILE_HEADER
     mean_record = chain.DEFAULT_MEAN_RECORD
     while True:
-        if first_second is None and buf.shape[0] >= start + RECORD_HEADER:
-            first_second = int(np.frombuffer(buf[start : start + 4].tobytes(), header.byteorder + "u4")[0])
-        records = _Records(buf, header, first_second)
+        if recent_second is None and buf.shape[0] >= start + RECORD_HEADER:
+            recent_second = int(np.frombuffer(buf[start : start + 4].tobytes(), header.byteorder + "u4")[0])
+        records = _Records(buf, header, recent_second)
         found = chain.walk(buf.shape[0], RECORD_HEADER, records.lengths, records.candidates, start, mean_record)
         mean_record = found.mean_record(start)
+        if found.offsets.shape[0]:
+            recent_second = int(records.fields(found.offsets[-1:])[0, 0])
         for first in range(0, found.offsets.shape[0], batch_packets):
             part = found.offsets[first : first + batch_packets]
             yield _frames(buf, records, part, scale, header, skips)
