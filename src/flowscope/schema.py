@@ -58,6 +58,32 @@ FLOW_COLUMNS = frozenset(FLOW_SCHEMA.names)
 _ZERO_WHEN_MISSING = ("bytes_rev", "packets_rev")
 
 
+_zero_bytes = pa.py_buffer(b"")
+
+
+def _zeros(size: int) -> pa.Buffer:
+    """At least ``size`` zero bytes, shared: Arrow buffers are immutable, so many arrays can point at one."""
+    global _zero_bytes
+    if _zero_bytes.size < size:
+        _zero_bytes = pa.py_buffer(bytes(max(size, 2 * _zero_bytes.size)))
+    return _zero_bytes
+
+
+def _constant(n: int, type_: pa.DataType, *, null: bool) -> pa.Array:
+    """``n`` nulls (or zeros, for fixed-width types) backed by the shared zero buffer.
+
+    ``pa.nulls`` / ``pa.repeat`` allocate and fill fresh memory for every batch; sources
+    that fill few schema columns (CSVs, captures) otherwise spend a large part of their
+    time here.
+    """
+    validity = _zeros((n + 7) // 8) if null else None
+    if pa.types.is_string(type_) and null:
+        return pa.Array.from_buffers(type_, n, [validity, _zeros(4 * (n + 1)), _zeros(0)], null_count=n)
+    if not null or type_.bit_width % 8 == 0:
+        return pa.Array.from_buffers(type_, n, [validity, _zeros(type_.byte_width * n)], null_count=n if null else 0)
+    return pa.nulls(n, type_) if null else pa.repeat(pa.scalar(0, type_), n)
+
+
 def conform(data: pa.RecordBatch | pa.Table, *, keep_extra: bool = True) -> pa.Table:
     """Return ``data`` as a table in flow-schema order and types.
 
@@ -76,9 +102,9 @@ def conform(data: pa.RecordBatch | pa.Table, *, keep_extra: bool = True) -> pa.T
             if field.name in _ZERO_WHEN_MISSING and column.null_count:
                 column = pc.fill_null(column, 0)
         elif field.name in _ZERO_WHEN_MISSING:
-            column = pa.repeat(pa.scalar(0, field.type), n)
+            column = _constant(n, field.type, null=False)
         else:
-            column = pa.nulls(n, field.type)
+            column = _constant(n, field.type, null=True)
         columns.append(column)
     fields = list(FLOW_SCHEMA)
     if keep_extra:
