@@ -71,6 +71,7 @@ PORT_MPLS_UDP = 6635  # RFC 7510
 PORT_L2TP = 1701
 MAX_NESTING = 8  # VLAN/MPLS/PPPoE/extension-header depth we follow before calling a packet malformed
 MAX_TUNNELS = 3
+MAX_HEADER_READ = 64  # the widest header window read at once (IPv6: 40 bytes), rounded up
 BLOCK_ROWS = 32768  # rows decoded together: small enough that a block's frames stay in the CPU cache
 
 # Why a frame was dropped, as small integer codes so counting is one bincount.
@@ -93,30 +94,31 @@ PARTIAL_REASONS = {
 
 
 class _View:
-    """Big-endian integer reads at arbitrary byte offsets of one buffer, each read a single numpy gather.
+    """Reads at arbitrary byte offsets of one buffer: whole headers or big-endian integers, one gather each.
 
     Reads past the captured frame (``pos + width > end``) give 0, so a cut header never borrows bytes
     of the next frame; callers pass ``end=None`` when they know the whole group of rows is complete.
     """
 
     def __init__(self, data: np.ndarray) -> None:
-        if data.shape[0] < 16:
-            data = np.concatenate([data, np.zeros(16, np.uint8)])
+        if data.shape[0] < MAX_HEADER_READ:  # so every window view below has at least one item
+            data = np.concatenate([data, np.zeros(MAX_HEADER_READ, np.uint8)])
         self.data = data
-        self.by_width = {1: data}
-        for width in (2, 4, 8):
-            # Overlapping view: item i holds bytes i .. i+width-1. Gathering opaque items is a plain copy,
-            # several times faster than gathering unaligned integers; the copy is then read big-endian.
-            self.by_width[width] = np.ndarray((data.shape[0] - width + 1,), f"V{width}", data, strides=(1,))
+        self.by_width: dict[int, np.ndarray] = {1: data}
+
+    def _items(self, width: int) -> np.ndarray:
+        """Overlapping view: item i holds bytes i .. i+width-1. Gathering such opaque items is a plain copy,
+        several times faster than gathering unaligned integers."""
+        items = self.by_width.get(width)
+        if items is None:
+            size = self.data.shape[0] - width + 1
+            items = self.by_width[width] = np.ndarray((size,), f"V{width}", self.data, strides=(1,))
+        return items
 
     def header(self, pos: np.ndarray, width: int, end: np.ndarray | None) -> np.ndarray:
         """(n, width) bytes at ``pos`` in one gather (bytes past ``end`` read as 0): a whole header per row,
         whose fields are then cheap column operations instead of one gather each."""
-        items = self.by_width.get(width)
-        if items is None:
-            items = self.by_width[width] = np.ndarray(
-                (self.data.shape[0] - width + 1,), f"V{width}", self.data, strides=(1,)
-            )
+        items = self._items(width)
         matrix = items[np.minimum(pos, items.shape[0] - 1)].view(np.uint8).reshape(-1, width)
         near_end = pos + width > self.data.shape[0]
         if near_end.any():  # windows running past the buffer: read them from a zero-padded copy of its tail
@@ -129,13 +131,14 @@ class _View:
         return matrix
 
     def read(self, width: int, pos: np.ndarray, end: np.ndarray | None) -> np.ndarray:
-        words = self.by_width[width]
-        values = words[np.minimum(pos, words.shape[0] - 1)]
+        """One big-endian integer of ``width`` bytes per row, as int64."""
+        items = self._items(width)
+        values = items[np.minimum(pos, items.shape[0] - 1)]
         if width > 1:
             values = values.view(f">u{width}")
         if end is not None:
             values = np.where(pos + width <= end, values, 0)
-        return values if width == 8 else values.astype(np.int64)
+        return values.astype(np.int64)
 
 
 def _any_of(values: np.ndarray, choices: tuple[int, ...]) -> np.ndarray:
@@ -171,27 +174,9 @@ def _complete(pos: np.ndarray, end: np.ndarray, width: int) -> np.ndarray | None
     return None if (pos + width <= end).all() else end
 
 
-def _ipv4_matrix(buf: _View, pos: np.ndarray) -> np.ndarray:
-    """(n, 16) IPv4-mapped addresses from the four bytes at ``pos``."""
-    mapped = np.zeros((pos.shape[0], 16), np.uint8)
-    mapped[:, 10:12] = 0xFF
-    mapped[:, 12:] = buf.read(4, pos, None).astype(">u4").view(np.uint8).reshape(-1, 4)
-    return mapped
-
-
-def _ipv6_matrix(buf: _View, pos: np.ndarray) -> np.ndarray:
-    halves = np.stack([buf.read(8, pos, None), buf.read(8, pos + 8, None)], axis=1)
-    return halves.astype(">u8").view(np.uint8).reshape(-1, 16)
-
-
 def _as_rows(matrix: np.ndarray) -> np.ndarray:
     """An (n, 16) byte matrix as n 16-byte items: row copies become single-item copies (far cheaper)."""
     return matrix.view("V16").reshape(-1)
-
-
-def _mac(buf: _View, pos: np.ndarray) -> np.ndarray:
-    high = buf.read(2, pos, None).astype(np.uint64)
-    return (high << np.uint64(32)) | buf.read(4, pos + 2, None).astype(np.uint64)
 
 
 @dataclass
@@ -331,11 +316,17 @@ def _unwrap(buf: _View, pos: np.ndarray, end: np.ndarray, etype: np.ndarray, vla
     return reason
 
 
-def _decode_network(buf: _View, pos: np.ndarray, end: np.ndarray, etype: np.ndarray) -> _Network:
-    """IPv4/IPv6 (with extension headers and fragments) and transport fields for rows starting at ``pos``."""
+def _decode_network(
+    buf: _View, pos: np.ndarray, end: np.ndarray, etype: np.ndarray, cols: dict[str, np.ndarray] | None = None
+) -> _Network:
+    """IPv4/IPv6 (with extension headers and fragments) and transport fields for rows starting at ``pos``.
+
+    Written into ``cols`` (fresh zeroed columns, ``l4_offset`` -1) or into new columns when none are given.
+    """
     n = pos.shape[0]
-    cols = {name: np.zeros((n, *shape), dtype) for name, dtype, shape in COLUMNS if name not in _LINK_COLUMNS}
-    cols["l4_offset"][:] = -1
+    if cols is None:
+        cols = {name: np.zeros((n, *shape), dtype) for name, dtype, shape in COLUMNS if name not in _LINK_COLUMNS}
+        cols["l4_offset"][:] = -1
     reason = np.zeros(n, np.int8)
     partial = np.zeros(n, np.int8)
     payload_pos = np.full(n, -1, np.int64)
@@ -633,11 +624,10 @@ def _decode_block(
     unwrap_reason = _unwrap(buf, pos, end, etype, vlan)
     out.vlan_id[block] = vlan
     reason = np.where(reason == OK, unwrap_reason, reason)
-    net = _decode_network(buf, pos, end, etype)
+    columns = {name: getattr(out, name)[block] for name, _, _ in COLUMNS if name not in _LINK_COLUMNS}
+    net = _decode_network(buf, pos, end, etype, columns)  # straight into the output batch's rows
     reason = np.where(reason == OK, net.reason, reason)
     partial = net.partial
-    for name, values in net.columns.items():
-        getattr(out, name)[block] = values
 
     if tunnels == "inner":
         rows = np.flatnonzero(reason == OK)
