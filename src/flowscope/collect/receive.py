@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import fcntl
 import os
 import signal
 import socket
@@ -29,10 +30,13 @@ from flowscope.errors import FlowscopeError
 MSG_DONTWAIT = 0x40
 MSG_WAITFORONE = 0x10000
 PR_SET_PDEATHSIG = 1
+F_SETPIPE_SZ = 1031
 SO_RCVBUFFORCE = 33  # Linux: like SO_RCVBUF but may exceed net.core.rmem_max (needs CAP_NET_ADMIN)
 RECEIVE_PRIORITY = -10  # nice value a receive process asks for: it must run whenever datagrams wait
 QUEUE_BYTES = 1 << 30  # datagrams a receive process may hold while the decoder catches up
 FORWARD_BYTES = 4 << 20  # at most this much is merged into one message to the decoder
+GATHER_PAUSE = 0.001  # pause after a small batch; at 100k datagrams/s that is 100 datagrams, 3 % of the buffer
+PIPE_BYTES = 1 << 20  # pipe capacity asked for (Linux default 64 KiB): fewer wake-ups per forwarded batch
 SLOT = 65536  # one slot holds the largest UDP payload, so nothing is ever cut
 NAME = 128  # sizeof(struct sockaddr_storage)
 
@@ -188,6 +192,12 @@ LISTEN_SCHEMES = {"netflow": "netflow", "ipfix": "netflow", "sflow": "sflow"}
 DEFAULT_PORTS = {"netflow": 2055, "sflow": 6343}
 
 
+def widen_pipe(conn: Connection) -> None:
+    """Ask for a bigger pipe buffer (F_SETPIPE_SZ); the default still works, only with more wake-ups."""
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(conn.fileno(), F_SETPIPE_SZ, PIPE_BYTES)
+
+
 def receive_forever(sock: socket.socket, conn: Connection, stop: EventType, memory: int = QUEUE_BYTES) -> None:
     """The body of a receive process: read ``sock`` as fast as datagrams come, forward them over ``conn``.
 
@@ -256,6 +266,10 @@ def receive_forever(sock: socket.socket, conn: Connection, stop: EventType, memo
             pending.append(packed)
             state["bytes"] += len(packed)
             changed.notify_all()
+        if packed_count(packed) < receiver.batch // 8 and not stopping:
+            # A trickle: let datagrams gather for a moment (the socket buffer holds far more than this),
+            # so each pass of Python carries many instead of costing a pass per datagram.
+            time.sleep(GATHER_PAUSE)
     with changed:
         state["done"] = True
         changed.notify_all()

@@ -47,6 +47,7 @@ from flowscope.collect.receive import (
     packed_count,
     receive_forever,
     unpack,
+    widen_pipe,
 )
 from flowscope.collect.sampling import SamplingConfig
 from flowscope.collect.sflow import decode_sflow
@@ -198,6 +199,7 @@ class Collector:
                 health = ListenerHealth(address=spec.name, protocol=spec.protocol, receive_buffer=granted_buffer(sock))
                 self.health.listeners[spec.name] = health
                 reader, writer = context.Pipe(duplex=False)
+                widen_pipe(writer)
                 stop = context.Event()
                 process = context.Process(
                     target=receive_forever, args=(sock, writer, stop), name=f"receive {spec.name}", daemon=True
