@@ -256,7 +256,6 @@ class _Reader:
         sections_before = len(self.sections)
         for row in np.flatnonzero((kinds == SHB) | (kinds == IDB)):
             pos, length = int(offsets[row]), int(lengths[row])
-            order = ">" if big[row] else "<"
             if kinds[row] == SHB:
                 self.sections.append(Section(bool(big[row]), len(self.interfaces)))
             elif not self.sections:
@@ -264,6 +263,7 @@ class _Reader:
             elif length < 20:
                 self.skips.add("pcapng interface block too short (ignored)", 1, f"{self.name} at byte {base + pos}")
             else:
+                order = ">" if self.sections[-1].big_endian else "<"  # blocks are in their section's order
                 self.interfaces.append(_interface(buf[pos : pos + length - 4].tobytes(), order))
                 self.sections[-1].interface_positions.append(base + pos)
         packets = np.flatnonzero((kinds == EPB) | (kinds == SPB) | (kinds == OPB))
