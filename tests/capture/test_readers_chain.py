@@ -67,6 +67,19 @@ def test_pcap_walk_matches_sequential_walk(tmp_path: Path, small_walk: None, com
     assert skips.counts == {"truncated last record": 1}
 
 
+def test_pcap_walk_without_usable_lane_guesses(tmp_path: Path, small_walk: None) -> None:
+    """Timestamps all over the place give no lane guesses at all: one lane walks everything, still exact."""
+    rng = np.random.default_rng(4)
+    bodies = payloads(600, seed=3)
+    content = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
+    for body in bodies:
+        content += struct.pack("<IIII", int(rng.integers(0, 2**32)), 0, len(body), len(body)) + body
+    path = tmp_path / "a.pcap"
+    path.write_bytes(content)
+    found, skips = read_frames(path)
+    assert found == bodies and skips.total == 0
+
+
 def fake_blocks(body: bytes) -> bytes:
     """Packet blocks of both byte orders, to hide inside a payload."""
     return pcapng_epb(0, 1, body[:64]) + pcapng_epb(0, 1, body[:32], ">")
