@@ -148,3 +148,9 @@ def pcapng_epb(interface: int, ticks: int, frame: bytes, order: str = "<", wire_
 def pcapng_spb(frame: bytes, order: str = "<", wire_len: int | None = None) -> bytes:
     wire = len(frame) if wire_len is None else wire_len
     return pcapng_block(3, struct.pack(order + "I", wire) + frame, order)
+
+
+def pcapng_opb(interface: int, ticks: int, frame: bytes, order: str = "<") -> bytes:
+    """The obsolete Packet Block: a 16-bit interface id and a 16-bit drop count instead of a 32-bit id."""
+    header = struct.pack(order + "HHIIII", interface, 3, ticks >> 32, ticks & 0xFFFFFFFF, len(frame), len(frame))
+    return pcapng_block(2, header + frame, order)

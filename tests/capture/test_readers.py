@@ -15,6 +15,7 @@ from tests.capture.frame_builders import (
     pcapng_block,
     pcapng_epb,
     pcapng_idb,
+    pcapng_opb,
     pcapng_option,
     pcapng_shb,
     pcapng_spb,
@@ -190,6 +191,19 @@ def test_pcapng_sections_of_both_byte_orders_and_simple_packets(tmp_path: Path) 
     batch, _ = read([path])
     assert batch.src_port.tolist() == [1, 2, 3]
     assert batch.wire_len.tolist()[1] == len(frame(2)) + 40
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_pcapng_obsolete_packet_block(tmp_path: Path, order: str) -> None:
+    content = pcapng_shb(order) + pcapng_idb(1, 0, order) + pcapng_idb(101, 0, order)
+    content += pcapng_opb(0, START * 10**6, frame(5), order) + pcapng_opb(
+        1, START * 10**6 + 1, ipv4(tcp(6, 7), 6), order
+    )
+    path = tmp_path / "a.pcapng"
+    path.write_bytes(content)
+    batch, skips = read([path])
+    assert batch.src_port.tolist() == [5, 6] and skips.total == 0
+    assert batch.ts_ns.tolist() == [START * 10**9, START * 10**9 + 1000]
 
 
 def test_pcapng_damage(tmp_path: Path) -> None:
