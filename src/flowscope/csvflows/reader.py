@@ -201,7 +201,7 @@ class _InputReader:
                 self.in_summary = True
         if dialect is dialects.FTPROFILER and b"#" in chunk:
             chunk = _COMMENT_LINES.sub(b"", chunk)
-        if not chunk.strip():
+        if len(chunk) < 2:
             return None
         ragged: list[str] = []
         ragged_lines: list[int | None] = []
@@ -217,7 +217,8 @@ class _InputReader:
             types = {name: pa.float64() if name in numeric else pa.string() for name in names}
             return pacsv.read_csv(
                 pa.BufferReader(chunk),
-                read_options=pacsv.ReadOptions(column_names=names),
+                # one block per chunk: one contiguous array per column, nothing to combine later
+                read_options=pacsv.ReadOptions(column_names=names, block_size=len(chunk) + 1),
                 parse_options=pacsv.ParseOptions(invalid_row_handler=on_ragged),
                 convert_options=pacsv.ConvertOptions(column_types=types, null_values=[""], strings_can_be_null=True),
             )
