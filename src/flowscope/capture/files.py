@@ -42,16 +42,16 @@ def capture_files(paths: Iterable[Path]) -> list[Path]:
 
 @contextmanager
 def open_capture(path: Path) -> Iterator[Chunks]:
-    """The file as chunks, looking through gzip compression (plain files are memory-mapped)."""
+    """The file as chunks, looking through gzip compression."""
     try:
         with open(path, "rb") as raw:
             compressed = raw.read(2) == GZIP_MAGIC
             raw.seek(0)
             if compressed:
                 with gzip.GzipFile(fileobj=raw) as unzipped:
-                    yield Chunks(unzipped, mappable=False)  # type: ignore[arg-type]
+                    yield Chunks(unzipped)  # type: ignore[arg-type]
             else:
-                yield Chunks(raw, mappable=True)
+                yield Chunks(raw)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise FlowscopeError(f"cannot read {path}: {exc}") from exc
 
