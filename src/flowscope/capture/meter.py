@@ -450,9 +450,11 @@ class FlowMeter:
         at = np.flatnonzero(starts)
         first_rows = order[at]
         columns = {name: rows[name][first_rows] for name, _, _ in (*_KEY, *_FIRST)}
+        ends = np.append(at[1:], order.size) - 1
         for name, _, _ in _SUMMED:
-            columns[name] = np.add.reduceat(rows[name][order], at)
-        columns["last_ns"] = np.maximum.reduceat(last, at)
+            columns[name] = _run_sums(rows[name][order], ends)
+        # in time order the end times only grow within a key, so a flow's last row holds its maximum
+        columns["last_ns"] = last[ends] if seen_until is last else np.maximum.reduceat(last, at)
         columns["tcp_flags"] = np.bitwise_or.reduceat(rows["tcp_flags"][order], at)
         latest = np.ones(at.size, bool)
         latest[:-1] = new_key[at[1:]]
@@ -599,6 +601,16 @@ def _running_max(values: np.ndarray, new_key: np.ndarray) -> np.ndarray:
         result[shift:] = np.where(within, np.maximum(result[shift:], result[:-shift]), result[shift:])
         shift *= 2
     return result
+
+
+def _run_sums(values: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Sums of consecutive runs of ``values`` given each run's last index (runs cover all values).
+
+    Differences of a running sum: a few times faster than ``np.add.reduceat`` with many short
+    runs, and exact for unsigned integers (the running sum may wrap; the differences do not).
+    """
+    totals = np.cumsum(values)[ends]
+    return np.diff(totals, prepend=totals.dtype.type(0))
 
 
 def _split_active(starts: np.ndarray, first: np.ndarray, active_ns: int) -> np.ndarray:
