@@ -50,25 +50,14 @@ class PostgresTarget:
         names = ", ".join(quote(c) for c in spec.names)
         try:
             with self.con.transaction(), self.con.cursor() as cursor:
-                cursor.execute(upsert.create_sql(spec))
-                existing = self._existing_columns(table)
-                if existing != spec.names:
-                    raise FlowscopeError(
-                        f"table {table} exists with columns {existing}, not {spec.names}: drop it or pick --table"
-                    )
-                cursor.execute(f"LOCK TABLE {quote(table)} IN SHARE ROW EXCLUSIVE MODE")
-                cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {quote(table)})")
-                if not cursor.fetchone()[0]:  # first load: COPY straight in, nothing to conflict with or delete
+                cursor.execute("SELECT to_regclass(%s)", (quote(table),))
+                if cursor.fetchone()[0] is None:  # new table: load first, build the key's index once after
+                    cursor.execute(upsert.create_sql(spec, keyed=False))
                     self._copy(cursor, table, names, rows)
+                    cursor.execute(f"ALTER TABLE {quote(table)} ADD PRIMARY KEY ({', '.join(map(quote, key))})")
                     changed, deleted = rows.num_rows, 0
                 else:
-                    cursor.execute(upsert.create_sql(spec, temporary=True, name=STAGE) + " ON COMMIT DROP")
-                    self._copy(cursor, STAGE, names, rows)
-                    cursor.execute(f"ANALYZE {quote(STAGE)}")  # planner statistics for the joins below
-                    cursor.execute(upsert.upsert_sql(spec, STAGE))
-                    changed = cursor.rowcount
-                    cursor.execute(upsert.delete_missing_sql(spec, STAGE))
-                    deleted = cursor.rowcount
+                    changed, deleted = self._update(cursor, spec, rows)
                 cursor.execute(
                     upsert.STATE_UPSERT.format(p="%s"),
                     (table, view, state.digest, state.files, rows.num_rows, dt.datetime.now(dt.UTC).isoformat()),
@@ -76,6 +65,28 @@ class PostgresTarget:
         except psycopg.Error as exc:
             raise FlowscopeError(f"PostgreSQL: {str(exc).strip()}") from exc
         return Applied(rows=changed, deleted=deleted)
+
+    def _update(self, cursor: psycopg.Cursor, spec: TableSpec, rows: pa.Table) -> tuple[int, int]:
+        """Make an existing table equal ``rows``: (rows inserted or changed, rows deleted)."""
+        table = spec.name
+        names = ", ".join(quote(c) for c in spec.names)
+        existing = self._existing_columns(table)
+        if existing != spec.names:
+            raise FlowscopeError(
+                f"table {table} exists with columns {existing}, not {spec.names}: drop it or pick --table"
+            )
+        cursor.execute(f"LOCK TABLE {quote(table)} IN SHARE ROW EXCLUSIVE MODE")
+        cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {quote(table)})")
+        if not cursor.fetchone()[0]:  # empty: COPY straight in, nothing to conflict with or delete
+            self._copy(cursor, table, names, rows)
+            return rows.num_rows, 0
+        cursor.execute(upsert.create_sql(spec, temporary=True, name=STAGE) + " ON COMMIT DROP")
+        self._copy(cursor, STAGE, names, rows)
+        cursor.execute(f"ANALYZE {quote(STAGE)}")  # planner statistics for the joins below
+        cursor.execute(upsert.upsert_sql(spec, STAGE))
+        changed = cursor.rowcount
+        cursor.execute(upsert.delete_missing_sql(spec, STAGE))
+        return changed, cursor.rowcount
 
     @staticmethod
     def _copy(cursor: psycopg.Cursor, table: str, names: str, rows: pa.Table) -> None:

@@ -30,10 +30,11 @@ class TableSpec:
         return [name for name, _ in self.columns]
 
 
-def create_sql(spec: TableSpec, *, temporary: bool = False, name: str | None = None) -> str:
+def create_sql(spec: TableSpec, *, temporary: bool = False, name: str | None = None, keyed: bool = True) -> str:
+    """CREATE TABLE with the key as primary key (``keyed=False``: without, for adding it after a bulk load)."""
     columns = ", ".join(f"{quote(c)} {t}" for c, t in spec.columns)
-    if temporary:
-        return f"CREATE TEMP TABLE {quote(name or spec.name)} ({columns})"
+    if temporary or not keyed:
+        return f"CREATE {'TEMP ' if temporary else ''}TABLE {quote(name or spec.name)} ({columns})"
     key = ", ".join(quote(k) for k in spec.key)
     return f"CREATE TABLE IF NOT EXISTS {quote(spec.name)} ({columns}, PRIMARY KEY ({key}))"
 
