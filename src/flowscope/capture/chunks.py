@@ -13,7 +13,8 @@ from typing import BinaryIO
 
 import numpy as np
 
-CHUNK_BYTES = 32 << 20
+CHUNK_BYTES = 32 << 20  # the largest chunk; readers ask for about one output batch's worth
+MIN_CHUNK_BYTES = 4 << 20
 READ_PIECE = 256 << 10
 BROKEN_STREAM = "compressed stream broken or cut short: rest of file unreadable"
 
@@ -27,11 +28,13 @@ class Chunks:
         self.at_eof = False
         self.broken: str | None = None  # why a compressed stream ended early, if it did
 
-    def next(self, consumed: int) -> np.ndarray:
-        """The next buffer, beginning at ``consumed`` bytes into the current one; sets ``at_eof``."""
+    def next(self, consumed: int, wanted: int | None = None) -> np.ndarray:
+        """The next buffer, beginning at ``consumed`` bytes into the current one, with about ``wanted`` new
+        bytes (bounded by MIN_CHUNK_BYTES and the chunk size); sets ``at_eof``."""
         self.start += consumed
         tail = self.buffer[consumed:]
-        fresh = np.empty(tail.shape[0] + self.chunk_bytes, np.uint8)
+        size = self.chunk_bytes if wanted is None else min(max(wanted, MIN_CHUNK_BYTES), self.chunk_bytes)
+        fresh = np.empty(tail.shape[0] + size, np.uint8)
         fresh[: tail.shape[0]] = tail
         filled = tail.shape[0]
         view = memoryview(fresh)

@@ -2,10 +2,12 @@
 
 The hash input (seed, ordered endpoints, protocol, ports) is at most 40 bytes, so every flow's
 SHA-1 is exactly one 64-byte block: the compression function runs once over arrays of words,
-which costs a few hundred numpy operations per batch instead of a ``hashlib`` call per flow.
+which costs about a thousand numpy operations per batch instead of a ``hashlib`` call per flow.
 """
 
 from __future__ import annotations
+
+import base64
 
 import numpy as np
 import pyarrow as pa
@@ -32,10 +34,10 @@ def _pair_table(pairs: dict[int, int]) -> tuple[np.ndarray, np.ndarray]:
 
 _ICMP4 = _pair_table(_ICMP4_PAIRS)
 _ICMP6 = _pair_table(_ICMP6_PAIRS)
-_V4_PREFIX = np.array([0] * 10 + [0xFF, 0xFF], np.uint8)
-_B64 = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", np.uint8)
+_PORT_PROTOS = np.isin(np.arange(256), PORT_PROTOS)
 _K = (0x5A827999, 0x6ED9EBA1, 0x8F1BBCDC, 0xCA62C1D6)
 _H0 = (0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0)
+_PAD = np.uint32(0x80000000)  # the 0x80 byte that ends a message, at the start of a word
 
 
 def _rotl_into(x: np.ndarray, bits: int, out: np.ndarray, spare: np.ndarray) -> np.ndarray:
@@ -46,16 +48,27 @@ def _rotl_into(x: np.ndarray, bits: int, out: np.ndarray, spare: np.ndarray) -> 
     return out
 
 
-def sha1_single_block(blocks: np.ndarray) -> np.ndarray:
-    """SHA-1 (FIPS 180-4) of messages already padded to one 64-byte block each: (n, 64) -> (n, 20).
+def _sha1_words(block: np.ndarray) -> np.ndarray:
+    """SHA-1 (FIPS 180-4) compression of one padded block per column: (16, n) uint32 words -> (5, n) digest words.
 
-    All arithmetic is in place on preallocated word arrays: this runs once per exported flow batch
-    and allocation would otherwise dominate.
+    Every numpy call here costs microseconds of overhead whatever ``n`` is, so the work is cut
+    into as few calls as possible: the message schedule is expanded three words per call
+    (word t needs t-3 at the nearest) with each round's constant folded in, and the rounds
+    work in place on preallocated arrays.
     """
-    n = blocks.shape[0]
-    w = np.empty((16, n), np.uint32)  # the message schedule as a ring of 16 words (64 bytes per message)
-    w[:] = np.ascontiguousarray(blocks).view(">u4").T
-    spare = np.empty(n, np.uint32)
+    n = block.shape[1]
+    w = np.empty((82, n), np.uint32)
+    w[:16] = block
+    spare = np.empty((3, n), np.uint32)
+    for t in range(16, 80, 3):
+        part = w[t : t + 3]
+        np.bitwise_xor(w[t - 3 : t], w[t - 8 : t - 5], out=part)
+        part ^= w[t - 14 : t - 11]
+        part ^= w[t - 16 : t - 13]
+        _rotl_into(part, 1, part, spare)
+    for quarter, constant in enumerate(_K):
+        w[20 * quarter : 20 * quarter + 20] += np.uint32(constant)
+    spare = spare[0]
     a, b, c, d, e = (np.full(n, h, np.uint32) for h in _H0)
     f = np.empty(n, np.uint32)
     rotated = np.empty(n, np.uint32)
@@ -72,65 +85,76 @@ def sha1_single_block(blocks: np.ndarray) -> np.ndarray:
             f &= d
             np.bitwise_and(b, c, out=spare)
             f |= spare
-        e += f  # e becomes the new a: e + f + rotl(a, 5) + K + w[t]
+        e += f  # e becomes the new a: e + f + rotl(a, 5) + w[t] + K
         e += _rotl_into(a, 5, rotated, spare)
-        e += np.uint32(_K[t // 20])
-        if t >= 16:  # w[t] = rotl1(w[t-3] ^ w[t-8] ^ w[t-14] ^ w[t-16]), stored over w[t-16]
-            row = w[t % 16]
-            row ^= w[(t - 3) % 16]
-            row ^= w[(t - 8) % 16]
-            row ^= w[(t - 14) % 16]
-            _rotl_into(row, 1, row, spare)
-        e += w[t % 16]
+        e += w[t]
         _rotl_into(b, 30, b, spare)  # b becomes the new c
         a, b, c, d, e = e, a, b, c, d
-    digest = np.stack([a, b, c, d, e], axis=1) + np.array(_H0, np.uint32)
-    return digest.astype(">u4").view(np.uint8).reshape(n, 20)
+    return np.stack([a, b, c, d, e]) + np.array(_H0, np.uint32)[:, None]
 
 
-def _base64_digest(digest: np.ndarray) -> np.ndarray:
-    """(n, 20) bytes -> (n, 28) base64 characters (the last one is the '=' pad)."""
-    n = digest.shape[0]
-    padded = np.zeros((n, 21), np.uint32)
-    padded[:, :20] = digest
-    groups = padded.reshape(n, 7, 3)
-    value = (groups[:, :, 0] << 16) | (groups[:, :, 1] << 8) | groups[:, :, 2]
-    sextets = np.stack([(value >> shift) & 63 for shift in (18, 12, 6, 0)], axis=2).reshape(n, 28)
-    chars = _B64[sextets]
+def sha1_single_block(blocks: np.ndarray) -> np.ndarray:
+    """SHA-1 of messages already padded to one 64-byte block each: (n, 64) -> (n, 20)."""
+    words = np.ascontiguousarray(np.ascontiguousarray(blocks).view(">u4").T, dtype=np.uint32)
+    return _digest_bytes(_sha1_words(words))
+
+
+def _digest_bytes(digest: np.ndarray) -> np.ndarray:
+    """(5, n) digest words -> (n, 20) bytes."""
+    return np.ascontiguousarray(digest.T, dtype=">u4").view(np.uint8)
+
+
+def _address_words(addresses: np.ndarray) -> np.ndarray:
+    """(n, 16) network-order bytes -> (4, n) uint32 words, most significant first."""
+    return np.ascontiguousarray(np.ascontiguousarray(addresses).view(">u4").T, dtype=np.uint32)
+
+
+def _hash_inputs(first: list[np.ndarray], second: list[np.ndarray], proto: np.ndarray, sport: np.ndarray,
+                 dport: np.ndarray, seed: int) -> np.ndarray:  # fmt: skip
+    """One padded SHA-1 block per flow as (16, n) words: seed . saddr . daddr . proto . 0 [. sport . dport].
+
+    ``first``/``second`` are each address's four words (most significant first); IPv4-mapped pairs hash their 4-byte form. The
+    message is 2 bytes off word alignment, so each word joins the halves of two address words.
+    """
+    n = proto.size
+    block = np.zeros((16, n), np.uint32)
+    has_ports = _PORT_PROTOS[proto]
+    ports = np.where(has_ports, (sport << 16) | dport, _PAD)
+    pad = np.where(has_ports, _PAD, np.uint32(0))
+    proto_word = proto.astype(np.uint32) << 8
+    is_v4 = (first[0] == 0) & (first[1] == 0) & (first[2] == 0xFFFF)
+    is_v4 &= (second[0] == 0) & (second[1] == 0) & (second[2] == 0xFFFF)
+    # IPv4 layout for every flow: seed a0 a1 | a2 a3 b0 b1 | b2 b3 proto 0 | ports | 0x80
+    block[0] = (seed << 16) | (first[3] >> 16)
+    block[1] = (first[3] << 16) | (second[3] >> 16)
+    block[2] = (second[3] << 16) | proto_word
+    block[3] = ports
+    block[4] = pad
+    block[15] = np.where(has_ports, 16 * 8, 12 * 8)
+    v6 = np.flatnonzero(~is_v4)
+    if v6.size:  # 16-byte layout: seed + 32 address bytes take words 0-8
+        words = np.stack([word[v6] for word in (*first, *second)])
+        block[0, v6] = (seed << 16) | (words[0] >> 16)
+        block[1:8, v6] = (words[:-1] << 16) | (words[1:] >> 16)
+        block[8, v6] = (words[7] << 16) | proto_word[v6]
+        block[9, v6] = ports[v6]
+        block[10, v6] = pad[v6]
+        block[15, v6] = np.where(has_ports[v6], 40 * 8, 36 * 8)
+    return block
+
+
+def _base64_digests(digest: np.ndarray) -> np.ndarray:
+    """(5, n) digest words -> (n, 28) base64 characters (the last one is the '=' pad).
+
+    Each 20-byte digest is padded to 21 bytes, a multiple of 3, so one ``b64encode`` of all of
+    them yields exactly 28 characters per digest: the first 27 are the digest's own.
+    """
+    n = digest.shape[1]
+    padded = np.zeros((n, 21), np.uint8)
+    padded[:, :20] = _digest_bytes(digest)
+    chars = np.frombuffer(base64.b64encode(padded.tobytes()), np.uint8).reshape(n, 28).copy()
     chars[:, 27] = ord("=")
     return chars
-
-
-def _hash_inputs(src: np.ndarray, dst: np.ndarray, proto: np.ndarray, sport: np.ndarray, dport: np.ndarray,
-                 seed: int) -> np.ndarray:  # fmt: skip
-    """One padded SHA-1 block per row: seed . saddr . daddr . proto . 0 [. sport . dport]."""
-    n = src.shape[0]
-    blocks = np.zeros((n, 64), np.uint8)
-    is_v4 = (src[:, :12] == _V4_PREFIX).all(axis=1) & (dst[:, :12] == _V4_PREFIX).all(axis=1)
-    has_ports = np.isin(proto, PORT_PROTOS)
-    blocks[:, 0] = seed >> 8
-    blocks[:, 1] = seed & 0xFF
-    for v4 in (True, False):
-        for ports in (True, False):
-            rows = np.flatnonzero((is_v4 == v4) & (has_ports == ports))
-            if rows.size == 0:
-                continue
-            width = 4 if v4 else 16
-            part = np.zeros((rows.size, 64), np.uint8)
-            part[:, :2] = blocks[rows, :2]
-            part[:, 2 : 2 + width] = src[rows, 16 - width :]
-            part[:, 2 + width : 2 + 2 * width] = dst[rows, 16 - width :]
-            at = 2 + 2 * width
-            part[:, at] = proto[rows]
-            at += 2
-            if ports:
-                part[:, at : at + 2] = sport[rows].astype(">u2").view(np.uint8).reshape(-1, 2)
-                part[:, at + 2 : at + 4] = dport[rows].astype(">u2").view(np.uint8).reshape(-1, 2)
-                at += 4
-            part[:, at] = 0x80
-            part[:, 56:64] = np.array([at * 8], ">u8").view(np.uint8)
-            blocks[rows] = part
-    return blocks
 
 
 def community_ids(src: np.ndarray, dst: np.ndarray, proto: np.ndarray, src_port: np.ndarray,
@@ -138,31 +162,32 @@ def community_ids(src: np.ndarray, dst: np.ndarray, proto: np.ndarray, src_port:
                   seed: int = 0) -> pa.Array:  # fmt: skip
     """Community ID v1 strings for flows given as arrays (addresses as (n, 16) IPv4-mapped bytes)."""
     n = src.shape[0]
-    sport = src_port.astype(np.uint16)
-    dport = dst_port.astype(np.uint16)
+    sport = src_port.astype(np.uint32)
+    dport = dst_port.astype(np.uint32)
     one_way = np.zeros(n, bool)
     for number, (counterpart, two_way) in ((PROTO_ICMP, _ICMP4), (PROTO_ICMP6, _ICMP6)):
         rows = proto == number
+        if not rows.any():
+            continue
         kinds = icmp_type[rows]
         sport[rows] = kinds
         dport[rows] = np.where(two_way[kinds], counterpart[kinds], icmp_code[rows])
         one_way[rows] = ~two_way[kinds]
-    src_key = np.ascontiguousarray(src).view(">u8").astype(np.uint64)
-    dst_key = np.ascontiguousarray(dst).view(">u8").astype(np.uint64)
-    address_less = (src_key[:, 0] < dst_key[:, 0]) | (
-        (src_key[:, 0] == dst_key[:, 0]) & (src_key[:, 1] < dst_key[:, 1])
-    )
-    same_address = (src_key == dst_key).all(axis=1)
-    ordered = one_way | address_less | (same_address & (sport < dport))
-    flip = ~ordered
-    first = np.where(flip[:, None], dst, src)
-    second = np.where(flip[:, None], src, dst)
+    src_words, dst_words = _address_words(src), _address_words(dst)
+    # the endpoints in order: (address, port) ascending, unless the flow is one-way ICMP
+    flip = np.zeros(n, bool)
+    decided = one_way.copy()
+    for mine, other in zip((*src_words, sport), (*dst_words, dport), strict=True):
+        flip |= ~decided & (mine > other)
+        decided |= mine != other
+    first = [np.where(flip, theirs, mine) for mine, theirs in zip(src_words, dst_words, strict=True)]
+    second = [np.where(flip, mine, theirs) for mine, theirs in zip(src_words, dst_words, strict=True)]
     first_port = np.where(flip, dport, sport)
     second_port = np.where(flip, sport, dport)
-    digest = sha1_single_block(_hash_inputs(first, second, proto, first_port, second_port, seed))
+    digest = _sha1_words(_hash_inputs(first, second, proto, first_port, second_port, seed))
     text = np.empty((n, 30), np.uint8)
     text[:, 0] = ord("1")
     text[:, 1] = ord(":")
-    text[:, 2:] = _base64_digest(digest)
+    text[:, 2:] = _base64_digests(digest)
     offsets = np.arange(0, 30 * (n + 1), 30, dtype=np.int32)
-    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(text.tobytes())])
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(text)])

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from flowscope.capture import pcap, pcapng
+from flowscope.capture import chain, pcap, pcapng
 from flowscope.capture.chunks import Chunks
 from flowscope.capture.frames import Frames
 from flowscope.capture.layers import decode_frames
@@ -63,7 +63,7 @@ def is_capture(head: bytes) -> bool:
 def iter_frames(path: Path, skips: Skips, batch_packets: int = DEFAULT_BATCH_PACKETS) -> Iterator[Frames]:
     """Undecoded frames of one capture file; a file that is no capture raises FlowscopeError."""
     with open_capture(path) as chunks:
-        head = chunks.next(0)[:12].tobytes()
+        head = chunks.next(0, batch_packets * chain.DEFAULT_MEAN_RECORD)[:12].tobytes()
         if pcap.sniff(head):
             yield from pcap.read_frames(chunks, str(path), skips, batch_packets)
         elif pcapng.sniff(head):

@@ -141,7 +141,7 @@ def read_frames(chunks: Chunks, name: str, skips: Skips, batch_packets: int) -> 
             elif found.end < buf.shape[0]:
                 skips.add("truncated last record", 1, f"{name}: {buf.shape[0] - found.end} trailing bytes")
             return
-        buf = chunks.next(found.end)
+        buf = chunks.next(found.end, int(batch_packets * mean_record * 0.95))  # about one batch per chunk
         start = 0
 
 

@@ -247,7 +247,7 @@ class _Reader:
                     trailing = f"{self.name}: {buf.shape[0] - found.end} trailing bytes"
                     self.skips.add("truncated last block", 1, trailing)
                 return
-            buf = chunks.next(found.end)
+            buf = chunks.next(found.end, int(self.batch_packets * mean_record * 0.95))  # about one batch per chunk
 
     def _section_runs(
         self, buf: np.ndarray, base: int, offsets: np.ndarray, kinds: np.ndarray, lengths: np.ndarray, big: np.ndarray
