@@ -194,3 +194,47 @@ def test_cache_memory_per_active_flow_stays_under_200_bytes() -> None:
     assert len(meter.cache) == 4 * count
     assert meter.cache.nbytes / len(meter.cache) <= 200
     assert sum(table.num_rows for table in meter.flush()) == 4 * count
+
+
+def spec_community_id(src: bytes, dst: bytes, proto: int, sport: int, dport: int, icmp_type: int, icmp_code: int
+                      ) -> str:  # fmt: skip
+    """Community ID v1 for one flow, written from the spec with hashlib (any family, protocol or ICMP type)."""
+    from flowscope.capture.community_id import _ICMP4_PAIRS, _ICMP6_PAIRS, PORT_PROTOS
+
+    mapped = bytes(10) + b"\xff\xff"
+    if src[:12] == mapped and dst[:12] == mapped:
+        src, dst = src[12:], dst[12:]
+    one_way = False
+    if proto in (1, 58):
+        pairs = _ICMP4_PAIRS if proto == 1 else _ICMP6_PAIRS
+        sport, dport, one_way = icmp_type, pairs.get(icmp_type, icmp_code), icmp_type not in pairs
+    if not one_way and not (src < dst or (src == dst and sport < dport)):
+        src, dst, sport, dport = dst, src, dport, sport
+    ports = sport.to_bytes(2, "big") + dport.to_bytes(2, "big") if proto in PORT_PROTOS else b""
+    data = b"\0\0" + src + dst + bytes([proto, 0]) + ports
+    return "1:" + base64.b64encode(hashlib.sha1(data).digest()).decode()
+
+
+def test_community_ids_equal_hashlib_for_every_layout() -> None:
+    """IPv4 and IPv6, with and without ports, ICMP pairs and one-way types, equal addresses and ports."""
+    from flowscope.capture.community_id import community_ids
+
+    rng = np.random.default_rng(7)
+    n = 3000
+    src = rng.integers(0, 256, (n, 16), dtype=np.uint8)
+    v4 = rng.random(n) < 0.6
+    src[v4, :10], src[v4, 10:12] = 0, 0xFF
+    dst = src.copy()
+    changed = rng.random(n) < 0.9  # the rest keep equal addresses
+    dst[changed, 12:] = rng.integers(0, 256, (int(changed.sum()), 4), dtype=np.uint8)
+    proto = rng.choice(np.array([6, 17, 1, 58, 132, 47], np.uint8), n)
+    sport = rng.integers(0, 4, n, dtype=np.uint16) * rng.integers(0, 65536, n, dtype=np.uint16)
+    dport = rng.integers(0, 4, n, dtype=np.uint16) * rng.integers(0, 65536, n, dtype=np.uint16)
+    icmp_type = rng.choice(np.array([0, 3, 8, 13, 128, 129, 135, 200], np.uint8), n)
+    icmp_code = rng.integers(0, 4, n, dtype=np.uint8)
+    ours = community_ids(src, dst, proto, sport, dport, icmp_type, icmp_code).to_pylist()
+    expected = []
+    for i in range(n):
+        numbers = (int(column[i]) for column in (proto, sport, dport, icmp_type, icmp_code))
+        expected.append(spec_community_id(bytes(src[i]), bytes(dst[i]), *numbers))
+    assert ours == expected

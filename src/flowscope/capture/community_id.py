@@ -113,8 +113,9 @@ def _hash_inputs(first: list[np.ndarray], second: list[np.ndarray], proto: np.nd
                  dport: np.ndarray, seed: int) -> np.ndarray:  # fmt: skip
     """One padded SHA-1 block per flow as (16, n) words: seed . saddr . daddr . proto . 0 [. sport . dport].
 
-    ``first``/``second`` are each address's four words (most significant first); IPv4-mapped pairs hash their 4-byte form. The
-    message is 2 bytes off word alignment, so each word joins the halves of two address words.
+    ``first``/``second`` are each address's four words (most significant first); IPv4-mapped pairs
+    hash their 4-byte form. The message is 2 bytes off word alignment, so each word joins the
+    halves of two address words.
     """
     n = proto.size
     block = np.zeros((16, n), np.uint32)
