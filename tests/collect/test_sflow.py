@@ -15,7 +15,7 @@ from tests.conftest import require_tool, shared_data
 
 from flowscope import addresses
 from flowscope.capture.files import iter_packet_batches
-from flowscope.collect.datagrams import Datagrams
+from flowscope.collect.datagrams import Datagrams, Decoded
 from flowscope.collect.sflow import decode_sflow
 from flowscope.diagnostics import Skips
 
@@ -486,3 +486,17 @@ def test_ipv6_agent_and_expanded_counter_sample():
         11,
     )
     assert not decoded.skips.counts
+
+
+def test_sflow_and_netflow_results_concatenate():
+    """sFlow message rows carry two more columns (sample sequences); merging with NetFlow's keeps both."""
+    from flowscope.collect.dispatch import decode_netflow
+    from flowscope.collect.state import NetflowState
+
+    data = shared_data("raw", "goflow2")
+    netflow = decode_netflow(raw_datagram((data / "nfv5_TestDecodeNetFlowV5_data.bin").read_bytes()), NetflowState())
+    sflow = decode_sflow(raw_datagram((data / "sflow_TestExpandedSFlowDecode_data.bin").read_bytes()))
+    merged = Decoded.concat([netflow, sflow])
+    assert merged.flows.num_rows == netflow.flows.num_rows + 5
+    assert merged.messages.num_rows == netflow.messages.num_rows + sflow.messages.num_rows
+    assert merged.messages.column("stream").null_count == netflow.messages.num_rows

@@ -92,7 +92,9 @@ class Decoded:
         flows = [p.flows for p in parts if p.flows.num_rows]
         return cls(
             flows=pa.concat_tables(flows, promote_options="default") if flows else empty_flows(),
-            messages=pa.concat_tables([p.messages for p in parts]) if parts else empty_messages(),
+            messages=(  # sFlow's messages carry extra columns (sample sequences): others get nulls
+                pa.concat_tables([p.messages for p in parts], promote_options="default") if parts else empty_messages()
+            ),
             counters=pa.concat_tables(counters, promote_options="default") if counters else None,
             skips=skips,
         )

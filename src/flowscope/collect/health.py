@@ -138,6 +138,13 @@ def sequence_accounting(
     return {"missing": missing, "late": late, "resets": resets, "next": last}
 
 
+def _optional_column(messages: pa.Table, name: str, dtype: type) -> np.ndarray:
+    """A column only some decoders emit (sFlow's sample streams); absent or null reads as 0."""
+    if name not in messages.column_names:
+        return np.zeros(messages.num_rows, dtype)
+    return pc.fill_null(messages.column(name), 0).to_numpy().astype(dtype)
+
+
 def group_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Group equal byte rows: (index of one row per group, group number of every row).
 
@@ -175,17 +182,8 @@ class Health:
         messages = decoded.messages
         if messages.num_rows == 0:
             return
-        n = messages.num_rows
-        stream = (
-            messages.column("stream").to_numpy(zero_copy_only=False)
-            if "stream" in messages.column_names
-            else np.zeros(n, np.uint8)
-        )
-        source = (
-            messages.column("source").to_numpy(zero_copy_only=False)
-            if "source" in messages.column_names
-            else np.zeros(n, np.uint64)
-        )
+        stream = _optional_column(messages, "stream", np.uint8)
+        source = _optional_column(messages, "source", np.uint64)
         exporter = addresses.to_matrix(messages.column("exporter"))
         version = messages.column("version").to_numpy(zero_copy_only=False)
         domain = messages.column("domain").to_numpy(zero_copy_only=False)
