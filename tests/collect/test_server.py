@@ -297,3 +297,31 @@ def test_bad_input_is_logged_at_most_once_per_reason_per_interval(caplog):
         "3 skipped, sflow: not sFlow version 5 (e.g. version 4)",
         "6 skipped, sflow: not sFlow version 5 (e.g. version 4)",
     ]
+
+
+def test_exporters_command_shows_the_latest_run(tmp_path):
+    from click.testing import CliRunner
+
+    from flowscope.cli import main
+
+    lake = tmp_path / "lake"
+    old, new = Health(), Health()
+    for health, sequences in ((old, [1, 2]), (new, [1, 2, 4])):
+        payloads = [sflow_payload(s) for s in sequences]
+        health.observe(
+            "sflow",
+            decode_sflow(Datagrams(payloads, np.zeros((len(payloads), 16), np.uint8), np.ones(3)[: len(payloads)])),
+        )
+    old.started_ns -= 10**9
+    old.save(lake, "host-w0", run_id="old run")
+    new.save(lake, "host-main", run_id="new run")
+    result = CliRunner().invoke(main, ["--lake", str(lake), "exporters", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    (exporter,) = json.loads(result.output)["exporters"]
+    assert (exporter["exporter"], exporter["datagrams"], exporter["lost"]["datagrams"]) == ("192.0.2.1", 3, 1)
+    table = CliRunner().invoke(main, ["--lake", str(lake), "exporters"])
+    assert table.exit_code == 0, table.output
+    assert "192.0.2.1" in table.output
+    empty = CliRunner().invoke(main, ["--lake", str(tmp_path / "none"), "exporters"])
+    assert empty.exit_code == 2
+    assert "no collector health" in empty.output

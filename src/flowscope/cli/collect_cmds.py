@@ -9,6 +9,7 @@ import time
 import click
 import pyarrow as pa
 from rich.console import Console
+from rich.table import Table
 
 from flowscope.addresses import format_one
 from flowscope.cli.common import CliState, pass_state
@@ -122,6 +123,30 @@ def _counts(mapping: dict[str, int]) -> str:
     return ", ".join(f"{count:,} {unit}" for unit, count in sorted(mapping.items()) if count) or "0"
 
 
+def _exporter_table(items: list[dict]) -> Table:
+    """One row per exporter; the address never shrinks, the other columns wrap instead."""
+    table = Table(title="exporters", header_style="bold")
+    table.add_column("exporter", no_wrap=True, min_width=15)
+    table.add_column("protocol")
+    for name in ("datagrams", "flows"):
+        table.add_column(name, justify="right")
+    for name in ("lost", "late", "restarts", "decode errors", "last seen"):
+        table.add_column(name)
+    for item in items:
+        table.add_row(
+            item["exporter"],
+            item["protocol"],
+            f"{item['datagrams']:,}",
+            f"{item['flows']:,}",
+            _counts(item["lost"]),
+            _counts(item["late"]),
+            f"{item['resets']:,}",
+            _counts(item["errors"]),
+            _age(item["last_seen_ns"]),
+        )
+    return table
+
+
 @click.command(
     epilog="""\b
 Loss is counted from sequence numbers: NetFlow v5 and IPFIX number flows, NetFlow v9 and sFlow
@@ -139,23 +164,9 @@ def exporters(state: CliState, output_format: str) -> None:
         return
     if not merged["exporters"] and not merged["listeners"]:
         raise FlowscopeError(f"no collector health in {state.lake.root / HEALTH_DIR} (run `flowscope collect` first)")
-    rows = [
-        {
-            "exporter": item["exporter"],
-            "protocol": item["protocol"],
-            "datagrams": item["datagrams"],
-            "flows": item["flows"],
-            "lost": _counts(item["lost"]),
-            "late": _counts(item["late"]),
-            "restarts": item["resets"],
-            "decode errors": _counts(item["errors"]),
-            "last seen": _age(item["last_seen_ns"]),
-        }
-        for item in merged["exporters"]
-    ]
     console = Console()
-    if rows:
-        print_table(pa.Table.from_pylist(rows), console, title="exporters")
+    if merged["exporters"]:
+        console.print(_exporter_table(merged["exporters"]))
     listeners = [
         {
             "listener": name,
