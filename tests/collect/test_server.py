@@ -325,3 +325,20 @@ def test_exporters_command_shows_the_latest_run(tmp_path):
     empty = CliRunner().invoke(main, ["--lake", str(tmp_path / "none"), "exporters"])
     assert empty.exit_code == 2
     assert "no collector health" in empty.output
+
+
+def test_ipfix_data_held_for_its_template_is_not_counted_as_lost():
+    from flowscope.collect.dispatch import decode_netflow
+    from flowscope.collect.encoder import IPV4_TEMPLATE, encode, synthetic_columns
+    from flowscope.collect.state import NetflowState
+
+    payloads = encode(10, IPV4_TEMPLATE, synthetic_columns(24 * 7), records_per_datagram=24)
+    state, health = NetflowState(), Health()
+    exporter = np.zeros((1, 16), np.uint8)
+    exporter[0, 10:] = [0xFF, 0xFF, 192, 0, 2, 5]
+    for order in ([1, 2, 3], [0], [4, 5, 6]):  # data first; the template rides in datagram 0
+        batch = Datagrams([payloads[i] for i in order], np.repeat(exporter, len(order), 0), np.arange(len(order)))
+        health.observe("netflow", decode_netflow(batch, state))
+    (item,) = merge_snapshots([health.snapshot()])["exporters"]
+    assert item["flows"] == 24 * 7
+    assert item["lost"].get("flows", 0) == 0

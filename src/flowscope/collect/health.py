@@ -41,6 +41,7 @@ HEALTH_GLOB = "health-*.json"
 REORDER_LIMIT = 1 << 16
 JUMP_LIMIT = 1 << 24
 
+IPFIX = 10
 STREAM_NAMES = {0: "datagrams", 1: "flow_samples", 2: "counter_samples"}
 _OFFSET = 1 << 40  # keeps unwrapped positions positive for the grouped running maximum
 
@@ -138,6 +139,14 @@ def sequence_accounting(
     return {"missing": missing, "late": late, "resets": resets, "next": last}
 
 
+def _domain_keys(exporters: np.ndarray, domains: np.ndarray) -> np.ndarray:
+    """(n, 20) rows: exporter address and observation domain (big-endian)."""
+    keys = np.zeros((exporters.shape[0], 20), np.uint8)
+    keys[:, :16] = exporters
+    keys[:, 16:] = domains.astype(">u4").view(np.uint8).reshape(-1, 4)
+    return keys
+
+
 def _optional_column(messages: pa.Table, name: str, dtype: type) -> np.ndarray:
     """A column only some decoders emit (sFlow's sample streams); absent or null reads as 0."""
     if name not in messages.column_names:
@@ -225,6 +234,41 @@ class Health:
             state.late += int(result["late"][index])
             state.resets += int(result["resets"][index])
             state.next_expected = int(result["next"][index])
+        if protocol == "netflow":
+            self._credit_released_records(decoded.flows, messages, ok & (stream == 0) & (version == IPFIX))
+
+    def _credit_released_records(self, flows: pa.Table, messages: pa.Table, counted: np.ndarray) -> None:
+        """IPFIX data held until its template came was decoded now, but its records were counted in no
+        message when it arrived (unknown without the template), so the sequence showed a gap there.
+        Flows of a domain beyond what this batch's messages announced are those records: credit them as late.
+        """
+        ipfix = pc.equal(flows.column("type"), "ipfix").to_numpy(zero_copy_only=False)
+        if not ipfix.any():
+            return
+        flow_keys = _domain_keys(
+            addresses.to_matrix(flows.column("sampler_address").filter(pa.array(ipfix))),
+            pc.fill_null(flows.column("observation_domain_id"), 0).to_numpy()[ipfix],
+        )
+        rows = np.flatnonzero(counted)
+        message_keys = _domain_keys(
+            addresses.to_matrix(messages.column("exporter"))[rows],
+            messages.column("domain").to_numpy(zero_copy_only=False)[rows],
+        )
+        records = messages.column("records").to_numpy(zero_copy_only=False)[rows].astype(np.int64)
+        first, group = group_rows(np.concatenate([flow_keys, message_keys]))
+        n_flows = flow_keys.shape[0]
+        surplus = np.bincount(group[:n_flows], minlength=first.shape[0]) - np.bincount(
+            group[n_flows:], weights=records, minlength=first.shape[0]
+        ).astype(np.int64)
+        keys = np.concatenate([flow_keys, message_keys])
+        for index in np.flatnonzero(surplus > 0).tolist():
+            key = keys[first[index]].tobytes()
+            owner = self.exporters.get(("netflow", key[:16]))
+            state = owner.streams.get((IPFIX, int.from_bytes(key[16:], "big"), 0, 0)) if owner else None
+            if owner is not None:
+                owner.flows += int(surplus[index])
+            if state is not None:
+                state.late += int(surplus[index])
 
     def _exporter(self, protocol: str, exporter: bytes) -> ExporterHealth:
         return self.exporters.setdefault((protocol, exporter), ExporterHealth())
