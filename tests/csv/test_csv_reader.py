@@ -191,3 +191,26 @@ def test_extra_column_named_like_a_flow_field_is_kept_apart(tmp_path: Path) -> N
     table, source = read_all(path)
     assert source.skips.total == 0
     assert table.column("csv_bytes").to_pylist() == [7.0] and table.column("bytes").to_pylist() == [None]
+
+
+def test_cli_forced_dialect_strict_and_warnings(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from flowscope.cli import main
+
+    lake = tmp_path / "lake"
+    bad = tmp_path / "bad.csv"
+    bad.write_text(BAD_ROWS)
+    runner = CliRunner()
+    result = runner.invoke(main, ["--lake", str(lake), "read", str(bad)])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0 and "1 flows from 1 input(s)" in said
+    assert "1 rows skipped: unreadable destination_port value (e.g. 99999)" in said  # one warning per reason
+    result = runner.invoke(main, ["--lake", str(lake), "read", str(bad), "--strict"])
+    assert result.exit_code == 2 and "--strict" in result.output
+    result = runner.invoke(main, ["--lake", str(lake), "read", "--format", "nfdump-csv", str(EXAMPLE)])
+    assert result.exit_code == 2 and "lacks the columns a nfdump CSV must have" in " ".join(result.output.split())
+    result = runner.invoke(
+        main, ["--lake", str(lake), "read", "--format", "cic-csv", str(EXAMPLE), "--tz", "Mars/Base"]
+    )
+    assert result.exit_code == 2 and "unknown time zone" in result.output

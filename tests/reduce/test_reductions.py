@@ -149,3 +149,13 @@ def test_first_and_last_follow_start_time_then_arrival() -> None:
     rows = {r["src_port"]: r for r in Reducer(spec)(table).to_pylist()}
     assert (rows[1]["proto"], rows[1]["dst_port"], rows[1]["bytes"]) == (30, 8, 6)  # last = latest start
     assert (rows[2]["proto"], rows[2]["dst_port"], rows[2]["bytes"]) == (50, 5, 9)  # equal starts: arrival order
+
+
+def test_json_spec_and_conversations_view(tmp_path: Path, lake_dir: Path) -> None:
+    spec = tmp_path / "by_proto.json"
+    spec.write_text('{"key": ["proto"], "fields": {"bytes": "sum", "time_flow_start": "min"}}')
+    reduced = transform(str(spec))(example_flows())
+    assert reduced.num_rows == 1 and reduced.column("bytes")[0].as_py() == 132 + 12 + 674 + 1076 * 2 + 313554 + 232
+    assert CliRunner().invoke(main, ["--lake", str(lake_dir), "read", str(EXAMPLE)]).exit_code == 0
+    with open_lake(lake_dir) as con:
+        assert con.sql("SELECT count(*) FROM conversations").fetchall()[0][0] == 7
