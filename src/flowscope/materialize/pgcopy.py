@@ -137,6 +137,8 @@ def encode_rows(table: pa.Table) -> bytes:
             offsets, data = _variable_values(column)
             variable[index] = (offsets, data)
             lengths[:, index] = np.where(valid, np.diff(offsets), -1)
+        elif column.null_count == n:  # every value NULL: nothing to encode but the -1 lengths
+            lengths[:, index] = -1
         else:
             fixed[index] = _fixed_values(column, spec)
             lengths[:, index] = np.where(valid, spec.width, -1)
