@@ -204,7 +204,6 @@ def _link_layer(
     """
     n = offsets.shape[0]
     end = offsets + caplens
-    pos = offsets.copy()
     etype = np.zeros(n, np.int64)
     reason = np.where(_any_of(linktypes, tuple(KNOWN_LINKTYPES)), OK, 1).astype(np.int8)
     header = np.zeros(n, np.int64)
@@ -231,10 +230,10 @@ def _link_layer(
     null = _any_of(linktypes, (LINK_NULL, LINK_LOOP))
     if null.any():
         at, stop = offsets[null], end[null]
-        big = _u32(buf, at, stop)
-        little = _u8(buf, at, stop) | (_u8(buf, at + 1, stop) << 8) | (_u16(buf, at + 2, stop) << 16)
         # DLT_NULL is in the writer's byte order; a family value fits in 16 bits, which tells the order.
-        family = np.where(big <= 0xFFFF, big, little)
+        big = _u32(buf, at, stop)
+        little = _u8(buf, at, stop) | (_u8(buf, at + 1, stop) << 8)
+        family = np.where(big <= 0xFFFF, big, np.where(_u16(buf, at + 2, stop) == 0, little, 0))
         etype[null] = np.select([family == 2, _any_of(family, (10, 23, 24, 28, 30))], [ETH_IPV4, ETH_IPV6], 0)
         header[null] = 4
 

@@ -81,13 +81,6 @@ def _interface(body: bytes, order: str) -> Interface:
     return interface
 
 
-def _any_of_words(values: np.ndarray, choices: tuple[int, ...]) -> np.ndarray:
-    found = values == choices[0]
-    for choice in choices[1:]:
-        found |= values == choice
-    return found
-
-
 class _Blocks:
     """Block-header arithmetic on one buffer, in whichever byte order each block's trailer confirms."""
 
@@ -204,7 +197,7 @@ class _Blocks:
         low_byte = np.lib.stride_tricks.as_strided(self.buf[start:], (count, window), (step, 1), writeable=False)
         lane, offset = np.nonzero((low_byte == EPB) | (low_byte == SPB) | (low_byte == 0x0A))
         pos = first + lane.astype(np.int64) * step + offset
-        typed = _any_of_words(self._word(pos, self.big_endian), (EPB, SPB, SHB))
+        typed = np.isin(self._word(pos, self.big_endian), (EPB, SPB, SHB))
         pos = pos[typed]
         kind, length, big = self.describe(pos)
         # A block of one byte order also reads as one of the other order three bytes earlier (the high
