@@ -64,7 +64,7 @@ class PacketBatch:
     frag_id: np.ndarray  # uint32, IPv4 identification / IPv6 fragment header id
     frag_offset: np.ndarray  # uint16, in 8-byte units; 0 for first fragment or unfragmented
     more_fragments: np.ndarray  # bool
-    l4_offset: np.ndarray  # int64, absolute offset of the L4 payload (after TCP/UDP header) in `data`, -1 if none
+    l4_offset: np.ndarray  # int64, offset in `data` of the L4 payload (after the TCP/UDP/SCTP/ICMP header), -1 if none
     l4_len: np.ndarray  # int32, captured bytes of L4 payload available (0 if none)
     data: np.ndarray  # uint8 buffer the offsets point into (the raw captured bytes of this batch)
 
