@@ -146,7 +146,8 @@ def test_first_and_last_follow_start_time_then_arrival() -> None:
         )
     )
     spec = Reduction("order", "", key=("src_port",), fields={"bytes": "sum", "dst_port": "first"})
-    rows = {r["src_port"]: r for r in Reducer(spec)(table).to_pylist()}
+    reduced = Reducer(spec)(table).select(["src_port", "dst_port", "proto", "bytes"])
+    rows = {r["src_port"]: r for r in reduced.to_pylist()}
     assert (rows[1]["proto"], rows[1]["dst_port"], rows[1]["bytes"]) == (30, 8, 6)  # last = latest start
     assert (rows[2]["proto"], rows[2]["dst_port"], rows[2]["bytes"]) == (50, 5, 9)  # equal starts: arrival order
 
