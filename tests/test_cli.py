@@ -117,3 +117,12 @@ def test_unknown_input_format_is_a_clear_error(tmp_path):
     junk.write_bytes(b"\x00" * 100)
     result = CliRunner().invoke(main, ["--lake", str(tmp_path / "l"), "read", str(junk)])
     assert result.exit_code == 2 and "unrecognised input format" in result.output
+
+
+def test_lake_compact_can_reduce(filled_lake):
+    with LakeWriter(filled_lake) as writer:  # every pair a second time
+        writer.write(flows(240, spacing_ns=HOUR_NS // 10))
+    result = invoke(filled_lake, "lake", "compact", "--reduce", "pairs")
+    assert result.exit_code == 0, result.output
+    pairs = invoke(filled_lake, "query", "SELECT count(*), sum(bytes) FROM flows", "--format", "csv").output
+    assert pairs.splitlines()[1] == f"240,{2 * sum(range(240))}"

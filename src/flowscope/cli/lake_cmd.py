@@ -11,6 +11,7 @@ from rich.table import Table
 
 from flowscope.cli.common import CliState, pass_state, progress_bar
 from flowscope.lake.maintenance import SMALL_FILE_BYTES, compact, drop_before
+from flowscope.reduce import transform
 
 
 @click.group()
@@ -38,12 +39,22 @@ def info(state: CliState) -> None:
 @lake.command(name="compact")
 @click.option("--table", default="flows", show_default=True)
 @click.option("--small-mib", default=SMALL_FILE_BYTES >> 20, show_default=True, help="Files below this are merged.")
+@click.option(
+    "--reduce",
+    "reduction",
+    help="Also apply a keyed reduction (a built-in name such as pairs, or a TOML/JSON spec) to every partition.",
+)
 @pass_state
-def compact_command(state: CliState, table: str, small_mib: int) -> None:
+def compact_command(state: CliState, table: str, small_mib: int, reduction: str | None) -> None:
     """Merge each partition's small files into one (safe while writers and queries run)."""
+    reduce = transform(reduction) if reduction else None
     with progress_bar(state, "compacting", None) as update:
         result = compact(
-            state.lake, table, small_file_bytes=small_mib << 20, progress=lambda i, n: update(completed=i, total=n)
+            state.lake,
+            table,
+            small_file_bytes=small_mib << 20,
+            reduce=reduce,
+            progress=lambda i, n: update(completed=i, total=n),
         )
     state.info(
         f"{result.partitions} partitions compacted: {result.files_before:,} -> {result.files_after:,} files "
