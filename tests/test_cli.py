@@ -126,3 +126,16 @@ def test_lake_compact_can_reduce(filled_lake):
     assert result.exit_code == 0, result.output
     pairs = invoke(filled_lake, "query", "SELECT count(*), sum(bytes) FROM flows", "--format", "csv").output
     assert pairs.splitlines()[1] == f"240,{2 * sum(range(240))}"
+
+
+def test_help_lists_every_command_and_each_loads_on_first_use():
+    from flowscope.cli import COMMANDS
+
+    result = CliRunner().invoke(main, ["--help"], catch_exceptions=False)
+    assert result.exit_code == 0
+    listed = result.output.split("Commands:")[1]
+    for name in COMMANDS:
+        command = main.get_command(None, name)
+        assert command is not None and command.name == name
+        line = next(line for line in listed.splitlines() if line.startswith(f"  {name} "))
+        assert " ".join(command.get_short_help_str(limit=200).split()[:3]) in line  # its short help, however cut
