@@ -15,7 +15,7 @@ from flowscope.addresses import format_one
 from flowscope.cli.common import CliState, pass_state
 from flowscope.cli.output import print_table
 from flowscope.collect.health import HEALTH_DIR
-from flowscope.collect.receive import Listen
+from flowscope.collect.receive import QUEUE_BYTES, Listen
 from flowscope.collect.server import CollectorConfig, lake_health, new_run_id, run_collector, run_workers
 from flowscope.collect.state import NetflowState
 from flowscope.errors import FlowscopeError
@@ -68,6 +68,14 @@ Examples:
     help="Socket receive buffer to ask for, in bytes (the granted size is logged and exported).",
 )
 @click.option(
+    "--queue-memory",
+    "queue_mib",
+    type=click.IntRange(min=1),
+    default=QUEUE_BYTES >> 20,
+    show_default=True,
+    help="MiB of datagrams each listener may hold while decoding catches up with a burst.",
+)
+@click.option(
     "--sampling-config",
     type=click.Path(dir_okay=False, exists=True),
     help="TOML file with per-exporter sampling defaults/overrides (see docs/COLLECTOR.md).",
@@ -80,6 +88,7 @@ def collect(
     metrics: str | None,
     workers: int,
     receive_buffer: int,
+    queue_mib: int,
     sampling_config: str | None,
 ) -> None:
     """Receive NetFlow/IPFIX/sFlow over UDP into the lake until SIGINT/SIGTERM."""
@@ -92,6 +101,7 @@ def collect(
         lake=str(state.lake.root),
         flush_seconds=flush_seconds,
         receive_buffer=receive_buffer,
+        queue_memory=queue_mib << 20,
         sampling_config=sampling_config,
         run_id=new_run_id(),
     )

@@ -39,6 +39,7 @@ from flowscope.collect.dispatch import decode_netflow
 from flowscope.collect.health import Health, ListenerHealth, load_snapshots, merge_snapshots
 from flowscope.collect.metrics import MetricsServer
 from flowscope.collect.receive import (
+    QUEUE_BYTES,
     Listen,
     granted_buffer,
     kernel_drops,
@@ -73,6 +74,8 @@ class CollectorConfig:
     lake: str
     flush_seconds: float = 5.0
     receive_buffer: int = 64 << 20
+    queue_memory: int = QUEUE_BYTES
+    """Bytes of datagrams each receive process may hold while decoding catches up (burst absorption)."""
     sampling_config: str | None = None
     run_id: str = ""
     """Identifies one ``flowscope collect`` run: ``flowscope exporters`` merges the workers of the latest."""
@@ -202,7 +205,10 @@ class Collector:
                 widen_pipe(writer)
                 stop = context.Event()
                 process = context.Process(
-                    target=receive_forever, args=(sock, writer, stop), name=f"receive {spec.name}", daemon=True
+                    target=receive_forever,
+                    args=(sock, writer, stop, self.config.queue_memory),
+                    name=f"receive {spec.name}",
+                    daemon=True,
                 )
                 self.listeners.append(_Listener(spec, sock, health, process, reader, stop, kernel_drops(sock) or 0))
                 process.start()
