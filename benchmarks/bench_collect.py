@@ -32,35 +32,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common import machine
+from flowscope.collect.receive import IoVec, MMsgHdr, libc
 
 SEND_BATCH = 32
 RECORDS_PER_DATAGRAM = 24
 QUIET_SECONDS = 2.0
 
 
-class _IoVec(ctypes.Structure):
-    _fields_ = (("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t))
-
-
-class _MsgHdr(ctypes.Structure):
-    _fields_ = (
-        ("msg_name", ctypes.c_void_p),
-        ("msg_namelen", ctypes.c_uint32),
-        ("msg_iov", ctypes.POINTER(_IoVec)),
-        ("msg_iovlen", ctypes.c_size_t),
-        ("msg_control", ctypes.c_void_p),
-        ("msg_controllen", ctypes.c_size_t),
-        ("msg_flags", ctypes.c_int),
-    )
-
-
-class _MMsgHdr(ctypes.Structure):
-    _fields_ = (("msg_hdr", _MsgHdr), ("msg_len", ctypes.c_uint))
-
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.sendmmsg.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int)
-_libc.sendmmsg.restype = ctypes.c_int
+libc.sendmmsg.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int)
+libc.sendmmsg.restype = ctypes.c_int
 
 
 class Sender:
@@ -69,8 +49,8 @@ class Sender:
     def __init__(self, payloads: list[bytes]) -> None:
         self.payloads = payloads
         self.buffers = [ctypes.create_string_buffer(p, len(p)) for p in payloads]
-        self.iovecs = (_IoVec * len(payloads))()
-        self.messages = (_MMsgHdr * len(payloads))()
+        self.iovecs = (IoVec * len(payloads))()
+        self.messages = (MMsgHdr * len(payloads))()
         for i, buffer in enumerate(self.buffers):
             self.iovecs[i].iov_base = ctypes.addressof(buffer)
             self.iovecs[i].iov_len = len(payloads[i])
@@ -82,7 +62,7 @@ class Sender:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
         sock.connect(("127.0.0.1", port))
-        size = ctypes.sizeof(_MMsgHdr)
+        size = ctypes.sizeof(MMsgHdr)
         base = ctypes.addressof(self.messages)
         total = len(self.payloads)
         sent = 0
@@ -95,7 +75,7 @@ class Sender:
                     time.sleep(ahead - 0.0005)
                 while time.perf_counter() < due:
                     pass
-            count = _libc.sendmmsg(sock.fileno(), base + sent * size, min(SEND_BATCH, total - sent), 0)
+            count = libc.sendmmsg(sock.fileno(), base + sent * size, min(SEND_BATCH, total - sent), 0)
             if count < 0:
                 error = ctypes.get_errno()
                 if error in (11, 105):  # EAGAIN / ENOBUFS: the local send queue is full, try again

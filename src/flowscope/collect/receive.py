@@ -41,15 +41,16 @@ SLOT = 65536  # one slot holds the largest UDP payload, so nothing is ever cut
 NAME = 128  # sizeof(struct sockaddr_storage)
 
 
-class _IoVec(ctypes.Structure):
+# Linux's struct iovec / msghdr / mmsghdr, for recvmmsg(2) here and sendmmsg(2) in the replay benchmark.
+class IoVec(ctypes.Structure):
     _fields_ = (("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t))
 
 
-class _MsgHdr(ctypes.Structure):
+class MsgHdr(ctypes.Structure):
     _fields_ = (
         ("msg_name", ctypes.c_void_p),
         ("msg_namelen", ctypes.c_uint32),
-        ("msg_iov", ctypes.POINTER(_IoVec)),
+        ("msg_iov", ctypes.POINTER(IoVec)),
         ("msg_iovlen", ctypes.c_size_t),
         ("msg_control", ctypes.c_void_p),
         ("msg_controllen", ctypes.c_size_t),
@@ -57,14 +58,14 @@ class _MsgHdr(ctypes.Structure):
     )
 
 
-class _MMsgHdr(ctypes.Structure):
-    _fields_ = (("msg_hdr", _MsgHdr), ("msg_len", ctypes.c_uint))
+class MMsgHdr(ctypes.Structure):
+    _fields_ = (("msg_hdr", MsgHdr), ("msg_len", ctypes.c_uint))
 
 
-MMSG_SIZE = ctypes.sizeof(_MMsgHdr)
+MMSG_SIZE = ctypes.sizeof(MMsgHdr)
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_recvmmsg = getattr(_libc, "recvmmsg", None)
+libc = ctypes.CDLL(None, use_errno=True)
+_recvmmsg = getattr(libc, "recvmmsg", None)
 if _recvmmsg is not None:
     _recvmmsg.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int, ctypes.c_void_p)
     _recvmmsg.restype = ctypes.c_int
@@ -85,8 +86,8 @@ class BatchReceiver:
         self.batch = batch
         self.data = np.zeros(batch * SLOT, np.uint8)
         self.names = np.zeros((batch, NAME), np.uint8)
-        self.iovecs = (_IoVec * batch)()
-        self.messages = (_MMsgHdr * batch)()
+        self.iovecs = (IoVec * batch)()
+        self.messages = (MMsgHdr * batch)()
         base = self.data.ctypes.data
         for i in range(batch):  # set up once
             self.iovecs[i].iov_base = base + i * SLOT
@@ -96,11 +97,11 @@ class BatchReceiver:
             header.msg_iov = ctypes.pointer(self.iovecs[i])
             header.msg_iovlen = 1
         raw = np.ctypeslib.as_array(
-            (ctypes.c_uint8 * (ctypes.sizeof(_MMsgHdr) * batch)).from_address(ctypes.addressof(self.messages))
-        ).reshape(batch, ctypes.sizeof(_MMsgHdr))
-        hdr = _MMsgHdr.msg_hdr.offset
-        self.namelen = _field_view(raw, hdr + _MsgHdr.msg_namelen.offset, np.uint32)
-        self.length = _field_view(raw, _MMsgHdr.msg_len.offset, np.uint32)
+            (ctypes.c_uint8 * (ctypes.sizeof(MMsgHdr) * batch)).from_address(ctypes.addressof(self.messages))
+        ).reshape(batch, ctypes.sizeof(MMsgHdr))
+        hdr = MMsgHdr.msg_hdr.offset
+        self.namelen = _field_view(raw, hdr + MsgHdr.msg_namelen.offset, np.uint32)
+        self.length = _field_view(raw, MMsgHdr.msg_len.offset, np.uint32)
 
     def receive(self, *, wait: bool = True) -> bytes | None:
         """The next batch, packed (see ``unpack``); None when nothing arrived before the socket's timeout
@@ -209,7 +210,7 @@ def receive_forever(sock: socket.socket, conn: Connection, stop: EventType, memo
     """
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.SIG_IGN)  # the parent decides when to stop
-    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # and if it dies without a word, so does this process
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # and if it dies without a word, so does this process
     # Allowed to root only; otherwise the decoder's lower priority must do. Round-robin real-time scheduling
     # lets the reader preempt everything else when datagrams arrive; it blocks in recvmmsg when idle, and the
     # kernel's real-time throttling keeps a share of every second for normal processes.
