@@ -139,3 +139,11 @@ def test_help_lists_every_command_and_each_loads_on_first_use():
         assert command is not None and command.name == name
         line = next(line for line in listed.splitlines() if line.startswith(f"  {name} "))
         assert " ".join(command.get_short_help_str(limit=200).split()[:3]) in line  # its short help, however cut
+
+
+def test_top_by_port_names_the_protocol(filled_lake):
+    result = invoke(filled_lake, "top", "--by", "port", "--format", "csv")
+    assert result.output.splitlines()[:2] == [
+        '"protocol","dst_port","flows","packets","bytes","share_pct"',
+        f'"tcp",443,240,240,{sum(range(240))},100',
+    ]

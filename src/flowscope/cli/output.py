@@ -20,12 +20,18 @@ OUTPUT_FORMATS = ("table", "csv", "json", "parquet")
 _BATCH_ROWS = 100_000
 
 
-def _format_cell(value: object) -> str:
+# Numbers that name something (a port, an AS, an interface) read wrong with thousands separators.
+_IDENTIFIER_SUFFIXES = ("port", "_as", "_if", "_id", "_num", "proto", "etype", "icmp_type", "icmp_code", "hour")
+
+
+def _format_cell(value: object, identifier: bool) -> str:
     if value is None:
         return ""
+    if identifier or isinstance(value, bool):
+        return str(value)
     if isinstance(value, float):
         return f"{value:,.3f}".rstrip("0").rstrip(".") if value % 1 else f"{value:,.0f}"
-    if isinstance(value, int | Decimal) and not isinstance(value, bool):
+    if isinstance(value, int | Decimal):
         return f"{value:,}"
     return str(value)
 
@@ -36,8 +42,9 @@ def print_table(table: pa.Table, console: Console, *, title: str | None = None, 
     for field in table.schema:
         numeric = pa.types.is_integer(field.type) or pa.types.is_floating(field.type) or pa.types.is_decimal(field.type)
         view.add_column(field.name, justify="right" if numeric else "left")
+    identifiers = [name.endswith(_IDENTIFIER_SUFFIXES) for name in table.column_names]
     for row in table.to_pylist():
-        view.add_row(*(_format_cell(v) for v in row.values()))
+        view.add_row(*(_format_cell(v, ident) for v, ident in zip(row.values(), identifiers, strict=True)))
     console.print(view)
     if more:
         console.print(f"[dim](first {table.num_rows:,} rows shown; use --limit or --format csv for all)[/]")

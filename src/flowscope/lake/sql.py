@@ -6,6 +6,7 @@ Helpers available in every ``flowscope query``:
     ip('192.0.2.1')           text -> 16-byte address (for equality filters)
     in_cidr(addr, '10.0.0.0/8')   prefix filter (a byte-range test, so Parquet statistics prune files)
     mac_text(mac)             uint64 MAC -> 'aa:bb:cc:dd:ee:ff'
+    proto_name(proto)         6 -> 'tcp', 17 -> 'udp', ... (the number as text when not a common one)
     scaled(bytes, sampling_rate)  a sampled counter scaled to the traffic it stands for (rate unknown: as is)
     sampling_known(sampling_rate) false where the exporter's sampling rate is unknown (null or 0)
 """
@@ -49,6 +50,11 @@ def _register_helpers(con: duckdb.DuckDBPyConnection) -> None:
     ):
         con.create_function(name, function, [argument], result, type="arrow")
     con.execute("CREATE MACRO in_cidr(address, prefix) AS address BETWEEN cidr_lo(prefix) AND cidr_hi(prefix)")
+    con.execute(
+        "CREATE MACRO proto_name(p) AS CASE p WHEN 1 THEN 'icmp' WHEN 2 THEN 'igmp' WHEN 6 THEN 'tcp' "
+        "WHEN 17 THEN 'udp' WHEN 47 THEN 'gre' WHEN 50 THEN 'esp' WHEN 51 THEN 'ah' WHEN 58 THEN 'ipv6-icmp' "
+        "WHEN 89 THEN 'ospf' WHEN 132 THEN 'sctp' ELSE CAST(p AS VARCHAR) END"
+    )
     con.execute("CREATE MACRO scaled(value, rate) AS value * coalesce(nullif(rate, 0), 1)")
     con.execute("CREATE MACRO sampling_known(rate) AS coalesce(rate, 0) > 0")
 

@@ -48,9 +48,10 @@ def top_sql(
     else:
         source = volume
     keys = ", ".join(GROUPINGS[grouping])
+    shown = ", ".join("proto_name(proto) AS protocol" if key == "proto" else key for key in GROUPINGS[grouping])
     measure = {"bytes": "sum(total_bytes)", "packets": "sum(total_packets)", "flows": "count(*)"}[metric]
     return (
-        f"SELECT {keys}, count(*) AS flows, sum(total_packets) AS packets, sum(total_bytes) AS bytes, "
+        f"SELECT {shown}, count(*) AS flows, sum(total_packets) AS packets, sum(total_bytes) AS bytes, "
         f"round(100.0 * {measure} / sum({measure}) OVER (), 2) AS share_pct "
         f"FROM ({source}) WHERE {condition} GROUP BY {keys} ORDER BY {measure} DESC, {keys} LIMIT {int(count)}"
     )
