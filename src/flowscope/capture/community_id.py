@@ -38,6 +38,7 @@ _PORT_PROTOS = np.isin(np.arange(256), PORT_PROTOS)
 _K = (0x5A827999, 0x6ED9EBA1, 0x8F1BBCDC, 0xCA62C1D6)
 _H0 = (0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0)
 _PAD = np.uint32(0x80000000)  # the 0x80 byte that ends a message, at the start of a word
+SHA1_ROWS = 1 << 16  # flows hashed per round of numpy calls
 
 
 def _rotl_into(x: np.ndarray, bits: int, out: np.ndarray, spare: np.ndarray) -> np.ndarray:
@@ -185,7 +186,10 @@ def community_ids(src: np.ndarray, dst: np.ndarray, proto: np.ndarray, src_port:
     second = [np.where(flip, mine, theirs) for mine, theirs in zip(src_words, dst_words, strict=True)]
     first_port = np.where(flip, dport, sport)
     second_port = np.where(flip, sport, dport)
-    digest = _sha1_words(_hash_inputs(first, second, proto, first_port, second_port, seed))
+    block = _hash_inputs(first, second, proto, first_port, second_port, seed)
+    digest = np.empty((5, n), np.uint32)
+    for start in range(0, n, SHA1_ROWS):  # the expanded schedule takes 328 bytes a flow: bound it
+        digest[:, start : start + SHA1_ROWS] = _sha1_words(block[:, start : start + SHA1_ROWS])
     text = np.empty((n, 30), np.uint8)
     text[:, 0] = ord("1")
     text[:, 1] = ord(":")
