@@ -325,6 +325,20 @@ def test_key_order_groups_keys_in_input_order(monkeypatch: pytest.MonkeyPatch, c
     assert sorted(g.tolist() for g in groups) == [[0, 2], [1, 4], [3, 5]]
 
 
+def test_key_order_regroups_only_clashing_mixes(monkeypatch: pytest.MonkeyPatch) -> None:
+    records = extract.from_batch(as_table(random_records(6, 3_000)), Skips(), exact_start=True)
+
+    def groups() -> list[list[int]]:
+        order, key_first = merge_module.key_order(records)
+        return sorted(g.tolist() for g in np.split(order, np.flatnonzero(key_first)[1:]))
+
+    expected = groups()
+    # only 8 distinct mixes: most groups of equal high bits hold several keys, interleaved until re-sorted
+    monkeypatch.setattr(merge_module, "mix64", lambda values: (values % np.uint64(8)) << np.uint64(61))
+    assert groups() == expected
+    assert all(g == sorted(g) for g in expected)
+
+
 def test_ipv4_keys_are_encoded_exactly_and_others_hashed() -> None:
     rows = [
         (1_700_000_000_000, 0, 6, "10.0.0.2", "10.0.0.1", 80, 40000, 1, 60),

@@ -57,20 +57,42 @@ class Profile:
 def key_order(records: Records) -> tuple[np.ndarray, np.ndarray]:
     """Records ordered by key, input order kept within a key; and where each key's records begin.
 
-    One stable sort on a 64-bit mix of the 128-bit key groups equal keys; should two keys share the
-    mix (their records could interleave), that is detected and all 128 bits are sorted instead.
+    One plain (vectorised, unstable) sort of 64-bit words made of a mix of the 128-bit key in the
+    high bits and the record's index in the low bits: the words are distinct, so equal keys come
+    out together and in input order. Keys whose mixes share the high bits can interleave; that is
+    detected and just those groups are sorted again on all 128 bits.
     """
     high, low = records.key[:, 0], records.key[:, 1]
-    mixed = mix64(high ^ mix64(low))
-    order = np.argsort(mixed, kind="stable")
-    mixed = mixed[order]
+    n = len(high)
+    bits = max((n - 1).bit_length(), 1)
+    index_mask = np.uint64((1 << bits) - 1)
+    tagged = mix64(high ^ mix64(low)) & ~index_mask
+    tagged |= np.arange(n, dtype=np.uint64)
+    tagged.sort()
+    order = (tagged & index_mask).astype(np.intp)
+    prefix = tagged >> np.uint64(bits)
+    del tagged
     same_key = _same_as_previous(high[order], low[order])
-    if ((mixed[1:] == mixed[:-1]) & ~same_key).any():
-        order = np.lexsort((np.arange(len(high)), low, high))
+    clash = (prefix[1:] == prefix[:-1]) & ~same_key
+    if clash.any():
+        _sort_clashing_groups(order, prefix, clash, high, low)
         same_key = _same_as_previous(high[order], low[order])
-    key_first = np.ones(len(high), bool)
+    key_first = np.ones(n, bool)
     key_first[1:] = ~same_key
     return order, key_first
+
+
+def _sort_clashing_groups(
+    order: np.ndarray, prefix: np.ndarray, clash: np.ndarray, high: np.ndarray, low: np.ndarray
+) -> None:
+    """Reorder (in ``order``) the runs of equal ``prefix`` holding several keys by (key, input order)."""
+    group = np.zeros(len(order), np.int64)
+    np.cumsum(prefix[1:] != prefix[:-1], out=group[1:])
+    bad = np.zeros(int(group[-1]) + 1, bool)
+    bad[group[1:][clash]] = True
+    idx = np.flatnonzero(bad[group])
+    rows = order[idx]
+    order[idx] = rows[np.lexsort((rows, low[rows], high[rows], group[idx]))]
 
 
 def _same_as_previous(high: np.ndarray, low: np.ndarray) -> np.ndarray:
