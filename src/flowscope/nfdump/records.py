@@ -359,6 +359,27 @@ def _exporter_columns(records: np.ndarray, has: frozenset[int], state: FileState
         cols["sampling_rate"] = pc.if_else(sampled, rates, pa.scalar(1, pa.uint64()))
 
 
+class _Fields:
+    """Same-layout record runs read by field name: each field read is joined into one contiguous array.
+
+    Joining whole structured records would copy every byte of every record; this copies only
+    the fields the wanted columns need.
+    """
+
+    def __init__(self, runs: list[np.ndarray]) -> None:
+        self._runs = runs
+        self._joined: dict[str, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return sum(len(run) for run in self._runs)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        values = self._joined.get(name)
+        if values is None:
+            values = self._joined[name] = np.concatenate([run[name] for run in self._runs])
+        return values
+
+
 def decode_parts(parts: Sequence[Part], state: FileState, wanted: frozenset[str] | None = None) -> pa.Table:
     """One table of all parts' records, in file order."""
     if not parts:
@@ -369,7 +390,7 @@ def decode_parts(parts: Sequence[Part], state: FileState, wanted: frozenset[str]
     tables = []
     ordinals = []
     for group in by_layout.values():
-        records = np.concatenate([p.records for p in group]) if len(group) > 1 else group[0].records
+        records = _Fields([p.records for p in group])
         tables.append(pa.table(decode_layout(group[0].layout, records, state, wanted)))
         ordinals.append(np.concatenate([p.ordinals for p in group]))
     if len(tables) == 1:
