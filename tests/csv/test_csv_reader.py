@@ -176,6 +176,15 @@ def test_bad_rows_are_counted_per_reason(tmp_path: Path) -> None:
     assert reasons["negative flow_duration"] == 1
 
 
+def test_large_counters_are_exact(tmp_path: Path) -> None:
+    """Counters above 2**53 keep every digit in clean files (integer columns are parsed as integers)."""
+    header = "Source IP,Source Port,Destination IP,Destination Port,Timestamp,Total Length of Fwd Packets\n"
+    path = tmp_path / "big.csv"
+    path.write_text(header + "1.1.1.1,1,2.2.2.2,53,26/04/201711:11:17,9007199254740993\n")
+    table, source = read_all(path)
+    assert source.skips.total == 0 and table.column("bytes").to_pylist() == [9007199254740993]
+
+
 def test_strict_stops_at_the_first_problem(tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     path.write_text(BAD_ROWS)

@@ -1,4 +1,4 @@
-"""One parsed CSV chunk (all columns text) -> a flow table, with unreadable rows found per reason."""
+"""One parsed CSV chunk (typed by ``column_types``) -> a flow table, with unreadable rows found per reason."""
 
 from __future__ import annotations
 
@@ -27,20 +27,37 @@ class Converted:
     problems: list[Problem] = field(default_factory=list)
 
 
-def numeric_columns(dialect: Dialect, mapping: dict[str, str], names: list[str]) -> set[str]:
-    """Source columns that hold plain numbers when the file is clean (parsed as float64 on the fast path)."""
-    numeric = set()
+TEXT = pa.string()
+DISTINCT_TEXT = pa.dictionary(pa.int32(), pa.string())
+"""Text that repeats (addresses, timestamps): the parser keeps each distinct value once, and the
+converters parse the distinct values and gather by index (no per-row strings, no second hashing)."""
+
+
+def column_types(
+    dialect: Dialect, mapping: dict[str, str], names: list[str], *, numbers: bool
+) -> dict[str, pa.DataType]:
+    """The type pyarrow's CSV parser gives each source column.
+
+    With ``numbers`` (the fast path), columns that hold plain numbers when the file is clean
+    are parsed straight to their flow-schema integer type (float64 for durations, epoch
+    times and numeric extras); a value that does not fit fails the chunk, which is then
+    parsed with ``numbers=False`` (text) and converted row-tolerantly.
+    """
+    types = dict.fromkeys(names, TEXT)
     for name, source in mapping.items():
-        if name == DURATION or (dialect.epoch_times and name.startswith("time_")):
-            numeric.add(source)
-        elif name not in ("proto", "tcp_flags") and not name.endswith("_mac"):
-            kind = FLOW_SCHEMA.field(name).type
-            if pa.types.is_integer(kind):
-                numeric.add(source)
-    if dialect.keep_extra:
+        kind = FLOW_SCHEMA.field(name).type if name in FLOW_COLUMNS else None
+        if kind == ADDRESS or (kind == TIMESTAMP and not dialect.epoch_times):
+            types[source] = DISTINCT_TEXT
+        elif not numbers:
+            continue
+        elif name == DURATION or (dialect.epoch_times and name.startswith("time_")):
+            types[source] = pa.float64()
+        elif name not in ("proto", "tcp_flags") and not name.endswith("_mac") and pa.types.is_integer(kind):
+            types[source] = kind
+    if dialect.keep_extra and numbers:
         used = set(mapping.values())
-        numeric.update(n for n in names if n not in used and n not in dialect.text_extras)
-    return numeric
+        types.update((n, pa.float64()) for n in names if n not in used and n not in dialect.text_extras)
+    return types
 
 
 def _convert_field(name: str, text: pa.Array, dialect: Dialect, timezone: str) -> values.Converted:

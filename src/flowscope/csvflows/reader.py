@@ -1,8 +1,9 @@
 """``flowscope read`` for flow CSVs: files, ``.gz`` files and standard input, streamed in chunks.
 
 Input is cut into chunks of whole lines and each chunk is parsed by pyarrow's CSV
-reader with every column as text, then converted column-wise (``convert``). From a
-file, chunks are large (speed); from standard input a chunk is also closed every
+reader (integer columns as their flow-schema type, addresses and timestamps
+dictionary-encoded), then converted column-wise (``convert``). From a file, chunks
+are large (speed); from standard input a chunk is also closed every
 ``commit_rows`` rows or ``commit_seconds`` seconds, so a slow live feed reaches the
 lake (whose writer uses the same limits) while it is still running.
 Lines are cut at newlines: quoted values containing newlines are not supported
@@ -26,7 +27,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from flowscope.csvflows import dialects
-from flowscope.csvflows.convert import convert, numeric_columns
+from flowscope.csvflows.convert import column_types, convert
 from flowscope.csvflows.dialects import Dialect
 from flowscope.csvflows.header import normalised_names, split_header
 from flowscope.diagnostics import Skips
@@ -211,10 +212,10 @@ class _InputReader:
             ragged_lines.append(row.number)
             return "skip"
 
-        def parse(numeric: set[str]) -> pa.Table:
+        def parse(numbers: bool) -> pa.Table:
             ragged.clear()
             ragged_lines.clear()
-            types = {name: pa.float64() if name in numeric else pa.string() for name in names}
+            types = column_types(dialect, mapping, names, numbers=numbers)
             return pacsv.read_csv(
                 pa.BufferReader(chunk),
                 # one block per chunk: one contiguous array per column, nothing to combine later
@@ -225,11 +226,11 @@ class _InputReader:
 
         try:
             try:
-                # Fast path: numeric columns parsed as numbers; any unreadable value fails the
+                # Fast path: numeric columns parsed as numbers of their type; any unreadable value fails the
                 # whole chunk, which is then parsed as text and converted row-tolerantly.
-                raw = parse(numeric_columns(dialect, mapping, names))
+                raw = parse(numbers=True)
             except pa.ArrowInvalid:
-                raw = parse(set())
+                raw = parse(numbers=False)
         except pa.ArrowInvalid as exc:
             raise FlowscopeError(f"{self.raw.name}: unreadable CSV near data row {self.rows_seen + 1}: {exc}") from exc
         if ragged:

@@ -77,9 +77,14 @@ def to_unsigned(text: pa.Array, out_type: pa.DataType) -> Converted:
     return values, _bad_mask(text, values)
 
 
+def _distinct(text: pa.Array) -> pa.DictionaryArray:
+    """Each distinct value once plus an index per row (the parser already reads repeating columns so)."""
+    return text if pa.types.is_dictionary(text.type) else pc.dictionary_encode(text)
+
+
 def _map_distinct(text: pa.Array, convert: Callable[[str], object | None], out_type: pa.DataType) -> Converted:
     """Convert each distinct value once in Python (few distinct values: names, flags, MACs, times)."""
-    encoded = pc.dictionary_encode(text)
+    encoded = _distinct(text)
     converted = pa.array([convert(v) for v in encoded.dictionary.to_pylist()], out_type)
     values = converted.take(encoded.indices)
     return values, _bad_mask(text, values)
@@ -145,7 +150,7 @@ def to_mac(text: pa.Array) -> Converted:
 def to_address(text: pa.Array) -> Converted:
     """IPv4/IPv6 text -> binary(16) (``flowscope.addresses.parse_text``, once per distinct address:
     flow CSVs repeat addresses, so parsing the dictionary and gathering is the cheaper way)."""
-    encoded = pc.dictionary_encode(text)
+    encoded = _distinct(text)
     values = addresses.parse_text(encoded.dictionary, errors="null").take(encoded.indices)
     return values, _bad_mask(text, values)
 
@@ -156,7 +161,7 @@ def to_timestamp(text: pa.Array, formats: tuple[str, ...], timezone: str) -> Con
     ``formats`` are strptime patterns tried in order (first match wins); with none,
     ISO 8601 (``2024-05-01 13:00:00.123``) is expected. Each distinct text is parsed once.
     """
-    encoded = pc.dictionary_encode(text)
+    encoded = _distinct(text)
     distinct = encoded.dictionary
     if formats:
         candidates = [pc.strptime(distinct, format=f, unit="ns", error_is_null=True) for f in formats]
