@@ -25,7 +25,6 @@ PROFILE_COLUMNS = (
     "time_flow_start", "time_flow_end", "src_addr", "dst_addr", "proto", "src_port", "dst_port",
     "packets", "bytes", "packets_rev", "bytes_rev",
 )  # fmt: skip
-_V4_PREFIX = np.array([0] * 10 + [0xFF, 0xFF], np.uint8)
 _NS_PER_US = 1000
 
 
@@ -42,11 +41,19 @@ def milliseconds(start_ns: np.ndarray, end_ns: np.ndarray, *, exact_start: bool)
     return start, start + duration
 
 
-def _big_endian_words(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _address_words(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """The two 64-bit halves of each 16-byte address, as numbers that compare like the bytes."""
-    hi = matrix[:, :8].copy().view(">u8").ravel()
-    lo = matrix[:, 8:].copy().view(">u8").ravel()
-    return hi.astype(np.uint64), lo.astype(np.uint64)
+    words = addresses.to_matrix(column).view(">u8")
+    return words[:, 0].astype(np.uint64), words[:, 1].astype(np.uint64)
+
+
+def _pick(flip: np.ndarray, when_set: np.ndarray, otherwise: np.ndarray) -> np.ndarray:
+    """``np.where`` for a mask given as all-ones/zero words of the values' type (branch-free, several times faster)."""
+    return otherwise ^ ((when_set ^ otherwise) & flip)
+
+
+def _all_ones_where(mask: np.ndarray, dtype: type) -> np.ndarray:
+    return np.negative(mask.view(np.uint8).astype(dtype))
 
 
 def mix64(z: np.ndarray) -> np.ndarray:
@@ -141,8 +148,9 @@ _FIELDS = (
 )  # fmt: skip
 
 
-def _u64(table: pa.Table, name: str) -> np.ndarray:
-    return pc.fill_null(table.column(name), 0).to_numpy().astype(np.uint64, copy=False)
+def _filled(table: pa.Table, name: str, dtype: type) -> np.ndarray:
+    """A numeric column as numpy, nulls as 0."""
+    return pc.fill_null(table.column(name), 0).to_numpy().astype(dtype, copy=False)
 
 
 def from_batch(table: pa.Table, skips: Skips, *, exact_start: bool) -> Records | None:
@@ -160,33 +168,33 @@ def from_batch(table: pa.Table, skips: Skips, *, exact_start: bool) -> Records |
     start_ns = table.column("time_flow_start").cast(pa.int64()).to_numpy()
     end_ns = table.column("time_flow_end").cast(pa.int64()).to_numpy()
     start, end = milliseconds(start_ns, end_ns, exact_start=exact_start)
-    src = addresses.to_matrix(table.column("src_addr"))
-    dst = addresses.to_matrix(table.column("dst_addr"))
-    src_hi, src_lo = _big_endian_words(src)
-    dst_hi, dst_lo = _big_endian_words(dst)
+    src_hi, src_lo = _address_words(table.column("src_addr"))
+    dst_hi, dst_lo = _address_words(table.column("dst_addr"))
     swap = (src_hi > dst_hi) | ((src_hi == dst_hi) & (src_lo > dst_lo))
-    proto = pc.fill_null(table.column("proto"), 0).to_numpy().astype(np.uint8)
+    proto = _filled(table, "proto", np.uint8)
     ported = (proto == TCP) | (proto == UDP)
-    src_port = np.where(ported, pc.fill_null(table.column("src_port"), 0).to_numpy(), 0).astype(np.uint16)
-    dst_port = np.where(ported, pc.fill_null(table.column("dst_port"), 0).to_numpy(), 0).astype(np.uint16)
-    port_a = np.where(swap, dst_port, src_port)
-    port_b = np.where(swap, src_port, dst_port)
+    src_port = _filled(table, "src_port", np.uint16) * ported
+    dst_port = _filled(table, "dst_port", np.uint16) * ported
+    flip = _all_ones_where(swap, np.uint16)
+    port_a = _pick(flip, dst_port, src_port)
+    port_b = src_port ^ dst_port ^ port_a
     tail = port_a.astype(np.uint64) << np.uint64(24) | port_b.astype(np.uint64) << np.uint64(8) | proto
-    smaller = (np.where(swap, dst_hi, src_hi), np.where(swap, dst_lo, src_lo))
-    larger = (np.where(swap, src_hi, dst_hi), np.where(swap, src_lo, dst_lo))
+    flip = _all_ones_where(swap, np.uint64)
+    smaller = (_pick(flip, dst_hi, src_hi), _pick(flip, dst_lo, src_lo))
+    larger = (src_hi ^ dst_hi ^ smaller[0], src_lo ^ dst_lo ^ smaller[1])
     return Records(
         start=start,
         duration=_compact(end - start),
         key=key_fingerprint(smaller, larger, tail),
         swap=swap,
-        ipv6=~(src[:, :12] == _V4_PREFIX).all(axis=1),
+        ipv6=(src_hi != 0) | ((src_lo >> np.uint64(32)) != np.uint64(0xFFFF)),  # not ::ffff:0:0/96
         proto=proto,
         port_a=port_a,
         port_b=port_b,
-        packets=_compact(_u64(table, "packets")),
-        bytes=_compact(_u64(table, "bytes")),
-        packets_rev=_compact(_u64(table, "packets_rev")),
-        bytes_rev=_compact(_u64(table, "bytes_rev")),
+        packets=_compact(_filled(table, "packets", np.uint64)),
+        bytes=_compact(_filled(table, "bytes", np.uint64)),
+        packets_rev=_compact(_filled(table, "packets_rev", np.uint64)),
+        bytes_rev=_compact(_filled(table, "bytes_rev", np.uint64)),
     )
 
 
