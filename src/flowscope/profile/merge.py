@@ -131,23 +131,28 @@ class _Keyed:
 
 def _decide(s: _Keyed, is_start: np.ndarray, timeouts: Timeouts) -> np.ndarray:
     """Segment starts implied by ``is_start``: a record starts one unless ft-profiler would merge it."""
-    segment = np.cumsum(is_start) - 1
-    first = np.flatnonzero(is_start)[segment]
-    seg_swap = s.swap[first]
-    flow_start = _segmented_cum(s.start, segment, "min")
-    flow_end = _segmented_cum(s.end, segment, "max")
-    rev_packets = np.where(s.swap == seg_swap, s.packets_rev, s.packets).astype(np.int64)
-    rev_total = np.cumsum(rev_packets)
-    flow_rev = rev_total - (rev_total[first] - rev_packets[first])
-    # the cached flow a record meets is the segment of the previous record, up to that record
-    prev_start, prev_end = np.roll(flow_start, 1), np.roll(flow_end, 1)
-    prev_rev, prev_swap = np.roll(flow_rev, 1), np.roll(seg_swap, 1)
+    if is_start.all():  # the first guess: every record is its own flow
+        seg_swap, flow_start, flow_end, flow_rev = s.swap, s.start, s.end, s.packets_rev
+    else:
+        segment = np.cumsum(is_start) - 1
+        first = np.flatnonzero(is_start)[segment]
+        seg_swap = s.swap[first]
+        flow_start = _segmented_cum(s.start, segment, "min")
+        flow_end = _segmented_cum(s.end, segment, "max")
+        rev_packets = np.where(s.swap == seg_swap, s.packets_rev, s.packets).astype(np.int64)
+        rev_total = np.cumsum(rev_packets)
+        flow_rev = rev_total - (rev_total[first] - rev_packets[first])
+    # the cached flow record i meets is the segment of record i - 1, up to that record
+    prev_start, prev_end, prev_rev, prev_swap = flow_start[:-1], flow_end[:-1], flow_rev[:-1], seg_swap[:-1]
+    start, end, swap, packets = s.start[1:], s.end[1:], s.swap[1:], s.packets[1:]
     it, at = timeouts.inactive_ms, timeouts.active_ms
-    apart = (prev_end + it < s.start) | (s.end + it < prev_start)
-    reverse = (prev_rev == 0) & (s.swap != prev_swap) & ~apart
-    single = (s.packets == 1) & (np.abs(s.start - prev_end) < it)
-    extension = (prev_end - prev_start >= at - it) & ~(prev_end + it < s.start)
-    return s.key_first | ~(reverse | single | extension)
+    apart = (prev_end + it < start) | (end + it < prev_start)
+    reverse = (prev_rev == 0) & (swap != prev_swap) & ~apart
+    single = (packets == 1) & (np.abs(start - prev_end) < it)
+    extension = (prev_end - prev_start >= at - it) & ~(prev_end + it < start)
+    starts = s.key_first.copy()
+    starts[1:] |= ~(reverse | single | extension)
+    return starts
 
 
 MAX_ROUNDS = 8
@@ -174,7 +179,10 @@ def _converge(s: _Keyed, timeouts: Timeouts, forced: np.ndarray | None = None) -
         decided = _decide(sub, is_start[idx], timeouts) | base[idx]
         changed = decided != is_start[idx]
         is_start[idx] = decided
-        # a key stays active while any of its boundaries changed this round
+        # A decision is right when every earlier boundary of its key was: so a key whose first
+        # change is at its last record is settled, and one with changes before that stays active.
+        changed[:-1] &= ~sub.key_first[1:]
+        changed[-1] = False
         sub_key = np.cumsum(sub.key_first) - 1
         key_changed = np.zeros(int(sub_key[-1]) + 1, bool)
         key_changed[sub_key[changed]] = True
