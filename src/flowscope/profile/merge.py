@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from flowscope.errors import FlowscopeError
-from flowscope.profile.records import Records, mix64
+from flowscope.profile.records import Records, join_columns, mix64
 
 FLOW_BYTES = 256  # ft-profiler's per-flow memory estimate: -m MiB holds MiB * 2**20 / 256 flows
 
@@ -66,17 +66,21 @@ def key_order(records: Records) -> tuple[np.ndarray, np.ndarray]:
     n = len(high)
     bits = max((n - 1).bit_length(), 1)
     index_mask = np.uint64((1 << bits) - 1)
-    tagged = mix64(high ^ mix64(low)) & ~index_mask
+    tagged = mix64(low)
+    tagged ^= high
+    tagged = mix64(tagged)
+    tagged &= ~index_mask
     tagged |= np.arange(n, dtype=np.uint64)
     tagged.sort()
-    order = (tagged & index_mask).astype(np.intp)
-    prefix = tagged >> np.uint64(bits)
-    del tagged
-    same_key = _same_as_previous(high[order], low[order])
+    order = (tagged & index_mask).view(np.int64)
+    tagged >>= np.uint64(bits)
+    prefix = tagged
+    same_key = _same_as_previous(high, low, order)
     clash = (prefix[1:] == prefix[:-1]) & ~same_key
     if clash.any():
         _sort_clashing_groups(order, prefix, clash, high, low)
-        same_key = _same_as_previous(high[order], low[order])
+        same_key = _same_as_previous(high, low, order)
+    del prefix, tagged
     key_first = np.ones(n, bool)
     key_first[1:] = ~same_key
     return order, key_first
@@ -95,8 +99,13 @@ def _sort_clashing_groups(
     order[idx] = rows[np.lexsort((rows, low[rows], high[rows], group[idx]))]
 
 
-def _same_as_previous(high: np.ndarray, low: np.ndarray) -> np.ndarray:
-    return (high[1:] == high[:-1]) & (low[1:] == low[:-1])
+def _same_as_previous(high: np.ndarray, low: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Whether each record in ``order`` (but the first) has the key of the one before (one gathered word at a time)."""
+    word = high[order]
+    same = word[1:] == word[:-1]
+    word = low[order]
+    same &= word[1:] == word[:-1]
+    return same
 
 
 def _segmented_cum(values: np.ndarray, segment: np.ndarray, op: str) -> np.ndarray:
@@ -288,7 +297,10 @@ def _chunks(key_first: np.ndarray) -> list[tuple[int, int]]:
 
 
 def merge(records: Records, timeouts: Timeouts, limit: int) -> Profile:
-    """All biflows ft-profiler would write for ``records`` (in input order, reordered here), as a set."""
+    """All biflows ft-profiler would write for ``records`` (in input order), as a set.
+
+    ``records`` is consumed: reordered in place, and its columns released before the result is joined.
+    """
     n = len(records)
     if n == 0:
         return _aggregate(records, np.zeros(0, bool))
@@ -304,7 +316,9 @@ def merge(records: Records, timeouts: Timeouts, limit: int) -> Profile:
     for lo, hi in _chunks(key_first):
         chunk = slice(lo, hi)
         parts.append(_aggregate(records, _converge(s.take(chunk), timeouts), chunk))
-    return Profile(*(np.concatenate([getattr(p, f) for p in parts]) for f in _PROFILE_FIELDS))
+    del s
+    records.release()
+    return Profile(**join_columns(parts, _PROFILE_FIELDS))
 
 
 _PROFILE_FIELDS = (

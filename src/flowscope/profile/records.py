@@ -10,6 +10,9 @@ rounded double of the decimal text).
 
 from __future__ import annotations
 
+import ctypes
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,9 +61,12 @@ def _all_ones_where(mask: np.ndarray, dtype: type) -> np.ndarray:
 
 def mix64(z: np.ndarray) -> np.ndarray:
     """splitmix64's finaliser: a bijective 64-bit mixer."""
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
+    z = z ^ (z >> np.uint64(30))  # a new array; the rest works in place on it (fewer temporaries)
+    z *= np.uint64(0xBF58476D1CE4E5B9)
+    z ^= z >> np.uint64(27)
+    z *= np.uint64(0x94D049BB133111EB)
+    z ^= z >> np.uint64(31)
+    return z
 
 
 _SEEDS = (np.uint64(0x243F6A8885A308D3), np.uint64(0x13198A2E03707344))
@@ -134,6 +140,11 @@ class Records:
     def end(self) -> np.ndarray:
         return self.start + self.duration
 
+    def release(self) -> None:
+        """Drop every column (the merge is done with them)."""
+        for name in _FIELDS:
+            setattr(self, name, None)
+
     def permute(self, order: np.ndarray) -> None:
         """Reorder every column in place of the old one (no second copy of the whole set)."""
         for name in _FIELDS:
@@ -204,9 +215,35 @@ def concat(parts: list[Records]) -> Records:
         return Records(empty, empty, np.empty((0, 2), np.uint64), *(empty for _ in range(9)))
     if len(parts) == 1:
         return parts[0]
-    fields = {}
-    for name in _FIELDS:
-        fields[name] = np.concatenate([getattr(p, name) for p in parts])
-        for part in parts:  # free each part's column as soon as it is copied
+    return Records(**join_columns(parts, _FIELDS))
+
+
+def join_columns(parts: list, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Each named column of all parts joined; each part's column is freed as soon as it is copied."""
+    joined = {}
+    for name in names:
+        joined[name] = np.concatenate([getattr(p, name) for p in parts])
+        for part in parts:
             setattr(part, name, None)
-    return Records(**fields)
+        return_freed_memory()
+    return joined
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError, TypeError):  # not glibc, or no C library handle
+        return None
+
+
+def return_freed_memory() -> None:
+    """Give the C heap's free pages back to the system (glibc's malloc_trim; elsewhere nothing).
+
+    Batch-sized arrays freed while columns are joined leave holes in the heap that the large
+    joined arrays cannot reuse, so without this the process keeps both: about +35 MiB of peak
+    RSS for 1 M records.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
