@@ -153,8 +153,8 @@ class Reducer:
                 column = table.column(field.name)
                 if column.null_count == len(column):  # common: fields a source does not fill
                     column = pa.nulls(groups.num_rows, field.type)
-                else:
-                    column = column.take(rows[source])
+                else:  # take from one contiguous array: take across many chunks is far slower
+                    column = column.combine_chunks().take(rows[source])
             output.append(column.cast(field.type) if column.type != field.type else column)
         return pa.Table.from_arrays(output, schema=table.schema)
 
