@@ -54,6 +54,9 @@ class Profile:
         return len(self.start)
 
 
+_FOLD = np.uint64(0x94D049BB133111EB)
+
+
 def key_order(records: Records) -> tuple[np.ndarray, np.ndarray]:
     """Records ordered by key, input order kept within a key; and where each key's records begin.
 
@@ -68,30 +71,31 @@ def key_order(records: Records) -> tuple[np.ndarray, np.ndarray]:
     index_mask = np.uint64((1 << bits) - 1)
     tagged = mix64(low)
     tagged ^= high
-    tagged = mix64(tagged)
+    tagged *= _FOLD  # one multiply-xorshift round folds the high word in (in place: one array less than mix64)
+    tagged ^= tagged >> np.uint64(29)
     tagged &= ~index_mask
     tagged |= np.arange(n, dtype=np.uint64)
     tagged.sort()
     order = (tagged & index_mask).view(np.int64)
     tagged >>= np.uint64(bits)
-    prefix = tagged
+    same_prefix = tagged[1:] == tagged[:-1]
+    del tagged
     same_key = _same_as_previous(high, low, order)
-    clash = (prefix[1:] == prefix[:-1]) & ~same_key
+    clash = same_prefix & ~same_key
     if clash.any():
-        _sort_clashing_groups(order, prefix, clash, high, low)
+        _sort_clashing_groups(order, same_prefix, clash, high, low)
         same_key = _same_as_previous(high, low, order)
-    del prefix, tagged
     key_first = np.ones(n, bool)
     key_first[1:] = ~same_key
     return order, key_first
 
 
 def _sort_clashing_groups(
-    order: np.ndarray, prefix: np.ndarray, clash: np.ndarray, high: np.ndarray, low: np.ndarray
+    order: np.ndarray, same_prefix: np.ndarray, clash: np.ndarray, high: np.ndarray, low: np.ndarray
 ) -> None:
-    """Reorder (in ``order``) the runs of equal ``prefix`` holding several keys by (key, input order)."""
+    """Reorder (in ``order``) the runs of equal sort prefixes holding several keys by (key, input order)."""
     group = np.zeros(len(order), np.int64)
-    np.cumsum(prefix[1:] != prefix[:-1], out=group[1:])
+    np.cumsum(~same_prefix, out=group[1:])
     bad = np.zeros(int(group[-1]) + 1, bool)
     bad[group[1:][clash]] = True
     idx = np.flatnonzero(bad[group])
@@ -136,6 +140,13 @@ class _Keyed:
         return _Keyed(
             *(getattr(self, f)[index] for f in ("start", "end", "swap", "packets", "packets_rev", "key_first"))
         )
+
+
+def _keyed(records: Records, key_first: np.ndarray, part: slice = slice(None)) -> _Keyed:
+    """The decision columns of records in key order (``part`` of them: ends are computed per part)."""
+    start = records.start[part]
+    end = start + records.duration[part]
+    return _Keyed(start, end, records.swap[part], records.packets[part], records.packets_rev[part], key_first[part])
 
 
 def _decide(s: _Keyed, is_start: np.ndarray, timeouts: Timeouts) -> np.ndarray:
@@ -308,15 +319,13 @@ def merge(records: Records, timeouts: Timeouts, limit: int) -> Profile:
     records.key = None  # sorted: the fingerprints have done their job
     n_keys = int(key_first.sum())
     records.permute(order)
-    s = _Keyed(records.start, records.end, records.swap, records.packets, records.packets_rev, key_first)
     if n_keys >= limit:
-        return _aggregate(records, _evictions(s, order, timeouts, limit))
+        return _aggregate(records, _evictions(_keyed(records, key_first), order, timeouts, limit))
     del order
     parts = []
     for lo, hi in _chunks(key_first):
         chunk = slice(lo, hi)
-        parts.append(_aggregate(records, _converge(s.take(chunk), timeouts), chunk))
-    del s
+        parts.append(_aggregate(records, _converge(_keyed(records, key_first, chunk), timeouts), chunk))
     records.release()
     return Profile(**join_columns(parts, _PROFILE_FIELDS))
 

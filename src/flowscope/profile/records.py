@@ -136,10 +136,6 @@ class Records:
     def __len__(self) -> int:
         return len(self.start)
 
-    @property
-    def end(self) -> np.ndarray:
-        return self.start + self.duration
-
     def release(self) -> None:
         """Drop every column (the merge is done with them)."""
         for name in _FIELDS:
