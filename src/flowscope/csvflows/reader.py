@@ -102,9 +102,14 @@ class CsvFlowSource:
         commit_rows: int = DEFAULT_COMMIT_ROWS,
         commit_seconds: float = DEFAULT_COMMIT_SECONDS,
     ) -> None:
-        # 16 MiB input blocks and chunks would otherwise be mapped fresh (and faulted in page by
-        # page) for every chunk: a third of the CPU time of reading a large file was system time.
+        # Every chunk allocates and frees a few hundred MiB of blocks and arrays. With glibc's
+        # defaults the 16 MiB blocks are mapped fresh each time, and mimalloc (pyarrow's default
+        # pool) hands freed pages back inside huge-page regions, which the kernel then zeroes
+        # again: a third of the CPU time of a large file was system time. The C heap keeping
+        # freed memory (``keep_freed_memory``) serves both the blocks and, as Arrow's pool, the
+        # arrays (Arrow buffers remember their pool, so arrays made earlier stay valid).
         keep_freed_memory()
+        pa.set_memory_pool(pa.system_memory_pool())
         self.inputs = [_RawInput(p) for p in paths]
         self.forced_dialect = dialect
         self.timezone = timezone
