@@ -6,7 +6,6 @@ through one flow meter, so a flow that continues in the next rotated file stays 
 
 from __future__ import annotations
 
-import ctypes
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,31 +16,11 @@ from flowscope.capture.files import capture_files, is_capture, iter_packet_batch
 from flowscope.capture.meter import FlowMeter, MeterSettings
 from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
+from flowscope.memory import keep_freed_memory
 from flowscope.readers.registry import Reader, head_bytes, register
 
 TUNNEL_CHOICES = ("outer", "inner")
 BYTES_CHOICES = ("ip", "link")
-# glibc mallopt parameters and the values for batch-at-a-time array code
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-MMAP_THRESHOLD = 32 << 20
-TRIM_THRESHOLD = 256 << 20
-
-
-def keep_freed_memory() -> None:
-    """Let the C allocator keep freed batch-sized blocks for the next batch (glibc; elsewhere nothing).
-
-    Decoding and metering a batch allocates and frees a few hundred arrays of 0.1-30 MiB. With
-    glibc's defaults most of them are mapped fresh and unmapped on free, so each batch faults its
-    memory in again page by page: 120k page faults and ~0.35 CPU s of system time for 2 M packets.
-    Serving them from the heap and keeping up to 256 MiB of free heap cut that to 44k faults
-    (peak RSS +0-7 MiB).
-    """
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError, TypeError):  # no such C library function (not glibc) or no C library handle
-        return
-    mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
-    mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
 
 
 def meter_settings(options: Mapping[str, Any]) -> MeterSettings:

@@ -26,13 +26,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from flowscope.capture.source import keep_freed_memory
 from flowscope.csvflows import dialects
 from flowscope.csvflows.convert import column_types, convert
 from flowscope.csvflows.dialects import Dialect
 from flowscope.csvflows.header import normalised_names, split_header
 from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
+from flowscope.memory import keep_freed_memory
 from flowscope.readers.registry import Reader, register
 
 STDIN = "-"
@@ -106,10 +106,8 @@ class CsvFlowSource:
         # defaults the 16 MiB blocks are mapped fresh each time, and mimalloc (pyarrow's default
         # pool) hands freed pages back inside huge-page regions, which the kernel then zeroes
         # again: a third of the CPU time of a large file was system time. The C heap keeping
-        # freed memory (``keep_freed_memory``) serves both the blocks and, as Arrow's pool, the
-        # arrays (Arrow buffers remember their pool, so arrays made earlier stay valid).
-        keep_freed_memory()
-        pa.set_memory_pool(pa.system_memory_pool())
+        # freed memory serves both the blocks and, as Arrow's pool, the arrays.
+        keep_freed_memory(arrow=True)
         self.inputs = [_RawInput(p) for p in paths]
         self.forced_dialect = dialect
         self.timezone = timezone

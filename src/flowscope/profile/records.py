@@ -10,9 +10,7 @@ rounded double of the decimal text).
 
 from __future__ import annotations
 
-import ctypes
-import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +19,7 @@ import pyarrow.compute as pc
 
 from flowscope import addresses
 from flowscope.diagnostics import Skips
+from flowscope.memory import return_freed_memory
 
 TCP, UDP = 6, 17
 # the flow columns a profile is made of
@@ -223,23 +222,3 @@ def join_columns(parts: list, names: Sequence[str]) -> dict[str, np.ndarray]:
             setattr(part, name, None)
         return_freed_memory()
     return joined
-
-
-@functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    try:
-        return ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError, TypeError):  # not glibc, or no C library handle
-        return None
-
-
-def return_freed_memory() -> None:
-    """Give the C heap's free pages back to the system (glibc's malloc_trim; elsewhere nothing).
-
-    Batch-sized arrays freed while columns are joined leave holes in the heap that the large
-    joined arrays cannot reuse, so without this the process keeps both: about +35 MiB of peak
-    RSS for 1 M records.
-    """
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
