@@ -15,7 +15,6 @@ Prints rates, the ratio and peak RSS.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import struct
@@ -130,21 +129,6 @@ def tshark_step(pcap: str) -> tuple[float, int]:
     return timed(run)
 
 
-def measure_tool(name: str, function: str, *args: str) -> Measurement:
-    """Like ``measure_in_subprocess``, but CPU seconds and peak RSS are the external tool's (the wrapper's child)."""
-    code = (
-        "import json, resource, sys\n"
-        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
-        f"from bench_decode import {function} as step\n"
-        f"seconds, units = step(*{list(args)!r})\n"
-        "usage = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
-        "print(json.dumps([usage.ru_utime + usage.ru_stime, units, usage.ru_maxrss / 1024]))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
-    seconds, units, peak = json.loads(out.strip().splitlines()[-1])
-    return Measurement(name, seconds, units, peak)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--flows", type=int, default=1_000_000)
@@ -164,7 +148,9 @@ def main() -> None:
             pcap = directory / f"v{version}.pcap"
             write_pcap(peer_datagrams, pcap)
             if shutil.which("tshark") or Path("/usr/bin/tshark").exists():
-                peer = measure_tool(f"tshark dissect ({name})", "tshark_step", str(pcap))
+                peer = measure_in_subprocess(
+                    f"tshark dissect ({name})", "bench_decode", "tshark_step", str(pcap), external=True
+                )
             else:
                 print("tshark not installed: peer skipped", file=sys.stderr)
                 peer = Measurement("tshark (not installed)", 0.0, 0, 0.0)

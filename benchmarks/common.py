@@ -25,18 +25,21 @@ class Measurement:
         return self.units / self.seconds if self.seconds else float("inf")
 
 
-def measure_in_subprocess(name: str, module: str, function: str, *args: str) -> Measurement:
+def measure_in_subprocess(name: str, module: str, function: str, *args: str, external: bool = False) -> Measurement:
     """Run ``module.function(*args)`` in a fresh interpreter; it returns (seconds, units) of the timed part.
 
-    A fresh process per step makes peak RSS (ru_maxrss) belong to that step alone.
+    A fresh process per step makes peak RSS (ru_maxrss) belong to that step alone. ``external``: the step
+    runs an external tool, so the tool's CPU seconds and peak RSS (the step's children) are reported.
     """
+    usage = "resource.getrusage(resource.RUSAGE_CHILDREN)" if external else "resource.getrusage(resource.RUSAGE_SELF)"
     code = (
         "import json, resource, sys\n"
         f"sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})\n"
         f"from {module} import {function} as step\n"
         f"seconds, units = step(*{list(args)!r})\n"
-        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
-        "print(json.dumps([seconds, units, peak]))\n"
+        f"usage = {usage}\n"
+        + ("seconds = usage.ru_utime + usage.ru_stime\n" if external else "")
+        + "print(json.dumps([seconds, units, usage.ru_maxrss / 1024]))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     seconds, units, peak = json.loads(out.strip().splitlines()[-1])
