@@ -31,8 +31,8 @@ KNOWN_DIFFERENCES = {
     # NFStream drops non-first IP fragments; flowscope adds them to their first fragment's flow
     "dns_fragmented.pcap": "later fragments counted",
     "ip_fragmented_garbage.pcap": "later fragments counted; truncated TCP headers keep their ports",
-    # a fuzzed record header claims a 4 GB original length; NFStream counts captured bytes instead
-    "fuzz-2021-06-07-c6c72a0a56.pcap": "bogus original length",
+    # a fuzzed record header claims a 4 GB original length; the reader uses the captured length instead
+    "fuzz-2021-06-07-c6c72a0a56.pcap": "bogus original length replaced by the captured length",
 }
 OUTER_ONLY = {"teredo.pcap"}  # NFStream does not decapsulate Teredo
 
