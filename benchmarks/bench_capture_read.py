@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from common import machine
+from common import machine, run_tool
 
 CPU = 0
 
@@ -67,15 +67,9 @@ def run_flowscope(capture: Path, decode: bool) -> tuple[float, float, int, float
 
 
 def run_tcpdump(capture: Path) -> tuple[float, float, int, float]:
-    """tcpdump pinned to the same CPU; CPU and peak RSS from wait4."""
-    command = ["taskset", "-c", str(CPU), "tcpdump", "-r", str(capture), "-w", "/dev/null"]
-    started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - started
-    if status != 0:
-        raise SystemExit(f"{' '.join(command)} failed with status {status}")
-    return wall, usage.ru_utime + usage.ru_stime, -1, usage.ru_maxrss / 1024
+    """tcpdump pinned to the same CPU; CPU and peak RSS are its own."""
+    run = run_tool(["taskset", "-c", str(CPU), "tcpdump", "-r", str(capture), "-w", "/dev/null"])
+    return run.seconds, run.cpu_seconds, -1, run.peak_rss_mib
 
 
 def warm_page_cache(path: Path) -> None:

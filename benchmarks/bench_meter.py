@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import Measurement, machine, measure_in_subprocess
+from common import Measurement, machine, measure_in_subprocess, run_tool
 
 ACTIVE, IDLE = 300, 60
 CPU = 0
@@ -101,16 +101,11 @@ def run_nfpcapd(capture: Path, directory: Path) -> tuple[Measurement, dict[str, 
     """nfpcapd in its own process (pinned); peak RSS from wait4, totals from ``nfdump -I``."""
     directory.mkdir()
     command = ["taskset", "-c", str(CPU), "nfpcapd", "-r", str(capture), "-w", str(directory), "-e", f"{ACTIVE},{IDLE}"]
-    started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    if status != 0:
-        raise SystemExit(f"nfpcapd failed with status {status}")
+    run = run_tool(command)
     info = subprocess.run(["nfdump", "-R", str(directory), "-I"], capture_output=True, text=True, check=True).stdout
     totals: dict = {k.lower(): int(v) for k, v in re.findall(r"^(Flows|Packets|Bytes): (\d+)", info, re.M)}
-    totals["cpu"] = usage.ru_utime + usage.ru_stime
-    return Measurement("nfpcapd", seconds, totals["packets"], usage.ru_maxrss / 1024), totals
+    totals["cpu"] = run.cpu_seconds
+    return Measurement("nfpcapd", run.seconds, totals["packets"], run.peak_rss_mib), totals
 
 
 def measure_python_side(name: str, function: str, capture: Path, output: Path) -> tuple[Measurement, dict]:

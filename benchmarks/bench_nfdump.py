@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import Measurement, machine, measure_in_subprocess, print_comparison, timed
+from common import Measurement, machine, measure_in_subprocess, print_comparison, run_tool, timed
 
 ROOT = Path(__file__).resolve().parents[1]
 PORT = 39_055
@@ -137,15 +137,9 @@ def read_flowscope(path: str) -> tuple[float, int]:
 
 
 def run_peer(name: str, command: list[str], units: int, stdout_path: str = os.devnull) -> Measurement:
-    """Run a command with its output to a file; peak RSS from wait4 (the command's own)."""
-    started = time.perf_counter()
-    with open(stdout_path, "wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.PIPE)
-        _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    if status:
-        raise SystemExit(f"{command[0]} failed: {process.stderr.read().decode()}")
-    return Measurement(name, seconds, units, usage.ru_maxrss / 1024)
+    """Run a command with its output to a file; peak RSS is the command's own."""
+    run = run_tool(command, stdout_path)
+    return Measurement(name, run.seconds, units, run.peak_rss_mib)
 
 
 def profile_flowscope(path: str, output: str) -> tuple[float, int]:

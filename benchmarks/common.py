@@ -8,6 +8,7 @@ import platform
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,6 +45,26 @@ def measure_in_subprocess(name: str, module: str, function: str, *args: str, ext
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     seconds, units, peak = json.loads(out.strip().splitlines()[-1])
     return Measurement(name, seconds, units, peak)
+
+
+@dataclass
+class ToolRun:
+    seconds: float
+    cpu_seconds: float
+    peak_rss_mib: float
+
+
+def run_tool(command: list[str], stdout_path: str = os.devnull) -> ToolRun:
+    """Run an external peer to completion: its wall time, CPU seconds and peak RSS alone (from wait4)."""
+    started = time.perf_counter()
+    with open(stdout_path, "wb") as out, tempfile.TemporaryFile() as err:
+        process = subprocess.Popen(command, stdout=out, stderr=err)
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        if status:
+            err.seek(0)
+            raise SystemExit(f"{' '.join(command)} failed (status {status}): {err.read().decode(errors='replace')}")
+    return ToolRun(seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
 
 
 def timed(action: Callable[[], int]) -> tuple[float, int]:
