@@ -82,6 +82,15 @@ def nfdump_totals(directory: Path) -> dict[str, int]:
     return {"flows": values["Flows"], "packets": values["Packets"], "bytes": values["Bytes"]}
 
 
+def start_nfcapd(nfcapd: str, port: int, store: Path, repeat_to: list[int], log: Path) -> subprocess.Popen:
+    """nfcapd on 127.0.0.1:``port`` storing into ``store`` and repeating every datagram to each ``repeat_to`` port
+    (REAL-TOOLS.md: a 4 MiB socket buffer, or a fast exporter overflows it)."""
+    repeats = [arg for target in repeat_to for arg in ("-R", f"127.0.0.1/{target}")]
+    return daemon(
+        nfcapd, "-b", "127.0.0.1", "-p", str(port), "-B", "4194304", "-w", str(store), "-t", "60", *repeats, log=log
+    )
+
+
 def collect_through_nfcapd(tmp_path: Path, export) -> tuple[dict, dict, dict]:
     """Run nfcapd (repeating to flowscope) and ``export(port)``; return (nfcapd, flowscope, health)."""
     nfcapd = require_tool("nfcapd")
@@ -89,22 +98,7 @@ def collect_through_nfcapd(tmp_path: Path, export) -> tuple[dict, dict, dict]:
     store.mkdir()
     oracle_port, flowscope_port = free_port(), free_port()
     collector = start_collector(lake, "--listen", f"netflow://127.0.0.1:{flowscope_port}")
-    oracle = daemon(
-        nfcapd,
-        "-b",
-        "127.0.0.1",
-        "-p",
-        str(oracle_port),
-        "-B",
-        "4194304",
-        "-w",
-        str(store),
-        "-t",
-        "60",
-        "-R",
-        f"127.0.0.1/{flowscope_port}",
-        log=tmp_path / "nfcapd.log",
-    )
+    oracle = start_nfcapd(nfcapd, oracle_port, store, [flowscope_port], tmp_path / "nfcapd.log")
     try:
         wait_for_health(lake, lambda h: bool(h["listeners"]))
         export(oracle_port)
@@ -240,24 +234,7 @@ def test_pmacctd_sfprobe_via_nfcapd_to_sfacctd_and_flowscope(tmp_path, capture):
     )
     collector = start_collector(lake, "--listen", f"sflow://127.0.0.1:{flowscope_port}")
     oracle = daemon(sfacctd, "-f", str(oracle_config), log=tmp_path / "sfacctd.log")
-    repeater = daemon(
-        nfcapd,
-        "-b",
-        "127.0.0.1",
-        "-p",
-        str(repeater_port),
-        "-B",
-        "4194304",
-        "-w",
-        str(store),
-        "-t",
-        "60",
-        "-R",
-        f"127.0.0.1/{oracle_port}",
-        "-R",
-        f"127.0.0.1/{flowscope_port}",
-        log=tmp_path / "nfcapd.log",
-    )
+    repeater = start_nfcapd(nfcapd, repeater_port, store, [oracle_port, flowscope_port], tmp_path / "nfcapd.log")
     try:
         wait_for_health(lake, lambda h: bool(h["listeners"]))
         config = pmacct_config(
