@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 import click
 import duckdb
@@ -50,7 +50,7 @@ class CliState:
 pass_state = click.make_pass_decorator(CliState)
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = 2) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
 
@@ -74,7 +74,6 @@ def run_cleanly(action: Callable[[], T], *, debug: bool) -> T:
         if debug:
             raise
         fail(f"{type(exc).__name__}: {exc} (rerun with --debug for a traceback)", code=1)
-    raise AssertionError("unreachable")
 
 
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
