@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import os
 import signal
 import sqlite3
@@ -47,11 +48,18 @@ def rows_of(url: str, table: str) -> list[tuple]:
         with duckdb.connect(url.removeprefix("duckdb:///")) as con:
             rows = [tuple(r.values()) for r in con.sql(query).to_arrow_table().to_pylist()]
     else:
-        with psycopg.connect(url) as con:
-            rows = con.execute(query).fetchall()
+        rows = postgres_rows(url, query)
     normal = [tuple(dt.date.fromisoformat(v) if isinstance(v, str) and len(v) == 10 and v[4] == "-" else v
                     for v in row) for row in rows]  # fmt: skip
     return sorted(normal, key=repr)
+
+
+def postgres_rows(url: str, query: str) -> list[tuple]:
+    """Rows with ``inet`` values as text, as the other targets store addresses."""
+    with psycopg.connect(url) as con:
+        rows = con.execute(query).fetchall()
+    return [tuple(str(v) if isinstance(v, ipaddress.IPv4Address | ipaddress.IPv6Address) else v for v in row)
+            for row in rows]  # fmt: skip
 
 
 PAIR_COLUMNS = ("src_addr", "src_port", "dst_addr", "dst_port", "packets", "bytes", "packets_rev", "bytes_rev")
@@ -64,8 +72,7 @@ def pair_rows_of(url: str, table: str) -> list[tuple]:
     if url.startswith("sqlite"):
         with sqlite3.connect(url.removeprefix("sqlite:///")) as con:
             return sorted(con.execute(query).fetchall())
-    with psycopg.connect(url) as con:
-        return sorted(con.execute(query).fetchall())
+    return sorted(postgres_rows(url, query))
 
 
 def view_pair_rows(lake: Path) -> list[tuple]:
@@ -195,6 +202,20 @@ def test_postgres_and_sqlite_hold_the_same(lake_dir: Path, tmp_path: Path, postg
     assert stamp == "2017-04-26T11:11:17.000000000Z" and moment == dt.datetime(2017, 4, 26, 11, 11, 17, tzinfo=dt.UTC)
 
 
+@pytest.mark.integration
+def test_postgres_stores_addresses_as_inet(lake_dir: Path, postgres_url: str, table_name: str) -> None:
+    read_example(lake_dir)
+    cli("--lake", str(lake_dir), "materialize", "pairs", "--to", postgres_url, "--table", table_name)
+    with psycopg.connect(postgres_url) as con:
+        kinds = dict(con.execute(
+            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = %s::regclass",
+            (f'"{table_name}"',),
+        ).fetchall())  # fmt: skip
+        inside = con.execute(f'SELECT count(*) FROM "{table_name}" WHERE src_addr << %s', ("50.31.185.0/24",))
+        assert inside.fetchone()[0] == 1
+    assert kinds["src_addr"] == kinds["dst_addr"] == "inet" and kinds["src_mac"] == "macaddr"
+
+
 @pytest.mark.slow
 def test_follow_applies_new_lake_data(lake_dir: Path, tmp_path: Path, table_name: str) -> None:
     url = f"sqlite:///{tmp_path}/follow.db"
@@ -225,3 +246,15 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 30) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+@pytest.mark.integration
+def test_postgres_table_of_other_column_types_is_a_clear_error(lake_dir: Path, postgres_url: str,
+                                                              table_name: str) -> None:  # fmt: skip
+    read_example(lake_dir)
+    with psycopg.connect(postgres_url, autocommit=True) as con:
+        con.execute(f'CREATE TABLE "{table_name}" (day text, service_net text, service_port integer, '
+                    "packets bigint, bytes bigint)")  # fmt: skip
+    command = ["--lake", str(lake_dir), "materialize", "services_by_day", "--to", postgres_url, "--table", table_name]
+    result = CliRunner().invoke(main, command)
+    assert result.exit_code == 2 and "exists as (day text" in result.output and "drop it" in result.output

@@ -1,4 +1,5 @@
-"""DuckDB database-file target: the view's Arrow rows are scanned in place and upserted in one transaction."""
+"""DuckDB database-file target: the view's Arrow rows (addresses as text) are scanned in place and upserted in
+one transaction."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pyarrow as pa
 
 from flowscope.errors import FlowscopeError
 from flowscope.materialize import upsert
+from flowscope.materialize.columns import with_text_addresses
 from flowscope.materialize.target import Applied, LakeState
 from flowscope.materialize.upsert import TableSpec, quote
 
@@ -35,6 +37,7 @@ class DuckdbTarget:
         return int(result[0][0]) if result and result[0] and isinstance(result[0][0], int) else 0
 
     def apply(self, table: str, key: tuple[str, ...], rows: pa.Table, view: str, state: LakeState) -> Applied:
+        rows = with_text_addresses(rows)
         self.con.register(STAGE, rows)
         try:
             staged = self.con.sql(f"SELECT * FROM {quote(STAGE)}")

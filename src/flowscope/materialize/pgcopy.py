@@ -17,7 +17,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from flowscope import addresses
 from flowscope.errors import FlowscopeError
+from flowscope.materialize.columns import is_address, is_mac
+from flowscope.schema import ADDRESS
 
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 HEADER = SIGNATURE + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
@@ -34,8 +37,17 @@ class PgColumn:
     """Bytes per value, or None for variable length (text, bytea)."""
 
 
-def pg_column(arrow_type: pa.DataType) -> PgColumn:
-    """The PostgreSQL column type used for an Arrow type."""
+def pg_column(field: pa.Field) -> PgColumn:
+    """The PostgreSQL column type used for an Arrow field (addresses as ``inet``, MACs as ``macaddr``).
+
+    Type names are PostgreSQL's canonical spelling (``format_type``), so an existing table's
+    columns can be compared with them.
+    """
+    arrow_type = field.type
+    if is_address(field):
+        return PgColumn("inet", None)
+    if is_mac(field):
+        return PgColumn("macaddr", 6)
     if pa.types.is_boolean(arrow_type):
         return PgColumn("boolean", 1)
     if arrow_type in (pa.int8(), pa.uint8(), pa.int16()):
@@ -49,7 +61,7 @@ def pg_column(arrow_type: pa.DataType) -> PgColumn:
     if pa.types.is_date(arrow_type):
         return PgColumn("date", 4)
     if pa.types.is_timestamp(arrow_type):
-        return PgColumn("timestamptz", 8)
+        return PgColumn("timestamp with time zone", 8)
     if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
         return PgColumn("text", None)
     if pa.types.is_binary(arrow_type) or pa.types.is_fixed_size_binary(arrow_type):
@@ -63,6 +75,9 @@ _BIG_ENDIAN = {1: ">u1", 2: ">i2", 4: ">i4", 8: ">i8"}
 def _fixed_values(column: pa.Array, spec: PgColumn) -> np.ndarray:
     """Values as an (n, width) big-endian byte matrix (null slots hold zeros)."""
     kind = column.type
+    if spec.sql_type == "macaddr":  # the low 48 bits, most significant byte first
+        numbers = pc.fill_null(column.cast(pa.uint64()), 0).to_numpy()
+        return np.ascontiguousarray(numbers.astype(">u8")).view(np.uint8).reshape(len(column), 8)[:, 2:]
     if pa.types.is_timestamp(kind):
         micros = pc.cast(column, pa.timestamp("us", tz=kind.tz)).cast(pa.int64())
         numbers = pc.fill_null(micros, 0).to_numpy() - _POSTGRES_EPOCH_US
@@ -87,8 +102,10 @@ def _fixed_values(column: pa.Array, spec: PgColumn) -> np.ndarray:
     return np.ascontiguousarray(numbers.astype(dtype)).view(np.uint8).reshape(len(column), width)
 
 
-def _variable_values(column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(start offsets, data bytes) of a text or binary column."""
+def _variable_values(column: pa.Array, spec: PgColumn) -> tuple[np.ndarray, np.ndarray]:
+    """(start offsets, data bytes) of a text, binary or inet column."""
+    if spec.sql_type == "inet":
+        return _inet_values(column)
     if pa.types.is_fixed_size_binary(column.type):
         column = column.cast(pa.binary())
     if pa.types.is_large_string(column.type):
@@ -97,6 +114,24 @@ def _variable_values(column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     data_buffer = column.buffers()[2]
     data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
     return offsets, data
+
+
+_INET_HEADER = {4: np.array([2, 32, 0, 4], np.uint8), 16: np.array([3, 128, 0, 16], np.uint8)}
+"""inet's send format: family (PGSQL_AF_INET 2, PGSQL_AF_INET6 3), prefix bits, is_cidr, address length."""
+
+
+def _inet_values(column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """16-byte addresses as inet values: IPv4-mapped ones as IPv4 (8 bytes), the rest as IPv6 (20 bytes)."""
+    column = column.cast(ADDRESS)
+    matrix, ipv4 = addresses.to_matrix(column), addresses.is_ipv4(column)
+    values = np.empty((len(matrix), 20), np.uint8)
+    values[:, :4] = _INET_HEADER[16]
+    values[:, 4:] = matrix
+    values[ipv4, :4] = _INET_HEADER[4]
+    values[ipv4, 4:8] = matrix[ipv4, 12:]
+    lengths = np.where(ipv4, 8, 20)
+    data = values[np.arange(20) < lengths[:, None]]
+    return np.concatenate([[0], np.cumsum(lengths)]), data
 
 
 def _shape_groups(lengths: np.ndarray) -> list[np.ndarray]:
@@ -127,14 +162,14 @@ def encode_rows(table: pa.Table) -> bytes:
     """
     n = table.num_rows
     columns = [c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c for c in table.columns]
-    specs = [pg_column(c.type) for c in columns]
+    specs = [pg_column(f) for f in table.schema]
     lengths = np.empty((n, len(columns)), np.int64)
     fixed: dict[int, np.ndarray] = {}
     variable: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for index, (column, spec) in enumerate(zip(columns, specs, strict=True)):
         valid = np.ones(n, bool) if column.null_count == 0 else column.is_valid().to_numpy(zero_copy_only=False)
         if spec.width is None:
-            offsets, data = _variable_values(column)
+            offsets, data = _variable_values(column, spec)
             variable[index] = (offsets, data)
             lengths[:, index] = np.where(valid, np.diff(offsets), -1)
         elif column.null_count == n:  # every value NULL: nothing to encode but the -1 lengths

@@ -17,6 +17,7 @@ from flowscope.materialize.upsert import TableSpec, quote
 
 STAGE = "flowscope_stage"
 COPY_CHUNK_ROWS = 100_000
+INDEX_BUILD_MEMORY = "1GB"
 
 
 def _redacted(url: str) -> str:
@@ -37,16 +38,17 @@ class PostgresTarget:
             row = self.con.execute(upsert.STATE_SELECT.format(p="%s"), (table,)).fetchone()
         return None if row is None else row[0]
 
-    def _existing_columns(self, table: str) -> list[str]:
+    def _existing_columns(self, table: str) -> list[tuple[str, str]]:
+        """(name, type) of the table's columns, types spelled as ``pg_column`` spells them."""
         rows = self.con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
-            "AND table_name = %s ORDER BY ordinal_position",
-            (table,),
+            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+            "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+            (quote(table),),
         ).fetchall()
-        return [r[0] for r in rows]
+        return [(name, kind) for name, kind in rows]
 
     def apply(self, table: str, key: tuple[str, ...], rows: pa.Table, view: str, state: LakeState) -> Applied:
-        spec = TableSpec(table, [(f.name, pg_column(f.type).sql_type) for f in rows.schema], key)
+        spec = TableSpec(table, [(f.name, pg_column(f).sql_type) for f in rows.schema], key)
         names = ", ".join(quote(c) for c in spec.names)
         try:
             with self.con.transaction(), self.con.cursor() as cursor:
@@ -54,6 +56,7 @@ class PostgresTarget:
                 if cursor.fetchone()[0] is None:  # new table: load first, build the key's index once after
                     cursor.execute(upsert.create_sql(spec, keyed=False))
                     self._copy(cursor, table, names, rows)
+                    cursor.execute(f"SET LOCAL maintenance_work_mem = '{INDEX_BUILD_MEMORY}'")  # sort in memory
                     cursor.execute(f"ALTER TABLE {quote(table)} ADD PRIMARY KEY ({', '.join(map(quote, key))})")
                     changed, deleted = rows.num_rows, 0
                 else:
@@ -71,10 +74,10 @@ class PostgresTarget:
         table = spec.name
         names = ", ".join(quote(c) for c in spec.names)
         existing = self._existing_columns(table)
-        if existing != spec.names:
-            raise FlowscopeError(
-                f"table {table} exists with columns {existing}, not {spec.names}: drop it or pick --table"
-            )
+        if existing != list(spec.columns):
+            shown = ", ".join(f"{name} {kind}" for name, kind in existing)
+            wanted = ", ".join(f"{name} {kind}" for name, kind in spec.columns)
+            raise FlowscopeError(f"table {table} exists as ({shown}), not ({wanted}): drop it or pick --table")
         cursor.execute(f"LOCK TABLE {quote(table)} IN SHARE ROW EXCLUSIVE MODE")
         cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {quote(table)})")
         if not cursor.fetchone()[0]:  # empty: COPY straight in, nothing to conflict with or delete

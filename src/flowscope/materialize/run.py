@@ -17,13 +17,10 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flowscope import addresses
-from flowscope.display import is_mac_column
 from flowscope.errors import FlowscopeError
 from flowscope.lake import Lake, open_lake
 from flowscope.materialize.target import Applied, LakeState, Target
 from flowscope.materialize.upsert import quote
-from flowscope.schema import ADDRESS
 
 
 @dataclass
@@ -33,7 +30,7 @@ class Outcome:
     state: LakeState
     empty_keys: int = 0
     view_seconds: float = 0.0
-    """Computing the view (DuckDB over the lake) and turning addresses into text."""
+    """Computing the view (DuckDB over the lake)."""
     apply_seconds: float = 0.0
     """The target's transaction: staging, upsert, delete, bookkeeping."""
 
@@ -53,22 +50,8 @@ def lake_state(lake: Lake, view: str, key: Sequence[str]) -> LakeState:
     return LakeState(hashlib.sha256("\n".join(entries).encode()).hexdigest(), files)
 
 
-def _addresses_as_text(table: pa.Table) -> pa.Table:
-    """16-byte address columns and ``*_mac`` columns as text; other values keep their types (timestamps
-    stay timestamps, unlike ``display.textual``, which is for people)."""
-    for index, field in enumerate(table.schema):
-        column = table.column(index)
-        is_address = pa.types.is_fixed_size_binary(field.type) and field.type.byte_width == 16
-        is_address |= pa.types.is_binary(field.type) and field.name.endswith(("_addr", "next_hop", "_address"))
-        if is_address:
-            table = table.set_column(index, field.name, addresses.format_text(column.cast(ADDRESS)))
-        elif is_mac_column(field.name, field.type):
-            table = table.set_column(index, field.name, addresses.format_mac(column.cast(pa.uint64())))
-    return table
-
-
 def _keyed_rows(table: pa.Table, key: Sequence[str], view: str) -> tuple[pa.Table, int]:
-    """Rows with a complete key (a NULL key part cannot be upserted), addresses as text."""
+    """Rows with a complete key (a NULL key part cannot be upserted)."""
     missing = [k for k in key if k not in table.column_names]
     if missing:
         raise FlowscopeError(f"view {view} has no column(s) {missing} for the key")
@@ -77,7 +60,7 @@ def _keyed_rows(table: pa.Table, key: Sequence[str], view: str) -> tuple[pa.Tabl
         valid = pc.is_valid(table.column(name))
         complete = valid if complete is None else pc.and_(complete, valid)
     kept = table.filter(complete) if complete is not None else table
-    return _addresses_as_text(kept), table.num_rows - kept.num_rows
+    return kept, table.num_rows - kept.num_rows
 
 
 def materialize_once(

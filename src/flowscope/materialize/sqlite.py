@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 
 from flowscope.errors import FlowscopeError
 from flowscope.materialize import upsert
+from flowscope.materialize.columns import with_text_addresses
 from flowscope.materialize.target import Applied, LakeState
 from flowscope.materialize.upsert import TableSpec, quote
 
@@ -54,6 +55,7 @@ class SqliteTarget:
         return None if row is None else row[0]
 
     def apply(self, table: str, key: tuple[str, ...], rows: pa.Table, view: str, state: LakeState) -> Applied:
+        rows = with_text_addresses(rows)
         spec = TableSpec(table, [(f.name, sqlite_type(f.type)) for f in rows.schema], key)
         placeholders = ", ".join("?" for _ in spec.names)
         cursor = self.con.cursor()
