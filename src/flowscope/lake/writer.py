@@ -158,7 +158,7 @@ class LakeWriter:
         stamp = np.datetime64(hour * NS_PER_HOUR, "ns").astype("datetime64[h]").item()
         directory = self.lake.partition_dir(self.table, stamp.strftime("%Y-%m-%d"), stamp.hour)
         directory.mkdir(parents=True, exist_ok=True)
-        name = f"part-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{self._name_prefix}-{next(self._sequence)}"
+        name = f"part-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{self._name_prefix}-{next(self._sequence):06d}"
         final = directory / f"{name}.parquet"
         tmp = directory / f".{name}.parquet.tmp"
         try:

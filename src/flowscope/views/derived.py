@@ -60,9 +60,11 @@ def reduction_over_flows(
     ]
     names = ", ".join(quote(name) for name, _ in columns)
     if "flows" in lake.tables():
-        relation = f"(SELECT {names}, filename AS __file, file_row_number AS __row FROM {table_source(lake, 'flows')})"
+        # DuckDB numbers the files of a glob in sorted name order, which is the order they were written.
+        source = table_source(lake, "flows")
+        relation = f"(SELECT {names}, file_index AS __file, file_row_number AS __row FROM {source})"
     else:
-        relation = f"(SELECT {names}, '' AS __file, 0::BIGINT AS __row FROM flows)"
+        relation = f"(SELECT {names}, 0::UBIGINT AS __file, 0::BIGINT AS __row FROM flows)"
     # Record order: start time, then lake file and row within it (the order they were written).
     order = "{'t': coalesce(epoch_ns(time_flow_start), -9223372036854775807), 'f': __file, 'r': __row}"
     return reduce_sql(reduction, relation, columns, order, {"f": "__file", "r": "__row"})
