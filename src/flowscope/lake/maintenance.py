@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fcntl
 import shutil
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -72,7 +71,10 @@ def compact_partition(
     table = _read_files(files)
     if reduce is not None:
         table = reduce(table)
-    name = f"part-compacted-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:12]}"
+    # Named after the newest merged file: by name (the lake's write order, which record order follows on equal
+    # start times) it still sorts after what it merged and before every file written later.
+    newest = files[-1].stem.split("-compacted-")[0]
+    name = f"{newest}-compacted-{uuid.uuid4().hex[:12]}"
     final = partition / f"{name}.parquet"
     tmp = partition / f".{name}.parquet.tmp"
     write_parquet(table, tmp, COMPACT)
