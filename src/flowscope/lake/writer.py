@@ -158,7 +158,7 @@ class LakeWriter:
         stamp = np.datetime64(hour * NS_PER_HOUR, "ns").astype("datetime64[h]").item()
         directory = self.lake.partition_dir(self.table, stamp.strftime("%Y-%m-%d"), stamp.hour)
         directory.mkdir(parents=True, exist_ok=True)
-        name = f"part-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{self._name_prefix}-{next(self._sequence):06d}"
+        name = f"part-{_utc_stamp()}-{self._name_prefix}-{next(self._sequence):06d}"
         final = directory / f"{name}.parquet"
         tmp = directory / f".{name}.parquet.tmp"
         try:
@@ -182,3 +182,10 @@ def write_parquet(table: pa.Table, path: Path, codec: dict[str, object] = FAST) 
         row_group_size=1 << 20,
         **codec,
     )
+
+
+def _utc_stamp() -> str:
+    """The current UTC time to the microsecond: names sort in the order files were written (record order
+    follows it on equal start times), also across writers that run one after another."""
+    now = time.time_ns()
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime(now // 1_000_000_000)) + f".{now // 1000 % 1_000_000:06d}"
