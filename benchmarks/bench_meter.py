@@ -99,6 +99,7 @@ def meter_with_nfstream(capture: str, output: str) -> tuple[float, int]:
 
 def run_nfpcapd(capture: Path, directory: Path) -> tuple[Measurement, dict[str, int]]:
     """nfpcapd in its own process (pinned); peak RSS from wait4, totals from ``nfdump -I``."""
+    shutil.rmtree(directory, ignore_errors=True)  # a kept work folder from an earlier run
     directory.mkdir()
     command = ["taskset", "-c", str(CPU), "nfpcapd", "-r", str(capture), "-w", str(directory), "-e", f"{ACTIVE},{IDLE}"]
     run = run_tool(command)

@@ -70,6 +70,26 @@ def test_truncated_last_record_is_counted(tmp_path: Path) -> None:
     assert skips.counts["truncated last record"] == 1
 
 
+@pytest.mark.parametrize("cut", [0, 10, 60])
+def test_mapped_files_read_like_read_files(tmp_path: Path, cut: int) -> None:
+    """Memory-mapped reading (``flowscope read``) sees the same packets and damage, down to a cut file header."""
+    path = tmp_path / "a.pcap"
+    content = pcap_file([frame(p) for p in range(1, 6)])
+    path.write_bytes(content[: len(content) - cut] if cut < len(content) else b"")
+    (read_batch, read_skips), (mapped_batch, mapped_skips) = (read([path], mapped=m) for m in (False, True))
+    assert mapped_batch.src_port.tolist() == read_batch.src_port.tolist()
+    assert mapped_batch.ts_ns.tolist() == read_batch.ts_ns.tolist()
+    assert mapped_skips.counts == read_skips.counts == ({"truncated last record": 1} if cut else {})
+    assert len(mapped_batch) == (5 if cut == 0 else 4 if cut == 10 else 3)
+
+
+def test_mapped_empty_file_is_no_capture(tmp_path: Path) -> None:
+    path = tmp_path / "empty.pcap"
+    path.write_bytes(b"")
+    with pytest.raises(FlowscopeError, match="not a pcap or pcapng"):
+        read([path], mapped=True)
+
+
 def test_impossible_record_length_stops_the_file_not_the_stream(tmp_path: Path) -> None:
     good = pcap_file([frame(1)])
     broken = good + struct.pack("<IIII", START, 0, 0x7FFFFFFF, 60) + bytes(64)

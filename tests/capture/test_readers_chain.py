@@ -35,11 +35,11 @@ def payloads(count: int, seed: int) -> list[bytes]:
     return out
 
 
-def read_frames(path: Path) -> tuple[list[bytes], Skips]:
-    """The captured bytes of every frame, as read by flowscope."""
+def read_frames(path: Path, mapped: bool = False) -> tuple[list[bytes], Skips]:
+    """The captured bytes of every frame, as read by flowscope (from a read or a memory-mapped file)."""
     skips = Skips()
     found = []
-    for frames in iter_frames(path, skips):
+    for frames in iter_frames(path, skips, mapped=mapped):
         for start, length in zip(frames.offsets.tolist(), frames.caplens.tolist(), strict=True):
             found.append(frames.data[start : start + length].tobytes())
     return found, skips
@@ -51,18 +51,18 @@ def small_walk(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(chain, "LANE_RECORDS", 4)
     monkeypatch.setattr(chain, "MIN_LANE_BYTES", 1024)
     if request.param == "small-chunks":
-        monkeypatch.setattr(chunks.Chunks.__init__, "__kwdefaults__", {"chunk_bytes": 200_000})
+        monkeypatch.setattr(chunks.Chunks, "chunk_bytes", 200_000)
 
 
-@pytest.mark.parametrize("compressed", [False, True])
-def test_pcap_walk_matches_sequential_walk(tmp_path: Path, small_walk: None, compressed: bool) -> None:
+@pytest.mark.parametrize(("compressed", "mapped"), [(False, False), (False, True), (True, False)])
+def test_pcap_walk_matches_sequential_walk(tmp_path: Path, small_walk: None, compressed: bool, mapped: bool) -> None:
     bodies = payloads(1500, seed=1)
     content = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
     content += b"".join(fake_header(len(b)) + b for b in bodies)
     content += fake_header(500) + bytes(100)  # a truncated last record
     path = tmp_path / ("a.pcap.gz" if compressed else "a.pcap")
     path.write_bytes(gzip.compress(content, compresslevel=1) if compressed else content)
-    found, skips = read_frames(path)
+    found, skips = read_frames(path, mapped)
     assert found == bodies
     assert skips.counts == {"truncated last record": 1}
 
@@ -85,7 +85,8 @@ def fake_blocks(body: bytes) -> bytes:
     return pcapng_epb(0, 1, body[:64]) + pcapng_epb(0, 1, body[:32], ">")
 
 
-def test_pcapng_walk_matches_block_list(tmp_path: Path, small_walk: None) -> None:
+@pytest.mark.parametrize("mapped", [False, True])
+def test_pcapng_walk_matches_block_list(tmp_path: Path, small_walk: None, mapped: bool) -> None:
     """Sections switch byte order every 400 packets; every third payload hides fake blocks."""
     bodies = payloads(1200, seed=2)
     order = "<"
@@ -101,6 +102,6 @@ def test_pcapng_walk_matches_block_list(tmp_path: Path, small_walk: None) -> Non
             expected.append(b"\x01" * 17)
     path = tmp_path / "a.pcapng"
     path.write_bytes(b"".join(blocks))
-    found, skips = read_frames(path)
+    found, skips = read_frames(path, mapped)
     assert found == expected
     assert set(skips.counts) <= {"simple packet blocks carry no timestamp (packet kept, time 0)"}

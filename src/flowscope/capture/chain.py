@@ -82,6 +82,15 @@ def _join(parts: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
+def window_positions(hits: np.ndarray, first: int, step: int) -> np.ndarray:
+    """Buffer positions of the True entries of a (lanes, window) test over the search windows, sorted.
+
+    ``flatnonzero`` on the flattened test: ``nonzero`` on the 2-D array is about 20x slower.
+    """
+    lane, offset = np.divmod(np.flatnonzero(hits), hits.shape[1])
+    return first + lane * step + offset
+
+
 def _lane_starts(size: int, candidates: Candidates, start: int, mean_record: float) -> np.ndarray:
     """Lane 0 starts at ``start``; every later lane at the first candidate after its boundary."""
     lane_bytes = int(min(max(LANE_RECORDS * mean_record, MIN_LANE_BYTES), MAX_LANE_BYTES))
@@ -98,31 +107,32 @@ def _lane_starts(size: int, candidates: Candidates, start: int, mean_record: flo
 def _lockstep(
     size: int, header: int, lengths: Lengths, starts: np.ndarray, limits: np.ndarray
 ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """Walk every lane from its start until it reaches its limit, an incomplete record or a corrupt one."""
-    lanes = starts.shape[0]
-    current = starts.copy()
-    ends = starts.copy()
-    status = np.full(lanes, _REACHED_LIMIT, np.int8)
-    active = np.arange(lanes)
-    steps_pos: list[np.ndarray] = []
-    while active.shape[0]:
-        pos = current[active]
-        has_header = pos + header <= size
-        length = np.zeros(pos.shape[0], np.int64)
-        if has_header.any():
-            length[has_header] = lengths(pos[has_header])
-        corrupt = has_header & (length <= 0)
-        following = pos + length
-        whole = has_header & ~corrupt & (following <= size)
-        steps_pos.append(pos[whole])
-        status[active[corrupt]] = _CORRUPT
-        status[active[~whole & ~corrupt]] = _INCOMPLETE
-        ends[active] = np.where(whole, following, pos)
-        current[active] = following
-        going = whole & (following < limits[active])
-        active = active[going]
-    positions = np.concatenate(steps_pos) if steps_pos else np.zeros(0, np.int64)
-    positions.sort()  # lanes cover disjoint ranges, so file order groups every lane's records together
-    low = np.searchsorted(positions, starts)
-    high = np.searchsorted(positions, limits)
-    return [positions[low[i] : high[i]] for i in range(lanes)], ends, status
+    """Walk every lane from its start until it reaches its limit, an incomplete record or a corrupt one.
+
+    Each step is one length read and one addition for all lanes: lanes that are done keep walking
+    (clamped to the buffer) rather than being filtered out, which costs far less than the bookkeeping.
+    Where each lane stopped, and why, is worked out once the slowest lane is done.
+    """
+    last = size - header  # the last position with a whole header
+    pos = starts
+    trail = [pos]
+    while True:
+        step = lengths(np.minimum(pos, last))
+        pos = pos + np.maximum(step, 0)  # a corrupt length leaves its lane in place
+        trail.append(pos)
+        if ((pos >= limits) | (step <= 0)).all():
+            break
+    visited = np.stack(trail)
+    here, following = visited[:-1], visited[1:]
+    has_header = here <= last
+    corrupt = has_header & (following == here)
+    whole = has_header & ~corrupt & (following <= size)
+    stop = np.argmin(whole & (following < limits), axis=0)  # the first step that does not go on
+    lane = np.arange(starts.shape[0])
+    stopped_whole = whole[stop, lane]
+    ends = np.where(stopped_whole, following[stop, lane], here[stop, lane])
+    status = np.where(stopped_whole, _REACHED_LIMIT, np.where(corrupt[stop, lane], _CORRUPT, _INCOMPLETE))
+    counts = stop + stopped_whole
+    positions = here.T[np.arange(here.shape[0]) < counts[:, None]]  # lane by lane: file order
+    bounds = np.concatenate([[0], np.cumsum(counts)])
+    return [positions[bounds[i] : bounds[i + 1]] for i in range(starts.shape[0])], ends, status

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from flowscope.capture import chain, pcap, pcapng
-from flowscope.capture.chunks import Chunks
+from flowscope.capture.chunks import Chunks, MappedChunks, ReadChunks
 from flowscope.capture.frames import Frames
 from flowscope.capture.layers import decode_frames
 from flowscope.capture.packets import PacketBatch
@@ -41,17 +41,18 @@ def capture_files(paths: Iterable[Path]) -> list[Path]:
 
 
 @contextmanager
-def open_capture(path: Path) -> Iterator[Chunks]:
-    """The file as chunks, looking through gzip compression."""
+def open_capture(path: Path, *, mapped: bool = False) -> Iterator[Chunks]:
+    """The file as chunks, looking through gzip compression; a plain file is memory-mapped when ``mapped``
+    (only for files nobody truncates while they are read: see ``chunks.MappedChunks``)."""
     try:
         with open(path, "rb") as raw:
             compressed = raw.read(2) == GZIP_MAGIC
             raw.seek(0)
             if compressed:
                 with gzip.GzipFile(fileobj=raw) as unzipped:
-                    yield Chunks(unzipped)  # type: ignore[arg-type]
+                    yield ReadChunks(unzipped)  # type: ignore[arg-type]
             else:
-                yield Chunks(raw)
+                yield MappedChunks(raw) if mapped else ReadChunks(raw)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise FlowscopeError(f"cannot read {path}: {exc}") from exc
 
@@ -60,9 +61,11 @@ def is_capture(head: bytes) -> bool:
     return pcap.sniff(head) or pcapng.sniff(head)
 
 
-def iter_frames(path: Path, skips: Skips, batch_packets: int = DEFAULT_BATCH_PACKETS) -> Iterator[Frames]:
+def iter_frames(
+    path: Path, skips: Skips, batch_packets: int = DEFAULT_BATCH_PACKETS, *, mapped: bool = False
+) -> Iterator[Frames]:
     """Undecoded frames of one capture file; a file that is no capture raises FlowscopeError."""
-    with open_capture(path) as chunks:
+    with open_capture(path, mapped=mapped) as chunks:
         head = chunks.next(0, batch_packets * chain.DEFAULT_MEAN_RECORD)[:12].tobytes()
         if pcap.sniff(head):
             yield from pcap.read_frames(chunks, str(path), skips, batch_packets)
@@ -79,10 +82,12 @@ def iter_packet_batches(
     batch_packets: int = DEFAULT_BATCH_PACKETS,
     skips: Skips,
     keep_non_ip: bool = False,
+    mapped: bool = False,
 ) -> Iterator[PacketBatch]:
-    """Decoded packets of all files, in order, as one stream (see ``decode_frames`` for ``tunnels``)."""
+    """Decoded packets of all files, in order, as one stream (see ``decode_frames`` for ``tunnels``, and
+    ``open_capture`` for ``mapped``)."""
     for path in capture_files(paths):
-        for frames in iter_frames(path, skips, batch_packets):
+        for frames in iter_frames(path, skips, batch_packets, mapped=mapped):
             yield decode_frames(
                 frames.data,
                 frames.offsets,

@@ -92,8 +92,7 @@ class _Records:
             return np.zeros(0, np.int64)
         seconds = np.lib.stride_tricks.as_strided(self.words[first:], (count, window), (step, 1), writeable=False)
         low = np.uint32((self.recent_second - TIME_SPREAD) % 2**32)
-        lane, offset = np.nonzero((seconds - low) < np.uint32(2 * TIME_SPREAD))
-        pos = first + lane.astype(np.int64) * step + offset
+        pos = chain.window_positions((seconds - low) < np.uint32(2 * TIME_SPREAD), first, step)
         return pos[self._plausible(pos)]
 
     def _plausible(self, pos: np.ndarray) -> np.ndarray:

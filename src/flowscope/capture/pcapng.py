@@ -195,8 +195,7 @@ class _Blocks:
         # comes first in little-endian, last in big-endian), the full test on the survivors.
         start = first + (3 if self.big_endian else 0)
         low_byte = np.lib.stride_tricks.as_strided(self.buf[start:], (count, window), (step, 1), writeable=False)
-        lane, offset = np.nonzero((low_byte == EPB) | (low_byte == SPB) | (low_byte == 0x0A))
-        pos = first + lane.astype(np.int64) * step + offset
+        pos = chain.window_positions((low_byte == EPB) | (low_byte == SPB) | (low_byte == 0x0A), first, step)
         typed = np.isin(self._word(pos, self.big_endian), (EPB, SPB, SHB))
         pos = pos[typed]
         kind, length, big = self.describe(pos)

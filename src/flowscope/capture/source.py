@@ -78,7 +78,9 @@ class CaptureSource:
 
     def __iter__(self) -> Iterator[pa.Table]:
         for path, size in zip(self.files, self._sizes, strict=True):
-            for batch in iter_packet_batches([path], tunnels=self.tunnels, skips=self.skips):
+            # Mapped: files named to ``flowscope read`` are not being recycled by a capture (see MappedChunks).
+            batches = iter_packet_batches([path], tunnels=self.tunnels, skips=self.skips, mapped=True)
+            for batch in batches:
                 flows = self.meter.add(batch)
                 if flows.num_rows:
                     yield flows
