@@ -102,8 +102,8 @@ def _fixed_values(column: pa.Array, spec: PgColumn) -> np.ndarray:
     return np.ascontiguousarray(numbers.astype(dtype)).view(np.uint8).reshape(len(column), width)
 
 
-def _variable_values(column: pa.Array, spec: PgColumn) -> tuple[np.ndarray, np.ndarray]:
-    """(start offsets, data bytes) of a text, binary or inet column."""
+def _variable_values(column: pa.Array, spec: PgColumn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(start offsets, lengths, data bytes) of a text, binary or inet column."""
     if spec.sql_type == "inet":
         return _inet_values(column)
     if pa.types.is_fixed_size_binary(column.type):
@@ -113,29 +113,29 @@ def _variable_values(column: pa.Array, spec: PgColumn) -> tuple[np.ndarray, np.n
     offsets = np.frombuffer(column.buffers()[1], dtype=np.int32)[column.offset : column.offset + len(column) + 1]
     data_buffer = column.buffers()[2]
     data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
-    return offsets, data
+    return offsets[:-1], np.diff(offsets), data
 
 
 _INET_HEADER = {4: np.array([2, 32, 0, 4], np.uint8), 16: np.array([3, 128, 0, 16], np.uint8)}
 """inet's send format: family (PGSQL_AF_INET 2, PGSQL_AF_INET6 3), prefix bits, is_cidr, address length."""
 
 
-def _inet_values(column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """16-byte addresses as inet values: IPv4-mapped ones as IPv4 (8 bytes), the rest as IPv6 (20 bytes)."""
+def _inet_values(column: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """16-byte addresses as inet values, one 20-byte slot per row: IPv4-mapped ones as IPv4 (the slot's first
+    8 bytes), the rest as IPv6 (all 20)."""
     column = column.cast(ADDRESS)
-    matrix, ipv4 = addresses.to_matrix(column), addresses.is_ipv4(column)
+    matrix, ipv4 = addresses.to_matrix(column), addresses.is_ipv4(column)[:, None]
     values = np.empty((len(matrix), 20), np.uint8)
-    values[:, :4] = _INET_HEADER[16]
-    values[:, 4:] = matrix
-    values[ipv4, :4] = _INET_HEADER[4]
-    values[ipv4, 4:8] = matrix[ipv4, 12:]
-    lengths = np.where(ipv4, 8, 20)
-    data = values[np.arange(20) < lengths[:, None]]
-    return np.concatenate([[0], np.cumsum(lengths)]), data
+    values[:, :4] = np.where(ipv4, _INET_HEADER[4], _INET_HEADER[16])
+    values[:, 4:8] = np.where(ipv4, matrix[:, 12:], matrix[:, :4])
+    values[:, 8:] = matrix[:, 4:]
+    return np.arange(0, values.size, 20), np.where(ipv4[:, 0], 8, 20), values.reshape(-1)
 
 
 def _shape_groups(lengths: np.ndarray) -> list[np.ndarray]:
     """Row indices grouped by their tuple of per-column value lengths (-1 for NULL)."""
+    if (lengths == lengths[0]).all():
+        return [np.arange(lengths.shape[0])]
     spans = lengths.max(axis=0) + 2
     if float(np.prod(spans.astype(float))) < 2.0**62:
         weights = np.concatenate([[1], np.cumprod(spans[:-1])]).astype(np.int64)
@@ -147,13 +147,22 @@ def _shape_groups(lengths: np.ndarray) -> list[np.ndarray]:
     return np.split(order, bounds)
 
 
+def _row_layout(shape: list[int]) -> np.ndarray:
+    """One row's bytes with the field count and every field's length (-1 for NULL) filled in."""
+    layout = bytearray(len(shape).to_bytes(2, "big"))
+    for length in shape:
+        layout += length.to_bytes(4, "big", signed=True) + bytes(max(length, 0))
+    return np.frombuffer(bytes(layout), np.uint8)
+
+
 def encode(table: pa.Table) -> bytes:
     """A complete binary COPY stream (header, rows, trailer) for ``table``."""
-    return HEADER + encode_rows(table) + TRAILER
+    return b"".join([HEADER, *encode_rows(table), TRAILER])
 
 
-def encode_rows(table: pa.Table) -> bytes:
-    """The rows of ``table`` in binary COPY format, without header and trailer (for streaming chunks).
+def encode_rows(table: pa.Table) -> list[memoryview]:
+    """The rows of ``table`` in binary COPY format, without header and trailer (for streaming chunks), as
+    buffers to write one after the other (one per row shape; no copy into a single ``bytes``).
 
     Rows are grouped by the lengths of their values (few distinct shapes: text columns
     are short, NULLs are rare); within a group every row has the same layout, so the
@@ -165,36 +174,37 @@ def encode_rows(table: pa.Table) -> bytes:
     specs = [pg_column(f) for f in table.schema]
     lengths = np.empty((n, len(columns)), np.int64)
     fixed: dict[int, np.ndarray] = {}
-    variable: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    variable: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # column -> (start offsets, data)
     for index, (column, spec) in enumerate(zip(columns, specs, strict=True)):
+        if column.null_count == n:  # every value NULL: nothing to encode but the -1 lengths
+            lengths[:, index] = -1
+            continue
         valid = np.ones(n, bool) if column.null_count == 0 else column.is_valid().to_numpy(zero_copy_only=False)
         if spec.width is None:
-            offsets, data = _variable_values(column, spec)
-            variable[index] = (offsets, data)
-            lengths[:, index] = np.where(valid, np.diff(offsets), -1)
-        elif column.null_count == n:  # every value NULL: nothing to encode but the -1 lengths
-            lengths[:, index] = -1
+            starts, sizes, data = _variable_values(column, spec)
+            variable[index] = (starts, data)
+            lengths[:, index] = np.where(valid, sizes, -1)
         else:
             fixed[index] = _fixed_values(column, spec)
             lengths[:, index] = np.where(valid, spec.width, -1)
     parts = []
-    count = np.frombuffer(len(columns).to_bytes(2, "big"), np.uint8)
     for rows in _shape_groups(lengths) if n else []:
-        shape = lengths[rows[0]]
-        size = 2 + int(np.sum(4 + np.maximum(shape, 0)))
-        matrix = np.empty((rows.size, size), np.uint8)
-        matrix[:, :2] = count
+        shape = lengths[rows[0]].tolist()
+        everyone = rows.size == n  # one shape for all rows (the usual case): no row gathers needed
+        layout = _row_layout(shape)
+        matrix = np.empty((rows.size, layout.size), np.uint8)
+        matrix[:] = layout  # field count and every field's length; values are written over it
         at = 2
-        for index, length in enumerate(shape.tolist()):
-            matrix[:, at : at + 4] = np.frombuffer(int(length).to_bytes(4, "big", signed=True), np.uint8)
+        for index, length in enumerate(shape):
             at += 4
             if length <= 0:
                 continue
             if index in fixed:
-                matrix[:, at : at + length] = fixed[index][rows]
+                matrix[:, at : at + length] = fixed[index] if everyone else fixed[index][rows]
             else:
-                offsets, data = variable[index]
-                matrix[:, at : at + length] = data[offsets[rows][:, None] + np.arange(length)]
+                starts, data = variable[index]
+                windows = np.lib.stride_tricks.sliding_window_view(data, length)  # row i = data[i : i + length]
+                matrix[:, at : at + length] = windows[starts if everyone else starts[rows]]
             at += length
-        parts.append(matrix.tobytes())
-    return b"".join(parts)
+        parts.append(memoryview(matrix.reshape(-1)))
+    return parts
