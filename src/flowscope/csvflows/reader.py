@@ -30,6 +30,7 @@ from flowscope.csvflows import dialects
 from flowscope.csvflows.convert import column_types, convert
 from flowscope.csvflows.dialects import Dialect
 from flowscope.csvflows.header import normalised_names, split_header
+from flowscope.csvflows.values import AddressCache
 from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
 from flowscope.memory import keep_freed_memory
@@ -135,6 +136,7 @@ class _InputReader:
         self.raw = raw
         self.rows_seen = 0
         self.in_summary = False
+        self.addresses = AddressCache()
 
     def batches(self) -> Iterator[pa.Table]:
         chunks = self._chunks()
@@ -243,7 +245,7 @@ class _InputReader:
         if ragged:
             line = ragged_lines[0] or 1
             self._problem("row with the wrong number of fields", len(ragged), ragged[0], self.rows_seen + line)
-        result = convert(raw, dialect, mapping, self.source.timezone)
+        result = convert(raw, dialect, mapping, self.source.timezone, self.addresses)
         keep = None
         for problem in result.problems:
             self._problem(problem.reason, len(problem.rows), problem.example, self.rows_seen + int(problem.rows[0]) + 1)

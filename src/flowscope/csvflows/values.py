@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flowscope import addresses
-from flowscope.schema import TIMESTAMP
+from flowscope.schema import ADDRESS, TIMESTAMP
 
 Converted = tuple[pa.Array, np.ndarray | None]
 
@@ -77,9 +77,26 @@ def to_unsigned(text: pa.Array, out_type: pa.DataType) -> Converted:
     return values, _bad_mask(text, values)
 
 
+def shown(value: object) -> str:
+    """A cell as text for messages (repeating columns are read as raw bytes)."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _as_text(raw: pa.Array) -> pa.Array:
+    """Raw bytes (how the reader parses repeating columns) as text; values that are not UTF-8 get
+    replacement characters, which no converter accepts."""
+    try:
+        return pc.cast(raw, pa.string())
+    except pa.ArrowInvalid:
+        return pa.array([None if v is None else shown(v) for v in raw.to_pylist()], pa.string())
+
+
 def _distinct(text: pa.Array) -> pa.DictionaryArray:
-    """Each distinct value once plus an index per row (the parser already reads repeating columns so)."""
-    return text if pa.types.is_dictionary(text.type) else pc.dictionary_encode(text)
+    """Each distinct value once, as text, plus an index per row."""
+    encoded = text if pa.types.is_dictionary(text.type) else pc.dictionary_encode(text)
+    if pa.types.is_binary(encoded.dictionary.type):
+        encoded = pa.DictionaryArray.from_arrays(encoded.indices, _as_text(encoded.dictionary))
+    return encoded
 
 
 def _map_distinct(text: pa.Array, convert: Callable[[str], object | None], out_type: pa.DataType) -> Converted:
@@ -147,11 +164,40 @@ def to_mac(text: pa.Array) -> Converted:
     return _map_distinct(text, convert, pa.uint64())
 
 
-def to_address(text: pa.Array) -> Converted:
-    """IPv4/IPv6 text -> binary(16) (``flowscope.addresses.parse_text``, once per distinct address:
-    flow CSVs repeat addresses, so parsing the dictionary and gathering is the cheaper way)."""
-    encoded = _distinct(text)
-    values = addresses.parse_text(encoded.dictionary, errors="null").take(encoded.indices)
+class AddressCache:
+    """Addresses parsed in earlier chunks of one input.
+
+    Flow CSVs repeat the same hosts chunk after chunk (a quarter of a 16 MiB chunk's addresses are
+    distinct, and nearly all of those were seen before), so each distinct text is parsed once per
+    input; a chunk's rows are then only looked up (``index_in``), which costs less than even
+    dictionary-encoding them.
+    """
+
+    LIMIT = 1 << 20
+    """Distinct texts kept; past it the cache starts over from the current chunk (bounded memory)."""
+
+    def __init__(self) -> None:
+        self.texts = pa.array([], pa.binary())
+        self.parsed = pa.array([], ADDRESS)
+
+    def parse(self, text: pa.Array) -> pa.Array:
+        """binary(16) per row of ``text`` (null where the text is null or unreadable)."""
+        text = text.cast(pa.binary())
+        position = pc.index_in(text, value_set=self.texts)
+        if position.null_count > text.null_count:
+            fresh = pc.unique(text.filter(pc.and_(pc.is_null(position), pc.is_valid(text))))
+            if len(self.texts) + len(fresh) > self.LIMIT:
+                self.texts, self.parsed = self.texts[:0], self.parsed[:0]
+                fresh = pc.unique(text.drop_null())
+            self.texts = pa.concat_arrays([self.texts, fresh])
+            self.parsed = pa.concat_arrays([self.parsed, addresses.parse_text(_as_text(fresh), errors="null")])
+            position = pc.index_in(text, value_set=self.texts)
+        return self.parsed.take(position)
+
+
+def to_address(text: pa.Array, cache: AddressCache) -> Converted:
+    """IPv4/IPv6 text -> binary(16) (``flowscope.addresses.parse_text``, once per distinct address of the input)."""
+    values = cache.parse(text)
     return values, _bad_mask(text, values)
 
 
