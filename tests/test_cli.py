@@ -1,10 +1,12 @@
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from flowscope.cli import main
 from flowscope.cli.common import parse_time
+from flowscope.demo.pcap import write_synthetic_pcap
 from flowscope.lake import LakeWriter
 from helpers import HOUR_NS, flows
 
@@ -147,3 +149,28 @@ def test_top_by_port_names_the_protocol(filled_lake):
         '"protocol","dst_port","flows","packets","bytes","share_pct"',
         f'"tcp",443,240,240,{sum(range(240))},100',
     ]
+
+
+CSV_EXAMPLE = Path(__file__).parent / "csv" / "data" / "unicauca11_example.csv"
+
+
+def test_read_inputs_of_different_formats_in_one_call(lake_dir, tmp_path):
+    capture = tmp_path / "small.pcap"
+    write_synthetic_pcap(capture, packets=500, flows=20)
+    result = invoke(lake_dir, "read", str(capture), str(CSV_EXAMPLE), str(capture))
+    assert result.exit_code == 0, result.output
+    assert "3 input(s) (pcap, csv)" in " ".join(result.output.split())
+    result = invoke(lake_dir, "query", "--format", "csv", "SELECT sum(packets + packets_rev) FROM flows")
+    csv_packets = (22 + 2 + 3 + 1 + 5 + 136 + 5 + 3) + (55 + 3 + 12)  # forward + backward of the eight rows
+    assert int(result.output.strip().splitlines()[-1]) == 2 * 500 + csv_packets
+
+
+def test_read_a_directory_of_mixed_formats_is_a_clear_error(lake_dir, tmp_path):
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    write_synthetic_pcap(folder / "a.pcap", packets=100, flows=5)
+    (folder / "b.csv").write_bytes(CSV_EXAMPLE.read_bytes())
+    (folder / "c.pcap.part").write_bytes(b"")  # empty: ignored when telling formats apart
+    result = invoke(lake_dir, "read", str(folder))
+    assert result.exit_code == 2
+    assert "more than one format" in result.output and "b.csv" in result.output

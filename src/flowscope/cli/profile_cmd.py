@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +37,8 @@ def _input_batches(
             raise FlowscopeError(f"{path}: no such file or directory")
     fixed = registry.get(input_format) if input_format else None
     options = {**options, "columns": PROFILE_COLUMNS}  # readers that can skip other columns do
-    for reader, group in groupby(paths, key=lambda p: fixed or registry.detect(p)):
-        source = reader.open(list(group), options)
+    for reader, group in registry.grouped(paths, fixed):
+        source = reader.open(group, options)
         for batch in source:
             yield _profile_columns(batch), reader.name == "nfdump"
         skips.merge(source.skips)

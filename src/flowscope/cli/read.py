@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 from pathlib import Path
 from typing import Any
@@ -53,19 +54,26 @@ def read(
             raise FlowscopeError(f"{path}: no such file or directory")
     if options.get("as_exports"):
         input_format = input_format or EXPORTS_FORMAT
-    if input_format:
-        reader = registry.get(input_format)
-    elif str(paths[0]) == "-":
-        reader = registry.detect(paths[0], head=sys.stdin.buffer.peek(registry.SNIFF_BYTES))
+    fixed = registry.get(input_format) if input_format else None
+    if str(paths[0]) == "-":
+        groups = [(fixed or registry.detect(paths[0], head=sys.stdin.buffer.peek(registry.SNIFF_BYTES)), paths)]
     else:
-        reader = registry.detect(paths[0])
-    source = reader.open(paths, options)
+        groups = registry.grouped(paths, fixed)
+    sources = [reader.open(group, options) for reader, group in groups]
+    names = ", ".join(dict.fromkeys(reader.name for reader, _ in groups))
     sink = open_sink(state, output, lake_limits(options, paths))
-    _, total = source.progress()
-    with progress_bar(state, f"reading {reader.name}", total) as update:
-        stats = run(source, sink, ingest_transforms(options), on_batch=lambda _: update(completed=source.progress()[0]))
-    state.report_skips(source.skips)
-    for note in getattr(source, "notes", ()):
-        state.info(f"note: {note}")
+
+    def consumed() -> int:
+        return sum(source.progress()[0] for source in sources)
+
+    totals = [source.progress()[1] for source in sources]
+    total = None if None in totals else sum(t for t in totals if t is not None)
+    with progress_bar(state, f"reading {names}", total) as update:
+        batches = itertools.chain.from_iterable(sources)
+        stats = run(batches, sink, ingest_transforms(options), on_batch=lambda _: update(completed=consumed()))
+    for source in sources:
+        state.report_skips(source.skips)
+        for note in getattr(source, "notes", ()):
+            state.info(f"note: {note}")
     target = output or f"lake {state.lake.root}"
-    state.info(f"{stats.rows:,} flows from {len(paths)} input(s) [{reader.name}] -> {target}")
+    state.info(f"{stats.rows:,} flows from {len(paths)} input(s) ({names}) -> {target}")

@@ -65,23 +65,56 @@ def head_bytes(path: Path, size: int = SNIFF_BYTES) -> bytes:
 
 
 def detect(path: Path, head: bytes | None = None) -> Reader:
-    """The reader whose sniffer accepts ``path`` (a directory is sniffed by its first file).
+    """The reader whose sniffer accepts ``path``; a directory's files must all be of one format.
 
     ``head`` gives the first bytes of a stream that cannot be reopened (standard input, ``-``).
     """
-    probe = path
     if head is None and path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
-        if not files:
-            raise FlowscopeError(f"{path}: directory holds no files")
-        probe = files[0]
+        return _detect_directory(path)
     if head is None:
-        head = head_bytes(probe)
-    for reader in readers().values():
-        if reader.sniff(probe, head):
-            return reader
-    known = ", ".join(readers()) or "none registered"
-    raise FlowscopeError(f"{path}: unrecognised input format (known formats: {known}); use --format")
+        head = head_bytes(path)
+    reader = _sniff(path, head)
+    if reader is None:
+        known = ", ".join(readers()) or "none registered"
+        raise FlowscopeError(f"{path}: unrecognised input format (known formats: {known}); use --format")
+    return reader
+
+
+def _sniff(path: Path, head: bytes) -> Reader | None:
+    return next((reader for reader in readers().values() if reader.sniff(path, head)), None)
+
+
+def _detect_directory(path: Path) -> Reader:
+    files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise FlowscopeError(f"{path}: directory holds no files")
+    found: dict[str, list[Path]] = {}
+    for file in files:
+        if file.stat().st_size == 0:  # e.g. a capture just started: no format yet, and nothing to read
+            continue
+        reader = _sniff(file, head_bytes(file))
+        found.setdefault(reader.name if reader else "unrecognised", []).append(file)
+    if not found:
+        raise FlowscopeError(f"{path}: every file in it is empty")
+    if len(found) > 1:
+        kinds = "; ".join(f"{name}: {len(group)} file(s), e.g. {group[0].name}" for name, group in found.items())
+        raise FlowscopeError(f"{path}: holds files of more than one format ({kinds}); read them separately")
+    if "unrecognised" in found:
+        raise FlowscopeError(f"{path}: no file in it is in a known format (e.g. {files[0].name}); use --format")
+    return readers()[next(iter(found))]
+
+
+def grouped(paths: Sequence[Path], fixed: Reader | None = None) -> list[tuple[Reader, list[Path]]]:
+    """The inputs in the order given, consecutive ones of one format together (so a list of captures stays
+    one continuous stream); every input is of format ``fixed`` when given."""
+    groups: list[tuple[Reader, list[Path]]] = []
+    for path in paths:
+        reader = fixed or detect(path)
+        if groups and groups[-1][0] is reader:
+            groups[-1][1].append(path)
+        else:
+            groups.append((reader, [path]))
+    return groups
 
 
 def get(name: str) -> Reader:
