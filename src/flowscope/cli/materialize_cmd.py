@@ -48,8 +48,9 @@ def materialize(
         if outcome.applied.skipped:
             state.info(f"{table} already holds {view} for the lake's {outcome.state.files} files: nothing to do")
             return
+        scope = "" if outcome.added_files is None else f" for the keys of {outcome.added_files} new file(s)"
         state.info(
-            f"{view} -> {table}: {outcome.view_rows:,} rows, {outcome.applied.rows:,} inserted or changed, "
+            f"{view} -> {table}: {outcome.view_rows:,} rows{scope}, {outcome.applied.rows:,} inserted or changed, "
             f"{outcome.applied.deleted:,} deleted (lake: {outcome.state.files} files)"
         )
         state.detail(f"view computed in {outcome.view_seconds:.2f} s, applied in {outcome.apply_seconds:.2f} s")

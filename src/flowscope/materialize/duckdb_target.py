@@ -4,6 +4,7 @@ one transaction."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from pathlib import Path
 
 import duckdb
@@ -26,6 +27,7 @@ class DuckdbTarget:
             raise FlowscopeError(f"{path}: {str(exc).splitlines()[0]}") from exc
         self.con.execute("SET TimeZone = 'UTC'")
         self.con.execute(upsert.STATE_CREATE)
+        self.con.execute(upsert.FILES_CREATE)
 
     def applied_state(self, table: str) -> str | None:
         rows = self.con.sql(upsert.STATE_SELECT.format(p="$1"), params=[table]).fetchall()
@@ -36,7 +38,23 @@ class DuckdbTarget:
         result = self.con.execute(sql, params or []).fetchall()
         return int(result[0][0]) if result and result[0] and isinstance(result[0][0], int) else 0
 
-    def apply(self, table: str, key: tuple[str, ...], rows: pa.Table, view: str, state: LakeState) -> Applied:
+    def applied_files(self, table: str) -> dict[str, int] | None:
+        exists = self.con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND schema_name = current_schema()", [table]
+        ).fetchall()[0][0]
+        if not exists or self.applied_state(table) is None:
+            return None
+        return dict(self.con.execute(upsert.FILES_SELECT.format(p="?"), [table]).fetchall())
+
+    def apply(
+        self,
+        table: str,
+        key: tuple[str, ...],
+        rows: pa.Table,
+        view: str,
+        state: LakeState,
+        added: Mapping[str, int] | None = None,
+    ) -> Applied:
         rows = with_text_addresses(rows)
         self.con.register(STAGE, rows)
         try:
@@ -51,11 +69,14 @@ class DuckdbTarget:
                         f"table {table} exists with columns {existing}, not {spec.names}: drop it or pick --table"
                     )
                 changed = self._run(upsert.upsert_sql(spec, STAGE))
-                deleted = self._run(upsert.delete_missing_sql(spec, STAGE))
+                deleted = self._run(upsert.delete_missing_sql(spec, STAGE)) if added is None else 0
                 self._run(
                     upsert.STATE_UPSERT.format(p="?"),
                     [table, view, state.digest, state.files, rows.num_rows, dt.datetime.now(dt.UTC).isoformat()],
                 )
+                if added is None:
+                    self._run(upsert.FILES_CLEAR.format(p="?"), [table])
+                self._record_files(table, state.sizes if added is None else added)
                 self._run("COMMIT")
             except BaseException:
                 self._run("ROLLBACK")
@@ -63,6 +84,17 @@ class DuckdbTarget:
         finally:
             self.con.unregister(STAGE)
         return Applied(rows=changed, deleted=deleted)
+
+    def _record_files(self, table: str, files: Mapping[str, int]) -> None:
+        listed = pa.table({"target_table": [table] * len(files), "path": list(files), "size": list(files.values())})
+        self.con.register("flowscope_files", listed)
+        try:
+            self._run(
+                f"INSERT INTO {upsert.FILES_TABLE} SELECT target_table, path, size FROM flowscope_files "
+                "ON CONFLICT (target_table, path) DO UPDATE SET size = excluded.size"
+            )
+        finally:
+            self.con.unregister("flowscope_files")
 
     def close(self) -> None:
         self.con.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping
 
 import psycopg
 import pyarrow as pa
@@ -32,11 +33,20 @@ class PostgresTarget:
             raise FlowscopeError(f"cannot connect to {_redacted(url)}: {str(exc).strip()}") from exc
         with self.con.transaction():
             self.con.execute(upsert.STATE_CREATE)
+            self.con.execute(upsert.FILES_CREATE)
 
     def applied_state(self, table: str) -> str | None:
         with self.con.transaction():
             row = self.con.execute(upsert.STATE_SELECT.format(p="%s"), (table,)).fetchone()
         return None if row is None else row[0]
+
+    def applied_files(self, table: str) -> dict[str, int] | None:
+        with self.con.transaction():
+            if self.con.execute("SELECT to_regclass(%s)", (quote(table),)).fetchone()[0] is None:
+                return None
+            if self.applied_state(table) is None:
+                return None
+            return dict(self.con.execute(upsert.FILES_SELECT.format(p="%s"), (table,)).fetchall())
 
     def _existing_columns(self, table: str) -> list[tuple[str, str]]:
         """(name, type) of the table's columns, types spelled as ``pg_column`` spells them."""
@@ -47,7 +57,15 @@ class PostgresTarget:
         ).fetchall()
         return [(name, kind) for name, kind in rows]
 
-    def apply(self, table: str, key: tuple[str, ...], rows: pa.Table, view: str, state: LakeState) -> Applied:
+    def apply(
+        self,
+        table: str,
+        key: tuple[str, ...],
+        rows: pa.Table,
+        view: str,
+        state: LakeState,
+        added: Mapping[str, int] | None = None,
+    ) -> Applied:
         spec = TableSpec(table, [(f.name, pg_column(f).sql_type) for f in rows.schema], key)
         names = ", ".join(quote(c) for c in spec.names)
         try:
@@ -60,17 +78,24 @@ class PostgresTarget:
                     cursor.execute(f"ALTER TABLE {quote(table)} ADD PRIMARY KEY ({', '.join(map(quote, key))})")
                     changed, deleted = rows.num_rows, 0
                 else:
-                    changed, deleted = self._update(cursor, spec, rows)
+                    changed, deleted = self._update(cursor, spec, rows, delete_missing=added is None)
                 cursor.execute(
                     upsert.STATE_UPSERT.format(p="%s"),
                     (table, view, state.digest, state.files, rows.num_rows, dt.datetime.now(dt.UTC).isoformat()),
                 )
+                if added is None:
+                    cursor.execute(upsert.FILES_CLEAR.format(p="%s"), (table,))
+                files = state.sizes if added is None else added
+                cursor.executemany(upsert.FILES_INSERT.format(p="%s"), [(table, p, n) for p, n in files.items()])
         except psycopg.Error as exc:
             raise FlowscopeError(f"PostgreSQL: {str(exc).strip()}") from exc
         return Applied(rows=changed, deleted=deleted)
 
-    def _update(self, cursor: psycopg.Cursor, spec: TableSpec, rows: pa.Table) -> tuple[int, int]:
-        """Make an existing table equal ``rows``: (rows inserted or changed, rows deleted)."""
+    def _update(
+        self, cursor: psycopg.Cursor, spec: TableSpec, rows: pa.Table, *, delete_missing: bool
+    ) -> tuple[int, int]:
+        """Upsert ``rows`` into an existing table, deleting the keys not among them when ``delete_missing``:
+        (rows inserted or changed, rows deleted)."""
         table = spec.name
         names = ", ".join(quote(c) for c in spec.names)
         existing = self._existing_columns(table)
@@ -88,6 +113,8 @@ class PostgresTarget:
         cursor.execute(f"ANALYZE {quote(STAGE)}")  # planner statistics for the joins below
         cursor.execute(upsert.upsert_sql(spec, STAGE))
         changed = cursor.rowcount
+        if not delete_missing:
+            return changed, 0
         cursor.execute(upsert.delete_missing_sql(spec, STAGE))
         return changed, cursor.rowcount
 

@@ -2,18 +2,24 @@
 
 Each run compares a digest of the lake's files (names and sizes) with the digest the
 target recorded in its last committed transaction: equal means nothing new landed and
-the run does nothing. Otherwise the view is computed by DuckDB over the whole lake and
-the target upserts it, deletes vanished keys and records the new digest in the same
-transaction, so a re-run or a restart after a crash never counts anything twice.
+the run does nothing. When files were only added since (lake files never change once
+published) and the view can be computed per key (the reduction views), only the keys
+those files hold are recomputed and upserted. Otherwise (the first run, a compaction or
+retention removed files, other views) the view is computed by DuckDB over the whole lake
+and the target upserts it and deletes vanished keys. Either way the target records the
+new digest and file list in the same transaction, so a re-run or a restart after a
+crash never counts anything twice.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -21,6 +27,7 @@ from flowscope.errors import FlowscopeError
 from flowscope.lake import Lake, open_lake
 from flowscope.materialize.target import Applied, LakeState, Target
 from flowscope.materialize.upsert import quote
+from flowscope.views import DERIVED_VIEWS
 
 
 @dataclass
@@ -33,21 +40,44 @@ class Outcome:
     """Computing the view (DuckDB over the lake)."""
     apply_seconds: float = 0.0
     """The target's transaction: staging, upsert, delete, bookkeeping."""
+    added_files: int | None = None
+    """How many files were new when only their keys were recomputed; None for a run over the whole view."""
 
 
 def lake_state(lake: Lake, view: str, key: Sequence[str]) -> LakeState:
-    """Digest of the view definition and every published lake file's path and size."""
-    entries = [f"{view}|{','.join(key)}"]
-    files = 0
+    """Every published lake file's path and size, and a digest of them with the view definition."""
+    sizes: dict[str, int] = {}
     for table in lake.tables():
         for path in lake.files(table):
             try:
-                size = path.stat().st_size
+                sizes[str(path.relative_to(lake.root))] = path.stat().st_size
             except FileNotFoundError:  # removed by a compaction since the listing
                 continue
-            entries.append(f"{path.relative_to(lake.root)}:{size}")
-            files += 1
-    return LakeState(hashlib.sha256("\n".join(entries).encode()).hexdigest(), files)
+    entries = [f"{view}|{','.join(key)}", *(f"{path}:{size}" for path, size in sizes.items())]
+    return LakeState(hashlib.sha256("\n".join(entries).encode()).hexdigest(), sizes)
+
+
+def added_files(previous: Mapping[str, int] | None, state: LakeState) -> dict[str, int] | None:
+    """The files new since the run that recorded ``previous``, or None when more than that changed (a file
+    vanished or changed size: compaction, retention) or nothing was recorded."""
+    if previous is None or any(state.sizes.get(path) != size for path, size in previous.items()):
+        return None
+    return {path: size for path, size in state.sizes.items() if path not in previous}
+
+
+def _query(
+    con: duckdb.DuckDBPyConnection, lake: Lake, view: str, key: Sequence[str], added: dict[str, int] | None
+) -> tuple[str, dict[str, int] | None]:
+    """The SQL computing what to apply, and the added files when it covers only the keys they hold."""
+    derived = DERIVED_VIEWS.get(view)
+    if added is None or derived is None or derived.for_keys is None or tuple(key) != derived.key:
+        return f"SELECT * FROM {quote(view)}", None
+    flows = [lake.root / path for path in added if Path(path).parts[0] == "flows"]
+    if not flows:  # e.g. only interface counters landed
+        return f"SELECT * FROM {quote(view)} LIMIT 0", added
+    listed = ", ".join("'" + str(path).replace("'", "''") + "'" for path in flows)
+    keys = f"SELECT DISTINCT {', '.join(map(quote, key))} FROM read_parquet([{listed}], union_by_name = true)"
+    return derived.for_keys(con, lake, keys), added
 
 
 def _keyed_rows(table: pa.Table, key: Sequence[str], view: str) -> tuple[pa.Table, int]:
@@ -69,14 +99,17 @@ def materialize_once(
     state = lake_state(lake, view, key)
     if target.applied_state(table) == state.digest:
         return Outcome(0, Applied(skipped=True), state)
+    previous = target.applied_files(table)
     started = time.perf_counter()
     with open_lake(lake, threads=threads) as con:
         state = lake_state(lake, view, key)  # again under the lake's read lock: what the query sees
-        result = con.sql(f"SELECT * FROM {quote(view)}").to_arrow_table()
+        sql, added = _query(con, lake, view, key, added_files(previous, state))
+        result = con.sql(sql).to_arrow_table()
     rows, empty = _keyed_rows(result, key, view)
     computed = time.perf_counter()
-    applied = target.apply(table, tuple(key), rows, view, state)
-    return Outcome(rows.num_rows, applied, state, empty, computed - started, time.perf_counter() - computed)
+    applied = target.apply(table, tuple(key), rows, view, state, added)
+    seconds = computed - started, time.perf_counter() - computed
+    return Outcome(rows.num_rows, applied, state, empty, *seconds, added_files=None if added is None else len(added))
 
 
 def follow(

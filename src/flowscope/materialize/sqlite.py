@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+from collections.abc import Mapping
 from pathlib import Path
 
 import pyarrow as pa
@@ -49,12 +50,27 @@ class SqliteTarget:
             raise FlowscopeError(f"{path}: directory {path.parent} does not exist")
         self.con = sqlite3.connect(path, isolation_level=None, timeout=30)
         self.con.execute(upsert.STATE_CREATE)
+        self.con.execute(upsert.FILES_CREATE)
 
     def applied_state(self, table: str) -> str | None:
         row = self.con.execute(upsert.STATE_SELECT.format(p="?"), (table,)).fetchone()
         return None if row is None else row[0]
 
-    def apply(self, table: str, key: tuple[str, ...], rows: pa.Table, view: str, state: LakeState) -> Applied:
+    def applied_files(self, table: str) -> dict[str, int] | None:
+        exists = self.con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone()
+        if exists is None or self.applied_state(table) is None:
+            return None
+        return dict(self.con.execute(upsert.FILES_SELECT.format(p="?"), (table,)).fetchall())
+
+    def apply(
+        self,
+        table: str,
+        key: tuple[str, ...],
+        rows: pa.Table,
+        view: str,
+        state: LakeState,
+        added: Mapping[str, int] | None = None,
+    ) -> Applied:
         rows = with_text_addresses(rows)
         spec = TableSpec(table, [(f.name, sqlite_type(f.type)) for f in rows.schema], key)
         placeholders = ", ".join("?" for _ in spec.names)
@@ -77,13 +93,19 @@ class SqliteTarget:
             cursor.execute(f"CREATE UNIQUE INDEX temp.{quote(STAGE + '_key')} ON {quote(STAGE)} ({key})")
             cursor.execute(upsert.upsert_sql(spec, STAGE, differs="IS NOT"))
             changed = cursor.rowcount
-            cursor.execute(upsert.delete_missing_sql(spec, STAGE))
-            deleted = cursor.rowcount
+            deleted = 0
+            if added is None:
+                cursor.execute(upsert.delete_missing_sql(spec, STAGE))
+                deleted = cursor.rowcount
             cursor.execute(f"DROP TABLE temp.{quote(STAGE)}")
             cursor.execute(
                 upsert.STATE_UPSERT.format(p="?"),
                 (table, view, state.digest, state.files, rows.num_rows, dt.datetime.now(dt.UTC).isoformat()),
             )
+            if added is None:
+                cursor.execute(upsert.FILES_CLEAR.format(p="?"), (table,))
+            files = state.sizes if added is None else added
+            cursor.executemany(upsert.FILES_INSERT.format(p="?"), [(table, p, n) for p, n in files.items()])
             cursor.execute("COMMIT")
         except BaseException:
             cursor.execute("ROLLBACK")

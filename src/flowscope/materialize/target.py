@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -13,10 +14,16 @@ from flowscope.errors import FlowscopeError
 
 @dataclass(frozen=True)
 class LakeState:
-    """Which lake files a view result was computed from (a digest of their names and sizes)."""
+    """Which lake files a view result was computed from."""
 
     digest: str
-    files: int
+    """Of the view, its key, and every file's path and size: equal digests mean nothing changed."""
+    sizes: Mapping[str, int]
+    """Every published lake file (path relative to the lake) and its size."""
+
+    @property
+    def files(self) -> int:
+        return len(self.sizes)
 
 
 @dataclass
@@ -31,8 +38,23 @@ class Target(Protocol):
         """The lake-state digest recorded by the last committed run for ``table``."""
         ...
 
-    def apply(self, table: str, key: tuple[str, ...], rows: pa.Table, view: str, state: LakeState) -> Applied:
-        """Make ``table`` equal ``rows`` (upsert + delete) and record ``state``, in one transaction."""
+    def applied_files(self, table: str) -> dict[str, int] | None:
+        """The lake files (path -> size) ``table`` was last made equal to; None when the table or the record of
+        it is missing (then only a full run can make it equal)."""
+        ...
+
+    def apply(
+        self,
+        table: str,
+        key: tuple[str, ...],
+        rows: pa.Table,
+        view: str,
+        state: LakeState,
+        added: Mapping[str, int] | None = None,
+    ) -> Applied:
+        """In one transaction: make ``table`` equal ``rows`` (upsert, delete keys not in ``rows``) and record
+        ``state``; or, with ``added`` (the files new since the last run), upsert ``rows`` (the view's rows for
+        the keys those files hold) and record ``state`` and the added files."""
         ...
 
     def close(self) -> None: ...

@@ -1,5 +1,5 @@
 """The SQL every target runs in one transaction: stage the view's rows, upsert them, delete vanished keys,
-and record which lake state was applied.
+and record which lake state (digest and files) was applied.
 
 Rows are upserted by assignment (``SET col = excluded.col``), never by addition, and
 only where a value changed; so re-applying the same lake state changes nothing and a
@@ -71,4 +71,16 @@ STATE_UPSERT = (
     "VALUES ({p}, {p}, {p}, {p}, {p}, {p}) ON CONFLICT (target_table) DO UPDATE SET view_name = excluded.view_name, "
     "lake_state = excluded.lake_state, lake_files = excluded.lake_files, view_rows = excluded.view_rows, "
     "applied_at = excluded.applied_at"
+)
+
+FILES_TABLE = "flowscope_materialized_files"
+FILES_CREATE = (
+    f"CREATE TABLE IF NOT EXISTS {FILES_TABLE} (target_table TEXT NOT NULL, path TEXT NOT NULL, "
+    "size BIGINT NOT NULL, PRIMARY KEY (target_table, path))"
+)
+FILES_SELECT = f"SELECT path, size FROM {FILES_TABLE} WHERE target_table = {{p}}"
+FILES_CLEAR = f"DELETE FROM {FILES_TABLE} WHERE target_table = {{p}}"
+FILES_INSERT = (
+    f"INSERT INTO {FILES_TABLE} (target_table, path, size) VALUES ({{p}}, {{p}}, {{p}}) "
+    "ON CONFLICT (target_table, path) DO UPDATE SET size = excluded.size"
 )

@@ -31,6 +31,9 @@ class DerivedView:
     key: tuple[str, ...]
     sql: Callable[[duckdb.DuckDBPyConnection, Lake], str]
     """The SELECT defining the view, given a connection that already has ``flows`` (and earlier views)."""
+    for_keys: Callable[[duckdb.DuckDBPyConnection, Lake, str], str] | None = None
+    """The view's rows for just the keys an SQL relation (of the key columns) holds, or None when the view can
+    only be computed whole. Lets ``materialize`` recompute only the keys new lake files touch."""
 
 
 # service_net(addr): '50.31.185' for 50.31.185.39, '2001:db8:1::/48' for an IPv6 address (its /48 in canonical
@@ -49,9 +52,14 @@ SERVICE_NET_MACROS = (
 
 
 def reduction_over_flows(
-    reduction: Reduction, con: duckdb.DuckDBPyConnection, lake: Lake, only: Sequence[str] | None = None
+    reduction: Reduction,
+    con: duckdb.DuckDBPyConnection,
+    lake: Lake,
+    only: Sequence[str] | None = None,
+    keys: str | None = None,
 ) -> str:
-    """SQL reducing all of ``flows`` (or just the columns ``only``, which must cover what the reduction uses)."""
+    """SQL reducing all of ``flows`` (or just the columns ``only``, which must cover what the reduction uses);
+    with ``keys`` (an SQL relation of the key columns) only the records of those keys."""
     described = con.sql("SELECT * FROM flows LIMIT 0")
     columns = [
         (name, str(kind))
@@ -62,6 +70,9 @@ def reduction_over_flows(
     if "flows" in lake.tables():
         # DuckDB numbers the files of a glob in sorted name order, which is the order they were written.
         source = table_source(lake, "flows")
+        if keys is not None:
+            match = " AND ".join(f"__flows.{quote(k)} = __keys.{quote(k)}" for k in reduction.key)
+            source = f"{source} AS __flows SEMI JOIN ({keys}) AS __keys ON {match}"
         relation = f"(SELECT {names}, file_index AS __file, file_row_number AS __row FROM {source})"
     else:
         relation = f"(SELECT {names}, 0::UBIGINT AS __file, 0::BIGINT AS __row FROM flows)"
@@ -70,8 +81,14 @@ def reduction_over_flows(
     return reduce_sql(reduction, relation, columns, order, {"f": "__file", "r": "__row"})
 
 
-def _reduction_view(reduction: Reduction) -> Callable[[duckdb.DuckDBPyConnection, Lake], str]:
-    return lambda con, lake: reduction_over_flows(reduction, con, lake)
+def _reduction_view(reduction: Reduction) -> DerivedView:
+    return DerivedView(
+        reduction.name,
+        reduction.description,
+        reduction.key,
+        lambda con, lake: reduction_over_flows(reduction, con, lake),
+        lambda con, lake, keys: reduction_over_flows(reduction, con, lake, keys=keys),
+    )
 
 
 _SERVICE_COLUMNS = (
@@ -107,7 +124,7 @@ def _services_by_day(con: duckdb.DuckDBPyConnection, lake: Lake) -> str:
 DERIVED_VIEWS: dict[str, DerivedView] = {
     view.name: view
     for view in (
-        *(DerivedView(r.name, r.description, r.key, _reduction_view(r)) for r in BUILTIN.values()),
+        *(_reduction_view(r) for r in BUILTIN.values()),
         DerivedView(
             "services_by_day",
             "per UTC day, service /24 (IPv6 /48) and port below 1024: packets and bytes the service sent",
