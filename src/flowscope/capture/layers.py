@@ -7,6 +7,7 @@ depth, never over packets. Frames that are not decodable IP are dropped and coun
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,7 +72,10 @@ PORT_MPLS_UDP = 6635  # RFC 7510
 PORT_L2TP = 1701
 MAX_NESTING = 8  # VLAN/MPLS/PPPoE/extension-header depth we follow before calling a packet malformed
 MAX_TUNNELS = 3
-MAX_HEADER_READ = 64  # the widest header window read at once (IPv6: 40 bytes), rounded up
+COMMON_WIDTH = 68  # Ethernet + IPv6 + the first 14 bytes of TCP: the widest header run of a common frame
+MAX_HEADER_READ = 72  # the widest window read at once (COMMON_WIDTH), rounded up
+_MAPPED_PREFIX = np.frombuffer(b"\x00\x00\xff\xff", np.uint32)[0]  # bytes 8-11 of an IPv4-mapped address
+_TUNNEL_PORTS = (PORT_VXLAN, PORT_GTP_U, PORT_TEREDO, PORT_MPLS_UDP, PORT_L2TP)
 BLOCK_ROWS = 32768  # rows decoded together: small enough that a block's frames stay in the CPU cache
 
 # Why a frame was dropped, as small integer codes so counting is one bincount.
@@ -390,6 +394,7 @@ def _decode_network(
 
 
 _LINK_COLUMNS = frozenset({"ts_ns", "wire_len", "vlan_id", "src_mac", "dst_mac"})
+_DECODED_COLUMNS = tuple(name for name, _, _ in COLUMNS if name not in ("ts_ns", "wire_len"))
 _NETWORK_COLUMNS = tuple(name for name, _, _ in COLUMNS if name not in _LINK_COLUMNS and name != "etype")
 
 
@@ -593,9 +598,21 @@ def decode_frames(
     etype = np.zeros(n, np.int64)
     for start in range(0, n, BLOCK_ROWS):
         block = slice(start, start + BLOCK_ROWS)
-        reason[block], partial[block], etype[block] = _decode_block(
-            buf, offsets[block], caplens[block], linktypes[block], out, block, tunnels
-        )
+        common = _decode_common(buf, offsets[block], caplens[block], linktypes[block], out, block, tunnels)
+        if common is None:
+            reason[block], partial[block], etype[block] = _decode_block(
+                buf, offsets[block], caplens[block], linktypes[block], out, block, tunnels
+            )
+            continue
+        rest = np.flatnonzero(~common)
+        if rest.shape[0]:  # decoded on their own, then put in their places
+            rows = rest + start
+            others = PacketBatch.empty(rows.shape[0], buf.data)
+            reason[rows], partial[rows], etype[rows] = _decode_block(
+                buf, offsets[rows], caplens[rows], linktypes[rows], others, slice(None), tunnels
+            )
+            for name in _DECODED_COLUMNS:
+                getattr(out, name)[rows] = getattr(others, name)
     _count(skips, reason, partial, linktypes, etype)
     if keep_non_ip:
         dropped = reason != OK
@@ -603,6 +620,108 @@ def decode_frames(
             getattr(out, name)[dropped] = -1 if name == "l4_offset" else 0
         return out
     return out.take(reason == OK) if (reason != OK).any() else out
+
+
+def _decode_common(
+    buf: _View,
+    offsets: np.ndarray,
+    caplens: np.ndarray,
+    linktypes: np.ndarray,
+    out: PacketBatch,
+    block: slice,
+    tunnels: str,
+) -> np.ndarray | None:
+    """Decode the common frames of rows ``block`` of ``out`` with one gather each; returns which rows it
+    decoded, or None when no row can be common (then nothing was written).
+
+    Common: Ethernet, then IPv4 without options or IPv6 without extension headers, unfragmented, then a
+    TCP or UDP header that lies whole inside the IP packet and the capture (with ``tunnels="inner"``, UDP
+    on a tunnel port is not common). For them this gives exactly what the layer-by-layer decoding gives,
+    from one copy of each frame's first COMMON_WIDTH bytes instead of a gather per header. IPv4 columns
+    are written whole: the other rows get garbage, which the IPv6 rows and the layer-by-layer decoding
+    of the rest overwrite.
+    """
+    frame = buf.header(offsets, COMMON_WIDTH, None)  # bytes past a short frame are garbage: such rows fail below
+    field = _field_reader(frame)
+    etype = field(12, ">u2")
+    ethernet = linktypes == LINK_ETHERNET
+    ipv6 = ethernet & (etype == ETH_IPV6)
+    if not (ethernet & ((etype == ETH_IPV4) | ipv6)).any():
+        return None
+    end = offsets + caplens
+    ip_start = offsets + 14
+    out.dst_mac[block] = field(0, ">u8") >> 16
+    out.src_mac[block] = field(6, ">u8") >> 16
+    out.etype[block] = etype
+
+    total = field(16, ">u2").astype(np.int64)
+    ip_end = np.where(total == 0, end, np.minimum(end, ip_start + np.maximum(total, 20)))  # 0: offloaded
+    common = ethernet & (etype == ETH_IPV4) & (field(14, "u1") == 0x45) & ((field(20, ">u2") & 0x3FFF) == 0)
+    common &= _common_transport(field, 34, ip_start + 20, ip_end, field(23, "u1"), out, block, tunnels)
+    out.ip_version[block] = 4
+    out.ip_len[block] = total
+    out.ip_tos[block] = field(15, "u1")
+    out.ip_ttl[block] = field(22, "u1")
+    out.frag_id[block] = field(18, ">u2")
+    for column, at in ((out.src_addr, 26), (out.dst_addr, 30)):
+        words = column.view(np.uint32)  # IPv4-mapped: ten zero bytes (already), 0xFFFF, the address
+        words[block, 2] = _MAPPED_PREFIX
+        words[block, 3] = field(at, np.uint32)
+
+    v6 = np.flatnonzero(ipv6 & ((field(14, "u1") >> 4) == 6))
+    if v6.shape[0]:  # a minority: decoded from their own rows of the frame matrix, written by index
+        rows = v6 + block.start
+        frame6 = frame[v6]
+        field6 = _field_reader(frame6)
+        length = field6(18, ">u2").astype(np.int64)
+        start6, end6 = ip_start[v6], end[v6]
+        ip_end6 = np.where(length == 0, end6, np.minimum(end6, start6 + 40 + length))  # 0: jumbogram
+        common[v6] = _common_transport(field6, 54, start6 + 40, ip_end6, field6(20, "u1"), out, rows, tunnels)
+        out.ip_version[rows] = 6
+        out.ip_len[rows] = length + 40
+        out.ip_tos[rows] = (field6(14, ">u2") >> 4) & 0xFF  # the traffic class
+        out.ip_ttl[rows] = field6(21, "u1")
+        out.frag_id[rows] = 0
+        _as_rows(out.src_addr)[rows] = _as_rows(np.ascontiguousarray(frame6[:, 22:38]))
+        _as_rows(out.dst_addr)[rows] = _as_rows(np.ascontiguousarray(frame6[:, 38:54]))
+    return common
+
+
+def _field_reader(matrix: np.ndarray) -> Callable[[int, str | type], np.ndarray]:
+    """``field(column, dtype)``: the value of that type starting at ``column`` of every row, as a strided view."""
+    rows, width = matrix.shape
+
+    def field(column: int, dtype: str | type) -> np.ndarray:
+        return np.ndarray((rows,), dtype, matrix, column, (width,))
+
+    return field
+
+
+def _common_transport(
+    field: Callable[[int, str | type], np.ndarray],
+    at: int,
+    l4: np.ndarray,
+    ip_end: np.ndarray,
+    proto: np.ndarray,
+    out: PacketBatch,
+    rows: slice | np.ndarray,
+    tunnels: str,
+) -> np.ndarray:
+    """TCP/UDP fields of common frames (transport header at column ``at`` of the frame matrix, at ``l4`` in
+    the buffer) written to ``rows`` of ``out``; returns which rows hold a whole TCP or UDP header."""
+    tcp = proto == PROTO_TCP
+    src_port, dst_port = field(at, ">u2"), field(at + 2, ">u2")
+    payload = l4 + np.where(tcp, np.maximum((field(at + 12, "u1") >> 4).astype(np.int64) * 4, 20), 8)
+    whole = (tcp | (proto == PROTO_UDP)) & (payload <= ip_end)  # so every byte used was captured
+    if tunnels == "inner":
+        whole &= tcp | ~(_any_of(src_port, _TUNNEL_PORTS) | _any_of(dst_port, _TUNNEL_PORTS))
+    out.proto[rows] = proto
+    out.src_port[rows] = src_port
+    out.dst_port[rows] = dst_port
+    out.tcp_flags[rows] = np.multiply(field(at + 13, "u1"), tcp)
+    out.l4_offset[rows] = payload
+    out.l4_len[rows] = ip_end - payload
+    return whole
 
 
 def _decode_block(
