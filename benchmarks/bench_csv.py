@@ -98,7 +98,7 @@ def flowscope_step(path: str) -> tuple[float, int]:
     started = time.process_time()
     source = open_source([Path(path)], {})
     flows = pa.concat_tables([conform(batch) for batch in source])
-    pairs = Reducer(BUILTIN["pairs"], threads=1)(flows)
+    pairs = Reducer(BUILTIN["pairs"])(flows)
     seconds = time.process_time() - started
     assert source.skips.total == 0, source.skips.lines()
     print(f"flowscope: {pairs.num_rows} pairs, bytes {pc.sum(pairs['bytes'])}", file=sys.stderr)

@@ -1,8 +1,9 @@
 """Keyed reductions: collapse records that share a key, with a strategy per field.
 
-``spec`` declares reductions (built-ins and TOML/JSON files), ``sql`` turns one into a
-DuckDB aggregate, ``apply`` runs it on an Arrow batch (ingest ``--reduce`` and lake
-compaction), and ``flowscope.views`` exposes the same SQL as query views.
+``spec`` declares reductions (built-ins and TOML/JSON files); ``apply`` runs one on an Arrow
+batch (ingest ``--reduce`` and lake compaction) by sorting rows into groups (``groups``) and
+aggregating them with numpy (``aggregate``); ``sql`` turns one into a DuckDB aggregate, which
+``flowscope.views`` exposes as query views.
 """
 
 from flowscope.reduce.apply import transform

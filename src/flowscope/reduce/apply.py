@@ -1,59 +1,21 @@
-"""Running a reduction on an Arrow table: one batch at ingest (``--reduce``) or a partition at compaction."""
+"""Running a reduction on an Arrow table: one batch at ingest (``--reduce``) or a partition at compaction.
+
+The rows are grouped by sorting (``groups``), aggregated with numpy (``aggregate``), and key,
+first and last fields are gathered from each group's first and last record with Arrow ``take``.
+Query views compute the same reduction in SQL (``sql.reduce_sql``).
+"""
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from flowscope.reduce.aggregate import aggregate, pick_valid
+from flowscope.reduce.groups import Groups, contiguous, group
 from flowscope.reduce.spec import DURATION, Reduction, load
-from flowscope.reduce.sql import DURATION_COLUMN, Plan, plan, quote
-
-_ORDER = "__order"
-_GROUP = "__group"
-_CODE_LIMIT = 1 << 62
-
-
-def _column_ids(column: pa.ChunkedArray) -> tuple[np.ndarray, int]:
-    """Per row a number in ``range(count)`` that is equal exactly when the values are (nulls alike).
-
-    Narrow integers are their own numbers (no hashing); anything else is dictionary-encoded.
-    """
-    kind = column.type
-    if pa.types.is_integer(kind) and kind.bit_width <= 16:
-        low = 0 if pa.types.is_unsigned_integer(kind) else -(1 << (kind.bit_width - 1))
-        span = 1 << kind.bit_width
-        ids = pc.fill_null(pc.subtract(pc.cast(column, pa.int64()), low), span)
-        return ids.to_numpy(), span + 1
-    encoded = pc.dictionary_encode(column, null_encoding="encode").combine_chunks()
-    return encoded.indices.to_numpy().astype(np.int64), max(len(encoded.dictionary), 1)
-
-
-def group_codes(table: pa.Table, key: Sequence[str]) -> list[pa.Array]:
-    """Int64 columns whose values are equal together exactly when the rows' key values are.
-
-    The key columns' ids (``_column_ids``) are packed positionally into as few int64 codes
-    as fit without overflow: grouping by one or two integers is much cheaper than by the key
-    columns themselves (16-byte addresses), and packing never needs a renumbering pass.
-    """
-    codes: list[pa.Array] = []
-    packed: np.ndarray | None = None
-    size = 1
-    for name in key:
-        ids, count = _column_ids(table.column(name))
-        if packed is not None and size * count < _CODE_LIMIT:
-            packed, size = packed * count + ids, size * count
-            continue
-        if packed is not None:
-            codes.append(pa.array(packed))
-        packed, size = ids, count
-    if packed is not None:
-        codes.append(pa.array(packed))
-    return codes
 
 
 def record_ranks(table: pa.Table) -> tuple[np.ndarray, np.ndarray | None]:
@@ -72,93 +34,57 @@ def record_ranks(table: pa.Table) -> tuple[np.ndarray, np.ndarray | None]:
     return ranks, by_rank
 
 
+def _taken(column: pa.ChunkedArray, rows: pa.Array) -> pa.Array:
+    if column.null_count == len(column):  # common: fields a source does not fill
+        return pa.nulls(len(rows), column.type)
+    return contiguous(column).take(rows)  # from one contiguous array: take across many chunks is far slower
+
+
+def _durations(table: pa.Table) -> pa.Array:
+    """``time_flow_end - time_flow_start`` in nanoseconds (null when either is)."""
+    start, end = (pc.cast(contiguous(table.column(name)), pa.int64()) for name in ("time_flow_start", "time_flow_end"))
+    return pc.subtract(end, start)
+
+
 class Reducer:
-    """Applies one reduction to tables; keeps one DuckDB connection (single-threaded, UTC) for all calls.
+    """Applies one reduction to tables (any schema holding the key fields)."""
 
-    DuckDB does the GROUP BY on the rows' ``group_codes`` (aggregates, each group's first and
-    last row number); key fields and first/last fields are then gathered from those rows
-    with Arrow ``take``.
-    """
-
-    def __init__(self, reduction: Reduction, *, threads: int = 1) -> None:
+    def __init__(self, reduction: Reduction) -> None:
         self.reduction = reduction
-        self._con = duckdb.connect(":memory:")
-        self._con.execute("SET TimeZone = 'UTC'")
-        self._con.execute(f"SET threads = {int(threads)}")
-        self._plans: dict[tuple[pa.Schema, int], Plan] = {}
 
-    def _plan(self, schema: pa.Schema, codes: int) -> Plan:
-        """The plan for tables of this schema grouped by ``codes`` code columns (DuckDB types come
-        from a zero-row probe; cached).
-
-        The key fields are planned as taken from each group's first record while the GROUP BY
-        runs on the ``codes`` columns ``__group0``... (``group_codes``); with no codes it runs on
-        the key fields themselves.
-        """
-        if (schema, codes) not in self._plans:
-            self._con.register("probe", schema.empty_table())
-            try:
-                described = self._con.sql("SELECT * FROM probe")
-                columns = [(n, str(t)) for n, t in zip(described.columns, described.types, strict=True)]
-            finally:
-                self._con.unregister("probe")
-            steps = plan(self.reduction, "batch", columns, quote(_ORDER))  # errors name the user's key fields
-            if codes:
-                names = [f"{_GROUP}{i}" for i in range(codes)]
-                by_code = dataclasses.replace(self.reduction, key=tuple(names))
-                rest = [(name, kind) for name, kind in columns if name not in self.reduction.key]
-                steps = plan(by_code, "batch", [*((c, "BIGINT") for c in names), *rest], quote(_ORDER))
-                sources = {name: "first" if name in self.reduction.key else steps.sources[name] for name, _ in columns}
-                steps = Plan(steps.group_sql, sources)
-            self._plans[schema, codes] = steps
-        return self._plans[schema, codes]
-
-    def _by_code(self) -> bool:
-        """Whether the key can be grouped by code: not when it holds a time the reduced duration uses."""
-        times = {"time_flow_start", "time_flow_end"} & set(self.reduction.key)
-        return not (times and DURATION in self.reduction.fields)
+    def _reduced_duration(self, table: pa.Table, groups: Groups) -> pa.Array:
+        strategy = self.reduction.fields[DURATION]
+        durations = _durations(table)
+        if strategy in ("first", "last", "merge"):
+            return pick_valid(durations, groups, last=strategy != "first")
+        return aggregate(durations, strategy, groups)
 
     def __call__(self, table: pa.Table) -> pa.Table:
         if table.num_rows < 2:
             return table
+        reduction = self.reduction
+        reduction.check(table.column_names)
         ranks, by_rank = record_ranks(table)
-        codes = group_codes(table, self.reduction.key) if self._by_code() else []
-        steps = self._plan(table.schema, len(codes))
-        needed = [name for name, source in steps.sources.items() if source == "group"]
-        if "duration" in steps.sources.values():
-            needed += ["time_flow_start", "time_flow_end"]
-        scanned = table.select(list(dict.fromkeys(needed)))
-        for i, code in enumerate(codes):
-            scanned = scanned.append_column(f"{_GROUP}{i}", code)
-        scanned = scanned.append_column(_ORDER, pa.array(ranks))
-        self._con.register("batch", scanned)
-        try:
-            groups = self._con.sql(steps.group_sql).to_arrow_table()
-        finally:
-            self._con.unregister("batch")
-        rows = {}
-        for source in ("first", "last"):
-            picked = groups.column(f"__{source}").combine_chunks()
-            rows[source] = picked if by_rank is None else pa.array(by_rank[picked.to_numpy()])
-        output = []
+        groups = group(table, reduction.key, ranks, by_rank)
+        picked = {"first": pa.array(groups.first), "last": pa.array(groups.last)}
+        end_from_duration = reduction.reduces_duration(table.column_names) and "time_flow_end" not in reduction.key
+        output: dict[str, pa.Array] = {}
         for field in table.schema:
-            source = steps.sources[field.name]
-            if source == "group":
-                column = groups.column(field.name)
-            elif source == "duration":
-                start = output[table.schema.get_field_index("time_flow_start")]
-                ends = pc.add(pc.cast(start, pa.int64()), groups.column(DURATION_COLUMN))
-                column = pc.cast(ends, pa.int64()).cast(field.type)
+            strategy = "first" if field.name in reduction.key else reduction.strategy(field.name)
+            if end_from_duration and field.name == "time_flow_end":
+                continue  # start + reduced duration, once the start is known
+            column = table.column(field.name)
+            if strategy in picked:
+                output[field.name] = _taken(column, picked[strategy])
             else:
-                column = table.column(field.name)
-                if column.null_count == len(column):  # common: fields a source does not fill
-                    column = pa.nulls(groups.num_rows, field.type)
-                else:  # take from one contiguous array: take across many chunks is far slower
-                    column = column.combine_chunks().take(rows[source])
-            output.append(column.cast(field.type) if column.type != field.type else column)
-        return pa.Table.from_arrays(output, schema=table.schema)
+                output[field.name] = aggregate(contiguous(column), strategy, groups)
+        if end_from_duration:
+            start = pc.cast(output["time_flow_start"], pa.int64())
+            end = pc.add(start, self._reduced_duration(table, groups))
+            output["time_flow_end"] = end.cast(table.schema.field("time_flow_end").type)
+        return pa.Table.from_arrays([output[name] for name in table.column_names], schema=table.schema)
 
 
-def transform(name_or_path: str, *, threads: int = 1) -> Callable[[pa.Table], pa.Table]:
+def transform(name_or_path: str) -> Callable[[pa.Table], pa.Table]:
     """The reduction as a batch transform, for ``pipeline.run`` (ingest) and ``maintenance.compact(reduce=...)``."""
-    return Reducer(load(name_or_path), threads=threads)
+    return Reducer(load(name_or_path))

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,6 +55,19 @@ class Reduction:
 
     def strategy(self, column: str) -> str:
         return self.fields.get(column, self.default)
+
+    def check(self, names: Collection[str]) -> None:
+        """Errors naming the user's fields when the data lacks the key or has no such field."""
+        missing = [k for k in self.key if k not in names]
+        if missing:
+            raise FlowscopeError(f"reduction {self.name!r}: key field(s) {missing} not in the data")
+        unknown = [f for f in self.fields if f not in names and f != DURATION]
+        if unknown:
+            raise FlowscopeError(f"reduction {self.name!r}: unknown field(s) {unknown}")
+
+    def reduces_duration(self, names: Collection[str]) -> bool:
+        """Whether the end time is start + the reduced ``duration`` (the data has both times)."""
+        return DURATION in self.fields and "time_flow_start" in names and "time_flow_end" in names
 
 
 BUILTIN: dict[str, Reduction] = {

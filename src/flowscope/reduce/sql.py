@@ -1,11 +1,11 @@
-"""A reduction as one DuckDB aggregate query, shared by ingest batches, compaction and query views."""
+"""A reduction as one DuckDB aggregate query: the query views (batches are reduced by ``apply``, with the same
+semantics, which tests/reduce checks against this SQL)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from flowscope.errors import FlowscopeError
 from flowscope.reduce.spec import DURATION, Reduction
 
 _INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")
@@ -42,19 +42,14 @@ def plan(reduction: Reduction, relation: str, columns: Sequence[tuple[str, str]]
     """Plan reducing ``relation`` (output columns and DuckDB types ``columns``) by the reduction's key.
 
     ``order`` is an SQL expression over ``relation`` that is unique per record and sorts
-    records the way ``first`` and ``last`` follow (start time, then arrival): a BIGINT row
-    rank for batches, a struct (start time, file, row) for lake views. Each group's
+    records the way ``first`` and ``last`` follow (start time, then arrival), e.g. a struct
+    (start time, file, row) for lake views. Each group's
     minimum and maximum ``order`` are aggregated once (``__first``, ``__last``); first/last
     fields are then taken from those two records, much cheaper than one ``arg_max`` per field.
     """
     names = [name for name, _ in columns]
-    missing = [k for k in reduction.key if k not in names]
-    if missing:
-        raise FlowscopeError(f"reduction {reduction.name!r}: key field(s) {missing} not in the data")
-    unknown = [f for f in reduction.fields if f not in names and f != DURATION]
-    if unknown:
-        raise FlowscopeError(f"reduction {reduction.name!r}: unknown field(s) {unknown}")
-    with_duration = DURATION in reduction.fields and "time_flow_start" in names and "time_flow_end" in names
+    reduction.check(names)
+    with_duration = reduction.reduces_duration(names)
     aggregated = [quote(k) for k in reduction.key] + [f"max({order}) AS __last", f"min({order}) AS __first"]
     sources: dict[str, str] = {}
     for name, duck_type in columns:
