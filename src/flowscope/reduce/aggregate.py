@@ -11,18 +11,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flowscope.errors import FlowscopeError
-from flowscope.reduce.groups import Groups
+from flowscope.reduce.groups import Groups, contiguous
 
 _REDUCE = {"sum": np.add, "min": np.minimum, "max": np.maximum, "merge": np.bitwise_or}
 
 
 def _numbers(array: pa.Array) -> tuple[np.ndarray, np.ndarray | None]:
-    """The values as int64 / uint64 / float64 (times as their int64 count), and which are valid (None: all)."""
+    """The values as int64 / uint64 / float64 (times as their int64 count; no copy for 64-bit types),
+    and which are valid (None: all)."""
     kind = array.type
     letter = "f" if pa.types.is_floating(kind) else "u" if pa.types.is_unsigned_integer(kind) else "i"
     width = kind.bit_width // 8
     data = np.frombuffer(array.buffers()[1], f"<{letter}{width}", count=array.offset + len(array))[array.offset :]
-    values = data.astype({"f": np.float64, "u": np.uint64, "i": np.int64}[letter])
+    values = data.astype({"f": np.float64, "u": np.uint64, "i": np.int64}[letter], copy=False)
     if not array.null_count:
         return values, None
     return values, array.is_valid().to_numpy(zero_copy_only=False)
@@ -32,39 +33,39 @@ def _no_value(valid_in_group_order: np.ndarray, groups: Groups) -> np.ndarray:
     return ~np.logical_or.reduceat(valid_in_group_order, groups.starts)
 
 
-def aggregate(array: pa.Array, strategy: str, groups: Groups) -> pa.Array:
+def aggregate(column: pa.Array | pa.ChunkedArray, strategy: str, groups: Groups) -> pa.Array:
     """``sum``, ``min``, ``max`` or ``merge`` (bitwise OR of integers, the last non-null value of anything else)."""
-    kind = array.type
-    if array.null_count == len(array):
+    kind = column.type
+    if column.null_count == len(column):
         return pa.nulls(len(groups.starts), kind)
     numeric = pa.types.is_integer(kind) or pa.types.is_temporal(kind)
     if strategy == "merge" and not pa.types.is_integer(kind):
-        return pick_valid(array, groups, last=True)
+        return pick_valid(column, groups, last=True)
     if strategy in ("min", "max") and not numeric:  # text, addresses, floats (NaN sorts last, as in SQL)
-        return _extreme_by_rank(array, strategy, groups)
+        return _extreme_by_rank(contiguous(column), strategy, groups)
     if strategy == "sum" and not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
         raise FlowscopeError(f"cannot sum a {kind} field")
-    values, valid = _numbers(array)
+    values, valid = _numbers(contiguous(column).take(groups.row_array))  # one gather, in group order
     if valid is not None and strategy in ("min", "max"):
         info = np.finfo(values.dtype) if values.dtype.kind == "f" else np.iinfo(values.dtype)
         values = np.where(valid, values, info.max if strategy == "min" else info.min)
     elif valid is not None:
         values = np.where(valid, values, 0)
-    reduced = _REDUCE[strategy].reduceat(values[groups.rows], groups.starts)
-    missing = None if valid is None else _no_value(valid[groups.rows], groups)
+    reduced = _REDUCE[strategy].reduceat(values, groups.starts)
+    missing = None if valid is None else _no_value(valid, groups)
     return pa.array(reduced, mask=missing).cast(kind)
 
 
-def pick_valid(array: pa.Array, groups: Groups, *, last: bool) -> pa.Array:
+def pick_valid(column: pa.Array | pa.ChunkedArray, groups: Groups, *, last: bool) -> pa.Array:
     """Each group's first or last non-null value in record order."""
-    valid = array.is_valid().to_numpy(zero_copy_only=False)[groups.rows]
+    valid = contiguous(pc.is_valid(column)).to_numpy(zero_copy_only=False)[groups.rows]
     positions = np.arange(len(groups.rows))
     if last:
         picked = np.maximum.reduceat(np.where(valid, positions, -1), groups.starts)
     else:
         picked = np.minimum.reduceat(np.where(valid, positions, len(positions)), groups.starts)
     rows = groups.rows[np.clip(picked, 0, len(positions) - 1)]
-    return array.take(pa.array(rows, mask=_no_value(valid, groups)))
+    return column.take(pa.array(rows, mask=_no_value(valid, groups)))
 
 
 def _extreme_by_rank(array: pa.Array, strategy: str, groups: Groups) -> pa.Array:

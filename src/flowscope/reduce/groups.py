@@ -10,6 +10,7 @@ hash run that holds several keys are re-sorted by their words.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,6 +28,11 @@ class Groups:
     """All row numbers, grouped by key; within a group in record order."""
     starts: np.ndarray
     """Position in ``rows`` where each group begins."""
+
+    @functools.cached_property
+    def row_array(self) -> pa.Array:
+        """``rows`` for Arrow ``take`` (no copy)."""
+        return pa.array(self.rows)
 
     @property
     def ends(self) -> np.ndarray:
@@ -48,20 +54,19 @@ def contiguous(column: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 
 def _value_words(array: pa.Array) -> list[np.ndarray]:
-    """int64 words per row, equal together exactly when the (non-null) values are."""
+    """Integer views of the values (no copy where the type allows), equal together exactly when the values are."""
     kind = array.type
     fixed_width = pa.types.is_integer(kind) or pa.types.is_temporal(kind)
     if fixed_width and kind.bit_width in (8, 16, 32, 64):
         width = kind.bit_width // 8
         data = np.frombuffer(array.buffers()[1], dtype=f"<i{width}", count=array.offset + len(array))
-        return [data[array.offset :].astype(np.int64)]
+        return [data[array.offset :]]
     if pa.types.is_fixed_size_binary(kind) and kind.byte_width % 8 == 0:
         # big-endian words, so an address's varying last bytes are its word's low bits (small spans pack)
         data = np.frombuffer(array.buffers()[1], dtype=">i8", count=(array.offset + len(array)) * kind.byte_width // 8)
         matrix = data[array.offset * kind.byte_width // 8 :].reshape(len(array), -1)
-        return [matrix[:, i].astype(np.int64) for i in range(matrix.shape[1])]
-    encoded = pc.dictionary_encode(array, null_encoding="encode")
-    return [encoded.indices.to_numpy().astype(np.int64)]
+        return [matrix[:, i] for i in range(matrix.shape[1])]
+    return [pc.dictionary_encode(array, null_encoding="encode").indices.to_numpy()]
 
 
 def key_words(table: pa.Table, key: Sequence[str]) -> list[np.ndarray]:
@@ -76,16 +81,18 @@ def key_words(table: pa.Table, key: Sequence[str]) -> list[np.ndarray]:
         values = _value_words(array)
         if array.null_count:
             valid = array.is_valid().to_numpy(zero_copy_only=False)
-            values = [np.where(valid, v, 0) for v in values] + [valid.astype(np.int64)]
-        for word in values:
-            low, high = int(word.min()), int(word.max())
+            values = [np.where(valid, v, 0) for v in values] + [valid]
+        for view in values:
+            low, high = int(view.min()), int(view.max())
             if low != high:
-                words.append((word - low, high - low + 1))
+                words.append((np.subtract(view, low, dtype=np.int64), high - low + 1))
     packed: list[np.ndarray] = []
     word, span = None, 1
     for values, count in words:
         if word is not None and span * count < _PACK_LIMIT:
-            word, span = word * count + values, span * count
+            word *= count
+            word += values
+            span *= count
             continue
         if word is not None:
             packed.append(word)
@@ -101,7 +108,8 @@ def _hash(words: list[np.ndarray], bits: int) -> np.ndarray:
         mixed ^= word.view(np.uint64)
         mixed *= _MIX
         mixed ^= mixed >> np.uint64(31)
-    return (mixed >> np.uint64(64 - bits)).view(np.int64)
+    mixed >>= np.uint64(64 - bits)
+    return mixed.view(np.int64)
 
 
 def group(table: pa.Table, key: Sequence[str], ranks: np.ndarray, by_rank: np.ndarray | None) -> Groups:
@@ -113,38 +121,44 @@ def group(table: pa.Table, key: Sequence[str], ranks: np.ndarray, by_rank: np.nd
     if not words:  # the key is constant: one group
         return Groups(by_rank if by_rank is not None else np.arange(n), np.zeros(min(n, 1), np.int64))
     exact = len(words) == 1 and int(words[0].max()) < (1 << (63 - row_bits))
-    code = words[0] if exact else _hash(words, 63 - row_bits)
-    ordered = np.sort((code << row_bits) | ranks)
-    ranks_sorted = ordered & ((1 << row_bits) - 1)
+    keyed = words[0] << row_bits if exact else _hash(words, 63 - row_bits) << row_bits
+    keyed |= ranks
+    keyed.sort()
+    ranks_sorted = keyed & ((1 << row_bits) - 1)
+    keyed >>= row_bits
     starts = np.empty(n, bool)
     starts[0] = True
-    np.not_equal((ordered >> row_bits)[1:], (ordered >> row_bits)[:-1], out=starts[1:])
-    if not exact:
-        rows_sorted = ranks_sorted if by_rank is None else by_rank[ranks_sorted]
-        ranks_sorted = _split_collisions(words, starts, ranks_sorted, rows_sorted)
+    np.not_equal(keyed[1:], keyed[:-1], out=starts[1:])
+    del keyed
     rows = ranks_sorted if by_rank is None else by_rank[ranks_sorted]
+    if not exact:
+        resorted = _split_collisions(words, starts, ranks_sorted, rows)
+        if resorted is not None:
+            rows = resorted if by_rank is None else by_rank[resorted]
     return Groups(rows, np.flatnonzero(starts))
 
 
 def _split_collisions(
     words: list[np.ndarray], starts: np.ndarray, ranks_sorted: np.ndarray, rows_sorted: np.ndarray
-) -> np.ndarray:
-    """Make ``starts`` exact where different keys share a hash: their rows are re-sorted by words, then
-    rank, inside the hash run, and a group starts wherever a word changes. Returns the ranks in that order."""
+) -> np.ndarray | None:
+    """Make ``starts`` exact where different keys share a hash: a group also starts wherever a word
+    changes, and the rows of a hash run holding several keys are first re-sorted by words, then rank.
+    Returns the re-sorted ranks (None when no run needed it)."""
     sorted_words = [w[rows_sorted] for w in words]
     collided = np.zeros(len(starts), bool)
     for word in sorted_words:
         collided[1:] |= word[1:] != word[:-1]
     collided &= ~starts
+    resorted = None
     if collided.any():
         run = np.cumsum(starts) - 1
         positions = np.flatnonzero(np.isin(run, run[collided]))
         order = np.lexsort([ranks_sorted[positions], *(w[positions] for w in reversed(sorted_words)), run[positions]])
         moved = positions[order]
-        ranks_sorted = ranks_sorted.copy()
-        ranks_sorted[positions] = ranks_sorted[moved]
+        resorted = ranks_sorted.copy()
+        resorted[positions] = ranks_sorted[moved]
         for word in sorted_words:
             word[positions] = word[moved]
     for word in sorted_words:
         starts[1:] |= word[1:] != word[:-1]
-    return ranks_sorted
+    return resorted
