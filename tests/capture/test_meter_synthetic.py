@@ -8,6 +8,7 @@ import pyarrow as pa
 import pytest
 from tests.capture.test_meter_nfpcapd import nfpcapd_totals
 
+from flowscope.capture import chunks, source
 from flowscope.capture.source import CaptureSource
 from flowscope.demo.pcap import write_synthetic_pcap
 
@@ -36,6 +37,19 @@ def test_metering_reproduces_the_written_totals(capture: tuple[Path, dict[str, i
     assert written["flows"] <= table.num_rows < written["flows"] * 1.2
     assert set(table.column("proto").to_pylist()) == {1, 6, 17, 58}
     assert table.column("vlan_id").to_numpy().max() > 0
+
+
+def test_gathered_output_tables_hold_the_same_flows(
+    capture: tuple[Path, dict[str, int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finished flows are gathered across batches into bigger tables; how many per table changes nothing."""
+    path, _ = capture
+    monkeypatch.setattr(chunks.Chunks, "chunk_bytes", 1 << 20)  # many packet batches
+    gathered = pa.concat_tables(list(CaptureSource([path], {})))
+    monkeypatch.setattr(source, "GATHER_FLOWS", 1)
+    tables = list(CaptureSource([path], {}))
+    assert len(tables) > 3
+    assert pa.concat_tables(tables).equals(gathered)
 
 
 @pytest.mark.integration

@@ -280,9 +280,14 @@ class FlowMeter:
 
     def add(self, batch: PacketBatch) -> pa.Table:
         """Meter one batch; returns the flows it finished (timed out, split, or pushed out of a full cache)."""
+        return self.table(self.add_rows(batch))
+
+    def add_rows(self, batch: PacketBatch) -> FlowRows:
+        """``add`` without the conversion to a table: callers gathering the flows of many batches into one
+        table convert once (the conversion and the community IDs cost per call as much as per flow)."""
         rows = self._packet_rows(batch)
         if not len(rows):
-            return self._table(FlowRows.empty())
+            return FlowRows.empty()
         latest = int(rows["last_ns"].max())
         self.clock_ns = latest if self.clock_ns is None else max(self.clock_ns, latest)
         # Only cached flows whose key occurs in this batch take part in the merge; the others
@@ -303,7 +308,7 @@ class FlowMeter:
         self.cache.insert(continuing.take(np.argsort(continuing["key"])))
         finished = FlowRows.concat([finished, self._enforce_limit()])
         self.peak_flows = max(self.peak_flows, len(self.cache))
-        return self._table(finished)
+        return finished
 
     def _timed_out(self, flows: FlowRows | FlowCache) -> np.ndarray:
         return (self.clock_ns - flows["last_ns"] >= self._idle_ns) | (
@@ -314,7 +319,7 @@ class FlowMeter:
         """Export every flow still in the cache (end of input), in tables of at most ``EXPORT_ROWS`` flows."""
         cache, self.cache = self.cache.rows(), FlowCache()
         for start in range(0, len(cache), EXPORT_ROWS):
-            yield self._table(cache.slice(start, start + EXPORT_ROWS))
+            yield self.table(cache.slice(start, start + EXPORT_ROWS))
 
     def state(self) -> dict[str, np.ndarray]:
         """The cache, clock and fragment table as named arrays (for ``np.savez``), so metering can
@@ -460,7 +465,7 @@ class FlowMeter:
         latest[:-1] = new_key[at[1:]]
         return FlowRows(columns), latest
 
-    def _table(self, flows: FlowRows) -> pa.Table:
+    def table(self, flows: FlowRows) -> pa.Table:
         """Finished flows -> flow-schema table, oriented so the first packet's sender is the source."""
         n = len(flows)
         from_b = flows["from_b"]

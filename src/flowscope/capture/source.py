@@ -13,13 +13,14 @@ from typing import Any
 import pyarrow as pa
 
 from flowscope.capture.files import capture_files, is_capture, iter_packet_batches
-from flowscope.capture.meter import FlowMeter, MeterSettings
+from flowscope.capture.meter import FlowMeter, FlowRows, MeterSettings
 from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
 from flowscope.memory import keep_freed_memory
 from flowscope.readers.registry import Reader, head_bytes, register
 
 TUNNEL_CHOICES = ("outer", "inner")
+GATHER_FLOWS = 1 << 15  # finished flows per output table: fewer conversions, without holding much memory
 BYTES_CHOICES = ("ip", "link")
 
 
@@ -77,14 +78,18 @@ class CaptureSource:
         self._done = 0
 
     def __iter__(self) -> Iterator[pa.Table]:
+        finished: list[FlowRows] = []  # gathered into tables of about GATHER_FLOWS flows
         for path, size in zip(self.files, self._sizes, strict=True):
             # Mapped: files named to ``flowscope read`` are not being recycled by a capture (see MappedChunks).
             batches = iter_packet_batches([path], tunnels=self.tunnels, skips=self.skips, mapped=True)
             for batch in batches:
-                flows = self.meter.add(batch)
-                if flows.num_rows:
-                    yield flows
+                finished.append(self.meter.add_rows(batch))
+                if sum(len(flows) for flows in finished) >= GATHER_FLOWS:
+                    yield self.meter.table(FlowRows.concat(finished))
+                    finished = []
             self._done += size
+        if sum(len(flows) for flows in finished):
+            yield self.meter.table(FlowRows.concat(finished))
         yield from self.meter.flush()
 
     def progress(self) -> tuple[int, int | None]:
