@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 import pytest
 from tests.conftest import require_tool, shared_data
 
+from flowscope.csvflows import reader
 from flowscope.csvflows.reader import open_source, sniff
 from flowscope.display import textual
 from flowscope.errors import FlowscopeError
@@ -223,3 +224,20 @@ def test_cli_forced_dialect_strict_and_warnings(tmp_path: Path) -> None:
         main, ["--lake", str(lake), "read", "--format", "cic-csv", str(EXAMPLE), "--tz", "Mars/Base"]
     )
     assert result.exit_code == 2 and "unknown time zone" in result.output
+
+
+@pytest.mark.parametrize("chunk_bytes", [7, 64, 200, 1 << 20])
+@pytest.mark.parametrize("ending", [b"\n", b"\r\n", b""])
+def test_chunk_boundaries_do_not_change_the_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk_bytes: int, ending: bytes
+) -> None:
+    """Blocks cut anywhere (inside lines, CRLF pairs, the header), with or without a final newline, plain or
+    gzip: the same rows; and every row of an address seen in an earlier chunk is still converted."""
+    expected = textual(read_all(EXAMPLE)[0]).to_pylist()
+    lines = EXAMPLE.read_bytes().splitlines()
+    data = b"\n".join(lines).replace(b"\n", ending or b"\n") + ending
+    monkeypatch.setattr(reader, "CHUNK_BYTES", chunk_bytes)
+    for name, content in (("plain.csv", data), ("packed.csv.gz", gzip.compress(data))):
+        path = tmp_path / name
+        path.write_bytes(content)
+        assert textual(read_all(path)[0]).to_pylist() == expected

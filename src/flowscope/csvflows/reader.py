@@ -19,7 +19,7 @@ import time
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
@@ -54,10 +54,41 @@ class _RawInput:
         self.consumed = 0
         self.size = None if self.live else path.stat().st_size
 
-    def blocks(self) -> Iterator[bytes]:
+    def blocks(self) -> Iterator[bytes | bytearray]:
+        if self.live:
+            yield from self._inflated(self._stdin_blocks())
+            return
+        with open(self.path, "rb") as handle:
+            if handle.peek(2)[:2] == b"\x1f\x8b":
+                yield from self._inflated(iter(lambda: handle.read(CHUNK_BYTES), b""))
+            else:
+                yield from self._line_blocks(handle)
+
+    def _line_blocks(self, handle: BinaryIO) -> Iterator[bytearray]:
+        """A plain file in blocks of whole lines: each block is read in place after the previous block's
+        unfinished last line, so chunks need no joining copy."""
+        carry = b""
+        while True:
+            block = bytearray(len(carry) + CHUNK_BYTES)
+            block[: len(carry)] = carry
+            read = handle.readinto(memoryview(block)[len(carry) :])
+            self.consumed += read
+            del block[len(carry) + read :]
+            if not read:  # end of file: a last line without its newline, if any
+                if block:
+                    yield block
+                return
+            cut = block.rfind(b"\n") + 1
+            carry = bytes(block[cut:])
+            if cut:
+                del block[cut:]
+                yield block
+
+    def _inflated(self, raw_blocks: Iterator[bytes]) -> Iterator[bytes]:
+        """Blocks decompressed when the input is gzip (detected from its first bytes, also on stdin)."""
         inflater: Any = None
         first = True
-        for block in self._raw_blocks():
+        for block in raw_blocks:
             self.consumed += len(block)
             if first and block:
                 first = False
@@ -73,12 +104,7 @@ class _RawInput:
                 out.append(inflater.decompress(rest))
             yield b"".join(out)
 
-    def _raw_blocks(self) -> Iterator[bytes]:
-        if not self.live:
-            with open(self.path, "rb") as handle:
-                while block := handle.read(CHUNK_BYTES):
-                    yield block
-            return
+    def _stdin_blocks(self) -> Iterator[bytes]:
         # read1 first returns what format detection peeked into stdin's buffer, then one read per
         # call; after each call that buffer is empty, so select() tells when the next read would block.
         stdin = sys.stdin.buffer
@@ -160,10 +186,14 @@ class _InputReader:
             if table is not None and table.num_rows:
                 yield table
 
-    def _chunks(self) -> Iterator[bytes]:
-        """First the header line, then chunks of whole lines (one copy of each input byte)."""
+    def _chunks(self) -> Iterator[bytes | bytearray]:
+        """First the header line, then chunks of whole lines.
+
+        A file's blocks already are whole lines (``_RawInput``): each becomes a chunk as it is. Live
+        input is gathered until ``CHUNK_BYTES``, ``commit_rows`` or ``commit_seconds``.
+        """
         tail = b""
-        ready: list[bytes | memoryview] = []
+        ready: list[bytes | bytearray | memoryview] = []
         ready_rows = ready_bytes = 0
         since = 0.0
         header_done = False
@@ -180,16 +210,17 @@ class _InputReader:
             if cut >= 0:
                 if not ready:
                     since = time.monotonic()
-                ready += [tail, memoryview(block)[: cut + 1]]
+                piece = block if cut + 1 == len(block) else memoryview(block)[: cut + 1]
+                ready += [tail, piece] if tail else [piece]
                 ready_bytes += len(tail) + cut + 1
                 if self.raw.live:
                     ready_rows += tail.count(b"\n") + block.count(b"\n", 0, cut + 1)
                 tail = block[cut + 1 :]
             else:
                 tail += block
-            due = ready_bytes >= CHUNK_BYTES or ready_rows >= self.source.commit_rows
+            due = not self.raw.live or ready_bytes >= CHUNK_BYTES or ready_rows >= self.source.commit_rows
             if ready and (due or (self.raw.live and time.monotonic() - since >= self.source.commit_seconds)):
-                yield b"".join(ready)
+                yield _joined(ready)
                 ready, ready_rows, ready_bytes = [], 0, 0
         if not header_done:
             if tail.strip():
@@ -198,9 +229,11 @@ class _InputReader:
         if tail.strip():
             ready += [tail, b"\n"]
         if ready:
-            yield b"".join(ready)
+            yield _joined(ready)
 
-    def _parse(self, chunk: bytes, names: list[str], dialect: Dialect, mapping: dict[str, str]) -> pa.Table | None:
+    def _parse(
+        self, chunk: bytes | bytearray, names: list[str], dialect: Dialect, mapping: dict[str, str]
+    ) -> pa.Table | None:
         if self.in_summary:
             return None
         if dialect is dialects.NFDUMP:
@@ -260,6 +293,11 @@ class _InputReader:
         if self.source.strict:
             raise FlowscopeError(f"{self.raw.name}: near data row {row}: {reason}: {example!r} (--strict)")
         self.source.skips.add(reason, count, example)
+
+
+def _joined(pieces: list[bytes | bytearray | memoryview]) -> bytes | bytearray:
+    """One chunk from its pieces; a lone whole block is passed on as it is (no copy)."""
+    return pieces[0] if len(pieces) == 1 and not isinstance(pieces[0], memoryview) else b"".join(pieces)
 
 
 def sniff(path: Path, head: bytes) -> bool:
