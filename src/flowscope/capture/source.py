@@ -20,7 +20,7 @@ from flowscope.memory import keep_freed_memory
 from flowscope.readers.registry import Reader, head_bytes, register
 
 TUNNEL_CHOICES = ("outer", "inner")
-GATHER_FLOWS = 1 << 15  # finished flows per output table: fewer conversions, without holding much memory
+GATHER_FLOWS = 1 << 13  # finished flows per output table: fewer conversions (more costs peak memory, gains little)
 BYTES_CHOICES = ("ip", "link")
 
 
