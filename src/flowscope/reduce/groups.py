@@ -53,6 +53,11 @@ def contiguous(column: pa.Array | pa.ChunkedArray) -> pa.Array:
     return column
 
 
+def gathered(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``values[rows]`` for millions of random rows: Arrow's take is a third faster than numpy's indexing."""
+    return pa.array(values).take(pa.array(rows)).to_numpy()
+
+
 def _value_words(array: pa.Array) -> list[np.ndarray]:
     """Integer views of the values (no copy where the type allows), equal together exactly when the values are."""
     kind = array.type
@@ -130,11 +135,11 @@ def group(table: pa.Table, key: Sequence[str], ranks: np.ndarray, by_rank: np.nd
     starts[0] = True
     np.not_equal(keyed[1:], keyed[:-1], out=starts[1:])
     del keyed
-    rows = ranks_sorted if by_rank is None else by_rank[ranks_sorted]
+    rows = ranks_sorted if by_rank is None else gathered(by_rank, ranks_sorted)
     if not exact:
         resorted = _split_collisions(words, starts, ranks_sorted, rows)
         if resorted is not None:
-            rows = resorted if by_rank is None else by_rank[resorted]
+            rows = resorted if by_rank is None else gathered(by_rank, resorted)
     return Groups(rows, np.flatnonzero(starts))
 
 
@@ -144,7 +149,7 @@ def _split_collisions(
     """Make ``starts`` exact where different keys share a hash: a group also starts wherever a word
     changes, and the rows of a hash run holding several keys are first re-sorted by words, then rank.
     Returns the re-sorted ranks (None when no run needed it)."""
-    sorted_words = [w[rows_sorted] for w in words]
+    sorted_words = [gathered(w, rows_sorted) for w in words]
     collided = np.zeros(len(starts), bool)
     for word in sorted_words:
         collided[1:] |= word[1:] != word[:-1]
@@ -157,6 +162,7 @@ def _split_collisions(
         moved = positions[order]
         resorted = ranks_sorted.copy()
         resorted[positions] = ranks_sorted[moved]
+        sorted_words = [word.copy() for word in sorted_words]
         for word in sorted_words:
             word[positions] = word[moved]
     for word in sorted_words:
