@@ -11,8 +11,10 @@ import pyarrow.compute as pc
 import pytest
 from tests.conftest import require_tool, shared_data
 
+from flowscope import addresses
 from flowscope.csvflows import reader
 from flowscope.csvflows.reader import open_source, sniff
+from flowscope.csvflows.values import AddressCache
 from flowscope.display import textual
 from flowscope.errors import FlowscopeError
 from flowscope.schema import FLOW_SCHEMA, conform
@@ -241,3 +243,19 @@ def test_chunk_boundaries_do_not_change_the_rows(
         path = tmp_path / name
         path.write_bytes(content)
         assert textual(read_all(path)[0]).to_pylist() == expected
+
+
+@pytest.mark.parametrize("limit", [2, 5, 1 << 20])
+def test_address_cache_gives_what_parsing_gives(monkeypatch: pytest.MonkeyPatch, limit: int) -> None:
+    monkeypatch.setattr(AddressCache, "LIMIT", limit)
+    cache = AddressCache()
+    batches = [
+        ["10.0.0.1", "10.0.0.2", None, "10.0.0.1"],
+        ["10.0.0.2", "2001:db8::1", "nope", "", "10.0.0.3", "10.0.0.3"],
+        ["10.0.0.9", "10.0.0.1", "::1", "10.0.0.8", "10.0.0.7", "10.0.0.6", "10.0.0.5", "2001:db8::1"],
+        [None, None],
+    ]
+    for texts in batches:
+        raw = pa.array([None if t is None else t.encode() for t in texts], pa.binary())
+        expected = addresses.parse_text(pa.array(texts, pa.string()), errors="null")
+        assert cache.parse(raw).to_pylist() == expected.to_pylist()

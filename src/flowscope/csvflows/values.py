@@ -184,15 +184,20 @@ class AddressCache:
         """binary(16) per row of ``text`` (null where the text is null or unreadable)."""
         text = text.cast(pa.binary())
         position = pc.index_in(text, value_set=self.texts)
-        if position.null_count > text.null_count:
-            fresh = pc.unique(text.filter(pc.and_(pc.is_null(position), pc.is_valid(text))))
-            if len(self.texts) + len(fresh) > self.LIMIT:
-                self.texts, self.parsed = self.texts[:0], self.parsed[:0]
-                fresh = pc.unique(text.drop_null())
-            self.texts = pa.concat_arrays([self.texts, fresh])
-            self.parsed = pa.concat_arrays([self.parsed, addresses.parse_text(_as_text(fresh), errors="null")])
-            position = pc.index_in(text, value_set=self.texts)
-        return self.parsed.take(position)
+        if position.null_count == text.null_count:
+            return self.parsed.take(position)
+        missing = pc.and_(pc.is_null(position), pc.is_valid(text))
+        unseen = text.filter(missing)
+        fresh = pc.unique(unseen)
+        if len(self.texts) and len(self.texts) + len(fresh) > self.LIMIT:
+            self.texts, self.parsed = self.texts[:0], self.parsed[:0]
+            return self.parse(text)
+        # the unseen rows are looked up among the fresh texts only, not the whole cache again
+        rows = pc.fill_null(position, -1).to_numpy().copy()
+        rows[missing.to_numpy(zero_copy_only=False)] = len(self.texts) + pc.index_in(unseen, value_set=fresh).to_numpy()
+        self.texts = pa.concat_arrays([self.texts, fresh])
+        self.parsed = pa.concat_arrays([self.parsed, addresses.parse_text(_as_text(fresh), errors="null")])
+        return self.parsed.take(pa.array(rows, mask=rows < 0))
 
 
 def to_address(text: pa.Array, cache: AddressCache) -> Converted:
