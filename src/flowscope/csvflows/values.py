@@ -215,8 +215,11 @@ def to_timestamp(text: pa.Array, formats: tuple[str, ...], timezone: str) -> Con
     encoded = _distinct(text)
     distinct = encoded.dictionary
     if formats:
-        candidates = [pc.strptime(distinct, format=f, unit="ns", error_is_null=True) for f in formats]
-        parsed = candidates[0] if len(candidates) == 1 else pc.coalesce(*candidates)
+        parsed = pc.strptime(distinct, format=formats[0], unit="ns", error_is_null=True)
+        for pattern in formats[1:]:
+            if parsed.null_count == distinct.null_count:  # usually the first pattern reads them all
+                break
+            parsed = pc.coalesce(parsed, pc.strptime(distinct, format=pattern, unit="ns", error_is_null=True))
     else:
         parsed = _iso_times(distinct)
     if timezone.upper() != "UTC":
