@@ -259,3 +259,22 @@ def test_address_cache_gives_what_parsing_gives(monkeypatch: pytest.MonkeyPatch,
         raw = pa.array([None if t is None else t.encode() for t in texts], pa.binary())
         expected = addresses.parse_text(pa.array(texts, pa.string()), errors="null")
         assert cache.parse(raw).to_pylist() == expected.to_pylist()
+
+
+def test_cic_time_patterns_mixed_in_one_chunk(tmp_path: Path) -> None:
+    path = tmp_path / "times.csv"
+    path.write_text(
+        "Source IP,Destination IP,Destination Port,Timestamp\n"
+        "10.0.0.1,10.0.0.2,80,26/04/201711:11:17\n"
+        "10.0.0.1,10.0.0.2,80,3/7/2017 8:55\n"
+        "10.0.0.1,10.0.0.2,80,3/7/2017 8:55:01 PM\n"
+        "10.0.0.1,10.0.0.2,80,2017-07-03 08:55:02\n"
+    )
+    table, _ = read_all(path)
+    starts = [t.isoformat() for t in pc.cast(table["time_flow_start"], pa.timestamp("s", "UTC")).to_pylist()]
+    assert starts == [
+        "2017-04-26T11:11:17+00:00",
+        "2017-07-03T08:55:00+00:00",
+        "2017-07-03T20:55:01+00:00",
+        "2017-07-03T08:55:02+00:00",
+    ]
