@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from tests.capture.frame_builders import pcapng_epb, pcapng_idb, pcapng_shb, pcapng_spb
 
-from flowscope.capture import chain, chunks
+from flowscope.capture import chain, chunks, pcap
 from flowscope.capture.files import iter_frames
 from flowscope.diagnostics import Skips
 
@@ -105,3 +105,12 @@ def test_pcapng_walk_matches_block_list(tmp_path: Path, small_walk: None, mapped
     found, skips = read_frames(path, mapped)
     assert found == expected
     assert set(skips.counts) <= {"simple packet blocks carry no timestamp (packet kept, time 0)"}
+
+
+@pytest.mark.parametrize("size", [0, 10, 15, 16, 40])
+def test_buffers_shorter_than_a_record_header(size: int) -> None:
+    """A buffer end holding less than a record header: no record, nothing read out of bounds."""
+    buf = np.frombuffer(struct.pack("<IIII", START, 0, 24, 24) + bytes(24), np.uint8)[:size].copy()
+    records = pcap._Records(buf, pcap.PcapHeader("<", False, 65535, 1), START)
+    found = chain.walk(size, pcap.RECORD_HEADER, records.lengths, records.candidates)
+    assert found.offsets.tolist() == ([0] if size == 40 else []) and found.end == (40 if size == 40 else 0)

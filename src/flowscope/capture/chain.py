@@ -114,6 +114,8 @@ def _lockstep(
     Where each lane stopped, and why, is worked out once the slowest lane is done.
     """
     last = size - header  # the last position with a whole header
+    if last < 0:  # not even one header: every lane stops where it starts (and nothing may be read)
+        return [np.zeros(0, np.int64)] * starts.shape[0], starts.copy(), np.full(starts.shape[0], _INCOMPLETE)
     pos = starts
     trail = [pos]
     while True:
