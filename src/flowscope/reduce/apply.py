@@ -40,13 +40,6 @@ def _taken(column: pa.ChunkedArray, rows: pa.Array) -> pa.Array:
     return contiguous(column).take(rows)  # from one contiguous array: take across chunks is twice as slow
 
 
-def _filled_columns_contiguous(table: pa.Table) -> pa.Table:
-    """Each column that holds values as one chunk, joined once for every step that reads it (all-null
-    columns, common in flow batches, are never read)."""
-    columns = [c if c.null_count == len(c) else pa.chunked_array([contiguous(c)]) for c in table.columns]
-    return pa.Table.from_arrays(columns, schema=table.schema)
-
-
 def _durations(table: pa.Table) -> pa.Array:
     """``time_flow_end - time_flow_start`` in nanoseconds (null when either is)."""
     start, end = (pc.cast(contiguous(table.column(name)), pa.int64()) for name in ("time_flow_start", "time_flow_end"))
@@ -71,7 +64,6 @@ class Reducer:
             return table
         reduction = self.reduction
         reduction.check(table.column_names)
-        table = _filled_columns_contiguous(table)
         ranks, by_rank = record_ranks(table)
         groups = group(table, reduction.key, ranks, by_rank)
         picked = {"first": pa.array(groups.first), "last": pa.array(groups.last)}
