@@ -7,6 +7,7 @@ then, each in its own process pinned to CPU 0, meters it with active 300 s / idl
 - flowscope: the ``flowscope read CAPTURE -o flows.parquet`` path (reader + meter + Parquet sink);
 - nfpcapd: ``nfpcapd -r CAPTURE -w DIR -e 300,60`` (nfdump's own pcap meter, writes nfcapd files);
 - NFStream (``pip install nfstream``): ``NFStreamer(..., n_meters=1, n_dissections=0).to_pandas()``.
+flowscope's step runs as installed, without pandas (``common.as_installed``; the peers need it, flowscope does not).
 Prints wall and CPU seconds (CPU, children included, is robust on a shared machine), packets per CPU second,
 the ratio to nfpcapd, peak RSS, the flow cache's bytes per active flow, and checks that all sides count the
 same packets and IP-layer bytes.
@@ -26,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import Measurement, machine, measure_in_subprocess, run_tool
+from common import Measurement, as_installed, machine, measure_in_subprocess, run_tool
 
 ACTIVE, IDLE = 300, 60
 CPU = 0
@@ -41,6 +42,7 @@ def cpu_seconds() -> float:
 def meter_with_flowscope(capture: str, output: str) -> tuple[float, int]:
     """The ``flowscope read`` data path, timed; prints the totals as a JSON line for the parent."""
     os.sched_setaffinity(0, {CPU})
+    as_installed()
     import pyarrow as pa
     import pyarrow.parquet as pq
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.abc
 import json
 import os
 import platform
@@ -45,6 +46,22 @@ def measure_in_subprocess(name: str, module: str, function: str, *args: str, ext
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     seconds, units, peak = json.loads(out.strip().splitlines()[-1])
     return Measurement(name, seconds, units, peak)
+
+
+def as_installed() -> None:
+    """Run this step as flowscope runs where it is installed: without pandas.
+
+    flowscope does not depend on pandas; the bench environment has it only for the peers (NFStream, the pandas
+    baseline). Where pandas is importable, pyarrow imports it on its first conversion of a numpy array,
+    about 0.3 s of start-up that a flowscope install never pays. Call before that first conversion.
+    """
+    sys.meta_path.insert(0, _WithoutPandas())
+
+
+class _WithoutPandas(importlib.abc.MetaPathFinder):
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name.partition(".")[0] == "pandas":
+            raise ImportError("pandas is left out of flowscope's benchmark steps")
 
 
 @dataclass
