@@ -132,3 +132,17 @@ def test_chunked_and_sliced_input() -> None:
     assert rows_by_key(Reducer(BUILTIN["pairs"])(sliced), BUILTIN["pairs"].key) == rows_by_key(
         by_sql(BUILTIN["pairs"], sliced), BUILTIN["pairs"].key
     )
+
+
+@pytest.mark.parametrize(
+    ("values", "kind"),
+    [([-(2**63) + 1, 1], pa.int64()), ([2**64 - 1, 2**63 - 1], pa.uint64()), ([-(2**63), 2**63 - 1], pa.int64())],
+    ids=["int64", "uint64", "int64-extremes"],
+)
+def test_keys_spanning_the_whole_word_stay_apart(values: list[int], kind: pa.DataType) -> None:
+    """A key whose values lie 2**63 or more apart cannot be shifted to start at zero without wrapping."""
+    table = pa.table({"key": pa.array(values * 2, kind), "bytes": pa.array([1, 2, 3, 4], pa.uint64())})
+    reduced = Reducer(Reduction("wide", "", key=("key",), fields={"bytes": "sum"}))(table)
+    assert sorted(zip(reduced["key"].to_pylist(), reduced["bytes"].to_pylist(), strict=True)) == sorted(
+        [(values[0], 4), (values[1], 6)]
+    )

@@ -75,10 +75,11 @@ def _value_words(array: pa.Array) -> list[np.ndarray]:
 
 
 def key_words(table: pa.Table, key: Sequence[str]) -> list[np.ndarray]:
-    """The key as few non-negative int64 words, equal together exactly when the rows' keys are (nulls alike).
+    """The key as few int64 words, equal together exactly when the rows' keys are (nulls alike).
 
-    Words constant over the table are dropped; the others are packed positionally while their
-    spans multiply to less than 2**62.
+    Words constant over the table are dropped; the others are shifted to start at zero and packed
+    positionally while their spans multiply to less than 2**62. A word whose values lie 2**63 or more
+    apart is kept as it is (shifting would wrap and make it negative) and never packed.
     """
     words: list[tuple[np.ndarray, int]] = []
     for name in key:
@@ -89,7 +90,9 @@ def key_words(table: pa.Table, key: Sequence[str]) -> list[np.ndarray]:
             values = [np.where(valid, v, 0) for v in values] + [valid]
         for view in values:
             low, high = int(view.min()), int(view.max())
-            if low != high:
+            if high - low >= 1 << 63:
+                words.append((view, high - low + 1))
+            elif low != high:
                 words.append((np.subtract(view, low, dtype=np.int64), high - low + 1))
     packed: list[np.ndarray] = []
     word, span = None, 1
@@ -125,7 +128,7 @@ def group(table: pa.Table, key: Sequence[str], ranks: np.ndarray, by_rank: np.nd
     words = key_words(table, key)
     if not words:  # the key is constant: one group
         return Groups(by_rank if by_rank is not None else np.arange(n), np.zeros(min(n, 1), np.int64))
-    exact = len(words) == 1 and int(words[0].max()) < (1 << (63 - row_bits))
+    exact = len(words) == 1 and int(words[0].min()) >= 0 and int(words[0].max()) < (1 << (63 - row_bits))
     keyed = words[0] << row_bits if exact else _hash(words, 63 - row_bits) << row_bits
     keyed |= ranks
     keyed.sort()
