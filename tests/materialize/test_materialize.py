@@ -290,3 +290,15 @@ def test_a_dropped_table_is_made_whole_again(lake_dir: Path, tmp_path: Path, tab
     read_example(lake_dir)
     assert "new file" not in cli(*materialize)
     assert pair_rows_of(url, table_name) == view_pair_rows(lake_dir)
+
+
+def test_another_view_into_the_same_table_is_applied_whole(lake_dir: Path, tmp_path: Path, table_name: str) -> None:
+    """Switching the view a table holds, with no new lake file, recomputes it rather than finding nothing new."""
+    url = f"sqlite:///{tmp_path}/target.db"
+    read_example(lake_dir)
+    pair_key = ("--key", "src_addr,src_port,dst_addr,dst_port")
+    stored = []
+    for view in ("pairs", "conversations", "pairs"):  # same columns and key columns, other values
+        cli("--lake", str(lake_dir), "materialize", view, "--to", url, "--table", table_name, *pair_key)
+        stored.append(rows_of(url, table_name))
+    assert stored[1] != stored[0] and stored[2] == stored[0]

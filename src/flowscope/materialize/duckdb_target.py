@@ -38,13 +38,11 @@ class DuckdbTarget:
         result = self.con.execute(sql, params or []).fetchall()
         return int(result[0][0]) if result and result[0] and isinstance(result[0][0], int) else 0
 
-    def applied_files(self, table: str) -> dict[str, int] | None:
+    def applied_files(self, table: str, view: str) -> dict[str, int] | None:
         exists = self.con.execute(
             "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND schema_name = current_schema()", [table]
         ).fetchall()[0][0]
-        if not exists or self.applied_state(table) is None:
-            return None
-        return dict(self.con.execute(upsert.FILES_SELECT.format(p="?"), [table]).fetchall())
+        return upsert.applied_files(self.con, "?", table, view) if exists else None
 
     def apply(
         self,
@@ -76,7 +74,7 @@ class DuckdbTarget:
                 )
                 if added is None:
                     self._run(upsert.FILES_CLEAR.format(p="?"), [table])
-                self._record_files(table, state.sizes if added is None else added)
+                self._record_files(upsert.file_rows(table, state.sizes, added))
                 self._run("COMMIT")
             except BaseException:
                 self._run("ROLLBACK")
@@ -85,8 +83,13 @@ class DuckdbTarget:
             self.con.unregister(STAGE)
         return Applied(rows=changed, deleted=deleted)
 
-    def _record_files(self, table: str, files: Mapping[str, int]) -> None:
-        listed = pa.table({"target_table": [table] * len(files), "path": list(files), "size": list(files.values())})
+    def _record_files(self, rows: list[tuple[str, str, int]]) -> None:
+        """The file rows as one Arrow table inserted at once (DuckDB's executemany is slow)."""
+        tables, paths, sizes = zip(*rows, strict=True) if rows else ((), (), ())
+        listed = pa.table(
+            {"target_table": pa.array(tables, pa.string()), "path": pa.array(paths, pa.string()),
+             "size": pa.array(sizes, pa.int64())}
+        )  # fmt: skip
         self.con.register("flowscope_files", listed)
         try:
             self._run(

@@ -40,13 +40,11 @@ class PostgresTarget:
             row = self.con.execute(upsert.STATE_SELECT.format(p="%s"), (table,)).fetchone()
         return None if row is None else row[0]
 
-    def applied_files(self, table: str) -> dict[str, int] | None:
+    def applied_files(self, table: str, view: str) -> dict[str, int] | None:
         with self.con.transaction():
             if self.con.execute("SELECT to_regclass(%s)", (quote(table),)).fetchone()[0] is None:
                 return None
-            if self.applied_state(table) is None:
-                return None
-            return dict(self.con.execute(upsert.FILES_SELECT.format(p="%s"), (table,)).fetchall())
+            return upsert.applied_files(self.con, "%s", table, view)
 
     def _existing_columns(self, table: str) -> list[tuple[str, str]]:
         """(name, type) of the table's columns, types spelled as ``pg_column`` spells them."""
@@ -85,8 +83,7 @@ class PostgresTarget:
                 )
                 if added is None:
                     cursor.execute(upsert.FILES_CLEAR.format(p="%s"), (table,))
-                files = state.sizes if added is None else added
-                cursor.executemany(upsert.FILES_INSERT.format(p="%s"), [(table, p, n) for p, n in files.items()])
+                cursor.executemany(upsert.FILES_INSERT.format(p="%s"), upsert.file_rows(table, state.sizes, added))
         except psycopg.Error as exc:
             raise FlowscopeError(f"PostgreSQL: {str(exc).strip()}") from exc
         return Applied(rows=changed, deleted=deleted)

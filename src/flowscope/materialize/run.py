@@ -58,11 +58,13 @@ def lake_state(lake: Lake, view: str, key: Sequence[str]) -> LakeState:
 
 
 def added_files(previous: Mapping[str, int] | None, state: LakeState) -> dict[str, int] | None:
-    """The files new since the run that recorded ``previous``, or None when more than that changed (a file
-    vanished or changed size: compaction, retention) or nothing was recorded."""
+    """The files new since the run that recorded ``previous``, or None when anything else changed (a file
+    vanished or changed size: compaction, retention; no file was added, yet the digest differs: another view
+    or key) or nothing was recorded."""
     if previous is None or any(state.sizes.get(path) != size for path, size in previous.items()):
         return None
-    return {path: size for path, size in state.sizes.items() if path not in previous}
+    added = {path: size for path, size in state.sizes.items() if path not in previous}
+    return added or None
 
 
 def _query(
@@ -99,7 +101,7 @@ def materialize_once(
     state = lake_state(lake, view, key)
     if target.applied_state(table) == state.digest:
         return Outcome(0, Applied(skipped=True), state)
-    previous = target.applied_files(table)
+    previous = target.applied_files(table, view)
     started = time.perf_counter()
     with open_lake(lake, threads=threads) as con:
         state = lake_state(lake, view, key)  # again under the lake's read lock: what the query sees

@@ -56,11 +56,9 @@ class SqliteTarget:
         row = self.con.execute(upsert.STATE_SELECT.format(p="?"), (table,)).fetchone()
         return None if row is None else row[0]
 
-    def applied_files(self, table: str) -> dict[str, int] | None:
+    def applied_files(self, table: str, view: str) -> dict[str, int] | None:
         exists = self.con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone()
-        if exists is None or self.applied_state(table) is None:
-            return None
-        return dict(self.con.execute(upsert.FILES_SELECT.format(p="?"), (table,)).fetchall())
+        return None if exists is None else upsert.applied_files(self.con, "?", table, view)
 
     def apply(
         self,
@@ -104,8 +102,7 @@ class SqliteTarget:
             )
             if added is None:
                 cursor.execute(upsert.FILES_CLEAR.format(p="?"), (table,))
-            files = state.sizes if added is None else added
-            cursor.executemany(upsert.FILES_INSERT.format(p="?"), [(table, p, n) for p, n in files.items()])
+            cursor.executemany(upsert.FILES_INSERT.format(p="?"), upsert.file_rows(table, state.sizes, added))
             cursor.execute("COMMIT")
         except BaseException:
             cursor.execute("ROLLBACK")

@@ -38,9 +38,10 @@ class Target(Protocol):
         """The lake-state digest recorded by the last committed run for ``table``."""
         ...
 
-    def applied_files(self, table: str) -> dict[str, int] | None:
-        """The lake files (path -> size) ``table`` was last made equal to; None when the table or the record of
-        it is missing (then only a full run can make it equal)."""
+    def applied_files(self, table: str, view: str) -> dict[str, int] | None:
+        """The lake files (path -> size) ``table`` was last made equal to ``view`` for; None when the table is
+        missing, or its record, or it was last made equal to another view (only a whole-view run can then
+        make it equal)."""
         ...
 
     def apply(

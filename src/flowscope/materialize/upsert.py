@@ -8,8 +8,9 @@ run that dies before its commit leaves the table as the previous run left it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 STATE_TABLE = "flowscope_materialized"
 
@@ -84,3 +85,19 @@ FILES_INSERT = (
     f"INSERT INTO {FILES_TABLE} (target_table, path, size) VALUES ({{p}}, {{p}}, {{p}}) "
     "ON CONFLICT (target_table, path) DO UPDATE SET size = excluded.size"
 )
+STATE_VIEW = f"SELECT view_name FROM {STATE_TABLE} WHERE target_table = {{p}}"
+
+
+def applied_files(con: Any, p: str, table: str, view: str) -> dict[str, int] | None:
+    """The lake files recorded for ``table`` when its last run applied ``view``, else None (``con``: a DB-API
+    style connection whose ``execute`` takes placeholder ``p``)."""
+    recorded = con.execute(STATE_VIEW.format(p=p), (table,)).fetchall()
+    if not recorded or recorded[0][0] != view:
+        return None
+    return dict(con.execute(FILES_SELECT.format(p=p), (table,)).fetchall())
+
+
+def file_rows(table: str, sizes: Mapping[str, int], added: Mapping[str, int] | None) -> list[tuple[str, str, int]]:
+    """The ``FILES_TABLE`` rows a run records: every lake file after a whole-view run (the old list is cleared
+    first), the added ones after an incremental run."""
+    return [(table, path, size) for path, size in (sizes if added is None else added).items()]
