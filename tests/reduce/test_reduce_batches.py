@@ -9,6 +9,7 @@ import pyarrow.compute as pc
 import pytest
 
 from flowscope import addresses
+from flowscope.errors import FlowscopeError
 from flowscope.reduce import BUILTIN, Reduction
 from flowscope.reduce import groups as grouping
 from flowscope.reduce.apply import Reducer
@@ -146,3 +147,40 @@ def test_keys_spanning_the_whole_word_stay_apart(values: list[int], kind: pa.Dat
     assert sorted(zip(reduced["key"].to_pylist(), reduced["bytes"].to_pylist(), strict=True)) == sorted(
         [(values[0], 4), (values[1], 6)]
     )
+
+
+def _summed(values: list[int], kind: pa.DataType) -> list[int]:
+    table = pa.table({"key": pa.array([7] * len(values), pa.uint16()), "counter": pa.array(values, kind)})
+    return Reducer(Reduction("sums", "", key=("key",), fields={"counter": "sum"}))(table)["counter"].to_pylist()
+
+
+@pytest.mark.parametrize(
+    ("values", "kind"),
+    [
+        ([200, 100], pa.uint8()),
+        ([-100, -100], pa.int8()),
+        ([2**32 - 1, 1], pa.uint32()),
+        ([2**64 - 1, 1], pa.uint64()),
+        ([2**63, 2**63], pa.uint64()),
+        ([2**63 - 1, 1], pa.int64()),
+        ([-(2**63), -1], pa.int64()),
+    ],
+)
+def test_a_sum_that_overflows_its_type_is_an_error_naming_the_field(values: list[int], kind: pa.DataType) -> None:
+    """As in the views, where DuckDB's sum does not fit the column's type."""
+    with pytest.raises(FlowscopeError, match="counter"):
+        _summed(values, kind)
+
+
+@pytest.mark.parametrize(
+    ("values", "kind"),
+    [
+        ([200, 55, None], pa.uint8()),
+        ([2**63, 2**63 - 1], pa.uint64()),
+        ([2**63 - 1, -(2**63), 2**63 - 1], pa.int64()),
+        ([-(2**63) + 1, -1], pa.int64()),
+        ([2**32 - 1] * 3000, pa.uint64()),
+    ],
+)
+def test_sums_up_to_the_limits_of_their_type(values: list[int], kind: pa.DataType) -> None:
+    assert _summed(values, kind) == [sum(v for v in values if v is not None)]

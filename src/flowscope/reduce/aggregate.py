@@ -33,8 +33,30 @@ def _no_value(valid_in_group_order: np.ndarray, groups: Groups) -> np.ndarray:
     return ~np.logical_or.reduceat(valid_in_group_order, groups.starts)
 
 
-def aggregate(column: pa.Array | pa.ChunkedArray, strategy: str, groups: Groups) -> pa.Array:
-    """``sum``, ``min``, ``max`` or ``merge`` (bitwise OR of integers, the last non-null value of anything else)."""
+def _check_sum_fits(values: np.ndarray, sums: np.ndarray, groups: Groups, kind: pa.DataType, name: str) -> None:
+    """Fail as the views' SQL does where a group's integer sum does not fit the column's type.
+
+    Narrow types were summed exactly in 64 bits. A 64-bit sum can wrap; it cannot when the largest
+    value times the largest group fits, the usual case; otherwise the values' high and low 32-bit
+    halves are summed apart (exact in 64 bits) and the carried high sum must fit the type's high half.
+    """
+    limits = np.iinfo(kind.to_pandas_dtype())
+    if kind.bit_width < 64:
+        overflows = int(sums.min()) < limits.min or int(sums.max()) > limits.max
+    else:
+        largest_group = int(np.diff(groups.starts, append=len(values)).max())
+        if limits.min <= int(values.min()) * largest_group and int(values.max()) * largest_group <= limits.max:
+            return
+        carried = np.add.reduceat(values & 0xFFFFFFFF, groups.starts) >> 32
+        high = np.add.reduceat(values >> 32, groups.starts) + carried
+        overflows = bool(np.any((high < limits.min >> 32) | (high > limits.max >> 32)))
+    if overflows:
+        raise FlowscopeError(f"the sum of {name} does not fit its type {kind}")
+
+
+def aggregate(column: pa.Array | pa.ChunkedArray, strategy: str, groups: Groups, name: str) -> pa.Array:
+    """``sum``, ``min``, ``max`` or ``merge`` (bitwise OR of integers, the last non-null value of anything else)
+    of the field ``name``."""
     kind = column.type
     if column.null_count == len(column):
         return pa.nulls(len(groups.starts), kind)
@@ -52,6 +74,8 @@ def aggregate(column: pa.Array | pa.ChunkedArray, strategy: str, groups: Groups)
     elif valid is not None:
         values = np.where(valid, values, 0)
     reduced = _REDUCE[strategy].reduceat(values, groups.starts)
+    if strategy == "sum" and pa.types.is_integer(kind):
+        _check_sum_fits(values, reduced, groups, kind, name)
     missing = None if valid is None else _no_value(valid, groups)
     return pa.array(reduced, mask=missing).cast(kind)
 

@@ -57,7 +57,7 @@ class Reducer:
         durations = _durations(table)
         if strategy in ("first", "last", "merge"):
             return pick_valid(durations, groups, last=strategy != "first")
-        return aggregate(durations, strategy, groups)
+        return aggregate(durations, strategy, groups, DURATION)
 
     def __call__(self, table: pa.Table) -> pa.Table:
         if table.num_rows < 2:
@@ -77,7 +77,7 @@ class Reducer:
             if strategy in picked:
                 output[field.name] = _taken(column, picked[strategy])
             else:
-                output[field.name] = aggregate(column, strategy, groups)
+                output[field.name] = aggregate(column, strategy, groups, field.name)
         if end_from_duration:
             start = pc.cast(output["time_flow_start"], pa.int64())
             end = pc.add(start, self._reduced_duration(table, groups))
