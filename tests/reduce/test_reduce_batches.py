@@ -184,3 +184,12 @@ def test_a_sum_that_overflows_its_type_is_an_error_naming_the_field(values: list
 )
 def test_sums_up_to_the_limits_of_their_type(values: list[int], kind: pa.DataType) -> None:
     assert _summed(values, kind) == [sum(v for v in values if v is not None)]
+
+
+@pytest.mark.parametrize("rows", [0, 1, 2])
+def test_a_reduction_that_does_not_fit_the_data_fails_on_any_batch(rows: int) -> None:
+    table = pa.table({"key": pa.array(range(rows), pa.uint16()), "counter": pa.array(range(rows), pa.uint64())})
+    with pytest.raises(FlowscopeError, match="key field"):
+        Reducer(Reduction("keyless", "", key=("src_addr",), fields={}))(table)
+    with pytest.raises(FlowscopeError, match="unknown field"):
+        Reducer(Reduction("misspelt", "", key=("key",), fields={"conter": "sum"}))(table)
