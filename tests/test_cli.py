@@ -174,3 +174,13 @@ def test_read_a_directory_of_mixed_formats_is_a_clear_error(lake_dir, tmp_path):
     result = invoke(lake_dir, "read", str(folder))
     assert result.exit_code == 2
     assert "more than one format" in result.output and "b.csv" in result.output
+
+
+def test_read_a_capture_directory_with_other_files_sets_them_aside(lake_dir, tmp_path):
+    folder = tmp_path / "captures"
+    folder.mkdir()
+    write_synthetic_pcap(folder / "a.pcap", packets=100, flows=5)
+    (folder / "SHA256SUMS").write_text("0123  a.pcap\n")
+    result = invoke(lake_dir, "read", str(folder))
+    assert result.exit_code == 0, result.output
+    assert "1 file(s) in the given folders are not captures" in result.output

@@ -20,8 +20,8 @@ from flowscope.memory import keep_freed_memory
 from flowscope.readers.registry import Reader, head_bytes, register
 
 TUNNEL_CHOICES = ("outer", "inner")
-GATHER_FLOWS = 1 << 13  # finished flows per output table: fewer conversions (more costs peak memory, gains little)
 BYTES_CHOICES = ("ip", "link")
+GATHER_FLOWS = 1 << 13  # finished flows per output table: fewer conversions (more costs peak memory, gains little)
 
 
 def meter_settings(options: Mapping[str, Any]) -> MeterSettings:
@@ -71,6 +71,7 @@ class CaptureSource:
     def __init__(self, paths: Sequence[Path], options: Mapping[str, Any]) -> None:
         keep_freed_memory()
         self.files, self.ignored = _capture_files(paths)
+        self.named = {Path(path) for path in paths if not Path(path).is_dir()}
         self.tunnels = tunnel_mode(options)
         self.skips = Skips(unit="packets")
         self.meter = FlowMeter(meter_settings(options), self.skips)
@@ -79,16 +80,20 @@ class CaptureSource:
 
     def __iter__(self) -> Iterator[pa.Table]:
         finished: list[FlowRows] = []  # gathered into tables of about GATHER_FLOWS flows
+        gathered = 0
         for path, size in zip(self.files, self._sizes, strict=True):
-            # Mapped: files named to ``flowscope read`` are not being recycled by a capture (see MappedChunks).
-            batches = iter_packet_batches([path], tunnels=self.tunnels, skips=self.skips, mapped=True)
+            # Only files named directly are memory-mapped: a folder may be a capture ring that tcpdump is still
+            # writing, and a file it truncates under a mapping kills the reader (see MappedChunks).
+            mapped = path in self.named
+            batches = iter_packet_batches([path], tunnels=self.tunnels, skips=self.skips, mapped=mapped)
             for batch in batches:
                 finished.append(self.meter.add_rows(batch))
-                if sum(len(flows) for flows in finished) >= GATHER_FLOWS:
+                gathered += len(finished[-1])
+                if gathered >= GATHER_FLOWS:
                     yield self.meter.table(FlowRows.concat(finished))
-                    finished = []
+                    finished, gathered = [], 0
             self._done += size
-        if sum(len(flows) for flows in finished):
+        if gathered:
             yield self.meter.table(FlowRows.concat(finished))
         yield from self.meter.flush()
 

@@ -85,21 +85,26 @@ def _sniff(path: Path, head: bytes) -> Reader | None:
 
 
 def _detect_directory(path: Path) -> Reader:
+    """The one known format among a folder's files (others, e.g. checksums or notes, are left to that format's
+    reader); files of two known formats are an error."""
     files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
     if not files:
         raise FlowscopeError(f"{path}: directory holds no files")
     found: dict[str, list[Path]] = {}
     for file in files:
-        if file.stat().st_size == 0:  # e.g. a capture just started: no format yet, and nothing to read
+        try:
+            if file.stat().st_size == 0:  # e.g. a capture just started: no format yet, and nothing to read
+                continue
+            head = head_bytes(file)
+        except (OSError, FlowscopeError):  # gone since the listing (rotation) or unreadable: its reader will say
             continue
-        reader = _sniff(file, head_bytes(file))
-        found.setdefault(reader.name if reader else "unrecognised", []).append(file)
-    if not found:
-        raise FlowscopeError(f"{path}: every file in it is empty")
+        reader = _sniff(file, head)
+        if reader is not None:
+            found.setdefault(reader.name, []).append(file)
     if len(found) > 1:
         kinds = "; ".join(f"{name}: {len(group)} file(s), e.g. {group[0].name}" for name, group in found.items())
         raise FlowscopeError(f"{path}: holds files of more than one format ({kinds}); read them separately")
-    if "unrecognised" in found:
+    if not found:
         raise FlowscopeError(f"{path}: no file in it is in a known format (e.g. {files[0].name}); use --format")
     return readers()[next(iter(found))]
 
