@@ -193,3 +193,12 @@ def test_a_reduction_that_does_not_fit_the_data_fails_on_any_batch(rows: int) ->
         Reducer(Reduction("keyless", "", key=("src_addr",), fields={}))(table)
     with pytest.raises(FlowscopeError, match="unknown field"):
         Reducer(Reduction("misspelt", "", key=("key",), fields={"conter": "sum"}))(table)
+
+
+def test_min_and_max_of_a_dictionary_column() -> None:
+    names = pc.dictionary_encode(pa.array(["b", "a", None, "c", "a", "b"]))
+    keys = pc.dictionary_encode(pa.array([1, 1, 1, 2, 2, 3], pa.uint16()))
+    table = pa.table({"key": keys, "lowest": names, "highest": names})
+    reduced = Reducer(Reduction("names", "", key=("key",), fields={"lowest": "min", "highest": "max"}))(table)
+    assert reduced.schema == table.schema
+    assert reduced.to_pydict() == {"key": [1, 2, 3], "lowest": ["a", "a", "b"], "highest": ["b", "c", "b"]}

@@ -93,8 +93,12 @@ def pick_valid(column: pa.Array | pa.ChunkedArray, groups: Groups, *, last: bool
 
 
 def _extreme_by_rank(array: pa.Array, strategy: str, groups: Groups) -> pa.Array:
-    """min/max of any sortable type: the group's smallest/largest dense rank, mapped back to a row holding it."""
-    ranks = pc.rank(array, sort_keys="ascending", tiebreaker="dense").to_numpy().astype(np.int64)
+    """min/max of any sortable type: the group's smallest/largest dense rank, mapped back to a row holding it.
+
+    Dictionary arrays are ranked by their decoded values (Arrow cannot rank them) and taken as they are.
+    """
+    ranked = array.dictionary_decode() if pa.types.is_dictionary(array.type) else array
+    ranks = pc.rank(ranked, sort_keys="ascending", tiebreaker="dense").to_numpy().astype(np.int64)
     valid = array.is_valid().to_numpy(zero_copy_only=False)
     no_value = 0 if strategy == "max" else int(ranks.max()) + 1
     ranks = np.where(valid, ranks, no_value)
