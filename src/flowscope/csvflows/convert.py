@@ -30,8 +30,9 @@ class Converted:
 TEXT = pa.string()
 REPEATING_TEXT = pa.binary()
 """Text that repeats (addresses, timestamps) is parsed as raw bytes: no UTF-8 check and no dictionary
-building in the parser (together a third of its time); the converters dictionary-encode the bytes, parse
-each distinct value once (as text) and gather by index."""
+building in the parser (together a third of its time). The converters parse each distinct value once (as
+text): addresses are looked up (``index_in``) in the input's ``AddressCache``, timestamps dictionary-encoded
+and gathered by index."""
 
 
 def column_types(

@@ -1,8 +1,9 @@
 """``flowscope read`` for flow CSVs: files, ``.gz`` files and standard input, streamed in chunks.
 
 Input is cut into chunks of whole lines and each chunk is parsed by pyarrow's CSV
-reader (integer columns as their flow-schema type, addresses and timestamps
-dictionary-encoded), then converted column-wise (``convert``). From a file, chunks
+reader (integer columns as their flow-schema type, addresses and timestamps as raw
+bytes), then converted column-wise (``convert``; addresses through an ``AddressCache``
+that lives as long as the input, so each distinct address is parsed once). From a file, chunks
 are large (speed); from standard input a chunk is also closed every
 ``commit_rows`` rows or ``commit_seconds`` seconds, so a slow live feed reaches the
 lake (whose writer uses the same limits) while it is still running.

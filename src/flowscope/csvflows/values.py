@@ -1,10 +1,11 @@
 """Vectorised conversion of CSV text columns into flow-schema values.
 
-Every converter takes a string column and returns the converted column plus a boolean
+Every converter takes a column as the reader parsed it (text; raw bytes for addresses and timestamps;
+numbers on the reader's fast path) and returns the converted column plus a boolean
 mask of rows whose text could not be read (``None`` when all rows were fine), so the
 reader can count and drop those rows (or stop, with ``--strict``) instead of failing
 the whole batch. Repeating values (timestamps, protocol names, flags, MACs) are
-converted once per distinct value and gathered back.
+converted once per distinct value and gathered back; addresses once per input (``AddressCache``).
 """
 
 from __future__ import annotations
