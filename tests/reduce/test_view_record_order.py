@@ -11,21 +11,23 @@ from flowscope.lake.maintenance import compact
 from flowscope.schema import conform
 
 
-def write_files(lake_dir: Path, ttls: range) -> None:
-    """One lake file per TTL, each holding the same pair with the same start time."""
-    start = pa.array([1_500_000_000_000_000_000], pa.timestamp("ns", "UTC"))
+def write_files(lake_dir: Path, ttls: range, others: int = 0, port: int = 1000) -> None:
+    """One lake file per TTL, each holding the pair from ``port`` with the same start time (and ``others`` other
+    pairs)."""
+    start = pa.array([1_500_000_000_000_000_000] * (1 + others), pa.timestamp("ns", "UTC"))
     with LakeWriter(lake_dir) as writer:
         for ttl in ttls:
-            row = {"src_port": pa.array([1000], pa.uint16()), "dst_port": pa.array([80], pa.uint16()),
-                   "time_flow_start": start, "time_flow_end": start, "ip_ttl": pa.array([ttl], pa.uint8()),
-                   "bytes": pa.array([10], pa.uint64())}  # fmt: skip
+            row = {"src_port": pa.array(range(port, port + 1 + others), pa.uint16()),
+                   "dst_port": pa.array([80] * (1 + others), pa.uint16()), "time_flow_start": start,
+                   "time_flow_end": start, "ip_ttl": pa.array([ttl] * (1 + others), pa.uint8()),
+                   "bytes": pa.array([10] * (1 + others), pa.uint64())}  # fmt: skip
             writer.write(conform(pa.table(row)))
             writer.flush()
 
 
 def last_pair(lake_dir: Path) -> list[tuple]:
     with open_lake(lake_dir) as con:
-        return con.execute("SELECT ip_ttl, bytes FROM pairs").fetchall()
+        return con.execute("SELECT ip_ttl, bytes FROM pairs WHERE src_port = 1000").fetchall()
 
 
 def test_equal_start_times_across_files_follow_write_order(lake_dir: Path) -> None:
@@ -40,3 +42,14 @@ def test_a_compacted_file_sorts_before_files_written_after_it(lake_dir: Path) ->
     write_files(lake_dir, range(4, 5))
     assert len(list(lake_dir.glob("flows/*/*/*.parquet"))) == 2
     assert last_pair(lake_dir) == [(4, 40)]
+
+
+def test_compaction_merges_a_run_of_files_so_write_order_holds(lake_dir: Path) -> None:
+    write_files(lake_dir, range(1, 2))
+    write_files(lake_dir, range(2, 3), others=5_000)  # a large file between two small ones
+    write_files(lake_dir, range(3, 4), port=9000)  # another pair
+    partition = next(lake_dir.glob("flows/*/*"))
+    sizes = sorted(f.stat().st_size for f in partition.glob("*.parquet"))
+    compact(Lake(lake_dir), small_file_bytes=sizes[-1])  # merges the two small ones and the large one between
+    assert len(list(partition.glob("*.parquet"))) == 1
+    assert last_pair(lake_dir) == [(2, 20)]

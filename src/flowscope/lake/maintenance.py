@@ -63,7 +63,10 @@ def compact_partition(
     """Merge the partition's small files (all files when ``reduce`` is given) into one; returns (rows, files merged)."""
     files = sorted(partition.glob("*.parquet"))
     if reduce is None:
-        files = [f for f in files if f.stat().st_size < small_file_bytes]
+        # The run of files from the first small one to the last (large ones in between included): the merged file
+        # takes one place in name order, which is the order records were written.
+        small = [i for i, f in enumerate(files) if f.stat().st_size < small_file_bytes]
+        files = files[small[0] : small[-1] + 1] if small else []
         if len(files) < 2:
             return 0, 0
     elif not files:
@@ -71,10 +74,7 @@ def compact_partition(
     table = _read_files(files)
     if reduce is not None:
         table = reduce(table)
-    # Named after the newest merged file: by name (the lake's write order, which record order follows on equal
-    # start times) it still sorts after what it merged and before every file written later.
-    newest = files[-1].stem.split("-compacted-")[0]
-    name = f"{newest}-compacted-{uuid.uuid4().hex[:12]}"
+    name = f"{_write_order_stem(files[-1])}-compacted-{uuid.uuid4().hex[:12]}"
     final = partition / f"{name}.parquet"
     tmp = partition / f".{name}.parquet.tmp"
     write_parquet(table, tmp, COMPACT)
@@ -85,6 +85,15 @@ def compact_partition(
                 path.unlink()
         fsync_dir(partition)
     return table.num_rows, len(files)
+
+
+def _write_order_stem(newest: Path) -> str:
+    """The name a merged file starts with: its newest input's, so by name (the lake's write order, which record
+    order follows on equal start times) it sorts after what it merged and before every file written later."""
+    stem = newest.stem
+    if stem.startswith("part-compacted-"):  # earlier versions named merged files after the compaction time
+        return "part-" + stem.removeprefix("part-compacted-").split("-")[0]
+    return stem.split("-compacted-")[0]
 
 
 def compact(
