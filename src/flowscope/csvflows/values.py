@@ -94,7 +94,7 @@ def _as_text(raw: pa.Array) -> pa.Array:
 
 def _distinct(text: pa.Array) -> pa.DictionaryArray:
     """Each distinct value once, as text, plus an index per row."""
-    encoded = text if pa.types.is_dictionary(text.type) else pc.dictionary_encode(text)
+    encoded = pc.dictionary_encode(text)
     if pa.types.is_binary(encoded.dictionary.type):
         encoded = pa.DictionaryArray.from_arrays(encoded.indices, _as_text(encoded.dictionary))
     return encoded
