@@ -29,7 +29,7 @@ def _aggregate(strategy: str, column: str, duck_type: str, order: str) -> str:
 
 
 @dataclass(frozen=True)
-class Plan:
+class _Plan:
     """A reduction split in two: one GROUP BY, then per output column where its value comes from."""
 
     group_sql: str
@@ -38,7 +38,7 @@ class Plan:
     """Output column -> ``group``, ``first``, ``last`` or ``duration`` (end = start + reduced duration)."""
 
 
-def plan(reduction: Reduction, relation: str, columns: Sequence[tuple[str, str]], order: str) -> Plan:
+def _plan(reduction: Reduction, relation: str, columns: Sequence[tuple[str, str]], order: str) -> _Plan:
     """Plan reducing ``relation`` (output columns and DuckDB types ``columns``) by the reduction's key.
 
     ``order`` is an SQL expression over ``relation`` that is unique per record and sorts
@@ -75,7 +75,7 @@ def plan(reduction: Reduction, relation: str, columns: Sequence[tuple[str, str]]
         }[reduction.fields[DURATION]]
         aggregated.append(f"{expression}::BIGINT AS {DURATION_COLUMN}")
     group = ", ".join(quote(k) for k in reduction.key)
-    return Plan(f"SELECT {', '.join(aggregated)} FROM {relation} GROUP BY {group}", sources)
+    return _Plan(f"SELECT {', '.join(aggregated)} FROM {relation} GROUP BY {group}", sources)
 
 
 def reduce_sql(
@@ -87,7 +87,7 @@ def reduce_sql(
     to group and once per joined record. ``row_id`` maps each field of the ``order`` struct
     that identifies a record to the ``relation`` column holding it (e.g. file and row).
     """
-    steps = plan(reduction, relation, columns, order)
+    steps = _plan(reduction, relation, columns, order)
     alias = {"group": "g", "first": "f", "last": "l"}
     start = f"{alias[steps.sources['time_flow_start']]}.time_flow_start" if "time_flow_start" in steps.sources else ""
     outer = []
