@@ -9,8 +9,8 @@ Two ways to get them, behind one interface (``Chunks``):
 - ``MappedChunks`` maps windows of a plain file read-only instead: no copy out of the page cache (a sixth of
   metering's time), and the kernel maps cached file data in large pages. A window stays mapped while any
   array still points into it. The price: a file truncated under a mapped window kills the process (SIGBUS),
-  so only callers reading files nobody rewrites (``flowscope read``) ask for it; folders that tcpdump may
-  still recycle (``watch``, ``capture``) are read.
+  so only callers reading files nobody rewrites (captures named to ``flowscope read``) ask for it; folders
+  that tcpdump may still recycle (``read DIR``, ``watch``, ``capture``) are read.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import mmap
 import os
 import zlib
+from abc import ABC, abstractmethod
 from typing import BinaryIO
 
 import numpy as np
@@ -28,7 +29,7 @@ READ_PIECE = 256 << 10
 BROKEN_STREAM = "compressed stream broken or cut short: rest of file unreadable"
 
 
-class Chunks:
+class Chunks(ABC):
     """Successive buffers of one file; ``next`` moves on, ``at_eof`` tells when the file is exhausted."""
 
     chunk_bytes = CHUNK_BYTES
@@ -48,9 +49,9 @@ class Chunks:
         self.buffer = self._fill(tail, size)
         return self.buffer
 
+    @abstractmethod
     def _fill(self, tail: np.ndarray, size: int) -> np.ndarray:
         """``tail`` followed by up to ``size`` further bytes of the file."""
-        raise NotImplementedError
 
 
 class ReadChunks(Chunks):
