@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from flowscope.arrays import buffer_values, contiguous
 from flowscope.errors import FlowscopeError
 from flowscope.schema import ADDRESS
 
@@ -57,13 +58,10 @@ def from_ipv6_bytes(matrix: np.ndarray, valid: np.ndarray | None = None) -> pa.A
 
 def to_matrix(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """binary(16) -> (n, 16) uint8 matrix (nulls read as all-zero)."""
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks() if array.num_chunks != 1 else array.chunk(0)
+    array = contiguous(array)
     if array.null_count:
         array = pc.fill_null(array, pa.scalar(bytes(16), ADDRESS))
-    data = np.frombuffer(array.buffers()[1], dtype=np.uint8)
-    start = array.offset * 16
-    return data[start : start + len(array) * 16].reshape(-1, 16)
+    return buffer_values(array, np.uint8, 16).reshape(-1, 16)
 
 
 def is_ipv4(array: pa.Array | pa.ChunkedArray) -> np.ndarray:

@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from flowscope.arrays import contiguous
 from flowscope.csvflows import values
 from flowscope.csvflows.dialects import DURATION, Dialect
 from flowscope.schema import ADDRESS, FLOW_COLUMNS, FLOW_SCHEMA, TIMESTAMP
@@ -106,17 +107,17 @@ def convert(
         array, bad = converted
         columns[name] = array
         if bad is not None:
-            bad_by_reason.append((f"unreadable {source} value", bad, values.as_array(raw.column(source))))
+            bad_by_reason.append((f"unreadable {source} value", bad, contiguous(raw.column(source))))
 
     for name, source in mapping.items():
-        take(name, source, _convert_field(name, values.as_array(raw.column(source)), dialect, timezone, cache))
+        take(name, source, _convert_field(name, contiguous(raw.column(source)), dialect, timezone, cache))
     if DURATION in columns:
         duration = columns.pop(DURATION)
         if "time_flow_start" in columns and "time_flow_end" not in columns:
             end, negative = _end_time(columns["time_flow_start"], duration, dialect)
             columns["time_flow_end"] = end
             if negative is not None:
-                text = values.as_array(raw.column(mapping[DURATION]))
+                text = contiguous(raw.column(mapping[DURATION]))
                 bad_by_reason.append((f"negative {mapping[DURATION]}", negative, text))
     if dialect.keep_extra:
         used = set(mapping.values())
@@ -125,7 +126,7 @@ def convert(
                 continue
             # An extra named like a flow-schema field must not be taken for that field.
             name = f"csv_{source}" if source in FLOW_COLUMNS else source
-            text = values.as_array(raw.column(source))
+            text = contiguous(raw.column(source))
             if source in dialect.text_extras:
                 columns[name] = text
             else:

@@ -41,13 +41,6 @@ def _bad_mask(text: pa.Array, converted: pa.Array) -> np.ndarray | None:
     return mask if mask.any() else None
 
 
-def as_array(column: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """One contiguous array (text, or float64 for columns the reader parsed as numbers)."""
-    if isinstance(column, pa.ChunkedArray):
-        return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
-    return column
-
-
 def to_float(text: pa.Array) -> Converted:
     """Decimal or exponent notation (``3e+05``); unreadable text becomes null."""
     if pa.types.is_floating(text.type):

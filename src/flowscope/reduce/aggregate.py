@@ -10,8 +10,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from flowscope.arrays import buffer_values, contiguous
 from flowscope.errors import FlowscopeError
-from flowscope.reduce.groups import Groups, contiguous
+from flowscope.reduce.groups import Groups
 
 _REDUCE = {"sum": np.add, "min": np.minimum, "max": np.maximum, "merge": np.bitwise_or}
 
@@ -21,8 +22,7 @@ def _numbers(array: pa.Array) -> tuple[np.ndarray, np.ndarray | None]:
     and which are valid (None: all)."""
     kind = array.type
     letter = "f" if pa.types.is_floating(kind) else "u" if pa.types.is_unsigned_integer(kind) else "i"
-    width = kind.bit_width // 8
-    data = np.frombuffer(array.buffers()[1], f"<{letter}{width}", count=array.offset + len(array))[array.offset :]
+    data = buffer_values(array, f"<{letter}{kind.bit_width // 8}")
     values = data.astype({"f": np.float64, "u": np.uint64, "i": np.int64}[letter], copy=False)
     if not array.null_count:
         return values, None

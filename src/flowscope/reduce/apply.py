@@ -13,8 +13,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from flowscope.arrays import contiguous
 from flowscope.reduce.aggregate import aggregate, pick_valid
-from flowscope.reduce.groups import Groups, contiguous, group
+from flowscope.reduce.groups import Groups, group
 from flowscope.reduce.spec import DURATION, Reduction, load
 
 

@@ -18,6 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from flowscope.arrays import buffer_values, contiguous
+
 _PACK_LIMIT = 1 << 62
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 
@@ -47,12 +49,6 @@ class Groups:
         return self.rows[self.ends - 1]
 
 
-def contiguous(column: pa.Array | pa.ChunkedArray) -> pa.Array:
-    if isinstance(column, pa.ChunkedArray):
-        return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
-    return column
-
-
 def gathered(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """``values[rows]`` for millions of random rows: Arrow's take is a third faster than numpy's indexing."""
     return pa.array(values).take(pa.array(rows)).to_numpy()
@@ -63,13 +59,10 @@ def _value_words(array: pa.Array) -> list[np.ndarray]:
     kind = array.type
     fixed_width = pa.types.is_integer(kind) or pa.types.is_temporal(kind)
     if fixed_width and kind.bit_width in (8, 16, 32, 64):
-        width = kind.bit_width // 8
-        data = np.frombuffer(array.buffers()[1], dtype=f"<i{width}", count=array.offset + len(array))
-        return [data[array.offset :]]
+        return [buffer_values(array, f"<i{kind.bit_width // 8}")]
     if pa.types.is_fixed_size_binary(kind) and kind.byte_width % 8 == 0:
         # big-endian words, so an address's varying last bytes are its word's low bits (small spans pack)
-        data = np.frombuffer(array.buffers()[1], dtype=">i8", count=(array.offset + len(array)) * kind.byte_width // 8)
-        matrix = data[array.offset * kind.byte_width // 8 :].reshape(len(array), -1)
+        matrix = buffer_values(array, ">i8", kind.byte_width // 8).reshape(len(array), -1)
         return [matrix[:, i] for i in range(matrix.shape[1])]
     return [pc.dictionary_encode(array, null_encoding="encode").indices.to_numpy()]
 
