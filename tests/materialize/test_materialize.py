@@ -15,6 +15,7 @@ from pathlib import Path
 
 import duckdb
 import psycopg
+import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 from tests.helpers import flows
@@ -23,6 +24,7 @@ from flowscope.cli import main
 from flowscope.display import textual
 from flowscope.lake import Lake, LakeWriter, open_lake
 from flowscope.lake.maintenance import compact
+from flowscope.schema import conform
 
 EXAMPLE = Path(__file__).parents[1] / "csv" / "data" / "unicauca11_example.csv"
 SERVICE = (dt.date(2017, 4, 26), "50.31.185", 80)
@@ -302,3 +304,15 @@ def test_another_view_into_the_same_table_is_applied_whole(lake_dir: Path, tmp_p
         cli("--lake", str(lake_dir), "materialize", view, "--to", url, "--table", table_name, *pair_key)
         stored.append(rows_of(url, table_name))
     assert stored[1] != stored[0] and stored[2] == stored[0]
+
+
+def test_rows_with_an_empty_key_part_are_counted_not_stored(lake_dir: Path, tmp_path: Path, table_name: str) -> None:
+    read_example(lake_dir)
+    with LakeWriter(lake_dir) as writer:  # flows without addresses: their pairs key has NULL parts
+        start = pa.array([1_500_000_000_000_000_000] * 2, pa.timestamp("ns", "UTC"))
+        writer.write(conform(pa.table({"src_port": pa.array([1, 2], pa.uint16()), "time_flow_start": start,
+                                       "time_flow_end": start})))  # fmt: skip
+    url = f"sqlite:///{tmp_path}/target.db"
+    output = cli("--lake", str(lake_dir), "materialize", "pairs", "--to", url, "--table", table_name)
+    assert "2 view rows with an empty key not stored" in output
+    assert len(rows_of(url, table_name)) == 7

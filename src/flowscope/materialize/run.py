@@ -87,11 +87,12 @@ def _keyed_rows(table: pa.Table, key: Sequence[str], view: str) -> tuple[pa.Tabl
     missing = [k for k in key if k not in table.column_names]
     if missing:
         raise FlowscopeError(f"view {view} has no column(s) {missing} for the key")
-    complete = None
-    for name in key:
-        valid = pc.is_valid(table.column(name))
-        complete = valid if complete is None else pc.and_(complete, valid)
-    kept = table.filter(complete) if complete is not None else table
+    if not any(table.column(name).null_count for name in key):
+        return table, 0  # the usual case: no copy of every column through a filter
+    complete = pc.is_valid(table.column(key[0]))
+    for name in key[1:]:
+        complete = pc.and_(complete, pc.is_valid(table.column(name)))
+    kept = table.filter(complete)
     return kept, table.num_rows - kept.num_rows
 
 
