@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flowscope import addresses
+from flowscope.arrays import contiguous
 from flowscope.errors import FlowscopeError
 from flowscope.materialize.columns import is_address, is_mac
 from flowscope.schema import ADDRESS
@@ -170,7 +171,7 @@ def encode_rows(table: pa.Table) -> list[memoryview]:
     is not kept (it does not matter to COPY into a staging table).
     """
     n = table.num_rows
-    columns = [c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c for c in table.columns]
+    columns = [contiguous(c) for c in table.columns]
     specs = [pg_column(f) for f in table.schema]
     lengths = np.empty((n, len(columns)), np.int64)
     fixed: dict[int, np.ndarray] = {}
