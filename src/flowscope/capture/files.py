@@ -98,4 +98,5 @@ def iter_packet_batches(
                 tunnels=tunnels,
                 skips=skips,
                 keep_non_ip=keep_non_ip,
+                heads=frames.heads,
             )

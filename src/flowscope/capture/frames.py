@@ -17,6 +17,9 @@ class Frames:
     wirelens: np.ndarray  # int64
     linktypes: np.ndarray | np.integer  # int64 per frame, or one value for all
     ts_ns: np.ndarray  # int64
+    heads: np.ndarray | None = None
+    """(n, width) uint8, contiguous, or None: rows ending with each frame's first ``layers.COMMON_WIDTH`` bytes,
+    gathered by a reader that read the record headers just before them (saves the decoder a pass over memory)."""
 
     def __len__(self) -> int:
         return int(self.offsets.shape[0])

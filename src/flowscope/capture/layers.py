@@ -73,7 +73,7 @@ PORT_L2TP = 1701
 MAX_NESTING = 8  # VLAN/MPLS/PPPoE/extension-header depth we follow before calling a packet malformed
 MAX_TUNNELS = 3
 COMMON_WIDTH = 68  # Ethernet + IPv6 + the first 14 bytes of TCP: the widest header run of a common frame
-MAX_HEADER_READ = 72  # the widest window read at once (COMMON_WIDTH), rounded up
+MAX_HEADER_READ = 96  # the widest window read at once (a capture record header and COMMON_WIDTH), rounded up
 _MAPPED_PREFIX = np.frombuffer(b"\x00\x00\xff\xff", np.uint32)[0]  # bytes 8-11 of an IPv4-mapped address
 _TUNNEL_PORTS = (PORT_VXLAN, PORT_GTP_U, PORT_TEREDO, PORT_MPLS_UDP, PORT_L2TP)
 BLOCK_ROWS = 32768  # rows decoded together: small enough that a block's frames stay in the CPU cache
@@ -97,7 +97,7 @@ PARTIAL_REASONS = {
 }
 
 
-class _View:
+class ByteView:
     """Reads at arbitrary byte offsets of one buffer: whole headers or big-endian integers, one gather each.
 
     Reads past the captured frame (``pos + width > end``) give 0, so a cut header never borrows bytes
@@ -153,15 +153,15 @@ def _any_of(values: np.ndarray, choices: tuple[int, ...]) -> np.ndarray:
     return found
 
 
-def _u8(buf: _View, pos: np.ndarray, end: np.ndarray | None) -> np.ndarray:
+def _u8(buf: ByteView, pos: np.ndarray, end: np.ndarray | None) -> np.ndarray:
     return buf.read(1, pos, end)
 
 
-def _u16(buf: _View, pos: np.ndarray, end: np.ndarray | None) -> np.ndarray:
+def _u16(buf: ByteView, pos: np.ndarray, end: np.ndarray | None) -> np.ndarray:
     return buf.read(2, pos, end)
 
 
-def _u32(buf: _View, pos: np.ndarray, end: np.ndarray | None) -> np.ndarray:
+def _u32(buf: ByteView, pos: np.ndarray, end: np.ndarray | None) -> np.ndarray:
     return buf.read(4, pos, end)
 
 
@@ -195,7 +195,7 @@ class _Network:
 
 
 def _link_layer(
-    buf: _View,
+    buf: ByteView,
     offsets: np.ndarray,
     caplens: np.ndarray,
     linktypes: np.ndarray,
@@ -251,7 +251,7 @@ def _link_layer(
     return pos, etype, reason
 
 
-def _ppp(buf: _View, pos: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _ppp(buf: ByteView, pos: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """PPP header at ``pos`` -> (ethertype of what it carries, header length).
 
     Handles the optional HDLC address/control bytes, protocol-field compression, and Cisco HDLC
@@ -270,7 +270,7 @@ def _ppp(buf: _View, pos: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.n
     return etype, length
 
 
-def _unwrap(buf: _View, pos: np.ndarray, end: np.ndarray, etype: np.ndarray, vlan: np.ndarray | None) -> np.ndarray:
+def _unwrap(buf: ByteView, pos: np.ndarray, end: np.ndarray, etype: np.ndarray, vlan: np.ndarray | None) -> np.ndarray:
     """Peel VLAN tags, MPLS labels, PPPoE and bridged Ethernet in place; returns a reason code per row."""
     reason = np.zeros(pos.shape[0], np.int8)
     if not ((etype != ETH_IPV4) & (etype != ETH_IPV6)).any():
@@ -320,7 +320,7 @@ def _unwrap(buf: _View, pos: np.ndarray, end: np.ndarray, etype: np.ndarray, vla
 
 
 def _decode_network(
-    buf: _View, pos: np.ndarray, end: np.ndarray, etype: np.ndarray, cols: dict[str, np.ndarray] | None = None
+    buf: ByteView, pos: np.ndarray, end: np.ndarray, etype: np.ndarray, cols: dict[str, np.ndarray] | None = None
 ) -> _Network:
     """IPv4/IPv6 (with extension headers and fragments) and transport fields for rows starting at ``pos``.
 
@@ -399,7 +399,7 @@ _NETWORK_COLUMNS = tuple(name for name, _, _ in COLUMNS if name not in _LINK_COL
 
 
 def _ipv6_extensions(
-    buf: _View, pos: np.ndarray, end: np.ndarray, nxt: np.ndarray, cols: dict[str, np.ndarray], rows: np.ndarray
+    buf: ByteView, pos: np.ndarray, end: np.ndarray, nxt: np.ndarray, cols: dict[str, np.ndarray], rows: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Walk IPv6 extension headers; records the fragment header's fields; returns (proto, L4 start, reason)."""
     reason = np.zeros(pos.shape[0], np.int8)
@@ -439,7 +439,7 @@ def _ipv6_extensions(
 
 
 def _transport(
-    buf: _View,
+    buf: ByteView,
     pos: np.ndarray,
     end: np.ndarray,
     proto: np.ndarray,
@@ -480,7 +480,7 @@ def _transport(
         cols["l4_len"][rows[complete]] = (stop - at - 8)[complete]
 
 
-def _tunnel_payloads(buf: _View, net: _Network, end: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _tunnel_payloads(buf: ByteView, net: _Network, end: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows that carry a tunnel we decapsulate, with where the inner packet starts and its ethertype."""
     cols = net.columns
     usable = (net.reason == OK) & (cols["frag_offset"] == 0) & ~cols["more_fragments"]
@@ -575,8 +575,12 @@ def decode_frames(
     tunnels: str = "outer",
     skips: Skips,
     keep_non_ip: bool = False,
+    heads: np.ndarray | None = None,
 ) -> PacketBatch:
     """Decode captured frames (``data[offsets[i] : offsets[i] + caplens[i]]``) into a PacketBatch.
+
+    ``heads`` (optional, see ``Frames.heads``): per frame a row of bytes ending with its first COMMON_WIDTH
+    bytes, which a reader gathered anyway; the common frames are then decoded without another pass over memory.
 
     ``tunnels="inner"`` replaces the outer headers of GRE, VXLAN, GTP-U, IP-in-IP and Teredo packets
     by those of the packet they carry; frames that are not decodable IP are counted in ``skips``
@@ -585,7 +589,7 @@ def decode_frames(
     if tunnels not in ("outer", "inner"):
         raise ValueError(f"tunnels must be 'outer' or 'inner', not {tunnels!r}")
     data = np.asarray(data, np.uint8)
-    buf = _View(data)
+    buf = ByteView(data)
     offsets = np.asarray(offsets, np.int64)
     caplens = np.asarray(caplens, np.int64)
     n = offsets.shape[0]
@@ -598,7 +602,8 @@ def decode_frames(
     etype = np.zeros(n, np.int64)
     for start in range(0, n, BLOCK_ROWS):
         block = slice(start, start + BLOCK_ROWS)
-        common = _decode_common(buf, offsets[block], caplens[block], linktypes[block], out, block, tunnels)
+        frame = heads[block] if heads is not None else buf.header(offsets[block], COMMON_WIDTH, None)
+        common = _decode_common(frame, offsets[block], caplens[block], linktypes[block], out, block, tunnels)
         if common is None:
             reason[block], partial[block], etype[block] = _decode_block(
                 buf, offsets[block], caplens[block], linktypes[block], out, block, tunnels
@@ -623,7 +628,7 @@ def decode_frames(
 
 
 def _decode_common(
-    buf: _View,
+    frame: np.ndarray,
     offsets: np.ndarray,
     caplens: np.ndarray,
     linktypes: np.ndarray,
@@ -631,8 +636,9 @@ def _decode_common(
     block: slice,
     tunnels: str,
 ) -> np.ndarray | None:
-    """Decode the common frames of rows ``block`` of ``out`` with one gather each; returns which rows it
-    decoded, or None when no row can be common (then nothing was written).
+    """Decode the common frames of rows ``block`` of ``out`` from ``frame``, a matrix whose rows end with each
+    frame's first COMMON_WIDTH bytes (bytes past a short frame are garbage: such rows fail the tests below);
+    returns which rows it decoded, or None when no row can be common (then nothing was written).
 
     Common: Ethernet, then IPv4 without options or IPv6 without extension headers, unfragmented, then a
     TCP or UDP header that lies whole inside the IP packet and the capture (with ``tunnels="inner"``, UDP
@@ -641,7 +647,6 @@ def _decode_common(
     are written whole: the other rows get garbage, which the IPv6 rows and the layer-by-layer decoding
     of the rest overwrite.
     """
-    frame = buf.header(offsets, COMMON_WIDTH, None)  # bytes past a short frame are garbage: such rows fail below
     field = _field_reader(frame)
     etype = field(12, ">u2")
     ethernet = linktypes == LINK_ETHERNET
@@ -682,17 +687,19 @@ def _decode_common(
         out.ip_tos[rows] = (field6(14, ">u2") >> 4) & 0xFF  # the traffic class
         out.ip_ttl[rows] = field6(21, "u1")
         out.frag_id[rows] = 0
-        _as_rows(out.src_addr)[rows] = _as_rows(np.ascontiguousarray(frame6[:, 22:38]))
-        _as_rows(out.dst_addr)[rows] = _as_rows(np.ascontiguousarray(frame6[:, 38:54]))
+        _as_rows(out.src_addr)[rows] = field6(22, "V16")
+        _as_rows(out.dst_addr)[rows] = field6(38, "V16")
     return common
 
 
 def _field_reader(matrix: np.ndarray) -> Callable[[int, str | type], np.ndarray]:
-    """``field(column, dtype)``: the value of that type starting at ``column`` of every row, as a strided view."""
+    """``field(column, dtype)``: the value of that type starting at ``column`` of every row's frame bytes (the
+    last COMMON_WIDTH columns of the contiguous ``matrix``), as a strided view."""
     rows, width = matrix.shape
+    skip = width - COMMON_WIDTH
 
     def field(column: int, dtype: str | type) -> np.ndarray:
-        return np.ndarray((rows,), dtype, matrix, column, (width,))
+        return np.ndarray((rows,), dtype, matrix, skip + column, (width,))
 
     return field
 
@@ -725,7 +732,7 @@ def _common_transport(
 
 
 def _decode_block(
-    buf: _View,
+    buf: ByteView,
     offsets: np.ndarray,
     caplens: np.ndarray,
     linktypes: np.ndarray,

@@ -15,6 +15,7 @@ import numpy as np
 from flowscope.capture import chain
 from flowscope.capture.chunks import BROKEN_STREAM, Chunks
 from flowscope.capture.frames import Frames
+from flowscope.capture.layers import COMMON_WIDTH, ByteView
 from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
 
@@ -152,7 +153,11 @@ def _frames(
     buf: np.ndarray, records: _Records, offsets: np.ndarray, scale: int, header: PcapHeader, skips: Skips
 ) -> Frames:
     fraction_limit = records.fraction_limit
-    seconds, fraction, caplen, wirelen = records.fields(offsets).T
+    # Each record's header and its frame's first bytes in one gather: the decoder reads the frame from here.
+    width = RECORD_HEADER + COMMON_WIDTH
+    heads = ByteView(buf).header(offsets, width, None)
+    fields = np.ndarray((offsets.shape[0], 4), records.u4, heads, 0, (width, 4)).astype(np.int64)
+    seconds, fraction, caplen, wirelen = fields.T
     bogus = fraction >= fraction_limit
     if bogus.any():
         skips.add("timestamp fraction out of range (packet kept, fraction clamped)", int(bogus.sum()))
@@ -170,4 +175,5 @@ def _frames(
         wirelens=np.where(short | huge, caplen, wirelen),
         linktypes=np.int64(header.linktype),
         ts_ns=seconds * 1_000_000_000 + fraction * scale,
+        heads=heads,
     )
