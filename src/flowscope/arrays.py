@@ -7,10 +7,27 @@ import pyarrow as pa
 
 
 def contiguous(column: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """One array (a chunked column's only chunk is used as it is): Arrow kernels and numpy views want one."""
-    if isinstance(column, pa.ChunkedArray):
-        return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
-    return column
+    """One array (a chunked column's only chunk is used as it is): Arrow kernels and numpy views want one.
+
+    Fixed-width chunks without nulls are joined by numpy: its large arrays are backed by huge pages, while
+    Arrow maps a fresh block of 4 KiB pages for each join of more than 32 MiB (the C heap's mmap threshold),
+    and faulting those pages in costs twice the copy.
+    """
+    if isinstance(column, pa.Array):
+        return column
+    if column.num_chunks == 1:
+        return column.chunk(0)
+    width = _byte_width(column.type)
+    if width is None or column.null_count or not column.num_chunks:
+        return column.combine_chunks()
+    joined = np.concatenate([buffer_values(chunk, np.uint8, width) for chunk in column.chunks])
+    return pa.Array.from_buffers(column.type, len(column), [None, pa.py_buffer(joined)])
+
+
+def _byte_width(kind: pa.DataType) -> int | None:
+    """Bytes per value of a flat fixed-width type; None for the others (variable width, bits, nested)."""
+    flat = pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_temporal(kind)
+    return kind.bit_width // 8 if flat or pa.types.is_fixed_size_binary(kind) else None
 
 
 def buffer_values(array: pa.Array, dtype: np.dtype | str, per_value: int = 1) -> np.ndarray:

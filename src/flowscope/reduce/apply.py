@@ -7,7 +7,7 @@ Query views compute the same reduction in SQL (``sql.reduce_sql``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -23,15 +23,14 @@ def record_ranks(table: pa.Table) -> tuple[np.ndarray, np.ndarray | None]:
     """Each row's rank in record order (start time, then arrival; null start times first), and the
     rows by rank (None when rows already are in record order, the usual case)."""
     n = table.num_rows
-    identity = np.arange(n, dtype=np.int64)
     if "time_flow_start" not in table.column_names:
-        return identity, None
+        return np.arange(n, dtype=np.int64), None
     starts = pc.fill_null(pc.cast(table.column("time_flow_start"), pa.int64()), np.iinfo(np.int64).min).to_numpy()
     if bool(np.all(starts[1:] >= starts[:-1])):
-        return identity, None
+        return np.arange(n, dtype=np.int64), None
     by_rank = np.argsort(starts, kind="stable")
     ranks = np.empty(n, dtype=np.int64)
-    ranks[by_rank] = identity
+    ranks[by_rank] = np.arange(n, dtype=np.int64)
     return ranks, by_rank
 
 
@@ -41,10 +40,22 @@ def _taken(column: pa.ChunkedArray, rows: pa.Array) -> pa.Array:
     return contiguous(column).take(rows)  # from one contiguous array: take across chunks is twice as slow
 
 
-def _durations(table: pa.Table) -> pa.Array:
-    """``time_flow_end - time_flow_start`` in nanoseconds (null when either is)."""
-    start, end = (pc.cast(contiguous(table.column(name)), pa.int64()) for name in ("time_flow_start", "time_flow_end"))
+def _joined(table: pa.Table, names: Sequence[str]) -> pa.Table:
+    """``table`` with the columns ``names`` each joined into one chunk."""
+    for name in names:
+        index = table.schema.get_field_index(name)
+        if index >= 0 and table.column(index).num_chunks > 1:
+            table = table.set_column(index, table.schema.field(index), contiguous(table.column(index)))
+    return table
+
+
+def _durations(table: pa.Table) -> pa.ChunkedArray:
+    """``time_flow_end - time_flow_start`` in nanoseconds (null when either is), chunk by chunk."""
+    start, end = (pc.cast(table.column(name), pa.int64()) for name in ("time_flow_start", "time_flow_end"))
     return pc.subtract(end, start)
+
+
+_END_FROM_DURATION = "start + reduced duration"
 
 
 class Reducer:
@@ -52,6 +63,29 @@ class Reducer:
 
     def __init__(self, reduction: Reduction) -> None:
         self.reduction = reduction
+
+    def _strategies(self, names: Sequence[str]) -> dict[str, str]:
+        """How each field is reduced: key fields are their group's first record's."""
+        reduction = self.reduction
+        end_from_duration = reduction.reduces_duration(names) and "time_flow_end" not in reduction.key
+        strategies = {name: reduction.strategy(name) for name in names}
+        strategies.update(dict.fromkeys(reduction.key, "first"))
+        if end_from_duration:
+            strategies["time_flow_end"] = _END_FROM_DURATION
+        return strategies
+
+    def _grouped(self, table: pa.Table, strategies: dict[str, str]) -> tuple[Groups, dict[str, pa.Array]]:
+        """The groups, and the fields picked from each group's first or last record.
+
+        Grouping, record order and the picks all read the key fields and start times: those are joined
+        into one chunk once for this step (joining costs as much as reading), and only for this step
+        (holding them longer raises peak memory).
+        """
+        joined = _joined(table, (*self.reduction.key, "time_flow_start"))
+        groups = group(joined, self.reduction.key, *record_ranks(joined))
+        rows = {"first": pa.array(groups.first), "last": pa.array(groups.last)}
+        picked = {name: _taken(joined.column(name), rows[s]) for name, s in strategies.items() if s in rows}
+        return groups, picked
 
     def _reduced_duration(self, table: pa.Table, groups: Groups) -> pa.Array:
         strategy = self.reduction.fields[DURATION]
@@ -61,25 +95,15 @@ class Reducer:
         return aggregate(durations, strategy, groups, DURATION)
 
     def __call__(self, table: pa.Table) -> pa.Table:
-        reduction = self.reduction
-        reduction.check(table.column_names)  # before the shortcut: a bad spec fails on every batch alike
+        self.reduction.check(table.column_names)  # before the shortcut: a bad spec fails on every batch alike
         if table.num_rows < 2:
             return table
-        ranks, by_rank = record_ranks(table)
-        groups = group(table, reduction.key, ranks, by_rank)
-        picked = {"first": pa.array(groups.first), "last": pa.array(groups.last)}
-        end_from_duration = reduction.reduces_duration(table.column_names) and "time_flow_end" not in reduction.key
-        output: dict[str, pa.Array] = {}
-        for field in table.schema:
-            strategy = "first" if field.name in reduction.key else reduction.strategy(field.name)
-            if end_from_duration and field.name == "time_flow_end":
-                continue  # start + reduced duration, once the start is known
-            column = table.column(field.name)
-            if strategy in picked:
-                output[field.name] = _taken(column, picked[strategy])
-            else:
-                output[field.name] = aggregate(column, strategy, groups, field.name)
-        if end_from_duration:
+        strategies = self._strategies(table.column_names)
+        groups, output = self._grouped(table, strategies)
+        for name, strategy in strategies.items():
+            if name not in output and strategy != _END_FROM_DURATION:
+                output[name] = aggregate(table.column(name), strategy, groups, name)
+        if _END_FROM_DURATION in strategies.values():
             start = pc.cast(output["time_flow_start"], pa.int64())
             end = pc.add(start, self._reduced_duration(table, groups))
             output["time_flow_end"] = end.cast(table.schema.field("time_flow_end").type)

@@ -36,6 +36,15 @@ class Groups:
         """``rows`` for Arrow ``take`` (no copy)."""
         return pa.array(self.rows)
 
+    @functools.cached_property
+    def ids(self) -> np.ndarray:
+        """Each row's group number, rows in table order: integer aggregates accumulate them in place
+        (``ufunc.at``), cheaper than gathering every column into group order."""
+        sizes = np.diff(self.starts, append=len(self.rows))
+        ids = np.empty(len(self.rows), np.int64)
+        ids[self.rows] = np.repeat(np.arange(len(self.starts)), sizes)
+        return ids
+
     @property
     def ends(self) -> np.ndarray:
         return np.append(self.starts[1:], len(self.rows))
@@ -47,11 +56,6 @@ class Groups:
     @property
     def last(self) -> np.ndarray:
         return self.rows[self.ends - 1]
-
-
-def gathered(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """``values[rows]`` for millions of random rows: Arrow's take is a third faster than numpy's indexing."""
-    return pa.array(values).take(pa.array(rows)).to_numpy()
 
 
 def _value_words(array: pa.Array) -> list[np.ndarray]:
@@ -131,11 +135,11 @@ def group(table: pa.Table, key: Sequence[str], ranks: np.ndarray, by_rank: np.nd
     starts[0] = True
     np.not_equal(keyed[1:], keyed[:-1], out=starts[1:])
     del keyed
-    rows = ranks_sorted if by_rank is None else gathered(by_rank, ranks_sorted)
+    rows = ranks_sorted if by_rank is None else by_rank[ranks_sorted]
     if not exact:
         resorted = _split_collisions(words, starts, ranks_sorted, rows)
         if resorted is not None:
-            rows = resorted if by_rank is None else gathered(by_rank, resorted)
+            rows = resorted if by_rank is None else by_rank[resorted]
     return Groups(rows, np.flatnonzero(starts))
 
 
@@ -145,7 +149,7 @@ def _split_collisions(
     """Make ``starts`` exact where different keys share a hash: a group also starts wherever a word
     changes, and the rows of a hash run holding several keys are first re-sorted by words, then rank.
     Returns the re-sorted ranks (None when no run needed it)."""
-    sorted_words = [gathered(w, rows_sorted) for w in words]
+    sorted_words = [w[rows_sorted] for w in words]
     collided = np.zeros(len(starts), bool)
     for word in sorted_words:
         collided[1:] |= word[1:] != word[:-1]
