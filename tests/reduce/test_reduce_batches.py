@@ -124,14 +124,14 @@ def test_hash_collisions_never_merge_keys(monkeypatch: pytest.MonkeyPatch) -> No
         assert rows_by_key(reduced, reduction.key) == rows_by_key(by_sql(reduction, table), reduction.key)
 
 
-def test_chunked_and_sliced_input() -> None:
+@pytest.mark.parametrize("reduction", [BUILTIN["pairs"], EVERY_STRATEGY], ids=lambda r: r.name)
+def test_chunked_and_sliced_input(reduction: Reduction) -> None:
     table = random_flows(np.random.default_rng(3), 1000)
     pieces = pa.concat_tables([table.slice(0, 333), table.slice(333, 400), table.slice(733)])
-    expected = rows_by_key(Reducer(BUILTIN["pairs"])(table), BUILTIN["pairs"].key)
-    assert rows_by_key(Reducer(BUILTIN["pairs"])(pieces), BUILTIN["pairs"].key) == expected
+    assert Reducer(reduction)(pieces).equals(Reducer(reduction)(table))
     sliced = table.slice(100)
-    assert rows_by_key(Reducer(BUILTIN["pairs"])(sliced), BUILTIN["pairs"].key) == rows_by_key(
-        by_sql(BUILTIN["pairs"], sliced), BUILTIN["pairs"].key
+    assert rows_by_key(Reducer(reduction)(sliced), reduction.key) == rows_by_key(
+        by_sql(reduction, sliced), reduction.key
     )
 
 
@@ -149,8 +149,10 @@ def test_keys_spanning_the_whole_word_stay_apart(values: list[int], kind: pa.Dat
     )
 
 
-def _summed(values: list[int], kind: pa.DataType) -> list[int]:
+def _summed(values: list[int], kind: pa.DataType, chunked: bool) -> list[int]:
     table = pa.table({"key": pa.array([7] * len(values), pa.uint16()), "counter": pa.array(values, kind)})
+    if chunked:  # sums are accumulated chunk by chunk
+        table = pa.concat_tables([table.slice(0, 1), table.slice(1)])
     return Reducer(Reduction("sums", "", key=("key",), fields={"counter": "sum"}))(table)["counter"].to_pylist()
 
 
@@ -166,10 +168,13 @@ def _summed(values: list[int], kind: pa.DataType) -> list[int]:
         ([-(2**63), -1], pa.int64()),
     ],
 )
-def test_a_sum_that_overflows_its_type_is_an_error_naming_the_field(values: list[int], kind: pa.DataType) -> None:
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_sum_that_overflows_its_type_is_an_error_naming_the_field(
+    values: list[int], kind: pa.DataType, chunked: bool
+) -> None:
     """As in the views, where DuckDB's sum does not fit the column's type."""
     with pytest.raises(FlowscopeError, match="counter"):
-        _summed(values, kind)
+        _summed(values, kind, chunked)
 
 
 @pytest.mark.parametrize(
@@ -182,8 +187,9 @@ def test_a_sum_that_overflows_its_type_is_an_error_naming_the_field(values: list
         ([2**32 - 1] * 3000, pa.uint64()),
     ],
 )
-def test_sums_up_to_the_limits_of_their_type(values: list[int], kind: pa.DataType) -> None:
-    assert _summed(values, kind) == [sum(v for v in values if v is not None)]
+@pytest.mark.parametrize("chunked", [False, True])
+def test_sums_up_to_the_limits_of_their_type(values: list[int], kind: pa.DataType, chunked: bool) -> None:
+    assert _summed(values, kind, chunked) == [sum(v for v in values if v is not None)]
 
 
 @pytest.mark.parametrize("rows", [0, 1, 2])

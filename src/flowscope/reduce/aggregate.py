@@ -7,6 +7,8 @@ Nulls are skipped as SQL aggregates skip them; a group with no value gets null.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -18,13 +20,18 @@ from flowscope.reduce.groups import Groups
 _REDUCE = {"sum": np.add, "min": np.minimum, "max": np.maximum, "merge": np.bitwise_or}
 
 
+def _number_type(kind: pa.DataType) -> np.dtype:
+    """What values of ``kind`` are computed as: float64, uint64 or int64 (times as their int64 count)."""
+    return np.dtype(
+        np.float64 if pa.types.is_floating(kind) else np.uint64 if pa.types.is_unsigned_integer(kind) else np.int64
+    )
+
+
 def _numbers(array: pa.Array) -> tuple[np.ndarray, np.ndarray | None]:
-    """The values as int64 / uint64 / float64 (times as their int64 count; no copy for 64-bit types),
-    and which are valid (None: all)."""
+    """The values as ``_number_type`` (no copy for 64-bit types), and which are valid (None: all)."""
     kind = array.type
-    letter = "f" if pa.types.is_floating(kind) else "u" if pa.types.is_unsigned_integer(kind) else "i"
-    data = buffer_values(array, f"<{letter}{kind.bit_width // 8}")
-    values = data.astype({"f": np.float64, "u": np.uint64, "i": np.int64}[letter], copy=False)
+    number = _number_type(kind)
+    values = buffer_values(array, f"<{number.kind}{kind.bit_width // 8}").astype(number, copy=False)
     if not array.null_count:
         return values, None
     return values, array.is_valid().to_numpy(zero_copy_only=False)
@@ -34,29 +41,60 @@ def _no_value(valid_in_group_order: np.ndarray, groups: Groups) -> np.ndarray:
     return ~np.logical_or.reduceat(valid_in_group_order, groups.starts)
 
 
-def _accumulated(strategy: str, values_in_table_order: np.ndarray, groups: Groups, neutral: int) -> np.ndarray:
-    """Per group, its rows' values combined in place (a random gather of every value costs twice as much)."""
-    reduced = np.full(len(groups.starts), neutral, values_in_table_order.dtype)
-    _REDUCE[strategy].at(reduced, groups.ids, values_in_table_order)
-    return reduced
+def _in_table_order(
+    column: pa.Array | pa.ChunkedArray, groups: Groups, neutral: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+    """Per chunk: its rows' group numbers, their values (``neutral`` where null) and which are valid (None: all)."""
+    start = 0
+    for chunk in column.chunks if isinstance(column, pa.ChunkedArray) else [column]:
+        if len(chunk):
+            values, valid = _numbers(chunk)
+            if valid is not None:
+                values = np.where(valid, values, neutral)
+            yield groups.ids[start : start + len(chunk)], values, valid
+        start += len(chunk)
 
 
-def _check_sum_fits(values: np.ndarray, sums: np.ndarray, groups: Groups, kind: pa.DataType, name: str) -> None:
+def _accumulated(column: pa.Array | pa.ChunkedArray, strategy: str, groups: Groups, name: str) -> pa.Array:
+    """An integer or time column's sum, min or max: each chunk's values are accumulated into their groups in
+    table order (``ufunc.at``, exact in any order), with no join of the chunks and no gather into group order."""
+    number = _number_type(column.type)
+    neutral = 0
+    if strategy in ("min", "max"):
+        neutral = np.iinfo(number).max if strategy == "min" else np.iinfo(number).min
+    reduced = np.full(len(groups.starts), neutral, number)
+    has_value = np.zeros(len(groups.starts), bool) if column.null_count else None
+    for ids, values, valid in _in_table_order(column, groups, neutral):
+        _REDUCE[strategy].at(reduced, ids, values)
+        if has_value is not None and valid is not None:
+            has_value[ids[valid]] = True
+    if strategy == "sum":
+        _check_sum_fits(column, reduced, groups, name)
+    return pa.array(reduced, mask=None if has_value is None else ~has_value).cast(column.type)
+
+
+def _check_sum_fits(column: pa.Array | pa.ChunkedArray, sums: np.ndarray, groups: Groups, name: str) -> None:
     """Fail as the views' SQL does where a group's integer sum does not fit the column's type.
 
     Narrow types were summed exactly in 64 bits. A 64-bit sum can wrap; it cannot when the largest
     value times the largest group fits, the usual case; otherwise the values' high and low 32-bit
     halves are summed apart (exact in 64 bits) and the carried high sum must fit the type's high half.
     """
+    kind = column.type
     limits = np.iinfo(kind.to_pandas_dtype())
     if kind.bit_width < 64:
         overflows = int(sums.min()) < limits.min or int(sums.max()) > limits.max
     else:
-        largest_group = int(np.diff(groups.starts, append=len(values)).max())
-        if limits.min <= int(values.min()) * largest_group and int(values.max()) * largest_group <= limits.max:
+        largest_group = int(np.diff(groups.starts, append=len(groups.rows)).max())
+        pieces = list(_in_table_order(column, groups, 0))
+        smallest, largest = min(int(v.min()) for _, v, _ in pieces), max(int(v.max()) for _, v, _ in pieces)
+        if limits.min <= smallest * largest_group and largest * largest_group <= limits.max:
             return
-        carried = _accumulated("sum", values & 0xFFFFFFFF, groups, 0) >> 32
-        high = _accumulated("sum", values >> 32, groups, 0) + carried
+        low_sums, high = np.zeros_like(sums), np.zeros_like(sums)
+        for ids, values, _ in pieces:
+            np.add.at(low_sums, ids, values & 0xFFFFFFFF)
+            np.add.at(high, ids, values >> 32)
+        high += low_sums >> 32
         overflows = bool(np.any((high < limits.min >> 32) | (high > limits.max >> 32)))
     if overflows:
         raise FlowscopeError(f"the sum of {name} does not fit its type {kind}")
@@ -75,24 +113,14 @@ def aggregate(column: pa.Array | pa.ChunkedArray, strategy: str, groups: Groups,
         return _extreme_by_rank(contiguous(column), strategy, groups)
     if strategy == "sum" and not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
         raise FlowscopeError(f"cannot sum a {kind} field")
-    # bitwise OR has no fast ufunc.at and a float sum depends on its order: those are gathered into group order
-    in_place = strategy != "merge" and numeric
-    values, valid = _numbers(contiguous(column) if in_place else contiguous(column).take(groups.row_array))
-    neutral = 0
-    if strategy in ("min", "max"):
-        limits = np.iinfo(values.dtype)
-        neutral = limits.max if strategy == "min" else limits.min
+    if strategy != "merge" and numeric:
+        return _accumulated(column, strategy, groups, name)
+    # bitwise OR has no fast ufunc.at and a float sum depends on its order: these are gathered into group order
+    values, valid = _numbers(contiguous(column).take(groups.row_array))
     if valid is not None:
-        values = np.where(valid, values, neutral)
-    if in_place:
-        reduced = _accumulated(strategy, values, groups, neutral)
-        missing = None if valid is None else np.bincount(groups.ids[valid], minlength=len(groups.starts)) == 0
-    else:
-        reduced = _REDUCE[strategy].reduceat(values, groups.starts)
-        missing = None if valid is None else _no_value(valid, groups)
-    if strategy == "sum" and pa.types.is_integer(kind):
-        _check_sum_fits(values, reduced, groups, kind, name)
-    return pa.array(reduced, mask=missing).cast(kind)
+        values = np.where(valid, values, 0)
+    missing = None if valid is None else _no_value(valid, groups)
+    return pa.array(_REDUCE[strategy].reduceat(values, groups.starts), mask=missing).cast(kind)
 
 
 def pick_valid(column: pa.Array | pa.ChunkedArray, groups: Groups, *, last: bool) -> pa.Array:
