@@ -135,6 +135,17 @@ def test_chunked_and_sliced_input(reduction: Reduction) -> None:
     )
 
 
+@pytest.mark.parametrize("reduction", [BUILTIN["pairs"], EVERY_STRATEGY], ids=lambda r: r.name)
+def test_fields_holding_only_nulls(reduction: Reduction) -> None:
+    """Unfilled fields (times and counters here) come out as nulls, also when the input is chunked."""
+    table = random_flows(np.random.default_rng(5), 500)
+    for name in ("time_flow_start", "time_flow_end", "bytes", "packets"):
+        index = table.schema.get_field_index(name)
+        table = table.set_column(index, table.schema.field(index), pa.nulls(len(table), table.schema.field(index).type))
+    table = pa.concat_tables([table.slice(0, 200), table.slice(200)])
+    assert rows_by_key(Reducer(reduction)(table), reduction.key) == rows_by_key(by_sql(reduction, table), reduction.key)
+
+
 @pytest.mark.parametrize(
     ("values", "kind"),
     [([-(2**63) + 1, 1], pa.int64()), ([2**64 - 1, 2**63 - 1], pa.uint64()), ([-(2**63), 2**63 - 1], pa.int64())],

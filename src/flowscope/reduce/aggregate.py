@@ -37,6 +37,12 @@ def _numbers(array: pa.Array) -> tuple[np.ndarray, np.ndarray | None]:
     return values, array.is_valid().to_numpy(zero_copy_only=False)
 
 
+def all_null(column: pa.Array | pa.ChunkedArray, n: int) -> pa.Array | pa.ChunkedArray:
+    """``n`` nulls from a column that holds only nulls (and at least ``n`` rows): its head, no copy. ``pa.nulls``
+    zeroes fresh memory for each field, a tenth of a second for the unfilled fields of a million groups."""
+    return column.slice(0, n)
+
+
 def _no_value(valid_in_group_order: np.ndarray, groups: Groups) -> np.ndarray:
     return ~np.logical_or.reduceat(valid_in_group_order, groups.starts)
 
@@ -100,12 +106,14 @@ def _check_sum_fits(column: pa.Array | pa.ChunkedArray, sums: np.ndarray, groups
         raise FlowscopeError(f"the sum of {name} does not fit its type {kind}")
 
 
-def aggregate(column: pa.Array | pa.ChunkedArray, strategy: str, groups: Groups, name: str) -> pa.Array:
+def aggregate(
+    column: pa.Array | pa.ChunkedArray, strategy: str, groups: Groups, name: str
+) -> pa.Array | pa.ChunkedArray:
     """``sum``, ``min``, ``max`` or ``merge`` (bitwise OR of integers, the last non-null value of anything else)
     of the field ``name``."""
     kind = column.type
     if column.null_count == len(column):
-        return pa.nulls(len(groups.starts), kind)
+        return all_null(column, len(groups.starts))
     numeric = pa.types.is_integer(kind) or pa.types.is_temporal(kind)
     if strategy == "merge" and not pa.types.is_integer(kind):
         return pick_valid(column, groups, last=True)

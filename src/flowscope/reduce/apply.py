@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flowscope.arrays import contiguous
-from flowscope.reduce.aggregate import aggregate, pick_valid
+from flowscope.reduce.aggregate import aggregate, all_null, pick_valid
 from flowscope.reduce.groups import Groups, group
 from flowscope.reduce.spec import DURATION, Reduction, load
 
@@ -34,9 +34,9 @@ def record_ranks(table: pa.Table) -> tuple[np.ndarray, np.ndarray | None]:
     return ranks, by_rank
 
 
-def _taken(column: pa.ChunkedArray, rows: pa.Array) -> pa.Array:
+def _taken(column: pa.ChunkedArray, rows: pa.Array) -> pa.Array | pa.ChunkedArray:
     if column.null_count == len(column):  # common: fields a source does not fill
-        return pa.nulls(len(rows), column.type)
+        return all_null(column, len(rows))
     return contiguous(column).take(rows)  # from one contiguous array: take across chunks is twice as slow
 
 
@@ -74,7 +74,9 @@ class Reducer:
             strategies["time_flow_end"] = _END_FROM_DURATION
         return strategies
 
-    def _grouped(self, table: pa.Table, strategies: dict[str, str]) -> tuple[Groups, dict[str, pa.Array]]:
+    def _grouped(
+        self, table: pa.Table, strategies: dict[str, str]
+    ) -> tuple[Groups, dict[str, pa.Array | pa.ChunkedArray]]:
         """The groups, and the fields picked from each group's first or last record.
 
         Grouping, record order and the picks all read the key fields and start times: those are joined
@@ -87,7 +89,7 @@ class Reducer:
         picked = {name: _taken(joined.column(name), rows[s]) for name, s in strategies.items() if s in rows}
         return groups, picked
 
-    def _reduced_duration(self, table: pa.Table, groups: Groups) -> pa.Array:
+    def _reduced_duration(self, table: pa.Table, groups: Groups) -> pa.Array | pa.ChunkedArray:
         strategy = self.reduction.fields[DURATION]
         durations = _durations(table)
         if strategy in ("first", "last", "merge"):
