@@ -6,13 +6,14 @@ import gzip
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from tests.conftest import require_tool, shared_data
 
 from flowscope import addresses
-from flowscope.csvflows import reader
+from flowscope.csvflows import reader, values
 from flowscope.csvflows.reader import open_source, sniff
 from flowscope.csvflows.values import AddressCache
 from flowscope.display import textual
@@ -278,3 +279,17 @@ def test_cic_time_patterns_mixed_in_one_chunk(tmp_path: Path) -> None:
         "2017-07-03T20:55:01+00:00",
         "2017-07-03T08:55:02+00:00",
     ]
+
+
+def test_times_in_runs_read_as_row_by_row() -> None:
+    """A sorted export's times come in runs and are read once per run; shuffled, once per distinct text."""
+    texts = ["26/04/201711:11:17"] * 9 + [None] * 3 + ["26/04/201711:11:18", "bad", "bad", "26/04/201711:11:18"]
+    texts += ["26/04/201711:11:19"] * 20
+    pattern = "%d/%m/%Y%H:%M:%S"
+    for order in (range(len(texts)), np.random.default_rng(0).permutation(len(texts))):
+        shown = [texts[i] for i in order]
+        raw = pa.array([None if t is None else t.encode() for t in shown], pa.binary())
+        times, bad = values.to_timestamp(raw, (pattern,), "UTC")
+        expected = pc.strptime(pa.array(shown, pa.string()), format=pattern, unit="ns", error_is_null=True)
+        assert times.to_pylist() == pc.cast(expected, times.type).to_pylist()
+        assert bad is not None and bad.tolist() == [t == "bad" for t in shown]

@@ -85,19 +85,37 @@ def _as_text(raw: pa.Array) -> pa.Array:
         return pa.array([None if v is None else shown(v) for v in raw.to_pylist()], pa.string())
 
 
-def _distinct(text: pa.Array) -> pa.DictionaryArray:
-    """Each distinct value once, as text, plus an index per row."""
+def _text(values: pa.Array) -> pa.Array:
+    return _as_text(values) if pa.types.is_binary(values.type) else values
+
+
+def _distinct(text: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Each distinct value once, as text, plus each row's index into them."""
     encoded = pc.dictionary_encode(text)
-    if pa.types.is_binary(encoded.dictionary.type):
-        encoded = pa.DictionaryArray.from_arrays(encoded.indices, _as_text(encoded.dictionary))
-    return encoded
+    return _text(encoded.dictionary), encoded.indices
+
+
+def _runs(text: pa.Array) -> tuple[pa.Array, pa.Array] | None:
+    """The first value of each run of equal neighbours, as text, plus each row's run; None when runs are short.
+
+    The times of an export sorted by time come in runs (the flows of one second): reading one value per run
+    costs less than hashing every row (``_distinct``).
+    """
+    if len(text) < 2:
+        return None
+    starts = np.ones(len(text), bool)
+    starts[1:] = ~pc.fill_null(pc.equal(text[1:], text[:-1]), False).to_numpy(zero_copy_only=False)
+    first_rows = np.flatnonzero(starts)
+    if len(first_rows) > len(text) // 4:
+        return None
+    return _text(text.take(first_rows)), pa.array(np.cumsum(starts) - 1)
 
 
 def _map_distinct(text: pa.Array, convert: Callable[[str], object | None], out_type: pa.DataType) -> Converted:
-    """Convert each distinct value once in Python (few distinct values: names, flags, MACs, times)."""
-    encoded = _distinct(text)
-    converted = pa.array([convert(v) for v in encoded.dictionary.to_pylist()], out_type)
-    values = converted.take(encoded.indices)
+    """Convert each distinct value once in Python (few distinct values: names, flags, MACs)."""
+    distinct, indices = _distinct(text)
+    converted = pa.array([convert(v) for v in distinct.to_pylist()], out_type)
+    values = converted.take(indices)
     return values, _bad_mask(text, values)
 
 
@@ -204,10 +222,10 @@ def to_timestamp(text: pa.Array, formats: tuple[str, ...], timezone: str) -> Con
     """Naive local times in ``timezone`` -> UTC nanoseconds.
 
     ``formats`` are strptime patterns tried in order (first match wins); with none,
-    ISO 8601 (``2024-05-01 13:00:00.123``) is expected. Each distinct text is parsed once.
+    ISO 8601 (``2024-05-01 13:00:00.123``) is expected. Each run of one text, or else each distinct text, is
+    parsed once.
     """
-    encoded = _distinct(text)
-    distinct = encoded.dictionary
+    distinct, indices = _runs(text) or _distinct(text)
     if formats:
         parsed = pc.strptime(distinct, format=formats[0], unit="ns", error_is_null=True)
         for pattern in formats[1:]:
@@ -218,7 +236,7 @@ def to_timestamp(text: pa.Array, formats: tuple[str, ...], timezone: str) -> Con
         parsed = _iso_times(distinct)
     if timezone.upper() != "UTC":
         parsed = pc.assume_timezone(parsed, timezone=timezone, ambiguous="earliest", nonexistent="earliest")
-    values = pc.cast(parsed.take(encoded.indices), TIMESTAMP)
+    values = pc.cast(parsed.take(indices), TIMESTAMP)
     return values, _bad_mask(text, values)
 
 
