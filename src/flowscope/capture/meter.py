@@ -373,14 +373,13 @@ class FlowMeter:
             same_hi = src_hi == dst_hi
             from_b = (src_hi > dst_hi) | (same_hi & (src_lo > dst_lo))
             from_b |= same_hi & (src_lo == dst_lo) & (src_port > dst_port)
-        a_hi, a_lo = np.where(from_b, dst_hi, src_hi), np.where(from_b, dst_lo, src_lo)
-        b_hi, b_lo = np.where(from_b, src_hi, dst_hi), np.where(from_b, src_lo, dst_lo)
-        ports = _pack_ports(
-            np.where(from_b, dst_port, src_port), np.where(from_b, src_port, dst_port), batch.proto, batch.vlan_id
-        )
+        swap = _all_ones(from_b)
+        a_hi, b_hi = _swapped(swap, src_hi, dst_hi)
+        a_lo, b_lo = _swapped(swap, src_lo, dst_lo)
+        ports = _swap_ports(swap, _pack_ports(src_port, dst_port, batch.proto, batch.vlan_id))
         size = (batch.wire_len if self.settings.link_bytes else batch.ip_len).astype(np.uint64)
-        one = (~from_b).astype(np.uint64)
         other = from_b.astype(np.uint64)
+        one = other ^ np.uint64(1)
         return FlowRows(
             {
                 "key": _hash_words(a_hi, a_lo, b_hi, b_lo, ports),
@@ -400,8 +399,8 @@ class FlowMeter:
                 "dst_mac": batch.dst_mac,
                 "packets_ab": one,
                 "packets_ba": other,
-                "bytes_ab": size * one,
-                "bytes_ba": size * other,
+                "bytes_ab": size & ~swap,
+                "bytes_ba": size & swap,
                 "last_ns": batch.ts_ns,
                 "tcp_flags": batch.tcp_flags,
             }
@@ -468,14 +467,13 @@ class FlowMeter:
     def table(self, flows: FlowRows) -> pa.Table:
         """Finished flows -> flow-schema table, oriented so the first packet's sender is the source."""
         n = len(flows)
-        from_b = flows["from_b"]
-        a = _address_bytes(flows["a_hi"], flows["a_lo"])
-        b = _address_bytes(flows["b_hi"], flows["b_lo"])
-        src = np.where(from_b[:, None], b, a)
-        dst = np.where(from_b[:, None], a, b)
-        a_port, b_port, proto, vlan_id = _unpack_ports(flows["ports"])
-        src_port = np.where(from_b, b_port, a_port)
-        dst_port = np.where(from_b, a_port, b_port)
+        swap = _all_ones(flows["from_b"])
+        src_hi, dst_hi = _swapped(swap, flows["a_hi"], flows["b_hi"])
+        src_lo, dst_lo = _swapped(swap, flows["a_lo"], flows["b_lo"])
+        src, dst = _address_bytes(src_hi, src_lo), _address_bytes(dst_hi, dst_lo)
+        src_port, dst_port, proto, vlan_id = _unpack_ports(_swap_ports(swap, flows["ports"].copy()))
+        packets, packets_rev = _swapped(swap, flows["packets_ab"], flows["packets_ba"])
+        bytes_, bytes_rev = _swapped(swap, flows["bytes_ab"], flows["bytes_ba"])
         end = _timestamps(flows["last_ns"])
         columns = {
             "type": _repeated_text(FLOW_TYPE, n),
@@ -489,10 +487,10 @@ class FlowMeter:
             "dst_port": _column(dst_port),
             "proto": _column(proto),
             "etype": _column(flows["etype"]),
-            "bytes": _column(np.where(from_b, flows["bytes_ba"], flows["bytes_ab"])),
-            "packets": _column(np.where(from_b, flows["packets_ba"], flows["packets_ab"])),
-            "bytes_rev": _column(np.where(from_b, flows["bytes_ab"], flows["bytes_ba"])),
-            "packets_rev": _column(np.where(from_b, flows["packets_ab"], flows["packets_ba"])),
+            "bytes": _column(bytes_),
+            "packets": _column(packets),
+            "bytes_rev": _column(bytes_rev),
+            "packets_rev": _column(packets_rev),
             "tcp_flags": _column(flows["tcp_flags"].astype(np.uint16)),
             "ip_tos": _column(flows["ip_tos"]),
             "ip_ttl": _column(flows["ip_ttl"]),
@@ -515,8 +513,27 @@ def _pack_ports(a_port: np.ndarray, b_port: np.ndarray, proto: np.ndarray, vlan_
     )
 
 
+def _swap_ports(swap: np.ndarray, ports: np.ndarray) -> np.ndarray:
+    """Packed ports with the two port fields exchanged where ``swap`` is all ones (in place)."""
+    exchange = ((ports >> np.uint64(16)) ^ ports) & np.uint64(0xFFFF << 32) & swap
+    ports ^= exchange | (exchange << np.uint64(16))
+    return ports
+
+
+def _all_ones(mask: np.ndarray) -> np.ndarray:
+    """bool -> uint64 with every bit set where True: a selector for ``_swapped``."""
+    return np.negative(mask.astype(np.uint64))
+
+
+def _swapped(swap: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(y, x)`` where ``swap`` is all ones, else ``(x, y)``: an xor swap, several times faster than two np.where."""
+    difference = x ^ y
+    difference &= swap
+    return x ^ difference, y ^ difference
+
+
 def _unpack_ports(ports: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """-> a_port, b_port, proto, vlan_id."""
+    """-> first port, second port, proto, vlan_id."""
     return (
         (ports >> np.uint64(48)).astype(np.uint16),
         ((ports >> np.uint64(32)) & np.uint64(0xFFFF)).astype(np.uint16),
