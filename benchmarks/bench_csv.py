@@ -10,8 +10,10 @@ flowscope: the CSV reader (pyarrow parse, vectorised conversion into the flow sc
 ``pairs`` reduction over all rows (DuckDB GROUP BY + Arrow take). pandas: ``read_csv``
 (C engine), ``to_datetime`` and ``groupby().agg()``. Times are CPU seconds of the step's
 process (user + system), so rates stay per-core on a shared machine.
-The materialize step reads the CSV into a lake, then times ``flowscope materialize pairs``
-into PostgreSQL (view computed by DuckDB, binary COPY with addresses as inet, primary key built after the load).
+The materialize steps read the CSV into a lake, then time ``flowscope materialize`` into PostgreSQL: ``pairs``
+and ``services_by_day`` into new tables (view computed by DuckDB over the whole lake, binary COPY with addresses
+as inet, primary key built after the load), and ``pairs`` again after 100 k more rows landed (only the keys
+those rows hold are recomputed and upserted).
 """
 
 from __future__ import annotations
@@ -121,8 +123,10 @@ def pandas_step(path: str) -> tuple[float, int]:
     return seconds, len(frame)
 
 
-def materialize_step(lake: str, url: str, view: str, table: str, breakdown: str) -> tuple[float, int]:
-    """Wall seconds of one full ``materialize VIEW`` run into an empty table (PostgreSQL does part of the work)."""
+def materialize_step(lake: str, url: str, view: str, table: str, breakdown: str, more: str = "") -> tuple[float, int]:
+    """Wall seconds of one ``materialize VIEW`` run into an empty table (PostgreSQL does part of the work); with
+    ``more`` (a CSV), of the run after those rows landed as well (the first run untimed): it recomputes and
+    upserts only the keys they hold."""
     import psycopg
 
     from flowscope.lake import Lake
@@ -133,6 +137,9 @@ def materialize_step(lake: str, url: str, view: str, table: str, breakdown: str)
     with psycopg.connect(url, autocommit=True) as con:
         con.execute(f'DROP TABLE IF EXISTS "{table}"')
     target = PostgresTarget(url)
+    if more:
+        materialize_once(Lake(Path(lake)), view, target, table, view_key(view))
+        subprocess.run([sys.executable, "-m", "flowscope", "-q", "--lake", lake, "read", more], check=True)
     started = time.perf_counter()
     outcome = materialize_once(Lake(Path(lake)), view, target, table, view_key(view))
     seconds = time.perf_counter() - started
@@ -142,9 +149,9 @@ def materialize_step(lake: str, url: str, view: str, table: str, breakdown: str)
         con.execute(f'DROP TABLE "{table}"')
         con.execute("DELETE FROM flowscope_materialized WHERE target_table = %s", (table,))
         con.execute("DELETE FROM flowscope_materialized_files WHERE target_table = %s", (table,))
-    assert stored == outcome.view_rows
+    assert more or stored == outcome.view_rows
     Path(breakdown).write_text(json.dumps([outcome.view_seconds, outcome.apply_seconds]))
-    return seconds, stored
+    return seconds, outcome.view_rows
 
 
 def main() -> None:
@@ -164,21 +171,24 @@ def main() -> None:
             return
         lake = Path(tmp) / "lake"
         subprocess.run([sys.executable, "-m", "flowscope", "-q", "--lake", str(lake), "read", str(path)], check=True)
-        print("\nmaterialize into PostgreSQL (wall seconds: view over the whole lake, text addresses, COPY, insert)")
-        for view in ("pairs", "services_by_day"):
+        more = Path(tmp) / "more.csv"  # the first 100 k rows again: new records of pairs the lake holds
+        with open(path, "rb") as source, open(more, "wb") as sink:
+            sink.writelines(line for _, line in zip(range(100_001), source, strict=False))
+        print("\nmaterialize into PostgreSQL (wall seconds: view over the lake by DuckDB, binary COPY, upsert)")
+        runs = [("pairs", "", "whole view"), ("services_by_day", "", "whole view"), ("pairs", str(more), "+100k rows")]
+        for view, extra, what in runs:
             breakdown = Path(tmp) / f"{view}.json"
             step = measure_in_subprocess(
                 f"materialize {view}", "bench_csv", "materialize_step", str(lake), args.postgres, view,
-                f"bench_{view}_{os.getpid()}", str(breakdown),
+                f"bench_{view}_{os.getpid()}", str(breakdown), extra,
             )  # fmt: skip
             view_seconds, database_seconds = json.loads(breakdown.read_text())
             print(
-                f"  {view:<16} {step.units:>10,} rows in {step.seconds:6.2f} s = {step.rate:>10,.0f} rows/s "
-                f"({args.rows / step.seconds:,.0f} lake rows/s), peak {step.peak_rss_mib:,.0f} MiB\n"
-                f"  {'':<16} view {view_seconds:.2f} s; database (COPY + insert) {database_seconds:.2f} s = "
+                f"  {view:<16} {what:<11} {step.units:>10,} rows in {step.seconds:6.2f} s = {step.rate:>10,.0f} "
+                f"rows/s, peak {step.peak_rss_mib:,.0f} MiB\n"
+                f"  {'':<28} view {view_seconds:.2f} s; database (COPY + upsert) {database_seconds:.2f} s = "
                 f"{step.units / database_seconds:,.0f} rows/s"
             )
-
 
 if __name__ == "__main__":
     main()
