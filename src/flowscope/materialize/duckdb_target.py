@@ -3,8 +3,6 @@ one transaction."""
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Mapping
 from pathlib import Path
 
 import duckdb
@@ -13,7 +11,7 @@ import pyarrow as pa
 from flowscope.errors import FlowscopeError
 from flowscope.materialize import upsert
 from flowscope.materialize.columns import with_text_addresses
-from flowscope.materialize.target import Applied, LakeState
+from flowscope.materialize.target import Applied, Change
 from flowscope.materialize.upsert import TableSpec, quote
 
 STAGE = "flowscope_stage"
@@ -44,16 +42,9 @@ class DuckdbTarget:
         ).fetchall()[0][0]
         return upsert.applied_files(self.con, "?", table, view) if exists else None
 
-    def apply(
-        self,
-        table: str,
-        key: tuple[str, ...],
-        rows: pa.Table,
-        view: str,
-        state: LakeState,
-        added: Mapping[str, int] | None = None,
-    ) -> Applied:
-        rows = with_text_addresses(rows)
+    def apply(self, change: Change) -> Applied:
+        table, key, added = change.table, change.key, change.added
+        rows = with_text_addresses(change.rows)
         self.con.register(STAGE, rows)
         try:
             staged = self.con.sql(f"SELECT * FROM {quote(STAGE)}")
@@ -70,11 +61,11 @@ class DuckdbTarget:
                 deleted = self._run(upsert.delete_missing_sql(spec, STAGE)) if added is None else 0
                 self._run(
                     upsert.STATE_UPSERT.format(p="?"),
-                    [table, view, state.digest, state.files, rows.num_rows, dt.datetime.now(dt.UTC).isoformat()],
+                    list(change.state_row()),
                 )
                 if added is None:
                     self._run(upsert.FILES_CLEAR.format(p="?"), [table])
-                self._record_files(upsert.file_rows(table, state.sizes, added))
+                self._record_files(change.file_rows())
                 self._run("COMMIT")
             except BaseException:
                 self._run("ROLLBACK")

@@ -3,9 +3,7 @@ temporary staging table followed by the upsert and the delete of vanished keys."
 
 from __future__ import annotations
 
-import datetime as dt
 import re
-from collections.abc import Mapping
 
 import psycopg
 import pyarrow as pa
@@ -13,7 +11,7 @@ import pyarrow as pa
 from flowscope.errors import FlowscopeError
 from flowscope.materialize import upsert
 from flowscope.materialize.pgcopy import HEADER, TRAILER, encode_rows, pg_column
-from flowscope.materialize.target import Applied, LakeState
+from flowscope.materialize.target import Applied, Change
 from flowscope.materialize.upsert import TableSpec, quote
 
 STAGE = "flowscope_stage"
@@ -55,15 +53,8 @@ class PostgresTarget:
         ).fetchall()
         return [(name, kind) for name, kind in rows]
 
-    def apply(
-        self,
-        table: str,
-        key: tuple[str, ...],
-        rows: pa.Table,
-        view: str,
-        state: LakeState,
-        added: Mapping[str, int] | None = None,
-    ) -> Applied:
+    def apply(self, change: Change) -> Applied:
+        table, key, rows, added = change.table, change.key, change.rows, change.added
         spec = TableSpec(table, [(f.name, pg_column(f).sql_type) for f in rows.schema], key)
         names = ", ".join(quote(c) for c in spec.names)
         try:
@@ -79,11 +70,11 @@ class PostgresTarget:
                     changed, deleted = self._update(cursor, spec, rows, delete_missing=added is None)
                 cursor.execute(
                     upsert.STATE_UPSERT.format(p="%s"),
-                    (table, view, state.digest, state.files, rows.num_rows, dt.datetime.now(dt.UTC).isoformat()),
+                    change.state_row(),
                 )
                 if added is None:
                     cursor.execute(upsert.FILES_CLEAR.format(p="%s"), (table,))
-                cursor.executemany(upsert.FILES_INSERT.format(p="%s"), upsert.file_rows(table, state.sizes, added))
+                cursor.executemany(upsert.FILES_INSERT.format(p="%s"), change.file_rows())
         except psycopg.Error as exc:
             raise FlowscopeError(f"PostgreSQL: {str(exc).strip()}") from exc
         return Applied(rows=changed, deleted=deleted)

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 
 from flowscope.errors import FlowscopeError
 from flowscope.lake import Lake, open_lake
-from flowscope.materialize.target import Applied, LakeState, Target
+from flowscope.materialize.target import Applied, Change, LakeState, Target
 from flowscope.materialize.upsert import quote
 from flowscope.views import DERIVED_VIEWS
 
@@ -110,7 +110,7 @@ def materialize_once(
         result = con.sql(sql).to_arrow_table()
     rows, empty = _keyed_rows(result, key, view)
     computed = time.perf_counter()
-    applied = target.apply(table, tuple(key), rows, view, state, added)
+    applied = target.apply(Change(table, tuple(key), rows, view, state, added))
     seconds = computed - started, time.perf_counter() - computed
     return Outcome(rows.num_rows, applied, state, empty, *seconds, added_files=None if added is None else len(added))
 

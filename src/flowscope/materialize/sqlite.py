@@ -6,9 +6,7 @@ into a tuple (dates and timestamps as ISO text); PostgreSQL and DuckDB targets d
 
 from __future__ import annotations
 
-import datetime as dt
 import sqlite3
-from collections.abc import Mapping
 from pathlib import Path
 
 import pyarrow as pa
@@ -17,7 +15,7 @@ import pyarrow.compute as pc
 from flowscope.errors import FlowscopeError
 from flowscope.materialize import upsert
 from flowscope.materialize.columns import with_text_addresses
-from flowscope.materialize.target import Applied, LakeState
+from flowscope.materialize.target import Applied, Change
 from flowscope.materialize.upsert import TableSpec, quote
 
 STAGE = "flowscope_stage"
@@ -60,16 +58,9 @@ class SqliteTarget:
         exists = self.con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone()
         return None if exists is None else upsert.applied_files(self.con, "?", table, view)
 
-    def apply(
-        self,
-        table: str,
-        key: tuple[str, ...],
-        rows: pa.Table,
-        view: str,
-        state: LakeState,
-        added: Mapping[str, int] | None = None,
-    ) -> Applied:
-        rows = with_text_addresses(rows)
+    def apply(self, change: Change) -> Applied:
+        table, key, added = change.table, change.key, change.added
+        rows = with_text_addresses(change.rows)
         spec = TableSpec(table, [(f.name, sqlite_type(f.type)) for f in rows.schema], key)
         placeholders = ", ".join("?" for _ in spec.names)
         cursor = self.con.cursor()
@@ -98,11 +89,11 @@ class SqliteTarget:
             cursor.execute(f"DROP TABLE temp.{quote(STAGE)}")
             cursor.execute(
                 upsert.STATE_UPSERT.format(p="?"),
-                (table, view, state.digest, state.files, rows.num_rows, dt.datetime.now(dt.UTC).isoformat()),
+                change.state_row(),
             )
             if added is None:
                 cursor.execute(upsert.FILES_CLEAR.format(p="?"), (table,))
-            cursor.executemany(upsert.FILES_INSERT.format(p="?"), upsert.file_rows(table, state.sizes, added))
+            cursor.executemany(upsert.FILES_INSERT.format(p="?"), change.file_rows())
             cursor.execute("COMMIT")
         except BaseException:
             cursor.execute("ROLLBACK")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,31 @@ class LakeState:
         return len(self.sizes)
 
 
+@dataclass(frozen=True)
+class Change:
+    """What one run applies to a target table."""
+
+    table: str
+    key: tuple[str, ...]
+    rows: pa.Table
+    view: str
+    state: LakeState
+    added: Mapping[str, int] | None = None
+    """The files new since the last run when ``rows`` are only the view's rows for the keys those files hold;
+    None when ``rows`` is the whole view."""
+
+    def state_row(self) -> tuple[str, str, str, int, int, str]:
+        """The values of ``upsert.STATE_UPSERT``: table, view, digest, file count, rows applied, time."""
+        now = dt.datetime.now(dt.UTC).isoformat()
+        return (self.table, self.view, self.state.digest, self.state.files, self.rows.num_rows, now)
+
+    def file_rows(self) -> list[tuple[str, str, int]]:
+        """The ``upsert.FILES_TABLE`` rows to record: every lake file after a whole-view run (the old list is
+        cleared first), the added ones after an incremental run."""
+        files = self.state.sizes if self.added is None else self.added
+        return [(self.table, path, size) for path, size in files.items()]
+
+
 @dataclass
 class Applied:
     rows: int = 0
@@ -44,18 +70,10 @@ class Target(Protocol):
         make it equal)."""
         ...
 
-    def apply(
-        self,
-        table: str,
-        key: tuple[str, ...],
-        rows: pa.Table,
-        view: str,
-        state: LakeState,
-        added: Mapping[str, int] | None = None,
-    ) -> Applied:
-        """In one transaction: make ``table`` equal ``rows`` (upsert, delete keys not in ``rows``) and record
-        ``state``; or, with ``added`` (the files new since the last run), upsert ``rows`` (the view's rows for
-        the keys those files hold) and record ``state`` and the added files."""
+    def apply(self, change: Change) -> Applied:
+        """In one transaction: make the table equal ``change.rows`` (upsert, delete keys not among them) and
+        record the lake state; or, with ``change.added``, upsert just those rows and record the state and the
+        added files."""
         ...
 
     def close(self) -> None: ...

@@ -8,7 +8,7 @@ run that dies before its commit leaves the table as the previous run left it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,9 +95,3 @@ def applied_files(con: Any, p: str, table: str, view: str) -> dict[str, int] | N
     if not recorded or recorded[0][0] != view:
         return None
     return dict(con.execute(FILES_SELECT.format(p=p), (table,)).fetchall())
-
-
-def file_rows(table: str, sizes: Mapping[str, int], added: Mapping[str, int] | None) -> list[tuple[str, str, int]]:
-    """The ``FILES_TABLE`` rows a run records: every lake file after a whole-view run (the old list is cleared
-    first), the added ones after an incremental run."""
-    return [(table, path, size) for path, size in (sizes if added is None else added).items()]
