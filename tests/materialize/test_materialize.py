@@ -22,9 +22,13 @@ from tests.helpers import flows
 
 from flowscope.cli import main
 from flowscope.display import textual
+from flowscope.errors import FlowscopeError
 from flowscope.lake import Lake, LakeWriter, open_lake
 from flowscope.lake.maintenance import compact
+from flowscope.materialize.run import lake_state, materialize_once
+from flowscope.materialize.target import Change, open_target
 from flowscope.schema import conform
+from flowscope.views import view_key
 
 EXAMPLE = Path(__file__).parents[1] / "csv" / "data" / "unicauca11_example.csv"
 SERVICE = (dt.date(2017, 4, 26), "50.31.185", 80)
@@ -316,3 +320,20 @@ def test_rows_with_an_empty_key_part_are_counted_not_stored(lake_dir: Path, tmp_
     output = cli("--lake", str(lake_dir), "materialize", "pairs", "--to", url, "--table", table_name)
     assert "2 view rows with an empty key not stored" in output
     assert len(rows_of(url, table_name)) == 7
+
+
+def test_a_run_overtaken_by_another_applies_nothing(lake_dir: Path, target_url: str, table_name: str) -> None:
+    read_example(lake_dir)
+    target = open_target(target_url)
+    try:
+        first = materialize_once(Lake(lake_dir), "pairs", target, table_name, view_key("pairs"))
+        read_example(lake_dir)
+        state = lake_state(Lake(lake_dir), "pairs", view_key("pairs"))
+        with open_lake(lake_dir) as con:
+            rows = con.sql("SELECT * FROM pairs").to_arrow_table()
+        stale = Change(table_name, view_key("pairs"), rows, "pairs", state, seen="an older digest")
+        with pytest.raises(FlowscopeError, match="updated by another materialize run"):
+            target.apply(stale)
+        assert target.applied_state(table_name) == first.state.digest
+    finally:
+        target.close()

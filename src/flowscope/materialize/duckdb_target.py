@@ -51,6 +51,7 @@ class DuckdbTarget:
             spec = TableSpec(table, [(n, str(t)) for n, t in zip(staged.columns, staged.types, strict=True)], key)
             self._run("BEGIN TRANSACTION")
             try:
+                change.check_unchanged(self.applied_state(table))
                 self._run(upsert.create_sql(spec))
                 existing = [c for c in self.con.sql(f"SELECT * FROM {quote(table)} LIMIT 0").columns]
                 if existing != spec.names:

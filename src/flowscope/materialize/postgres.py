@@ -59,6 +59,8 @@ class PostgresTarget:
         names = ", ".join(quote(c) for c in spec.names)
         try:
             with self.con.transaction(), self.con.cursor() as cursor:
+                recorded = cursor.execute(upsert.STATE_SELECT.format(p="%s") + " FOR UPDATE", (table,)).fetchone()
+                change.check_unchanged(recorded[0] if recorded else None)  # the row stays locked until commit
                 cursor.execute("SELECT to_regclass(%s)", (quote(table),))
                 if cursor.fetchone()[0] is None:  # new table: load first, build the key's index once after
                     cursor.execute(upsert.create_sql(spec, keyed=False))

@@ -99,8 +99,8 @@ def _keyed_rows(table: pa.Table, key: Sequence[str], view: str) -> tuple[pa.Tabl
 def materialize_once(
     lake: Lake, view: str, target: Target, table: str, key: Sequence[str], *, threads: int | None = None
 ) -> Outcome:
-    state = lake_state(lake, view, key)
-    if target.applied_state(table) == state.digest:
+    state, seen = lake_state(lake, view, key), target.applied_state(table)
+    if seen == state.digest:
         return Outcome(0, Applied(skipped=True), state)
     previous = target.applied_files(table, view)
     started = time.perf_counter()
@@ -110,7 +110,7 @@ def materialize_once(
         result = con.sql(sql).to_arrow_table()
     rows, empty = _keyed_rows(result, key, view)
     computed = time.perf_counter()
-    applied = target.apply(Change(table, tuple(key), rows, view, state, added))
+    applied = target.apply(Change(table, tuple(key), rows, view, state, seen, added))
     seconds = computed - started, time.perf_counter() - computed
     return Outcome(rows.num_rows, applied, state, empty, *seconds, added_files=None if added is None else len(added))
 

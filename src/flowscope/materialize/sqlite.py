@@ -66,6 +66,7 @@ class SqliteTarget:
         cursor = self.con.cursor()
         cursor.execute("BEGIN IMMEDIATE")
         try:
+            change.check_unchanged(self.applied_state(table))
             cursor.execute(upsert.create_sql(spec))
             existing = [r[1] for r in cursor.execute(f"PRAGMA table_info({quote(table)})").fetchall()]
             if existing != spec.names:

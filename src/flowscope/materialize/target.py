@@ -36,9 +36,17 @@ class Change:
     rows: pa.Table
     view: str
     state: LakeState
+    seen: str | None
+    """The lake-state digest the table had when this run started (what ``rows`` were computed against)."""
     added: Mapping[str, int] | None = None
     """The files new since the last run when ``rows`` are only the view's rows for the keys those files hold;
     None when ``rows`` is the whole view."""
+
+    def check_unchanged(self, recorded: str | None) -> None:
+        """Inside the target's transaction, with the state row locked: another run may not have applied
+        anything since this one started (its rows would be stale, or counted against a file list it never saw)."""
+        if recorded != self.seen:
+            raise FlowscopeError(f"{self.table} was updated by another materialize run meanwhile: nothing applied")
 
     def state_row(self) -> tuple[str, str, str, int, int, str]:
         """The values of ``upsert.STATE_UPSERT``: table, view, digest, file count, rows applied, time."""
