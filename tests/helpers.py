@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import numpy as np
 import pyarrow as pa
 
@@ -32,3 +35,13 @@ def flows(n: int, *, start_ns: int = BASE_NS, spacing_ns: int = 1_000_000, first
             }
         )
     )
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 30) -> bool:
+    """Poll ``predicate`` every 0.1 s until it holds (True) or ``timeout`` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False

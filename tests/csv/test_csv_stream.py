@@ -6,24 +6,15 @@ import gzip
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from tests.helpers import wait_until
 
 from flowscope.lake import Lake
 
 EXAMPLE = Path(__file__).parent / "data" / "unicauca11_example.csv"
-
-
-def wait_for(predicate, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 @pytest.mark.slow
@@ -36,7 +27,8 @@ def test_stdin_feed_is_committed_while_running(lake_dir: Path) -> None:
             assert process.stdin is not None
             process.stdin.write(b"".join(lines[:4]))  # header + 3 rows, no end of input yet
             process.stdin.flush()
-            assert wait_for(lambda: len(Lake(lake_dir).files("flows")) >= 1), "first rows not committed while live"
+            committed = wait_until(lambda: len(Lake(lake_dir).files("flows")) >= 1, timeout=20)
+            assert committed, "first rows not committed while live"
             process.stdin.write(b"".join(lines[4:]))
             process.stdin.close()
             assert process.wait(timeout=60) == 0

@@ -18,7 +18,7 @@ import psycopg
 import pyarrow as pa
 import pytest
 from click.testing import CliRunner
-from tests.helpers import flows
+from tests.helpers import flows, wait_until
 
 from flowscope.cli import main
 from flowscope.display import textual
@@ -247,15 +247,6 @@ def test_follow_applies_new_lake_data(lake_dir: Path, tmp_path: Path, table_name
         finally:
             process.terminate()
             process.wait(timeout=30)
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 30) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 @pytest.mark.integration
