@@ -60,13 +60,10 @@ class DuckdbTarget:
                     )
                 changed = self._run(upsert.upsert_sql(spec, STAGE))
                 deleted = self._run(upsert.delete_missing_sql(spec, STAGE)) if added is None else 0
-                self._run(
-                    upsert.STATE_UPSERT.format(p="?"),
-                    list(change.state_row()),
-                )
+                self._run(upsert.STATE_UPSERT.format(p="?"), list(change.state_row()))
                 if added is None:
                     self._run(upsert.FILES_CLEAR.format(p="?"), [table])
-                self._record_files(change.file_rows())
+                self._record_files(change.file_rows())  # not upsert.record_run: DuckDB's executemany is slow
                 self._run("COMMIT")
             except BaseException:
                 self._run("ROLLBACK")

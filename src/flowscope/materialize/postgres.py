@@ -70,13 +70,7 @@ class PostgresTarget:
                     changed, deleted = rows.num_rows, 0
                 else:
                     changed, deleted = self._update(cursor, spec, rows, delete_missing=added is None)
-                cursor.execute(
-                    upsert.STATE_UPSERT.format(p="%s"),
-                    change.state_row(),
-                )
-                if added is None:
-                    cursor.execute(upsert.FILES_CLEAR.format(p="%s"), (table,))
-                cursor.executemany(upsert.FILES_INSERT.format(p="%s"), change.file_rows())
+                upsert.record_run(cursor, "%s", change)
         except psycopg.Error as exc:
             raise FlowscopeError(f"PostgreSQL: {str(exc).strip()}") from exc
         return Applied(rows=changed, deleted=deleted)

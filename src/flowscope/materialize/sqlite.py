@@ -88,13 +88,7 @@ class SqliteTarget:
                 cursor.execute(upsert.delete_missing_sql(spec, STAGE))
                 deleted = cursor.rowcount
             cursor.execute(f"DROP TABLE temp.{quote(STAGE)}")
-            cursor.execute(
-                upsert.STATE_UPSERT.format(p="?"),
-                change.state_row(),
-            )
-            if added is None:
-                cursor.execute(upsert.FILES_CLEAR.format(p="?"), (table,))
-            cursor.executemany(upsert.FILES_INSERT.format(p="?"), change.file_rows())
+            upsert.record_run(cursor, "?", change)
             cursor.execute("COMMIT")
         except BaseException:
             cursor.execute("ROLLBACK")

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from flowscope.materialize.target import Change
 
 STATE_TABLE = "flowscope_materialized"
 
@@ -95,3 +98,12 @@ def applied_files(con: Any, p: str, table: str, view: str) -> dict[str, int] | N
     if not recorded or recorded[0][0] != view:
         return None
     return dict(con.execute(FILES_SELECT.format(p=p), (table,)).fetchall())
+
+
+def record_run(cursor: Any, p: str, change: Change) -> None:
+    """Inside the run's transaction: the state row and the lake files ``change`` leaves its table at (a DB-API
+    cursor whose ``execute`` takes placeholder ``p``)."""
+    cursor.execute(STATE_UPSERT.format(p=p), change.state_row())
+    if change.added is None:
+        cursor.execute(FILES_CLEAR.format(p=p), (change.table,))
+    cursor.executemany(FILES_INSERT.format(p=p), change.file_rows())
