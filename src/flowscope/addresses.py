@@ -66,7 +66,12 @@ def to_matrix(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
 
 def is_ipv4(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """Boolean mask: which addresses are IPv4-mapped."""
-    return (to_matrix(array)[:, :12] == _V4_MAPPED_PREFIX).all(axis=1)
+    return is_ipv4_matrix(to_matrix(array))
+
+
+def is_ipv4_matrix(matrix: np.ndarray) -> np.ndarray:
+    """``is_ipv4`` for addresses already in a ``to_matrix`` matrix."""
+    return (matrix[:, :12] == _V4_MAPPED_PREFIX).all(axis=1)
 
 
 def parse_one(text: str) -> bytes:

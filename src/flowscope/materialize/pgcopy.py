@@ -124,8 +124,8 @@ _INET_HEADER = {4: np.array([2, 32, 0, 4], np.uint8), 16: np.array([3, 128, 0, 1
 def _inet_values(column: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """16-byte addresses as inet values, one 20-byte slot per row: IPv4-mapped ones as IPv4 (the slot's first
     8 bytes), the rest as IPv6 (all 20)."""
-    column = column.cast(ADDRESS)
-    matrix, ipv4 = addresses.to_matrix(column), addresses.is_ipv4(column)[:, None]
+    matrix = addresses.to_matrix(column.cast(ADDRESS))
+    ipv4 = addresses.is_ipv4_matrix(matrix)[:, None]
     values = np.empty((len(matrix), 20), np.uint8)
     values[:, :4] = np.where(ipv4, _INET_HEADER[4], _INET_HEADER[16])
     values[:, 4:8] = np.where(ipv4, matrix[:, 12:], matrix[:, :4])
