@@ -32,14 +32,19 @@ def start_collector(lake: Path, *args: str) -> subprocess.Popen:
     )
 
 
-def exporters_json(lake: Path) -> dict | None:
+def flowscope_json(lake: Path, command: str) -> dict | None:
+    """``flowscope COMMAND --format json`` on ``lake`` (``exporters``, ``templates``); None when it fails."""
     result = subprocess.run(
-        [sys.executable, "-m", "flowscope", "--lake", str(lake), "exporters", "--format", "json"],
+        [sys.executable, "-m", "flowscope", "--lake", str(lake), command, "--format", "json"],
         capture_output=True,
         text=True,
         timeout=60,
     )
     return json.loads(result.stdout) if result.returncode == 0 else None
+
+
+def exporters_json(lake: Path) -> dict | None:
+    return flowscope_json(lake, "exporters")
 
 
 def wait_for_health(lake: Path, predicate: Callable[[dict], bool], timeout: float = 30.0) -> dict:

@@ -13,7 +13,15 @@ import urllib.request
 
 import numpy as np
 import pytest
-from tests.collect.live import exporters_json, free_port, lake_totals, start_collector, stop, wait_for_health
+from tests.collect.live import (
+    exporters_json,
+    flowscope_json,
+    free_port,
+    lake_totals,
+    start_collector,
+    stop,
+    wait_for_health,
+)
 from tests.conftest import shared_data
 
 from flowscope.collect.datagrams import Datagrams
@@ -173,15 +181,8 @@ def test_live_collector_flushes_on_signal_and_reports_health(tmp_path, signum):
     assert "flowscope_collector_socket_receive_buffer_bytes" in metrics
     totals = lake_totals(lake)
     assert (totals["flows"], totals["bytes"]) == (5 * len(sequences), bytes_per_datagram * len(sequences))
-    final = json.loads(
-        subprocess.run(
-            [sys.executable, "-m", "flowscope", "--lake", str(lake), "exporters", "--format", "json"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        ).stdout
-    )
+    final = flowscope_json(lake, "exporters")
+    assert final is not None, "flowscope exporters failed"
     assert final["rows_written"] == {"flows": 5 * len(sequences)}
 
 
@@ -264,15 +265,8 @@ def test_netflow_listener_learns_templates_and_shows_them(tmp_path):
     (exporter,) = health["exporters"]
     assert (exporter["protocol"], exporter["exporter"], exporter["datagrams"]) == ("netflow", "127.0.0.1", 100)
     assert exporter["lost"].get("flows", 0) == 0
-    templates = json.loads(
-        subprocess.run(
-            [sys.executable, "-m", "flowscope", "--lake", str(lake), "templates", "--format", "json"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        ).stdout
-    )
+    templates = flowscope_json(lake, "templates")
+    assert templates is not None, "flowscope templates failed"
     assert [(t["exporter"], t["version"], t["template_id"], t["field_count"]) for t in templates] == [
         ("127.0.0.1", 10, 256, len(IPV4_TEMPLATE))
     ]
