@@ -147,6 +147,13 @@ class LakeWriter:
     def close(self) -> None:
         self.flush()
 
+    def abort(self) -> None:
+        """Drop what is buffered and not yet published."""
+        self._buffers.clear()
+        self._buffered_rows = 0
+        self._buffered_bytes = 0
+        self._oldest = None
+
     def __enter__(self) -> LakeWriter:
         return self
 
