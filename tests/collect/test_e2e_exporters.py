@@ -160,9 +160,17 @@ def pmacct_config(path: Path, pcap: Path, lines: list[str]) -> Path:
 
 
 def run_pmacctd(pmacctd: str, config: Path) -> None:
-    """pmacctd over its pcap_savefile until it exits; its own words when it fails (it did once, unexplained)."""
+    """pmacctd over its pcap_savefile until it exits; its own words when it fails.
+
+    pmacctd 1.7.7 sometimes exits 1 at the end of a savefile although it exported everything: its core
+    loses the pipe to a plugin that is already shutting down ("connection lost to '...'; closing
+    connection" right after the plugin's "Shutting down on user request"; seen twice in ~30 CI runs).
+    That ending is accepted; the exported totals are what the tests compare.
+    """
     done = subprocess.run(["timeout", "120", pmacctd, "-f", str(config)], capture_output=True, text=True, timeout=150)
-    assert done.returncode == 0, f"pmacctd exited {done.returncode}: {(done.stdout + done.stderr)[-3000:]}"
+    words = done.stdout + done.stderr
+    clean_race = done.returncode == 1 and "no more plugins active. Shutting down." in words
+    assert done.returncode == 0 or clean_race, f"pmacctd exited {done.returncode}: {words[-3000:]}"
 
 
 @pytest.mark.parametrize("version", ["5", "9", "10"])
