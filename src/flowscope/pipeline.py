@@ -15,6 +15,9 @@ the stream positions it reaches (Kafka offsets, stored with the data where the s
 
 from __future__ import annotations
 
+import queue
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -51,6 +54,8 @@ class InputRecord:
     name: str
     digest: str
     size: int
+    sample: str
+    """Hash of the first and last MiB: with the size, how a repeat is recognised without reading it all."""
     options: str
     """A fingerprint of the options that shape the output (same file, other options = another input)."""
 
@@ -150,3 +155,119 @@ def run(
         raise
     sink.close()
     return stats
+
+
+class Stream:
+    """``run``'s twin for long-running sources that push batches (the collector, ``watch``, consumers).
+
+    A thread owns the sink: ``write`` queues a batch (at most ``queue_batches``, so memory in
+    flight is bounded and a slow destination slows the producer instead of growing the heap),
+    the thread transforms and writes it, and flushes the sink every ``flush_seconds`` while data
+    arrived, also when the source is idle. Parquet and network writes release the GIL, so writing
+    overlaps the producer's decoding on a second core. ``flush`` waits until everything queued is
+    durable; ``close`` flushes and stops; an error in the thread aborts the sink and is raised
+    to the producer on its next call.
+    """
+
+    def __init__(
+        self,
+        sink: Sink,
+        transforms: Sequence[Transform] = (),
+        *,
+        flush_seconds: float = 5.0,
+        queue_batches: int = 64,
+    ) -> None:
+        self.sink = sink
+        self.transforms = transforms
+        self.flush_seconds = flush_seconds
+        self.stats = RunStats()
+        self.error: BaseException | None = None
+        self._queue: queue.Queue[pa.Table | Checkpoint | _Control] = queue.Queue(queue_batches)
+        self._thread = threading.Thread(target=self._run, name=f"write {sink.name}", daemon=True)
+        self._thread.start()
+
+    def write(self, batch: Batch) -> None:
+        self._put(batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch]))
+
+    def flush(self, checkpoint: Checkpoint | None = None) -> None:
+        """Block until everything written so far is durable (with ``checkpoint`` recorded where the sink can)."""
+        done = _Control("flush", checkpoint)
+        self._put(done)
+        while not done.finished.wait(0.5) and self._thread.is_alive():
+            pass
+        self._raise()
+
+    def _put(self, item: pa.Table | Checkpoint | _Control) -> None:
+        """Queue ``item``, waiting while the queue is full, unless the thread has failed."""
+        while True:
+            self._raise()
+            try:
+                self._queue.put(item, timeout=0.5)
+                return
+            except queue.Full as full:
+                if not self._thread.is_alive():
+                    self._raise()
+                    raise RuntimeError("the stream's writer thread has stopped") from full
+
+    def close(self) -> None:
+        """Write everything queued, close the sink, stop the thread (idempotent)."""
+        if self._thread.is_alive():
+            self._put(_Control("close"))
+            self._thread.join()
+        self._raise()
+
+    def abort(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(_Control("abort"))  # the thread is alive, so the queue drains
+            self._thread.join()
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def _run(self) -> None:
+        dirty_since: float | None = None
+        try:
+            while True:
+                timeout = None if dirty_since is None else max(0.0, dirty_since + self.flush_seconds - time.monotonic())
+                try:
+                    item = self._queue.get(timeout=timeout)
+                except queue.Empty:
+                    self.sink.flush()
+                    dirty_since = None
+                    continue
+                if isinstance(item, _Control):
+                    if item.action == "abort":
+                        self.sink.abort()
+                        return
+                    if item.action == "close":
+                        self.sink.close()
+                        return
+                    self.sink.flush(item.checkpoint)
+                    dirty_since = None
+                    item.finished.set()
+                    continue
+                table = prepare(item, self.transforms)
+                if table.num_rows:
+                    self.sink.write(table)
+                    dirty_since = dirty_since if dirty_since is not None else time.monotonic()
+                self.stats.count(table)
+        except BaseException as exc:
+            self.error = exc
+            self.sink.abort()
+            while True:  # release every producer waiting on a flush
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if isinstance(item, _Control):
+                    item.finished.set()
+
+
+class _Control:
+    """A request to the stream's thread, with an event the requester waits on."""
+
+    def __init__(self, action: str, checkpoint: Checkpoint | None = None) -> None:
+        self.action = action
+        self.checkpoint = checkpoint
+        self.finished = threading.Event()

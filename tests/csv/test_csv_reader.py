@@ -219,7 +219,7 @@ def test_cli_forced_dialect_strict_and_warnings(tmp_path: Path) -> None:
     said = " ".join(result.output.split())
     assert result.exit_code == 0 and "1 flows from 1 input(s)" in said
     assert "1 rows skipped: unreadable destination_port value (e.g. 99999)" in said  # one warning per reason
-    result = runner.invoke(main, ["--lake", str(lake), "read", str(bad), "--strict"])
+    result = runner.invoke(main, ["--lake", str(lake), "read", str(bad), "--strict", "--again"])
     assert result.exit_code == 2 and "--strict" in result.output
     result = runner.invoke(main, ["--lake", str(lake), "read", "--format", "nfdump-csv", str(EXAMPLE)])
     assert result.exit_code == 2 and "lacks the columns a nfdump CSV must have" in " ".join(result.output.split())

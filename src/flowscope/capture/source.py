@@ -134,5 +134,6 @@ READER = register(
         description="packet captures (pcap, pcapng, gzip-compressed), metered into flows",
         sniff=_sniff,
         open=CaptureSource,
+        continuous=True,
     )
 )

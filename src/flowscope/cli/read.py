@@ -1,29 +1,20 @@
-"""``flowscope read``: any supported input file(s) -> the lake or an output file."""
+"""``flowscope read``: any supported input file(s) -> the lake, files, or any other destination."""
 
 from __future__ import annotations
 
-import itertools
-import sys
-from pathlib import Path
 from typing import Any
 
 import click
 
 from flowscope.cli.capture_cmds import meter_options
 from flowscope.cli.common import CliState, pass_state, progress_bar
+from flowscope.cli.destinations import destination_options, destination_urls, ledgers, open_sink, sink_notes
 from flowscope.collect.options import EXPORTS_FORMAT, export_options
 from flowscope.csvflows.options import csv_options, ingest_transforms, lake_limits
-from flowscope.errors import FlowscopeError
-from flowscope.lake import LakeWriter
 from flowscope.nfdump.options import selection_options
-from flowscope.pipeline import Sink, run
-from flowscope.readers import registry
-from flowscope.sinks.files import FileSink
-
-
-def open_sink(state: CliState, output: str | None, limits: dict[str, Any]) -> Sink:
-    """``-o FILE`` writes that file (format from its extension); otherwise append to the lake."""
-    return FileSink(output) if output else LakeWriter(state.lake, **limits)
+from flowscope.pipeline import run
+from flowscope.readers.inputs import open_inputs
+from flowscope.sinks.lake import LakeLimits
 
 
 @click.command(
@@ -32,48 +23,53 @@ Examples:
   flowscope read capture.pcap                     meter a capture into the lake
   flowscope read flows.csv.gz -o flows.parquet    convert a flow CSV to Parquet
   flowscope read exports.pcap --as-exports        decode recorded NetFlow/IPFIX datagrams
+  flowscope read /data/nfcapd --to lake --to day.parquet   two destinations at once
+
+An input the lake already holds (same content, same options) is skipped; --again reads it anyway.
 """
 )
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(allow_dash=True))
 @click.option("--format", "input_format", help="Input format (default: detected from the content).")
-@click.option(
-    "-o", "--output", type=click.Path(dir_okay=False), help="Write here (.parquet/.csv/.jsonl) instead of the lake."
-)
+@destination_options
+@click.option("--again", is_flag=True, help="Read inputs the lake already holds again (they are stored twice).")
 @selection_options
 @meter_options
 @csv_options
 @export_options
 @pass_state
 def read(
-    state: CliState, inputs: tuple[str, ...], input_format: str | None, output: str | None, **options: Any
+    state: CliState,
+    inputs: tuple[str, ...],
+    input_format: str | None,
+    to: tuple[str, ...],
+    output: str | None,
+    again: bool,
+    **options: Any,
 ) -> None:
-    """Read flow inputs (captures, flow CSVs, nfdump files, recorded exports) into the lake."""
-    paths = [Path(p) for p in inputs]
-    for path in paths:
-        if str(path) != "-" and not path.exists():
-            raise FlowscopeError(f"{path}: no such file or directory")
+    """Read flow inputs (captures, flow CSVs, nfdump files, recorded exports) into the lake or other destinations.
+
+    Each input file is committed with a record of it in the lake's ingest ledger: a read that fails part-way
+    keeps the files it completed, and reading them again adds nothing.
+    """
     if options.get("as_exports"):
         input_format = input_format or EXPORTS_FORMAT
-    fixed = registry.get(input_format) if input_format else None
-    if str(paths[0]) == "-":
-        groups = [(fixed or registry.detect(paths[0], head=sys.stdin.buffer.peek(registry.SNIFF_BYTES)), paths)]
-    else:
-        groups = registry.grouped(paths, fixed)
-    sources = [reader.open(group, options) for reader, group in groups]
-    names = ", ".join(dict.fromkeys(reader.name for reader, _ in groups))
-    sink = open_sink(state, output, lake_limits(options, paths))
-
-    def consumed() -> int:
-        return sum(source.progress()[0] for source in sources)
-
-    totals = [source.progress()[1] for source in sources]
-    total = None if None in totals else sum(t for t in totals if t is not None)
-    with progress_bar(state, f"reading {names}", total) as update:
-        batches = itertools.chain.from_iterable(sources)
-        stats = run(batches, sink, ingest_transforms(options), on_batch=lambda _: update(completed=consumed()))
-    for source in sources:
+    stream = inputs == ("-",)
+    sink = open_sink(
+        state, destination_urls(to, output), transactional=not stream, limits=LakeLimits(**lake_limits(options, inputs))
+    )
+    try:
+        plan = open_inputs(inputs, options, input_format=input_format, ledgers=ledgers(sink), again=again)
+    except BaseException:
+        sink.abort()
+        raise
+    with progress_bar(state, f"reading {plan.names}", plan.progress()[1]) as update:
+        stats = run(plan, sink, ingest_transforms(options), on_batch=lambda _: update(completed=plan.progress()[0]))
+    for source in plan.sources:
         state.report_skips(source.skips)
-        for note in getattr(source, "notes", ()):
-            state.info(f"note: {note}")
-    target = output or f"lake {state.lake.root}"
-    state.info(f"{stats.rows:,} flows from {len(paths)} input(s) ({names}) -> {target}")
+    for note in [*plan.notes(), *sink_notes(sink)]:
+        state.info(f"note: {note}")
+    others = "".join(
+        f", {rows:,} {table} rows" for table, rows in stats.rows_by_table.items() if table != "flows" and rows
+    )
+    read_count = sum(len(unit.files) or 1 for unit in plan.units)
+    state.info(f"{stats.rows:,} flows{others} from {read_count} input(s) ({plan.names or 'none new'}) -> {sink.name}")

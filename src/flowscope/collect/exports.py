@@ -99,5 +99,6 @@ READER = register(
         description="NetFlow v1/v5/v9/IPFIX and sFlow v5 datagrams recorded in captures (read --as-exports)",
         sniff=lambda _path, _head: False,  # a capture is metered by default; exports are asked for explicitly
         open=open_source,
+        continuous=True,
     )
 )

@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_LAKE = "./flowlake"
+STAGED_PREFIX = "."
+STAGED_SUFFIX = ".tmp"
+"""A file being written or staged is ``.<name>.parquet.tmp`` beside its final ``<name>.parquet``."""
 LAKE_ENV = "FLOWSCOPE_LAKE"
 
 

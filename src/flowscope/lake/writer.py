@@ -1,13 +1,15 @@
 """Writing flow batches into the lake.
 
-Rows are buffered per (date, hour) partition of their start time and written out as
-one Parquet file per partition when the buffer holds ``max_rows`` rows or
-``max_bytes`` bytes of Arrow data, when its oldest row has waited ``max_age``
-seconds (checked on every ``write`` and by ``flush_if_due``), or on ``close``. A
-crash or Ctrl-C therefore loses at most the unflushed buffer: fewer than
-``max_rows`` rows, received within the last ``max_age`` seconds. Each file is
-published atomically (``layout.publish``) under a name unique to this writer, so
-several processes can write one lake at once.
+Rows are buffered per (date, hour) partition of their start time. When the buffer holds
+``max_rows`` rows or ``max_bytes`` bytes of Arrow data it is *spilled*: one Parquet file per
+partition, written under a hidden temp name and fsynced (``staged``). Staged files become
+visible by one rename each (``publish``). A streaming writer (``autopublish``, the default)
+publishes at every spill, when its oldest row has waited ``max_age`` seconds (checked on every
+``write`` and by ``flush_if_due``) and on ``close``: a crash loses at most the unflushed buffer.
+A transactional writer (``autopublish=False``, used for inputs the ingest ledger records) only
+spills on its own and publishes when told, after the ledger has recorded the commit
+(``flowscope.sinks.lake``), so an interrupted read leaves nothing half-published. File names are
+unique to this writer, so several processes can write one lake at once.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from flowscope.lake.layout import Lake, publish
+from flowscope.lake.layout import STAGED_PREFIX, STAGED_SUFFIX, Lake, fsync_dir
 from flowscope.schema import conform
 
 NS_PER_HOUR = 3_600_000_000_000
@@ -82,6 +84,7 @@ class LakeWriter:
         max_age: float = DEFAULT_MAX_AGE,
         time_column: str = "time_flow_start",
         conform_rows: bool = True,
+        autopublish: bool = True,
     ) -> None:
         self.lake = lake if isinstance(lake, Lake) else Lake.at(lake)
         self.table = table
@@ -90,6 +93,7 @@ class LakeWriter:
         self.max_age = max_age
         self.time_column = time_column
         self.conform_rows = conform_rows
+        self.autopublish = autopublish
         self._buffers: dict[int, list[pa.Table]] = {}
         self._buffered_rows = 0
         self._buffered_bytes = 0
@@ -98,6 +102,9 @@ class LakeWriter:
         self._sequence = itertools.count()
         self.rows_written = 0
         self.files_written: list[Path] = []
+        self.staged: list[tuple[Path, Path]] = []
+        """(temp file, final name) pairs written and fsynced but not yet published."""
+        self._staged_rows = 0
 
     def write(self, batch: pa.Table | pa.RecordBatch) -> None:
         table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
@@ -124,35 +131,60 @@ class LakeWriter:
         if self._oldest is None:
             self._oldest = time.monotonic()
         if self._buffered_rows >= self.max_rows or self._buffered_bytes >= self.max_bytes:
-            self.flush()
+            self.spill()
+            if self.autopublish:
+                self.publish()
         else:
             self.flush_if_due()
 
     def flush_if_due(self) -> list[Path]:
         """Flush if the oldest buffered row has waited ``max_age`` seconds; for idle collectors' timers."""
-        if self._oldest is not None and time.monotonic() - self._oldest >= self.max_age:
+        if self.autopublish and self._oldest is not None and time.monotonic() - self._oldest >= self.max_age:
             return self.flush()
         return []
 
-    def flush(self) -> list[Path]:
-        """Write every buffered partition to its own published file."""
-        written = [self._write_partition(hour, tables) for hour, tables in sorted(self._buffers.items())]
+    def spill(self) -> None:
+        """Write every buffered partition to its own staged (complete, fsynced, invisible) file."""
+        for hour, tables in sorted(self._buffers.items()):
+            self.staged.append(self._write_partition(hour, tables))
+        self._staged_rows += self._buffered_rows
         self._buffers.clear()
         self._buffered_rows = 0
         self._buffered_bytes = 0
         self._oldest = None
-        self.files_written.extend(written)
-        return written
+
+    def publish(self) -> list[Path]:
+        """Make every staged file visible (one rename each, then the directories are fsynced)."""
+        published = []
+        for tmp, final in self.staged:
+            os.rename(tmp, final)
+            published.append(final)
+        for directory in {final.parent for final in published}:
+            fsync_dir(directory)
+        self.staged.clear()
+        self.rows_written += self._staged_rows
+        self._staged_rows = 0
+        self.files_written.extend(published)
+        return published
+
+    def flush(self) -> list[Path]:
+        """Spill and publish everything written so far."""
+        self.spill()
+        return self.publish()
 
     def close(self) -> None:
         self.flush()
 
     def abort(self) -> None:
-        """Drop what is buffered and not yet published."""
+        """Drop what is buffered and delete what is staged: nothing unpublished survives."""
         self._buffers.clear()
         self._buffered_rows = 0
         self._buffered_bytes = 0
         self._oldest = None
+        for tmp, _ in self.staged:
+            tmp.unlink(missing_ok=True)
+        self.staged.clear()
+        self._staged_rows = 0
 
     def __enter__(self) -> LakeWriter:
         return self
@@ -160,22 +192,22 @@ class LakeWriter:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _write_partition(self, hour: int, tables: list[pa.Table]) -> Path:
+    def _write_partition(self, hour: int, tables: list[pa.Table]) -> tuple[Path, Path]:
         table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
         stamp = np.datetime64(hour * NS_PER_HOUR, "ns").astype("datetime64[h]").item()
         directory = self.lake.partition_dir(self.table, stamp.strftime("%Y-%m-%d"), stamp.hour)
         directory.mkdir(parents=True, exist_ok=True)
-        name = f"part-{_utc_stamp()}-{self._name_prefix}-{next(self._sequence):06d}"
+        name = f"part-{utc_stamp()}-{self._name_prefix}-{next(self._sequence):06d}"
         final = directory / f"{name}.parquet"
-        tmp = directory / f".{name}.parquet.tmp"
+        tmp = directory / f"{STAGED_PREFIX}{name}.parquet{STAGED_SUFFIX}"
         try:
             write_parquet(table, tmp)
-            publish(tmp, final)
+            with open(tmp, "rb") as handle:
+                os.fsync(handle.fileno())
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        self.rows_written += table.num_rows
-        return final
+        return tmp, final
 
 
 def write_parquet(table: pa.Table, path: Path, codec: dict[str, object] = FAST) -> None:
@@ -191,7 +223,7 @@ def write_parquet(table: pa.Table, path: Path, codec: dict[str, object] = FAST) 
     )
 
 
-def _utc_stamp() -> str:
+def utc_stamp() -> str:
     """The current UTC time to the microsecond: names sort in the order files were written (record order
     follows it on equal start times), also across writers that run one after another."""
     now = time.time_ns()

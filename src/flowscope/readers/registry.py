@@ -35,6 +35,9 @@ class Reader:
     """Given a path and its first bytes (decompressed if gzip), say whether this format fits."""
     open: Callable[[Sequence[Path], Mapping[str, Any]], Source]
     """Open all paths as one source; options are ``flowscope read``'s keyword options."""
+    continuous: bool = False
+    """State carries from one file to the next (flows span rotated captures, templates span exports): the
+    files of one read are one stream, and the ingest ledger records them together."""
 
 
 _READERS: dict[str, Reader] = {}

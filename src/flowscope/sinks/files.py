@@ -1,7 +1,15 @@
-"""File sinks: Parquet (raw values), CSV and JSON Lines (addresses as text)."""
+"""File destinations: Parquet (raw values), CSV and JSON Lines (addresses and times as text), gzip optional.
+
+A file is all or nothing: it is written under a hidden temp name and published by one rename
+when the sink closes; ``abort`` (a failed or interrupted run) deletes it, so no half-written file
+ever carries the final name. An empty result is still a valid file: Parquet with the schema,
+CSV with its header line. A file holds one table (flows): rows of other tables (e.g. sFlow
+interface counters) are counted and reported, not written.
+"""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 from pathlib import Path
@@ -14,24 +22,18 @@ import pyarrow.parquet as pq
 from flowscope.display import textual
 from flowscope.errors import FlowscopeError
 from flowscope.lake.layout import publish
+from flowscope.pipeline import FLOWS, Checkpoint, table_of
+from flowscope.schema import FLOW_SCHEMA
+from flowscope.sinks.registry import Destination, register
 
 FILE_FORMATS = ("parquet", "csv", "jsonl")
+_ALIASES = {"parquet": "parquet", "pq": "parquet", "csv": "csv", "jsonl": "jsonl", "json": "jsonl", "ndjson": "jsonl"}
 
 
-def format_from_path(path: Path) -> str:
+def format_from_path(path: Path) -> str | None:
+    """The file format its name says (``x.csv.gz`` is CSV), or None."""
     suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
-    suffix = suffixes[-1].lstrip(".") if suffixes else ""
-    aliases = {
-        "parquet": "parquet",
-        "pq": "parquet",
-        "csv": "csv",
-        "jsonl": "jsonl",
-        "json": "jsonl",
-        "ndjson": "jsonl",
-    }
-    if suffix not in aliases:
-        raise FlowscopeError(f"{path}: cannot tell the output format from the extension (.parquet, .csv, .jsonl)")
-    return aliases[suffix]
+    return _ALIASES.get(suffixes[-1].lstrip(".")) if suffixes else None
 
 
 def write_jsonl(table: pa.Table, stream: IO[bytes]) -> None:
@@ -43,19 +45,40 @@ def write_jsonl(table: pa.Table, stream: IO[bytes]) -> None:
 class FileSink:
     """Writes all batches to one file, published atomically when closed (a crash leaves no partial file)."""
 
-    def __init__(self, path: str | os.PathLike[str], file_format: str | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], file_format: str | None = None, *, schema: pa.Schema | None = None
+    ) -> None:
         self.path = Path(path)
-        self.format = file_format or format_from_path(self.path)
-        if self.format not in FILE_FORMATS:
-            raise FlowscopeError(f"unknown output format {self.format!r} (use {', '.join(FILE_FORMATS)})")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = self.path.with_name(f".{self.path.name}.tmp")
-        self._stream: IO[bytes] = open(self._tmp, "wb")  # noqa: SIM115 (closed in close/abort)
+        self.name = str(self.path)
+        found = file_format or format_from_path(self.path)
+        if found is None:
+            raise FlowscopeError(f"{path}: cannot tell the output format from the extension (.parquet, .csv, .jsonl)")
+        if found not in FILE_FORMATS:
+            raise FlowscopeError(f"unknown output format {found!r} (use {', '.join(FILE_FORMATS)})")
+        self.format = found
+        self.schema = schema or FLOW_SCHEMA
+        self.compressed = self.path.suffix.lower() == ".gz"
+        if self.compressed and self.format == "parquet":
+            raise FlowscopeError(f"{path}: Parquet compresses itself; name the file .parquet")
+        if self.path.is_dir():
+            raise FlowscopeError(f"{path} is a directory; name an output file")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._tmp = self.path.with_name(f".{self.path.name}.tmp")
+            self._raw: IO[bytes] = open(self._tmp, "wb")  # noqa: SIM115 (closed in close/abort)
+        except OSError as exc:
+            raise FlowscopeError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        self._stream: IO[bytes] = gzip.GzipFile(fileobj=self._raw, mode="wb", mtime=0) if self.compressed else self._raw
         self._writer: pq.ParquetWriter | pacsv.CSVWriter | None = None
         self._csv_schema: pa.Schema | None = None
         self.rows_written = 0
+        self.not_written: dict[str, int] = {}
 
     def write(self, batch: pa.Table) -> None:
+        table = table_of(batch)
+        if table != FLOWS and self.schema is FLOW_SCHEMA:
+            self.not_written[table] = self.not_written.get(table, 0) + batch.num_rows
+            return
         if self.format == "parquet":
             if self._writer is None:
                 # No dictionary pages: with zstd over them, flow batches come out as small and write ~40 % faster.
@@ -72,14 +95,42 @@ class FileSink:
                 write_jsonl(batch, self._stream)
         self.rows_written += batch.num_rows
 
+    def flush(self, checkpoint: Checkpoint | None = None) -> None:
+        """Nothing to do before close: a file is published whole or not at all."""
+
     def close(self) -> None:
-        if self._stream.closed:
+        if self._raw.closed:
             return
+        if self._writer is None and self.format != "jsonl":
+            self.write(self.schema.empty_table())  # a valid empty file: Parquet schema, CSV header
         if self._writer is not None:
             self._writer.close()
-        self._stream.close()
+        if self._stream is not self._raw:
+            self._stream.close()
+        self._raw.close()
         publish(self._tmp, self.path)
 
     def abort(self) -> None:
-        self._stream.close()
+        if not self._raw.closed:
+            self._raw.close()
         self._tmp.unlink(missing_ok=True)
+
+    def notes(self) -> list[str]:
+        return [
+            f"{rows:,} {table} rows not written: {self.path} holds flows only (send them to the lake with --to lake)"
+            for table, rows in self.not_written.items()
+        ]
+
+
+def _path(url: str) -> Path:
+    return Path(url.removeprefix("file://").removeprefix("file:"))
+
+
+register(
+    Destination(
+        "file",
+        "a file path ending .parquet, .csv, .csv.gz, .jsonl or .jsonl.gz",
+        lambda url: "://" not in url.removeprefix("file://") and format_from_path(_path(url)) is not None,
+        lambda url, context: FileSink(_path(url), schema=context.schema),
+    )
+)

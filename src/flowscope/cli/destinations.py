@@ -1,0 +1,54 @@
+"""``--to URL`` (repeatable) and ``-o FILE`` for every command that produces flows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import click
+
+from flowscope.cli.common import CliState
+from flowscope.lake.ledger import Ledger
+from flowscope.pipeline import Sink
+from flowscope.sinks.fanout import FanOut
+from flowscope.sinks.lake import LakeLimits, LakeSink
+from flowscope.sinks.registry import DestinationContext, open_destinations
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+TO_HELP = "Destination (repeatable; default: the lake): lake, lake:PATH, or a file .parquet/.csv/.csv.gz/.jsonl."
+
+
+def destination_options(command: F) -> F:
+    command = click.option(
+        "-o", "--output", type=click.Path(dir_okay=False), help="Write this file (shorthand for --to FILE)."
+    )(command)
+    return click.option("--to", "to", multiple=True, metavar="URL", help=TO_HELP)(command)
+
+
+def destination_urls(to: Sequence[str], output: str | None) -> list[str]:
+    """The destinations named, in order; the lake when none is."""
+    urls = [*to, *([output] if output else [])]
+    return urls or ["lake"]
+
+
+def open_sink(
+    state: CliState, urls: Sequence[str], *, transactional: bool = False, limits: LakeLimits | None = None
+) -> Sink:
+    context = DestinationContext(state.lake, limits or LakeLimits(), transactional=transactional)
+    return open_destinations(urls, context)
+
+
+def lake_sinks(sink: Sink) -> list[LakeSink]:
+    """The lake destinations among ``sink``'s (whose ledgers decide what was read before)."""
+    sinks = sink.sinks if isinstance(sink, FanOut) else [sink]
+    return [s for s in sinks if isinstance(s, LakeSink)]
+
+
+def ledgers(sink: Sink) -> list[Ledger]:
+    return [s.ledger for s in lake_sinks(sink)]
+
+
+def sink_notes(sink: Sink) -> list[str]:
+    notes: Callable[[], list[str]] | None = getattr(sink, "notes", None)
+    return notes() if notes is not None else []

@@ -1,0 +1,177 @@
+"""Opening what a user named (files, folders, ``-``) as one stream of batches and checkpoints.
+
+Every front end that reads inputs (``flowscope read``, ``demo``, ingest endpoints) goes through
+``open_inputs``. It groups inputs by format (``registry.grouped``) and cuts them into *units*,
+the pieces the lake's ingest ledger records as done in one commit:
+
+- a reader with no state across files (CSVs, nfdump files) makes one unit per file, a folder's
+  files included: a read that fails part-way keeps the files it completed;
+- a reader that carries state from file to file (captures: flows span rotated files; exports:
+  templates) makes one unit of all its files, committed when the last one is read.
+
+A unit whose every file the ledger already holds (same content, same output-shaping options) is
+skipped and reported; ``again`` reads it anyway. Standard input is a stream: no units, no ledger.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flowscope.errors import FlowscopeError
+from flowscope.lake.ledger import Ingested, Ledger, digest_in_background, input_record
+from flowscope.pipeline import Batch, Checkpoint, Source
+from flowscope.readers import registry
+
+# Options that decide when rows are committed, not what they are.
+_NOT_SHAPING = frozenset({"commit_rows", "commit_seconds", "again", "strict"})
+
+
+def options_fingerprint(reader: registry.Reader, options: Mapping[str, Any]) -> str:
+    """A short stable digest of the reader and the options that shape its output."""
+    shaping = {key: value for key, value in sorted(options.items()) if key not in _NOT_SHAPING and value is not None}
+    text = json.dumps({"reader": reader.name, "options": shaping}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Unit:
+    reader: registry.Reader
+    paths: list[Path]
+    files: list[Path]
+    """The files ``paths`` stand for (a folder's files), each recorded in the ledger when the unit completes."""
+
+
+@dataclass
+class Inputs:
+    """The batches and checkpoints of every unit not read before; iterate once."""
+
+    units: list[Unit]
+    options: Mapping[str, Any]
+    ledgers: Sequence[Ledger]
+    repeats: list[tuple[Path, Ingested]] = field(default_factory=list)
+    sources: list[Source] = field(default_factory=list)
+    stream: bool = False
+    set_aside: list[Path] = field(default_factory=list)
+    _sizes: list[int] = field(default_factory=list)
+
+    @property
+    def names(self) -> str:
+        return ", ".join(dict.fromkeys(unit.reader.name for unit in self.units))
+
+    def progress(self) -> tuple[int, int | None]:
+        """(bytes read, total bytes) over all units (None while a stream's size is unknown)."""
+        done = sum(source.progress()[0] for source in self.sources)
+        if self.stream:
+            return done, None
+        finished = sum(self._sizes[: max(0, len(self.sources) - 1)])
+        current = self.sources[-1].progress()[0] if self.sources else 0
+        return finished + current, sum(self._sizes)
+
+    def __iter__(self) -> Iterator[Batch | Checkpoint]:
+        for unit in self.units:
+            fingerprint = options_fingerprint(unit.reader, self.options)
+            digests: list[Future[str]] = [] if self.stream else [digest_in_background(f) for f in unit.files]
+            source = unit.reader.open(unit.paths, self.options)
+            self.sources.append(source)
+            yield from source
+            if self.stream:
+                continue
+            records = tuple(
+                input_record(path, fingerprint, digest.result())
+                for path, digest in zip(unit.files, digests, strict=True)
+            )
+            yield Checkpoint(inputs=records)
+
+    def notes(self) -> list[str]:
+        notes = [note for source in self.sources for note in getattr(source, "notes", ())]
+        if self.repeats:
+            path, seen = self.repeats[0]
+            notes.append(
+                f"{len(self.repeats)} input file(s) already in the lake were skipped, e.g. {path} "
+                f"(in since {seen.committed}); --again reads them again"
+            )
+        if self.set_aside:
+            notes.append(
+                f"{len(self.set_aside)} file(s) in the given folders are not inputs of their format and were "
+                f"not read: {[str(p) for p in self.set_aside[:3]]}"
+            )
+        return notes
+
+
+def open_inputs(
+    inputs: Sequence[str],
+    options: Mapping[str, Any],
+    *,
+    input_format: str | None = None,
+    ledgers: Sequence[Ledger] = (),
+    again: bool = False,
+) -> Inputs:
+    """Plan the read of ``inputs``: formats detected, units cut, repeats found in ``ledgers`` set aside."""
+    paths = [Path(p) for p in inputs]
+    for path in paths:
+        if str(path) != "-" and not path.exists():
+            raise FlowscopeError(f"{path}: no such file or directory")
+    fixed = registry.get(input_format) if input_format else None
+    if str(paths[0]) == "-":
+        if len(paths) > 1:
+            raise FlowscopeError("standard input (-) cannot be read together with other inputs")
+        reader = fixed or registry.detect(paths[0], head=sys.stdin.buffer.peek(registry.SNIFF_BYTES))
+        return Inputs([Unit(reader, paths, [])], options, ledgers, stream=True)
+    plan = Inputs([], options, ledgers)
+    for reader, group in registry.grouped(paths, fixed):
+        for unit in _units(reader, group, plan.set_aside):
+            repeats = _recorded(unit, options, ledgers) if ledgers and not again else []
+            if not repeats:
+                plan.units.append(unit)
+            elif len(repeats) == len(unit.files):
+                plan.repeats.extend(repeats)
+            else:
+                new = len(unit.files) - len(repeats)
+                raise FlowscopeError(
+                    f"{', '.join(map(str, unit.paths))}: {len(repeats)} of its files are in the lake already and "
+                    f"{new} are not; its {reader.name} files are read as one stream, so read the new ones by name "
+                    "(or follow the folder with 'flowscope watch'); --again reads all of them again"
+                )
+    plan._sizes = [sum(f.stat().st_size for f in unit.files) for unit in plan.units]
+    return plan
+
+
+def _units(reader: registry.Reader, group: list[Path], set_aside: list[Path]) -> list[Unit]:
+    """A continuous reader's group is one unit (given as named: the reader lists its folders itself); other
+    readers get one unit per file, a folder's files that their format does not recognise set aside."""
+    if reader.continuous:
+        return [Unit(reader, group, [f for path in group for f in _files(path)])]
+    units = []
+    for path in group:
+        for file in _files(path):
+            if file == path or reader.sniff(file, registry.head_bytes(file)):
+                units.append(Unit(reader, [file], [file]))
+            else:
+                set_aside.append(file)
+    return units
+
+
+def _files(path: Path) -> list[Path]:
+    """A file, or a folder's non-empty visible files in name order (those its format's reader reads)."""
+    if not path.is_dir():
+        return [path]
+    found = [p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")]
+    return sorted(p for p in found if p.stat().st_size > 0)
+
+
+def _recorded(unit: Unit, options: Mapping[str, Any], ledgers: Sequence[Ledger]) -> list[tuple[Path, Ingested]]:
+    """The unit's files every ledger holds already (a file is a repeat only if all destinations have it)."""
+    fingerprint = options_fingerprint(unit.reader, options)
+    repeats = []
+    for path in unit.files:
+        seen = [ledger.find(path, fingerprint) for ledger in ledgers]
+        if all(seen) and seen[0] is not None:
+            repeats.append((path, seen[0]))
+    return repeats

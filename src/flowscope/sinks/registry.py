@@ -1,0 +1,103 @@
+"""The table of destinations: a URL or file path -> a ``Sink``.
+
+A destination module calls ``register`` at import time with a matcher (is this URL mine?) and an
+opener; ``DESTINATION_MODULES`` lists the modules to import, so adding a destination is one new
+module and one line here (as ``readers/registry.py`` does for inputs). ``open_destinations`` opens
+one sink per ``--to`` and fans out to all of them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from flowscope.errors import FlowscopeError
+from flowscope.lake.layout import Lake
+from flowscope.pipeline import Sink
+
+if TYPE_CHECKING:
+    from flowscope.sinks.lake import LakeLimits
+
+DESTINATION_MODULES: tuple[str, ...] = (
+    "flowscope.sinks.lake",
+    "flowscope.sinks.files",
+)
+
+
+@dataclass(frozen=True)
+class DestinationContext:
+    """What a destination may need besides its URL."""
+
+    lake: Lake
+    """The lake named by --lake (``lake`` without a path)."""
+    lake_limits: LakeLimits = field(default_factory=lambda: _default_limits())
+    transactional: bool = False
+    """The run checkpoints finished inputs: publish at checkpoints only (files, not streams)."""
+    schema: pa.Schema | None = None
+    """The schema of an empty result (file outputs still write a valid empty file); flows by default."""
+
+
+def _default_limits() -> LakeLimits:
+    from flowscope.sinks.lake import LakeLimits
+
+    return LakeLimits()
+
+
+@dataclass(frozen=True)
+class Destination:
+    name: str
+    description: str
+    matches: Callable[[str], bool]
+    open: Callable[[str, DestinationContext], Sink]
+
+
+_DESTINATIONS: dict[str, Destination] = {}
+
+
+def register(destination: Destination) -> Destination:
+    _DESTINATIONS[destination.name] = destination
+    return destination
+
+
+def destinations() -> dict[str, Destination]:
+    for module in DESTINATION_MODULES:
+        importlib.import_module(module)
+    return dict(_DESTINATIONS)
+
+
+def find(url: str) -> Destination:
+    known = destinations()
+    found = next((destination for destination in known.values() if destination.matches(url)), None)
+    if found is None:
+        scheme = url.partition("://")[0] if "://" in url else None
+        what = f"unknown destination scheme {scheme!r}" if scheme else f"cannot tell what destination {url!r} is"
+        kinds = "; ".join(f"{d.name}: {d.description}" for d in known.values())
+        raise FlowscopeError(f"{what} (known: {kinds})")
+    return found
+
+
+def open_destination(url: str, context: DestinationContext) -> Sink:
+    return find(url).open(url, context)
+
+
+def open_destinations(urls: Sequence[str], context: DestinationContext) -> Sink:
+    """One sink for all of ``urls`` (at least one); every URL is checked before any is opened."""
+    if not urls:
+        raise FlowscopeError("no destination given")
+    for url in urls:
+        find(url)
+    sinks: list[Sink] = []
+    try:
+        for url in urls:
+            sinks.append(open_destination(url, context))
+    except BaseException:
+        for sink in sinks:
+            sink.abort()
+        raise
+    from flowscope.sinks.fanout import FanOut
+
+    return sinks[0] if len(sinks) == 1 else FanOut(sinks)
