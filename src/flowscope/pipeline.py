@@ -178,6 +178,7 @@ class Stream:
         queue_batches: int = 64,
     ) -> None:
         self.sink = sink
+        self.name = sink.name
         self.transforms = transforms
         self.flush_seconds = flush_seconds
         self.stats = RunStats()
@@ -220,6 +221,10 @@ class Stream:
         if self._thread.is_alive():
             self._queue.put(_Control("abort"))  # the thread is alive, so the queue drains
             self._thread.join()
+
+    def notes(self) -> list[str]:
+        notes: Callable[[], list[str]] = getattr(self.sink, "notes", list)
+        return notes()
 
     def _raise(self) -> None:
         if self.error is not None:

@@ -33,7 +33,7 @@ from flowscope.capture.source import meter_notes, meter_settings, tunnel_mode
 from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
 from flowscope.lake.layout import Lake, fsync_dir
-from flowscope.lake.writer import LakeWriter
+from flowscope.pipeline import Sink
 from flowscope.readers.registry import head_bytes
 
 STATE_DIR = ".watch"
@@ -130,13 +130,13 @@ def _write_atomically(path: Path, write: Callable[[Any], object]) -> None:
 
 
 class CaptureWatcher:
-    """Meters the complete capture files of ``directory`` into the lake through ``sink``."""
+    """Meters the complete capture files of ``directory`` into ``sink`` (any destination; state stays in the lake)."""
 
     def __init__(
         self,
         directory: Path,
         lake: Lake,
-        sink: LakeWriter,
+        sink: Sink,
         options: Mapping[str, Any],
         *,
         settle: float = DEFAULT_SETTLE,

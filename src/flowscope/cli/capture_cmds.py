@@ -14,7 +14,8 @@ from flowscope.capture.live import LiveCapture, Rotation, default_interface
 from flowscope.capture.meter import MeterSettings
 from flowscope.capture.watch import CaptureWatcher, follow
 from flowscope.cli.common import CliState, pass_state
-from flowscope.lake import LakeWriter
+from flowscope.cli.destinations import destination_options, destination_urls, open_sink, sink_notes
+from flowscope.pipeline import Stream
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -61,19 +62,21 @@ def _stop_on_sigterm() -> threading.Event:
 
 def _report(state: CliState, watcher: CaptureWatcher) -> None:
     state.report_skips(watcher.skips)
-    for note in watcher.notes():
+    for note in [*watcher.notes(), *sink_notes(watcher.sink)]:
         state.info(f"note: {note}")
     state.info(
-        f"{watcher.flows_written:,} flows from {watcher.files_metered:,} capture file(s) -> lake {state.lake.root}"
+        f"{watcher.flows_written:,} flows from {watcher.files_metered:,} capture file(s) -> {watcher.sink.name}"
     )
 
 
-def _watcher(state: CliState, directory: Path, settle: float, options: dict[str, Any]) -> CaptureWatcher:
-    writer = LakeWriter(state.lake)
+def _watcher(
+    state: CliState, directory: Path, settle: float, urls: list[str], options: dict[str, Any]
+) -> CaptureWatcher:
+    """A watcher writing through ``run``'s streaming twin (its state and progress stay in the lake)."""
     return CaptureWatcher(
         directory,
         state.lake,
-        writer,
+        Stream(open_sink(state, urls)),
         options,
         settle=settle,
         on_flows=lambda path, flows: state.detail(f"{path}: {flows:,} flows finished"),
@@ -97,16 +100,26 @@ Examples:
     show_default=True,
     help="A file nobody holds open counts as complete after this many seconds without change.",
 )
+@destination_options
 @meter_options
 @pass_state
-def watch(state: CliState, directory: str, once: bool, poll: float, settle: float, **options: Any) -> None:
+def watch(
+    state: CliState,
+    directory: str,
+    once: bool,
+    poll: float,
+    settle: float,
+    to: tuple[str, ...],
+    output: str | None,
+    **options: Any,
+) -> None:
     """Follow a capture directory (per-day subfolders too): meter each capture file once it is complete.
 
     A file is complete when no process has it open and a newer file exists or it stopped changing.
     Each file is metered exactly once, also across restarts (state kept in the lake); Ctrl-C exports
     every open flow before exiting.
     """
-    watcher = _watcher(state, Path(directory), settle, options)
+    watcher = _watcher(state, Path(directory), settle, destination_urls(to, output), options)
     try:
         follow(watcher, poll=poll, once=once, stop=_stop_on_sigterm())
     finally:
@@ -137,6 +150,7 @@ Examples:
 @click.option("--files", type=click.IntRange(min=1), help="Passed to tcpdump -W (with -C: ring of N files).")
 @click.option("--snaplen", type=click.IntRange(min=0), help="Bytes kept per packet (-s); metering needs only headers.")
 @click.argument("bpf", required=False)
+@destination_options
 @meter_options
 @pass_state
 def capture(
@@ -148,6 +162,8 @@ def capture(
     files: int | None,
     snaplen: int | None,
     bpf: str | None,
+    to: tuple[str, ...],
+    output: str | None,
     **options: Any,
 ) -> None:
     """Capture live traffic with tcpdump (rotating files) and meter it continuously into the lake.
@@ -157,7 +173,7 @@ def capture(
     interface = interface or default_interface()
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
-    watcher = _watcher(state, folder, 5.0, options)
+    watcher = _watcher(state, folder, 5.0, destination_urls(to, output), options)
     live = LiveCapture(interface, folder, watcher, Rotation(rotate, rotate_mb, files, snaplen), bpf)
     state.info(f"capturing on {interface} into {folder} (a file every {rotate}s); Ctrl-C to stop")
     try:

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from flowscope.addresses import format_one
 from flowscope.cli.common import CliState, pass_state
+from flowscope.cli.destinations import TO_HELP, destination_urls
 from flowscope.cli.output import print_table
 from flowscope.collect.health import HEALTH_DIR
 from flowscope.collect.receive import QUEUE_BYTES, Listen
@@ -80,10 +81,12 @@ Examples:
     type=click.Path(dir_okay=False, exists=True),
     help="TOML file with per-exporter sampling defaults/overrides (see docs/COLLECTOR.md).",
 )
+@click.option("--to", "to", multiple=True, metavar="URL", help=TO_HELP)
 @pass_state
 def collect(
     state: CliState,
     listens: tuple[Listen, ...],
+    to: tuple[str, ...],
     flush_seconds: float,
     metrics: str | None,
     workers: int,
@@ -99,6 +102,7 @@ def collect(
     config = CollectorConfig(
         listens=listens,
         lake=str(state.lake.root),
+        destinations=tuple(destination_urls(to, None)),
         flush_seconds=flush_seconds,
         receive_buffer=receive_buffer,
         queue_memory=queue_mib << 20,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import tempfile
 import time
 from pathlib import Path
@@ -10,35 +11,54 @@ import click
 from rich.console import Console
 
 from flowscope.cli.common import CliState, pass_state, progress_bar
+from flowscope.cli.destinations import TO_HELP, destination_urls, ledgers, open_sink
 from flowscope.cli.output import print_table
 from flowscope.demo.pcap import write_synthetic_pcap
 from flowscope.demo.traffic import synthetic_flows
-from flowscope.lake import LakeWriter, open_lake
-from flowscope.pipeline import run
+from flowscope.lake import open_lake
+from flowscope.pipeline import Checkpoint, InputRecord, Sink, run
 from flowscope.readers import registry
 from flowscope.reports.top import top_sql
 
 
-def _store_synthetic_flows(state: CliState, flows: int, days: float) -> None:
+def _generated(what: str) -> InputRecord:
+    """The ledger's record of a generated input: known by what was generated, so a second demo adds nothing."""
+    return InputRecord(name=f"flowscope demo: {what}", digest=what, size=0, sample=what, options="demo")
+
+
+def _already_stored(state: CliState, sink: Sink, record: InputRecord, again: bool) -> bool:
+    seen = None if again else next((s for s in (ledger.holds(record) for ledger in ledgers(sink)) if s), None)
+    if seen is not None:
+        state.info(f"the lake holds the demo's {record.digest} since {seen.committed}; not stored again (--again)")
+    return seen is not None
+
+
+def _store_synthetic_flows(state: CliState, sink: Sink, flows: int, days: float, again: bool) -> None:
+    record = _generated(f"{flows} synthetic flows over {days:g} days")
+    if _already_stored(state, sink, record, again):
+        return
     started = time.perf_counter()
     with progress_bar(state, "synthetic flows -> lake", flows) as update:
         stats = run(
-            synthetic_flows(flows, days=days),
-            LakeWriter(state.lake),
+            itertools.chain(synthetic_flows(flows, days=days), [Checkpoint(inputs=(record,))]),
+            sink,
             on_batch=lambda batch: update(advance=batch.num_rows),
         )
     elapsed = time.perf_counter() - started
-    state.info(f"stored {stats.rows:,} synthetic flows over {days:g} days in {elapsed:.1f} s -> {state.lake.root}")
+    state.info(f"stored {stats.rows:,} synthetic flows over {days:g} days in {elapsed:.1f} s -> {sink.name}")
 
 
-def _meter_synthetic_capture(state: CliState, packets: int, keep: Path | None) -> None:
+def _meter_synthetic_capture(state: CliState, sink: Sink, packets: int, keep: Path | None, again: bool) -> None:
     """Write a synthetic pcap and meter it into the lake, as ``flowscope read capture.pcap`` does."""
+    record = _generated(f"metered synthetic capture of {packets} packets")
+    if _already_stored(state, sink, record, again):
+        return
     with tempfile.TemporaryDirectory(prefix="flowscope-demo-") as scratch:
         path = keep or Path(scratch) / "synthetic.pcap"
         recent = time.time_ns() - 3_600_000_000_000  # the last hour, so time-window reports include it
         expected = write_synthetic_pcap(path, packets=packets, flows=max(1, packets // 20), start_ns=recent)
         source = registry.get("pcap").open([path], {})
-        stats = run(source, LakeWriter(state.lake))
+        stats = run(itertools.chain(source, [Checkpoint(inputs=(record,))]), sink)
     state.report_skips(source.skips)
     state.info(
         f"metered a synthetic capture of {expected['packets']:,} packets into {stats.rows:,} flows"
@@ -71,13 +91,25 @@ Examples:
 @click.option("--days", default=2.0, show_default=True, help="Time span they cover, ending now.")
 @click.option("--packets", default=200_000, show_default=True, help="Packets in the synthetic capture to meter.")
 @click.option("--keep-pcap", type=click.Path(dir_okay=False, path_type=Path), help="Keep the synthetic capture here.")
+@click.option("--to", "to", multiple=True, metavar="URL", help=TO_HELP)
+@click.option("--again", is_flag=True, help="Store the demo's traffic even if the lake holds it already.")
 @pass_state
-def demo(state: CliState, flows: int, days: float, packets: int, keep_pcap: Path | None) -> None:
+def demo(
+    state: CliState,
+    flows: int,
+    days: float,
+    packets: int,
+    keep_pcap: Path | None,
+    to: tuple[str, ...],
+    again: bool,
+) -> None:
     """Fill the lake with realistic synthetic traffic end to end and print reports from it.
 
     Two inputs: synthetic flow records (as a collector would store them) and a synthetic packet
     capture metered into flows (as ``flowscope read capture.pcap`` does).
     """
-    _store_synthetic_flows(state, flows, days)
-    _meter_synthetic_capture(state, packets, keep_pcap)
-    _report(state)
+    urls = destination_urls(to, None)
+    _store_synthetic_flows(state, open_sink(state, urls, transactional=True), flows, days, again)
+    _meter_synthetic_capture(state, open_sink(state, urls, transactional=True), packets, keep_pcap, again)
+    if "lake" in urls:
+        _report(state)

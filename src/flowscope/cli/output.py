@@ -14,10 +14,12 @@ from rich.table import Table
 
 from flowscope.display import textual
 from flowscope.errors import FlowscopeError
-from flowscope.sinks.files import FileSink, write_jsonl
+from flowscope.pipeline import run, tag
+from flowscope.sinks.files import FileSink, format_from_path, write_jsonl
 
 OUTPUT_FORMATS = ("table", "csv", "json", "parquet")
 _BATCH_ROWS = 100_000
+RESULT_TABLE = "result"  # query results are not flows: the pipeline passes them through as they are
 
 
 # Numbers that name something (a port, an AS, an interface) read wrong with thousands separators.
@@ -54,23 +56,20 @@ def emit(
     relation: duckdb.DuckDBPyRelation, file_format: str, output: str | None, *, limit: int, title: str | None = None
 ) -> int:
     """Write a query result; returns the number of rows written."""
+    if file_format == "table" and output:  # no --format: the file's name says it
+        named = format_from_path(Path(output))
+        if named is None:
+            raise FlowscopeError(f"{output}: name it .parquet, .csv or .jsonl, or give --format csv|json|parquet")
+        file_format = "json" if named == "jsonl" else named
     if file_format == "table":
-        if output:
-            raise FlowscopeError("--format table prints to the terminal; use csv, json or parquet with -o")
         rows = relation.limit(limit + 1).to_arrow_table()
         print_table(rows.slice(0, limit), Console(), title=title, more=rows.num_rows > limit)
         return min(rows.num_rows, limit)
     reader = relation.to_arrow_reader(_BATCH_ROWS)
     if output:
-        sink = FileSink(Path(output), "jsonl" if file_format == "json" else file_format)
-        try:
-            for batch in reader:
-                sink.write(pa.Table.from_batches([batch]))
-        except BaseException:
-            sink.abort()
-            raise
-        sink.close()
-        return sink.rows_written
+        sink = FileSink(Path(output), "jsonl" if file_format == "json" else file_format, schema=reader.schema)
+        batches = (tag(pa.Table.from_batches([batch]), RESULT_TABLE) for batch in reader)
+        return run(batches, sink).rows_by_table.get(RESULT_TABLE, 0)
     if file_format == "parquet":
         raise FlowscopeError("--format parquet needs -o FILE")
     stream = sys.stdout.buffer

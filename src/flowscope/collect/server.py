@@ -1,15 +1,16 @@
-"""The collector: a receive process per socket, one decode loop, lake writer threads, health, workers.
+"""The collector: a receive process per socket, one decode loop, an output thread, health, workers.
 
 Receiving and decoding never share a GIL: each listener's socket is read by its own forked process
 (``receive.receive_forever``: recvmmsg, an in-memory queue of up to 1 GiB, batches forwarded over a
 pipe as one bytes object each). The decode loop gathers what arrived (bigger batches decode faster
-per datagram), decodes, hands the tables to the lake writer threads (Parquet encoding releases the
-GIL, so it overlaps decoding on a second core) and accounts health. A burst the decoder cannot keep
-up with waits in the receive process's memory; only beyond that does the kernel socket buffer fill,
+per datagram), decodes, hands the tables to the output (``pipeline.Stream``: a thread that writes
+them to the ``--to`` destinations and flushes those on a timer; Parquet encoding releases the GIL,
+so it overlaps decoding on a second core) and accounts health. A burst the decoder cannot keep up
+with waits in the receive process's memory; only beyond that does the kernel socket buffer fill,
 and its drops are counted and reported, never silent.
 
 SIGINT/SIGTERM: the receive processes drain their sockets without waiting and forward the rest; the
-decode loop decodes everything, the writers flush, templates and health are saved, and the process
+decode loop decodes everything, the output flushes, templates and health are saved, and the process
 exits 0. ``--workers N`` runs N such collectors on SO_REUSEPORT sockets (the kernel spreads exporters
 over them by address and port).
 """
@@ -19,7 +20,6 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import queue
 import signal
 import socket
 import threading
@@ -55,8 +55,10 @@ from flowscope.collect.sflow import decode_sflow
 from flowscope.collect.state import NetflowState
 from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
-from flowscope.lake import LakeWriter
 from flowscope.lake.layout import Lake
+from flowscope.pipeline import Stream, tag
+from flowscope.sinks.lake import LakeLimits
+from flowscope.sinks.registry import DestinationContext, open_destinations
 
 log = logging.getLogger("flowscope.collect")
 
@@ -72,6 +74,8 @@ COUNTERS_TABLE = "interface_counters"
 class CollectorConfig:
     listens: tuple[Listen, ...]
     lake: str
+    destinations: tuple[str, ...] = ("lake",)
+    """Where flows and interface counters go (``--to``): destination URLs, the lake by default."""
     flush_seconds: float = 5.0
     receive_buffer: int = 64 << 20
     queue_memory: int = QUEUE_BYTES
@@ -108,52 +112,6 @@ class RateLimitedLog:
                 del self.pending[key]
 
 
-class BackgroundWriter:
-    """A lake writer fed through a queue and driven by its own thread.
-
-    Parquet encoding releases the GIL, so on a second core it overlaps decoding instead of pausing it.
-    The thread also runs the writer's age-based flush, so an idle collector still publishes on time.
-    """
-
-    def __init__(self, writer: LakeWriter) -> None:
-        self.writer = writer
-        self.tables: queue.Queue[pa.Table | None] = queue.Queue(64)
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name=f"write-{writer.table}", daemon=True)
-        self.thread.start()
-
-    def write(self, table: pa.Table) -> None:
-        if self.error is not None:
-            raise self.error
-        self.tables.put(table)
-
-    def _run(self) -> None:
-        while True:
-            try:
-                table = self.tables.get(timeout=0.5)
-            except queue.Empty:
-                table = pa.table({})
-            try:
-                if table is None:
-                    self.writer.close()
-                    return
-                if table.num_rows:
-                    self.writer.write(table)
-                self.writer.flush_if_due()
-            except BaseException as exc:  # surfaced to the decode loop on its next write, or at close
-                log.exception("writing lake table %s failed", self.writer.table)
-                self.error = exc
-                return
-
-    def close(self) -> None:
-        """Write everything queued, flush, and stop the thread (idempotent)."""
-        if self.thread.is_alive():
-            self.tables.put(None)
-            self.thread.join()
-        if self.error is not None:
-            raise self.error
-
-
 @dataclass
 class _Listener:
     """One bound socket, the process that reads it, and the pipe its datagrams arrive on."""
@@ -182,8 +140,7 @@ class Collector:
         self.stopping = threading.Event()
         self.listeners: list[_Listener] = []
         self.netflow_state: NetflowState | None = None
-        self.flows: BackgroundWriter | None = None
-        self.counters: BackgroundWriter | None = None
+        self.output: Stream | None = None
         self.log = RateLimitedLog()
         self.health_name = f"{socket.gethostname()}-{self.name}"
 
@@ -221,10 +178,8 @@ class Collector:
         os.nice(DECODE_NICENESS)
         pa.array(np.zeros(1))  # the first pa.array(ndarray) imports pandas (~0.3 s): pay it before traffic
         age = self.config.flush_seconds
-        self.flows = BackgroundWriter(LakeWriter(self.lake, "flows", max_age=age))
-        self.counters = BackgroundWriter(
-            LakeWriter(self.lake, COUNTERS_TABLE, max_age=age, time_column="time_received", conform_rows=False)
-        )
+        context = DestinationContext(self.lake, LakeLimits(max_age=age))
+        self.output = Stream(open_destinations(self.config.destinations, context), flush_seconds=age)
         for listener in self.listeners:
             log.info(
                 "listening on %s (receive buffer %d bytes granted)", listener.spec.name, listener.health.receive_buffer
@@ -294,11 +249,12 @@ class Collector:
             skips = Skips(unit="datagrams")
             skips.add(f"decoder error ({type(exc).__name__})", len(datagrams), str(exc)[:200])
             decoded = Decoded(skips=skips)
+        assert self.output is not None, "start() opens the output"
         if decoded.flows.num_rows:
-            self.flows.write(decoded.flows)
+            self.output.write(decoded.flows)
             self.health.rows_written["flows"] += decoded.flows.num_rows
         if decoded.counters is not None and decoded.counters.num_rows:
-            self.counters.write(decoded.counters)
+            self.output.write(tag(decoded.counters, COUNTERS_TABLE))
             self.health.rows_written[COUNTERS_TABLE] += decoded.counters.num_rows
         self.health.observe(protocol, decoded)
         if decoded.skips.counts:
@@ -322,7 +278,7 @@ class Collector:
             log.warning("cannot save health snapshot: %s", exc)
 
     def close(self) -> None:
-        """Stop receivers, flush both writers, persist templates and health, close sockets (idempotent)."""
+        """Stop receivers, flush the output, persist templates and health, close sockets (idempotent)."""
         for listener in self.listeners:
             listener.stop.set()
             listener.process.join(timeout=5)
@@ -334,9 +290,8 @@ class Collector:
             listener.sock.close()
             listener.conn.close()
         self.listeners = []
-        for writer in (self.flows, self.counters):
-            if writer is not None:
-                writer.close()
+        if self.output is not None:
+            self.output.close()
         if self.netflow_state is not None:
             self.netflow_state.save(force=True)
         self.log.emit(force=True)

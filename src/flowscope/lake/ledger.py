@@ -119,6 +119,11 @@ class Ledger:
         digest = content_digest(path)
         return next((seen for recorded, seen in candidates if recorded == digest), None)
 
+    def holds(self, record: InputRecord) -> Ingested | None:
+        """The recorded ingestion of an input known by its record alone (e.g. generated data), if any."""
+        candidates = self._inputs.get((record.size, record.sample, record.options), ())
+        return next((seen for recorded, seen in candidates if recorded == record.digest), None)
+
     def positions(self) -> dict[str, Any]:
         """The latest committed stream positions (later commits win)."""
         return dict(self._positions)
