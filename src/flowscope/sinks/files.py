@@ -9,6 +9,7 @@ interface counters) are counted and reported, not written.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
@@ -112,6 +113,10 @@ class FileSink:
 
     def abort(self) -> None:
         if not self._raw.closed:
+            writer, self._writer = self._writer, None
+            if writer is not None:
+                with contextlib.suppress(Exception):  # its footer goes into the file being deleted anyway
+                    writer.close()
             self._raw.close()
         self._tmp.unlink(missing_ok=True)
 
