@@ -1,55 +1,20 @@
-"""``flowscope watch`` and ``flowscope capture``, and the metering options they share with ``read``."""
+"""``flowscope watch`` and ``flowscope capture``: meter the capture files of a folder, or of a live tcpdump."""
 
 from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from flowscope.capture.live import LiveCapture, Rotation, default_interface
-from flowscope.capture.meter import MeterSettings
+from flowscope.capture.options import MeterOptions
 from flowscope.capture.watch import CaptureWatcher, follow
 from flowscope.cli.common import CliState, pass_state
+from flowscope.cli.options import meter_from, meter_options
 from flowscope.lake import LakeWriter
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-_DEFAULTS = MeterSettings()
-
-
-def meter_options(command: F) -> F:
-    """Options for metering packet captures into flows (ignored by formats that are already flows)."""
-    decorators = [
-        click.option(
-            "--active", type=float, help=f"Captures: active timeout in seconds (default {_DEFAULTS.active:g})."
-        ),
-        click.option("--idle", type=float, help=f"Captures: idle timeout in seconds (default {_DEFAULTS.idle:g})."),
-        click.option("--uniflow", is_flag=True, help="Captures: one record per direction (default: biflows)."),
-        click.option(
-            "--bytes",
-            "bytes_mode",
-            type=click.Choice(["ip", "link"]),
-            help="Captures: count IP-layer (default) or link-layer bytes.",
-        ),
-        click.option(
-            "--tunnels",
-            type=click.Choice(["outer", "inner"]),
-            help="Captures: meter tunnelled traffic by its outer (default) or inner headers (docs/CAPTURE.md).",
-        ),
-        click.option(
-            "--max-flows",
-            type=click.IntRange(min=1),
-            help=f"Captures: flow cache limit; the longest-idle flows are exported early beyond it "
-            f"(default {_DEFAULTS.max_flows:,}).",
-        ),
-    ]
-    for decorator in reversed(decorators):
-        command = decorator(command)
-    return command
 
 
 def _stop_on_sigterm() -> threading.Event:
@@ -68,7 +33,7 @@ def _report(state: CliState, watcher: CaptureWatcher) -> None:
     )
 
 
-def _watcher(state: CliState, directory: Path, settle: float, options: dict[str, Any]) -> CaptureWatcher:
+def _watcher(state: CliState, directory: Path, settle: float, options: MeterOptions) -> CaptureWatcher:
     writer = LakeWriter(state.lake)
     return CaptureWatcher(
         directory,
@@ -99,14 +64,14 @@ Examples:
 )
 @meter_options
 @pass_state
-def watch(state: CliState, directory: str, once: bool, poll: float, settle: float, **options: Any) -> None:
+def watch(state: CliState, directory: str, once: bool, poll: float, settle: float, **flags: Any) -> None:
     """Follow a capture directory (per-day subfolders too): meter each capture file once it is complete.
 
     A file is complete when no process has it open and a newer file exists or it stopped changing.
     Each file is metered exactly once, also across restarts (state kept in the lake); Ctrl-C exports
     every open flow before exiting.
     """
-    watcher = _watcher(state, Path(directory), settle, options)
+    watcher = _watcher(state, Path(directory), settle, meter_from(flags))
     try:
         follow(watcher, poll=poll, once=once, stop=_stop_on_sigterm())
     finally:
@@ -148,7 +113,7 @@ def capture(
     files: int | None,
     snaplen: int | None,
     bpf: str | None,
-    **options: Any,
+    **flags: Any,
 ) -> None:
     """Capture live traffic with tcpdump (rotating files) and meter it continuously into the lake.
 
@@ -157,7 +122,7 @@ def capture(
     interface = interface or default_interface()
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
-    watcher = _watcher(state, folder, 5.0, options)
+    watcher = _watcher(state, folder, 5.0, meter_from(flags))
     live = LiveCapture(interface, folder, watcher, Rotation(rotate, rotate_mb, files, snaplen), bpf)
     state.info(f"capturing on {interface} into {folder} (a file every {rotate}s); Ctrl-C to stop")
     try:

@@ -16,6 +16,7 @@ from flowscope.demo.traffic import synthetic_flows
 from flowscope.lake import LakeWriter, open_lake
 from flowscope.pipeline import run
 from flowscope.readers import registry
+from flowscope.readers.options import ReadOptions
 from flowscope.reports.top import top_sql
 
 
@@ -37,7 +38,7 @@ def _meter_synthetic_capture(state: CliState, packets: int, keep: Path | None) -
         path = keep or Path(scratch) / "synthetic.pcap"
         recent = time.time_ns() - 3_600_000_000_000  # the last hour, so time-window reports include it
         expected = write_synthetic_pcap(path, packets=packets, flows=max(1, packets // 20), start_ns=recent)
-        source = registry.get("pcap").open([path], {})
+        source = registry.get("pcap").open([path], ReadOptions())
         stats = run(source, LakeWriter(state.lake))
     state.report_skips(source.skips)
     state.info(

@@ -9,13 +9,12 @@ from typing import Any
 
 import click
 
-from flowscope.cli.capture_cmds import meter_options
 from flowscope.cli.common import CliState, pass_state, progress_bar
-from flowscope.collect.options import EXPORTS_FORMAT, export_options
-from flowscope.csvflows.options import csv_options, ingest_transforms, lake_limits
+from flowscope.cli.options import csv_options, export_options, meter_options, read_options_from, selection_options
+from flowscope.collect.options import EXPORTS_FORMAT
+from flowscope.csvflows.options import lake_limits
 from flowscope.errors import FlowscopeError
 from flowscope.lake import LakeWriter
-from flowscope.nfdump.options import selection_options
 from flowscope.pipeline import Sink, run
 from flowscope.readers import registry
 from flowscope.sinks.files import FileSink
@@ -45,14 +44,15 @@ Examples:
 @export_options
 @pass_state
 def read(
-    state: CliState, inputs: tuple[str, ...], input_format: str | None, output: str | None, **options: Any
+    state: CliState, inputs: tuple[str, ...], input_format: str | None, output: str | None, **flags: Any
 ) -> None:
     """Read flow inputs (captures, flow CSVs, nfdump files, recorded exports) into the lake."""
     paths = [Path(p) for p in inputs]
     for path in paths:
         if str(path) != "-" and not path.exists():
             raise FlowscopeError(f"{path}: no such file or directory")
-    if options.get("as_exports"):
+    options = read_options_from(flags)
+    if flags["as_exports"]:
         input_format = input_format or EXPORTS_FORMAT
     fixed = registry.get(input_format) if input_format else None
     if str(paths[0]) == "-":
@@ -61,7 +61,7 @@ def read(
         groups = registry.grouped(paths, fixed)
     sources = [reader.open(group, options) for reader, group in groups]
     names = ", ".join(dict.fromkeys(reader.name for reader, _ in groups))
-    sink = open_sink(state, output, lake_limits(options, paths))
+    sink = open_sink(state, output, lake_limits(options.csv, paths))
 
     def consumed() -> int:
         return sum(source.progress()[0] for source in sources)
@@ -70,7 +70,7 @@ def read(
     total = None if None in totals else sum(t for t in totals if t is not None)
     with progress_bar(state, f"reading {names}", total) as update:
         batches = itertools.chain.from_iterable(sources)
-        stats = run(batches, sink, ingest_transforms(options), on_batch=lambda _: update(completed=consumed()))
+        stats = run(batches, sink, options.transforms(), on_batch=lambda _: update(completed=consumed()))
     for source in sources:
         state.report_skips(source.skips)
         for note in getattr(source, "notes", ()):
