@@ -35,6 +35,8 @@ class MeterOptions:
     """How long a first fragment's ports are remembered for its later fragments (seconds)."""
 
     def __post_init__(self) -> None:
+        for name in ("active", "idle", "fragment_timeout"):  # 30 and 30.0 are one setting, also to fingerprints
+            object.__setattr__(self, name, float(getattr(self, name)))
         if not (self.active > 0 and self.idle > 0):
             raise FlowscopeError("--active and --idle must be positive numbers of seconds")
         if self.tunnels not in TUNNEL_MODES:
