@@ -24,8 +24,10 @@ class ExportOptions:
     """Packet sections (RFC 7133) read by their outer headers or the innermost carried packet (``TUNNEL_MODES``)."""
 
     def __post_init__(self) -> None:
-        if self.sampling_config is not None and not Path(self.sampling_config).is_file():
-            raise FlowscopeError(f"sampling config {self.sampling_config}: no such file")
+        config = self.sampling_config
+        if config is not None and not Path(config).is_file():
+            problem = "not a file" if Path(config).exists() else "no such file"
+            raise FlowscopeError(f"sampling config {config}: {problem}")
         if self.tunnels not in TUNNEL_MODES:
             raise FlowscopeError(f"--tunnels must be one of {', '.join(TUNNEL_MODES)}, not {self.tunnels!r}")
 
