@@ -93,13 +93,13 @@ def _one_core() -> None:
 def flowscope_step(path: str) -> tuple[float, int]:
     _one_core()
     as_installed()
-    from flowscope.csvflows.reader import open_source
+    from flowscope.csvflows.reader import CsvFlowSource
     from flowscope.reduce.apply import Reducer
     from flowscope.reduce.spec import BUILTIN
     from flowscope.schema import conform
 
     started = time.process_time()
-    source = open_source([Path(path)], {})
+    source = CsvFlowSource([Path(path)])
     flows = pa.concat_tables([conform(batch) for batch in source])
     pairs = Reducer(BUILTIN["pairs"])(flows)
     seconds = time.process_time() - started

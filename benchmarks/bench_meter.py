@@ -47,15 +47,17 @@ def meter_with_flowscope(capture: str, output: str) -> tuple[float, int]:
     import pyarrow.parquet as pq
 
     from flowscope.capture.meter import BYTES_PER_FLOW
+    from flowscope.capture.options import MeterOptions
     from flowscope.pipeline import run
     from flowscope.readers import registry
+    from flowscope.readers.options import ReadOptions
     from flowscope.sinks.files import FileSink
 
     pa.set_cpu_count(1)
     pa.set_io_thread_count(1)
     started, cpu = time.perf_counter(), cpu_seconds()
     reader = registry.detect(Path(capture))
-    source = reader.open([Path(capture)], {"active": ACTIVE, "idle": IDLE})
+    source = reader.open([Path(capture)], ReadOptions(meter=MeterOptions(active=ACTIVE, idle=IDLE)))
     run(source, FileSink(output))
     seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
     flows = pq.read_table(output, columns=["packets", "packets_rev", "bytes", "bytes_rev"])

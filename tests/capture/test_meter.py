@@ -12,13 +12,14 @@ import pytest
 from tests.capture.meter_helpers import address, make_batch, reference_flows, table_flows
 
 from flowscope.capture import meter as meter_module
-from flowscope.capture.meter import FlowMeter, MeterSettings
+from flowscope.capture.meter import FlowMeter
+from flowscope.capture.options import MeterOptions
 from flowscope.capture.packets import PacketBatch
 from flowscope.schema import FLOW_SCHEMA
 
 
-def meter_all(batches: list[PacketBatch], settings: MeterSettings | None = None) -> tuple[pa.Table, FlowMeter]:
-    meter = FlowMeter(settings or MeterSettings())
+def meter_all(batches: list[PacketBatch], settings: MeterOptions | None = None) -> tuple[pa.Table, FlowMeter]:
+    meter = FlowMeter(settings or MeterOptions())
     tables = [meter.add(batch) for batch in batches]
     tables.extend(meter.flush())
     return pa.concat_tables(tables), meter
@@ -48,21 +49,21 @@ def test_biflow_source_is_first_sender_and_counts_each_direction() -> None:
 
 def test_uniflow_meters_each_direction_on_its_own() -> None:
     packets = [tcp(1.0, "10.0.0.9", "10.0.0.1", 1, 2), tcp(1.1, "10.0.0.1", "10.0.0.9", 2, 1)]
-    table, _ = meter_all([make_batch(packets)], MeterSettings(uniflow=True))
+    table, _ = meter_all([make_batch(packets)], MeterOptions(uniflow=True))
     assert table.num_rows == 2
     assert table.column("packets_rev").to_pylist() == [0, 0]
 
 
 def test_link_bytes_counts_frame_lengths() -> None:
     packets = [tcp(1.0, "10.0.0.9", "10.0.0.1", 1, 2, 100)]
-    table, _ = meter_all([make_batch(packets)], MeterSettings(link_bytes=True))
+    table, _ = meter_all([make_batch(packets)], MeterOptions(link_bytes=True))
     assert table.column("bytes").to_pylist() == [114]
 
 
 def test_idle_and_active_timeouts_split_like_a_sequential_meter() -> None:
     packets = [tcp(float(t), "10.0.0.1", "10.0.0.2", 5, 6) for t in range(0, 700, 10)]
     packets += [tcp(1000.0, "10.0.0.1", "10.0.0.2", 5, 6), tcp(1061.0, "10.0.0.1", "10.0.0.2", 5, 6)]
-    table, _ = meter_all([make_batch(packets)], MeterSettings(active=300, idle=60))
+    table, _ = meter_all([make_batch(packets)], MeterOptions(active=300, idle=60))
     starts = sorted(table.column("time_flow_start").cast("int64").to_numpy() // 1_000_000_000)
     assert starts == [0, 300, 600, 1000, 1061]
     assert reference_flows(packets, idle=60, active=300) == table_flows(table)
@@ -87,7 +88,7 @@ def random_packets(count: int, seed: int, span: float = 2000.0) -> list[dict]:
 def test_matches_sequential_meter_whatever_the_batching(batch_size: int) -> None:
     packets = random_packets(3000, seed=batch_size)
     batches = [make_batch(packets[i : i + batch_size]) for i in range(0, len(packets), batch_size)]
-    table, meter = meter_all(batches, MeterSettings(active=300, idle=60))
+    table, meter = meter_all(batches, MeterOptions(active=300, idle=60))
     assert table_flows(table) == reference_flows(packets, idle=60, active=300)
     assert meter.packets == len(packets)
 
@@ -96,7 +97,7 @@ def test_matches_sequential_meter_whatever_the_batching(batch_size: int) -> None
 def test_uniflow_matches_sequential_meter(batch_size: int) -> None:
     packets = random_packets(2000, seed=100 + batch_size)
     batches = [make_batch(packets[i : i + batch_size]) for i in range(0, len(packets), batch_size)]
-    table, _ = meter_all(batches, MeterSettings(active=300, idle=60, uniflow=True))
+    table, _ = meter_all(batches, MeterOptions(active=300, idle=60, uniflow=True))
     assert table_flows(table) == reference_flows(packets, idle=60, active=300, uniflow=True)
     assert table.column("packets_rev").to_pylist() == [0] * table.num_rows
 
@@ -104,7 +105,7 @@ def test_uniflow_matches_sequential_meter(batch_size: int) -> None:
 def test_out_of_order_packets_meter_by_time_not_arrival() -> None:
     early, late = ([tcp(t, "10.0.0.1", "10.0.0.2", 5, 6) for t in times] for times in ((1.0, 40.0), (20.0, 95.0)))
     # 95 s is 55 s after the last packet before it in time (40 s), though 75 s after the one before it in arrival
-    table, _ = meter_all([make_batch(early), make_batch(late)], MeterSettings(idle=60))
+    table, _ = meter_all([make_batch(early), make_batch(late)], MeterOptions(idle=60))
     assert table.column("packets").to_pylist() == [4]
 
 
@@ -134,7 +135,7 @@ def test_full_cache_expires_oldest_flows_early_and_loses_nothing() -> None:
     packets = [tcp(float(i), "10.0.0.1", "10.0.0.2", 1000 + i, 80) for i in range(50)]
     packets += [tcp(50.0 + i, "10.0.0.1", "10.0.0.2", 1000 + i, 80) for i in range(50)]
     batches = [make_batch(packets[i : i + 10]) for i in range(0, 100, 10)]
-    table, meter = meter_all(batches, MeterSettings(max_flows=20))
+    table, meter = meter_all(batches, MeterOptions(max_flows=20))
     assert meter.early_expired > 0
     assert meter.peak_flows <= 20
     assert sum(table.column("packets").to_pylist()) == 100

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pytest
 from tests.conftest import require_tool, shared_data
 
+from flowscope.capture.options import MeterOptions
 from flowscope.capture.source import CaptureSource
 
 ACTIVE, IDLE = 300, 60
@@ -81,7 +82,7 @@ def nfpcapd_totals(capture: Path, out: Path) -> dict[str, int]:
 def test_totals_equal_nfpcapd(name: str, tmp_path: Path) -> None:
     capture = shared_data("pcap", *(name.split("/") if "/" in name else ("nfstream", name)))
     theirs = nfpcapd_totals(capture, tmp_path / "nfpcapd")
-    source = CaptureSource([capture], {"active": ACTIVE, "idle": IDLE, "tunnels": CAPTURES[name]})
+    source = CaptureSource([capture], MeterOptions(active=ACTIVE, idle=IDLE, tunnels=CAPTURES[name]))
     table = pa.concat_tables(list(source))
     packets = int(table.column("packets").to_numpy().sum() + table.column("packets_rev").to_numpy().sum())
     octets = int(table.column("bytes").to_numpy().sum() + table.column("bytes_rev").to_numpy().sum())
@@ -92,5 +93,5 @@ def test_totals_equal_nfpcapd(name: str, tmp_path: Path) -> None:
 def test_uniflow_gives_nfpcapd_flow_count_where_no_icmp_or_dns(tmp_path: Path) -> None:
     capture = shared_data("pcap", "nfstream", "google_ssl.pcap")
     theirs = nfpcapd_totals(capture, tmp_path / "nfpcapd")
-    table = pa.concat_tables(list(CaptureSource([capture], {"active": ACTIVE, "idle": IDLE, "uniflow": True})))
+    table = pa.concat_tables(list(CaptureSource([capture], MeterOptions(active=ACTIVE, idle=IDLE, uniflow=True))))
     assert table.num_rows == theirs["Flows"] == 2

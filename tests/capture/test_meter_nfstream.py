@@ -11,6 +11,7 @@ import csv
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -18,11 +19,12 @@ import pytest
 from tests.conftest import SHARED_TESTDATA, require_tool, shared_data
 
 from flowscope.addresses import format_text
+from flowscope.capture.options import MeterOptions
 from flowscope.capture.source import CaptureSource
 from flowscope.schema import empty_flows
 
 NFSTREAM = SHARED_TESTDATA / "pcap" / "nfstream"
-NFSTREAM_SETTINGS = {"idle": 120, "active": 1800, "bytes_mode": "link", "tunnels": "inner"}
+NFSTREAM_SETTINGS: dict[str, Any] = {"idle": 120, "active": 1800, "link_bytes": True, "tunnels": "inner"}
 
 # Captures where flowscope deliberately differs from NFStream (explained in docs/CAPTURE.md).
 KNOWN_DIFFERENCES = {
@@ -37,8 +39,8 @@ KNOWN_DIFFERENCES = {
 OUTER_ONLY = {"teredo.pcap"}  # NFStream does not decapsulate Teredo
 
 
-def meter(paths: list[Path], **options: object) -> tuple[pa.Table, CaptureSource]:
-    source = CaptureSource(paths, options)
+def meter(paths: list[Path], **options: Any) -> tuple[pa.Table, CaptureSource]:
+    source = CaptureSource(paths, MeterOptions(**options))
     tables = list(source)
     return (pa.concat_tables(tables) if tables else empty_flows()), source
 
@@ -121,7 +123,7 @@ def test_four_one_flow_files_read_together_are_one_flow() -> None:
     expected = expectations()[key]
     names = ("one_flow_1_5.pcap", "one_flow_6_10.pcap", "one_flow_11_15.pcap", "one_flow_16_19.pcap")
     table, _ = meter(
-        [shared_data("pcap", "nfstream", name) for name in names], idle=120, active=1800, bytes_mode="link"
+        [shared_data("pcap", "nfstream", name) for name in names], idle=120, active=1800, link_bytes=True
     )
     assert table.num_rows == expected["n_flows"] == 1
     check_flow(table, expected["flow0"])

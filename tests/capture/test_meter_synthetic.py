@@ -9,6 +9,7 @@ import pytest
 from tests.capture.test_meter_nfpcapd import nfpcapd_totals
 
 from flowscope.capture import chunks, source
+from flowscope.capture.options import MeterOptions
 from flowscope.capture.source import CaptureSource
 from flowscope.demo.pcap import write_synthetic_pcap
 
@@ -27,11 +28,11 @@ def capture(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, i
 
 def test_metering_reproduces_the_written_totals(capture: tuple[Path, dict[str, int]]) -> None:
     path, written = capture
-    source = CaptureSource([path], {})
+    source = CaptureSource([path])
     table = pa.concat_tables(list(source))
     assert not source.skips.total
     assert totals(table) == (written["packets"], written["ip_bytes"])
-    link = pa.concat_tables(list(CaptureSource([path], {"bytes_mode": "link"})))
+    link = pa.concat_tables(list(CaptureSource([path], MeterOptions(link_bytes=True))))
     assert totals(link)[1] == written["wire_bytes"]
     # every flow is a biflow started by its client; timeouts split only some of them
     assert written["flows"] <= table.num_rows < written["flows"] * 1.2
@@ -45,9 +46,9 @@ def test_gathered_output_tables_hold_the_same_flows(
     """Finished flows are gathered across batches into bigger tables; how many per table changes nothing."""
     path, _ = capture
     monkeypatch.setattr(chunks.Chunks, "chunk_bytes", 1 << 20)  # many packet batches
-    gathered = pa.concat_tables(list(CaptureSource([path], {})))
+    gathered = pa.concat_tables(list(CaptureSource([path])))
     monkeypatch.setattr(source, "GATHER_FLOWS", 1)
-    tables = list(CaptureSource([path], {}))
+    tables = list(CaptureSource([path]))
     assert len(tables) > 3
     assert pa.concat_tables(tables).equals(gathered)
 

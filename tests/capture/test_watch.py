@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from tests.conftest import shared_data
 
+from flowscope.capture.options import MeterOptions
 from flowscope.capture.watch import STATE_DIR, CaptureWatcher, follow
 from flowscope.lake import Lake, LakeWriter
 
@@ -33,7 +34,7 @@ def packets_in(lake: Lake) -> int:
 
 
 def watcher(directory: Path, lake: Lake, settle: float = 3600.0) -> CaptureWatcher:
-    return CaptureWatcher(directory, lake, LakeWriter(lake), {"idle": 120, "active": 1800}, settle=settle)
+    return CaptureWatcher(directory, lake, LakeWriter(lake), MeterOptions(idle=120, active=1800), settle=settle)
 
 
 @pytest.fixture

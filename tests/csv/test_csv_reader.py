@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -14,7 +15,8 @@ from tests.conftest import require_tool, shared_data
 
 from flowscope import addresses
 from flowscope.csvflows import reader, values
-from flowscope.csvflows.reader import open_source, sniff
+from flowscope.csvflows.options import CsvOptions
+from flowscope.csvflows.reader import CsvFlowSource, sniff
 from flowscope.csvflows.values import AddressCache
 from flowscope.display import textual
 from flowscope.errors import FlowscopeError
@@ -23,8 +25,8 @@ from flowscope.schema import FLOW_SCHEMA, conform
 EXAMPLE = Path(__file__).parent / "data" / "unicauca11_example.csv"
 
 
-def read_all(path: Path, **options: object) -> tuple[pa.Table, object]:
-    source = open_source([path], options)
+def read_all(path: Path, **options: Any) -> tuple[pa.Table, CsvFlowSource]:
+    source = CsvFlowSource([path], CsvOptions(**options))
     batches = [conform(b) for b in source]
     return pa.concat_tables(batches, promote_options="permissive"), source
 

@@ -6,7 +6,9 @@ import json
 import shutil
 import struct
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -15,6 +17,7 @@ from tests.nfdump.nfdump_csv import csv_rows, expected_rows, our_rows
 
 from flowscope.errors import FlowscopeError
 from flowscope.nfdump import container
+from flowscope.nfdump.options import RecordSelection
 from flowscope.nfdump.reader import NfdumpSource
 from flowscope.readers import registry
 
@@ -35,8 +38,10 @@ def nfcapd(name: str) -> Path:
     return shared_data("nfcapd", f"{name}.nfcapd")
 
 
-def read_all(*paths: Path, **options) -> tuple[pa.Table, NfdumpSource]:
-    source = NfdumpSource(list(paths), **options)
+def read_all(
+    *paths: Path, columns: Iterable[str] | None = None, **selection: Any
+) -> tuple[pa.Table, NfdumpSource]:
+    source = NfdumpSource(list(paths), RecordSelection(**selection), columns=columns)
     tables = list(source)
     table = pa.concat_tables(tables, promote_options="default") if tables else pa.table({})
     return table, source

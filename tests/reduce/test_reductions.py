@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from flowscope.cli import main
-from flowscope.csvflows.reader import open_source
+from flowscope.csvflows.reader import CsvFlowSource
 from flowscope.display import textual
 from flowscope.errors import FlowscopeError
 from flowscope.lake import Lake, open_lake
@@ -25,7 +25,7 @@ PAIR = ("50.31.185.39", 80, "10.200.7.217", 38848)
 
 
 def example_flows() -> pa.Table:
-    return pa.concat_tables([conform(b) for b in open_source([EXAMPLE], {})])
+    return pa.concat_tables([conform(b) for b in CsvFlowSource([EXAMPLE])])
 
 
 def pair_rows(table: pa.Table) -> dict[tuple, dict]:

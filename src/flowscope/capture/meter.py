@@ -25,12 +25,12 @@ Semantics (nfpcapd's defaults, NFStream's comparisons):
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 
 from flowscope.capture.community_id import community_ids
+from flowscope.capture.options import MeterOptions
 from flowscope.capture.packets import PacketBatch
 from flowscope.diagnostics import Skips
 from flowscope.schema import FLOW_SCHEMA, TIMESTAMP, conform
@@ -41,17 +41,6 @@ FLOW_TYPE = "pcap"
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX = np.uint64(0xBF58476D1CE4E5B9)
-
-
-@dataclass(frozen=True)
-class MeterSettings:
-    active: float = 300.0
-    idle: float = 60.0
-    uniflow: bool = False
-    link_bytes: bool = False
-    max_flows: int = 2_000_000
-    fragment_timeout: float = 30.0
-    """How long a first fragment's ports are remembered for its later fragments (seconds)."""
 
 
 # The flow cache's columns: (name, dtype, trailing shape). a/b are the key's endpoints in
@@ -265,8 +254,8 @@ class _FragmentPorts:
 class FlowMeter:
     """Meters a stream of packet batches; ``add`` and ``flush`` return finished flows as Arrow tables."""
 
-    def __init__(self, settings: MeterSettings | None = None, skips: Skips | None = None) -> None:
-        self.settings = settings or MeterSettings()
+    def __init__(self, settings: MeterOptions | None = None, skips: Skips | None = None) -> None:
+        self.settings = settings or MeterOptions()
         self.skips = skips if skips is not None else Skips(unit="packets")
         self.cache = FlowCache()
         self.clock_ns: int | None = None

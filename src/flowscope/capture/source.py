@@ -6,47 +6,20 @@ through one flow meter, so a flow that continues in the next rotated file stays 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 
 from flowscope.capture.files import capture_files, is_capture, iter_packet_batches
-from flowscope.capture.meter import FlowMeter, FlowRows, MeterSettings
+from flowscope.capture.meter import FlowMeter, FlowRows
+from flowscope.capture.options import MeterOptions
 from flowscope.diagnostics import Skips
-from flowscope.errors import FlowscopeError
 from flowscope.memory import keep_freed_memory
+from flowscope.readers.options import ReadOptions
 from flowscope.readers.registry import Reader, head_bytes, register
 
-TUNNEL_CHOICES = ("outer", "inner")
-BYTES_CHOICES = ("ip", "link")
 GATHER_FLOWS = 1 << 13  # finished flows per output table: fewer conversions (more costs peak memory, gains little)
-
-
-def meter_settings(options: Mapping[str, Any]) -> MeterSettings:
-    """``flowscope read``/``watch``/``capture`` options -> meter settings (absent options keep defaults)."""
-    defaults = MeterSettings()
-    bytes_mode = options.get("bytes_mode") or "ip"
-    if bytes_mode not in BYTES_CHOICES:
-        raise FlowscopeError(f"--bytes must be one of {', '.join(BYTES_CHOICES)}, not {bytes_mode!r}")
-    settings = MeterSettings(
-        active=float(options.get("active") if options.get("active") is not None else defaults.active),
-        idle=float(options.get("idle") if options.get("idle") is not None else defaults.idle),
-        uniflow=bool(options.get("uniflow")),
-        link_bytes=bytes_mode == "link",
-        max_flows=int(options.get("max_flows") or defaults.max_flows),
-    )
-    if settings.active <= 0 or settings.idle <= 0:
-        raise FlowscopeError("--active and --idle must be positive numbers of seconds")
-    return settings
-
-
-def tunnel_mode(options: Mapping[str, Any]) -> str:
-    tunnels = options.get("tunnels") or "outer"
-    if tunnels not in TUNNEL_CHOICES:
-        raise FlowscopeError(f"--tunnels must be one of {', '.join(TUNNEL_CHOICES)}, not {tunnels!r}")
-    return tunnels
 
 
 def meter_notes(meter: FlowMeter) -> list[str]:
@@ -68,13 +41,14 @@ def meter_notes(meter: FlowMeter) -> list[str]:
 class CaptureSource:
     """Decoded, metered packets of capture files, yielding finished flows batch by batch."""
 
-    def __init__(self, paths: Sequence[Path], options: Mapping[str, Any]) -> None:
+    def __init__(self, paths: Sequence[Path], options: MeterOptions | None = None) -> None:
         keep_freed_memory()
+        options = options or MeterOptions()
         self.files, self.ignored = _capture_files(paths)
         self.named = {Path(path) for path in paths if not Path(path).is_dir()}
-        self.tunnels = tunnel_mode(options)
+        self.tunnels = options.tunnels
         self.skips = Skips(unit="packets")
-        self.meter = FlowMeter(meter_settings(options), self.skips)
+        self.meter = FlowMeter(options, self.skips)
         self._sizes = [path.stat().st_size for path in self.files]
         self._done = 0
 
@@ -128,12 +102,17 @@ def _sniff(path: Path, head: bytes) -> bool:
     return is_capture(head)
 
 
+def open_source(paths: Sequence[Path], options: ReadOptions) -> CaptureSource:
+    return CaptureSource(paths, options.meter)
+
+
 READER = register(
     Reader(
         name="pcap",
         description="packet captures (pcap, pcapng, gzip-compressed), metered into flows",
         sniff=_sniff,
-        open=CaptureSource,
+        open=open_source,
+        shaping=lambda options: options.meter.shaping(),
         continuous=True,
     )
 )

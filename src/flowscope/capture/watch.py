@@ -19,7 +19,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,8 @@ import pyarrow as pa
 
 from flowscope.capture.files import is_capture, iter_packet_batches, natural_key
 from flowscope.capture.meter import FlowMeter
-from flowscope.capture.source import meter_notes, meter_settings, tunnel_mode
+from flowscope.capture.options import MeterOptions
+from flowscope.capture.source import meter_notes
 from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
 from flowscope.lake.layout import Lake, fsync_dir
@@ -137,7 +138,7 @@ class CaptureWatcher:
         directory: Path,
         lake: Lake,
         sink: Sink,
-        options: Mapping[str, Any],
+        options: MeterOptions,
         *,
         settle: float = DEFAULT_SETTLE,
         on_flows: Callable[[Path, int], None] | None = None,
@@ -145,9 +146,9 @@ class CaptureWatcher:
         self.directory = directory
         self.sink = sink
         self.settle = settle
-        self.tunnels = tunnel_mode(options)
+        self.tunnels = options.tunnels
         self.skips = Skips(unit="packets")
-        self.meter = FlowMeter(meter_settings(options), self.skips)
+        self.meter = FlowMeter(options, self.skips)
         self.store = StateStore(lake, directory)
         self.state = self.store.load(self.meter)
         self.on_flows = on_flows

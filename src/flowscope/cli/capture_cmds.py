@@ -1,56 +1,21 @@
-"""``flowscope watch`` and ``flowscope capture``, and the metering options they share with ``read``."""
+"""``flowscope watch`` and ``flowscope capture``: meter the capture files of a folder, or of a live tcpdump."""
 
 from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from flowscope.capture.live import LiveCapture, Rotation, default_interface
-from flowscope.capture.meter import MeterSettings
+from flowscope.capture.options import MeterOptions
 from flowscope.capture.watch import CaptureWatcher, follow
 from flowscope.cli.common import CliState, pass_state
 from flowscope.cli.destinations import destination_options, destination_urls, open_sink, sink_notes
+from flowscope.cli.options import meter_from, meter_options
 from flowscope.pipeline import Stream
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-_DEFAULTS = MeterSettings()
-
-
-def meter_options(command: F) -> F:
-    """Options for metering packet captures into flows (ignored by formats that are already flows)."""
-    decorators = [
-        click.option(
-            "--active", type=float, help=f"Captures: active timeout in seconds (default {_DEFAULTS.active:g})."
-        ),
-        click.option("--idle", type=float, help=f"Captures: idle timeout in seconds (default {_DEFAULTS.idle:g})."),
-        click.option("--uniflow", is_flag=True, help="Captures: one record per direction (default: biflows)."),
-        click.option(
-            "--bytes",
-            "bytes_mode",
-            type=click.Choice(["ip", "link"]),
-            help="Captures: count IP-layer (default) or link-layer bytes.",
-        ),
-        click.option(
-            "--tunnels",
-            type=click.Choice(["outer", "inner"]),
-            help="Captures: meter tunnelled traffic by its outer (default) or inner headers (docs/CAPTURE.md).",
-        ),
-        click.option(
-            "--max-flows",
-            type=click.IntRange(min=1),
-            help=f"Captures: flow cache limit; the longest-idle flows are exported early beyond it "
-            f"(default {_DEFAULTS.max_flows:,}).",
-        ),
-    ]
-    for decorator in reversed(decorators):
-        command = decorator(command)
-    return command
 
 
 def _stop_on_sigterm() -> threading.Event:
@@ -64,14 +29,10 @@ def _report(state: CliState, watcher: CaptureWatcher) -> None:
     state.report_skips(watcher.skips)
     for note in [*watcher.notes(), *sink_notes(watcher.sink)]:
         state.info(f"note: {note}")
-    state.info(
-        f"{watcher.flows_written:,} flows from {watcher.files_metered:,} capture file(s) -> {watcher.sink.name}"
-    )
+    state.info(f"{watcher.flows_written:,} flows from {watcher.files_metered:,} capture file(s) -> {watcher.sink.name}")
 
 
-def _watcher(
-    state: CliState, directory: Path, settle: float, urls: list[str], options: dict[str, Any]
-) -> CaptureWatcher:
+def _watcher(state: CliState, directory: Path, settle: float, urls: list[str], options: MeterOptions) -> CaptureWatcher:
     """A watcher writing through ``run``'s streaming twin (its state and progress stay in the lake)."""
     return CaptureWatcher(
         directory,
@@ -111,7 +72,7 @@ def watch(
     settle: float,
     to: tuple[str, ...],
     output: str | None,
-    **options: Any,
+    **flags: Any,
 ) -> None:
     """Follow a capture directory (per-day subfolders too): meter each capture file once it is complete.
 
@@ -119,7 +80,7 @@ def watch(
     Each file is metered exactly once, also across restarts (state kept in the lake); Ctrl-C exports
     every open flow before exiting.
     """
-    watcher = _watcher(state, Path(directory), settle, destination_urls(to, output), options)
+    watcher = _watcher(state, Path(directory), settle, destination_urls(to, output), meter_from(flags))
     try:
         follow(watcher, poll=poll, once=once, stop=_stop_on_sigterm())
     finally:
@@ -164,7 +125,7 @@ def capture(
     bpf: str | None,
     to: tuple[str, ...],
     output: str | None,
-    **options: Any,
+    **flags: Any,
 ) -> None:
     """Capture live traffic with tcpdump (rotating files) and meter it continuously into the lake.
 
@@ -173,7 +134,7 @@ def capture(
     interface = interface or default_interface()
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
-    watcher = _watcher(state, folder, 5.0, destination_urls(to, output), options)
+    watcher = _watcher(state, folder, 5.0, destination_urls(to, output), meter_from(flags))
     live = LiveCapture(interface, folder, watcher, Rotation(rotate, rotate_mb, files, snaplen), bpf)
     state.info(f"capturing on {interface} into {folder} (a file every {rotate}s); Ctrl-C to stop")
     try:

@@ -18,6 +18,7 @@ from flowscope.demo.traffic import synthetic_flows
 from flowscope.lake import open_lake
 from flowscope.pipeline import Checkpoint, InputRecord, Sink, run
 from flowscope.readers import registry
+from flowscope.readers.options import ReadOptions
 from flowscope.reports.top import top_sql
 
 
@@ -57,7 +58,7 @@ def _meter_synthetic_capture(state: CliState, sink: Sink, packets: int, keep: Pa
         path = keep or Path(scratch) / "synthetic.pcap"
         recent = time.time_ns() - 3_600_000_000_000  # the last hour, so time-window reports include it
         expected = write_synthetic_pcap(path, packets=packets, flows=max(1, packets // 20), start_ns=recent)
-        source = registry.get("pcap").open([path], {})
+        source = registry.get("pcap").open([path], ReadOptions())
         stats = run(itertools.chain(source, [Checkpoint(inputs=(record,))]), sink)
     state.report_skips(source.skips)
     state.info(

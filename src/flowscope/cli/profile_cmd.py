@@ -11,15 +11,16 @@ import click
 import pyarrow as pa
 
 from flowscope.cli.common import CliState, TimeParam, pass_state
+from flowscope.cli.options import selection_from, selection_options
 from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
 from flowscope.lake import open_lake
-from flowscope.nfdump.options import selection_options
 from flowscope.profile import report
 from flowscope.profile.build import Settings, build
 from flowscope.profile.output import suppress_rare_ports, write_profile
 from flowscope.profile.records import PROFILE_COLUMNS
 from flowscope.readers import registry
+from flowscope.readers.options import ReadOptions
 from flowscope.reports.filters import time_predicates
 from flowscope.schema import FLOW_SCHEMA, conform
 
@@ -28,7 +29,7 @@ _LAKE_BATCH = 262_144
 
 
 def _input_batches(
-    inputs: Sequence[str], input_format: str | None, options: dict[str, Any], skips: Skips
+    inputs: Sequence[str], input_format: str | None, options: ReadOptions, skips: Skips
 ) -> Iterator[tuple[pa.Table, bool]]:
     """Batches of all inputs in the order given; consecutive inputs of one format are opened together."""
     paths = [Path(p) for p in inputs]
@@ -36,7 +37,6 @@ def _input_batches(
         if not path.exists():
             raise FlowscopeError(f"{path}: no such file or directory")
     fixed = registry.get(input_format) if input_format else None
-    options = {**options, "columns": PROFILE_COLUMNS}  # readers that can skip other columns do
     for reader, group in registry.grouped(paths, fixed):
         source = reader.open(group, options)
         for batch in source:
@@ -121,7 +121,7 @@ def profile(
     min_count: int,
     show_report: bool,
     plot: str | None,
-    **options: Any,
+    **flags: Any,
 ) -> None:
     """Merge flow records into biflows the way ft-profiler does and write an anonymous traffic profile."""
     if from_lake == bool(inputs):
@@ -129,6 +129,8 @@ def profile(
     if not from_lake and (since or until or where):
         raise FlowscopeError("--since/--until/--filter apply to --lake input")
     skips = Skips("records")
+    # readers that can skip the columns a profile does not use do
+    options = ReadOptions(selection=selection_from(flags), columns=PROFILE_COLUMNS)
     batches = (
         _lake_batches(state, since, until, where) if from_lake else _input_batches(inputs, input_format, options, skips)
     )

@@ -6,12 +6,11 @@ from typing import Any
 
 import click
 
-from flowscope.cli.capture_cmds import meter_options
 from flowscope.cli.common import CliState, pass_state, progress_bar
 from flowscope.cli.destinations import destination_options, destination_urls, ledgers, open_sink, sink_notes
-from flowscope.collect.options import EXPORTS_FORMAT, export_options
-from flowscope.csvflows.options import csv_options, ingest_transforms, lake_limits
-from flowscope.nfdump.options import selection_options
+from flowscope.cli.options import csv_options, export_options, meter_options, read_options_from, selection_options
+from flowscope.collect.options import EXPORTS_FORMAT
+from flowscope.csvflows.options import lake_limits
 from flowscope.pipeline import run
 from flowscope.readers.inputs import open_inputs
 from flowscope.sinks.lake import LakeLimits
@@ -44,26 +43,26 @@ def read(
     to: tuple[str, ...],
     output: str | None,
     again: bool,
-    **options: Any,
+    **flags: Any,
 ) -> None:
     """Read flow inputs (captures, flow CSVs, nfdump files, recorded exports) into the lake or other destinations.
 
     Each input file is committed with a record of it in the lake's ingest ledger: a read that fails part-way
     keeps the files it completed, and reading them again adds nothing.
     """
-    if options.get("as_exports"):
+    options = read_options_from(flags)
+    if flags["as_exports"]:
         input_format = input_format or EXPORTS_FORMAT
     stream = inputs == ("-",)
-    sink = open_sink(
-        state, destination_urls(to, output), transactional=not stream, limits=LakeLimits(**lake_limits(options, inputs))
-    )
+    limits = LakeLimits(**lake_limits(options.csv, inputs))
+    sink = open_sink(state, destination_urls(to, output), transactional=not stream, limits=limits)
     try:
         plan = open_inputs(inputs, options, input_format=input_format, ledgers=ledgers(sink), again=again)
     except BaseException:
         sink.abort()
         raise
     with progress_bar(state, f"reading {plan.names}", plan.progress()[1]) as update:
-        stats = run(plan, sink, ingest_transforms(options), on_batch=lambda _: update(completed=plan.progress()[0]))
+        stats = run(plan, sink, options.transforms(), on_batch=lambda _: update(completed=plan.progress()[0]))
     for source in plan.sources:
         state.report_skips(source.skips)
     for note in [*plan.notes(), *sink_notes(sink)]:

@@ -8,9 +8,8 @@ that are neither are counted by reason, not lost.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -24,6 +23,7 @@ from flowscope.collect.sampling import SamplingConfig
 from flowscope.collect.sflow import decode_sflow
 from flowscope.collect.state import NetflowState
 from flowscope.diagnostics import Skips
+from flowscope.readers.options import ReadOptions
 from flowscope.readers.registry import Reader, register
 
 UDP = 17
@@ -87,9 +87,9 @@ class ExportCaptureSource:
         self.skips.add("data sets whose template never came", self.state.templates.held_sets)
 
 
-def open_source(paths: Sequence[Path], options: Mapping[str, Any]) -> ExportCaptureSource:
-    state = NetflowState.open(None, SamplingConfig.load(options.get("sampling_config")))
-    state.tunnels = options.get("tunnels") or "outer"
+def open_source(paths: Sequence[Path], options: ReadOptions) -> ExportCaptureSource:
+    state = NetflowState.open(None, SamplingConfig.load(options.exports.sampling_config))
+    state.tunnels = options.exports.tunnels
     return ExportCaptureSource(paths, state)
 
 
@@ -99,6 +99,7 @@ READER = register(
         description="NetFlow v1/v5/v9/IPFIX and sFlow v5 datagrams recorded in captures (read --as-exports)",
         sniff=lambda _path, _head: False,  # a capture is metered by default; exports are asked for explicitly
         open=open_source,
+        shaping=lambda options: options.exports.shaping(),
         continuous=True,
     )
 )

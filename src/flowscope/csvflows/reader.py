@@ -18,10 +18,9 @@ import select
 import sys
 import time
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pyarrow as pa
@@ -31,16 +30,15 @@ from flowscope.csvflows import dialects
 from flowscope.csvflows.convert import column_types, convert
 from flowscope.csvflows.dialects import Dialect
 from flowscope.csvflows.header import normalised_names, split_header
+from flowscope.csvflows.options import STDIN, CsvOptions
 from flowscope.csvflows.values import AddressCache
 from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
 from flowscope.memory import keep_freed_memory
+from flowscope.readers.options import ReadOptions
 from flowscope.readers.registry import Reader, register
 
-STDIN = "-"
 CHUNK_BYTES = 16 << 20
-DEFAULT_COMMIT_ROWS = 1_000_000
-DEFAULT_COMMIT_SECONDS = 5.0
 _TICK = 0.25
 _COMMENT_LINES = re.compile(rb"(?m)^#[^\n]*\n?")
 
@@ -121,14 +119,7 @@ class CsvFlowSource:
     """All inputs as one stream of flow batches; per-row problems counted in ``skips``."""
 
     def __init__(
-        self,
-        paths: Sequence[Path],
-        *,
-        dialect: Dialect | None = None,
-        timezone: str = "UTC",
-        strict: bool = False,
-        commit_rows: int = DEFAULT_COMMIT_ROWS,
-        commit_seconds: float = DEFAULT_COMMIT_SECONDS,
+        self, paths: Sequence[Path], options: CsvOptions | None = None, *, dialect: Dialect | None = None
     ) -> None:
         # Every chunk allocates and frees a few hundred MiB of blocks and arrays. With glibc's
         # defaults the 16 MiB blocks are mapped fresh each time, and mimalloc (pyarrow's default
@@ -138,10 +129,7 @@ class CsvFlowSource:
         keep_freed_memory(arrow=True)
         self.inputs = [_RawInput(p) for p in paths]
         self.forced_dialect = dialect
-        self.timezone = timezone
-        self.strict = strict
-        self.commit_rows = commit_rows
-        self.commit_seconds = commit_seconds
+        self.options = options or CsvOptions()
         self.skips = Skips(unit="rows")
         self.dialects_seen: dict[str, str] = {}
 
@@ -219,8 +207,8 @@ class _InputReader:
                 tail = block[cut + 1 :]
             else:
                 tail += block
-            due = not self.raw.live or ready_bytes >= CHUNK_BYTES or ready_rows >= self.source.commit_rows
-            if ready and (due or (self.raw.live and time.monotonic() - since >= self.source.commit_seconds)):
+            due = not self.raw.live or ready_bytes >= CHUNK_BYTES or ready_rows >= self.source.options.commit_rows
+            if ready and (due or (self.raw.live and time.monotonic() - since >= self.source.options.commit_seconds)):
                 yield _joined(ready)
                 ready, ready_rows, ready_bytes = [], 0, 0
         if not header_done:
@@ -279,7 +267,7 @@ class _InputReader:
         if ragged:
             line = ragged_lines[0] or 1
             self._problem("row with the wrong number of fields", len(ragged), ragged[0], self.rows_seen + line)
-        result = convert(raw, dialect, mapping, self.source.timezone, self.addresses)
+        result = convert(raw, dialect, mapping, self.source.options.tz, self.addresses)
         keep = None
         for problem in result.problems:
             self._problem(problem.reason, len(problem.rows), problem.example, self.rows_seen + int(problem.rows[0]) + 1)
@@ -291,7 +279,7 @@ class _InputReader:
         return table if keep is None else table.filter(pa.array(keep))
 
     def _problem(self, reason: str, count: int, example: str, row: int) -> None:
-        if self.source.strict:
+        if self.source.options.strict:
             raise FlowscopeError(f"{self.raw.name}: near data row {row}: {reason}: {example!r} (--strict)")
         self.source.skips.add(reason, count, example)
 
@@ -317,21 +305,12 @@ def sniff(path: Path, head: bytes) -> bool:
     return dialects.find(normalised_names(split_header(line))) is not None
 
 
-def open_source(paths: Sequence[Path], options: Mapping[str, Any], dialect: Dialect | None = None) -> CsvFlowSource:
-    """Build the source from ``flowscope read`` options (``tz``, ``strict``, ``commit_rows``, ``commit_seconds``)."""
-    timezone = options.get("tz") or "UTC"
-    try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise FlowscopeError(f"unknown time zone {timezone!r} (use an IANA name such as Europe/Paris)") from exc
-    return CsvFlowSource(
-        paths,
-        dialect=dialect,
-        timezone=timezone,
-        strict=bool(options.get("strict")),
-        commit_rows=options.get("commit_rows") or DEFAULT_COMMIT_ROWS,
-        commit_seconds=options.get("commit_seconds") or DEFAULT_COMMIT_SECONDS,
-    )
+def open_source(paths: Sequence[Path], options: ReadOptions, dialect: Dialect | None = None) -> CsvFlowSource:
+    return CsvFlowSource(paths, options.csv, dialect=dialect)
+
+
+def _shaping(options: ReadOptions) -> dict[str, object]:
+    return options.csv.shaping()
 
 
 def _forced(dialect: Dialect) -> Reader:
@@ -340,9 +319,18 @@ def _forced(dialect: Dialect) -> Reader:
         description=dialect.description,
         sniff=lambda path, head: False,
         open=lambda paths, options: open_source(paths, options, dialect),
+        shaping=_shaping,
     )
 
 
-register(Reader(name="csv", description="flow CSV, dialect detected from the header", sniff=sniff, open=open_source))
+register(
+    Reader(
+        name="csv",
+        description="flow CSV, dialect detected from the header",
+        sniff=sniff,
+        open=open_source,
+        shaping=_shaping,
+    )
+)
 for _dialect in dialects.DIALECTS:
     register(_forced(_dialect))

@@ -1,27 +1,25 @@
 """``flowscope read`` source for nfdump files: several files and directories, ft-profiler's selections.
 
-Options (all optional, from ``flowscope read`` / ``flowscope profile``):
-``exporter`` keeps records from one exporter address (nfdump's ``router ip``),
-``in_if`` keeps one input interface id (``in if``), ``drop_arp`` drops non-IP records
-(ARP has no IP addresses), ``max_records`` stops after that many records are read.
+The selections (``RecordSelection``, from ``flowscope read`` / ``flowscope profile``) keep records of
+one exporter or input interface, drop non-IP records and stop after a number of records.
 ``columns`` (for programs, not the command line) names the flow columns the consumer needs:
 the others are not decoded and stay null, which saves time and memory.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flowscope import addresses
 from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
 from flowscope.nfdump import container
+from flowscope.nfdump.options import RecordSelection
 from flowscope.nfdump.records import FileState, Part, decode_parts, walk_block
+from flowscope.readers.options import ReadOptions
 from flowscope.readers.registry import Reader, register
 from flowscope.schema import ADDRESS, conform
 
@@ -56,21 +54,19 @@ class NfdumpSource:
     def __init__(
         self,
         paths: Sequence[Path],
+        selection: RecordSelection | None = None,
         *,
-        exporter: str | None = None,
-        in_if: int | None = None,
-        drop_arp: bool = False,
-        max_records: int | None = None,
         columns: Iterable[str] | None = None,
     ) -> None:
         self.files = expand(paths)
-        selection = {"src_addr", "sampler_address", "in_if"}  # what the selections read
-        self.wanted = None if columns is None else frozenset(columns) | selection
+        selected_by = {"src_addr", "sampler_address", "in_if"}  # what the selections read
+        self.wanted = None if columns is None else frozenset(columns) | selected_by
         self.skips = Skips("records")
-        self.exporter = addresses.parse_one(exporter) if exporter else None
-        self.in_if = in_if
-        self.drop_arp = drop_arp
-        self.max_records = max_records
+        selection = selection or RecordSelection()
+        self.exporter = selection.exporter_address
+        self.in_if = selection.in_if
+        self.drop_arp = selection.drop_arp
+        self.max_records = selection.max_records
         self._total = sum(p.stat().st_size for p in self.files)
         self._done = 0
         self.records_read = 0
@@ -136,15 +132,8 @@ def _and(mask: pa.Array | None, other: pa.Array) -> pa.Array:
     return other if mask is None else pc.and_(mask, other)
 
 
-def open_source(paths: Sequence[Path], options: Mapping[str, Any]) -> NfdumpSource:
-    return NfdumpSource(
-        paths,
-        exporter=options.get("exporter"),
-        in_if=options.get("in_if"),
-        drop_arp=bool(options.get("drop_arp")),
-        max_records=options.get("max_records"),
-        columns=options.get("columns"),
-    )
+def open_source(paths: Sequence[Path], options: ReadOptions) -> NfdumpSource:
+    return NfdumpSource(paths, options.selection, columns=options.columns)
 
 
 READER = register(
@@ -153,5 +142,6 @@ READER = register(
         description="nfdump 1.7 binary files (nfcapd.*; uncompressed, LZO, LZ4, BZ2)",
         sniff=lambda _path, head: container.sniff(head),
         open=open_source,
+        shaping=lambda options: options.selection.shaping(),
     )
 )

@@ -15,29 +15,17 @@ skipped and reported; ``again`` reads it anyway. Standard input is a stream: no 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from flowscope.errors import FlowscopeError
 from flowscope.lake.ledger import Ingested, Ledger, digest_in_background, input_record
 from flowscope.pipeline import Batch, Checkpoint, Source
 from flowscope.readers import registry
-
-# Options that decide when rows are committed, not what they are.
-_NOT_SHAPING = frozenset({"commit_rows", "commit_seconds", "again", "strict"})
-
-
-def options_fingerprint(reader: registry.Reader, options: Mapping[str, Any]) -> str:
-    """A short stable digest of the reader and the options that shape its output."""
-    shaping = {key: value for key, value in sorted(options.items()) if key not in _NOT_SHAPING and value is not None}
-    text = json.dumps({"reader": reader.name, "options": shaping}, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+from flowscope.readers.options import ReadOptions
 
 
 @dataclass
@@ -53,7 +41,7 @@ class Inputs:
     """The batches and checkpoints of every unit not read before; iterate once."""
 
     units: list[Unit]
-    options: Mapping[str, Any]
+    options: ReadOptions
     ledgers: Sequence[Ledger]
     repeats: list[tuple[Path, Ingested]] = field(default_factory=list)
     sources: list[Source] = field(default_factory=list)
@@ -76,7 +64,7 @@ class Inputs:
 
     def __iter__(self) -> Iterator[Batch | Checkpoint]:
         for unit in self.units:
-            fingerprint = options_fingerprint(unit.reader, self.options)
+            fingerprint = self.options.fingerprint(unit.reader.name)
             digests: list[Future[str]] = [] if self.stream else [digest_in_background(f) for f in unit.files]
             source = unit.reader.open(unit.paths, self.options)
             self.sources.append(source)
@@ -107,7 +95,7 @@ class Inputs:
 
 def open_inputs(
     inputs: Sequence[str],
-    options: Mapping[str, Any],
+    options: ReadOptions,
     *,
     input_format: str | None = None,
     ledgers: Sequence[Ledger] = (),
@@ -166,9 +154,9 @@ def _files(path: Path) -> list[Path]:
     return sorted(p for p in found if p.stat().st_size > 0)
 
 
-def _recorded(unit: Unit, options: Mapping[str, Any], ledgers: Sequence[Ledger]) -> list[tuple[Path, Ingested]]:
+def _recorded(unit: Unit, options: ReadOptions, ledgers: Sequence[Ledger]) -> list[tuple[Path, Ingested]]:
     """The unit's files every ledger holds already (a file is a repeat only if all destinations have it)."""
-    fingerprint = options_fingerprint(unit.reader, options)
+    fingerprint = options.fingerprint(unit.reader.name)
     repeats = []
     for path in unit.files:
         seen = [ledger.find(path, fingerprint) for ledger in ledgers]

@@ -1,8 +1,9 @@
 """The table of input formats ``flowscope read`` understands.
 
 A format module calls ``register`` at import time with a sniffer (does this file look
-like mine?) and an opener (paths + options -> Source). ``FORMAT_MODULES`` lists
-the modules to import, so adding a format is one new module and one line here.
+like mine?), an opener (paths + ``ReadOptions`` -> Source) and the options that shape its
+output (for ``ReadOptions.fingerprint``). ``FORMAT_MODULES`` lists the modules to import,
+so adding a format is one new module and one line here.
 """
 
 from __future__ import annotations
@@ -12,10 +13,13 @@ import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from flowscope.errors import FlowscopeError
 from flowscope.pipeline import Source
+
+if TYPE_CHECKING:  # readers.options imports this module
+    from flowscope.readers.options import ReadOptions
 
 FORMAT_MODULES: tuple[str, ...] = (
     "flowscope.nfdump.reader",
@@ -33,8 +37,10 @@ class Reader:
     description: str
     sniff: Callable[[Path, bytes], bool]
     """Given a path and its first bytes (decompressed if gzip), say whether this format fits."""
-    open: Callable[[Sequence[Path], Mapping[str, Any]], Source]
-    """Open all paths as one source; options are ``flowscope read``'s keyword options."""
+    open: Callable[[Sequence[Path], ReadOptions], Source]
+    """Open all paths as one source."""
+    shaping: Callable[[ReadOptions], Mapping[str, object]]
+    """The options that shape this reader's output, as JSON values (its family's, e.g. ``options.meter``)."""
     continuous: bool = False
     """State carries from one file to the next (flows span rotated captures, templates span exports): the
     files of one read are one stream, and the ingest ledger records them together."""

@@ -1,0 +1,167 @@
+"""The readers' options as command-line flags, and flags -> the typed options readers are opened with.
+
+Click stops here: each family's decorator adds its flags (values arrive as the command's keyword
+arguments), and ``*_from(flags)`` builds that family's dataclass from them, an absent flag (``None``)
+keeping the dataclass default. Checking values is the dataclasses' job, so the command line and a
+program get the same errors; the ranges declared here only show in ``--help`` and fail early.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from flowscope.capture.options import TUNNEL_MODES, MeterOptions
+from flowscope.collect.options import ExportOptions
+from flowscope.csvflows.options import DEFAULT_COMMIT_ROWS, DEFAULT_COMMIT_SECONDS, CsvOptions
+from flowscope.nfdump.options import RecordSelection
+from flowscope.readers.options import ReadOptions
+from flowscope.reduce import BUILTIN, load
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_METER = MeterOptions()
+
+
+def _add(command: F, options: tuple[Callable[[F], F], ...]) -> F:
+    """Options in the order given (the order ``--help`` lists them)."""
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _given(flags: Mapping[str, Any], *names: str) -> dict[str, Any]:
+    """The flags among ``names`` that were given (click passes an absent option as None)."""
+    return {name: flags[name] for name in names if flags.get(name) is not None}
+
+
+def meter_options(command: F) -> F:
+    """Options for metering packet captures into flows (ignored by formats that are already flows)."""
+    return _add(
+        command,
+        (
+            click.option(
+                "--active", type=float, help=f"Captures: active timeout in seconds (default {_METER.active:g})."
+            ),
+            click.option("--idle", type=float, help=f"Captures: idle timeout in seconds (default {_METER.idle:g})."),
+            click.option("--uniflow", is_flag=True, help="Captures: one record per direction (default: biflows)."),
+            click.option(
+                "--bytes",
+                "bytes_mode",
+                type=click.Choice(["ip", "link"]),
+                help="Captures: count IP-layer (default) or link-layer bytes.",
+            ),
+            click.option(
+                "--tunnels",
+                type=click.Choice(TUNNEL_MODES),
+                help="Captures: meter tunnelled traffic by its outer (default) or inner headers (docs/CAPTURE.md).",
+            ),
+            click.option(
+                "--max-flows",
+                type=click.IntRange(min=1),
+                help=f"Captures: flow cache limit; the longest-idle flows are exported early beyond it "
+                f"(default {_METER.max_flows:,}).",
+            ),
+        ),
+    )
+
+
+def meter_from(flags: Mapping[str, Any]) -> MeterOptions:
+    return MeterOptions(
+        link_bytes=flags.get("bytes_mode") == "link",
+        **_given(flags, "active", "idle", "uniflow", "tunnels", "max_flows"),
+    )
+
+
+def csv_options(command: F) -> F:
+    """Options of flow CSVs and live feeds, and the ingest reduction every reader shares."""
+    return _add(
+        command,
+        (
+            click.option("--tz", help="Time zone of naive timestamps in the input, e.g. America/Sao_Paulo [UTC]."),
+            click.option("--strict", is_flag=True, help="Stop at the first unreadable row instead of counting it."),
+            click.option(
+                "--commit-rows",
+                type=click.IntRange(min=1),
+                help=f"Rows per lake commit, for files and stdin [{DEFAULT_COMMIT_ROWS:,}].",
+            ),
+            click.option(
+                "--commit-seconds",
+                type=click.FloatRange(min=0.01),
+                help=f"Commit to the lake at least every T seconds while rows arrive [{DEFAULT_COMMIT_SECONDS:g}].",
+            ),
+            click.option(
+                "--reduce",
+                "reduce_name",
+                metavar="NAME|FILE",
+                help=f"Keyed reduction applied to each batch ({', '.join(BUILTIN)}, or a .toml/.json spec).",
+            ),
+        ),
+    )
+
+
+def csv_from(flags: Mapping[str, Any]) -> CsvOptions:
+    return CsvOptions(**_given(flags, "tz", "strict", "commit_rows", "commit_seconds"))
+
+
+def export_options(command: F) -> F:
+    """Options of recorded flow exports (``--tunnels`` is the meter's, shared)."""
+    return _add(
+        command,
+        (
+            click.option(
+                "--as-exports",
+                is_flag=True,
+                help="Decode a capture's UDP payloads as NetFlow/IPFIX/sFlow exports instead of metering it.",
+            ),
+            click.option(
+                "--sampling-config",
+                type=click.Path(dir_okay=False),
+                help="TOML file with per-exporter sampling-rate defaults and overrides (see docs/ARCHITECTURE.md).",
+            ),
+        ),
+    )
+
+
+def exports_from(flags: Mapping[str, Any]) -> ExportOptions:
+    config = flags.get("sampling_config")
+    return ExportOptions(sampling_config=None if config is None else Path(config), **_given(flags, "tunnels"))
+
+
+def selection_options(command: F) -> F:
+    """ft-profiler's nfdump record selections (``read`` and ``profile``)."""
+    return _add(
+        command,
+        (
+            click.option(
+                "--exporter", metavar="ADDR", help="Only records from this exporter address (nfdump 'router ip')."
+            ),
+            click.option(
+                "--in-if", type=int, metavar="ID", help="Only records of this input interface id (nfdump 'in if')."
+            ),
+            click.option("--drop-arp", is_flag=True, help="Drop non-IP records such as ARP."),
+            click.option(
+                "--max-records", type=click.IntRange(min=1), metavar="N", help="Stop after reading N records."
+            ),
+        ),
+    )
+
+
+def selection_from(flags: Mapping[str, Any]) -> RecordSelection:
+    return RecordSelection(**_given(flags, "exporter", "in_if", "drop_arp", "max_records"))
+
+
+def read_options_from(flags: Mapping[str, Any]) -> ReadOptions:
+    """All families' options from the flags of ``flowscope read`` (a family's flags a command lacks keep its
+    defaults)."""
+    name = flags.get("reduce_name")
+    return ReadOptions(
+        meter=meter_from(flags),
+        csv=csv_from(flags),
+        exports=exports_from(flags),
+        selection=selection_from(flags),
+        reduce=load(name) if name else None,
+    )

@@ -1,0 +1,72 @@
+"""Everything a reader is opened with: ``ReadOptions``, one typed options object per reader family plus what
+every reader shares (the ingest reduction, the columns a program needs).
+
+``Reader.open(paths, ReadOptions)`` needs no command line: a Kafka consumer, a Spark executor or a
+web server builds the dataclasses; ``flowscope.cli.options`` builds them from flags. Each family's
+values are checked when its dataclass is built.
+
+``fingerprint(reader_name)`` names the options that shape one reader's output (a capture's metering,
+a CSV's time zone, ...), so the same file read with other such options is told apart as another
+input, while an option that reader ignores changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from flowscope.capture.options import MeterOptions
+from flowscope.collect.options import ExportOptions
+from flowscope.csvflows.options import CsvOptions
+from flowscope.nfdump.options import RecordSelection
+from flowscope.readers import registry
+from flowscope.reduce import Reduction
+from flowscope.reduce.apply import Reducer
+
+FINGERPRINT_CHARS = 16
+"""Hex digits of the SHA-256 kept: 64 bits, no collision among any realistic number of option sets."""
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    meter: MeterOptions = field(default_factory=MeterOptions)
+    """Captures (``pcap``): how packets become flows."""
+    csv: CsvOptions = field(default_factory=CsvOptions)
+    """Flow CSVs (``csv`` and the dialect-forcing readers)."""
+    exports: ExportOptions = field(default_factory=ExportOptions)
+    """Recorded flow exports (``exports``)."""
+    selection: RecordSelection = field(default_factory=RecordSelection)
+    """nfdump files (``nfdump``)."""
+    reduce: Reduction | None = None
+    """Keyed reduction applied to each batch read (all readers)."""
+    columns: tuple[str, ...] | None = None
+    """The flow columns the consumer needs (programs only): readers that can skip the others do, leaving them null."""
+
+    def transforms(self) -> list[Callable[[pa.Table], pa.Table]]:
+        """The batch transforms of the ingest (``pipeline.run``)."""
+        return [Reducer(self.reduce)] if self.reduce is not None else []
+
+    def fingerprint(self, reader_name: str) -> str:
+        """A short stable digest of the options that shape the output of reader ``reader_name``.
+
+        Equal options give equal fingerprints across processes and versions of Python; an option the
+        reader does not use (``commit_rows`` for a capture) leaves it unchanged.
+        """
+        reader = registry.get(reader_name)
+        shaping = {
+            "reader": reader.name,
+            "options": reader.shaping(self),
+            "reduce": None if self.reduce is None else _reduction_shaping(self.reduce),
+            "columns": None if self.columns is None else sorted(self.columns),
+        }
+        canonical = json.dumps(shaping, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:FINGERPRINT_CHARS]
+
+
+def _reduction_shaping(reduction: Reduction) -> dict[str, object]:
+    """What a reduction does, not what it is called (a spec file's name is its file name)."""
+    return {"key": list(reduction.key), "fields": dict(reduction.fields), "default": reduction.default}
