@@ -329,7 +329,7 @@ FLOW_COLUMNS = frozenset(FLOW_SCHEMA.names)
 def _can_hold(role: Role, arrow_type: pa.DataType) -> bool:
     """Whether values of ``arrow_type`` can be of ``role`` (SQL may give a catalogue name to anything)."""
     if role is Role.ADDRESS:
-        return pa.types.is_binary(arrow_type) or pa.types.is_fixed_size_binary(arrow_type)
+        return pa.types.is_binary(arrow_type) or arrow_type == ADDRESS
     if role is Role.MAC:
         return pa.types.is_integer(arrow_type)
     if role is Role.TIME:
@@ -348,7 +348,7 @@ def role_of(field: pa.Field) -> Role | None:
     known = _BY_NAME.get(field.name)
     if known is not None and _can_hold(known.role, field.type):
         return known.role
-    if pa.types.is_fixed_size_binary(field.type) and field.type.byte_width == ADDRESS.byte_width:
+    if field.type == ADDRESS:
         return Role.ADDRESS
     if pa.types.is_timestamp(field.type):
         return Role.TIME
