@@ -316,6 +316,7 @@ def columns_with_role(table: str, role: Role) -> tuple[str, ...]:
 
 
 def table_schema(table: str) -> pa.Schema:
+    """The Arrow schema of a lake table (every field nullable, as the lake's Parquet files declare them)."""
     return pa.schema([c.field for c in table_columns(table)])
 
 
