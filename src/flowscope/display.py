@@ -9,10 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flowscope import addresses
-
-
-def is_mac_column(name: str, type_: pa.DataType) -> bool:
-    return name.endswith("_mac") and pa.types.is_integer(type_)
+from flowscope.schema import Role, role_of
 
 
 def _binary_text(column: pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:
@@ -24,7 +21,8 @@ def _binary_text(column: pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:
 
 
 def textual(table: pa.Table) -> pa.Table:
-    """Replace 16-byte address columns, ``*_mac`` integer columns and timestamps by their text form.
+    """Replace address columns, MAC columns (by the catalogue: ``src_mac``, ``dst_mac``) and timestamps by their
+    text form.
 
     Timestamps become ISO 8601 with every stored digit (nanoseconds do not fit Python datetimes).
     """
@@ -33,7 +31,7 @@ def textual(table: pa.Table) -> pa.Table:
             converted = addresses.format_text(table.column(index))
         elif pa.types.is_binary(field.type):
             converted = _binary_text(table.column(index))
-        elif is_mac_column(field.name, field.type):
+        elif role_of(field) is Role.MAC:
             converted = addresses.format_mac(table.column(index).cast(pa.uint64()))
         elif pa.types.is_timestamp(field.type):
             pattern = "%Y-%m-%dT%H:%M:%SZ" if field.type.tz else "%Y-%m-%dT%H:%M:%S"

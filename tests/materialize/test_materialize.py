@@ -42,7 +42,8 @@ def cli(*args: str) -> str:
 
 
 def read_example(lake: Path) -> None:
-    cli("--lake", str(lake), "read", str(EXAMPLE))
+    """The example's rows into the lake, again each time (--again: these tests want the rows repeated)."""
+    cli("--lake", str(lake), "read", str(EXAMPLE), "--again")
 
 
 def rows_of(url: str, table: str) -> list[tuple]:

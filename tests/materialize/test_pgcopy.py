@@ -11,6 +11,8 @@ import pytest
 
 from flowscope import addresses
 from flowscope.materialize.pgcopy import HEADER, TRAILER, encode, pg_column
+from flowscope.schema import ADDRESS, FLOWS, TABLES, postgres_columns, table_columns, table_schema
+from helpers import flows
 
 TABLE = pa.table(
     {
@@ -56,3 +58,36 @@ def test_round_trip_through_postgres(postgres_server: str) -> None:
     normalised = sorted((tuple(v.replace(tzinfo=dt.UTC) if isinstance(v, dt.datetime) else v for v in r) for r in rows),
                         key=repr)  # fmt: skip
     assert normalised == sorted(expected, key=repr)
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_catalogue_columns_get_the_catalogue_types(table: str) -> None:
+    """Lake columns as a view passes them on (DuckDB returns addresses as variable binary) get the types
+    ``schema.postgres_columns`` declares, so a table made from either holds the other's rows."""
+    for column in table_columns(table):
+        assert pg_column(column.field).sql_type == column.postgres, column.name
+        read_back = pa.binary() if column.arrow_type == ADDRESS else column.arrow_type
+        assert pg_column(pa.field(column.name, read_back)).sql_type == column.postgres, column.name
+
+
+def _one_of_each(table: str) -> pa.Table:
+    if table == FLOWS:
+        rows = flows(3)
+        macs = pa.array([1, None, 2**48 - 1], pa.uint64())
+        return rows.set_column(rows.schema.get_field_index("src_mac"), "src_mac", macs)
+    schema = table_schema(table)
+    values = {f.name: [0 if pa.types.is_timestamp(f.type) else 1] for f in schema if f.type != ADDRESS}
+    values["sampler_address"] = addresses.parse_text(pa.array(["192.0.2.1"]))
+    return pa.table(values, schema=schema)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("table", TABLES)
+def test_catalogue_tables_take_lake_rows_in_postgres(postgres_server: str, table: str) -> None:
+    rows = _one_of_each(table)
+    columns = ", ".join(f"{name} {kind}" for name, kind in postgres_columns(table))
+    with psycopg.connect(postgres_server) as con:
+        con.execute(f"CREATE TEMP TABLE copied ({columns})")
+        with con.cursor().copy("COPY copied FROM STDIN (FORMAT BINARY)") as copy:
+            copy.write(encode(rows))
+        assert con.execute("SELECT count(*) FROM copied").fetchone()[0] == rows.num_rows

@@ -123,8 +123,8 @@ def test_views_exist_on_an_empty_lake(lake_dir: Path) -> None:
 
 def test_compaction_hook(lake_dir: Path) -> None:
     runner = CliRunner()
-    for _ in range(2):
-        assert runner.invoke(main, ["--lake", str(lake_dir), "read", str(EXAMPLE)]).exit_code == 0
+    for _ in range(2):  # the same rows twice (--again), for the compaction's reduction to merge
+        assert runner.invoke(main, ["--lake", str(lake_dir), "read", str(EXAMPLE), "--again"]).exit_code == 0
     compact(Lake(lake_dir), "flows", reduce=transform("pairs"))
     with open_lake(lake_dir) as con:
         assert con.sql("SELECT count(*) FROM flows").fetchall()[0][0] == 7

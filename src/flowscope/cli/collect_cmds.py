@@ -218,4 +218,4 @@ def templates(state: CliState, output_format: str) -> None:
     if table.num_rows == 0:
         state.info(f"no templates known in {state.lake.root} yet")
         return
-    print_table(table, Console(), title="templates")
+    print_table(table, Console(), title="templates", identifiers=("domain", "template_id"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Collection
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,15 +16,12 @@ from rich.table import Table
 from flowscope.display import textual
 from flowscope.errors import FlowscopeError
 from flowscope.pipeline import run, tag
+from flowscope.schema import Role, role_of
 from flowscope.sinks.files import FileSink, format_from_path, write_jsonl
 
 OUTPUT_FORMATS = ("table", "csv", "json", "parquet")
 _BATCH_ROWS = 100_000
 RESULT_TABLE = "result"  # query results are not flows: the pipeline passes them through as they are
-
-
-# Numbers that name something (a port, an AS, an interface) read wrong with thousands separators.
-_IDENTIFIER_SUFFIXES = ("port", "_as", "_if", "_id", "_num", "proto", "etype", "icmp_type", "icmp_code", "hour")
 
 
 def _format_cell(value: object, identifier: bool) -> str:
@@ -38,15 +36,25 @@ def _format_cell(value: object, identifier: bool) -> str:
     return str(value)
 
 
-def print_table(table: pa.Table, console: Console, *, title: str | None = None, more: bool = False) -> None:
+def print_table(
+    table: pa.Table,
+    console: Console,
+    *,
+    title: str | None = None,
+    more: bool = False,
+    identifiers: Collection[str] = (),
+) -> None:
+    """``table`` as a rich table. Numbers that name something (a port, an AS, an interface: the catalogue's
+    dimensions, and the ``identifiers`` a caller names for columns the catalogue does not know) are shown
+    without thousands separators, which would make them read as quantities."""
     table = textual(table)
     view = Table(title=title, header_style="bold", show_lines=False)
     for field in table.schema:
         numeric = pa.types.is_integer(field.type) or pa.types.is_floating(field.type) or pa.types.is_decimal(field.type)
         view.add_column(field.name, justify="right" if numeric else "left")
-    identifiers = [name.endswith(_IDENTIFIER_SUFFIXES) for name in table.column_names]
+    plain = [field.name in identifiers or role_of(field) is Role.DIMENSION for field in table.schema]
     for row in table.to_pylist():
-        view.add_row(*(_format_cell(v, ident) for v, ident in zip(row.values(), identifiers, strict=True)))
+        view.add_row(*(_format_cell(v, ident) for v, ident in zip(row.values(), plain, strict=True)))
     console.print(view)
     if more:
         console.print(f"[dim](first {table.num_rows:,} rows shown; use --limit or --format csv for all)[/]")

@@ -26,7 +26,7 @@ from flowscope.capture.layers import LINK_ETHERNET, LINK_IPV4, LINK_IPV6, decode
 from flowscope.collect.datagrams import MESSAGE_SCHEMA, Datagrams, Decoded
 from flowscope.collect.xdr import Buffer, Children, walk
 from flowscope.diagnostics import Skips
-from flowscope.schema import ADDRESS, TIMESTAMP, conform
+from flowscope.schema import INTERFACE_COUNTERS_SCHEMA, TIMESTAMP, conform
 
 FLOW_TYPE = "sflow_v5"
 VERSION = 5
@@ -70,39 +70,29 @@ DATAGRAM_STATUSES = (
 )
 OK, SHORT, BAD_VERSION, BAD_AGENT, CUT_SHORT = range(len(DATAGRAM_STATUSES))
 
-COUNTER_FIELDS: tuple[tuple[str, int, pa.DataType], ...] = (
-    ("if_index", 0, pa.uint32()),
-    ("if_type", 4, pa.uint32()),
-    ("if_speed", 8, pa.uint64()),
-    ("if_direction", 16, pa.uint32()),
-    ("if_status", 20, pa.uint32()),
-    ("in_octets", 24, pa.uint64()),
-    ("in_ucast_pkts", 32, pa.uint32()),
-    ("in_multicast_pkts", 36, pa.uint32()),
-    ("in_broadcast_pkts", 40, pa.uint32()),
-    ("in_discards", 44, pa.uint32()),
-    ("in_errors", 48, pa.uint32()),
-    ("in_unknown_protos", 52, pa.uint32()),
-    ("out_octets", 56, pa.uint64()),
-    ("out_ucast_pkts", 64, pa.uint32()),
-    ("out_multicast_pkts", 68, pa.uint32()),
-    ("out_broadcast_pkts", 72, pa.uint32()),
-    ("out_discards", 76, pa.uint32()),
-    ("out_errors", 80, pa.uint32()),
-    ("promiscuous_mode", 84, pa.uint32()),
-)
-COUNTER_SCHEMA = pa.schema(
-    [
-        pa.field("time_received", TIMESTAMP),
-        pa.field("sampler_address", ADDRESS),
-        pa.field("sub_agent_id", pa.uint32()),
-        pa.field("sequence_num", pa.uint32()),
-        pa.field("source_id_type", pa.uint32()),
-        pa.field("source_id_index", pa.uint32()),
-        *(pa.field(name, kind) for name, _, kind in COUNTER_FIELDS),
-    ]
-)
-"""Rows of the ``interface_counters`` lake table: the generic interface counters (RFC 2233 ifTable)."""
+# Byte offset of each ``interface_counters`` column in a generic interface counter record (sFlow v5
+# ``if_counters``); the columns' names and types are the catalogue's (flowscope.schema).
+GENERIC_INTERFACE_OFFSETS = {
+    "if_index": 0,
+    "if_type": 4,
+    "if_speed": 8,
+    "if_direction": 16,
+    "if_status": 20,
+    "in_octets": 24,
+    "in_ucast_pkts": 32,
+    "in_multicast_pkts": 36,
+    "in_broadcast_pkts": 40,
+    "in_discards": 44,
+    "in_errors": 48,
+    "in_unknown_protos": 52,
+    "out_octets": 56,
+    "out_ucast_pkts": 64,
+    "out_multicast_pkts": 68,
+    "out_broadcast_pkts": 72,
+    "out_discards": 76,
+    "out_errors": 80,
+    "promiscuous_mode": 84,
+}
 
 
 @dataclass
@@ -573,7 +563,8 @@ def _counter_samples(
         "source_id_type": pa.array(source_type[sample].astype(np.uint32)),
         "source_id_index": pa.array(source_index[sample].astype(np.uint32)),
     }
-    for name, offset, kind in COUNTER_FIELDS:
+    for name, offset in GENERIC_INTERFACE_OFFSETS.items():
+        kind = INTERFACE_COUNTERS_SCHEMA.field(name).type
         read = buf.u64 if kind == pa.uint64() else buf.u32
         columns[name] = pa.array(read(records.body + offset), kind)
-    return pa.table(columns, schema=COUNTER_SCHEMA), sequences
+    return pa.table(columns, schema=INTERFACE_COUNTERS_SCHEMA), sequences

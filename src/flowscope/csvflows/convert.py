@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 from flowscope.arrays import contiguous
 from flowscope.csvflows import values
 from flowscope.csvflows.dialects import DURATION, Dialect
-from flowscope.schema import ADDRESS, FLOW_COLUMNS, FLOW_SCHEMA, TIMESTAMP
+from flowscope.schema import ADDRESS, FLOW_COLUMNS, FLOW_SCHEMA, FLOWS, TIMESTAMP, Role, columns_with_role
 
 
 @dataclass
@@ -35,6 +35,9 @@ building in the parser (together a third of its time). The converters parse each
 text): addresses are looked up (``index_in``) in the input's ``AddressCache``, timestamps dictionary-encoded
 and gathered by index."""
 
+MACS = columns_with_role(FLOWS, Role.MAC)
+"""MAC columns are parsed from their text (``aa:bb:cc:dd:ee:ff``), never straight to integers."""
+
 
 def column_types(
     dialect: Dialect, mapping: dict[str, str], names: list[str], *, numbers: bool
@@ -53,9 +56,9 @@ def column_types(
             types[source] = REPEATING_TEXT
         elif not numbers:
             continue
-        elif name == DURATION or (dialect.epoch_times and name.startswith("time_")):
+        elif name == DURATION or (dialect.epoch_times and kind == TIMESTAMP):
             types[source] = pa.float64()
-        elif name not in ("proto", "tcp_flags") and not name.endswith("_mac") and pa.types.is_integer(kind):
+        elif name not in ("proto", "tcp_flags") and name not in MACS and pa.types.is_integer(kind):
             types[source] = kind
     if dialect.keep_extra and numbers:
         used = set(mapping.values())
@@ -72,7 +75,7 @@ def _convert_field(
         return values.to_protocol(text)
     if name == "tcp_flags":
         return values.to_tcp_flags(text)
-    if name.endswith("_mac"):
+    if name in MACS:
         return values.to_mac(text)
     kind = FLOW_SCHEMA.field(name).type
     if kind == ADDRESS:

@@ -20,8 +20,7 @@ import pyarrow.compute as pc
 from flowscope import addresses
 from flowscope.arrays import contiguous
 from flowscope.errors import FlowscopeError
-from flowscope.materialize.columns import is_address, is_mac
-from flowscope.schema import ADDRESS
+from flowscope.schema import ADDRESS, postgres_type, role_of
 
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 HEADER = SIGNATURE + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
@@ -38,36 +37,24 @@ class PgColumn:
     """Bytes per value, or None for variable length (text, bytea)."""
 
 
-def pg_column(field: pa.Field) -> PgColumn:
-    """The PostgreSQL column type used for an Arrow field (addresses as ``inet``, MACs as ``macaddr``).
+_WIDTHS = {
+    "boolean": 1,
+    "smallint": 2,
+    "integer": 4,
+    "bigint": 8,
+    "double precision": 8,
+    "date": 4,
+    "timestamp with time zone": 8,
+    "macaddr": 6,
+}
+"""Bytes per value of the fixed-width types; the others (text, bytea, inet) are variable."""
 
-    Type names are PostgreSQL's canonical spelling (``format_type``), so an existing table's
-    columns can be compared with them.
-    """
-    arrow_type = field.type
-    if is_address(field):
-        return PgColumn("inet", None)
-    if is_mac(field):
-        return PgColumn("macaddr", 6)
-    if pa.types.is_boolean(arrow_type):
-        return PgColumn("boolean", 1)
-    if arrow_type in (pa.int8(), pa.uint8(), pa.int16()):
-        return PgColumn("smallint", 2)
-    if arrow_type in (pa.uint16(), pa.int32()):
-        return PgColumn("integer", 4)
-    if arrow_type in (pa.uint32(), pa.int64(), pa.uint64()):
-        return PgColumn("bigint", 8)
-    if pa.types.is_floating(arrow_type):
-        return PgColumn("double precision", 8)
-    if pa.types.is_date(arrow_type):
-        return PgColumn("date", 4)
-    if pa.types.is_timestamp(arrow_type):
-        return PgColumn("timestamp with time zone", 8)
-    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
-        return PgColumn("text", None)
-    if pa.types.is_binary(arrow_type) or pa.types.is_fixed_size_binary(arrow_type):
-        return PgColumn("bytea", None)
-    raise FlowscopeError(f"no PostgreSQL column type for Arrow type {arrow_type}")
+
+def pg_column(field: pa.Field) -> PgColumn:
+    """The PostgreSQL column for an Arrow field: the catalogue's type for its role (addresses ``inet``, MACs
+    ``macaddr``), otherwise by its Arrow type (view columns the catalogue does not know, such as aggregates)."""
+    sql_type = postgres_type(field.type, role_of(field))
+    return PgColumn(sql_type, _WIDTHS.get(sql_type))
 
 
 _BIG_ENDIAN = {1: ">u1", 2: ">i2", 4: ">i4", 8: ">i8"}

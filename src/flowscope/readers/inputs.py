@@ -47,6 +47,7 @@ class Inputs:
     sources: list[Source] = field(default_factory=list)
     stream: bool = False
     set_aside: list[Path] = field(default_factory=list)
+    named_twice: list[Path] = field(default_factory=list)
     _sizes: list[int] = field(default_factory=list)
 
     @property
@@ -85,6 +86,8 @@ class Inputs:
                 f"{len(self.repeats)} input file(s) already in the lake were skipped, e.g. {path} "
                 f"(in since {seen.committed}); --again reads them again"
             )
+        if self.named_twice:
+            notes.append(f"{', '.join(map(str, self.named_twice))}: named again in this read; read once")
         if self.set_aside:
             notes.append(
                 f"{len(self.set_aside)} file(s) in the given folders are not inputs of their format and were "
@@ -113,8 +116,14 @@ def open_inputs(
         reader = fixed or registry.detect(paths[0], head=sys.stdin.buffer.peek(registry.SNIFF_BYTES))
         return Inputs([Unit(reader, paths, [])], options, ledgers, stream=True)
     plan = Inputs([], options, ledgers)
+    named: set[tuple[int, int]] = set()
     for reader, group in registry.grouped(paths, fixed):
         for unit in _units(reader, group, plan.set_aside):
+            identities = {(stat.st_dev, stat.st_ino) for stat in (f.stat() for f in unit.files)}
+            if identities and identities <= named:
+                plan.named_twice.extend(unit.paths)
+                continue
+            named |= identities
             repeats = _recorded(unit, options, ledgers) if ledgers and not again else []
             if not repeats:
                 plan.units.append(unit)

@@ -26,11 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flowscope.errors import FlowscopeError
+from flowscope.schema import FLOWS, Role, columns_with_role
 
 STRATEGIES = ("sum", "min", "max", "first", "last", "merge")
 DURATION = "duration"
 
-COUNTERS = ("bytes", "packets", "bytes_rev", "packets_rev")
+COUNTERS = columns_with_role(FLOWS, Role.COUNTER)
+"""The summable flow columns: bytes and packets of both directions."""
 
 
 @dataclass(frozen=True)
