@@ -178,3 +178,17 @@ def test_watch_command_stops_cleanly_and_exports_open_flows(
     assert process.returncode == 0, output
     assert "1 flows from 4 capture file(s)" in output
     assert packets_in(lake) == 19
+
+
+def test_watch_once_to_a_file_and_the_lake(split_capture: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from flowscope.cli import main
+
+    lake, copy = tmp_path / "lake", tmp_path / "flows.csv"
+    args = ["--lake", str(lake), "watch", str(split_capture), "--once", "--to", "lake", "-o", str(copy)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert packets_in(Lake.at(lake)) == 19
+    rows = copy.read_text().splitlines()
+    assert len(rows) == 2 and rows[0].startswith('"type"')

@@ -12,6 +12,7 @@ import sys
 import urllib.request
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from tests.collect.live import (
     exporters_json,
@@ -156,7 +157,18 @@ def test_sender_addresses_of_ipv6():
 def test_live_collector_flushes_on_signal_and_reports_health(tmp_path, signum):
     lake = tmp_path / "lake"
     port, metrics_port = free_port(), free_port(socket.SOCK_STREAM)
-    collector = start_collector(lake, "--listen", f"sflow://127.0.0.1:{port}", "--metrics", f"127.0.0.1:{metrics_port}")
+    copy = tmp_path / "copy.parquet"  # a second destination: the lake and a file get the same flows
+    collector = start_collector(
+        lake,
+        "--listen",
+        f"sflow://127.0.0.1:{port}",
+        "--metrics",
+        f"127.0.0.1:{metrics_port}",
+        "--to",
+        "lake",
+        "--to",
+        str(copy),
+    )
     try:
         sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         expected = decode_sflow(Datagrams([sflow_payload(1)], np.zeros((1, 16), np.uint8), np.zeros(1)))
@@ -184,6 +196,8 @@ def test_live_collector_flushes_on_signal_and_reports_health(tmp_path, signum):
     final = flowscope_json(lake, "exporters")
     assert final is not None, "flowscope exporters failed"
     assert final["rows_written"] == {"flows": 5 * len(sequences)}
+    written = pq.read_table(copy)
+    assert (written.num_rows, sum(written.column("bytes").to_pylist())) == (totals["flows"], totals["bytes"])
 
 
 @pytest.mark.slow
