@@ -20,14 +20,14 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 import pyarrow as pa
 
 from flowscope.diagnostics import Skips
 from flowscope.schema import conform
 
-Batch = pa.Table | pa.RecordBatch
+Batch: TypeAlias = pa.Table | pa.RecordBatch
 Transform = Callable[[pa.Table], pa.Table]
 
 FLOWS = "flows"

@@ -47,7 +47,7 @@ class CsvOptions:
         return {"tz": self.tz}
 
 
-def lake_limits(options: CsvOptions, inputs: Sequence[Path]) -> dict[str, Any]:
+def lake_limits(options: CsvOptions, inputs: Sequence[str | Path]) -> dict[str, Any]:
     """``LakeWriter`` keyword arguments from the commit options.
 
     A live feed (``-``) is already cut into batches every N rows or T seconds by its

@@ -19,6 +19,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -210,7 +211,7 @@ class LakeWriter:
         return tmp, final
 
 
-def write_parquet(table: pa.Table, path: Path, codec: dict[str, object] = FAST) -> None:
+def write_parquet(table: pa.Table, path: Path, codec: Mapping[str, object] = FAST) -> None:
     """Write one lake file: ``FAST`` for fresh data, ``COMPACT`` when compaction rewrites it."""
     names = set(table.column_names)
     pq.write_table(

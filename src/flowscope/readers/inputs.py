@@ -15,11 +15,13 @@ skipped and reported; ``again`` reads it anyway. Standard input is a stream: no 
 
 from __future__ import annotations
 
+import io
 import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from flowscope.errors import FlowscopeError
 from flowscope.lake.ledger import Ingested, Ledger, digest_in_background, input_record
@@ -113,7 +115,8 @@ def open_inputs(
     if str(paths[0]) == "-":
         if len(paths) > 1:
             raise FlowscopeError("standard input (-) cannot be read together with other inputs")
-        reader = fixed or registry.detect(paths[0], head=sys.stdin.buffer.peek(registry.SNIFF_BYTES))
+        stdin = cast(io.BufferedReader, sys.stdin.buffer)
+        reader = fixed or registry.detect(paths[0], head=stdin.peek(registry.SNIFF_BYTES))
         return Inputs([Unit(reader, paths, [])], options, ledgers, stream=True)
     plan = Inputs([], options, ledgers)
     named: set[tuple[int, int]] = set()

@@ -14,7 +14,7 @@ import gzip
 import json
 import os
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -69,7 +69,9 @@ class FileSink:
             self._raw: IO[bytes] = open(self._tmp, "wb")  # noqa: SIM115 (closed in close/abort)
         except OSError as exc:
             raise FlowscopeError(f"cannot write {path}: {exc.strerror or exc}") from exc
-        self._stream: IO[bytes] = gzip.GzipFile(fileobj=self._raw, mode="wb", mtime=0) if self.compressed else self._raw
+        self._stream: IO[bytes] = (
+            cast(IO[bytes], gzip.GzipFile(fileobj=self._raw, mode="wb", mtime=0)) if self.compressed else self._raw
+        )
         self._writer: pq.ParquetWriter | pacsv.CSVWriter | None = None
         self._csv_schema: pa.Schema | None = None
         self.rows_written = 0
