@@ -13,10 +13,11 @@ from flowscope.cli.common import CliState, pass_state, progress_bar
 from flowscope.cli.output import print_table
 from flowscope.demo.pcap import write_synthetic_pcap
 from flowscope.demo.traffic import synthetic_flows
-from flowscope.lake import LakeWriter, open_lake
+from flowscope.lake import LakeWriter
 from flowscope.pipeline import run
+from flowscope.query import open_lake
+from flowscope.query.reports.top import top_sql
 from flowscope.readers import registry
-from flowscope.reports.top import top_sql
 
 
 def _store_synthetic_flows(state: CliState, flows: int, days: float) -> None:

@@ -8,7 +8,7 @@ from flowscope.cli.common import CliState, pass_state
 from flowscope.materialize import run
 from flowscope.materialize.run import Outcome
 from flowscope.materialize.target import open_target
-from flowscope.views import DERIVED_VIEWS, view_key
+from flowscope.query.views import DERIVED_VIEWS, view_key
 
 
 @click.command(
