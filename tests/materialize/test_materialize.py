@@ -131,6 +131,7 @@ def view_columns(lake: Path, view: str) -> list[str]:
 
 
 def test_unknown_target_and_view_are_clear_errors(lake_dir: Path) -> None:
+    lake_dir.mkdir()
     result = CliRunner().invoke(
         main, ["--lake", str(lake_dir), "materialize", "pairs", "--to", "mysql://x", "--table", "t"]
     )

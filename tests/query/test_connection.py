@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import flowscope.lake
+from flowscope.errors import FlowscopeError
 from flowscope.lake import LakeWriter
 from flowscope.query import open_lake
 from helpers import flows
@@ -34,9 +35,10 @@ def test_an_empty_lake_has_a_typed_flows_view(lake_dir: Path) -> None:
     assert one_row(lake_dir, "SELECT count(*), sum(bytes) FROM flows") == (0, None)
 
 
-def test_querying_a_missing_lake_does_not_create_it(tmp_path: Path) -> None:
+def test_a_missing_lake_is_an_error_and_is_not_created(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere"
-    assert one_row(missing, "SELECT count(*) FROM flows") == (0,)
+    with pytest.raises(FlowscopeError, match=f"no lake at {missing} "), open_lake(missing):
+        pass
     assert not missing.exists()
 
 

@@ -106,6 +106,7 @@ def _keyed_rows(table: pa.Table, key: Sequence[str], view: str) -> tuple[pa.Tabl
 def materialize_once(
     lake: Lake, view: str, target: Target, table: str, key: Sequence[str], *, threads: int | None = None
 ) -> Outcome:
+    lake = lake.existing()  # before the digest: a missing lake would match one recorded for an empty lake
     state, seen = lake_state(lake, view, key), target.applied_state(table)
     if seen == state.digest:
         return Outcome(0, Applied(skipped=True), state)

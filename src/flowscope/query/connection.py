@@ -30,11 +30,13 @@ def open_lake(
     threads: int | None = None,
     views: Iterable[str] = (),
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """An in-memory DuckDB connection over the lake; compaction waits while it is open.
+    """An in-memory DuckDB connection over an existing lake; compaction waits while it is open.
 
     ``views`` names the derived views to create (``views_named(sql)`` finds those an SQL text uses).
+    A lake directory that does not exist is a ``FlowscopeError``, so a mistyped path never reads as a
+    lake without traffic; an existing lake without files answers empty.
     """
-    lake = lake if isinstance(lake, Lake) else Lake.at(lake)
+    lake = (lake if isinstance(lake, Lake) else Lake.at(lake)).existing()
     with lake.reading():
         con = duckdb.connect(":memory:")
         try:
