@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import duckdb
 import pyarrow as pa
+from duckdb import func
 
 from flowscope import addresses
 
@@ -57,7 +58,7 @@ def register_helpers(con: duckdb.DuckDBPyConnection) -> None:
         ("cidr_hi", cidr_hi, "VARCHAR", "BLOB"),
         ("mac_text", mac_text, "UBIGINT", "VARCHAR"),
     ):
-        con.create_function(name, function, [argument], result, type="arrow")
+        con.create_function(name, function, [argument], result, type=func.PythonUDFType.ARROW)
     con.execute("CREATE MACRO in_cidr(address, prefix) AS address BETWEEN cidr_lo(prefix) AND cidr_hi(prefix)")
     con.execute(
         "CREATE MACRO proto_name(p) AS CASE p WHEN 1 THEN 'icmp' WHEN 2 THEN 'igmp' WHEN 6 THEN 'tcp' "
