@@ -132,7 +132,7 @@ def materialize_step(lake: str, url: str, view: str, table: str, breakdown: str,
     from flowscope.lake import Lake
     from flowscope.materialize.postgres import PostgresTarget
     from flowscope.materialize.run import materialize_once
-    from flowscope.views import view_key
+    from flowscope.query.views import view_key
 
     with psycopg.connect(url, autocommit=True) as con:
         con.execute(f'DROP TABLE IF EXISTS "{table}"')

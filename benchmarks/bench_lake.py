@@ -67,8 +67,8 @@ def write_with_duckdb(source: str, target: str) -> tuple[float, int]:
 
 
 def top_with_flowscope(lake: str) -> tuple[float, int]:
-    from flowscope.lake import open_lake
-    from flowscope.reports.top import top_sql
+    from flowscope.query import open_lake
+    from flowscope.query.reports.top import top_sql
 
     with open_lake(lake, threads=ONE_CORE) as con:
         rows = con.execute("SELECT count(*) FROM flows").fetchone()[0]
@@ -79,7 +79,7 @@ def top_with_flowscope(lake: str) -> tuple[float, int]:
 def top_with_duckdb_table(source: str) -> tuple[float, int]:
     import duckdb
 
-    from flowscope.reports.top import top_sql
+    from flowscope.query.reports.top import top_sql
 
     con = duckdb.connect()
     con.execute(f"SET threads = {ONE_CORE}")

@@ -185,3 +185,37 @@ def test_read_a_capture_directory_with_other_files_sets_them_aside(lake_dir, tmp
     result = invoke(lake_dir, "read", str(folder))
     assert result.exit_code == 0, result.output
     assert "1 file(s) in the given folders are not captures" in result.output
+
+
+# Every command that reads the lake; {tmp} is where it would write files of its own.
+LAKE_READERS = {
+    "query": ["query", "SELECT count(*) FROM flows", "--format", "csv"],
+    "query-derived-view": ["query", "SELECT count(*) FROM services_by_day", "--format", "csv"],
+    "top": ["top", "--format", "csv"],
+    "lake-info": ["lake", "info"],
+    "lake-compact": ["lake", "compact"],
+    "lake-retain": ["lake", "retain", "--days", "1"],
+    "materialize": ["materialize", "pairs", "--to", "sqlite:///{tmp}/pairs.db", "--table", "pairs"],
+    "profile": ["profile", "--lake", "-o", "{tmp}/profile.csv"],
+}
+
+
+@pytest.mark.parametrize("command", LAKE_READERS.values(), ids=LAKE_READERS)
+def test_a_missing_lake_is_one_clear_error(tmp_path, command):
+    missing = tmp_path / "no-such-lake"
+    args = [arg.format(tmp=tmp_path) for arg in command]
+    result = CliRunner().invoke(main, ["--lake", str(missing), *args])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"error: no lake at {missing} (") and len(result.output.splitlines()) == 1
+    assert not any(tmp_path.iterdir())  # no lake, database or profile was made
+
+
+@pytest.mark.parametrize("command", LAKE_READERS.values(), ids=LAKE_READERS)
+def test_an_existing_empty_lake_answers_empty(lake_dir, tmp_path, command):
+    lake_dir.mkdir()
+    result = invoke(lake_dir, *(arg.format(tmp=tmp_path) for arg in command))
+    assert result.exit_code == 0, result.output
+    if command[0] == "query":
+        assert result.output.splitlines()[1] == "0"
+    if command[0] == "top":
+        assert len(result.output.splitlines()) == 1  # the header only

@@ -1,8 +1,9 @@
 import threading
 from datetime import date
 
-from flowscope.lake import Lake, LakeWriter, open_lake
+from flowscope.lake import Lake, LakeWriter
 from flowscope.lake.maintenance import compact, drop_before
+from flowscope.query import open_lake
 from helpers import HOUR_NS, flows
 
 

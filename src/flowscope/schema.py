@@ -8,7 +8,7 @@ are rendered from it (``flowscope.schema_doc``).
 
 Field names follow GoFlow2's, which flow users already know. Addresses are 16-byte big-endian IPv6 (IPv4 as
 IPv4-mapped ``::ffff:a.b.c.d``): one column type for both families that sorts and range-filters by CIDR
-prefix as plain bytes (see ``flowscope.addresses`` and the SQL helpers in ``flowscope.lake.sql``).
+prefix as plain bytes (see ``flowscope.addresses`` and the SQL helpers in ``flowscope.query.helpers``).
 
 Types in other systems (one rule per role and Arrow type, so every column follows it):
 

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from tests.conftest import shared_data
 
 from flowscope.cli import main
-from flowscope.lake.sql import open_lake
+from flowscope.query import open_lake
 
 
 def run(lake: Path, *args: str) -> str:

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from flowscope.lake import open_lake
 from flowscope.lake.layout import Lake
 from flowscope.lake.ledger import LEDGER_DIR, Ledger, input_record, recover
 from flowscope.pipeline import Checkpoint
+from flowscope.query import open_lake
 from flowscope.sinks.lake import LakeSink
 from helpers import flows
 

@@ -23,12 +23,13 @@ from tests.helpers import flows, wait_until
 from flowscope.cli import main
 from flowscope.display import textual
 from flowscope.errors import FlowscopeError
-from flowscope.lake import Lake, LakeWriter, open_lake
+from flowscope.lake import Lake, LakeWriter
 from flowscope.lake.maintenance import compact
 from flowscope.materialize.run import lake_state, materialize_once
 from flowscope.materialize.target import Change, open_target
+from flowscope.query import open_lake, views_named
+from flowscope.query.views import view_key
 from flowscope.schema import conform
-from flowscope.views import view_key
 
 EXAMPLE = Path(__file__).parents[1] / "csv" / "data" / "unicauca11_example.csv"
 SERVICE = (dt.date(2017, 4, 26), "50.31.185", 80)
@@ -87,7 +88,7 @@ def pair_rows_of(url: str, table: str) -> list[tuple]:
 
 
 def view_pair_rows(lake: Path) -> list[tuple]:
-    with open_lake(lake) as con:
+    with open_lake(lake, views=["pairs"]) as con:
         table = con.sql(f"SELECT {', '.join(PAIR_COLUMNS)} FROM pairs").to_arrow_table()
     return sorted(tuple(r.values()) for r in textual(table).to_pylist())
 
@@ -126,11 +127,12 @@ def test_pairs_view_with_text_addresses(lake_dir: Path, target_url: str, table_n
 
 
 def view_columns(lake: Path, view: str) -> list[str]:
-    with open_lake(lake) as con:
+    with open_lake(lake, views=views_named(view)) as con:
         return con.sql(f"SELECT * FROM {view} LIMIT 0").columns
 
 
 def test_unknown_target_and_view_are_clear_errors(lake_dir: Path) -> None:
+    lake_dir.mkdir()
     result = CliRunner().invoke(
         main, ["--lake", str(lake_dir), "materialize", "pairs", "--to", "mysql://x", "--table", "t"]
     )
@@ -321,7 +323,7 @@ def test_a_run_overtaken_by_another_applies_nothing(lake_dir: Path, target_url: 
         first = materialize_once(Lake(lake_dir), "pairs", target, table_name, view_key("pairs"))
         read_example(lake_dir)
         state = lake_state(Lake(lake_dir), "pairs", view_key("pairs"))
-        with open_lake(lake_dir) as con:
+        with open_lake(lake_dir, views=["pairs"]) as con:
             rows = con.sql("SELECT * FROM pairs").to_arrow_table()
         stale = Change(table_name, view_key("pairs"), rows, "pairs", state, seen="an older digest")
         with pytest.raises(FlowscopeError, match="updated by another materialize run"):

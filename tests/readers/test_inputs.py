@@ -17,9 +17,9 @@ from tests.conftest import shared_data
 
 from flowscope.cli import main
 from flowscope.demo.pcap import write_synthetic_pcap
-from flowscope.lake import open_lake
 from flowscope.lake.layout import Lake
 from flowscope.lake.ledger import LEDGER_DIR
+from flowscope.query import open_lake
 
 CSV_HEADER = (
     "Source.IP,Source.Port,Destination.IP,Destination.Port,Protocol,Timestamp,Flow.Duration,"

@@ -14,8 +14,9 @@ from flowscope.cli import main
 from flowscope.csvflows.reader import CsvFlowSource
 from flowscope.display import textual
 from flowscope.errors import FlowscopeError
-from flowscope.lake import Lake, open_lake
+from flowscope.lake import Lake
 from flowscope.lake.maintenance import compact
+from flowscope.query import open_lake
 from flowscope.reduce import Reduction, load, transform
 from flowscope.reduce.apply import Reducer
 from flowscope.schema import conform
@@ -94,7 +95,7 @@ def test_ingest_reduce_and_views(lake_dir: Path) -> None:
     # the raw rows too: the pairs view reduces across files
     result = runner.invoke(main, ["--lake", str(lake_dir), "read", str(EXAMPLE)])
     assert result.exit_code == 0, result.output
-    with open_lake(lake_dir) as con:
+    with open_lake(lake_dir, views=["pairs", "services_by_day"]) as con:
         pairs = con.sql("SELECT * FROM pairs").to_arrow_table()
         services = con.sql("SELECT * FROM services_by_day").fetchall()
     rows = pair_rows(pairs)
@@ -103,30 +104,12 @@ def test_ingest_reduce_and_views(lake_dir: Path) -> None:
     assert services == [(dt.date(2017, 4, 26), "50.31.185", 80, 8, 1348)]
 
 
-def test_services_by_day_of_the_example(lake_dir: Path) -> None:
-    result = CliRunner().invoke(main, ["--lake", str(lake_dir), "read", str(EXAMPLE)])
-    assert result.exit_code == 0, result.output
-    with open_lake(lake_dir) as con:
-        check_pairs(con.sql("SELECT * FROM pairs").to_arrow_table())
-        assert con.sql("SELECT * FROM services_by_day").fetchall() == [(dt.date(2017, 4, 26), "50.31.185", 80, 4, 674)]
-        both = con.sql(
-            "SELECT service_net(ip('2001:db8:1:2::5')), service_net(ip('10.1.2.3')), service_net(NULL)"
-        ).fetchall()[0]
-    assert both == ("2001:db8:1::/48", "10.1.2", None)
-
-
-def test_views_exist_on_an_empty_lake(lake_dir: Path) -> None:
-    with open_lake(lake_dir) as con:
-        assert con.sql("SELECT count(*) FROM services_by_day").fetchall()[0][0] == 0
-        assert con.sql("SELECT count(*) FROM pairs").fetchall()[0][0] == 0
-
-
 def test_compaction_hook(lake_dir: Path) -> None:
     runner = CliRunner()
     for _ in range(2):  # the same rows twice (--again), for the compaction's reduction to merge
         assert runner.invoke(main, ["--lake", str(lake_dir), "read", str(EXAMPLE), "--again"]).exit_code == 0
     compact(Lake(lake_dir), "flows", reduce=transform("pairs"))
-    with open_lake(lake_dir) as con:
+    with open_lake(lake_dir, views=["services_by_day"]) as con:
         assert con.sql("SELECT count(*) FROM flows").fetchall()[0][0] == 7
         assert con.sql("SELECT * FROM services_by_day").fetchall() == [(dt.date(2017, 4, 26), "50.31.185", 80, 8, 1348)]
 
@@ -158,5 +141,5 @@ def test_json_spec_and_conversations_view(tmp_path: Path, lake_dir: Path) -> Non
     reduced = transform(str(spec))(example_flows())
     assert reduced.num_rows == 1 and reduced.column("bytes")[0].as_py() == 132 + 12 + 674 + 1076 * 2 + 313554 + 232
     assert CliRunner().invoke(main, ["--lake", str(lake_dir), "read", str(EXAMPLE)]).exit_code == 0
-    with open_lake(lake_dir) as con:
+    with open_lake(lake_dir, views=["conversations"]) as con:
         assert con.sql("SELECT count(*) FROM conversations").fetchall()[0][0] == 7

@@ -12,9 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from flowscope.errors import FlowscopeError
-from flowscope.lake import open_lake
 from flowscope.lake.layout import Lake
 from flowscope.pipeline import FLOWS, Checkpoint, run, tag
+from flowscope.query import open_lake
 from flowscope.schema import FLOW_SCHEMA
 from flowscope.sinks.fanout import FanOut
 from flowscope.sinks.files import FileSink

@@ -15,11 +15,11 @@ from flowscope.cli.destinations import TO_HELP, destination_urls, ledgers, open_
 from flowscope.cli.output import print_table
 from flowscope.demo.pcap import write_synthetic_pcap
 from flowscope.demo.traffic import synthetic_flows
-from flowscope.lake import open_lake
 from flowscope.pipeline import Checkpoint, InputRecord, Sink, run
+from flowscope.query import open_lake
+from flowscope.query.reports.top import top_sql
 from flowscope.readers import registry
 from flowscope.readers.options import ReadOptions
-from flowscope.reports.top import top_sql
 
 
 def _generated(what: str) -> InputRecord:

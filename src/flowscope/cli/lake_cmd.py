@@ -23,11 +23,12 @@ def lake() -> None:
 @pass_state
 def info(state: CliState) -> None:
     """Tables, partitions, files, rows and size."""
-    view = Table(title=f"lake {state.lake.root}")
+    lake = state.lake.existing()
+    view = Table(title=f"lake {lake.root}")
     for column in ("table", "partitions", "files", "rows", "MiB", "first day", "last day"):
         view.add_column(column, justify="left" if column in ("table", "first day", "last day") else "right")
-    for table in state.lake.tables():
-        files = state.lake.files(table)
+    for table in lake.tables():
+        files = lake.files(table)
         rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
         size = sum(f.stat().st_size for f in files) / (1 << 20)
         days = sorted({f.parent.parent.name.removeprefix("date=") for f in files})
@@ -47,10 +48,11 @@ def info(state: CliState) -> None:
 @pass_state
 def compact_command(state: CliState, table: str, small_mib: int, reduction: str | None) -> None:
     """Merge each partition's small files into one (safe while writers and queries run)."""
+    lake = state.lake.existing()  # compaction would create a mistyped lake
     reduce = transform(reduction) if reduction else None
     with progress_bar(state, "compacting", None) as update:
         result = compact(
-            state.lake,
+            lake,
             table,
             small_file_bytes=small_mib << 20,
             reduce=reduce,
@@ -68,5 +70,5 @@ def compact_command(state: CliState, table: str, small_mib: int, reduction: str 
 def retain(state: CliState, days: int) -> None:
     """Drop day partitions older than the retention period."""
     cutoff = (datetime.now(UTC) - timedelta(days=days - 1)).date()
-    removed = drop_before(state.lake, cutoff)
+    removed = drop_before(state.lake.existing(), cutoff)
     state.info(f"removed {len(removed)} day partition(s) before {cutoff}")

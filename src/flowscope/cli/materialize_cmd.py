@@ -8,7 +8,7 @@ from flowscope.cli.common import CliState, pass_state
 from flowscope.materialize import run
 from flowscope.materialize.run import Outcome
 from flowscope.materialize.target import open_target
-from flowscope.views import DERIVED_VIEWS, view_key
+from flowscope.query.views import DERIVED_VIEWS, view_key
 
 
 @click.command(
@@ -43,6 +43,7 @@ def materialize(
 ) -> None:
     """Upsert a lake view into SQLite, DuckDB or PostgreSQL; re-runs and restarts never double count."""
     columns = tuple(k.strip() for k in key.split(",") if k.strip()) if key else view_key(view)
+    lake = state.lake.existing()  # before the target: a mistyped lake must not create a database file
 
     def report(outcome: Outcome) -> None:
         if outcome.applied.skipped:
@@ -59,9 +60,9 @@ def materialize(
 
     target = open_target(url)
     try:
-        report(run.materialize_once(state.lake, view, target, table, columns, threads=threads))
+        report(run.materialize_once(lake, view, target, table, columns, threads=threads))
         if follow:
-            state.info(f"following {state.lake.root} every {interval:g}s (Ctrl-C to stop)")
-            run.follow(state.lake, view, target, table, columns, interval=interval, report=report, threads=threads)
+            state.info(f"following {lake.root} every {interval:g}s (Ctrl-C to stop)")
+            run.follow(lake, view, target, table, columns, interval=interval, report=report, threads=threads)
     finally:
         target.close()

@@ -14,14 +14,14 @@ from flowscope.cli.common import CliState, TimeParam, pass_state
 from flowscope.cli.options import selection_from, selection_options
 from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
-from flowscope.lake import open_lake
 from flowscope.profile import report
 from flowscope.profile.build import Settings, build
 from flowscope.profile.output import suppress_rare_ports, write_profile
 from flowscope.profile.records import PROFILE_COLUMNS
+from flowscope.query import open_lake, views_named
+from flowscope.query.filters import time_predicates
 from flowscope.readers import registry
 from flowscope.readers.options import ReadOptions
-from flowscope.reports.filters import time_predicates
 from flowscope.schema import FLOW_SCHEMA, conform
 
 _LAKE_COLUMNS = ", ".join(PROFILE_COLUMNS)
@@ -67,7 +67,7 @@ def _lake_batches(
     # the lake keeps no arrival order; export order (by end time) is what collectors write
     sql += " ORDER BY time_flow_end, time_flow_start"
     state.detail(sql)
-    with open_lake(state.lake) as con:
+    with open_lake(state.lake, views=views_named(sql)) as con:  # --filter may name one
         for batch in con.sql(sql).to_arrow_reader(_LAKE_BATCH):
             yield _profile_columns(pa.Table.from_batches([batch])), True
 

@@ -6,13 +6,15 @@ import click
 
 from flowscope.cli.common import CliState, pass_state
 from flowscope.cli.output import OUTPUT_FORMATS, emit
-from flowscope.lake import open_lake
+from flowscope.query import open_lake, views_named
 
 
 @click.command(
     epilog="""\b
-Views: flows (+ date, hour partition columns) and one per other lake table.
-Helpers: ip_text(addr), ip('10.0.0.1'), in_cidr(addr, '10.0.0.0/8'), mac_text(mac).
+Views: flows (+ date, hour partition columns), one per other lake table, and the derived
+views pairs, conversations, services_by_day (created when the SQL names them).
+Helpers: ip_text(addr), ip('10.0.0.1'), in_cidr(addr, '10.0.0.0/8'), mac_text(mac), proto_name(p),
+scaled(bytes, sampling_rate), sampling_known(sampling_rate), service_net(addr).
 Examples:
   flowscope query "SELECT count(*), sum(bytes) FROM flows"
   flowscope query "SELECT ip_text(src_addr) src, sum(bytes) b FROM flows
@@ -28,7 +30,7 @@ Examples:
 @pass_state
 def query(state: CliState, sql: str, file_format: str, output: str | None, limit: int, threads: int | None) -> None:
     """Run SQL (DuckDB dialect) over the flow lake."""
-    with open_lake(state.lake, threads=threads) as con:
+    with open_lake(state.lake, threads=threads, views=views_named(sql)) as con:
         rows = emit(con.sql(sql), file_format, output, limit=limit)
     if output:
         state.info(f"{rows:,} rows -> {output}")

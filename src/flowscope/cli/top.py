@@ -8,8 +8,8 @@ import click
 
 from flowscope.cli.common import CliState, TimeParam, pass_state
 from flowscope.cli.output import OUTPUT_FORMATS, emit
-from flowscope.lake import open_lake
-from flowscope.reports.top import GROUPINGS, METRICS, top_sql
+from flowscope.query import open_lake, views_named
+from flowscope.query.reports.top import GROUPINGS, METRICS, top_sql
 
 
 @click.command(
@@ -47,5 +47,5 @@ def top(
     """Top talkers, conversations, ports, protocols or ASes by bytes, packets or flows."""
     sql = top_sql(grouping, metric, count, since=since, until=until, where=where)
     state.detail(sql)
-    with open_lake(state.lake, threads=threads) as con:
+    with open_lake(state.lake, threads=threads, views=views_named(sql)) as con:  # --where may name one
         emit(con.sql(sql), file_format, output, limit=count, title=f"top {count} by {grouping} ({metric})")

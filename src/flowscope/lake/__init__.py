@@ -1,11 +1,10 @@
-"""The flow lake: a directory of hour-partitioned Parquet files, queried with DuckDB.
+"""The flow lake: a directory of hour-partitioned Parquet files (queried through ``flowscope.query``).
 
-``LakeWriter`` publishes files atomically, ``open_lake`` gives a DuckDB connection
-with ready views and SQL helpers, ``maintenance`` compacts and expires partitions.
+``layout`` says where files live and how they are published and locked, ``LakeWriter``
+publishes files atomically, ``maintenance`` compacts and expires partitions.
 """
 
 from flowscope.lake.layout import Lake
-from flowscope.lake.sql import open_lake
 from flowscope.lake.writer import LakeWriter
 
-__all__ = ["Lake", "LakeWriter", "open_lake"]
+__all__ = ["Lake", "LakeWriter"]

@@ -18,6 +18,8 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from flowscope.errors import FlowscopeError
+
 DEFAULT_LAKE = "./flowlake"
 STAGED_PREFIX = "."
 STAGED_SUFFIX = ".tmp"
@@ -33,6 +35,16 @@ class Lake:
     def at(cls, path: str | os.PathLike[str] | None = None) -> Lake:
         """The lake at ``path``, else ``$FLOWSCOPE_LAKE``, else ``./flowlake``."""
         return cls(Path(path or os.environ.get(LAKE_ENV) or DEFAULT_LAKE))
+
+    def existing(self) -> Lake:
+        """This lake, or a ``FlowscopeError`` when its directory does not exist: a reader must not take a
+        mistyped path for a lake without traffic (an existing lake without files is fine: it answers empty)."""
+        if not self.root.is_dir():
+            raise FlowscopeError(
+                f"no lake at {self.root} (give the path with --lake or ${LAKE_ENV}; "
+                "`flowscope read`, `collect` or `demo` create one)"
+            )
+        return self
 
     def table_dir(self, table: str) -> Path:
         return self.root / table

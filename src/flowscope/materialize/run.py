@@ -24,10 +24,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flowscope.errors import FlowscopeError
-from flowscope.lake import Lake, open_lake
+from flowscope.lake import Lake
 from flowscope.materialize.target import Applied, Change, LakeState, Target
 from flowscope.materialize.upsert import quote
-from flowscope.views import DERIVED_VIEWS
+from flowscope.query import open_lake, views_named
+from flowscope.query.views import DERIVED_VIEWS, create_views
 
 
 @dataclass
@@ -70,16 +71,22 @@ def added_files(previous: Mapping[str, int] | None, state: LakeState) -> dict[st
 def _query(
     con: duckdb.DuckDBPyConnection, lake: Lake, view: str, key: Sequence[str], added: dict[str, int] | None
 ) -> tuple[str, dict[str, int] | None]:
-    """The SQL computing what to apply, and the added files when it covers only the keys they hold."""
+    """The SQL computing what to apply, and the added files when it covers only the keys they hold.
+
+    The derived view itself is created only when the whole view is read: a per-key run builds its own
+    SQL, and creating the view would bind every lake file's footer once more (see ``query.views``)."""
     derived = DERIVED_VIEWS.get(view)
-    if added is None or derived is None or derived.for_keys is None or tuple(key) != derived.key:
-        return f"SELECT * FROM {quote(view)}", None
-    flows = [lake.root / path for path in added if Path(path).parts[0] == "flows"]
-    if not flows:  # e.g. only interface counters landed
+    for_keys = derived.for_keys if derived is not None and tuple(key) == derived.key else None
+    if added is not None and for_keys is not None:
+        flows = [lake.root / path for path in added if Path(path).parts[0] == "flows"]
+        if flows:
+            listed = ", ".join("'" + str(path).replace("'", "''") + "'" for path in flows)
+            keys = f"SELECT DISTINCT {', '.join(map(quote, key))} FROM read_parquet([{listed}], union_by_name = true)"
+            return for_keys(con, lake, keys), added
+        create_views(con, lake, [view])  # e.g. only interface counters landed
         return f"SELECT * FROM {quote(view)} LIMIT 0", added
-    listed = ", ".join("'" + str(path).replace("'", "''") + "'" for path in flows)
-    keys = f"SELECT DISTINCT {', '.join(map(quote, key))} FROM read_parquet([{listed}], union_by_name = true)"
-    return derived.for_keys(con, lake, keys), added
+    create_views(con, lake, views_named(view))
+    return f"SELECT * FROM {quote(view)}", None
 
 
 def _keyed_rows(table: pa.Table, key: Sequence[str], view: str) -> tuple[pa.Table, int]:
@@ -99,6 +106,7 @@ def _keyed_rows(table: pa.Table, key: Sequence[str], view: str) -> tuple[pa.Tabl
 def materialize_once(
     lake: Lake, view: str, target: Target, table: str, key: Sequence[str], *, threads: int | None = None
 ) -> Outcome:
+    lake = lake.existing()  # before the digest: a missing lake would match one recorded for an empty lake
     state, seen = lake_state(lake, view, key), target.applied_state(table)
     if seen == state.digest:
         return Outcome(0, Applied(skipped=True), state)

@@ -3,7 +3,7 @@
 ``spec`` declares reductions (built-ins and TOML/JSON files); ``apply`` runs one on an Arrow
 batch (ingest ``--reduce`` and lake compaction) by sorting rows into groups (``groups``) and
 aggregating them with numpy (``aggregate``); ``sql`` turns one into a DuckDB aggregate, which
-``flowscope.views`` exposes as query views.
+``flowscope.query.views`` exposes as query views.
 """
 
 from flowscope.reduce.apply import transform

@@ -45,6 +45,7 @@ class LakeSink:
         self.writers: dict[str, LakeWriter] = {}
         self._writer_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._ledger: Ledger | None = None
+        lake.root.mkdir(parents=True, exist_ok=True)  # a query right after a collector starts finds an empty lake
         recover(lake)
 
     @property

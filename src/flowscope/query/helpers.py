@@ -1,6 +1,4 @@
-"""DuckDB over the lake: one view per table and SQL helpers for the 16-byte address type.
-
-Helpers available in every ``flowscope query``:
+"""SQL helpers for the lake's 16-byte addresses, MACs, protocols and sampling, in every lake connection.
 
     ip_text(addr)             16-byte address -> '192.0.2.1' / '2001:db8::1'
     ip('192.0.2.1')           text -> 16-byte address (for equality filters)
@@ -9,23 +7,35 @@ Helpers available in every ``flowscope query``:
     proto_name(proto)         6 -> 'tcp', 17 -> 'udp', ... (the number as text when not a common one)
     scaled(bytes, sampling_rate)  a sampled counter scaled to the traffic it stands for (rate unknown: as is)
     sampling_known(sampling_rate) false where the exporter's sampling rate is unknown (null or 0)
+    service_net(addr)         '50.31.185' for 50.31.185.39, '2001:db8:1::/48' for an IPv6 address
+
+Functions and macros bind no lake file, so registering them all costs the connection nothing measurable.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import duckdb
 import pyarrow as pa
+from duckdb import func
 
 from flowscope import addresses
-from flowscope.lake.layout import Lake
-from flowscope.schema import FLOW_SCHEMA
+
+# service_net(addr): its IPv4 /24 without the last octet, or its IPv6 /48 in canonical text (only the trailing
+# zero groups are compressed). Pure SQL on hex(addr), so DuckDB runs it vectorised.
+_SERVICE_NET_MACROS = (
+    "CREATE MACRO _fs_octet(h, i) AS CAST(CAST('0x' || substr(h, 2 * i + 1, 2) AS INTEGER) AS VARCHAR)",
+    "CREATE MACRO _fs_hextet(h, i) AS coalesce(nullif(lower(ltrim(substr(h, 4 * i + 1, 4), '0')), ''), '0')",
+    "CREATE MACRO _fs_net6(a, b, c) AS (CASE WHEN c <> '0' THEN a || ':' || b || ':' || c || '::' "
+    "WHEN b <> '0' THEN a || ':' || b || '::' WHEN a <> '0' THEN a || '::' ELSE '::' END) || '/48'",
+    "CREATE MACRO _fs_net(h) AS CASE WHEN h IS NULL THEN NULL "
+    "WHEN substr(h, 1, 24) = '00000000000000000000FFFF' "
+    "THEN _fs_octet(h, 12) || '.' || _fs_octet(h, 13) || '.' || _fs_octet(h, 14) "
+    "ELSE _fs_net6(_fs_hextet(h, 0), _fs_hextet(h, 1), _fs_hextet(h, 2)) END",
+    "CREATE MACRO service_net(address) AS _fs_net(hex(address))",
+)
 
 
-def _register_helpers(con: duckdb.DuckDBPyConnection) -> None:
+def register_helpers(con: duckdb.DuckDBPyConnection) -> None:
     def ip_text(values: pa.Array) -> pa.Array:
         return addresses.format_text(values)
 
@@ -48,7 +58,7 @@ def _register_helpers(con: duckdb.DuckDBPyConnection) -> None:
         ("cidr_hi", cidr_hi, "VARCHAR", "BLOB"),
         ("mac_text", mac_text, "UBIGINT", "VARCHAR"),
     ):
-        con.create_function(name, function, [argument], result, type="arrow")
+        con.create_function(name, function, [argument], result, type=func.PythonUDFType.ARROW)
     con.execute("CREATE MACRO in_cidr(address, prefix) AS address BETWEEN cidr_lo(prefix) AND cidr_hi(prefix)")
     con.execute(
         "CREATE MACRO proto_name(p) AS CASE p WHEN 1 THEN 'icmp' WHEN 2 THEN 'igmp' WHEN 6 THEN 'tcp' "
@@ -57,43 +67,5 @@ def _register_helpers(con: duckdb.DuckDBPyConnection) -> None:
     )
     con.execute("CREATE MACRO scaled(value, rate) AS value * coalesce(nullif(rate, 0), 1)")
     con.execute("CREATE MACRO sampling_known(rate) AS coalesce(rate, 0) > 0")
-
-
-def table_source(lake: Lake, table: str) -> str:
-    """The ``read_parquet`` expression for one lake table (with ``date`` and ``hour`` partition columns)."""
-    pattern = str(lake.table_dir(table) / "date=*" / "hour=*" / "*.parquet").replace("'", "''")
-    return (
-        f"read_parquet('{pattern}', hive_partitioning = true, union_by_name = true, "
-        "hive_types = {'date': DATE, 'hour': INTEGER})"
-    )
-
-
-def _create_views(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
-    tables = lake.tables()
-    for table in tables:
-        con.execute(f'CREATE VIEW "{table}" AS SELECT * FROM {table_source(lake, table)}')
-    if "flows" not in tables:
-        con.register("_no_flows", FLOW_SCHEMA.empty_table())
-        con.execute("CREATE VIEW flows AS SELECT *, NULL::DATE AS date, NULL::INTEGER AS hour FROM _no_flows")
-    from flowscope.views import register_views  # derived views build on this module (import cycle)
-
-    register_views(con, lake)
-
-
-@contextmanager
-def open_lake(
-    lake: Lake | str | os.PathLike[str] | None = None, *, threads: int | None = None
-) -> Iterator[duckdb.DuckDBPyConnection]:
-    """An in-memory DuckDB connection with the lake's views; compaction waits while it is open."""
-    lake = lake if isinstance(lake, Lake) else Lake.at(lake)
-    with lake.reading():
-        con = duckdb.connect(":memory:")
-        try:
-            con.execute("SET TimeZone = 'UTC'")
-            if threads:
-                con.execute(f"SET threads = {int(threads)}")
-            _register_helpers(con)
-            _create_views(con, lake)
-            yield con
-        finally:
-            con.close()
+    for macro in _SERVICE_NET_MACROS:
+        con.execute(macro)

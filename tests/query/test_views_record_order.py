@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from flowscope.lake import Lake, LakeWriter, open_lake
+from flowscope.lake import Lake, LakeWriter
 from flowscope.lake.maintenance import compact
+from flowscope.query import open_lake
 from flowscope.schema import conform
 
 
@@ -26,7 +27,7 @@ def write_files(lake_dir: Path, ttls: range, others: int = 0, port: int = 1000) 
 
 
 def last_pair(lake_dir: Path) -> list[tuple]:
-    with open_lake(lake_dir) as con:
+    with open_lake(lake_dir, views=["pairs"]) as con:
         return con.execute("SELECT ip_ttl, bytes FROM pairs WHERE src_port = 1000").fetchall()
 
 

@@ -1,4 +1,4 @@
-"""SQL predicates shared by reports."""
+"""SQL predicates shared by reports and other readers of the lake (`profile --lake`)."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flowscope.errors import FlowscopeError
-from flowscope.reports.filters import time_predicates
+from flowscope.query.filters import time_predicates
 
 # grouping -> key columns (as SQL expressions over ``flows``)
 GROUPINGS: dict[str, tuple[str, ...]] = {
