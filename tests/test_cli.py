@@ -196,7 +196,7 @@ LAKE_READERS = {
     "lake-compact": ["lake", "compact"],
     "lake-retain": ["lake", "retain", "--days", "1"],
     "materialize": ["materialize", "pairs", "--to", "sqlite:///{tmp}/pairs.db", "--table", "pairs"],
-    "profile": ["profile", "--lake", "-o", "{tmp}/profile.csv"],
+    "profile": ["profile", "--from-lake", "-o", "{tmp}/profile.csv"],
 }
 
 

@@ -184,6 +184,8 @@ def test_live_collector_flushes_on_signal_and_reports_health(tmp_path, signum):
     finally:
         code, stderr = stop(collector, signum)
     assert code == 0, stderr
+    summary = next(line for line in stderr.splitlines() if line.startswith("stopped"))
+    assert summary.startswith(f"stopped; rows written: {5 * len(sequences):,} flows")  # as people read it, no dict
     agent = next(e for e in health["exporters"] if e["exporter"] == "192.0.2.1")
     assert agent["lost"]["datagrams"] == 2
     assert agent["flows"] == 5 * len(sequences)

@@ -6,6 +6,7 @@ import json
 import shutil
 import struct
 import subprocess
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -214,14 +215,15 @@ def test_bad_files_give_clear_errors(tmp_path: Path, content: bytes, message: st
 
 @pytest.mark.parametrize("method", [1, 2, 3])
 def test_blocks_larger_than_the_first_buffer_try(tmp_path: Path, method: int) -> None:
-    """A 3 MiB block (beyond the 2 MiB first try for LZO/LZ4) of one record repeated."""
+    """A 3 MiB block (beyond the 2 MiB first buffer for LZO/LZ4) of one record repeated."""
     data = nfcapd("nfv5_mixed").read_bytes()
     offset = next(o for o, t in _record_offsets(data) if t == 11)
     record = data[offset : offset + struct.unpack_from("<H", data, offset + 2)[0]]
     payload = record * 25_000
     if method == 1:
-        lzo = pytest.importorskip("lzo")
-        stored = lzo.compress(payload, 1, False)
+        from lzallright import LZOCompressor
+
+        stored = LZOCompressor().compress(payload)
     elif method == 2:
         import bz2
 
@@ -238,6 +240,29 @@ def test_blocks_larger_than_the_first_buffer_try(tmp_path: Path, method: int) ->
     table, source = read_all(path)
     assert table.num_rows == 25_000
     assert source.skips.total == 0
+
+
+def test_a_missing_codec_skips_that_file_and_names_it_and_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder with one LZO file, read where the LZO codec cannot be imported: the others are read."""
+    folder = tmp_path / "nfcapd"
+    folder.mkdir()
+    for name in ("ipfix_mixed", "ipfix_mixed_lzo", "nfv5_mixed_lz4"):
+        (folder / f"nfcapd.{name}").write_bytes(nfcapd(name).read_bytes())
+    monkeypatch.setitem(sys.modules, "lzallright", None)  # import lzallright raises ImportError
+    table, source = read_all(folder)
+    assert table.num_rows == 78 + 118  # the flow records of the other two files
+    [line] = source.skips.lines()
+    assert line.startswith(f"81 records skipped: {folder / 'nfcapd.ipfix_mixed_lzo'}: LZO-compressed")
+    assert "pip install lzallright" in line
+
+
+def test_an_unsupported_compression_is_a_counted_skip_naming_the_fix(tmp_path: Path) -> None:
+    zstd = _corrupt(tmp_path, "ipfix_mixed", lambda d: d.__setitem__(16, 4))  # header: ZSTD compressed
+    table, source = read_all(zstd)
+    assert table.num_rows == 0
+    assert source.skips.counts[f"{zstd}: nfdump compression ZSTD is not supported (to LZ4: nfdump -r FILE -J 3)"] == 81
 
 
 def test_columns_option_decodes_only_what_is_asked() -> None:

@@ -277,7 +277,7 @@ def test_lake_input(tmp_path: Path) -> None:
     writer.write(as_table(rows))
     writer.close()
     out = tmp_path / "p.csv"
-    run_cli("--lake", str(lake), "profile", "--lake", "--filter", "proto = 6", "-o", str(out))
+    run_cli("profile", "--from-lake", "--lake", str(lake), "--filter", "proto = 6", "-o", str(out))
     header, lines = profile_lines(out)
     assert header == HEADER
     assert lines and all(line.split(",")[3] == "6" for line in lines)
@@ -286,9 +286,9 @@ def test_lake_input(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["profile", "-o", "x.csv"], "INPUT files/directories or --lake"),
+        (["profile", "-o", "x.csv"], "INPUT files/directories or --from-lake"),
         (["profile", "missing.nfcapd", "-o", "x.csv"], "no such file"),
-        (["profile", "a", "-o", "x.csv", "--since", "1d"], "--lake"),
+        (["profile", "a", "-o", "x.csv", "--since", "1d"], "--from-lake"),
     ],
 )
 def test_bad_invocations_are_clear_errors(

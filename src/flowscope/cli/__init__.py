@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-import sys
+from typing import Any, cast
 
 import click
 
@@ -36,14 +36,60 @@ Examples:
   flowscope query "SELECT proto, sum(bytes) FROM flows GROUP BY 1"
   flowscope --lake /data/lake query "SELECT ip_text(src_addr), count(*) FROM flows
       WHERE in_cidr(dst_addr, '10.0.0.0/8') GROUP BY 1" --format csv -o out.csv
+  flowscope top --by port -v --lake /data/lake   global options also after the command
 """
+
+
+def _store(ctx: click.Context, param: click.Parameter, value: object) -> None:
+    """Put a given global option into the shared ``CliState``: the one made for the group, which
+    every command's context finds (a command run on its own gets its own)."""
+    if not value:  # not given here: a command's copy has no default, so it keeps what the group set
+        return
+    state = ctx.ensure_object(CliState)
+    if param.name == "verbose":
+        state.verbose += cast(int, value)  # a count
+    else:
+        setattr(state, str(param.name), value)
+
+
+def global_options(*, on_command: bool) -> list[click.Option]:
+    """``--lake``, ``-v``, ``-q``, ``--debug``: for the group (with the default and the environment
+    variable) or for a command, where they are given after its name and listed in its --help."""
+    lake_source: dict[str, Any] = {} if on_command else {"envvar": LAKE_ENV, "default": DEFAULT_LAKE}
+    stored: dict[str, Any] = {"expose_value": False, "callback": _store}
+    return [
+        click.Option(
+            ["--lake", "lake_path"],
+            type=click.Path(file_okay=False),
+            metavar="PATH",
+            help=f"Flow lake directory (env {LAKE_ENV}; default {DEFAULT_LAKE}).",
+            **lake_source,
+            **stored,
+        ),
+        click.Option(["-v", "--verbose"], count=True, help="More detail (repeatable).", **stored),
+        click.Option(["-q", "--quiet"], is_flag=True, help="Only errors and requested output.", **stored),
+        click.Option(["--debug"], is_flag=True, help="Show tracebacks.", **stored),
+    ]
+
+
+def accept_global_options(command: click.Command) -> None:
+    """Let ``command`` take the global options after its name (a group such as ``lake``: it and every
+    subcommand), so ``flowscope query --lake X ...`` and ``flowscope lake info -v`` work."""
+    command.params.extend(global_options(on_command=True))
+    if isinstance(command, click.Group):
+        for subcommand in command.commands.values():
+            accept_global_options(subcommand)
 
 
 class FlowscopeGroup(click.Group):
     """Runs every command through ``run_cleanly``: user errors as one line, no traceback unless --debug.
 
-    Commands in ``COMMANDS`` are loaded on first use.
+    Commands in ``COMMANDS`` are loaded on first use; each takes the global options after its name too.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.params.extend(global_options(on_command=False))
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*COMMANDS, *self.commands})
@@ -54,27 +100,21 @@ class FlowscopeGroup(click.Group):
             self.add_command(getattr(module, cmd_name), cmd_name)
         return self.commands.get(cmd_name)
 
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        accept_global_options(cmd)
+        super().add_command(cmd, name)
+
     def invoke(self, ctx: click.Context) -> object:
-        debug = "--debug" in sys.argv[1:] or bool(ctx.params.get("debug"))
+        def debug() -> bool:
+            state = ctx.find_object(CliState)
+            return state is not None and state.debug
+
         return run_cleanly(lambda: super(FlowscopeGroup, self).invoke(ctx), debug=debug)
 
 
 @click.group(cls=FlowscopeGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--lake",
-    "lake_path",
-    envvar=LAKE_ENV,
-    default=DEFAULT_LAKE,
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help=f"Flow lake directory (env {LAKE_ENV}).",
-)
-@click.option("-v", "--verbose", count=True, help="More detail (repeatable).")
-@click.option("-q", "--quiet", is_flag=True, help="Only errors and requested output.")
-@click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.version_option(__version__, prog_name="flowscope")
 @click.pass_context
-def main(ctx: click.Context, lake_path: str, verbose: int, quiet: bool, debug: bool) -> None:
+def main(ctx: click.Context) -> None:
     """flowscope: collect, meter, read, store and query network flows."""
-    ctx.obj = CliState(lake_path=lake_path, verbosity=-1 if quiet else verbose, debug=debug)
-
+    ctx.ensure_object(CliState)

@@ -8,13 +8,12 @@ import time
 
 import click
 import pyarrow as pa
-from rich.console import Console
 from rich.table import Table
 
 from flowscope.addresses import format_one
 from flowscope.cli.common import CliState, pass_state
 from flowscope.cli.destinations import TO_HELP, destination_urls
-from flowscope.cli.output import print_table
+from flowscope.cli.output import print_table, result_console
 from flowscope.collect.health import HEALTH_DIR
 from flowscope.collect.receive import QUEUE_BYTES, Listen
 from flowscope.collect.server import CollectorConfig, lake_health, new_run_id, run_collector, run_workers
@@ -111,8 +110,7 @@ def collect(
     )
     if workers == 1:
         collector = run_collector(config, metrics)
-        written = dict(collector.health.rows_written)
-        state.info(f"stopped; rows written: {written or 'none'}")
+        state.info(f"stopped; rows written: {_counts(collector.health.rows_written)}")
         return
     failed = run_workers(config, workers, metrics)
     if failed:
@@ -178,7 +176,7 @@ def exporters(state: CliState, output_format: str) -> None:
         return
     if not merged["exporters"] and not merged["listeners"]:
         raise FlowscopeError(f"no collector health in {state.lake.root / HEALTH_DIR} (run `flowscope collect` first)")
-    console = Console()
+    console = result_console()
     if merged["exporters"]:
         console.print(_exporter_table(merged["exporters"]))
     listeners = [
@@ -218,4 +216,4 @@ def templates(state: CliState, output_format: str) -> None:
     if table.num_rows == 0:
         state.info(f"no templates known in {state.lake.root} yet")
         return
-    print_table(table, Console(), title="templates", identifiers=("domain", "template_id"))
+    print_table(table, result_console(), title="templates", identifiers=("domain", "template_id"))

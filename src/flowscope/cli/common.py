@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import re
+import select
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,38 +16,56 @@ from typing import NoReturn, TypeVar
 import click
 import duckdb
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
-from flowscope.lake.layout import Lake
+from flowscope.lake.layout import DEFAULT_LAKE, Lake
 
 T = TypeVar("T")
 
 
+def message_console() -> Console:
+    """The stderr console for messages; when stderr is not a terminal (a log, a pipe) lines are not
+    wrapped at rich's default 80 columns, so a path or a number is never split over two lines."""
+    console = Console(stderr=True)
+    console.soft_wrap = not console.is_terminal
+    return console
+
+
 @dataclass
 class CliState:
-    lake_path: str
-    verbosity: int = 0
+    """The global options, wherever they were given (before or after the command's name)."""
+
+    lake_path: str = DEFAULT_LAKE
+    verbose: int = 0
+    quiet: bool = False
     debug: bool = False
-    console: Console = field(default_factory=lambda: Console(stderr=True))
+    console: Console = field(default_factory=message_console)
+
+    @property
+    def verbosity(self) -> int:
+        """-1 with -q (it wins over -v), otherwise the number of -v."""
+        return -1 if self.quiet else self.verbose
 
     @property
     def lake(self) -> Lake:
         return Lake.at(self.lake_path)
 
     def info(self, message: str) -> None:
+        """Plain text (no rich markup: a path or SQL with brackets prints as it is)."""
         if self.verbosity >= 0:
-            self.console.print(message)
+            self.console.print(message, markup=False)
 
     def detail(self, message: str) -> None:
         if self.verbosity >= 1:
-            self.console.print(message)
+            self.console.print(message, markup=False)
 
     def report_skips(self, skips: Skips) -> None:
         """Skips are always shown (even with -q): silent loss is worse than noise."""
         for line in skips.lines():
-            self.console.print(f"[yellow]warning:[/] {line}")
+            self.console.print(f"[yellow]warning:[/] {escape(line)}")
 
 
 pass_state = click.make_pass_decorator(CliState)
@@ -55,25 +76,57 @@ def fail(message: str, code: int = 2) -> NoReturn:
     sys.exit(code)
 
 
-def run_cleanly(action: Callable[[], T], *, debug: bool) -> T:
-    """User errors become one ``error:`` line and exit 2; anything unexpected exit 1; Ctrl-C exit 130."""
+def run_cleanly(action: Callable[[], T], *, debug: Callable[[], bool]) -> T:
+    """User errors become one ``error:`` line and exit 2; anything unexpected exit 1; Ctrl-C exit 130.
+
+    When the reader of stdout goes away (``flowscope query ... | head``) the command ends quietly with
+    exit 0, as ``seq 1 1000000 | head -1`` does. ``debug`` is asked only when something went wrong, so a
+    ``--debug`` given after the command's name counts too.
+    """
     try:
-        return action()
+        result = action()
+        sys.stdout.flush()  # inside the handlers: a reader gone before the last write is seen here, not at exit
+        return result
     except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
         raise
     except KeyboardInterrupt:
-        if debug:
+        if debug():
             raise
         click.echo("interrupted; everything flushed before the interrupt is stored", err=True)
         sys.exit(130)
     except (FlowscopeError, duckdb.Error) as exc:
-        if debug:
+        if debug():
             raise
         fail(str(exc).splitlines()[0] if isinstance(exc, duckdb.Error) else str(exc))
     except Exception as exc:
-        if debug:
+        if isinstance(exc, OSError) and exc.errno == errno.EPIPE and _stdout_reader_gone():
+            _silence_stdout()
+            sys.exit(0)
+        if debug():
             raise
         fail(f"{type(exc).__name__}: {exc} (rerun with --debug for a traceback)", code=1)
+
+
+def _stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe nobody reads any more (poll reports POLLERR on it).
+
+    A broken pipe elsewhere (a database socket, a worker's pipe) is a real error and must not end
+    the command quietly, so the error's errno alone is not enough.
+    """
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError):  # stdout closed or not a real file (an embedding program's buffer)
+        return False
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush of what is still buffered does not
+    print "Exception ignored ... BrokenPipeError" (the recipe of Python's signal module docs)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")

@@ -8,11 +8,10 @@ import time
 from pathlib import Path
 
 import click
-from rich.console import Console
 
 from flowscope.cli.common import CliState, pass_state, progress_bar
 from flowscope.cli.destinations import TO_HELP, destination_urls, ledgers, open_sink
-from flowscope.cli.output import print_table
+from flowscope.cli.output import print_table, result_console
 from flowscope.demo.pcap import write_synthetic_pcap
 from flowscope.demo.traffic import synthetic_flows
 from flowscope.pipeline import Checkpoint, InputRecord, Sink, run
@@ -68,7 +67,7 @@ def _meter_synthetic_capture(state: CliState, sink: Sink, packets: int, keep: Pa
 
 
 def _report(state: CliState) -> None:
-    console = Console()
+    console = result_console()
     with open_lake(state.lake) as con:
         totals = con.sql(
             "SELECT type, count(*) AS flows, sum(packets + packets_rev) AS packets, "

@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import click
 import pyarrow.parquet as pq
-from rich.console import Console
 from rich.table import Table
 
 from flowscope.cli.common import CliState, pass_state, progress_bar
+from flowscope.cli.output import result_console
 from flowscope.lake.maintenance import SMALL_FILE_BYTES, compact, drop_before
 from flowscope.reduce import transform
 
@@ -24,7 +24,8 @@ def lake() -> None:
 def info(state: CliState) -> None:
     """Tables, partitions, files, rows and size."""
     lake = state.lake.existing()
-    view = Table(title=f"lake {lake.root}")
+    title = f"lake {lake.root}"
+    view = Table(title=title, min_width=len(title))  # a long path widens the table rather than wrapping
     for column in ("table", "partitions", "files", "rows", "MiB", "first day", "last day"):
         view.add_column(column, justify="left" if column in ("table", "first day", "last day") else "right")
     for table in lake.tables():
@@ -34,7 +35,7 @@ def info(state: CliState) -> None:
         days = sorted({f.parent.parent.name.removeprefix("date=") for f in files})
         partitions = len({f.parent for f in files})
         view.add_row(table, f"{partitions:,}", f"{len(files):,}", f"{rows:,}", f"{size:,.1f}", days[0], days[-1])
-    Console().print(view)
+    result_console().print(view)
 
 
 @lake.command(name="compact")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 from collections.abc import Collection
 from decimal import Decimal
@@ -22,6 +23,25 @@ from flowscope.sinks.files import FileSink, format_from_path, write_jsonl
 OUTPUT_FORMATS = ("table", "csv", "json", "parquet")
 _BATCH_ROWS = 100_000
 RESULT_TABLE = "result"  # query results are not flows: the pipeline passes them through as they are
+# Columns a table may take when stdout is a file or a pipe: no table is that wide, so none is cut.
+_UNBOUNDED_WIDTH = 1 << 15
+
+
+class _ResultConsole(Console):
+    def on_broken_pipe(self) -> None:
+        """Hand a reader gone away (``| head``) to ``run_cleanly``, which ends quietly with exit 0, as
+        for CSV output (rich's own handler exits 1)."""
+        raise BrokenPipeError(errno.EPIPE, "stdout closed by its reader")
+
+
+def result_console() -> Console:
+    """The stdout console for tables: on a terminal, as wide as the terminal (rich shrinks or wraps
+    columns to fit); into a file or a pipe, as wide as the content, so no number or column is cut."""
+    console = _ResultConsole()
+    if not console.is_terminal:
+        console.width = _UNBOUNDED_WIDTH
+    return console
+
 
 
 def _format_cell(value: object, identifier: bool) -> str:
@@ -71,7 +91,7 @@ def emit(
         file_format = "json" if named == "jsonl" else named
     if file_format == "table":
         rows = relation.limit(limit + 1).to_arrow_table()
-        print_table(rows.slice(0, limit), Console(), title=title, more=rows.num_rows > limit)
+        print_table(rows.slice(0, limit), result_console(), title=title, more=rows.num_rows > limit)
         return min(rows.num_rows, limit)
     reader = relation.to_arrow_reader(_BATCH_ROWS)
     if output:

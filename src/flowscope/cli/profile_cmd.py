@@ -80,7 +80,7 @@ PACKETS,BYTES,PACKETS_REV,BYTES_REV; times in ms relative to the first record re
 Examples:
   flowscope profile /data/nfcapd/2024/05/01 --format nfdump --exporter 10.0.0.1 --in-if 3 -o day.csv
   flowscope profile flows.csv -o profile.csv -g --report --plot profile.png
-  flowscope profile --lake --since 2024-05-01 --until 2024-05-02 --filter "proto = 17" -o udp.csv
+  flowscope profile --from-lake --since 2024-05-01 --until 2024-05-02 --filter "proto = 17" -o udp.csv
 """,
 )
 @click.argument("inputs", nargs=-1, type=click.Path())
@@ -95,10 +95,10 @@ Examples:
 )
 @click.option("--format", "input_format", help="Input format (default: detected per input).")
 @selection_options
-@click.option("--lake", "from_lake", is_flag=True, help="Read flows from the lake (global --lake path).")
-@click.option("--since", type=TimeParam(), help="With --lake: flows starting at or after.")
-@click.option("--until", type=TimeParam(), help="With --lake: flows starting before.")
-@click.option("--filter", "where", help='With --lake: SQL filter on flows, e.g. "proto = 6".')
+@click.option("--from-lake", is_flag=True, help="Read flows from the lake (the one --lake names) instead of INPUTS.")
+@click.option("--since", type=TimeParam(), help="With --from-lake: flows starting at or after.")
+@click.option("--until", type=TimeParam(), help="With --from-lake: flows starting before.")
+@click.option("--filter", "where", help='With --from-lake: SQL filter on flows, e.g. "proto = 6".')
 @click.option(
     "--min-count", default=1, show_default=True, type=click.IntRange(min=1), help="Zero ports seen in fewer flows."
 )
@@ -125,9 +125,9 @@ def profile(
 ) -> None:
     """Merge flow records into biflows the way ft-profiler does and write an anonymous traffic profile."""
     if from_lake == bool(inputs):
-        raise FlowscopeError("give INPUT files/directories or --lake (one of them)")
+        raise FlowscopeError("give INPUT files/directories or --from-lake (one of them)")
     if not from_lake and (since or until or where):
-        raise FlowscopeError("--since/--until/--filter apply to --lake input")
+        raise FlowscopeError("--since/--until/--filter apply to --from-lake input")
     skips = Skips("records")
     # readers that can skip the columns a profile does not use do
     options = ReadOptions(selection=selection_from(flags), columns=PROFILE_COLUMNS)

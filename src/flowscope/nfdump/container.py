@@ -99,26 +99,34 @@ def sniff(head: bytes) -> bool:
 
 
 class Decompressor:
-    """Block payload decompression for one method; libraries are imported only when a file needs them."""
+    """Block payload decompression for one method; libraries are imported only when a file needs them.
+
+    ``missing`` says why this file's compressed blocks cannot be read here (a codec not installed, a
+    method not supported), naming the file and the fix: its blocks become counted skips, so one such
+    file in a folder does not stop the others from being read.
+    """
 
     def __init__(self, method: int, path: Path) -> None:
         self.method = method
         self.name = COMPRESSION_NAMES.get(method, f"method {method}")
+        self.missing: str | None = None
         if method == LZO_COMPRESSED:
             try:
-                import lzo
-            except ImportError as exc:
-                raise FlowscopeError(
-                    f"{path}: LZO-compressed nfdump file needs python-lzo "
-                    "(pip install 'flowscope[nfdump]'; it builds against liblzo2-dev)"
-                ) from exc
-            self._lzo = lzo
+                import lzallright
+            except ImportError:
+                self.missing = (
+                    f"{path}: LZO-compressed, and the LZO codec is not installed "
+                    "(pip install lzallright, a flowscope dependency)"
+                )
+            else:
+                self._lzo = lzallright.LZOCompressor
+                self._lzo_error = lzallright.LZOError
         elif method == LZ4_COMPRESSED:
             import lz4.block
 
             self._lz4 = lz4.block
         elif method not in (NOT_COMPRESSED, BZ2_COMPRESSED):
-            raise FlowscopeError(f"{path}: nfdump compression {self.name} is not supported (use nfdump -J to convert)")
+            self.missing = f"{path}: nfdump compression {self.name} is not supported (to LZ4: nfdump -r FILE -J 3)"
 
     def __call__(self, payload: bytes) -> bytes:
         """Raises ValueError on a corrupt payload."""
@@ -129,19 +137,19 @@ class Decompressor:
                 return bz2.decompress(payload)
             except (OSError, ValueError, EOFError) as exc:
                 raise ValueError(f"BZ2 decompression failed: {exc}") from exc
-        # LZO and LZ4 blocks do not store their decompressed size: try a buffer that fits nfcapd's
-        # blocks (smaller buffers are much cheaper to allocate), then the largest nfdump writes
+        if self.method == LZO_COMPRESSED:
+            try:  # the size is a first allocation, grown when a block is larger
+                return self._lzo.decompress(payload, TYPICAL_BLOCK_BYTES)
+            except self._lzo_error as exc:
+                raise ValueError(f"LZO decompression failed: {exc}") from exc
+        # LZ4 blocks do not store their decompressed size: try a buffer that fits nfcapd's blocks
+        # (smaller buffers are much cheaper to allocate), then the largest nfdump writes
         for size in (TYPICAL_BLOCK_BYTES, MAX_BLOCK_BYTES):
             try:
-                return self._raw(payload, size)
-            except Exception as exc:  # each library raises its own error type for corrupt input
+                return self._lz4.decompress(payload, uncompressed_size=size)
+            except self._lz4.LZ4BlockError as exc:
                 error = exc
-        raise ValueError(f"{self.name} decompression failed: {error}")
-
-    def _raw(self, payload: bytes, size: int) -> bytes:
-        if self.method == LZ4_COMPRESSED:
-            return self._lz4.decompress(payload, uncompressed_size=size)
-        return self._lzo.decompress(payload, False, size)
+        raise ValueError(f"LZ4 decompression failed: {error}")
 
 
 def iter_blocks(
@@ -184,6 +192,9 @@ def iter_blocks(
             skips.add(f"unknown nfdump block type {block_type}", num_records, f"{path.name} @ {offset}")
             continue
         if not flags & FLAG_BLOCK_UNCOMPRESSED:
+            if decompress.missing:
+                skips.add(decompress.missing, num_records)
+                continue
             try:
                 payload = decompress(payload)
             except ValueError as exc:

@@ -1,0 +1,72 @@
+"""A reader that stops early (``| head -1``) ends a command quietly, as it ends ``seq``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from flowscope.cli import main
+from flowscope.cli.common import run_cleanly
+
+WIDE = "SELECT range AS n, range * 1000003 AS m, repeat('x', 40) AS pad FROM range(200000)"
+
+
+def first_line_then_close(*args: str) -> tuple[str, int, str]:
+    """Run flowscope with stdout to a pipe, read one line, close the pipe; the line, exit code and stderr."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flowscope", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert process.stdout is not None and process.stderr is not None
+    line = process.stdout.readline().decode()
+    process.stdout.close()  # the reader goes away while flowscope still has much to write
+    stderr = process.stderr.read().decode()
+    return line, process.wait(timeout=120), stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["query", WIDE, "--format", "csv"],
+        ["query", WIDE, "--format", "json"],
+        ["query", WIDE, "--limit", "2000"],  # a rich table, larger than the pipe buffer
+        ["top", "-n", "2000", "--by", "pair"],
+        ["top", "-n", "2000", "--by", "pair", "--format", "csv"],
+    ],
+)
+def test_a_closed_pipe_ends_quietly_with_exit_0(demo_lake: Path, args: list[str]) -> None:
+    line, code, stderr = first_line_then_close("--lake", str(demo_lake), *args)
+    assert line
+    assert (code, stderr) == (0, "")
+
+
+def test_a_reader_gone_before_the_last_flush_is_quiet_too(small_lake: Path) -> None:
+    """Short output sits in Python's buffer until the command ends: flushed inside run_cleanly, not at exit."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flowscope", "--lake", str(small_lake), "exporters", "--format", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    process.stdout.close()
+    _, stderr = process.communicate(timeout=120)
+    assert (process.returncode, stderr.decode()) == (0, "")
+
+
+def test_a_broken_pipe_elsewhere_is_still_an_error() -> None:
+    """Only stdout's reader going away is quiet: a broken socket or worker pipe is reported."""
+
+    def action() -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    with pytest.raises(SystemExit) as exited:
+        run_cleanly(action, debug=lambda: False)
+    assert exited.value.code == 1
+
+
+def test_csv_to_a_file_is_unaffected(small_lake: Path) -> None:
+    result = CliRunner().invoke(main, ["--lake", str(small_lake), "query", "SELECT 1 AS one", "--format", "csv"])
+    assert result.stdout == '"one"\n1\n'
