@@ -290,7 +290,7 @@ def _decode_groups(batch: _Batch, context: Contexts, state: NetflowState, skips:
     groups = sorted(batch.groups.values(), key=lambda group: not group[0].is_options)
     tables = []
     for template, indices, bodies in groups:
-        records = Records(template, bodies)
+        records = Records(template, bodies, state.tunnels)
         skips.add("data records overrunning their set (variable-length)", records.overruns)
         row_context = np.repeat(np.asarray(indices, np.int64), records.per_set)
         np.add.at(records_per_context, np.asarray(indices, np.int64), records.per_set)

@@ -29,7 +29,8 @@ class NetflowState:
     path: Path | None = None
     """Where ``save`` writes; None keeps everything in memory (e.g. ``flowscope read --as-exports``)."""
     tunnels: str = "outer"
-    """How packet sections (RFC 7133) that hold a tunnel are read: its "outer" or its "inner" headers."""
+    """Which header of a tunnelled packet a flow is keyed by, "outer" or "inner": in packet sections
+    (RFC 7133) and in templates that repeat the header elements for each header (SRv6 exporters)."""
     batches: int = 0
 
     @classmethod
