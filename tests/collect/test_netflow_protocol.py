@@ -177,6 +177,24 @@ def test_variable_length_elements() -> None:
     ]
 
 
+def test_netflow_v9_variable_length_fields() -> None:
+    """H3C NetStream sends NetFlow v9 templates with length 0xFFFF fields and IPFIX's variable-length
+    encoding in the records (1-byte length, or 255 and a 2-byte length), as nfcapd and Wireshark read it."""
+    fields = ((8, 4), (82, 0xFFFF), (12, 4), (1, 4), (2, 4))  # interfaceName, variable length
+    v9_template = set_(0, struct.pack(">HH", 300, len(fields)) + b"".join(struct.pack(">HH", *f) for f in fields))
+
+    def record(src: str, name: bytes, dst: str, octets: int) -> bytes:
+        prefix = bytes([len(name)]) if len(name) < 255 else b"\xff" + struct.pack(">H", len(name))
+        return simple_record(src, dst, octets, 1)[:4] + prefix + name + simple_record(src, dst, octets, 1)[4:]
+
+    body = record("10.0.0.1", b"GE1/0/1", "10.0.0.2", 100) + record("10.0.0.3", b"x" * 300, "10.0.0.4", 200)
+    state = NetflowState()
+    decoded = decode_netflow(batch(v9(v9_template, set_(300, body, pad=2), count=3)), state)
+    assert flows_of(decoded) == [("10.0.0.1", "10.0.0.2", 100, 1), ("10.0.0.3", "10.0.0.4", 200, 1)]
+    assert not decoded.skips.counts and decoded.messages.column("status").to_pylist() == ["ok"]
+    assert state.templates.table().column("fields").to_pylist() == ["8/4 82/* 12/4 1/4 2/4"]
+
+
 def test_variable_length_overrun_is_counted() -> None:
     fields = ((8, 4), (96, 0xFFFF))
     body = addresses.parse_one("10.0.0.1")[12:] + b"\x02ab" + addresses.parse_one("10.0.0.2")[12:] + b"\x09abc"
