@@ -4,11 +4,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
 from click.testing import CliRunner
+from tests.capture.frame_builders import ether, ipv4, pcap_file, udp
+from tests.collect.test_netflow_protocol import SIMPLE, ipfix, set_, simple_record, template
+from tests.collect.test_sflow import counter_datagram
 from tests.conftest import shared_data
 
+from flowscope import addresses
 from flowscope.cli import main
+from flowscope.collect.exports import ExportCaptureSource
+from flowscope.collect.sflow import COUNTER_SCHEMA, COUNTERS_TABLE
 from flowscope.lake.sql import open_lake
+from flowscope.pipeline import table_of
+
+CAPTURE_START_S = 1_700_000_000
+
+
+def export_capture(path: Path, *datagrams: tuple[str, int, bytes]) -> Path:
+    """A capture of export datagrams, (exporter, destination port, payload) each; packet i at start + i s."""
+    frames = [ether(ipv4(udp(50000, port, payload), 17, sender, "192.0.2.100")) for sender, port, payload in datagrams]
+    path.write_bytes(pcap_file(frames, start_s=CAPTURE_START_S))
+    return path
 
 
 def run(lake: Path, *args: str) -> str:
@@ -58,3 +75,28 @@ def test_read_as_exports_with_inner_tunnels(lake_dir: Path) -> None:
         assert con.execute("SELECT ip_text(src_addr), ip_text(dst_addr), proto FROM flows").fetchall() == [
             ("8.8.8.8", "213.36.140.100", 1)
         ]
+
+
+def test_sflow_counter_samples_come_out_as_interface_counter_batches(tmp_path: Path) -> None:
+    """Counter samples are yielded (tagged for ``interface_counters``, the collector's columns), not dropped."""
+    flows = ipfix(template(256, *SIMPLE), set_(256, simple_record("10.0.0.1", "10.0.0.2", 100, 1)))
+    capture = export_capture(
+        tmp_path / "exports.pcap",
+        ("192.0.2.9", 6343, counter_datagram(sequence=7)),
+        ("192.0.2.1", 4739, flows),
+        ("192.0.2.9", 6343, counter_datagram(sequence=8)),
+    )
+    source = ExportCaptureSource([capture])
+    batches = list(source)
+    by_table: dict[str, list[pa.Table]] = {}
+    for batch in batches:
+        by_table.setdefault(table_of(batch), []).append(batch)
+    assert sorted(by_table) == ["flows", COUNTERS_TABLE]
+    assert sum(t.num_rows for t in by_table["flows"]) == 1
+    counters = pa.concat_tables(by_table[COUNTERS_TABLE])
+    assert counters.schema.equals(COUNTER_SCHEMA)
+    assert counters.column("in_octets").to_pylist() == [123_456_789_012] * 2
+    assert addresses.format_text(counters.column("sampler_address")).to_pylist() == ["192.0.2.9"] * 2
+    received = counters.column("time_received").cast(pa.int64()).to_pylist()
+    assert received == [CAPTURE_START_S * 10**9 + 250_000_000, (CAPTURE_START_S + 2) * 10**9 + 250_000_000]
+    assert not source.skips.counts

@@ -3,7 +3,9 @@
 Every UDP payload of the capture is one export datagram; its source address is the
 exporter and its capture time the receive time, exactly as the live collector would
 have seen it. NetFlow/IPFIX and sFlow are told apart by their version field; datagrams
-that are neither are counted by reason, not lost.
+that are neither are counted by reason, not lost. Flows are yielded as flow batches,
+sFlow counter samples as batches tagged for the ``interface_counters`` table (the
+collector's columns).
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from flowscope.collect.datagrams import Datagrams
 from flowscope.collect.dispatch import decode_netflow
 from flowscope.collect.options import EXPORTS_FORMAT
 from flowscope.collect.sampling import SamplingConfig
-from flowscope.collect.sflow import decode_sflow
+from flowscope.collect.sflow import COUNTERS_TABLE, decode_sflow
 from flowscope.collect.state import NetflowState
 from flowscope.diagnostics import Skips
+from flowscope.pipeline import tag
 from flowscope.readers.registry import Reader, register
 
 UDP = 17
@@ -56,7 +59,8 @@ def iter_export_datagrams(paths: Sequence[Path], skips: Skips) -> Iterator[Datag
 
 
 class ExportCaptureSource:
-    """Flows decoded from the export datagrams of captures (templates learnt along the way)."""
+    """Flows (and tagged counter batches) decoded from the export datagrams of captures (templates learnt
+    along the way)."""
 
     def __init__(self, paths: Sequence[Path], state: NetflowState | None = None) -> None:
         self.files = capture_files(paths)
@@ -77,12 +81,10 @@ class ExportCaptureSource:
                     parts.append(decode_sflow(datagrams.take(np.flatnonzero(is_sflow))))
                 for decoded in parts:
                     self.skips.merge(decoded.skips)
-                    if decoded.counters is not None:
-                        self.skips.add(
-                            "sFlow counter samples (only flowscope collect stores them)", decoded.counters.num_rows
-                        )
                     if decoded.flows.num_rows:
                         yield decoded.flows
+                    if decoded.counters is not None and decoded.counters.num_rows:
+                        yield tag(decoded.counters, COUNTERS_TABLE)
             self._done = sum(p.stat().st_size for p in self.files[: index + 1])
         self.skips.add("data sets whose template never came", self.state.templates.held_sets)
 

@@ -51,7 +51,7 @@ from flowscope.collect.receive import (
     widen_pipe,
 )
 from flowscope.collect.sampling import SamplingConfig
-from flowscope.collect.sflow import decode_sflow
+from flowscope.collect.sflow import COUNTERS_TABLE, decode_sflow
 from flowscope.collect.state import NetflowState
 from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
@@ -65,7 +65,6 @@ GATHER_SECONDS = 0.05  # how long the decode loop waits to fill a batch
 DECODE_NICENESS = 5  # the decoder yields the CPU to the receive processes
 HOUSEKEEPING_SECONDS = 1.0
 LOG_EVERY_SECONDS = 10.0
-COUNTERS_TABLE = "interface_counters"
 
 
 @dataclass(frozen=True)

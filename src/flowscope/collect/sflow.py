@@ -103,6 +103,8 @@ COUNTER_SCHEMA = pa.schema(
     ]
 )
 """Rows of the ``interface_counters`` lake table: the generic interface counters (RFC 2233 ifTable)."""
+COUNTERS_TABLE = "interface_counters"
+"""The lake table of ``COUNTER_SCHEMA`` rows (written by ``flowscope collect`` and ``read --as-exports``)."""
 
 
 @dataclass
