@@ -76,6 +76,7 @@ def test_goflow2_v5() -> None:
         "domain": 0x0808,
         "sequence": 25661,
         "records": 6,
+        "flows": 6,
         "received_ns": 0,
         "status": "ok",
     }
@@ -154,6 +155,7 @@ def test_python_netflow_ipfix() -> None:
     # upstream: 2 + 1 + 20 + 2 + 1 records, of which one is an options record (metering process)
     assert decoded.flows.num_rows == 25
     assert decoded.messages.column("records").to_pylist() == [3, 20, 3]
+    assert decoded.messages.column("flows").to_pylist() == [3, 19, 3]  # the templates datagram: 1 options record
     assert len(state.templates.templates) == 5
     domain = (addresses.parse_one("127.0.0.1"), 10, 0)
     assert state.system_init_ms[domain] == 1585735165729  # systemInitTimeMilliseconds of the options record
