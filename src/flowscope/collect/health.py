@@ -11,7 +11,8 @@ flow records, IPFIX data records, options data included (RFC 7011 section 3.1), 
 (RFC 3954 section 5.1), sFlow counts datagrams and, per data source, samples.
 
 The whole state is a JSON-able snapshot, written to ``LAKE/_collector/health-*.json``
-so ``flowscope exports`` and the metrics endpoint of a multi-worker collector can read it.
+(``save_health``, by the collector and by ``read --as-exports``) so ``flowscope exporters``
+and the metrics endpoint of a multi-worker collector can read it.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import pyarrow.compute as pc
 
 from flowscope import addresses
 from flowscope.collect.datagrams import Decoded
+from flowscope.collect.state import NetflowState
 from flowscope.collect.templates import write_json_atomically
 from flowscope.diagnostics import Skips
 
@@ -353,6 +355,21 @@ class Health:
         path = Path(lake_root) / HEALTH_DIR / f"health-{name}.json"
         write_json_atomically(path, {**self.snapshot(), "name": name, "run_id": run_id})
         return path
+
+
+def save_health(
+    lake_root: str | Path, health: Health, name: str, *, run_id: str, state: NetflowState | None = None
+) -> Path:
+    """Leave one run's health in the lake: the snapshot ``_collector/health-NAME.json`` (``flowscope
+    exporters`` shows the latest run's) and, given the run's NetFlow state, the templates and sampling
+    rates it learnt (``_collector/templates.json``, merged with what is saved there: ``flowscope
+    templates``, and the next collector decodes with them). The collector calls it every second and
+    at exit, ``read --as-exports`` once at the end. Returns the snapshot's path.
+    """
+    if state is not None:
+        health.templates = {"known": len(state.templates.templates), "held_sets": state.templates.held_sets}
+        state.save(lake_root=lake_root)
+    return health.save(Path(lake_root), name, run_id=run_id)
 
 
 def load_snapshots(lake_root: Path) -> list[dict]:

@@ -36,7 +36,7 @@ import pyarrow as pa
 
 from flowscope.collect.datagrams import Datagrams, Decoded
 from flowscope.collect.dispatch import decode_netflow
-from flowscope.collect.health import Health, ListenerHealth, load_snapshots, merge_snapshots
+from flowscope.collect.health import Health, ListenerHealth, load_snapshots, merge_snapshots, save_health
 from flowscope.collect.metrics import MetricsServer
 from flowscope.collect.receive import (
     QUEUE_BYTES,
@@ -304,9 +304,6 @@ class Collector:
             self.log.add(protocol, decoded.skips)
 
     def _housekeeping(self) -> None:
-        if self.netflow_state is not None:
-            store = self.netflow_state.templates
-            self.health.templates = {"known": len(store.templates), "held_sets": store.held_sets}
         for listener in self.listeners:
             drops = kernel_drops(listener.sock)
             if drops is not None:
@@ -316,7 +313,9 @@ class Collector:
 
     def save_health(self) -> None:
         try:
-            self.health.save(self.lake.root, self.health_name, run_id=self.config.run_id)
+            save_health(
+                self.lake.root, self.health, self.health_name, run_id=self.config.run_id, state=self.netflow_state
+            )
         except OSError as exc:
             log.warning("cannot save health snapshot: %s", exc)
 
