@@ -90,18 +90,18 @@ per-header attributes). Interfaces, counters, times, MACs and VLANs describe the
 def header_layers(keys: Sequence[FieldKey]) -> list[int | None]:
     """Which header each template field describes: 0 the outermost, then 1, ...; None for other fields.
 
-    A template describes several headers only when it repeats a header element (RFC 7011 section 8
-    allows repeated elements, their order being significant). It then walks from the outer header
-    inwards: a field whose header slot the current header already has starts the next header, so
-    outer IPv6 addresses (27/28) followed by inner IPv4 ones (8/12) are two headers. Without a
-    repeated element everything is one header, also a template carrying both address families
-    for records of either (one of them zero per record).
+    A template describes several headers only when it repeats a header element (RFC 7011 section 8:
+    repeated occurrences follow the order in which the metering process treats them). The fields are
+    then walked from the outer header inwards: a field whose header slot the current header already
+    has starts the next header, so outer IPv6 addresses (27/28) followed by inner IPv4 ones (8/12)
+    are two headers. Without a repeated element everything is one header, also a template carrying
+    both address families for records of either (one of them zero per record).
     """
     header = [key for key in keys if key in HEADER_SLOTS]
     if len(set(header)) == len(header):
         return [0 if key in HEADER_SLOTS else None for key in keys]
     layers: list[int | None] = []
-    layer, seen = 0, set()
+    layer, seen = 0, set[str]()
     for key in keys:
         slot = HEADER_SLOTS.get(key)
         if slot is None:
