@@ -7,8 +7,9 @@ stream, sequence numbers are unwrapped (32-bit, modular) within each group, and 
 running maximum of "the next expected number" tells gaps (missing) from late arrivals.
 
 How far a sequence number advances per message differs by protocol: NetFlow v5 counts
-flow records, IPFIX data records, options data included (RFC 7011 section 3.1), NetFlow v9 counts export packets
-(RFC 3954 section 5.1), sFlow counts datagrams and, per data source, samples.
+flow records, IPFIX data records, options data included (RFC 7011 section 3.1), NetFlow
+v9 export packets (RFC 3954 section 5.1), sFlow datagrams and, per data source, samples.
+Only flow records count as an exporter's flows.
 
 The whole state is a JSON-able snapshot, written to ``LAKE/_collector/health-*.json``
 (``save_health``, by the collector and by ``read --as-exports``) so ``flowscope exporters``
