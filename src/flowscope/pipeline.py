@@ -25,12 +25,11 @@ from typing import Any, Protocol, TypeAlias
 import pyarrow as pa
 
 from flowscope.diagnostics import Skips
-from flowscope.schema import conform
+from flowscope.schema import FLOWS, conform
 
 Batch: TypeAlias = pa.Table | pa.RecordBatch
 Transform = Callable[[pa.Table], pa.Table]
 
-FLOWS = "flows"
 _TABLE_KEY = b"flowscope.table"
 
 

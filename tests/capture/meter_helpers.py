@@ -33,10 +33,25 @@ def make_batch(packets: list[dict]) -> PacketBatch:
         batch.tcp_flags[row] = packet.get("flags", 0)
         batch.vlan_id[row] = packet.get("vlan", 0)
         batch.icmp_type[row] = packet.get("icmp_type", 0)
+        batch.icmp_code[row] = packet.get("icmp_code", 0)
         batch.frag_id[row] = packet.get("frag_id", 0)
         batch.frag_offset[row] = packet.get("frag_offset", 0)
         batch.more_fragments[row] = packet.get("more_fragments", False)
     return batch
+
+
+ICMP_QUERY_OF = {1: {0: 8, 14: 13, 16: 15, 18: 17}, 58: {129: 128, 140: 139}}
+"""Reply type -> the query type it answers, per protocol (the exchanges a biflow keeps together)."""
+
+
+def key_ports(packet: dict) -> tuple[int, int]:
+    """The ports a packet is keyed by: ICMP type and code as the destination "port" (type * 256 + code),
+    a reply's as its query's from the source side."""
+    if packet.get("proto", 6) not in ICMP_QUERY_OF:
+        return packet.get("sport", 0), packet.get("dport", 0)
+    kind, code = packet.get("icmp_type", 0), packet.get("icmp_code", 0)
+    query = ICMP_QUERY_OF[packet["proto"]].get(kind)
+    return ((query << 8 | code), 0) if query is not None else (0, kind << 8 | code)
 
 
 def reference_flows(packets: list[dict], *, idle: float, active: float, uniflow: bool = False) -> list[tuple]:
@@ -47,12 +62,11 @@ def reference_flows(packets: list[dict], *, idle: float, active: float, uniflow:
     cache: dict[tuple, dict] = {}
     done: list[dict] = []
     for p in sorted(packets, key=lambda p: p["ts"]):
-        forward = (address(p["src"]), p.get("sport", 0)) <= (address(p["dst"]), p.get("dport", 0))
-        ends = sorted(
-            [(p["src"], p.get("sport", 0)), (p["dst"], p.get("dport", 0))], key=lambda e: (address(e[0]), e[1])
-        )
+        sport, dport = key_ports(p)
+        forward = (address(p["src"]), sport) <= (address(p["dst"]), dport)
+        ends = sorted([(p["src"], sport), (p["dst"], dport)], key=lambda e: (address(e[0]), e[1]))
         if uniflow:
-            ends, forward = [(p["src"], p.get("sport", 0)), (p["dst"], p.get("dport", 0))], True
+            ends, forward = [(p["src"], sport), (p["dst"], dport)], True
         key = (*ends[0], *ends[1], p.get("proto", 6), p.get("vlan", 0))
         flow = cache.get(key)
         if flow and (p["ts"] - flow["last"] >= idle or p["ts"] - flow["start"] >= active):

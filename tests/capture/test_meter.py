@@ -5,16 +5,20 @@ from __future__ import annotations
 import base64
 import hashlib
 import random
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pytest
+from tests.capture.frame_builders import ether, icmp, ipv4, ipv6, pcap_file
 from tests.capture.meter_helpers import address, make_batch, reference_flows, table_flows
 
+from flowscope.addresses import format_text
 from flowscope.capture import meter as meter_module
 from flowscope.capture.meter import FlowMeter
 from flowscope.capture.options import MeterOptions
 from flowscope.capture.packets import PacketBatch
+from flowscope.capture.source import CaptureSource
 from flowscope.schema import FLOW_SCHEMA
 
 
@@ -76,10 +80,12 @@ def random_packets(count: int, seed: int, span: float = 2000.0) -> list[dict]:
     for _ in range(count):
         v6 = rng.random() < 0.1
         src, dst = rng.sample(hosts[-2:] if v6 else hosts[:6], 2)
-        proto = rng.choice([6, 17, 1])
-        sport, dport = (0, 0) if proto == 1 else (rng.choice([1000, 1001, 53]), rng.choice([53, 80, 1000]))
+        proto = rng.choice([6, 17, 58 if v6 else 1])
+        sport, dport = (0, 0) if proto in (1, 58) else (rng.choice([1000, 1001, 53]), rng.choice([53, 80, 1000]))
+        icmp_type = rng.choice([128, 129, 135, 136] if v6 else [8, 0, 3, 3, 11])
         ts = round(rng.uniform(0, span), 3)
         packets.append({"ts": ts, "src": src, "dst": dst, "sport": sport, "dport": dport, "proto": proto,
+                        "icmp_type": icmp_type, "icmp_code": rng.choice([0, 1]) if icmp_type == 3 else 0,
                         "size": rng.randint(40, 1500), "vlan": rng.choice([0, 0, 0, 7])})  # fmt: skip
     return sorted(packets, key=lambda p: p["ts"])
 
@@ -140,6 +146,50 @@ def test_full_cache_expires_oldest_flows_early_and_loses_nothing() -> None:
     assert meter.peak_flows <= 20
     assert sum(table.column("packets").to_pylist()) == 100
     assert table.num_rows > 50  # flows pushed out early come back as second records
+
+
+def test_icmp_messages_are_keyed_by_type_and_code_and_exchanges_stay_one_biflow(tmp_path: Path) -> None:
+    """A capture of different ICMP/ICMPv6 messages between two hosts: a neighbour solicitation and the
+    advertisement are two flows (nfdump, ipfixprobe and YAF keep type and code in the key), each
+    destination unreachable code is its own flow, and an echo request with its reply is one biflow (one
+    per direction of pinging), a fragmented request included. Ports stay 0 as the schema has it."""
+    a, b = "10.0.0.1", "10.0.0.2"
+    echo = icmp(8, 0, b"ping" * 2)
+    frames = [
+        ipv6(icmp(135, 0, bytes(16)), 58, "2001:db8::1", "2001:db8::2"),
+        ipv6(icmp(136, 0, bytes(16)), 58, "2001:db8::2", "2001:db8::1"),
+        ipv4(echo, 1, a, b),
+        ipv4(icmp(0, 0, b"ping" * 2), 1, b, a),
+        ipv4(echo, 1, b, a),
+        ipv4(icmp(0, 0, b"ping" * 2), 1, a, b),
+        ipv4(icmp(3, 3, bytes(28)), 1, b, a),
+        ipv4(icmp(3, 1, bytes(28)), 1, b, a),
+        ipv4(echo, 1, a, b, ident=99, more_fragments=True),
+        ipv4(b"x" * 16, 1, a, b, ident=99, frag_offset=2),
+    ]
+    path = tmp_path / "icmp.pcap"
+    path.write_bytes(pcap_file([ether(f, 0x86DD if f[0] >> 4 == 6 else 0x0800) for f in frames]))
+    table = pa.concat_tables(list(CaptureSource([path], MeterOptions())))
+    names = ["src_port", "dst_port", "proto", "icmp_type", "icmp_code", "packets", "packets_rev"]
+    flows = sorted(
+        (src, dst, *values)
+        for src, dst, *values in zip(
+            format_text(table.column("src_addr")).to_pylist(),
+            format_text(table.column("dst_addr")).to_pylist(),
+            *(table.column(name).to_pylist() for name in names),
+            strict=True,
+        )
+    )
+    assert flows == [
+        (a, b, 0, 0, 1, 8, 0, 3, 1),
+        (b, a, 0, 0, 1, 3, 1, 1, 0),
+        (b, a, 0, 0, 1, 3, 3, 1, 0),
+        (b, a, 0, 0, 1, 8, 0, 1, 1),
+        ("2001:db8::1", "2001:db8::2", 0, 0, 58, 135, 0, 1, 0),
+        ("2001:db8::2", "2001:db8::1", 0, 0, 58, 136, 0, 1, 0),
+    ]
+    uniflows = pa.concat_tables(list(CaptureSource([path], MeterOptions(uniflow=True))))
+    assert uniflows.num_rows == 8  # echo requests and replies apart (each direction on its own)
 
 
 def reference_community_id(src: str, dst: str, proto: int, sport: int, dport: int) -> str:

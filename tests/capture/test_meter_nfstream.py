@@ -35,6 +35,8 @@ KNOWN_DIFFERENCES = {
     "ip_fragmented_garbage.pcap": "later fragments counted; truncated TCP headers keep their ports",
     # a fuzzed record header claims a 4 GB original length; the reader uses the captured length instead
     "fuzz-2021-06-07-c6c72a0a56.pcap": "bogus original length replaced by the captured length",
+    # NFStream keys ICMP without type and code: every message between two hosts is one biflow
+    "quic_interop_V.pcapng": "ICMP keyed by type and code (port unreachables sent both ways are several flows)",
 }
 OUTER_ONLY = {"teredo.pcap"}  # NFStream does not decapsulate Teredo
 
@@ -46,9 +48,7 @@ def meter(paths: list[Path], **options: Any) -> tuple[pa.Table, CaptureSource]:
 
 
 def biflow_totals(table: pa.Table) -> list[tuple[int, int]]:
-    packets = table.column("packets").to_numpy() + table.column("packets_rev").to_numpy()
-    octets = table.column("bytes").to_numpy() + table.column("bytes_rev").to_numpy()
-    return sorted(zip(packets.tolist(), octets.tolist(), strict=True))
+    return sorted(biflow_totals_in_order(table))
 
 
 def result_files() -> list[str]:
@@ -82,6 +82,31 @@ def test_fragments_are_the_only_difference_on_dns_fragmented() -> None:
         int(r["bidirectional_packets"]) for r in rows
     )
     assert extra > 0 and source.meter.unmatched_fragments == 0
+
+
+def test_icmp_type_and_code_are_the_only_difference_on_quic_interop() -> None:
+    """Our ICMP flows merged per host pair (NFStream keys ICMP by addresses alone) are NFStream's flows."""
+    name = "quic_interop_V.pcapng"
+    with open(shared_data("pcap", "nfstream", "results", f"{name}.csv")) as handle:
+        rows = list(csv.DictReader(handle))
+    expected = sorted((int(r["bidirectional_packets"]), int(r["bidirectional_bytes"])) for r in rows)
+    table, _ = meter([NFSTREAM / name], **NFSTREAM_SETTINGS)
+    proto = table.column("proto").to_numpy()
+    icmp = (proto == 1) | (proto == 58)
+    assert biflow_totals(table) != expected and icmp.any()
+    sources, destinations = (format_text(table.column(name)).to_pylist() for name in ("src_addr", "dst_addr"))
+    merged: dict[tuple, tuple[int, int]] = {}
+    for row, totals in enumerate(biflow_totals_in_order(table)):
+        key = tuple(sorted((sources[row], destinations[row]))) if icmp[row] else row
+        packets, octets = merged.get(key, (0, 0))
+        merged[key] = (packets + totals[0], octets + totals[1])
+    assert sorted(merged.values()) == expected
+
+
+def biflow_totals_in_order(table: pa.Table) -> list[tuple[int, int]]:
+    packets = table.column("packets").to_numpy() + table.column("packets_rev").to_numpy()
+    octets = table.column("bytes").to_numpy() + table.column("bytes_rev").to_numpy()
+    return list(zip(packets.tolist(), octets.tolist(), strict=True))
 
 
 def expectations() -> dict:

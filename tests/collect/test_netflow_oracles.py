@@ -7,10 +7,12 @@ upstream assertions name (see each folder's SOURCE.md).
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+from tests.collect import test_netflow_protocol as built
 from tests.conftest import shared_data
 
 from flowscope import addresses
@@ -74,6 +76,7 @@ def test_goflow2_v5() -> None:
         "domain": 0x0808,
         "sequence": 25661,
         "records": 6,
+        "flows": 6,
         "received_ns": 0,
         "status": "ok",
     }
@@ -152,6 +155,7 @@ def test_python_netflow_ipfix() -> None:
     # upstream: 2 + 1 + 20 + 2 + 1 records, of which one is an options record (metering process)
     assert decoded.flows.num_rows == 25
     assert decoded.messages.column("records").to_pylist() == [3, 20, 3]
+    assert decoded.messages.column("flows").to_pylist() == [3, 19, 3]  # the templates datagram: 1 options record
     assert len(state.templates.templates) == 5
     domain = (addresses.parse_one("127.0.0.1"), 10, 0)
     assert state.system_init_ms[domain] == 1585735165729  # systemInitTimeMilliseconds of the options record
@@ -344,6 +348,30 @@ def test_akvorado_srv6_section_outer_and_inner() -> None:
         63,
     )
     assert (inner["bytes"], inner["packets"], inner["etype"]) == (64, 1, 0x0800)
+
+
+def test_akvorado_srv6_headers_as_elements_decode_like_the_section() -> None:
+    """The same SRv6 packet as an element-exporting router describes it (outer IPv6 header elements, then
+    the carried IPv4 ones, in one template) keys its flow exactly as the packet section does, both ways."""
+    names = ("ipfix-srv6-template.pcap", "ipfix-srv6-data.pcap")
+    section = {t: rows(decode_netflow(captured(*names), NetflowState(tunnels=t)))[0] for t in ("outer", "inner")}
+    outer, inner = section["outer"], section["inner"]
+    fields = ((27, 16), (28, 16), (4, 1), (7, 2), (11, 2), (5, 1), (192, 1))
+    fields += ((8, 4), (12, 4), (4, 1), (7, 2), (11, 2), (5, 1), (192, 1), (32, 2), (1, 4), (2, 4))
+    record = b"".join(
+        addresses.parse_one(flow["src_addr"])[-width:] + addresses.parse_one(flow["dst_addr"])[-width:]
+        + struct.pack(">BHHBB", flow["proto"], flow["src_port"], flow["dst_port"], flow["ip_tos"], flow["ip_ttl"])
+        for flow, width in ((outer, 16), (inner, 4))
+    )  # fmt: skip
+    record += struct.pack(">HII", inner["icmp_type"] << 8 | inner["icmp_code"], inner["bytes"], 1)
+    message = built.ipfix(
+        built.template(300, *fields), built.set_(300, record), domain=outer["observation_domain_id"]
+    )
+    key = ("src_addr", "dst_addr", "proto", "src_port", "dst_port", "ip_tos", "ip_ttl", "etype", "icmp_type")
+    for tunnels, expected in section.items():
+        (flow,) = rows(decode_netflow(built.batch(message), NetflowState(tunnels=tunnels)))
+        assert subset(flow, dict.fromkeys(key)) == subset(expected, dict.fromkeys(key)), tunnels
+        assert flow["icmp_code"] == expected["icmp_code"]
 
 
 def test_akvorado_template_without_data_and_data_without_template() -> None:

@@ -177,12 +177,98 @@ def test_variable_length_elements() -> None:
     ]
 
 
+def test_netflow_v9_variable_length_fields() -> None:
+    """H3C NetStream sends NetFlow v9 templates with length 0xFFFF fields and IPFIX's variable-length
+    encoding in the records (1-byte length, or 255 and a 2-byte length), as nfcapd and Wireshark read it."""
+    fields = ((8, 4), (82, 0xFFFF), (12, 4), (1, 4), (2, 4))  # interfaceName, variable length
+    v9_template = set_(0, struct.pack(">HH", 300, len(fields)) + b"".join(struct.pack(">HH", *f) for f in fields))
+
+    def record(src: str, name: bytes, dst: str, octets: int) -> bytes:
+        prefix = bytes([len(name)]) if len(name) < 255 else b"\xff" + struct.pack(">H", len(name))
+        return simple_record(src, dst, octets, 1)[:4] + prefix + name + simple_record(src, dst, octets, 1)[4:]
+
+    body = record("10.0.0.1", b"GE1/0/1", "10.0.0.2", 100) + record("10.0.0.3", b"x" * 300, "10.0.0.4", 200)
+    state = NetflowState()
+    decoded = decode_netflow(batch(v9(v9_template, set_(300, body, pad=2), count=3)), state)
+    assert flows_of(decoded) == [("10.0.0.1", "10.0.0.2", 100, 1), ("10.0.0.3", "10.0.0.4", 200, 1)]
+    assert not decoded.skips.counts and decoded.messages.column("status").to_pylist() == ["ok"]
+    assert state.templates.table().column("fields").to_pylist() == ["8/4 82/* 12/4 1/4 2/4"]
+
+
 def test_variable_length_overrun_is_counted() -> None:
     fields = ((8, 4), (96, 0xFFFF))
     body = addresses.parse_one("10.0.0.1")[12:] + b"\x02ab" + addresses.parse_one("10.0.0.2")[12:] + b"\x09abc"
     decoded = decode_netflow(batch(ipfix(template(256, *fields), set_(256, body))), NetflowState())
     assert decoded.flows.num_rows == 1
     assert any("overrunning" in reason for reason in decoded.skips.counts)
+
+
+# SRv6 exporters (Cisco, Huawei) describe the outer IPv6 header, then the carried IPv4 5-tuple
+OUTER_V6 = ((27, 16), (28, 16), (4, 1), (7, 2), (11, 2), (5, 1))
+INNER_V4 = ((8, 4), (12, 4), (4, 1), (7, 2), (11, 2), (5, 1))
+
+
+def header_fields(src: str, dst: str, proto: int, sport: int, dport: int, tos: int) -> bytes:
+    raw = addresses.parse_one(src), addresses.parse_one(dst)
+    if src.count(".") == 3:
+        raw = raw[0][12:], raw[1][12:]
+    return raw[0] + raw[1] + struct.pack(">BHHB", proto, sport, dport, tos)
+
+
+def key_columns(decoded) -> list[tuple]:
+    names = ["src_addr", "dst_addr", "proto", "src_port", "dst_port", "ip_tos", "etype", "bytes"]
+    return [
+        (addresses.format_one(r["src_addr"]), addresses.format_one(r["dst_addr"]), *list(r.values())[2:])
+        for r in decoded.flows.select(names).to_pylist()
+    ]
+
+
+def test_templates_with_outer_and_inner_headers_key_flows_by_one_of_them() -> None:
+    """Every key column comes from the same header: the outer one by default, the inner one with
+    ``tunnels="inner"`` (never the inner addresses with the outer protocol, ports and ToS)."""
+    fields = (*OUTER_V6, *INNER_V4, (1, 4), (2, 4))
+    outer = header_fields("2001:db8::1", "2001:db8::2", 4, 0, 0, 0xB8)
+    records = outer + header_fields("10.0.0.1", "10.0.0.2", 6, 40000, 443, 0) + struct.pack(">II", 100, 1)
+    records += outer + header_fields("10.0.0.3", "10.0.0.4", 17, 5353, 53, 0x10) + struct.pack(">II", 200, 2)
+    message = ipfix(template(256, *fields), set_(256, records))
+    assert key_columns(decode_netflow(batch(message), NetflowState())) == [
+        ("2001:db8::1", "2001:db8::2", 4, 0, 0, 0xB8, 0x86DD, 100),
+        ("2001:db8::1", "2001:db8::2", 4, 0, 0, 0xB8, 0x86DD, 200),
+    ]
+    assert key_columns(decode_netflow(batch(message), NetflowState(tunnels="inner"))) == [
+        ("10.0.0.1", "10.0.0.2", 6, 40000, 443, 0, 0x0800, 100),
+        ("10.0.0.3", "10.0.0.4", 17, 5353, 53, 0x10, 0x0800, 200),
+    ]
+
+
+def test_a_header_element_the_chosen_header_lacks_stays_null() -> None:
+    """The outer header here has addresses and a protocol, no ports: its flows get no ports (null), not the
+    inner header's."""
+    fields = ((27, 16), (28, 16), (4, 1), *INNER_V4[:5], (1, 4), (2, 4))
+    record = header_fields("2001:db8::1", "2001:db8::2", 4, 0, 0, 0)[:33]
+    record += header_fields("10.0.0.1", "10.0.0.2", 17, 1000, 53, 0)[:13] + struct.pack(">II", 60, 1)
+    message = ipfix(template(256, *fields), set_(256, record))
+    assert key_columns(decode_netflow(batch(message), NetflowState())) == [
+        ("2001:db8::1", "2001:db8::2", 4, None, None, None, 0x86DD, 60)
+    ]
+    assert key_columns(decode_netflow(batch(message), NetflowState(tunnels="inner"))) == [
+        ("10.0.0.1", "10.0.0.2", 17, 1000, 53, None, 0x0800, 60)
+    ]
+
+
+def test_a_template_with_both_address_families_is_one_header() -> None:
+    """IPv4 and IPv6 address elements without any repeated element: one header, each record using the
+    family it fills (the other is zero)."""
+    fields = ((8, 4), (12, 4), (27, 16), (28, 16), (4, 1), (1, 4), (2, 4))
+    v4 = header_fields("10.0.0.1", "10.0.0.2", 6, 0, 0, 0)[:8] + bytes(32) + struct.pack(">BII", 6, 10, 1)
+    v6 = bytes(8) + header_fields("2001:db8::1", "2001:db8::2", 17, 0, 0, 0)[:32] + struct.pack(">BII", 17, 20, 1)
+    message = ipfix(template(256, *fields), set_(256, v4 + v6))
+    for tunnels in ("outer", "inner"):
+        decoded = decode_netflow(batch(message), NetflowState(tunnels=tunnels))
+        assert [row[:3] + row[6:] for row in key_columns(decoded)] == [
+            ("10.0.0.1", "10.0.0.2", 6, 0x0800, 10),
+            ("2001:db8::1", "2001:db8::2", 17, 0x86DD, 20),
+        ]
 
 
 def test_reduced_size_encoding() -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from tests.collect import test_netflow_protocol as built
 from tests.conftest import require_tool, shared_data
 
 from flowscope import addresses
@@ -173,6 +174,21 @@ def test_raw_payloads_match_tshark(case: str, tmp_path: Path) -> None:
 def test_encoded_stream_matches_tshark(version: int, tmp_path: Path) -> None:
     """64-bit counters, AS numbers and 16 fields per record, template every 100 datagrams."""
     payloads = encode(version, IPV4_TEMPLATE, synthetic_columns(3000, seed=version))
+    assert_same_flows(pcap_of(tmp_path, payloads))
+
+
+def test_netflow_v9_variable_length_fields_match_tshark(tmp_path: Path) -> None:
+    """NetFlow v9 with 0xFFFF field lengths (H3C NetStream): Wireshark reads IPFIX's variable-length encoding."""
+    fields = ((8, 4), (82, 0xFFFF), (12, 4), (1, 4), (2, 4), (7, 2), (11, 2), (4, 1))
+    specifiers = b"".join(struct.pack(">HH", *field) for field in fields)
+    template_set = built.set_(0, struct.pack(">HH", 300, len(fields)) + specifiers)
+    records = b""
+    for index, name in enumerate((b"GE1/0/1", b"", b"x" * 300, b"Ten-GigabitEthernet1/0/49")):
+        prefix = bytes([len(name)]) if len(name) < 255 else b"\xff" + struct.pack(">H", len(name))
+        addresses_ = built.simple_record(f"10.0.{index}.1", f"10.0.{index}.2", 100 + index, 1 + index)
+        records += addresses_[:4] + prefix + name + addresses_[4:] + struct.pack(">HHB", 1000 + index, 53, 17)
+    data_set = built.set_(300, records, pad=3)
+    payloads = [built.v9(template_set, count=1, sequence=0), built.v9(data_set, count=4, sequence=1)]
     assert_same_flows(pcap_of(tmp_path, payloads))
 
 

@@ -352,3 +352,28 @@ def test_ipfix_data_held_for_its_template_is_not_counted_as_lost():
     (item,) = merge_snapshots([health.snapshot()])["exporters"]
     assert item["flows"] == 24 * 7
     assert item["lost"].get("flows", 0) == 0
+
+
+def test_options_data_records_are_not_counted_as_flows():
+    """Health counts flow records as flows; an exporter's options data (here a sampling rate in every
+    datagram) is not a flow, though IPFIX sequence numbers count it (RFC 7011 section 3.1): no loss either."""
+    from tests.collect.test_netflow_protocol import SIMPLE, ipfix, options_template, set_, simple_record, template
+
+    from flowscope.collect.dispatch import decode_netflow
+    from flowscope.collect.state import NetflowState
+
+    templates = ipfix(options_template(400, [(10, 4)], [(34, 4)]), template(256, *SIMPLE))
+    payloads, sequence = [templates], 0
+    for index in range(50):
+        records = b"".join(simple_record("10.0.0.1", "10.0.0.2", 100, 1) for _ in range(index % 7 + 1))
+        payloads.append(ipfix(set_(400, struct.pack(">II", 3, 100)), set_(256, records), sequence=sequence))
+        sequence += 1 + index % 7 + 1
+    exporter = np.zeros((len(payloads), 16), np.uint8)
+    exporter[:, 10:] = [0xFF, 0xFF, 192, 0, 2, 5]
+    decoded = decode_netflow(Datagrams(payloads, exporter, np.arange(len(payloads))), NetflowState())
+    health = Health()
+    health.observe("netflow", decoded)
+    (item,) = merge_snapshots([health.snapshot()])["exporters"]
+    assert item["flows"] == decoded.flows.num_rows == sum(index % 7 + 1 for index in range(50))
+    assert item["datagrams"] == 51
+    assert item["lost"].get("flows", 0) == 0 and item["late"].get("flows", 0) == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import shutil
 import struct
@@ -263,6 +264,61 @@ def test_an_unsupported_compression_is_a_counted_skip_naming_the_fix(tmp_path: P
     table, source = read_all(zstd)
     assert table.num_rows == 0
     assert source.skips.counts[f"{zstd}: nfdump compression ZSTD is not supported (to LZ4: nfdump -r FILE -J 3)"] == 81
+def nfdump_file(records: list[tuple[int, int, int, str, str, int]]) -> bytes:
+    """An uncompressed nfdump 1.7 file (layout 2) of V3 records with EXgenericFlow and EXipv4Flow elements:
+    (first ms, last ms, received ms, source, destination, packets) each (nfdump's nfxV3.h layouts)."""
+    body = b""
+    for first, last, received, src, dst, packets in records:
+        counters = (packets, packets * 100, 1000, 53, 17, 0, 0, 0)  # packets, bytes, ports, UDP, flags, tos
+        generic = struct.pack("<HHQQQQQHHBBBB", 1, 52, first, last, received, *counters)
+        ipv4 = struct.pack("<HHII", 2, 12, *(int(ipaddress.IPv4Address(a)) for a in (src, dst)))
+        body += struct.pack("<HHHBBHBB", 11, 12 + len(generic) + len(ipv4), 2, 0, 0, 0, 0, 9) + generic + ipv4
+    header = struct.pack("<HHIqBBHIqII", 0xA50C, 2, 0x1070100, 1_700_000_000, 0, 0, 0, 0, 0, 0, 1)
+    return header + struct.pack("<IIHH", len(records), len(body), 3, 0) + body
+
+
+def test_unknown_times_are_null_not_1970(tmp_path: Path) -> None:
+    """nfdump stores 0 for a time the exporter did not send (an end time, a start time) or a missing receive
+    time: those are nulls, the others milliseconds as stored."""
+    ms = 1_700_000_000_000
+    path = tmp_path / "nfcapd.times"
+    path.write_bytes(
+        nfdump_file(
+            [
+                (ms, ms + 5_000, ms + 9_000, "10.0.0.1", "10.0.0.2", 3),
+                (ms, 0, ms + 9_000, "10.0.0.3", "10.0.0.4", 1),
+                (0, 0, 0, "10.0.0.5", "10.0.0.6", 1),
+            ]
+        )
+    )
+    table, source = read_all(path)
+    assert not source.skips.counts
+    times = {name: table.column(name).cast(pa.int64()).to_pylist() for name in ("time_flow_start", "time_flow_end")}
+    assert times == {
+        "time_flow_start": [ms * 10**6, ms * 10**6, None],
+        "time_flow_end": [(ms + 5_000) * 10**6, None, None],
+    }
+    assert table.column("time_received").cast(pa.int64()).to_pylist() == [(ms + 9_000) * 10**6] * 2 + [None]
+    assert table.column("packets").to_pylist() == [3, 1, 1]
+
+
+@pytest.mark.integration
+def test_hand_built_file_is_what_nfdump_reads(tmp_path: Path) -> None:
+    """The builder above writes files nfdump itself reads: same records, its 0 times printed as 1970."""
+    nfdump = require_tool("nfdump")
+    path = tmp_path / "nfcapd.times"
+    path.write_bytes(nfdump_file([(1_700_000_000_000, 0, 0, "10.0.0.3", "10.0.0.4", 2)]))
+    done = subprocess.run(
+        [nfdump, "-r", str(path), "-o", "csv"], capture_output=True, text=True, timeout=60, env={"TZ": "UTC"}
+    )
+    assert done.returncode == 0, done.stderr
+    (theirs,) = csv_rows(done.stdout)
+    assert (theirs["sa"], theirs["da"], theirs["ipkt"], theirs["ibyt"]) == ("10.0.0.3", "10.0.0.4", "2", "200")
+    assert theirs["ts"].startswith("2023-11-14") and theirs["te"].startswith("1970-01-01")
+    (ours,) = our_rows(read_all(path)[0])
+    assert ours["te"] == "" and {k: v for k, v in ours.items() if k != "te"} == {
+        k: v for k, v in theirs.items() if k != "te"
+    }
 
 
 def test_columns_option_decodes_only_what_is_asked() -> None:

@@ -13,6 +13,11 @@ or per flow.
 Semantics (nfpcapd's defaults, NFStream's comparisons):
 - key: addresses, ports, IP protocol and VLAN; biflows by default, where the sender of a flow's
   first packet is its source; ``uniflow`` meters each direction on its own (NetFlow style);
+- ICMP and ICMPv6 messages are keyed by type and code too, as nfdump, ipfixprobe and YAF do (in
+  the key's destination port, type * 256 + code), so different messages between two hosts are
+  different flows; a reply is keyed as its query seen from the other side, so an echo exchange
+  stays one biflow (``_icmp_key_ports``). The output keeps ports 0 and the first packet's
+  ``icmp_type``/``icmp_code``;
 - a packet starts a new flow when it arrives ``idle`` seconds or more after the flow's last
   packet, or ``active`` seconds or more after the flow's first packet;
 - bytes are IP-layer (the IP header's length) unless ``link_bytes`` (captured frame's wire length);
@@ -193,6 +198,41 @@ def _hash_words(*columns: np.ndarray) -> np.ndarray:
     return h
 
 
+PROTO_ICMP, PROTO_ICMPV6 = 1, 58
+
+
+def _query_table(pairs: dict[int, int]) -> np.ndarray:
+    """256 entries: the query type a reply type answers, -1 for messages that are no reply."""
+    table = np.full(256, -1, np.int64)
+    table[list(pairs)] = list(pairs.values())
+    return table
+
+
+# Reply -> query types of the exchanges a host answers to its asker: ICMP echo, timestamp, information and
+# address mask (RFC 792, 950); ICMPv6 echo (RFC 4443) and node information (RFC 4620). Neighbour and
+# router discovery and MLD are not paired: solicitations go to multicast groups and advertisements and
+# reports are often unsolicited, so they are kept apart, as nfdump, ipfixprobe and YAF do.
+_ICMP_QUERY_OF = _query_table({0: 8, 14: 13, 16: 15, 18: 17})
+_ICMPV6_QUERY_OF = _query_table({129: 128, 140: 139})
+
+
+def _icmp_key_ports(batch: PacketBatch, src_port: np.ndarray, dst_port: np.ndarray) -> None:
+    """Put ICMP/ICMPv6 type and code into the key's ports (in place): a message in the destination port
+    (type * 256 + code, nfdump's convention), a reply in the source port as the query it answers, so
+    query and reply key alike once the endpoints are put in canonical order. Later fragments carry no
+    ICMP header: they get their first fragment's key ports like any other fragment."""
+    icmp = ((batch.proto == PROTO_ICMP) | (batch.proto == PROTO_ICMPV6)) & (batch.frag_offset == 0)
+    if not icmp.any():
+        return
+    rows = np.flatnonzero(icmp)
+    kind = batch.icmp_type[rows]
+    query = np.where(batch.proto[rows] == PROTO_ICMP, _ICMP_QUERY_OF[kind], _ICMPV6_QUERY_OF[kind])
+    reply = query >= 0
+    message = (np.where(reply, query, kind) << 8) | batch.icmp_code[rows]
+    src_port[rows] = np.where(reply, message, 0)
+    dst_port[rows] = np.where(reply, 0, message)
+
+
 class _FragmentPorts:
     """Ports of recently seen first fragments, so later fragments can join their flow."""
 
@@ -210,13 +250,14 @@ class _FragmentPorts:
         return _hash_words(src[0], src[1], dst[0], dst[1], batch.proto[rows], batch.frag_id[rows])
 
     def assign(self, batch: PacketBatch, src_port: np.ndarray, dst_port: np.ndarray, clock_ns: int) -> int:
-        """Give later fragments their first fragment's ports (in place); returns how many found none."""
+        """Give later fragments their first fragment's key ports (in ``src_port``/``dst_port``, in place);
+        returns how many found none."""
         firsts = np.flatnonzero((batch.frag_offset == 0) & batch.more_fragments)
         laters = np.flatnonzero(batch.frag_offset > 0)
         if firsts.size:
             self.keys = np.concatenate([self.keys, self.fragment_keys(batch, firsts)])
-            self.src_port = np.concatenate([self.src_port, batch.src_port[firsts]])
-            self.dst_port = np.concatenate([self.dst_port, batch.dst_port[firsts]])
+            self.src_port = np.concatenate([self.src_port, src_port[firsts]])
+            self.dst_port = np.concatenate([self.dst_port, dst_port[firsts]])
             self.seen_ns = np.concatenate([self.seen_ns, batch.ts_ns[firsts]])
             # keep the latest entry per key, sorted by key for lookups
             order = np.lexsort((self.seen_ns, self.keys))
@@ -348,9 +389,9 @@ class FlowMeter:
         self.packets += n
         if n == 0:
             return FlowRows.empty()
-        src_port, dst_port = batch.src_port, batch.dst_port
+        src_port, dst_port = batch.src_port.copy(), batch.dst_port.copy()  # the key's ports
+        _icmp_key_ports(batch, src_port, dst_port)
         if batch.more_fragments.any() or (batch.frag_offset > 0).any():
-            src_port, dst_port = src_port.copy(), dst_port.copy()  # later fragments get their ports here
             latest = int(batch.ts_ns.max())
             clock = latest if self.clock_ns is None else max(self.clock_ns, latest)
             self.unmatched_fragments += self._fragments.assign(batch, src_port, dst_port, clock)
@@ -461,6 +502,9 @@ class FlowMeter:
         src_lo, dst_lo = _swapped(swap, flows["a_lo"], flows["b_lo"])
         src, dst = _address_bytes(src_hi, src_lo), _address_bytes(dst_hi, dst_lo)
         src_port, dst_port, proto, vlan_id = _unpack_ports(_swap_ports(swap, flows["ports"].copy()))
+        icmp = (proto == PROTO_ICMP) | (proto == PROTO_ICMPV6)  # type and code were key, the schema has ports 0
+        src_port[icmp] = 0
+        dst_port[icmp] = 0
         packets, packets_rev = _swapped(swap, flows["packets_ab"], flows["packets_ba"])
         bytes_, bytes_rev = _swapped(swap, flows["bytes_ab"], flows["bytes_ba"])
         end = _timestamps(flows["last_ns"])

@@ -175,7 +175,10 @@ def exporters(state: CliState, output_format: str) -> None:
         click.echo(json.dumps(merged, indent=1, sort_keys=True))
         return
     if not merged["exporters"] and not merged["listeners"]:
-        raise FlowscopeError(f"no collector health in {state.lake.root / HEALTH_DIR} (run `flowscope collect` first)")
+        raise FlowscopeError(
+            f"no collector health in {state.lake.root / HEALTH_DIR} "
+            "(run `flowscope collect`, or `flowscope read CAPTURE --as-exports` into this lake, first)"
+        )
     console = result_console()
     if merged["exporters"]:
         console.print(_exporter_table(merged["exporters"]))

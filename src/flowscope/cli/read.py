@@ -7,8 +7,16 @@ from typing import Any
 import click
 
 from flowscope.cli.common import CliState, pass_state, progress_bar
-from flowscope.cli.destinations import destination_options, destination_urls, ledgers, open_sink, sink_notes
+from flowscope.cli.destinations import (
+    destination_options,
+    destination_urls,
+    lake_sinks,
+    ledgers,
+    open_sink,
+    sink_notes,
+)
 from flowscope.cli.options import csv_options, export_options, meter_options, read_options_from, selection_options
+from flowscope.collect.exports import ExportCaptureSource
 from flowscope.collect.options import EXPORTS_FORMAT
 from flowscope.csvflows.options import lake_limits
 from flowscope.pipeline import run
@@ -65,6 +73,9 @@ def read(
         stats = run(plan, sink, options.transforms(), on_batch=lambda _: update(completed=plan.progress()[0]))
     for source in plan.sources:
         state.report_skips(source.skips)
+        if isinstance(source, ExportCaptureSource):  # exporter health, as a collector run leaves it
+            for lake in lake_sinks(sink):
+                source.save_health(lake.lake.root)
     for note in [*plan.notes(), *sink_notes(sink)]:
         state.info(f"note: {note}")
     others = "".join(

@@ -22,11 +22,15 @@ MESSAGE_SCHEMA = pa.schema(
         pa.field("domain", pa.uint32()),
         pa.field("sequence", pa.uint64()),
         pa.field("records", pa.uint32()),
+        pa.field("flows", pa.uint32()),
         pa.field("received_ns", pa.int64()),
         pa.field("status", pa.string()),
     ]
 )
-"""One row per datagram: lets the health module compute sequence gaps per (exporter, version, domain)."""
+"""One row per datagram: lets the health module compute sequence gaps per (exporter, version, domain).
+
+``records`` are the data records the datagram carried (what IPFIX sequence numbers count, options data
+included), ``flows`` those of them that are flows (what exporter health reports as flows)."""
 
 
 @dataclass

@@ -61,6 +61,7 @@ def _unknown(datagrams: Datagrams, versions: np.ndarray) -> Decoded:
             "domain": pa.array(np.zeros(n, np.uint32)),
             "sequence": pa.array(np.zeros(n, np.uint64)),
             "records": pa.array(np.zeros(n, np.uint32)),
+            "flows": pa.array(np.zeros(n, np.uint32)),
             "received_ns": pa.array(datagrams.received_ns),
             "status": pa.array(status, pa.string()),
         },

@@ -4,10 +4,16 @@ Element numbers are IANA's IPFIX registry (RFC 7012), which NetFlow v9 (RFC 3954
 for 1-127. Enterprise elements are keyed ``(enterprise, number)``; only RFC 5103 reverse
 counters (enterprise 29305) are used, every other enterprise element is skipped by length.
 For a column fed by several elements, the first one a template carries wins.
+
+Some templates describe two headers of a tunnelled packet by repeating the header elements
+(Cisco and Huawei SRv6: the outer IPv6 addresses, then the carried IPv4 5-tuple). Their key
+columns must all come from one header, never a mix of both: ``header_layers`` tells which
+header each element belongs to, and ``Template.offsets(tunnels)`` reads the outer or inner one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import Enum
 
 V9, IPFIX = 9, 10
@@ -60,6 +66,53 @@ ADDRESS_SOURCES: dict[str, tuple[tuple[FieldKey, Kind], ...]] = {
     # ipNextHop v4/v6 before bgpNextHop v4/v6
     "next_hop": (((0, 15), Kind.IPV4), ((0, 62), Kind.IPV6), ((0, 18), Kind.IPV4), ((0, 63), Kind.IPV6)),
 }
+
+HEADER_SLOTS: dict[FieldKey, str] = {
+    **dict.fromkeys(iana(8, 27), "source address"),  # one slot for both families: a tunnel may switch family
+    **dict.fromkeys(iana(12, 28), "destination address"),
+    **dict.fromkeys(iana(7, 180, 182), "source port"),  # transport / UDP / TCP
+    **dict.fromkeys(iana(11, 181, 183), "destination port"),
+    **dict.fromkeys(iana(32, 139), "ICMP type and code"),
+    **dict.fromkeys(iana(176, 178), "ICMP type"),
+    **dict.fromkeys(iana(177, 179), "ICMP code"),
+    (0, 4): "protocol",
+    (0, 5): "type of service",
+    (0, 6): "TCP flags",
+    (0, 31): "flow label",
+    (0, 52): "minimum TTL",
+    (0, 60): "IP version",
+    (0, 192): "TTL",
+}
+"""Elements describing one IP/transport header, by the header field they fill (the flow's key and its
+per-header attributes). Interfaces, counters, times, MACs and VLANs describe the flow, not a header."""
+
+
+def header_layers(keys: Sequence[FieldKey]) -> list[int | None]:
+    """Which header each template field describes: 0 the outermost, then 1, ...; None for other fields.
+
+    A template describes several headers only when it repeats a header element (RFC 7011 section 8:
+    repeated occurrences follow the order in which the metering process treats them). The fields are
+    then walked from the outer header inwards: a field whose header slot the current header already
+    has starts the next header, so outer IPv6 addresses (27/28) followed by inner IPv4 ones (8/12)
+    are two headers. Without a repeated element everything is one header, also a template carrying
+    both address families for records of either (one of them zero per record).
+    """
+    header = [key for key in keys if key in HEADER_SLOTS]
+    if len(set(header)) == len(header):
+        return [0 if key in HEADER_SLOTS else None for key in keys]
+    layers: list[int | None] = []
+    layer, seen = 0, set[str]()
+    for key in keys:
+        slot = HEADER_SLOTS.get(key)
+        if slot is None:
+            layers.append(None)
+            continue
+        if slot in seen:
+            layer, seen = layer + 1, set()
+        seen.add(slot)
+        layers.append(layer)
+    return layers
+
 
 IP_VERSION = (0, 60)
 ICMP_TYPE_CODE = iana(32, 139)  # icmpTypeCodeIPv4 / IPv6: type * 256 + code

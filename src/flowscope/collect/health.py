@@ -6,12 +6,14 @@ per-stream sequence accounting without a Python loop per row: rows are grouped b
 stream, sequence numbers are unwrapped (32-bit, modular) within each group, and a
 running maximum of "the next expected number" tells gaps (missing) from late arrivals.
 
-How far a sequence number advances per message differs by protocol: NetFlow v5 and
-IPFIX count flow records (RFC 7011 section 3.1), NetFlow v9 counts export packets
-(RFC 3954 section 5.1), sFlow counts datagrams and, per data source, samples.
+How far a sequence number advances per message differs by protocol: NetFlow v5 counts
+flow records, IPFIX data records, options data included (RFC 7011 section 3.1), NetFlow
+v9 export packets (RFC 3954 section 5.1), sFlow datagrams and, per data source, samples.
+Only flow records count as an exporter's flows.
 
 The whole state is a JSON-able snapshot, written to ``LAKE/_collector/health-*.json``
-so ``flowscope exports`` and the metrics endpoint of a multi-worker collector can read it.
+(``save_health``, by the collector and by ``read --as-exports``) so ``flowscope exporters``
+and the metrics endpoint of a multi-worker collector can read it.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import pyarrow.compute as pc
 
 from flowscope import addresses
 from flowscope.collect.datagrams import Decoded
+from flowscope.collect.state import NetflowState
 from flowscope.collect.templates import write_json_atomically
 from flowscope.diagnostics import Skips
 
@@ -198,10 +201,11 @@ class Health:
         domain = messages.column("domain").to_numpy(zero_copy_only=False)
         sequence = messages.column("sequence").to_numpy(zero_copy_only=False)
         records = messages.column("records").to_numpy(zero_copy_only=False)
+        flows = messages.column("flows").to_numpy(zero_copy_only=False)
         received = messages.column("received_ns").to_numpy(zero_copy_only=False)
         ok = pc.equal(messages.column("status"), "ok").to_numpy(zero_copy_only=False)
 
-        self._count_datagrams(protocol, exporter, stream, records, received, messages.column("status"), ok)
+        self._count_datagrams(protocol, exporter, stream, flows, received, messages.column("status"), ok)
         rows = np.flatnonzero(ok)
         if rows.size == 0:
             return
@@ -254,11 +258,11 @@ class Health:
             addresses.to_matrix(messages.column("exporter"))[rows],
             messages.column("domain").to_numpy(zero_copy_only=False)[rows],
         )
-        records = messages.column("records").to_numpy(zero_copy_only=False)[rows].astype(np.int64)
+        announced = messages.column("flows").to_numpy(zero_copy_only=False)[rows].astype(np.int64)
         first, group = group_rows(np.concatenate([flow_keys, message_keys]))
         n_flows = flow_keys.shape[0]
         surplus = np.bincount(group[:n_flows], minlength=first.shape[0]) - np.bincount(
-            group[n_flows:], weights=records, minlength=first.shape[0]
+            group[n_flows:], weights=announced, minlength=first.shape[0]
         ).astype(np.int64)
         keys = np.concatenate([flow_keys, message_keys])
         for index in np.flatnonzero(surplus > 0).tolist():
@@ -278,7 +282,7 @@ class Health:
         protocol: str,
         exporter: np.ndarray,
         stream: np.ndarray,
-        records: np.ndarray,
+        flow_records: np.ndarray,
         received: np.ndarray,
         status: pa.ChunkedArray,
         ok: np.ndarray,
@@ -289,7 +293,7 @@ class Health:
         representative, group = group_rows(exporter[rows])
         groups = representative.shape[0]
         datagrams = np.bincount(group, minlength=groups)
-        flows = np.bincount(group, weights=records[rows], minlength=groups)
+        flows = np.bincount(group, weights=flow_records[rows], minlength=groups)
         first = np.full(groups, np.iinfo(np.int64).max)
         np.minimum.at(first, group, received[rows])
         last = np.zeros(groups, np.int64)
@@ -352,6 +356,21 @@ class Health:
         path = Path(lake_root) / HEALTH_DIR / f"health-{name}.json"
         write_json_atomically(path, {**self.snapshot(), "name": name, "run_id": run_id})
         return path
+
+
+def save_health(
+    lake_root: str | Path, health: Health, name: str, *, run_id: str, state: NetflowState | None = None
+) -> Path:
+    """Leave one run's health in the lake: the snapshot ``_collector/health-NAME.json`` (``flowscope
+    exporters`` shows the latest run's) and, given the run's NetFlow state, the templates and sampling
+    rates it learnt (``_collector/templates.json``, merged with what is saved there: ``flowscope
+    templates``, and the next collector decodes with them). The collector calls it every second and
+    at exit, ``read --as-exports`` once at the end. Returns the snapshot's path.
+    """
+    if state is not None:
+        health.templates = {"known": len(state.templates.templates), "held_sets": state.templates.held_sets}
+        state.save(lake_root=lake_root)
+    return health.save(Path(lake_root), name, run_id=run_id)
 
 
 def load_snapshots(lake_root: Path) -> list[dict]:

@@ -101,8 +101,10 @@ def decode_templated(datagrams: Datagrams, state: NetflowState) -> Decoded:
     message_rows[simple.positions] = _file_simple(batch, simple, simple_templates, which, datagrams, store, serial)
     skips.add("data sets dropped: template never arrived (hold buffer full)", store.dropped_sets - dropped_before)
     context = Contexts.of(batch.contexts, batch.simple, batch.simple_exporters, batch.simple_received)
-    flows, records_per_context = _decode_groups(batch, context, state, skips)
-    messages = _messages_table(batch, context, message_rows, records_per_context[message_rows])
+    flows, records_per_context, flows_per_context = _decode_groups(batch, context, state, skips)
+    messages = _messages_table(
+        batch, context, message_rows, records_per_context[message_rows], flows_per_context[message_rows]
+    )
     return Decoded(flows=flows, messages=messages, skips=skips)
 
 
@@ -285,15 +287,21 @@ def _learn(
         batch.changes.setdefault(domain_key, []).append((batch.position, snapshot))
 
 
-def _decode_groups(batch: _Batch, context: Contexts, state: NetflowState, skips: Skips) -> tuple[pa.Table, np.ndarray]:
+def _decode_groups(
+    batch: _Batch, context: Contexts, state: NetflowState, skips: Skips
+) -> tuple[pa.Table, np.ndarray, np.ndarray]:
+    """Flows of every data template, and per context row its data records and, of those, its flows."""
     records_per_context = np.zeros(batch.rows, np.int64)
+    flows_per_context = np.zeros(batch.rows, np.int64)
     groups = sorted(batch.groups.values(), key=lambda group: not group[0].is_options)
     tables = []
     for template, indices, bodies in groups:
-        records = Records(template, bodies)
+        records = Records(template, bodies, state.tunnels)
         skips.add("data records overrunning their set (variable-length)", records.overruns)
         row_context = np.repeat(np.asarray(indices, np.int64), records.per_set)
         np.add.at(records_per_context, np.asarray(indices, np.int64), records.per_set)
+        if not template.is_options:
+            np.add.at(flows_per_context, np.asarray(indices, np.int64), records.per_set)
         if not len(records):
             continue
         if template.is_options:
@@ -301,10 +309,12 @@ def _decode_groups(batch: _Batch, context: Contexts, state: NetflowState, skips:
         else:
             tables.append(flow_table(records, row_context, context, state, skips))
     flows = pa.concat_tables(tables) if tables else empty_flows()
-    return flows, records_per_context
+    return flows, records_per_context, flows_per_context
 
 
-def _messages_table(batch: _Batch, context: Contexts, rows: np.ndarray, records: np.ndarray) -> pa.Table:
+def _messages_table(
+    batch: _Batch, context: Contexts, rows: np.ndarray, records: np.ndarray, flows: np.ndarray
+) -> pa.Table:
     status = np.full(batch.rows, "ok", object)
     for row, reason in batch.status.items():
         status[row] = reason
@@ -315,6 +325,7 @@ def _messages_table(batch: _Batch, context: Contexts, rows: np.ndarray, records:
             "domain": pa.array(context.domain[rows]),
             "sequence": pa.array(context.sequence[rows].astype(np.uint64)),
             "records": pa.array(records.astype(np.uint32)),
+            "flows": pa.array(flows.astype(np.uint32)),
             "received_ns": pa.array(context.received_ns[rows]),
             "status": pa.array(status[rows], pa.string()),
         },

@@ -59,6 +59,7 @@ def decode_legacy(datagrams: Datagrams, sampling: SamplingTable, version: int) -
             "domain": pa.array(domain),
             "sequence": pa.array(sequence),
             "records": pa.array(counts.astype(np.uint32)),
+            "flows": pa.array(counts.astype(np.uint32)),
             "received_ns": pa.array(datagrams.received_ns),
             "status": pa.array(status, pa.string()),
         },

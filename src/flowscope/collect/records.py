@@ -15,10 +15,15 @@ from flowscope.collect.templates import Template
 
 
 class Records:
-    """The records of one template: ``len`` rows; ``bytes_of(key)`` gives an element's (n, length) byte matrix."""
+    """The records of one template: ``len`` rows; ``bytes_of(key)`` gives an element's (n, length) byte matrix.
 
-    def __init__(self, template: Template, bodies: list[bytes | memoryview]) -> None:
+    A template that describes several headers of a tunnelled packet is read through one of them:
+    ``tunnels`` "outer" (the default) or "inner" (``Template.offsets``).
+    """
+
+    def __init__(self, template: Template, bodies: list[bytes | memoryview], tunnels: str = "outer") -> None:
         self.template = template
+        self.offsets = template.offsets(tunnels)
         length = template.record_length
         self.per_set: list[int] = []
         self.overruns = 0
@@ -74,7 +79,7 @@ class Records:
         )
 
     def index_of(self, key: FieldKey) -> int | None:
-        found = self.template.offsets.get(key)
+        found = self.offsets.get(key)
         return None if found is None else found[0]
 
     def field_length(self, key: FieldKey) -> int | None:
@@ -87,7 +92,7 @@ class Records:
 
     def bytes_of(self, key: FieldKey) -> np.ndarray:
         """(n, length) bytes of a fixed-length element present in the template."""
-        index, offset = self.template.offsets[key]
+        index, offset = self.offsets[key]
         width = self.template.fields[index].length
         if self.matrix is not None:
             return self.matrix[:, offset : offset + width]
@@ -95,7 +100,7 @@ class Records:
 
     def section(self, key: FieldKey) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(buffer, per-record starts, per-record lengths) of an element of any length, e.g. a packet section."""
-        index, offset = self.template.offsets[key]
+        index, offset = self.offsets[key]
         if self.matrix is not None:
             width = self.template.fields[index].length
             starts = np.arange(self.count, dtype=np.int64) * self.matrix.shape[1] + offset

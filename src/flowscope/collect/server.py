@@ -36,7 +36,7 @@ import pyarrow as pa
 
 from flowscope.collect.datagrams import Datagrams, Decoded
 from flowscope.collect.dispatch import decode_netflow
-from flowscope.collect.health import Health, ListenerHealth, load_snapshots, merge_snapshots
+from flowscope.collect.health import Health, ListenerHealth, load_snapshots, merge_snapshots, save_health
 from flowscope.collect.metrics import MetricsServer
 from flowscope.collect.receive import (
     QUEUE_BYTES,
@@ -57,6 +57,7 @@ from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
 from flowscope.lake.layout import Lake
 from flowscope.pipeline import Stream, tag
+from flowscope.schema import INTERFACE_COUNTERS
 from flowscope.sinks.lake import LakeLimits
 from flowscope.sinks.registry import DestinationContext, open_destinations
 
@@ -67,7 +68,6 @@ GATHER_SECONDS = 0.05  # how long the decode loop waits to fill a batch
 DECODE_NICENESS = 5  # the decoder yields the CPU to the receive processes
 HOUSEKEEPING_SECONDS = 1.0
 LOG_EVERY_SECONDS = 10.0
-COUNTERS_TABLE = "interface_counters"
 
 
 @dataclass(frozen=True)
@@ -254,16 +254,13 @@ class Collector:
             self.output.write(decoded.flows)
             self.health.rows_written["flows"] += decoded.flows.num_rows
         if decoded.counters is not None and decoded.counters.num_rows:
-            self.output.write(tag(decoded.counters, COUNTERS_TABLE))
-            self.health.rows_written[COUNTERS_TABLE] += decoded.counters.num_rows
+            self.output.write(tag(decoded.counters, INTERFACE_COUNTERS))
+            self.health.rows_written[INTERFACE_COUNTERS] += decoded.counters.num_rows
         self.health.observe(protocol, decoded)
         if decoded.skips.counts:
             self.log.add(protocol, decoded.skips)
 
     def _housekeeping(self) -> None:
-        if self.netflow_state is not None:
-            store = self.netflow_state.templates
-            self.health.templates = {"known": len(store.templates), "held_sets": store.held_sets}
         for listener in self.listeners:
             drops = kernel_drops(listener.sock)
             if drops is not None:
@@ -273,7 +270,9 @@ class Collector:
 
     def save_health(self) -> None:
         try:
-            self.health.save(self.lake.root, self.health_name, run_id=self.config.run_id)
+            save_health(
+                self.lake.root, self.health, self.health_name, run_id=self.config.run_id, state=self.netflow_state
+            )
         except OSError as exc:
             log.warning("cannot save health snapshot: %s", exc)
 

@@ -219,6 +219,8 @@ def _message_rows(
             "domain": pa.array(header.sub_agent[parent], pa.uint32()),
             "sequence": pa.array(sequence.astype(np.uint64), pa.uint64()),
             "records": pa.array(records.astype(np.uint32), pa.uint32()),
+            # flow samples of a datagram; the per-sample sequence rows count steps, not flows
+            "flows": pa.array(records.astype(np.uint32) * np.uint32(stream == STREAM_DATAGRAM), pa.uint32()),
             "received_ns": pa.array(received_ns[parent], pa.int64()),
             "status": status_text.cast(pa.string()),
             "stream": pa.array(np.full(parent.shape[0], stream, np.uint8), pa.uint8()),

@@ -29,7 +29,8 @@ class NetflowState:
     path: Path | None = None
     """Where ``save`` writes; None keeps everything in memory (e.g. ``flowscope read --as-exports``)."""
     tunnels: str = "outer"
-    """How packet sections (RFC 7133) that hold a tunnel are read: its "outer" or its "inner" headers."""
+    """Which header of a tunnelled packet a flow is keyed by, "outer" or "inner": in packet sections
+    (RFC 7133) and in templates that repeat the header elements for each header (SRv6 exporters)."""
     batches: int = 0
 
     @classmethod
@@ -39,50 +40,53 @@ class NetflowState:
         if lake_root is None:
             return state
         state.path = Path(lake_root) / STATE_FILE
-        state._merge_saved()
+        state._merge_saved(state.path)
         return state
 
-    def _merge_saved(self) -> None:
+    def _merge_saved(self, path: Path) -> None:
         """Take in what the saved file knows and this process has not learnt itself."""
-        if self.path is None or not self.path.exists():
+        if not path.exists():
             return
         try:
-            data = json.loads(self.path.read_text())
+            data = json.loads(path.read_text())
             self.templates.load_json(data)
             for item in data.get("sampling_rates", []):
                 self.sampling.rates.setdefault(*_rate_entry(item))
             for item in data.get("system_init_ms", []):
                 self.system_init_ms.setdefault(_domain(item), int(item["ms"]))
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise FlowscopeError(
-                f"{self.path}: unreadable collector state ({exc}); move it away to start fresh"
-            ) from exc
+            raise FlowscopeError(f"{path}: unreadable collector state ({exc}); move it away to start fresh") from exc
 
     def learn_system_init(self, domain: DomainKey, ms: int) -> None:
         if ms > 0 and self.system_init_ms.get(domain) != ms:
             self.system_init_ms[domain] = ms
             self.sampling.changed = True  # persisted with the rates
 
-    def save(self, *, force: bool = False) -> bool:
-        """Write templates and learnt rates if they changed since the last save; True if written."""
-        if self.path is None or not (force or self.templates.changed or self.sampling.changed):
+    def save(self, *, force: bool = False, lake_root: str | Path | None = None) -> bool:
+        """Write templates and learnt rates if they changed since the last save; True if written.
+
+        They go to ``path``, or into the lake at ``lake_root``: a state kept in memory while reading
+        (``read --as-exports``) is saved there at the end, merged with what collectors saved.
+        """
+        path = Path(lake_root) / STATE_FILE if lake_root is not None else self.path
+        if path is None or not (force or self.templates.changed or self.sampling.changed):
             return False
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.with_name(path.name + ".lock"), "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            self._merge_saved()
-            self._write()
+            self._merge_saved(path)
+            self._write(path)
         self.templates.changed = self.sampling.changed = False
         return True
 
-    def _write(self) -> None:
+    def _write(self, path: Path) -> None:
         data = self.templates.to_json()
         data["sampling_rates"] = self.sampling.to_json()
         data["system_init_ms"] = [
             {"exporter": addresses.format_one(d[0]), "netflow_version": d[1], "domain": d[2], "ms": ms}
             for d, ms in sorted(self.system_init_ms.items())
         ]
-        write_json_atomically(self.path, data)
+        write_json_atomically(path, data)
 
 
 def _domain(item: dict) -> DomainKey:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 
-from flowscope.collect.fields import IPFIX, V9, VARIABLE_LENGTH
+from flowscope.collect.fields import IPFIX, V9
 from flowscope.collect.templates import Field, Template
 
 _PAIR = struct.Struct(">HH")
@@ -49,6 +49,9 @@ def templates(payload: bytes, start: int, end: int, version: int, set_id: int) -
 
 
 def _fields(payload: bytes, offset: int, end: int, count: int, version: int) -> tuple[tuple[Field, ...], int]:
+    """Field specifiers; length 0xFFFF is variable length in both versions. RFC 3954 has no such thing,
+    but NetFlow v9 exporters (H3C NetStream) send it with IPFIX's encoding in the records (RFC 7011
+    section 7), which nfcapd, Wireshark and Logstash decode, so their data is not thrown away here."""
     fields = []
     for _ in range(count):
         if offset + 4 > end:
@@ -62,8 +65,6 @@ def _fields(payload: bytes, offset: int, end: int, count: int, version: int) -> 
             element &= 0x7FFF
             enterprise = int.from_bytes(payload[offset : offset + 4], "big")
             offset += 4
-        if version == V9 and length == VARIABLE_LENGTH:
-            raise Malformed("variable-length field in a NetFlow v9 template")
         fields.append(Field(element, length, enterprise))
     return tuple(fields), offset
 

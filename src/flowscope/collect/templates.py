@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from flowscope import addresses
-from flowscope.collect.fields import VARIABLE_LENGTH, FieldKey
+from flowscope.collect.fields import VARIABLE_LENGTH, FieldKey, header_layers
 from flowscope.schema import ADDRESS
 
 TemplateKey = tuple[bytes, int, int, int]
@@ -69,15 +69,29 @@ class Template:
         """Smallest possible record: variable-length elements take at least their 1-byte length prefix."""
         return sum(1 if f.length == VARIABLE_LENGTH else f.length for f in self.fields)
 
+    def offsets(self, tunnels: str = "outer") -> dict[FieldKey, tuple[int, int]]:
+        """Element -> (index, byte offset) of the occurrence to read; offsets are only valid for fixed-length.
+
+        Header elements (``fields.header_layers``) are those of one header: the outermost, or with
+        ``tunnels="inner"`` the innermost the template describes; a header element that header lacks
+        is absent, so no column mixes headers. Other elements: their first occurrence.
+        """
+        return self._offsets_by_layer[tunnels == "inner"]
+
     @cached_property
-    def offsets(self) -> dict[FieldKey, tuple[int, int]]:
-        """Element -> (index, byte offset) of its first occurrence; offsets are only valid for fixed-length."""
-        out: dict[FieldKey, tuple[int, int]] = {}
-        offset = 0
-        for index, field in enumerate(self.fields):
-            out.setdefault(field.key, (index, offset))
-            offset += field.length
-        return out
+    def _offsets_by_layer(self) -> tuple[dict[FieldKey, tuple[int, int]], dict[FieldKey, tuple[int, int]]]:
+        layers = header_layers([field.key for field in self.fields])
+        innermost = max((layer for layer in layers if layer is not None), default=0)
+        views: list[dict[FieldKey, tuple[int, int]]] = []
+        for chosen in (0, innermost):
+            out: dict[FieldKey, tuple[int, int]] = {}
+            offset = 0
+            for index, (field, layer) in enumerate(zip(self.fields, layers, strict=True)):
+                if layer is None or layer == chosen:
+                    out.setdefault(field.key, (index, offset))
+                offset += field.length
+            views.append(out)
+        return views[0], views[1]
 
     def to_json(self) -> dict:
         return {

@@ -248,7 +248,9 @@ def walk_block(block: bytes, num_records: int, state: FileState, skips: Skips, f
 
 
 def _u64_times(ms: np.ndarray) -> pa.Array:
-    return pa.array(ms.astype(np.int64) * 1_000_000, TIMESTAMP)
+    """Milliseconds since 1970 as timestamps; 0 is nfdump's "not known" (an exporter that sent no time,
+    a record without a receive time), so null rather than 1970-01-01."""
+    return pa.array(ms.astype(np.int64) * 1_000_000, TIMESTAMP, mask=ms == 0)
 
 
 def _masked(values: np.ndarray, valid: np.ndarray, arrow_type: pa.DataType) -> pa.Array:
