@@ -9,9 +9,10 @@ import click
 
 from flowscope.cli.common import CliState
 from flowscope.lake.ledger import Ledger
+from flowscope.lake.writer import LakeLimits
 from flowscope.pipeline import Sink
 from flowscope.sinks.fanout import FanOut
-from flowscope.sinks.lake import LakeLimits, LakeSink
+from flowscope.sinks.lake import LakeSink
 from flowscope.sinks.registry import DestinationContext, open_destinations
 
 F = TypeVar("F", bound=Callable[..., Any])

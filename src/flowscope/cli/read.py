@@ -19,9 +19,9 @@ from flowscope.cli.options import csv_options, export_options, meter_options, re
 from flowscope.collect.exports import ExportCaptureSource
 from flowscope.collect.options import EXPORTS_FORMAT
 from flowscope.csvflows.options import lake_limits
+from flowscope.lake.writer import LakeLimits
 from flowscope.pipeline import run
 from flowscope.readers.inputs import open_inputs
-from flowscope.sinks.lake import LakeLimits
 
 
 @click.command(

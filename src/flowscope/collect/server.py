@@ -56,9 +56,9 @@ from flowscope.collect.state import NetflowState
 from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
 from flowscope.lake.layout import Lake
+from flowscope.lake.writer import LakeLimits
 from flowscope.pipeline import Stream, tag
 from flowscope.schema import INTERFACE_COUNTERS
-from flowscope.sinks.lake import LakeLimits
 from flowscope.sinks.registry import DestinationContext, open_destinations
 
 log = logging.getLogger("flowscope.collect")

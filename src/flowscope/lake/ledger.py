@@ -26,6 +26,7 @@ the whole content hashed to confirm. The full digest of a new input is computed 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import socket
@@ -91,6 +92,7 @@ class Ledger:
         self.folder = lake.root / LEDGER_DIR
         self._inputs: dict[tuple[int, str, str], list[tuple[str, Ingested]]] = {}
         self._positions: dict[str, Any] = {}
+        self._sequence = itertools.count()
         for path, record in self._records():
             self._index(path.name, record)
 
@@ -138,7 +140,7 @@ class Ledger:
             "positions": checkpoint.positions,
             "files": [[self._relative(tmp), self._relative(final)] for tmp, final in files],
         }
-        name = f"{utc_stamp()}-{writer}.json"
+        name = f"{utc_stamp()}-{writer}-{next(self._sequence):06d}.json"
         path = self.folder / name
         tmp = self.folder / f".{name}.tmp"
         with open(tmp, "w") as handle:

@@ -20,6 +20,7 @@ import socket
 import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +60,14 @@ _DICTIONARY_COLUMNS = (
 _DELTA_COLUMNS = ("time_received", "time_flow_start", "time_flow_end")
 FAST = {"compression": "snappy"}
 COMPACT = {"compression": "zstd", "compression_level": 3}
+
+
+@dataclass(frozen=True)
+class LakeLimits:
+    """How much a writer buffers before writing a file: for streams, the bound on what a crash can lose."""
+
+    max_rows: int = DEFAULT_MAX_ROWS
+    max_age: float = DEFAULT_MAX_AGE
 
 
 def partition_hours(table: pa.Table, time_column: str) -> np.ndarray:

@@ -11,13 +11,12 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from dataclasses import dataclass
 
 import pyarrow as pa
 
 from flowscope.lake.layout import Lake
 from flowscope.lake.ledger import Ledger, recover
-from flowscope.lake.writer import DEFAULT_MAX_AGE, DEFAULT_MAX_ROWS, LakeWriter
+from flowscope.lake.writer import LakeLimits, LakeWriter
 from flowscope.pipeline import FLOWS, Checkpoint, table_of
 from flowscope.sinks.registry import Destination, DestinationContext, register
 
@@ -26,21 +25,13 @@ PARTITION_TIME = {FLOWS: "time_flow_start"}
 DEFAULT_PARTITION_TIME = "time_received"
 
 
-@dataclass(frozen=True)
-class LakeLimits:
-    """How much a lake sink buffers before writing a file: the bound on what a crash can lose."""
-
-    max_rows: int = DEFAULT_MAX_ROWS
-    max_age: float = DEFAULT_MAX_AGE
-
-
 class LakeSink:
     """Writes batches to their lake tables; ``transactional`` publishes only at checkpoints (and close)."""
 
-    def __init__(self, lake: Lake, limits: LakeLimits = LakeLimits(), *, transactional: bool = False) -> None:
+    def __init__(self, lake: Lake, limits: LakeLimits | None = None, *, transactional: bool = False) -> None:
         self.lake = lake
         self.name = f"lake {lake.root}"
-        self.limits = limits
+        self.limits = limits or LakeLimits()
         self.transactional = transactional
         self.writers: dict[str, LakeWriter] = {}
         self._writer_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"

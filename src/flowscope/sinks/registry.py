@@ -11,16 +11,14 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from flowscope.errors import FlowscopeError
 from flowscope.lake.layout import Lake
+from flowscope.lake.writer import LakeLimits
 from flowscope.pipeline import Sink
-
-if TYPE_CHECKING:
-    from flowscope.sinks.lake import LakeLimits
+from flowscope.sinks.fanout import FanOut
 
 DESTINATION_MODULES: tuple[str, ...] = (
     "flowscope.sinks.lake",
@@ -34,17 +32,11 @@ class DestinationContext:
 
     lake: Lake
     """The lake named by --lake (``lake`` without a path)."""
-    lake_limits: LakeLimits = field(default_factory=lambda: _default_limits())
+    lake_limits: LakeLimits = field(default_factory=LakeLimits)
     transactional: bool = False
     """The run checkpoints finished inputs: publish at checkpoints only (files, not streams)."""
     schema: pa.Schema | None = None
     """The schema of an empty result (file outputs still write a valid empty file); flows by default."""
-
-
-def _default_limits() -> LakeLimits:
-    from flowscope.sinks.lake import LakeLimits
-
-    return LakeLimits()
 
 
 @dataclass(frozen=True)
@@ -98,6 +90,4 @@ def open_destinations(urls: Sequence[str], context: DestinationContext) -> Sink:
         for sink in sinks:
             sink.abort()
         raise
-    from flowscope.sinks.fanout import FanOut
-
     return sinks[0] if len(sinks) == 1 else FanOut(sinks)
