@@ -9,7 +9,6 @@ so adding a format is one new module and one line here.
 from __future__ import annotations
 
 import gzip
-import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from flowscope.errors import FlowscopeError
 from flowscope.pipeline import Source
+from flowscope.plugins import Registry
 
 if TYPE_CHECKING:  # readers.options imports this module
     from flowscope.readers.options import ReadOptions
@@ -46,18 +46,9 @@ class Reader:
     files of one read are one stream, and the ingest ledger records them together."""
 
 
-_READERS: dict[str, Reader] = {}
-
-
-def register(reader: Reader) -> Reader:
-    _READERS[reader.name] = reader
-    return reader
-
-
-def readers() -> dict[str, Reader]:
-    for module in FORMAT_MODULES:
-        importlib.import_module(module)
-    return dict(_READERS)
+_READERS = Registry[Reader](FORMAT_MODULES)
+register = _READERS.register
+readers = _READERS.loaded
 
 
 def head_bytes(path: Path, size: int = SNIFF_BYTES) -> bytes:

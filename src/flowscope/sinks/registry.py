@@ -8,7 +8,6 @@ one sink per ``--to`` and fans out to all of them.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -18,6 +17,7 @@ from flowscope.errors import FlowscopeError
 from flowscope.lake.layout import Lake
 from flowscope.lake.writer import LakeLimits
 from flowscope.pipeline import Sink
+from flowscope.plugins import Registry
 from flowscope.sinks.fanout import FanOut
 
 DESTINATION_MODULES: tuple[str, ...] = (
@@ -47,18 +47,9 @@ class Destination:
     open: Callable[[str, DestinationContext], Sink]
 
 
-_DESTINATIONS: dict[str, Destination] = {}
-
-
-def register(destination: Destination) -> Destination:
-    _DESTINATIONS[destination.name] = destination
-    return destination
-
-
-def destinations() -> dict[str, Destination]:
-    for module in DESTINATION_MODULES:
-        importlib.import_module(module)
-    return dict(_DESTINATIONS)
+_DESTINATIONS = Registry[Destination](DESTINATION_MODULES)
+register = _DESTINATIONS.register
+destinations = _DESTINATIONS.loaded
 
 
 def find(url: str) -> Destination:
