@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 
 
@@ -30,7 +31,7 @@ def _byte_width(kind: pa.DataType) -> int | None:
     return kind.bit_width // 8 if flat or pa.types.is_fixed_size_binary(kind) else None
 
 
-def buffer_values(array: pa.Array, dtype: np.dtype | str, per_value: int = 1) -> np.ndarray:
+def buffer_values(array: pa.Array, dtype: npt.DTypeLike, per_value: int = 1) -> np.ndarray:
     """A fixed-width array's data buffer as numpy ``dtype``, ``per_value`` items per value, from the array's
     offset on (no copy; null slots hold whatever the buffer does)."""
     data = np.frombuffer(array.buffers()[1], dtype, count=(array.offset + len(array)) * per_value)

@@ -15,6 +15,7 @@ Two ways to get them, behind one interface (``Chunks``):
 
 from __future__ import annotations
 
+import io
 import mmap
 import os
 import zlib
@@ -55,7 +56,7 @@ class Chunks(ABC):
 
 
 class ReadChunks(Chunks):
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: io.BufferedIOBase) -> None:
         super().__init__()
         self.stream = stream
 
@@ -63,7 +64,7 @@ class ReadChunks(Chunks):
         fresh = np.empty(tail.shape[0] + size, np.uint8)
         fresh[: tail.shape[0]] = tail
         filled = tail.shape[0]
-        view = memoryview(fresh)
+        view = fresh.data
         while filled < fresh.shape[0]:
             try:
                 # Modest pieces: a compressed stream that breaks loses at most the piece being read.

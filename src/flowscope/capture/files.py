@@ -50,7 +50,7 @@ def open_capture(path: Path, *, mapped: bool = False) -> Iterator[Chunks]:
             raw.seek(0)
             if compressed:
                 with gzip.GzipFile(fileobj=raw) as unzipped:
-                    yield ReadChunks(unzipped)  # type: ignore[arg-type]
+                    yield ReadChunks(unzipped)
             else:
                 yield MappedChunks(raw) if mapped else ReadChunks(raw)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:

@@ -569,7 +569,7 @@ def decode_frames(
     offsets: np.ndarray,
     caplens: np.ndarray,
     wirelens: np.ndarray,
-    linktypes: np.ndarray | int,
+    linktypes: np.ndarray | np.integer | int,
     ts_ns: np.ndarray,
     *,
     tunnels: str = "outer",

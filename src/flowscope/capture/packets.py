@@ -74,7 +74,7 @@ class PacketBatch:
     @classmethod
     def empty(cls, n: int = 0, data: np.ndarray | None = None) -> PacketBatch:
         """A batch of ``n`` zeroed rows (``l4_offset`` -1), to be filled column by column."""
-        columns = {name: np.zeros((n, *shape), dtype=dtype) for name, dtype, shape in COLUMNS}
+        columns: dict[str, np.ndarray] = {name: np.zeros((n, *shape), dtype=dtype) for name, dtype, shape in COLUMNS}
         columns["l4_offset"][:] = -1
         return cls(**columns, data=np.zeros(0, np.uint8) if data is None else data)
 

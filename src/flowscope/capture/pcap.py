@@ -123,7 +123,7 @@ def read_frames(chunks: Chunks, name: str, skips: Skips, batch_packets: int) -> 
     scale = 1 if header.nanosecond else 1000
     recent_second = None  # the time lane-start guesses must be near: the latest record's, as the file goes on
     start = FILE_HEADER
-    mean_record = chain.DEFAULT_MEAN_RECORD
+    mean_record: float = chain.DEFAULT_MEAN_RECORD
     while True:
         if recent_second is None and buf.shape[0] >= start + RECORD_HEADER:
             recent_second = int(np.frombuffer(buf[start : start + 4].tobytes(), header.byteorder + "u4")[0])

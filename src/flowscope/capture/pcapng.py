@@ -97,7 +97,7 @@ class _Blocks:
     def _word(self, pos: np.ndarray, big: np.ndarray | bool) -> np.ndarray:
         raw = self.items[np.minimum(pos, self.items.shape[0] - 1)]
         little = raw.view("<u4").astype(np.int64)
-        if np.ndim(big) == 0:
+        if isinstance(big, bool):
             return raw.view(">u4").astype(np.int64) if big else little
         return np.where(big, raw.view(">u4"), little) if big.any() else little
 
@@ -221,7 +221,7 @@ class _Reader:
 
     def frames(self, chunks: Chunks) -> Iterator[Frames]:
         buf = chunks.buffer
-        mean_record = chain.DEFAULT_MEAN_RECORD
+        mean_record: float = chain.DEFAULT_MEAN_RECORD
         while True:
             big_endian = self.sections[-1].big_endian if self.sections else buf[8:12].tobytes() == b"\x1a\x2b\x3c\x4d"
             blocks = _Blocks(buf, big_endian)

@@ -113,7 +113,10 @@ class StateStore:
         state.cache_file = None
         if len(meter.cache):
             state.cache_file = f"{self.identity}.cache-{time.time_ns()}.npz"
-            _write_atomically(self.folder / state.cache_file, lambda handle: np.savez(handle, **meter.state()))
+            # allow_pickle is numpy's default, named so that mypy knows none of the arrays is meant for it
+            _write_atomically(
+                self.folder / state.cache_file, lambda handle: np.savez(handle, allow_pickle=True, **meter.state())
+            )
         text = json.dumps({"done": state.done, "cache_file": state.cache_file}, sort_keys=True)
         _write_atomically(self.path, lambda handle: handle.write(text.encode()))
         if previous and previous != state.cache_file:

@@ -25,7 +25,7 @@ def normalised_names(names: list[str]) -> list[str]:
     return out
 
 
-def split_header(line: bytes) -> list[str]:
+def split_header(line: bytes | bytearray) -> list[str]:
     """The fields of a header line (flow CSV headers carry no quoted commas)."""
     text = line.decode("utf-8-sig", errors="replace").rstrip("\r\n")
     return [field.strip().strip('"') for field in text.split(",")]

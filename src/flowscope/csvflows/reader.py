@@ -13,6 +13,7 @@ Lines are cut at newlines: quoted values containing newlines are not supported
 
 from __future__ import annotations
 
+import io
 import re
 import select
 import sys
@@ -20,7 +21,7 @@ import time
 import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -63,7 +64,7 @@ class _RawInput:
             else:
                 yield from self._line_blocks(handle)
 
-    def _line_blocks(self, handle: BinaryIO) -> Iterator[bytearray]:
+    def _line_blocks(self, handle: io.BufferedReader) -> Iterator[bytearray]:
         """A plain file in blocks of whole lines: each block is read in place after the previous block's
         unfinished last line, so chunks need no joining copy."""
         carry = b""
@@ -106,7 +107,7 @@ class _RawInput:
     def _stdin_blocks(self) -> Iterator[bytes]:
         # read1 first returns what format detection peeked into stdin's buffer, then one read per
         # call; after each call that buffer is empty, so select() tells when the next read would block.
-        stdin = sys.stdin.buffer
+        stdin = cast(io.BufferedReader, sys.stdin.buffer)  # typed BinaryIO, which has no read1
         block = stdin.read1(1 << 20)
         while block:
             yield block
@@ -181,7 +182,7 @@ class _InputReader:
         A file's blocks already are whole lines (``_RawInput``): each becomes a chunk as it is. Live
         input is gathered until ``CHUNK_BYTES``, ``commit_rows`` or ``commit_seconds``.
         """
-        tail = b""
+        tail: bytes | bytearray = b""
         ready: list[bytes | bytearray | memoryview] = []
         ready_rows = ready_bytes = 0
         since = 0.0

@@ -23,6 +23,13 @@ def _redacted(url: str) -> str:
     return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
 
 
+def _only_value(cursor: psycopg.Cursor) -> object:
+    """The value a query without FROM (``SELECT to_regclass(...)``, ``SELECT EXISTS (...)``) returns."""
+    row = cursor.fetchone()
+    assert row is not None, "a SELECT without FROM returns exactly one row"
+    return row[0]
+
+
 class PostgresTarget:
     def __init__(self, url: str) -> None:
         try:
@@ -40,7 +47,7 @@ class PostgresTarget:
 
     def applied_files(self, table: str, view: str) -> dict[str, int] | None:
         with self.con.transaction():
-            if self.con.execute("SELECT to_regclass(%s)", (quote(table),)).fetchone()[0] is None:
+            if _only_value(self.con.execute("SELECT to_regclass(%s)", (quote(table),))) is None:
                 return None
             return upsert.applied_files(self.con, "%s", table, view)
 
@@ -62,7 +69,7 @@ class PostgresTarget:
                 recorded = cursor.execute(upsert.STATE_SELECT.format(p="%s") + " FOR UPDATE", (table,)).fetchone()
                 change.check_unchanged(recorded[0] if recorded else None)  # the row stays locked until commit
                 cursor.execute("SELECT to_regclass(%s)", (quote(table),))
-                if cursor.fetchone()[0] is None:  # new table: load first, build the key's index once after
+                if _only_value(cursor) is None:  # new table: load first, build the key's index once after
                     cursor.execute(upsert.create_sql(spec, keyed=False))
                     self._copy(cursor, table, names, rows)
                     cursor.execute(f"SET LOCAL maintenance_work_mem = '{INDEX_BUILD_MEMORY}'")  # sort in memory
@@ -89,7 +96,7 @@ class PostgresTarget:
             raise FlowscopeError(f"table {table} exists as ({shown}), not ({wanted}): drop it or pick --table")
         cursor.execute(f"LOCK TABLE {quote(table)} IN SHARE ROW EXCLUSIVE MODE")
         cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {quote(table)})")
-        if not cursor.fetchone()[0]:  # empty: COPY straight in, nothing to conflict with or delete
+        if not _only_value(cursor):  # empty: COPY straight in, nothing to conflict with or delete
             self._copy(cursor, table, names, rows)
             return rows.num_rows, 0
         cursor.execute(upsert.create_sql(spec, temporary=True, name=STAGE) + " ON COMMIT DROP")

@@ -79,8 +79,8 @@ class SqliteTarget:
                 values = zip(*(_bindable(column) for column in batch.columns), strict=True)
                 cursor.executemany(f"INSERT INTO temp.{quote(STAGE)} VALUES ({placeholders})", values)
             # Indexed after loading: SQLite's anti-join for vanished keys would otherwise scan the stage per row.
-            key = ", ".join(quote(k) for k in spec.key)
-            cursor.execute(f"CREATE UNIQUE INDEX temp.{quote(STAGE + '_key')} ON {quote(STAGE)} ({key})")
+            key_list = ", ".join(quote(k) for k in spec.key)
+            cursor.execute(f"CREATE UNIQUE INDEX temp.{quote(STAGE + '_key')} ON {quote(STAGE)} ({key_list})")
             cursor.execute(upsert.upsert_sql(spec, STAGE, differs="IS NOT"))
             changed = cursor.rowcount
             deleted = 0

@@ -81,11 +81,11 @@ def key_words(table: pa.Table, key: Sequence[str]) -> list[np.ndarray]:
     words: list[tuple[np.ndarray, int]] = []
     for name in key:
         array = contiguous(table.column(name))
-        values = _value_words(array)
+        views = _value_words(array)
         if array.null_count:
             valid = array.is_valid().to_numpy(zero_copy_only=False)
-            values = [np.where(valid, v, 0) for v in values] + [valid]
-        for view in values:
+            views = [np.where(valid, v, 0) for v in views] + [valid]
+        for view in views:
             low, high = int(view.min()), int(view.max())
             if high - low >= 1 << 63:
                 words.append((view, high - low + 1))
