@@ -158,3 +158,22 @@ def test_exports_read_from_a_capture_leave_the_collectors_health_in_the_lake(tmp
         ("192.0.2.1", 400, "options"),
         ("192.0.2.50", 300, "data"),
     }
+
+
+def test_exporters_after_read_as_exports_through_the_command(tmp_path: Path, lake_dir: Path) -> None:
+    """``read --as-exports`` into a lake leaves its exporters' health; written to a file only, it leaves none."""
+    records = [simple_record("10.0.0.1", "10.0.0.2", 100 + i, 1) for i in range(2)]
+    capture = export_capture(
+        tmp_path / "exports.pcap",
+        ("192.0.2.1", 4739, ipfix(template(256, *SIMPLE), set_(256, b"".join(records)))),
+        ("192.0.2.9", 6343, counter_datagram()),
+    )
+    run(lake_dir, "read", "--as-exports", str(capture), "-o", str(tmp_path / "flows.parquet"))
+    assert not lake_dir.exists()
+    said = " ".join(run(lake_dir, "read", "--as-exports", str(capture)).split())
+    assert "2 flows, 1 interface_counters rows from 1 input(s)" in said
+    exporters = json.loads(run(lake_dir, "exporters", "--format", "json"))
+    flows_by_exporter = {e["exporter"]: e["flows"] for e in exporters["exporters"]}
+    assert flows_by_exporter == {"192.0.2.1": 2, "192.0.2.9": 0}
+    with open_lake(lake_dir) as con:
+        assert con.execute(f"SELECT count(*) FROM {INTERFACE_COUNTERS}").fetchone() == (1,)
