@@ -52,12 +52,14 @@ def _first_unsigned(records: Records, keys: tuple[ie.FieldKey, ...]) -> np.ndarr
 def _record_rate(records: Records) -> np.ndarray | None:
     """A sampling rate carried in the record (0 where it says none), or None when the template carries none."""
     rate = _first_unsigned(records, ie.SAMPLING_INTERVAL)
-    if rate is None and records.has(ie.PACKET_INTERVAL) and records.has(ie.PACKET_SPACE):
-        rate = packet_interval_rate(records.unsigned(ie.PACKET_INTERVAL), records.unsigned(ie.PACKET_SPACE))
-    if rate is None and records.has(ie.SAMPLING_SIZE) and records.has(ie.SAMPLING_POPULATION):
-        size = records.unsigned(ie.SAMPLING_SIZE)
-        population = records.unsigned(ie.SAMPLING_POPULATION)
-        rate = np.where(size > 0, population // np.maximum(size, 1), 0).astype(np.uint64)
+    if rate is None:
+        interval, space = records.unsigned(ie.PACKET_INTERVAL), records.unsigned(ie.PACKET_SPACE)
+        if interval is not None and space is not None:
+            rate = packet_interval_rate(interval, space)
+    if rate is None:
+        size, population = records.unsigned(ie.SAMPLING_SIZE), records.unsigned(ie.SAMPLING_POPULATION)
+        if size is not None and population is not None:
+            rate = np.where(size > 0, population // np.maximum(size, 1), 0).astype(np.uint64)
     return rate
 
 
@@ -125,8 +127,8 @@ def _address(records: Records, candidates: tuple[tuple[ie.FieldKey, Kind], ...])
     matrices = [_mapped(raw) if kind is Kind.IPV4 else np.ascontiguousarray(raw) for kind, raw in found]
     matrix = matrices[0]
     if len(found) == 2:
-        use_other = ~found[0][1].any(axis=1) & found[1][1].any(axis=1)
-        matrix = np.where(use_other[:, None], matrices[1], matrix)
+        use_other = ~found[0][1].any(axis=1, keepdims=True) & found[1][1].any(axis=1, keepdims=True)
+        matrix = np.where(use_other, matrices[1], matrix)
     return addresses.from_ipv6_bytes(matrix)
 
 
@@ -172,6 +174,7 @@ def _icmp(records: Records, columns: dict[str, pa.Array]) -> dict[str, pa.Array]
         }
     if combined is not None:
         icmp_type, icmp_code = combined >> 8, combined & 0xFF
+    assert icmp_type is not None, "without icmpTypeCode there is an icmpType (both absent returned above)"
     out = {"icmp_type": pa.array(icmp_type.astype(np.uint8))}
     if icmp_code is not None:
         out["icmp_code"] = pa.array(icmp_code.astype(np.uint8))

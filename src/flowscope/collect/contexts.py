@@ -45,8 +45,9 @@ class Contexts:
         exporters = np.concatenate([np.frombuffer(b"".join(exporter), np.uint8).reshape(-1, 16), simple_exporters])
 
         def column(values: tuple, extra: np.ndarray | None, dtype: type) -> np.ndarray:
-            parsed = np.asarray(values, dtype)
-            return parsed if simple is None else np.concatenate([parsed, extra.astype(dtype)])
+            """The parsed contexts' values, then the simple datagrams' (``extra``, None when there are none)."""
+            parsed: np.ndarray = np.asarray(values, dtype)
+            return parsed if extra is None else np.concatenate([parsed, extra.astype(dtype)])
 
         def simple_field(name: str) -> np.ndarray | None:
             return None if simple is None else getattr(simple, name)
@@ -56,7 +57,7 @@ class Contexts:
         domain_index, first_rows = factorize_domains(exporters, versions, domains)
         return cls(
             exporter=exporters,
-            received_ns=column(received, simple_received, np.int64),
+            received_ns=column(received, None if simple is None else simple_received, np.int64),
             version=versions,
             domain=domains,
             sequence=column(sequence, simple_field("sequence"), np.uint32),

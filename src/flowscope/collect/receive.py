@@ -82,6 +82,7 @@ class BatchReceiver:
     def __init__(self, sock: socket.socket, batch: int = 256) -> None:
         if _recvmmsg is None:
             raise FlowscopeError("this system has no recvmmsg(2); the collector needs Linux")
+        self.recvmmsg = _recvmmsg
         self.sock = sock
         self.batch = batch
         self.data = np.zeros(batch * SLOT, np.uint8)
@@ -114,7 +115,7 @@ class BatchReceiver:
         # slots: one packing pass then covers the whole burst, however the kernel split it.
         while count < self.batch:
             flags = (MSG_WAITFORONE if wait else MSG_DONTWAIT) if count == 0 else MSG_DONTWAIT
-            got = _recvmmsg(fd, base + count * MMSG_SIZE, self.batch - count, flags, None)
+            got = self.recvmmsg(fd, base + count * MMSG_SIZE, self.batch - count, flags, None)
             if got < 0:
                 code = ctypes.get_errno()
                 if code in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR):
@@ -124,7 +125,7 @@ class BatchReceiver:
         if count == 0:
             return None
         lengths = self.length[:count].astype(np.uint32)
-        view = memoryview(self.data)
+        view = self.data.data
         starts = range(0, count * SLOT, SLOT)
         payloads = [view[s : s + n] for s, n in zip(starts, lengths.tolist(), strict=False)]
         times = np.full(count, time.time_ns(), np.int64)

@@ -78,6 +78,11 @@ class Records:
             np.asarray(lengths, np.int64).reshape(-1, width),
         )
 
+    def _variable_layout(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-record field starts and lengths; only for a template without a fixed record length."""
+        assert self.starts is not None and self.lengths is not None, "set whenever there is no matrix"
+        return self.starts, self.lengths
+
     def index_of(self, key: FieldKey) -> int | None:
         found = self.offsets.get(key)
         return None if found is None else found[0]
@@ -96,7 +101,8 @@ class Records:
         width = self.template.fields[index].length
         if self.matrix is not None:
             return self.matrix[:, offset : offset + width]
-        return self.buffer[self.starts[:, index, None] + np.arange(width)]
+        starts, _ = self._variable_layout()
+        return self.buffer[starts[:, index, None] + np.arange(width)]
 
     def section(self, key: FieldKey) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(buffer, per-record starts, per-record lengths) of an element of any length, e.g. a packet section."""
@@ -105,7 +111,8 @@ class Records:
             width = self.template.fields[index].length
             starts = np.arange(self.count, dtype=np.int64) * self.matrix.shape[1] + offset
             return self.matrix.reshape(-1), starts, np.full(self.count, width, np.int64)
-        return self.buffer, self.starts[:, index], self.lengths[:, index]
+        starts, lengths = self._variable_layout()
+        return self.buffer, starts[:, index], lengths[:, index]
 
     def unsigned(self, key: FieldKey) -> np.ndarray | None:
         """A big-endian unsigned element as uint64 (any length 1-8: reduced-size encoding), None if unusable."""

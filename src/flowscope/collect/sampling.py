@@ -108,6 +108,7 @@ class SamplingTable:
         if record_rate is not None:
             known = record_rate > 0
             rate = np.where(known, record_rate, 0).astype(np.uint64)
+        samplers: list[int | None]
         if sampler_id is None:
             keys, inverse = np.unique(domain_index, return_inverse=True)
             samplers = [None] * len(keys)

@@ -30,6 +30,7 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pyarrow as pa
@@ -152,16 +153,16 @@ class Collector:
         if any(spec.protocol == "netflow" for spec in self.config.listens):
             sampling = SamplingConfig.load(self.config.sampling_config)
             self.netflow_state = NetflowState.open(self.lake.root, sampling)
-        context = multiprocessing.get_context("fork")
+        fork_context = multiprocessing.get_context("fork")
         try:
             for spec in self.config.listens:
                 sock = open_socket(spec, receive_buffer=self.config.receive_buffer, reuse_port=self.reuse_port)
                 health = ListenerHealth(address=spec.name, protocol=spec.protocol, receive_buffer=granted_buffer(sock))
                 self.health.listeners[spec.name] = health
-                reader, writer = context.Pipe(duplex=False)
+                reader, writer = fork_context.Pipe(duplex=False)
                 widen_pipe(writer)
-                stop = context.Event()
-                process = context.Process(
+                stop = fork_context.Event()
+                process = fork_context.Process(
                     target=receive_forever,
                     args=(sock, writer, stop, self.config.queue_memory),
                     name=f"receive {spec.name}",
@@ -178,8 +179,8 @@ class Collector:
         os.nice(DECODE_NICENESS)
         pa.array(np.zeros(1))  # the first pa.array(ndarray) imports pandas (~0.3 s): pay it before traffic
         age = self.config.flush_seconds
-        context = DestinationContext(self.lake, LakeLimits(max_age=age))
-        self.output = Stream(open_destinations(self.config.destinations, context), flush_seconds=age)
+        destination_context = DestinationContext(self.lake, LakeLimits(max_age=age))
+        self.output = Stream(open_destinations(self.config.destinations, destination_context), flush_seconds=age)
         for listener in self.listeners:
             log.info(
                 "listening on %s (receive buffer %d bytes granted)", listener.spec.name, listener.health.receive_buffer
@@ -210,7 +211,8 @@ class Collector:
         """Packed batches from every receive process that has one ready, per protocol."""
         open_conns = {listener.conn: listener for listener in self.listeners if not listener.done}
         arrived: dict[str, list[bytes]] = {}
-        for conn in wait(list(open_conns), timeout):
+        # wait() returns some of the objects it was given (Connections here); its stub widens them
+        for conn in cast(list[Connection], wait(list(open_conns), timeout)):
             listener = open_conns[conn]
             try:
                 packed = conn.recv_bytes()
@@ -242,8 +244,11 @@ class Collector:
 
     def _decode(self, protocol: str, datagrams: Datagrams) -> None:
         try:
-            sflow = protocol == "sflow"
-            decoded = decode_sflow(datagrams) if sflow else decode_netflow(datagrams, self.netflow_state)
+            if protocol == "sflow":
+                decoded = decode_sflow(datagrams)
+            else:
+                assert self.netflow_state is not None, "start() opens it when a listener is netflow"
+                decoded = decode_netflow(datagrams, self.netflow_state)
         except Exception as exc:  # a decoder bug must cost one batch, counted, not the collector
             log.exception("%s decoder failed on a batch of %d datagrams", protocol, len(datagrams))
             skips = Skips(unit="datagrams")

@@ -11,7 +11,7 @@ Element layouts are from nfdump's nfxV3.h (see docs/NFDUMP.md).
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -189,7 +189,7 @@ class FileState:
         if ident < 0 and packet_interval:  # the exporter-wide (generic / default) sampler
             self.sampling[sysid] = (packet_interval + space_interval) // packet_interval
 
-    def lookup(self, table: dict[int, object], sysid: np.ndarray) -> tuple[list[object], np.ndarray]:
+    def lookup(self, table: Mapping[int, object], sysid: np.ndarray) -> tuple[list[object], np.ndarray]:
         """The table's values (None last, for unknown sysids) and each record's index into them."""
         keys = sorted(table)
         size = max(keys[-1] if keys else 0, int(sysid.max(initial=0))) + 1
@@ -257,7 +257,7 @@ def _masked(values: np.ndarray, valid: np.ndarray, arrow_type: pa.DataType) -> p
     return pa.array(values, arrow_type, mask=~valid)
 
 
-def _address(records: np.ndarray, v4: str, v6: str, elements_v4: bool, elements_v6: bool) -> pa.Array | None:
+def _address(records: _Fields, v4: str, v6: str, elements_v4: bool, elements_v6: bool) -> pa.Array | None:
     if elements_v4:
         return addresses.from_ipv4(records[v4])
     if elements_v6:
@@ -266,7 +266,7 @@ def _address(records: np.ndarray, v4: str, v6: str, elements_v4: bool, elements_
 
 
 def decode_layout(
-    layout: Layout, records: np.ndarray, state: FileState, wanted: frozenset[str] | None = None
+    layout: Layout, records: _Fields, state: FileState, wanted: frozenset[str] | None = None
 ) -> dict[str, pa.Array]:
     """Flow-schema columns for records of one layout: those in ``wanted`` (all when None).
 
@@ -312,7 +312,7 @@ def decode_layout(
     return cols
 
 
-def _generic_columns(records: np.ndarray, want, cols: dict[str, pa.Array]) -> None:
+def _generic_columns(records: _Fields, want: Callable[[str], bool], cols: dict[str, pa.Array]) -> None:
     """Columns of EXgenericFlow: times, counters, protocol, ports, ICMP type/code, flags, TOS."""
     for name, source in (
         ("time_received", "msec_received"),
@@ -342,7 +342,9 @@ def _generic_columns(records: np.ndarray, want, cols: dict[str, pa.Array]) -> No
         cols["icmp_code"] = _masked((dst_port & 0xFF).astype(np.uint8), icmp, pa.uint8())
 
 
-def _exporter_columns(records: np.ndarray, has: frozenset[int], state: FileState, want, cols: dict) -> None:
+def _exporter_columns(
+    records: _Fields, has: frozenset[int], state: FileState, want: Callable[[str], bool], cols: dict[str, pa.Array]
+) -> None:
     """The exporter address (record element, else the exporter record), its domain and sampling rate."""
     sysid = records["exporter_sysid"]
     if want("sampler_address"):
