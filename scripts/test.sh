@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 bash scripts/system-deps.sh
 bash scripts/setup.sh test
 .venv/bin/ruff check src tests benchmarks
+.venv/bin/mypy
 .venv/bin/python -m pytest -o addopts="" -q "$@"

@@ -194,5 +194,5 @@ def encode_rows(table: pa.Table) -> list[memoryview]:
                 windows = np.lib.stride_tricks.sliding_window_view(data, length)  # row i = data[i : i + length]
                 matrix[:, at : at + length] = windows[starts if everyone else starts[rows]]
             at += length
-        parts.append(memoryview(matrix.reshape(-1)))
+        parts.append(matrix.reshape(-1).data)
     return parts

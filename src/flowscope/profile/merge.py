@@ -65,6 +65,7 @@ def key_order(records: Records) -> tuple[np.ndarray, np.ndarray]:
     out together and in input order. Keys whose mixes share the high bits can interleave; that is
     detected and just those groups are sorted again on all 128 bits.
     """
+    assert records.key is not None, "keys are ordered before they are replaced by ids"
     high, low = records.key[:, 0], records.key[:, 1]
     n = len(high)
     bits = max((n - 1).bit_length(), 1)
