@@ -295,3 +295,23 @@ def test_times_in_runs_read_as_row_by_row() -> None:
         expected = pc.strptime(pa.array(shown, pa.string()), format=pattern, unit="ns", error_is_null=True)
         assert times.to_pylist() == pc.cast(expected, times.type).to_pylist()
         assert bad is not None and bad.tolist() == [t == "bad" for t in shown]
+
+
+def test_rows_that_are_not_utf8_are_counted_and_skipped(tmp_path: Path) -> None:
+    """A byte that is not UTF-8 costs its row (counted, shown escaped), not the read; --strict names the row."""
+    from click.testing import CliRunner
+
+    from flowscope.cli import main
+
+    good = (Path(__file__).parent / "data" / "unicauca11_example.csv").read_bytes().splitlines(keepends=True)
+    bad = [*good[:3], b"10.0.0.1,1,192.0.2.1,443,6,26/04/201711:00:00,1,1,1,5\xff\xfe,1\n", *good[3:5]]
+    bad += [b"10.0.0.\xe91,1,192.0.2.1,443,6,26/04/201711:00:00,1,1,1,5,1\n"]
+    path = tmp_path / "bad.csv"
+    path.write_bytes(b"".join(bad))
+    result = CliRunner().invoke(main, ["--lake", str(tmp_path / "lake"), "read", str(path)])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    assert "4 flows from 1 input(s)" in said and "2 rows skipped: row is not UTF-8 text" in said
+    assert "\\xff\\xfe" in said
+    strict = CliRunner().invoke(main, ["--lake", str(tmp_path / "l2"), "read", str(path), "--strict"])
+    assert strict.exit_code == 2 and "near data row 3: row is not UTF-8 text" in strict.output

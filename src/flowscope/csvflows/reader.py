@@ -262,7 +262,15 @@ class _InputReader:
                 # whole chunk, which is then parsed as text and converted row-tolerantly.
                 raw = parse(numbers=True)
             except pa.ArrowInvalid:
-                raw = parse(numbers=False)
+                try:
+                    raw = parse(numbers=False)
+                except pa.ArrowInvalid as exc:
+                    if "UTF8" not in str(exc):
+                        raise
+                    chunk, bad_lines, example = _without_lines_not_utf8(chunk)
+                    for line in bad_lines:
+                        self._problem("row is not UTF-8 text", 1, example, self.rows_seen + line)
+                    raw = parse(numbers=False)
         except pa.ArrowInvalid as exc:
             raise FlowscopeError(f"{self.raw.name}: unreadable CSV near data row {self.rows_seen + 1}: {exc}") from exc
         if ragged:
@@ -283,6 +291,35 @@ class _InputReader:
         if self.source.options.strict:
             raise FlowscopeError(f"{self.raw.name}: near data row {row}: {reason}: {example!r} (--strict)")
         self.source.skips.add(reason, count, example)
+
+
+def _without_lines_not_utf8(chunk: bytes | bytearray) -> tuple[bytes, list[int], str]:
+    """The chunk without its lines that are not valid UTF-8; their 1-based line numbers; one shown escaped.
+
+    Only for a chunk pyarrow refused as text: the bad bytes are found by the UTF-8 decoder (one step per
+    bad byte run, not per row) and mapped to lines through the newline positions.
+    """
+    data = bytes(chunk)
+    bad: list[int] = []
+    at = 0
+    while True:
+        try:
+            data[at:].decode("utf-8")
+            break
+        except UnicodeDecodeError as exc:
+            bad.append(at + exc.start)
+            at += exc.end
+    newlines = np.flatnonzero(np.frombuffer(data, np.uint8) == 0x0A)
+    starts = np.r_[0, newlines + 1]
+    ends = np.r_[newlines, len(data)]
+    lines = np.unique(np.searchsorted(newlines, np.array(bad)))
+    pieces, after = [], 0
+    for line in lines:  # few: the runs of good lines between them are sliced whole
+        pieces.append(data[after : starts[line]])
+        after = ends[line] + 1
+    kept = b"".join([*pieces, data[after:]])
+    first = data[starts[lines[0]] : ends[lines[0]]]
+    return kept, [int(line) + 1 for line in lines], first[:80].decode("utf-8", errors="backslashreplace")
 
 
 def _joined(pieces: list[bytes | bytearray | memoryview]) -> bytes | bytearray:
