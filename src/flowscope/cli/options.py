@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import pyarrow as pa
 
 from flowscope.capture.options import TUNNEL_MODES, MeterOptions
 from flowscope.collect.options import ExportOptions
@@ -20,6 +21,7 @@ from flowscope.csvflows.options import DEFAULT_COMMIT_ROWS, DEFAULT_COMMIT_SECON
 from flowscope.nfdump.options import RecordSelection
 from flowscope.readers.options import ReadOptions
 from flowscope.reduce import BUILTIN, load
+from flowscope.transforms.enrich import EnrichConfig, Enricher
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -103,6 +105,32 @@ def csv_options(command: F) -> F:
     )
 
 
+def transform_options(command: F) -> F:
+    """Transforms every command that produces flows applies (``--enrich``)."""
+    return _add(
+        command,
+        (
+            click.option(
+                "--enrich",
+                type=click.Path(dir_okay=False),
+                metavar="FILE.toml",
+                help="Add AS numbers and names, countries, network, interface and exporter names (docs/ENRICH.md).",
+            ),
+        ),
+    )
+
+
+def enrich_from(flags: Mapping[str, Any]) -> EnrichConfig | None:
+    path = flags.get("enrich")
+    return None if path is None else EnrichConfig.load(path)
+
+
+def transforms_from(flags: Mapping[str, Any]) -> list[Callable[[pa.Table], pa.Table]]:
+    """The batch transforms of commands without ``ReadOptions`` (``watch``, ``capture``)."""
+    config = enrich_from(flags)
+    return [] if config is None else [Enricher(config)]
+
+
 def csv_from(flags: Mapping[str, Any]) -> CsvOptions:
     return CsvOptions(**_given(flags, "tz", "strict", "commit_rows", "commit_seconds"))
 
@@ -164,4 +192,5 @@ def read_options_from(flags: Mapping[str, Any]) -> ReadOptions:
         exports=exports_from(flags),
         selection=selection_from(flags),
         reduce=load(name) if name else None,
+        enrich=enrich_from(flags),
     )

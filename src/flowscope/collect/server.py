@@ -60,6 +60,7 @@ from flowscope.pipeline import Stream, tag
 from flowscope.schema import INTERFACE_COUNTERS
 from flowscope.sinks.lake import LakeLimits
 from flowscope.sinks.registry import DestinationContext, open_destinations
+from flowscope.transforms.enrich import Enricher
 
 log = logging.getLogger("flowscope.collect")
 
@@ -81,6 +82,8 @@ class CollectorConfig:
     queue_memory: int = QUEUE_BYTES
     """Bytes of datagrams each receive process may hold while decoding catches up (burst absorption)."""
     sampling_config: str | None = None
+    enrich: str | None = None
+    """``--enrich FILE.toml``: each collector process loads the databases itself (and reloads changed ones)."""
     run_id: str = ""
     """Identifies one ``flowscope collect`` run: ``flowscope exporters`` merges the workers of the latest."""
 
@@ -149,6 +152,7 @@ class Collector:
 
         Receive processes are forked before this process starts any thread of its own.
         """
+        transforms = [] if self.config.enrich is None else [Enricher.from_file(self.config.enrich)]
         if any(spec.protocol == "netflow" for spec in self.config.listens):
             sampling = SamplingConfig.load(self.config.sampling_config)
             self.netflow_state = NetflowState.open(self.lake.root, sampling)
@@ -179,7 +183,7 @@ class Collector:
         pa.array(np.zeros(1))  # the first pa.array(ndarray) imports pandas (~0.3 s): pay it before traffic
         age = self.config.flush_seconds
         context = DestinationContext(self.lake, LakeLimits(max_age=age))
-        self.output = Stream(open_destinations(self.config.destinations, context), flush_seconds=age)
+        self.output = Stream(open_destinations(self.config.destinations, context), transforms, flush_seconds=age)
         for listener in self.listeners:
             log.info(
                 "listening on %s (receive buffer %d bytes granted)", listener.spec.name, listener.health.receive_buffer

@@ -84,6 +84,15 @@ class EnrichConfig:
             raise FlowscopeError(f"{origin}: configures no enrichment ([geoip], [networks], [interfaces], [exporters])")
         return config
 
+    def shaping(self) -> dict[str, object]:
+        """What the configuration does, for the ingest fingerprint (the files by path: a database updated
+        in place does not make stored inputs new; ``flowscope enrich`` re-enriches them)."""
+        return {
+            "files": {name: str(path) for name, path in vars(self).items() if isinstance(path, Path)},
+            "overwrite_as": self.overwrite_as,
+            "exporters": {key.hex(): fields for key, fields in sorted(self.exporters.items())},
+        }
+
     def files(self) -> list[Path]:
         """The data files the configuration names (watched for changes by long-running commands)."""
         return [path for path in (self.asn, self.country, self.networks, self.interfaces) if path is not None]
