@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 
 from flowscope.errors import FlowscopeError
-from flowscope.transforms.enrich.ranges import V4_BLOCK_START, V4_BLOCK_STOP, RangeTable, overlay
+from flowscope.transforms.enrich.ranges import V4_BLOCK_START, V4_BLOCK_STOP, RangeTable, overlay, sort_order
 
 _METADATA_MARKER = b"\xab\xcd\xefMaxMind.com"
 _DATA_SEPARATOR = 16
@@ -53,14 +53,16 @@ class MmdbTable:
         """Read ``path`` whole; a broken or unreadable database raises one ``FlowscopeError``."""
         path = Path(path)
         try:
-            reader = maxminddb.open_database(str(path), maxminddb.MODE_MMAP)
+            reader = maxminddb.open_database(str(path))  # the C extension where installed
         except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
             raise FlowscopeError(f"cannot read MMDB database {path}: {exc}") from None
         try:
-            with reader, path.open("rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as view:
+            with path.open("rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as view:
                 return cls._build(path, reader, view)
         except (ValueError, KeyError, TypeError, maxminddb.InvalidDatabaseError) as exc:
             raise FlowscopeError(f"broken MMDB database {path}: {exc}") from None
+        finally:
+            reader.close()
 
     @classmethod
     def _build(cls, path: Path, reader: maxminddb.Reader, buffer: mmap.mmap) -> MmdbTable:
@@ -168,7 +170,7 @@ def _leaves(keys: list[np.ndarray], values: list[np.ndarray], nodes: int) -> tup
     record)."""
     starts = np.ascontiguousarray(np.concatenate(keys).astype(">u8")).view("S16").ravel()
     record = np.concatenate(values)
-    order = np.argsort(starts)
+    order = sort_order(starts)
     return starts[order], np.where(record == nodes, -1, record)[order]
 
 
