@@ -13,7 +13,7 @@ from rich.table import Table
 from flowscope.addresses import format_one
 from flowscope.cli.common import CliState, pass_state
 from flowscope.cli.destinations import TO_HELP, destination_urls
-from flowscope.cli.options import enrich_from, transform_options
+from flowscope.cli.options import anonymize_from, enrich_from, transform_options
 from flowscope.cli.output import print_table, result_console
 from flowscope.collect.health import HEALTH_DIR
 from flowscope.collect.receive import QUEUE_BYTES, Listen
@@ -95,12 +95,13 @@ def collect(
     queue_mib: int,
     sampling_config: str | None,
     enrich: str | None,
+    anonymize: str | None,
 ) -> None:
     """Receive NetFlow/IPFIX/sFlow over UDP into the lake until SIGINT/SIGTERM."""
     if len({(spec.host, spec.port) for spec in listens}) != len(listens):
         raise FlowscopeError("two --listen options share one address and port")
-    if enrich is not None:
-        enrich_from({"enrich": enrich})  # a bad configuration fails here, before any worker starts
+    enrich_from({"enrich": enrich})  # a bad configuration or key fails here, before any worker starts
+    anonymize_from({"anonymize": anonymize})
     level = logging.WARNING if state.verbosity < 0 else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(message)s")
     config = CollectorConfig(
@@ -112,6 +113,7 @@ def collect(
         queue_memory=queue_mib << 20,
         sampling_config=sampling_config,
         enrich=enrich,
+        anonymize=anonymize,
         run_id=new_run_id(),
     )
     if workers == 1:

@@ -21,7 +21,8 @@ from flowscope.csvflows.options import DEFAULT_COMMIT_ROWS, DEFAULT_COMMIT_SECON
 from flowscope.nfdump.options import RecordSelection
 from flowscope.readers.options import ReadOptions
 from flowscope.reduce import BUILTIN, load
-from flowscope.transforms.enrich import EnrichConfig, Enricher
+from flowscope.transforms.anonymize import read_key
+from flowscope.transforms.enrich import EnrichConfig
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -106,7 +107,7 @@ def csv_options(command: F) -> F:
 
 
 def transform_options(command: F) -> F:
-    """Transforms every command that produces flows applies (``--enrich``)."""
+    """Transforms every command that produces flows applies (``--enrich``, ``--anonymize``)."""
     return _add(
         command,
         (
@@ -115,6 +116,12 @@ def transform_options(command: F) -> F:
                 type=click.Path(dir_okay=False),
                 metavar="FILE.toml",
                 help="Add AS numbers and names, countries, network, interface and exporter names (docs/ENRICH.md).",
+            ),
+            click.option(
+                "--anonymize",
+                type=click.Path(dir_okay=False),
+                metavar="KEYFILE",
+                help="Anonymise every address, prefix-preserving (Crypto-PAn; 32-byte key, raw or 64 hex digits).",
             ),
         ),
     )
@@ -125,10 +132,14 @@ def enrich_from(flags: Mapping[str, Any]) -> EnrichConfig | None:
     return None if path is None else EnrichConfig.load(path)
 
 
+def anonymize_from(flags: Mapping[str, Any]) -> bytes | None:
+    path = flags.get("anonymize")
+    return None if path is None else read_key(path)
+
+
 def transforms_from(flags: Mapping[str, Any]) -> list[Callable[[pa.Table], pa.Table]]:
     """The batch transforms of commands without ``ReadOptions`` (``watch``, ``capture``)."""
-    config = enrich_from(flags)
-    return [] if config is None else [Enricher(config)]
+    return ReadOptions(enrich=enrich_from(flags), anonymize=anonymize_from(flags)).transforms()
 
 
 def csv_from(flags: Mapping[str, Any]) -> CsvOptions:
@@ -193,4 +204,5 @@ def read_options_from(flags: Mapping[str, Any]) -> ReadOptions:
         selection=selection_from(flags),
         reduce=load(name) if name else None,
         enrich=enrich_from(flags),
+        anonymize=anonymize_from(flags),
     )

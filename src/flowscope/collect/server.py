@@ -57,10 +57,12 @@ from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
 from flowscope.lake.layout import Lake
 from flowscope.pipeline import Stream, tag
+from flowscope.readers.options import ReadOptions
 from flowscope.schema import INTERFACE_COUNTERS
 from flowscope.sinks.lake import LakeLimits
 from flowscope.sinks.registry import DestinationContext, open_destinations
-from flowscope.transforms.enrich import Enricher
+from flowscope.transforms.anonymize import read_key
+from flowscope.transforms.enrich import EnrichConfig
 
 log = logging.getLogger("flowscope.collect")
 
@@ -84,6 +86,8 @@ class CollectorConfig:
     sampling_config: str | None = None
     enrich: str | None = None
     """``--enrich FILE.toml``: each collector process loads the databases itself (and reloads changed ones)."""
+    anonymize: str | None = None
+    """``--anonymize KEYFILE``: every address anonymised (after enrichment)."""
     run_id: str = ""
     """Identifies one ``flowscope collect`` run: ``flowscope exporters`` merges the workers of the latest."""
 
@@ -152,7 +156,10 @@ class Collector:
 
         Receive processes are forked before this process starts any thread of its own.
         """
-        transforms = [] if self.config.enrich is None else [Enricher.from_file(self.config.enrich)]
+        transforms = ReadOptions(
+            enrich=None if self.config.enrich is None else EnrichConfig.load(self.config.enrich),
+            anonymize=None if self.config.anonymize is None else read_key(self.config.anonymize),
+        ).transforms()
         if any(spec.protocol == "netflow" for spec in self.config.listens):
             sampling = SamplingConfig.load(self.config.sampling_config)
             self.netflow_state = NetflowState.open(self.lake.root, sampling)
