@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from tests.conftest import shared_data
 
 from flowscope.addresses import format_text, parse_text
 from flowscope.cli import main
@@ -142,8 +144,6 @@ def test_key_files(tmp_path: Path) -> None:
 
 
 def test_read_anonymize_enriches_first(tmp_path: Path) -> None:
-    from tests.conftest import shared_data
-
     key = tmp_path / "key"
     key.write_text(REFERENCE_KEY.hex())
     config = tmp_path / "enrich.toml"
@@ -158,3 +158,23 @@ def test_read_anonymize_enriches_first(tmp_path: Path) -> None:
     text = out.read_text()
     assert "135.242.180.132" in text and "128.11.68.132" not in text and "1.0.0.1" not in text
     assert "Google Inc." in text  # looked up before the addresses were anonymised
+
+
+def test_query_and_top_anonymize_their_results(tmp_path: Path) -> None:
+    key = tmp_path / "key"
+    key.write_bytes(REFERENCE_KEY)
+    flows = tmp_path / "flows.csv"
+    flows.write_text("Source.IP,Source.Port,Destination.IP,Destination.Port,Protocol,Timestamp\n"
+                     "128.11.68.132,1,10.185.25.118,2,6,26/04/201711:11:17\n")  # fmt: skip
+    lake = ["--lake", str(tmp_path / "lake")]
+    runner = CliRunner()
+    assert runner.invoke(main, [*lake, "read", str(flows)]).exit_code == 0
+    sql = "SELECT src_addr, ip_text(dst_addr) AS dst, 'not an address' AS note, proto FROM flows"
+    result = runner.invoke(main, [*lake, "query", sql, "--format", "csv", "--anonymize", str(key)])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[1] == '"135.242.180.132","117.161.29.118","not an address",6'
+    out = tmp_path / "out.parquet"
+    assert runner.invoke(main, [*lake, "query", sql, "-o", str(out), "--anonymize", str(key)]).exit_code == 0
+    assert pq.read_table(out).column("dst").to_pylist() == ["117.161.29.118"]
+    result = runner.invoke(main, [*lake, "top", "--by", "src", "--format", "csv", "--anonymize", str(key)])
+    assert result.exit_code == 0 and "135.242.180.132" in result.output and "128.11.68.132" not in result.output

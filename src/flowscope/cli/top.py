@@ -7,6 +7,7 @@ from datetime import datetime
 import click
 
 from flowscope.cli.common import CliState, TimeParam, pass_state
+from flowscope.cli.options import anonymize_option, result_anonymizer
 from flowscope.cli.output import OUTPUT_FORMATS, emit
 from flowscope.query import open_lake, views_named
 from flowscope.query.reports.top import GROUPINGS, METRICS, top_sql
@@ -31,6 +32,7 @@ Examples:
 @click.option("--format", "file_format", type=click.Choice(OUTPUT_FORMATS), default="table", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False))
 @click.option("--threads", type=int, help="DuckDB threads (default: all cores).")
+@anonymize_option
 @pass_state
 def top(
     state: CliState,
@@ -43,9 +45,18 @@ def top(
     file_format: str,
     output: str | None,
     threads: int | None,
+    anonymize: str | None,
 ) -> None:
     """Top talkers, conversations, ports, protocols or ASes by bytes, packets or flows."""
+    transform = result_anonymizer(anonymize)
     sql = top_sql(grouping, metric, count, since=since, until=until, where=where)
     state.detail(sql)
     with open_lake(state.lake, threads=threads, views=views_named(sql)) as con:  # --where may name one
-        emit(con.sql(sql), file_format, output, limit=count, title=f"top {count} by {grouping} ({metric})")
+        emit(
+            con.sql(sql),
+            file_format,
+            output,
+            limit=count,
+            title=f"top {count} by {grouping} ({metric})",
+            transform=transform,
+        )

@@ -22,10 +22,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from flowscope.addresses import from_ipv6_bytes, is_ipv4_matrix, to_matrix
+from flowscope.addresses import format_text, from_ipv6_bytes, is_ipv4_matrix, parse_text, to_matrix
 from flowscope.arrays import contiguous
 from flowscope.errors import FlowscopeError
-from flowscope.schema import FLOWS, Role, columns_with_role
+from flowscope.schema import ADDRESS, FLOWS, Role, columns_with_role, role_of
 
 KEY_BYTES = 32
 ADDRESS_COLUMNS = columns_with_role(FLOWS, Role.ADDRESS)
@@ -103,6 +103,24 @@ class Anonymizer:
         for name in ADDRESS_COLUMNS:
             if name in table.column_names:
                 table = table.set_column(table.column_names.index(name), name, self.column(table.column(name)))
+        return table
+
+    def results(self, table: pa.Table) -> pa.Table:
+        """A query result with every address anonymised: binary columns the catalogue or their type calls
+        addresses, and text columns whose every value is an IP address (``ip_text(src_addr)``), so SQL
+        cannot show a real address by formatting it."""
+        for index, field in enumerate(table.schema):
+            values = table.column(index)
+            if role_of(field) is Role.ADDRESS and (pa.types.is_binary(field.type) or field.type == ADDRESS):
+                try:
+                    values = pc.cast(values, ADDRESS)
+                except pa.ArrowInvalid:
+                    raise FlowscopeError(f"column {field.name} holds values that are not 16-byte addresses") from None
+                table = table.set_column(index, field, pc.cast(self.column(values), field.type))
+            elif pa.types.is_string(field.type) and len(values) > values.null_count:
+                parsed = parse_text(contiguous(values), errors="null")
+                if parsed.null_count == values.null_count:
+                    table = table.set_column(index, field, format_text(self.column(parsed)))
         return table
 
     def column(self, values: pa.Array | pa.ChunkedArray) -> pa.Array:
