@@ -24,6 +24,7 @@ COMMANDS = {
     "profile": "profile_cmd",
     "query": "query",
     "read": "read",
+    "rollup": "rollup_cmd",
     "templates": "collect_cmds",
     "top": "top",
     "watch": "capture_cmds",

@@ -10,7 +10,8 @@ from flowscope.cli.common import CliState, TimeParam, pass_state
 from flowscope.cli.options import anonymize_option, result_anonymizer
 from flowscope.cli.output import OUTPUT_FORMATS, emit
 from flowscope.query import open_lake, views_named
-from flowscope.query.reports.top import GROUPINGS, METRICS, top_sql
+from flowscope.query.reports.top import GROUPING_COLUMNS, GROUPINGS, METRICS, top_sql
+from flowscope.transforms.rollups.choose import choose_table
 
 
 @click.command(
@@ -49,9 +50,12 @@ def top(
 ) -> None:
     """Top talkers, conversations, ports, protocols or ASes by bytes, packets or flows."""
     transform = result_anonymizer(anonymize)
-    sql = top_sql(grouping, metric, count, since=since, until=until, where=where)
+    lake = state.lake.existing()
+    table, why = choose_table(lake, GROUPING_COLUMNS[grouping], since=since, until=until, where=where)
+    state.detail(f"answered from {table}: {why}")
+    sql = top_sql(grouping, metric, count, since=since, until=until, where=where, table=table)
     state.detail(sql)
-    with open_lake(state.lake, threads=threads, views=views_named(sql)) as con:  # --where may name one
+    with open_lake(lake, threads=threads, views=views_named(sql)) as con:  # --where may name one
         emit(
             con.sql(sql),
             file_format,
