@@ -16,8 +16,9 @@ from flowscope.transforms.rollups.choose import choose_table
 
 @click.command(
     epilog="""\b
-Each flow counts its whole volume (both directions of a biflow) for its key;
---by host counts every flow for both of its endpoints (nfdump -s ip).
+Each flow counts its whole volume (both directions of a biflow, scaled by its sampling rate) for its key;
+--by host counts every flow for both of its endpoints (nfdump -s ip). Answers from a roll-up
+when one can (flowscope rollup; -v says which table).
 Examples:
   flowscope top                                  top 10 sources by bytes
   flowscope top --by port --metric flows --since 1d
