@@ -18,6 +18,7 @@ COMMANDS = {
     "capture": "capture_cmds",
     "collect": "collect_cmds",
     "demo": "demo",
+    "enrich": "enrich_cmd",
     "exporters": "collect_cmds",
     "lake": "lake_cmd",
     "materialize": "materialize_cmd",

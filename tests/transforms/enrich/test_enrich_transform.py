@@ -139,3 +139,22 @@ def test_read_with_a_broken_database_writes_nothing(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "broken MMDB database" in result.output
     assert not list((tmp_path / "lake").glob("flows/**/*.parquet"))
+
+
+def test_enrich_command_re_enriches_stored_flows(tmp_path: Path) -> None:
+    flows = tmp_path / "flows.csv"
+    flows.write_text(
+        "Source.IP,Source.Port,Destination.IP,Destination.Port,Protocol,Timestamp\n"
+        "1.0.0.1,1234,2.125.160.217,443,6,26/04/201711:11:17\n"
+    )
+    lake = tmp_path / "lake"
+    runner = CliRunner()
+    assert runner.invoke(main, ["--lake", str(lake), "read", str(flows)]).exit_code == 0
+    result = runner.invoke(main, ["--lake", str(lake), "enrich", "--enrich", str(_config(tmp_path))])
+    assert result.exit_code == 0, result.output
+    assert "re-enriched 1 flows in 1 partition(s)" in result.output
+    rows = duckdb.sql(
+        "SELECT src_as, src_as_name, dst_country, src_net_name"
+        f" FROM read_parquet('{lake}/flows/**/*.parquet', union_by_name = true)"
+    ).fetchall()
+    assert rows == [(15169, "Google Inc.", "GB", "google")]
