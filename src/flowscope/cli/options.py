@@ -16,12 +16,13 @@ import click
 import pyarrow as pa
 
 from flowscope.capture.options import TUNNEL_MODES, MeterOptions
+from flowscope.cli.output import anonymize_flag
 from flowscope.collect.options import ExportOptions
 from flowscope.csvflows.options import DEFAULT_COMMIT_ROWS, DEFAULT_COMMIT_SECONDS, CsvOptions
 from flowscope.nfdump.options import RecordSelection
 from flowscope.readers.options import ReadOptions
 from flowscope.reduce import BUILTIN, load
-from flowscope.transforms.anonymize import Anonymizer, read_key
+from flowscope.transforms.anonymize import read_key
 from flowscope.transforms.enrich import EnrichConfig
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -106,24 +107,6 @@ def csv_options(command: F) -> F:
     )
 
 
-_ANONYMIZE = click.option(
-    "--anonymize",
-    type=click.Path(dir_okay=False),
-    metavar="KEYFILE",
-    help="Anonymise every address, prefix-preserving (Crypto-PAn; 32-byte key, raw or 64 hex digits).",
-)
-
-
-def anonymize_option(command: F) -> F:
-    """``--anonymize KEYFILE`` alone: for commands that output results (``query``, ``top``)."""
-    return _ANONYMIZE(command)
-
-
-def result_anonymizer(path: str | None) -> Callable[[pa.Table], pa.Table]:
-    """What ``emit`` passes every result batch through: the anonymisation of ``--anonymize``, else nothing."""
-    return (lambda table: table) if path is None else Anonymizer.from_file(path).results
-
-
 def transform_options(command: F) -> F:
     """Transforms every command that produces flows applies (``--enrich``, ``--anonymize``)."""
     return _add(
@@ -135,7 +118,7 @@ def transform_options(command: F) -> F:
                 metavar="FILE.toml",
                 help="Add AS numbers and names, countries, network, interface and exporter names (docs/ENRICH.md).",
             ),
-            _ANONYMIZE,
+            anonymize_flag(),
         ),
     )
 

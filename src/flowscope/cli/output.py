@@ -7,7 +7,9 @@ import sys
 from collections.abc import Callable, Collection
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
+import click
 import duckdb
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -78,6 +80,25 @@ def print_table(
     console.print(view)
     if more:
         console.print(f"[dim](first {table.num_rows:,} rows shown; use --limit or --format csv for all)[/]")
+
+
+def anonymize_flag() -> Callable[[Any], Any]:
+    """``--anonymize KEYFILE``: on the commands that produce flows, and on those that output results."""
+    return click.option(
+        "--anonymize",
+        type=click.Path(dir_okay=False),
+        metavar="KEYFILE",
+        help="Anonymise every address, prefix-preserving (Crypto-PAn; 32-byte key, raw or 64 hex digits).",
+    )
+
+
+def result_anonymizer(path: str | None) -> Callable[[pa.Table], pa.Table]:
+    """What ``emit`` passes every result batch through: the anonymisation of ``--anonymize``, else nothing."""
+    if path is None:
+        return lambda table: table
+    from flowscope.transforms.anonymize import Anonymizer  # AES only when asked for: ``top`` starts faster
+
+    return Anonymizer.from_file(path).results
 
 
 def emit(

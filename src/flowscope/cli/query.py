@@ -5,8 +5,7 @@ from __future__ import annotations
 import click
 
 from flowscope.cli.common import CliState, pass_state
-from flowscope.cli.options import anonymize_option, result_anonymizer
-from flowscope.cli.output import OUTPUT_FORMATS, emit
+from flowscope.cli.output import OUTPUT_FORMATS, anonymize_flag, emit, result_anonymizer
 from flowscope.query import open_lake, views_named
 
 
@@ -28,7 +27,7 @@ Examples:
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
 @click.option("--limit", default=1000, show_default=True, help="Rows shown by --format table.")
 @click.option("--threads", type=int, help="DuckDB threads (default: all cores).")
-@anonymize_option
+@anonymize_flag()
 @pass_state
 def query(
     state: CliState,

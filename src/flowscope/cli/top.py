@@ -7,8 +7,7 @@ from datetime import datetime
 import click
 
 from flowscope.cli.common import CliState, TimeParam, pass_state
-from flowscope.cli.options import anonymize_option, result_anonymizer
-from flowscope.cli.output import OUTPUT_FORMATS, emit
+from flowscope.cli.output import OUTPUT_FORMATS, anonymize_flag, emit, result_anonymizer
 from flowscope.query import open_lake, views_named
 from flowscope.query.reports.top import GROUPING_COLUMNS, GROUPINGS, METRICS, top_sql
 from flowscope.transforms.rollups.choose import choose_table
@@ -34,7 +33,7 @@ Examples:
 @click.option("--format", "file_format", type=click.Choice(OUTPUT_FORMATS), default="table", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False))
 @click.option("--threads", type=int, help="DuckDB threads (default: all cores).")
-@anonymize_option
+@anonymize_flag()
 @pass_state
 def top(
     state: CliState,
