@@ -58,8 +58,8 @@ class Networks:
             if span in bounds:
                 raise FlowscopeError(f"{origin}: {cidr} is given twice")
             bounds[span] = number
-        values = {name: pa.array([optional_text(row.get(name)) for row in rows], pa.string()) for name in ATTRIBUTES}
-        attributes = pa.table({name: array for name, array in values.items() if array.null_count < len(array)})
+        columns = {name: pa.array([optional_text(row.get(name)) for row in rows], pa.string()) for name in ATTRIBUTES}
+        attributes = pa.table({name: array for name, array in columns.items() if array.null_count < len(array)})
         v4 = {span: row for span, row in bounds.items() if _V4_START <= span[0] < _V4_STOP}
         others = {span: row for span, row in bounds.items() if span not in v4}
         starts, values = overlay(*_steps(others, 0, _SPACE_END), *_steps(v4, _V4_START, _V4_STOP), *_V4_BLOCK)
