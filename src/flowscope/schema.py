@@ -303,6 +303,8 @@ def _enrichment() -> tuple[Column, ...]:
                     f"organisation of `{side}_as` in the ASN database (null where it holds another AS or none)"),
             _column(f"{side}_country", text, Role.DIMENSION, "ISO 3166-1 alpha-2",
                     f"country of the {whose} address in the country database (`US`)"),
+            _column(f"{side}_city", text, Role.DIMENSION, "label",
+                    f"city of the {whose} address, where the country database is a City database (English name)"),
         ]
     for side, whose in (("src", "source"), ("dst", "destination")):
         for attribute, meaning in _NETWORK_ATTRIBUTES:

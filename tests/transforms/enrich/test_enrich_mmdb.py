@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from pathlib import Path
 from typing import Any
 
 import maxminddb
 import numpy as np
 import pytest
-from tests.conftest import shared_data
+from tests.conftest import shared_data, skip_or_fail
 
 from flowscope.errors import FlowscopeError
 from flowscope.transforms.enrich.mmdb import MmdbTable
@@ -25,7 +26,8 @@ def _matrix(addresses: list[Address]) -> np.ndarray:
 def _answers(table: MmdbTable, addresses: list[Address]) -> list[tuple[Any, ...]]:
     records = table.lookup(_matrix(addresses))
     held = table.fields
-    columns = {name: held[name].to_pylist() if name in held else None for name in ("asn", "as_name", "country")}
+    names = ("asn", "as_name", "country", "city")
+    columns = {name: held[name].to_pylist() if name in held else None for name in names}
     return [
         tuple(None if r < 0 or values is None else values[r] for values in columns.values()) for r in records
     ]
@@ -37,6 +39,7 @@ def _maxmind_layout(record: dict[str, Any] | None) -> tuple[Any, ...]:
         record.get("autonomous_system_number"),
         record.get("autonomous_system_organization"),
         record.get("country", {}).get("iso_code"),
+        record.get("city", {}).get("names", {}).get("en"),
     )
 
 
@@ -86,13 +89,13 @@ def test_vectorised_lookups_equal_maxminddb(name: str) -> None:
         expected = [_maxmind_layout(reader.get(a)) for a in addresses]  # type: ignore[arg-type]
     answers = _answers(table, addresses)
     assert answers == expected
-    assert sum(answer == (None, None, None) for answer in answers) > 1000  # outside every network
+    assert sum(answer == (None,) * 4 for answer in answers) > 1000  # outside every network
 
 
 def test_ipv4_only_database_holds_no_ipv6() -> None:
     table = MmdbTable.load(shared_data("geoip", "maxmind", "GeoIP2-Country-Test.mmdb"))
     assert _answers(table, [ipaddress.ip_address("2.125.160.216"), ipaddress.ip_address("::ffff:2.125.160.216")]) == [
-        (None, None, "GB")
+        (None, None, "GB", None)
     ] * 2
 
 
@@ -101,8 +104,8 @@ def test_ipv4_only_database_holds_no_ipv6() -> None:
     [
         ("MaxMind-DB-test-broken-pointers-24", "broken MMDB database"),
         ("MaxMind-DB-test-broken-search-tree-24", "broken MMDB database"),
-        ("GeoIP2-Connection-Type-Test", "holds no AS numbers, AS names or countries"),
-        ("MaxMind-DB-test-decoder", "holds no AS numbers, AS names or countries"),
+        ("GeoIP2-Connection-Type-Test", "holds no AS numbers, AS names, countries or cities"),
+        ("MaxMind-DB-test-decoder", "holds no AS numbers, AS names, countries or cities"),
     ],
 )
 def test_broken_or_unsupported_databases_give_one_error(name: str, message: str) -> None:
@@ -116,3 +119,32 @@ def test_a_file_that_is_no_database_is_one_error(tmp_path) -> None:
     path.write_bytes(b"not a database" * 100)
     with pytest.raises(FlowscopeError, match="cannot read MMDB database"):
         MmdbTable.load(path)
+
+
+def _write_database(path: Path, records: dict[str, dict[str, Any]]) -> Path:
+    try:
+        from mmdb_writer import MMDBWriter
+        from netaddr import IPNetwork, IPSet
+    except ImportError:
+        skip_or_fail("mmdb-writer is not installed (pip install -e '.[test]')")
+    writer = MMDBWriter(ip_version=6, database_type="layout-test", ipv4_compatible=True)
+    for cidr, record in records.items():
+        writer.insert_network(IPSet([IPNetwork(cidr)]), record)
+    writer.to_db_file(str(path))
+    return path
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"asn": "AS15169", "as_name": "Google LLC", "country": "US", "city": "Mountain View"},  # IPinfo
+        {"asn": "AS15169", "as_name": "Google LLC", "country_code": "us", "country": "United States"},  # IPinfo Lite
+        {"autonomous_system_number": 15169, "autonomous_system_organization": "Google LLC",
+         "country_code": "US", "city": "Mountain View"},  # DB-IP, ip-location-db
+    ],
+)  # fmt: skip
+def test_ipinfo_dbip_and_ip_location_db_layouts(tmp_path: Path, record: dict[str, Any]) -> None:
+    table = MmdbTable.load(_write_database(tmp_path / "layout.mmdb", {"8.8.8.0/24": record, "2001:4860::/32": record}))
+    answers = _answers(table, [ipaddress.ip_address(a) for a in ("8.8.8.8", "2001:4860::8888", "9.9.9.9")])
+    city = record.get("city")
+    assert answers == [(15169, "Google LLC", "US", city), (15169, "Google LLC", "US", city), (None,) * 4]

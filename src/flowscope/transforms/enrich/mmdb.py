@@ -10,8 +10,9 @@ The reader's own network iterator is not used: it leaves out the tree's aliases 
 ``ValueError`` in maxminddb 3.2).
 
 Record layouts: MaxMind's (``autonomous_system_number``, ``autonomous_system_organization``,
-``country.iso_code``), IPinfo's (``asn`` as ``"AS15169"``, ``as_name``, ``country`` or ``country_code``) and
-DB-IP's / ip-location-db's (``country_code``, ``autonomous_system_number``).
+``country.iso_code``, ``city.names.en``), IPinfo's (``asn`` as ``"AS15169"``, ``as_name``, ``country`` or
+``country_code``, ``city``) and DB-IP's / ip-location-db's (``country_code``, ``autonomous_system_number``,
+``city``).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from flowscope.transforms.enrich.ranges import V4_BLOCK_START, V4_BLOCK_STOP, Ra
 
 _METADATA_MARKER = b"\xab\xcd\xefMaxMind.com"
 _DATA_SEPARATOR = 16
-FIELDS = {"asn": pa.uint32(), "as_name": pa.string(), "country": pa.string()}
+FIELDS = {"asn": pa.uint32(), "as_name": pa.string(), "country": pa.string(), "city": pa.string()}
 """What a database can give, and the Arrow type of each."""
 _VISITS_PER_NODE = 8
 """A valid tree visits a node at most once per alias of its subtree (IPv4: ``::/96``, ``::ffff:0:0/96``,
@@ -184,19 +185,18 @@ def _fields(path: Path, records: list[Any]) -> dict[str, pa.Array]:
     """The ``FIELDS`` the records hold, one value per record, whichever layout they use."""
     columns: dict[str, list[Any]] = {name: [] for name in FIELDS}
     for record in records:
-        asn, as_name, country = _read_layout(record) if isinstance(record, dict) else (None, None, None)
-        columns["asn"].append(asn)
-        columns["as_name"].append(as_name)
-        columns["country"].append(country)
+        values = _read_layout(record) if isinstance(record, dict) else (None,) * len(FIELDS)
+        for name, value in zip(FIELDS, values, strict=True):
+            columns[name].append(value)
     arrays = {name: pa.array(values, FIELDS[name]) for name, values in columns.items()}
     held = {name: array for name, array in arrays.items() if array.null_count < len(array)}
     if records and not held:
-        raise FlowscopeError(f"{path} holds no AS numbers, AS names or countries in a layout flowscope reads")
+        raise FlowscopeError(f"{path} holds no AS numbers, AS names, countries or cities in a layout flowscope reads")
     return held
 
 
-def _read_layout(record: dict[str, Any]) -> tuple[int | None, str | None, str | None]:
-    """(AS number, AS name, ISO country code) of one record in any of the supported layouts."""
+def _read_layout(record: dict[str, Any]) -> tuple[int | None, str | None, str | None, str | None]:
+    """(AS number, AS name, ISO country code, city name) of one record in any of the supported layouts."""
     asn = record.get("autonomous_system_number")
     if asn is None and isinstance(record.get("asn"), str | int):
         text = str(record["asn"]).upper().removeprefix("AS")
@@ -208,8 +208,12 @@ def _read_layout(record: dict[str, Any]) -> tuple[int | None, str | None, str | 
         country = value.get("iso_code")
     elif country is None and isinstance(value, str) and len(value) == 2:  # IPinfo's code (its Lite: the name)
         country = value
+    city = record.get("city")
+    if isinstance(city, dict):  # MaxMind: names by language
+        city = city.get("names", {}).get("en")
     return (
         int(asn) if isinstance(asn, int) and 0 <= asn < 1 << 32 else None,
         as_name if isinstance(as_name, str) else None,
         country.upper() if isinstance(country, str) else None,
+        city if isinstance(city, str) and city else None,
     )

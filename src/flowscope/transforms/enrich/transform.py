@@ -128,6 +128,8 @@ class Enricher:
             country: MmdbTable = self.country.value
             records = _rows(country.lookup(distinct))
             columns[f"{side}_country"] = country.fields["country"].take(records).take(indices)
+            if "city" in country.fields:  # a City database
+                columns[f"{side}_city"] = country.fields["city"].take(records).take(indices)
         if self.asn is None:
             return
         asn: MmdbTable = self.asn.value
