@@ -12,6 +12,9 @@ from flowscope.cli.common import CliState, pass_state, progress_bar
 from flowscope.cli.output import result_console
 from flowscope.lake.maintenance import SMALL_FILE_BYTES, compact, drop_before
 from flowscope.reduce import transform
+from flowscope.schema import FLOWS
+from flowscope.transforms.rollups.build import STATE as ROLLUP_STATE
+from flowscope.transforms.rollups.build import maintain
 from flowscope.transforms.rollups.spec import NAMES as ROLLUP_TABLES
 
 
@@ -64,6 +67,10 @@ def compact_command(state: CliState, table: str, small_mib: int, reduction: str 
         f"{result.partitions} partitions compacted: {result.files_before:,} -> {result.files_after:,} files "
         f"({result.rows:,} rows rewritten)"
     )
+    if table == FLOWS and result.partitions and (lake.root / ROLLUP_STATE).exists():
+        # the merged files have new names: their hours' roll-ups are recomputed now rather than left stale
+        updated = sum(len(rollup.updated) for rollup in maintain(lake))
+        state.info(f"{updated} roll-up partition(s) recomputed")
 
 
 @lake.command()

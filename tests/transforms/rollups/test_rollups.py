@@ -162,3 +162,15 @@ def test_bad_rollup_configuration(tmp_path: Path) -> None:
         load_rollups(Lake(tmp_path))
 
 
+
+
+def test_compaction_keeps_rollups_current(tmp_path: Path) -> None:
+    lake = tmp_path
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    for seed in (5, 6):  # two files in each hour, so compaction merges them
+        _write(lake, pa.concat_tables(synthetic_flows(500, end=end, days=0.25, seed=seed, batch_rows=500)))
+    maintain(Lake(lake))
+    result = CliRunner().invoke(main, ["--lake", str(lake), "lake", "compact"])
+    assert result.exit_code == 0, result.output
+    assert "roll-up partition(s) recomputed" in result.output
+    assert choose_table(Lake(lake), ["proto"])[0] == "flows_1h"
