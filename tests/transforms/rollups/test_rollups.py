@@ -174,3 +174,14 @@ def test_compaction_keeps_rollups_current(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "roll-up partition(s) recomputed" in result.output
     assert choose_table(Lake(lake), ["proto"])[0] == "flows_1h"
+
+
+def test_store_columns_follow_the_catalogue_rules() -> None:
+    from flowscope.transforms.rollups.build import store_columns
+    from flowscope.transforms.rollups.spec import DEFAULTS
+
+    columns = {name: (clickhouse, postgres) for name, clickhouse, postgres in store_columns(DEFAULTS[2])}
+    assert columns["time"] == ("Nullable(UInt64)", "timestamp with time zone")
+    assert columns["sampler_address"] == ("Nullable(FixedString(16))", "inet")
+    assert columns["src_as"] == ("Nullable(UInt32)", "bigint")
+    assert columns["bytes"] == ("Nullable(UInt64)", "bigint")

@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from flowscope.lake.layout import Lake, publish
 from flowscope.query.helpers import register_helpers
-from flowscope.schema import FLOWS, TIMESTAMP, column
+from flowscope.schema import FLOWS, TIMESTAMP, Role, clickhouse_type, column, postgres_type
 from flowscope.transforms.rollups.spec import COUNTERS, Rollup, load_rollups
 
 STATE = Path("_rollups") / "state.json"
@@ -54,6 +54,17 @@ def rollup_schema(rollup: Rollup) -> pa.Schema:
     dimensions = [pa.field(name, declared.arrow_type) for name in rollup.dimensions if (declared := column(name))]
     counters = [pa.field(name, pa.uint64()) for name in ("flows", "flows_sampling_unknown", *COUNTERS)]
     return pa.schema([pa.field("time", TIMESTAMP), *dimensions, *counters])
+
+
+def store_columns(rollup: Rollup) -> list[tuple[str, str, str]]:
+    """(name, ClickHouse type, PostgreSQL type) of a roll-up's columns, by the catalogue's rules, for the
+    same roll-up in other stores."""
+    roles = {name: declared.role for name in rollup.dimensions if (declared := column(name))}
+    columns = []
+    for declared in rollup_schema(rollup):
+        role = Role.TIME if declared.name == "time" else roles.get(declared.name, Role.COUNTER)
+        columns.append((declared.name, clickhouse_type(declared.type, role), postgres_type(declared.type, role)))
+    return columns
 
 
 def raw_partitions(lake: Lake) -> dict[Partition, list[Path]]:
