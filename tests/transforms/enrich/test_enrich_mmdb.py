@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import shared_data, skip_or_fail
 
 from flowscope.errors import FlowscopeError
-from flowscope.transforms.enrich.mmdb import MmdbTable
+from flowscope.transforms.enrich.mmdb import MmdbTable, read_database
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -148,3 +148,31 @@ def test_ipinfo_dbip_and_ip_location_db_layouts(tmp_path: Path, record: dict[str
     answers = _answers(table, [ipaddress.ip_address(a) for a in ("8.8.8.8", "2001:4860::8888", "9.9.9.9")])
     city = record.get("city")
     assert answers == [(15169, "Google LLC", "US", city), (15169, "Google LLC", "US", city), (None,) * 4]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "MaxMind-DB-test-ipv4-24",  # an IPv4 tree, 24-bit records
+        "MaxMind-DB-test-mixed-24",
+        "MaxMind-DB-test-mixed-32",  # 32-bit records
+        "MaxMind-DB-test-ipv6-32",  # IPv6 only
+        "MaxMind-DB-no-ipv4-search-tree",  # maxminddb 3.2's own network iterator fails on this one
+        "MaxMind-DB-test-nested",
+    ],
+)
+def test_every_tree_layout_answers_as_maxminddb(name: str) -> None:
+    path = shared_data("geoip", "maxmind", f"{name}.mmdb")
+    _, ranges, records = read_database(path)
+    table = MmdbTable(path, name, ranges, {})
+    addresses = _random_addresses(table, 20_000, seed=3)
+    addresses += [ipaddress.ip_address(a) for a in ("1.1.1.1", "1.1.1.3", "::1.1.1.1", "::1:ffff:ffff", "::2:0:0")]
+    with maxminddb.open_database(str(path)) as reader:
+        expected = []
+        for address in addresses:
+            try:
+                expected.append(reader.get(address))  # type: ignore[arg-type]
+            except ValueError:  # an IPv6 address in an IPv4 database
+                expected.append(None)
+    found = ranges.lookup(_matrix(addresses))
+    assert [None if r < 0 else records[r] for r in found] == expected

@@ -51,55 +51,60 @@ class MmdbTable:
 
     @classmethod
     def load(cls, path: str | Path) -> MmdbTable:
-        """Read ``path`` whole; a broken or unreadable database raises one ``FlowscopeError``."""
+        """Read ``path`` whole; a broken, unreadable or unsupported database raises one ``FlowscopeError``."""
         path = Path(path)
-        try:
-            reader = maxminddb.open_database(str(path))  # the C extension where installed
-        except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
-            raise FlowscopeError(f"cannot read MMDB database {path}: {exc}") from None
-        try:
-            with path.open("rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as view:
-                return cls._build(path, reader, view)
-        except (ValueError, KeyError, TypeError, maxminddb.InvalidDatabaseError) as exc:
-            raise FlowscopeError(f"broken MMDB database {path}: {exc}") from None
-        finally:
-            reader.close()
-
-    @classmethod
-    def _build(cls, path: Path, reader: maxminddb.Reader, buffer: mmap.mmap) -> MmdbTable:
-        meta = reader.metadata()
-        if meta.record_size not in (24, 28, 32):
-            raise FlowscopeError(f"unsupported MMDB record size {meta.record_size} in {path}")
-        nodes = meta.node_count
-        tree_bytes = nodes * meta.record_size // 4
-        data_bytes = buffer.rfind(_METADATA_MARKER) - tree_bytes - _DATA_SEPARATOR
-        if data_bytes < 0:
-            raise ValueError("the search tree is larger than the file")
-        children = _children(np.frombuffer(buffer, np.uint8, count=tree_bytes), nodes, meta.record_size)
-        if meta.ip_version == 6:
-            starts, values = _walk(children, 0, 128, nodes)
-            v4_root = _ipv4_root(children, nodes)
-        else:
-            starts, values = np.array([b""], "S16"), np.array([-1], np.int64)
-            v4_root = 0
-        v4_starts, v4_values = _walk(children, v4_root, 32, nodes)
-        mapped = np.tile(np.frombuffer(V4_BLOCK_START, np.uint8), (len(v4_starts), 1))
-        mapped[:, 12:] = v4_starts.view(np.uint8).reshape(-1, 16)[:, 12:]
-        starts, values = overlay(starts, values, mapped.view("S16").ravel(), v4_values, V4_BLOCK_START, V4_BLOCK_STOP)
-        found = values >= 0
-        pointers = values[found]
-        if (pointers < nodes + _DATA_SEPARATOR).any() or (pointers >= nodes + _DATA_SEPARATOR + data_bytes).any():
-            raise ValueError("a record points outside the data section")
-        _, first, record_of = np.unique(pointers, return_index=True, return_inverse=True)
-        record = np.full(len(values), -1, np.int32)
-        record[found] = record_of
-        samples = starts[found][first]
-        records = [reader.get(_address(key)) for key in samples]
-        return cls(path, meta.database_type, RangeTable.from_steps(starts, record), _fields(path, records))
+        database_type, ranges, records = read_database(path)
+        return cls(path, database_type, ranges, _fields(path, records))
 
     def lookup(self, matrix: np.ndarray) -> np.ndarray:
         """The record number of each address of an (n, 16) matrix (int32, -1: in no network)."""
         return self.ranges.lookup(matrix)
+
+
+def read_database(path: Path) -> tuple[str, RangeTable, list[Any]]:
+    """(database type, range table whose values number the records, the decoded records) of an MMDB file."""
+    try:
+        reader = maxminddb.open_database(str(path))  # the C extension where installed
+    except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
+        raise FlowscopeError(f"cannot read MMDB database {path}: {exc}") from None
+    try:
+        with path.open("rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as view:
+            return _read(path, reader, view)
+    except (ValueError, KeyError, TypeError, maxminddb.InvalidDatabaseError) as exc:
+        raise FlowscopeError(f"broken MMDB database {path}: {exc}") from None
+    finally:
+        reader.close()
+
+
+def _read(path: Path, reader: maxminddb.Reader, buffer: mmap.mmap) -> tuple[str, RangeTable, list[Any]]:
+    meta = reader.metadata()
+    if meta.record_size not in (24, 28, 32):
+        raise FlowscopeError(f"unsupported MMDB record size {meta.record_size} in {path}")
+    nodes = meta.node_count
+    tree_bytes = nodes * meta.record_size // 4
+    data_bytes = buffer.rfind(_METADATA_MARKER) - tree_bytes - _DATA_SEPARATOR
+    if data_bytes < 0:
+        raise ValueError("the search tree is larger than the file")
+    children = _children(np.frombuffer(buffer, np.uint8, count=tree_bytes), nodes, meta.record_size)
+    if meta.ip_version == 6:
+        starts, values = _walk(children, 0, 128, nodes)
+        v4_root = _ipv4_root(children, nodes)
+    else:
+        starts, values = np.array([b""], "S16"), np.array([-1], np.int64)
+        v4_root = 0
+    v4_starts, v4_values = _walk(children, v4_root, 32, nodes)
+    mapped = np.tile(np.frombuffer(V4_BLOCK_START, np.uint8), (len(v4_starts), 1))
+    mapped[:, 12:] = v4_starts.view(np.uint8).reshape(-1, 16)[:, 12:]
+    starts, values = overlay(starts, values, mapped.view("S16").ravel(), v4_values, V4_BLOCK_START, V4_BLOCK_STOP)
+    found = values >= 0
+    pointers = values[found]
+    if (pointers < nodes + _DATA_SEPARATOR).any() or (pointers >= nodes + _DATA_SEPARATOR + data_bytes).any():
+        raise ValueError("a record points outside the data section")
+    _, first, record_of = np.unique(pointers, return_index=True, return_inverse=True)
+    record = np.full(len(values), -1, np.int32)
+    record[found] = record_of
+    records = [reader.get(_address(key)) for key in starts[found][first]]
+    return meta.database_type, RangeTable.from_steps(starts, record), records
 
 
 def _children(tree: np.ndarray, nodes: int, record_size: int) -> np.ndarray:
