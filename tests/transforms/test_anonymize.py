@@ -178,3 +178,16 @@ def test_query_and_top_anonymize_their_results(tmp_path: Path) -> None:
     assert pq.read_table(out).column("dst").to_pylist() == ["117.161.29.118"]
     result = runner.invoke(main, [*lake, "top", "--by", "src", "--format", "csv", "--anonymize", str(key)])
     assert result.exit_code == 0 and "135.242.180.132" in result.output and "128.11.68.132" not in result.output
+
+
+def test_streams_enrich_then_anonymize(tmp_path: Path) -> None:
+    from flowscope.cli.options import transforms_from
+    from flowscope.transforms.enrich import Enricher
+
+    key = tmp_path / "key"
+    key.write_bytes(REFERENCE_KEY)
+    config = tmp_path / "enrich.toml"
+    config.write_text('[exporters."192.0.2.1"]\nname = "x"\n')
+    transforms = transforms_from({"enrich": str(config), "anonymize": str(key)})
+    assert [type(t) for t in transforms] == [Enricher, Anonymizer]
+    assert transforms_from({}) == []
