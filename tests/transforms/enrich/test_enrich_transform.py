@@ -106,6 +106,10 @@ def test_a_changed_database_is_reloaded_and_a_broken_one_ignored(tmp_path: Path)
     assert enricher(_flows()).column("src_as").to_pylist()[0] == 0
     shutil.copy(data / "MaxMind-DB-test-broken-pointers-24.mmdb", database)
     assert enricher(_flows()).column("src_as").to_pylist()[0] == 0  # the loaded one is kept
+    shutil.copy(data / "GeoLite2-Country-Test.mmdb", database)  # no AS numbers: refused too
+    assert enricher(_flows()).column("src_as").to_pylist()[:3] == [0, 0, 65000]
+    shutil.copy(data / "GeoLite2-ASN-Test.mmdb", database)
+    assert enricher(_flows()).column("src_as").to_pylist()[0] == 15169
 
 
 def test_read_enrich_into_the_lake(tmp_path: Path) -> None:

@@ -93,10 +93,6 @@ class EnrichConfig:
             "exporters": {key.hex(): fields for key, fields in sorted(self.exporters.items())},
         }
 
-    def files(self) -> list[Path]:
-        """The data files the configuration names (watched for changes by long-running commands)."""
-        return [path for path in (self.asn, self.country, self.networks, self.interfaces) if path is not None]
-
 
 def _exporters(section: dict[str, Any], origin: str) -> dict[bytes, dict[str, str]]:
     exporters = {}

@@ -67,20 +67,33 @@ def _rows(records: np.ndarray) -> pa.Array:
     return pa.array(records, pa.int32(), mask=records < 0)
 
 
+def _database_with(field: str) -> Callable[[Path], MmdbTable]:
+    """A loader of MMDB files that must hold ``field`` (also on a reload: a database replaced by one of
+    another kind is refused, and the loaded one kept)."""
+
+    def load(path: Path) -> MmdbTable:
+        database = MmdbTable.load(path)
+        if field not in database.fields:
+            raise FlowscopeError(f"[geoip] {field}: {path} ({database.database_type}) holds no {field}")
+        return database
+
+    return load
+
+
 class Enricher:
-    """``pa.Table -> pa.Table``: the flows with the enrichment columns the configuration can fill."""
+    """``pa.Table -> pa.Table``: the flows with the enrichment columns the configuration can fill.
+
+    ``reload_seconds``: how often changed files are looked for (negative: never).
+    """
 
     def __init__(self, config: EnrichConfig, *, reload_seconds: float = RELOAD_SECONDS) -> None:
         self.config = config
         self.reload_seconds = reload_seconds
         self.next_check = time.monotonic() + reload_seconds
-        self.asn = _Watched(config.asn, MmdbTable.load) if config.asn else None
-        self.country = _Watched(config.country, MmdbTable.load) if config.country else None
+        self.asn = _Watched(config.asn, _database_with("asn")) if config.asn else None
+        self.country = _Watched(config.country, _database_with("country")) if config.country else None
         self.networks = _Watched(config.networks, Networks.load) if config.networks else None
         self.interfaces = _Watched(config.interfaces, Interfaces.load) if config.interfaces else None
-        for name, watched, field in (("asn", self.asn, "asn"), ("country", self.country, "country")):
-            if watched is not None and field not in watched.value.fields:
-                raise FlowscopeError(f"[geoip] {name}: {watched.path} ({watched.value.database_type}) holds no {field}")
 
     @classmethod
     def from_file(cls, path: str | Path) -> Enricher:
