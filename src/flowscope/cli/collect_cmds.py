@@ -20,6 +20,7 @@ from flowscope.collect.receive import QUEUE_BYTES, Listen
 from flowscope.collect.server import CollectorConfig, lake_health, new_run_id, run_collector, run_workers
 from flowscope.collect.state import NetflowState
 from flowscope.errors import FlowscopeError
+from flowscope.transforms.enrich import Enricher
 
 
 class ListenParam(click.ParamType):
@@ -100,8 +101,10 @@ def collect(
     """Receive NetFlow/IPFIX/sFlow over UDP into the lake until SIGINT/SIGTERM."""
     if len({(spec.host, spec.port) for spec in listens}) != len(listens):
         raise FlowscopeError("two --listen options share one address and port")
-    enrich_from({"enrich": enrich})  # a bad configuration or key fails here, before any worker starts
-    anonymize_from({"anonymize": anonymize})
+    anonymize_from({"anonymize": anonymize})  # a bad key fails here, before any collector starts
+    enrichment = enrich_from({"enrich": enrich})  # as does a bad configuration,
+    if workers > 1 and enrichment is not None:  # and a bad database: one error rather than one per worker
+        Enricher(enrichment)
     level = logging.WARNING if state.verbosity < 0 else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(message)s")
     config = CollectorConfig(
