@@ -51,9 +51,11 @@ def top(
     """Top talkers, conversations, ports, protocols or ASes by bytes, packets or flows."""
     transform = result_anonymizer(anonymize)
     lake = state.lake.existing()
-    table, why = choose_table(lake, GROUPING_COLUMNS[grouping], since=since, until=until, where=where)
-    state.detail(f"answered from {table}: {why}")
-    sql = top_sql(grouping, metric, count, since=since, until=until, where=where, table=table)
+    choice = choose_table(lake, GROUPING_COLUMNS[grouping], since=since, until=until, where=where)
+    state.detail(f"answered from {choice.table}: {choice.why}")
+    sql = top_sql(
+        grouping, metric, count, since=since, until=until, where=where, table=choice.table, covers=choice.covers
+    )
     state.detail(sql)
     with open_lake(lake, threads=threads, views=views_named(sql)) as con:  # --where may name one
         emit(

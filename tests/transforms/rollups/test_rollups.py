@@ -115,34 +115,41 @@ def test_retention_and_raw_retention_are_separate(lake: Path) -> None:
     assert list((lake / "flows_1h").glob("date=2024-05-02"))  # raw retention leaves roll-ups alone
 
 
-def test_top_from_a_rollup_equals_top_from_raw_flows(lake: Path) -> None:
+@pytest.mark.parametrize(
+    ("bounds", "table"),
+    [
+        ({}, "flows_1h"),
+        ({"since": END - timedelta(hours=9), "until": END - timedelta(hours=3)}, "flows_1h"),
+        ({"since": END - timedelta(hours=9, minutes=17, seconds=3)}, "flows_1h"),  # raw flows for the slivers
+        ({"since": END - timedelta(hours=5, minutes=10), "until": END - timedelta(hours=4, minutes=20)}, "flows_5m"),
+    ],
+)
+def test_top_from_a_rollup_equals_top_from_raw_flows(lake: Path, bounds: dict[str, datetime], table: str) -> None:
     maintain(Lake(lake), today=TODAY)
-    since, until = END - timedelta(days=1), END - timedelta(hours=3)
-    for grouping in ("proto", "src-as", "dst-as"):
-        for metric in ("bytes", "packets", "flows"):
-            for bounds in ({}, {"since": since, "until": until}):
-                table, _ = choose_table(Lake(lake), {"proto": ["proto"]}.get(grouping, [grouping.replace("-", "_")]),
-                                        **bounds)  # fmt: skip
-                assert table == "flows_1h"
-                with open_lake(lake) as con:
-                    raw = con.sql(top_sql(grouping, metric, 5, **bounds)).fetchall()
-                    rolled = con.sql(top_sql(grouping, metric, 5, **bounds, table=table)).fetchall()
+    with open_lake(lake) as con:
+        for grouping, columns in (("proto", ["proto"]), ("src-as", ["src_as"]), ("dst-as", ["dst_as"])):
+            choice = choose_table(Lake(lake), columns, **bounds)
+            assert choice.table == table
+            for metric in ("bytes", "packets", "flows"):
+                raw = con.sql(top_sql(grouping, metric, 5, **bounds)).fetchall()
+                rolled = con.sql(top_sql(grouping, metric, 5, **bounds, table=table, covers=choice.covers)).fetchall()
                 assert rolled == raw and raw
 
 
 def test_the_coarsest_table_that_can_answer(lake: Path) -> None:
     choose = Lake(lake)
-    assert choose_table(choose, ["proto"])[0] == "flows"  # no roll-up built yet
+    assert choose_table(choose, ["proto"]).table == "flows"  # no roll-up built yet
     maintain(choose, today=TODAY)
-    assert choose_table(choose, ["proto"])[0] == "flows_1h"
-    assert choose_table(choose, ["proto"], since=END - timedelta(minutes=10))[0] == "flows_5m"
-    assert choose_table(choose, ["proto"], since=END - timedelta(minutes=3))[0] == "flows_1m"
-    assert choose_table(choose, ["proto"], since=END - timedelta(seconds=30))[0] == "flows"
-    assert choose_table(choose, ["src_addr"])[0] == "flows"
-    assert choose_table(choose, ["proto"], where="proto = 6")[0] == "flows"
+    assert choose_table(choose, ["proto"]).table == "flows_1h"
+    assert choose_table(choose, ["proto"], since=END - timedelta(minutes=10)).table == "flows_5m"
+    assert choose_table(choose, ["proto"], since=END - timedelta(minutes=3)).table == "flows_1m"
+    half = choose_table(choose, ["proto"], since=END - timedelta(seconds=30), until=END + timedelta(seconds=30))
+    assert half.table == "flows"  # no whole minute
+    assert choose_table(choose, ["src_addr"]).table == "flows"
+    assert choose_table(choose, ["proto"], where="proto = 6").table == "flows"
     _write(lake, _flows(100, 3))  # new raw data: stale until the next maintenance
-    assert choose_table(choose, ["proto"])[0] == "flows"
-    assert choose_table(choose, ["proto"], since=END + timedelta(days=1))[0] == "flows_1h"  # nothing new there
+    assert choose_table(choose, ["proto"]).table == "flows"
+    assert choose_table(choose, ["proto"], since=END + timedelta(days=1)).table == "flows_1h"  # nothing new there
 
 
 def test_top_says_which_table_it_used(lake: Path) -> None:
@@ -173,7 +180,7 @@ def test_compaction_keeps_rollups_current(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["--lake", str(lake), "lake", "compact"])
     assert result.exit_code == 0, result.output
     assert "roll-up partition(s) recomputed" in result.output
-    assert choose_table(Lake(lake), ["proto"])[0] == "flows_1h"
+    assert choose_table(Lake(lake), ["proto"]).table == "flows_1h"
 
 
 def test_store_columns_follow_the_catalogue_rules() -> None:

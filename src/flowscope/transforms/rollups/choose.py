@@ -4,12 +4,23 @@ up-to-date rows for every raw partition in its range; else the raw flows."""
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from flowscope.lake.layout import Lake
 from flowscope.schema import FLOWS
 from flowscope.transforms.rollups.build import Partition, key_text, load_state, raw_partitions, source_digest, targets
 from flowscope.transforms.rollups.spec import Rollup, load_rollups
+
+
+@dataclass(frozen=True)
+class Choice:
+    table: str
+    """A roll-up's name, or ``flows``."""
+    why: str
+    """In words, for ``-v``."""
+    covers: tuple[datetime | None, datetime | None] = (None, None)
+    """The part of the range the roll-up answers for (its whole buckets); the raw flows answer for the rest."""
 
 
 def choose_table(
@@ -19,27 +30,42 @@ def choose_table(
     since: datetime | None = None,
     until: datetime | None = None,
     where: str | None = None,
-) -> tuple[str, str]:
-    """(table, why): a roll-up name or ``flows``, and the reason in words (``-v`` shows it)."""
+) -> Choice:
+    """The coarsest roll-up that holds ``columns``, is current for the whole buckets of [since, until) and
+    whose buckets the range falls on; failing that, the coarsest such roll-up for the range's whole buckets,
+    the raw flows answering for the partial buckets at its ends."""
     if where:
-        return FLOWS, "an SQL filter needs the raw flows"
-    rollups = sorted(load_rollups(lake), key=lambda rollup: -rollup.seconds)
+        return Choice(FLOWS, "an SQL filter needs the raw flows")
     state = load_state(lake)
     raw = raw_partitions(lake)
     reasons = []
-    for rollup in rollups:
+    usable = []
+    for rollup in sorted(load_rollups(lake), key=lambda rollup: -rollup.seconds):
         missing = sorted(set(columns) - set(rollup.dimensions))
+        first = None if since is None else _bucket(since, rollup.seconds, up=True)
+        last = None if until is None else _bucket(until, rollup.seconds, up=False)
         if missing:
             reasons.append(f"{rollup.name} has no {', '.join(missing)}")
-            continue
-        if any(bound is not None and bound.timestamp() % rollup.seconds for bound in (since, until)):
-            reasons.append(f"{rollup.name}'s {rollup.seconds}-second buckets do not align with the time range")
-            continue
-        if not _current(rollup, state.get(rollup.name), raw, since, until):
+        elif first is not None and last is not None and first >= last:
+            reasons.append(f"the range holds no whole {rollup.seconds}-second bucket of {rollup.name}")
+        elif not _current(rollup, state.get(rollup.name), raw, first, last):
             reasons.append(f"{rollup.name} is not up to date for the range (run `flowscope rollup`)")
-            continue
-        return rollup.name, f"{rollup.name} holds the columns and is up to date for the range"
-    return FLOWS, "; ".join(reasons) or "no roll-ups"
+        else:
+            usable.append((rollup, first, last))
+    exact = [(rollup, first, last) for rollup, first, last in usable if (first, last) == (since, until)]
+    if exact or usable:
+        rollup, first, last = (exact or usable)[0]
+        edges = "" if exact else " (the raw flows for the partial buckets at its ends)"
+        why = f"{rollup.name} holds the columns and is up to date for the range{edges}"
+        return Choice(rollup.name, why, (first, last))
+    return Choice(FLOWS, "; ".join(reasons) or "no roll-ups")
+
+
+def _bucket(moment: datetime, seconds: int, *, up: bool) -> datetime:
+    """``moment`` rounded to a bucket boundary (up or down)."""
+    epoch = moment.timestamp()
+    rounded = (-(-epoch // seconds) if up else epoch // seconds) * seconds
+    return datetime.fromtimestamp(rounded, UTC)
 
 
 def _current(
