@@ -287,11 +287,65 @@ _INTERFACE_COUNTERS = (
     _sflow("promiscuous_mode", pa.uint32(), Role.DIMENSION, "code", "ifPromiscuousMode as the agent reports it"),
 )  # fmt: skip
 
+
+def _enrichment() -> tuple[Column, ...]:
+    """The columns ``--enrich`` adds to flows (``flowscope.transforms.enrich``), generated per direction.
+
+    They are not part of ``FLOW_SCHEMA``: only enriched batches carry them (``conform`` keeps them as extra
+    columns), so sources and unenriched lakes do not store two dozen null columns, and lake queries read files
+    with and without them alike (``union_by_name``: null where a file lacks one).
+    """
+    text = pa.string()
+    columns = []
+    for side, whose in (("src", "source"), ("dst", "destination")):
+        columns += [
+            _column(f"{side}_as_name", text, Role.DIMENSION, "label",
+                    f"organisation of `{side}_as` in the ASN database (null where it holds another AS or none)"),
+            _column(f"{side}_country", text, Role.DIMENSION, "ISO 3166-1 alpha-2",
+                    f"country of the {whose} address in the country database (`US`)"),
+            _column(f"{side}_city", text, Role.DIMENSION, "label",
+                    f"city of the {whose} address, where the country database is a City database (English name)"),
+        ]
+    for side, whose in (("src", "source"), ("dst", "destination")):
+        for attribute, meaning in _NETWORK_ATTRIBUTES:
+            columns.append(_column(f"{side}_net_{attribute}", text, Role.DIMENSION, "label",
+                                   f"{meaning} of the most specific network of the networks file holding the {whose} "
+                                   "address"))
+    for side, whose in (("in", "input"), ("out", "output")):
+        columns += [
+            _column(f"{side}_if_name", text, Role.DIMENSION, "label", f"name of the {whose} interface "
+                    "(interfaces file)"),
+            _column(f"{side}_if_description", text, Role.DIMENSION, "label", f"description of the {whose} interface"),
+            _column(f"{side}_if_speed", pa.uint64(), Role.GAUGE, "bit/s", f"speed of the {whose} interface"),
+            _column(f"{side}_if_boundary", text, Role.DIMENSION, "label",
+                    f"`external` or `internal`: whether the {whose} interface faces other networks"),
+        ]
+    columns += [
+        _column("exporter_name", text, Role.DIMENSION, "label", "name of the exporter (`sampler_address`)"),
+        _column("exporter_group", text, Role.DIMENSION, "label", "group of the exporter (a site, a role)"),
+    ]
+    return tuple(columns)
+
+
+_NETWORK_ATTRIBUTES = (
+    ("name", "name"),
+    ("role", "role"),
+    ("site", "site"),
+    ("region", "region"),
+    ("tenant", "tenant (customer)"),
+    ("boundary", "boundary (`external`/`internal`)"),
+)
+ENRICHMENT = "flow_enrichment"
+"""The name of the enrichment columns' group (not a lake table: they are optional columns of ``flows``)."""
+_ENRICHMENT = _enrichment()
+ENRICHMENT_COLUMNS = frozenset(c.name for c in _ENRICHMENT)
+
 _TABLES: dict[str, tuple[Column, ...]] = {FLOWS: _FLOWS, INTERFACE_COUNTERS: _INTERFACE_COUNTERS}
 TABLES = tuple(_TABLES)
 """The lake tables the catalogue declares."""
 
-_BY_NAME = {c.name: c for c in (*_INTERFACE_COUNTERS, *_FLOWS)}  # flows last: its declaration wins a shared name
+# flows last: its declaration wins a shared name
+_BY_NAME = {c.name: c for c in (*_INTERFACE_COUNTERS, *_ENRICHMENT, *_FLOWS)}
 
 
 def table_columns(table: str) -> tuple[Column, ...]:
@@ -300,6 +354,11 @@ def table_columns(table: str) -> tuple[Column, ...]:
         return _TABLES[table]
     except KeyError:
         raise FlowscopeError(f"no lake table {table!r} in the catalogue (known: {', '.join(TABLES)})") from None
+
+
+def documented_columns(group: str) -> tuple[Column, ...]:
+    """The columns of a lake table or of the ``ENRICHMENT`` group (docs/SCHEMA.md has a block for each)."""
+    return _ENRICHMENT if group == ENRICHMENT else table_columns(group)
 
 
 def column(name: str, table: str | None = None) -> Column | None:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from flowscope.schema import Column, table_columns
+from flowscope.schema import Column, documented_columns
 
 REGENERATE = "PYTHONPATH=src python -m flowscope.schema_doc docs/SCHEMA.md"
 _BLOCK = re.compile(r"(<!-- generated: (?P<table>\w+) -->\n).*?(<!-- end -->)", re.DOTALL)
@@ -51,7 +51,7 @@ def _row(column: Column) -> tuple[str, ...]:
 
 def render_table(table: str) -> str:
     """The Markdown table of one lake table's columns (ends with a newline)."""
-    rows = [_HEADER, tuple("---" for _ in _HEADER), *(_row(c) for c in table_columns(table))]
+    rows = [_HEADER, tuple("---" for _ in _HEADER), *(_row(c) for c in documented_columns(table))]
     return "".join("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |\n" for row in rows)
 
 

@@ -10,11 +10,10 @@ from typing import Any
 import click
 
 from flowscope.capture.live import LiveCapture, Rotation, default_interface
-from flowscope.capture.options import MeterOptions
 from flowscope.capture.watch import CaptureWatcher, follow
 from flowscope.cli.common import CliState, pass_state
 from flowscope.cli.destinations import destination_options, destination_urls, open_sink, sink_notes
-from flowscope.cli.options import meter_from, meter_options
+from flowscope.cli.options import meter_from, meter_options, transform_options, transforms_from
 from flowscope.pipeline import Stream
 
 
@@ -32,12 +31,15 @@ def _report(state: CliState, watcher: CaptureWatcher) -> None:
     state.info(f"{watcher.flows_written:,} flows from {watcher.files_metered:,} capture file(s) -> {watcher.sink.name}")
 
 
-def _watcher(state: CliState, directory: Path, settle: float, urls: list[str], options: MeterOptions) -> CaptureWatcher:
+def _watcher(
+    state: CliState, directory: Path, settle: float, urls: list[str], flags: dict[str, Any]
+) -> CaptureWatcher:
     """A watcher writing through ``run``'s streaming twin (its state and progress stay in the lake)."""
+    options, transforms = meter_from(flags), transforms_from(flags)
     return CaptureWatcher(
         directory,
         state.lake,
-        Stream(open_sink(state, urls)),
+        Stream(open_sink(state, urls), transforms),
         options,
         settle=settle,
         on_flows=lambda path, flows: state.detail(f"{path}: {flows:,} flows finished"),
@@ -63,6 +65,7 @@ Examples:
 )
 @destination_options
 @meter_options
+@transform_options
 @pass_state
 def watch(
     state: CliState,
@@ -80,7 +83,7 @@ def watch(
     Each file is metered exactly once, also across restarts (state kept in the lake); Ctrl-C exports
     every open flow before exiting.
     """
-    watcher = _watcher(state, Path(directory), settle, destination_urls(to, output), meter_from(flags))
+    watcher = _watcher(state, Path(directory), settle, destination_urls(to, output), flags)
     try:
         follow(watcher, poll=poll, once=once, stop=_stop_on_sigterm())
     finally:
@@ -113,6 +116,7 @@ Examples:
 @click.argument("bpf", required=False)
 @destination_options
 @meter_options
+@transform_options
 @pass_state
 def capture(
     state: CliState,
@@ -134,7 +138,7 @@ def capture(
     interface = interface or default_interface()
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
-    watcher = _watcher(state, folder, 5.0, destination_urls(to, output), meter_from(flags))
+    watcher = _watcher(state, folder, 5.0, destination_urls(to, output), flags)
     live = LiveCapture(interface, folder, watcher, Rotation(rotate, rotate_mb, files, snaplen), bpf)
     state.info(f"capturing on {interface} into {folder} (a file every {rotate}s); Ctrl-C to stop")
     try:

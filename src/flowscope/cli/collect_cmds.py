@@ -13,12 +13,14 @@ from rich.table import Table
 from flowscope.addresses import format_one
 from flowscope.cli.common import CliState, pass_state
 from flowscope.cli.destinations import TO_HELP, destination_urls
+from flowscope.cli.options import anonymize_from, enrich_from, transform_options
 from flowscope.cli.output import print_table, result_console
 from flowscope.collect.health import HEALTH_DIR
 from flowscope.collect.receive import QUEUE_BYTES, Listen
 from flowscope.collect.server import CollectorConfig, lake_health, new_run_id, run_collector, run_workers
 from flowscope.collect.state import NetflowState
 from flowscope.errors import FlowscopeError
+from flowscope.transforms.enrich import Enricher
 
 
 class ListenParam(click.ParamType):
@@ -81,6 +83,7 @@ Examples:
     help="TOML file with per-exporter sampling defaults/overrides (see docs/COLLECTOR.md).",
 )
 @click.option("--to", "to", multiple=True, metavar="URL", help=TO_HELP)
+@transform_options
 @pass_state
 def collect(
     state: CliState,
@@ -92,10 +95,16 @@ def collect(
     receive_buffer: int,
     queue_mib: int,
     sampling_config: str | None,
+    enrich: str | None,
+    anonymize: str | None,
 ) -> None:
     """Receive NetFlow/IPFIX/sFlow over UDP into the lake until SIGINT/SIGTERM."""
     if len({(spec.host, spec.port) for spec in listens}) != len(listens):
         raise FlowscopeError("two --listen options share one address and port")
+    anonymize_from({"anonymize": anonymize})  # a bad key fails here, before any collector starts
+    enrichment = enrich_from({"enrich": enrich})  # as does a bad configuration,
+    if workers > 1 and enrichment is not None:  # and a bad database: one error rather than one per worker
+        Enricher(enrichment)
     level = logging.WARNING if state.verbosity < 0 else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(message)s")
     config = CollectorConfig(
@@ -106,6 +115,8 @@ def collect(
         receive_buffer=receive_buffer,
         queue_memory=queue_mib << 20,
         sampling_config=sampling_config,
+        enrich=enrich,
+        anonymize=anonymize,
         run_id=new_run_id(),
     )
     if workers == 1:

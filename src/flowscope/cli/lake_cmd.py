@@ -12,6 +12,10 @@ from flowscope.cli.common import CliState, pass_state, progress_bar
 from flowscope.cli.output import result_console
 from flowscope.lake.maintenance import SMALL_FILE_BYTES, compact, drop_before
 from flowscope.reduce import transform
+from flowscope.schema import FLOWS
+from flowscope.transforms.rollups.build import STATE as ROLLUP_STATE
+from flowscope.transforms.rollups.build import maintain
+from flowscope.transforms.rollups.spec import NAMES as ROLLUP_TABLES
 
 
 @click.group()
@@ -63,13 +67,19 @@ def compact_command(state: CliState, table: str, small_mib: int, reduction: str 
         f"{result.partitions} partitions compacted: {result.files_before:,} -> {result.files_after:,} files "
         f"({result.rows:,} rows rewritten)"
     )
+    if table == FLOWS and result.partitions and (lake.root / ROLLUP_STATE).exists():
+        # the merged files have new names: their hours' roll-ups are recomputed now rather than left stale
+        updated = sum(len(rollup.updated) for rollup in maintain(lake))
+        state.info(f"{updated} roll-up partition(s) recomputed")
 
 
 @lake.command()
 @click.option("--days", type=click.IntRange(min=1), required=True, help="Keep this many days (today included).")
 @pass_state
 def retain(state: CliState, days: int) -> None:
-    """Drop day partitions older than the retention period."""
+    """Drop day partitions older than the retention period (roll-ups keep their own: `flowscope rollup`)."""
     cutoff = (datetime.now(UTC) - timedelta(days=days - 1)).date()
-    removed = drop_before(state.lake.existing(), cutoff)
+    lake = state.lake.existing()
+    tables = [table for table in lake.tables() if table not in ROLLUP_TABLES]
+    removed = drop_before(lake, cutoff, tables) if tables else []
     state.info(f"removed {len(removed)} day partition(s) before {cutoff}")

@@ -13,13 +13,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import pyarrow as pa
 
 from flowscope.capture.options import TUNNEL_MODES, MeterOptions
+from flowscope.cli.output import anonymize_flag
 from flowscope.collect.options import ExportOptions
 from flowscope.csvflows.options import DEFAULT_COMMIT_ROWS, DEFAULT_COMMIT_SECONDS, CsvOptions
 from flowscope.nfdump.options import RecordSelection
 from flowscope.readers.options import ReadOptions
 from flowscope.reduce import BUILTIN, load
+from flowscope.transforms.anonymize import read_key
+from flowscope.transforms.enrich import EnrichConfig
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -103,6 +107,37 @@ def csv_options(command: F) -> F:
     )
 
 
+def transform_options(command: F) -> F:
+    """Transforms every command that produces flows applies (``--enrich``, ``--anonymize``)."""
+    return _add(
+        command,
+        (
+            click.option(
+                "--enrich",
+                type=click.Path(dir_okay=False),
+                metavar="FILE.toml",
+                help="Add AS numbers and names, countries, network, interface and exporter names (docs/ENRICH.md).",
+            ),
+            anonymize_flag(),
+        ),
+    )
+
+
+def enrich_from(flags: Mapping[str, Any]) -> EnrichConfig | None:
+    path = flags.get("enrich")
+    return None if path is None else EnrichConfig.load(path)
+
+
+def anonymize_from(flags: Mapping[str, Any]) -> bytes | None:
+    path = flags.get("anonymize")
+    return None if path is None else read_key(path)
+
+
+def transforms_from(flags: Mapping[str, Any]) -> list[Callable[[pa.Table], pa.Table]]:
+    """The batch transforms of commands without ``ReadOptions`` (``watch``, ``capture``)."""
+    return ReadOptions(enrich=enrich_from(flags), anonymize=anonymize_from(flags)).transforms()
+
+
 def csv_from(flags: Mapping[str, Any]) -> CsvOptions:
     return CsvOptions(**_given(flags, "tz", "strict", "commit_rows", "commit_seconds"))
 
@@ -164,4 +199,6 @@ def read_options_from(flags: Mapping[str, Any]) -> ReadOptions:
         exports=exports_from(flags),
         selection=selection_from(flags),
         reduce=load(name) if name else None,
+        enrich=enrich_from(flags),
+        anonymize=anonymize_from(flags),
     )

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import errno
 import sys
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
+import click
 import duckdb
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -80,23 +82,49 @@ def print_table(
         console.print(f"[dim](first {table.num_rows:,} rows shown; use --limit or --format csv for all)[/]")
 
 
+def anonymize_flag() -> Callable[[Any], Any]:
+    """``--anonymize KEYFILE``: on the commands that produce flows, and on those that output results."""
+    return click.option(
+        "--anonymize",
+        type=click.Path(dir_okay=False),
+        metavar="KEYFILE",
+        help="Anonymise every address, prefix-preserving (Crypto-PAn; 32-byte key, raw or 64 hex digits).",
+    )
+
+
+def result_anonymizer(path: str | None) -> Callable[[pa.Table], pa.Table]:
+    """What ``emit`` passes every result batch through: the anonymisation of ``--anonymize``, else nothing."""
+    if path is None:
+        return lambda table: table
+    from flowscope.transforms.anonymize import Anonymizer  # AES only when asked for: ``top`` starts faster
+
+    return Anonymizer.from_file(path).results
+
+
 def emit(
-    relation: duckdb.DuckDBPyRelation, file_format: str, output: str | None, *, limit: int, title: str | None = None
+    relation: duckdb.DuckDBPyRelation,
+    file_format: str,
+    output: str | None,
+    *,
+    limit: int,
+    title: str | None = None,
+    transform: Callable[[pa.Table], pa.Table] = lambda table: table,
 ) -> int:
-    """Write a query result; returns the number of rows written."""
+    """Write a query result, each batch through ``transform`` first (``--anonymize``); returns the number of
+    rows written."""
     if file_format == "table" and output:  # no --format: the file's name says it
         named = format_from_path(Path(output))
         if named is None:
             raise FlowscopeError(f"{output}: name it .parquet, .csv or .jsonl, or give --format csv|json|parquet")
         file_format = "json" if named == "jsonl" else named
     if file_format == "table":
-        rows = relation.limit(limit + 1).to_arrow_table()
+        rows = transform(relation.limit(limit + 1).to_arrow_table())
         print_table(rows.slice(0, limit), result_console(), title=title, more=rows.num_rows > limit)
         return min(rows.num_rows, limit)
     reader = relation.to_arrow_reader(_BATCH_ROWS)
     if output:
         sink = FileSink(Path(output), "jsonl" if file_format == "json" else file_format, schema=reader.schema)
-        batches = (tag(pa.Table.from_batches([batch]), RESULT_TABLE) for batch in reader)
+        batches = (tag(transform(pa.Table.from_batches([batch])), RESULT_TABLE) for batch in reader)
         return run(batches, sink).rows_by_table.get(RESULT_TABLE, 0)
     if file_format == "parquet":
         raise FlowscopeError("--format parquet needs -o FILE")
@@ -104,7 +132,7 @@ def emit(
     rows = 0
     first = True
     for batch in reader:
-        table = textual(pa.Table.from_batches([batch]))
+        table = textual(transform(pa.Table.from_batches([batch])))
         if file_format == "csv":
             pacsv.write_csv(table, stream, pacsv.WriteOptions(include_header=first))
         else:

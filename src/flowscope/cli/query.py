@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from flowscope.cli.common import CliState, pass_state
-from flowscope.cli.output import OUTPUT_FORMATS, emit
+from flowscope.cli.output import OUTPUT_FORMATS, anonymize_flag, emit, result_anonymizer
 from flowscope.query import open_lake, views_named
 
 
@@ -27,10 +27,20 @@ Examples:
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
 @click.option("--limit", default=1000, show_default=True, help="Rows shown by --format table.")
 @click.option("--threads", type=int, help="DuckDB threads (default: all cores).")
+@anonymize_flag()
 @pass_state
-def query(state: CliState, sql: str, file_format: str, output: str | None, limit: int, threads: int | None) -> None:
+def query(
+    state: CliState,
+    sql: str,
+    file_format: str,
+    output: str | None,
+    limit: int,
+    threads: int | None,
+    anonymize: str | None,
+) -> None:
     """Run SQL (DuckDB dialect) over the flow lake."""
+    transform = result_anonymizer(anonymize)
     with open_lake(state.lake, threads=threads, views=views_named(sql)) as con:
-        rows = emit(con.sql(sql), file_format, output, limit=limit)
+        rows = emit(con.sql(sql), file_format, output, limit=limit, transform=transform)
     if output:
         state.info(f"{rows:,} rows -> {output}")

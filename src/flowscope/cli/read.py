@@ -15,7 +15,14 @@ from flowscope.cli.destinations import (
     open_sink,
     sink_notes,
 )
-from flowscope.cli.options import csv_options, export_options, meter_options, read_options_from, selection_options
+from flowscope.cli.options import (
+    csv_options,
+    export_options,
+    meter_options,
+    read_options_from,
+    selection_options,
+    transform_options,
+)
 from flowscope.collect.exports import ExportCaptureSource
 from flowscope.collect.options import EXPORTS_FORMAT
 from flowscope.csvflows.options import lake_limits
@@ -43,6 +50,7 @@ An input the lake already holds (same content, same options) is skipped; --again
 @meter_options
 @csv_options
 @export_options
+@transform_options
 @pass_state
 def read(
     state: CliState,
@@ -59,6 +67,7 @@ def read(
     keeps the files it completed, and reading them again adds nothing.
     """
     options = read_options_from(flags)
+    transforms = options.transforms()  # before the sink opens: a bad database is an error with nothing written
     if flags["as_exports"]:
         input_format = input_format or EXPORTS_FORMAT
     stream = inputs == ("-",)
@@ -70,7 +79,7 @@ def read(
         sink.abort()
         raise
     with progress_bar(state, f"reading {plan.names}", plan.progress()[1]) as update:
-        stats = run(plan, sink, options.transforms(), on_batch=lambda _: update(completed=plan.progress()[0]))
+        stats = run(plan, sink, transforms, on_batch=lambda _: update(completed=plan.progress()[0]))
     for source in plan.sources:
         state.report_skips(source.skips)
         if isinstance(source, ExportCaptureSource):  # exporter health, as a collector run leaves it

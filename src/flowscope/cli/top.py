@@ -7,15 +7,17 @@ from datetime import datetime
 import click
 
 from flowscope.cli.common import CliState, TimeParam, pass_state
-from flowscope.cli.output import OUTPUT_FORMATS, emit
+from flowscope.cli.output import OUTPUT_FORMATS, anonymize_flag, emit, result_anonymizer
 from flowscope.query import open_lake, views_named
-from flowscope.query.reports.top import GROUPINGS, METRICS, top_sql
+from flowscope.query.reports.top import GROUPING_COLUMNS, GROUPINGS, METRICS, top_sql
+from flowscope.transforms.rollups.choose import choose_table
 
 
 @click.command(
     epilog="""\b
-Each flow counts its whole volume (both directions of a biflow) for its key;
---by host counts every flow for both of its endpoints (nfdump -s ip).
+Each flow counts its whole volume (both directions of a biflow, scaled by its sampling rate) for its key;
+--by host counts every flow for both of its endpoints (nfdump -s ip). Answers from a roll-up
+when one can (flowscope rollup; -v says which table).
 Examples:
   flowscope top                                  top 10 sources by bytes
   flowscope top --by port --metric flows --since 1d
@@ -31,6 +33,7 @@ Examples:
 @click.option("--format", "file_format", type=click.Choice(OUTPUT_FORMATS), default="table", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False))
 @click.option("--threads", type=int, help="DuckDB threads (default: all cores).")
+@anonymize_flag()
 @pass_state
 def top(
     state: CliState,
@@ -43,9 +46,23 @@ def top(
     file_format: str,
     output: str | None,
     threads: int | None,
+    anonymize: str | None,
 ) -> None:
     """Top talkers, conversations, ports, protocols or ASes by bytes, packets or flows."""
-    sql = top_sql(grouping, metric, count, since=since, until=until, where=where)
+    transform = result_anonymizer(anonymize)
+    lake = state.lake.existing()
+    choice = choose_table(lake, GROUPING_COLUMNS[grouping], since=since, until=until, where=where)
+    state.detail(f"answered from {choice.table}: {choice.why}")
+    sql = top_sql(
+        grouping, metric, count, since=since, until=until, where=where, table=choice.table, covers=choice.covers
+    )
     state.detail(sql)
-    with open_lake(state.lake, threads=threads, views=views_named(sql)) as con:  # --where may name one
-        emit(con.sql(sql), file_format, output, limit=count, title=f"top {count} by {grouping} ({metric})")
+    with open_lake(lake, threads=threads, views=views_named(sql)) as con:  # --where may name one
+        emit(
+            con.sql(sql),
+            file_format,
+            output,
+            limit=count,
+            title=f"top {count} by {grouping} ({metric})",
+            transform=transform,
+        )

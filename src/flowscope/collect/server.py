@@ -59,8 +59,11 @@ from flowscope.errors import FlowscopeError
 from flowscope.lake.layout import Lake
 from flowscope.lake.writer import LakeLimits
 from flowscope.pipeline import Stream, tag
+from flowscope.readers.options import ReadOptions
 from flowscope.schema import INTERFACE_COUNTERS
 from flowscope.sinks.registry import DestinationContext, open_destinations
+from flowscope.transforms.anonymize import read_key
+from flowscope.transforms.enrich import EnrichConfig
 
 log = logging.getLogger("flowscope.collect")
 
@@ -82,6 +85,10 @@ class CollectorConfig:
     queue_memory: int = QUEUE_BYTES
     """Bytes of datagrams each receive process may hold while decoding catches up (burst absorption)."""
     sampling_config: str | None = None
+    enrich: str | None = None
+    """``--enrich FILE.toml``: each collector process loads the databases itself (and reloads changed ones)."""
+    anonymize: str | None = None
+    """``--anonymize KEYFILE``: every address anonymised (after enrichment)."""
     run_id: str = ""
     """Identifies one ``flowscope collect`` run: ``flowscope exporters`` merges the workers of the latest."""
 
@@ -150,6 +157,10 @@ class Collector:
 
         Receive processes are forked before this process starts any thread of its own.
         """
+        transforms = ReadOptions(
+            enrich=None if self.config.enrich is None else EnrichConfig.load(self.config.enrich),
+            anonymize=None if self.config.anonymize is None else read_key(self.config.anonymize),
+        ).transforms()
         if any(spec.protocol == "netflow" for spec in self.config.listens):
             sampling = SamplingConfig.load(self.config.sampling_config)
             self.netflow_state = NetflowState.open(self.lake.root, sampling)
@@ -180,7 +191,8 @@ class Collector:
         pa.array(np.zeros(1))  # the first pa.array(ndarray) imports pandas (~0.3 s): pay it before traffic
         age = self.config.flush_seconds
         destination_context = DestinationContext(self.lake, LakeLimits(max_age=age))
-        self.output = Stream(open_destinations(self.config.destinations, destination_context), flush_seconds=age)
+        sink = open_destinations(self.config.destinations, destination_context)
+        self.output = Stream(sink, transforms, flush_seconds=age)
         for listener in self.listeners:
             log.info(
                 "listening on %s (receive buffer %d bytes granted)", listener.spec.name, listener.health.receive_buffer

@@ -26,6 +26,8 @@ from flowscope.nfdump.options import RecordSelection
 from flowscope.readers import registry
 from flowscope.reduce import Reduction
 from flowscope.reduce.apply import Reducer
+from flowscope.transforms.anonymize import Anonymizer
+from flowscope.transforms.enrich import EnrichConfig, Enricher
 
 FINGERPRINT_CHARS = 16
 """Hex digits of the SHA-256 kept: 64 bits, no collision among any realistic number of option sets."""
@@ -45,10 +47,21 @@ class ReadOptions:
     """Keyed reduction applied to each batch read (all readers)."""
     columns: tuple[str, ...] | None = None
     """The flow columns the consumer needs (programs only): readers that can skip the others do, leaving them null."""
+    enrich: EnrichConfig | None = None
+    """Enrichment applied to each batch read, after the reduction (``flowscope.transforms.enrich``)."""
+    anonymize: bytes | None = field(default=None, repr=False)
+    """Crypto-PAn key: every address anonymised, last (after enrichment has seen the real addresses)."""
 
     def transforms(self) -> list[Callable[[pa.Table], pa.Table]]:
-        """The batch transforms of the ingest (``pipeline.run``)."""
-        return [Reducer(self.reduce)] if self.reduce is not None else []
+        """The batch transforms of the ingest (``pipeline.run``); builds them (an enrichment loads its databases)."""
+        transforms: list[Callable[[pa.Table], pa.Table]] = []
+        if self.reduce is not None:
+            transforms.append(Reducer(self.reduce))
+        if self.enrich is not None:
+            transforms.append(Enricher(self.enrich))
+        if self.anonymize is not None:
+            transforms.append(Anonymizer(self.anonymize))
+        return transforms
 
     def fingerprint(self, reader_name: str) -> str:
         """A short stable digest of the options that shape the output of reader ``reader_name``.
@@ -63,6 +76,10 @@ class ReadOptions:
             "reduce": None if self.reduce is None else _reduction_shaping(self.reduce),
             "columns": None if self.columns is None else sorted(self.columns),
         }
+        if self.enrich is not None:  # only when set: fingerprints of unenriched reads stay what they were
+            shaping["enrich"] = self.enrich.shaping()
+        if self.anonymize is not None:  # the key's digest, never the key
+            shaping["anonymize"] = hashlib.sha256(b"flowscope anonymize " + self.anonymize).hexdigest()
         canonical = json.dumps(shaping, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:FINGERPRINT_CHARS]
 

@@ -1,0 +1,237 @@
+"""Keeping the roll-up tables equal to a GROUP BY over the raw flows (``flowscope rollup``).
+
+Every raw hour partition of ``flows`` feeds exactly one roll-up partition (the same hour, or its day for
+``flows_1h``), and buckets never cross it. A roll-up partition is one file, recomputed by DuckDB from the
+raw files of its hour(s) whenever their list (names and sizes) differs from the one it was computed from:
+new data, compaction, a late file. So maintenance is incremental (untouched hours are not read again),
+exact (a partition is always a whole GROUP BY, never an update of one) and idempotent (a crash between
+publishing a file and recording it only recomputes it). The file replaces its predecessor by one rename.
+
+The record of what each partition was computed from, and from which definition, is
+``LAKE/_rollups/state.json``. A changed definition (``rollups.toml``) or ``--rebuild`` drops the table and
+recomputes it from the raw flows there are. A raw partition that retention has removed leaves its roll-up
+partition alone: roll-ups keep their own retention, usually longer than the raw flows'.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from flowscope.lake.layout import Lake, publish
+from flowscope.query.helpers import register_helpers
+from flowscope.schema import FLOWS, TIMESTAMP, Role, clickhouse_type, column, postgres_type
+from flowscope.transforms.rollups.spec import COUNTERS, Rollup, load_rollups
+
+STATE = Path("_rollups") / "state.json"
+FILE_NAME = "rollup.parquet"
+Partition = tuple[str, int]
+"""(date as YYYY-MM-DD, hour) of a lake partition."""
+
+
+@dataclass
+class RollupResult:
+    name: str
+    rebuilt: bool = False
+    updated: list[Partition] = field(default_factory=list)
+    expired: list[str] = field(default_factory=list)
+
+
+def rollup_schema(rollup: Rollup) -> pa.Schema:
+    """The Arrow schema of a roll-up table's files."""
+    dimensions = [pa.field(name, declared.arrow_type) for name in rollup.dimensions if (declared := column(name))]
+    counters = [pa.field(name, pa.uint64()) for name in ("flows", "flows_sampling_unknown", *COUNTERS)]
+    return pa.schema([pa.field("time", TIMESTAMP), *dimensions, *counters])
+
+
+def store_columns(rollup: Rollup) -> list[tuple[str, str, str]]:
+    """(name, ClickHouse type, PostgreSQL type) of a roll-up's columns, by the catalogue's rules, for the
+    same roll-up in other stores."""
+    roles = {name: declared.role for name in rollup.dimensions if (declared := column(name))}
+    columns = []
+    for declared in rollup_schema(rollup):
+        role = Role.TIME if declared.name == "time" else roles.get(declared.name, Role.COUNTER)
+        columns.append((declared.name, clickhouse_type(declared.type, role), postgres_type(declared.type, role)))
+    return columns
+
+
+def raw_partitions(lake: Lake) -> dict[Partition, list[Path]]:
+    """The raw ``flows`` files by partition."""
+    partitions: dict[Partition, list[Path]] = {}
+    for path in lake.files(FLOWS):
+        day, hour = path.parent.parent.name.removeprefix("date="), int(path.parent.name.removeprefix("hour="))
+        partitions.setdefault((day, hour), []).append(path)
+    return partitions
+
+
+def targets(rollup: Rollup, raw: dict[Partition, list[Path]]) -> dict[Partition, list[Path]]:
+    """Roll-up partition -> the raw files it is computed from."""
+    grouped: dict[Partition, list[Path]] = {}
+    for (day, hour), files in raw.items():
+        grouped.setdefault((day, 0) if rollup.day_files else (day, hour), []).extend(files)
+    return grouped
+
+
+def source_digest(files: list[Path]) -> str:
+    """What a roll-up partition was computed from: the raw files' names and sizes."""
+    listing = "".join(f"{path.parent.name}/{path.name}:{path.stat().st_size}\n" for path in sorted(files))
+    return hashlib.sha256(listing.encode()).hexdigest()[:24]
+
+
+def key_text(partition: Partition) -> str:
+    return f"{partition[0]}/{partition[1]:02d}"
+
+
+def load_state(lake: Lake) -> dict[str, Any]:
+    try:
+        state: dict[str, Any] = json.loads((lake.root / STATE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return state
+
+
+def _save_state(lake: Lake, state: dict[str, Any]) -> None:
+    path = lake.root / STATE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
+    publish(tmp, path)
+
+
+@contextmanager
+def _only_one(lake: Lake) -> Iterator[None]:
+    """One roll-up maintenance per lake at a time (``LAKE/.rollup.lock``)."""
+    lake.root.mkdir(parents=True, exist_ok=True)
+    with open(lake.root / ".rollup.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def bucket_sql(time_column: str, seconds: int) -> str:
+    """SQL for the start of the ``seconds``-wide bucket (aligned to the epoch, UTC) holding a time."""
+    return f"to_timestamp(epoch_us({time_column}::TIMESTAMPTZ) // {seconds * 1_000_000} * {seconds})"
+
+
+def rollup_sql(rollup: Rollup, files: list[Path], present: set[str]) -> str:
+    """The GROUP BY of one roll-up partition over its raw files (a dimension no file has is null)."""
+    listed = ", ".join("'" + str(path).replace("'", "''") + "'" for path in files)
+    dimensions = [f'"{name}"' if name in present else f'NULL AS "{name}"' for name in rollup.dimensions]
+    counters = [f'sum(scaled("{name}", sampling_rate))::UBIGINT AS "{name}"' for name in COUNTERS]
+    return (
+        f"SELECT {bucket_sql('time_flow_start', rollup.seconds)} AS time, "
+        + "".join(f"{d}, " for d in dimensions)
+        + "count(*) AS flows, count(*) FILTER (WHERE NOT sampling_known(sampling_rate)) AS flows_sampling_unknown, "
+        + ", ".join(counters)
+        + f" FROM read_parquet([{listed}], union_by_name = true) GROUP BY ALL ORDER BY ALL"
+    )
+
+
+def compute(con: duckdb.DuckDBPyConnection, rollup: Rollup, files: list[Path]) -> pa.Table:
+    """One roll-up partition's rows."""
+    present = {name for path in files for name in pq.read_schema(path).names}
+    table = con.sql(rollup_sql(rollup, files, present)).to_arrow_table()
+    return table.cast(rollup_schema(rollup))
+
+
+def _connection() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(":memory:")
+    con.execute("SET TimeZone = 'UTC'")
+    register_helpers(con)
+    return con
+
+
+def maintain(
+    lake: Lake,
+    *,
+    rebuild: bool = False,
+    today: date | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> list[RollupResult]:
+    """Bring every roll-up of ``lake`` up to date with its raw flows and apply each one's retention."""
+    today = today or datetime.now(UTC).date()
+    results = []
+    with _only_one(lake):
+        state = load_state(lake)
+        raw = raw_partitions(lake)
+        con = _connection()
+        try:
+            for rollup in load_rollups(lake):
+                results.append(_maintain_one(lake, con, rollup, state, raw, rebuild, today, progress))
+                _save_state(lake, state)
+        finally:
+            con.close()
+    return results
+
+
+def _maintain_one(
+    lake: Lake,
+    con: duckdb.DuckDBPyConnection,
+    rollup: Rollup,
+    state: dict[str, Any],
+    raw: dict[Partition, list[Path]],
+    rebuild: bool,
+    today: date,
+    progress: Callable[[str, int, int], None] | None,
+) -> RollupResult:
+    result = RollupResult(rollup.name)
+    entry = state.get(rollup.name)
+    if rebuild or entry is None or entry.get("definition") != rollup.digest():
+        with lake.swapping():
+            shutil.rmtree(lake.table_dir(rollup.name), ignore_errors=True)
+        entry = state[rollup.name] = {"definition": rollup.digest(), "partitions": {}}
+        result.rebuilt = True
+    done: dict[str, str] = entry["partitions"]
+    cutoff = today - timedelta(days=rollup.retention_days - 1)
+    pending = []
+    for partition, files in sorted(targets(rollup, raw).items()):
+        if date.fromisoformat(partition[0]) >= cutoff:
+            digest = source_digest(files)
+            if done.get(key_text(partition)) != digest:
+                pending.append((partition, files, digest))
+    for index, (partition, files, digest) in enumerate(pending, 1):
+        directory = lake.partition_dir(rollup.name, *partition)
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp = directory / f".{FILE_NAME}.tmp"
+        pq.write_table(compute(con, rollup, files), tmp, compression="zstd")
+        with lake.swapping():
+            publish(tmp, directory / FILE_NAME)
+        done[key_text(partition)] = digest
+        result.updated.append(partition)
+        if progress is not None:
+            progress(rollup.name, index, len(pending))
+    result.expired = _expire(lake, rollup, done, cutoff)
+    return result
+
+
+def _expire(lake: Lake, rollup: Rollup, done: dict[str, str], cutoff: date) -> list[str]:
+    """Remove the roll-up's day partitions older than its retention."""
+    expired = []
+    with lake.swapping():
+        for day in sorted(lake.table_dir(rollup.name).glob("date=*")):
+            try:
+                day_date = date.fromisoformat(day.name.removeprefix("date="))
+            except ValueError:
+                continue
+            if day_date < cutoff:
+                shutil.rmtree(day)
+                expired.append(day.name.removeprefix("date="))
+    for key in [key for key in done if date.fromisoformat(key.split("/")[0]) < cutoff]:
+        del done[key]
+    return expired
+
+

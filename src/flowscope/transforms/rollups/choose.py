@@ -1,0 +1,91 @@
+"""Which table answers a report: the coarsest roll-up that holds its columns, its time bounds and
+up-to-date rows for every raw partition in its range; else the raw flows."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from flowscope.lake.layout import Lake
+from flowscope.schema import FLOWS
+from flowscope.transforms.rollups.build import Partition, key_text, load_state, raw_partitions, source_digest, targets
+from flowscope.transforms.rollups.spec import Rollup, load_rollups
+
+
+@dataclass(frozen=True)
+class Choice:
+    table: str
+    """A roll-up's name, or ``flows``."""
+    why: str
+    """In words, for ``-v``."""
+    covers: tuple[datetime | None, datetime | None] = (None, None)
+    """The part of the range the roll-up answers for (its whole buckets); the raw flows answer for the rest."""
+
+
+def choose_table(
+    lake: Lake,
+    columns: Collection[str],
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    where: str | None = None,
+) -> Choice:
+    """The coarsest roll-up that holds ``columns``, is current for the whole buckets of [since, until) and
+    whose buckets the range falls on; failing that, the coarsest such roll-up for the range's whole buckets,
+    the raw flows answering for the partial buckets at its ends."""
+    if where:
+        return Choice(FLOWS, "an SQL filter needs the raw flows")
+    state = load_state(lake)
+    raw = raw_partitions(lake)
+    reasons = []
+    usable = []
+    for rollup in sorted(load_rollups(lake), key=lambda rollup: -rollup.seconds):
+        missing = sorted(set(columns) - set(rollup.dimensions))
+        first = None if since is None else _bucket(since, rollup.seconds, up=True)
+        last = None if until is None else _bucket(until, rollup.seconds, up=False)
+        if missing:
+            reasons.append(f"{rollup.name} has no {', '.join(missing)}")
+        elif first is not None and last is not None and first >= last:
+            reasons.append(f"the range holds no whole {rollup.seconds}-second bucket of {rollup.name}")
+        elif not _current(rollup, state.get(rollup.name), raw, first, last):
+            reasons.append(f"{rollup.name} is not up to date for the range (run `flowscope rollup`)")
+        else:
+            usable.append((rollup, first, last))
+    exact = [(rollup, first, last) for rollup, first, last in usable if (first, last) == (since, until)]
+    if exact or usable:
+        rollup, first, last = (exact or usable)[0]
+        edges = "" if exact else " (the raw flows for the partial buckets at its ends)"
+        why = f"{rollup.name} holds the columns and is up to date for the range{edges}"
+        return Choice(rollup.name, why, (first, last))
+    return Choice(FLOWS, "; ".join(reasons) or "no roll-ups")
+
+
+def _bucket(moment: datetime, seconds: int, *, up: bool) -> datetime:
+    """``moment`` rounded to a bucket boundary (up or down)."""
+    epoch = moment.timestamp()
+    rounded = (-(-epoch // seconds) if up else epoch // seconds) * seconds
+    return datetime.fromtimestamp(rounded, UTC)
+
+
+def _current(
+    rollup: Rollup,
+    entry: dict[str, object] | None,
+    raw: dict[Partition, list],
+    since: datetime | None,
+    until: datetime | None,
+) -> bool:
+    """Whether every roll-up partition that raw flows in [since, until) feed was computed from them as they are."""
+    if entry is None or entry.get("definition") != rollup.digest():
+        return False
+    done = entry.get("partitions", {})
+    assert isinstance(done, dict)
+    in_range = {partition: files for partition, files in raw.items() if _overlaps(partition, since, until)}
+    needed = set(targets(rollup, in_range))
+    every = targets(rollup, raw)
+    return all(done.get(key_text(target)) == source_digest(every[target]) for target in needed)
+
+
+def _overlaps(partition: Partition, since: datetime | None, until: datetime | None) -> bool:
+    start = datetime.fromisoformat(f"{partition[0]}T{partition[1]:02d}:00:00+00:00")
+    return (until is None or start < until) and (since is None or start + timedelta(hours=1) > since)

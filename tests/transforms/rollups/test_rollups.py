@@ -1,0 +1,194 @@
+"""Roll-ups: sums equal GROUP BY over raw flows, top from a roll-up equals top from raw flows, incremental
+maintenance equals a rebuild, retention, table choice."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from click.testing import CliRunner
+
+from flowscope.cli import main
+from flowscope.demo.traffic import synthetic_flows
+from flowscope.errors import FlowscopeError
+from flowscope.lake.layout import Lake
+from flowscope.lake.writer import LakeWriter
+from flowscope.query import open_lake
+from flowscope.query.reports.top import top_sql
+from flowscope.transforms.rollups.build import maintain
+from flowscope.transforms.rollups.choose import choose_table
+from flowscope.transforms.rollups.spec import load_rollups
+
+END = datetime(2024, 5, 3, tzinfo=UTC)
+TODAY = date(2024, 5, 3)
+
+
+def _flows(count: int, seed: int) -> pa.Table:
+    table = pa.concat_tables(synthetic_flows(count, end=END, days=0.5, seed=seed, batch_rows=count))
+    rng = np.random.default_rng(seed)
+    rates = pa.array(rng.choice([1, 1, 100, 1000, 0], count).astype(np.uint64), mask=rng.random(count) < 0.1)
+    table = table.set_column(table.schema.get_field_index("sampling_rate"), "sampling_rate", rates)
+    src_as = pa.array(rng.integers(0, 5, count).astype(np.uint32) + 64500)
+    return table.set_column(table.schema.get_field_index("src_as"), "src_as", src_as)
+
+
+def _write(lake: Path, table: pa.Table) -> None:
+    with LakeWriter(lake) as writer:
+        writer.write(table)
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Path:
+    _write(tmp_path, _flows(20_000, 1))
+    return tmp_path
+
+
+def _group_by_raw(lake: Path, seconds: int, dimensions: tuple[str, ...]) -> list[tuple]:
+    keys = ", ".join(dimensions)
+    with open_lake(lake) as con:
+        return con.sql(
+            f"SELECT to_timestamp(epoch_us(time_flow_start::TIMESTAMPTZ) // {seconds * 10**6} * {seconds}), {keys}, "
+            "count(*), count(*) FILTER (WHERE NOT sampling_known(sampling_rate)), "
+            "sum(scaled(bytes, sampling_rate)), sum(scaled(packets, sampling_rate)), "
+            "sum(scaled(bytes_rev, sampling_rate)), sum(scaled(packets_rev, sampling_rate)) "
+            f"FROM flows GROUP BY ALL ORDER BY ALL"
+        ).fetchall()
+
+
+def _rollup_rows(lake: Path, name: str, dimensions: tuple[str, ...]) -> list[tuple]:
+    keys = ", ".join(dimensions)
+    with open_lake(lake) as con:
+        return con.sql(
+            f"SELECT time, {keys}, flows, flows_sampling_unknown, bytes, packets, bytes_rev, packets_rev "
+            f"FROM {name} ORDER BY ALL"
+        ).fetchall()
+
+
+def test_sums_equal_group_by_over_raw_flows(lake: Path) -> None:
+    results = maintain(Lake(lake), today=TODAY)
+    assert [r.name for r in results] == ["flows_1m", "flows_5m", "flows_1h"]
+    assert all(r.updated for r in results)
+    for rollup in load_rollups(Lake(lake)):
+        expected = _group_by_raw(lake, rollup.seconds, rollup.dimensions)
+        assert _rollup_rows(lake, rollup.name, rollup.dimensions) == expected
+        assert len(expected) > 100
+
+
+def test_incremental_maintenance_equals_a_rebuild(lake: Path, tmp_path: Path) -> None:
+    maintain(Lake(lake), today=TODAY)
+    again = maintain(Lake(lake), today=TODAY)
+    assert not any(r.updated for r in again)  # nothing changed: nothing recomputed
+    late = _flows(3_000, 2)
+    late = late.filter(pc.greater_equal(late.column("time_flow_start"), pa.scalar(END - timedelta(hours=2))))
+    _write(lake, late)  # late data in the last two hours
+    updated = maintain(Lake(lake), today=TODAY)
+    assert [len(r.updated) for r in updated] == [2, 2, 1]
+    incremental = {r.name: _rollup_rows(lake, r.name, r.dimensions) for r in load_rollups(Lake(lake))}
+    maintain(Lake(lake), today=TODAY, rebuild=True)
+    assert {r.name: _rollup_rows(lake, r.name, r.dimensions) for r in load_rollups(Lake(lake))} == incremental
+
+
+def test_a_changed_definition_rebuilds(lake: Path) -> None:
+    maintain(Lake(lake), today=TODAY)
+    (lake / "rollups.toml").write_text('[flows_1h]\ndimensions = ["proto", "dst_port"]\nretention_days = 30\n')
+    results = maintain(Lake(lake), today=TODAY)
+    assert [r.rebuilt for r in results] == [False, False, True]
+    assert _rollup_rows(lake, "flows_1h", ("proto", "dst_port")) == _group_by_raw(lake, 3600, ("proto", "dst_port"))
+
+
+def test_retention_and_raw_retention_are_separate(lake: Path) -> None:
+    (lake / "rollups.toml").write_text("[flows_1m]\nretention_days = 1\n")
+    today = date(2024, 5, 2)
+    maintain(Lake(lake), today=today)  # 1-day retention: today only
+    with open_lake(lake) as con:
+        assert con.sql("SELECT DISTINCT date FROM flows_1m").fetchall() == [(today,)]
+    results = maintain(Lake(lake), today=today + timedelta(days=1))
+    assert results[0].expired == ["2024-05-02"] and not results[0].updated
+    assert not list((lake / "flows_1m").glob("date=*"))
+    result = CliRunner().invoke(main, ["--lake", str(lake), "lake", "retain", "--days", "1"])
+    assert result.exit_code == 0, result.output
+    assert not list((lake / "flows").glob("date=*"))
+    assert list((lake / "flows_1h").glob("date=2024-05-02"))  # raw retention leaves roll-ups alone
+
+
+@pytest.mark.parametrize(
+    ("bounds", "table"),
+    [
+        ({}, "flows_1h"),
+        ({"since": END - timedelta(hours=9), "until": END - timedelta(hours=3)}, "flows_1h"),
+        ({"since": END - timedelta(hours=9, minutes=17, seconds=3)}, "flows_1h"),  # raw flows for the slivers
+        ({"since": END - timedelta(hours=5, minutes=10), "until": END - timedelta(hours=4, minutes=20)}, "flows_5m"),
+    ],
+)
+def test_top_from_a_rollup_equals_top_from_raw_flows(lake: Path, bounds: dict[str, datetime], table: str) -> None:
+    maintain(Lake(lake), today=TODAY)
+    with open_lake(lake) as con:
+        for grouping, columns in (("proto", ["proto"]), ("src-as", ["src_as"]), ("dst-as", ["dst_as"])):
+            choice = choose_table(Lake(lake), columns, **bounds)
+            assert choice.table == table
+            for metric in ("bytes", "packets", "flows"):
+                raw = con.sql(top_sql(grouping, metric, 5, **bounds)).fetchall()
+                rolled = con.sql(top_sql(grouping, metric, 5, **bounds, table=table, covers=choice.covers)).fetchall()
+                assert rolled == raw and raw
+
+
+def test_the_coarsest_table_that_can_answer(lake: Path) -> None:
+    choose = Lake(lake)
+    assert choose_table(choose, ["proto"]).table == "flows"  # no roll-up built yet
+    maintain(choose, today=TODAY)
+    assert choose_table(choose, ["proto"]).table == "flows_1h"
+    assert choose_table(choose, ["proto"], since=END - timedelta(minutes=10)).table == "flows_5m"
+    assert choose_table(choose, ["proto"], since=END - timedelta(minutes=3)).table == "flows_1m"
+    half = choose_table(choose, ["proto"], since=END - timedelta(seconds=30), until=END + timedelta(seconds=30))
+    assert half.table == "flows"  # no whole minute
+    assert choose_table(choose, ["src_addr"]).table == "flows"
+    assert choose_table(choose, ["proto"], where="proto = 6").table == "flows"
+    _write(lake, _flows(100, 3))  # new raw data: stale until the next maintenance
+    assert choose_table(choose, ["proto"]).table == "flows"
+    assert choose_table(choose, ["proto"], since=END + timedelta(days=1)).table == "flows_1h"  # nothing new there
+
+
+def test_top_says_which_table_it_used(lake: Path) -> None:
+    runner = CliRunner()
+    assert runner.invoke(main, ["--lake", str(lake), "rollup"]).exit_code == 0
+    result = runner.invoke(main, ["--lake", str(lake), "-v", "top", "--by", "proto", "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    assert "answered from flows" in result.output  # the demo traffic is older than the roll-ups' retention
+
+
+def test_bad_rollup_configuration(tmp_path: Path) -> None:
+    (tmp_path / "rollups.toml").write_text('[flows_1h]\ndimensions = ["bytes"]\n')
+    with pytest.raises(FlowscopeError, match="'bytes' is not a dimension"):
+        load_rollups(Lake(tmp_path))
+    (tmp_path / "rollups.toml").write_text("[flows_2h]\n")
+    with pytest.raises(FlowscopeError, match="unknown roll-up"):
+        load_rollups(Lake(tmp_path))
+
+
+
+
+def test_compaction_keeps_rollups_current(tmp_path: Path) -> None:
+    lake = tmp_path
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    for seed in (5, 6):  # two files in each hour, so compaction merges them
+        _write(lake, pa.concat_tables(synthetic_flows(500, end=end, days=0.25, seed=seed, batch_rows=500)))
+    maintain(Lake(lake))
+    result = CliRunner().invoke(main, ["--lake", str(lake), "lake", "compact"])
+    assert result.exit_code == 0, result.output
+    assert "roll-up partition(s) recomputed" in result.output
+    assert choose_table(Lake(lake), ["proto"]).table == "flows_1h"
+
+
+def test_store_columns_follow_the_catalogue_rules() -> None:
+    from flowscope.transforms.rollups.build import store_columns
+    from flowscope.transforms.rollups.spec import DEFAULTS
+
+    columns = {name: (clickhouse, postgres) for name, clickhouse, postgres in store_columns(DEFAULTS[2])}
+    assert columns["time"] == ("Nullable(UInt64)", "timestamp with time zone")
+    assert columns["sampler_address"] == ("Nullable(FixedString(16))", "inet")
+    assert columns["src_as"] == ("Nullable(UInt32)", "bigint")
+    assert columns["bytes"] == ("Nullable(UInt64)", "bigint")
