@@ -29,6 +29,7 @@ class Chain:
     offsets: np.ndarray  # int64 start of every whole record, in file order
     end: int  # where the first incomplete (or corrupt) record starts; len(buffer) when all were whole
     corrupt: bool  # the chain stopped at a record whose length is impossible
+    heads: np.ndarray | None = None  # pcap: (records, pcap.HEAD_WIDTH) uint8, each record's header and first bytes
 
     def mean_record(self, start: int) -> float:
         """Mean record length found (a hint for the size of the next buffer)."""

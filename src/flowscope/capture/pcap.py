@@ -16,7 +16,7 @@ import numpy as np
 from flowscope.capture import chain
 from flowscope.capture.chunks import BROKEN_STREAM, Chunks
 from flowscope.capture.frames import Frames
-from flowscope.capture.layers import COMMON_WIDTH, ByteView
+from flowscope.capture.layers import COMMON_WIDTH
 from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
 
@@ -60,12 +60,16 @@ def parse_header(head: bytes, name: str) -> PcapHeader:
     raise FlowscopeError(f"{name}: not a pcap file (magic {head[:4].hex()})")
 
 
-@numba.njit(cache=True, nogil=True)
-def _walk(buf: np.ndarray, start: int, big: bool) -> tuple[np.ndarray, int, int]:
-    """Offsets of the whole records from ``start``, where the walk stopped and why (``chain`` statuses).
+HEAD_WIDTH = RECORD_HEADER + COMMON_WIDTH  # what the walk copies per record (see ``Frames.heads``)
 
-    One compiled loop: read the captured length, step over the record, keep reading ahead (``chain.touch``);
-    ``chain`` has the measurement.
+
+@numba.njit(cache=True, nogil=True)
+def _walk(buf: np.ndarray, start: int, big: bool) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Offsets of the whole records from ``start``, their heads, where the walk stopped and why (``chain``).
+
+    One compiled loop: read the captured length, step over the record, keep reading ahead (``chain.touch``).
+    Then each record's header and its frame's first bytes are copied (``Frames.heads``; bytes past the buffer
+    are 0), into an array of exactly the records found.
     """
     size = buf.shape[0]
     offsets = np.empty(max(size - start, 0) // RECORD_HEADER + 2, np.int64)  # the last slot: ``seen``
@@ -86,13 +90,18 @@ def _walk(buf: np.ndarray, start: int, big: bool) -> tuple[np.ndarray, int, int]
     offsets[-1] = seen
     if status != chain.CORRUPT and pos != size:
         status = chain.INCOMPLETE
-    return offsets[:count], pos, status
+    heads = np.zeros((count, HEAD_WIDTH), np.uint8)
+    for row in range(count):
+        at = offsets[row]
+        take = min(HEAD_WIDTH, size - at)
+        heads[row, :take] = buf[at : at + take]
+    return offsets[:count], heads, pos, status
 
 
 def walk(buf: np.ndarray, start: int, header: PcapHeader) -> chain.Chain:
-    """Every whole record of ``buf`` from ``start``."""
-    offsets, end, status = _walk(buf, start, header.byteorder == ">")
-    return chain.Chain(offsets, int(end), status == chain.CORRUPT)
+    """Every whole record of ``buf`` from ``start``, with its head (``Chain.heads``)."""
+    offsets, heads, end, status = _walk(buf, start, header.byteorder == ">")
+    return chain.Chain(offsets, int(end), status == chain.CORRUPT, heads)
 
 
 def read_frames(chunks: Chunks, name: str, skips: Skips, batch_packets: int) -> Iterator[Frames]:
@@ -104,7 +113,8 @@ def read_frames(chunks: Chunks, name: str, skips: Skips, batch_packets: int) -> 
         found = walk(buf, start, header)
         mean_record = found.mean_record(start)
         for first in range(0, found.offsets.shape[0], batch_packets):
-            yield _frames(buf, found.offsets[first : first + batch_packets], header, skips)
+            part = slice(first, first + batch_packets)
+            yield _frames(buf, found.offsets[part], found.heads[part], header, skips)
         if found.corrupt:
             where = f"{name} at byte {chunks.start + found.end}"
             skips.add("pcap record with impossible length: rest of file unreadable", 1, where)
@@ -119,13 +129,10 @@ def read_frames(chunks: Chunks, name: str, skips: Skips, batch_packets: int) -> 
         start = 0
 
 
-def _frames(buf: np.ndarray, offsets: np.ndarray, header: PcapHeader, skips: Skips) -> Frames:
+def _frames(buf: np.ndarray, offsets: np.ndarray, heads: np.ndarray, header: PcapHeader, skips: Skips) -> Frames:
     fraction_limit = 1_000_000_000 if header.nanosecond else 1_000_000
     scale = 1 if header.nanosecond else 1000
-    # Each record's header and its frame's first bytes in one gather: the decoder reads the frame from here.
-    width = RECORD_HEADER + COMMON_WIDTH
-    heads = ByteView(buf).header(offsets, width, None)
-    fields = np.ndarray((offsets.shape[0], 4), header.byteorder + "u4", heads, 0, (width, 4)).astype(np.int64)
+    fields = np.ndarray((offsets.shape[0], 4), header.byteorder + "u4", heads, 0, (HEAD_WIDTH, 4)).astype(np.int64)
     seconds, fraction, caplen, wirelen = fields.T
     bogus = fraction >= fraction_limit
     if bogus.any():
