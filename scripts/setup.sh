@@ -11,5 +11,3 @@ extras=""
 [ $# -gt 0 ] && extras="[$(IFS=,; echo "$*")]"
 .venv/bin/python -m pip install -q --upgrade pip >&2
 .venv/bin/python -m pip install -q -e ".${extras}" >&2
-# Compile flowscope's numba kernels into their on-disk cache now (cache=True), so no command pays for it later.
-.venv/bin/python -c "import flowscope.kernels; flowscope.kernels.warm()" >&2

@@ -1,5 +1,5 @@
-"""The compiled chain walks must find exactly the records of the file, even when payloads are full of fake
-record headers, records are long, byte orders switch, and chunks cut records."""
+"""The vectorised chain walk must find exactly the records a plain sequential walk finds, even when
+payloads are full of fake record headers, records are longer than a lane, and chunks cut records."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from tests.capture.frame_builders import pcapng_epb, pcapng_idb, pcapng_shb, pcapng_spb
 
-from flowscope.capture import chunks, pcap
+from flowscope.capture import chain, chunks, pcap
 from flowscope.capture.files import iter_frames
 from flowscope.diagnostics import Skips
 
@@ -45,9 +45,11 @@ def read_frames(path: Path, mapped: bool = False) -> tuple[list[bytes], Skips]:
     return found, skips
 
 
-@pytest.fixture(params=["one-chunk", "small-chunks"])
+@pytest.fixture(params=["small-lanes", "small-chunks"])
 def small_walk(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Read the file as one buffer, or in small chunks (records cut at buffer ends)."""
+    """Shrink lanes (many guesses per buffer) or chunks (records cut at buffer ends) so small files exercise both."""
+    monkeypatch.setattr(chain, "LANE_RECORDS", 4)
+    monkeypatch.setattr(chain, "MIN_LANE_BYTES", 1024)
     if request.param == "small-chunks":
         monkeypatch.setattr(chunks.Chunks, "chunk_bytes", 200_000)
 
@@ -65,8 +67,8 @@ def test_pcap_walk_matches_sequential_walk(tmp_path: Path, small_walk: None, com
     assert skips.counts == {"truncated last record": 1}
 
 
-def test_pcap_walk_with_random_timestamps(tmp_path: Path, small_walk: None) -> None:
-    """Timestamps all over the place do not matter to the walk: only lengths link records."""
+def test_pcap_walk_without_usable_lane_guesses(tmp_path: Path, small_walk: None) -> None:
+    """Timestamps all over the place give no lane guesses at all: one lane walks everything, still exact."""
     rng = np.random.default_rng(4)
     bodies = payloads(600, seed=3)
     content = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
@@ -109,5 +111,6 @@ def test_pcapng_walk_matches_block_list(tmp_path: Path, small_walk: None, mapped
 def test_buffers_shorter_than_a_record_header(size: int) -> None:
     """A buffer end holding less than a record header: no record, nothing read out of bounds."""
     buf = np.frombuffer(struct.pack("<IIII", START, 0, 24, 24) + bytes(24), np.uint8)[:size].copy()
-    found = pcap.walk(buf, 0, pcap.PcapHeader("<", False, 65535, 1))
+    records = pcap._Records(buf, pcap.PcapHeader("<", False, 65535, 1), START)
+    found = chain.walk(size, pcap.RECORD_HEADER, records.lengths, records.candidates)
     assert found.offsets.tolist() == ([0] if size == 40 else []) and found.end == (40 if size == 40 else 0)

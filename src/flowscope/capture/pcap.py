@@ -1,7 +1,7 @@
 """Classic pcap (libpcap) files: micro- and nanosecond magic, either byte order, read chunk by chunk.
 
-Record boundaries form a chain (each 16-byte header gives the length of what follows), so one compiled
-walk per chunk finds them (``_walk``); every header field is then gathered for all records at once.
+Record boundaries form a chain (each 16-byte header gives the length of what follows), so one tight
+offset walk per chunk finds them; every header field is then gathered for all records at once.
 """
 
 from __future__ import annotations
@@ -10,13 +10,12 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
 from flowscope.capture import chain
 from flowscope.capture.chunks import BROKEN_STREAM, Chunks
 from flowscope.capture.frames import Frames
-from flowscope.capture.layers import COMMON_WIDTH
+from flowscope.capture.layers import COMMON_WIDTH, ByteView
 from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
 
@@ -25,6 +24,7 @@ MAGIC_NANO = 0xA1B23C4D
 FILE_HEADER = 24
 RECORD_HEADER = 16
 MAX_RECORD = 1 << 20  # larger captured lengths than this are corruption, not packets (libpcap caps at 256 KiB)
+TIME_SPREAD = 366 * 86400  # record-start guesses must lie within a year of the latest record seen
 MAX_WIRE_LEN = 262144  # libpcap's largest snapshot length; longer "original" frames are corruption
 
 
@@ -60,61 +60,81 @@ def parse_header(head: bytes, name: str) -> PcapHeader:
     raise FlowscopeError(f"{name}: not a pcap file (magic {head[:4].hex()})")
 
 
-HEAD_WIDTH = RECORD_HEADER + COMMON_WIDTH  # what the walk copies per record (see ``Frames.heads``)
+class _Records:
+    """Record-header arithmetic for one pcap buffer, as the chain walker needs it."""
 
+    def __init__(self, buf: np.ndarray, header: PcapHeader, recent_second: int | None) -> None:
+        self.words = np.ndarray((max(buf.shape[0] - 3, 0),), header.byteorder + "u4", buf, strides=(1,))
+        # Opaque 16-byte items at every offset: gathering them is a plain copy (much faster than gathering
+        # unaligned integers), read afterwards in the file's byte order.
+        self.items16 = np.ndarray((max(buf.shape[0] - 15, 0),), "V16", buf, strides=(1,))
+        # The captured length of a record at each offset: for the walk's few hundred positions per step a
+        # direct unaligned gather is cheaper than copy-and-view.
+        self.caplens = self.words[8:]
+        self.u4 = header.byteorder + "u4"
+        self.fraction_limit = 1_000_000_000 if header.nanosecond else 1_000_000
+        self.recent_second = recent_second
 
-@numba.njit(cache=True, nogil=True)
-def _walk(buf: np.ndarray, start: int, big: bool) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """Offsets of the whole records from ``start``, their heads, where the walk stopped and why (``chain``).
+    def fields(self, pos: np.ndarray) -> np.ndarray:
+        """(n, 4) int64: seconds, fraction, captured length, original length of the records at ``pos``."""
+        return self.items16[pos].view(self.u4).reshape(-1, 4).astype(np.int64)
 
-    One compiled loop: read the captured length, step over the record, keep reading ahead (``chain.touch``).
-    Then each record's header and its frame's first bytes are copied (``Frames.heads``; bytes past the buffer
-    are 0), into an array of exactly the records found.
-    """
-    size = buf.shape[0]
-    offsets = np.empty(max(size - start, 0) // RECORD_HEADER + 2, np.int64)  # the last slot: ``seen``
-    count, pos, status = 0, start, chain.REACHED_END
-    touched, seen = start, 0
-    while pos + RECORD_HEADER <= size:
-        touched, seen = chain.touch(buf, touched, pos, seen)
-        caplen = chain.u32(buf, pos + 8, big)
-        if caplen > MAX_RECORD:
-            status = chain.CORRUPT
-            break
-        following = pos + RECORD_HEADER + caplen
-        if following > size:
-            break
-        offsets[count] = pos
-        count += 1
-        pos = following
-    offsets[-1] = seen
-    if status != chain.CORRUPT and pos != size:
-        status = chain.INCOMPLETE
-    heads = np.zeros((count, HEAD_WIDTH), np.uint8)
-    for row in range(count):
-        at = offsets[row]
-        take = min(HEAD_WIDTH, size - at)
-        heads[row, :take] = buf[at : at + take]
-    return offsets[:count], heads, pos, status
+    def lengths(self, pos: np.ndarray) -> np.ndarray:
+        length = self.caplens[pos].astype(np.int64)  # the chain walk's inner step: as few numpy calls as can be
+        length += RECORD_HEADER
+        length[length > RECORD_HEADER + MAX_RECORD] = -1
+        return length
 
+    def candidates(self, first: int, step: int, count: int, window: int) -> np.ndarray:
+        """Positions in the search windows that look like record headers (see ``chain.Candidates``).
 
-def walk(buf: np.ndarray, start: int, header: PcapHeader) -> chain.Chain:
-    """Every whole record of ``buf`` from ``start``, with its head (``Chain.heads``)."""
-    offsets, heads, end, status = _walk(buf, start, header.byteorder == ">")
-    return chain.Chain(offsets, int(end), status == chain.CORRUPT, heads)
+        A cheap test on the whole windows first (seconds within a year of the latest record seen,
+        read through a strided view, no copies), then the full test on the few survivors.
+        """
+        last = self.words.shape[0] - 13  # the last position with a whole 16-byte header
+        count = min(count, (last - window - first) // step + 1)
+        if count <= 0 or self.recent_second is None:
+            return np.zeros(0, np.int64)
+        seconds = np.lib.stride_tricks.as_strided(self.words[first:], (count, window), (step, 1), writeable=False)
+        low = np.uint32((self.recent_second - TIME_SPREAD) % 2**32)
+        pos = chain.window_positions((seconds - low) < np.uint32(2 * TIME_SPREAD), first, step)
+        return pos[self._plausible(pos)]
+
+    def _plausible(self, pos: np.ndarray) -> np.ndarray:
+        """Sane fraction and lengths at ``pos`` and at the record it points to (when that is in the buffer)."""
+        last = self.words.shape[0] - 13
+        ok = np.ones(pos.shape[0], bool)
+        for _ in range(2):
+            inside = pos <= last
+            at = np.where(inside, pos, 0)
+            seconds, fraction, caplen, wire = self.fields(at).T
+            near = np.abs(seconds - self.recent_second) < TIME_SPREAD
+            sane = near & (fraction < self.fraction_limit) & (caplen <= MAX_RECORD)
+            sane &= (wire >= caplen) & (wire <= MAX_WIRE_LEN)
+            ok &= sane | ~inside
+            pos = at + RECORD_HEADER + caplen
+        return ok
 
 
 def read_frames(chunks: Chunks, name: str, skips: Skips, batch_packets: int) -> Iterator[Frames]:
     """Frames of one pcap file in batches of at most ``batch_packets``; damage is counted, not raised."""
     buf = chunks.buffer
     header = parse_header(buf[:FILE_HEADER].tobytes(), name)
+    scale = 1 if header.nanosecond else 1000
+    recent_second = None  # the time lane-start guesses must be near: the latest record's, as the file goes on
     start = FILE_HEADER
+    mean_record = chain.DEFAULT_MEAN_RECORD
     while True:
-        found = walk(buf, start, header)
+        if recent_second is None and buf.shape[0] >= start + RECORD_HEADER:
+            recent_second = int(np.frombuffer(buf[start : start + 4].tobytes(), header.byteorder + "u4")[0])
+        records = _Records(buf, header, recent_second)
+        found = chain.walk(buf.shape[0], RECORD_HEADER, records.lengths, records.candidates, start, mean_record)
         mean_record = found.mean_record(start)
+        if found.offsets.shape[0]:
+            recent_second = int(records.fields(found.offsets[-1:])[0, 0])
         for first in range(0, found.offsets.shape[0], batch_packets):
-            part = slice(first, first + batch_packets)
-            yield _frames(buf, found.offsets[part], found.heads[part], header, skips)
+            part = found.offsets[first : first + batch_packets]
+            yield _frames(buf, records, part, scale, header, skips)
         if found.corrupt:
             where = f"{name} at byte {chunks.start + found.end}"
             skips.add("pcap record with impossible length: rest of file unreadable", 1, where)
@@ -129,10 +149,14 @@ def read_frames(chunks: Chunks, name: str, skips: Skips, batch_packets: int) -> 
         start = 0
 
 
-def _frames(buf: np.ndarray, offsets: np.ndarray, heads: np.ndarray, header: PcapHeader, skips: Skips) -> Frames:
-    fraction_limit = 1_000_000_000 if header.nanosecond else 1_000_000
-    scale = 1 if header.nanosecond else 1000
-    fields = np.ndarray((offsets.shape[0], 4), header.byteorder + "u4", heads, 0, (HEAD_WIDTH, 4)).astype(np.int64)
+def _frames(
+    buf: np.ndarray, records: _Records, offsets: np.ndarray, scale: int, header: PcapHeader, skips: Skips
+) -> Frames:
+    fraction_limit = records.fraction_limit
+    # Each record's header and its frame's first bytes in one gather: the decoder reads the frame from here.
+    width = RECORD_HEADER + COMMON_WIDTH
+    heads = ByteView(buf).header(offsets, width, None)
+    fields = np.ndarray((offsets.shape[0], 4), records.u4, heads, 0, (width, 4)).astype(np.int64)
     seconds, fraction, caplen, wirelen = fields.T
     bogus = fraction >= fraction_limit
     if bogus.any():

@@ -1,7 +1,7 @@
 """pcapng files: sections of either byte order, interfaces with their own link type and timestamp resolution.
 
-Blocks are found with a compiled chain walk (``_walk``: each block header gives its length; the copy of
-the length in the block trailer confirms it, section headers set the byte order). Section and interface
+Blocks are found with the vectorised chain walk (each block header gives its length; the copy of
+the length in the block trailer confirms it and tells the byte order). Section and interface
 blocks are few and are read one by one to build the interface tables; the fields of all packet
 blocks (EPB, SPB, obsolete Packet Block) are then gathered at once. Name resolution, statistics,
 custom and unknown blocks carry no packets and are passed over, as the format asks of readers.
@@ -13,7 +13,6 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-import numba
 import numpy as np
 
 from flowscope.capture import chain
@@ -82,91 +81,132 @@ def _interface(body: bytes, order: str) -> Interface:
     return interface
 
 
-@numba.njit(cache=True, inline="always")
-def _block_length(buf: np.ndarray, pos: int, big: bool) -> int:
-    """Total length of the non-section block at ``pos`` read in byte order ``big``, -1 when that cannot be it:
-    a type that is no block type, a length that is no block length, or a trailer that does not repeat it
-    (a block running past the buffer end is not checked here: it is incomplete)."""
-    kind = chain.u32(buf, pos, big)
-    length = chain.u32(buf, pos + 4, big)
-    if length < BLOCK_HEADER or length % 4 or length > MAX_BLOCK or kind == SHB:
-        return -1
-    if not (kind < 0x10000 or kind >= 0x80000000 or kind == 0x40000BAD):
-        return -1
-    if pos + length <= buf.shape[0] and chain.u32(buf, pos + length - 4, big) != length:
-        return -1
-    return length
+class _Blocks:
+    """Block-header arithmetic on one buffer, in whichever byte order each block's trailer confirms."""
 
+    def __init__(self, buf: np.ndarray, big_endian: bool = False) -> None:
+        self.big_endian = big_endian  # the byte order in effect at the buffer start (for lane guesses)
+        self.buf = buf
+        self.size = buf.shape[0]
+        # Opaque 4-byte items at every offset: gathering them is a plain copy, far cheaper than gathering
+        # unaligned integers; the copies are then read in either byte order.
+        self.items = np.ndarray((max(self.size - 3, 0),), "V4", buf, strides=(1,))
+        self.pairs = np.ndarray((max(self.size - 7, 0),), "V8", buf, strides=(1,))
+        self.by_count: dict[int, np.ndarray] = {}
 
-@numba.njit(cache=True, nogil=True)
-def _walk(
-    buf: np.ndarray, big: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]:
-    """Every whole block of ``buf`` (offsets, types, lengths, big-endian?), where the walk stopped and why.
+    def _word(self, pos: np.ndarray, big: np.ndarray | bool) -> np.ndarray:
+        raw = self.items[np.minimum(pos, self.items.shape[0] - 1)]
+        little = raw.view("<u4").astype(np.int64)
+        if np.ndim(big) == 0:
+            return raw.view(">u4").astype(np.int64) if big else little
+        return np.where(big, raw.view(">u4"), little) if big.any() else little
 
-    ``big`` is the byte order in effect at the buffer start; a section header sets it from its byte-order
-    magic. A block that fails in the order in effect is tried in little-endian, then big-endian order, and
-    kept in the one that fits; when neither does the chain is corrupt. One compiled loop (``chain``).
-    """
-    size = buf.shape[0]
-    most = size // BLOCK_HEADER + 1
-    offsets = np.empty(most + 1, np.int64)  # the last slot: ``seen`` (``chain.touch``)
-    kinds = np.empty(most, np.int64)
-    lengths = np.empty(most, np.int64)
-    bigs = np.empty(most, np.bool_)
-    count, pos, status = 0, 0, chain.REACHED_END
-    touched, seen = 0, 0
-    while pos + BLOCK_HEADER <= size:
-        touched, seen = chain.touch(buf, touched, pos, seen)
-        order = big
-        if chain.u32(buf, pos, False) == SHB:
-            if chain.u32(buf, pos + 8, True) == BYTE_ORDER_MAGIC:
-                order = True
-            elif chain.u32(buf, pos + 8, False) == BYTE_ORDER_MAGIC:
-                order = False
-            else:
-                status = chain.CORRUPT
-                break
-            length = chain.u32(buf, pos + 4, order)
-            if length < 28 or length % 4 or length > MAX_BLOCK:
-                status = chain.CORRUPT
-                break
-            big = order
-        else:
-            length = _block_length(buf, pos, order)
-            if length < 0:
-                order = False
-                length = _block_length(buf, pos, False)
-            if length < 0:
-                order = True
-                length = _block_length(buf, pos, True)
-            if length < 0:
-                status = chain.CORRUPT
-                break
-        if pos + length > size:
-            break
-        offsets[count] = pos
-        kinds[count] = chain.u32(buf, pos, order)
-        lengths[count] = length
-        bigs[count] = order
-        count += 1
-        pos += length
-    offsets[-1] = seen
-    if status != chain.CORRUPT and pos != size:
-        status = chain.INCOMPLETE
-    return offsets[:count], kinds[:count], lengths[:count], bigs[:count], pos, status
+    def _checked_length(self, pos: np.ndarray, big: bool) -> np.ndarray:
+        """Total length of non-section blocks of byte order ``big`` at ``pos``, -1 where that does not fit."""
+        kind = self._word(pos, big)
+        length = self._word(pos + 4, big)
+        sane = (length >= BLOCK_HEADER) & (length % 4 == 0) & (length <= MAX_BLOCK)
+        sane &= ((kind < 0x10000) | (kind >= 0x80000000) | (kind == 0x40000BAD)) & (kind != SHB)
+        inside = pos + length <= self.size
+        trailer = self._word(np.where(sane & inside, pos + length - 4, 0), big)
+        return np.where(sane & (~inside | (trailer == length)), length, -1)
 
+    def describe(self, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(type, total length or -1 when impossible, big-endian?) of the blocks at ``pos``.
 
-def _words(buf: np.ndarray, pos: np.ndarray, count: int, big: np.ndarray) -> np.ndarray:
-    """(n, count) int64: ``count`` consecutive 32-bit words at ``pos``, each row in its own byte order.
+        Blocks of the byte order in effect are confirmed with two reads (type and length, trailer); only
+        section headers and blocks that fail that go through the test of both byte orders.
+        """
+        length = self._checked_length(pos, self.big_endian)
+        kind = self._word(pos, self.big_endian)
+        big = np.full(pos.shape[0], self.big_endian)
+        odd = length < 0
+        if odd.any():
+            kind[odd], length[odd], big[odd] = self._describe_fully(pos[odd])
+        return kind, length, big
 
-    Gathered as opaque items (a plain copy, far cheaper than gathering unaligned integers), then read."""
-    items = np.ndarray((max(buf.shape[0] - 4 * count + 1, 0),), f"V{4 * count}", buf, strides=(1,))
-    raw = items[np.minimum(pos, items.shape[0] - 1)]
-    little = raw.view("<u4").reshape(-1, count).astype(np.int64)
-    if not big.any():
-        return little
-    return np.where(big[:, None], raw.view(">u4").reshape(-1, count), little)
+    def _describe_fully(self, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        at = np.minimum(pos + 8, self.items.shape[0] - 1)
+        section = self._word(pos, False) == SHB
+        magic_big = self._word(at, True) == BYTE_ORDER_MAGIC
+        magic_known = magic_big | (self._word(at, False) == BYTE_ORDER_MAGIC)
+        little_length = self._checked_length(pos, False)
+        big_length = self._checked_length(pos, True)
+        big = np.where(section, magic_big, (little_length < 0) & (big_length >= 0))
+        length = np.where(big, big_length, little_length)
+        shb_length = self._word(pos + 4, big)
+        shb_ok = (shb_length >= 28) & (shb_length % 4 == 0) & (shb_length <= MAX_BLOCK) & magic_known
+        length = np.where(section, np.where(shb_ok, shb_length, -1), length)
+        return self._word(pos, big), length, big
+
+    def words(self, pos: np.ndarray, count: int, big: np.ndarray) -> np.ndarray:
+        """(n, count) int64: ``count`` consecutive 32-bit words at ``pos``, each row in its own byte order."""
+        items = self.by_count.get(count)
+        if items is None:
+            size = max(self.size - 4 * count + 1, 0)
+            items = self.by_count[count] = np.ndarray((size,), f"V{4 * count}", self.buf, strides=(1,))
+        raw = items[np.minimum(pos, items.shape[0] - 1)]
+        little = raw.view("<u4").reshape(-1, count).astype(np.int64)
+        if not big.any():
+            return little
+        return np.where(big[:, None], raw.view(">u4").reshape(-1, count), little)
+
+    def lengths(self, pos: np.ndarray) -> np.ndarray:
+        """Block lengths for the chain walk: type and length read in the byte order in effect, in one copy;
+        section headers and anything odd get the full test. Trailers are checked after the walk (``walk``)."""
+        pair = self.pairs[np.minimum(pos, self.pairs.shape[0] - 1)].view(">u4" if self.big_endian else "<u4")
+        pair = pair.reshape(-1, 2).astype(np.int64)
+        kind, length = pair[:, 0], pair[:, 1]
+        plain = (length >= BLOCK_HEADER) & (length % 4 == 0) & (length <= MAX_BLOCK)
+        plain &= ((kind < 0x10000) | (kind >= 0x80000000) | (kind == 0x40000BAD)) & (kind != SHB)
+        length = np.where(plain, length, -1)
+        if not plain.all():
+            length[~plain] = self.full_lengths(pos[~plain])
+        return length
+
+    def full_lengths(self, pos: np.ndarray) -> np.ndarray:
+        return self.describe(pos)[1]
+
+    def walk(self, mean_record: float) -> tuple[chain.Chain, np.ndarray, np.ndarray, np.ndarray]:
+        """All whole blocks of the buffer with their (type, length, big-endian?).
+
+        The fast walk trusts lengths read in the byte order in effect; every block found is then checked
+        in full (trailer included). Where a check fails (a byte-order switch whose lengths happened to look
+        sane, or damage), the chain is walked again from there with the full test at every step.
+        """
+        found = chain.walk(self.size, BLOCK_HEADER, self.lengths, self.candidates, 0, mean_record)
+        kinds, lengths, big = self.describe(found.offsets)
+        following = np.append(found.offsets[1:], found.end)
+        wrong = np.flatnonzero(found.offsets + lengths != following)
+        if wrong.shape[0]:
+            first = int(wrong[0])
+            again = chain.walk(self.size, BLOCK_HEADER, self.full_lengths, self.candidates, int(found.offsets[first]))
+            found = chain.Chain(np.concatenate([found.offsets[:first], again.offsets]), again.end, again.corrupt)
+            kinds, lengths, big = self.describe(found.offsets)
+        return found, kinds, lengths, big
+
+    def candidates(self, first: int, step: int, count: int, window: int) -> np.ndarray:
+        """Positions in the search windows that hold a packet or section block (see ``chain.Candidates``)."""
+        last = self.items.shape[0] - 9
+        count = min(count, (last - window - first) // step + 1)
+        if count <= 0:
+            return np.zeros(0, np.int64)
+        # A cheap byte test on the whole windows first (block types are small numbers: their low byte
+        # comes first in little-endian, last in big-endian), the full test on the survivors.
+        start = first + (3 if self.big_endian else 0)
+        low_byte = np.lib.stride_tricks.as_strided(self.buf[start:], (count, window), (step, 1), writeable=False)
+        pos = chain.window_positions((low_byte == EPB) | (low_byte == SPB) | (low_byte == 0x0A), first, step)
+        typed = np.isin(self._word(pos, self.big_endian), (EPB, SPB, SHB))
+        pos = pos[typed]
+        kind, length, big = self.describe(pos)
+        # A block of one byte order also reads as one of the other order three bytes earlier (the high
+        # bytes of the previous trailer are zero); only the order in effect is a good guess.
+        length = np.where((big == self.big_endian) | (kind == SHB), length, -1)
+        following = pos + np.maximum(length, 0)
+        ok = length > 0
+        check = ok & (following + BLOCK_HEADER <= self.size)
+        ok[check] = self.lengths(following[check]) > 0
+        return pos[ok]
 
 
 class _Reader:
@@ -181,10 +221,11 @@ class _Reader:
 
     def frames(self, chunks: Chunks) -> Iterator[Frames]:
         buf = chunks.buffer
+        mean_record = chain.DEFAULT_MEAN_RECORD
         while True:
             big_endian = self.sections[-1].big_endian if self.sections else buf[8:12].tobytes() == b"\x1a\x2b\x3c\x4d"
-            offsets, kinds, lengths, big, end, status = _walk(buf, big_endian)
-            found = chain.Chain(offsets, int(end), status == chain.CORRUPT)
+            blocks = _Blocks(buf, big_endian)
+            found, kinds, lengths, big = blocks.walk(mean_record)
             mean_record = found.mean_record(0)
             yield from self._section_runs(buf, chunks.start, found.offsets, kinds, lengths, big)
             if found.corrupt:
@@ -242,12 +283,13 @@ class _Reader:
         length: np.ndarray,
         section: np.ndarray,
     ) -> Frames | None:
+        blocks = _Blocks(buf)
         before_any = section < 0
         if before_any.any():
             self.skips.add("pcapng packet block before any section header", int(before_any.sum()), self.name)
         section = np.maximum(section, 0)
         big = np.array([s.big_endian for s in self.sections])[section]
-        words = _words(buf, offsets + 8, 5, big).T
+        words = blocks.words(offsets + 8, 5, big).T
         simple = kinds == SPB
         obsolete = kinds == OPB
         iface = np.where(simple, 0, words[0])
