@@ -8,8 +8,8 @@ Writes two synthetic captures (``flowscope.demo.pcap``: TCP/UDP/ICMP mix, 10 % I
 - hostile: the same number of packets cut at 96 bytes (``tcpdump -s 96``, about 200 MB for 2 M packets), four
   packets per flow (high flow churn) and a fresh client address for nearly every flow (one distinct address
   every four packets, up to 16 M clients and 100 k servers).
-Then, per capture and round-robin for ``--rounds`` rounds, times each command as a user runs it (a fresh process:
-start-up, imports, JIT cache loading and output writing included), active 300 s / idle 60 s:
+Then, per capture and round-robin for ``--rounds`` rounds after an unmeasured one, times each command as a user
+runs it (a fresh process: start-up, imports and output writing included), active 300 s / idle 60 s:
 - ``flowscope read CAPTURE -o flows.parquet``, ``... -o flows.csv`` and ``... --lake DIR`` (a fresh lake each run);
 - ``nfpcapd -r CAPTURE -w DIR -e 300,60`` (nfdump's own pcap meter, writing nfcapd files).
 Prints median wall and CPU seconds (wait4: user + system, threads included), packets per wall second, the speed
@@ -117,7 +117,8 @@ def main() -> None:
         "realistic": (args.flows, 65535, 65_000, 4_000),
         "hostile": (hostile_flows, HOSTILE_SNAPLEN, min(1 << 24, hostile_flows * 4), 100_000),
     }
-    print(f"machine: {machine()}; whole processes, unpinned; active {ACTIVE}s idle {IDLE}s; median of {args.rounds}")
+    print(f"machine: {machine()}; whole processes, unpinned; active {ACTIVE}s idle {IDLE}s; "
+          f"median of {args.rounds} after a warm-up round")  # fmt: skip
     try:
         for name in args.inputs.split(","):
             flows, snaplen, clients, servers = shapes[name]
