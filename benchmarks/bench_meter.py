@@ -105,6 +105,9 @@ def main() -> None:
     parser.add_argument("--flows", type=int, default=100_000, help="Flows of the realistic capture.")
     parser.add_argument("--duration", type=float, default=600.0, help="Seconds of traffic in each capture.")
     parser.add_argument("--rounds", type=int, default=3, help="Runs of every command (the median counts).")
+    parser.add_argument(
+        "--realistic-snaplen", type=int, default=65535, help="Cut the realistic capture's packets (96: about 200 MB)."
+    )
     parser.add_argument("--inputs", default="realistic,hostile", help="Which captures to meter.")
     parser.add_argument("--keep", type=Path, help="Write the captures and outputs here and keep them.")
     args = parser.parse_args()
@@ -115,7 +118,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     hostile_flows = args.packets // HOSTILE_PACKETS_PER_FLOW
     shapes = {
-        "realistic": (args.flows, 65535, 65_000, 4_000),
+        "realistic": (args.flows, args.realistic_snaplen, 65_000, 4_000),
         "hostile": (hostile_flows, HOSTILE_SNAPLEN, min(1 << 24, hostile_flows * 4), 100_000),
     }
     print(f"machine: {machine()}; whole processes, unpinned; active {ACTIVE}s idle {IDLE}s; "
@@ -123,7 +126,7 @@ def main() -> None:
     try:
         for name in args.inputs.split(","):
             flows, snaplen, clients, servers = shapes[name]
-            capture = work / f"{name}.pcap"
+            capture = work / f"{name}-{snaplen}.pcap"
             if not capture.exists():
                 shape = [str(args.packets), str(flows), str(args.duration), str(snaplen), str(clients), str(servers)]
                 measure_in_subprocess("write capture", "bench_meter", "write_capture", str(capture), *shape)
@@ -132,7 +135,7 @@ def main() -> None:
                 f"{name}: {args.packets:,} packets, {flows:,} flows, snaplen {snaplen}, "
                 f"{clients:,} clients / {servers:,} servers, {size:,.0f} MiB"
             )
-            outputs = work / name
+            outputs = work / f"{name}-{snaplen}"
             outputs.mkdir(exist_ok=True)
             report(title, args.packets, run_rounds(commands(capture, outputs), args.rounds), outputs)
     finally:
