@@ -10,7 +10,8 @@ flowscope: the CSV reader (pyarrow parse, vectorised conversion into the flow sc
 ``pairs`` reduction over all rows (DuckDB GROUP BY + Arrow take). pandas: ``read_csv``
 (C engine), ``to_datetime`` and ``groupby().agg()``. Times are CPU seconds of the step's
 process (user + system), so rates stay per-core on a shared machine.
-The materialize steps read the CSV into a lake, then time ``flowscope materialize`` into PostgreSQL: ``pairs``
+The materialize steps read the CSV into a lake, then time ``flowscope materialize pairs`` into a new SQLite
+table (the whole command, median of ``--rounds``), and ``flowscope materialize`` into PostgreSQL: ``pairs``
 and ``services_by_day`` into new tables (view computed by DuckDB over the whole lake, binary COPY with addresses
 as inet, primary key built after the load), and ``pairs`` again after 100 k more rows landed (only the keys
 those rows hold are recomputed and upserted).
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -32,7 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from common import as_installed, machine, measure_in_subprocess, print_comparison
+from common import as_installed, flowscope_command, machine, measure_in_subprocess, print_comparison, run_rounds
 
 HEADER = [
     "Source.IP", "Source.Port", "Destination.IP", "Destination.Port", "Protocol", "Timestamp", "Flow.Duration",
@@ -154,19 +156,38 @@ def materialize_step(lake: str, url: str, view: str, table: str, breakdown: str,
     return seconds, outcome.view_rows
 
 
+def sqlite_materialize(lake: Path, work: Path, rounds: int) -> None:
+    """``flowscope materialize pairs --to sqlite:///...`` into a new table, whole process, median of ``rounds``."""
+    database = work / "pairs.db"
+
+    def command() -> list[str]:
+        database.unlink(missing_ok=True)
+        target = f"sqlite:///{database}"
+        return flowscope_command("-q", "--lake", str(lake), "materialize", "pairs", "--to", target, "--table", "pairs")
+
+    runs = run_rounds({"sqlite": command}, rounds)["sqlite"]
+    rows = sqlite3.connect(database).execute("SELECT count(*) FROM pairs").fetchone()[0]
+    print(f"\nmaterialize pairs into a new SQLite table (whole process, median of {rounds}): {rows:,} rows in "
+          f"{runs.seconds:.2f} s = {rows / runs.seconds:,.0f} rows/s (CPU {runs.cpu_seconds:.2f} s, "
+          f"peak {runs.peak_rss_mib:,.0f} MiB; runs {' '.join(f'{r.seconds:.2f}' for r in runs.runs)} s)")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=5_000_000)
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--skip-materialize", action="store_true")
+    parser.add_argument("--sqlite-only", action="store_true", help="Only build the lake and materialize into SQLite.")
+    parser.add_argument("--rounds", type=int, default=3, help="Whole-process runs of the SQLite step (median).")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-csv-") as tmp:
         path = Path(tmp) / "flows.csv"
         generate(path, args.rows)
         print(f"machine: {machine()}; input: {args.rows:,} rows, {path.stat().st_size / 2**20:,.0f} MiB")
-        ours = measure_in_subprocess("flowscope read + pairs", "bench_csv", "flowscope_step", str(path))
-        peer = measure_in_subprocess("pandas read_csv + groupby", "bench_csv", "pandas_step", str(path))
-        print_comparison("CSV ingest + pairs reduction, one core, CPU seconds", "rows", ours, peer)
+        if not args.sqlite_only:
+            ours = measure_in_subprocess("flowscope read + pairs", "bench_csv", "flowscope_step", str(path))
+            peer = measure_in_subprocess("pandas read_csv + groupby", "bench_csv", "pandas_step", str(path))
+            print_comparison("CSV ingest + pairs reduction, one core, CPU seconds", "rows", ours, peer)
         if args.skip_materialize:
             return
         lake = Path(tmp) / "lake"
@@ -174,6 +195,9 @@ def main() -> None:
         more = Path(tmp) / "more.csv"  # the first 100 k rows again: new records of pairs the lake holds
         with open(path, "rb") as source, open(more, "wb") as sink:
             sink.writelines(line for _, line in zip(range(100_001), source, strict=False))
+        sqlite_materialize(lake, Path(tmp), args.rounds)
+        if args.sqlite_only:
+            return
         print("\nmaterialize into PostgreSQL (wall seconds: view over the lake by DuckDB, binary COPY, upsert)")
         runs = [("pairs", "", "whole view"), ("services_by_day", "", "whole view"), ("pairs", str(more), "+100k rows")]
         for view, extra, what in runs:

@@ -1,206 +1,165 @@
-"""Metering a capture into flows: flowscope vs nfpcapd (and NFStream when installed), one core each.
+"""Metering a capture into flows, whole process from the command line: flowscope vs nfpcapd.
 
-    python benchmarks/bench_meter.py [--packets 2000000] [--flows 100000] [--keep DIR]
+    python benchmarks/bench_meter.py [--packets 2000000] [--flows 100000] [--rounds 3] [--keep DIR]
 
-Writes a synthetic capture (``flowscope.demo.pcap``: realistic TCP/UDP/ICMP mix, 10 % IPv6, whole packets),
-then, each in its own process pinned to CPU 0, meters it with active 300 s / idle 60 s:
-- flowscope: the ``flowscope read CAPTURE -o flows.parquet`` path (reader + meter + Parquet sink);
-- nfpcapd: ``nfpcapd -r CAPTURE -w DIR -e 300,60`` (nfdump's own pcap meter, writes nfcapd files);
-- NFStream (``pip install nfstream``): ``NFStreamer(..., n_meters=1, n_dissections=0).to_pandas()``.
-flowscope's step runs as installed, without pandas (``common.as_installed``; the peers need it, flowscope does not).
-Prints wall and CPU seconds (CPU, children included, is robust on a shared machine), packets per CPU second,
-the ratio to nfpcapd, peak RSS, the flow cache's bytes per active flow, and checks that all sides count the
-same packets and IP-layer bytes.
+Writes two synthetic captures (``flowscope.demo.pcap``: TCP/UDP/ICMP mix, 10 % IPv6, some 802.1Q):
+- realistic: ``--packets`` packets in ``--flows`` biflows, whole packets (2 M packets: about 1.1 GB), 65 k
+  client and 4 k server addresses;
+- hostile: the same number of packets cut at 96 bytes (``tcpdump -s 96``, about 200 MB for 2 M packets), four
+  packets per flow (high flow churn) and a fresh client address for nearly every flow (one distinct address
+  every four packets, up to 16 M clients and 100 k servers).
+Then, per capture and round-robin for ``--rounds`` rounds after an unmeasured one, times each command as a user
+runs it (a fresh process: start-up, imports and output writing included), active 300 s / idle 60 s:
+- ``flowscope read CAPTURE -o flows.parquet``, ``... -o flows.csv`` and ``... --lake DIR`` (a fresh lake each run);
+- ``nfpcapd -r CAPTURE -w DIR -e 300,60`` (nfdump's own pcap meter, writing nfcapd files).
+Prints median wall and CPU seconds (wait4: user + system, threads included), packets per wall second, the speed
+ratio to nfpcapd in wall time (the goal) and in CPU time (steadier on a shared machine), the largest peak RSS of
+the runs, and checks that flowscope's Parquet output and nfpcapd count the same packets and IP-layer bytes.
+Nothing is pinned: both tools use the cores as they would.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import re
-import resource
 import shutil
 import subprocess
-import sys
 import tempfile
-import time
+from collections.abc import Callable
 from pathlib import Path
 
-from common import Measurement, as_installed, machine, measure_in_subprocess, run_tool
+from common import Runs, flowscope_command, machine, measure_in_subprocess, run_rounds
 
 ACTIVE, IDLE = 300, 60
-CPU = 0
+HOSTILE_SNAPLEN = 96
+HOSTILE_PACKETS_PER_FLOW = 4
 
 
-def cpu_seconds() -> float:
-    """CPU time of this process and its finished children (NFStream meters in a child process)."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+def fresh(path: Path) -> Path:
+    """Remove ``path`` (a file or folder of the previous run) and return it."""
+    if path.is_dir():
+        shutil.rmtree(path)
+    path.unlink(missing_ok=True)
+    return path
 
 
-def meter_with_flowscope(capture: str, output: str) -> tuple[float, int]:
-    """The ``flowscope read`` data path, timed; prints the totals as a JSON line for the parent."""
-    os.sched_setaffinity(0, {CPU})
-    as_installed()
-    import pyarrow as pa
+def commands(capture: Path, work: Path) -> dict[str, Callable[[], list[str]]]:
+    timeouts = ["--active", str(ACTIVE), "--idle", str(IDLE), "-q"]
+
+    def to_file(name: str) -> Callable[[], list[str]]:
+        return lambda: flowscope_command("read", str(capture), "-o", str(fresh(work / name)), *timeouts)
+
+    def to_lake() -> list[str]:
+        return flowscope_command("read", str(capture), "--lake", str(fresh(work / "lake")), *timeouts)
+
+    def nfpcapd() -> list[str]:
+        fresh(work / "nfpcapd").mkdir()
+        return ["nfpcapd", "-r", str(capture), "-w", str(work / "nfpcapd"), "-e", f"{ACTIVE},{IDLE}"]
+
+    return {
+        "flowscope -> Parquet": to_file("flows.parquet"),
+        "flowscope -> CSV": to_file("flows.csv"),
+        "flowscope -> lake": to_lake,
+        "nfpcapd": nfpcapd,
+    }
+
+
+def nfpcapd_totals(directory: Path) -> tuple[int, int, int]:
+    info = subprocess.run(["nfdump", "-R", str(directory), "-I"], capture_output=True, text=True, check=True).stdout
+    totals = {k.lower(): int(v) for k, v in re.findall(r"^(Flows|Packets|Bytes): (\d+)", info, re.M)}
+    return totals["flows"], totals["packets"], totals["bytes"]
+
+
+def parquet_totals(path: Path) -> tuple[int, int, int]:
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from flowscope.capture.meter import BYTES_PER_FLOW
-    from flowscope.capture.options import MeterOptions
-    from flowscope.pipeline import run
-    from flowscope.readers import registry
-    from flowscope.readers.options import ReadOptions
-    from flowscope.sinks.files import FileSink
+    table = pq.read_table(path, columns=["packets", "packets_rev", "bytes", "bytes_rev"])
+    total = {name: int(pc.sum(table[name]).as_py() or 0) for name in table.column_names}
+    return table.num_rows, total["packets"] + total["packets_rev"], total["bytes"] + total["bytes_rev"]
 
-    pa.set_cpu_count(1)
-    pa.set_io_thread_count(1)
-    started, cpu = time.perf_counter(), cpu_seconds()
-    reader = registry.detect(Path(capture))
-    source = reader.open([Path(capture)], ReadOptions(meter=MeterOptions(active=ACTIVE, idle=IDLE)))
-    run(source, FileSink(output))
-    seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
-    flows = pq.read_table(output, columns=["packets", "packets_rev", "bytes", "bytes_rev"])
-    meter = source.meter
-    print(
-        json.dumps(
-            {
-                "flows": flows.num_rows,
-                "packets": int(pa.compute.sum(flows["packets"]).as_py() + pa.compute.sum(flows["packets_rev"]).as_py()),
-                "bytes": int(pa.compute.sum(flows["bytes"]).as_py() + pa.compute.sum(flows["bytes_rev"]).as_py()),
-                "peak_active_flows": meter.peak_flows,
-                "bytes_per_flow": BYTES_PER_FLOW,
-                "skipped": source.skips.total,
-                "cpu": cpu,
-            }
+
+def report(title: str, packets: int, results: dict[str, Runs], work: Path) -> None:
+    print(f"\n{title}")
+    print(f"  {'command':<22} {'wall s':>7} {'CPU s':>7} {'packets/s':>11} {'vs nfpcapd':>10} {'(CPU)':>7} "
+          f"{'peak RSS':>10}  runs (wall s)")  # fmt: skip
+    peer, peer_cpu = results["nfpcapd"].seconds, results["nfpcapd"].cpu_seconds
+    for name, runs in results.items():
+        each = " ".join(f"{run.seconds:.2f}" for run in runs.runs)
+        print(
+            f"  {name:<22} {runs.seconds:7.2f} {runs.cpu_seconds:7.2f} {packets / runs.seconds:11,.0f} "
+            f"{peer / runs.seconds:9.2f}x {peer_cpu / runs.cpu_seconds:6.2f}x {runs.peak_rss_mib:6.0f} MiB  {each}"
         )
-    )
-    return seconds, meter.packets
-
-
-def meter_with_nfstream(capture: str, output: str) -> tuple[float, int]:
-    os.sched_setaffinity(0, {CPU})
-    from nfstream import NFStreamer
-
-    started, cpu = time.perf_counter(), cpu_seconds()
-    streamer = NFStreamer(
-        source=capture,
-        idle_timeout=IDLE,
-        active_timeout=ACTIVE,
-        accounting_mode=1,  # IP-layer bytes, as flowscope's and nfpcapd's default
-        n_dissections=0,
-        n_meters=1,
-        statistical_analysis=False,
-    )
-    frame = streamer.to_pandas()
-    seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
-    frame[["bidirectional_packets", "bidirectional_bytes"]].to_parquet(output)
-    packets = int(frame["bidirectional_packets"].sum())
-    octets = int(frame["bidirectional_bytes"].sum())
-    print(json.dumps({"flows": len(frame), "packets": packets, "bytes": octets, "cpu": cpu}))
-    return seconds, packets
-
-
-def run_nfpcapd(capture: Path, directory: Path) -> tuple[Measurement, dict[str, int]]:
-    """nfpcapd in its own process (pinned); peak RSS from wait4, totals from ``nfdump -I``."""
-    shutil.rmtree(directory, ignore_errors=True)  # a kept work folder from an earlier run
-    directory.mkdir()
-    command = ["taskset", "-c", str(CPU), "nfpcapd", "-r", str(capture), "-w", str(directory), "-e", f"{ACTIVE},{IDLE}"]
-    run = run_tool(command)
-    info = subprocess.run(["nfdump", "-R", str(directory), "-I"], capture_output=True, text=True, check=True).stdout
-    totals: dict = {k.lower(): int(v) for k, v in re.findall(r"^(Flows|Packets|Bytes): (\d+)", info, re.M)}
-    totals["cpu"] = run.cpu_seconds
-    return Measurement("nfpcapd", run.seconds, totals["packets"], run.peak_rss_mib), totals
-
-
-def measure_python_side(name: str, function: str, capture: Path, output: Path) -> tuple[Measurement, dict]:
-    """Like ``common.measure_in_subprocess`` but also collects the JSON totals line the step prints."""
-    code = (
-        "import json, resource, sys\n"
-        f"sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})\n"
-        f"from bench_meter import {function} as step\n"
-        f"seconds, units = step({str(capture)!r}, {str(output)!r})\n"
-        "print(json.dumps([seconds, units, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024]))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
-    lines = out.strip().splitlines()
-    seconds, units, peak = json.loads(lines[-1])
-    return Measurement(name, seconds, units, peak), json.loads(lines[-2])
-
-
-def nfstream_available() -> bool:
-    probe = subprocess.run([sys.executable, "-c", "import nfstream"], capture_output=True)
-    return probe.returncode == 0
+    csv_cost = results["flowscope -> CSV"].seconds / results["flowscope -> Parquet"].seconds
+    print(f"  CSV / Parquet wall time: {csv_cost:.2f}x")
+    ours, theirs = parquet_totals(work / "flows.parquet"), nfpcapd_totals(work / "nfpcapd")
+    print(f"  flows: flowscope {ours[0]:,} biflows, nfpcapd {theirs[0]:,} one-way flows; "
+          f"packets {ours[1]:,} / {theirs[1]:,}; IP bytes {ours[2]:,} / {theirs[2]:,}")  # fmt: skip
+    if ours[1:] != theirs[1:]:
+        raise SystemExit("flowscope and nfpcapd count different packets or bytes")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--packets", type=int, default=2_000_000)
-    parser.add_argument("--flows", type=int, default=100_000)
-    parser.add_argument("--duration", type=float, default=600.0, help="Seconds of traffic in the capture.")
+    parser.add_argument("--flows", type=int, default=100_000, help="Flows of the realistic capture.")
+    parser.add_argument("--duration", type=float, default=600.0, help="Seconds of traffic in each capture.")
+    parser.add_argument("--rounds", type=int, default=3, help="Runs of every command (the median counts).")
     parser.add_argument(
-        "--snaplen", type=int, default=65535, help="Bytes captured per packet (NFStream drops cut IPv6 packets)."
+        "--realistic-snaplen", type=int, default=65535, help="Cut the realistic capture's packets (96: about 200 MB)."
     )
-    parser.add_argument("--keep", type=Path, help="Write the capture and outputs here and keep them.")
+    parser.add_argument("--inputs", default="realistic,hostile", help="Which captures to meter.")
+    parser.add_argument("--keep", type=Path, help="Write the captures and outputs here and keep them.")
     args = parser.parse_args()
     if shutil.which("nfpcapd") is None:
         raise SystemExit("nfpcapd is not installed (scripts/system-deps.sh installs nfdump)")
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench-meter-"))
     work.mkdir(parents=True, exist_ok=True)
+    hostile_flows = args.packets // HOSTILE_PACKETS_PER_FLOW
+    shapes = {
+        "realistic": (args.flows, args.realistic_snaplen, 65_000, 4_000),
+        "hostile": (hostile_flows, HOSTILE_SNAPLEN, min(1 << 24, hostile_flows * 4), 100_000),
+    }
+    print(f"machine: {machine()}; whole processes, unpinned; active {ACTIVE}s idle {IDLE}s; "
+          f"median of {args.rounds} after a warm-up round")  # fmt: skip
     try:
-        capture = work / "mix.pcap"
-        shape = [str(args.packets), str(args.flows), str(args.duration), str(args.snaplen)]
-        written = measure_in_subprocess("write capture", "bench_meter", "write_capture", str(capture), *shape)
-        print(f"machine: {machine()}; one core per side (CPU {CPU}); active {ACTIVE}s idle {IDLE}s")
-        size = capture.stat().st_size
-        print(f"capture: {args.packets:,} packets, {args.flows:,} flows, snaplen {args.snaplen}, "
-              f"{size / 2**20:,.0f} MiB (written in {written.seconds:.1f}s)")  # fmt: skip
-
-        results: list[tuple[Measurement, dict]] = []
-        tiny = work / "tiny.pcap"
-        measure_in_subprocess("write tiny capture", "bench_meter", "write_capture", str(tiny), "1000", "50", "60", "96")
-        _, startup = measure_python_side("start-up", "meter_with_flowscope", tiny, work / "tiny.parquet")
-        results.append(measure_python_side("flowscope", "meter_with_flowscope", capture, work / "flowscope.parquet"))
-        nfpcapd, nfpcapd_totals = run_nfpcapd(capture, work / "nfpcapd")
-        results.append((nfpcapd, nfpcapd_totals))
-        if nfstream_available():
-            results.append(measure_python_side("NFStream", "meter_with_nfstream", capture, work / "nfstream.parquet"))
-        else:
-            print("NFStream: not installed (pip install nfstream), skipped")
-
-        print(f"\n  {'meter':<10} {'wall s':>7} {'CPU s':>7} {'packets/CPU s':>14} {'vs nfpcapd':>10} "
-              f"{'peak RSS':>10} {'flows':>9} {'packets':>10} {'IP bytes':>14}")  # fmt: skip
-        nfpcapd_rate = nfpcapd.units / nfpcapd_totals["cpu"]
-        for measurement, totals in results:
-            rate = measurement.units / totals["cpu"]
-            print(
-                f"  {measurement.name:<10} {measurement.seconds:7.2f} {totals['cpu']:7.2f} {rate:14,.0f} "
-                f"{rate / nfpcapd_rate:9.2f}x {measurement.peak_rss_mib:7.0f} MiB "
-                f"{totals['flows']:9,} {totals['packets']:10,} {totals['bytes']:14,}"
+        for name in args.inputs.split(","):
+            flows, snaplen, clients, servers = shapes[name]
+            capture = work / f"{name}-{snaplen}.pcap"
+            if not capture.exists():
+                shape = [str(args.packets), str(flows), str(args.duration), str(snaplen), str(clients), str(servers)]
+                measure_in_subprocess("write capture", "bench_meter", "write_capture", str(capture), *shape)
+            size = capture.stat().st_size / 2**20
+            title = (
+                f"{name}: {args.packets:,} packets, {flows:,} flows, snaplen {snaplen}, "
+                f"{clients:,} clients / {servers:,} servers, {size:,.0f} MiB"
             )
-        ours = results[0][1]
-        steady = args.packets / (ours["cpu"] - startup["cpu"])
-        print(f"\n  flowscope start-up (same path on a 1,000-packet capture): {startup['cpu']:.2f} CPU s; without it "
-              f"{steady:,.0f} packets/CPU s = {steady / nfpcapd_rate:.2f}x nfpcapd")  # fmt: skip
-        print(f"\n  flowscope flow cache: {ours['bytes_per_flow']} bytes per active flow, "
-              f"peak {ours['peak_active_flows']:,} active flows "
-              f"({ours['bytes_per_flow'] * ours['peak_active_flows'] / 2**20:.1f} MiB)")  # fmt: skip
-        for measurement, totals in results[1:]:
-            equal = (totals["packets"], totals["bytes"]) == (ours["packets"], ours["bytes"])
-            print(f"  totals equal to {measurement.name}'s: {'yes' if equal else 'NO'}")
-            if not equal and measurement.name == "nfpcapd":
-                raise SystemExit(1)
+            outputs = work / f"{name}-{snaplen}"
+            outputs.mkdir(exist_ok=True)
+            report(title, args.packets, run_rounds(commands(capture, outputs), args.rounds), outputs)
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def write_capture(path: str, packets: str, flows: str, duration: str, snaplen: str) -> tuple[float, int]:
+def write_capture(
+    path: str, packets: str, flows: str, duration: str, snaplen: str, clients: str, servers: str
+) -> tuple[float, int]:
+    import time
+
     from flowscope.demo.pcap import write_synthetic_pcap
 
     started = time.perf_counter()
-    write_synthetic_pcap(path, packets=int(packets), flows=int(flows), duration=float(duration), snaplen=int(snaplen))
+    write_synthetic_pcap(
+        path,
+        packets=int(packets),
+        flows=int(flows),
+        duration=float(duration),
+        snaplen=int(snaplen),
+        clients=int(clients),
+        servers=int(servers),
+    )
     return time.perf_counter() - started, int(packets)
 
 

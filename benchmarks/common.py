@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -82,6 +83,52 @@ def run_tool(command: list[str], stdout_path: str = os.devnull) -> ToolRun:
             err.seek(0)
             raise SystemExit(f"{' '.join(command)} failed (status {status}): {err.read().decode(errors='replace')}")
     return ToolRun(seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
+
+
+def flowscope_command(*args: str) -> list[str]:
+    """``flowscope ARGS`` as a user runs it: a fresh interpreter, so start-up, imports and JIT loading are timed.
+
+    ``python -m flowscope`` of this interpreter, so the tree on ``PYTHONPATH`` (or the install) is what runs.
+    """
+    return [sys.executable, "-m", "flowscope", *args]
+
+
+@dataclass
+class Runs:
+    """Repeated whole-process runs of one command: median wall and CPU seconds, the largest peak RSS."""
+
+    name: str
+    runs: list[ToolRun]
+
+    @property
+    def seconds(self) -> float:
+        return statistics.median(run.seconds for run in self.runs)
+
+    @property
+    def cpu_seconds(self) -> float:
+        return statistics.median(run.cpu_seconds for run in self.runs)
+
+    @property
+    def peak_rss_mib(self) -> float:
+        return max(run.peak_rss_mib for run in self.runs)
+
+
+def run_rounds(commands: dict[str, Callable[[], list[str]]], rounds: int) -> dict[str, Runs]:
+    """Run every command once per round, round-robin, so a change in machine load hits all sides alike.
+
+    Each value is called before its run (to clear the previous run's output) and returns the command line.
+    A first, unmeasured round puts the inputs in the page cache for every side and lets Python write the
+    bytecode caches an install has (``PYTHONDONTWRITEBYTECODE`` is dropped for the runs: pip compiles
+    installed modules, so users do not compile flowscope's ~70 modules, 0.15 s, on every command).
+    """
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    results = {name: Runs(name, []) for name in commands}
+    for round_number in range(rounds + 1):
+        for name, prepare in commands.items():
+            run = run_tool(prepare())
+            if round_number:
+                results[name].runs.append(run)
+    return results
 
 
 def timed(action: Callable[[], int]) -> tuple[float, int]:

@@ -33,7 +33,11 @@ PR_SET_PDEATHSIG = 1
 F_SETPIPE_SZ = 1031
 SO_RCVBUFFORCE = 33  # Linux: like SO_RCVBUF but may exceed net.core.rmem_max (needs CAP_NET_ADMIN)
 RECEIVE_PRIORITY = -10  # nice value a receive process asks for: it must run whenever datagrams wait
-QUEUE_BYTES = 1 << 30  # datagrams a receive process may hold while the decoder catches up
+# Datagrams a receive process may hold while the decoder catches up. 64 MiB holds about 50k full datagrams
+# (1.2 M flows of 24 records): a burst of a second or two at the sender's limit here. Beyond it receiving
+# pauses, the socket buffer fills and the kernel drops, counted as socket drops. It was 1 GiB; a 1 M-flow burst
+# (about 50 MB of datagrams) peaks at about 520 MiB for the collector's processes either way (bench_collect.py).
+QUEUE_BYTES = 64 << 20
 FORWARD_BYTES = 4 << 20  # at most this much is merged into one message to the decoder
 GATHER_PAUSE = 0.001  # pause after a small batch; at 100k datagrams/s that is 100 datagrams, 3 % of the buffer
 PIPE_BYTES = 1 << 20  # pipe capacity asked for (Linux default 64 KiB): fewer wake-ups per forwarded batch

@@ -1,7 +1,7 @@
 """The collector: a receive process per socket, one decode loop, an output thread, health, workers.
 
 Receiving and decoding never share a GIL: each listener's socket is read by its own forked process
-(``receive.receive_forever``: recvmmsg, an in-memory queue of up to 1 GiB, batches forwarded over a
+(``receive.receive_forever``: recvmmsg, an in-memory queue of up to 64 MiB, batches forwarded over a
 pipe as one bytes object each). The decode loop gathers what arrived (bigger batches decode faster
 per datagram), decodes, hands the tables to the output (``pipeline.Stream``: a thread that writes
 them to the ``--to`` destinations and flushes those on a timer; Parquet encoding releases the GIL,

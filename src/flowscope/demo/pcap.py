@@ -3,7 +3,7 @@
 Used by ``flowscope demo`` and the metering benchmark. The mix: mostly TCP (web on 443/80,
 some SSH and mail) with heavy-tailed flow lengths and a SYN ... FIN life cycle, UDP (DNS
 request/response pairs, NTP, QUIC and RTP-like streams), ICMP echo pairs, 10 % IPv6, a few
-VLAN-tagged hosts. Clients live in 10.0.0.0/16 and fd00::/64, servers in the benchmarking
+VLAN-tagged hosts. Clients live in 10.0.0.0/16 (up to /8) and fd00::/64, servers in the benchmarking
 ranges 198.18.0.0/15 and 2001:db8::/32. By default frames are captured with a 96-byte snap length,
 like ``tcpdump -s 96``: headers complete, payload cut, original lengths kept.
 """
@@ -36,7 +36,7 @@ _SERVICES = (
 )
 
 
-def _flow_mix(rng: np.random.Generator, flows: int, packets: int) -> dict[str, np.ndarray]:
+def _flow_mix(rng: np.random.Generator, flows: int, packets: int, clients: int, servers: int) -> dict[str, np.ndarray]:
     shares = np.array([s[0] for s in _SERVICES])
     service = rng.choice(len(_SERVICES), size=flows, p=shares / shares.sum())
     proto = np.array([s[1] for s in _SERVICES], np.uint8)[service]
@@ -53,8 +53,8 @@ def _flow_mix(rng: np.random.Generator, flows: int, packets: int) -> dict[str, n
     else:
         counts[0] += spare
     v6 = rng.random(flows) < 0.10
-    client = rng.integers(1, 65_000, flows)
-    server = rng.integers(1, 4_000, flows)
+    client = rng.integers(1, clients, flows)
+    server = rng.integers(1, servers, flows)
     return {
         "proto": proto,
         "server_port": server_port,
@@ -108,15 +108,21 @@ def write_synthetic_pcap(
     start_ns: int = DEFAULT_START_NS,
     seed: int = 7,
     snaplen: int = SNAPLEN,
+    clients: int = 65_000,
+    servers: int = 4_000,
 ) -> dict[str, int]:
     """Write a classic pcap of ``packets`` packets in ``flows`` biflows over ``duration`` seconds.
 
-    Frames are cut at ``snaplen`` bytes (payload bytes are zeros); 65535 keeps whole packets.
+    Frames are cut at ``snaplen`` bytes (payload bytes are zeros); 65535 keeps whole packets. Each flow's
+    client is drawn from ``clients`` hosts (at most 2**24: 10.0.0.0/8) and its server from ``servers`` (at
+    most 2**17: 198.18.0.0/15); benchmarks raise both for inputs with high address cardinality.
 
     Returns the totals a correct meter must reproduce: packets, IP-layer bytes, wire bytes.
     """
     rng = np.random.default_rng(seed)
-    mix = _flow_mix(rng, flows, packets)
+    if not (2 <= clients <= 1 << 24 and 2 <= servers <= 1 << 17):
+        raise FlowscopeError(f"clients must be in 2..{1 << 24} and servers in 2..{1 << 17}")
+    mix = _flow_mix(rng, flows, packets, clients, servers)
     counts = mix["counts"]
     flow = np.repeat(np.arange(flows), counts)
     # flow timing: start anywhere, last a heavy-tailed while (some past the active timeout)
