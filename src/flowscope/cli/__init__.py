@@ -24,6 +24,7 @@ COMMANDS = {
     "profile": "profile_cmd",
     "query": "query",
     "read": "read",
+    "serve": "serve_cmd",
     "templates": "collect_cmds",
     "top": "top",
     "watch": "capture_cmds",

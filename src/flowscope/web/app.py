@@ -1,0 +1,111 @@
+"""The console's ASGI app: the JSON API, the pages, plotly.js from the installed ``plotly`` package, and the
+token check.
+
+Security defaults: no CORS headers (browsers refuse cross-origin reads of the API), no interactive API docs
+(FastAPI's pull their scripts from a CDN; the schema itself is at /openapi.json), a Content-Security-Policy
+that lets pages load scripts from this server only, and, when a token is set, every request must carry it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+from importlib import resources
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from flowscope import __version__
+from flowscope.errors import FlowscopeError
+from flowscope.query.filter_language import FilterError
+from flowscope.web.api import router
+from flowscope.web.queries import LakeQueries, QueryTimeout
+
+STATIC = Path(__file__).with_name("static")
+TOKEN_COOKIE = "flowscope_token"
+_CSP = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; object-src 'none'"
+
+
+def plotly_js() -> Path:
+    """plotly.js as the ``plotly`` wheel ships it (never copied into this repository)."""
+    path = Path(str(resources.files("plotly") / "package_data" / "plotly.min.js"))
+    if not path.is_file():
+        raise FlowscopeError(f"plotly.js is missing from the plotly package ({path}); reinstall plotly")
+    return path
+
+
+def create_app(queries: LakeQueries, *, token: str | None = None) -> FastAPI:
+    """The console over ``queries.lake``; with ``token``, requests must present it (see ``_authorised``)."""
+    app = FastAPI(
+        title="flowscope console API",
+        version=__version__,
+        description="Flows in the lake: time series, top-N, Sankey, flow search, exporter health, store. "
+        "Filters use the filter language of docs/FILTERS.md.",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.queries = queries
+    app.include_router(router)
+    plotly = plotly_js()
+
+    @app.exception_handler(FilterError)
+    async def filter_error(request: Request, exc: FilterError) -> JSONResponse:
+        return JSONResponse({"detail": f"filter: {exc.reason}", "position": exc.position}, status_code=400)
+
+    @app.exception_handler(QueryTimeout)
+    async def timeout(request: Request, exc: QueryTimeout) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=504)
+
+    @app.exception_handler(FlowscopeError)
+    async def user_error(request: Request, exc: FlowscopeError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        return RedirectResponse("/traffic.html")
+
+    @app.get("/vendor/plotly.min.js", include_in_schema=False)
+    def plotly_script() -> FileResponse:
+        return FileResponse(plotly, media_type="text/javascript", headers={"Cache-Control": "max-age=86400"})
+
+    app.mount("/", StaticFiles(directory=STATIC), name="pages")
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        if token is not None:
+            refused = _authorised(request, token)
+            if refused is not None:
+                return refused
+        response = await call_next(request)
+        response.headers["Content-Security-Policy"] = _CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
+
+    return app
+
+
+def _authorised(request: Request, token: str) -> Response | None:
+    """None when the request carries ``token`` (``Authorization: Bearer``, or the cookie a page got), else the
+    refusal. A page opened as ``...?token=T`` gets the cookie and is sent to the same URL without the token,
+    so the address bar (and a URL shared from it) never shows it."""
+
+    def matches(candidate: str | None) -> bool:
+        return candidate is not None and secrets.compare_digest(candidate.encode(), token.encode())
+
+    header = request.headers.get("authorization", "")
+    if matches(header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else None):
+        return None
+    if matches(request.cookies.get(TOKEN_COOKIE)):
+        return None
+    if matches(request.query_params.get("token")):
+        redirect = RedirectResponse(str(request.url.remove_query_params("token")), status_code=303)
+        redirect.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
+        return redirect
+    return JSONResponse(
+        {"detail": "a token is required: send 'Authorization: Bearer TOKEN', or open a page once with ?token=TOKEN"},
+        status_code=401,
+        headers={"WWW-Authenticate": "Bearer"},
+    )
