@@ -6,7 +6,7 @@ const PAGES = [
   ["traffic", "Traffic"], ["sankey", "Sankey"], ["top", "Top-N"], ["flows", "Flow search"],
   ["exporters", "Exporters"], ["store", "Store"],
 ];
-const RANGES = ["15m", "1h", "6h", "24h", "2d", "7d", "30d"];
+const RANGES = ["15m", "1h", "6h", "24h", "2d", "3d", "7d", "30d"];
 const REFRESH = [["0", "off"], ["10", "10 s"], ["30", "30 s"], ["60", "1 min"], ["300", "5 min"]];
 const SHARED = { since: "24h", until: "", filter: "", refresh: "0" };
 
@@ -203,7 +203,7 @@ function rate(value, unit) {
   return value.toFixed(value >= 100 || index === 0 ? 0 : 2) + " " + prefixes[index] + unit;
 }
 
-function table(container, result, { numeric = [] } = {}) {
+function table(container, result, { empty = "no flows match" } = {}) {
   const view = element("table");
   const head = element("tr");
   for (const name of result.columns) head.append(element("th", { textContent: name }));
@@ -215,14 +215,14 @@ function table(container, result, { numeric = [] } = {}) {
     const line = element("tr");
     row.forEach((value, index) => {
       const cell = element("td", { textContent: value === null ? "" : String(value) });
-      if (typeof value === "number" || numeric.includes(result.columns[index])) cell.className = "number";
+      if (typeof value === "number") cell.className = "number";
       line.append(cell);
     });
     body.append(line);
   }
   view.append(body);
   container.replaceChildren(view);
-  if (!result.rows.length) container.append(element("p", { className: "empty", textContent: "no flows match" }));
+  if (!result.rows.length) container.append(element("p", { className: "empty", textContent: empty }));
 }
 
 const PLOT_LAYOUT = {

@@ -30,7 +30,7 @@ async function render() {
     });
   }
   const layout = {
-    ...PLOT_LAYOUT, hovermode: "x unified",
+    ...PLOT_LAYOUT, hovermode: "x unified", showlegend: true,
     yaxis: { title: { text: UNIT_SUFFIX[unit] + " (" + data.step_seconds + " s buckets)" }, tickformat: ".3s", rangemode: "tozero" },
   };
   await Plotly.react("chart", traces, layout, PLOT_CONFIG);
