@@ -42,7 +42,9 @@ Unit = Annotated[str, Query(pattern="^(bps|pps|fps)$", description="bps, pps or 
 
 
 def queries(request: Request) -> LakeQueries:
-    return request.app.state.queries  # type: ignore[no-any-return]
+    """The app's ``LakeQueries`` (``create_app`` puts it in the app state)."""
+    bound: LakeQueries = request.app.state.queries
+    return bound
 
 
 def window(
