@@ -20,12 +20,14 @@ def parse_time(text: str, *, now: datetime | None = None) -> datetime:
     text = text.strip()
     now = now or datetime.now(UTC)
     relative = _RELATIVE.match(text)
-    if relative:
-        return now - timedelta(**{_UNITS[relative.group(2)]: float(relative.group(1))})
-    if re.fullmatch(r"\d{9,}(\.\d+)?", text):
-        return datetime.fromtimestamp(float(text), UTC)
     try:
+        if relative:
+            return now - timedelta(**{_UNITS[relative.group(2)]: float(relative.group(1))})
+        if re.fullmatch(r"\d{9,}(\.\d+)?", text):
+            return datetime.fromtimestamp(float(text), UTC)
         moment = datetime.fromisoformat(text)
+    except (OverflowError, OSError) as exc:  # a span or an epoch beyond the years datetime (or the C library) holds
+        raise FlowscopeError(f"time {text!r} is out of range") from exc
     except ValueError as exc:
         raise FlowscopeError(f"cannot read time {text!r}: use ISO 8601, epoch seconds or e.g. 6h / 2d") from exc
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -9,6 +9,7 @@ long.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from itertools import pairwise
 from typing import Annotated, Any
 
@@ -36,9 +37,30 @@ from flowscope.web.queries import (
     totals_sql,
 )
 
-router = APIRouter(prefix="/api")
 
-Unit = Annotated[str, Query(pattern="^(bps|pps|fps)$", description="bps, pps or fps (flows per second)")]
+class Problem(BaseModel):
+    """What every error answers: one line, and for a filter error the 0-based offset of the mistake."""
+
+    detail: str
+    position: int | None = None
+
+
+router = APIRouter(
+    prefix="/api",
+    responses={
+        400: {"model": Problem, "description": "a bad request: time range, filter (with position), name"},
+        401: {"model": Problem, "description": "the server requires a token"},
+        504: {"model": Problem, "description": "the query ran longer than the server allows"},
+    },
+)
+
+# Names a request may use, as enums so the OpenAPI document lists them.
+DimensionName = StrEnum("DimensionName", [c.name for c in dimensions()])  # type: ignore[misc]
+Grouping = StrEnum("Grouping", sorted(GROUPINGS))  # type: ignore[misc]
+UnitName = StrEnum("UnitName", list(UNITS))  # type: ignore[misc]
+Metric = StrEnum("Metric", list(METRICS))  # type: ignore[misc]
+Unit = Annotated[UnitName, Query(description="bps, pps or fps (flows per second)")]
+BPS, SOURCES, BYTES = UnitName("bps"), Grouping("src"), Metric("bytes")
 
 
 def queries(request: Request) -> LakeQueries:
@@ -160,18 +182,18 @@ def catalogue() -> Catalogue:
 def timeseries(
     lake: Lakes,
     selected: Windows,
-    by: Annotated[str | None, Query(description="a dimension (see /api/dimensions); none: the total")] = None,
-    unit: Unit = "bps",
+    by: Annotated[DimensionName | None, Query(description="a dimension (see /api/dimensions); none: the total")] = None,
+    unit: Unit = BPS,
     count: Annotated[int, Query(ge=1, le=50, description="series shown; the rest is 'Other'")] = 10,
     points: Annotated[int, Query(ge=10, le=2000, description="at most this many buckets")] = 200,
     previous: Annotated[bool, Query(description="also the total of the period before")] = False,
 ) -> TimeSeries:
     """Traffic over time: the rate per bucket of the top ``count`` values of ``by`` plus "Other"."""
-    split = dimension(by) if by else None
+    split = dimension(by.value) if by else None
     step = step_for(selected.since, selected.until, points)
     origin = int(selected.since.timestamp()) // step * step
     buckets = -(-(int(selected.until.timestamp()) - origin) // step)
-    result = lake.run(*timeseries_sql(selected, split, unit, count, step)).to_pylist()
+    result = lake.run(*timeseries_sql(selected, split, unit.value, count, step)).to_pylist()
     names: dict[int, str] = {}
     values: dict[int, list[float]] = {}
     for row in result:
@@ -182,12 +204,12 @@ def timeseries(
     earlier = None
     if previous:
         earlier = [0.0] * buckets
-        for row in lake.run(*totals_sql(selected, unit, step, shift_s=selected.seconds)).to_pylist():
+        for row in lake.run(*totals_sql(selected, unit.value, step, shift_s=selected.seconds)).to_pylist():
             if 0 <= row["b"] < buckets:
                 earlier[row["b"]] = float(row["v"])
     order = sorted(values, key=lambda rank: rank or len(values) + 1)  # Other last
     return TimeSeries(
-        unit=unit,
+        unit=unit.value,
         step_seconds=step,
         times=[datetime.fromtimestamp(origin + i * step, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") for i in range(buckets)],
         series=[Series(name=names[rank], values=values[rank]) for rank in order],
@@ -199,14 +221,13 @@ def timeseries(
 def top(
     lake: Lakes,
     selected: Windows,
-    by: Annotated[str, Query(description=f"one of {', '.join(sorted(GROUPINGS))}")] = "src",
-    metric: Annotated[str, Query(pattern="^(bytes|packets|flows)$")] = "bytes",
+    by: Grouping = SOURCES,
+    metric: Metric = BYTES,
     count: Annotated[int, Query(ge=1, le=1000)] = 10,
 ) -> Rows:
     """The top-N table: exactly ``flowscope top --by BY --metric METRIC -n COUNT --since --until --filter``."""
-    if by not in GROUPINGS:
-        raise FlowscopeError(f"unknown grouping {by!r} (known: {', '.join(sorted(GROUPINGS))})")
-    sql = top_sql(by, metric, count, since=selected.since, until=selected.until, where=selected.selected.sql)
+    where = selected.selected.sql
+    sql = top_sql(by.value, metric.value, count, since=selected.since, until=selected.until, where=where)
     return _rows(lake.run(sql, selected.selected.params))
 
 
@@ -215,7 +236,7 @@ def sankey(
     lake: Lakes,
     selected: Windows,
     by: Annotated[str, Query(description="two or three dimensions, comma-separated")] = "proto,dst_port",
-    unit: Unit = "bps",
+    unit: Unit = BPS,
     count: Annotated[int, Query(ge=1, le=500, description="the heaviest paths shown")] = 30,
 ) -> Sankey:
     """Flows between two or three dimensions: nodes per dimension value, links weighted by the average rate."""
@@ -224,12 +245,12 @@ def sankey(
         raise FlowscopeError("a Sankey diagram takes two or three different dimensions")
     nodes: dict[tuple[int, str], int] = {}
     links: dict[tuple[int, int], float] = {}
-    for row in lake.run(*sankey_sql(selected, split, unit, count)).to_pylist():
+    for row in lake.run(*sankey_sql(selected, split, unit.value, count)).to_pylist():
         path = [nodes.setdefault((i, row[f"d{i}"]), len(nodes)) for i in range(len(split))]
         for source, target in pairwise(path):
             links[source, target] = links.get((source, target), 0.0) + float(row["v"])
     return Sankey(
-        unit=unit,
+        unit=unit.value,
         dimensions=[c.name for c in split],
         nodes=[SankeyNode(name=label, dimension=split[i].name) for i, label in nodes],
         links=[SankeyLink(source=s, target=t, value=v) for (s, t), v in links.items()],
