@@ -38,6 +38,7 @@ Examples:
   flowscope serve                                  http://127.0.0.1:8080/
   FLOWSCOPE_TOKEN=s3cret flowscope serve --listen 0.0.0.0:8080
   curl -s 'http://127.0.0.1:8080/api/top?by=port&since=6h&filter=proto%20=%20udp'
+  flowscope serve --ingest &  curl --data-binary @flows.csv 'http://127.0.0.1:8080/api/ingest/csv?reduce=pairs'
 """
 )
 @click.option("--listen", default="127.0.0.1:8080", show_default=True, metavar="HOST:PORT")
@@ -45,9 +46,18 @@ Examples:
 @click.option("--query-timeout", default=10.0, show_default=True, help="Seconds a query may run.")
 @click.option("--max-rows", default=100_000, show_default=True, help="Rows a query may return.")
 @click.option("--threads", type=int, help="DuckDB threads per query (default: all cores).")
+@click.option("--ingest", is_flag=True, help="Accept flow files into the lake: POST /api/ingest/FORMAT.")
+@click.option("--max-ingest-mib", default=256, show_default=True, help="Largest body --ingest takes.")
 @pass_state
 def serve(
-    state: CliState, listen: str, token: str | None, query_timeout: float, max_rows: int, threads: int | None
+    state: CliState,
+    listen: str,
+    token: str | None,
+    query_timeout: float,
+    max_rows: int,
+    threads: int | None,
+    ingest: bool,
+    max_ingest_mib: int,
 ) -> None:
     """A web console for the lake: traffic over time, Sankey, top-N, flow search, exporters, store."""
     import uvicorn
@@ -59,6 +69,7 @@ def serve(
     if not is_loopback(host) and not token:
         raise FlowscopeError(f"--listen {listen} is reachable from other machines: give --token or ${TOKEN_ENV}")
     lake = state.lake.existing()
-    app = create_app(LakeQueries(lake, timeout_s=query_timeout, max_rows=max_rows, threads=threads), token=token)
+    queries = LakeQueries(lake, timeout_s=query_timeout, max_rows=max_rows, threads=threads)
+    app = create_app(queries, token=token, ingest_max_bytes=max_ingest_mib << 20 if ingest else None)
     state.info(f"flowscope console on http://{listen}/ (lake {lake.root}); Ctrl-C stops it")
     uvicorn.run(app, host=host, port=port, log_level="warning" if state.verbosity < 1 else "info")

@@ -21,6 +21,7 @@ from flowscope import __version__
 from flowscope.errors import FlowscopeError
 from flowscope.query.filter_language import FilterError
 from flowscope.web.api import router
+from flowscope.web.ingest import ingest_router
 from flowscope.web.queries import LakeQueries, QueryTimeout
 
 STATIC = Path(__file__).with_name("static")
@@ -36,8 +37,9 @@ def plotly_js() -> Path:
     return path
 
 
-def create_app(queries: LakeQueries, *, token: str | None = None) -> FastAPI:
-    """The console over ``queries.lake``; with ``token``, requests must present it (see ``_authorised``)."""
+def create_app(queries: LakeQueries, *, token: str | None = None, ingest_max_bytes: int | None = None) -> FastAPI:
+    """The console over ``queries.lake``; with ``token``, requests must present it (see ``_authorised``); with
+    ``ingest_max_bytes``, ``POST /api/ingest/{format}`` takes flow files of up to that size into the lake."""
     app = FastAPI(
         title="flowscope console API",
         version=__version__,
@@ -48,6 +50,8 @@ def create_app(queries: LakeQueries, *, token: str | None = None) -> FastAPI:
     )
     app.state.queries = queries
     app.include_router(router)
+    if ingest_max_bytes is not None:
+        app.include_router(ingest_router(queries.lake, ingest_max_bytes))
     plotly = plotly_js()
 
     @app.exception_handler(FilterError)
