@@ -77,6 +77,9 @@ def test_timeseries_rates_add_up_to_the_traffic(client: TestClient) -> None:
     assert len(names) == 4 and names[-1] == "Other" and all(n.startswith("10.0.0.") for n in names[:3])
     assert sum(sum(s["values"]) for s in split["series"]) * 3600 == pytest.approx(240)
     assert split["previous"] == [0.0] * 24  # nothing on April 30
+    late = get(client, "/api/timeseries", unit="fps", points=24, since="2024-05-01T00:30:00Z")
+    assert late["times"][0] == "2024-05-01T00:00:00Z"  # widened to its first whole bucket, which holds 10 flows
+    assert late["series"][0]["values"][0] * 3600 == pytest.approx(10)
 
 
 def test_sankey_links_dimensions(client: TestClient) -> None:

@@ -188,10 +188,14 @@ def timeseries(
     points: Annotated[int, Query(ge=10, le=2000, description="at most this many buckets")] = 200,
     previous: Annotated[bool, Query(description="also the total of the period before")] = False,
 ) -> TimeSeries:
-    """Traffic over time: the rate per bucket of the top ``count`` values of ``by`` plus "Other"."""
+    """Traffic over time: the rate per bucket of the top ``count`` values of ``by`` plus "Other".
+
+    Buckets are whole multiples of the step since the epoch; the window is widened back to the start of its
+    first bucket, so that bucket holds all its traffic instead of showing a false dip."""
     split = dimension(by.value) if by else None
     step = step_for(selected.since, selected.until, points)
     origin = int(selected.since.timestamp()) // step * step
+    selected = Window(datetime.fromtimestamp(origin, UTC), selected.until, selected.selected)
     buckets = -(-(int(selected.until.timestamp()) - origin) // step)
     result = lake.run(*timeseries_sql(selected, split, unit.value, count, step)).to_pylist()
     names: dict[int, str] = {}

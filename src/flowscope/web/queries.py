@@ -139,7 +139,8 @@ def totals_sql(window: Window, unit: str, step_s: int, *, shift_s: int) -> tuple
 
 
 def _origin_ns(since: datetime, step_s: int) -> int:
-    """Buckets start at multiples of the step since the epoch (whole minutes, hours, UTC days)."""
+    """Buckets start at multiples of the step since the epoch (whole minutes, hours, UTC days); the API widens
+    a window to start on one."""
     return int(since.timestamp()) // step_s * step_s * 1_000_000_000
 
 
