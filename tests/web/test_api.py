@@ -14,7 +14,8 @@ from flowscope.cli import main
 from flowscope.errors import FlowscopeError
 from flowscope.lake import LakeWriter
 from flowscope.lake.layout import Lake
-from flowscope.web.app import TOKEN_COOKIE, create_app
+from flowscope.web.app import create_app
+from flowscope.web.auth import TOKEN_COOKIE
 from flowscope.web.queries import LakeQueries, QueryTimeout
 from helpers import HOUR_NS, flows
 
@@ -124,6 +125,7 @@ def test_a_token_is_required_when_set(lake: Path) -> None:
     assert guarded.get("/api/store").status_code == 401
     assert guarded.get("/api/store", headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert guarded.get("/api/store", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    assert guarded.get("/api/store?token=s3cret", follow_redirects=False).status_code == 200  # curl, no redirect
     opened = guarded.get("/top.html?by=port&token=s3cret", follow_redirects=False)
     assert opened.status_code == 303 and opened.headers["location"].endswith("/top.html?by=port")
     assert TOKEN_COOKIE in opened.cookies

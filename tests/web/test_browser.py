@@ -10,19 +10,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from tests.collect.live import free_port
 from tests.conftest import require_tool, shared_data, skip_or_fail
+from tests.web.conftest import serve
 
 from flowscope.cli import main
 from helpers import wait_until
@@ -51,25 +46,7 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(lake: Path) -> Iterator[str]:
-    """``flowscope serve`` on a free 127.0.0.1 port, stopped by its PID."""
-    port = free_port(socket.SOCK_STREAM)
-    command = [sys.executable, "-m", "flowscope", "--lake", str(lake), "serve", "--listen", f"127.0.0.1:{port}"]
-    process = subprocess.Popen(["timeout", "-s", "INT", "600", *command], stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}/"
-
-    def answers() -> bool:
-        try:
-            with urllib.request.urlopen(base + "api/store", timeout=2) as response:
-                return bool(response.status == 200)
-        except OSError:
-            return process.poll() is not None  # stop waiting when it died
-
-    try:
-        assert wait_until(answers, timeout=30) and process.poll() is None, process.stderr and process.stderr.read()
-        yield base
-    finally:
-        os.kill(process.pid, signal.SIGINT)
-        process.wait(timeout=30)
+    yield from serve(lake)
 
 
 @pytest.fixture(scope="module")

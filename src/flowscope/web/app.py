@@ -8,7 +8,6 @@ that lets pages load scripts from this server only, and, when a token is set, ev
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from pathlib import Path
@@ -21,11 +20,11 @@ from flowscope import __version__
 from flowscope.errors import FlowscopeError
 from flowscope.query.filter_language import FilterError
 from flowscope.web.api import router
+from flowscope.web.auth import refusal
 from flowscope.web.ingest import ingest_router
 from flowscope.web.queries import LakeQueries, QueryTimeout
 
 STATIC = Path(__file__).with_name("static")
-TOKEN_COOKIE = "flowscope_token"
 _CSP = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; object-src 'none'"
 
 
@@ -38,7 +37,7 @@ def plotly_js() -> Path:
 
 
 def create_app(queries: LakeQueries, *, token: str | None = None, ingest_max_bytes: int | None = None) -> FastAPI:
-    """The console over ``queries.lake``; with ``token``, requests must present it (see ``_authorised``); with
+    """The console over ``queries.lake``; with ``token``, requests must present it (``auth``); with
     ``ingest_max_bytes``, ``POST /api/ingest/{format}`` takes flow files of up to that size into the lake."""
     app = FastAPI(
         title="flowscope console API",
@@ -51,7 +50,7 @@ def create_app(queries: LakeQueries, *, token: str | None = None, ingest_max_byt
     app.state.queries = queries
     app.include_router(router)
     if ingest_max_bytes is not None:
-        app.include_router(ingest_router(queries.lake, ingest_max_bytes))
+        app.include_router(ingest_router(queries.lake, ingest_max_bytes, token))
     plotly = plotly_js()
 
     @app.exception_handler(FilterError)
@@ -79,7 +78,7 @@ def create_app(queries: LakeQueries, *, token: str | None = None, ingest_max_byt
     @app.middleware("http")
     async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         if token is not None:
-            refused = _authorised(request, token)
+            refused = refusal(request, token)
             if refused is not None:
                 return refused
         response = await call_next(request)
@@ -89,27 +88,3 @@ def create_app(queries: LakeQueries, *, token: str | None = None, ingest_max_byt
         return response
 
     return app
-
-
-def _authorised(request: Request, token: str) -> Response | None:
-    """None when the request carries ``token`` (``Authorization: Bearer``, or the cookie a page got), else the
-    refusal. A page opened as ``...?token=T`` gets the cookie and is sent to the same URL without the token,
-    so the address bar (and a URL shared from it) never shows it."""
-
-    def matches(candidate: str | None) -> bool:
-        return candidate is not None and secrets.compare_digest(candidate.encode(), token.encode())
-
-    header = request.headers.get("authorization", "")
-    if matches(header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else None):
-        return None
-    if matches(request.cookies.get(TOKEN_COOKIE)):
-        return None
-    if matches(request.query_params.get("token")):
-        redirect = RedirectResponse(str(request.url.remove_query_params("token")), status_code=303)
-        redirect.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
-        return redirect
-    return JSONResponse(
-        {"detail": "a token is required: send 'Authorization: Bearer TOKEN', or open a page once with ?token=TOKEN"},
-        status_code=401,
-        headers={"WWW-Authenticate": "Bearer"},
-    )

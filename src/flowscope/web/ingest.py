@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request, WebSocket
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
@@ -27,6 +27,8 @@ from flowscope.readers.options import ReadOptions
 from flowscope.reduce import BUILTIN
 from flowscope.sinks.lake import LakeSink
 from flowscope.sinks.registry import DestinationContext, open_destination
+from flowscope.web.auth import presented
+from flowscope.web.feed import serve_feed
 
 AUTO = "auto"
 
@@ -58,10 +60,21 @@ def ingest_file(lake: Lake, path: Path, input_format: str | None, reduce: str | 
     )
 
 
-def ingest_router(lake: Lake, max_bytes: int) -> APIRouter:
-    """The ingest route over ``lake``, refusing bodies over ``max_bytes``."""
+def ingest_router(lake: Lake, max_bytes: int, token: str | None = None) -> APIRouter:
+    """The ingest routes over ``lake``: POST bodies up to ``max_bytes``, and the CSV websocket (which the app's
+    HTTP middleware does not see, so it checks ``token`` itself)."""
     router = APIRouter(prefix="/api")
     formats = [AUTO, *registry.readers()]
+
+    @router.websocket("/ingest/csv")
+    async def csv_feed(websocket: WebSocket, reduce: str | None = None) -> None:
+        if token is not None and presented(websocket, token) is None:
+            await websocket.close(code=1008, reason="a token is required")
+            return
+        if reduce is not None and reduce not in BUILTIN:
+            await websocket.close(code=1008, reason=f"unknown reduction {reduce!r} (built-in: {', '.join(BUILTIN)})")
+            return
+        await serve_feed(websocket, lake, ReadOptions(reduce=BUILTIN[reduce] if reduce else None))
 
     @router.post("/ingest/{input_format}", response_model=Ingested)
     async def ingest(

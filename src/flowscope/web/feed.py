@@ -1,0 +1,121 @@
+"""The websocket at ``/api/ingest/csv``: CSV lines streamed into the lake as ``flowscope read - [--reduce NAME]``
+streams standard input (``flowscope serve --ingest`` turns it on).
+
+    gzip -cd network-flows.csv.gz | websocat ws://127.0.0.1:8080/api/ingest/csv?reduce=pairs
+
+A text message is one line or several whole lines (as ``websocat`` sends a line per message, without its
+newline); binary messages are a byte stream whose lines may be split across messages. The first line is the
+CSV header. Like a live standard input, the feed is cut into batches every
+``CsvOptions.commit_rows`` rows or ``commit_seconds`` seconds, whichever comes first, also while the sender is
+idle. Each batch is parsed by the CSV reader itself (the header, then the batch's lines, as a small file:
+the reader takes files or the process's standard input, not a byte stream) and handed to a
+``pipeline.Stream`` on the lake's destination, which publishes it: a stream, so no ledger, and a closed or
+broken connection loses nothing that was cut before it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+from fastapi import WebSocket
+from starlette.concurrency import run_in_threadpool
+
+from flowscope.csvflows.options import lake_limits
+from flowscope.csvflows.reader import open_source
+from flowscope.lake.layout import Lake
+from flowscope.lake.writer import LakeLimits
+from flowscope.pipeline import Stream
+from flowscope.readers.options import ReadOptions
+from flowscope.sinks.registry import DestinationContext, open_destination
+
+log = logging.getLogger(__name__)
+
+
+class CsvFeed:
+    """One connection's lines, cut into batches and written to the lake through a ``Stream``."""
+
+    def __init__(self, lake: Lake, options: ReadOptions, folder: Path) -> None:
+        self.options = options
+        self.folder = folder
+        limits = LakeLimits(**lake_limits(options.csv, ["-"]))  # each batch committed as it arrives
+        sink = open_destination("lake", DestinationContext(lake, limits, transactional=False))
+        self.stream = Stream(sink, options.transforms(), flush_seconds=options.csv.commit_seconds)
+        self.header: bytes | None = None
+        self.partial = b""  # an incomplete last line (binary messages)
+        self.body = bytearray()  # complete lines of the batch, as received: no object per line
+        self.rows = 0
+        self.started = time.monotonic()
+
+    def add(self, data: bytes, *, whole_lines: bool = False) -> None:
+        """Take a message's bytes (``whole_lines``: a text message, its last line complete without a newline)."""
+        if whole_lines and not data.endswith(b"\n"):
+            data += b"\n"
+        data = self.partial + data
+        end = data.rfind(b"\n") + 1
+        self.partial, data = data[end:], data[:end]
+        if self.header is None and data:
+            first = data.index(b"\n")
+            self.header, data = data[:first], data[first + 1 :]
+        if data:
+            if not self.rows:
+                self.started = time.monotonic()
+            self.body += data
+            self.rows += data.count(b"\n")
+
+    def due(self) -> bool:
+        return self.rows >= self.options.csv.commit_rows or (
+            self.rows > 0 and time.monotonic() - self.started >= self.options.csv.commit_seconds
+        )
+
+    def seconds_left(self) -> float | None:
+        """How long the batch may wait for more lines (None: it is empty, wait for anything)."""
+        if not self.rows:
+            return None
+        return max(0.0, self.options.csv.commit_seconds - (time.monotonic() - self.started))
+
+    def cut(self, *, last: bool = False) -> None:
+        """Parse the batch (and, at the end, a last line without a newline) and write its flows."""
+        if last and self.partial:
+            self.add(b"", whole_lines=True)
+        if not self.rows or self.header is None:
+            return
+        path = self.folder / "batch.csv"
+        with open(path, "wb") as batch_file:
+            batch_file.write(self.header + b"\n")
+            batch_file.write(self.body)
+        self.body, self.rows = bytearray(), 0
+        source = open_source([path], self.options)
+        for batch in source:
+            self.stream.write(batch)
+        for line in source.skips.lines():  # nobody to answer on a one-way feed: the server's log says it
+            log.warning("ingest feed: %s", line)
+
+
+async def serve_feed(websocket: WebSocket, lake: Lake, options: ReadOptions) -> None:
+    """Receive until the sender closes; every batch cut on the way is in the lake when this returns."""
+    await websocket.accept()
+    with tempfile.TemporaryDirectory(prefix="flowscope-feed-") as folder:
+        feed = CsvFeed(lake, options, Path(folder))
+        try:
+            while True:
+                try:
+                    message = await asyncio.wait_for(websocket.receive(), feed.seconds_left())
+                except TimeoutError:
+                    await run_in_threadpool(feed.cut)
+                    continue
+                if message["type"] == "websocket.disconnect":
+                    break
+                text = message.get("text")
+                data = text.encode() if text is not None else message.get("bytes") or b""
+                feed.add(data, whole_lines=text is not None)
+                if feed.due():
+                    await run_in_threadpool(feed.cut)
+            await run_in_threadpool(feed.cut, last=True)
+            await run_in_threadpool(feed.stream.close)
+        except BaseException:
+            feed.stream.abort()
+            raise
