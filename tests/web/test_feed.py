@@ -72,6 +72,15 @@ def test_the_feed_needs_the_token_and_a_known_reduction(tmp_path: Path) -> None:
         assert refused.value.code == 1008
 
 
+def test_a_feed_of_no_known_csv_dialect_is_closed_with_the_reason(tmp_path: Path) -> None:
+    (tmp_path / "lake").mkdir()
+    api = TestClient(create_app(LakeQueries(Lake.at(tmp_path / "lake")), ingest_max_bytes=1000))
+    with pytest.raises(WebSocketDisconnect) as closed, api.websocket_connect("/api/ingest/csv") as feed:
+        feed.send_text("a,b,c")
+        feed.receive_text()
+    assert closed.value.code == 1007 and closed.value.reason.startswith("feed: not a flow CSV: its header (a, b, c")
+
+
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     lake = tmp_path / "lake"

@@ -19,13 +19,16 @@ import asyncio
 import logging
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow as pa
 from fastapi import WebSocket
 from starlette.concurrency import run_in_threadpool
 
 from flowscope.csvflows.options import lake_limits
 from flowscope.csvflows.reader import open_source
+from flowscope.errors import FlowscopeError
 from flowscope.lake.layout import Lake
 from flowscope.lake.writer import LakeLimits
 from flowscope.pipeline import Stream
@@ -77,6 +80,14 @@ class CsvFeed:
             return None
         return max(0.0, self.options.csv.commit_seconds - (time.monotonic() - self.started))
 
+    def check_header(self) -> None:
+        """Refuse a feed whose header no CSV dialect knows before any of its rows are collected."""
+        assert self.header is not None
+        path = self.folder / "header.csv"
+        path.write_bytes(self.header + b"\n")
+        for _ in self._flows(path):
+            pass
+
     def cut(self, *, last: bool = False) -> None:
         """Parse the batch (and, at the end, a last line without a newline) and write its flows."""
         if last and self.partial:
@@ -88,15 +99,26 @@ class CsvFeed:
             batch_file.write(self.header + b"\n")
             batch_file.write(self.body)
         self.body, self.rows = bytearray(), 0
-        source = open_source([path], self.options)
-        for batch in source:
+        for batch in self._flows(path):
             self.stream.write(batch)
+
+    def _flows(self, path: Path) -> Iterator[pa.Table]:
+        """The flows of a batch file; its errors and skips name the feed, not the temporary file."""
+        source = open_source([path], self.options)
+        try:
+            yield from source
+        except FlowscopeError as exc:
+            raise FlowscopeError(f"feed: {str(exc).removeprefix(f'{path}: ')}") from None
         for line in source.skips.lines():  # nobody to answer on a one-way feed: the server's log says it
             log.warning("ingest feed: %s", line)
 
 
 async def serve_feed(websocket: WebSocket, lake: Lake, options: ReadOptions) -> None:
-    """Receive until the sender closes; every batch cut on the way is in the lake when this returns."""
+    """Receive until the sender closes; every batch cut on the way is in the lake when this returns.
+
+    Input the reader refuses (a header of no known CSV dialect, a row ``--strict`` would stop at) ends the
+    feed with close code 1007 and the reason, as ``read -`` ends with an error: what was cut before stays.
+    """
     await websocket.accept()
     with tempfile.TemporaryDirectory(prefix="flowscope-feed-") as folder:
         feed = CsvFeed(lake, options, Path(folder))
@@ -111,11 +133,25 @@ async def serve_feed(websocket: WebSocket, lake: Lake, options: ReadOptions) -> 
                     break
                 text = message.get("text")
                 data = text.encode() if text is not None else message.get("bytes") or b""
+                known = feed.header is not None
                 feed.add(data, whole_lines=text is not None)
+                if not known and feed.header is not None:
+                    await run_in_threadpool(feed.check_header)
                 if feed.due():
                     await run_in_threadpool(feed.cut)
             await run_in_threadpool(feed.cut, last=True)
             await run_in_threadpool(feed.stream.close)
+        except FlowscopeError as exc:
+            await run_in_threadpool(feed.stream.close)
+            log.warning("ingest feed: %s", exc)
+            await websocket.close(code=1007, reason=_reason(str(exc)))
         except BaseException:
             feed.stream.abort()
             raise
+
+
+def _reason(message: str) -> str:
+    """A close reason: at most 123 bytes of UTF-8 (RFC 6455 section 5.5: a control frame's payload is at most
+    125 bytes, two of them the code)."""
+    encoded = message.encode()
+    return message if len(encoded) <= 123 else encoded[:120].decode(errors="ignore") + "..."
