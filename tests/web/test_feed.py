@@ -10,16 +10,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI, WebSocket
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 from tests.web.conftest import serve
 
+from flowscope.csvflows.options import CsvOptions
 from flowscope.lake.layout import Lake
 from flowscope.query import open_lake
 from flowscope.readers.options import ReadOptions
 from flowscope.reduce import BUILTIN
 from flowscope.web.app import create_app
-from flowscope.web.feed import CsvFeed
+from flowscope.web.feed import CsvFeed, serve_feed
 from flowscope.web.queries import LakeQueries
 from helpers import wait_until
 
@@ -61,6 +63,21 @@ def test_a_feed_stores_what_read_stdin_stores(tmp_path: Path, split: str, from_s
     feed.cut(last=True)
     feed.stream.close()
     assert stored(lake) == from_stdin
+
+
+def test_an_idle_feed_is_stored_while_the_connection_stays_open(tmp_path: Path) -> None:
+    """``materialize --follow`` sees lines that arrived ``commit_seconds`` ago, before the sender closes."""
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    app = FastAPI()
+
+    @app.websocket("/feed")
+    async def feed_route(websocket: WebSocket) -> None:
+        await serve_feed(websocket, Lake.at(lake), ReadOptions(csv=CsvOptions(commit_seconds=0.2)))
+
+    with TestClient(app).websocket_connect("/feed") as feed:
+        feed.send_text(CSV.read_text())
+        assert wait_until(lambda: len(stored(lake)) == ROWS, timeout=20)
 
 
 def test_the_feed_needs_the_token_and_a_known_reduction(tmp_path: Path) -> None:

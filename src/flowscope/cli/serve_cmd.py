@@ -72,4 +72,7 @@ def serve(
     queries = LakeQueries(lake, timeout_s=query_timeout, max_rows=max_rows, threads=threads)
     app = create_app(queries, token=token, ingest_max_bytes=max_ingest_mib << 20 if ingest else None)
     state.info(f"flowscope console on http://{listen}/ (lake {lake.root}); Ctrl-C stops it")
-    uvicorn.run(app, host=host, port=port, log_level="warning" if state.verbosity < 1 else "info")
+    try:  # uvicorn drains the connections on Ctrl-C, then raises it again: here that is the normal end
+        uvicorn.run(app, host=host, port=port, lifespan="off", log_level="warning" if state.verbosity < 1 else "info")
+    except KeyboardInterrupt:
+        state.info("stopped")

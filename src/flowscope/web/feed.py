@@ -74,10 +74,10 @@ class CsvFeed:
             self.rows > 0 and time.monotonic() - self.started >= self.options.csv.commit_seconds
         )
 
-    def seconds_left(self) -> float | None:
-        """How long the batch may wait for more lines (None: it is empty, wait for anything)."""
+    def seconds_left(self) -> float:
+        """How long the batch may still wait for more lines (a full period while it is empty)."""
         if not self.rows:
-            return None
+            return self.options.csv.commit_seconds
         return max(0.0, self.options.csv.commit_seconds - (time.monotonic() - self.started))
 
     def check_header(self) -> None:
@@ -88,19 +88,30 @@ class CsvFeed:
         for _ in self._flows(path):
             pass
 
-    def cut(self, *, last: bool = False) -> None:
-        """Parse the batch (and, at the end, a last line without a newline) and write its flows."""
+    def take(self, *, last: bool = False) -> bytes | None:
+        """The batch as a CSV (header first; at the end also a last line without a newline), and a new empty
+        batch; None when there is nothing to write. Called where ``add`` is (the event loop), so the two
+        never interleave; ``write`` then runs on a worker thread."""
         if last and self.partial:
             self.add(b"", whole_lines=True)
         if not self.rows or self.header is None:
-            return
-        path = self.folder / "batch.csv"
-        with open(path, "wb") as batch_file:
-            batch_file.write(self.header + b"\n")
-            batch_file.write(self.body)
+            return None
+        batch = self.header + b"\n" + self.body
         self.body, self.rows = bytearray(), 0
-        for batch in self._flows(path):
-            self.stream.write(batch)
+        return batch
+
+    def write(self, batch: bytes) -> None:
+        """Parse a batch ``take`` gave and hand its flows to the stream."""
+        path = self.folder / "batch.csv"
+        path.write_bytes(batch)
+        for flows in self._flows(path):
+            self.stream.write(flows)
+
+    def cut(self, *, last: bool = False) -> None:
+        """``take`` and ``write`` in one step (a caller without an event loop)."""
+        batch = self.take(last=last)
+        if batch is not None:
+            self.write(batch)
 
     def _flows(self, path: Path) -> Iterator[pa.Table]:
         """The flows of a batch file; its errors and skips name the feed, not the temporary file."""
@@ -122,13 +133,31 @@ async def serve_feed(websocket: WebSocket, lake: Lake, options: ReadOptions) -> 
     await websocket.accept()
     with tempfile.TemporaryDirectory(prefix="flowscope-feed-") as folder:
         feed = CsvFeed(lake, options, Path(folder))
+        order = asyncio.Lock()  # batches reach the stream in the order they were cut
+
+        async def cut(*, last: bool = False) -> None:
+            batch = feed.take(last=last)
+            if batch is not None:
+                async with order:
+                    await run_in_threadpool(feed.write, batch)
+
+        async def tick() -> None:
+            """Cut a batch that has waited its time while the sender is idle (a timer beside the receive loop:
+            a time-out on every receive costs a task per message)."""
+            while True:
+                await asyncio.sleep(feed.seconds_left())
+                if feed.due():
+                    try:
+                        await cut()
+                    except FlowscopeError as exc:  # the receive loop then sees the connection end
+                        log.warning("ingest feed: %s", exc)
+                        await websocket.close(code=1007, reason=_reason(str(exc)))
+                        return
+
+        ticker = asyncio.create_task(tick())
         try:
             while True:
-                try:
-                    message = await asyncio.wait_for(websocket.receive(), feed.seconds_left())
-                except TimeoutError:
-                    await run_in_threadpool(feed.cut)
-                    continue
+                message = await websocket.receive()
                 if message["type"] == "websocket.disconnect":
                     break
                 text = message.get("text")
@@ -138,14 +167,17 @@ async def serve_feed(websocket: WebSocket, lake: Lake, options: ReadOptions) -> 
                 if not known and feed.header is not None:
                     await run_in_threadpool(feed.check_header)
                 if feed.due():
-                    await run_in_threadpool(feed.cut)
-            await run_in_threadpool(feed.cut, last=True)
+                    await cut()
+            ticker.cancel()
+            await cut(last=True)
             await run_in_threadpool(feed.stream.close)
         except FlowscopeError as exc:
+            ticker.cancel()
             await run_in_threadpool(feed.stream.close)
             log.warning("ingest feed: %s", exc)
             await websocket.close(code=1007, reason=_reason(str(exc)))
         except BaseException:
+            ticker.cancel()
             feed.stream.abort()
             raise
 
