@@ -36,7 +36,7 @@ UNITS = {
 STEPS_S = (10, 30, 60, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86_400, 7 * 86_400)
 """Bucket sizes a time series may use: the smallest that gives at most the points asked for."""
 
-FLOW_COLUMNS = (
+SEARCH_COLUMNS = (
     "time_flow_start", "time_flow_end", "type", "sampler_address", "src_addr", "src_port", "dst_addr", "dst_port",
     "proto", "bytes", "packets", "bytes_rev", "packets_rev", "tcp_flags", "sampling_rate", "in_if", "out_if",
 )  # fmt: skip
@@ -166,7 +166,7 @@ def flows_sql(window: Window, limit: int, offset: int) -> tuple[str, dict]:
     830 -> 200 ms at offset 100,000, against sorting every column of every flow in the window.
     """
     where, params = window.where()
-    shown = ", ".join("proto_name(proto) AS proto" if c == "proto" else c for c in FLOW_COLUMNS)
+    shown = ", ".join("proto_name(proto) AS proto" if c == "proto" else c for c in SEARCH_COLUMNS)
     params |= {"page_rows": limit + 1, "page_offset": offset, "page_end": offset + limit + 1}
     return (
         "WITH cutoff AS (SELECT min(t) AS t FROM (SELECT time_flow_start AS t FROM flows "

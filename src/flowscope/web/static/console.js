@@ -124,11 +124,14 @@ const Page = {
         since.hidden = until.hidden = false;
         since.focus();
       } else {
-        this.set({ since: range.value, until: "" });
+        this.set({ since: range.value, until: "", offset: null });
         show();
       }
     });
-    const applyAll = () => this.set({ since: since.value || SHARED.since, until: until.value, filter: filter.value });
+    // a new window or filter starts flow search at its first page again (offset: null drops it)
+    const applyAll = () => this.set({
+      since: since.value || SHARED.since, until: until.value, filter: filter.value, offset: null,
+    });
     apply.addEventListener("click", applyAll);
     for (const input of [since, until, filter]) {
       input.addEventListener("keydown", (event) => { if (event.key === "Enter") applyAll(); });
