@@ -87,6 +87,21 @@ def test_top_host_counts_both_endpoints(filled_lake):
     assert result.output.splitlines()[1].startswith('"192.0.2.1",240,')
 
 
+def test_top_filter_language_with_and_without_where(filled_lake):
+    """--filter takes the filter language, --where raw SQL; both given, a flow must pass both (host: twice)."""
+    csv = ("--by", "host", "-n", "1", "--metric", "flows", "--format", "csv")
+    result = invoke(filled_lake, "top", *csv, "--filter", "src_addr << 10.0.0.0/30 and proto in (tcp, udp)")
+    assert result.output.splitlines()[1].startswith('"192.0.2.1",20,'), result.output
+    both = invoke(filled_lake, "top", *csv, "--filter", "src_addr << 10.0.0.0/30", "--where", "bytes < 100")
+    assert both.output.splitlines()[1].startswith('"192.0.2.1",8,'), both.output
+
+
+def test_top_filter_error_points_at_its_position(filled_lake):
+    result = CliRunner().invoke(main, ["--lake", str(filled_lake), "top", "--filter", "dst_port = https"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.output.splitlines()[1:] == ["  dst_port = https", "             ^"]
+
+
 def test_demo_fills_the_lake_and_reports(lake_dir):
     result = invoke(lake_dir, "demo", "--flows", "20000", "--days", "1", "--packets", "5000")
     assert result.exit_code == 0, result.output

@@ -26,6 +26,7 @@ COMMANDS = {
     "query": "query",
     "read": "read",
     "rollup": "rollup_cmd",
+    "serve": "serve_cmd",
     "templates": "collect_cmds",
     "top": "top",
     "watch": "capture_cmds",

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import select
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import NoReturn, TypeVar
 
 import click
@@ -22,6 +21,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
 from flowscope.lake.layout import DEFAULT_LAKE, Lake
+from flowscope.times import parse_time
 
 T = TypeVar("T")
 
@@ -127,26 +127,6 @@ def _silence_stdout() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
     os.close(devnull)
-
-
-_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def parse_time(text: str, *, now: datetime | None = None) -> datetime:
-    """ISO 8601 (naive means UTC), epoch seconds, or a span ago such as ``90m``, ``6h``, ``2d``."""
-    text = text.strip()
-    now = now or datetime.now(UTC)
-    relative = _RELATIVE.match(text)
-    if relative:
-        return now - timedelta(**{_UNITS[relative.group(2)]: float(relative.group(1))})
-    if re.fullmatch(r"\d{9,}(\.\d+)?", text):
-        return datetime.fromtimestamp(float(text), UTC)
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise FlowscopeError(f"cannot read time {text!r}: use ISO 8601, epoch seconds or e.g. 6h / 2d") from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class TimeParam(click.ParamType):

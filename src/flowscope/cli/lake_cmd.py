@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import click
-import pyarrow.parquet as pq
 from rich.table import Table
 
 from flowscope.cli.common import CliState, pass_state, progress_bar
 from flowscope.cli.output import result_console
 from flowscope.lake.maintenance import SMALL_FILE_BYTES, compact, drop_before
+from flowscope.query.store import table_summaries
 from flowscope.reduce import transform
 from flowscope.schema import FLOWS
 from flowscope.transforms.rollups.build import STATE as ROLLUP_STATE
@@ -32,13 +32,9 @@ def info(state: CliState) -> None:
     view = Table(title=title, min_width=len(title))  # a long path widens the table rather than wrapping
     for column in ("table", "partitions", "files", "rows", "MiB", "first day", "last day"):
         view.add_column(column, justify="left" if column in ("table", "first day", "last day") else "right")
-    for table in lake.tables():
-        files = lake.files(table)
-        rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
-        size = sum(f.stat().st_size for f in files) / (1 << 20)
-        days = sorted({f.parent.parent.name.removeprefix("date=") for f in files})
-        partitions = len({f.parent for f in files})
-        view.add_row(table, f"{partitions:,}", f"{len(files):,}", f"{rows:,}", f"{size:,.1f}", days[0], days[-1])
+    for s in table_summaries(lake):
+        size = f"{s.bytes / (1 << 20):,.1f}"
+        view.add_row(s.table, f"{s.partitions:,}", f"{s.files:,}", f"{s.rows:,}", size, s.first_day, s.last_day)
     result_console().print(view)
 
 

@@ -9,6 +9,7 @@ import click
 from flowscope.cli.common import CliState, TimeParam, pass_state
 from flowscope.cli.output import OUTPUT_FORMATS, anonymize_flag, emit, result_anonymizer
 from flowscope.query import open_lake, views_named
+from flowscope.query.filter_language import compile_filter
 from flowscope.query.reports.top import GROUPING_COLUMNS, GROUPINGS, METRICS, top_sql
 from flowscope.transforms.rollups.choose import choose_table
 
@@ -21,6 +22,7 @@ when one can (flowscope rollup; -v says which table).
 Examples:
   flowscope top                                  top 10 sources by bytes
   flowscope top --by port --metric flows --since 1d
+  flowscope top --by port --filter "src_addr << 10.0.0.0/8 and proto in (tcp, udp)"
   flowscope top --by pair -n 20 --where "proto = 6" --since 2024-05-01 --until 2024-05-02
 """
 )
@@ -29,7 +31,8 @@ Examples:
 @click.option("-n", "--count", default=10, show_default=True, help="How many rows.")
 @click.option("--since", type=TimeParam(), help="Flows starting at or after (ISO time, epoch, or 6h/2d ago).")
 @click.option("--until", type=TimeParam(), help="Flows starting before.")
-@click.option("--where", "where", help="Extra SQL filter on flows, e.g. \"in_cidr(src_addr, '10.0.0.0/8')\".")
+@click.option("--filter", "flow_filter", metavar="EXPR", help="Flows to count, in the filter language (FILTERS.md).")
+@click.option("--where", "where", help="Raw SQL condition on flows (the escape hatch), e.g. \"ip_ttl > 60\".")
 @click.option("--format", "file_format", type=click.Choice(OUTPUT_FORMATS), default="table", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False))
 @click.option("--threads", type=int, help="DuckDB threads (default: all cores).")
@@ -42,6 +45,7 @@ def top(
     count: int,
     since: datetime | None,
     until: datetime | None,
+    flow_filter: str | None,
     where: str | None,
     file_format: str,
     output: str | None,
@@ -51,15 +55,17 @@ def top(
     """Top talkers, conversations, ports, protocols or ASes by bytes, packets or flows."""
     transform = result_anonymizer(anonymize)
     lake = state.lake.existing()
-    choice = choose_table(lake, GROUPING_COLUMNS[grouping], since=since, until=until, where=where)
+    selected = compile_filter(flow_filter)
+    conditions = " AND ".join(f"({c})" for c in (where, selected.sql if flow_filter else None) if c) or None
+    choice = choose_table(lake, GROUPING_COLUMNS[grouping], since=since, until=until, where=conditions)
     state.detail(f"answered from {choice.table}: {choice.why}")
     sql = top_sql(
-        grouping, metric, count, since=since, until=until, where=where, table=choice.table, covers=choice.covers
+        grouping, metric, count, since=since, until=until, where=conditions, table=choice.table, covers=choice.covers
     )
     state.detail(sql)
     with open_lake(lake, threads=threads, views=views_named(sql)) as con:  # --where may name one
         emit(
-            con.sql(sql),
+            con.sql(sql, params=selected.params),
             file_format,
             output,
             limit=count,

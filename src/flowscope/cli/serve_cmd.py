@@ -1,0 +1,78 @@
+"""``flowscope serve``: the web console and its JSON API over the lake."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import click
+
+from flowscope.cli.common import CliState, pass_state
+from flowscope.errors import FlowscopeError
+
+TOKEN_ENV = "FLOWSCOPE_TOKEN"
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT`` for an IPv6 address) -> (host, port)."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536 or not host:
+        raise FlowscopeError(f"--listen takes HOST:PORT, e.g. 127.0.0.1:8080, not {listen!r}")
+    return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@click.command(
+    epilog=f"""\b
+The console binds 127.0.0.1 unless told otherwise; any other address needs a
+token (--token or ${TOKEN_ENV}), which browsers present once as ?token=... and
+API clients as 'Authorization: Bearer ...'. The API schema is at /openapi.json.
+Examples:
+  flowscope serve                                  http://127.0.0.1:8080/
+  FLOWSCOPE_TOKEN=s3cret flowscope serve --listen 0.0.0.0:8080
+  curl -s 'http://127.0.0.1:8080/api/top?by=port&since=6h&filter=proto%20=%20udp'
+  flowscope serve --ingest &  curl --data-binary @flows.csv 'http://127.0.0.1:8080/api/ingest/csv?reduce=pairs'
+"""
+)
+@click.option("--listen", default="127.0.0.1:8080", show_default=True, metavar="HOST:PORT")
+@click.option("--token", envvar=TOKEN_ENV, help=f"Required from every client (env {TOKEN_ENV}).")
+@click.option("--query-timeout", default=10.0, show_default=True, help="Seconds a query may run.")
+@click.option("--max-rows", default=100_000, show_default=True, help="Rows a query may return.")
+@click.option("--threads", type=int, help="DuckDB threads per query (default: all cores).")
+@click.option("--ingest", is_flag=True, help="Accept flow files into the lake: POST /api/ingest/FORMAT.")
+@click.option("--max-ingest-mib", default=256, show_default=True, help="Largest body --ingest takes.")
+@pass_state
+def serve(
+    state: CliState,
+    listen: str,
+    token: str | None,
+    query_timeout: float,
+    max_rows: int,
+    threads: int | None,
+    ingest: bool,
+    max_ingest_mib: int,
+) -> None:
+    """A web console for the lake: traffic over time, Sankey, top-N, flow search, exporters, store."""
+    import uvicorn
+
+    from flowscope.web.app import create_app
+    from flowscope.web.queries import LakeQueries
+
+    host, port = split_listen(listen)
+    if not is_loopback(host) and not token:
+        raise FlowscopeError(f"--listen {listen} is reachable from other machines: give --token or ${TOKEN_ENV}")
+    lake = state.lake.existing()
+    queries = LakeQueries(lake, timeout_s=query_timeout, max_rows=max_rows, threads=threads)
+    app = create_app(queries, token=token, ingest_max_bytes=max_ingest_mib << 20 if ingest else None)
+    state.info(f"flowscope console on http://{listen}/ (lake {lake.root}); Ctrl-C stops it")
+    try:  # uvicorn drains the connections on Ctrl-C, then raises it again: here that is the normal end
+        uvicorn.run(app, host=host, port=port, lifespan="off", log_level="warning" if state.verbosity < 1 else "info")
+    except KeyboardInterrupt:
+        state.info("stopped")

@@ -1,0 +1,61 @@
+"""``POST /api/ingest/{format}``: a posted flow file lands in the lake as ``flowscope read FILE`` puts it there,
+once (the ingest ledger), within the size limit, and only when the server was started with --ingest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from fastapi.testclient import TestClient
+
+from flowscope.cli import main
+from flowscope.lake.layout import Lake
+from flowscope.query import open_lake
+from flowscope.web.app import create_app
+from flowscope.web.queries import LakeQueries
+
+CSV = Path(__file__).parents[1] / "csv" / "data" / "unicauca11_example.csv"
+CONTENT = "SELECT * EXCLUDE (time_received) FROM flows ORDER BY ALL"
+
+
+def client(lake: Path, max_bytes: int | None = 1 << 20) -> TestClient:
+    lake.mkdir(exist_ok=True)
+    return TestClient(create_app(LakeQueries(Lake.at(lake)), ingest_max_bytes=max_bytes))
+
+
+def stored(lake: Path, sql: str = CONTENT) -> list[tuple]:
+    with open_lake(lake) as con:
+        return con.execute(sql).fetchall()
+
+
+@pytest.mark.parametrize("reduce", [None, "pairs"])
+def test_a_posted_csv_is_stored_as_read_stores_it(tmp_path: Path, reduce: str | None) -> None:
+    posted, read = tmp_path / "posted", tmp_path / "read"
+    answer = client(posted).post(
+        "/api/ingest/csv", content=CSV.read_bytes(), params={"reduce": reduce} if reduce else {}
+    )
+    assert answer.status_code == 200, answer.text
+    args = ["--lake", str(read), "read", str(CSV), *(["--reduce", reduce] if reduce else [])]
+    assert CliRunner().invoke(main, args, catch_exceptions=False).exit_code == 0
+    assert answer.json()["rows"] == len(stored(read)) > 0
+    assert stored(posted) == stored(read)
+
+
+def test_the_same_body_twice_is_stored_once(tmp_path: Path) -> None:
+    api = client(tmp_path / "lake")
+    first = api.post("/api/ingest/auto", content=CSV.read_bytes()).json()
+    again = api.post("/api/ingest/auto", content=CSV.read_bytes()).json()
+    assert first["rows"] > 0 and again["rows"] == 0 and again["notes"]
+    assert stored(tmp_path / "lake", "SELECT count(*) FROM flows") == [(first["rows"],)]
+
+
+def test_limits_and_refusals(tmp_path: Path) -> None:
+    small = client(tmp_path / "lake", max_bytes=100)
+    assert small.post("/api/ingest/csv", content=CSV.read_bytes()).status_code == 413
+    assert small.post("/api/ingest/csv", content=b"").status_code == 400
+    assert small.post("/api/ingest/nope", content=b"a,b\n").status_code == 400
+    assert small.post("/api/ingest/csv", params={"reduce": "/etc/passwd"}, content=b"a,b\n").status_code == 400
+    off = client(tmp_path / "lake", max_bytes=None)  # without --ingest there is no such route
+    assert off.post("/api/ingest/csv", content=b"a\n").status_code in (404, 405)
+    assert not list((tmp_path / "lake").rglob("*.parquet"))
