@@ -315,3 +315,23 @@ def test_rows_that_are_not_utf8_are_counted_and_skipped(tmp_path: Path) -> None:
     assert "\\xff\\xfe" in said
     strict = CliRunner().invoke(main, ["--lake", str(tmp_path / "l2"), "read", str(path), "--strict"])
     assert strict.exit_code == 2 and "near data row 3: row is not UTF-8 text" in strict.output
+
+
+def test_flowscope_csv_reads_back_as_written(tmp_path: Path) -> None:
+    """``read -o x.csv`` / ``query --format csv`` output is itself a flow CSV: every flow-schema value survives."""
+    from flowscope.sinks.files import FileSink
+    from helpers import flows
+
+    original = flows(50)
+    for name, values_ in (
+        ("src_mac", pa.array(np.arange(50, dtype=np.uint64) * 0x10101)),
+        ("community_id", pa.array([f"1:{i:027d}=" for i in range(50)])),
+        ("sampling_rate", pa.array(np.full(50, 64, np.uint64))),
+    ):
+        original = original.set_column(original.schema.get_field_index(name), name, values_)
+    original = conform(original)
+    sink = FileSink(tmp_path / "own.csv")
+    sink.write(original)
+    sink.close()
+    read = pa.concat_tables(list(CsvFlowSource([tmp_path / "own.csv"], CsvOptions())))
+    assert read.select(FLOW_SCHEMA.names).equals(original)

@@ -78,6 +78,8 @@ def _convert_field(
     if name in MACS:
         return values.to_mac(text)
     kind = FLOW_SCHEMA.field(name).type
+    if pa.types.is_string(kind):  # e.g. flowscope's own ``type`` and ``community_id``
+        return text.cast(kind), None
     if kind == ADDRESS:
         return values.to_address(text, cache)
     if kind == TIMESTAMP:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from flowscope.errors import FlowscopeError
+from flowscope.schema import FLOW_SCHEMA
 
 DURATION = "duration"
 """Pseudo-field: a duration column, turned into ``time_flow_end = time_flow_start + duration``."""
@@ -136,8 +137,16 @@ FTPROFILER = Dialect(
     keep_extra=False,
 )
 
+FLOWSCOPE = Dialect(
+    name="flowscope",
+    description="flowscope's own CSV (read -o x.csv, query --format csv): flow-schema column names, ISO times",
+    columns={name: (name,) for name in FLOW_SCHEMA.names},
+    required=(frozenset({"time_flow_start"}), frozenset({"src_addr"}), frozenset({"dst_addr"}), frozenset({"bytes"})),
+    keep_extra=False,
+)
+
 # Most specific first: the ft-profiler header would also satisfy the loose CIC rule.
-DIALECTS: tuple[Dialect, ...] = (NFDUMP, FTPROFILER, CIC)
+DIALECTS: tuple[Dialect, ...] = (FLOWSCOPE, NFDUMP, FTPROFILER, CIC)
 
 
 def find(names: list[str]) -> Dialect | None:

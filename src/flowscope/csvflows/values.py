@@ -244,7 +244,9 @@ _ISO = r"^\d{4}-\d\d-\d\d([ T]\d\d:\d\d(:\d\d(\.\d+)?)?)?$"
 
 
 def _iso_times(text: pa.Array) -> pa.Array:
+    """ISO 8601 texts as naive times; a ``Z`` (UTC, as flowscope writes times) is dropped."""
     naive = pa.timestamp("ns")
+    text = pc.replace_substring_regex(text, "Z$", "")
     try:
         return pc.cast(text, naive)
     except pa.ArrowInvalid:
