@@ -16,6 +16,8 @@ added, and a column someone changed is one error naming it.
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -81,6 +83,8 @@ def connect(url: ClickHouseURL, *, database: bool = True, timeout: float = 10.0)
     creating the URL's). Unreachable server, refused user and missing database are one-line errors."""
     from clickhouse_driver import Client
 
+    # The driver logs every failed connection attempt with a traceback; the failure itself becomes one error.
+    logging.getLogger("clickhouse_driver").setLevel(logging.CRITICAL)
     client = Client(
         url.host,
         port=url.port,
@@ -123,12 +127,13 @@ def server_error(url: ClickHouseURL, exc: Any) -> FlowscopeError:
 
 def first_line(exc: BaseException) -> str:
     """An exception's message without the server's stack trace."""
-    text = str(exc).strip()
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith("Code:"):
-            return line.removeprefix("DB::Exception: ")
-    return text.splitlines()[0] if text else type(exc).__name__
+    text = getattr(exc, "message", None) or str(exc)
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    line = lines[0] if lines else type(exc).__name__
+    line = re.sub(r"^Code: \d+\.\s*", "", line)
+    if not line and len(lines) > 1:
+        line = lines[1]
+    return line.removeprefix("DB::Exception: ").split(" Stack trace:")[0].strip()
 
 
 @dataclass(frozen=True)
@@ -204,22 +209,21 @@ def rollup_table_ddl(database: str, ttl_days: int | None = None) -> str:
 def rollup_view_ddl(database: str) -> str:
     """The materialized view that rolls every insert into ``flows_raw`` up into ``flows_5m``.
 
-    The inner query renames the null-free keys (an alias equal to a column name would be cyclic on old
-    servers); the outer one groups by them and puts each group's sums in one-element ``ETypeMap`` arrays,
-    which SummingMergeTree adds up per EtherType when parts merge.
+    One level of SELECT, as flow-pipeline's: old servers run a view's outermost query over the inserted
+    block, so a subquery would never see it. An alias named like a column replaces that column everywhere
+    else in the query, so the one-element ``ETypeMap`` arrays are built from the totals' aliases
+    (``[Bytes]`` is the group's ``sum(ifNull(Bytes, 0))``); SummingMergeTree adds the arrays up per
+    EtherType when parts merge.
     """
     return (
         f"CREATE MATERIALIZED VIEW IF NOT EXISTS `{database}`.{ROLLUP_VIEW} TO `{database}`.{ROLLUP_TABLE} AS\n"
-        "SELECT Date, Timeslot, src AS SrcAS, dst AS DstAS,\n"
-        "    [etype] AS `ETypeMap.EType`, [sum(b)] AS `ETypeMap.Bytes`, [sum(p)] AS `ETypeMap.Packets`,\n"
-        "    [count()] AS `ETypeMap.Count`, sum(b) AS Bytes, sum(p) AS Packets, count() AS Count\n"
-        "FROM (\n"
-        "    SELECT Date, toStartOfFiveMinute(toDateTime(intDiv(TimeReceived, 1000000000))) AS Timeslot,\n"
-        "        ifNull(SrcAS, 0) AS src, ifNull(DstAS, 0) AS dst, ifNull(EType, 0) AS etype,\n"
-        "        ifNull(Bytes, 0) AS b, ifNull(Packets, 0) AS p\n"
-        f"    FROM `{database}`.{RAW_TABLE}\n"
-        ")\n"
-        "GROUP BY Date, Timeslot, src, dst, etype"
+        "SELECT Date, toStartOfFiveMinute(toDateTime(intDiv(TimeReceived, 1000000000))) AS Timeslot,\n"
+        "    ifNull(SrcAS, 0) AS SrcAS, ifNull(DstAS, 0) AS DstAS,\n"
+        "    [ifNull(EType, 0)] AS `ETypeMap.EType`, [Bytes] AS `ETypeMap.Bytes`,\n"
+        "    [Packets] AS `ETypeMap.Packets`, [Count] AS `ETypeMap.Count`,\n"
+        "    sum(ifNull(Bytes, 0)) AS Bytes, sum(ifNull(Packets, 0)) AS Packets, count() AS Count\n"
+        f"FROM `{database}`.{RAW_TABLE}\n"
+        "GROUP BY Date, Timeslot, SrcAS, DstAS, `ETypeMap.EType`"
     )
 
 
@@ -312,6 +316,6 @@ def _reconcile(client: Any, url: ClickHouseURL, table: str, columns: list[tuple[
     for name, ch_type in missing:
         if "." in name:  # a Nested subcolumn cannot be added alone: the whole table predates this layout
             raise FlowscopeError(f"{url.where}: {url.database}.{table} has no column {name} (an older layout?)")
-        execute(client, url, f"ALTER TABLE `{url.database}`.{table} ADD COLUMN IF NOT EXISTS `{name}` {ch_type}")
+        execute(client, url, f"ALTER TABLE `{url.database}`.{table} ADD COLUMN `{name}` {ch_type}")
         added.append(f"{table}.{name}")
     return added

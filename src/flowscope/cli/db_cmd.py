@@ -1,0 +1,43 @@
+"""``flowscope db``: create the tables flowscope writes in a database server."""
+
+from __future__ import annotations
+
+import click
+
+from flowscope.cli.common import CliState, pass_state
+from flowscope.errors import FlowscopeError
+
+
+@click.group()
+def db() -> None:
+    """Database servers flowscope writes to (ClickHouse)."""
+
+
+@db.command(
+    epilog="""\b
+Re-running adds what is missing and never drops anything; a column someone changed is an error.
+Examples:
+  flowscope db init clickhouse://127.0.0.1:9000/flows
+  flowscope db init clickhouse://user:secret@ch1:9000/flows --raw-ttl-days 30 --rollup-ttl-days 365
+"""
+)
+@click.argument("url")
+@click.option("--raw-ttl-days", type=click.IntRange(min=1), help="Keep flows_raw rows this many days (TTL).")
+@click.option("--rollup-ttl-days", type=click.IntRange(min=1), help="Keep flows_5m rows this many days (TTL).")
+@pass_state
+def init(state: CliState, url: str, raw_ttl_days: int | None, rollup_ttl_days: int | None) -> None:
+    """Create flow-pipeline's flows_raw, flows_5m and its materialized view (ClickHouse)."""
+    if not url.startswith("clickhouse://"):
+        raise FlowscopeError(f"db init knows clickhouse:// URLs, not {url!r}")
+    from flowscope.db import clickhouse
+
+    target = clickhouse.ClickHouseURL.parse(url)
+    report = clickhouse.init(target, raw_ttl_days=raw_ttl_days, rollup_ttl_days=rollup_ttl_days)
+    for what in report.created:
+        state.info(f"created {what}")
+    for what in report.added_columns:
+        state.info(f"added column {what}")
+    for note in report.notes:
+        state.console.print(f"[yellow]note:[/] {note}", markup=True, highlight=False)
+    if not report.created and not report.added_columns:
+        state.info(f"{target.where}: database {target.database} is up to date")
