@@ -2,7 +2,8 @@
 # A throwaway ClickHouse server for tests and benchmarks (Debian's clickhouse-server; 127.0.0.1 only).
 #   scripts/clickhouse.sh start DIR TCP_PORT HTTP_PORT   private config in DIR, start, wait until it answers;
 #                                                        prints the server's PID, then the clickhouse:// URL
-#   scripts/clickhouse.sh stop DIR                       stop the server started in DIR (by its PID) and wait
+#   scripts/clickhouse.sh stop DIR [SIGNAL]              stop the server started in DIR (by its PID, with SIGTERM
+#                                                        or SIGNAL, e.g. KILL for a crash) and wait until it is gone
 # Every path (data, tmp, logs, format schemas) is under DIR; the users come from /etc/clickhouse-server/users.xml.
 set -euo pipefail
 action=${1:?usage: clickhouse.sh start DIR TCP_PORT HTTP_PORT | stop DIR}
@@ -53,7 +54,7 @@ XML
 stop)
     [ -f "$dir/server.pid" ] || exit 0
     pid=$(cat "$dir/server.pid")
-    kill "$pid" 2>/dev/null || exit 0
+    kill -s "${3:-TERM}" "$pid" 2>/dev/null || exit 0
     for _ in $(seq 1 300); do
         kill -0 "$pid" 2>/dev/null || exit 0
         sleep 0.1

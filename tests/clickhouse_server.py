@@ -39,8 +39,9 @@ class ClickHouseServer:
         if started.returncode != 0:
             skip_or_fail(f"could not start clickhouse-server: {started.stderr.strip()[-500:]}")
 
-    def stop(self) -> None:
-        subprocess.run(["bash", str(SCRIPT), "stop", str(self.home)], capture_output=True, timeout=60)
+    def stop(self, signal: str = "TERM") -> None:
+        """Stop it (``KILL``: crash it) and wait until it is gone."""
+        subprocess.run(["bash", str(SCRIPT), "stop", str(self.home), signal], capture_output=True, timeout=60)
 
     def url(self, database: str, query: str = "") -> str:
         return f"clickhouse://127.0.0.1:{self.port}/{database}" + (f"?{query}" if query else "")

@@ -6,9 +6,13 @@
 nanoseconds, addresses FixedString(16), unknown values null). Two columns cannot be null because they
 key the table: ``Date`` (the UTC day of ``TimeReceived``) and ``TimeReceived`` itself (a record without
 one gets the time it was inserted). ``flows_5m`` is flow-pipeline's 5-minute AS roll-up: a
-SummingMergeTree keyed (Date, Timeslot, SrcAS, DstAS, ETypeMap.EType) whose ``ETypeMap`` nested columns
-the engine sums per EtherType when it merges parts; ``flows_5m_view`` fills it from every insert into
-``flows_raw`` (unknown AS numbers and EtherTypes count as 0 there, as in flow-pipeline).
+SummingMergeTree whose ``ETypeMap`` nested columns the engine sums per EtherType when it merges parts;
+``flows_5m_view`` fills it from every insert into ``flows_raw`` (unknown AS numbers and EtherTypes count
+as 0 there, as in flow-pipeline). Its sort key is (Date, Timeslot, SrcAS, DstAS): flow-pipeline also puts
+``ETypeMap.EType`` in it, but a key column is never summed, and then neither is the map it names (on
+18.16, two parts with ``[2048] [10]`` and ``[2048] [5]`` merged into ``[2048] [10]`` with ``Bytes`` 15);
+without it, merging gives what flow-pipeline's README shows: one row per (5-minute slot, SrcAS, DstAS)
+with the EtherType sums nested.
 
 ``init`` creates what is missing and never drops: a table that exists keeps its data, a missing column is
 added, and a column someone changed is one error naming it.
@@ -201,7 +205,7 @@ def rollup_table_ddl(database: str, ttl_days: int | None = None) -> str:
         f"    Date Date,\n    Timeslot DateTime,\n    SrcAS {plain['SrcAS']},\n    DstAS {plain['DstAS']},\n"
         f"    ETypeMap Nested(EType {_plain('etype')}, Bytes UInt64, Packets UInt64, Count UInt64),\n"
         f"    Bytes {plain['Bytes']},\n    Packets {plain['Packets']},\n    Count UInt64\n)\n"
-        "ENGINE = SummingMergeTree() PARTITION BY Date ORDER BY (Date, Timeslot, SrcAS, DstAS, `ETypeMap.EType`)"
+        "ENGINE = SummingMergeTree() PARTITION BY Date ORDER BY (Date, Timeslot, SrcAS, DstAS)"
         f"{_ttl(ttl_days)}"
     )
 
