@@ -93,3 +93,12 @@ def test_sliced_and_chunked_arrays_encode_their_own_rows():
 def test_unknown_type_is_refused():
     with pytest.raises(ValueError, match="Decimal"):
         encode_values("Decimal(9, 2)", pa.array([1]))
+
+
+def test_chunked_columns_encode_as_one():
+    chunked = pa.chunked_array([pa.array(["a", None]), pa.array(["bb"]), pa.array([], pa.string())])
+    whole = pa.array(["a", None, "bb"])
+    for ch_type in ("Nullable(String)", "String"):
+        assert joined(encode_values(ch_type, chunked)) == joined(encode_values(ch_type, whole))
+    numbers = pa.chunked_array([pa.array([1, None], pa.uint32()), pa.array([3], pa.uint32())])
+    assert joined(encode_values("Nullable(UInt32)", numbers)) == b"\0\1\0" + bytes([1, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0])

@@ -64,6 +64,8 @@ def _fixed_strings(array: pa.Array, width: int) -> np.ndarray:
     if not pa.types.is_fixed_size_binary(array.type):
         array = array.cast(pa.binary(width))
     n = len(array)
+    if array.null_count == n:
+        return np.zeros(n * width, dtype=np.uint8)
     data = np.frombuffer(array.buffers()[1], dtype=np.uint8)[array.offset * width : (array.offset + n) * width]
     if array.null_count:
         data = data.reshape(n, width).copy()
@@ -73,51 +75,67 @@ def _fixed_strings(array: pa.Array, width: int) -> np.ndarray:
 
 
 def _strings(array: pa.Array) -> np.ndarray:
-    """A String column: each value as a LEB128 varint length followed by its bytes (nulls as "")."""
+    """A String column: each value as a LEB128 varint length followed by its bytes (nulls as "").
+
+    Values shorter than 128 bytes (all of flowscope's: labels, Community IDs) have a one-byte length,
+    which ``np.insert`` puts in front of each value in one pass; longer ones take the general layout.
+    """
     if array.null_count:
         array = pc.fill_null(array, "")
-    array = array.cast(pa.large_string()) if not pa.types.is_large_string(array.type) else array
+    if not pa.types.is_large_string(array.type):
+        array = array.cast(pa.large_string())
     n = len(array)
     offsets = np.frombuffer(array.buffers()[1], dtype=np.int64)[array.offset : array.offset + n + 1]
-    data = np.frombuffer(array.buffers()[2], dtype=np.uint8) if array.buffers()[2] is not None else np.empty(0, "u1")
+    data_buffer = array.buffers()[2]
+    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.empty(0, np.uint8)
+    data = data[offsets[0] : offsets[-1]]
+    starts = offsets[:-1] - offsets[0]
     lengths = np.diff(offsets)
+    if not n or lengths.max() < 0x80:
+        return np.insert(data, starts, lengths.astype(np.uint8))
     prefix = np.ones(n, dtype=np.int64)
     for shift in (7, 14, 21, 28):
         prefix += lengths >= (1 << shift)
     sizes = prefix + lengths
-    starts = np.zeros(n, dtype=np.int64)
-    np.cumsum(sizes[:-1], out=starts[1:])
+    out_starts = np.zeros(n, dtype=np.int64)
+    np.cumsum(sizes[:-1], out=out_starts[1:])
     out = np.empty(int(sizes.sum()), dtype=np.uint8)
     for byte in range(5):
         rows = np.flatnonzero(prefix > byte)
         if not len(rows):
             break
         more = np.where(prefix[rows] > byte + 1, 0x80, 0)
-        out[starts[rows] + byte] = ((lengths[rows] >> (7 * byte)) & 0x7F) | more
-    total = int(lengths.sum())
-    if total:
-        first = int(offsets[0])
-        shift = np.repeat(starts + prefix - (offsets[:-1] - first), lengths)
-        out[np.arange(total, dtype=np.int64) + shift] = data[first : first + total]
+        out[out_starts[rows] + byte] = ((lengths[rows] >> (7 * byte)) & 0x7F) | more
+    out[np.arange(len(data), dtype=np.int64) + np.repeat(out_starts + prefix - starts, lengths)] = data
     return out
 
 
-def encode_values(ch_type: str, array: pa.Array) -> list[bytes | np.ndarray]:
-    """The Native encoding of ``array`` as a column of ``ch_type`` (the types flowscope's tables use)."""
+def _chunks(values: pa.Array | pa.ChunkedArray) -> list[pa.Array]:
+    return list(values.chunks) if isinstance(values, pa.ChunkedArray) else [values]
+
+
+def encode_values(ch_type: str, values: pa.Array | pa.ChunkedArray) -> list[bytes | np.ndarray]:
+    """The Native encoding of ``values`` as a column of ``ch_type`` (the types flowscope's tables use).
+
+    A chunked array is encoded chunk by chunk (no copy into one array first): a column's bytes are
+    its chunks' bytes in order, except that a ``Nullable`` column puts all null flags before all values.
+    """
+    chunks = _chunks(values)
     if ch_type.startswith("Nullable("):
-        nulls = np.asarray(array.is_null(), dtype=np.uint8) if array.null_count else np.zeros(len(array), np.uint8)
-        return [nulls, *encode_values(ch_type[len("Nullable(") : -1], array)]
+        nulls = [np.asarray(c.is_null(), dtype=np.uint8) if c.null_count else np.zeros(len(c), np.uint8)
+                 for c in chunks]  # fmt: skip
+        return [*nulls, *encode_values(ch_type[len("Nullable(") : -1], values)]
     if ch_type in _INTEGERS:
-        return [_integers(array, _INTEGERS[ch_type])]
+        return [_integers(c, _INTEGERS[ch_type]) for c in chunks]
     if ch_type.startswith("FixedString("):
-        return [_fixed_strings(array, int(ch_type[len("FixedString(") : -1]))]
+        return [_fixed_strings(c, int(ch_type[len("FixedString(") : -1])) for c in chunks]
     if ch_type == "String":
-        return [_strings(array)]
+        return [_strings(c) for c in chunks]
     raise ValueError(f"no Native encoding for ClickHouse type {ch_type}")
 
 
 def encode_block(
-    columns: Sequence[tuple[str, str]], arrays: Sequence[pa.Array], revision: int
+    columns: Sequence[tuple[str, str]], arrays: Sequence[pa.Array | pa.ChunkedArray], revision: int
 ) -> list[bytes | np.ndarray]:
     """One Native block (as the server's protocol ``revision`` expects it) of equally long ``arrays``."""
     rows = len(arrays[0]) if arrays else 0
@@ -139,7 +157,9 @@ class _BlockInfoBytes(bytearray):
         self.extend(data)
 
 
-def insert(client: Client, table: str, columns: Sequence[tuple[str, str]], arrays: Sequence[pa.Array]) -> None:
+def insert(
+    client: Client, table: str, columns: Sequence[tuple[str, str]], arrays: Sequence[pa.Array | pa.ChunkedArray]
+) -> None:
     """``INSERT INTO table`` the rows of ``arrays`` as one Native block (one part, inserted whole or not at all)."""
     names = ", ".join(f"`{name}`" for name, _ in columns)
     connection = client.connection

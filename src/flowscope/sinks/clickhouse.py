@@ -72,20 +72,21 @@ def _is_transient(exc: BaseException) -> bool:
     return isinstance(exc, (errors.NetworkError, errors.SocketTimeoutError, EOFError, OSError))
 
 
-def raw_arrays(table: pa.Table, now_ns: int) -> list[pa.Array]:
-    """``table``'s flows as the arrays of ``flows_raw``'s columns (``db.clickhouse.raw_columns`` order)."""
-    received = table.column("time_received").combine_chunks()
+def raw_arrays(table: pa.Table, now_ns: int) -> list[pa.Array | pa.ChunkedArray]:
+    """``table``'s flows as the columns of ``flows_raw`` (``db.clickhouse.raw_columns`` order), still in
+    their chunks (the encoder takes them one by one)."""
+    received = table.column("time_received")
     if received.null_count:
         received = pc.fill_null(received, pa.scalar(now_ns, TIMESTAMP))
-    days = received.cast(pa.int64()).to_numpy(zero_copy_only=False) // _NS_PER_DAY
-    arrays: list[pa.Array] = []
+    days = received.cast(pa.int64()).to_numpy() // _NS_PER_DAY
+    arrays: list[pa.Array | pa.ChunkedArray] = []
     for raw in ch.raw_columns():
         if raw.source is None:
             arrays.append(pa.array(days.astype(np.uint16)))
         elif raw.source.name == "time_received":
             arrays.append(received)
         else:
-            arrays.append(table.column(raw.source.name).combine_chunks())
+            arrays.append(table.column(raw.source.name))
     return arrays
 
 
