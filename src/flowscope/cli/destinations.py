@@ -16,7 +16,10 @@ from flowscope.sinks.registry import DestinationContext, open_destinations
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-TO_HELP = "Destination (repeatable; default: the lake): lake, lake:PATH, or a file .parquet/.csv/.csv.gz/.jsonl."
+TO_HELP = (
+    "Destination (repeatable; default: the lake): lake, lake:PATH, a file .parquet/.csv/.csv.gz/.jsonl, "
+    "or clickhouse://HOST:9000/DB."
+)
 
 
 def destination_options(command: F) -> F:
