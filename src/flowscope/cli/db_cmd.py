@@ -10,7 +10,7 @@ from flowscope.errors import FlowscopeError
 
 @click.group()
 def db() -> None:
-    """Database servers flowscope writes to (ClickHouse)."""
+    """Database servers flowscope writes to (ClickHouse, PostgreSQL)."""
 
 
 @db.command(
@@ -19,16 +19,34 @@ Re-running adds what is missing and never drops anything; a column someone chang
 Examples:
   flowscope db init clickhouse://127.0.0.1:9000/flows
   flowscope db init clickhouse://user:secret@ch1:9000/flows --raw-ttl-days 30 --rollup-ttl-days 365
+  flowscope db init postgresql://postgres@127.0.0.1:5432/flows
 """
 )
 @click.argument("url")
-@click.option("--raw-ttl-days", type=click.IntRange(min=1), help="Keep flows_raw rows this many days (TTL).")
-@click.option("--rollup-ttl-days", type=click.IntRange(min=1), help="Keep flows_5m rows this many days (TTL).")
+@click.option(
+    "--raw-ttl-days", type=click.IntRange(min=1), help="ClickHouse: keep flows_raw rows this many days (TTL)."
+)
+@click.option(
+    "--rollup-ttl-days", type=click.IntRange(min=1), help="ClickHouse: keep flows_5m rows this many days (TTL)."
+)
 @pass_state
 def init(state: CliState, url: str, raw_ttl_days: int | None, rollup_ttl_days: int | None) -> None:
-    """Create flow-pipeline's flows_raw, flows_5m and its materialized view (ClickHouse)."""
+    """Create the flow tables: flows_raw, flows_5m and its view (ClickHouse); flows, flows_5m and
+    flowscope_positions (PostgreSQL)."""
+    if url.startswith(("postgresql://", "postgres://")):
+        from flowscope.db import postgres
+
+        target = postgres.PostgresURL.parse(url)
+        done = postgres.init(target)
+        for what in done.created:
+            state.info(f"created {what}")
+        for what in done.added_columns:
+            state.info(f"added column {what}")
+        if not done.created and not done.added_columns:
+            state.info(f"PostgreSQL at {target.shown}: up to date")
+        return
     if not url.startswith("clickhouse://"):
-        raise FlowscopeError(f"db init knows clickhouse:// URLs, not {url!r}")
+        raise FlowscopeError(f"db init knows clickhouse:// and postgresql:// URLs, not {url!r}")
     from flowscope.db import clickhouse
 
     target = clickhouse.ClickHouseURL.parse(url)

@@ -26,6 +26,7 @@ DESTINATION_MODULES: tuple[str, ...] = (
     "flowscope.sinks.lake",
     "flowscope.sinks.files",
     "flowscope.sinks.clickhouse",
+    "flowscope.sinks.postgres",
 )
 
 
