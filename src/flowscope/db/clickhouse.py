@@ -108,12 +108,12 @@ _UNKNOWN_DATABASE = 81
 _AUTHENTICATION = frozenset({192, 193, 194, 516})  # UNKNOWN_USER, WRONG_PASSWORD, REQUIRED_PASSWORD, AUTH FAILED
 
 
-def execute(client: Any, url: ClickHouseURL, query: str, params: Any = None) -> Any:
+def execute(client: Any, url: ClickHouseURL, query: str, params: Any = None, **options: Any) -> Any:
     """``client.execute`` with the server's refusals and an unreachable server as ``FlowscopeError``."""
     from clickhouse_driver import errors
 
     try:
-        return client.execute(query, params)
+        return client.execute(query, params, **options)
     except errors.ServerException as exc:
         raise server_error(url, exc) from None
     except (errors.NetworkError, errors.SocketTimeoutError, OSError, EOFError) as exc:
