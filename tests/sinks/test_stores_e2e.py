@@ -1,10 +1,12 @@
 """End to end: softflowd -> nfcapd (the oracle), which repeats every datagram to ``flowscope collect --to lake
---to clickhouse://``: ClickHouse's flows_raw and flows_5m totals equal nfcapd's, and the lake's."""
+--to clickhouse:// --to postgresql://``: the flows and roll-up totals in ClickHouse and PostgreSQL equal
+nfcapd's, and the lake's."""
 
 from __future__ import annotations
 
 import subprocess
 
+import psycopg
 import pytest
 from tests.collect.test_e2e_exporters import collect_through_nfcapd, write_pcap
 from tests.conftest import require_tool
@@ -14,7 +16,9 @@ from flowscope.db import clickhouse as ch
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def test_softflowd_ipfix_into_clickhouse_equals_nfcapd(tmp_path, clickhouse_server, clickhouse_database):
+def test_softflowd_ipfix_into_clickhouse_and_postgresql_equals_nfcapd(
+    tmp_path, clickhouse_server, clickhouse_database, postgres_database
+):
     softflowd = require_tool("softflowd")
     pcap = tmp_path / "generated.pcap"
     truth = write_pcap(pcap)
@@ -27,7 +31,7 @@ def test_softflowd_ipfix_into_clickhouse_equals_nfcapd(tmp_path, clickhouse_serv
             capture_output=True, check=True, timeout=120,
         )  # fmt: skip
 
-    oracle, lake, _ = collect_through_nfcapd(tmp_path, export, "--to", "lake", "--to", url)
+    oracle, lake, _ = collect_through_nfcapd(tmp_path, export, "--to", "lake", "--to", url, "--to", postgres_database)
     client = ch.connect(ch.ClickHouseURL.parse(url))
     try:
         raw = client.execute("SELECT count(), sum(Packets), sum(Bytes) FROM flows_raw")[0]
@@ -37,3 +41,8 @@ def test_softflowd_ipfix_into_clickhouse_equals_nfcapd(tmp_path, clickhouse_serv
     assert oracle == truth == lake
     assert dict(zip(("flows", "packets", "bytes"), raw, strict=True)) == oracle
     assert dict(zip(("flows", "packets", "bytes"), rollup, strict=True)) == oracle
+    with psycopg.connect(postgres_database) as con:
+        flows = con.execute("SELECT count(*), sum(packets), sum(bytes) FROM flows").fetchone()
+        rolled = con.execute("SELECT sum(flows), sum(packets), sum(bytes) FROM flows_5m").fetchone()
+    assert dict(zip(("flows", "packets", "bytes"), flows, strict=True)) == oracle
+    assert dict(zip(("flows", "packets", "bytes"), rolled, strict=True)) == oracle
