@@ -18,7 +18,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 TO_HELP = (
     "Destination (repeatable; default: the lake): lake, lake:PATH, a file .parquet/.csv/.csv.gz/.jsonl, "
-    "clickhouse://HOST:9000/DB or postgresql://USER@HOST:5432/DB."
+    "clickhouse://HOST:9000/DB, postgresql://USER@HOST:5432/DB or elasticsearch://HOST:9200/INDEX."
 )
 
 

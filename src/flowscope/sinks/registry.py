@@ -27,6 +27,7 @@ DESTINATION_MODULES: tuple[str, ...] = (
     "flowscope.sinks.files",
     "flowscope.sinks.clickhouse",
     "flowscope.sinks.postgres",
+    "flowscope.sinks.elasticsearch",
 )
 
 
