@@ -127,3 +127,45 @@ def test_server_down_and_wrong_role_are_one_line_errors(postgres_server):
     base = postgres_server.replace("postgresql://postgres@", "postgresql://nobody_here@")
     with pytest.raises(FlowscopeError, match="refused the login"):
         PostgresSink(base)
+
+
+WRITER = """
+import sys
+import numpy as np, pyarrow as pa
+sys.path[:0] = sys.argv[3:]
+from tests.sinks.test_clickhouse_sink import flows
+from flowscope.pipeline import Checkpoint
+from flowscope.sinks.postgres import PostgresSink
+template = flows(500)
+sink = PostgresSink(sys.argv[1])
+position = int(sys.argv[2])
+while True:  # a consumer: each batch of 500 messages, then its offset committed with it
+    batch = template.set_column(template.schema.get_field_index("sequence_num"), "sequence_num",
+                                pa.array(np.arange(position, position + 500, dtype=np.uint32)))
+    sink.write(batch)
+    position += 500
+    sink.flush(Checkpoint(positions={"flows/0": position}))
+    print(position, flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_a_killed_writer_leaves_exactly_the_rows_its_committed_positions_stand_for(postgres_database):
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[2])
+    paths = [root, f"{root}/src"]
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, postgres_database, "0", *paths], stdout=subprocess.PIPE,
+                              text=True)  # fmt: skip
+    assert writer.stdout is not None
+    while int(writer.stdout.readline() or 0) < 5_000:  # at least ten commits, then kill it mid-stream
+        pass
+    writer.send_signal(signal.SIGKILL)
+    writer.wait(timeout=30)
+    resume = pg.read_positions(postgres_database)["flows/0"]
+    stored = fetch(postgres_database, "SELECT count(*), count(DISTINCT sequence_num), max(sequence_num) FROM flows")
+    assert stored == [(resume, resume, resume - 1)]  # exactly the rows its committed positions stand for
+    assert fetch(postgres_database, "SELECT sum(flows) FROM flows_5m") == [(resume,)]
