@@ -36,14 +36,14 @@ def init(state: CliState, url: str, raw_ttl_days: int | None, rollup_ttl_days: i
     if url.startswith(("postgresql://", "postgres://")):
         from flowscope.db import postgres
 
-        target = postgres.PostgresURL.parse(url)
-        done = postgres.init(target)
+        postgres_url = postgres.PostgresURL.parse(url)
+        done = postgres.init(postgres_url)
         for what in done.created:
             state.info(f"created {what}")
         for what in done.added_columns:
             state.info(f"added column {what}")
         if not done.created and not done.added_columns:
-            state.info(f"PostgreSQL at {target.shown}: up to date")
+            state.info(f"PostgreSQL at {postgres_url.shown}: up to date")
         return
     if not url.startswith("clickhouse://"):
         raise FlowscopeError(f"db init knows clickhouse:// and postgresql:// URLs, not {url!r}")

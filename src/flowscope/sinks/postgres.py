@@ -227,13 +227,12 @@ class _PostgresErrors:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
         import psycopg
 
         if isinstance(exc, psycopg.Error):
             message = " ".join(str(exc).split())
             raise FlowscopeError(f"PostgreSQL at {self.url.shown}: {message}") from None
-        return False
 
 
 def _open(url: str, context: DestinationContext) -> PostgresSink:
