@@ -167,3 +167,43 @@ def test_server_down_at_start_and_wrong_user_are_one_line_errors(clickhouse_serv
         ClickHouseSink(f"clickhouse://127.0.0.1:{free_tcp_port()}/x")
     with pytest.raises(FlowscopeError, match="refused user 'nobody'"):
         ClickHouseSink(f"clickhouse://nobody@127.0.0.1:{clickhouse_server.port}/x")
+
+
+WRITER = """
+import sys
+import numpy as np, pyarrow as pa
+sys.path[:0] = sys.argv[2:]
+from tests.sinks.test_clickhouse_sink import flows
+from flowscope.sinks.clickhouse import ClickHouseSink
+template = flows(300)
+sink = ClickHouseSink(sys.argv[1])
+position = 0
+while True:
+    sink.write(template.set_column(template.schema.get_field_index("sequence_num"), "sequence_num",
+                                   pa.array(np.arange(position, position + 300, dtype=np.uint32))))
+    position += 300
+    print(position, sink.rows_inserted, flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_a_killed_writer_loses_at_most_its_buffer_and_duplicates_nothing(clickhouse_server, clickhouse_database):
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[2])
+    url = clickhouse_server.url(clickhouse_database, "batch_rows=1000")
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, url, root, f"{root}/src"], stdout=subprocess.PIPE,
+                              text=True)  # fmt: skip
+    assert writer.stdout is not None
+    written = inserted = 0
+    while inserted < 5_000:
+        written, inserted = map(int, writer.stdout.readline().split())
+    writer.send_signal(signal.SIGKILL)
+    writer.wait(timeout=30)
+    stored = query(url, "SELECT count(), uniqExact(SequenceNum), max(SequenceNum) FROM flows_raw")[0]
+    assert stored[0] == stored[1] >= inserted  # nothing twice; every acknowledged insert kept
+    assert written - stored[0] < 1_000 + 300  # lost: at most the buffer (one batch and the table being added)
+    assert stored[2] == stored[0] - 1  # a prefix of the stream
