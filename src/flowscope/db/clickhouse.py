@@ -210,23 +210,33 @@ def rollup_table_ddl(database: str, ttl_days: int | None = None) -> str:
     )
 
 
-def rollup_view_ddl(database: str) -> str:
-    """The materialized view that rolls every insert into ``flows_raw`` up into ``flows_5m``.
+ROLLUP_INPUTS = ("Date", "TimeReceived", "SrcAS", "DstAS", "EType", "Bytes", "Packets")
+"""The ``flows_raw`` columns the roll-up reads."""
+
+
+def rollup_view_ddl(
+    database: str, *, view: str = ROLLUP_VIEW, source: str = RAW_TABLE, inputs: Mapping[str, str] | None = None
+) -> str:
+    """The materialized view that rolls every insert into ``source`` (``flows_raw``) up into ``flows_5m``;
+    ``inputs`` gives another source's expression for each of ``ROLLUP_INPUTS`` (the Kafka table's fields).
 
     One level of SELECT, as flow-pipeline's: old servers run a view's outermost query over the inserted
     block, so a subquery would never see it. An alias named like a column replaces that column everywhere
     else in the query, so the one-element ``ETypeMap`` arrays are built from the totals' aliases
     (``[Bytes]`` is the group's ``sum(ifNull(Bytes, 0))``); SummingMergeTree adds the arrays up per
-    EtherType when parts merge.
+    EtherType when parts merge. Values are cast to ``flows_5m``'s types: 18.16's views do not convert.
     """
+    i = dict(inputs) if inputs is not None else {name: name for name in ROLLUP_INPUTS}
+    etype = _plain("etype")
     return (
-        f"CREATE MATERIALIZED VIEW IF NOT EXISTS `{database}`.{ROLLUP_VIEW} TO `{database}`.{ROLLUP_TABLE} AS\n"
-        "SELECT Date, toStartOfFiveMinute(toDateTime(intDiv(TimeReceived, 1000000000))) AS Timeslot,\n"
-        "    ifNull(SrcAS, 0) AS SrcAS, ifNull(DstAS, 0) AS DstAS,\n"
-        "    [ifNull(EType, 0)] AS `ETypeMap.EType`, [Bytes] AS `ETypeMap.Bytes`,\n"
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS `{database}`.{view} TO `{database}`.{ROLLUP_TABLE} AS\n"
+        f"SELECT {i['Date']} AS Date,\n"
+        f"    toStartOfFiveMinute(toDateTime(intDiv({i['TimeReceived']}, 1000000000))) AS Timeslot,\n"
+        f"    ifNull({i['SrcAS']}, 0) AS SrcAS, ifNull({i['DstAS']}, 0) AS DstAS,\n"
+        f"    [CAST(ifNull({i['EType']}, 0) AS {etype})] AS `ETypeMap.EType`, [Bytes] AS `ETypeMap.Bytes`,\n"
         "    [Packets] AS `ETypeMap.Packets`, [Count] AS `ETypeMap.Count`,\n"
-        "    sum(ifNull(Bytes, 0)) AS Bytes, sum(ifNull(Packets, 0)) AS Packets, count() AS Count\n"
-        f"FROM `{database}`.{RAW_TABLE}\n"
+        f"    sum(ifNull({i['Bytes']}, 0)) AS Bytes, sum(ifNull({i['Packets']}, 0)) AS Packets, count() AS Count\n"
+        f"FROM `{database}`.{source}\n"
         "GROUP BY Date, Timeslot, SrcAS, DstAS, `ETypeMap.EType`"
     )
 
@@ -249,9 +259,17 @@ class InitReport:
     notes: list[str] = field(default_factory=list)
 
 
-def init(url: ClickHouseURL, *, raw_ttl_days: int | None = None, rollup_ttl_days: int | None = None) -> InitReport:
+def init(
+    url: ClickHouseURL,
+    *,
+    raw_ttl_days: int | None = None,
+    rollup_ttl_days: int | None = None,
+    kafka: str | None = None,
+) -> InitReport:
     """Create the database, ``flows_raw``, ``flows_5m`` and its view where missing; add missing columns;
-    refuse (one error naming it) a column whose type someone changed. Never drops anything."""
+    refuse (one error naming it) a column whose type someone changed. Never drops anything. ``kafka``
+    (``BROKER/TOPIC``): also the Kafka-engine table and its view into ``flows_raw``
+    (``db.clickhouse_kafka``)."""
     report = InitReport()
     client = connect(url, database=False)
     try:
@@ -280,9 +298,37 @@ def init(url: ClickHouseURL, *, raw_ttl_days: int | None = None, rollup_ttl_days
         if ROLLUP_VIEW not in existing:
             execute(client, url, rollup_view_ddl(db))
             report.created.append(f"materialized view {db}.{ROLLUP_VIEW}")
+        if kafka is not None:
+            _init_kafka(client, url, kafka, existing, report)
     finally:
         client.disconnect()
     return report
+
+
+def _init_kafka(client: Any, url: ClickHouseURL, kafka: str, existing: set[str], report: InitReport) -> None:
+    from flowscope.db import clickhouse_kafka as ck
+
+    brokers, topic = ck.parse_topic(kafka)
+    protobuf = bool(
+        execute(client, url, "SELECT count() FROM system.formats WHERE name = 'Protobuf' AND is_input")[0][0]
+    )
+    if ck.KAFKA_TABLE not in existing:
+        execute(client, url, ck.kafka_table_ddl(url.database, brokers, topic, protobuf=protobuf))
+        report.created.append(f"Kafka table {url.database}.{ck.KAFKA_TABLE} ({brokers} topic {topic})")
+        report.notes.append(
+            "messages are read as Protobuf: put flow.proto (flowscope db flow-proto) in the server's "
+            "format_schema_path"
+            if protobuf
+            else "this server has no Protobuf input format (ClickHouse 19.x or later): messages are read as "
+            "JSONEachRow with FlowMessage's field names"
+        )
+    if ck.KAFKA_VIEW not in existing:
+        execute(client, url, ck.kafka_view_ddl(url.database))
+        report.created.append(f"materialized view {url.database}.{ck.KAFKA_VIEW}")
+    if ck.KAFKA_ROLLUP_VIEW not in existing:  # views do not cascade on 18.16: the roll-up reads the messages too
+        execute(client, url, rollup_view_ddl(url.database, view=ck.KAFKA_ROLLUP_VIEW, source=ck.KAFKA_TABLE,
+                                             inputs=ck.ROLLUP_INPUTS))  # fmt: skip
+        report.created.append(f"materialized view {url.database}.{ck.KAFKA_ROLLUP_VIEW}")
 
 
 def _existing_tables(client: Any, url: ClickHouseURL) -> set[str]:
