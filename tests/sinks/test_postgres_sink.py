@@ -169,3 +169,47 @@ def test_a_killed_writer_leaves_exactly_the_rows_its_committed_positions_stand_f
     stored = fetch(postgres_database, "SELECT count(*), count(DISTINCT sequence_num), max(sequence_num) FROM flows")
     assert stored == [(resume, resume, resume - 1)]  # exactly the rows its committed positions stand for
     assert fetch(postgres_database, "SELECT sum(flows) FROM flows_5m") == [(resume,)]
+
+
+@pytest.mark.slow
+def test_a_restarted_server_is_retried_and_the_open_transaction_sent_again():
+    import shutil
+    import subprocess
+    import tempfile
+    import threading
+    from pathlib import Path
+
+    from tests.clickhouse_server import free_tcp_port
+    from tests.conftest import ROOT, skip_or_fail
+
+    if not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
+        skip_or_fail("no PostgreSQL server binaries (scripts/system-deps.sh installs them)")
+    home = Path(tempfile.mkdtemp(prefix="flowscope-pg-restart-", dir="/tmp"))
+    home.chmod(0o755)  # reachable by the postgres user when the tests run as root
+    script, port = str(ROOT / "scripts" / "postgres.sh"), str(free_tcp_port())
+
+    def server(*action: str) -> None:
+        subprocess.run(["bash", script, *action], capture_output=True, timeout=120, check=True)
+
+    try:
+        server("start", str(home / "pg"), port)
+        url = f"postgresql://postgres@127.0.0.1:{port}/postgres?batch_rows=500"
+        table = flows(2_000)
+        sink = PostgresSink(url)
+        sink.write(table.slice(0, 1_000))
+        sink.flush()
+        sink.write(table.slice(1_000, 600))  # 600 rows copied into the open transaction
+        server("stop", str(home / "pg"))
+        restart = threading.Timer(1.0, server, ("start", str(home / "pg"), port))
+        restart.start()
+        sink.write(table.slice(1_600))
+        sink.close()
+        restart.join()
+        assert sink.retries > 0 and sink.most_rows_replayed == 600
+        assert fetch(url.partition("?")[0], "SELECT count(*), count(DISTINCT sequence_num) FROM flows") == [
+            (2_000, 2_000)
+        ]
+        assert fetch(url.partition("?")[0], "SELECT sum(flows) FROM flows_5m") == [(2_000,)]
+    finally:
+        subprocess.run(["bash", script, "stop", str(home / "pg")], capture_output=True, timeout=120)
+        shutil.rmtree(home, ignore_errors=True)

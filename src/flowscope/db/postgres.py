@@ -44,7 +44,7 @@ class PostgresURL:
     conninfo: str
     params: Mapping[str, str] = field(default_factory=dict)
 
-    OWN = ("batch_rows", "retention_days")
+    OWN = ("batch_rows", "retention_days", "retry_seconds", "replay_rows")
 
     @classmethod
     def parse(cls, url: str) -> PostgresURL:

@@ -11,13 +11,18 @@ consumer that restarts from ``read_positions`` store every message exactly once.
 everything since the last flush; a killed writer loses just that. With ``retention_days``, day partitions
 older than that many days (and their roll-up rows) are dropped at each commit.
 
-A connection lost mid-transaction fails the run with one error (the uncommitted rows are gone with the
-transaction, and the source re-delivers them from its last checkpoint).
+A connection lost mid-transaction (server restarted, network) is retried: a new connection with doubling
+pauses (0.2 s up to 5 s) for up to ``retry_seconds`` (default 60), then the open transaction's rows, which
+the sink keeps up to ``replay_rows`` (default 1 000 000; more, and a lost connection is one error), are
+copied again and the step that failed runs again. While it retries, ``write`` does not return, so the
+producer waits. A commit whose acknowledgement was lost is ambiguous: sent again, its rows may be stored
+twice (a consumer that stores positions can tell from ``read_positions``).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -37,6 +42,10 @@ _NS_PER_DAY = 86_400 * 1_000_000_000
 _SLOT_NS = pg.ROLLUP_SECONDS * 1_000_000_000
 _STAGE = "flowscope_rollup_stage"
 DEFAULT_BATCH_ROWS = 100_000
+DEFAULT_RETRY_SECONDS = 60
+DEFAULT_REPLAY_ROWS = 1_000_000
+_FIRST_PAUSE = 0.2
+_LONGEST_PAUSE = 5.0
 _COPY_CHUNK_ROWS = 25_000
 
 
@@ -80,6 +89,8 @@ class PostgresSink:
         params = dict(self.url.params)
         self.batch_rows = _positive_int(params, "batch_rows", DEFAULT_BATCH_ROWS) or DEFAULT_BATCH_ROWS
         self.retention_days = _positive_int(params, "retention_days", None)
+        self.retry_seconds = _positive_int(params, "retry_seconds", DEFAULT_RETRY_SECONDS) or DEFAULT_RETRY_SECONDS
+        self.replay_rows = _positive_int(params, "replay_rows", DEFAULT_REPLAY_ROWS) or DEFAULT_REPLAY_ROWS
         self.name = f"postgresql {self.url.shown}"
         self.con = pg.connect(self.url, "flowscope-sink")
         self._columns = [name for name, _ in pg.flows_columns()]
@@ -91,8 +102,12 @@ class PostgresSink:
         self._buffer: list[pa.Table] = []
         self._buffered = 0
         self._uncommitted = 0
+        self._kept: list[pa.Table] | None = []  # the open transaction's rows, for a replay (None: too many)
         self.rows_committed = 0
         self.commits = 0
+        self.retries = 0
+        self.longest_outage = 0.0
+        self.most_rows_replayed = 0
         self.skipped: dict[str, int] = {}
         self.dropped_partitions: list[str] = []
 
@@ -107,22 +122,15 @@ class PostgresSink:
             self._copy()
 
     def flush(self, checkpoint: Checkpoint | None = None) -> None:
-        with self._errors():
-            self._copy()
-            positions = checkpoint.positions if checkpoint is not None else {}
-            if not self._uncommitted and not positions and not self.retention_days:
-                return
-            with self.con.cursor() as cursor:
-                if positions:
-                    self._store_positions(cursor, positions)
-                if self.retention_days:
-                    oldest = datetime.now(UTC).date() - timedelta(days=self.retention_days - 1)
-                    self.dropped_partitions += pg.drop_partitions_before(cursor, oldest)
-                    self._days = {day for day in self._days if day >= oldest}
-            self.con.commit()
+        self._copy()
+        positions = checkpoint.positions if checkpoint is not None else {}
+        if not self._uncommitted and not positions and not self.retention_days:
+            return
+        self._retrying(lambda: self._commit(positions))
         self.rows_committed += self._uncommitted
         self.commits += 1
         self._uncommitted = 0
+        self._kept = []
 
     def close(self) -> None:
         try:
@@ -131,9 +139,10 @@ class PostgresSink:
             self.con.close()
 
     def abort(self) -> None:
-        self._buffer, self._buffered, self._uncommitted = [], 0, 0
+        self._buffer, self._buffered, self._uncommitted, self._kept = [], 0, 0, []
         if not self.con.closed:
-            self.con.rollback()
+            if not self.con.broken:
+                self.con.rollback()
             self.con.close()
 
     def positions(self) -> dict[str, Any]:
@@ -142,6 +151,11 @@ class PostgresSink:
 
     def notes(self) -> list[str]:
         notes = [f"{self.name}: {self.rows_committed:,} flows in {self.commits:,} commits"]
+        if self.retries:
+            notes.append(
+                f"{self.name}: connection lost and retried {self.retries} times; longest outage "
+                f"{self.longest_outage:.1f} s, up to {self.most_rows_replayed:,} uncommitted rows sent again"
+            )
         if self.dropped_partitions:
             notes.append(f"{self.name}: retention dropped {', '.join(self.dropped_partitions)}")
         notes += [f"{self.name}: {rows:,} {table} rows not stored (only flows go to PostgreSQL)"
@@ -162,6 +176,66 @@ class PostgresSink:
         prefix = f"{pg.FLOWS_TABLE}_p"
         return {datetime.strptime(name[len(prefix) :], "%Y%m%d").date() for (name,) in rows if name.startswith(prefix)}
 
+    def _retrying(self, step: Callable[[], None]) -> None:
+        """Run ``step``; if the connection is lost, reconnect with doubling pauses for up to ``retry_seconds``,
+        copy the open transaction's rows again (kept up to ``replay_rows``) and run ``step`` again."""
+        import psycopg
+
+        started = time.monotonic()
+        pause = _FIRST_PAUSE
+        while True:
+            try:
+                with self._errors_unless_lost():
+                    step()
+                break
+            except psycopg.OperationalError as lost:
+                reason = " ".join(str(lost).split())
+                if self._uncommitted and self._kept is None:
+                    raise FlowscopeError(
+                        f"{self.name}: connection lost ({reason}) with {self._uncommitted:,} uncommitted rows, more "
+                        f"than replay_rows={self.replay_rows:,} kept to send again"
+                    ) from None
+                while True:
+                    waited = time.monotonic() - started
+                    if waited + pause > self.retry_seconds:
+                        raise FlowscopeError(
+                            f"{self.name}: connection lost ({reason}) and not back within {self.retry_seconds} s: "
+                            f"{self._uncommitted + self._buffered:,} rows not committed"
+                        ) from None
+                    self.retries += 1
+                    time.sleep(pause)
+                    pause = min(2 * pause, _LONGEST_PAUSE)
+                    try:
+                        self._reconnect()
+                        break
+                    except (FlowscopeError, psycopg.OperationalError) as again:
+                        reason = " ".join(str(again).split())
+        if pause > _FIRST_PAUSE:
+            self.longest_outage = max(self.longest_outage, time.monotonic() - started)
+
+    def _reconnect(self) -> None:
+        """A new connection with the open transaction's rows copied again into its first transaction."""
+        if not self.con.closed:
+            self.con.close()
+        self.con = pg.connect(self.url, "flowscope-sink")
+        self._days = self._existing_days()
+        for table in self._kept or ():
+            self._copy_table(table)
+        self.most_rows_replayed = max(self.most_rows_replayed, self._uncommitted)
+
+    def _errors_unless_lost(self) -> Any:
+        return _PostgresErrors(self.url, let_connection_errors_through=True)
+
+    def _commit(self, positions: dict[str, Any]) -> None:
+        with self.con.cursor() as cursor:
+            if positions:
+                self._store_positions(cursor, positions)
+            if self.retention_days:
+                oldest = datetime.now(UTC).date() - timedelta(days=self.retention_days - 1)
+                self.dropped_partitions += pg.drop_partitions_before(cursor, oldest)
+                self._days = {day for day in self._days if day >= oldest}
+        self.con.commit()
+
     def _copy(self) -> None:
         """COPY the buffered rows (and their roll-up) into the open transaction."""
         if not self._buffered:
@@ -171,9 +245,19 @@ class PostgresSink:
         if received.null_count:
             received = pc.fill_null(received, pa.scalar(time.time_ns(), TIMESTAMP))
             table = table.set_column(table.schema.get_field_index("time_received"), "time_received", received)
-        days = np.unique(received.cast(pa.int64()).to_numpy() // _NS_PER_DAY)
+        self._retrying(lambda: self._copy_table(table))
+        self._uncommitted += self._buffered
+        if self._kept is not None:
+            self._kept.append(table)
+            if self._uncommitted > self.replay_rows:
+                self._kept = None
+        self._buffer, self._buffered = [], 0
+
+    def _copy_table(self, table: pa.Table) -> None:
+        """Partitions for ``table``'s days, its rows and its roll-up, in the open transaction."""
+        days = np.unique(table.column("time_received").cast(pa.int64()).to_numpy() // _NS_PER_DAY)
         new_days = sorted(d for d in (date(1970, 1, 1) + timedelta(days=int(n)) for n in days) if d not in self._days)
-        with self._errors(), self.con.cursor() as cursor:
+        with self.con.cursor() as cursor:
             pg.create_partitions(cursor, new_days)
             self._copy_rows(cursor, pg.FLOWS_TABLE, self._columns, table.select(self._columns))
             cursor.execute(
@@ -190,8 +274,6 @@ class PostgresSink:
             )
             cursor.execute(f"DELETE FROM {_STAGE}")
         self._days.update(new_days)
-        self._uncommitted += self._buffered
-        self._buffer, self._buffered = [], 0
 
     @staticmethod
     def _copy_rows(cursor: Any, target: str, columns: list[str], rows: pa.Table) -> None:
@@ -219,10 +301,12 @@ class PostgresSink:
 
 
 class _PostgresErrors:
-    """Turns the server's refusals and a lost connection into one-line ``FlowscopeError``s."""
+    """Turns the server's refusals (and, unless let through for a retry, a lost connection) into one-line
+    ``FlowscopeError``s."""
 
-    def __init__(self, url: pg.PostgresURL) -> None:
+    def __init__(self, url: pg.PostgresURL, *, let_connection_errors_through: bool = False) -> None:
         self.url = url
+        self.let_through = let_connection_errors_through
 
     def __enter__(self) -> None:
         return None
@@ -230,6 +314,8 @@ class _PostgresErrors:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
         import psycopg
 
+        if self.let_through and isinstance(exc, psycopg.OperationalError):
+            return
         if isinstance(exc, psycopg.Error):
             message = " ".join(str(exc).split())
             raise FlowscopeError(f"PostgreSQL at {self.url.shown}: {message}") from None
