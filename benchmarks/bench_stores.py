@@ -11,13 +11,17 @@ Synthetic flows (``flowscope.demo``) are written once to Parquet; then, each ste
 - PostgreSQL: flowscope's sink (binary COPY into the day-partitioned ``flows`` plus the ``flows_5m`` upsert,
   one transaction per batch) vs ``psql \\copy`` of the same rows as CSV (exported from flowscope's table)
   into an identical partitioned ``flows`` (no roll-up: the peer only loads);
-- top-10 sources by bytes over the stored flows: ``flowscope top --from clickhouse://`` vs the lake.
+- top-10 sources by bytes over the stored flows: ``flowscope top --from clickhouse://`` vs the lake;
+- Elasticsearch (noida-db, the Elasticsearch 8 API on 127.0.0.1; ``--es-rows``): flowscope's sink (NDJSON
+  rendered by DuckDB, one bulk request per 20 000 documents) vs the official client's ``helpers.bulk`` fed
+  one Python dict per document (addresses as text, times as ISO strings, as the sink sends them).
 The rates are rows per wall second, server included (the servers share the machine's cores).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import time
@@ -61,6 +65,41 @@ def top_step(source: str, lake: str) -> tuple[float, int]:
         with open_lake(lake) as con:
             return timed(lambda: len(con.execute(sql).fetchall()))
     return timed(lambda: run_sql(source, sql).num_rows)
+
+
+def es_bulk_step(source: str, endpoint: str) -> tuple[float, int]:
+    """The peer: ``helpers.bulk`` with one dict per document, built from the same rows (not timed)."""
+    from elasticsearch import Elasticsearch, helpers
+
+    from flowscope.db.elasticsearch import bulk_lines
+
+    table = pq.read_table(source)
+    docs = []
+    for line in bulk_lines(table, "peer").to_pylist():
+        action, document = line.splitlines()
+        docs.append({"_index": json.loads(action)["index"]["_index"], "_source": json.loads(document)})
+    client = Elasticsearch(endpoint, request_timeout=300)
+    return timed(lambda: helpers.bulk(client, docs, chunk_size=20_000)[0])
+
+
+def elasticsearch(work: Path, source: Path, rows: int) -> None:
+    port = _free_port()
+    binary = Path(sys_python()).parent / "noida-db"
+    server = subprocess.Popen(
+        ["timeout", "1800", str(binary), "start", "--data-dir", str(work / "es"), "--host", "127.0.0.1",
+         "--only", "elasticsearch", "--elasticsearch-port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        time.sleep(2)
+        ours = measure_in_subprocess("flowscope sink (DuckDB NDJSON)", "bench_stores", "sink_step", str(source),
+                                     f"elasticsearch://127.0.0.1:{port}/fs")  # fmt: skip
+        peer = measure_in_subprocess("helpers.bulk (a dict per document)", "bench_stores", "es_bulk_step",
+                                     str(source), f"http://127.0.0.1:{port}")  # fmt: skip
+        print_comparison(f"Elasticsearch bulk (noida-db), {rows:,} flows", "docs", ours, peer)
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
 
 
 def run_timed(command: list[str], stdin: Path) -> float:
@@ -152,7 +191,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--workdir", default="/tmp/flowscope-bench-stores")
-    parser.add_argument("--only", choices=("clickhouse", "postgresql"))
+    parser.add_argument("--only", choices=("clickhouse", "postgresql", "elasticsearch"))
+    parser.add_argument("--es-rows", type=int, default=100_000, help="Flows for the (slow) Elasticsearch step.")
     args = parser.parse_args()
     work = Path(args.workdir)
     shutil.rmtree(work, ignore_errors=True)
@@ -166,6 +206,10 @@ def main() -> None:
         clickhouse(work, source, args.rows)
     if args.only in (None, "postgresql"):
         postgres(work, source, args.rows, args.postgres)
+    if args.only in (None, "elasticsearch"):
+        es_source = work / "es-input.parquet"
+        pq.write_table(pq.read_table(source).slice(0, args.es_rows), es_source)
+        elasticsearch(work, es_source, min(args.rows, args.es_rows))
 
 
 if __name__ == "__main__":
