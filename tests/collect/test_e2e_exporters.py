@@ -91,13 +91,14 @@ def start_nfcapd(nfcapd: str, port: int, store: Path, repeat_to: list[int], log:
     )
 
 
-def collect_through_nfcapd(tmp_path: Path, export) -> tuple[dict, dict, dict]:
-    """Run nfcapd (repeating to flowscope) and ``export(port)``; return (nfcapd, flowscope, health)."""
+def collect_through_nfcapd(tmp_path: Path, export, *collect_args: str) -> tuple[dict, dict, dict]:
+    """Run nfcapd (repeating to flowscope collect ``collect_args``) and ``export(port)``; return (nfcapd,
+    flowscope's lake, health)."""
     nfcapd = require_tool("nfcapd")
     lake, store = tmp_path / "lake", tmp_path / "nfcapd"
     store.mkdir()
     oracle_port, flowscope_port = free_port(), free_port()
-    collector = start_collector(lake, "--listen", f"netflow://127.0.0.1:{flowscope_port}")
+    collector = start_collector(lake, "--listen", f"netflow://127.0.0.1:{flowscope_port}", *collect_args)
     oracle = start_nfcapd(nfcapd, oracle_port, store, [flowscope_port], tmp_path / "nfcapd.log")
     try:
         wait_for_health(lake, lambda h: bool(h["listeners"]))

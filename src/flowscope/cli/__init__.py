@@ -17,6 +17,7 @@ from flowscope.lake.layout import DEFAULT_LAKE, LAKE_ENV
 COMMANDS = {
     "capture": "capture_cmds",
     "collect": "collect_cmds",
+    "db": "db_cmd",
     "demo": "demo",
     "enrich": "enrich_cmd",
     "exporters": "collect_cmds",

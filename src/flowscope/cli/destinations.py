@@ -17,7 +17,10 @@ from flowscope.sinks.registry import DestinationContext, open_destinations
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-TO_HELP = "Destination (repeatable; default: the lake): lake, lake:PATH, or a file .parquet/.csv/.csv.gz/.jsonl."
+TO_HELP = (
+    "Destination (repeatable; default: the lake): lake, lake:PATH, a file .parquet/.csv/.csv.gz/.jsonl, "
+    "clickhouse://HOST:9000/DB, postgresql://USER@HOST:5432/DB or elasticsearch://HOST:9200/INDEX."
+)
 
 
 def destination_options(command: F) -> F:

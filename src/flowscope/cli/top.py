@@ -5,10 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 
 import click
+import duckdb
 
 from flowscope.cli.common import CliState, TimeParam, pass_state
 from flowscope.cli.output import OUTPUT_FORMATS, anonymize_flag, emit, result_anonymizer
+from flowscope.errors import FlowscopeError
 from flowscope.query import open_lake, views_named
+from flowscope.query.dialects import dialect_for
 from flowscope.query.filter_language import compile_filter
 from flowscope.query.reports.top import GROUPING_COLUMNS, GROUPINGS, METRICS, top_sql
 from flowscope.transforms.rollups.choose import choose_table
@@ -24,6 +27,7 @@ Examples:
   flowscope top --by port --metric flows --since 1d
   flowscope top --by port --filter "src_addr << 10.0.0.0/8 and proto in (tcp, udp)"
   flowscope top --by pair -n 20 --where "proto = 6" --since 2024-05-01 --until 2024-05-02
+  flowscope top --by dst-as --from clickhouse://127.0.0.1:9000/flows   the same report on ClickHouse
 """
 )
 @click.option("--by", "grouping", type=click.Choice(sorted(GROUPINGS)), default="src", show_default=True)
@@ -33,6 +37,15 @@ Examples:
 @click.option("--until", type=TimeParam(), help="Flows starting before.")
 @click.option("--filter", "flow_filter", metavar="EXPR", help="Flows to count, in the filter language (FILTERS.md).")
 @click.option("--where", "where", help="Raw SQL condition on flows (the escape hatch), e.g. \"ip_ttl > 60\".")
+@click.option(
+    "--from",
+    "source",
+    default="lake",
+    show_default=True,
+    metavar="SOURCE",
+    help="Where the flows are: lake, clickhouse://HOST:9000/DB or postgresql://USER@HOST/DB "
+    "(--where is then in that database's SQL).",
+)
 @click.option("--format", "file_format", type=click.Choice(OUTPUT_FORMATS), default="table", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False))
 @click.option("--threads", type=int, help="DuckDB threads (default: all cores).")
@@ -47,6 +60,7 @@ def top(
     until: datetime | None,
     flow_filter: str | None,
     where: str | None,
+    source: str,
     file_format: str,
     output: str | None,
     threads: int | None,
@@ -54,6 +68,17 @@ def top(
 ) -> None:
     """Top talkers, conversations, ports, protocols or ASes by bytes, packets or flows."""
     transform = result_anonymizer(anonymize)
+    title = f"top {count} by {grouping} ({metric})"
+    if source != "lake":
+        if flow_filter:
+            raise FlowscopeError("--filter answers from the lake for now; use --where in the store's SQL")
+        from flowscope.query.stores import run_sql
+
+        sql = top_sql(grouping, metric, count, since=since, until=until, where=where, dialect=dialect_for(source))
+        state.detail(sql)
+        result = duckdb.connect().from_arrow(run_sql(source, sql))
+        emit(result, file_format, output, limit=count, title=title, transform=transform)
+        return
     lake = state.lake.existing()
     selected = compile_filter(flow_filter)
     conditions = " AND ".join(f"({c})" for c in (where, selected.sql if flow_filter else None) if c) or None
@@ -64,11 +89,4 @@ def top(
     )
     state.detail(sql)
     with open_lake(lake, threads=threads, views=views_named(sql)) as con:  # --where may name one
-        emit(
-            con.sql(sql, params=selected.params),
-            file_format,
-            output,
-            limit=count,
-            title=f"top {count} by {grouping} ({metric})",
-            transform=transform,
-        )
+        emit(con.sql(sql, params=selected.params), file_format, output, limit=count, title=title, transform=transform)

@@ -67,7 +67,8 @@ def _fixed_values(column: pa.Array, spec: PgColumn) -> np.ndarray:
         numbers = pc.fill_null(column.cast(pa.uint64()), 0).to_numpy()
         return np.ascontiguousarray(numbers.astype(">u8")).view(np.uint8).reshape(len(column), 8)[:, 2:]
     if pa.types.is_timestamp(kind):
-        micros = pc.cast(column, pa.timestamp("us", tz=kind.tz)).cast(pa.int64())
+        # PostgreSQL keeps microseconds: nanosecond times (the flow schema's) are truncated to them.
+        micros = pc.cast(column, pa.timestamp("us", tz=kind.tz), safe=False).cast(pa.int64())
         numbers = pc.fill_null(micros, 0).to_numpy() - _POSTGRES_EPOCH_US
         dtype = ">i8"
     elif pa.types.is_date(kind):
@@ -122,12 +123,15 @@ def _inet_values(column: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _shape_groups(lengths: np.ndarray) -> list[np.ndarray]:
     """Row indices grouped by their tuple of per-column value lengths (-1 for NULL)."""
-    if (lengths == lengths[0]).all():
+    varying = np.flatnonzero((lengths != lengths[0]).any(axis=0))
+    if not varying.size:
         return [np.arange(lengths.shape[0])]
-    spans = lengths.max(axis=0) + 2
+    lengths = lengths[:, varying]  # only columns whose lengths differ tell shapes apart (few: nulls, inet)
+    low = lengths.min(axis=0)
+    spans = lengths.max(axis=0) - low + 1
     if float(np.prod(spans.astype(float))) < 2.0**62:
         weights = np.concatenate([[1], np.cumprod(spans[:-1])]).astype(np.int64)
-        keys = (lengths + 1) @ weights
+        keys = (lengths - low) @ weights
     else:
         keys = np.unique(lengths, axis=0, return_inverse=True)[1].reshape(-1)
     order = np.argsort(keys, kind="stable")

@@ -35,6 +35,20 @@ _SERVICE_NET_MACROS = (
 )
 
 
+PROTOCOL_NAMES = {
+    1: "icmp", 2: "igmp", 6: "tcp", 17: "udp", 47: "gre", 50: "esp", 51: "ah", 58: "ipv6-icmp", 89: "ospf",
+    132: "sctp",
+}  # fmt: skip
+"""IP protocol numbers shown by name (``proto_name``); others are shown as the number."""
+
+
+def proto_name_sql(value: str, as_text: str) -> str:
+    """``proto_name(value)`` as a plain SQL CASE (``as_text``: the dialect's number-to-text of ``value``), so the
+    lake's macro and the reports rendered for other databases name protocols alike."""
+    names = " ".join(f"WHEN {number} THEN '{name}'" for number, name in PROTOCOL_NAMES.items())
+    return f"CASE {value} {names} ELSE {as_text} END"
+
+
 def register_helpers(con: duckdb.DuckDBPyConnection) -> None:
     def ip_text(values: pa.Array) -> pa.Array:
         return addresses.format_text(values)
@@ -60,11 +74,7 @@ def register_helpers(con: duckdb.DuckDBPyConnection) -> None:
     ):
         con.create_function(name, function, [argument], result, type=func.PythonUDFType.ARROW)
     con.execute("CREATE MACRO in_cidr(address, prefix) AS address BETWEEN cidr_lo(prefix) AND cidr_hi(prefix)")
-    con.execute(
-        "CREATE MACRO proto_name(p) AS CASE p WHEN 1 THEN 'icmp' WHEN 2 THEN 'igmp' WHEN 6 THEN 'tcp' "
-        "WHEN 17 THEN 'udp' WHEN 47 THEN 'gre' WHEN 50 THEN 'esp' WHEN 51 THEN 'ah' WHEN 58 THEN 'ipv6-icmp' "
-        "WHEN 89 THEN 'ospf' WHEN 132 THEN 'sctp' ELSE CAST(p AS VARCHAR) END"
-    )
+    con.execute(f"CREATE MACRO proto_name(p) AS {proto_name_sql('p', 'CAST(p AS VARCHAR)')}")
     con.execute("CREATE MACRO scaled(value, rate) AS value * coalesce(nullif(rate, 0), 1)")
     con.execute("CREATE MACRO sampling_known(rate) AS coalesce(rate, 0) > 0")
     for macro in _SERVICE_NET_MACROS:

@@ -23,6 +23,9 @@ from flowscope.sinks.fanout import FanOut
 DESTINATION_MODULES: tuple[str, ...] = (
     "flowscope.sinks.lake",
     "flowscope.sinks.files",
+    "flowscope.sinks.clickhouse",
+    "flowscope.sinks.postgres",
+    "flowscope.sinks.elasticsearch",
 )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flowscope.errors import FlowscopeError
+from flowscope.query.dialects import LAKE, Dialect
 from flowscope.query.filters import time_predicates
 
 # grouping -> key columns (as SQL expressions over ``flows``)
@@ -34,11 +35,12 @@ def top_sql(
     where: str | None = None,
     table: str = "flows",
     covers: tuple[datetime | None, datetime | None] = (None, None),
+    dialect: Dialect = LAKE,
 ) -> str:
     """SQL for the top ``count`` keys of ``grouping`` by ``metric`` (flows: records; bytes/packets: both
-    directions, scaled by the sampling rate where it is known).
+    directions, scaled by the sampling rate where it is known), rendered for ``dialect``'s store.
 
-    ``table`` is ``flows`` or a roll-up (``flowscope.transforms.rollups``) that answers for the part
+    ``table`` is ``flows`` or a lake roll-up (``flowscope.transforms.rollups``) that answers for the part
     ``covers`` of [since, until) (its whole buckets; None: unbounded); the raw flows answer for the slivers
     before and after it. Roll-up rows are groups of flows: their ``flows`` column counts the records and
     their counters are already scaled, so the answer is the raw flows' one.
@@ -47,15 +49,17 @@ def top_sql(
         raise FlowscopeError(f"unknown grouping {grouping!r}")
     if metric not in METRICS:
         raise FlowscopeError(f"unknown metric {metric!r}")
+    if table != "flows" and dialect is not LAKE:
+        raise FlowscopeError("roll-up tables are the lake's")
     if table == "flows":
-        parts = [_part("flows", since, until, where)]
+        parts = [_part("flows", since, until, where, dialect)]
     else:
         first, last = covers
-        parts = [_part(table, first, last, None)]
+        parts = [_part(table, first, last, None, dialect)]
         if since is not None and (first is None or since < first):
-            parts.append(_part("flows", since, first, None))
+            parts.append(_part("flows", since, first, None, dialect))
         if until is not None and (last is None or last < until):
-            parts.append(_part("flows", last, until, None))
+            parts.append(_part("flows", last, until, None, dialect))
     measures = "total_bytes, total_packets, records"
     if grouping == "host":
         sides = ("src_addr", "dst_addr")
@@ -64,28 +68,34 @@ def top_sql(
         selects = [f"SELECT {', '.join(GROUPINGS[grouping])}, {measures} FROM {part}" for part in parts]
     source = " UNION ALL ".join(selects)
     keys = ", ".join(GROUPINGS[grouping])
-    shown = ", ".join("proto_name(proto) AS protocol" if key == "proto" else key for key in GROUPINGS[grouping])
+    shown = ", ".join(
+        f"{dialect.proto_name('proto')} AS protocol" if key == "proto" else key for key in GROUPINGS[grouping]
+    )
     measure = {"bytes": "sum(total_bytes)", "packets": "sum(total_packets)", "flows": "sum(records)"}[metric]
+    total = f"sum({measure}) OVER ()" if dialect.windows else f"(SELECT {measure} FROM ({source}) AS t)"
     return (
-        f"SELECT {shown}, sum(records)::BIGINT AS flows, sum(total_packets) AS packets, sum(total_bytes) AS bytes, "
-        f"round(100.0 * {measure} / sum({measure}) OVER (), 2) AS share_pct "
-        f"FROM ({source}) GROUP BY {keys} ORDER BY {measure} DESC, {keys} LIMIT {int(count)}"
+        f"SELECT {shown}, CAST(sum(records) AS BIGINT) AS flows, sum(total_packets) AS packets, "
+        f"sum(total_bytes) AS bytes, {dialect.round(f'100.0 * {measure} / {total}', 2)} AS share_pct "
+        f"FROM ({source}) AS s GROUP BY {keys} ORDER BY {measure} DESC, {keys} LIMIT {int(count)}"
     )
 
 
-def _part(table: str, since: datetime | None, until: datetime | None, where: str | None) -> str:
+def _part(table: str, since: datetime | None, until: datetime | None, where: str | None, dialect: Dialect) -> str:
     """``(SELECT *, total_bytes, total_packets, records FROM table) WHERE time in [since, until) [AND where]``."""
     rollup = table != "flows"
 
     def total(forward: str, reverse: str) -> str:
         if rollup:
             return f"coalesce({forward}, 0) + coalesce({reverse}, 0)"
-        return f"coalesce(scaled({forward}, sampling_rate), 0) + coalesce(scaled({reverse}, sampling_rate), 0)"
+        # scaled(x, rate) spelled out: the same on every store (the lake's macro is this expression)
+        scale = "coalesce(nullif(sampling_rate, 0), 1)"
+        return f"coalesce({forward} * {scale}, 0) + coalesce({reverse} * {scale}, 0)"
 
+    relation = table if rollup else dialect.flows
     volume = (
         f"SELECT *, {total('bytes', 'bytes_rev')} AS total_bytes, {total('packets', 'packets_rev')} AS total_packets, "
-        f"{'flows' if rollup else '1'} AS records FROM {table}"
+        f"{'flows' if rollup else '1'} AS records FROM {relation} AS f"
     )
-    predicates = time_predicates(since, until, "time" if rollup else "time_flow_start")
+    predicates = time_predicates(since, until, "time") if rollup else dialect.time_predicates(since, until)
     predicates += [f"({where})"] if where else []
-    return f"({volume}) WHERE {' AND '.join(predicates) or 'TRUE'}"
+    return f"({volume}) AS v WHERE {' AND '.join(predicates) or '1 = 1'}"

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# A throwaway ClickHouse server for tests and benchmarks (Debian's clickhouse-server; 127.0.0.1 only).
+#   scripts/clickhouse.sh start DIR TCP_PORT HTTP_PORT   private config in DIR, start, wait until it answers;
+#                                                        prints the server's PID, then the clickhouse:// URL
+#   scripts/clickhouse.sh stop DIR [SIGNAL]              stop the server started in DIR (by its PID, with SIGTERM
+#                                                        or SIGNAL, e.g. KILL for a crash) and wait until it is gone
+# Every path (data, tmp, logs, format schemas) is under DIR; the users come from /etc/clickhouse-server/users.xml.
+set -euo pipefail
+action=${1:?usage: clickhouse.sh start DIR TCP_PORT HTTP_PORT | stop DIR}
+dir=${2:?directory}
+server=$(command -v clickhouse-server || echo /usr/bin/clickhouse-server)
+[ -x "$server" ] || { echo "clickhouse-server not found (scripts/system-deps.sh installs it)" >&2; exit 1; }
+case "$action" in
+start)
+    tcp=${3:?tcp port}
+    http=${4:?http port}
+    dir=$(realpath -m "$dir")
+    mkdir -p "$dir/data" "$dir/tmp" "$dir/log" "$dir/format_schemas" "$dir/user_files"
+    cat >"$dir/config.xml" <<XML
+<?xml version="1.0"?>
+<yandex>
+    <logger><level>warning</level><log>$dir/log/server.log</log><errorlog>$dir/log/error.log</errorlog><console>0</console></logger>
+    <listen_host>127.0.0.1</listen_host>
+    <tcp_port>$tcp</tcp_port>
+    <http_port>$http</http_port>
+    <path>$dir/data/</path>
+    <tmp_path>$dir/tmp/</tmp_path>
+    <user_files_path>$dir/user_files/</user_files_path>
+    <format_schema_path>$dir/format_schemas/</format_schema_path>
+    <users_config>/etc/clickhouse-server/users.xml</users_config>
+    <default_profile>default</default_profile>
+    <default_database>default</default_database>
+    <mark_cache_size>67108864</mark_cache_size>
+    <max_concurrent_queries>50</max_concurrent_queries>
+    <timezone>UTC</timezone>
+</yandex>
+XML
+    "$server" --config-file="$dir/config.xml" >"$dir/log/stdout.log" 2>&1 &
+    pid=$!
+    echo "$pid" >"$dir/server.pid"
+    for _ in $(seq 1 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$tcp") 2>/dev/null; then
+            echo "$pid"
+            echo "clickhouse://127.0.0.1:$tcp/default"
+            exit 0
+        fi
+        kill -0 "$pid" 2>/dev/null || { tail -5 "$dir/log/stdout.log" "$dir/log/error.log" >&2 || true; exit 1; }
+        sleep 0.1
+    done
+    echo "clickhouse-server did not answer on 127.0.0.1:$tcp within 10 s" >&2
+    kill "$pid" 2>/dev/null || true
+    exit 1
+    ;;
+stop)
+    [ -f "$dir/server.pid" ] || exit 0
+    pid=$(cat "$dir/server.pid")
+    kill -s "${3:-TERM}" "$pid" 2>/dev/null || exit 0
+    for _ in $(seq 1 300); do
+        kill -0 "$pid" 2>/dev/null || exit 0
+        sleep 0.1
+    done
+    kill -9 "$pid" 2>/dev/null || true
+    ;;
+*)
+    echo "unknown action $action" >&2
+    exit 2
+    ;;
+esac
