@@ -1,0 +1,122 @@
+"""Address text for whole columns: which rows are IPv4 or IPv6, batches sized for the CPU cache, and what
+may surround an address in text (whitespace, an IPv6 zone id).
+
+Decisions that differ from or add to ``ipaddress``:
+- surrounding ASCII whitespace (space, tab, CR, LF, VT, FF) is ignored; other whitespace is not an address;
+- an IPv6 zone id (``fe80::1%eth0``) is accepted and dropped (the stored 16 bytes have no room for it), as
+  ``ipaddress`` does; an empty zone, a second ``%`` or a ``/`` in it, or a zone on IPv4 text is invalid;
+- empty or whitespace-only text is blank: no address, and not an error.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from flowscope.address_text import ipv4, ipv6
+from flowscope.address_text.rows import WORD, Packer, padded
+from flowscope.arrays import string_parts
+
+CHUNK_ROWS = 16384
+"""Rows converted per step: every temporary stays within the L2 cache (format measured 6.7 M addresses/s
+over 5 M rows at once, about 50 M/s in steps of 16 k rows)."""
+
+_MAPPED_WORD = WORD(ipv4.MAPPED_MARKER)  # bytes 8-15 of an IPv4-mapped address are this | address << 32
+_WHITESPACE = np.zeros(256, bool)
+_WHITESPACE[[9, 10, 11, 12, 13, 32]] = True
+
+
+def format_addresses(matrix: np.ndarray, mapped: np.ndarray, valid: np.ndarray | None) -> pa.Array:
+    """(rows, 16) address bytes -> Arrow strings: IPv4-mapped rows (``mapped``) as dotted quads, the others as
+    RFC 5952 IPv6 text; rows where ``valid`` is False become nulls."""
+    count = len(matrix)
+    mapped_count = int(np.count_nonzero(mapped))
+    packer = Packer(count, 15 * mapped_count + ipv6.MAX_FORMATTED * (count - mapped_count))
+    for start in range(0, count, CHUNK_ROWS):
+        part, four = matrix[start : start + CHUNK_ROWS], mapped[start : start + CHUNK_ROWS]
+        if four.all():
+            words, lengths = ipv4.format_rows(part)
+        else:
+            six = ~four
+            words, lengths = np.zeros((len(part), 5), WORD), np.zeros(len(part), np.int64)
+            words[four, :2], lengths[four] = ipv4.format_rows(part[four])
+            words[six], lengths[six] = ipv6.format_rows(part[six])
+        if valid is not None and not valid[start : start + CHUNK_ROWS].all():
+            absent = ~valid[start : start + CHUNK_ROWS]
+            words[absent], lengths[absent] = 0, 0
+        packer.add(words, lengths)
+    return packer.array(valid)
+
+
+def parse_addresses(array: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Strings or binaries -> ((rows, 16) address bytes, parsed, blank).
+
+    ``parsed`` rows hold an address (IPv4 mapped into ``::ffff:0:0/96``); ``blank`` rows are null, empty or
+    whitespace only. The rest is not an address.
+    """
+    count = len(array)
+    offsets, data = string_parts(array)
+    starts, ends = offsets[:-1].astype(np.int64), offsets[1:].astype(np.int64)
+    if array.null_count:
+        absent = ~np.asarray(array.is_valid())
+        ends[absent] = starts[absent]
+    special = data[data <= ord("%")]  # whitespace and '%' sort below every character of an address
+    if _WHITESPACE[special].any():
+        starts, ends = _trimmed(data, starts, ends)
+    blank = ends == starts
+    zoned = np.zeros(count, bool)
+    if (special == ord("%")).any():
+        ends, zoned = _without_zones(data, starts, ends)
+    lengths = ends - starts
+    buffer = padded(data, 48)
+    matrix = np.empty((count, 16), np.uint8)  # every row is written (see Packer for why not np.zeros)
+    parsed = np.empty(count, bool)
+    for start in range(0, count, CHUNK_ROWS):
+        part = slice(start, start + CHUNK_ROWS)
+        _parse_part(buffer, starts[part], lengths[part], zoned[part], matrix[part], parsed[part])
+    return matrix, parsed, blank
+
+
+def _parse_part(
+    buffer: np.ndarray, starts: np.ndarray, lengths: np.ndarray, zoned: np.ndarray, matrix: np.ndarray,
+    parsed: np.ndarray,
+) -> None:  # fmt: skip
+    address, four = ipv4.parse_rows(buffer, starts, lengths)
+    four &= ~zoned
+    words = matrix.view(np.uint64)
+    words[:, 0] = 0
+    words[:, 1] = np.where(four, _MAPPED_WORD | (address.astype(WORD) << WORD(32)), 0)
+    parsed[:] = four
+    rest = np.flatnonzero(~four & (lengths > 0))
+    if len(rest):
+        six_matrix, six = ipv6.parse_rows(buffer, starts[rest], lengths[rest])
+        matrix[rest[six]] = six_matrix[six]
+        parsed[rest] = six
+
+
+def _next_marked(flags: np.ndarray) -> np.ndarray:
+    """For each position (and one past the end): the first marked position at or after it, else the size."""
+    size = len(flags)
+    positions = np.where(flags, np.arange(size), size)
+    return np.append(np.minimum.accumulate(positions[::-1])[::-1], size)
+
+
+def _trimmed(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Starts and ends without surrounding whitespace (only when the data holds any)."""
+    space = _WHITESPACE[data]
+    first_text = _next_marked(~space)
+    last_text = np.maximum.accumulate(np.where(space, -1, np.arange(len(data))))
+    new_starts = np.minimum(first_text[starts], ends)
+    new_ends = np.where(new_starts < ends, last_text[np.maximum(ends - 1, 0)] + 1, new_starts)
+    return new_starts, new_ends
+
+
+def _without_zones(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ends before any IPv6 zone id, and which rows had one; a malformed zone leaves no text (unparsable)."""
+    next_percent = _next_marked(data == ord("%"))
+    next_slash = _next_marked(data == ord("/"))
+    at = next_percent[starts]
+    zoned = at < ends
+    after = np.minimum(at + 1, len(data))
+    good = (after < ends) & (next_percent[after] >= ends) & (next_slash[after] >= ends)
+    return np.where(zoned, np.where(good, at, starts), ends), zoned

@@ -1,0 +1,192 @@
+"""IPv6 text <-> address bytes for whole batches, with no Python step per address.
+
+Output is RFC 5952's canonical text (lowercase hex without leading zeros; the longest run of two or more
+zero groups, the leftmost of equal runs, written ``::``), as ``ipaddress.IPv6Address`` prints it.
+Input is every form ``ipaddress.IPv6Address`` reads: ``::`` anywhere once, one to four hex digits of either
+case per group, and a dotted-quad last 32 bits (``::ffff:1.2.3.4``, ``64:ff9b::192.0.2.1``).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from flowscope.address_text import ipv4
+from flowscope.address_text.rows import ALL_ONES, WORD, mask_past, windows
+
+COLON = WORD(ord(":"))
+MAX_TEXT = 45  # ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255
+MAX_FORMATTED = 39  # ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff
+_TEXT = WORD((1 << 56) - 1)
+_ONE = WORD(1)
+_DE_BRUIJN = WORD(0x03F79D71B4CB0A89)
+
+
+@functools.cache
+def _group_words() -> np.ndarray:
+    """Each 16-bit group as hex without leading zeros and a ':' after it, left-aligned; the hex length on top."""
+    values = np.arange(1 << 16)
+    lengths = 1 + (values >= 0x10) + (values >= 0x100) + (values >= 0x1000)
+    words = np.zeros(1 << 16, WORD)
+    for position in range(4):
+        nibble = (values >> (4 * np.maximum(lengths - 1 - position, 0))) & 15
+        char = np.where(nibble < 10, ord("0") + nibble, ord("a") - 10 + nibble)
+        words |= np.where(position < lengths, char, 0).astype(WORD) << WORD(8 * position)
+    words |= COLON << (lengths.astype(WORD) << WORD(3))
+    return words | (lengths.astype(WORD) << WORD(56))
+
+
+@functools.cache
+def _zero_runs() -> tuple[np.ndarray, np.ndarray]:
+    """For each mask of zero groups (bit g = group g is 0): first group and length of the run to write as
+    ``::`` (RFC 5952 4.2: the longest, the first of equal ones, never a single group; length 0: none)."""
+    firsts, lengths = np.zeros(256, np.int64), np.zeros(256, np.int64)
+    for mask in range(256):
+        run = 0
+        for group in range(9):
+            if group < 8 and mask >> group & 1:
+                run += 1
+                continue
+            if run >= 2 and run > lengths[mask]:
+                firsts[mask], lengths[mask] = group - run, run
+            run = 0
+    return firsts, lengths
+
+
+def format_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, 16) addresses -> (rows, 5) text words (``rows.windows`` layout) and lengths.
+
+    Every group's text comes from one table lookup; the run to compress from one lookup on the mask of
+    zero groups; each group's place in the row is a running sum of the widths before it.
+    """
+    count = len(matrix)
+    groups = matrix.view(">u2")
+    zero_mask = np.packbits((groups == 0).reshape(-1), bitorder="little")
+    run_firsts, run_lengths = _zero_runs()
+    first, length = run_firsts[zero_mask][:, None], run_lengths[zero_mask][:, None]
+    tokens = _group_words()[groups]
+    widths = (tokens >> WORD(56)).astype(np.int64) + 1
+    tokens &= _TEXT
+    group = np.arange(8)
+    in_run = (group >= first) & (group < first + length)
+    opens_run = in_run & (group == first)
+    tokens = np.where(in_run, np.where(opens_run, COLON, WORD(0)), tokens)  # the run is one more ':'
+    widths = np.where(in_run, opens_run, widths)
+    leading = (length[:, 0] > 0) & (first[:, 0] == 0)  # '::' at the start: one ':' before the run's
+    ends = np.cumsum(widths, axis=1) + leading[:, None]
+    lengths = ends[:, 7] - ~in_run[:, 7]  # the last group's ':' is not part of the text
+    starts = (ends - widths).reshape(-1)
+    rows = np.zeros((count, 6), WORD)
+    rows[:, 0] = np.where(leading, COLON, WORD(0))
+    words = rows.reshape(-1)
+    index = np.repeat(np.arange(0, 6 * count, 6), 8) + (starts >> 3)
+    low = (starts & 7).astype(WORD) << WORD(3)
+    tokens = tokens.reshape(-1)
+    np.add.at(words, index, tokens << low)  # the tokens of a row occupy distinct bytes: adding is OR-ing
+    np.add.at(words, index + 1, tokens >> (WORD(64) - low))
+    mask_past(rows, lengths)
+    return rows[:, :5], lengths
+
+
+def _bits(flags: np.ndarray) -> np.ndarray:
+    """(rows, 48) booleans -> one 64-bit mask per row (bit i = byte i)."""
+    packed = np.zeros((len(flags), 8), np.uint8)
+    packed[:, :6] = np.packbits(flags.reshape(-1), bitorder="little").reshape(-1, 6)
+    return packed.view(WORD)[:, 0]
+
+
+@functools.cache
+def _bit_positions() -> np.ndarray:
+    """De Bruijn sequence lookup: ``table[(bit * _DE_BRUIJN) >> 58]`` is the position of a single set bit."""
+    table = np.zeros(64, np.int64)
+    for position in range(64):
+        table[((1 << position) * int(_DE_BRUIJN) % (1 << 64)) >> 58] = position
+    return table
+
+
+def _position(bit: np.ndarray) -> np.ndarray:
+    """Index of the single set bit of each word (0 for 0)."""
+    return _bit_positions()[(bit * _DE_BRUIJN) >> WORD(58)]
+
+
+def _count(bits: np.ndarray) -> np.ndarray:
+    """Set bits per word (numpy 1.26 has no popcount)."""
+    bits = bits - ((bits >> _ONE) & WORD(0x5555555555555555))
+    bits = (bits & WORD(0x3333333333333333)) + ((bits >> WORD(2)) & WORD(0x3333333333333333))
+    bits = (bits + (bits >> WORD(4))) & WORD(0x0F0F0F0F0F0F0F0F)
+    return ((bits * WORD(0x0101010101010101)) >> WORD(56)).astype(np.int64)
+
+
+def _lowest(bits: np.ndarray) -> np.ndarray:
+    return bits & (~bits + _ONE)
+
+
+def parse_rows(buffer: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """IPv6 texts at ``starts``/``lengths`` in ``buffer`` (``rows.padded``) -> ((rows, 16) bytes, parsed).
+
+    The text's colons, dots and hex digits become 64-bit masks (at most 45 characters), on which the
+    grammar is checked as ``ipaddress`` checks it: one ``::`` at most; a leading or trailing ':' only as
+    part of it; groups of one to four digits; dots only in a dotted quad after the last colon; eight
+    groups, or at most seven with ``::``. Groups are then read one per step, all rows at once (eight
+    steps at most), and placed after the ``::`` gap when they follow it.
+    """
+    count = len(starts)
+    fits = (lengths >= 2) & (lengths <= MAX_TEXT)
+    lengths = np.where(fits, lengths, 0)
+    rows = windows(buffer, starts, lengths, 6)
+    text = rows.view(np.uint8)
+    colons, dots = _bits(text == ord(":")), _bits(text == ord("."))
+    lower = text | np.uint8(0x20)
+    hex_digits = _bits(((text - np.uint8(ord("0"))) < np.uint8(10)) | ((lower - np.uint8(ord("a"))) < np.uint8(6)))
+    length_bits = lengths.astype(WORD)
+    parsed = fits & ((colons | dots | hex_digits) == ~(ALL_ONES << length_bits))
+    pairs = colons & (colons >> _ONE)  # bit p: '::' at p
+    parsed &= (pairs & (pairs - _ONE)) == 0  # one '::' at most (':::' is two)
+    parsed &= ((colons & _ONE) == 0) | ((pairs & _ONE) != 0)
+    last = length_bits - _ONE
+    parsed &= (((colons >> last) & _ONE) == 0) | (((pairs >> (last - _ONE)) & _ONE) != 0)
+    parsed &= (hex_digits & (hex_digits >> _ONE) & (hex_digits >> WORD(2)) & (hex_digits >> WORD(3)) &
+               (hex_digits >> WORD(4))) == 0  # fmt: skip
+    up_to_last_colon = colons.copy()
+    for shift in (1, 2, 4, 8, 16, 32):
+        up_to_last_colon |= up_to_last_colon >> WORD(shift)
+    quad = dots != 0
+    parsed &= ~quad | (_lowest(dots) > colons)  # dots only after the last colon
+    group_starts = hex_digits & ((colons << _ONE) | _ONE) & np.where(quad, up_to_last_colon, ALL_ONES)
+    groups = _count(group_starts) + 2 * quad
+    compressed = pairs != 0
+    parsed &= np.where(compressed, groups <= 7, groups == 8)
+
+    quad_start = _count(up_to_last_colon)
+    quad_rows = np.flatnonzero(parsed & quad)
+    address, quad_parsed = ipv4.parse_rows(buffer, starts[quad_rows] + quad_start[quad_rows],
+                                           lengths[quad_rows] - quad_start[quad_rows])  # fmt: skip
+    parsed[quad_rows] &= quad_parsed
+
+    values = (rows & WORD(0x0F0F0F0F0F0F0F0F)) + WORD(9) * ((rows >> WORD(6)) & WORD(0x0101010101010101))
+    values = np.concatenate([values.reshape(-1), np.zeros(1, WORD)])  # digit values, one word to spare
+    gap = np.where(compressed, 8 - groups, 0)
+    gap_at = np.where(compressed, _position(_lowest(pairs)), MAX_TEXT)
+    out = np.zeros((count, 9), ">u2")  # column 8 takes the writes of rows that have no group left
+    row_words, row_out = np.arange(0, 6 * count, 6), np.arange(0, 9 * count, 9)
+    remaining = np.where(parsed, group_starts, WORD(0))
+    rank = np.zeros(count, np.int64)
+    while remaining.any():
+        bit = _lowest(remaining)
+        remaining ^= bit
+        position = _position(bit)
+        index = row_words + (position >> 3)
+        low = (position & 7).astype(WORD) << WORD(3)
+        window = (values[index] >> low) | (values[index + 1] << (WORD(64) - low))
+        rest = ~(hex_digits >> position.astype(WORD))
+        digits = _position(_lowest(rest)).astype(WORD) << WORD(3)  # 8 * number of digits, 1-4
+        window = (window << (WORD(32) - digits)) & WORD(0xFFFFFFFF)  # right-aligned in four bytes
+        window = ((window << WORD(4)) | (window >> WORD(8))) & WORD(0x00FF00FF)
+        active = bit != 0
+        slot = np.where(active, rank + np.where(position > gap_at, gap, 0), 8)
+        out.reshape(-1)[row_out + slot] = ((window & WORD(0xFF)) << WORD(8)) | (window >> WORD(16))
+        rank += active
+    matrix = out[:, :8].copy().view(np.uint8)
+    matrix[quad_rows, 12:] = address.view(np.uint8).reshape(-1, 4)
+    return matrix, parsed
