@@ -10,6 +10,8 @@ Decisions that differ from or add to ``ipaddress``:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pyarrow as pa
 
@@ -20,6 +22,9 @@ from flowscope.arrays import string_parts
 CHUNK_ROWS = 16384
 """Rows converted per step: every temporary stays within the L2 cache (format measured 6.7 M addresses/s
 over 5 M rows at once, about 50 M/s in steps of 16 k rows)."""
+IPV6_STEP_ROWS = 16384
+"""IPv6 rows converted per step: their (8, rows) temporaries stay below glibc's default mmap threshold
+(128 KiB); larger ones are mapped fresh and page-faulted in on every step, which doubled the time."""
 
 _MAPPED_WORD = WORD(ipv4.MAPPED_MARKER)  # bytes 8-15 of an IPv4-mapped address are this | address << 32
 _WHITESPACE = np.zeros(256, bool)
@@ -33,19 +38,32 @@ def format_addresses(matrix: np.ndarray, mapped: np.ndarray, valid: np.ndarray |
     mapped_count = int(np.count_nonzero(mapped))
     packer = Packer(count, 15 * mapped_count + ipv6.MAX_FORMATTED * (count - mapped_count))
     for start in range(0, count, CHUNK_ROWS):
-        part, four = matrix[start : start + CHUNK_ROWS], mapped[start : start + CHUNK_ROWS]
+        part = slice(start, start + CHUNK_ROWS)
+        four = mapped[part] if valid is None else mapped[part] & valid[part]
         if four.all():
-            words, lengths = ipv4.format_rows(part)
+            rows, lengths = ipv4.format_rows(matrix[part])
+            packer.put_rows(packer.reserve(lengths), rows)
         else:
-            six = ~four
-            words, lengths = np.zeros((len(part), 5), WORD), np.zeros(len(part), np.int64)
-            words[four, :2], lengths[four] = ipv4.format_rows(part[four])
-            words[six], lengths[six] = ipv6.format_rows(part[six])
-        if valid is not None and not valid[start : start + CHUNK_ROWS].all():
-            absent = ~valid[start : start + CHUNK_ROWS]
-            words[absent], lengths[absent] = 0, 0
-        packer.add(words, lengths)
+            six = ~mapped[part] if valid is None else ~mapped[part] & valid[part]
+            _format_mixed(packer, matrix[part], four, six)
     return packer.array(valid)
+
+
+def _format_mixed(packer: Packer, matrix: np.ndarray, four: np.ndarray, six: np.ndarray) -> None:
+    """A batch with IPv6 or null rows: every length first (the packer places texts in row order), then bytes."""
+    four_rows, four_lengths = ipv4.format_rows(matrix[four])
+    six_matrix = matrix[six]
+    steps = range(0, len(six_matrix), IPV6_STEP_ROWS)
+    tokens = [ipv6.format_tokens(six_matrix[i : i + IPV6_STEP_ROWS]) for i in steps]
+    lengths = np.zeros(len(matrix), np.int64)
+    lengths[four] = four_lengths
+    if tokens:
+        lengths[six] = np.concatenate([step[2] for step in tokens])
+    starts = packer.reserve(lengths)
+    packer.put_rows(starts[four], four_rows)
+    six_starts = starts[six]
+    for i, (words, places, _) in zip(steps, tokens, strict=True):
+        packer.put_words((places + six_starts[i : i + IPV6_STEP_ROWS]).reshape(-1), words.reshape(-1))
 
 
 def parse_addresses(array: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -56,18 +74,14 @@ def parse_addresses(array: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray
     """
     count = len(array)
     offsets, data = string_parts(array)
-    starts, ends = offsets[:-1].astype(np.int64), offsets[1:].astype(np.int64)
+    starts, lengths = offsets[:-1].astype(np.int64), np.diff(offsets).astype(np.int64)
     if array.null_count:
-        absent = ~np.asarray(array.is_valid())
-        ends[absent] = starts[absent]
-    special = data[data <= ord("%")]  # whitespace and '%' sort below every character of an address
-    if _WHITESPACE[special].any():
-        starts, ends = _trimmed(data, starts, ends)
-    blank = ends == starts
+        lengths[~np.asarray(array.is_valid())] = 0
     zoned = np.zeros(count, bool)
-    if (special == ord("%")).any():
-        ends, zoned = _without_zones(data, starts, ends)
-    lengths = ends - starts
+    if (data <= ord("%")).any():  # whitespace and '%' sort below every character of an address
+        starts, lengths, zoned = _surroundings(data, starts, lengths)
+    blank = lengths == 0
+    blank &= ~zoned  # a zone with no address is no blank
     buffer = padded(data, 48)
     matrix = np.empty((count, 16), np.uint8)  # every row is written (see Packer for why not np.zeros)
     parsed = np.empty(count, bool)
@@ -89,9 +103,36 @@ def _parse_part(
     parsed[:] = four
     rest = np.flatnonzero(~four & (lengths > 0))
     if len(rest):
-        six_matrix, six = ipv6.parse_rows(buffer, starts[rest], lengths[rest])
+        six_starts, six_lengths = starts[rest], lengths[rest]
+        six_matrix, six = _in_steps(
+            lambda rows: ipv6.parse_rows(buffer, six_starts[rows], six_lengths[rows]), len(rest)
+        )
         matrix[rest[six]] = six_matrix[six]
         parsed[rest] = six
+
+
+def _in_steps(convert: Callable[[slice], tuple[np.ndarray, np.ndarray]], count: int) -> tuple[np.ndarray, np.ndarray]:
+    """``convert`` of every slice of ``IPV6_STEP_ROWS`` of ``count`` rows, joined."""
+    parts = [convert(slice(i, i + IPV6_STEP_ROWS)) for i in range(0, count, IPV6_STEP_ROWS)]
+    return np.concatenate([part[0] for part in parts]), np.concatenate([part[1] for part in parts])
+
+
+def _surroundings(
+    data: np.ndarray, starts: np.ndarray, lengths: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Starts and lengths without surrounding whitespace and zone ids, and which rows had a zone."""
+    ends = starts + lengths
+    space = _WHITESPACE[data]
+    if space.any():
+        first_text = _next_marked(~space)
+        last_text = np.maximum.accumulate(np.where(space, -1, np.arange(len(data))))
+        starts = np.minimum(first_text[starts], ends)
+        ends = np.where(starts < ends, last_text[np.maximum(ends - 1, 0)] + 1, starts)
+    zoned = np.zeros(len(starts), bool)
+    percent = data == ord("%")
+    if percent.any():
+        ends, zoned = _without_zones(data, percent, starts, ends)
+    return starts, ends - starts, zoned
 
 
 def _next_marked(flags: np.ndarray) -> np.ndarray:
@@ -101,19 +142,11 @@ def _next_marked(flags: np.ndarray) -> np.ndarray:
     return np.append(np.minimum.accumulate(positions[::-1])[::-1], size)
 
 
-def _trimmed(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Starts and ends without surrounding whitespace (only when the data holds any)."""
-    space = _WHITESPACE[data]
-    first_text = _next_marked(~space)
-    last_text = np.maximum.accumulate(np.where(space, -1, np.arange(len(data))))
-    new_starts = np.minimum(first_text[starts], ends)
-    new_ends = np.where(new_starts < ends, last_text[np.maximum(ends - 1, 0)] + 1, new_starts)
-    return new_starts, new_ends
-
-
-def _without_zones(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _without_zones(
+    data: np.ndarray, percent: np.ndarray, starts: np.ndarray, ends: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Ends before any IPv6 zone id, and which rows had one; a malformed zone leaves no text (unparsable)."""
-    next_percent = _next_marked(data == ord("%"))
+    next_percent = _next_marked(percent)
     next_slash = _next_marked(data == ord("/"))
     at = next_percent[starts]
     zoned = at < ends

@@ -22,6 +22,7 @@ _TEXT = WORD((1 << 56) - 1)  # a table word's text bytes; the top byte holds the
 _BYTE = WORD(0xFF)
 _THREE_BYTES = WORD(0xFFFFFF)
 _ZERO_DIGITS = WORD(0x3030303030303030)
+_HIGH_THREE_BYTES = _THREE_BYTES << WORD(32)
 _LANE_BYTES = WORD(0x000000FF000000FF)  # the low byte of each 32-bit half
 
 
@@ -74,13 +75,14 @@ def _layouts() -> np.ndarray:
     81 shapes of four octets of one to three digits have a descriptor, eight shift counts in bits (a byte
     each, read as uint8 columns): for octet 1, ``8 * (3 - digits)``, the left shift that right-aligns it in
     the low three bytes; for octets 2-4, the right shift that brings the octet's first digit to byte 0 (of
-    bytes 0-7 for octet 2, of bytes 4-11 for octets 3 and 4), then their left shift as for octet 1.
+    bytes 0-7 for octet 2, of bytes 4-11 for octets 3 and 4), then their left shift as for octet 1 (32 more
+    for octets 2 and 4, which go to the high half of a word).
     """
     layouts = np.zeros((1 << 16, 8), np.uint8)
     for digits in itertools.product((1, 2, 3), repeat=4):
         firsts = np.cumsum((0, *digits[:3])) + np.arange(4)  # the byte where each octet starts
         key = sum(1 << int(first - 1) for first in firsts[1:]) | 1 << int(firsts[3] + digits[3])
-        aligns = [8 * (3 - count) for count in digits]
+        aligns = [8 * (3 - count) + 32 * (octet % 2) for octet, count in enumerate(digits)]
         layouts[key] = [aligns[0], 8 * firsts[1], aligns[1], 8 * (firsts[2] - 4), aligns[2],
                         8 * (firsts[3] - 4), aligns[3], 0]  # fmt: skip
     return layouts.view(WORD)[:, 0]
@@ -117,16 +119,16 @@ def parse_rows(buffer: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> t
     middle = (low >> WORD(32)) | (high << WORD(32))
     fourth = (middle >> shifts[:, 5]) | (high >> (shifts[:, 5] - np.uint8(32)))  # uint8 wrap: past 64, gives 0
     octets = (low, low >> shifts[:, 1], middle >> shifts[:, 3], fourth)
-    address = np.zeros(len(starts), WORD)
-    for pair in (0, 1):
+    values = []
+    for pair in (0, 1):  # octets 1 and 3 in the low 32 bits, 2 and 4 in the high ones
         lanes = ((octets[2 * pair] << shifts[:, 4 * pair]) & _THREE_BYTES) | (
-            ((octets[2 * pair + 1] << shifts[:, 4 * pair + 2]) & _THREE_BYTES) << WORD(32)
+            (octets[2 * pair + 1] << shifts[:, 4 * pair + 2]) & _HIGH_THREE_BYTES
         )
-        values = (
+        values.append(
             (lanes & _LANE_BYTES) * WORD(100)
             + ((lanes >> WORD(8)) & _LANE_BYTES) * WORD(10)
             + ((lanes >> WORD(16)) & _LANE_BYTES)
         )
-        parsed &= (values & ~_LANE_BYTES) == 0  # every octet <= 255
-        address |= ((values & _BYTE) | ((values >> WORD(24)) & WORD(0xFF00))) << WORD(16 * pair)
-    return address.astype(np.uint32), parsed
+    packed = values[0] | (values[1] << WORD(16))  # bytes: octet 1, 0, octet 3, 0, octet 2, 0, octet 4
+    parsed &= (packed & ~WORD(0x00FF00FF00FF00FF)) == 0  # every octet <= 255
+    return (packed | (packed >> WORD(24))).astype(np.uint32), parsed

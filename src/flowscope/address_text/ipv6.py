@@ -13,9 +13,10 @@ import functools
 import numpy as np
 
 from flowscope.address_text import ipv4
-from flowscope.address_text.rows import ALL_ONES, WORD, mask_past, windows
+from flowscope.address_text.rows import ALL_ONES, WORD, windows
 
 COLON = WORD(ord(":"))
+_DOUBLE_COLON = WORD(0x3A3A)
 MAX_TEXT = 45  # ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255
 MAX_FORMATTED = 39  # ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff
 _TEXT = WORD((1 << 56) - 1)
@@ -54,39 +55,38 @@ def _zero_runs() -> tuple[np.ndarray, np.ndarray]:
     return firsts, lengths
 
 
-def format_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, 16) addresses -> (rows, 5) text words (``rows.windows`` layout) and lengths.
+def format_tokens(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, 16) addresses -> (tokens, places, lengths): each group's text as a word and its byte offset in
+    its row's text (both (8, rows), group-major), and each text's length.
 
-    Every group's text comes from one table lookup; the run to compress from one lookup on the mask of
-    zero groups; each group's place in the row is a running sum of the widths before it.
+    A shown group's token is its hex and a ':' (the last group's without); the run of zero groups written
+    ``::`` is one ':' token in its first group ('::' when it starts the address) and empty ones after it.
+    Tokens come from one table lookup per group, the run from one lookup on the mask of zero groups, places
+    from a running sum of the widths.
     """
-    count = len(matrix)
-    groups = matrix.view(">u2")
-    zero_mask = np.packbits((groups == 0).reshape(-1), bitorder="little")
+    big_endian = matrix.view(">u2")
+    zero_mask = np.packbits((big_endian == 0).reshape(-1), bitorder="little")
     run_firsts, run_lengths = _zero_runs()
-    first, length = run_firsts[zero_mask][:, None], run_lengths[zero_mask][:, None]
-    tokens = _group_words()[groups]
-    widths = (tokens >> WORD(56)).astype(np.int64) + 1
+    first, length = run_firsts[zero_mask], run_lengths[zero_mask]
+    tokens = _group_words()[big_endian.T.astype(np.uint16)]
+    widths = tokens >> WORD(56)  # hex digits; the ':' is added below
     tokens &= _TEXT
-    group = np.arange(8)
+    group = np.arange(8)[:, None]
     in_run = (group >= first) & (group < first + length)
     opens_run = in_run & (group == first)
-    tokens = np.where(in_run, np.where(opens_run, COLON, WORD(0)), tokens)  # the run is one more ':'
-    widths = np.where(in_run, opens_run, widths)
-    leading = (length[:, 0] > 0) & (first[:, 0] == 0)  # '::' at the start: one ':' before the run's
-    ends = np.cumsum(widths, axis=1) + leading[:, None]
-    lengths = ends[:, 7] - ~in_run[:, 7]  # the last group's ':' is not part of the text
-    starts = (ends - widths).reshape(-1)
-    rows = np.zeros((count, 6), WORD)
-    rows[:, 0] = np.where(leading, COLON, WORD(0))
-    words = rows.reshape(-1)
-    index = np.repeat(np.arange(0, 6 * count, 6), 8) + (starts >> 3)
-    low = (starts & 7).astype(WORD) << WORD(3)
-    tokens = tokens.reshape(-1)
-    np.add.at(words, index, tokens << low)  # the tokens of a row occupy distinct bytes: adding is OR-ing
-    np.add.at(words, index + 1, tokens >> (WORD(64) - low))
-    mask_past(rows, lengths)
-    return rows[:, :5], lengths
+    shown = ~in_run[7]
+    tokens[7] = np.where(shown, tokens[7] & ~(COLON << (widths[7] << WORD(3))), tokens[7])
+    widths += _ONE
+    at_start = first == 0
+    opening = np.where(opens_run, np.where(at_start, _DOUBLE_COLON, COLON), WORD(0))
+    tokens = np.where(in_run, opening, tokens)
+    widths = np.where(in_run, np.where(opens_run, at_start.astype(WORD) + _ONE, WORD(0)), widths)
+    places = widths.copy()  # becomes each group's end, then its start
+    for row in range(1, 8):
+        places[row] += places[row - 1]
+    lengths = (places[7] - shown).astype(np.int64)
+    places -= widths
+    return tokens, places.astype(np.int64), lengths
 
 
 def _bits(flags: np.ndarray) -> np.ndarray:

@@ -47,12 +47,13 @@ def mask_past(rows: np.ndarray, lengths: np.ndarray) -> None:
 
 
 class Packer:
-    """Concatenates rows of text (``windows`` layout) into one Arrow string array, batch after batch.
+    """Concatenates texts into one Arrow string array, batch after batch: ``reserve`` places the next texts,
+    ``put_rows``/``put_words`` write their bytes.
 
-    Every row's bytes are added into the aligned output words they straddle (``np.add.at``: rows are zero
-    outside their text, so adding is OR-ing, and numpy's add.at has a fast path for this, measured
-    1.5 ns per word against 10 ns for ``bitwise_or.at``); numpy has no fast unaligned store, and a boolean
-    mask over the padded bytes measured 21 ns per row.
+    Bytes are added into the aligned output words they straddle (``np.add.at``: what is put is zero outside
+    its text, so adding is OR-ing, and numpy's add.at has a fast path for this, measured 1.5 ns per word
+    against 10 ns for ``bitwise_or.at``); numpy has no fast unaligned store, and a boolean mask over padded
+    rows measured 21 ns per row.
     """
 
     def __init__(self, rows: int, max_bytes: int) -> None:
@@ -64,29 +65,41 @@ class Packer:
         self.words = np.empty(max_bytes // 8 + 8, WORD)
         self.zeroed = 0
 
-    def add(self, rows: np.ndarray, lengths: np.ndarray) -> None:
+    def reserve(self, lengths: np.ndarray) -> np.ndarray:
+        """The byte offsets of the next ``len(lengths)`` texts, their room zeroed."""
         count = len(lengths)
         offsets = self.offsets[self.rows + 1 : self.rows + 1 + count]
         np.cumsum(lengths, out=offsets)
         offsets += self.offsets[self.rows]
-        reach = int(offsets[-1]) // 8 + rows.shape[1] + 1 if count else self.zeroed
+        self.rows += count
+        reach = int(self.offsets[self.rows]) // 8 + 3  # put_rows reaches two words past a text's start
         self.words[self.zeroed : reach] = 0
         self.zeroed = max(self.zeroed, reach)
-        starts = offsets - lengths
+        return offsets - lengths
+
+    def put_rows(self, starts: np.ndarray, rows: np.ndarray) -> None:
+        """Texts as ``windows`` rows (zero past their lengths) at byte offsets ``starts``."""
         index = starts >> 3
         low = (starts & 7).astype(WORD) << WORD(3)
         high = WORD(64) - low
-        carry = np.zeros(count, WORD)
+        carry = np.zeros(len(starts), WORD)
         for j in range(rows.shape[1]):
             word = rows[:, j]
             np.add.at(self.words, index, (word << low) | carry)
             carry = word >> high
             index += 1
         np.add.at(self.words, index, carry)
-        self.rows += count
+
+    def put_words(self, positions: np.ndarray, words: np.ndarray) -> None:
+        """Single words (zero past the bytes they hold) at byte offsets ``positions`` (1-D, same length)."""
+        low = (positions & 7).astype(WORD) << WORD(3)
+        index = positions >> 3
+        np.add.at(self.words, index, words << low)
+        index += 1
+        np.add.at(self.words, index, words >> (WORD(64) - low))
 
     def array(self, valid: np.ndarray | None) -> pa.Array:
-        """The texts added so far (``valid``: False rows become nulls; they should have length 0)."""
+        """The texts placed so far (``valid``: False rows become nulls; they should have length 0)."""
         size = int(self.offsets[self.rows])
         offsets, kind = self.offsets[: self.rows + 1], pa.large_string()
         if size < 2**31:
