@@ -10,8 +10,6 @@ Decisions that differ from or add to ``ipaddress``:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pyarrow as pa
 
@@ -22,9 +20,6 @@ from flowscope.arrays import string_parts
 CHUNK_ROWS = 16384
 """Rows converted per step: every temporary stays within the L2 cache (format measured 6.7 M addresses/s
 over 5 M rows at once, about 50 M/s in steps of 16 k rows)."""
-IPV6_STEP_ROWS = 16384
-"""IPv6 rows converted per step: their (8, rows) temporaries stay below glibc's default mmap threshold
-(128 KiB); larger ones are mapped fresh and page-faulted in on every step, which doubled the time."""
 
 _MAPPED_WORD = WORD(ipv4.MAPPED_MARKER)  # bytes 8-15 of an IPv4-mapped address are this | address << 32
 _WHITESPACE = np.zeros(256, bool)
@@ -52,18 +47,12 @@ def format_addresses(matrix: np.ndarray, mapped: np.ndarray, valid: np.ndarray |
 def _format_mixed(packer: Packer, matrix: np.ndarray, four: np.ndarray, six: np.ndarray) -> None:
     """A batch with IPv6 or null rows: every length first (the packer places texts in row order), then bytes."""
     four_rows, four_lengths = ipv4.format_rows(matrix[four])
-    six_matrix = matrix[six]
-    steps = range(0, len(six_matrix), IPV6_STEP_ROWS)
-    tokens = [ipv6.format_tokens(six_matrix[i : i + IPV6_STEP_ROWS]) for i in steps]
+    tokens, places, six_lengths = ipv6.format_tokens(matrix[six])
     lengths = np.zeros(len(matrix), np.int64)
-    lengths[four] = four_lengths
-    if tokens:
-        lengths[six] = np.concatenate([step[2] for step in tokens])
+    lengths[four], lengths[six] = four_lengths, six_lengths
     starts = packer.reserve(lengths)
     packer.put_rows(starts[four], four_rows)
-    six_starts = starts[six]
-    for i, (words, places, _) in zip(steps, tokens, strict=True):
-        packer.put_words((places + six_starts[i : i + IPV6_STEP_ROWS]).reshape(-1), words.reshape(-1))
+    packer.put_words((places + starts[six]).reshape(-1), tokens.reshape(-1))
 
 
 def parse_addresses(array: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -103,18 +92,9 @@ def _parse_part(
     parsed[:] = four
     rest = np.flatnonzero(~four & (lengths > 0))
     if len(rest):
-        six_starts, six_lengths = starts[rest], lengths[rest]
-        six_matrix, six = _in_steps(
-            lambda rows: ipv6.parse_rows(buffer, six_starts[rows], six_lengths[rows]), len(rest)
-        )
+        six_matrix, six = ipv6.parse_rows(buffer, starts[rest], lengths[rest])
         matrix[rest[six]] = six_matrix[six]
         parsed[rest] = six
-
-
-def _in_steps(convert: Callable[[slice], tuple[np.ndarray, np.ndarray]], count: int) -> tuple[np.ndarray, np.ndarray]:
-    """``convert`` of every slice of ``IPV6_STEP_ROWS`` of ``count`` rows, joined."""
-    parts = [convert(slice(i, i + IPV6_STEP_ROWS)) for i in range(0, count, IPV6_STEP_ROWS)]
-    return np.concatenate([part[0] for part in parts]), np.concatenate([part[1] for part in parts])
 
 
 def _surroundings(

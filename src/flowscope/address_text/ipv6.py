@@ -153,7 +153,8 @@ def parse_rows(buffer: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> t
         up_to_last_colon |= up_to_last_colon >> WORD(shift)
     quad = dots != 0
     parsed &= ~quad | (_lowest(dots) > colons)  # dots only after the last colon
-    group_starts = hex_digits & ((colons << _ONE) | _ONE) & np.where(quad, up_to_last_colon, ALL_ONES)
+    hextets = np.where(quad, up_to_last_colon, ALL_ONES)  # where the 16-bit groups are
+    group_starts = hex_digits & ((colons << _ONE) | _ONE) & hextets
     groups = _count(group_starts) + 2 * quad
     compressed = pairs != 0
     parsed &= np.where(compressed, groups <= 7, groups == 8)
