@@ -121,6 +121,8 @@ def format_text(array: pa.Array | pa.ChunkedArray) -> pa.Array:
     Variable binaries (SQL results lose the fixed width) are read when every value has 16 bytes.
     """
     array = contiguous(array)
+    if array.null_count == len(array):
+        return pa.nulls(len(array), pa.string())
     if array.type != ADDRESS:
         try:
             array = array.cast(ADDRESS)
@@ -148,20 +150,30 @@ def cidr_bounds(cidr: str) -> tuple[bytes, bytes]:
     return (first & ~host).to_bytes(16, "big"), (first | host).to_bytes(16, "big")
 
 
-_HEX_PAIRS = np.array([list(f"{value:02x}".encode()) for value in range(256)], np.uint8)
+_HEX_PAIRS = np.array([f"{value:02x}".encode() for value in range(256)], "S2").view(np.uint16).astype(np.uint64)
+_COLONS = np.uint64(ord(":") * (1 << 16 | 1 << 40))  # bytes 2 and 5 of the first word
+_MORE_COLONS = np.uint64(ord(":") * (1 | 1 << 24 | 1 << 48))  # bytes 0, 3 and 6 of the second
 
 
 def format_mac(array: pa.Array | pa.ChunkedArray) -> pa.Array:
     """uint64 MAC addresses (48 bits, as GoFlow2 stores them) -> ``aa:bb:cc:dd:ee:ff``.
 
-    Every text is 17 characters, so the characters are one (rows, 17) matrix and need no packing.
+    Every text is 17 characters: two words and a byte per row, from one lookup per octet (26 M MACs/s;
+    converting each distinct value in Python measured 80 M/s with ten distinct MACs in a column, but
+    0.6 M/s when they are all distinct, as a capture's hosts are).
     """
     array = contiguous(array)
     count = len(array)
-    octets = pc.fill_null(array, 0).to_numpy().astype(">u8").view(np.uint8).reshape(count, 8)[:, 2:]
-    text = np.full((count, 6, 3), ord(":"), np.uint8)
-    text[:, :, :2] = _HEX_PAIRS[octets]
-    data = text.reshape(count, 18)[:, :17]
+    if array.null_count == count:
+        return pa.nulls(count, pa.string())
+    value = pc.fill_null(array, 0).to_numpy().astype(np.uint64)
+    hex_pairs = [_HEX_PAIRS[(value >> np.uint64(40 - 8 * octet)) & np.uint64(0xFF)] for octet in range(6)]
+    text = np.empty((count, 17), np.uint8)
+    first = _COLONS | hex_pairs[0] | hex_pairs[1] << np.uint64(24) | hex_pairs[2] << np.uint64(48)
+    second = _MORE_COLONS | hex_pairs[3] << np.uint64(8) | hex_pairs[4] << np.uint64(32) | hex_pairs[5] << np.uint64(56)
+    text[:, :8] = first.view(np.uint8).reshape(count, 8)
+    text[:, 8:16] = second.view(np.uint8).reshape(count, 8)
+    text[:, 16] = hex_pairs[5] >> np.uint64(8)
     offsets = np.arange(0, 17 * count + 1, 17, dtype=np.int32)
     mask = pa.py_buffer(np.packbits(np.asarray(array.is_valid()), bitorder="little")) if array.null_count else None
-    return pa.Array.from_buffers(pa.string(), count, [mask, pa.py_buffer(offsets), pa.py_buffer(data.copy())])
+    return pa.Array.from_buffers(pa.string(), count, [mask, pa.py_buffer(offsets), pa.py_buffer(text)])

@@ -26,7 +26,7 @@ _HIGH_THREE_BYTES = _THREE_BYTES << WORD(32)
 _LANE_BYTES = WORD(0x000000FF000000FF)  # the low byte of each 32-bit half
 
 
-def octet_words() -> tuple[np.ndarray, np.ndarray]:
+def _octet_words() -> tuple[np.ndarray, np.ndarray]:
     """Each octet 0-255 as left-aligned decimal text in a word, and its length."""
     values = np.arange(256)
     lengths = 1 + (values >= 10) + (values >= 100)
@@ -44,7 +44,7 @@ def _pair_words() -> np.ndarray:
     Two lookups per address (the table is 512 KiB, so it stays in L2) instead of four octet lookups and
     the shifts that join them.
     """
-    text, lengths = octet_words()
+    text, lengths = _octet_words()
     first, second = np.repeat(np.arange(256), 256), np.tile(np.arange(256), 256)
     width = lengths[first]
     words = text[first] | (DOT << (width << WORD(3))) | (text[second] << ((width + WORD(1)) << WORD(3)))
@@ -120,7 +120,7 @@ def parse_rows(buffer: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> t
     fourth = (middle >> shifts[:, 5]) | (high >> (shifts[:, 5] - np.uint8(32)))  # uint8 wrap: past 64, gives 0
     octets = (low, low >> shifts[:, 1], middle >> shifts[:, 3], fourth)
     values = []
-    for pair in (0, 1):  # octets 1 and 3 in the low 32 bits, 2 and 4 in the high ones
+    for pair in (0, 1):  # octets 1 and 2, then 3 and 4: the first in the low 32 bits, the second in the high
         lanes = ((octets[2 * pair] << shifts[:, 4 * pair]) & _THREE_BYTES) | (
             (octets[2 * pair + 1] << shifts[:, 4 * pair + 2]) & _HIGH_THREE_BYTES
         )
