@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from flowscope.address_text import ipv4, ipv6
-from flowscope.address_text.rows import WORD, Packer, padded
+from flowscope.address_text.rows import WORD, Packer
 from flowscope.arrays import string_parts
 
 CHUNK_ROWS = 16384
@@ -59,40 +59,48 @@ def parse_addresses(array: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray
     """Strings or binaries -> ((rows, 16) address bytes, parsed, blank).
 
     ``parsed`` rows hold an address (IPv4 mapped into ``::ffff:0:0/96``); ``blank`` rows are null, empty or
-    whitespace only. The rest is not an address.
+    whitespace only. The rest is not an address. Texts are read where they are (no copy); starts and
+    lengths are made batch by batch unless whitespace or zones move them.
     """
     count = len(array)
     offsets, data = string_parts(array)
-    starts, lengths = offsets[:-1].astype(np.int64), np.diff(offsets).astype(np.int64)
-    if array.null_count:
-        lengths[~np.asarray(array.is_valid())] = 0
-    zoned = np.zeros(count, bool)
+    absent = ~np.asarray(array.is_valid()) if array.null_count else np.zeros(count, bool)
+    surroundings = None
     if (data <= ord("%")).any():  # whitespace and '%' sort below every character of an address
-        starts, lengths, zoned = _surroundings(data, starts, lengths)
-    blank = lengths == 0
-    blank &= ~zoned  # a zone with no address is no blank
-    buffer = padded(data, 48)
+        starts, lengths = offsets[:-1].astype(np.int64), np.diff(offsets).astype(np.int64)
+        lengths[absent] = 0
+        surroundings = _surroundings(data, starts, lengths)
     matrix = np.empty((count, 16), np.uint8)  # every row is written (see Packer for why not np.zeros)
-    parsed = np.empty(count, bool)
+    parsed, blank = np.empty(count, bool), np.empty(count, bool)
     for start in range(0, count, CHUNK_ROWS):
         part = slice(start, start + CHUNK_ROWS)
-        _parse_part(buffer, starts[part], lengths[part], zoned[part], matrix[part], parsed[part])
+        if surroundings is None:
+            bounds = offsets[start : start + CHUNK_ROWS + 1].astype(np.int64)
+            starts, lengths, zoned = bounds[:-1], np.diff(bounds), None
+            lengths[absent[part]] = 0
+        else:
+            starts, lengths, zoned = (column[part] for column in surroundings)
+        blank[part] = lengths == 0 if zoned is None else (lengths == 0) & ~zoned  # a zone alone is no blank
+        _parse_part(data, starts, lengths, zoned, matrix[part], parsed[part])
     return matrix, parsed, blank
 
 
 def _parse_part(
-    buffer: np.ndarray, starts: np.ndarray, lengths: np.ndarray, zoned: np.ndarray, matrix: np.ndarray,
+    data: np.ndarray, starts: np.ndarray, lengths: np.ndarray, zoned: np.ndarray | None, matrix: np.ndarray,
     parsed: np.ndarray,
 ) -> None:  # fmt: skip
-    address, four = ipv4.parse_rows(buffer, starts, lengths)
-    four &= ~zoned
+    address, four = ipv4.parse_rows(data, starts, lengths)
+    if zoned is not None:
+        four &= ~zoned  # a zone id only follows IPv6
     words = matrix.view(np.uint64)
     words[:, 0] = 0
-    words[:, 1] = np.where(four, _MAPPED_WORD | (address.astype(WORD) << WORD(32)), 0)
+    words[:, 1] = _MAPPED_WORD | (address.astype(WORD) << WORD(32))
+    if not four.all():
+        words[~four, 1] = 0
     parsed[:] = four
     rest = np.flatnonzero(~four & (lengths > 0))
     if len(rest):
-        six_matrix, six = ipv6.parse_rows(buffer, starts[rest], lengths[rest])
+        six_matrix, six = ipv6.parse_rows(data, starts[rest], lengths[rest])
         matrix[rest[six]] = six_matrix[six]
         parsed[rest] = six
 

@@ -93,8 +93,8 @@ def _bits(flags: np.ndarray) -> np.ndarray:
     return np.packbits(flags.reshape(-1), bitorder="little").view(np.uint16)
 
 
-def parse_rows(buffer: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Dotted quads at ``starts``/``lengths`` in ``buffer`` (``rows.padded``) -> (address, parsed).
+def parse_rows(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dotted quads at ``starts``/``lengths`` in ``data`` (bytes) -> (address, parsed).
 
     ``address`` is uint32 whose bytes are the four octets in order (network order); rows that are not a
     dotted quad have ``parsed`` False. Shape, characters and leading zeros are checked on 16-bit masks of
@@ -102,7 +102,7 @@ def parse_rows(buffer: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> t
     shifts, and its digits are weighted by multiplication, two octets per word.
     """
     fits = (lengths >= 7) & (lengths <= 15)
-    rows = windows(buffer, starts, None, 2)  # bytes past the text are masked off the bits below
+    rows = windows(data, starts, None, 2)  # bytes past the text are masked off the bits below
     text = rows.view(np.uint8)
     length_bit = np.uint32(1) << np.where(fits, lengths, 0).astype(np.uint32)
     inside = (length_bit - np.uint32(1)).astype(np.uint16)

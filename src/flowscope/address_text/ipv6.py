@@ -122,8 +122,8 @@ def _lowest(bits: np.ndarray) -> np.ndarray:
     return bits & (~bits + _ONE)
 
 
-def parse_rows(buffer: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """IPv6 texts at ``starts``/``lengths`` in ``buffer`` (``rows.padded``) -> ((rows, 16) bytes, parsed).
+def parse_rows(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """IPv6 texts at ``starts``/``lengths`` in ``data`` (bytes) -> ((rows, 16) bytes, parsed).
 
     The text's colons, dots and hex digits become 64-bit masks (at most 45 characters), on which the
     grammar is checked as ``ipaddress`` checks it: one ``::`` at most; a leading or trailing ':' only as
@@ -134,7 +134,7 @@ def parse_rows(buffer: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> t
     count = len(starts)
     fits = (lengths >= 2) & (lengths <= MAX_TEXT)
     lengths = np.where(fits, lengths, 0)
-    rows = windows(buffer, starts, lengths, 6)
+    rows = windows(data, starts, lengths, 6)
     text = rows.view(np.uint8)
     colons, dots = _bits(text == ord(":")), _bits(text == ord("."))
     lower = text | np.uint8(0x20)
@@ -161,7 +161,7 @@ def parse_rows(buffer: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> t
 
     quad_start = _count(up_to_last_colon)
     quad_rows = np.flatnonzero(parsed & quad)
-    address, quad_parsed = ipv4.parse_rows(buffer, starts[quad_rows] + quad_start[quad_rows],
+    address, quad_parsed = ipv4.parse_rows(data, starts[quad_rows] + quad_start[quad_rows],
                                            lengths[quad_rows] - quad_start[quad_rows])  # fmt: skip
     parsed[quad_rows] &= quad_parsed
 
