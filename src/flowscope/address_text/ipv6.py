@@ -22,6 +22,9 @@ MAX_FORMATTED = 39  # ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff
 _TEXT = WORD((1 << 56) - 1)
 _ONE = WORD(1)
 _DE_BRUIJN = WORD(0x03F79D71B4CB0A89)
+_ALIGN = np.array([8 * (4 - (mask ^ (mask + 1)).bit_length() + 1) for mask in range(16)], np.uint32)
+"""By which of the four characters from a group's first are hex digits (bit i: character i): the shift that
+right-aligns the group's digits (those before the first other character) in four bytes."""
 
 
 @functools.cache
@@ -166,27 +169,24 @@ def parse_rows(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> tup
     parsed[quad_rows] &= quad_parsed
 
     values = (rows & WORD(0x0F0F0F0F0F0F0F0F)) + WORD(9) * ((rows >> WORD(6)) & WORD(0x0101010101010101))
-    values = np.concatenate([values.reshape(-1), np.zeros(1, WORD)])  # digit values, one word to spare
+    digits = np.concatenate([values.view(np.uint8).reshape(-1), np.zeros(8, np.uint8)])  # hex digit values
+    four_digits = np.ndarray((len(digits) - 3,), "V4", digits, strides=(1,))  # the four at every byte
     gap = np.where(compressed, 8 - groups, 0)
     gap_at = np.where(compressed, _position(_lowest(pairs)), MAX_TEXT)
-    out = np.zeros((count, 9), ">u2")  # column 8 takes the writes of rows that have no group left
-    row_words, row_out = np.arange(0, 6 * count, 6), np.arange(0, 9 * count, 9)
+    out = np.zeros((count, 9), np.uint16)  # column 8 takes the writes of rows that have no group left
+    row_text, row_out = np.arange(0, 48 * count, 48), np.arange(0, 9 * count, 9)
     remaining = np.where(parsed, group_starts, WORD(0))
     rank = np.zeros(count, np.int64)
     while remaining.any():
         bit = _lowest(remaining)
         remaining ^= bit
         position = _position(bit)
-        index = row_words + (position >> 3)
-        low = (position & 7).astype(WORD) << WORD(3)
-        window = (values[index] >> low) | (values[index + 1] << (WORD(64) - low))
-        rest = ~(hex_digits >> position.astype(WORD))
-        digits = _position(_lowest(rest)).astype(WORD) << WORD(3)  # 8 * number of digits, 1-4
-        window = (window << (WORD(32) - digits)) & WORD(0xFFFFFFFF)  # right-aligned in four bytes
-        window = ((window << WORD(4)) | (window >> WORD(8))) & WORD(0x00FF00FF)
+        run = ((hex_digits >> position.astype(WORD)) & WORD(15)).astype(np.intp)  # the group's digits, 1-4
+        group = (four_digits[row_text + position].view(np.uint32) << _ALIGN[run]) & np.uint32(0xFFFFFFFF)  # right-aligned
+        group = ((group << np.uint32(4)) | (group >> np.uint32(8))) & np.uint32(0x00FF00FF)  # bytes 0, 2
         active = bit != 0
         slot = np.where(active, rank + np.where(position > gap_at, gap, 0), 8)
-        out.reshape(-1)[row_out + slot] = ((window & WORD(0xFF)) << WORD(8)) | (window >> WORD(16))
+        out.reshape(-1)[row_out + slot] = group | (group >> np.uint32(8))  # big-endian in memory
         rank += active
     matrix = out[:, :8].copy().view(np.uint8)
     matrix[quad_rows, 12:] = address.view(np.uint8).reshape(-1, 4)
