@@ -182,7 +182,7 @@ def parse_rows(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> tup
         remaining ^= bit
         position = _position(bit)
         run = ((hex_digits >> position.astype(WORD)) & WORD(15)).astype(np.intp)  # the group's digits, 1-4
-        group = (four_digits[row_text + position].view(np.uint32) << _ALIGN[run]) & np.uint32(0xFFFFFFFF)  # right-aligned
+        group = four_digits[row_text + position].view(np.uint32) << _ALIGN[run]  # right-aligned, 32 bits
         group = ((group << np.uint32(4)) | (group >> np.uint32(8))) & np.uint32(0x00FF00FF)  # bytes 0, 2
         active = bit != 0
         slot = np.where(active, rank + np.where(position > gap_at, gap, 0), 8)
