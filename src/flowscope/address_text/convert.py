@@ -64,11 +64,12 @@ def parse_addresses(array: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray
     """
     count = len(array)
     offsets, data = string_parts(array)
-    absent = ~np.asarray(array.is_valid()) if array.null_count else np.zeros(count, bool)
+    absent = ~np.asarray(array.is_valid()) if array.null_count else None
     surroundings = None
     if (data <= ord("%")).any():  # whitespace and '%' sort below every character of an address
         starts, lengths = offsets[:-1].astype(np.int64), np.diff(offsets).astype(np.int64)
-        lengths[absent] = 0
+        if absent is not None:
+            lengths[absent] = 0
         surroundings = _surroundings(data, starts, lengths)
     matrix = np.empty((count, 16), np.uint8)  # every row is written (see Packer for why not np.zeros)
     parsed, blank = np.empty(count, bool), np.empty(count, bool)
@@ -77,7 +78,8 @@ def parse_addresses(array: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray
         if surroundings is None:
             bounds = offsets[start : start + CHUNK_ROWS + 1].astype(np.int64)
             starts, lengths, zoned = bounds[:-1], np.diff(bounds), None
-            lengths[absent[part]] = 0
+            if absent is not None:
+                lengths[absent[part]] = 0
         else:
             starts, lengths, zoned = (column[part] for column in surroundings)
         blank[part] = lengths == 0 if zoned is None else (lengths == 0) & ~zoned  # a zone alone is no blank
