@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 from common import as_installed, machine, measure_in_subprocess, run_tool
 
@@ -34,7 +35,7 @@ PEER_ADDRESSES = 200_000
 RUNS = 3
 
 
-def stored_addresses(kind: str, count: int, seed: int = 1):  # -> pa.Array (pyarrow imported lazily)
+def stored_addresses(kind: str, count: int, seed: int = 1) -> pa.Array:
     from flowscope import addresses
 
     rng = np.random.default_rng(seed)
@@ -102,7 +103,6 @@ def _one_core() -> None:
 
 def hostile_csv(realistic: Path, hostile: Path, seed: int = 3) -> None:
     """The realistic CSV's rows with every address new: uniform IPv4 sources, destinations 20 % IPv6."""
-    import pyarrow as pa
     import pyarrow.csv as pacsv
 
     from flowscope import addresses
