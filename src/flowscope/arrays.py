@@ -36,3 +36,16 @@ def buffer_values(array: pa.Array, dtype: npt.DTypeLike, per_value: int = 1) -> 
     offset on (no copy; null slots hold whatever the buffer does)."""
     data = np.frombuffer(array.buffers()[1], dtype, count=(array.offset + len(array)) * per_value)
     return data[array.offset * per_value :]
+
+
+def string_parts(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """A string or binary array's offsets (one per value and one past the last, from the array's offset on) and
+    its data bytes, without copying. Offsets are int32, or int64 for the large types."""
+    large = pa.types.is_large_string(array.type) or pa.types.is_large_binary(array.type)
+    offsets_buffer, data_buffer = array.buffers()[1:3]
+    if offsets_buffer is None:  # an empty array may have no buffers
+        return np.zeros(1, np.int64 if large else np.int32), np.zeros(0, np.uint8)
+    count = array.offset + len(array) + 1
+    offsets = np.frombuffer(offsets_buffer, np.int64 if large else np.int32, count=count)[array.offset :]
+    data = np.frombuffer(data_buffer, np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
+    return offsets, data

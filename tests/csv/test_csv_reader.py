@@ -17,7 +17,6 @@ from flowscope import addresses
 from flowscope.csvflows import reader, values
 from flowscope.csvflows.options import CsvOptions
 from flowscope.csvflows.reader import CsvFlowSource, sniff
-from flowscope.csvflows.values import AddressCache
 from flowscope.display import textual
 from flowscope.errors import FlowscopeError
 from flowscope.schema import FLOW_SCHEMA, conform
@@ -237,7 +236,7 @@ def test_chunk_boundaries_do_not_change_the_rows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk_bytes: int, ending: bytes
 ) -> None:
     """Blocks cut anywhere (inside lines, CRLF pairs, the header), with or without a final newline, plain or
-    gzip: the same rows; and every row of an address seen in an earlier chunk is still converted."""
+    gzip: the same rows."""
     expected = textual(read_all(EXAMPLE)[0]).to_pylist()
     lines = EXAMPLE.read_bytes().splitlines()
     data = b"\n".join(lines).replace(b"\n", ending or b"\n") + ending
@@ -248,20 +247,13 @@ def test_chunk_boundaries_do_not_change_the_rows(
         assert textual(read_all(path)[0]).to_pylist() == expected
 
 
-@pytest.mark.parametrize("limit", [2, 5, 1 << 20])
-def test_address_cache_gives_what_parsing_gives(monkeypatch: pytest.MonkeyPatch, limit: int) -> None:
-    monkeypatch.setattr(AddressCache, "LIMIT", limit)
-    cache = AddressCache()
-    batches = [
-        ["10.0.0.1", "10.0.0.2", None, "10.0.0.1"],
-        ["10.0.0.2", "2001:db8::1", "nope", "", "10.0.0.3", "10.0.0.3"],
-        ["10.0.0.9", "10.0.0.1", "::1", "10.0.0.8", "10.0.0.7", "10.0.0.6", "10.0.0.5", "2001:db8::1"],
-        [None, None],
-    ]
-    for texts in batches:
-        raw = pa.array([None if t is None else t.encode() for t in texts], pa.binary())
-        expected = addresses.parse_text(pa.array(texts, pa.string()), errors="null")
-        assert cache.parse(raw).to_pylist() == expected.to_pylist()
+def test_address_column_counts_unreadable_text() -> None:
+    """Addresses come as raw bytes; text that is not an address (also blank text in a present cell) is a bad
+    row, a missing cell is not."""
+    raw = pa.array([b"10.0.0.1", b"2001:DB8::1", b"nope", b"", None, b" 10.0.0.2 ", b"10.0.0.256"], pa.binary())
+    stored, bad = values.to_address(raw)
+    assert addresses.format_text(stored).to_pylist() == ["10.0.0.1", "2001:db8::1", None, None, None, "10.0.0.2", None]
+    assert bad is not None and bad.tolist() == [False, False, True, True, False, False, True]
 
 
 def test_cic_time_patterns_mixed_in_one_chunk(tmp_path: Path) -> None:

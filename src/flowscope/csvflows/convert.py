@@ -31,9 +31,8 @@ class Converted:
 TEXT = pa.string()
 REPEATING_TEXT = pa.binary()
 """Text that repeats (addresses, timestamps) is parsed as raw bytes: no UTF-8 check and no dictionary
-building in the parser (together a third of its time). The converters parse each distinct value once (as
-text): addresses are looked up (``index_in``) in the input's ``AddressCache``, timestamps dictionary-encoded
-and gathered by index."""
+building in the parser (together a third of its time). Addresses are read from the bytes as they are;
+timestamps are dictionary-encoded (or taken one per run) and gathered by index."""
 
 MACS = columns_with_role(FLOWS, Role.MAC)
 """MAC columns are parsed from their text (``aa:bb:cc:dd:ee:ff``), never straight to integers."""
@@ -66,9 +65,7 @@ def column_types(
     return types
 
 
-def _convert_field(
-    name: str, text: pa.Array, dialect: Dialect, timezone: str, cache: values.AddressCache
-) -> values.Converted:
+def _convert_field(name: str, text: pa.Array, dialect: Dialect, timezone: str) -> values.Converted:
     if name == DURATION:
         return values.to_float(text)
     if name == "proto":
@@ -81,7 +78,7 @@ def _convert_field(
     if pa.types.is_string(kind):  # e.g. flowscope's own ``type`` and ``community_id``
         return text.cast(kind), None
     if kind == ADDRESS:
-        return values.to_address(text, cache)
+        return values.to_address(text)
     if kind == TIMESTAMP:
         if dialect.epoch_times:
             return values.to_epoch_timestamp(text)
@@ -100,11 +97,9 @@ def _end_time(start: pa.Array, duration: pa.Array, dialect: Dialect) -> values.C
     return end, None
 
 
-def convert(
-    raw: pa.Table, dialect: Dialect, mapping: dict[str, str], timezone: str, cache: values.AddressCache
-) -> Converted:
+def convert(raw: pa.Table, dialect: Dialect, mapping: dict[str, str], timezone: str) -> Converted:
     """Map ``raw`` (columns named by normalised header names, typed by ``column_types``) onto the flow
-    schema; ``cache`` holds the addresses parsed in the input's earlier chunks."""
+    schema."""
     columns: dict[str, pa.Array] = {}
     bad_by_reason: list[tuple[str, np.ndarray, pa.Array]] = []
 
@@ -115,7 +110,7 @@ def convert(
             bad_by_reason.append((f"unreadable {source} value", bad, contiguous(raw.column(source))))
 
     for name, source in mapping.items():
-        take(name, source, _convert_field(name, contiguous(raw.column(source)), dialect, timezone, cache))
+        take(name, source, _convert_field(name, contiguous(raw.column(source)), dialect, timezone))
     if DURATION in columns:
         duration = columns.pop(DURATION)
         if "time_flow_start" in columns and "time_flow_end" not in columns:

@@ -2,8 +2,7 @@
 
 Input is cut into chunks of whole lines and each chunk is parsed by pyarrow's CSV
 reader (integer columns as their flow-schema type, addresses and timestamps as raw
-bytes), then converted column-wise (``convert``; addresses through an ``AddressCache``
-that lives as long as the input, so each distinct address is parsed once). From a file, chunks
+bytes), then converted column-wise (``convert``). From a file, chunks
 are large (speed); from standard input a chunk is also closed every
 ``commit_rows`` rows or ``commit_seconds`` seconds, so a slow live feed reaches the
 lake (whose writer uses the same limits) while it is still running.
@@ -32,7 +31,6 @@ from flowscope.csvflows.convert import column_types, convert
 from flowscope.csvflows.dialects import Dialect
 from flowscope.csvflows.header import normalised_names, split_header
 from flowscope.csvflows.options import STDIN, CsvOptions
-from flowscope.csvflows.values import AddressCache
 from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
 from flowscope.memory import keep_freed_memory
@@ -152,7 +150,6 @@ class _InputReader:
         self.raw = raw
         self.rows_seen = 0
         self.in_summary = False
-        self.addresses = AddressCache()
 
     def batches(self) -> Iterator[pa.Table]:
         chunks = self._chunks()
@@ -276,7 +273,7 @@ class _InputReader:
         if ragged:
             line = ragged_lines[0] or 1
             self._problem("row with the wrong number of fields", len(ragged), ragged[0], self.rows_seen + line)
-        result = convert(raw, dialect, mapping, self.source.options.tz, self.addresses)
+        result = convert(raw, dialect, mapping, self.source.options.tz)
         keep = None
         for problem in result.problems:
             self._problem(problem.reason, len(problem.rows), problem.example, self.rows_seen + int(problem.rows[0]) + 1)

@@ -5,7 +5,7 @@ numbers on the reader's fast path) and returns the converted column plus a boole
 mask of rows whose text could not be read (``None`` when all rows were fine), so the
 reader can count and drop those rows (or stop, with ``--strict``) instead of failing
 the whole batch. Repeating values (timestamps, protocol names, flags, MACs) are
-converted once per distinct value and gathered back; addresses once per input (``AddressCache``).
+converted once per distinct value and gathered back; addresses are parsed row by row, vectorised.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flowscope import addresses
-from flowscope.schema import ADDRESS, TIMESTAMP
+from flowscope.schema import TIMESTAMP
 
 Converted = tuple[pa.Array, np.ndarray | None]
 
@@ -176,45 +176,12 @@ def to_mac(text: pa.Array) -> Converted:
     return _map_distinct(text, convert, pa.uint64())
 
 
-class AddressCache:
-    """Addresses parsed in earlier chunks of one input.
-
-    Flow CSVs repeat the same hosts chunk after chunk (a quarter of a 16 MiB chunk's addresses are
-    distinct, and nearly all of those were seen before), so each distinct text is parsed once per
-    input; a chunk's rows are then only looked up (``index_in``), which costs less than even
-    dictionary-encoding them.
-    """
-
-    LIMIT = 1 << 20
-    """Distinct texts kept; past it the cache starts over from the current chunk (bounded memory)."""
-
-    def __init__(self) -> None:
-        self.texts = pa.array([], pa.binary())
-        self.parsed = pa.array([], ADDRESS)
-
-    def parse(self, text: pa.Array) -> pa.Array:
-        """binary(16) per row of ``text`` (null where the text is null or unreadable)."""
-        text = text.cast(pa.binary())
-        position = pc.index_in(text, value_set=self.texts)
-        if position.null_count == text.null_count:
-            return self.parsed.take(position)
-        missing = pc.and_(pc.is_null(position), pc.is_valid(text))
-        unseen = text.filter(missing)
-        fresh = pc.unique(unseen)
-        if len(self.texts) and len(self.texts) + len(fresh) > self.LIMIT:
-            self.texts, self.parsed = self.texts[:0], self.parsed[:0]
-            return self.parse(text)
-        # the unseen rows are looked up among the fresh texts only, not the whole cache again
-        rows = pc.fill_null(position, -1).to_numpy().copy()
-        rows[missing.to_numpy(zero_copy_only=False)] = len(self.texts) + pc.index_in(unseen, value_set=fresh).to_numpy()
-        self.texts = pa.concat_arrays([self.texts, fresh])
-        self.parsed = pa.concat_arrays([self.parsed, addresses.parse_text(_as_text(fresh), errors="null")])
-        return self.parsed.take(pa.array(rows, mask=rows < 0))
-
-
-def to_address(text: pa.Array, cache: AddressCache) -> Converted:
-    """IPv4/IPv6 text -> binary(16) (``flowscope.addresses.parse_text``, once per distinct address of the input)."""
-    values = cache.parse(text)
+def to_address(text: pa.Array) -> Converted:
+    """IPv4/IPv6 text (raw bytes) -> binary(16), every row parsed: ``flowscope.addresses.parse_text`` reads
+    about 20 M addresses/s, faster than looking them up among those seen before (an ``index_in`` cache
+    over the input's distinct addresses measured the same on repeating hosts and 5x slower when every
+    record brings new ones)."""
+    values = addresses.parse_text(text, errors="null")
     return values, _bad_mask(text, values)
 
 

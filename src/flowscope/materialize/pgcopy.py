@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flowscope import addresses
-from flowscope.arrays import contiguous
+from flowscope.arrays import contiguous, string_parts
 from flowscope.errors import FlowscopeError
 from flowscope.schema import ADDRESS, postgres_type, role_of
 
@@ -99,9 +99,7 @@ def _variable_values(column: pa.Array, spec: PgColumn) -> tuple[np.ndarray, np.n
         column = column.cast(pa.binary())
     if pa.types.is_large_string(column.type):
         column = column.cast(pa.string())
-    offsets = np.frombuffer(column.buffers()[1], dtype=np.int32)[column.offset : column.offset + len(column) + 1]
-    data_buffer = column.buffers()[2]
-    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
+    offsets, data = string_parts(column)
     return offsets[:-1], np.diff(offsets), data
 
 

@@ -1,0 +1,193 @@
+"""IPv6 text <-> address bytes for whole batches, with no Python step per address.
+
+Output is RFC 5952's canonical text (lowercase hex without leading zeros; the longest run of two or more
+zero groups, the leftmost of equal runs, written ``::``), as ``ipaddress.IPv6Address`` prints it.
+Input is every form ``ipaddress.IPv6Address`` reads: ``::`` anywhere once, one to four hex digits of either
+case per group, and a dotted-quad last 32 bits (``::ffff:1.2.3.4``, ``64:ff9b::192.0.2.1``).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from flowscope.address_text import ipv4
+from flowscope.address_text.rows import ALL_ONES, WORD, windows
+
+COLON = WORD(ord(":"))
+_DOUBLE_COLON = WORD(0x3A3A)
+MAX_TEXT = 45  # ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255
+MAX_FORMATTED = 39  # ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff
+_TEXT = WORD((1 << 56) - 1)
+_ONE = WORD(1)
+_DE_BRUIJN = WORD(0x03F79D71B4CB0A89)
+_ALIGN = np.array([8 * (4 - (mask ^ (mask + 1)).bit_length() + 1) for mask in range(16)], np.uint32)
+"""By which of the four characters from a group's first are hex digits (bit i: character i): the shift that
+right-aligns the group's digits (those before the first other character) in four bytes."""
+
+
+@functools.cache
+def _group_words() -> np.ndarray:
+    """Each 16-bit group as hex without leading zeros and a ':' after it, left-aligned; the hex length on top."""
+    values = np.arange(1 << 16)
+    lengths = 1 + (values >= 0x10) + (values >= 0x100) + (values >= 0x1000)
+    words = np.zeros(1 << 16, WORD)
+    for position in range(4):
+        nibble = (values >> (4 * np.maximum(lengths - 1 - position, 0))) & 15
+        char = np.where(nibble < 10, ord("0") + nibble, ord("a") - 10 + nibble)
+        words |= np.where(position < lengths, char, 0).astype(WORD) << WORD(8 * position)
+    words |= COLON << (lengths.astype(WORD) << WORD(3))
+    return words | (lengths.astype(WORD) << WORD(56))
+
+
+@functools.cache
+def _zero_runs() -> tuple[np.ndarray, np.ndarray]:
+    """For each mask of zero groups (bit g = group g is 0): first group and length of the run to write as
+    ``::`` (RFC 5952 4.2: the longest, the first of equal ones, never a single group; length 0: none)."""
+    firsts, lengths = np.zeros(256, np.int64), np.zeros(256, np.int64)
+    for mask in range(256):
+        run = 0
+        for group in range(9):
+            if group < 8 and mask >> group & 1:
+                run += 1
+                continue
+            if run >= 2 and run > lengths[mask]:
+                firsts[mask], lengths[mask] = group - run, run
+            run = 0
+    return firsts, lengths
+
+
+def format_tokens(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, 16) addresses -> (tokens, places, lengths): each group's text as a word and its byte offset in
+    its row's text (both (8, rows), group-major), and each text's length.
+
+    A shown group's token is its hex and a ':' (the last group's without); the run of zero groups written
+    ``::`` is one ':' token in its first group ('::' when it starts the address) and empty ones after it.
+    Tokens come from one table lookup per group, the run from one lookup on the mask of zero groups, places
+    from a running sum of the widths.
+    """
+    big_endian = matrix.view(">u2")
+    zero_mask = np.packbits((big_endian == 0).reshape(-1), bitorder="little")
+    run_firsts, run_lengths = _zero_runs()
+    first, length = run_firsts[zero_mask], run_lengths[zero_mask]
+    tokens = _group_words()[big_endian.T.astype(np.uint16)]
+    widths = tokens >> WORD(56)  # hex digits; the ':' is added below
+    tokens &= _TEXT
+    group = np.arange(8)[:, None]
+    in_run = (group >= first) & (group < first + length)
+    opens_run = in_run & (group == first)
+    shown = ~in_run[7]
+    tokens[7] = np.where(shown, tokens[7] & ~(COLON << (widths[7] << WORD(3))), tokens[7])
+    widths += _ONE
+    at_start = first == 0
+    opening = np.where(opens_run, np.where(at_start, _DOUBLE_COLON, COLON), WORD(0))
+    tokens = np.where(in_run, opening, tokens)
+    widths = np.where(in_run, np.where(opens_run, at_start.astype(WORD) + _ONE, WORD(0)), widths)
+    places = widths.copy()  # becomes each group's end, then its start
+    for row in range(1, 8):
+        places[row] += places[row - 1]
+    lengths = (places[7] - shown).astype(np.int64)
+    places -= widths
+    return tokens, places.astype(np.int64), lengths
+
+
+def _bits(flags: np.ndarray) -> np.ndarray:
+    """(rows, 48) booleans -> one 64-bit mask per row (bit i = byte i)."""
+    packed = np.zeros((len(flags), 8), np.uint8)
+    packed[:, :6] = np.packbits(flags.reshape(-1), bitorder="little").reshape(-1, 6)
+    return packed.view(WORD)[:, 0]
+
+
+@functools.cache
+def _bit_positions() -> np.ndarray:
+    """De Bruijn sequence lookup: ``table[(bit * _DE_BRUIJN) >> 58]`` is the position of a single set bit."""
+    table = np.zeros(64, np.int64)
+    for position in range(64):
+        table[((1 << position) * int(_DE_BRUIJN) % (1 << 64)) >> 58] = position
+    return table
+
+
+def _position(bit: np.ndarray) -> np.ndarray:
+    """Index of the single set bit of each word (0 for 0)."""
+    return _bit_positions()[(bit * _DE_BRUIJN) >> WORD(58)]
+
+
+def _count(bits: np.ndarray) -> np.ndarray:
+    """Set bits per word (numpy 1.26 has no popcount)."""
+    bits = bits - ((bits >> _ONE) & WORD(0x5555555555555555))
+    bits = (bits & WORD(0x3333333333333333)) + ((bits >> WORD(2)) & WORD(0x3333333333333333))
+    bits = (bits + (bits >> WORD(4))) & WORD(0x0F0F0F0F0F0F0F0F)
+    return ((bits * WORD(0x0101010101010101)) >> WORD(56)).astype(np.int64)
+
+
+def _lowest(bits: np.ndarray) -> np.ndarray:
+    return bits & (~bits + _ONE)
+
+
+def parse_rows(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """IPv6 texts at ``starts``/``lengths`` in ``data`` (bytes) -> ((rows, 16) bytes, parsed).
+
+    The text's colons, dots and hex digits become 64-bit masks (at most 45 characters), on which the
+    grammar is checked as ``ipaddress`` checks it: one ``::`` at most; a leading or trailing ':' only as
+    part of it; groups of one to four digits; dots only in a dotted quad after the last colon; eight
+    groups, or at most seven with ``::``. Groups are then read one per step, all rows at once (eight
+    steps at most), and placed after the ``::`` gap when they follow it.
+    """
+    count = len(starts)
+    fits = (lengths >= 2) & (lengths <= MAX_TEXT)
+    lengths = np.where(fits, lengths, 0)
+    rows = windows(data, starts, lengths, 6)
+    text = rows.view(np.uint8)
+    colons, dots = _bits(text == ord(":")), _bits(text == ord("."))
+    lower = text | np.uint8(0x20)
+    hex_digits = _bits(((text - np.uint8(ord("0"))) < np.uint8(10)) | ((lower - np.uint8(ord("a"))) < np.uint8(6)))
+    length_bits = lengths.astype(WORD)
+    parsed = fits & ((colons | dots | hex_digits) == ~(ALL_ONES << length_bits))
+    pairs = colons & (colons >> _ONE)  # bit p: '::' at p
+    parsed &= (pairs & (pairs - _ONE)) == 0  # one '::' at most (':::' is two)
+    parsed &= ((colons & _ONE) == 0) | ((pairs & _ONE) != 0)
+    last = length_bits - _ONE
+    parsed &= (((colons >> last) & _ONE) == 0) | (((pairs >> (last - _ONE)) & _ONE) != 0)
+    parsed &= (hex_digits & (hex_digits >> _ONE) & (hex_digits >> WORD(2)) & (hex_digits >> WORD(3)) &
+               (hex_digits >> WORD(4))) == 0  # fmt: skip
+    up_to_last_colon = colons.copy()
+    for shift in (1, 2, 4, 8, 16, 32):
+        up_to_last_colon |= up_to_last_colon >> WORD(shift)
+    quad = dots != 0
+    parsed &= ~quad | (_lowest(dots) > colons)  # dots only after the last colon
+    hextets = np.where(quad, up_to_last_colon, ALL_ONES)  # where the 16-bit groups are
+    group_starts = hex_digits & ((colons << _ONE) | _ONE) & hextets
+    groups = _count(group_starts) + 2 * quad
+    compressed = pairs != 0
+    parsed &= np.where(compressed, groups <= 7, groups == 8)
+
+    quad_start = _count(up_to_last_colon)
+    quad_rows = np.flatnonzero(parsed & quad)
+    address, quad_parsed = ipv4.parse_rows(data, starts[quad_rows] + quad_start[quad_rows],
+                                           lengths[quad_rows] - quad_start[quad_rows])  # fmt: skip
+    parsed[quad_rows] &= quad_parsed
+
+    values = (rows & WORD(0x0F0F0F0F0F0F0F0F)) + WORD(9) * ((rows >> WORD(6)) & WORD(0x0101010101010101))
+    digits = np.concatenate([values.view(np.uint8).reshape(-1), np.zeros(8, np.uint8)])  # hex digit values
+    four_digits = np.ndarray((len(digits) - 3,), "V4", digits, strides=(1,))  # the four at every byte
+    gap = np.where(compressed, 8 - groups, 0)
+    gap_at = np.where(compressed, _position(_lowest(pairs)), MAX_TEXT)
+    out = np.zeros((count, 9), np.uint16)  # column 8 takes the writes of rows that have no group left
+    row_text, row_out = np.arange(0, 48 * count, 48), np.arange(0, 9 * count, 9)
+    remaining = np.where(parsed, group_starts, WORD(0))
+    rank = np.zeros(count, np.int64)
+    while remaining.any():
+        bit = _lowest(remaining)
+        remaining ^= bit
+        position = _position(bit)
+        run = ((hex_digits >> position.astype(WORD)) & WORD(15)).astype(np.intp)  # the group's digits, 1-4
+        group = four_digits[row_text + position].view(np.uint32) << _ALIGN[run]  # right-aligned, 32 bits
+        group = ((group << np.uint32(4)) | (group >> np.uint32(8))) & np.uint32(0x00FF00FF)  # bytes 0, 2
+        active = bit != 0
+        slot = np.where(active, rank + np.where(position > gap_at, gap, 0), 8)
+        out.reshape(-1)[row_out + slot] = group | (group >> np.uint32(8))  # big-endian in memory
+        rank += active
+    matrix = out[:, :8].copy().view(np.uint8)
+    matrix[quad_rows, 12:] = address.view(np.uint8).reshape(-1, 4)
+    return matrix, parsed
