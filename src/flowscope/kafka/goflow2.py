@@ -1,0 +1,345 @@
+"""GoFlow2 v2 ``flowpb.FlowMessage`` (goflow2's ``pb/flow.proto``), length-delimited, for whole batches at once.
+
+Each flow is one FlowMessage preceded by its length as a varint, as GoFlow2's ``bin`` format writes it
+and ClickHouse's ``Protobuf`` format reads it; several may follow each other in one Kafka message.
+The field numbers and proto types come from the column catalogue (``Column.goflow2``).
+
+**Encoding** lays every flow out in a byte matrix with one fixed-width region per field (tag, then the
+value's varint, or length and address bytes), as wide as that field's longest value in the batch, and
+keeps, per row, the bytes each field really takes (none for a proto3 default: 0, null), with one
+boolean-mask selection: the messages come out back to back in a single buffer.
+
+**Decoding** walks the fields of all messages in lockstep (the k-th field of every message in one numpy
+step, as ``collect/xdr.py`` walks sFlow records), so the Python loop runs once per field position, about
+thirty times per batch. Values land in per-field arrays (the last occurrence wins, as in protobuf);
+unknown fields (GoFlow2's MPLS, BGP and layer fields) are skipped by wire type.
+
+What does not map: proto3 cannot tell 0 from absent. Decoded times and sampling rates of 0 and empty
+addresses become null (unknown), like the sources that know no value; other absent numbers are 0.
+Encoded nulls are absent fields. ``type`` is GoFlow2's FlowType enum (``sflow_v5``, ``netflow_v5``,
+``netflow_v9``, ``ipfix``); other source kinds are FLOWUNKNOWN, which decodes as null.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from flowscope import addresses
+from flowscope.arrays import buffer_values, contiguous
+from flowscope.diagnostics import Skips
+from flowscope.kafka.wire import WIRE_LEN, WIRE_VARINT, WireBuffer, tag, varint_bytes, varint_lengths
+from flowscope.schema import FLOWS, Role, conform, table_columns
+
+FLOW_TYPES = ("", "sflow_v5", "netflow_v5", "netflow_v9", "ipfix")
+"""FlowType enum values by number (0, FLOWUNKNOWN, has no flowscope name)."""
+
+ENCODE_ROWS = 65_536
+"""Rows encoded per step: the byte matrix of one step (~120 bytes a row) stays within the L2/L3 caches."""
+
+_NULL_WHEN_ZERO = frozenset({"sampling_rate"})
+
+
+@dataclass(frozen=True)
+class _Field:
+    column: str
+    number: int
+    kind: str
+    """``varint``, ``time`` (varint of UTC ns), ``address`` (bytes, 4 or 16) or ``enum`` (FlowType)."""
+    arrow_type: pa.DataType
+
+    @property
+    def wire_type(self) -> int:
+        return WIRE_LEN if self.kind == "address" else WIRE_VARINT
+
+
+def _fields() -> tuple[_Field, ...]:
+    fields = []
+    for c in table_columns(FLOWS):
+        if c.goflow2 is None:
+            continue
+        if c.role is Role.ADDRESS:
+            kind = "address"
+        elif c.role is Role.TIME:
+            kind = "time"
+        elif c.goflow2.proto_type == "FlowType":
+            kind = "enum"
+        else:
+            kind = "varint"
+        fields.append(_Field(c.name, c.goflow2.number, kind, c.arrow_type))
+    return tuple(sorted(fields, key=lambda f: f.number))  # field-number order, as protobuf serialisers write
+
+
+FIELDS = _fields()
+_VARINT_FIELDS = tuple(f for f in FIELDS if f.kind != "address")
+_ADDRESS_FIELDS = tuple(f for f in FIELDS if f.kind == "address")
+_LOOKUP_SIZE = 128
+assert max(f.number for f in FIELDS) < _LOOKUP_SIZE - 1
+# field number (clipped to 127, which FlowMessage does not use) -> slot among varint fields, or among
+# address fields offset by _ADDRESS_BASE; -1 for fields flowscope does not keep
+_ADDRESS_BASE = 64
+_SLOT = np.full(_LOOKUP_SIZE, -1, np.int64)
+_SLOT[[f.number for f in _VARINT_FIELDS]] = np.arange(len(_VARINT_FIELDS))
+_SLOT[[f.number for f in _ADDRESS_FIELDS]] = _ADDRESS_BASE + np.arange(len(_ADDRESS_FIELDS))
+_EXPECTED_WIRE = np.full(_LOOKUP_SIZE, -1, np.int64)
+_EXPECTED_WIRE[[f.number for f in FIELDS]] = [f.wire_type for f in FIELDS]
+
+
+# ---------------------------------------------------------------------------------------------- encoding
+
+
+def encode(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """Flow-schema rows -> (one uint8 buffer of length-delimited FlowMessages, each message's end offset)."""
+    table = conform(table, keep_extra=False)
+    datas, ends, base = [], [], 0
+    for first in range(0, table.num_rows, ENCODE_ROWS):
+        data, chunk_ends = _encode_rows(table.slice(first, ENCODE_ROWS))
+        datas.append(data)
+        ends.append(chunk_ends + base)
+        base += data.shape[0]
+    if not datas:
+        return np.zeros(0, np.uint8), np.zeros(0, np.int64)
+    return np.concatenate(datas), np.concatenate(ends)
+
+
+@dataclass
+class _Region:
+    """One field's bytes for every row: a left-aligned byte matrix and how many of its bytes each row uses."""
+
+    matrix: np.ndarray
+    size: np.ndarray
+
+
+def _encode_rows(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    n = table.num_rows
+    regions = [r for f in FIELDS if (r := _region(f, table.column(f.column), n)) is not None]
+    length = np.zeros(n, np.int64)
+    for region in regions:
+        length += region.size
+    prefix_length = varint_lengths(length)
+    prefix_width = int(prefix_length.max()) if n else 1
+    regions.insert(0, _Region(varint_bytes(length, prefix_length, prefix_width), prefix_length))
+    width = sum(r.matrix.shape[1] for r in regions)
+    matrix = np.empty((n, width), np.uint8)
+    keep = np.empty((n, width), bool)
+    at = 0
+    for region in regions:
+        w = region.matrix.shape[1]
+        matrix[:, at : at + w] = region.matrix
+        np.less(np.arange(w), region.size[:, None], out=keep[:, at : at + w])
+        at += w
+    return matrix[keep], np.cumsum(length + prefix_length)
+
+
+def _region(f: _Field, column: pa.ChunkedArray, n: int) -> _Region | None:
+    """The bytes of field ``f`` for every row, or None when no row has a value for it."""
+    head = np.frombuffer(tag(f.number, f.wire_type), np.uint8)
+    if f.kind == "address":
+        return _address_region(head, column, n)
+    values = _varint_values(f, contiguous(column))
+    top = int(values.max()) if n else 0
+    if top == 0:
+        return None
+    lengths = varint_lengths(values, top)
+    value_width = int(lengths.max())
+    matrix = np.empty((n, head.size + value_width), np.uint8)
+    matrix[:, : head.size] = head
+    matrix[:, head.size :] = varint_bytes(values, lengths, value_width)
+    return _Region(matrix, np.where(values != 0, head.size + lengths, 0))
+
+
+def _varint_values(f: _Field, array: pa.Array) -> np.ndarray:
+    """A column's values as uint64, nulls as 0 (proto3's absent)."""
+    if f.kind == "enum":
+        codes = pc.index_in(array, value_set=pa.array(FLOW_TYPES))
+        return np.asarray(pc.fill_null(codes, 0).to_numpy(zero_copy_only=False), np.uint64)
+    if array.null_count:
+        array = pc.fill_null(array, 0 if f.kind != "time" else pa.scalar(0, array.type))
+    if f.kind == "time":
+        return buffer_values(array, np.int64).view(np.uint64)
+    return buffer_values(array, array.type.to_pandas_dtype()).astype(np.uint64)
+
+
+def _address_region(head: np.ndarray, column: pa.ChunkedArray, n: int) -> _Region | None:
+    """Addresses as GoFlow2 sends them: 4 bytes for IPv4 (IPv4-mapped here), 16 for IPv6; null: absent."""
+    array = contiguous(column)
+    if array.null_count == n:
+        return None
+    matrix = addresses.to_matrix(array)
+    v4 = addresses.is_ipv4_matrix(matrix)
+    size = np.where(v4, 4, 16)
+    if array.null_count:
+        size[~np.asarray(array.is_valid())] = 0
+    all_v4 = bool(v4.all())
+    out = np.empty((n, head.size + 1 + (4 if all_v4 else 16)), np.uint8)
+    out[:, : head.size] = head
+    out[:, head.size] = size
+    body = out[:, head.size + 1 :]
+    if all_v4:
+        body[:] = matrix[:, 12:]
+    else:
+        body[:] = matrix
+        body[v4, :4] = matrix[v4, 12:]
+    return _Region(out, np.where(size > 0, head.size + 1 + size, 0))
+
+
+# ---------------------------------------------------------------------------------------------- decoding
+
+
+@dataclass
+class Frames:
+    """Length-delimited messages found in a buffer: each body's start and end, and the payload it came from."""
+
+    buffer: WireBuffer
+    starts: np.ndarray
+    ends: np.ndarray
+    payload: np.ndarray
+
+
+def split(payloads: list[bytes], skips: Skips) -> Frames:
+    """Find the varint-prefixed messages in each payload (Kafka message value), all payloads in lockstep.
+
+    A prefix that is not a varint, or a length that runs past its payload, ends that payload's walk: its
+    remaining bytes cannot be framed, and are counted as one skipped message.
+    """
+    lengths = np.fromiter(map(len, payloads), np.int64, len(payloads))
+    payload_ends = np.cumsum(lengths)
+    buffer = WireBuffer(b"".join(payloads))
+    cursor = payload_ends - lengths
+    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    active = np.flatnonzero(cursor < payload_ends)
+    while active.size:
+        position, end = cursor[active], payload_ends[active]
+        prefix = buffer.varints(position)
+        body = position + prefix.length
+        body_end = body + np.minimum(prefix.value, np.uint64(1 << 40)).astype(np.int64)
+        _count(skips, "truncated varint", prefix.ok & (body > end))
+        _count(skips, "malformed varint (more than 10 bytes)", ~prefix.ok)
+        _count(skips, "length past the end of the message", prefix.ok & (body <= end) & (body_end > end))
+        good = prefix.ok & (body_end <= end)
+        active, body, body_end = active[good], body[good], body_end[good]
+        found.append((body, body_end, active))
+        cursor[active] = body_end
+        active = active[body_end < payload_ends[active]]
+    if not found:
+        empty = np.zeros(0, np.int64)
+        return Frames(buffer, empty, empty, empty)
+    starts, ends, payload = (np.concatenate(part) for part in zip(*found, strict=True))
+    order = np.argsort(starts, kind="stable")
+    return Frames(buffer, starts[order], ends[order], payload[order])
+
+
+def _count(skips: Skips, reason: str, mask: np.ndarray) -> None:
+    skips.add(reason, int(np.count_nonzero(mask)))
+
+
+_REASONS = (
+    "",
+    "truncated varint",
+    "malformed varint (more than 10 bytes)",
+    "wrong wire type",
+    "invalid tag (garbage)",
+    "length past the end of the message",
+    "address neither 4 nor 16 bytes",
+    "value out of range",
+)
+_TRUNCATED, _MALFORMED, _WRONG_WIRE, _BAD_TAG, _PAST_END, _ADDRESS_LENGTH, _RANGE = range(1, 8)
+
+
+def decode(frames: Frames, skips: Skips) -> pa.Table:
+    """The FlowMessages of ``frames`` as flow-schema rows; bad messages are counted in ``skips`` and left out."""
+    n = frames.starts.shape[0]
+    buffer = frames.buffer
+    values = np.zeros((len(_VARINT_FIELDS), n), np.uint64)
+    address_at = np.zeros((len(_ADDRESS_FIELDS), n), np.int64)
+    address_size = np.zeros((len(_ADDRESS_FIELDS), n), np.int64)
+    status = np.zeros(n, np.int8)
+    cursor = frames.starts.copy()
+    ends = frames.ends
+    active = np.flatnonzero(cursor < ends)
+    while active.size:
+        position, end = cursor[active], ends[active]
+        key = buffer.varints(position)
+        number = (key.value >> np.uint64(3)).astype(np.int64)
+        wire = (key.value & np.uint64(7)).astype(np.int64)
+        at = position + key.length
+        value = buffer.varints(at)
+        size = np.minimum(value.value, np.uint64(1 << 40)).astype(np.int64)
+        after = np.select(
+            [wire == 0, wire == 2, wire == 1], [at + value.length, at + value.length + size, at + 8], at + 4
+        )
+        slot_of = np.minimum(number, _LOOKUP_SIZE - 1)
+        expected = _EXPECTED_WIRE[slot_of]
+        reads_varint = (wire == 0) | (wire == 2)
+        error = np.select(
+            [
+                ~key.ok | (key.length > 5) | (number == 0) | ((wire != 0) & (wire != 1) & (wire != 2) & (wire != 5)),
+                at > end,
+                reads_varint & ~value.ok,
+                reads_varint & (at + value.length > end),
+                (expected >= 0) & (wire != expected),
+                after > end,
+            ],
+            [_BAD_TAG, _TRUNCATED, _MALFORMED, _TRUNCATED, _WRONG_WIRE, _PAST_END],
+            0,
+        ).astype(np.int8)
+        status[active] = error
+        fine = error == 0
+        slot = np.where(fine, _SLOT[slot_of], -1)
+        numeric = np.flatnonzero((slot >= 0) & (slot < _ADDRESS_BASE))
+        values[slot[numeric], active[numeric]] = value.value[numeric]
+        bytes_ = np.flatnonzero(slot >= _ADDRESS_BASE)
+        address_at[slot[bytes_] - _ADDRESS_BASE, active[bytes_]] = (at + value.length)[bytes_]
+        address_size[slot[bytes_] - _ADDRESS_BASE, active[bytes_]] = size[bytes_]
+        cursor[active] = after
+        keep = fine & (after < end)
+        active = active[keep]
+    columns: dict[str, pa.Array] = {}
+    for i, f in enumerate(_VARINT_FIELDS):
+        columns[f.column] = _column(f, values[i], status)
+    for i, f in enumerate(_ADDRESS_FIELDS):
+        columns[f.column] = _address_column(buffer, address_at[i], address_size[i], status)
+    for code in np.unique(status[status != 0]).tolist():
+        skips.add(_REASONS[code], int(np.count_nonzero(status == code)))
+    good = np.flatnonzero(status == 0)
+    table = pa.table(columns)
+    if good.size < n:
+        table = table.take(good)
+    return conform(table)
+
+
+def _column(f: _Field, values: np.ndarray, status: np.ndarray) -> pa.Array:
+    """A decoded varint field as its catalogue column; a value too wide for the column marks its message bad."""
+    if f.kind == "time":
+        return pa.array(values.view(np.int64), f.arrow_type, mask=values == 0)
+    if f.kind == "enum":
+        codes = np.where(values < len(FLOW_TYPES), values, 0).astype(np.int8)
+        names = pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes == 0), pa.array(FLOW_TYPES))
+        return names.cast(pa.string())
+    dtype = np.dtype(f.arrow_type.to_pandas_dtype())
+    if dtype.itemsize < 8:
+        too_wide = values > np.iinfo(dtype).max
+        status[too_wide & (status == 0)] = _RANGE
+    mask = values == 0 if f.column in _NULL_WHEN_ZERO else None
+    return pa.array(values.astype(dtype), f.arrow_type, mask=mask)
+
+
+def _address_column(buffer: WireBuffer, at: np.ndarray, size: np.ndarray, status: np.ndarray) -> pa.Array:
+    """4-byte fields IPv4-mapped, 16-byte ones as they are, absent ones null; other sizes mark the message bad."""
+    status[(size != 0) & (size != 4) & (size != 16) & (status == 0)] = _ADDRESS_LENGTH
+    matrix = np.zeros((size.shape[0], 16), np.uint8)
+    v4 = np.flatnonzero(size == 4)
+    v6 = np.flatnonzero(size == 16)
+    matrix[v4, 10:12] = 0xFF
+    matrix[v4, 12:] = buffer.data[at[v4, None] + np.arange(4)]
+    matrix[v6] = buffer.data[at[v6, None] + np.arange(16)]
+    valid = size > 0
+    return addresses.from_ipv6_bytes(matrix, None if valid.all() else valid)
+
+
+def decode_payloads(payloads: list[bytes], skips: Skips) -> pa.Table:
+    """Kafka message values (each any number of length-delimited FlowMessages) -> flow-schema rows."""
+    return decode(split(payloads, skips), skips)
