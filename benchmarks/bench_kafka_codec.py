@@ -72,7 +72,7 @@ def flowscope_encode_step(directory: str) -> tuple[float, int]:
     table = pq.read_table(Path(directory) / "flows.parquet")
     goflow2.encode(table.slice(0, 10_000))  # warm-up
     started = _cpu()
-    data, ends = goflow2.encode(table)
+    _, ends = goflow2.encode(table)
     return _cpu() - started, int(ends.shape[0])
 
 
@@ -123,7 +123,8 @@ def peer_encode_step(directory: str, flows: str) -> tuple[float, int]:
         elif f.kind == "time":
             columns[f.column] = column.cast(pa.int64()).fill_null(0).to_pylist()
         elif f.kind == "enum":
-            columns[f.column] = [goflow2.FLOW_TYPES.index(v) if v in goflow2.FLOW_TYPES else 0 for v in column.to_pylist()]
+            known = goflow2.FLOW_TYPES
+            columns[f.column] = [known.index(v) if v in known else 0 for v in column.to_pylist()]
         else:
             columns[f.column] = column.fill_null(0).to_pylist()
     from flowscope.schema import column as catalogue
