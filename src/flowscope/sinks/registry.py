@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 DESTINATION_MODULES: tuple[str, ...] = (
     "flowscope.sinks.lake",
     "flowscope.sinks.files",
+    "flowscope.kafka.sink",
 )
 
 
