@@ -17,6 +17,7 @@ from flowscope.lake.layout import DEFAULT_LAKE, LAKE_ENV
 COMMANDS = {
     "capture": "capture_cmds",
     "collect": "collect_cmds",
+    "consume": "consume_cmd",
     "demo": "demo",
     "exporters": "collect_cmds",
     "lake": "lake_cmd",
