@@ -22,6 +22,7 @@ COMMANDS = {
     "exporters": "collect_cmds",
     "lake": "lake_cmd",
     "materialize": "materialize_cmd",
+    "mock": "mock_cmd",
     "profile": "profile_cmd",
     "query": "query",
     "read": "read",
