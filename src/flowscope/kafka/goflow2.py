@@ -31,8 +31,8 @@ import pyarrow.compute as pc
 from flowscope import addresses
 from flowscope.arrays import buffer_values, contiguous
 from flowscope.diagnostics import Skips
-from flowscope.kafka.wire import WIRE_LEN, WIRE_VARINT, WireBuffer, tag, varint_bytes, varint_lengths
-from flowscope.schema import FLOWS, Role, conform, table_columns
+from flowscope.kafka.wire import WIRE_LEN, WIRE_VARINT, Varints, WireBuffer, tag, varint_bytes, varint_lengths
+from flowscope.schema import ADDRESS, FLOWS, Role, conform, table_columns
 
 FLOW_TYPES = ("", "sflow_v5", "netflow_v5", "netflow_v9", "ipfix")
 """FlowType enum values by number (0, FLOWUNKNOWN, has no flowscope name)."""
@@ -41,6 +41,8 @@ ENCODE_ROWS = 65_536
 """Rows encoded per step: the byte matrix of one step (~120 bytes a row) stays within the L2/L3 caches."""
 
 _NULL_WHEN_ZERO = frozenset({"sampling_rate"})
+_V4_MARKER = np.uint64(0xFFFF0000)
+"""Bytes 8..11 of an IPv4-mapped address (00 00 ff ff) as the low half of a little-endian word."""
 
 
 @dataclass(frozen=True)
@@ -122,15 +124,12 @@ def _encode_rows(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
     prefix_length = varint_lengths(length)
     prefix_width = int(prefix_length.max()) if n else 1
     regions.insert(0, _Region(varint_bytes(length, prefix_length, prefix_width), prefix_length))
-    width = sum(r.matrix.shape[1] for r in regions)
-    matrix = np.empty((n, width), np.uint8)
-    keep = np.empty((n, width), bool)
-    at = 0
-    for region in regions:
-        w = region.matrix.shape[1]
-        matrix[:, at : at + w] = region.matrix
-        np.less(np.arange(w), region.size[:, None], out=keep[:, at : at + w])
-        at += w
+    widths = [r.matrix.shape[1] for r in regions]
+    matrix = np.concatenate([r.matrix for r in regions], axis=1)
+    # byte j of a region is kept when j < that row's size there: one comparison over the whole matrix
+    sizes = np.stack([r.size for r in regions], axis=1).astype(np.uint8)
+    within = np.concatenate([np.arange(w, dtype=np.uint8) for w in widths])
+    keep = within < np.repeat(sizes, widths, axis=1)
     return matrix[keep], np.cumsum(length + prefix_length)
 
 
@@ -262,32 +261,21 @@ def decode(frames: Frames, skips: Skips) -> pa.Table:
     active = np.flatnonzero(cursor < ends)
     while active.size:
         position, end = cursor[active], ends[active]
-        key = buffer.varints(position)
-        number = (key.value >> np.uint64(3)).astype(np.int64)
-        wire = (key.value & np.uint64(7)).astype(np.int64)
-        at = position + key.length
+        number, wire, at, tag_ok = _tags(buffer, position)
         value = buffer.varints(at)
         size = np.minimum(value.value, np.uint64(1 << 40)).astype(np.int64)
-        after = np.select(
-            [wire == 0, wire == 2, wire == 1], [at + value.length, at + value.length + size, at + 8], at + 4
-        )
+        after = at + _FIXED_SIZE[wire]
+        varint_like = wire < 3  # 0 varint, 2 length-delimited (1 and 5 are fixed; 3, 4 groups are refused)
+        after[varint_like] += value.length[varint_like]
+        len_delimited = wire == 2
+        after[len_delimited] += size[len_delimited]
         slot_of = np.minimum(number, _LOOKUP_SIZE - 1)
         expected = _EXPECTED_WIRE[slot_of]
-        reads_varint = (wire == 0) | (wire == 2)
-        error = np.select(
-            [
-                ~key.ok | (key.length > 5) | (number == 0) | ((wire != 0) & (wire != 1) & (wire != 2) & (wire != 5)),
-                at > end,
-                reads_varint & ~value.ok,
-                reads_varint & (at + value.length > end),
-                (expected >= 0) & (wire != expected),
-                after > end,
-            ],
-            [_BAD_TAG, _TRUNCATED, _MALFORMED, _TRUNCATED, _WRONG_WIRE, _PAST_END],
-            0,
-        ).astype(np.int8)
-        status[active] = error
-        fine = error == 0
+        fine = tag_ok & _WIRE_OK[wire] & (after <= end) & ((expected < 0) | (wire == expected))
+        fine &= value.ok | ~varint_like
+        if not fine.all():
+            bad = np.flatnonzero(~fine)
+            status[active[bad]] = _reasons(bad, tag_ok, number, wire, at, value, varint_like, expected, after, end)
         slot = np.where(fine, _SLOT[slot_of], -1)
         numeric = np.flatnonzero((slot >= 0) & (slot < _ADDRESS_BASE))
         values[slot[numeric], active[numeric]] = value.value[numeric]
@@ -295,8 +283,7 @@ def decode(frames: Frames, skips: Skips) -> pa.Table:
         address_at[slot[bytes_] - _ADDRESS_BASE, active[bytes_]] = (at + value.length)[bytes_]
         address_size[slot[bytes_] - _ADDRESS_BASE, active[bytes_]] = size[bytes_]
         cursor[active] = after
-        keep = fine & (after < end)
-        active = active[keep]
+        active = active[fine & (after < end)]
     columns: dict[str, pa.Array] = {}
     for i, f in enumerate(_VARINT_FIELDS):
         columns[f.column] = _column(f, values[i], status)
@@ -309,6 +296,62 @@ def decode(frames: Frames, skips: Skips) -> pa.Table:
     if good.size < n:
         table = table.take(good)
     return conform(table)
+
+
+# bytes a value of each wire type takes beyond a varint (only fixed64 and fixed32 have a fixed size)
+_FIXED_SIZE = np.array([0, 8, 0, 0, 0, 4, 0, 0], np.int64)
+_WIRE_OK = np.array([True, True, True, False, False, True, False, False])
+
+
+def _tags(buffer: WireBuffer, position: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Field number, wire type, value position and validity of the tag at each position.
+
+    Tags of FlowMessage fields take one or two bytes (numbers below 2048), read directly; longer ones
+    (unknown fields with large numbers) go through the general varint reader.
+    """
+    first = buffer.data[position].astype(np.int64)
+    second = buffer.data[position + 1].astype(np.int64)
+    two = first >= 0x80
+    key = np.where(two, (first & 0x7F) | (second << 7), first)
+    at = position + 1 + two
+    ok = np.ones(position.shape[0], bool)
+    longer = np.flatnonzero(two & (second >= 0x80))
+    if longer.size:
+        general = buffer.varints(position[longer])
+        key[longer] = np.minimum(general.value, np.uint64(1 << 40)).astype(np.int64)
+        at[longer] = position[longer] + general.length
+        ok[longer] = general.ok & (general.length <= 5)
+    number = key >> 3
+    ok &= number > 0
+    return number, key & 7, at, ok
+
+
+def _reasons(
+    bad: np.ndarray,
+    tag_ok: np.ndarray,
+    number: np.ndarray,
+    wire: np.ndarray,
+    at: np.ndarray,
+    value: Varints,
+    varint_like: np.ndarray,
+    expected: np.ndarray,
+    after: np.ndarray,
+    end: np.ndarray,
+) -> np.ndarray:
+    """Why each of the ``bad`` fields ends its message, first reason first."""
+    b = bad
+    return np.select(
+        [
+            ~tag_ok[b] | ~_WIRE_OK[wire[b]],
+            at[b] > end[b],
+            varint_like[b] & ~value.ok[b],
+            varint_like[b] & (at[b] + value.length[b] > end[b]),
+            (expected[b] >= 0) & (wire[b] != expected[b]),
+            after[b] > end[b],
+        ],
+        [_BAD_TAG, _TRUNCATED, _MALFORMED, _TRUNCATED, _WRONG_WIRE, _PAST_END],
+        _BAD_TAG,
+    ).astype(np.int8)
 
 
 def _column(f: _Field, values: np.ndarray, status: np.ndarray) -> pa.Array:
@@ -328,16 +371,23 @@ def _column(f: _Field, values: np.ndarray, status: np.ndarray) -> pa.Array:
 
 
 def _address_column(buffer: WireBuffer, at: np.ndarray, size: np.ndarray, status: np.ndarray) -> pa.Array:
-    """4-byte fields IPv4-mapped, 16-byte ones as they are, absent ones null; other sizes mark the message bad."""
+    """4-byte fields IPv4-mapped, 16-byte ones as they are, absent ones null; other sizes mark the message bad.
+
+    Read as words (one uint32 or two uint64 gathers per address) rather than byte by byte: the byte
+    gathers took a sixth of the decoding time.
+    """
     status[(size != 0) & (size != 4) & (size != 16) & (status == 0)] = _ADDRESS_LENGTH
-    matrix = np.zeros((size.shape[0], 16), np.uint8)
+    n = size.shape[0]
+    words = np.zeros((n, 2), np.uint64)
     v4 = np.flatnonzero(size == 4)
     v6 = np.flatnonzero(size == 16)
-    matrix[v4, 10:12] = 0xFF
-    matrix[v4, 12:] = buffer.data[at[v4, None] + np.arange(4)]
-    matrix[v6] = buffer.data[at[v6, None] + np.arange(16)]
+    words[v4, 1] = (buffer.words[at[v4]] << np.uint64(32)) | _V4_MARKER  # little-endian: bytes 8..15 = ff ff a b c d
+    words[v6, 0] = buffer.words[at[v6]]
+    words[v6, 1] = buffer.words[at[v6] + 8]
     valid = size > 0
-    return addresses.from_ipv6_bytes(matrix, None if valid.all() else valid)
+    missing = n - int(np.count_nonzero(valid))
+    validity = pa.py_buffer(np.packbits(valid, bitorder="little")) if missing else None
+    return pa.Array.from_buffers(ADDRESS, n, [validity, pa.py_buffer(words)], null_count=missing)
 
 
 def decode_payloads(payloads: list[bytes], skips: Skips) -> pa.Table:
