@@ -220,3 +220,14 @@ def test_random_garbage_never_raises() -> None:
     skips = Skips()
     table = goflow2.decode_payloads(payloads, skips)
     assert table.num_rows + skips.total >= 1
+
+
+def test_goflow_v1_layout_carries_seconds_in_its_own_fields() -> None:
+    start_ns = 1_700_000_000_500_000_000
+    table = conform(pa.table({"time_flow_start": pa.array([start_ns], pa.timestamp("ns", "UTC")),
+                              "observation_domain_id": pa.array([7], pa.uint32())}))  # fmt: skip
+    data, _ = goflow2.encode(table, goflow2.GOFLOW_V1)
+    assert data.tobytes() == b"\x07" + b"\xb0\x02" + _varint(1_700_000_000)  # TimeFlowStart = 38; no domain
+    back = goflow2.decode_payloads([data.tobytes()], Skips(), goflow2.GOFLOW_V1)
+    assert back.column("time_flow_start").cast(pa.int64()).to_pylist() == [1_700_000_000 * 10**9]
+    assert back.column("observation_domain_id").to_pylist() == [0]

@@ -18,7 +18,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 TO_HELP = (
     "Destination (repeatable; default: the lake): lake, lake:PATH, a file .parquet/.csv/.csv.gz/.jsonl, "
-    "or kafka://HOST:PORT/TOPIC[?format=goflow2|arrow&key=COLUMN|none]."
+    "or kafka://HOST:PORT/TOPIC[?format=goflow2|goflow|arrow&key=COLUMN|none]."
 )
 
 

@@ -3,6 +3,7 @@
 - ``goflow2`` (default): GoFlow2 v2 ``flowpb.FlowMessage``s, length-delimited (``flowscope.kafka.goflow2``);
   ``per_message`` of them back to back in one Kafka message (ClickHouse's Kafka engine and flowscope read
   them all; ``per_message=1`` for consumers that expect one flow per Kafka message).
+- ``goflow``: the same with GoFlow v1 / flow-pipeline's layout (times in seconds, fields 2, 38 and 5).
 - ``arrow``: one Arrow IPC stream per message carrying a whole batch in the flow schema: the compact
   flowscope-to-flowscope format.
 
@@ -46,10 +47,19 @@ class Format:
     decode: Callable[[list[bytes], Skips], pa.Table]
 
 
-def _encode_goflow2(table: pa.Table, cuts: np.ndarray) -> list[bytes]:
-    data, ends = goflow2.encode(table)
-    offsets = np.concatenate([[0], ends])[cuts].tolist()
-    return [data[a:b].tobytes() for a, b in pairwise(offsets)]
+def _protobuf(layout: goflow2.Layout) -> tuple[Callable[[pa.Table, np.ndarray], list[bytes]],
+                                               Callable[[list[bytes], Skips], pa.Table]]:  # fmt: skip
+    """Encoder and decoder of length-delimited FlowMessages of ``layout``."""
+
+    def encode(table: pa.Table, cuts: np.ndarray) -> list[bytes]:
+        data, ends = goflow2.encode(table, layout)
+        offsets = np.concatenate([[0], ends])[cuts].tolist()
+        return [data[a:b].tobytes() for a, b in pairwise(offsets)]
+
+    def decode(values: list[bytes], skips: Skips) -> pa.Table:
+        return goflow2.decode_payloads(values, skips, layout)
+
+    return encode, decode
 
 
 def _encode_arrow(table: pa.Table, cuts: np.ndarray) -> list[bytes]:
@@ -73,7 +83,8 @@ def _decode_arrow(values: list[bytes], skips: Skips) -> pa.Table:
 
 
 FORMATS = {
-    "goflow2": Format("goflow2", 256, _encode_goflow2, goflow2.decode_payloads),
+    "goflow2": Format("goflow2", 256, *_protobuf(goflow2.GOFLOW2)),
+    "goflow": Format("goflow", 256, *_protobuf(goflow2.GOFLOW_V1)),
     "arrow": Format("arrow", 65_536, _encode_arrow, _decode_arrow),
 }
 

@@ -14,6 +14,9 @@ step, as ``collect/xdr.py`` walks sFlow records), so the Python loop runs once p
 thirty times per batch. Values land in per-field arrays (the last occurrence wins, as in protobuf);
 unknown fields (GoFlow2's MPLS, BGP and layer fields) are skipped by wire type.
 
+``GOFLOW_V1`` is the older GoFlow v1 / flow-pipeline layout of the same message (times in seconds in
+fields 2, 38 and 5, no observation domain), which flow-pipeline's ClickHouse table still reads.
+
 What does not map: proto3 cannot tell 0 from absent. Decoded times and sampling rates of 0 and empty
 addresses become null (unknown), like the sources that know no value; other absent numbers are 0.
 Encoded nulls are absent fields. ``type`` is GoFlow2's FlowType enum (``sflow_v5``, ``netflow_v5``,
@@ -50,15 +53,38 @@ class _Field:
     column: str
     number: int
     kind: str
-    """``varint``, ``time`` (varint of UTC ns), ``address`` (bytes, 4 or 16) or ``enum`` (FlowType)."""
+    """``varint``, ``time`` (varint of UTC time in ``time_unit`` ns), ``address`` (bytes, 4 or 16) or ``enum``."""
     arrow_type: pa.DataType
+    time_unit: int = 1
 
     @property
     def wire_type(self) -> int:
         return WIRE_LEN if self.kind == "address" else WIRE_VARINT
 
 
-def _fields() -> tuple[_Field, ...]:
+_LOOKUP_SIZE = 128
+_ADDRESS_BASE = 64
+
+
+class Layout:
+    """The FlowMessage fields of one schema, with the lookup tables the decoder walks with."""
+
+    def __init__(self, name: str, fields: tuple[_Field, ...]) -> None:
+        self.name = name
+        self.fields = tuple(sorted(fields, key=lambda f: f.number))  # field-number order, as serialisers write
+        self.varint_fields = tuple(f for f in self.fields if f.kind != "address")
+        self.address_fields = tuple(f for f in self.fields if f.kind == "address")
+        assert max(f.number for f in self.fields) < _LOOKUP_SIZE - 1
+        # field number (clipped to 127, which no layout uses) -> slot among varint fields, or among address
+        # fields offset by _ADDRESS_BASE; -1 for fields flowscope does not keep
+        self.slot = np.full(_LOOKUP_SIZE, -1, np.int64)
+        self.slot[[f.number for f in self.varint_fields]] = np.arange(len(self.varint_fields))
+        self.slot[[f.number for f in self.address_fields]] = _ADDRESS_BASE + np.arange(len(self.address_fields))
+        self.expected_wire = np.full(_LOOKUP_SIZE, -1, np.int64)
+        self.expected_wire[[f.number for f in self.fields]] = [f.wire_type for f in self.fields]
+
+
+def _catalogue_fields() -> tuple[_Field, ...]:
     fields = []
     for c in table_columns(FLOWS):
         if c.goflow2 is None:
@@ -72,33 +98,35 @@ def _fields() -> tuple[_Field, ...]:
         else:
             kind = "varint"
         fields.append(_Field(c.name, c.goflow2.number, kind, c.arrow_type))
-    return tuple(sorted(fields, key=lambda f: f.number))  # field-number order, as protobuf serialisers write
+    return tuple(fields)
 
 
-FIELDS = _fields()
-_VARINT_FIELDS = tuple(f for f in FIELDS if f.kind != "address")
-_ADDRESS_FIELDS = tuple(f for f in FIELDS if f.kind == "address")
-_LOOKUP_SIZE = 128
-assert max(f.number for f in FIELDS) < _LOOKUP_SIZE - 1
-# field number (clipped to 127, which FlowMessage does not use) -> slot among varint fields, or among
-# address fields offset by _ADDRESS_BASE; -1 for fields flowscope does not keep
-_ADDRESS_BASE = 64
-_SLOT = np.full(_LOOKUP_SIZE, -1, np.int64)
-_SLOT[[f.number for f in _VARINT_FIELDS]] = np.arange(len(_VARINT_FIELDS))
-_SLOT[[f.number for f in _ADDRESS_FIELDS]] = _ADDRESS_BASE + np.arange(len(_ADDRESS_FIELDS))
-_EXPECTED_WIRE = np.full(_LOOKUP_SIZE, -1, np.int64)
-_EXPECTED_WIRE[[f.number for f in FIELDS]] = [f.wire_type for f in FIELDS]
+GOFLOW2 = Layout("goflow2", _catalogue_fields())
+FIELDS = GOFLOW2.fields
+
+# GoFlow v1 / flow-pipeline's ``flowprotob.FlowMessage`` (flow-pipeline ``pb-ext/flow.proto``): the same
+# numbers as GoFlow2 except the times, which are seconds in fields 2 (TimeReceived), 38 (TimeFlowStart)
+# and 5 (TimeFlowEnd); it has no observation domain.
+_V1_TIMES = {"time_received": 2, "time_flow_start": 38, "time_flow_end": 5}
+GOFLOW_V1 = Layout(
+    "goflow",
+    tuple(
+        _Field(f.column, _V1_TIMES[f.column], f.kind, f.arrow_type, 1_000_000_000) if f.column in _V1_TIMES else f
+        for f in GOFLOW2.fields
+        if f.column != "observation_domain_id"
+    ),
+)
 
 
 # ---------------------------------------------------------------------------------------------- encoding
 
 
-def encode(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+def encode(table: pa.Table, layout: Layout = GOFLOW2) -> tuple[np.ndarray, np.ndarray]:
     """Flow-schema rows -> (one uint8 buffer of length-delimited FlowMessages, each message's end offset)."""
     table = conform(table, keep_extra=False)
     datas, ends, base = [], [], 0
     for first in range(0, table.num_rows, ENCODE_ROWS):
-        data, chunk_ends = _encode_rows(table.slice(first, ENCODE_ROWS))
+        data, chunk_ends = _encode_rows(table.slice(first, ENCODE_ROWS), layout)
         datas.append(data)
         ends.append(chunk_ends + base)
         base += data.shape[0]
@@ -115,9 +143,9 @@ class _Region:
     size: np.ndarray
 
 
-def _encode_rows(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+def _encode_rows(table: pa.Table, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
     n = table.num_rows
-    regions = [r for f in FIELDS if (r := _region(f, table.column(f.column), n)) is not None]
+    regions = [r for f in layout.fields if (r := _region(f, table.column(f.column), n)) is not None]
     length = np.zeros(n, np.int64)
     for region in regions:
         length += region.size
@@ -158,7 +186,8 @@ def _varint_values(f: _Field, array: pa.Array) -> np.ndarray:
     if array.null_count:
         array = pc.fill_null(array, 0 if f.kind != "time" else pa.scalar(0, array.type))
     if f.kind == "time":
-        return buffer_values(array, np.int64).view(np.uint64)
+        nanoseconds = buffer_values(array, np.int64).view(np.uint64)
+        return nanoseconds // np.uint64(f.time_unit) if f.time_unit != 1 else nanoseconds
     return buffer_values(array, array.type.to_pandas_dtype()).astype(np.uint64)
 
 
@@ -248,13 +277,13 @@ _REASONS = (
 _TRUNCATED, _MALFORMED, _WRONG_WIRE, _BAD_TAG, _PAST_END, _ADDRESS_LENGTH, _RANGE = range(1, 8)
 
 
-def decode(frames: Frames, skips: Skips) -> pa.Table:
+def decode(frames: Frames, skips: Skips, layout: Layout = GOFLOW2) -> pa.Table:
     """The FlowMessages of ``frames`` as flow-schema rows; bad messages are counted in ``skips`` and left out."""
     n = frames.starts.shape[0]
     buffer = frames.buffer
-    values = np.zeros((len(_VARINT_FIELDS), n), np.uint64)
-    address_at = np.zeros((len(_ADDRESS_FIELDS), n), np.int64)
-    address_size = np.zeros((len(_ADDRESS_FIELDS), n), np.int64)
+    values = np.zeros((len(layout.varint_fields), n), np.uint64)
+    address_at = np.zeros((len(layout.address_fields), n), np.int64)
+    address_size = np.zeros((len(layout.address_fields), n), np.int64)
     status = np.zeros(n, np.int8)
     cursor = frames.starts.copy()
     ends = frames.ends
@@ -270,13 +299,13 @@ def decode(frames: Frames, skips: Skips) -> pa.Table:
         len_delimited = wire == 2
         after[len_delimited] += size[len_delimited]
         slot_of = np.minimum(number, _LOOKUP_SIZE - 1)
-        expected = _EXPECTED_WIRE[slot_of]
+        expected = layout.expected_wire[slot_of]
         fine = tag_ok & _WIRE_OK[wire] & (after <= end) & ((expected < 0) | (wire == expected))
         fine &= value.ok | ~varint_like
         if not fine.all():
             bad = np.flatnonzero(~fine)
             status[active[bad]] = _reasons(bad, tag_ok, number, wire, at, value, varint_like, expected, after, end)
-        slot = np.where(fine, _SLOT[slot_of], -1)
+        slot = np.where(fine, layout.slot[slot_of], -1)
         numeric = np.flatnonzero((slot >= 0) & (slot < _ADDRESS_BASE))
         values[slot[numeric], active[numeric]] = value.value[numeric]
         bytes_ = np.flatnonzero(slot >= _ADDRESS_BASE)
@@ -285,9 +314,9 @@ def decode(frames: Frames, skips: Skips) -> pa.Table:
         cursor[active] = after
         active = active[fine & (after < end)]
     columns: dict[str, pa.Array] = {}
-    for i, f in enumerate(_VARINT_FIELDS):
+    for i, f in enumerate(layout.varint_fields):
         columns[f.column] = _column(f, values[i], status)
-    for i, f in enumerate(_ADDRESS_FIELDS):
+    for i, f in enumerate(layout.address_fields):
         columns[f.column] = _address_column(buffer, address_at[i], address_size[i], status)
     for code in np.unique(status[status != 0]).tolist():
         skips.add(_REASONS[code], int(np.count_nonzero(status == code)))
@@ -357,7 +386,8 @@ def _reasons(
 def _column(f: _Field, values: np.ndarray, status: np.ndarray) -> pa.Array:
     """A decoded varint field as its catalogue column; a value too wide for the column marks its message bad."""
     if f.kind == "time":
-        return pa.array(values.view(np.int64), f.arrow_type, mask=values == 0)
+        nanoseconds = values * np.uint64(f.time_unit) if f.time_unit != 1 else values
+        return pa.array(nanoseconds.view(np.int64), f.arrow_type, mask=values == 0)
     if f.kind == "enum":
         codes = np.where(values < len(FLOW_TYPES), values, 0).astype(np.int8)
         names = pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes == 0), pa.array(FLOW_TYPES))
@@ -390,6 +420,6 @@ def _address_column(buffer: WireBuffer, at: np.ndarray, size: np.ndarray, status
     return pa.Array.from_buffers(ADDRESS, n, [validity, pa.py_buffer(words)], null_count=missing)
 
 
-def decode_payloads(payloads: list[bytes], skips: Skips) -> pa.Table:
+def decode_payloads(payloads: list[bytes], skips: Skips, layout: Layout = GOFLOW2) -> pa.Table:
     """Kafka message values (each any number of length-delimited FlowMessages) -> flow-schema rows."""
-    return decode(split(payloads, skips), skips)
+    return decode(split(payloads, skips), skips, layout)

@@ -175,7 +175,7 @@ def _open(url: str, context: DestinationContext) -> KafkaSink:
 register(
     Destination(
         "kafka",
-        "kafka://HOST:PORT/TOPIC[?format=goflow2|arrow&key=COLUMN|none&per_message=N]",
+        "kafka://HOST:PORT/TOPIC[?format=goflow2|goflow|arrow&key=COLUMN|none&per_message=N]",
         is_kafka,
         _open,
     )
