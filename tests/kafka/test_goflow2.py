@@ -230,4 +230,4 @@ def test_goflow_v1_layout_carries_seconds_in_its_own_fields() -> None:
     assert data.tobytes() == b"\x07" + b"\xb0\x02" + _varint(1_700_000_000)  # TimeFlowStart = 38; no domain
     back = goflow2.decode_payloads([data.tobytes()], Skips(), goflow2.GOFLOW_V1)
     assert back.column("time_flow_start").cast(pa.int64()).to_pylist() == [1_700_000_000 * 10**9]
-    assert back.column("observation_domain_id").to_pylist() == [0]
+    assert back.column("observation_domain_id").to_pylist() == [None]  # not in the layout: unknown
