@@ -12,6 +12,8 @@ is timed in CPU seconds of that process (user + system), so the rates are per co
 - decode: flowscope ``goflow2.decode_payloads`` of Kafka-sized payloads (``--per-message`` flows each,
   as the Kafka destination sends them) into flow-schema rows; the peer only ``ParseFromString``s each
   message body (split out before the clock starts), and builds no columns: a lower bound on its cost.
+- arrow: the ``arrow`` format's bytes per flow, and its encode (grouping + one IPC stream per 65,536
+  flows) and decode speed, for comparison with ``goflow2``.
 
 The runtime is compiled from ../shared/testdata/goflow2-proto/flow.proto with grpcio-tools.
 """
@@ -54,7 +56,36 @@ def generate_step(directory: str, flows: str, per_message: str) -> tuple[float, 
     cuts = np.concatenate([[0], ends[int(per_message) - 1 :: int(per_message)], [ends[-1]]])
     np.save(Path(directory) / "messages.npy", data)
     np.save(Path(directory) / "cuts.npy", np.unique(cuts))
+    from flowscope.kafka.formats import FORMATS, to_messages
+
+    arrow = to_messages(table, FORMATS["arrow"], None)
+    (Path(directory) / "arrow-bytes").write_text(str(sum(map(len, arrow.values))))
     return 0.0, table.num_rows
+
+
+def _arrow_step(directory: str, direction: str) -> tuple[float, int]:
+    as_installed()
+    import pyarrow.parquet as pq
+
+    from flowscope.diagnostics import Skips
+    from flowscope.kafka.formats import FORMATS, to_messages
+
+    table = pq.read_table(Path(directory) / "flows.parquet")
+    started = _cpu()
+    messages = to_messages(table, FORMATS["arrow"], None)
+    if direction == "encode":
+        return _cpu() - started, table.num_rows
+    started = _cpu()
+    decoded = FORMATS["arrow"].decode(messages.values, Skips())
+    return _cpu() - started, decoded.num_rows
+
+
+def arrow_encode_step(directory: str) -> tuple[float, int]:
+    return _arrow_step(directory, "encode")
+
+
+def arrow_decode_step(directory: str) -> tuple[float, int]:
+    return _arrow_step(directory, "decode")
 
 
 def _payloads(directory: str) -> list[bytes]:
@@ -179,6 +210,12 @@ def main() -> None:
         peer = measure_in_subprocess("protobuf runtime parse", "bench_kafka_codec", "peer_decode_step", directory,
                                      str(args.peer_flows))  # fmt: skip
         print_comparison(f"decode FlowMessages ({args.per_message} per payload)", "flows", ours, peer)
+        arrow_bytes = int((Path(directory) / "arrow-bytes").read_text())
+        per_flow = arrow_bytes / args.flows
+        print(f"\narrow format: {per_flow:.1f} bytes per flow (65,536 flows per message, no compression)")
+        for step in ("encode", "decode"):
+            m = measure_in_subprocess(f"arrow {step}", "bench_kafka_codec", f"arrow_{step}_step", directory)
+            print(f"  {m.name:<34} {m.seconds:8.3f} s  {m.rate:14,.0f} flows/s  peak RSS {m.peak_rss_mib:8.1f} MiB")
 
 
 if __name__ == "__main__":
