@@ -1,4 +1,5 @@
-"""``collect --to kafka://`` then ``consume`` into a lake gives the totals of ``collect`` straight into a lake."""
+"""Both Kafka routes give the totals of ``collect`` straight into a lake: decoded flows (``collect --to kafka://``
+then ``consume``) and raw datagrams (``collect --raw-to kafka://`` then ``consume --raw``)."""
 
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_collector_to_kafka_to_lake_equals_collector_to_lake(kafka: str, topic: str, tmp_path: Path) -> None:
-    direct, via_kafka = tmp_path / "direct", tmp_path / "via-kafka"
+    direct, via_kafka, via_raw = tmp_path / "direct", tmp_path / "via-kafka", tmp_path / "via-raw"
     port = free_port()
     collector = start_collector(direct, "--listen", f"netflow://127.0.0.1:{port}", "--to", "lake",
-                                "--to", f"kafka://{kafka}/{topic}")  # fmt: skip
+                                "--to", f"kafka://{kafka}/{topic}",
+                                "--raw-to", f"kafka://{kafka}/{topic}-raw")  # fmt: skip
     datagrams = encode(IPFIX, IPV4_TEMPLATE, synthetic_columns(24_000))
     wait_for_health(direct, lambda h: bool(h["listeners"]))  # bound
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
@@ -37,3 +39,8 @@ def test_collector_to_kafka_to_lake_equals_collector_to_lake(kafka: str, topic: 
     _, err = finish(consumer)
     assert consumer.returncode == 0, err
     assert lake_totals(via_kafka) == expected
+    raw = start_consumer(via_raw, kafka, f"{topic}-raw", "--raw", "--exit-idle", "2")
+    _, err = finish(raw)
+    assert raw.returncode == 0, err
+    assert lake_totals(via_raw) == expected
+    assert (via_raw / "_collector" / "templates.json").exists()  # template state kept as the collector keeps it

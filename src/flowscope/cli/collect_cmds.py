@@ -81,6 +81,12 @@ Examples:
     help="TOML file with per-exporter sampling defaults/overrides (see docs/COLLECTOR.md).",
 )
 @click.option("--to", "to", multiple=True, metavar="URL", help=TO_HELP)
+@click.option(
+    "--raw-to",
+    metavar="kafka://HOST:PORT/TOPIC",
+    help="Publish the datagrams undecoded, keyed by exporter, for `flowscope consume --raw` (decode them here "
+    "too only with --to).",
+)
 @pass_state
 def collect(
     state: CliState,
@@ -92,8 +98,11 @@ def collect(
     receive_buffer: int,
     queue_mib: int,
     sampling_config: str | None,
+    raw_to: str | None,
 ) -> None:
     """Receive NetFlow/IPFIX/sFlow over UDP into the lake until SIGINT/SIGTERM."""
+    if raw_to is not None and not raw_to.startswith("kafka://"):
+        raise FlowscopeError(f"--raw-to {raw_to}: raw datagrams go to kafka://HOST:PORT/TOPIC")
     if len({(spec.host, spec.port) for spec in listens}) != len(listens):
         raise FlowscopeError("two --listen options share one address and port")
     level = logging.WARNING if state.verbosity < 0 else logging.INFO
@@ -101,7 +110,8 @@ def collect(
     config = CollectorConfig(
         listens=listens,
         lake=str(state.lake.root),
-        destinations=tuple(destination_urls(to, None)),
+        destinations=tuple(destination_urls(to, None)) if to or raw_to is None else (),
+        raw_to=raw_to,
         flush_seconds=flush_seconds,
         receive_buffer=receive_buffer,
         queue_memory=queue_mib << 20,

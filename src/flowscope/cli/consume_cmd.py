@@ -42,6 +42,7 @@ Examples:
     show_default=True,
     help="Seconds between flushes (a flush commits the data with its positions).",
 )
+@click.option("--raw", is_flag=True, help="The topic holds raw datagrams from `collect --raw-to`: decode them here.")
 @click.option("--exit-idle", type=click.FloatRange(min=0.1), help="Stop when nothing arrived for this many seconds.")
 @click.option("--status", "status_seconds", type=click.FloatRange(min=1), help="Log lag per partition this often.")
 @pass_state
@@ -53,11 +54,13 @@ def consume(
     from_beginning: bool,
     fmt: str | None,
     flush_seconds: float,
+    raw: bool,
     exit_idle: float | None,
     status_seconds: float | None,
 ) -> None:
     """Consume flows from a Kafka topic as a member of a consumer group, until SIGINT/SIGTERM."""
     from flowscope.kafka.consume import consume as run
+    from flowscope.kafka.raw import RawDecoder
 
     if not is_kafka(url):
         raise FlowscopeError(f"{url}: consume reads kafka://HOST:PORT/TOPIC")
@@ -92,6 +95,7 @@ def consume(
         exit_idle=exit_idle,
         stop=stop,
         on_flush=status,
+        raw=RawDecoder(str(state.lake.root)) if raw else None,
     )
     state.report_skips(source.skips)
     state.info(f"{stats.flows:,} flows from {stats.messages:,} messages of {source_url.text} -> {sink.name}")

@@ -30,6 +30,7 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -61,6 +62,9 @@ from flowscope.schema import INTERFACE_COUNTERS
 from flowscope.sinks.lake import LakeLimits
 from flowscope.sinks.registry import DestinationContext, open_destinations
 
+if TYPE_CHECKING:
+    from flowscope.kafka.raw import RawProducer
+
 log = logging.getLogger("flowscope.collect")
 
 DECODE_BATCH = 4096  # datagrams decoded together at most (larger batches fall out of the CPU caches)
@@ -83,6 +87,8 @@ class CollectorConfig:
     sampling_config: str | None = None
     run_id: str = ""
     """Identifies one ``flowscope collect`` run: ``flowscope exporters`` merges the workers of the latest."""
+    raw_to: str | None = None
+    """``--raw-to kafka://...``: publish the datagrams undecoded (decoded too only when ``destinations``)."""
 
 
 class RateLimitedLog:
@@ -141,6 +147,7 @@ class Collector:
         self.listeners: list[_Listener] = []
         self.netflow_state: NetflowState | None = None
         self.output: Stream | None = None
+        self.raw: RawProducer | None = None
         self.log = RateLimitedLog()
         self.health_name = f"{socket.gethostname()}-{self.name}"
 
@@ -179,7 +186,13 @@ class Collector:
         pa.array(np.zeros(1))  # the first pa.array(ndarray) imports pandas (~0.3 s): pay it before traffic
         age = self.config.flush_seconds
         context = DestinationContext(self.lake, LakeLimits(max_age=age))
-        self.output = Stream(open_destinations(self.config.destinations, context), flush_seconds=age)
+        if self.config.destinations:
+            self.output = Stream(open_destinations(self.config.destinations, context), flush_seconds=age)
+        if self.config.raw_to is not None:
+            from flowscope.kafka.raw import RawProducer
+            from flowscope.kafka.url import parse
+
+            self.raw = RawProducer(parse(self.config.raw_to))
         for listener in self.listeners:
             log.info(
                 "listening on %s (receive buffer %d bytes granted)", listener.spec.name, listener.health.receive_buffer
@@ -238,7 +251,11 @@ class Collector:
             for protocol, batches in more.items():
                 pending.setdefault(protocol, []).extend(batches)
         for protocol, batches in pending.items():
-            self._decode(protocol, unpack(merge_packed(batches)))
+            datagrams = unpack(merge_packed(batches))
+            if self.raw is not None:
+                self.raw.send(protocol, datagrams)
+            if self.output is not None:
+                self._decode(protocol, datagrams)
 
     def _decode(self, protocol: str, datagrams: Datagrams) -> None:
         try:
@@ -261,6 +278,8 @@ class Collector:
             self.log.add(protocol, decoded.skips)
 
     def _housekeeping(self) -> None:
+        if self.raw is not None:
+            self.raw.sink.serve()
         for listener in self.listeners:
             drops = kernel_drops(listener.sock)
             if drops is not None:
@@ -291,6 +310,9 @@ class Collector:
         self.listeners = []
         if self.output is not None:
             self.output.close()
+        if self.raw is not None:
+            self.raw.close()
+            self.raw = None
         if self.netflow_state is not None:
             self.netflow_state.save(force=True)
         self.log.emit(force=True)

@@ -15,12 +15,16 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowscope.kafka.source import KafkaSource
 from flowscope.kafka.url import KafkaUrl
 from flowscope.lake.ledger import Ledger
-from flowscope.pipeline import Checkpoint, Sink, Stream
+from flowscope.pipeline import Checkpoint, Sink, Stream, table_of
+from flowscope.schema import FLOWS
+
+if TYPE_CHECKING:
+    from flowscope.kafka.raw import RawDecoder
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +59,7 @@ def consume(
     exit_idle: float | None = None,
     stop: threading.Event | None = None,
     on_flush: Callable[[KafkaSource], None] | None = None,
+    raw: RawDecoder | None = None,
 ) -> tuple[ConsumeStats, KafkaSource]:
     """Consume until ``stop`` is set (or nothing arrived for ``exit_idle`` seconds after assignment)."""
     stop = stop or threading.Event()
@@ -71,6 +76,8 @@ def consume(
         if positions == committed:
             return
         stream.flush(Checkpoint(positions=positions))
+        if raw is not None:
+            raw.save()  # the templates learnt up to these positions
         committed.clear()
         committed.update(positions)
         source.commit(positions)
@@ -85,14 +92,15 @@ def consume(
             from_beginning=from_beginning,
             start_positions=lambda: recorded_positions(ledgers, url.topic),
             before_revoke=checkpoint,
+            decoder=raw,
         )
         last_flush = last_data = time.monotonic()
         while not stop.is_set():
-            table = source.poll(POLL_SECONDS)
+            tables = source.poll(POLL_SECONDS)
             now = time.monotonic()
-            if table is not None:
+            for table in tables:
                 stream.write(table)
-                stats.flows += table.num_rows
+                stats.flows += table.num_rows if table_of(table) == FLOWS else 0
                 last_data = now
             if not source.assigned:
                 last_data = now  # the idle clock starts once partitions are assigned

@@ -90,17 +90,22 @@ class KafkaSink:
             return
         messages = to_messages(batch, self.format, self.url.key, self.url.per_message)
         for value, key, flows in zip(messages.values, messages.keys, messages.flows.tolist(), strict=True):
-            self._produce(value, key, flows, 0)
+            self.produce(value, key, flows)
         self.produced_flows += int(messages.flows.sum())
+        self.serve()
+
+    def serve(self) -> None:
+        """Serve delivery reports that arrived, and send again what failed with a retriable error."""
         self._producer.poll(0)
         self._send_again()
 
     def _send_again(self) -> None:
         """Produce the messages whose delivery failed with a retriable error (not from inside a report)."""
         while self._resend:
-            self._produce(*self._resend.pop())
+            self.produce(*self._resend.pop())
 
-    def _produce(self, value: bytes, key: bytes | None, flows: int, attempt: int) -> None:
+    def produce(self, value: bytes, key: bytes | None, flows: int, attempt: int = 0) -> None:
+        """Queue one message carrying ``flows`` flows (waits while the capped queue is full)."""
         report = partial(self._delivered, value, key, flows, attempt)
         while True:
             try:

@@ -50,11 +50,14 @@ class KafkaSource:
         from_beginning: bool = False,
         start_positions: Callable[[], dict[str, Any]] | None = None,
         before_revoke: Callable[[], None] | None = None,
+        decoder: Callable[[list[bytes], Skips], list[pa.Table]] | None = None,
     ) -> None:
+        """``decoder``: message values -> tables (default: the URL's format; ``kafka.raw`` for datagrams)."""
         from confluent_kafka import Consumer, KafkaException
 
         self.url = url
-        self.format = FORMATS[url.format]
+        fmt = FORMATS[url.format]
+        self.decoder = decoder or (lambda values, skips: [fmt.decode(values, skips)])
         self.skips = Skips(unit="messages")
         self.positions: dict[str, int] = {}
         """Next offset per assigned partition that has delivered data since assignment."""
@@ -101,11 +104,12 @@ class KafkaSource:
             self.assigned.discard(key)
         consumer.unassign()
 
-    def poll(self, timeout: float) -> pa.Table | None:
-        """The flows of the messages that arrived within ``timeout`` (None when none did)."""
+    def poll(self, timeout: float) -> list[pa.Table]:
+        """The decoded rows of the messages that arrived within ``timeout`` (flows; raw datagrams may add
+        ``interface_counters`` batches)."""
         messages = self._consumer.consume(BATCH_MESSAGES, timeout)
         if not messages:
-            return None
+            return []
         values = []
         for message in messages:
             if message.error() is not None:
@@ -124,7 +128,7 @@ class KafkaSource:
             values.append(value)
             self.bytes += len(value)
         self.messages += len(values)
-        return self.format.decode(values, self.skips) if values else None
+        return self.decoder(values, self.skips) if values else []
 
     def commit(self, positions: dict[str, int]) -> None:
         """Tell Kafka how far the destinations have the data (after they flushed it); failures only logged."""
