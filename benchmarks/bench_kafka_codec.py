@@ -212,7 +212,7 @@ def main() -> None:
         print_comparison(f"decode FlowMessages ({args.per_message} per payload)", "flows", ours, peer)
         arrow_bytes = int((Path(directory) / "arrow-bytes").read_text())
         per_flow = arrow_bytes / args.flows
-        print(f"\narrow format: {per_flow:.1f} bytes per flow (65,536 flows per message, no compression)")
+        print(f"\narrow format: {per_flow:.1f} bytes per flow (65,536 flows per message, zstd)")
         for step in ("encode", "decode"):
             m = measure_in_subprocess(f"arrow {step}", "bench_kafka_codec", f"arrow_{step}_step", directory)
             print(f"  {m.name:<34} {m.seconds:8.3f} s  {m.rate:14,.0f} flows/s  peak RSS {m.peak_rss_mib:8.1f} MiB")

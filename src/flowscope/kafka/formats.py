@@ -4,8 +4,8 @@
   ``per_message`` of them back to back in one Kafka message (ClickHouse's Kafka engine and flowscope read
   them all; ``per_message=1`` for consumers that expect one flow per Kafka message).
 - ``goflow``: the same with GoFlow v1 / flow-pipeline's layout (times in seconds, fields 2, 38 and 5).
-- ``arrow``: one Arrow IPC stream per message carrying a whole batch in the flow schema: the compact
-  flowscope-to-flowscope format.
+- ``arrow``: one Arrow IPC stream (zstd-compressed buffers) per message carrying a whole batch in the flow
+  schema: the compact flowscope-to-flowscope format.
 
 Rows are grouped by the key column first, so every message holds one key's flows (one exporter's by
 default) in their original order, and the key goes with it as the Kafka message key.
@@ -62,11 +62,16 @@ def _protobuf(layout: goflow2.Layout) -> tuple[Callable[[pa.Table, np.ndarray], 
     return encode, decode
 
 
+_ARROW_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
+"""zstd-compressed buffers: 37.6 bytes per demo flow against 201 uncompressed (and 86 for goflow2), while
+encoding (4.3 M flows/s) and decoding (7.9 M flows/s) stay well ahead of goflow2 (measured on 300 k flows)."""
+
+
 def _encode_arrow(table: pa.Table, cuts: np.ndarray) -> list[bytes]:
     values = []
     for a, b in pairwise(cuts.tolist()):
         sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, FLOW_SCHEMA) as writer:
+        with pa.ipc.new_stream(sink, FLOW_SCHEMA, options=_ARROW_OPTIONS) as writer:
             writer.write_table(table.slice(a, b - a))
         values.append(sink.getvalue().to_pybytes())
     return values
