@@ -74,6 +74,7 @@ class KafkaSource:
                 "auto.offset.reset": "earliest" if from_beginning else "latest",
                 "session.timeout.ms": SESSION_TIMEOUT_MS,
                 "fetch.max.bytes": 64 * 1024 * 1024,
+                "max.partition.fetch.bytes": 16 * 1024 * 1024,  # default 1 MiB: ~12 k flows per partition a fetch
                 "log_level": 2,
             }
         )
