@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import signal
+import socket
 import time
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
+from tests.collect.live import free_port
 from tests.helpers import flows
 from tests.kafka.live import finish, lake_ids, start_consumer
 
@@ -28,10 +30,12 @@ def _produce(bootstrap: str, topic: str, n: int, per_message: int, first_id: int
 def test_produced_flows_land_in_the_lake_exactly_once(kafka: str, topic: str, tmp_path: Path) -> None:
     lake = tmp_path / "lake"
     _produce(kafka, topic, 5_000, 256)
-    done = start_consumer(lake, kafka, topic, "--exit-idle", "2", "--flush", "0.5")
+    done = start_consumer(lake, kafka, topic, "--exit-idle", "2", "--flush", "0.5", "--status", "1",
+                          "--metrics", f"127.0.0.1:{free_port(socket.SOCK_STREAM)}")  # fmt: skip
     _, err = finish(done)
     assert done.returncode == 0, err
     assert "5,000 flows from 20 messages" in err
+    assert "lag: " in err
     assert sorted(lake_ids(lake).tolist()) == list(range(5_000))
     # a second run finds nothing new: it resumes where the lake's ledger says the data ends
     again = start_consumer(lake, kafka, topic, "--exit-idle", "2")

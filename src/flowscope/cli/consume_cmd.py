@@ -45,6 +45,7 @@ Examples:
 @click.option("--raw", is_flag=True, help="The topic holds raw datagrams from `collect --raw-to`: decode them here.")
 @click.option("--exit-idle", type=click.FloatRange(min=0.1), help="Stop when nothing arrived for this many seconds.")
 @click.option("--status", "status_seconds", type=click.FloatRange(min=1), help="Log lag per partition this often.")
+@click.option("--metrics", help="Serve Prometheus metrics (messages, flows, skips, positions, lag) on HOST:PORT.")
 @pass_state
 def consume(
     state: CliState,
@@ -57,9 +58,12 @@ def consume(
     raw: bool,
     exit_idle: float | None,
     status_seconds: float | None,
+    metrics: str | None,
 ) -> None:
     """Consume flows from a Kafka topic as a member of a consumer group, until SIGINT/SIGTERM."""
+    from flowscope.collect.metrics import MetricsServer
     from flowscope.kafka.consume import consume as run
+    from flowscope.kafka.metrics import render, snapshot
     from flowscope.kafka.raw import RawDecoder
 
     if not is_kafka(url):
@@ -75,27 +79,36 @@ def consume(
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, lambda *_: stop.set())
     last_status = [0.0]
+    latest: dict = {}
+    server = MetricsServer(metrics, lambda: latest, render) if metrics else None
 
     def status(source: KafkaSource) -> None:
+        """After each flush: refresh the metrics snapshot, log the lag every --status seconds."""
+        if server is None and status_seconds is None:
+            return
+        latest.update(snapshot(source))
         if status_seconds is None or time.monotonic() - last_status[0] < status_seconds:
             return
         last_status[0] = time.monotonic()
-        lags = source.lag()
         logging.getLogger("flowscope.consume").info(
-            "lag: %s", ", ".join(f"{key} {lag:,}" for key, lag in lags.items()) or "no partition read yet"
+            "lag: %s", ", ".join(f"{key} {lag:,}" for key, lag in latest["lag"].items()) or "no partition read yet"
         )
 
-    stats, source = run(
-        source_url,
-        group,
-        sink,
-        ledgers=[lambda lake=lake: Ledger(lake.lake) for lake in lakes],  # read afresh at each assignment
-        from_beginning=from_beginning,
-        flush_seconds=flush_seconds,
-        exit_idle=exit_idle,
-        stop=stop,
-        on_flush=status,
-        raw=RawDecoder(str(state.lake.root)) if raw else None,
-    )
+    try:
+        stats, source = run(
+            source_url,
+            group,
+            sink,
+            ledgers=[lambda lake=lake: Ledger(lake.lake) for lake in lakes],  # read afresh at each assignment
+            from_beginning=from_beginning,
+            flush_seconds=flush_seconds,
+            exit_idle=exit_idle,
+            stop=stop,
+            on_flush=status,
+            raw=RawDecoder(str(state.lake.root)) if raw else None,
+        )
+    finally:
+        if server is not None:
+            server.close()
     state.report_skips(source.skips)
     state.info(f"{stats.flows:,} flows from {stats.messages:,} messages of {source_url.text} -> {sink.name}")

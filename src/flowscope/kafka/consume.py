@@ -20,8 +20,7 @@ from typing import TYPE_CHECKING, Any
 from flowscope.kafka.source import KafkaSource
 from flowscope.kafka.url import KafkaUrl
 from flowscope.lake.ledger import Ledger
-from flowscope.pipeline import Checkpoint, Sink, Stream, table_of
-from flowscope.schema import FLOWS
+from flowscope.pipeline import Checkpoint, Sink, Stream
 
 if TYPE_CHECKING:
     from flowscope.kafka.raw import RawDecoder
@@ -100,7 +99,6 @@ def consume(
             now = time.monotonic()
             for table in tables:
                 stream.write(table)
-                stats.flows += table.num_rows if table_of(table) == FLOWS else 0
                 last_data = now
             if not source.assigned:
                 last_data = now  # the idle clock starts once partitions are assigned
@@ -117,5 +115,6 @@ def consume(
     finally:
         if source is not None:
             stats.messages = source.messages
+            stats.flows = source.flows
             source.close()
     return stats, source

@@ -26,6 +26,8 @@ from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
 from flowscope.kafka.formats import FORMATS
 from flowscope.kafka.url import KafkaUrl
+from flowscope.pipeline import table_of
+from flowscope.schema import FLOWS
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,7 @@ class KafkaSource:
         self.assigned: set[str] = set()
         self.messages = 0
         self.bytes = 0
+        self.flows = 0
         self._start_positions = start_positions or dict
         self._before_revoke = before_revoke
         self._consumer = Consumer(
@@ -129,7 +132,9 @@ class KafkaSource:
             values.append(value)
             self.bytes += len(value)
         self.messages += len(values)
-        return self.decoder(values, self.skips) if values else []
+        tables = self.decoder(values, self.skips) if values else []
+        self.flows += sum(t.num_rows for t in tables if table_of(t) == FLOWS)
+        return tables
 
     def commit(self, positions: dict[str, int]) -> None:
         """Tell Kafka how far the destinations have the data (after they flushed it); failures only logged."""
