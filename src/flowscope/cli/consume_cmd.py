@@ -6,6 +6,7 @@ import logging
 import signal
 import threading
 import time
+from functools import partial
 
 import click
 
@@ -99,7 +100,7 @@ def consume(
             source_url,
             group,
             sink,
-            ledgers=[lambda lake=lake: Ledger(lake.lake) for lake in lakes],  # read afresh at each assignment
+            ledgers=[partial(Ledger, lake.lake) for lake in lakes],  # read afresh at each assignment
             from_beginning=from_beginning,
             flush_seconds=flush_seconds,
             exit_idle=exit_idle,

@@ -189,7 +189,7 @@ def _varint_values(f: _Field, array: pa.Array) -> np.ndarray:
     if array.null_count:
         array = pc.fill_null(array, 0 if f.kind != "time" else pa.scalar(0, array.type))
     if f.kind == "time":
-        nanoseconds = buffer_values(array, np.int64).view(np.uint64)
+        nanoseconds = buffer_values(array, np.dtype(np.int64)).view(np.uint64)
         return nanoseconds // np.uint64(f.time_unit) if f.time_unit != 1 else nanoseconds
     return buffer_values(array, array.type.to_pandas_dtype()).astype(np.uint64)
 

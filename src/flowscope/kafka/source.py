@@ -116,12 +116,15 @@ class KafkaSource:
             return []
         values = []
         for message in messages:
-            if message.error() is not None:
-                if not message.error().retriable() and message.error().fatal():
-                    raise FlowscopeError(f"{self.url.text}: {message.error().str()}")
+            error = message.error()
+            if error is not None:
+                if error.fatal():
+                    raise FlowscopeError(f"{self.url.text}: {error.str()}")
+                continue  # librdkafka recovers from the others by itself
+            topic, partition, offset = message.topic(), message.partition(), message.offset()
+            if topic is None or partition is None or offset is None:
                 continue
-            key = position_key(message.topic(), message.partition())
-            offset = message.offset()
+            key = position_key(topic, partition)
             if offset < self.positions.get(key, 0):  # already read (a late duplicate after a seek)
                 continue
             self.positions[key] = offset + 1
