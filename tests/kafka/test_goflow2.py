@@ -176,6 +176,21 @@ def test_runtime_messages_decode_exactly(flow_pb2: ModuleType) -> None:
         assert row["bytes_rev"] == 0
 
 
+def test_unknown_fields_of_every_wire_type_are_skipped() -> None:
+    unknown = (
+        b"\x99\x06" + bytes(range(8))  # field 99, fixed64
+        + b"\x9d\x06" + b"\x80\x81\x82\x83"  # field 99, fixed32 (bytes that look like varint continuations)
+        + b"\x9a\x06\x03abc"  # field 99, length-delimited
+        + b"\x98\x06\xff\xff\x01"  # field 99, varint
+        + b"\xf8\xff\xff\xff\x0f\x01"  # field 2**29 - 1 (a five-byte tag), varint
+    )  # fmt: skip
+    body = unknown + b"\x50\x07"  # packets = 7 after them
+    skips = Skips()
+    table = goflow2.decode_payloads([_delimited([body])], skips)
+    assert skips.total == 0
+    assert table.column("packets").to_pylist() == [7]
+
+
 def test_round_trip() -> None:
     table = _mixed_rows()
     data, _ = goflow2.encode(table)

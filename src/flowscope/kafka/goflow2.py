@@ -299,11 +299,8 @@ def decode(frames: Frames, skips: Skips, layout: Layout = GOFLOW2) -> pa.Table:
         number, wire, at, tag_ok = _tags(buffer, position)
         value = buffer.varints(at)
         size = np.minimum(value.value, np.uint64(1 << 40)).astype(np.int64)
-        after = at + _FIXED_SIZE[wire]
-        varint_like = wire < 3  # 0 varint, 2 length-delimited (1 and 5 are fixed; 3, 4 groups are refused)
-        after[varint_like] += value.length[varint_like]
-        len_delimited = wire == 2
-        after[len_delimited] += size[len_delimited]
+        varint_like = _READS_VARINT[wire]  # 0 varint, 2 length-delimited; 1 and 5 are fixed, 3 and 4 refused
+        after = at + _FIXED_SIZE[wire] + value.length * varint_like + size * (wire == 2)
         slot_of = np.minimum(number, _LOOKUP_SIZE - 1)
         expected = layout.expected_wire[slot_of]
         fine = tag_ok & _WIRE_OK[wire] & (after <= end) & ((expected < 0) | (wire == expected))
@@ -336,6 +333,7 @@ def decode(frames: Frames, skips: Skips, layout: Layout = GOFLOW2) -> pa.Table:
 # bytes a value of each wire type takes beyond a varint (only fixed64 and fixed32 have a fixed size)
 _FIXED_SIZE = np.array([0, 8, 0, 0, 0, 4, 0, 0], np.int64)
 _WIRE_OK = np.array([True, True, True, False, False, True, False, False])
+_READS_VARINT = np.array([True, False, True, False, False, False, False, False])
 
 
 def _tags(buffer: WireBuffer, position: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
