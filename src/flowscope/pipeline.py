@@ -165,7 +165,8 @@ class Stream:
     arrived, also when the source is idle. Parquet and network writes release the GIL, so writing
     overlaps the producer's decoding on a second core. ``flush`` waits until everything queued is
     durable; ``close`` flushes and stops; an error in the thread aborts the sink and is raised
-    to the producer on its next call.
+    to the producer on its next call. ``flush_seconds=None``: no timer, the producer's checkpoints
+    are the only flushes (a Kafka consumer, whose positions must be committed with the data).
     """
 
     def __init__(
@@ -173,7 +174,7 @@ class Stream:
         sink: Sink,
         transforms: Sequence[Transform] = (),
         *,
-        flush_seconds: float = 5.0,
+        flush_seconds: float | None = 5.0,
         queue_batches: int = 64,
     ) -> None:
         self.sink = sink
@@ -233,7 +234,11 @@ class Stream:
         dirty_since: float | None = None
         try:
             while True:
-                timeout = None if dirty_since is None else max(0.0, dirty_since + self.flush_seconds - time.monotonic())
+                timeout = (
+                    None
+                    if dirty_since is None or self.flush_seconds is None
+                    else max(0.0, dirty_since + self.flush_seconds - time.monotonic())
+                )
                 try:
                     item = self._queue.get(timeout=timeout)
                 except queue.Empty:

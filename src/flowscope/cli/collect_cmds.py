@@ -84,6 +84,12 @@ Examples:
 )
 @click.option("--to", "to", multiple=True, metavar="URL", help=TO_HELP)
 @transform_options
+@click.option(
+    "--raw-to",
+    metavar="kafka://HOST:PORT/TOPIC",
+    help="Publish the datagrams undecoded, keyed by exporter, for `flowscope consume --raw` (decode them here "
+    "too only with --to).",
+)
 @pass_state
 def collect(
     state: CliState,
@@ -97,8 +103,11 @@ def collect(
     sampling_config: str | None,
     enrich: str | None,
     anonymize: str | None,
+    raw_to: str | None,
 ) -> None:
     """Receive NetFlow/IPFIX/sFlow over UDP into the lake until SIGINT/SIGTERM."""
+    if raw_to is not None and not raw_to.startswith("kafka://"):
+        raise FlowscopeError(f"--raw-to {raw_to}: raw datagrams go to kafka://HOST:PORT/TOPIC")
     if len({(spec.host, spec.port) for spec in listens}) != len(listens):
         raise FlowscopeError("two --listen options share one address and port")
     anonymize_from({"anonymize": anonymize})  # a bad key fails here, before any collector starts
@@ -110,7 +119,8 @@ def collect(
     config = CollectorConfig(
         listens=listens,
         lake=str(state.lake.root),
-        destinations=tuple(destination_urls(to, None)),
+        destinations=tuple(destination_urls(to, None)) if to or raw_to is None else (),
+        raw_to=raw_to,
         flush_seconds=flush_seconds,
         receive_buffer=receive_buffer,
         queue_memory=queue_mib << 20,

@@ -19,7 +19,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 TO_HELP = (
     "Destination (repeatable; default: the lake): lake, lake:PATH, a file .parquet/.csv/.csv.gz/.jsonl, "
-    "clickhouse://HOST:9000/DB, postgresql://USER@HOST:5432/DB or elasticsearch://HOST:9200/INDEX."
+    "clickhouse://HOST:9000/DB, postgresql://USER@HOST:5432/DB, elasticsearch://HOST:9200/INDEX "
+    "or kafka://HOST:PORT/TOPIC[?format=goflow2|goflow|arrow&key=COLUMN|none]."
 )
 
 

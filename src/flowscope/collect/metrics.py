@@ -30,9 +30,11 @@ def _labels(labels: dict[str, object]) -> str:
     return "{" + ",".join(f'{key}="{_escape(value)}"' for key, value in labels.items()) + "}"
 
 
-class _Family:
-    def __init__(self, name: str, kind: str, help_text: str) -> None:
-        self.name = PREFIX + name
+class MetricFamily:
+    """One metric with its samples (also used by ``flowscope consume``'s metrics, with their own prefix)."""
+
+    def __init__(self, name: str, kind: str, help_text: str, prefix: str = PREFIX) -> None:
+        self.name = prefix + name
         self.kind = kind
         self.help = help_text
         self.samples: list[tuple[dict[str, object], float]] = []
@@ -51,7 +53,7 @@ class _Family:
 def render(merged: dict) -> str:
     """The exposition text for a merged snapshot (``health.merge_snapshots``)."""
     families = {
-        name: _Family(name, kind, help_text)
+        name: MetricFamily(name, kind, help_text)
         for name, kind, help_text in (
             ("datagrams_total", "counter", "Datagrams decoded per exporter."),
             ("flows_total", "counter", "Flow records decoded per exporter."),
@@ -112,9 +114,11 @@ def parse_address(text: str) -> tuple[str, int]:
 
 
 class MetricsServer:
-    """``GET /metrics`` answers with ``render(snapshot())``; runs in a daemon thread until ``close``."""
+    """``GET /metrics`` answers with ``render_text(snapshot())``; runs in a daemon thread until ``close``."""
 
-    def __init__(self, address: str, snapshot: Callable[[], dict]) -> None:
+    def __init__(
+        self, address: str, snapshot: Callable[[], dict], render_text: Callable[[dict], str] = render
+    ) -> None:
         host, port = parse_address(address)
 
         class Handler(BaseHTTPRequestHandler):
@@ -123,7 +127,7 @@ class MetricsServer:
                     self.send_error(404)
                     return
                 try:
-                    body = render(snapshot()).encode()
+                    body = render_text(snapshot()).encode()
                 except Exception as exc:  # a broken snapshot must not kill the endpoint
                     log.warning("metrics: %s", exc)
                     self.send_error(500)

@@ -30,7 +30,7 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pyarrow as pa
@@ -65,6 +65,9 @@ from flowscope.sinks.registry import DestinationContext, open_destinations
 from flowscope.transforms.anonymize import read_key
 from flowscope.transforms.enrich import EnrichConfig
 
+if TYPE_CHECKING:
+    from flowscope.kafka.raw import RawProducer
+
 log = logging.getLogger("flowscope.collect")
 
 DECODE_BATCH = 4096  # datagrams decoded together at most (larger batches fall out of the CPU caches)
@@ -91,6 +94,8 @@ class CollectorConfig:
     """``--anonymize KEYFILE``: every address anonymised (after enrichment)."""
     run_id: str = ""
     """Identifies one ``flowscope collect`` run: ``flowscope exporters`` merges the workers of the latest."""
+    raw_to: str | None = None
+    """``--raw-to kafka://...``: publish the datagrams undecoded (decoded too only when ``destinations``)."""
 
 
 class RateLimitedLog:
@@ -149,6 +154,7 @@ class Collector:
         self.listeners: list[_Listener] = []
         self.netflow_state: NetflowState | None = None
         self.output: Stream | None = None
+        self.raw: RawProducer | None = None
         self.log = RateLimitedLog()
         self.health_name = f"{socket.gethostname()}-{self.name}"
 
@@ -191,8 +197,14 @@ class Collector:
         pa.array(np.zeros(1))  # the first pa.array(ndarray) imports pandas (~0.3 s): pay it before traffic
         age = self.config.flush_seconds
         destination_context = DestinationContext(self.lake, LakeLimits(max_age=age))
-        sink = open_destinations(self.config.destinations, destination_context)
-        self.output = Stream(sink, transforms, flush_seconds=age)
+        if self.config.destinations:
+            sink = open_destinations(self.config.destinations, destination_context)
+            self.output = Stream(sink, transforms, flush_seconds=age)
+        if self.config.raw_to is not None:
+            from flowscope.kafka.raw import RawProducer
+            from flowscope.kafka.url import parse
+
+            self.raw = RawProducer(parse(self.config.raw_to))
         for listener in self.listeners:
             log.info(
                 "listening on %s (receive buffer %d bytes granted)", listener.spec.name, listener.health.receive_buffer
@@ -252,7 +264,11 @@ class Collector:
             for protocol, batches in more.items():
                 pending.setdefault(protocol, []).extend(batches)
         for protocol, batches in pending.items():
-            self._decode(protocol, unpack(merge_packed(batches)))
+            datagrams = unpack(merge_packed(batches))
+            if self.raw is not None:
+                self.raw.send(protocol, datagrams)
+            if self.output is not None:
+                self._decode(protocol, datagrams)
 
     def _decode(self, protocol: str, datagrams: Datagrams) -> None:
         try:
@@ -278,6 +294,8 @@ class Collector:
             self.log.add(protocol, decoded.skips)
 
     def _housekeeping(self) -> None:
+        if self.raw is not None:
+            self.raw.sink.serve()
         for listener in self.listeners:
             drops = kernel_drops(listener.sock)
             if drops is not None:
@@ -308,6 +326,9 @@ class Collector:
         self.listeners = []
         if self.output is not None:
             self.output.close()
+        if self.raw is not None:
+            self.raw.close()
+            self.raw = None
         if self.netflow_state is not None:
             self.netflow_state.save(force=True)
         self.log.emit(force=True)

@@ -26,6 +26,7 @@ DESTINATION_MODULES: tuple[str, ...] = (
     "flowscope.sinks.clickhouse",
     "flowscope.sinks.postgres",
     "flowscope.sinks.elasticsearch",
+    "flowscope.kafka.sink",
 )
 
 
