@@ -22,7 +22,7 @@ from flowscope.display import textual
 from flowscope.errors import FlowscopeError
 from flowscope.query.filter_language import compile_filter
 from flowscope.query.reports.top import GROUPINGS, METRICS, top_sql
-from flowscope.query.store import table_summaries
+from flowscope.query.store import TableSummary, table_summaries
 from flowscope.times import parse_time
 from flowscope.web.queries import (
     UNITS,
@@ -139,19 +139,9 @@ class Sankey(BaseModel):
     links: list[SankeyLink]
 
 
-class StoreTable(BaseModel):
-    table: str
-    partitions: int
-    files: int
-    rows: int
-    bytes: int
-    first_day: str
-    last_day: str
-
-
 class Store(BaseModel):
     lake: str
-    tables: list[StoreTable]
+    tables: list[TableSummary]
     first_flow: str | None
     last_flow: str | None
 
@@ -282,7 +272,7 @@ def exporters(lake: Lakes) -> dict[str, Any]:
 @router.get("/store", response_model=Store)
 def store(lake: Lakes) -> Store:
     """The lake: tables with partitions, files, rows, bytes and days; the first and last flow start."""
-    tables = [StoreTable(**vars(s)) for s in table_summaries(lake.lake)]
+    tables = table_summaries(lake.lake)
     first = last = None
     if any(t.table == "flows" for t in tables):
         bounds = textual(lake.run("SELECT min(time_flow_start) AS f, max(time_flow_start) AS l FROM flows", {}))

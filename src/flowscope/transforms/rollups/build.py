@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from flowscope.lake.layout import Lake, publish
+from flowscope.lake.maintenance import drop_before
 from flowscope.query.helpers import register_helpers
 from flowscope.schema import FLOWS, TIMESTAMP, Role, clickhouse_type, column, postgres_type
 from flowscope.transforms.rollups.spec import COUNTERS, Rollup, load_rollups
@@ -220,16 +221,7 @@ def _maintain_one(
 
 def _expire(lake: Lake, rollup: Rollup, done: dict[str, str], cutoff: date) -> list[str]:
     """Remove the roll-up's day partitions older than its retention."""
-    expired = []
-    with lake.swapping():
-        for day in sorted(lake.table_dir(rollup.name).glob("date=*")):
-            try:
-                day_date = date.fromisoformat(day.name.removeprefix("date="))
-            except ValueError:
-                continue
-            if day_date < cutoff:
-                shutil.rmtree(day)
-                expired.append(day.name.removeprefix("date="))
+    expired = [day.name.removeprefix("date=") for day in drop_before(lake, cutoff, [rollup.name])]
     for key in [key for key in done if date.fromisoformat(key.split("/")[0]) < cutoff]:
         del done[key]
     return expired
