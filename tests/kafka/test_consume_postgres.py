@@ -40,9 +40,10 @@ def database(postgres_server: str) -> Iterator[str]:
 def _stored(url: str) -> tuple[int, int]:
     """(rows, distinct ids) in ``flows``: each produced flow's unique id is its ``bytes``."""
     with psycopg.connect(url) as con:
-        if con.execute("SELECT to_regclass('flows')").fetchone()[0] is None:
+        if con.execute("SELECT to_regclass('flows')").fetchone() == (None,):
             return 0, 0
-        return con.execute("SELECT count(*), count(DISTINCT bytes) FROM flows").fetchone()
+        rows, ids = con.execute("SELECT count(*), count(DISTINCT bytes) FROM flows").fetchone() or (0, 0)
+        return rows, ids
 
 
 def test_a_consumer_killed_mid_stream_leaves_every_flow_once_in_postgresql(
