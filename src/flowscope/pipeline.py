@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeAlias
+from typing import Any, Protocol, TypeAlias, runtime_checkable
 
 import pyarrow as pa
 
@@ -98,6 +98,18 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
     def abort(self) -> None: ...
+
+
+@runtime_checkable
+class PositionStore(Protocol):
+    """A destination that stores ``Checkpoint.positions`` atomically with its data and reads them back.
+
+    A stream consumer resumes each partition from here, so such a destination gets every message once.
+    """
+
+    def positions(self) -> dict[str, Any]:
+        """The positions committed with the data so far (``{}`` before any)."""
+        ...
 
 
 @dataclass

@@ -3,7 +3,8 @@
 Exporter -> nfcapd, whose ``-R`` repeats every datagram unchanged to ``flowscope collect`` (and, for
 sFlow, which nfcapd does not decode, also to sfacctd), so oracle and flowscope see the same datagrams.
 NetFlow/IPFIX: flowscope's flow, packet and byte totals must equal nfcapd's (``nfdump -I``) and the
-pcap's ground truth. sFlow: per-flow packets and bytes must equal sfacctd's.
+pcap's ground truth, also through Kafka (decoded flows and raw datagrams, then ``consume``). sFlow: per-flow
+packets and bytes must equal sfacctd's.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import re
 import signal
 import struct
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -27,10 +29,14 @@ from tests.collect.live import (
     wait_until_quiet,
 )
 from tests.conftest import require_tool
+from tests.kafka.conftest import kafka, topic
+from tests.kafka.live import finish, start_consumer
 
 from flowscope.addresses import format_one
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+__all__ = ["kafka", "topic"]  # the Kafka tests' broker fixture, for the routes through Kafka
 
 START = 1_700_000_000  # pcap time of the first packet (2023-11-14)
 
@@ -119,10 +125,9 @@ def capture(tmp_path: Path) -> tuple[Path, dict[str, int]]:
     return path, write_pcap(path)
 
 
-@pytest.mark.parametrize(("version", "extra"), [("5", []), ("9", []), ("10", ["-A", "milli"])])
-def test_softflowd_via_nfcapd(tmp_path, capture, version, extra):
+def softflowd_export(tmp_path: Path, pcap: Path, version: str, extra: list[str]) -> Callable[[int], None]:
+    """softflowd replaying ``pcap`` to 127.0.0.1:port as NetFlow ``version``."""
     softflowd = require_tool("softflowd")
-    pcap, truth = capture
 
     def export(port: int) -> None:
         subprocess.run(
@@ -149,7 +154,13 @@ def test_softflowd_via_nfcapd(tmp_path, capture, version, extra):
             timeout=120,
         )
 
-    oracle, flowscope, health = collect_through_nfcapd(tmp_path, export)
+    return export
+
+
+@pytest.mark.parametrize(("version", "extra"), [("5", []), ("9", []), ("10", ["-A", "milli"])])
+def test_softflowd_via_nfcapd(tmp_path, capture, version, extra):
+    pcap, truth = capture
+    oracle, flowscope, health = collect_through_nfcapd(tmp_path, softflowd_export(tmp_path, pcap, version, extra))
     assert oracle == truth
     assert flowscope == truth
     assert all(not e["errors"] for e in health["exporters"])
@@ -174,10 +185,9 @@ def run_pmacctd(pmacctd: str, config: Path) -> None:
     assert done.returncode == 0 or clean_race, f"pmacctd exited {done.returncode}: {words[-3000:]}"
 
 
-@pytest.mark.parametrize("version", ["5", "9", "10"])
-def test_pmacctd_nfprobe_via_nfcapd(tmp_path, capture, version):
+def pmacctd_nfprobe_export(tmp_path: Path, pcap: Path, version: str) -> Callable[[int], None]:
+    """pmacctd's nfprobe replaying ``pcap`` to 127.0.0.1:port as NetFlow/IPFIX ``version``."""
     pmacctd = require_tool("pmacctd")
-    pcap, truth = capture
 
     def export(port: int) -> None:
         config = pmacct_config(
@@ -193,9 +203,41 @@ def test_pmacctd_nfprobe_via_nfcapd(tmp_path, capture, version):
         )
         run_pmacctd(pmacctd, config)
 
-    oracle, flowscope, _ = collect_through_nfcapd(tmp_path, export)
+    return export
+
+
+@pytest.mark.parametrize("version", ["5", "9", "10"])
+def test_pmacctd_nfprobe_via_nfcapd(tmp_path, capture, version):
+    pcap, truth = capture
+    oracle, flowscope, _ = collect_through_nfcapd(tmp_path, pmacctd_nfprobe_export(tmp_path, pcap, version))
     assert oracle == truth
     assert flowscope == truth
+
+
+@pytest.mark.parametrize("exporter", ["softflowd-v9", "pmacctd-nfprobe-v10"])
+def test_exporter_through_kafka_equals_nfcapd(tmp_path, capture, kafka, topic, exporter):
+    """Both Kafka routes: ``collect --to kafka://`` then ``consume``, and ``collect --raw-to kafka://`` then
+    ``consume --raw``, each into a lake of its own, give nfcapd's totals exactly (one broker for the module)."""
+    pcap, truth = capture
+    export = (
+        softflowd_export(tmp_path, pcap, "9", [])
+        if exporter == "softflowd-v9"
+        else pmacctd_nfprobe_export(tmp_path, pcap, "10")
+    )
+    flows_to, raw_to = f"kafka://{kafka}/{topic}", f"kafka://{kafka}/{topic}-raw"
+    oracle, direct, _ = collect_through_nfcapd(tmp_path, export, "--to", "lake", "--to", flows_to, "--raw-to", raw_to)
+    assert oracle == truth
+    assert direct == truth
+    via_flows, via_raw = tmp_path / "via-flows", tmp_path / "via-raw"
+    consumers = [  # both at once: each waits ~3 s for its group join on tansu
+        start_consumer(via_flows, kafka, topic, "--exit-idle", "2"),
+        start_consumer(via_raw, kafka, f"{topic}-raw", "--raw", "--exit-idle", "2"),
+    ]
+    for consumer in consumers:
+        _, err = finish(consumer)
+        assert consumer.returncode == 0, err
+    assert lake_totals(via_flows) == oracle
+    assert lake_totals(via_raw) == oracle
 
 
 def sfacctd_flows(csv_path: Path) -> dict[tuple, tuple[int, int]]:

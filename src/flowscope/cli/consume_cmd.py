@@ -1,4 +1,4 @@
-"""``flowscope consume kafka://HOST:PORT/TOPIC --group G``: a topic into the lake (exactly once) or elsewhere."""
+"""``flowscope consume kafka://HOST:PORT/TOPIC --group G``: exactly once into the lake or PostgreSQL."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import logging
 import signal
 import threading
 import time
-from functools import partial
 
 import click
 
@@ -16,13 +15,14 @@ from flowscope.errors import FlowscopeError
 from flowscope.kafka.formats import FORMATS
 from flowscope.kafka.source import KafkaSource
 from flowscope.kafka.url import is_kafka, parse
-from flowscope.lake.ledger import Ledger
+from flowscope.sinks.fanout import position_stores
 
 
 @click.command(
     epilog="""\b
-The lake gets every message exactly once: each flush records the partitions' positions in the lake's
-ledger with the data, and (re)assigned partitions resume there. Other destinations get at least once.
+The lake and PostgreSQL get every message exactly once: each flush records the partitions' positions
+with the data (the lake's ledger, PostgreSQL's transaction), and (re)assigned partitions resume there.
+Other destinations get at least once.
 Examples:
   flowscope consume kafka://127.0.0.1:9092/flows --group flowscope --from-beginning
   flowscope consume kafka://broker:9092/flows?format=arrow --group g --to lake --to flows.parquet
@@ -63,6 +63,7 @@ def consume(
 ) -> None:
     """Consume flows from a Kafka topic as a member of a consumer group, until SIGINT/SIGTERM."""
     from flowscope.collect.metrics import MetricsServer
+    from flowscope.kafka.consume import LakePositions
     from flowscope.kafka.consume import consume as run
     from flowscope.kafka.metrics import render, snapshot
     from flowscope.kafka.raw import RawDecoder
@@ -75,7 +76,7 @@ def consume(
     level = logging.WARNING if state.verbosity < 0 else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(message)s")
     sink = open_sink(state, destination_urls(to, None), transactional=True)
-    lakes = lake_sinks(sink)
+    stores = [*position_stores(sink), *(LakePositions(lake.lake) for lake in lake_sinks(sink))]
     stop = threading.Event()
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, lambda *_: stop.set())
@@ -100,7 +101,7 @@ def consume(
             source_url,
             group,
             sink,
-            ledgers=[partial(Ledger, lake.lake) for lake in lakes],  # read afresh at each assignment
+            stores=stores,  # where each (re)assigned partition resumes
             from_beginning=from_beginning,
             flush_seconds=flush_seconds,
             exit_idle=exit_idle,

@@ -1,12 +1,14 @@
 """The consumer loop: a topic into destinations, positions committed with the data, Kafka told after.
 
 Every ``flush_seconds`` (and before partitions are revoked, and at the end) the destinations are
-flushed with ``Checkpoint(positions=...)``: a lake records the positions in the same ledger commit as
-the files, so on restart or reassignment the consumer resumes exactly where the lake's data ends
-(exactly once into the lake). Other destinations get at least once: after a crash they may receive
+flushed with ``Checkpoint(positions=...)``. The destinations that store the positions atomically with
+their data (``PositionStore``: the lake in its ledger commit, PostgreSQL in the rows' transaction) are
+where a (re)assigned partition resumes, so each of them gets every message exactly once. With several,
+a partition resumes at the smallest of their positions: one that is ahead (it committed a flush the
+other did not, the process dying in between) receives again what lies between, at most one flush
+interval of that partition. Other destinations get at least once: after a crash they may receive
 again what was read since their last flush (at most ``flush_seconds`` of traffic). Offsets are
-committed to Kafka only after a flush returned.
-"""
+committed to Kafka only after a flush returned."""
 
 from __future__ import annotations
 
@@ -20,10 +22,11 @@ from typing import TYPE_CHECKING, Any
 from flowscope.kafka.source import KafkaSource
 from flowscope.kafka.url import KafkaUrl
 from flowscope.lake.ledger import Ledger
-from flowscope.pipeline import Checkpoint, Sink, Stream
+from flowscope.pipeline import Checkpoint, PositionStore, Sink, Stream
 
 if TYPE_CHECKING:
     from flowscope.kafka.raw import RawDecoder
+    from flowscope.lake.layout import Lake
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +40,21 @@ class ConsumeStats:
     flushes: int = 0
 
 
-def recorded_positions(ledgers: Sequence[Callable[[], Ledger]], topic: str) -> dict[str, Any]:
-    """Where the lakes' data of ``topic`` ends, per partition (the lowest when several lakes disagree)."""
+@dataclass(frozen=True)
+class LakePositions:
+    """A lake's ledger as a ``PositionStore``, read afresh each time (another process may have committed)."""
+
+    lake: Lake
+
+    def positions(self) -> dict[str, Any]:
+        return Ledger(self.lake).positions()
+
+
+def recorded_positions(stores: Sequence[PositionStore], topic: str) -> dict[str, int]:
+    """Where the destinations' data of ``topic`` ends, per partition (the lowest when they disagree)."""
     merged: dict[str, int] = {}
-    for open_ledger in ledgers:
-        for key, offset in open_ledger().positions().items():
+    for store in stores:
+        for key, offset in store.positions().items():
             if key.rpartition("/")[0] == topic:
                 merged[key] = min(int(offset), merged.get(key, int(offset)))
     return merged
@@ -52,7 +65,7 @@ def consume(
     group: str,
     sink: Sink,
     *,
-    ledgers: Sequence[Callable[[], Ledger]] = (),
+    stores: Sequence[PositionStore] = (),
     from_beginning: bool = False,
     flush_seconds: float = 5.0,
     exit_idle: float | None = None,
@@ -89,7 +102,7 @@ def consume(
             url,
             group,
             from_beginning=from_beginning,
-            start_positions=lambda: recorded_positions(ledgers, url.topic),
+            start_positions=lambda: recorded_positions(stores, url.topic),
             before_revoke=checkpoint,
             decoder=raw,
         )

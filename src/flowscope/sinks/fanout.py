@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import pyarrow as pa
 
-from flowscope.pipeline import Checkpoint, Sink
+from flowscope.pipeline import Checkpoint, PositionStore, Sink
 
 
 class FanOut:
@@ -41,3 +41,9 @@ class FanOut:
 
     def notes(self) -> list[str]:
         return [note for sink in self.sinks for note in getattr(sink, "notes", list)()]
+
+
+def position_stores(sink: Sink) -> list[PositionStore]:
+    """The destinations among ``sink``'s that store checkpoint positions with their data (e.g. PostgreSQL)."""
+    sinks = sink.sinks if isinstance(sink, FanOut) else [sink]
+    return [s for s in sinks if isinstance(s, PositionStore)]
