@@ -8,10 +8,11 @@ from typing import Any
 
 import pyarrow as pa
 
-from flowscope.kafka.consume import LakePositions, recorded_positions
+from flowscope.kafka.consume import recorded_positions
 from flowscope.lake.layout import Lake
 from flowscope.pipeline import Checkpoint, PositionStore
 from flowscope.sinks.fanout import FanOut, position_stores
+from flowscope.sinks.lake import LakeSink
 from flowscope.sinks.postgres import PostgresSink
 
 
@@ -55,6 +56,9 @@ def test_a_partition_resumes_at_the_smallest_recorded_position_of_its_topic() ->
 
 
 def test_a_lake_is_a_position_store_read_afresh(tmp_path: Path) -> None:
-    lake = LakePositions(Lake(tmp_path / "lake"))
+    lake = LakeSink(Lake(tmp_path / "lake"))
     assert isinstance(lake, PositionStore)
     assert lake.positions() == {}
+    other = LakeSink(Lake(tmp_path / "lake"))  # another consumer of the group commits to the same lake
+    other.flush(Checkpoint(positions={"flows/0": 42}))
+    assert lake.positions() == {"flows/0": 42}

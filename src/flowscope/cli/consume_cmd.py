@@ -10,7 +10,7 @@ import time
 import click
 
 from flowscope.cli.common import CliState, pass_state
-from flowscope.cli.destinations import TO_HELP, destination_urls, lake_sinks, open_sink
+from flowscope.cli.destinations import TO_HELP, destination_urls, open_sink
 from flowscope.errors import FlowscopeError
 from flowscope.kafka.formats import FORMATS
 from flowscope.kafka.source import KafkaSource
@@ -63,7 +63,6 @@ def consume(
 ) -> None:
     """Consume flows from a Kafka topic as a member of a consumer group, until SIGINT/SIGTERM."""
     from flowscope.collect.metrics import MetricsServer
-    from flowscope.kafka.consume import LakePositions
     from flowscope.kafka.consume import consume as run
     from flowscope.kafka.metrics import render, snapshot
     from flowscope.kafka.raw import RawDecoder
@@ -76,7 +75,7 @@ def consume(
     level = logging.WARNING if state.verbosity < 0 else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(message)s")
     sink = open_sink(state, destination_urls(to, None), transactional=True)
-    stores = [*position_stores(sink), *(LakePositions(lake.lake) for lake in lake_sinks(sink))]
+    stores = position_stores(sink)
     stop = threading.Event()
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, lambda *_: stop.set())

@@ -17,16 +17,14 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from flowscope.kafka.source import KafkaSource
 from flowscope.kafka.url import KafkaUrl
-from flowscope.lake.ledger import Ledger
 from flowscope.pipeline import Checkpoint, PositionStore, Sink, Stream
 
 if TYPE_CHECKING:
     from flowscope.kafka.raw import RawDecoder
-    from flowscope.lake.layout import Lake
 
 log = logging.getLogger(__name__)
 
@@ -38,16 +36,6 @@ class ConsumeStats:
     messages: int = 0
     flows: int = 0
     flushes: int = 0
-
-
-@dataclass(frozen=True)
-class LakePositions:
-    """A lake's ledger as a ``PositionStore``, read afresh each time (another process may have committed)."""
-
-    lake: Lake
-
-    def positions(self) -> dict[str, Any]:
-        return Ledger(self.lake).positions()
 
 
 def recorded_positions(stores: Sequence[PositionStore], topic: str) -> dict[str, int]:

@@ -44,6 +44,6 @@ class FanOut:
 
 
 def position_stores(sink: Sink) -> list[PositionStore]:
-    """The destinations among ``sink``'s that store checkpoint positions with their data (e.g. PostgreSQL)."""
+    """The destinations among ``sink``'s that store checkpoint positions with their data (the lake, PostgreSQL)."""
     sinks = sink.sinks if isinstance(sink, FanOut) else [sink]
     return [s for s in sinks if isinstance(s, PositionStore)]

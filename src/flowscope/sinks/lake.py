@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from typing import Any
 
 import pyarrow as pa
 
@@ -73,6 +74,11 @@ class LakeSink:
         self.ledger.commit(checkpoint, staged, self._writer_id)
         for writer in self.writers.values():
             writer.publish()
+
+    def positions(self) -> dict[str, Any]:
+        """The stream positions committed with the lake's data (``pipeline.PositionStore``), read afresh: another
+        consumer of the group may have committed since this sink opened."""
+        return Ledger(self.lake).positions()
 
     def close(self) -> None:
         self.flush()
