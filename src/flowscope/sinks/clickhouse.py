@@ -31,8 +31,9 @@ import pyarrow.compute as pc
 
 from flowscope.db import clickhouse as ch
 from flowscope.errors import FlowscopeError
-from flowscope.pipeline import FLOWS, Checkpoint, table_of
+from flowscope.pipeline import Checkpoint
 from flowscope.schema import TIMESTAMP
+from flowscope.sinks.held import HeldFlows
 from flowscope.sinks.registry import Destination, DestinationContext, register
 
 _NS_PER_DAY = 86_400 * 1_000_000_000
@@ -101,26 +102,18 @@ class ClickHouseSink:
         self.client = ch.connect(self.url)
         self.columns = [(c.name, c.type) for c in ch.raw_columns()]
         self.table = f"`{self.url.database}`.{ch.RAW_TABLE}"
-        self._buffer: list[pa.Table] = []
-        self._buffered = 0
-        self._since = 0.0
+        self.held = HeldFlows()
         self.rows_inserted = 0
         self.inserts = 0
         self.retries = 0
         self.longest_outage = 0.0
         self.most_rows_held = 0
-        self.skipped: dict[str, int] = {}
 
     def write(self, batch: pa.Table) -> None:
-        table = table_of(batch)
-        if table != FLOWS:
-            self.skipped[table] = self.skipped.get(table, 0) + batch.num_rows
+        if not self.held.add(batch):
             return
-        if not self._buffer:
-            self._since = time.monotonic()
-        self._buffer.append(batch)
-        self._buffered += batch.num_rows
-        if self._buffered >= self.policy.batch_rows or time.monotonic() - self._since >= self.policy.batch_seconds:
+        policy = self.policy
+        if self.held.rows >= policy.batch_rows or time.monotonic() - self.held.since >= policy.batch_seconds:
             self._insert()
 
     def flush(self, checkpoint: Checkpoint | None = None) -> None:
@@ -133,7 +126,7 @@ class ClickHouseSink:
             self.client.disconnect()
 
     def abort(self) -> None:
-        self._buffer, self._buffered = [], 0
+        self.held.clear()
         self.client.disconnect()
 
     def notes(self) -> list[str]:
@@ -143,18 +136,17 @@ class ClickHouseSink:
                 f"{self.name}: {self.retries} inserts retried; longest outage {self.longest_outage:.1f} s with "
                 f"up to {self.most_rows_held:,} rows held"
             )
-        notes += [f"{self.name}: {rows:,} {table} rows not stored (only flows go to ClickHouse)"
-                  for table, rows in self.skipped.items()]  # fmt: skip
+        notes += self.held.notes(self.name, "ClickHouse")
         return notes
 
     def _insert(self) -> None:
-        if not self._buffered:
+        if not self.held.rows:
             return
         from clickhouse_driver.errors import ServerException
 
         from flowscope.db.clickhouse_native import insert
 
-        arrays = raw_arrays(pa.concat_tables(self._buffer, promote_options="permissive"), time.time_ns())
+        arrays = raw_arrays(self.held.joined(), time.time_ns())
         started = time.monotonic()
         pause = _FIRST_PAUSE
         while True:
@@ -167,20 +159,20 @@ class ClickHouseSink:
                 if not _is_transient(exc):
                     raise
                 waited = time.monotonic() - started
-                self.most_rows_held = max(self.most_rows_held, self._buffered)
+                self.most_rows_held = max(self.most_rows_held, self.held.rows)
                 if waited + pause > self.policy.retry_seconds:
                     raise FlowscopeError(
                         f"{self.url.where} failed for {waited:.0f} s ({ch.first_line(exc)}): "
-                        f"{self._buffered:,} rows not written"
+                        f"{self.held.rows:,} rows not written"
                     ) from None
                 self.retries += 1
                 time.sleep(pause)
                 pause = min(2 * pause, _LONGEST_PAUSE)
         if pause > _FIRST_PAUSE:  # it was retried
             self.longest_outage = max(self.longest_outage, time.monotonic() - started)
-        self.rows_inserted += self._buffered
+        self.rows_inserted += self.held.rows
         self.inserts += 1
-        self._buffer, self._buffered = [], 0
+        self.held.clear()
 
 
 def _open(url: str, context: DestinationContext) -> ClickHouseSink:

@@ -24,8 +24,9 @@ import pyarrow.compute as pc
 
 from flowscope.db import elasticsearch as es
 from flowscope.errors import FlowscopeError
-from flowscope.pipeline import FLOWS, Checkpoint, table_of
+from flowscope.pipeline import Checkpoint
 from flowscope.schema import TIMESTAMP
+from flowscope.sinks.held import HeldFlows
 from flowscope.sinks.registry import Destination, DestinationContext, register
 
 _FIRST_PAUSE = 0.2
@@ -57,12 +58,10 @@ class ElasticsearchSink:
         self.retry_seconds = _number(self.url.params, "retry_seconds", 60.0)
         self.name = f"elasticsearch {self.url.endpoint}/{self.url.index}"
         self.client = client if client is not None else self._connect()
-        self._buffer: list[pa.Table] = []
-        self._buffered = 0
+        self.held = HeldFlows()
         self.indexed = 0
         self.requests = 0
         self.retried_items = 0
-        self.skipped: dict[str, int] = {}
 
     def _connect(self) -> Any:
         try:
@@ -85,13 +84,7 @@ class ElasticsearchSink:
         return client
 
     def write(self, batch: pa.Table) -> None:
-        table = table_of(batch)
-        if table != FLOWS:
-            self.skipped[table] = self.skipped.get(table, 0) + batch.num_rows
-            return
-        self._buffer.append(batch)
-        self._buffered += batch.num_rows
-        if self._buffered >= self.batch_docs:
+        if self.held.add(batch) and self.held.rows >= self.batch_docs:
             self._send()
 
     def flush(self, checkpoint: Checkpoint | None = None) -> None:
@@ -104,21 +97,20 @@ class ElasticsearchSink:
             self.client.close()
 
     def abort(self) -> None:
-        self._buffer, self._buffered = [], 0
+        self.held.clear()
         self.client.close()
 
     def notes(self) -> list[str]:
         notes = [f"{self.name}: {self.indexed:,} flows in {self.requests:,} bulk requests"]
         if self.retried_items:
             notes.append(f"{self.name}: {self.retried_items:,} documents refused for a while and sent again")
-        notes += [f"{self.name}: {rows:,} {table} rows not stored (only flows go to Elasticsearch)"
-                  for table, rows in self.skipped.items()]  # fmt: skip
+        notes += self.held.notes(self.name, "Elasticsearch")
         return notes
 
     def _send(self) -> None:
-        if not self._buffered:
+        if not self.held.rows:
             return
-        table = pa.concat_tables(self._buffer, promote_options="permissive")
+        table = self.held.joined()
         received = table.column("time_received")
         if received.null_count:  # the daily index comes from it: a record without one gets the time it was stored
             received = pc.fill_null(received, pa.scalar(time.time_ns(), TIMESTAMP))
@@ -140,8 +132,8 @@ class ElasticsearchSink:
             time.sleep(pause)
             pause = min(2 * pause, _LONGEST_PAUSE)
             pending = retry
-        self.indexed += self._buffered
-        self._buffer, self._buffered = [], 0
+        self.indexed += self.held.rows
+        self.held.clear()
 
     def _bulk(self, lines: pa.Array) -> tuple[pa.Array, tuple[int, str] | None]:
         """Send ``lines``; returns (the lines to send again, (count, first reason) of those refused for good)."""

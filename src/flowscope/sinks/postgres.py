@@ -34,8 +34,9 @@ from flowscope.db import postgres as pg
 from flowscope.errors import FlowscopeError
 from flowscope.materialize.pgcopy import HEADER, TRAILER, encode_rows
 from flowscope.materialize.upsert import quote
-from flowscope.pipeline import FLOWS, Checkpoint, table_of
+from flowscope.pipeline import Checkpoint
 from flowscope.schema import TIMESTAMP
+from flowscope.sinks.held import HeldFlows
 from flowscope.sinks.registry import Destination, DestinationContext, register
 
 _NS_PER_DAY = 86_400 * 1_000_000_000
@@ -99,8 +100,7 @@ class PostgresSink:
             with self.con.transaction(), self.con.cursor() as cursor:
                 pg.ensure_tables(cursor, self.url)
             self._days = self._existing_days()
-        self._buffer: list[pa.Table] = []
-        self._buffered = 0
+        self.held = HeldFlows()
         self._uncommitted = 0
         self._kept: list[pa.Table] | None = []  # the open transaction's rows, for a replay (None: too many)
         self.rows_committed = 0
@@ -108,17 +108,10 @@ class PostgresSink:
         self.retries = 0
         self.longest_outage = 0.0
         self.most_rows_replayed = 0
-        self.skipped: dict[str, int] = {}
         self.dropped_partitions: list[str] = []
 
     def write(self, batch: pa.Table) -> None:
-        table = table_of(batch)
-        if table != FLOWS:
-            self.skipped[table] = self.skipped.get(table, 0) + batch.num_rows
-            return
-        self._buffer.append(batch)
-        self._buffered += batch.num_rows
-        if self._buffered >= self.batch_rows:
+        if self.held.add(batch) and self.held.rows >= self.batch_rows:
             self._copy()
 
     def flush(self, checkpoint: Checkpoint | None = None) -> None:
@@ -139,7 +132,8 @@ class PostgresSink:
             self.con.close()
 
     def abort(self) -> None:
-        self._buffer, self._buffered, self._uncommitted, self._kept = [], 0, 0, []
+        self.held.clear()
+        self._uncommitted, self._kept = 0, []
         if not self.con.closed:
             if not self.con.broken:
                 self.con.rollback()
@@ -158,8 +152,7 @@ class PostgresSink:
             )
         if self.dropped_partitions:
             notes.append(f"{self.name}: retention dropped {', '.join(self.dropped_partitions)}")
-        notes += [f"{self.name}: {rows:,} {table} rows not stored (only flows go to PostgreSQL)"
-                  for table, rows in self.skipped.items()]  # fmt: skip
+        notes += self.held.notes(self.name, "PostgreSQL")
         return notes
 
     def _errors(self) -> Any:
@@ -200,7 +193,7 @@ class PostgresSink:
                     if waited + pause > self.retry_seconds:
                         raise FlowscopeError(
                             f"{self.name}: connection lost ({reason}) and not back within {self.retry_seconds} s: "
-                            f"{self._uncommitted + self._buffered:,} rows not committed"
+                            f"{self._uncommitted + self.held.rows:,} rows not committed"
                         ) from None
                     self.retries += 1
                     time.sleep(pause)
@@ -238,20 +231,20 @@ class PostgresSink:
 
     def _copy(self) -> None:
         """COPY the buffered rows (and their roll-up) into the open transaction."""
-        if not self._buffered:
+        if not self.held.rows:
             return
-        table = pa.concat_tables(self._buffer, promote_options="permissive")
+        table = self.held.joined()
         received = table.column("time_received")
         if received.null_count:
             received = pc.fill_null(received, pa.scalar(time.time_ns(), TIMESTAMP))
             table = table.set_column(table.schema.get_field_index("time_received"), "time_received", received)
         self._retrying(lambda: self._copy_table(table))
-        self._uncommitted += self._buffered
+        self._uncommitted += self.held.rows
         if self._kept is not None:
             self._kept.append(table)
             if self._uncommitted > self.replay_rows:
                 self._kept = None
-        self._buffer, self._buffered = [], 0
+        self.held.clear()
 
     def _copy_table(self, table: pa.Table) -> None:
         """Partitions for ``table``'s days, its rows and its roll-up, in the open transaction."""
