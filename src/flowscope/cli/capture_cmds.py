@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +14,7 @@ from flowscope.cli.common import CliState, pass_state
 from flowscope.cli.destinations import destination_options, destination_urls, open_sink, sink_notes
 from flowscope.cli.options import meter_from, meter_options, transform_options, transforms_from
 from flowscope.pipeline import Stream
-
-
-def _stop_on_sigterm() -> threading.Event:
-    """An event set by SIGTERM, so a service manager's stop flushes like Ctrl-C does."""
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    return stop
+from flowscope.stopping import stop_event
 
 
 def _report(state: CliState, watcher: CaptureWatcher) -> None:
@@ -85,7 +78,7 @@ def watch(
     """
     watcher = _watcher(state, Path(directory), settle, destination_urls(to, output), flags)
     try:
-        follow(watcher, poll=poll, once=once, stop=_stop_on_sigterm())
+        follow(watcher, poll=poll, once=once, stop=stop_event((signal.SIGTERM,)))
     finally:
         watcher.sink.close()
     _report(state, watcher)
@@ -142,7 +135,7 @@ def capture(
     live = LiveCapture(interface, folder, watcher, Rotation(rotate, rotate_mb, files, snaplen), bpf)
     state.info(f"capturing on {interface} into {folder} (a file every {rotate}s); Ctrl-C to stop")
     try:
-        live.run(stop=_stop_on_sigterm())
+        live.run(stop=stop_event((signal.SIGTERM,)))
     finally:
         watcher.sink.close()
         _report(state, watcher)

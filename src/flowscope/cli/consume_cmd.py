@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 import time
 
 import click
@@ -16,6 +14,7 @@ from flowscope.kafka.formats import FORMATS
 from flowscope.kafka.source import KafkaSource
 from flowscope.kafka.url import is_kafka, parse
 from flowscope.sinks.fanout import position_stores
+from flowscope.stopping import stop_event
 
 
 @click.command(
@@ -76,9 +75,7 @@ def consume(
     logging.basicConfig(level=level, format="%(asctime)s %(message)s")
     sink = open_sink(state, destination_urls(to, None), transactional=True)
     stores = position_stores(sink)
-    stop = threading.Event()
-    for number in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(number, lambda *_: stop.set())
+    stop = stop_event()
     last_status = [0.0]
     latest: dict = {}
     server = MetricsServer(metrics, lambda: latest, render) if metrics else None

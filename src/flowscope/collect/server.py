@@ -62,6 +62,7 @@ from flowscope.pipeline import Stream, tag
 from flowscope.readers.options import ReadOptions
 from flowscope.schema import INTERFACE_COUNTERS
 from flowscope.sinks.registry import DestinationContext, open_destinations
+from flowscope.stopping import on_stop_signal
 from flowscope.transforms.anonymize import read_key
 from flowscope.transforms.enrich import EnrichConfig
 
@@ -335,17 +336,12 @@ class Collector:
         self.save_health()
 
 
-def _install_stop_handlers(stop) -> None:
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop())
-
-
 def run_collector(config: CollectorConfig, metrics: str | None = None) -> Collector:
     """Run one collector process in the foreground until SIGINT/SIGTERM."""
     collector = Collector(config)
     collector.start()
     server = MetricsServer(metrics, lambda: merge_snapshots([collector.health.snapshot()])) if metrics else None
-    _install_stop_handlers(collector.stop)
+    on_stop_signal(collector.stop)
     try:
         collector.run()
     finally:
@@ -357,7 +353,7 @@ def run_collector(config: CollectorConfig, metrics: str | None = None) -> Collec
 def _worker(config: CollectorConfig, index: int) -> None:
     logging.basicConfig(level=logging.INFO, format=f"w{index}: %(message)s")
     collector = Collector(config, name=f"w{index}", reuse_port=True)
-    _install_stop_handlers(collector.stop)
+    on_stop_signal(collector.stop)
     try:
         collector.start()
     except FlowscopeError as exc:
@@ -383,7 +379,7 @@ def run_workers(config: CollectorConfig, workers: int, metrics: str | None = Non
             if process.is_alive() and process.pid:
                 os.kill(process.pid, signal.SIGTERM)
 
-    _install_stop_handlers(stop)
+    on_stop_signal(stop)
     lake_root = Lake.at(config.lake).root
     names = {f"{socket.gethostname()}-w{i}" for i in range(workers)}
 
