@@ -12,15 +12,11 @@ SQL on the lake vs the same SQL on a native in-memory DuckDB table. Targets (iss
 from __future__ import annotations
 
 import argparse
-import shutil
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from common import machine, measure_in_subprocess, print_comparison, timed
-from flowscope.demo.traffic import synthetic_flows
-from flowscope.schema import FLOW_SCHEMA
+from common import fresh_flows_parquet, machine, measure_in_subprocess, print_comparison, timed
 
 ONE_CORE = 1
 
@@ -95,13 +91,7 @@ def main() -> None:
     parser.add_argument("--workdir", default="/tmp/flowscope-bench-lake")
     args = parser.parse_args()
 
-    work = Path(args.workdir)
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    source = work / "input.parquet"
-    with pq.ParquetWriter(source, FLOW_SCHEMA) as writer:
-        for batch in synthetic_flows(args.rows, days=2, hosts=50_000, servers=200_000):
-            writer.write_table(batch)
+    work, source = fresh_flows_parquet(args.workdir, args.rows)
     print(f"machine: {machine()}; {args.rows:,} synthetic flows; one core for every step")
 
     ours = measure_in_subprocess(

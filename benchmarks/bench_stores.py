@@ -22,16 +22,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from common import Measurement, machine, measure_in_subprocess, print_comparison, run_tool, timed
-from flowscope.demo.traffic import synthetic_flows
-from flowscope.schema import FLOW_SCHEMA
+from common import Measurement, fresh_flows_parquet, machine, measure_in_subprocess, print_comparison, run_tool, timed
 
 ROOT = Path(__file__).resolve().parents[1]
 CH_SCRIPT = ROOT / "scripts" / "clickhouse.sh"
@@ -194,13 +191,7 @@ def main() -> None:
     parser.add_argument("--only", choices=("clickhouse", "postgresql", "elasticsearch"))
     parser.add_argument("--es-rows", type=int, default=100_000, help="Flows for the (slow) Elasticsearch step.")
     args = parser.parse_args()
-    work = Path(args.workdir)
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    source = work / "input.parquet"
-    with pq.ParquetWriter(source, FLOW_SCHEMA) as writer:
-        for batch in synthetic_flows(args.rows, days=2, hosts=50_000, servers=200_000):
-            writer.write_table(batch)
+    work, source = fresh_flows_parquet(args.workdir, args.rows)
     print(f"machine: {machine()}; {args.rows:,} synthetic flows")
     if args.only in (None, "clickhouse"):
         clickhouse(work, source, args.rows)

@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass
@@ -150,3 +152,21 @@ def print_comparison(title: str, unit: str, ours: Measurement, peer: Measurement
 
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def fresh_flows_parquet(workdir: str, rows: int) -> tuple[Path, Path]:
+    """An emptied work directory and ``rows`` synthetic flows (50 k clients, 200 k servers) written to a Parquet
+    file in it: the input the lake and store benchmarks start from."""
+    import pyarrow.parquet as pq
+
+    from flowscope.demo.traffic import synthetic_flows
+    from flowscope.schema import FLOW_SCHEMA
+
+    work = Path(workdir)
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    source = work / "input.parquet"
+    with pq.ParquetWriter(source, FLOW_SCHEMA) as writer:
+        for batch in synthetic_flows(rows, days=2, hosts=50_000, servers=200_000):
+            writer.write_table(batch)
+    return work, source
