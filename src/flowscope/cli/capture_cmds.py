@@ -12,7 +12,7 @@ from flowscope.capture.live import LiveCapture, Rotation, default_interface
 from flowscope.capture.watch import CaptureWatcher, follow
 from flowscope.cli.common import CliState, pass_state
 from flowscope.cli.destinations import destination_options, destination_urls, open_sink, sink_notes
-from flowscope.cli.options import meter_from, meter_options, transform_options, transforms_from
+from flowscope.cli.options import keep_rollups_option, meter_from, meter_options, transform_options, transforms_from
 from flowscope.pipeline import Stream
 from flowscope.stopping import stop_event
 
@@ -32,7 +32,7 @@ def _watcher(
     return CaptureWatcher(
         directory,
         state.lake,
-        Stream(open_sink(state, urls), transforms),
+        Stream(open_sink(state, urls, keep_rollups=flags["keep_rollups"]), transforms),
         options,
         settle=settle,
         on_flows=lambda path, flows: state.detail(f"{path}: {flows:,} flows finished"),
@@ -59,6 +59,7 @@ Examples:
 @destination_options
 @meter_options
 @transform_options
+@keep_rollups_option
 @pass_state
 def watch(
     state: CliState,
@@ -110,6 +111,7 @@ Examples:
 @destination_options
 @meter_options
 @transform_options
+@keep_rollups_option
 @pass_state
 def capture(
     state: CliState,
