@@ -118,3 +118,25 @@ def test_watch_keeps_rollups_unless_told_not_to(tmp_path: Path, flag: list[str],
     result = CliRunner().invoke(main, ["--lake", str(lake), "watch", str(captures), "--once", *flag])
     assert result.exit_code == 0, result.output
     assert bool(_computed(lake, "flows_5m")) is kept
+
+
+def test_a_live_lake_answers_from_rollups_then_raw_flows(tmp_path: Path) -> None:
+    """The current hour is not rolled up yet: the roll-up answers until it, the raw flows after it."""
+    from flowscope.query import open_lake
+    from flowscope.query.reports.top import top_sql
+
+    with LakeWriter(tmp_path) as writer:
+        writer.write(_flows(NOW, count=20_000))
+    _age(tmp_path, 3600)
+    lake = Lake(tmp_path)
+    maintain(lake, settled_at=datetime.now(UTC) - timedelta(minutes=5))
+    since = NOW - timedelta(hours=4, minutes=7)
+    choice = choose_table(lake, ["proto"], since=since)
+    hour = NOW.replace(minute=0, second=0, microsecond=0)
+    assert choice.table in {"flows_5m", "flows_1m"} and choice.covers[1] in {hour, hour - timedelta(hours=1)}
+    assert "until" in choice.why
+    with open_lake(tmp_path) as con:
+        for metric in ("bytes", "flows"):
+            raw = con.sql(top_sql("proto", metric, 5, since=since)).fetchall()
+            rolled = con.sql(top_sql("proto", metric, 5, since=since, table=choice.table, covers=choice.covers))
+            assert rolled.fetchall() == raw and raw

@@ -58,7 +58,7 @@ def top_sql(
         parts = [_part(table, first, last, None, dialect)]
         if since is not None and (first is None or since < first):
             parts.append(_part("flows", since, first, None, dialect))
-        if until is not None and (last is None or last < until):
+        if last is not None and (until is None or last < until):
             parts.append(_part("flows", last, until, None, dialect))
     measures = "total_bytes, total_packets, records"
     if grouping == "host":

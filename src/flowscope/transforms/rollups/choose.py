@@ -33,31 +33,43 @@ def choose_table(
 ) -> Choice:
     """The coarsest roll-up that holds ``columns``, is current for the whole buckets of [since, until) and
     whose buckets the range falls on; failing that, the coarsest such roll-up for the range's whole buckets,
-    the raw flows answering for the partial buckets at its ends."""
+    the raw flows answering for the partial buckets at its ends. While data is still landing (the writers
+    roll up only settled hours), the roll-up current furthest into the range answers up to its first stale
+    partition and the raw flows for the rest."""
     if where:
         return Choice(FLOWS, "an SQL filter needs the raw flows")
     state = load_state(lake)
     raw = raw_partitions(lake)
     reasons = []
-    usable = []
+    complete, partial = [], []
     for rollup in sorted(load_rollups(lake), key=lambda rollup: -rollup.seconds):
         missing = sorted(set(columns) - set(rollup.dimensions))
         first = None if since is None else _bucket(since, rollup.seconds, up=True)
         last = None if until is None else _bucket(until, rollup.seconds, up=False)
         if missing:
             reasons.append(f"{rollup.name} has no {', '.join(missing)}")
-        elif first is not None and last is not None and first >= last:
+            continue
+        if first is not None and last is not None and first >= last:
             reasons.append(f"the range holds no whole {rollup.seconds}-second bucket of {rollup.name}")
-        elif not _current(rollup, state.get(rollup.name), raw, first, last):
+            continue
+        stale = _first_stale(rollup, state.get(rollup.name), raw, first, last)
+        if stale is None:
+            complete.append((rollup, first, last))
+        elif stale is _NEVER:
             reasons.append(f"{rollup.name} is not up to date for the range (run `flowscope rollup`)")
         else:
-            usable.append((rollup, first, last))
-    exact = [(rollup, first, last) for rollup, first, last in usable if (first, last) == (since, until)]
-    if exact or usable:
-        rollup, first, last = (exact or usable)[0]
+            partial.append((rollup, first, stale))
+    exact = [(rollup, first, last) for rollup, first, last in complete if (first, last) == (since, until)]
+    if exact or complete:
+        rollup, first, last = (exact or complete)[0]
         edges = "" if exact else " (the raw flows for the partial buckets at its ends)"
         why = f"{rollup.name} holds the columns and is up to date for the range{edges}"
         return Choice(rollup.name, why, (first, last))
+    if partial:  # data still landing: the roll-up up to its first stale partition, the raw flows after it
+        rollup, first, stale = max(partial, key=lambda choice: choice[2])
+        assert isinstance(stale, datetime)
+        why = f"{rollup.name} holds the columns and is up to date until {stale:%Y-%m-%d %H:%M} (the raw flows after it)"
+        return Choice(rollup.name, why, (first, stale))
     return Choice(FLOWS, "; ".join(reasons) or "no roll-ups")
 
 
@@ -68,22 +80,31 @@ def _bucket(moment: datetime, seconds: int, *, up: bool) -> datetime:
     return datetime.fromtimestamp(rounded, UTC)
 
 
-def _current(
+_NEVER = datetime.min.replace(tzinfo=UTC)
+"""``_first_stale``'s answer for a roll-up that cannot answer for any of the range: never built under its
+current definition, or stale from the range's first partition on."""
+
+
+def _first_stale(
     rollup: Rollup,
     entry: dict[str, object] | None,
     raw: dict[Partition, list],
     since: datetime | None,
     until: datetime | None,
-) -> bool:
-    """Whether every roll-up partition that raw flows in [since, until) feed was computed from them as they are."""
+) -> datetime | None:
+    """The start of the earliest roll-up partition in [since, until) not computed from its raw flows as they
+    are now (None: all are current). Partitions start on hour or day boundaries, which are bucket boundaries
+    of every roll-up, so the roll-up answers exactly up to there."""
     if entry is None or entry.get("definition") != rollup.digest():
-        return False
+        return _NEVER
     done = entry.get("partitions", {})
     assert isinstance(done, dict)
     in_range = {partition: files for partition, files in raw.items() if _overlaps(partition, since, until)}
-    needed = set(targets(rollup, in_range))
     every = targets(rollup, raw)
-    return all(done.get(key_text(target)) == source_digest(every[target]) for target in needed)
+    for index, target in enumerate(sorted(targets(rollup, in_range))):
+        if done.get(key_text(target)) != source_digest(every[target]):
+            return _NEVER if index == 0 else datetime.fromisoformat(f"{target[0]}T{target[1]:02d}:00:00+00:00")
+    return None
 
 
 def _overlaps(partition: Partition, since: datetime | None, until: datetime | None) -> bool:
