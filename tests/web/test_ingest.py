@@ -59,3 +59,20 @@ def test_limits_and_refusals(tmp_path: Path) -> None:
     off = client(tmp_path / "lake", max_bytes=None)  # without --ingest there is no such route
     assert off.post("/api/ingest/csv", content=b"a\n").status_code in (404, 405)
     assert not list((tmp_path / "lake").rglob("*.parquet"))
+
+
+@pytest.mark.parametrize("input_format", ["jsonl", "goflow2-json", "auto"])
+def test_posted_json_lines_are_stored_as_read_stores_them(tmp_path: Path, input_format: str) -> None:
+    """GoFlow2's -format=json lines (and flowscope's own JSON lines) posted, as ``read FILE`` stores them."""
+    body = tmp_path / "goflow2.json"
+    line = (
+        '{"type":"IPFIX","time_received_ns":1700000000000000000,"time_flow_start_ns":1699999990000000000,'
+        '"sampler_address":"192.0.2.1","src_addr":"10.0.0.%d","dst_addr":"2001:db8::1","etype":"IPv4",'
+        '"proto":"TCP","src_port":443,"dst_port":%d,"bytes":%d,"packets":1,"bgp_communities":[]}\n'
+    )
+    body.write_text("".join(line % (i, 1000 + i, 100 * i) for i in range(1, 50)))
+    answer = client(tmp_path / "posted").post(f"/api/ingest/{input_format}", content=body.read_bytes())
+    assert answer.status_code == 200, answer.text
+    assert CliRunner().invoke(main, ["--lake", str(tmp_path / "read"), "read", str(body)]).exit_code == 0
+    assert answer.json()["rows"] == 49
+    assert stored(tmp_path / "posted") == stored(tmp_path / "read")

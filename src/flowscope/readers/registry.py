@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # readers.options imports this module
 FORMAT_MODULES: tuple[str, ...] = (
     "flowscope.nfdump.reader",
     "flowscope.csvflows.reader",
+    "flowscope.jsonflows.reader",
     "flowscope.capture.source",
     "flowscope.collect.exports",
 )
