@@ -27,6 +27,7 @@ FORMAT_MODULES: tuple[str, ...] = (
     "flowscope.jsonflows.reader",
     "flowscope.capture.source",
     "flowscope.collect.exports",
+    "flowscope.kafka.reader",
 )
 
 SNIFF_BYTES = 4096
