@@ -3,11 +3,12 @@
 Every value of a column has the same width (date, time, one fraction digit per stored digit of the unit,
 ``Z`` when the column has a zone), so the text is one byte matrix built from 64-bit words, eight ASCII
 digits per word computed in every lane at once (SWAR) with numpy integer arithmetic, the civil date from
-the day number by H. Hinnant's ``civil_from_days``; Arrow takes the matrix as a string array without a copy. The output is byte for byte what ``pyarrow.compute.strftime``
-gives with ``%Y-%m-%dT%H:%M:%S`` (+ ``Z``; the test compares them on every unit). Measured on 2 M nanosecond
-timestamps on this 2-core machine under load: 2.2–5.9 M values/s, strftime 0.19–0.24 M/s; CSV and JSON
-output of flows (three times per row) had spent most of their time there. Years outside 0000–9999, which
-strftime prints in other widths, go to strftime.
+the day number by H. Hinnant's ``civil_from_days``; Arrow takes the matrix as a string array without a
+copy. The output is byte for byte what ``pyarrow.compute.strftime`` gives with ``%Y-%m-%dT%H:%M:%S``
+(+ ``Z``; the test compares them on every unit). Measured on 2 M nanosecond timestamps on this 2-core
+machine under load: 2.2–5.9 M values/s, strftime 0.19–0.24 M/s; CSV and JSON output of flows (three times
+per row) had spent most of their time there. Years outside 0000–9999, which strftime prints in other
+widths, go to strftime.
 """
 
 from __future__ import annotations
