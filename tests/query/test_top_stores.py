@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -31,25 +32,64 @@ REPORTS = [
 ]
 
 
-def test_top_answers_the_same_on_the_lake_clickhouse_and_postgresql(
-    tmp_path, clickhouse_server, clickhouse_database, postgres_database
-):
-    assert datetime(2024, 3, 1, 12, tzinfo=UTC) == END  # the report windows above fall inside the flows' half day
-    lake = tmp_path / "lake"
-    sources = ["lake", clickhouse_server.url(clickhouse_database), postgres_database]
+FILTERS = [
+    "src_addr << 10.0.0.0/12",
+    "addr << 2001:db8::/32 and not dst_port in (53, 443)",
+    "dst_addr << 93.184.0.0/24 or dst_addr = 93.184.1.63",
+    "src_addr in (10.0.0.0/20, 2001:db8:1::/120, 10.0.18.229)",
+    "src_addr << ::/0",  # every address: on PostgreSQL IPv4 is inet's own family, not inside ::/0
+    "src_addr << ::ffff:10.0.0.0/104 and proto = tcp",
+    "proto in (udp, icmp) or port < 100",
+    "not (src_as = 64500) or dst_as != 15169",  # an unknown (null) src_as is neither 64500 nor not
+    "src_as not in (64500) or dst_port >= 3389",
+    "time_flow_start >= 2024-03-01T05:30:00Z and time_flow_start < 2024-03-01T07:00:00.5Z",
+    "proto = 6 and (dst_port = 443 or dst_port = 993) and src_port > 40000",
+]
+
+
+def filled_stores(lake: Path, clickhouse: str, postgres: str) -> list[str]:
+    """The same 20,000 flows in the lake, ClickHouse and PostgreSQL; their ``--from`` sources."""
+    assert datetime(2024, 3, 1, 12, tzinfo=UTC) == END  # the report windows here fall inside the flows' half day
+    sources = ["lake", clickhouse, postgres]
     sink = open_destinations(sources, DestinationContext(lake=Lake.at(lake)))
     table = flows(20_000)
     run((table.slice(i, 5_000) for i in range(0, table.num_rows, 5_000)), sink)
+    return sources
+
+
+def top_everywhere(lake: Path, sources: list[str], *args: str) -> list[str]:
+    answers = []
+    for source in sources:
+        result = CliRunner().invoke(
+            main, ["--lake", str(lake), "top", "-n", "15", "--from", source, "--format", "csv", *args]
+        )
+        assert result.exit_code == 0, (source, result.output)
+        answers.append(result.output)
+    return answers
+
+
+def test_top_answers_the_same_on_the_lake_clickhouse_and_postgresql(
+    tmp_path, clickhouse_server, clickhouse_database, postgres_database
+):
+    lake = tmp_path / "lake"
+    sources = filled_stores(lake, clickhouse_server.url(clickhouse_database), postgres_database)
     for grouping, metric, extra in REPORTS:
-        answers = []
-        for source in sources:
-            result = CliRunner().invoke(
-                main,
-                ["--lake", str(lake), "top", "--by", grouping, "--metric", metric, "-n", "15", "--from", source,
-                 "--format", "csv", *extra],
-            )  # fmt: skip
-            assert result.exit_code == 0, (source, result.output)
-            answers.append(result.output)
+        answers = top_everywhere(lake, sources, "--by", grouping, "--metric", metric, *extra)
         assert answers[0].count("\n") > 2, answers[0]
         assert answers[1] == answers[0], (grouping, "clickhouse")
         assert answers[2] == answers[0], (grouping, "postgresql")
+
+
+def test_filters_select_the_same_flows_on_every_store(
+    tmp_path, clickhouse_server, clickhouse_database, postgres_database
+):
+    lake = tmp_path / "lake"
+    sources = filled_stores(lake, clickhouse_server.url(clickhouse_database), postgres_database)
+    seen: dict[str, str] = {}
+    for text in FILTERS:
+        for grouping in ("src", "proto"):
+            answers = top_everywhere(lake, sources, "--by", grouping, "--metric", "flows", "--filter", text)
+            assert answers[1] == answers[0], (text, grouping, "clickhouse")
+            assert answers[2] == answers[0], (text, grouping, "postgresql")
+        assert answers[0].count("\n") > 1, (text, answers[0])  # each filter selects some flows
+        assert seen.setdefault(answers[0], text) == text, (text, seen[answers[0]])  # and each different ones

@@ -43,8 +43,9 @@ def to_table(names: list[str], rows: list[tuple]) -> pa.Table:
     return pa.table({name: _column(name, list(values)) for name, values in zip(names, columns, strict=True)})
 
 
-def run_sql(source: str, sql: str) -> pa.Table:
-    """``sql``'s result on the server of ``source`` (a clickhouse:// or postgresql:// URL)."""
+def run_sql(source: str, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
+    """``sql``'s result on the server of ``source`` (a clickhouse:// or postgresql:// URL); ``params``: the
+    values of its ``%(name)s`` placeholders (``Dialect.bind``)."""
     if source.startswith("clickhouse://"):
         from flowscope.db import clickhouse as ch
 
@@ -52,7 +53,7 @@ def run_sql(source: str, sql: str) -> pa.Table:
         client = ch.connect(url)
         client.settings["strings_as_bytes"] = True
         try:
-            rows, types = ch.execute(client, url, sql, with_column_types=True)
+            rows, types = ch.execute(client, url, sql, params or None, with_column_types=True)
         finally:
             client.disconnect()
         return to_table([name for name, _ in types], rows)
@@ -64,7 +65,7 @@ def run_sql(source: str, sql: str) -> pa.Table:
         target = pg.PostgresURL.parse(source)
         with pg.connect(target, "flowscope-report") as con:
             try:
-                cursor = con.execute(sql)
+                cursor = con.execute(sql, params or None)
             except psycopg.Error as exc:
                 raise FlowscopeError(f"PostgreSQL at {target.shown}: {' '.join(str(exc).split())}") from None
             names = [column.name for column in cursor.description or ()]
