@@ -316,8 +316,7 @@ def _init_kafka(client: Any, url: ClickHouseURL, kafka: str, existing: set[str],
         execute(client, url, ck.kafka_table_ddl(url.database, brokers, topic, protobuf=protobuf))
         report.created.append(f"Kafka table {url.database}.{ck.KAFKA_TABLE} ({brokers} topic {topic})")
         report.notes.append(
-            "messages are read as Protobuf: put flow.proto (flowscope db flow-proto) in the server's "
-            "format_schema_path"
+            "messages are read as Protobuf: put flow.proto (flowscope db flow-proto) in the server's format_schema_path"
             if protobuf
             else "this server has no Protobuf input format (ClickHouse 19.x or later): messages are read as "
             "JSONEachRow with FlowMessage's field names"

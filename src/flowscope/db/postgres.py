@@ -125,8 +125,7 @@ def create_partitions(cursor: Any, days: list[date]) -> None:
 def drop_partitions_before(cursor: Any, day: date) -> list[str]:
     """Drop the day partitions of ``flows`` older than ``day`` (retention); returns their names."""
     rows = cursor.execute(
-        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-        "WHERE i.inhparent = %s::regclass",
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = %s::regclass",
         (quote(FLOWS_TABLE),),
     ).fetchall()
     dropped = []

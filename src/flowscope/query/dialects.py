@@ -88,9 +88,12 @@ class Dialect:
         lo, hi = (f"CAST({self.placeholder.format(f'{name}{end}')} AS inet)" for end in "lh")
         return f"({expression} BETWEEN {lo} AND {hi} OR family({expression}) = 4)"
 
-    def time_predicates(self, since: datetime | None, until: datetime | None) -> list[str]:
+    def time_predicates(
+        self, since: datetime | None, until: datetime | None, column: str = "time_flow_start"
+    ) -> list[str]:
+        """[since, until) on ``column`` as literals (datetimes, never user text); on the lake also on ``date``."""
         if self.date_pruning:
-            return time_predicates(since, until)
+            return time_predicates(since, until, column)
         bounds = []
         for bound, op in ((since, ">="), (until, "<")):
             if bound is None:
@@ -99,7 +102,7 @@ class Dialect:
                 literal = str((bound - _EPOCH) // timedelta(microseconds=1) * 1_000)
             else:
                 literal = f"'{bound.isoformat()}'"
-            bounds.append(f"time_flow_start {op} {literal}")
+            bounds.append(f"{column} {op} {literal}")
         return bounds
 
     def round(self, value: str, digits: int) -> str:
@@ -110,6 +113,28 @@ class Dialect:
             scale = 10**digits
             return f"floor(CAST({value} AS double precision) * {scale} + 0.5) / {scale}"
         return f"round({value}, {digits})"
+
+    def rollup_relation(self, table: str) -> str:
+        """The FROM item of roll-up ``table`` (a lake roll-up's name; other stores keep it under another)."""
+        if self.name == "lake":
+            return table
+        from flowscope.transforms.rollups.stores import store_table
+
+        return store_table(table)
+
+    def epoch_ns(self, value: str) -> str:
+        """A time as integer nanoseconds since 1970."""
+        if self.name == "lake":
+            return f"epoch_ns({value})"
+        if self.time_kind == "ns":
+            return value
+        return f"(CAST(extract(epoch FROM {value}) * 1000000 AS bigint) * 1000)"
+
+    def int_div(self, dividend: str, divisor: str) -> str:
+        """Integer division (of non-negative integers)."""
+        if self.name == "clickhouse":
+            return f"intDiv({dividend}, {divisor})"
+        return f"({dividend}) {'//' if self.name == 'lake' else '/'} ({divisor})"
 
     def proto_name(self, value: str) -> str:
         if self.name == "lake":

@@ -225,5 +225,3 @@ def _expire(lake: Lake, rollup: Rollup, done: dict[str, str], cutoff: date) -> l
     for key in [key for key in done if date.fromisoformat(key.split("/")[0]) < cutoff]:
         del done[key]
     return expired
-
-

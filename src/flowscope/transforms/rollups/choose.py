@@ -3,7 +3,7 @@ up-to-date rows for every raw partition in its range; else the raw flows."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -30,25 +30,50 @@ def choose_table(
     since: datetime | None = None,
     until: datetime | None = None,
     where: str | None = None,
+    step: int | None = None,
 ) -> Choice:
     """The coarsest roll-up that holds ``columns``, is current for the whole buckets of [since, until) and
     whose buckets the range falls on; failing that, the coarsest such roll-up for the range's whole buckets,
-    the raw flows answering for the partial buckets at its ends."""
+    the raw flows answering for the partial buckets at its ends. ``step``: the roll-up's buckets must divide
+    it (a time series in buckets of that many seconds)."""
     if where:
         return Choice(FLOWS, "an SQL filter needs the raw flows")
     state = load_state(lake)
     raw = raw_partitions(lake)
+    return choose(
+        load_rollups(lake),
+        columns,
+        since,
+        until,
+        step,
+        lambda rollup, first, last: _current(rollup, state.get(rollup.name), raw, first, last),
+    )
+
+
+def choose(
+    rollups: Collection[Rollup],
+    columns: Collection[str],
+    since: datetime | None,
+    until: datetime | None,
+    step: int | None,
+    current: Callable[[Rollup, datetime | None, datetime | None], bool],
+    name: Callable[[str], str] = str,
+) -> Choice:
+    """``choose_table``'s rule over ``rollups``, ``current`` saying whether one is up to date for a range;
+    ``name``: a roll-up's table name in the store."""
     reasons = []
     usable = []
-    for rollup in sorted(load_rollups(lake), key=lambda rollup: -rollup.seconds):
+    for rollup in sorted(rollups, key=lambda rollup: -rollup.seconds):
         missing = sorted(set(columns) - set(rollup.dimensions))
         first = None if since is None else _bucket(since, rollup.seconds, up=True)
         last = None if until is None else _bucket(until, rollup.seconds, up=False)
         if missing:
             reasons.append(f"{rollup.name} has no {', '.join(missing)}")
+        elif step is not None and step % rollup.seconds:
+            reasons.append(f"{rollup.name}'s {rollup.seconds}-second buckets do not divide the {step}-second step")
         elif first is not None and last is not None and first >= last:
             reasons.append(f"the range holds no whole {rollup.seconds}-second bucket of {rollup.name}")
-        elif not _current(rollup, state.get(rollup.name), raw, first, last):
+        elif not current(rollup, first, last):
             reasons.append(f"{rollup.name} is not up to date for the range (run `flowscope rollup`)")
         else:
             usable.append((rollup, first, last))
@@ -56,7 +81,7 @@ def choose_table(
     if exact or usable:
         rollup, first, last = (exact or usable)[0]
         edges = "" if exact else " (the raw flows for the partial buckets at its ends)"
-        why = f"{rollup.name} holds the columns and is up to date for the range{edges}"
+        why = f"{name(rollup.name)} holds the columns and is up to date for the range{edges}"
         return Choice(rollup.name, why, (first, last))
     return Choice(FLOWS, "; ".join(reasons) or "no roll-ups")
 
@@ -89,3 +114,17 @@ def _current(
 def _overlaps(partition: Partition, since: datetime | None, until: datetime | None) -> bool:
     start = datetime.fromisoformat(f"{partition[0]}T{partition[1]:02d}:00:00+00:00")
     return (until is None or start < until) and (since is None or start + timedelta(hours=1) > since)
+
+
+def choose_store_table(
+    columns: Collection[str],
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    step: int | None = None,
+) -> Choice:
+    """``choose_table`` for ClickHouse and PostgreSQL, whose roll-ups (``rollups.stores``) are kept with every
+    insert and filled from the flows already there when ``db init`` creates them, so always current."""
+    from flowscope.transforms.rollups.stores import store_rollups, store_table
+
+    return choose(store_rollups(), columns, since, until, step, lambda *_: True, store_table)
