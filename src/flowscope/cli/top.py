@@ -13,7 +13,8 @@ from flowscope.query import open_lake, views_named
 from flowscope.query.dialects import dialect_for
 from flowscope.query.filter_language import compile_filter
 from flowscope.query.reports.top import GROUPING_COLUMNS, GROUPINGS, METRICS, top_sql
-from flowscope.transforms.rollups.choose import choose_table
+from flowscope.schema import FLOWS
+from flowscope.transforms.rollups.choose import Choice, choose_store_table, choose_table
 
 
 @click.command(
@@ -69,12 +70,21 @@ def top(
     transform = result_anonymizer(anonymize)
     title = f"top {count} by {grouping} ({metric})"
     if source != "lake":
-        from flowscope.query.stores import run_sql
+        from flowscope.query.stores import run_sql, table_names
 
         dialect = dialect_for(source)
         selected = compile_filter(flow_filter, dialect=dialect)
         conditions = _conditions(where, selected.sql if flow_filter else None)
-        sql = top_sql(grouping, metric, count, since=since, until=until, where=conditions, dialect=dialect)
+        choice = (
+            Choice(FLOWS, "a filter needs the raw flows")
+            if conditions
+            else choose_store_table(GROUPING_COLUMNS[grouping], since=since, until=until, tables=table_names(source))
+        )
+        state.detail(f"answered from {choice.table}: {choice.why}")
+        sql = top_sql(
+            grouping, metric, count, since=since, until=until, where=conditions, table=choice.table,
+            covers=choice.covers, dialect=dialect,
+        )  # fmt: skip
         state.detail(sql)
         result = duckdb.connect().from_arrow(run_sql(source, sql, selected.params))
         emit(result, file_format, output, limit=count, title=title, transform=transform)

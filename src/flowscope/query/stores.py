@@ -133,3 +133,16 @@ def _postgres(
             raise FlowscopeError(f"PostgreSQL at {target.shown}: {' '.join(str(exc).split())}") from None
         names = [column.name for column in cursor.description or ()]
         return to_table(names, rows)
+
+
+def table_names(source: str) -> frozenset[str]:
+    """The tables of the database ``source`` names; on ClickHouse none of the roll-ups when a Kafka-engine
+    table feeds ``flows_raw`` (its views do not feed theirs: their roll-ups would miss those flows)."""
+    if source.startswith("clickhouse://"):
+        from flowscope.db.clickhouse_kafka import KAFKA_TABLE
+
+        names = run_sql(source, "SELECT name FROM system.tables WHERE database = currentDatabase()")
+        found = frozenset(names.column(0).to_pylist())
+        return frozenset(n for n in found if not n.startswith("rollup_")) if KAFKA_TABLE in found else found
+    names = run_sql(source, "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+    return frozenset(names.column(0).to_pylist())

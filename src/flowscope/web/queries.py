@@ -18,7 +18,7 @@ each answer sees the files published since the last one and a compaction waits o
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -34,7 +34,7 @@ from flowscope.query.dialects import LAKE, Dialect, dialect_for
 from flowscope.query.filter_language import CompiledFilter
 from flowscope.query.helpers import PROTOCOL_NAMES
 from flowscope.query.reports.top import flow_parts
-from flowscope.query.stores import QueryTimeout, run_sql
+from flowscope.query.stores import QueryTimeout, run_sql, shown_url, table_names
 from flowscope.schema import FLOWS, Column, Role, column, table_columns
 from flowscope.transforms.rollups.choose import choose_store_table, choose_table
 
@@ -161,7 +161,7 @@ def series_sql(
     )
     columns = [by.name] if by is not None else []
     return (
-        f"SELECT {bucket} AS b, {rank_sql} AS rank, sum({UNITS[unit][0]}) / {int(step_s)} AS rate "
+        f"SELECT {bucket} AS b, {rank_sql} AS rank, sum({UNITS[unit][0]}) / {int(step_s)}.0 AS rate "
         f"FROM {relation(window, columns, dialect, source)} GROUP BY b, rank ORDER BY b, rank",
         params,
     )
@@ -203,7 +203,8 @@ def source_for(queries: Queries, window: Window, columns: list[str], step: int |
             return Source()
         choice = choose_table(queries.lake, columns, since=window.since, until=window.until, step=step)
     else:
-        choice = choose_store_table(columns, since=window.since, until=window.until, step=step)
+        tables = queries.tables() if isinstance(queries, StoreQueries) else frozenset()
+        choice = choose_store_table(columns, since=window.since, until=window.until, step=step, tables=tables)
     return Source(choice.table, choice.covers)
 
 
@@ -261,6 +262,7 @@ class StoreQueries:
     timeout_s: float = 10.0
     max_rows: int = 100_000
     lake: Lake | None = None
+    cache: dict[str, frozenset[str]] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def dialect(self) -> Dialect:
@@ -270,6 +272,10 @@ class StoreQueries:
         return run_sql(self.source, sql, params, timeout_s=self.timeout_s, max_rows=self.max_rows)
 
     def shown(self) -> str:
-        from flowscope.query.stores import shown_url
-
         return shown_url(self.source)
+
+    def tables(self) -> frozenset[str]:
+        """The store's tables, looked up once (``db init`` creating roll-ups later needs a restart to use them)."""
+        if "tables" not in self.cache:
+            self.cache["tables"] = table_names(self.source)
+        return self.cache["tables"]

@@ -131,6 +131,12 @@ def bucket_sql(time_column: str, seconds: int) -> str:
 def rollup_sql(rollup: Rollup, files: list[Path], present: set[str]) -> str:
     """The GROUP BY of one roll-up partition over its raw files (a dimension no file has is null)."""
     listed = ", ".join("'" + str(path).replace("'", "''") + "'" for path in files)
+    return rollup_select(rollup, f"read_parquet([{listed}], union_by_name = true)", present)
+
+
+def rollup_select(rollup: Rollup, relation: str, present: set[str]) -> str:
+    """The GROUP BY of the flows in ``relation`` (DuckDB) into ``rollup``'s rows; ``present``: the columns
+    the relation has (a dimension it lacks is null)."""
     dimensions = [f'"{name}"' if name in present else f'NULL AS "{name}"' for name in rollup.dimensions]
     counters = [f'sum(scaled("{name}", sampling_rate))::UBIGINT AS "{name}"' for name in COUNTERS]
     return (
@@ -138,7 +144,7 @@ def rollup_sql(rollup: Rollup, files: list[Path], present: set[str]) -> str:
         + "".join(f"{d}, " for d in dimensions)
         + "count(*) AS flows, count(*) FILTER (WHERE NOT sampling_known(sampling_rate)) AS flows_sampling_unknown, "
         + ", ".join(counters)
-        + f" FROM read_parquet([{listed}], union_by_name = true) GROUP BY ALL ORDER BY ALL"
+        + f" FROM {relation} GROUP BY ALL ORDER BY ALL"
     )
 
 
@@ -149,7 +155,8 @@ def compute(con: duckdb.DuckDBPyConnection, rollup: Rollup, files: list[Path]) -
     return table.cast(rollup_schema(rollup))
 
 
-def _connection() -> duckdb.DuckDBPyConnection:
+def connection() -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection for roll-up GROUP BYs (UTC, the SQL helpers)."""
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")
     register_helpers(con)
@@ -169,7 +176,7 @@ def maintain(
     with _only_one(lake):
         state = load_state(lake)
         raw = raw_partitions(lake)
-        con = _connection()
+        con = connection()
         try:
             for rollup in load_rollups(lake):
                 results.append(_maintain_one(lake, con, rollup, state, raw, rebuild, today, progress))

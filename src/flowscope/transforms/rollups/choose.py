@@ -122,9 +122,14 @@ def choose_store_table(
     since: datetime | None = None,
     until: datetime | None = None,
     step: int | None = None,
+    tables: Collection[str] = (),
 ) -> Choice:
     """``choose_table`` for ClickHouse and PostgreSQL, whose roll-ups (``rollups.stores``) are kept with every
-    insert and filled from the flows already there when ``db init`` creates them, so always current."""
+    insert and filled from the flows already there when ``db init`` creates them, so always current;
+    ``tables``: the store's tables (a database initialised before roll-ups existed has none)."""
     from flowscope.transforms.rollups.stores import store_rollups, store_table
 
-    return choose(store_rollups(), columns, since, until, step, lambda *_: True, store_table)
+    present = [rollup for rollup in store_rollups() if store_table(rollup.name) in tables]
+    if not present:
+        return Choice(FLOWS, "the database has no roll-ups (flowscope db init URL creates them)")
+    return choose(present, columns, since, until, step, lambda *_: True, store_table)
