@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from flowscope.cli import main
 from flowscope.lake.layout import Lake
 from flowscope.pipeline import run
 from flowscope.sinks.registry import DestinationContext, open_destinations
+from flowscope.transforms.rollups.spec import NAMES as ROLLUP_NAMES
 
 __all__ = ["clickhouse_database", "clickhouse_server", "postgres_database", "postgres_server"]
 
@@ -93,3 +95,30 @@ def test_filters_select_the_same_flows_on_every_store(
             assert answers[2] == answers[0], (text, grouping, "postgresql")
         assert answers[0].count("\n") > 1, (text, answers[0])  # each filter selects some flows
         assert seen.setdefault(answers[0], text) == text, (text, seen[answers[0]])  # and each different ones
+
+
+ROLLUP_REPORTS = [
+    ("proto", "bytes", []),
+    ("src-as", "flows", ["--since", "2024-03-01T02:00:00Z", "--until", "2024-03-01T08:00:00Z"]),  # whole hours
+    ("dst-as", "packets", ["--since", "2024-03-01T03:10:00Z", "--until", "2024-03-01T09:31:00Z"]),  # raw slivers
+]
+
+
+def test_rollups_answer_as_the_raw_flows_on_every_store(
+    tmp_path, clickhouse_server, clickhouse_database, postgres_database
+):
+    lake = tmp_path / "lake"
+    sources = filled_stores(lake, clickhouse_server.url(clickhouse_database), postgres_database)
+    # the flows are from 2024: keep the lake's roll-ups that long (the stores' have no retention)
+    (lake / "rollups.toml").write_text("".join(f"[{n}]\nretention_days = 100000\n" for n in ROLLUP_NAMES))
+    assert CliRunner().invoke(main, ["--lake", str(lake), "rollup"]).exit_code == 0
+    for grouping, metric, extra in ROLLUP_REPORTS:
+        args = ["--by", grouping, "--metric", metric, *extra]
+        raw = top_everywhere(lake, sources, *args, "--where", "1 = 1")  # an SQL condition: the raw flows
+        for source, expected in zip(sources, raw, strict=True):
+            result = CliRunner().invoke(
+                main, ["--lake", str(lake), "-v", "top", "-n", "15", "--from", source, "--format", "csv", *args]
+            )
+            assert result.exit_code == 0, result.output
+            assert re.search(r"answered from flows_\d", result.stderr), (source, result.stderr)  # a roll-up
+            assert result.stdout == expected == raw[0], (grouping, source)
