@@ -6,6 +6,7 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
 import pytest
 from click.testing import CliRunner
 from tests.clickhouse_server import clickhouse_database, clickhouse_server
@@ -112,6 +113,11 @@ def test_rollups_answer_as_the_raw_flows_on_every_store(
     # the flows are from 2024: keep the lake's roll-ups that long (the stores' have no retention)
     (lake / "rollups.toml").write_text("".join(f"[{n}]\nretention_days = 100000\n" for n in ROLLUP_NAMES))
     assert CliRunner().invoke(main, ["--lake", str(lake), "rollup"]).exit_code == 0
+    with psycopg.connect(postgres_database, autocommit=True) as con:  # as if from before the roll-ups:
+        con.execute("DROP TABLE rollup_1h")
+        con.execute("DROP TABLE rollup_1m")
+    initialised = CliRunner().invoke(main, ["db", "init", postgres_database])  # refills them from the flows
+    assert initialised.exit_code == 0 and "rollup_1h" in initialised.output, initialised.output
     for grouping, metric, extra in ROLLUP_REPORTS:
         args = ["--by", grouping, "--metric", metric, *extra]
         raw = top_everywhere(lake, sources, *args, "--where", "1 = 1")  # an SQL condition: the raw flows
