@@ -16,9 +16,10 @@ from tests.query.test_top_stores import filled_stores
 from tests.sinks.conftest import postgres_database
 
 from flowscope.cli import main
+from flowscope.errors import FlowscopeError
 from flowscope.lake.layout import Lake
 from flowscope.web.app import create_app
-from flowscope.web.queries import LakeQueries, StoreQueries
+from flowscope.web.queries import LakeQueries, QueryTimeout, StoreQueries
 
 __all__ = ["clickhouse_database", "clickhouse_server", "postgres_database", "postgres_server"]
 
@@ -87,3 +88,29 @@ def test_the_api_answers_alike_from_the_lake_clickhouse_and_postgresql(
         assert "***" in store["lake"] or "127.0.0.1" in store["lake"]
         refused = client.get("/api/exporters")
         assert refused.status_code == 400 and "lake" in refused.json()["detail"]
+
+
+def test_store_queries_are_read_only_bounded_in_time_and_rows(
+    clickhouse_server, clickhouse_database, postgres_database
+) -> None:
+    clickhouse = clickhouse_server.url(clickhouse_database)
+    assert CliRunner().invoke(main, ["db", "init", clickhouse]).exit_code == 0
+    for source, slow, write in (
+        (
+            clickhouse,
+            "SELECT count() FROM system.numbers WHERE intHash64(number) % 7 = 3",
+            "CREATE TABLE x (a UInt8) ENGINE = Memory",
+        ),
+        (postgres_database, "SELECT pg_sleep(5)", "CREATE TABLE x (a integer)"),
+    ):
+        queries = StoreQueries(source, timeout_s=1, max_rows=10)
+        with pytest.raises(QueryTimeout):
+            queries.run(slow, {})
+        with pytest.raises(FlowscopeError, match=r"(?i)read.?only"):
+            queries.run(write, {})
+        numbers = (
+            "SELECT number FROM system.numbers LIMIT 1000"
+            if source == clickhouse
+            else "SELECT generate_series(1, 1000) AS number"
+        )
+        assert queries.run(numbers, {}).num_rows == 10

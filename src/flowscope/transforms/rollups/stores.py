@@ -63,7 +63,7 @@ def clickhouse_table_ddl(database: str, rollup: Rollup) -> str:
     sums = ", ".join(f"`{name}`" for name in SUMS)
     return (
         f"CREATE TABLE IF NOT EXISTS `{database}`.{store_table(rollup.name)} (\n    {columns}\n)\n"
-        f"ENGINE = SummingMergeTree(({sums})) PARTITION BY toDate(intDiv(ifNull(`time`, 0), 1000000000)) "
+        f"ENGINE = SummingMergeTree(({sums})) PARTITION BY toDate(toDateTime(intDiv(ifNull(`time`, 0), 1000000000))) "
         f"ORDER BY ({key})"
     )
 
