@@ -214,5 +214,6 @@ def main() -> None:
                 f"{step.units / database_seconds:,.0f} rows/s"
             )
 
+
 if __name__ == "__main__":
     main()

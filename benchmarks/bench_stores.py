@@ -152,8 +152,12 @@ def postgres(work: Path, source: Path, rows: int, server: str) -> None:
         subprocess.run(["psql", f"{base}/bench_fs", "-q", "-c", f"\\copy (SELECT * FROM flows) TO '{csv}' CSV"],
                        check=True)  # fmt: skip
         with psycopg.connect(f"{base}/bench_fs") as con:
-            days = [r[0] for r in con.execute(
-                "SELECT DISTINCT date_trunc('day', time_received AT TIME ZONE 'UTC')::date FROM flows").fetchall()]
+            days = [
+                r[0]
+                for r in con.execute(
+                    "SELECT DISTINCT date_trunc('day', time_received AT TIME ZONE 'UTC')::date FROM flows"
+                ).fetchall()
+            ]
         from flowscope.db import postgres as pg
 
         with psycopg.connect(f"{base}/bench_peer") as con, con.cursor() as cursor:

@@ -121,4 +121,3 @@ def test_buffer_also_flushes_by_size(lake_dir):
     writer.write(flows(10))
     assert count(lake_dir)[0] == 10
     writer.close()
-

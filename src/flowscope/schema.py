@@ -299,26 +299,53 @@ def _enrichment() -> tuple[Column, ...]:
     columns = []
     for side, whose in (("src", "source"), ("dst", "destination")):
         columns += [
-            _column(f"{side}_as_name", text, Role.DIMENSION, "label",
-                    f"organisation of `{side}_as` in the ASN database (null where it holds another AS or none)"),
-            _column(f"{side}_country", text, Role.DIMENSION, "ISO 3166-1 alpha-2",
-                    f"country of the {whose} address in the country database (`US`)"),
-            _column(f"{side}_city", text, Role.DIMENSION, "label",
-                    f"city of the {whose} address, where the country database is a City database (English name)"),
+            _column(
+                f"{side}_as_name",
+                text,
+                Role.DIMENSION,
+                "label",
+                f"organisation of `{side}_as` in the ASN database (null where it holds another AS or none)",
+            ),
+            _column(
+                f"{side}_country",
+                text,
+                Role.DIMENSION,
+                "ISO 3166-1 alpha-2",
+                f"country of the {whose} address in the country database (`US`)",
+            ),
+            _column(
+                f"{side}_city",
+                text,
+                Role.DIMENSION,
+                "label",
+                f"city of the {whose} address, where the country database is a City database (English name)",
+            ),
         ]
     for side, whose in (("src", "source"), ("dst", "destination")):
         for attribute, meaning in _NETWORK_ATTRIBUTES:
-            columns.append(_column(f"{side}_net_{attribute}", text, Role.DIMENSION, "label",
-                                   f"{meaning} of the most specific network of the networks file holding the {whose} "
-                                   "address"))
+            columns.append(
+                _column(
+                    f"{side}_net_{attribute}",
+                    text,
+                    Role.DIMENSION,
+                    "label",
+                    f"{meaning} of the most specific network of the networks file holding the {whose} address",
+                )
+            )
     for side, whose in (("in", "input"), ("out", "output")):
         columns += [
-            _column(f"{side}_if_name", text, Role.DIMENSION, "label", f"name of the {whose} interface "
-                    "(interfaces file)"),
+            _column(
+                f"{side}_if_name", text, Role.DIMENSION, "label", f"name of the {whose} interface (interfaces file)"
+            ),
             _column(f"{side}_if_description", text, Role.DIMENSION, "label", f"description of the {whose} interface"),
             _column(f"{side}_if_speed", pa.uint64(), Role.GAUGE, "bit/s", f"speed of the {whose} interface"),
-            _column(f"{side}_if_boundary", text, Role.DIMENSION, "label",
-                    f"`external` or `internal`: whether the {whose} interface faces other networks"),
+            _column(
+                f"{side}_if_boundary",
+                text,
+                Role.DIMENSION,
+                "label",
+                f"`external` or `internal`: whether the {whose} interface faces other networks",
+            ),
         ]
     columns += [
         _column("exporter_name", text, Role.DIMENSION, "label", "name of the exporter (`sampler_address`)"),

@@ -147,9 +147,7 @@ def test_four_one_flow_files_read_together_are_one_flow() -> None:
     key = next(k for k in expectations() if k.startswith("one_flow_1_5.pcap+"))
     expected = expectations()[key]
     names = ("one_flow_1_5.pcap", "one_flow_6_10.pcap", "one_flow_11_15.pcap", "one_flow_16_19.pcap")
-    table, _ = meter(
-        [shared_data("pcap", "nfstream", name) for name in names], idle=120, active=1800, link_bytes=True
-    )
+    table, _ = meter([shared_data("pcap", "nfstream", name) for name in names], idle=120, active=1800, link_bytes=True)
     assert table.num_rows == expected["n_flows"] == 1
     check_flow(table, expected["flow0"])
 

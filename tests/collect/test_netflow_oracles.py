@@ -364,9 +364,7 @@ def test_akvorado_srv6_headers_as_elements_decode_like_the_section() -> None:
         for flow, width in ((outer, 16), (inner, 4))
     )  # fmt: skip
     record += struct.pack(">HII", inner["icmp_type"] << 8 | inner["icmp_code"], inner["bytes"], 1)
-    message = built.ipfix(
-        built.template(300, *fields), built.set_(300, record), domain=outer["observation_domain_id"]
-    )
+    message = built.ipfix(built.template(300, *fields), built.set_(300, record), domain=outer["observation_domain_id"])
     key = ("src_addr", "dst_addr", "proto", "src_port", "dst_port", "ip_tos", "ip_ttl", "etype", "icmp_type")
     for tunnels, expected in section.items():
         (flow,) = rows(decode_netflow(built.batch(message), NetflowState(tunnels=tunnels)))

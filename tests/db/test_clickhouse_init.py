@@ -35,11 +35,23 @@ def test_init_creates_the_seeds_tables_and_a_rerun_changes_nothing(clickhouse_se
     assert f"created table {clickhouse_database}.flows_raw" in first.output
     assert f"created materialized view {clickhouse_database}.flows_5m_view" in first.output
     tables = dict(query(url, f"SELECT name, engine FROM system.tables WHERE database = '{clickhouse_database}'"))
-    assert tables == {"flows_raw": "MergeTree", "flows_5m": "SummingMergeTree", "flows_5m_view": "MaterializedView"}
-    query(url, "INSERT INTO flows_raw (Date, TimeReceived, Bytes) VALUES", [(date(2024, 1, 1), 1704067200 * 10**9, 10)])
+    rollups = {f"rollup_{r}": "SummingMergeTree" for r in ("1m", "5m", "1h")}
+    assert tables == {
+        "flows_raw": "MergeTree", "flows_5m": "SummingMergeTree", "flows_5m_view": "MaterializedView",
+        **rollups, **{f"{name}_view": "MaterializedView" for name in rollups},
+    }  # fmt: skip
+    row = (date(2024, 1, 1), 1704067200 * 10**9, 1704067230 * 10**9, 10)
+    query(url, "INSERT INTO flows_raw (Date, TimeReceived, TimeFlowStart, Bytes) VALUES", [row])
     again = run("db", "init", url)
     assert again.exit_code == 0 and "is up to date" in again.output
     assert query(url, "SELECT count(), sum(Bytes) FROM flows_raw") == [(1, 10)]
+    assert query(url, "SELECT time, flows, bytes FROM rollup_1m") == [(1704067200 * 10**9, 1, 10)]
+    # a database from before the roll-ups: init creates them and fills them from the flows there
+    query(url, "DROP TABLE rollup_1h_view")
+    query(url, "DROP TABLE rollup_1h")
+    third = run("db", "init", url)
+    assert third.exit_code == 0 and "rollup_1h filled from the 1 flows in flows_raw" in third.output, third.output
+    assert query(url, "SELECT time, flows, bytes FROM rollup_1h") == [(1704067200 * 10**9, 1, 10)]
 
 
 def test_a_missing_column_is_added_and_a_changed_one_is_named(clickhouse_server, clickhouse_database):

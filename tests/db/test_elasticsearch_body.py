@@ -24,7 +24,11 @@ def test_mappings_follow_the_catalogue():
 def test_url():
     url = es.ElasticsearchURL.parse("elasticsearch://u:p@es1/flows?batch_docs=5")
     assert (url.endpoint, url.index, url.user, url.password, url.params) == (
-        "http://es1:9200", "flows", "u", "p", {"batch_docs": "5"}
+        "http://es1:9200",
+        "flows",
+        "u",
+        "p",
+        {"batch_docs": "5"},
     )
     assert es.ElasticsearchURL.parse("elasticsearchs://es1:9243/f").endpoint == "https://es1:9243"
     for bad in ("elasticsearch://es1/", "elasticsearch://es1/Flows", "elasticsearch://es1/a*b"):
@@ -34,9 +38,9 @@ def test_url():
 
 def test_bulk_body_is_one_action_and_one_document_per_flow():
     flows = empty_flows()
-    rows = pa.table({
-        name: pa.array([None, None], flows.schema.field(name).type) for name in flows.column_names
-    }).set_column(1, "time_received", pa.array([1709251201799406702, 1709337600000000000], flows.schema.field(1).type))
+    rows = pa.table(
+        {name: pa.array([None, None], flows.schema.field(name).type) for name in flows.column_names}
+    ).set_column(1, "time_received", pa.array([1709251201799406702, 1709337600000000000], flows.schema.field(1).type))
     rows = rows.set_column(rows.schema.get_field_index("src_addr"), "src_addr",
                            pa.array([bytes(10) + b"\xff\xff\x0a\x00\x00\x01", None], pa.binary(16)))  # fmt: skip
     rows = rows.set_column(rows.schema.get_field_index("bytes"), "bytes", pa.array([2**63 - 1, 0], pa.uint64()))

@@ -40,9 +40,7 @@ def nfcapd(name: str) -> Path:
     return shared_data("nfcapd", f"{name}.nfcapd")
 
 
-def read_all(
-    *paths: Path, columns: Iterable[str] | None = None, **selection: Any
-) -> tuple[pa.Table, NfdumpSource]:
+def read_all(*paths: Path, columns: Iterable[str] | None = None, **selection: Any) -> tuple[pa.Table, NfdumpSource]:
     source = NfdumpSource(list(paths), RecordSelection(**selection), columns=columns)
     tables = list(source)
     table = pa.concat_tables(tables, promote_options="default") if tables else pa.table({})
@@ -264,6 +262,8 @@ def test_an_unsupported_compression_is_a_counted_skip_naming_the_fix(tmp_path: P
     table, source = read_all(zstd)
     assert table.num_rows == 0
     assert source.skips.counts[f"{zstd}: nfdump compression ZSTD is not supported (to LZ4: nfdump -r FILE -J 3)"] == 81
+
+
 def nfdump_file(records: list[tuple[int, int, int, str, str, int]]) -> bytes:
     """An uncompressed nfdump 1.7 file (layout 2) of V3 records with EXgenericFlow and EXipv4Flow elements:
     (first ms, last ms, received ms, source, destination, packets) each (nfdump's nfxV3.h layouts)."""

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from flowscope.lake import LakeWriter
-from flowscope.query import open_lake
+from flowscope.query import dialects, open_lake
 from flowscope.query.filter_language import FilterError, compile_filter
 from helpers import flows
 
@@ -60,10 +60,37 @@ def test_filters_select_the_right_flows(lake100: Path, text: str, expected: int)
 
 def test_values_become_parameters_not_sql() -> None:
     compiled = compile_filter("src_addr << 10.0.0.0/8 and dst_port = 443 and proto in (tcp, udp)")
-    assert compiled.sql == '(("src_addr" BETWEEN $f0 AND $f1) AND ("dst_port" = $f2) AND ("proto" IN ($f3, $f4)))'
-    assert compiled.params["f0"] == bytes(10) + b"\xff\xff\x0a\x00\x00\x00"
-    assert [compiled.params[k] for k in ("f2", "f3", "f4")] == [443, 6, 17]
+    assert compiled.sql == (
+        '(("src_addr" BETWEEN $f0l AND $f0h) AND ("dst_port" = $f1) AND ("proto" = $f2 OR "proto" = $f3))'
+    )
+    assert compiled.params["f0l"] == bytes(10) + b"\xff\xff\x0a\x00\x00\x00"
+    assert [compiled.params[k] for k in ("f1", "f2", "f3")] == [443, 6, 17]
     assert compile_filter("proto = 6", prefix="g").sql == '("proto" = $g0)'
+
+
+def test_each_store_gets_its_own_placeholders_and_value_types() -> None:
+    text = "src_addr << 10.0.0.0/8 and time_flow_start >= 2024-03-01T00:00:00Z and src_mac = 00:11:22:33:44:55"
+    clickhouse = compile_filter(text, dialect=dialects.clickhouse())
+    assert clickhouse.sql == (
+        '(("src_addr" BETWEEN unhex(%(f0l)s) AND unhex(%(f0h)s)) AND ("time_flow_start" >= %(f1)s) '
+        'AND ("src_mac" = %(f2)s))'
+    )
+    assert clickhouse.params == {
+        "f0l": "00000000000000000000ffff0a000000", "f0h": "00000000000000000000ffff0affffff",
+        "f1": 1_709_251_200_000_000_000, "f2": 0x001122334455,
+    }  # fmt: skip
+    postgres = compile_filter(text, dialect=dialects.POSTGRES)
+    assert postgres.sql == (
+        '(("src_addr" BETWEEN CAST(%(f0l)s AS inet) AND CAST(%(f0h)s AS inet)) AND ("time_flow_start" >= %(f1)s) '
+        'AND ("src_mac" = CAST(%(f2)s AS macaddr)))'
+    )
+    assert postgres.params["f0l"] == "10.0.0.0" and postgres.params["f2"] == "00:11:22:33:44:55"
+    # PostgreSQL's IPv4 inet is not inside ::/0 (another family): a prefix holding the mapped range names it
+    everything = compile_filter("src_addr << ::/0", dialect=dialects.POSTGRES)
+    assert (
+        'family("src_addr") = 4' in everything.sql
+        and everything.params["f0h"] == "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
+    )
 
 
 @pytest.mark.parametrize(
@@ -78,6 +105,9 @@ def test_values_become_parameters_not_sql() -> None:
 def test_quoted_text_reaches_the_database_only_as_a_parameter(lake100: Path, text: str) -> None:
     compiled = compile_filter(text)
     assert compiled.sql.count("$f0") == 1 and "DROP" not in compiled.sql and "1=1" not in compiled.sql
+    for dialect in (dialects.clickhouse(), dialects.POSTGRES):
+        elsewhere = compile_filter(text, dialect=dialect)
+        assert elsewhere.sql.count("%(f0)s") == 1 and "DROP" not in elsewhere.sql and "1=1" not in elsewhere.sql
     assert count(lake100, text) == 0
 
 

@@ -74,9 +74,7 @@ def test_flows_read_back_equal(clickhouse_server, clickhouse_database):
     sink = write(url, table)
     assert sink.rows_inserted == table.num_rows and sink.inserts == 2  # 1,500-row batches, 2,000-row inserts
     columns = ch.raw_columns()
-    select = ", ".join(
-        f"hex({c.name})" if "FixedString" in c.type else c.name for c in columns if c.source is not None
-    )
+    select = ", ".join(f"hex({c.name})" if "FixedString" in c.type else c.name for c in columns if c.source is not None)
     got = query(url, f"SELECT {select} FROM flows_raw ORDER BY SequenceNum")
     expected_columns = []
     for c in columns:

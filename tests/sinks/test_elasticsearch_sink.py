@@ -78,7 +78,9 @@ def test_flows_land_in_daily_indices_with_ip_date_long_mappings(elasticsearch_se
     assert sorted(indices.values()) == sorted(days.values())
     mapping = next(iter(client.indices.get_mapping(index="flowtest-*").body.values()))["mappings"]["properties"]
     assert (mapping["src_addr"]["type"], mapping["time_flow_start"]["type"], mapping["bytes"]["type"]) == (
-        "ip", "date", "long"
+        "ip",
+        "date",
+        "long",
     )
     total = client.search(index="flowtest-*", size=0, aggs={"b": {"sum": {"field": "bytes"}}})
     assert total["aggregations"]["b"]["value"] == sum(table.column("bytes").to_pylist())

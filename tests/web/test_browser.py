@@ -136,3 +136,30 @@ def test_a_bad_filter_shows_where_it_is_wrong(server: str, page: Any) -> None:
     error = page.locator("#error pre")
     error.wait_for()
     assert error.text_content() == "dst_port = https\n           ^"
+
+
+@pytest.fixture(scope="module")
+def clickhouse_console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``serve --from clickhouse://`` over demo traffic of the last day (no lake: no exporter health)."""
+    from tests.clickhouse_server import run_server
+
+    for server in run_server():
+        url = server.url("console")
+        nowhere = tmp_path_factory.mktemp("no-lake") / "lake"
+        demo = ["--lake", str(nowhere), "demo", "--flows", "20000", "--days", "1", "--to", url]
+        assert CliRunner().invoke(main, demo).exit_code == 0
+        yield from serve(nowhere, "--from", url)
+
+
+@pytest.mark.parametrize("name", ["traffic", "sankey", "top", "flows", "store"])
+def test_the_pages_load_and_draw_from_clickhouse(clickhouse_console: str, page: Any, name: str) -> None:
+    load(page, f"{clickhouse_console}{name}.html?{WINDOW}")
+    assert page.errors == [] and page.locator("#error").is_hidden(), page.locator("#error").text_content()
+    drawn = {
+        "traffic": "#chart .scatterlayer .trace path.js-fill",
+        "sankey": "#chart .sankey-node rect",
+        "top": "#chart .bars .point path",
+        "flows": "#table tbody tr",
+        "store": "#updated:not(:empty)",
+    }[name]
+    assert page.locator(drawn).count() >= 1

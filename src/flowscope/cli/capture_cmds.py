@@ -24,9 +24,7 @@ def _report(state: CliState, watcher: CaptureWatcher) -> None:
     state.info(f"{watcher.flows_written:,} flows from {watcher.files_metered:,} capture file(s) -> {watcher.sink.name}")
 
 
-def _watcher(
-    state: CliState, directory: Path, settle: float, urls: list[str], flags: dict[str, Any]
-) -> CaptureWatcher:
+def _watcher(state: CliState, directory: Path, settle: float, urls: list[str], flags: dict[str, Any]) -> CaptureWatcher:
     """A watcher writing through ``run``'s streaming twin (its state and progress stay in the lake)."""
     options, transforms = meter_from(flags), transforms_from(flags)
     return CaptureWatcher(

@@ -33,7 +33,5 @@ def enrich(state: CliState, config: str) -> None:
     lake = state.lake.existing()
     enricher = Enricher.from_file(config)
     with progress_bar(state, "enriching", None) as update:
-        result = compact(
-            lake, FLOWS, reduce=enricher, progress=lambda done, total: update(completed=done, total=total)
-        )
+        result = compact(lake, FLOWS, reduce=enricher, progress=lambda done, total: update(completed=done, total=total))
     state.info(f"re-enriched {result.rows:,} flows in {result.partitions} partition(s)")

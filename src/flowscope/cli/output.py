@@ -45,7 +45,6 @@ def result_console() -> Console:
     return console
 
 
-
 def _format_cell(value: object, identifier: bool) -> str:
     if value is None:
         return ""

@@ -1,4 +1,4 @@
-"""``flowscope serve``: the web console and its JSON API over the lake."""
+"""``flowscope serve``: the web console and its JSON API over the lake or a ClickHouse or PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ Examples:
   FLOWSCOPE_TOKEN=s3cret flowscope serve --listen 0.0.0.0:8080
   curl -s 'http://127.0.0.1:8080/api/top?by=port&since=6h&filter=proto%20=%20udp'
   flowscope serve --ingest &  curl --data-binary @flows.csv 'http://127.0.0.1:8080/api/ingest/csv?reduce=pairs'
+  flowscope serve --from clickhouse://127.0.0.1:9000/flows     the same console over ClickHouse
 """
 )
 @click.option("--listen", default="127.0.0.1:8080", show_default=True, metavar="HOST:PORT")
@@ -46,6 +47,15 @@ Examples:
 @click.option("--query-timeout", default=10.0, show_default=True, help="Seconds a query may run.")
 @click.option("--max-rows", default=100_000, show_default=True, help="Rows a query may return.")
 @click.option("--threads", type=int, help="DuckDB threads per query (default: all cores).")
+@click.option(
+    "--from",
+    "source",
+    default="lake",
+    show_default=True,
+    metavar="SOURCE",
+    help="Where the flows are: lake, clickhouse://HOST:9000/DB or postgresql://USER@HOST/DB (exporter health "
+    "still comes from the lake, when there is one).",
+)
 @click.option("--ingest", is_flag=True, help="Accept flow files into the lake: POST /api/ingest/FORMAT.")
 @click.option("--max-ingest-mib", default=256, show_default=True, help="Largest body --ingest takes.")
 @pass_state
@@ -56,22 +66,32 @@ def serve(
     query_timeout: float,
     max_rows: int,
     threads: int | None,
+    source: str,
     ingest: bool,
     max_ingest_mib: int,
 ) -> None:
-    """A web console for the lake: traffic over time, Sankey, top-N, flow search, exporters, store."""
+    """A web console for the lake (or a database server): traffic over time, Sankey, top-N, flow search,
+    exporters, store."""
     import uvicorn
 
+    from flowscope.query.dialects import dialect_for
     from flowscope.web.app import create_app
-    from flowscope.web.queries import LakeQueries
+    from flowscope.web.queries import LakeQueries, Queries, StoreQueries
 
     host, port = split_listen(listen)
     if not is_loopback(host) and not token:
         raise FlowscopeError(f"--listen {listen} is reachable from other machines: give --token or ${TOKEN_ENV}")
-    lake = state.lake.existing()
-    queries = LakeQueries(lake, timeout_s=query_timeout, max_rows=max_rows, threads=threads)
+    queries: Queries
+    if dialect_for(source).name == "lake":
+        queries = LakeQueries(state.lake.existing(), timeout_s=query_timeout, max_rows=max_rows, threads=threads)
+    else:
+        if ingest:
+            raise FlowscopeError("--ingest writes to the lake; it cannot be combined with --from a database")
+        lake = state.lake if state.lake.root.is_dir() else None
+        queries = StoreQueries(source, timeout_s=query_timeout, max_rows=max_rows, lake=lake)
+        queries.run("SELECT 1 AS ok", {})  # an unreachable server is one error now, not one per page
     app = create_app(queries, token=token, ingest_max_bytes=max_ingest_mib << 20 if ingest else None)
-    state.info(f"flowscope console on http://{listen}/ (lake {lake.root}); Ctrl-C stops it")
+    state.info(f"flowscope console on http://{listen}/ ({queries.shown()}); Ctrl-C stops it")
     try:  # uvicorn drains the connections on Ctrl-C, then raises it again: here that is the normal end
         uvicorn.run(app, host=host, port=port, lifespan="off", log_level="warning" if state.verbosity < 1 else "info")
     except KeyboardInterrupt:

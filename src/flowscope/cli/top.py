@@ -9,12 +9,12 @@ import duckdb
 
 from flowscope.cli.common import CliState, TimeParam, pass_state
 from flowscope.cli.output import OUTPUT_FORMATS, anonymize_flag, emit, result_anonymizer
-from flowscope.errors import FlowscopeError
 from flowscope.query import open_lake, views_named
 from flowscope.query.dialects import dialect_for
 from flowscope.query.filter_language import compile_filter
 from flowscope.query.reports.top import GROUPING_COLUMNS, GROUPINGS, METRICS, top_sql
-from flowscope.transforms.rollups.choose import choose_table
+from flowscope.schema import FLOWS
+from flowscope.transforms.rollups.choose import Choice, choose_store_table, choose_table
 
 
 @click.command(
@@ -36,7 +36,7 @@ Examples:
 @click.option("--since", type=TimeParam(), help="Flows starting at or after (ISO time, epoch, or 6h/2d ago).")
 @click.option("--until", type=TimeParam(), help="Flows starting before.")
 @click.option("--filter", "flow_filter", metavar="EXPR", help="Flows to count, in the filter language (FILTERS.md).")
-@click.option("--where", "where", help="Raw SQL condition on flows (the escape hatch), e.g. \"ip_ttl > 60\".")
+@click.option("--where", "where", help='Raw SQL condition on flows (the escape hatch), e.g. "ip_ttl > 60".')
 @click.option(
     "--from",
     "source",
@@ -70,18 +70,28 @@ def top(
     transform = result_anonymizer(anonymize)
     title = f"top {count} by {grouping} ({metric})"
     if source != "lake":
-        if flow_filter:
-            raise FlowscopeError("--filter answers from the lake for now; use --where in the store's SQL")
-        from flowscope.query.stores import run_sql
+        from flowscope.query.stores import run_sql, table_names
 
-        sql = top_sql(grouping, metric, count, since=since, until=until, where=where, dialect=dialect_for(source))
+        dialect = dialect_for(source)
+        selected = compile_filter(flow_filter, dialect=dialect)
+        conditions = _conditions(where, selected.sql if flow_filter else None)
+        choice = (
+            Choice(FLOWS, "a filter needs the raw flows")
+            if conditions
+            else choose_store_table(GROUPING_COLUMNS[grouping], since=since, until=until, tables=table_names(source))
+        )
+        state.detail(f"answered from {choice.table}: {choice.why}")
+        sql = top_sql(
+            grouping, metric, count, since=since, until=until, where=conditions, table=choice.table,
+            covers=choice.covers, dialect=dialect,
+        )  # fmt: skip
         state.detail(sql)
-        result = duckdb.connect().from_arrow(run_sql(source, sql))
+        result = duckdb.connect().from_arrow(run_sql(source, sql, selected.params))
         emit(result, file_format, output, limit=count, title=title, transform=transform)
         return
     lake = state.lake.existing()
     selected = compile_filter(flow_filter)
-    conditions = " AND ".join(f"({c})" for c in (where, selected.sql if flow_filter else None) if c) or None
+    conditions = _conditions(where, selected.sql if flow_filter else None)
     choice = choose_table(lake, GROUPING_COLUMNS[grouping], since=since, until=until, where=conditions)
     state.detail(f"answered from {choice.table}: {choice.why}")
     sql = top_sql(
@@ -90,3 +100,8 @@ def top(
     state.detail(sql)
     with open_lake(lake, threads=threads, views=views_named(sql)) as con:  # --where may name one
         emit(con.sql(sql, params=selected.params), file_format, output, limit=count, title=title, transform=transform)
+
+
+def _conditions(*conditions: str | None) -> str | None:
+    """The given SQL conditions, all of which must hold (None: no condition)."""
+    return " AND ".join(f"({c})" for c in conditions if c) or None

@@ -116,9 +116,7 @@ def parse_address(text: str) -> tuple[str, int]:
 class MetricsServer:
     """``GET /metrics`` answers with ``render_text(snapshot())``; runs in a daemon thread until ``close``."""
 
-    def __init__(
-        self, address: str, snapshot: Callable[[], dict], render_text: Callable[[dict], str] = render
-    ) -> None:
+    def __init__(self, address: str, snapshot: Callable[[], dict], render_text: Callable[[dict], str] = render) -> None:
         host, port = parse_address(address)
 
         class Handler(BaseHTTPRequestHandler):

@@ -298,11 +298,38 @@ def init(
         if ROLLUP_VIEW not in existing:
             execute(client, url, rollup_view_ddl(db))
             report.created.append(f"materialized view {db}.{ROLLUP_VIEW}")
+        _init_rollups(client, url, existing, report)
         if kafka is not None:
             _init_kafka(client, url, kafka, existing, report)
     finally:
         client.disconnect()
     return report
+
+
+def _init_rollups(client: Any, url: ClickHouseURL, existing: set[str], report: InitReport) -> None:
+    """The lake's roll-ups (``transforms.rollups.stores``): tables, their views from ``flows_raw``, and, for a
+    table created on a database that holds flows, its rows from them (inserts during ``init`` may count twice:
+    run it before the writers)."""
+    from flowscope.transforms.rollups import stores
+
+    names = stores.pipeline_names()
+    raw_rows = execute(client, url, f"SELECT count() FROM `{url.database}`.{RAW_TABLE}")[0][0]
+    for rollup in stores.store_rollups():
+        table = stores.store_table(rollup.name)
+        if table in existing:
+            report.added_columns += _reconcile(client, url, table, stores.clickhouse_columns(rollup))
+        else:
+            execute(client, url, stores.clickhouse_table_ddl(url.database, rollup))
+            report.created.append(f"table {url.database}.{table}")
+        view = stores.clickhouse_view_name(rollup)
+        if view not in existing:
+            execute(client, url, stores.clickhouse_view_ddl(url.database, rollup, names))
+            report.created.append(f"materialized view {url.database}.{view}")
+            if raw_rows:
+                columns = ", ".join(f"`{name}`" for name, _ in stores.clickhouse_columns(rollup))
+                select = stores.clickhouse_select(url.database, rollup, names)
+                execute(client, url, f"INSERT INTO `{url.database}`.{table} ({columns}) {select}")
+                report.notes.append(f"{table} filled from the {raw_rows:,} flows in {RAW_TABLE}")
 
 
 def _init_kafka(client: Any, url: ClickHouseURL, kafka: str, existing: set[str], report: InitReport) -> None:
@@ -316,8 +343,7 @@ def _init_kafka(client: Any, url: ClickHouseURL, kafka: str, existing: set[str],
         execute(client, url, ck.kafka_table_ddl(url.database, brokers, topic, protobuf=protobuf))
         report.created.append(f"Kafka table {url.database}.{ck.KAFKA_TABLE} ({brokers} topic {topic})")
         report.notes.append(
-            "messages are read as Protobuf: put flow.proto (flowscope db flow-proto) in the server's "
-            "format_schema_path"
+            "messages are read as Protobuf: put flow.proto (flowscope db flow-proto) in the server's format_schema_path"
             if protobuf
             else "this server has no Protobuf input format (ClickHouse 19.x or later): messages are read as "
             "JSONEachRow with FlowMessage's field names"

@@ -46,7 +46,7 @@ class ElasticsearchURL:
             raise FlowscopeError(f"not an Elasticsearch URL: {url!r} (expected elasticsearch://HOST:9200/INDEX)")
         index = parts.path.strip("/")
         if not index or index != index.lower() or _INDEX_NAME_BAD & set(index) or index.startswith(("-", "_", "+")):
-            raise FlowscopeError(f"bad Elasticsearch index name {index!r} in {url!r} (lowercase, no / * ? \" < > | ,)")
+            raise FlowscopeError(f'bad Elasticsearch index name {index!r} in {url!r} (lowercase, no / * ? " < > | ,)')
         scheme = "https" if parts.scheme.endswith("s") else "http"
         return cls(
             endpoint=f"{scheme}://{parts.hostname}:{parts.port or 9200}",

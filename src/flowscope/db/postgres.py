@@ -7,6 +7,8 @@
 - ``flows_5m``: the 5-minute roll-up (slot of ``time_received``, ``src_as``, ``dst_as``, ``etype``; unknown
   AS numbers and EtherTypes as 0, as in flow-pipeline) with the sums of ``bytes`` and ``packets`` and the
   number of flows, kept up to date in the transaction that stores the flows.
+- ``rollup_1m``, ``rollup_5m``, ``rollup_1h``: the lake's roll-ups (``transforms.rollups.stores``), also kept
+  in the transaction that stores the flows.
 - ``flowscope_positions``: stream positions (e.g. Kafka ``topic/partition`` -> offset) committed with the
   rows they stand for, so a consumer restarts exactly where the stored data ends.
 
@@ -125,8 +127,7 @@ def create_partitions(cursor: Any, days: list[date]) -> None:
 def drop_partitions_before(cursor: Any, day: date) -> list[str]:
     """Drop the day partitions of ``flows`` older than ``day`` (retention); returns their names."""
     rows = cursor.execute(
-        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-        "WHERE i.inhparent = %s::regclass",
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = %s::regclass",
         (quote(FLOWS_TABLE),),
     ).fetchall()
     dropped = []
@@ -157,16 +158,30 @@ class InitReport:
 
 def ensure_tables(cursor: Any, url: PostgresURL) -> InitReport:
     """Create what is missing, add missing columns, refuse changed ones (one error naming the column)."""
+    from flowscope.transforms.rollups import stores
+
     report = InitReport()
-    for table, ddl, expected in (
-        (FLOWS_TABLE, flows_ddl(), flows_columns()),
-        (ROLLUP_TABLE, rollup_ddl(), rollup_columns()),
-        (POSITIONS_TABLE, POSITIONS_DDL, None),
+    rollups = [
+        (
+            stores.store_table(r.name),
+            stores.postgres_table_ddl(r),
+            stores.postgres_columns(r),
+            stores.postgres_backfill(r),
+        )
+        for r in stores.store_rollups()
+    ]
+    for table, ddl, expected, backfill in (
+        (FLOWS_TABLE, flows_ddl(), flows_columns(), None),
+        (ROLLUP_TABLE, rollup_ddl(), rollup_columns(), None),
+        (POSITIONS_TABLE, POSITIONS_DDL, None, None),
+        *rollups,
     ):
         found = existing_columns(cursor, table)
         if not found:
             cursor.execute(ddl)
             report.created.append(f"table {table}")
+            if backfill is not None:  # the lake's roll-ups of the flows already stored (none in a new database)
+                cursor.execute(backfill)
             continue
         for name, kind in expected or ():
             if name not in found:

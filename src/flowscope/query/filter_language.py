@@ -1,4 +1,4 @@
-"""The filter language: what a user types to select flows, compiled to parameterised DuckDB SQL.
+"""The filter language: what a user types to select flows, compiled to parameterised SQL for each store.
 
     src_addr << 10.0.0.0/8 and dst_port = 443 and proto in (tcp, udp)
     not (addr = 192.0.2.1 or port < 1024) and time_flow_start >= 2024-05-01T00:00:00Z
@@ -21,10 +21,11 @@ for "source or destination". The column's role decides how a value is read: addr
 column as a decimal or 0x number checked against the column's type, text as text.
 
 Safety: the SQL is assembled only from the grammar's fixed keywords and operators and from catalogue
-column names; every value the user typed becomes a named DuckDB parameter (``$f0``, ``$f1``, ...). Named
-rather than ``?`` parameters because callers embed a filter more than once in one statement (``top --by
-host`` scans flows twice; a time series compares two periods) and a named parameter may repeat.
-Characters outside the grammar (``;``, ``*``, backslashes, ...) are refused where they stand.
+column names; every value the user typed becomes a named parameter of the store's driver (``$f0`` for
+DuckDB, ``%(f0)s`` for psycopg and clickhouse-driver; ``query.dialects.Dialect.bind`` gives it the store's
+type). Named rather than positional parameters because callers embed a filter more than once in one
+statement (``top --by host`` scans flows twice; a time series compares two periods) and a named parameter
+may repeat. Characters outside the grammar (``;``, ``*``, backslashes, ...) are refused where they stand.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import pyarrow as pa
 from flowscope import addresses
 from flowscope.csvflows.values import PROTOCOL_NUMBERS
 from flowscope.errors import FlowscopeError
+from flowscope.query.dialects import LAKE, Dialect
 from flowscope.reduce.sql import quote
 from flowscope.schema import FLOWS, Column, Role, column, table_columns
 from flowscope.times import parse_time
@@ -91,9 +93,9 @@ class Token:
 
 @dataclass
 class CompiledFilter:
-    """A WHERE condition with ``$name`` placeholders and their values (pass both to DuckDB)."""
+    """A WHERE condition with its dialect's placeholders and their values (pass both to the store's driver)."""
 
-    sql: str = "TRUE"
+    sql: str = "1 = 1"
     params: dict[str, Any] = field(default_factory=dict)
 
 
@@ -115,21 +117,25 @@ def tokenize(text: str) -> list[Token]:
     return tokens
 
 
-def compile_filter(text: str | None, table: str = FLOWS, *, prefix: str = "f") -> CompiledFilter:
-    """Parse ``text`` into a condition on ``table``; an empty filter selects every row.
+def compile_filter(
+    text: str | None, table: str = FLOWS, *, prefix: str = "f", dialect: Dialect = LAKE
+) -> CompiledFilter:
+    """Parse ``text`` into a condition on ``table`` in ``dialect``'s SQL; an empty filter selects every row.
 
     ``prefix`` names the parameters (``$f0``, ...), so two filters can go into one statement.
     """
     if text is None or not text.strip():
         return CompiledFilter()
-    return _Parser(text, table, prefix).parse()
+    return _Parser(text, table, prefix, dialect).parse()
 
 
 class _Parser:
-    def __init__(self, text: str, table: str, prefix: str) -> None:
+    def __init__(self, text: str, table: str, prefix: str, dialect: Dialect) -> None:
         self.text = text
         self.table = table
         self.prefix = prefix
+        self.dialect = dialect
+        self.count = 0
         self.tokens = tokenize(text)
         self.index = 0
         self.params: dict[str, Any] = {}
@@ -157,10 +163,15 @@ class _Parser:
     def describe(token: Token) -> str:
         return "the end of the filter" if token.kind == "end" else repr(token.text)
 
-    def param(self, value: Any) -> str:
-        name = f"{self.prefix}{len(self.params)}"
-        self.params[name] = value
-        return f"${name}"
+    def name(self) -> str:
+        self.count += 1
+        return f"{self.prefix}{self.count - 1}"
+
+    def param(self, col: Column, value: Any) -> str:
+        return self.dialect.bind(self.params, self.name(), col.role, value)
+
+    def address_range(self, expression: str, low: bytes, high: bytes) -> str:
+        return self.dialect.address_range(self.params, self.name(), expression, low, high)
 
     # -- grammar
 
@@ -259,9 +270,8 @@ class _Parser:
         if operator.text == "<<":
             if col.role is not Role.ADDRESS:
                 raise self.fail(f"'<<' needs an address column, {col.name} is not one", operator)
-            low, high = self.prefix_bounds(value)
-            return f"({name} BETWEEN {self.param(low)} AND {self.param(high)})"
-        return f"({name} {operator.text} {self.param(self.convert(col, value))})"
+            return self.address_range(name, *self.prefix_bounds(value))
+        return f"({name} {operator.text} {self.param(col, self.convert(col, value))})"
 
     def membership(self, col: Column, values: list[Token]) -> str:
         name = quote(col.name)
@@ -269,12 +279,10 @@ class _Parser:
             parts = []
             for value in values:
                 low, high = self.prefix_bounds(value)
-                parts.append(
-                    f"{name} = {self.param(low)}" if low == high else f"{name} BETWEEN {self.param(low)} AND "
-                    f"{self.param(high)}"
-                )
+                parts.append(f"{name} = {self.param(col, low)}" if low == high else self.address_range(name, low, high))
             return "(" + " OR ".join(parts) + ")"
-        return f"({name} IN ({', '.join(self.param(self.convert(col, v)) for v in values)}))"
+        # equalities rather than IN: ClickHouse's IN is false, not null, for a null value, so NOT IN would pass it
+        return "(" + " OR ".join(f"{name} = {self.param(col, self.convert(col, v))}" for v in values) + ")"
 
     def prefix_bounds(self, value: Token) -> tuple[bytes, bytes]:
         try:
@@ -318,4 +326,3 @@ class _Parser:
         if not 0 <= number <= limit:
             raise self.fail(f"{col.name} is between 0 and {limit}, not {number}", value)
         return number
-

@@ -1,7 +1,8 @@
 """PostgreSQL as a destination: ``postgresql://USER@HOST:5432/DB[?batch_rows=N&retention_days=D]``.
 
-Flows go to the day-partitioned ``flows`` table and are rolled up into ``flows_5m`` in the same
-transaction (``flowscope.db.postgres`` creates both where missing). Rows are encoded for binary COPY with
+Flows go to the day-partitioned ``flows`` table and are rolled up into ``flows_5m`` (and the lake's
+roll-ups ``rollup_1m``/``5m``/``1h``, ``transforms.rollups.stores``) in the same transaction
+(``flowscope.db.postgres`` creates them where missing). Rows are encoded for binary COPY with
 numpy (``materialize.pgcopy``: addresses as ``inet``, no Python object per row) and copied every
 ``batch_rows`` rows (default 100 000) into the open transaction, so the client holds at most one batch;
 the roll-up of each copy is computed on the Arrow batch (one vectorised group-by) and added to
@@ -38,6 +39,8 @@ from flowscope.pipeline import Checkpoint
 from flowscope.schema import TIMESTAMP
 from flowscope.sinks.held import HeldFlows
 from flowscope.sinks.registry import Destination, DestinationContext, register
+from flowscope.transforms.rollups import stores
+from flowscope.transforms.rollups.build import connection
 
 _NS_PER_DAY = 86_400 * 1_000_000_000
 _SLOT_NS = pg.ROLLUP_SECONDS * 1_000_000_000
@@ -96,6 +99,7 @@ class PostgresSink:
         self.con = pg.connect(self.url, "flowscope-sink")
         self._columns = [name for name, _ in pg.flows_columns()]
         self._rollup_columns = [name for name, _ in pg.rollup_columns()]
+        self._duckdb = connection()  # the lake's roll-up GROUP BYs, run on each batch
         with self._errors():
             with self.con.transaction(), self.con.cursor() as cursor:
                 pg.ensure_tables(cursor, self.url)
@@ -266,6 +270,16 @@ class PostgresSink:
                 f"ON CONFLICT ({key}) DO UPDATE SET {sums}"
             )
             cursor.execute(f"DELETE FROM {_STAGE}")
+            for store_rollup in stores.store_rollups():
+                stage = f"flowscope_stage_{stores.store_table(store_rollup.name)}"
+                cursor.execute(
+                    f"CREATE TEMP TABLE IF NOT EXISTS {stage} "
+                    f'(LIKE "{stores.store_table(store_rollup.name)}") ON COMMIT DELETE ROWS'
+                )
+                rows = stores.batch_rollup(self._duckdb, store_rollup, table)
+                self._copy_rows(cursor, stage, rows.column_names, rows)
+                cursor.execute(stores.postgres_upsert(store_rollup, stage))
+                cursor.execute(f"DELETE FROM {stage}")
         self._days.update(new_days)
 
     @staticmethod

@@ -21,20 +21,22 @@ from flowscope.collect.server import lake_health
 from flowscope.display import textual
 from flowscope.errors import FlowscopeError
 from flowscope.query.filter_language import compile_filter
-from flowscope.query.reports.top import GROUPINGS, METRICS, top_sql
+from flowscope.query.reports.top import GROUPING_COLUMNS, GROUPINGS, METRICS, top_sql
 from flowscope.query.store import TableSummary, table_summaries
 from flowscope.times import parse_time
 from flowscope.web.queries import (
     UNITS,
-    LakeQueries,
+    Queries,
     Window,
     dimension,
     dimensions,
     flows_sql,
+    labels,
     sankey_sql,
+    series_keys_sql,
+    series_sql,
+    source_for,
     step_for,
-    timeseries_sql,
-    totals_sql,
 )
 
 
@@ -63,13 +65,14 @@ Unit = Annotated[UnitName, Query(description="bps, pps or fps (flows per second)
 BPS, SOURCES, BYTES = UnitName("bps"), Grouping("src"), Metric("bytes")
 
 
-def queries(request: Request) -> LakeQueries:
-    """The app's ``LakeQueries`` (``create_app`` puts it in the app state)."""
-    bound: LakeQueries = request.app.state.queries
+def queries(request: Request) -> Queries:
+    """The app's ``Queries`` (``create_app`` puts it in the app state)."""
+    bound: Queries = request.app.state.queries
     return bound
 
 
 def window(
+    request: Request,
     since: Annotated[str, Query(description="start: ISO 8601, epoch seconds, or a span ago (6h, 2d)")] = "24h",
     until: Annotated[str | None, Query(description="end (exclusive); default now")] = None,
     filter: Annotated[str, Query(description="filter language, e.g. proto = tcp and dst_port = 443")] = "",
@@ -81,10 +84,10 @@ def window(
         raise FlowscopeError(f"the time range is empty: {start.isoformat()} is not before {end.isoformat()}")
     if end - start > timedelta(days=3660):
         raise FlowscopeError("the time range is longer than ten years")
-    return Window(start, end, compile_filter(filter))
+    return Window(start, end, compile_filter(filter, dialect=queries(request).dialect))
 
 
-Lakes = Annotated[LakeQueries, Depends(queries)]
+Lakes = Annotated[Queries, Depends(queries)]
 Windows = Annotated[Window, Depends(window)]
 
 
@@ -187,20 +190,34 @@ def timeseries(
     origin = int(selected.since.timestamp()) // step * step
     selected = Window(datetime.fromtimestamp(origin, UTC), selected.until, selected.selected)
     buckets = -(-(int(selected.until.timestamp()) - origin) // step)
-    result = lake.run(*timeseries_sql(selected, split, unit.value, count, step)).to_pylist()
-    names: dict[int, str] = {}
+    source = source_for(lake, selected, [split.name] if split else [], step)
+    keys: list[Any] = []
+    names: dict[int, str] = {1: "total"}
+    if split is not None:
+        top_keys = lake.run(
+            series_keys_sql(selected, split, unit.value, count, lake.dialect, source), selected.selected.params
+        )
+        keys = top_keys.column(split.name).to_pylist()
+        shown = labels(top_keys.select([split.name])).column(0).to_pylist()
+        names = {rank: "(none)" if label is None else label for rank, label in enumerate(shown, 1)}
+    names[0] = "Other"
     values: dict[int, list[float]] = {}
-    for row in result:
-        rank = row["rank"]
-        names.setdefault(rank, "Other" if rank == 0 else row["label"] if row["label"] is not None else "(none)")
+    for row in lake.run(
+        *series_sql(selected, split, keys, unit.value, step, lake.dialect, source, origin_s=origin)
+    ).to_pylist():
         if 0 <= row["b"] < buckets:
-            values.setdefault(rank, [0.0] * buckets)[row["b"]] = float(row["v"])
+            values.setdefault(row["rank"], [0.0] * buckets)[row["b"]] = float(row["rate"])
     earlier = None
     if previous:
         earlier = [0.0] * buckets
-        for row in lake.run(*totals_sql(selected, unit.value, step, shift_s=selected.seconds)).to_pylist():
+        shifted = selected.shifted(selected.seconds)
+        before = source_for(lake, shifted, [], step)
+        sql, params = series_sql(
+            shifted, None, [], unit.value, step, lake.dialect, before, origin_s=origin - selected.seconds
+        )
+        for row in lake.run(sql, params).to_pylist():
             if 0 <= row["b"] < buckets:
-                earlier[row["b"]] = float(row["v"])
+                earlier[row["b"]] = float(row["rate"])
     order = sorted(values, key=lambda rank: rank or len(values) + 1)  # Other last
     return TimeSeries(
         unit=unit.value,
@@ -219,9 +236,14 @@ def top(
     metric: Metric = BYTES,
     count: Annotated[int, Query(ge=1, le=1000)] = 10,
 ) -> Rows:
-    """The top-N table: exactly ``flowscope top --by BY --metric METRIC -n COUNT --since --until --filter``."""
-    where = selected.selected.sql
-    sql = top_sql(by.value, metric.value, count, since=selected.since, until=selected.until, where=where)
+    """The top-N table: exactly ``flowscope top --by BY --metric METRIC -n COUNT --since --until --filter``
+    (from the same table: a roll-up when the filter is empty and one holds the grouping's columns)."""
+    source = source_for(lake, selected, list(GROUPING_COLUMNS[by.value]), None)
+    sql = top_sql(
+        by.value, metric.value, count, since=selected.since, until=selected.until,
+        where=None if source.table != "flows" else selected.selected.sql, table=source.table, covers=source.covers,
+        dialect=lake.dialect,
+    )  # fmt: skip
     return _rows(lake.run(sql, selected.selected.params))
 
 
@@ -239,10 +261,12 @@ def sankey(
         raise FlowscopeError("a Sankey diagram takes two or three different dimensions")
     nodes: dict[tuple[int, str], int] = {}
     links: dict[tuple[int, int], float] = {}
-    for row in lake.run(*sankey_sql(selected, split, unit.value, count)).to_pylist():
-        path = [nodes.setdefault((i, row[f"d{i}"]), len(nodes)) for i in range(len(split))]
+    result = lake.run(sankey_sql(selected, split, unit.value, count, lake.dialect), selected.selected.params)
+    shown = labels(result.select([c.name for c in split])).to_pylist()
+    for row, totals in zip(shown, result.column("total").to_pylist(), strict=True):
+        path = [nodes.setdefault((i, row[c.name] or "(none)"), len(nodes)) for i, c in enumerate(split)]
         for source, target in pairwise(path):
-            links[source, target] = links.get((source, target), 0.0) + float(row["v"])
+            links[source, target] = links.get((source, target), 0.0) + float(totals) / selected.seconds
     return Sankey(
         unit=unit.value,
         dimensions=[c.name for c in split],
@@ -259,22 +283,38 @@ def flows(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> Rows:
     """Flow search: the flows of the window that pass the filter, newest first, one page."""
-    return _rows(lake.run(*flows_sql(selected, limit, offset)), limit)
+    found = lake.run(flows_sql(selected, limit, offset, lake.dialect), selected.selected.params)
+    index = found.schema.get_field_index("proto")
+    return _rows(found.set_column(index, "proto", labels(found.select(["proto"])).column(0)), limit)
 
 
 @router.get("/exporters")
 def exporters(lake: Lakes) -> dict[str, Any]:
     """The collector's health (as ``flowscope exporters --format json``): per exporter datagrams, flows,
-    sequence loss and decode errors; per listener socket drops; templates."""
+    sequence loss and decode errors; per listener socket drops; templates. From the collector's lake
+    (with ``serve --from`` a database: the ``--lake`` there is, if any)."""
+    if lake.lake is None:
+        raise FlowscopeError("exporter health is kept in the collector's lake, and this console has none (--lake)")
     return lake_health(lake.lake)
 
 
 @router.get("/store", response_model=Store)
 def store(lake: Lakes) -> Store:
-    """The lake: tables with partitions, files, rows, bytes and days; the first and last flow start."""
-    tables = table_summaries(lake.lake)
+    """Where the flows are: the lake's tables with partitions, files, rows, bytes and days (a database server:
+    none listed); the first and last flow start."""
+    tables = table_summaries(lake.lake) if lake.dialect.name == "lake" and lake.lake is not None else []
     first = last = None
-    if any(t.table == "flows" for t in tables):
-        bounds = textual(lake.run("SELECT min(time_flow_start) AS f, max(time_flow_start) AS l FROM flows", {}))
-        first, last = bounds.column("f")[0].as_py(), bounds.column("l")[0].as_py()
-    return Store(lake=str(lake.lake.root), tables=tables, first_flow=first, last_flow=last)
+    if lake.dialect.name != "lake" or any(t.table == "flows" for t in tables):
+        first, last = (_edge(lake, order) for order in ("ASC", "DESC"))
+    return Store(lake=lake.shown(), tables=tables, first_flow=first, last_flow=last)
+
+
+def _edge(lake: Queries, order: str) -> str | None:
+    """The first (``ASC``) or last (``DESC``) flow start as text."""
+    edge = lake.run(
+        f"SELECT time_flow_start FROM {lake.dialect.flows} AS f WHERE time_flow_start IS NOT NULL "
+        f"ORDER BY time_flow_start {order} LIMIT 1",
+        {},
+    )
+    value: str | None = textual(edge).column(0)[0].as_py() if edge.num_rows else None
+    return value

@@ -22,7 +22,7 @@ from flowscope.query.filter_language import FilterError
 from flowscope.web.api import router
 from flowscope.web.auth import refusal
 from flowscope.web.ingest import ingest_router
-from flowscope.web.queries import LakeQueries, QueryTimeout
+from flowscope.web.queries import Queries, QueryTimeout
 
 STATIC = Path(__file__).with_name("static")
 _CSP = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; object-src 'none'"
@@ -36,20 +36,23 @@ def plotly_js() -> Path:
     return path
 
 
-def create_app(queries: LakeQueries, *, token: str | None = None, ingest_max_bytes: int | None = None) -> FastAPI:
-    """The console over ``queries.lake``; with ``token``, requests must present it (``auth``); with
-    ``ingest_max_bytes``, ``POST /api/ingest/{format}`` takes flow files of up to that size into the lake."""
+def create_app(queries: Queries, *, token: str | None = None, ingest_max_bytes: int | None = None) -> FastAPI:
+    """The console over ``queries`` (the lake or a database server); with ``token``, requests must present it
+    (``auth``); with ``ingest_max_bytes``, ``POST /api/ingest/{format}`` takes flow files of up to that size
+    into the lake."""
     app = FastAPI(
         title="flowscope console API",
         version=__version__,
-        description="Flows in the lake: time series, top-N, Sankey, flow search, exporter health, store. "
-        "Filters use the filter language of docs/FILTERS.md.",
+        description="Flows in the lake or a database server: time series, top-N, Sankey, flow search, "
+        "exporter health, store. Filters use the filter language of docs/FILTERS.md.",
         docs_url=None,
         redoc_url=None,
     )
     app.state.queries = queries
     app.include_router(router)
     if ingest_max_bytes is not None:
+        if queries.lake is None or queries.dialect.name != "lake":
+            raise FlowscopeError("ingest writes to the lake: serve the lake to accept flow files")
         app.include_router(ingest_router(queries.lake, ingest_max_bytes, token))
     plotly = plotly_js()
 

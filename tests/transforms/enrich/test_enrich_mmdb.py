@@ -28,9 +28,7 @@ def _answers(table: MmdbTable, addresses: list[Address]) -> list[tuple[Any, ...]
     held = table.fields
     names = ("asn", "as_name", "country", "city")
     columns = {name: held[name].to_pylist() if name in held else None for name in names}
-    return [
-        tuple(None if r < 0 or values is None else values[r] for values in columns.values()) for r in records
-    ]
+    return [tuple(None if r < 0 or values is None else values[r] for values in columns.values()) for r in records]
 
 
 def _maxmind_layout(record: dict[str, Any] | None) -> tuple[Any, ...]:
@@ -94,9 +92,10 @@ def test_vectorised_lookups_equal_maxminddb(name: str) -> None:
 
 def test_ipv4_only_database_holds_no_ipv6() -> None:
     table = MmdbTable.load(shared_data("geoip", "maxmind", "GeoIP2-Country-Test.mmdb"))
-    assert _answers(table, [ipaddress.ip_address("2.125.160.216"), ipaddress.ip_address("::ffff:2.125.160.216")]) == [
-        (None, None, "GB", None)
-    ] * 2
+    assert (
+        _answers(table, [ipaddress.ip_address("2.125.160.216"), ipaddress.ip_address("::ffff:2.125.160.216")])
+        == [(None, None, "GB", None)] * 2
+    )
 
 
 @pytest.mark.parametrize(

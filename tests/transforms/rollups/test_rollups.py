@@ -169,8 +169,6 @@ def test_bad_rollup_configuration(tmp_path: Path) -> None:
         load_rollups(Lake(tmp_path))
 
 
-
-
 def test_compaction_keeps_rollups_current(tmp_path: Path) -> None:
     lake = tmp_path
     end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)

@@ -6,7 +6,6 @@ from datetime import datetime
 
 from flowscope.errors import FlowscopeError
 from flowscope.query.dialects import LAKE, Dialect
-from flowscope.query.filters import time_predicates
 
 # grouping -> key columns (as SQL expressions over ``flows``)
 GROUPINGS: dict[str, tuple[str, ...]] = {
@@ -49,17 +48,7 @@ def top_sql(
         raise FlowscopeError(f"unknown grouping {grouping!r}")
     if metric not in METRICS:
         raise FlowscopeError(f"unknown metric {metric!r}")
-    if table != "flows" and dialect is not LAKE:
-        raise FlowscopeError("roll-up tables are the lake's")
-    if table == "flows":
-        parts = [_part("flows", since, until, where, dialect)]
-    else:
-        first, last = covers
-        parts = [_part(table, first, last, None, dialect)]
-        if since is not None and (first is None or since < first):
-            parts.append(_part("flows", since, first, None, dialect))
-        if last is not None and (until is None or last < until):
-            parts.append(_part("flows", last, until, None, dialect))
+    parts = flow_parts(since, until, where, dialect, table, covers)
     measures = "total_bytes, total_packets, records"
     if grouping == "host":
         sides = ("src_addr", "dst_addr")
@@ -72,7 +61,7 @@ def top_sql(
         f"{dialect.proto_name('proto')} AS protocol" if key == "proto" else key for key in GROUPINGS[grouping]
     )
     measure = {"bytes": "sum(total_bytes)", "packets": "sum(total_packets)", "flows": "sum(records)"}[metric]
-    total = f"sum({measure}) OVER ()" if dialect.windows else f"(SELECT {measure} FROM ({source}) AS t)"
+    total = f"sum({measure}) OVER ()" if dialect.windows else f"(SELECT {measure} FROM ({source}) AS every)"
     return (
         f"SELECT {shown}, CAST(sum(records) AS BIGINT) AS flows, sum(total_packets) AS packets, "
         f"sum(total_bytes) AS bytes, {dialect.round(f'100.0 * {measure} / {total}', 2)} AS share_pct "
@@ -80,22 +69,47 @@ def top_sql(
     )
 
 
+def flow_parts(
+    since: datetime | None,
+    until: datetime | None,
+    where: str | None,
+    dialect: Dialect,
+    table: str = "flows",
+    covers: tuple[datetime | None, datetime | None] = (None, None),
+) -> list[str]:
+    """FROM items that together hold the traffic of [since, until) passing ``where`` (None with a roll-up):
+    the raw flows, or roll-up ``table`` for the part ``covers`` and the raw flows for the slivers around it.
+    Each has the flow columns (a roll-up: its dimensions) and ``total_bytes``, ``total_packets``, ``records``
+    and ``t`` (the start time as the store keeps times)."""
+    if table == "flows":
+        return [_part("flows", since, until, where, dialect)]
+    first, last = covers
+    parts = [_part(table, first, last, None, dialect)]
+    if since is not None and (first is None or since < first):
+        parts.append(_part("flows", since, first, None, dialect))
+    if last is not None and (until is None or last < until):
+        parts.append(_part("flows", last, until, None, dialect))
+    return parts
+
+
+def volume_sql(forward: str, reverse: str, *, rollup: bool = False) -> str:
+    """Both directions of a counter, scaled by the sampling rate where it is known (``scaled(x, rate)``
+    spelled out, the same on every store; a roll-up's counters are scaled already), nulls as 0."""
+    if rollup:
+        return f"coalesce({forward}, 0) + coalesce({reverse}, 0)"
+    scale = "coalesce(nullif(sampling_rate, 0), 1)"
+    return f"coalesce({forward} * {scale}, 0) + coalesce({reverse} * {scale}, 0)"
+
+
 def _part(table: str, since: datetime | None, until: datetime | None, where: str | None, dialect: Dialect) -> str:
-    """``(SELECT *, total_bytes, total_packets, records FROM table) WHERE time in [since, until) [AND where]``."""
+    """``(SELECT *, total_bytes, total_packets, records, t FROM table) WHERE time in [since, until) [AND where]``."""
     rollup = table != "flows"
-
-    def total(forward: str, reverse: str) -> str:
-        if rollup:
-            return f"coalesce({forward}, 0) + coalesce({reverse}, 0)"
-        # scaled(x, rate) spelled out: the same on every store (the lake's macro is this expression)
-        scale = "coalesce(nullif(sampling_rate, 0), 1)"
-        return f"coalesce({forward} * {scale}, 0) + coalesce({reverse} * {scale}, 0)"
-
-    relation = table if rollup else dialect.flows
+    relation = dialect.rollup_relation(table) if rollup else dialect.flows
     volume = (
-        f"SELECT *, {total('bytes', 'bytes_rev')} AS total_bytes, {total('packets', 'packets_rev')} AS total_packets, "
-        f"{'flows' if rollup else '1'} AS records FROM {relation} AS f"
+        f"SELECT *, {volume_sql('bytes', 'bytes_rev', rollup=rollup)} AS total_bytes, "
+        f"{volume_sql('packets', 'packets_rev', rollup=rollup)} AS total_packets, "
+        f"{'flows' if rollup else '1'} AS records, {'time' if rollup else 'time_flow_start'} AS t FROM {relation} AS f"
     )
-    predicates = time_predicates(since, until, "time") if rollup else dialect.time_predicates(since, until)
+    predicates = dialect.time_predicates(since, until, "time" if rollup else "time_flow_start")
     predicates += [f"({where})"] if where else []
     return f"({volume}) AS v WHERE {' AND '.join(predicates) or '1 = 1'}"

@@ -87,4 +87,3 @@ class Interfaces:
         if if_index.null_count:
             hit &= pc.is_valid(if_index).to_numpy(zero_copy_only=False)
         return np.where(hit, found, -1).astype(np.int32)
-

@@ -97,4 +97,3 @@ def _steps(bounds: dict[tuple[int, int], int], begin: int, end: int) -> tuple[np
 def _toml_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
     rows = [{"cidr": cidr, **fields} for cidr, fields in document.get("networks", {}).items()]
     return rows + list(document.get("network", []))
-

@@ -147,6 +147,12 @@ def bucket_sql(time_column: str, seconds: int) -> str:
 def rollup_sql(rollup: Rollup, files: list[Path], present: set[str]) -> str:
     """The GROUP BY of one roll-up partition over its raw files (a dimension no file has is null)."""
     listed = ", ".join("'" + str(path).replace("'", "''") + "'" for path in files)
+    return rollup_select(rollup, f"read_parquet([{listed}], union_by_name = true)", present)
+
+
+def rollup_select(rollup: Rollup, relation: str, present: set[str]) -> str:
+    """The GROUP BY of the flows in ``relation`` (DuckDB) into ``rollup``'s rows; ``present``: the columns
+    the relation has (a dimension it lacks is null)."""
     dimensions = [f'"{name}"' if name in present else f'NULL AS "{name}"' for name in rollup.dimensions]
     counters = [f'sum(scaled("{name}", sampling_rate))::UBIGINT AS "{name}"' for name in COUNTERS]
     return (
@@ -154,7 +160,7 @@ def rollup_sql(rollup: Rollup, files: list[Path], present: set[str]) -> str:
         + "".join(f"{d}, " for d in dimensions)
         + "count(*) AS flows, count(*) FILTER (WHERE NOT sampling_known(sampling_rate)) AS flows_sampling_unknown, "
         + ", ".join(counters)
-        + f" FROM read_parquet([{listed}], union_by_name = true) GROUP BY ALL ORDER BY ALL"
+        + f" FROM {relation} GROUP BY ALL ORDER BY ALL"
     )
 
 
@@ -165,7 +171,8 @@ def compute(con: duckdb.DuckDBPyConnection, rollup: Rollup, files: list[Path]) -
     return table.cast(rollup_schema(rollup))
 
 
-def _connection(threads: int | None) -> duckdb.DuckDBPyConnection:
+def connection(threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection for roll-up GROUP BYs (UTC, the SQL helpers; at most ``threads`` threads)."""
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")
     if threads is not None:
@@ -195,7 +202,7 @@ def maintain(
     with _only_one(lake):
         state = load_state(lake)
         raw = raw_partitions(lake)
-        con = _connection(threads)
+        con = connection(threads)
         try:
             for rollup in load_rollups(lake):
                 result = _maintain_one(lake, con, rollup, state, raw, rebuild, today, progress, settled_at)
@@ -257,5 +264,3 @@ def _expire(lake: Lake, rollup: Rollup, done: dict[str, str], cutoff: date) -> l
     for key in [key for key in done if date.fromisoformat(key.split("/")[0]) < cutoff]:
         del done[key]
     return expired
-
-

@@ -3,7 +3,7 @@ up-to-date rows for every raw partition in its range; else the raw flows."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -30,32 +30,58 @@ def choose_table(
     since: datetime | None = None,
     until: datetime | None = None,
     where: str | None = None,
+    step: int | None = None,
 ) -> Choice:
     """The coarsest roll-up that holds ``columns``, is current for the whole buckets of [since, until) and
     whose buckets the range falls on; failing that, the coarsest such roll-up for the range's whole buckets,
     the raw flows answering for the partial buckets at its ends. While data is still landing (the writers
     roll up only settled hours), the roll-up current furthest into the range answers up to its first stale
-    partition and the raw flows for the rest."""
+    partition and the raw flows for the rest. ``step``: the roll-up's buckets must divide it (a time series
+    in buckets of that many seconds)."""
     if where:
         return Choice(FLOWS, "an SQL filter needs the raw flows")
     state = load_state(lake)
     raw = raw_partitions(lake)
+    return choose(
+        load_rollups(lake),
+        columns,
+        since,
+        until,
+        step,
+        lambda rollup, first, last: _first_stale(rollup, state.get(rollup.name), raw, first, last),
+    )
+
+
+def choose(
+    rollups: Collection[Rollup],
+    columns: Collection[str],
+    since: datetime | None,
+    until: datetime | None,
+    step: int | None,
+    first_stale: Callable[[Rollup, datetime | None, datetime | None], datetime | None],
+    name: Callable[[str], str] = str,
+) -> Choice:
+    """``choose_table``'s rule over ``rollups``, ``first_stale`` saying up to where one is current for a range
+    (None: all of it; ``NEVER``: none of it); ``name``: a roll-up's table name in the store."""
     reasons = []
     complete, partial = [], []
-    for rollup in sorted(load_rollups(lake), key=lambda rollup: -rollup.seconds):
+    for rollup in sorted(rollups, key=lambda rollup: -rollup.seconds):
         missing = sorted(set(columns) - set(rollup.dimensions))
         first = None if since is None else _bucket(since, rollup.seconds, up=True)
         last = None if until is None else _bucket(until, rollup.seconds, up=False)
         if missing:
             reasons.append(f"{rollup.name} has no {', '.join(missing)}")
             continue
+        if step is not None and step % rollup.seconds:
+            reasons.append(f"{rollup.name}'s {rollup.seconds}-second buckets do not divide the {step}-second step")
+            continue
         if first is not None and last is not None and first >= last:
             reasons.append(f"the range holds no whole {rollup.seconds}-second bucket of {rollup.name}")
             continue
-        stale = _first_stale(rollup, state.get(rollup.name), raw, first, last)
+        stale = first_stale(rollup, first, last)
         if stale is None:
             complete.append((rollup, first, last))
-        elif stale is _NEVER:
+        elif stale is NEVER:
             reasons.append(f"{rollup.name} is not up to date for the range (run `flowscope rollup`)")
         else:
             partial.append((rollup, first, stale))
@@ -63,13 +89,12 @@ def choose_table(
     if exact or complete:
         rollup, first, last = (exact or complete)[0]
         edges = "" if exact else " (the raw flows for the partial buckets at its ends)"
-        why = f"{rollup.name} holds the columns and is up to date for the range{edges}"
+        why = f"{name(rollup.name)} holds the columns and is up to date for the range{edges}"
         return Choice(rollup.name, why, (first, last))
     if partial:  # data still landing: the roll-up up to its first stale partition, the raw flows after it
         rollup, first, stale = max(partial, key=lambda choice: choice[2])
-        assert isinstance(stale, datetime)
-        why = f"{rollup.name} holds the columns and is up to date until {stale:%Y-%m-%d %H:%M} (the raw flows after it)"
-        return Choice(rollup.name, why, (first, stale))
+        why = f"{name(rollup.name)} holds the columns and is up to date until {stale:%Y-%m-%d %H:%M}"
+        return Choice(rollup.name, why + " (the raw flows after it)", (first, stale))
     return Choice(FLOWS, "; ".join(reasons) or "no roll-ups")
 
 
@@ -80,9 +105,9 @@ def _bucket(moment: datetime, seconds: int, *, up: bool) -> datetime:
     return datetime.fromtimestamp(rounded, UTC)
 
 
-_NEVER = datetime.min.replace(tzinfo=UTC)
-"""``_first_stale``'s answer for a roll-up that cannot answer for any of the range: never built under its
-current definition, or stale from the range's first partition on."""
+NEVER = datetime.min.replace(tzinfo=UTC)
+"""A roll-up that cannot answer for any of a range: never built under its current definition, or stale from
+the range's first partition on."""
 
 
 def _first_stale(
@@ -96,17 +121,36 @@ def _first_stale(
     are now (None: all are current). Partitions start on hour or day boundaries, which are bucket boundaries
     of every roll-up, so the roll-up answers exactly up to there."""
     if entry is None or entry.get("definition") != rollup.digest():
-        return _NEVER
+        return NEVER
     done = entry.get("partitions", {})
     assert isinstance(done, dict)
     in_range = {partition: files for partition, files in raw.items() if _overlaps(partition, since, until)}
     every = targets(rollup, raw)
     for index, target in enumerate(sorted(targets(rollup, in_range))):
         if done.get(key_text(target)) != source_digest(every[target]):
-            return _NEVER if index == 0 else datetime.fromisoformat(f"{target[0]}T{target[1]:02d}:00:00+00:00")
+            return NEVER if index == 0 else datetime.fromisoformat(f"{target[0]}T{target[1]:02d}:00:00+00:00")
     return None
 
 
 def _overlaps(partition: Partition, since: datetime | None, until: datetime | None) -> bool:
     start = datetime.fromisoformat(f"{partition[0]}T{partition[1]:02d}:00:00+00:00")
     return (until is None or start < until) and (since is None or start + timedelta(hours=1) > since)
+
+
+def choose_store_table(
+    columns: Collection[str],
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    step: int | None = None,
+    tables: Collection[str] = (),
+) -> Choice:
+    """``choose_table`` for ClickHouse and PostgreSQL, whose roll-ups (``rollups.stores``) are kept with every
+    insert and filled from the flows already there when ``db init`` creates them, so always current;
+    ``tables``: the store's tables (a database initialised before roll-ups existed has none)."""
+    from flowscope.transforms.rollups.stores import store_rollups, store_table
+
+    present = [rollup for rollup in store_rollups() if store_table(rollup.name) in tables]
+    if not present:
+        return Choice(FLOWS, "the database has no roll-ups (flowscope db init URL creates them)")
+    return choose(present, columns, since, until, step, lambda *_: None, store_table)
