@@ -5,11 +5,16 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
+import stat
+import threading
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
-from flowscope.sinks.files import write_jsonl
+from flowscope.schema import conform
+from flowscope.sinks.files import FileSink, write_jsonl
 
 TABLE = pa.table(
     {
@@ -40,3 +45,19 @@ def test_rows_mean_what_json_dumps_means(table: pa.Table) -> None:
     ]
     assert [json.loads(line) for line in lines] == expected
     assert all(list(json.loads(line)) == table.column_names for line in lines)  # keys in column order
+
+
+def test_a_named_pipe_is_written_through_never_replaced(tmp_path: Path) -> None:
+    """``-o /dev/null``, ``-o /dev/stdout`` or a FIFO: the bytes go to it; a temporary file renamed over it would
+    replace the device (as root, /dev/null once became a regular file that way)."""
+    fifo = tmp_path / "out.csv"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    sink = FileSink(fifo)
+    sink.write(conform(pa.table({"bytes": pa.array([1, 2], pa.uint64())})))
+    sink.close()
+    reader.join(timeout=30)
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert received and received[0].count(b"\n") == 3 and not list(tmp_path.glob(".*"))

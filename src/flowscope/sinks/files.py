@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from flowscope.display import textual
 from flowscope.errors import FlowscopeError
-from flowscope.lake.layout import publish
+from flowscope.lake.layout import publish, staging_path
 from flowscope.pipeline import FLOWS, Checkpoint, table_of
 from flowscope.schema import FLOW_SCHEMA
 from flowscope.sinks.registry import Destination, register
@@ -92,7 +92,8 @@ def _json_values(column: pa.ChunkedArray) -> tuple[pa.ChunkedArray, bool]:
 
 
 class FileSink:
-    """Writes all batches to one file, published atomically when closed (a crash leaves no partial file)."""
+    """Writes all batches to one file, published atomically when closed (a crash leaves no partial file); a
+    device or named pipe is written as the batches come."""
 
     def __init__(
         self, path: str | os.PathLike[str], file_format: str | None = None, *, schema: pa.Schema | None = None
@@ -111,9 +112,9 @@ class FileSink:
             raise FlowscopeError(f"{path}: Parquet compresses itself; name the file .parquet")
         if self.path.is_dir():
             raise FlowscopeError(f"{path} is a directory; name an output file")
+        self._tmp = staging_path(self.path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._tmp = self.path.with_name(f".{self.path.name}.tmp")
             self._raw: IO[bytes] = open(self._tmp, "wb")  # noqa: SIM115 (closed in close/abort)
         except OSError as exc:
             raise FlowscopeError(f"cannot write {path}: {exc.strerror or exc}") from exc
@@ -168,7 +169,8 @@ class FileSink:
                 with contextlib.suppress(Exception):  # its footer goes into the file being deleted anyway
                     writer.close()
             self._raw.close()
-        self._tmp.unlink(missing_ok=True)
+        if self._tmp != self.path:
+            self._tmp.unlink(missing_ok=True)
 
     def notes(self) -> list[str]:
         return [
