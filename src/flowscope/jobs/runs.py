@@ -29,9 +29,8 @@ needs per-packet times only where a carried flow's active limit falls inside a f
 
 from __future__ import annotations
 
-import io
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,7 +117,7 @@ class RunState:
             {
                 "run": pa.array([self.index] * len(parts), pa.int32()),
                 "part": list(parts),
-                "data": pa.array([_ipc(table) for table in parts.values()], pa.large_binary()),
+                "data": pa.array([ipc_buffer(table).to_pybytes() for table in parts.values()], pa.large_binary()),
             }
         )
 
@@ -176,12 +175,15 @@ def meter_run(
     options: MeterOptions,
     *,
     index: int = 0,
-    mapped: bool = False,
+    mapped: Collection[Path] = (),
     progress: Callable[[int], None] | None = None,
+    emit: Callable[[pa.Table], None] | None = None,
 ) -> Partial:
     """Meter ``paths`` (consecutive files of one rotation stream, in order) from an empty flow cache.
 
-    ``progress``, if given, is called with the bytes of each file once it is metered.
+    Files in ``mapped`` are memory-mapped (only those nobody truncates: see ``capture.chunks.MappedChunks``).
+    ``progress``, if given, is called with the bytes of each file once it is metered; ``emit``, if given,
+    with each table of final flows as soon as it is finished (``Partial.flows`` then stays empty).
     """
     skips = Skips(unit="packets")
     meter = FlowMeter(options, skips)
@@ -189,11 +191,12 @@ def meter_run(
     head = _HeadWindow(idle_ns)
     pending: list[FlowRows] = []  # finished flows not sorted into head and final yet
     final: list[pa.Table] = []
+    deliver = emit or final.append
     gathered: list[FlowRows] = []
     clocks: list[int] = []
     sizes: list[int] = []
     for path in paths:
-        for batch in iter_packet_batches([path], tunnels=options.tunnels, skips=skips, mapped=mapped):
+        for batch in iter_packet_batches([path], tunnels=options.tunnels, skips=skips, mapped=path in mapped):
             rows = meter.packet_rows(batch)
             head.see(rows, len(clocks))
             finished = meter.add_packet_rows(rows)
@@ -212,7 +215,7 @@ def meter_run(
                 gathered.append(part.take(~is_head))
             pending = []
             if sum(map(len, gathered)) >= GATHER_FLOWS:
-                final.append(meter.table(FlowRows.concat(gathered)))
+                deliver(meter.table(FlowRows.concat(gathered)))
                 gathered = []
         if progress is not None:
             progress(path.stat().st_size)
@@ -230,7 +233,7 @@ def meter_run(
     later_open = is_open[~in_segment]
     gathered.append(later.take(~later_open))
     if sum(map(len, gathered)):
-        final.append(meter.table(FlowRows.concat(gathered)))
+        deliver(meter.table(FlowRows.concat(gathered)))
     head_flows, head_open = candidates.take(in_segment), is_open[in_segment]
     tail = FlowRows.concat([open_flows.take(~open_head), later.take(later_open)])
     kept = FlowRows.concat(head.rows)
@@ -344,8 +347,9 @@ def _rows_from(table: pa.Table, extra: str | None) -> tuple[FlowRows, np.ndarray
     return rows, values
 
 
-def _ipc(table: pa.Table) -> bytes:
-    sink = io.BytesIO()
+def ipc_buffer(table: pa.Table) -> pa.Buffer:
+    """``table`` as one Arrow IPC stream."""
+    sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
     return sink.getvalue()
