@@ -29,8 +29,9 @@ each carried flow C whose key has head flows, with F1 its key's first head flow:
    idle gap: the key's head flows are replaced by re-metering its head packet rows, batch by
    batch with the run's clock, from C.
 
-Carried flows whose key has no head flows are finished (their next packet, if any, comes more
-than ``idle`` later). Open head flows and the run's tail become the new carry.
+Carried flows whose key has no head flows are finished if the run's last clock has timed them
+out (their next packet, if any, comes too late), else carried on (a run shorter than ``idle``).
+Open head flows and the run's tail become the new carry.
 
 Cost. The driver's work is a join of the carry with run ``i``'s head plus re-metering the
 packets of case-3 keys; for captures of steady traffic the carry is the flows of the last
@@ -135,8 +136,12 @@ class Stitcher:
         joins = (at >= 0) & (f_first - c_last < self._idle_ns) & (f_first - c_first < self._active_ns)
         whole = joins & (f_last - c_first < self._active_ns) & state.in_order
         again = joins & ~whole
-        settled = [carry.table.filter(~joins)]
-        carried: list[tuple[FlowRows, pa.Table]] = []
+        clocks = [clock for clock in (carry.clock_ns, state.clock_ns) if clock is not None]
+        clock = max(clocks) if clocks else None
+        # a carried key the run's head lacks may still continue in a later run while the clock allows it
+        waiting = (at < 0) & ~self._timed_out(carry.rows, clock)
+        settled = [carry.table.filter(~joins & ~waiting)]
+        carried: list[tuple[FlowRows, pa.Table]] = [(carry.rows.take(waiting), carry.table.filter(waiting))]
         replaced = np.zeros(len(head), bool)
         if whole.any():
             joined = np.flatnonzero(whole)
@@ -157,8 +162,6 @@ class Stitcher:
         open_head = standing & state.head_open
         carried.append((head.take(open_head), state.head_table.filter(open_head)))
         carried.append((state.tail, state.tail_table))
-        clocks = [clock for clock in (carry.clock_ns, state.clock_ns) if clock is not None]
-        clock = max(clocks) if clocks else None
         self.carry = Carry(
             FlowRows.concat([rows for rows, _ in carried]),
             pa.concat_tables([table for _, table in carried]),
@@ -171,6 +174,12 @@ class Stitcher:
         """The flows still open at the end of the input (one meter exports them at its end)."""
         carry, self.carry = self.carry, Carry.empty(self._meter)
         return [carry.table] if carry.table.num_rows else []
+
+    def _timed_out(self, flows: FlowRows, clock: int | None) -> np.ndarray:
+        """The flows one meter has exported by this clock (``FlowMeter._timed_out``)."""
+        if clock is None:
+            return np.zeros(len(flows), bool)
+        return (clock - flows["last_ns"] >= self._idle_ns) | (clock - flows["first_ns"] >= self._active_ns)
 
     def _split(
         self, flows: FlowRows, still_open: np.ndarray, settled: list[pa.Table], carried: list[tuple[FlowRows, pa.Table]]
