@@ -3,6 +3,7 @@ the one-meter reference each split must equal."""
 
 from __future__ import annotations
 
+import itertools
 import struct
 import subprocess
 from collections.abc import Sequence
@@ -34,7 +35,7 @@ def rotate(packets: Sequence[tuple[float, bytes]], cuts: Sequence[float], folder
     folder.mkdir(parents=True, exist_ok=True)
     edges = [float("-inf"), *cuts, float("inf")]
     files = []
-    for number, (low, high) in enumerate(zip(edges, edges[1:], strict=False)):
+    for number, (low, high) in enumerate(itertools.pairwise(edges)):
         path = folder / f"cap.pcap{number or ''}"
         write_pcap(path, [(t, frame) for t, frame in packets if low <= t < high])
         files.append(path)
@@ -57,7 +58,7 @@ def stitched(files: Sequence[Path], options: MeterOptions, cuts: Sequence[int]) 
     edges = [0, *cuts, len(files)]
     stitcher = Stitcher(options)
     tables: list[pa.Table] = []
-    for index, (low, high) in enumerate(zip(edges, edges[1:], strict=False)):
+    for index, (low, high) in enumerate(itertools.pairwise(edges)):
         partial = meter_run(files[low:high], options, index=index)
         tables += partial.flows
         tables += stitcher.add(RunState.from_arrow(partial.state.to_arrow()))

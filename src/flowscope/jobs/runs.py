@@ -38,10 +38,10 @@ import numpy as np
 import pyarrow as pa
 
 from flowscope.capture.files import iter_packet_batches
-from flowscope.capture.meter import _COLUMNS, NS_PER_S, FlowMeter, FlowRows, _running_max
+from flowscope.capture.meter import _COLUMNS, NS_PER_S, FlowMeter, FlowRows, _column, _running_max
 from flowscope.capture.options import MeterOptions
 from flowscope.diagnostics import Skips
-from flowscope.jobs.keys import exact_keys, find, member
+from flowscope.jobs.keys import KeyIndex, key_order, member, merged_distinct
 
 GATHER_FLOWS = 1 << 13
 NO_CLOCK = -1
@@ -90,8 +90,8 @@ class RunState:
         clock = int(self.clocks.max()) if self.clocks.size else NO_CLOCK
         return None if clock == NO_CLOCK else clock
 
-    def to_arrow(self) -> pa.Table:
-        """The state as one table (columns ``run``, ``part``, ``data``: an Arrow IPC stream per part)."""
+    def parts(self) -> dict[str, pa.Table]:
+        """The state as named Arrow tables (numeric columns zero-copy; booleans as bytes)."""
         meta = {
             "index": self.index,
             "start_ns": self.start_ns,
@@ -103,50 +103,37 @@ class RunState:
             "unmatched_fragments": self.unmatched_fragments,
             "skips": {"unit": self.skips.unit, "counts": dict(self.skips.counts), "examples": self.skips.examples},
         }
-        parts = {
-            "meta": pa.table({"json": [json.dumps(meta)]}),
-            "head": _rows_table(self.head, open=self.head_open, gap=self.head_gap),
+        return {
+            "meta": pa.table({"json": pa.array([json.dumps(meta)], pa.string())}),
+            "head": _arrays_table({**self.head.columns, "open": self.head_open, "gap": self.head_gap}),
             "head_table": self.head_table,
-            "tail": _rows_table(self.tail),
+            "tail": _arrays_table(self.tail.columns),
             "tail_table": self.tail_table,
-            "rows": _rows_table(self.rows, batch=self.rows_batch),
-            "timeline": pa.table({"clock": self.clocks, "size": self.sizes}),
-            "fragments": pa.table(self.fragments),
+            "rows": _arrays_table({**self.rows.columns, "batch": self.rows_batch}),
+            "timeline": _arrays_table({"clock": self.clocks, "size": self.sizes}),
+            "fragments": _arrays_table(self.fragments),
         }
-        return pa.table(
-            {
-                "run": pa.array([self.index] * len(parts), pa.int32()),
-                "part": list(parts),
-                "data": pa.array([ipc_buffer(table).to_pybytes() for table in parts.values()], pa.large_binary()),
-            }
-        )
 
     @classmethod
-    def from_arrow(cls, table: pa.Table) -> RunState:
-        parts = {
-            part: pa.ipc.open_stream(data).read_all()
-            for part, data in zip(table.column("part").to_pylist(), table.column("data").to_pylist(), strict=True)
-        }
+    def from_parts(cls, parts: dict[str, pa.Table]) -> RunState:
         meta = json.loads(parts["meta"].column("json")[0].as_py())
         skips = Skips(unit=meta["skips"]["unit"])
         skips.counts.update(meta["skips"]["counts"])
         skips.examples.update(meta["skips"]["examples"])
-        head, head_open = _rows_from(parts["head"], "open")
-        rows, rows_batch = _rows_from(parts["rows"], "batch")
-        timeline = parts["timeline"]
+        head, rows, timeline = _arrays(parts["head"]), _arrays(parts["rows"]), _arrays(parts["timeline"])
         return cls(
             index=meta["index"],
-            head=head,
-            head_open=head_open.astype(bool),
+            head=_flow_rows(head),
+            head_open=head["open"].astype(bool),
             head_table=parts["head_table"],
-            head_gap=parts["head"].column("gap").to_numpy(),
-            tail=_rows_from(parts["tail"], None)[0],
+            head_gap=head["gap"],
+            tail=_flow_rows(_arrays(parts["tail"])),
             tail_table=parts["tail_table"],
-            rows=rows,
-            rows_batch=rows_batch.astype(np.int32),
-            clocks=timeline.column("clock").to_numpy(),
-            sizes=timeline.column("size").to_numpy(),
-            fragments={name: parts["fragments"].column(name).to_numpy() for name in parts["fragments"].column_names},
+            rows=_flow_rows(rows),
+            rows_batch=rows["batch"],
+            clocks=timeline["clock"],
+            sizes=timeline["size"],
+            fragments=_arrays(parts["fragments"]),
             start_ns=meta["start_ns"],
             in_order=meta["in_order"],
             head_complete=meta["head_complete"],
@@ -156,6 +143,23 @@ class RunState:
             unmatched_fragments=meta["unmatched_fragments"],
             skips=skips,
         )
+
+    def to_arrow(self) -> pa.Table:
+        """The state as one table (columns ``run``, ``part``, ``data``: an Arrow IPC stream per part)."""
+        parts = self.parts()
+        blobs = [ipc_buffer(table) for table in parts.values()]
+        offsets = np.cumsum([0] + [blob.size for blob in blobs], dtype=np.int64)
+        data = pa.Array.from_buffers(
+            pa.large_binary(), len(blobs), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(blobs))]
+        )
+        return pa.table(
+            {"run": pa.array([self.index] * len(parts), pa.int32()), "part": pa.array(list(parts)), "data": data}
+        )
+
+    @classmethod
+    def from_arrow(cls, table: pa.Table) -> RunState:
+        names, blobs = table.column("part").to_pylist(), table.column("data")
+        return cls.from_parts({name: read_ipc(blob.as_buffer()) for name, blob in zip(names, blobs, strict=True)})
 
 
 @dataclass
@@ -228,18 +232,19 @@ def meter_run(
     candidates = FlowRows.concat([*head.flows, open_flows.take(open_head)])
     is_open = np.zeros(len(candidates), bool)
     is_open[len(candidates) - int(open_head.sum()) :] = True
-    in_segment, segment_keys, boundaries = first_segments(candidates, idle_ns)
+    in_segment, gaps = first_segments(candidates, idle_ns)
     later = candidates.take(~in_segment)
     later_open = is_open[~in_segment]
     gathered.append(later.take(~later_open))
     if sum(map(len, gathered)):
         deliver(meter.table(FlowRows.concat(gathered)))
-    head_flows, head_open = candidates.take(in_segment), is_open[in_segment]
+    head_flows, head_open, head_gap = candidates.take(in_segment), is_open[in_segment], gaps[in_segment]
     tail = FlowRows.concat([open_flows.take(~open_head), later.take(later_open)])
     kept = FlowRows.concat(head.rows)
     kept_batch = np.concatenate(head.rows_batch) if head.rows_batch else np.zeros(0, np.int32)
-    at = find(segment_keys, exact_keys(kept))
-    keep = (at >= 0) & (kept["first_ns"] < boundaries[np.maximum(at, 0)])
+    heads = KeyIndex(head_flows)
+    at = heads.find(kept)
+    keep = (at >= 0) & (kept["first_ns"] < head_gap[heads.first[np.maximum(at, 0)]])
     fragments = {
         name.split(".", 1)[1]: values for name, values in meter.state().items() if name.startswith("fragments.")
     }
@@ -248,7 +253,7 @@ def meter_run(
         head=head_flows,
         head_open=head_open,
         head_table=meter.table(head_flows),
-        head_gap=boundaries[find(segment_keys, exact_keys(head_flows))],
+        head_gap=head_gap,
         tail=tail,
         tail_table=meter.table(tail),
         rows=kept.take(keep),
@@ -300,7 +305,7 @@ class _HeadWindow:
         if early.any():
             if self.closed:
                 self.complete = False  # a key may have gone final before this packet made it a head key
-            self.keys = np.union1d(self.keys, rows["key"][early])
+            self.keys = merged_distinct(self.keys, rows["key"][early])
         elif not self.closed and int(times.min()) >= window_end:
             self.closed = True
         mine = member(self.keys, rows["key"])
@@ -309,19 +314,15 @@ class _HeadWindow:
             self.rows_batch.append(np.full(int(mine.sum()), batch, np.int32))
 
 
-def first_segments(flows: FlowRows, idle_ns: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Which flows come before their key's first idle gap; the distinct keys (sorted) and each key's gap time.
+def first_segments(flows: FlowRows, idle_ns: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which flows come before their key's first idle gap, and per flow when that gap ends.
 
     A gap is where a flow starts ``idle_ns`` or more after every earlier flow of its key ended
     (``NEVER`` where a key has none).
     """
     n = len(flows)
-    keys = exact_keys(flows)
-    order = np.argsort(flows["first_ns"], kind="stable")
-    order = order[np.argsort(keys[order], kind="stable")]
-    sorted_keys, first, last = keys[order], flows["first_ns"][order], flows["last_ns"][order]
-    new_key = np.ones(n, bool)
-    new_key[1:] = sorted_keys[1:] != sorted_keys[:-1]
+    order, new_key = key_order(flows, flows["first_ns"])
+    first, last = flows["first_ns"][order], flows["last_ns"][order]
     seen = _running_max(last, new_key)
     gap = np.zeros(n, bool)
     gap[1:] = ~new_key[1:] & (first[1:] - seen[:-1] >= idle_ns)
@@ -332,19 +333,29 @@ def first_segments(flows: FlowRows, idle_ns: int) -> tuple[np.ndarray, np.ndarra
     in_segment[order] = gaps_so_far == gaps_so_far[starts][run]
     boundaries = np.full(starts.size, NEVER, np.int64)
     np.minimum.at(boundaries, run[gap], first[gap])
-    return in_segment, sorted_keys[starts], boundaries
+    per_flow = np.empty(n, np.int64)
+    per_flow[order] = boundaries[run]
+    return in_segment, per_flow
 
 
-def _rows_table(rows: FlowRows, **extra: np.ndarray) -> pa.Table:
-    columns = {name: rows[name] for name, _, _ in _COLUMNS}
-    columns.update(extra)
-    return pa.table(columns)
+def _arrays_table(arrays: dict[str, np.ndarray]) -> pa.Table:
+    """Numeric numpy columns as an Arrow table without copies (booleans travel as bytes)."""
+    return pa.table(
+        {
+            name: _column(values.view(np.uint8) if values.dtype == np.bool_ else values)
+            for name, values in arrays.items()
+        }
+    )
 
 
-def _rows_from(table: pa.Table, extra: str | None) -> tuple[FlowRows, np.ndarray]:
-    rows = FlowRows({name: table.column(name).to_numpy().astype(dtype) for name, dtype, _ in _COLUMNS})
-    values = table.column(extra).to_numpy() if extra else np.zeros(0)
-    return rows, values
+def _arrays(table: pa.Table) -> dict[str, np.ndarray]:
+    return {name: table.column(name).to_numpy() for name in table.column_names}
+
+
+def _flow_rows(arrays: dict[str, np.ndarray]) -> FlowRows:
+    return FlowRows(
+        {name: arrays[name].view(dtype) if dtype == np.bool_ else arrays[name] for name, dtype, _ in _COLUMNS}
+    )
 
 
 def ipc_buffer(table: pa.Table) -> pa.Buffer:
@@ -353,3 +364,8 @@ def ipc_buffer(table: pa.Table) -> pa.Buffer:
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
     return sink.getvalue()
+
+
+def read_ipc(buffer: pa.Buffer | bytes) -> pa.Table:
+    """The table of one Arrow IPC stream (zero-copy on ``buffer``)."""
+    return pa.ipc.open_stream(buffer).read_all()

@@ -57,7 +57,7 @@ import pyarrow as pa
 from flowscope.capture.meter import _COLUMNS, _FIRST, _KEY, _SUMMED, NS_PER_S, FlowMeter, FlowRows
 from flowscope.capture.options import MeterOptions
 from flowscope.diagnostics import Skips
-from flowscope.jobs.keys import exact_keys, find
+from flowscope.jobs.keys import KeyIndex
 from flowscope.jobs.runs import NEVER, NO_CLOCK, Partial, RunState, meter_run
 
 __all__ = ["Carry", "NotStitchable", "Partial", "RunState", "Stitcher", "meter_run"]
@@ -125,11 +125,9 @@ class Stitcher:
         self.unmatched_fragments += state.unmatched_fragments
         self.skips.merge(state.skips)
         carry, head = self.carry, state.head
-        head_keys = exact_keys(head)
-        distinct, first_flow = _first_flows(head, head_keys)
-        carried_keys = exact_keys(carry.rows)
-        at = find(distinct, carried_keys)
-        f1 = first_flow[np.maximum(at, 0)] if first_flow.size else np.zeros(at.size, np.intp)
+        heads = KeyIndex(head, head["first_ns"])
+        at = heads.find(carry.rows)
+        f1 = heads.first[np.maximum(at, 0)] if len(heads) else np.zeros(at.size, np.intp)
         c_first, c_last = carry.rows["first_ns"], carry.rows["last_ns"]
         f_first = head["first_ns"][f1] if len(head) else c_first
         f_last = head["last_ns"][f1] if len(head) else c_last
@@ -152,9 +150,9 @@ class Stitcher:
             self.joined += int(joined.size)
         if again.any():
             chosen = np.flatnonzero(again)
-            keys = np.sort(carried_keys[chosen])
-            replaced |= find(keys, head_keys) >= 0
-            flows, still_open = self._remeter(carry, chosen, keys, state, head_keys)
+            keys = KeyIndex(carry.rows.take(chosen))
+            replaced |= keys.find(head) >= 0
+            flows, still_open = self._remeter(carry, chosen, keys, state, heads)
             self._split(flows, still_open, settled, carried)
             self.remetered += int(chosen.size)
         standing = ~replaced
@@ -189,7 +187,7 @@ class Stitcher:
         carried.append((flows.take(still_open), table.filter(still_open)))
 
     def _remeter(
-        self, carry: Carry, chosen: np.ndarray, keys: np.ndarray, state: RunState, head_keys: np.ndarray
+        self, carry: Carry, chosen: np.ndarray, keys: KeyIndex, state: RunState, heads: KeyIndex
     ) -> tuple[FlowRows, np.ndarray]:
         """Case 3: meter the chosen keys' head packet rows from their carried flows, replaying the run's clock.
 
@@ -199,7 +197,7 @@ class Stitcher:
         cached = carry.rows.take(chosen)
         meter.cache.insert(cached.take(np.argsort(cached["key"], kind="stable")))
         meter.clock_ns = carry.clock_ns
-        mine = find(keys, exact_keys(state.rows)) >= 0
+        mine = keys.find(state.rows) >= 0
         rows, batches = state.rows.take(mine), state.rows_batch[mine]
         bounds = np.searchsorted(batches, np.arange(state.clocks.size + 1))
         finished = []
@@ -207,8 +205,7 @@ class Stitcher:
             part = rows.slice(int(bounds[batch]), int(bounds[batch + 1]))
             finished.append(meter.add_packet_rows(part, None if clock == NO_CLOCK else clock))
         left = meter.cache.rows()
-        gap_keys, first = np.unique(head_keys, return_index=True)
-        reaching = state.head_gap[first][find(gap_keys, exact_keys(left))] == NEVER
+        reaching = state.head_gap[heads.first[heads.find(left)]] == NEVER
         flows = FlowRows.concat([*finished, left.take(np.ones(len(left), bool))])
         still_open = np.zeros(len(flows), bool)
         still_open[len(flows) - len(left) :] = reaching
@@ -234,15 +231,6 @@ class Stitcher:
         seen = carry.fragments["seen_ns"]
         if state.earliest_unmatched_ns is not None and (seen > state.earliest_unmatched_ns - self._fragment_ns).any():
             raise NotStitchable(f"{where}: IP fragments whose first fragment may be in the run before")
-
-
-def _first_flows(head: FlowRows, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct head keys (sorted) and the index of each one's first flow."""
-    order = np.argsort(head["first_ns"], kind="stable")
-    order = order[np.argsort(keys[order], kind="stable")]
-    starts = np.ones(order.size, bool)
-    starts[1:] = keys[order][1:] != keys[order][:-1]
-    return keys[order][starts], order[starts]
 
 
 def _continued(carried: FlowRows, first: FlowRows) -> FlowRows:
