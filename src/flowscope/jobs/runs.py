@@ -41,7 +41,7 @@ from flowscope.capture.files import iter_packet_batches
 from flowscope.capture.meter import _COLUMNS, NS_PER_S, FlowMeter, FlowRows, _column, _running_max
 from flowscope.capture.options import MeterOptions
 from flowscope.diagnostics import Skips
-from flowscope.jobs.keys import KeyIndex, key_order, member, merged_distinct
+from flowscope.jobs.keys import HashSet, KeyIndex, key_order
 
 GATHER_FLOWS = 1 << 13
 NO_CLOCK = -1
@@ -212,7 +212,7 @@ def meter_run(
                 pending.append(finished)
                 continue
             for part in [*pending, finished]:
-                is_head = member(head.keys, part["key"])
+                is_head = head.keys.contains(part["key"])
                 pending_head = part.take(is_head)
                 if len(pending_head):
                     head.flows.append(pending_head)
@@ -225,10 +225,10 @@ def meter_run(
             progress(path.stat().st_size)
     open_flows = meter.cache.rows().take(np.ones(len(meter.cache), bool))
     for part in pending:  # the window never closed: every key so far is a head key
-        is_head = member(head.keys, part["key"])
+        is_head = head.keys.contains(part["key"])
         head.flows.append(part.take(is_head))
         gathered.append(part.take(~is_head))
-    open_head = member(head.keys, open_flows["key"])
+    open_head = head.keys.contains(open_flows["key"])
     candidates = FlowRows.concat([*head.flows, open_flows.take(open_head)])
     is_open = np.zeros(len(candidates), bool)
     is_open[len(candidates) - int(open_head.sum()) :] = True
@@ -242,9 +242,13 @@ def meter_run(
     tail = FlowRows.concat([open_flows.take(~open_head), later.take(later_open)])
     kept = FlowRows.concat(head.rows)
     kept_batch = np.concatenate(head.rows_batch) if head.rows_batch else np.zeros(0, np.int32)
-    heads = KeyIndex(head_flows)
-    at = heads.find(kept)
-    keep = (at >= 0) & (kept["first_ns"] < head_gap[heads.first[np.maximum(at, 0)]])
+    # trim the kept rows at their key's first idle gap: only keys that have one need a lookup
+    gapped = head_gap != NEVER
+    ended = KeyIndex(head_flows.take(gapped))
+    at = ended.find(kept)
+    keep = at < 0
+    if len(ended):
+        keep |= kept["first_ns"] < head_gap[gapped][ended.first[np.maximum(at, 0)]]
     fragments = {
         name.split(".", 1)[1]: values for name, values in meter.state().items() if name.startswith("fragments.")
     }
@@ -278,7 +282,7 @@ class _HeadWindow:
 
     def __init__(self, idle_ns: int) -> None:
         self.idle_ns = idle_ns
-        self.keys = np.zeros(0, np.uint64)  # sorted distinct key hashes
+        self.keys = HashSet()
         self.start_ns: int | None = None
         self.closed = False
         self.in_order = True
@@ -305,10 +309,10 @@ class _HeadWindow:
         if early.any():
             if self.closed:
                 self.complete = False  # a key may have gone final before this packet made it a head key
-            self.keys = merged_distinct(self.keys, rows["key"][early])
+            self.keys.add(rows["key"][early])
         elif not self.closed and int(times.min()) >= window_end:
             self.closed = True
-        mine = member(self.keys, rows["key"])
+        mine = self.keys.contains(rows["key"])
         if mine.any():
             self.rows.append(rows.take(mine))
             self.rows_batch.append(np.full(int(mine.sum()), batch, np.int32))
