@@ -208,26 +208,17 @@ def meter_run(
             sizes.append(len(meter.cache))
             if not len(finished):
                 continue
-            if not head.closed:
-                pending.append(finished)
-                continue
-            for part in [*pending, finished]:
-                is_head = head.keys.contains(part["key"])
-                pending_head = part.take(is_head)
-                if len(pending_head):
-                    head.flows.append(pending_head)
-                gathered.append(part.take(~is_head))
-            pending = []
+            pending.append(finished)
+            if head.closed:  # the head keys are known: sort the finished flows out
+                head.sort_out(pending, gathered)
+                pending = []
             if sum(map(len, gathered)) >= GATHER_FLOWS:
                 deliver(meter.table(FlowRows.concat(gathered)))
                 gathered = []
         if progress is not None:
             progress(path.stat().st_size)
+    head.sort_out(pending, gathered)
     open_flows = meter.cache.rows().take(np.ones(len(meter.cache), bool))
-    for part in pending:  # the window never closed: every key so far is a head key
-        is_head = head.keys.contains(part["key"])
-        head.flows.append(part.take(is_head))
-        gathered.append(part.take(~is_head))
     open_head = head.keys.contains(open_flows["key"])
     candidates = FlowRows.concat([*head.flows, open_flows.take(open_head)])
     is_open = np.zeros(len(candidates), bool)
@@ -291,6 +282,14 @@ class _HeadWindow:
         self.flows: list[FlowRows] = []
         self.rows: list[FlowRows] = []
         self.rows_batch: list[np.ndarray] = []
+
+    def sort_out(self, finished: list[FlowRows], final: list[FlowRows]) -> None:
+        """Finished flows to the head (their key is a head key) or to ``final``."""
+        for flows in finished:
+            is_head = self.keys.contains(flows["key"])
+            if is_head.any():
+                self.flows.append(flows.take(is_head))
+            final.append(flows.take(~is_head))
 
     def see(self, rows: FlowRows, batch: int) -> None:
         if not len(rows):
