@@ -23,6 +23,7 @@ nothing of the read is published.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
 import queue
@@ -44,6 +45,7 @@ from flowscope.jobs.runs import RunState, ipc_buffer, meter_run, read_ipc
 from flowscope.jobs.stitch import Carry, NotStitchable, Stitcher
 from flowscope.memory import keep_freed_memory
 
+PR_SET_PDEATHSIG = 1
 FLOWS, PART, STATE, ERROR, CRASH, DIED = "flows", "part", "state", "error", "crash", "died"
 
 
@@ -166,6 +168,12 @@ def _receive(
         inbox.put(None)
 
 
+def _end_with_parent() -> None:
+    """Linux: SIGTERM this worker when the parent dies (killed before it could stop its workers)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def _exit_text(code: int | None) -> str:
     if code is not None and code < 0:
         return f"killed by {signal.Signals(-code).name}"
@@ -177,6 +185,7 @@ def _work(
 ) -> None:
     """A worker process: meter the run, streaming final flows, then the state; errors as one message."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent stops us
+    _end_with_parent()
 
     def send(kind: str, name: str, payload: pa.Buffer | bytes) -> None:
         sender.send((kind, name))
