@@ -24,7 +24,9 @@ def _report(state: CliState, watcher: CaptureWatcher) -> None:
     state.info(f"{watcher.flows_written:,} flows from {watcher.files_metered:,} capture file(s) -> {watcher.sink.name}")
 
 
-def _watcher(state: CliState, directory: Path, settle: float, urls: list[str], flags: dict[str, Any]) -> CaptureWatcher:
+def _watcher(
+    state: CliState, directory: Path, settle: float, urls: list[str], flags: dict[str, Any], workers: int = 1
+) -> CaptureWatcher:
     """A watcher writing through ``run``'s streaming twin (its state and progress stay in the lake)."""
     options, transforms = meter_from(flags), transforms_from(flags)
     return CaptureWatcher(
@@ -34,6 +36,7 @@ def _watcher(state: CliState, directory: Path, settle: float, urls: list[str], f
         options,
         settle=settle,
         on_flows=lambda path, flows: state.detail(f"{path}: {flows:,} flows finished"),
+        workers=workers,
     )
 
 
@@ -54,6 +57,13 @@ Examples:
     show_default=True,
     help="A file nobody holds open counts as complete after this many seconds without change.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Meter the files found complete at once in N processes; the flows equal one process's.",
+)
 @destination_options
 @meter_options
 @transform_options
@@ -65,6 +75,7 @@ def watch(
     once: bool,
     poll: float,
     settle: float,
+    workers: int,
     to: tuple[str, ...],
     output: str | None,
     **flags: Any,
@@ -75,7 +86,7 @@ def watch(
     Each file is metered exactly once, also across restarts (state kept in the lake); Ctrl-C exports
     every open flow before exiting.
     """
-    watcher = _watcher(state, Path(directory), settle, destination_urls(to, output), flags)
+    watcher = _watcher(state, Path(directory), settle, destination_urls(to, output), flags, workers)
     try:
         follow(watcher, poll=poll, once=once, stop=stop_event((signal.SIGTERM,)))
     finally:
