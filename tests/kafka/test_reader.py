@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from click.testing import CliRunner
+from tests.kafka.test_goflow2 import _varint
 
 from flowscope.cli import main
 from flowscope.diagnostics import Skips
@@ -19,15 +20,6 @@ from flowscope.kafka.reader import GoFlow2FileSource, sniff
 from flowscope.readers.registry import head_bytes
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def _bodies(flow_pb2: ModuleType, count: int) -> list[bytes]:

@@ -26,42 +26,25 @@ from flowscope.csvflows.convert import column_types, convert
 from flowscope.csvflows.dialects import Dialect
 from flowscope.csvflows.header import normalised_names, split_header
 from flowscope.csvflows.options import CsvOptions
-from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
-from flowscope.memory import keep_freed_memory
-from flowscope.readers.lines import LineInput, line_chunks
+from flowscope.readers.lines import LineFlowSource, LineInput, line_chunks
 from flowscope.readers.options import ReadOptions
 from flowscope.readers.registry import Reader, register
 
 _COMMENT_LINES = re.compile(rb"(?m)^#[^\n]*\n?")
 
 
-class CsvFlowSource:
+class CsvFlowSource(LineFlowSource):
     """All inputs as one stream of flow batches; per-row problems counted in ``skips``."""
 
     def __init__(
         self, paths: Sequence[Path], options: CsvOptions | None = None, *, dialect: Dialect | None = None
     ) -> None:
-        # Every chunk allocates and frees a few hundred MiB of blocks and arrays. With glibc's
-        # defaults the 16 MiB blocks are mapped fresh each time, and mimalloc (pyarrow's default
-        # pool) hands freed pages back inside huge-page regions, which the kernel then zeroes
-        # again: a third of the CPU time of a large file was system time. The C heap keeping
-        # freed memory serves both the blocks and, as Arrow's pool, the arrays.
-        keep_freed_memory(arrow=True)
-        self.inputs = [LineInput(p) for p in paths]
+        super().__init__(paths, options)
         self.forced_dialect = dialect
-        self.options = options or CsvOptions()
-        self.skips = Skips(unit="rows")
-        self.dialects_seen: dict[str, str] = {}
 
-    def progress(self) -> tuple[int, int | None]:
-        sizes = [i.size for i in self.inputs]
-        total = None if any(s is None for s in sizes) else sum(s for s in sizes if s is not None)
-        return sum(i.consumed for i in self.inputs), total
-
-    def __iter__(self) -> Iterator[pa.Table]:
-        for raw in self.inputs:
-            yield from _InputReader(self, raw).batches()
+    def batches(self, raw: LineInput) -> Iterator[pa.Table]:
+        return _InputReader(self, raw).batches()
 
 
 class _InputReader:

@@ -19,40 +19,28 @@ import pyarrow as pa
 import pyarrow.json as pajson
 
 from flowscope.csvflows.options import CsvOptions
-from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
 from flowscope.jsonflows import dialects
 from flowscope.jsonflows.convert import convert, parse_schema
 from flowscope.jsonflows.dialects import JsonDialect, line_keys
-from flowscope.memory import keep_freed_memory
-from flowscope.readers.lines import LineInput, line_chunks
+from flowscope.readers.lines import LineFlowSource, LineInput, line_chunks
 from flowscope.readers.options import ReadOptions
 from flowscope.readers.registry import Reader, register
 
 NOT_JSON = "line is not a JSON object"
 
 
-class JsonFlowSource:
+class JsonFlowSource(LineFlowSource):
     """All inputs as one stream of flow batches; unreadable lines and values counted in ``skips``."""
 
     def __init__(
         self, paths: Sequence[Path], options: CsvOptions | None = None, *, dialect: JsonDialect | None = None
     ) -> None:
-        keep_freed_memory(arrow=True)  # as for CSVs: chunks allocate and free large blocks
-        self.inputs = [LineInput(p) for p in paths]
+        super().__init__(paths, options)
         self.forced_dialect = dialect
-        self.options = options or CsvOptions()
-        self.skips = Skips(unit="rows")
-        self.dialects_seen: dict[str, str] = {}
 
-    def progress(self) -> tuple[int, int | None]:
-        sizes = [i.size for i in self.inputs]
-        total = None if any(s is None for s in sizes) else sum(s for s in sizes if s is not None)
-        return sum(i.consumed for i in self.inputs), total
-
-    def __iter__(self) -> Iterator[pa.Table]:
-        for raw in self.inputs:
-            yield from _InputReader(self, raw).batches()
+    def batches(self, raw: LineInput) -> Iterator[pa.Table]:
+        return _InputReader(self, raw).batches()
 
 
 class _InputReader:
