@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
@@ -76,3 +78,26 @@ def test_posted_json_lines_are_stored_as_read_stores_them(tmp_path: Path, input_
     assert CliRunner().invoke(main, ["--lake", str(tmp_path / "read"), "read", str(body)]).exit_code == 0
     assert answer.json()["rows"] == 49
     assert stored(tmp_path / "posted") == stored(tmp_path / "read")
+
+
+def test_posted_goflow2_messages_are_stored_as_read_stores_them(tmp_path: Path) -> None:
+    """GoFlow2 ``bin`` bodies (length-delimited FlowMessages, here with the file transport's newline after each)."""
+    from tests.helpers import flows
+
+    from flowscope.kafka import goflow2
+
+    table = flows(200)
+    received = pa.array(np.full(200, 1_700_000_000_000_000_000), pa.timestamp("ns", "UTC"))  # GoFlow2 always sets it
+    table = table.set_column(table.schema.get_field_index("time_received"), "time_received", received)
+    data, ends = goflow2.encode(table)
+    starts = np.r_[0, ends[:-1]]
+    raw = data.tobytes()
+    body = tmp_path / "flows.bin"
+    body.write_bytes(b"".join(raw[a:b] + b"\n" for a, b in zip(starts.tolist(), ends.tolist(), strict=True)))
+    for input_format in ("goflow2", "auto"):
+        lake = tmp_path / f"posted-{input_format}"
+        answer = client(lake).post(f"/api/ingest/{input_format}", content=body.read_bytes())
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["rows"] == 200
+    assert CliRunner().invoke(main, ["--lake", str(tmp_path / "read"), "read", str(body)]).exit_code == 0
+    assert stored(tmp_path / "posted-goflow2") == stored(tmp_path / "read") == stored(tmp_path / "posted-auto")

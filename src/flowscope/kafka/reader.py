@@ -87,10 +87,11 @@ class _Messages:
         return decode(Frames(self.buffer, bodies, bodies + prefixes.value.astype(np.int64), starts), skips)
 
 
-def framing(head: bytes) -> Framing | None:
+def framing(head: bytes, *, sniffing: bool = False) -> Framing | None:
     """How a file lays out its messages, from its first ones (followed one by one: a few at most): with or
     without separators, whichever frames them up to the end of ``head`` (a last one may be cut) and decodes
-    them without a fault, with receive times; None when neither does."""
+    them without a fault (``sniffing``: and with receive times, which GoFlow2 always sets); None when neither
+    does."""
     buffer = WireBuffer(head)
     for separated in (False, True):
         starts: list[int] = []
@@ -113,7 +114,8 @@ def framing(head: bytes) -> Framing | None:
         candidate = Framing(separated, first_tag)
         skips = Skips(unit="messages")
         rows = _Messages(buffer, candidate).decode(np.array(starts, np.int64), skips)
-        if not skips.total and rows.column("time_received").null_count < rows.num_rows:
+        timed = rows.column("time_received").null_count < rows.num_rows
+        if not skips.total and (timed or not sniffing):
             return candidate
     return None
 
@@ -164,7 +166,7 @@ class GoFlow2FileSource:
 
 def sniff(path: Path, head: bytes) -> bool:
     """The first bytes frame as FlowMessages that decode cleanly and carry receive times."""
-    return not head.startswith(b"{") and framing(head) is not None
+    return not head.startswith(b"{") and framing(head, sniffing=True) is not None
 
 
 def open_source(paths: Sequence[Path], options: ReadOptions) -> GoFlow2FileSource:
