@@ -101,3 +101,26 @@ def test_posted_goflow2_messages_are_stored_as_read_stores_them(tmp_path: Path) 
         assert answer.json()["rows"] == 200
     assert CliRunner().invoke(main, ["--lake", str(tmp_path / "read"), "read", str(body)]).exit_code == 0
     assert stored(tmp_path / "posted-goflow2") == stored(tmp_path / "read") == stored(tmp_path / "posted-auto")
+
+
+def test_the_servers_transforms_apply_to_what_it_ingests(tmp_path: Path) -> None:
+    """``serve --ingest --anonymize KEY`` stores what ``read --anonymize KEY`` stores (built once, per server)."""
+    from flowscope.transforms.anonymize import Anonymizer
+
+    key = tmp_path / "key.hex"
+    key.write_text(bytes(range(32)).hex())
+    (tmp_path / "posted").mkdir()
+    app = create_app(
+        LakeQueries(Lake.at(tmp_path / "posted")),
+        ingest_max_bytes=1 << 20,
+        ingest_transforms=[Anonymizer(bytes(range(32)))],
+    )
+    assert TestClient(app).post("/api/ingest/csv", content=CSV.read_bytes()).status_code == 200
+    args = ["--lake", str(tmp_path / "read"), "read", str(CSV), "--anonymize", str(key)]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    assert stored(tmp_path / "posted") == stored(tmp_path / "read")
+    plain = ["--lake", str(tmp_path / "plain"), "read", str(CSV)]
+    assert CliRunner().invoke(main, plain).exit_code == 0
+    assert stored(tmp_path / "posted") != stored(tmp_path / "plain")
+    refused = CliRunner().invoke(main, ["--lake", str(tmp_path / "read"), "serve", "--anonymize", str(key)])
+    assert refused.exit_code == 2 and "add --ingest" in refused.output
