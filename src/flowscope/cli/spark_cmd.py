@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from flowscope.cli.options import anonymize_from, enrich_from, meter_from, meter
 from flowscope.errors import FlowscopeError
 from flowscope.jobs.spark_session import require_spark, spark_session
 from flowscope.readers.options import ReadOptions
+from flowscope.stopping import stop_event
 
 APP = "flowscope spark meter"
 
@@ -123,4 +125,21 @@ def _stream(
     poll: float,
     flags: dict[str, Any],
 ) -> None:
-    raise FlowscopeError("not yet")
+    from flowscope.jobs.spark_stream import CaptureStream, follow
+
+    options = ReadOptions(meter=meter_from(flags), enrich=enrich_from(flags), anonymize=anonymize_from(flags))
+    transforms = options.transforms()
+    stop = stop_event((signal.SIGTERM,))  # Ctrl-C reaches the JVM too: pyspark stops the query and follow() ends
+    session = spark_session(APP, master)
+    sink = open_sink(state, urls, transactional=True)  # published only with the stream's position (the lake)
+    try:
+        stream = CaptureStream(session, directory, checkpoint, sink, options.meter, transforms)
+        follow(stream, checkpoint, once=once, poll=poll, stop=stop)
+    except BaseException:
+        sink.abort()
+        raise
+    sink.close()
+    state.report_skips(stream.skips)
+    for note in [*stream.notes(), *sink_notes(sink)]:
+        state.info(f"note: {note}")
+    state.info(f"{stream.flows_written:,} flows from {stream.files_metered} capture file(s) -> {sink.name}")

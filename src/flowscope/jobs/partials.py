@@ -1,73 +1,75 @@
-"""Interim: one run metered whole (exact without stitching); replaced by ``jobs.stitch`` once it lands."""
+"""Interim stand-in for ``jobs.stitch``: executors decode a run's packets, the driver meters them in order.
+
+Exact (one meter sees every packet in rotation order) but only decoding runs in parallel; replaced by
+``jobs.stitch`` (runs metered on the executors, partial results stitched) once it lands.
+"""
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
 from flowscope.capture.files import iter_packet_batches
 from flowscope.capture.meter import FlowMeter
 from flowscope.capture.options import MeterOptions
+from flowscope.capture.packets import COLUMNS, PacketBatch
 from flowscope.capture.source import _capture_files, meter_notes
 from flowscope.diagnostics import Skips
-from flowscope.schema import FLOW_SCHEMA
 
-_INFO = b"flowscope.partial"
+_METERED = tuple(name for name, _, _ in COLUMNS if name not in ("l4_offset", "l4_len"))
 
 
 def capture_inputs(paths: Sequence[Path]) -> tuple[list[Path], list[str]]:
+    """The capture files ``flowscope read`` would meter for ``paths``, in rotation order, and the others."""
     return _capture_files(paths)
 
 
-def meter_run(paths: Sequence[Path], options: MeterOptions) -> pa.Table:
+def meter_run(paths: Sequence[Path], options: MeterOptions) -> bytes:
+    """On an executor: the run's decoded packets (and skips), encoded."""
     skips = Skips(unit="packets")
-    meter = FlowMeter(options, skips)
-    tables = [meter.add(batch) for batch in iter_packet_batches(paths, tunnels=options.tunnels, skips=skips)]
-    tables.extend(meter.flush())
-    table = pa.concat_tables([t for t in tables if t.num_rows] or [FLOW_SCHEMA.empty_table()])
-    info = {
-        "skips": dict(skips.counts),
-        "examples": skips.examples,
-        "counters": {"early_expired": meter.early_expired, "unmatched_fragments": meter.unmatched_fragments},
-    }
-    return table.replace_schema_metadata({**(table.schema.metadata or {}), _INFO: json.dumps(info).encode()})
-
-
-def encode(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue().to_pybytes()
-
-
-def decode(data: bytes) -> pa.Table:
-    return pa.ipc.open_stream(data).read_all()
-
-
-def diagnostics(table: pa.Table) -> tuple[Skips, dict[str, int]]:
-    info = json.loads((table.schema.metadata or {})[_INFO])
-    skips = Skips(unit="packets")
-    for reason, count in info["skips"].items():
-        skips.add(reason, count, info["examples"].get(reason))
-    return skips, info["counters"]
-
-
-def notes(counters: dict[str, int], options: MeterOptions) -> list[str]:
-    meter = FlowMeter(options)
-    meter.early_expired = counters.get("early_expired", 0)
-    meter.unmatched_fragments = counters.get("unmatched_fragments", 0)
-    return meter_notes(meter)
+    batches = list(iter_packet_batches(paths, tunnels=options.tunnels, skips=skips))
+    packets = PacketBatch.concat(batches) if batches else PacketBatch.empty()
+    buffer = io.BytesIO()
+    info = json.dumps({"skips": dict(skips.counts), "examples": skips.examples})
+    np.savez(buffer, info=np.array(info), **{name: getattr(packets, name) for name in _METERED})
+    return buffer.getvalue()
 
 
 class Stitcher:
-    def __init__(self, options: MeterOptions) -> None:
-        self.options = options
+    """On the driver: partial results in run order -> the flows one meter makes; ``carry`` is its state."""
 
-    def add(self, partial: pa.Table) -> Iterator[pa.Table]:
-        yield partial.replace_schema_metadata({k: v for k, v in (partial.schema.metadata or {}).items() if k != _INFO})
+    def __init__(self, options: MeterOptions, carried: bytes | None = None) -> None:
+        self.skips = Skips(unit="packets")
+        self.meter = FlowMeter(options, self.skips)
+        if carried:
+            with np.load(io.BytesIO(carried)) as arrays:
+                self.meter.restore(dict(arrays))
+
+    def add(self, partial: bytes) -> Iterator[pa.Table]:
+        with np.load(io.BytesIO(partial)) as arrays:
+            info = json.loads(str(arrays["info"]))
+            packets = PacketBatch.empty(len(arrays["ts_ns"]))
+            for name in _METERED:
+                setattr(packets, name, arrays[name])
+        for reason, count in info["skips"].items():
+            self.skips.add(reason, count, info["examples"].get(reason))
+        if len(packets):
+            yield self.meter.add(packets)
 
     def finish(self) -> Iterator[pa.Table]:
-        return iter(())
+        """Every flow still open (the end of the input)."""
+        return self.meter.flush()
+
+    def carry(self) -> bytes:
+        """The open flows and the clock, for a later ``Stitcher(options, carried)`` to continue from."""
+        buffer = io.BytesIO()
+        np.savez(buffer, allow_pickle=True, **self.meter.state())
+        return buffer.getvalue()
+
+    def notes(self) -> list[str]:
+        return meter_notes(self.meter)

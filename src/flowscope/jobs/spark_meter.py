@@ -33,7 +33,6 @@ import numpy as np
 import pyarrow as pa
 
 from flowscope.capture.options import MeterOptions
-from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
 from flowscope.jobs import partials
 from flowscope.lake.ledger import Ledger
@@ -71,7 +70,7 @@ def meter_runs(batches: Iterator[pa.RecordBatch], options: dict[str, Any]) -> It
     for batch in batches:
         runs = batch.column("run").to_pylist()
         for run_index, paths in zip(runs, batch.column("paths").to_pylist(), strict=True):
-            data = partials.encode(partials.meter_run([Path(p) for p in paths], meter))
+            data = partials.meter_run([Path(p) for p in paths], meter)
             starts = range(0, max(1, len(data)), PIECE_BYTES)
             yield pa.RecordBatch.from_pydict(
                 {
@@ -82,7 +81,7 @@ def meter_runs(batches: Iterator[pa.RecordBatch], options: dict[str, Any]) -> It
             )
 
 
-def metered_runs(spark: SparkSession, runs: Sequence[Sequence[Path]], options: MeterOptions) -> Iterator[Any]:
+def metered_runs(spark: SparkSession, runs: Sequence[Sequence[Path]], options: MeterOptions) -> Iterator[bytes]:
     """The partial results of ``runs`` (metered in parallel on the executors), in run order.
 
     The results are kept by Spark (memory, then disk) and fetched one run at a time, so the driver
@@ -101,10 +100,10 @@ def metered_runs(spark: SparkSession, runs: Sequence[Sequence[Path]], options: M
         current, gathered = 0, list[bytes]()
         for row in pieces.toLocalIterator():
             if row.run != current:
-                yield partials.decode(b"".join(gathered))
+                yield b"".join(gathered)
                 current, gathered = row.run, []
             gathered.append(bytes(row.data))
-        yield partials.decode(b"".join(gathered))
+        yield b"".join(gathered)
     finally:
         pieces.unpersist()
 
@@ -117,31 +116,23 @@ class SparkCaptureSource:
         self.options = options
         self.files, self.ignored = partials.capture_inputs(paths)
         self.runs = plan_runs(self.files, runs or RUNS_PER_CORE * spark.sparkContext.defaultParallelism)
-        self.skips = Skips(unit="packets")
-        self.counters: dict[str, int] = {}
+        self.stitcher = partials.Stitcher(options)
+        self.skips = self.stitcher.skips
         self._total = sum(path.stat().st_size for path in self.files)
         self._done = 0
 
     def __iter__(self) -> Iterator[pa.Table]:
-        stitcher = partials.Stitcher(self.options)
         for run_files, partial in zip(self.runs, metered_runs(self.spark, self.runs, self.options), strict=True):
-            self._account(partial)
-            yield from stitcher.add(partial)
+            yield from self.stitcher.add(partial)
             self._done += sum(path.stat().st_size for path in run_files)
-        yield from stitcher.finish()
-
-    def _account(self, partial: Any) -> None:
-        skips, counters = partials.diagnostics(partial)
-        self.skips.merge(skips)
-        for name, value in counters.items():
-            self.counters[name] = self.counters.get(name, 0) + value
+        yield from self.stitcher.finish()
 
     def progress(self) -> tuple[int, int | None]:
         return self._done, self._total
 
     @property
     def notes(self) -> list[str]:
-        notes = partials.notes(self.counters, self.options)
+        notes = self.stitcher.notes()
         if self.ignored:
             notes.append(f"{len(self.ignored)} file(s) in the given folders are not captures: {self.ignored[:3]}")
         return notes
