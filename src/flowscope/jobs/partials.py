@@ -32,11 +32,15 @@ def capture_inputs(paths: Sequence[Path]) -> tuple[list[Path], list[str]]:
 def meter_run(paths: Sequence[Path], options: MeterOptions) -> bytes:
     """On an executor: the run's decoded packets (and skips), encoded."""
     skips = Skips(unit="packets")
-    batches = list(iter_packet_batches(paths, tunnels=options.tunnels, skips=skips))
-    packets = PacketBatch.concat(batches) if batches else PacketBatch.empty()
+    arrays = {}
+    batches = 0
+    for batches, packets in enumerate(iter_packet_batches(paths, tunnels=options.tunnels, skips=skips), 1):
+        # batch by batch, as ``read`` meters them: where capture time goes back between files, the flows
+        # timed out depend on which packets one ``FlowMeter.add`` sees
+        arrays.update({f"{batches}.{name}": getattr(packets, name) for name in _METERED})
+    info = json.dumps({"skips": dict(skips.counts), "examples": skips.examples, "batches": batches})
     buffer = io.BytesIO()
-    info = json.dumps({"skips": dict(skips.counts), "examples": skips.examples})
-    np.savez(buffer, info=np.array(info), **{name: getattr(packets, name) for name in _METERED})
+    np.savez(buffer, info=np.array(info), **arrays)
     return buffer.getvalue()
 
 
@@ -53,13 +57,13 @@ class Stitcher:
     def add(self, partial: bytes) -> Iterator[pa.Table]:
         with np.load(io.BytesIO(partial)) as arrays:
             info = json.loads(str(arrays["info"]))
-            packets = PacketBatch.empty(len(arrays["ts_ns"]))
-            for name in _METERED:
-                setattr(packets, name, arrays[name])
-        for reason, count in info["skips"].items():
-            self.skips.add(reason, count, info["examples"].get(reason))
-        if len(packets):
-            yield self.meter.add(packets)
+            for reason, count in info["skips"].items():
+                self.skips.add(reason, count, info["examples"].get(reason))
+            for batch in range(1, info["batches"] + 1):
+                packets = PacketBatch.empty(len(arrays[f"{batch}.ts_ns"]))
+                for name in _METERED:
+                    setattr(packets, name, arrays[f"{batch}.{name}"])
+                yield self.meter.add(packets)
 
     def finish(self) -> Iterator[pa.Table]:
         """Every flow still open (the end of the input)."""
