@@ -31,7 +31,8 @@ Examples:
   flowscope spark meter /data/captures --master local[2]
   flowscope spark meter /data/captures --to lake:/shared/lake --master yarn
   flowscope spark meter /data/captures --stream --checkpoint /shared/ckpt --to lake:/shared/lake
-  spark-submit --master yarn $(python -m flowscope.jobs.spark_meter --path) /data/captures --to lake:/shared/lake
+  spark-submit --master yarn "$(python -c 'import flowscope.jobs.spark_meter as j; print(j.__file__)')" \
+      /data/captures --to lake:/shared/lake
 
 The result equals 'flowscope read DIR' flow for flow. Executors must see INPUT_DIR at the same path.
 """

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -182,3 +183,15 @@ def meter_batch(
         sink.abort()
         raise
     return run(plan, sink, options.transforms(), on_batch), plan
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``spark-submit [SPARK OPTIONS] .../flowscope/jobs/spark_meter.py INPUT_DIR [OPTIONS]``: the same job as
+    ``flowscope spark meter INPUT_DIR [OPTIONS]``, its session (master, resources) configured by spark-submit."""
+    from flowscope.cli import main as flowscope
+
+    flowscope(["spark", "meter", *(sys.argv[1:] if argv is None else argv)], prog_name="flowscope spark meter")
+
+
+if __name__ == "__main__":
+    main()
