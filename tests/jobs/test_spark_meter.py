@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from tests.conftest import shared_data
 from tests.jobs.lakes import assert_same_flows, flow_count
-from tests.jobs.rotated import rotate, synthetic_rotated
+from tests.jobs.spark_inputs import rotate, synthetic_rotated
 
 from flowscope.cli import main
 from flowscope.jobs.spark_meter import plan_runs

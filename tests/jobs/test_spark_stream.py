@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from tests.jobs.lakes import assert_same_flows
-from tests.jobs.rotated import synthetic_rotated
+from tests.jobs.spark_inputs import synthetic_rotated
 
 from flowscope.capture.options import MeterOptions
 from flowscope.cli import main

@@ -201,4 +201,5 @@ def read_options_from(flags: Mapping[str, Any]) -> ReadOptions:
         reduce=load(name) if name else None,
         enrich=enrich_from(flags),
         anonymize=anonymize_from(flags),
+        workers=flags.get("workers") or 1,
     )
