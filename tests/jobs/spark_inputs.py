@@ -1,4 +1,4 @@
-"""Rotated capture directories for the Spark tests: a real or synthetic capture cut by capture time into per-day folders."""
+"""Rotated capture directories for the Spark tests: a real or synthetic capture cut by time into day folders."""
 
 from __future__ import annotations
 

@@ -63,8 +63,9 @@ def test_batch_equals_read_on_a_rotated_directory_whose_flows_span_files(
     spark: Any, synthetic: Path, tmp_path: Path, runs: str
 ) -> None:
     flowscope("--lake", str(tmp_path / "read"), "read", str(synthetic))
-    flowscope("--lake", str(tmp_path / "spark"), "spark", "meter", str(synthetic), "--runs", runs)
+    output = flowscope("--lake", str(tmp_path / "spark"), "spark", "meter", str(synthetic), "--runs", runs)
     assert_same_flows(tmp_path / "read", tmp_path / "spark")
+    assert "metered in one Spark task" not in output  # stitched, not the fallback
 
 
 def test_batch_equals_read_on_the_shared_captures_with_other_timeouts(
@@ -76,6 +77,7 @@ def test_batch_equals_read_on_the_shared_captures_with_other_timeouts(
     output = flowscope("--lake", spark_lake, "spark", "meter", str(shared_captures), "--runs", "6", *options)
     assert_same_flows(tmp_path / "read", tmp_path / "spark")
     assert output.count("skipped") == read.count("skipped") > 0  # damaged packets reported as read reports them
+    assert "metered in one Spark task instead" in output  # captures of other days in one directory: not stitchable
 
 
 def test_a_rerun_adds_nothing_and_read_knows_the_files(spark: Any, synthetic: Path, tmp_path: Path) -> None:

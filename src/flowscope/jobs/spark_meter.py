@@ -5,25 +5,31 @@ The data path (docs/SCALING.md):
 1. the driver lists the capture files in rotation order (``flowscope read``'s order: per-day
    subfolders included, natural numbers) and cuts them into contiguous *runs* of about equal bytes;
 2. each run is one Spark task: ``mapInArrow`` over a DataFrame of runs meters its files with
-   flowscope's own readers and meter from an empty flow cache (``jobs.stitch``), and returns the
-   partial result as Arrow IPC bytes;
-3. the driver takes the partial results in run order and stitches them (flows crossing a run
-   boundary become the flows one meter would have made, timeouts respected) and writes the flows
-   with flowscope's sinks: the lake's ingest ledger records the files in the same commit, so a
-   rerun adds nothing, and every destination of the registry works.
+   flowscope's own readers and meter from an empty flow cache (``jobs.runs.meter_run``) and returns
+   its final flows and its ``RunState`` as Arrow IPC values; Spark keeps them (memory, then disk);
+3. the driver stitches the runs' states in order (``jobs.stitch.Stitcher``: flows crossing a run
+   boundary become the flows one meter makes, timeouts respected), then fetches the final flows
+   run by run and writes everything with flowscope's sinks. The lake's ingest ledger records the
+   files in the same commit, so a rerun adds nothing, and every destination of the registry works.
 
-Why the driver writes, not Spark (measured in BENCHMARKS.md, "Spark"): the stitch is sequential
-by nature and needs every run's boundary flows on one process anyway, and writing through
-flowscope's sinks keeps the lake's layout, file names, ledger and recovery instead of a second
-writer that would bypass them. The executors do the expensive part (decoding and metering, about
-95% of ``read``'s time); the driver's share is stitching and writing finished flows.
-Executors must read the same paths as the driver (a shared mount: NFS, CephFS, a FUSE bucket).
+Inputs the stitcher refuses (``NotStitchable``: times that go back between files, the flow cache
+limit reached, a fragment whose first part is in the previous run; no rotation produces them) are
+metered again as one run in one task, from the flows carried in (exact, not parallel), with a note.
+
+Why the driver writes, not Spark (measured in BENCHMARKS.md, "Spark"): stitching is sequential and
+needs every run's state on one process anyway, and writing through flowscope's sinks keeps the
+lake's layout, file names, ledger and recovery instead of a second writer that would bypass them.
+The executors do the expensive part (decoding and metering); the driver stitches and writes.
+Executors must read the same paths as the driver (a shared mount: NFS, CephFS, a FUSE bucket) and
+have flowscope installed (docs/SCALING.md).
 """
 
 from __future__ import annotations
 
 import functools
+import io
 import itertools
+import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, replace
@@ -33,24 +39,30 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from flowscope.capture.files import iter_packet_batches
+from flowscope.capture.meter import FlowMeter
 from flowscope.capture.options import MeterOptions
+from flowscope.capture.source import capture_inputs, counter_notes, ignored_note
+from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
-from flowscope.jobs import partials
+from flowscope.jobs.runs import RunState, ipc_buffer, read_ipc
+from flowscope.jobs.stitch import Carry, NotStitchable, Stitcher, meter_run
 from flowscope.lake.ledger import Ledger
 from flowscope.pipeline import RunStats, Sink, run
 from flowscope.readers.inputs import Inputs, open_inputs
 from flowscope.readers.options import ReadOptions
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
 RUNS_PER_CORE = 2
-"""Runs per executor core: more than one evens out runs of unequal packet mixes (a run costs a task start
-and its boundary flows, about 0.1 s and a few thousand flows)."""
+"""Runs per executor core: more than one evens out runs of unequal packet mixes (each run costs a task and
+the stitching of its head, the flows of its first ``idle`` seconds)."""
 PIECE_BYTES = 64 << 20
-"""A partial result travels as binary values of at most this size (Arrow binary offsets are 32-bit)."""
-RUNS_SCHEMA = "run int, paths array<string>"
-PIECES_SCHEMA = "run int, piece int, data binary"
+"""A value travels in pieces of at most this size (Spark's binary values are Arrow binary: 32-bit offsets)."""
+TASKS_SCHEMA = "run int, paths array<string>, carry binary"
+PIECES_SCHEMA = "run int, value int, kind string, data binary"
+FLOWS, STATE, CARRY, SKIPS = "flows", "state", "carry", "skips"
 
 
 def plan_runs(files: Sequence[Path], runs: int) -> list[list[Path]]:
@@ -65,78 +77,186 @@ def plan_runs(files: Sequence[Path], runs: int) -> list[list[Path]]:
     return [list(files[start:stop]) for start, stop in itertools.pairwise(bounds)]
 
 
-def meter_runs(batches: Iterator[pa.RecordBatch], options: dict[str, Any]) -> Iterator[pa.RecordBatch]:
-    """On an executor: each run's files metered from an empty cache, the partial result in pieces."""
-    meter = MeterOptions(**options)
+def carry_bytes(carry: Carry) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, allow_pickle=False, **carry.state())
+    return buffer.getvalue()
+
+
+def carry_of(data: bytes, options: MeterOptions) -> Carry:
+    meter = FlowMeter(options)
+    with np.load(io.BytesIO(data)) as arrays:
+        meter.restore(dict(arrays))
+    return Carry.of_meter(meter)
+
+
+class _Pieces:
+    """A task's output rows: each value (an IPC stream, a JSON text) numbered, in pieces of at most PIECE_BYTES."""
+
+    def __init__(self, run: int) -> None:
+        self.run = run
+        self.values = itertools.count()
+
+    def __call__(self, kind: str, data: bytes | pa.Buffer) -> pa.RecordBatch:
+        view = memoryview(data)
+        starts = range(0, max(1, len(view)), PIECE_BYTES)
+        value = next(self.values)
+        return pa.RecordBatch.from_pydict(
+            {
+                "run": pa.array([self.run] * len(starts), pa.int32()),
+                "value": pa.array([value] * len(starts), pa.int32()),
+                "kind": pa.array([kind] * len(starts), pa.string()),
+                "data": pa.array([bytes(view[s : s + PIECE_BYTES]) for s in starts], pa.binary()),
+            }
+        )
+
+
+def meter_tasks(batches: Iterator[pa.RecordBatch], options: dict[str, Any]) -> Iterator[pa.RecordBatch]:
+    """On an executor: each task's run metered; its final flows and state (or, for a run given the carried
+    flows, all its flows and the new carry) as Arrow IPC pieces."""
+    meter_options = MeterOptions(**options)
     for batch in batches:
-        runs = batch.column("run").to_pylist()
-        for run_index, paths in zip(runs, batch.column("paths").to_pylist(), strict=True):
-            data = partials.meter_run([Path(p) for p in paths], meter)
-            starts = range(0, max(1, len(data)), PIECE_BYTES)
-            yield pa.RecordBatch.from_pydict(
-                {
-                    "run": pa.array([run_index] * len(starts), pa.int32()),
-                    "piece": pa.array(range(len(starts)), pa.int32()),
-                    "data": pa.array([data[s : s + PIECE_BYTES] for s in starts], pa.binary()),
-                }
+        tasks = zip(*(batch.column(name).to_pylist() for name in ("run", "paths", "carry")), strict=True)
+        for index, paths, carry in tasks:
+            files, pieces = [Path(path) for path in paths], _Pieces(index)
+            if carry is None:
+                partial = meter_run(files, meter_options, index=index)
+                for table in partial.flows:
+                    yield pieces(FLOWS, ipc_buffer(table))
+                yield pieces(STATE, ipc_buffer(partial.state.to_arrow()))
+            else:
+                yield from _meter_whole(pieces, files, meter_options, carry)
+
+
+def _meter_whole(pieces: _Pieces, files: list[Path], options: MeterOptions, carry: bytes) -> Iterator[pa.RecordBatch]:
+    """One meter over all of ``files``, continuing from the carried flows (what ``NotStitchable`` inputs need)."""
+    skips = Skips(unit="packets")
+    meter = FlowMeter(options, skips)
+    with np.load(io.BytesIO(carry)) as arrays:
+        meter.restore(dict(arrays))
+    for batch in iter_packet_batches(files, tunnels=options.tunnels, skips=skips):
+        flows = meter.add(batch)
+        if flows.num_rows:
+            yield pieces(FLOWS, ipc_buffer(flows))
+    counters = {"early_expired": meter.early_expired, "unmatched_fragments": meter.unmatched_fragments}
+    info = {"counts": dict(skips.counts), "examples": skips.examples, **counters}
+    yield pieces(SKIPS, json.dumps(info).encode())
+    yield pieces(CARRY, carry_bytes(Carry.of_meter(meter)))
+
+
+def _values(frame: DataFrame, kind: str) -> Iterator[tuple[int, bytes]]:
+    """(run, value) of ``kind`` in run order (a partition is a run, kept in the order its task wrote it),
+    fetched a run at a time, pieces joined."""
+    rows = frame.filter(frame.kind == kind).toLocalIterator()
+    for (index, _), group in itertools.groupby(rows, key=lambda row: (row.run, row.value)):
+        yield index, b"".join(bytes(row.data) for row in group)
+
+
+class SparkMeter:
+    """Files of one rotation stream metered on Spark: the flows, and the stitcher's carry and counters after them."""
+
+    def __init__(self, spark: SparkSession, options: MeterOptions, runs: int | None, carry: Carry | None = None):
+        self.spark = spark
+        self.options = options
+        self.runs = runs or RUNS_PER_CORE * spark.sparkContext.defaultParallelism
+        self.stitcher = Stitcher(options, carry)
+        self.skips = Skips(unit="packets")
+        self.early_expired = 0
+        self.unmatched_fragments = 0
+        self.whole: list[str] = []
+        """Why runs were metered in one task instead (``NotStitchable``), once per time."""
+
+    def meter(self, files: Sequence[Path]) -> Iterator[pa.Table]:
+        """The flows of ``files`` that are settled given everything metered before (``finish`` exports the rest)."""
+        runs = plan_runs(files, self.runs)
+        if not runs:
+            return
+        pieces = self._job([(index, run, None) for index, run in enumerate(runs)])
+        try:
+            try:
+                stitched = self._stitch(pieces)
+            except NotStitchable as exc:
+                self.whole.append(str(exc))
+                stitched = None
+            if stitched is not None:
+                yield from (read_ipc(data) for _, data in _values(pieces, FLOWS))
+                yield from stitched
+                return
+        finally:
+            pieces.unpersist()
+        yield from self._meter_whole(files)
+
+    def finish(self) -> list[pa.Table]:
+        """Every flow still open (the end of the input)."""
+        return self.stitcher.finish()
+
+    def notes(self) -> list[str]:
+        notes = counter_notes(self.early_expired, self.options.max_flows, self.unmatched_fragments)
+        if self.whole:
+            notes.append(
+                f"{len(self.whole)} time(s) these files could not be metered apart exactly ({self.whole[0]}): "
+                "metered in one Spark task instead"
             )
+        return notes
 
+    def _job(self, tasks: list[tuple[int, list[Path], bytes | None]]) -> DataFrame:
+        """The tasks metered on the executors (one task each, all at once), their results kept by Spark."""
+        from pyspark import StorageLevel
 
-def metered_runs(spark: SparkSession, runs: Sequence[Sequence[Path]], options: MeterOptions) -> Iterator[bytes]:
-    """The partial results of ``runs`` (metered in parallel on the executors), in run order.
+        rows = [(index, [str(path.resolve()) for path in paths], carry) for index, paths, carry in tasks]
+        frame = self.spark.sparkContext.parallelize(rows, len(rows)).toDF(TASKS_SCHEMA)
+        pieces = frame.mapInArrow(functools.partial(meter_tasks, options=asdict(self.options)), PIECES_SCHEMA)
+        pieces = pieces.persist(StorageLevel.MEMORY_AND_DISK)
+        pieces.count()
+        return pieces
 
-    The results are kept by Spark (memory, then disk) and fetched one run at a time, so the driver
-    holds one run's partial result, not all of them.
-    """
-    if not runs:
-        return
-    from pyspark import StorageLevel
+    def _stitch(self, pieces: DataFrame) -> list[pa.Table]:
+        """Every run's state stitched in order: the flows crossing run boundaries, all of them before any flow is
+        written, so that a ``NotStitchable`` input has written nothing (and leaves this meter as it was)."""
+        stitcher = Stitcher(self.options, self.stitcher.carry)
+        states = (RunState.from_arrow(read_ipc(data)) for _, data in _values(pieces, STATE))
+        stitched = [table for state in states for table in stitcher.add(state)]
+        self.stitcher = stitcher
+        self.skips.merge(stitcher.skips)
+        self.unmatched_fragments += stitcher.unmatched_fragments
+        return stitched
 
-    rows = [(index, [str(path.resolve()) for path in paths]) for index, paths in enumerate(runs)]
-    frame = spark.sparkContext.parallelize(rows, len(rows)).toDF(RUNS_SCHEMA)  # one run per task, in order
-    pieces = frame.mapInArrow(functools.partial(meter_runs, options=asdict(options)), PIECES_SCHEMA)
-    pieces = pieces.persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        pieces.count()  # every run metered at once; the iterator below then only fetches
-        current, gathered = 0, list[bytes]()
-        for row in pieces.toLocalIterator():
-            if row.run != current:
-                yield b"".join(gathered)
-                current, gathered = row.run, []
-            gathered.append(bytes(row.data))
-        yield b"".join(gathered)
-    finally:
-        pieces.unpersist()
+    def _meter_whole(self, files: Sequence[Path]) -> Iterator[pa.Table]:
+        carry = carry_bytes(self.stitcher.carry)
+        pieces = self._job([(0, list(files), carry)])
+        try:
+            yield from (read_ipc(data) for _, data in _values(pieces, FLOWS))
+            info = json.loads(next(_values(pieces, SKIPS))[1])
+            for reason, count in info["counts"].items():
+                self.skips.add(reason, count, info["examples"].get(reason))
+            self.early_expired += info["early_expired"]
+            self.unmatched_fragments += info["unmatched_fragments"]
+            self.stitcher = Stitcher(self.options, carry_of(next(_values(pieces, CARRY))[1], self.options))
+        finally:
+            pieces.unpersist()
 
 
 class SparkCaptureSource:
     """``capture.source.CaptureSource``'s twin (a ``pipeline.Source``): the same flows, metered on Spark."""
 
     def __init__(self, spark: SparkSession, paths: Sequence[Path], options: MeterOptions, runs: int | None) -> None:
-        self.spark = spark
-        self.options = options
-        self.files, self.ignored = partials.capture_inputs(paths)
-        self.runs = plan_runs(self.files, runs or RUNS_PER_CORE * spark.sparkContext.defaultParallelism)
-        self.stitcher = partials.Stitcher(options)
-        self.skips = self.stitcher.skips
+        self.files, self.ignored = capture_inputs(paths)
+        self.metering = SparkMeter(spark, options, runs)
+        self.skips = self.metering.skips
         self._total = sum(path.stat().st_size for path in self.files)
         self._done = 0
 
     def __iter__(self) -> Iterator[pa.Table]:
-        for run_files, partial in zip(self.runs, metered_runs(self.spark, self.runs, self.options), strict=True):
-            yield from self.stitcher.add(partial)
-            self._done += sum(path.stat().st_size for path in run_files)
-        yield from self.stitcher.finish()
+        yield from self.metering.meter(self.files)
+        self._done = self._total
+        yield from self.metering.finish()
 
     def progress(self) -> tuple[int, int | None]:
         return self._done, self._total
 
     @property
     def notes(self) -> list[str]:
-        notes = self.stitcher.notes()
-        if self.ignored:
-            notes.append(f"{len(self.ignored)} file(s) in the given folders are not captures: {self.ignored[:3]}")
-        return notes
+        return self.metering.notes() + ignored_note(self.ignored)
 
 
 def plan_batch(

@@ -45,10 +45,11 @@ from urllib.parse import unquote, urlparse
 
 from flowscope.capture.files import natural_key
 from flowscope.capture.options import MeterOptions
+from flowscope.capture.source import capture_inputs
 from flowscope.capture.watch import open_files
+from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
-from flowscope.jobs import partials
-from flowscope.jobs.spark_meter import RUNS_PER_CORE, metered_runs, plan_runs
+from flowscope.jobs.spark_meter import SparkMeter, carry_bytes, carry_of
 from flowscope.lake.layout import publish
 from flowscope.pipeline import Checkpoint, PositionStore, Sink, Transform, prepare
 
@@ -153,13 +154,13 @@ class CaptureStream:
         self.sink = sink
         self.options = options
         self.transforms = transforms
-        self.runs = runs or RUNS_PER_CORE * spark.sparkContext.defaultParallelism
+        self.runs = runs
         self.store = StateStore(checkpoint)
         self.key = "spark-meter:" + hashlib.sha1(str(checkpoint.resolve()).encode()).hexdigest()[:16]
         self.state, self.carried = self.store.load()
         self.flows_written = 0
         self.files_metered = 0
-        self.skips = partials.Stitcher(options).skips
+        self.skips = Skips(unit="packets")
         self.meter_notes: list[str] = []
         if self.state.intent is not None:  # a step interrupted by a crash: redo it
             self._do(self.state.intent)
@@ -203,20 +204,19 @@ class CaptureStream:
     def _do(self, intent: Intent) -> None:
         """Meter the intent's files from the carried state, write unless written already, save the state."""
         written = isinstance(self.sink, PositionStore) and self.sink.positions().get(self.key, 0) >= intent.step
-        files, ignored = partials.capture_inputs([Path(p) for p in intent.files])
-        stitcher = partials.Stitcher(self.options, self.carried)
-        runs = plan_runs(files, self.runs)
-        for partial in metered_runs(self.spark, runs, self.options):
-            for table in stitcher.add(partial):
-                self._write(table, skip=written)
+        files, ignored = capture_inputs([Path(p) for p in intent.files])
+        carry = carry_of(self.carried, self.options) if self.carried else None
+        metering = SparkMeter(self.spark, self.options, self.runs, carry)
+        for table in metering.meter(files):
+            self._write(table, skip=written)
         if intent.final:
-            for table in stitcher.finish():
+            for table in metering.finish():
                 self._write(table, skip=written)
         if not written:
             self.sink.flush(Checkpoint(positions={self.key: intent.step}))
-        self.skips.merge(stitcher.skips)
-        self.meter_notes = stitcher.notes()
-        self.carried = None if intent.final else stitcher.carry()
+        self.skips.merge(metering.skips)
+        self.meter_notes = metering.notes()
+        self.carried = None if intent.final else carry_bytes(metering.stitcher.carry)
         self.files_metered += len(files)
         self.state.files += len(files)
         self.state.ignored.extend(ignored)
