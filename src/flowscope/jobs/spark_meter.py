@@ -30,6 +30,7 @@ import functools
 import io
 import itertools
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, replace
@@ -152,6 +153,17 @@ def _values(frame: DataFrame, kind: str) -> Iterator[tuple[int, bytes]]:
         yield index, b"".join(bytes(row.data) for row in group)
 
 
+def task_error(exc: BaseException) -> str:
+    """The line that says what went wrong in a failed Spark task: a ``FlowscopeError``'s message (an unreadable
+    file), else the last line of the Python traceback, else the first line of the error."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for line in lines:
+        if "FlowscopeError: " in line:
+            return line.partition("FlowscopeError: ")[2]
+    python = [line for line in lines if re.match(r"^[A-Za-z_.]+(Error|Exception): ", line)]
+    return python[-1] if python else (lines[0] if lines else type(exc).__name__)
+
+
 class SparkMeter:
     """Files of one rotation stream metered on Spark: the flows, and the stitcher's carry and counters after them."""
 
@@ -207,7 +219,11 @@ class SparkMeter:
         frame = self.spark.sparkContext.parallelize(rows, len(rows)).toDF(TASKS_SCHEMA)
         pieces = frame.mapInArrow(functools.partial(meter_tasks, options=asdict(self.options)), PIECES_SCHEMA)
         pieces = pieces.persist(StorageLevel.MEMORY_AND_DISK)
-        pieces.count()
+        try:
+            pieces.count()
+        except Exception as exc:  # a task failed: its Python error as one line, the Java stack under --debug
+            pieces.unpersist()
+            raise FlowscopeError(f"metering on Spark failed: {task_error(exc)}") from exc
         return pieces
 
     def _stitch(self, pieces: DataFrame) -> list[pa.Table]:
