@@ -25,7 +25,7 @@ def _report(state: CliState, watcher: CaptureWatcher) -> None:
 
 
 def _watcher(
-    state: CliState, directory: Path, settle: float, urls: list[str], flags: dict[str, Any]
+    state: CliState, directory: Path, settle: float, urls: list[str], flags: dict[str, Any], workers: int = 1
 ) -> CaptureWatcher:
     """A watcher writing through ``run``'s streaming twin (its state and progress stay in the lake)."""
     options, transforms = meter_from(flags), transforms_from(flags)
@@ -36,6 +36,7 @@ def _watcher(
         options,
         settle=settle,
         on_flows=lambda path, flows: state.detail(f"{path}: {flows:,} flows finished"),
+        workers=workers,
     )
 
 
@@ -56,6 +57,13 @@ Examples:
     show_default=True,
     help="A file nobody holds open counts as complete after this many seconds without change.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Meter the files found complete at once in N processes; the flows equal one process's.",
+)
 @destination_options
 @meter_options
 @transform_options
@@ -66,6 +74,7 @@ def watch(
     once: bool,
     poll: float,
     settle: float,
+    workers: int,
     to: tuple[str, ...],
     output: str | None,
     **flags: Any,
@@ -76,7 +85,7 @@ def watch(
     Each file is metered exactly once, also across restarts (state kept in the lake); Ctrl-C exports
     every open flow before exiting.
     """
-    watcher = _watcher(state, Path(directory), settle, destination_urls(to, output), flags)
+    watcher = _watcher(state, Path(directory), settle, destination_urls(to, output), flags, workers)
     try:
         follow(watcher, poll=poll, once=once, stop=stop_event((signal.SIGTERM,)))
     finally:

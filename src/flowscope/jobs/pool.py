@@ -57,7 +57,8 @@ def split_runs(files: Sequence[Path], sizes: Sequence[int], workers: int) -> lis
 
 
 class Workers:
-    """Runs metered in forked processes; iterate for the flow tables, stitched, in no particular order."""
+    """Runs metered in forked processes; iterate for the flow tables, stitched, in no particular order
+    (with ``end_of_input``, the flows still open at the end too, as one meter exports them)."""
 
     def __init__(
         self,
@@ -66,8 +67,10 @@ class Workers:
         *,
         carry: Carry | None = None,
         mapped: Collection[Path] = (),
+        end_of_input: bool = True,
     ) -> None:
         self.runs = runs
+        self.end_of_input = end_of_input
         self.options = options
         self.stitcher = Stitcher(options, carry)
         self.mapped = mapped
@@ -129,7 +132,8 @@ class Workers:
                 while following in states:
                     yield from self.stitcher.add(states.pop(following))
                     following += 1
-        yield from self.stitcher.finish()
+        if self.end_of_input:  # else the flows still open stay in ``stitcher.carry`` (watch continues them)
+            yield from self.stitcher.finish()
 
 
 def _exit_text(code: int | None) -> str:

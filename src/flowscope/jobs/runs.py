@@ -41,7 +41,7 @@ from flowscope.capture.files import iter_packet_batches
 from flowscope.capture.meter import _COLUMNS, NS_PER_S, FlowMeter, FlowRows, _column, _running_max
 from flowscope.capture.options import MeterOptions
 from flowscope.diagnostics import Skips
-from flowscope.jobs.keys import KeyIndex, key_order, member, merged_distinct
+from flowscope.jobs.keys import HashSet, KeyIndex, key_order
 
 GATHER_FLOWS = 1 << 13
 NO_CLOCK = -1
@@ -208,27 +208,18 @@ def meter_run(
             sizes.append(len(meter.cache))
             if not len(finished):
                 continue
-            if not head.closed:
-                pending.append(finished)
-                continue
-            for part in [*pending, finished]:
-                is_head = member(head.keys, part["key"])
-                pending_head = part.take(is_head)
-                if len(pending_head):
-                    head.flows.append(pending_head)
-                gathered.append(part.take(~is_head))
-            pending = []
+            pending.append(finished)
+            if head.closed:  # the head keys are known: sort the finished flows out
+                head.sort_out(pending, gathered)
+                pending = []
             if sum(map(len, gathered)) >= GATHER_FLOWS:
                 deliver(meter.table(FlowRows.concat(gathered)))
                 gathered = []
         if progress is not None:
             progress(path.stat().st_size)
+    head.sort_out(pending, gathered)
     open_flows = meter.cache.rows().take(np.ones(len(meter.cache), bool))
-    for part in pending:  # the window never closed: every key so far is a head key
-        is_head = member(head.keys, part["key"])
-        head.flows.append(part.take(is_head))
-        gathered.append(part.take(~is_head))
-    open_head = member(head.keys, open_flows["key"])
+    open_head = head.keys.contains(open_flows["key"])
     candidates = FlowRows.concat([*head.flows, open_flows.take(open_head)])
     is_open = np.zeros(len(candidates), bool)
     is_open[len(candidates) - int(open_head.sum()) :] = True
@@ -242,9 +233,13 @@ def meter_run(
     tail = FlowRows.concat([open_flows.take(~open_head), later.take(later_open)])
     kept = FlowRows.concat(head.rows)
     kept_batch = np.concatenate(head.rows_batch) if head.rows_batch else np.zeros(0, np.int32)
-    heads = KeyIndex(head_flows)
-    at = heads.find(kept)
-    keep = (at >= 0) & (kept["first_ns"] < head_gap[heads.first[np.maximum(at, 0)]])
+    # trim the kept rows at their key's first idle gap: only keys that have one need a lookup
+    gapped = head_gap != NEVER
+    ended = KeyIndex(head_flows.take(gapped))
+    at = ended.find(kept)
+    keep = at < 0
+    if len(ended):
+        keep |= kept["first_ns"] < head_gap[gapped][ended.first[np.maximum(at, 0)]]
     fragments = {
         name.split(".", 1)[1]: values for name, values in meter.state().items() if name.startswith("fragments.")
     }
@@ -278,7 +273,7 @@ class _HeadWindow:
 
     def __init__(self, idle_ns: int) -> None:
         self.idle_ns = idle_ns
-        self.keys = np.zeros(0, np.uint64)  # sorted distinct key hashes
+        self.keys = HashSet()
         self.start_ns: int | None = None
         self.closed = False
         self.in_order = True
@@ -287,6 +282,14 @@ class _HeadWindow:
         self.flows: list[FlowRows] = []
         self.rows: list[FlowRows] = []
         self.rows_batch: list[np.ndarray] = []
+
+    def sort_out(self, finished: list[FlowRows], final: list[FlowRows]) -> None:
+        """Finished flows to the head (their key is a head key) or to ``final``."""
+        for flows in finished:
+            is_head = self.keys.contains(flows["key"])
+            if is_head.any():
+                self.flows.append(flows.take(is_head))
+            final.append(flows.take(~is_head))
 
     def see(self, rows: FlowRows, batch: int) -> None:
         if not len(rows):
@@ -305,10 +308,10 @@ class _HeadWindow:
         if early.any():
             if self.closed:
                 self.complete = False  # a key may have gone final before this packet made it a head key
-            self.keys = merged_distinct(self.keys, rows["key"][early])
+            self.keys.add(rows["key"][early])
         elif not self.closed and int(times.min()) >= window_end:
             self.closed = True
-        mine = member(self.keys, rows["key"])
+        mine = self.keys.contains(rows["key"])
         if mine.any():
             self.rows.append(rows.take(mine))
             self.rows_batch.append(np.full(int(mine.sum()), batch, np.int32))
