@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -98,16 +99,27 @@ def _batch(
     again: bool,
     flags: dict[str, Any],
 ) -> None:
-    from flowscope.jobs.spark_meter import meter_batch
+    from flowscope.jobs.spark_meter import SparkCaptureSource, meter_batch
 
     options = ReadOptions(meter=meter_from(flags), enrich=enrich_from(flags), anonymize=anonymize_from(flags))
     options.transforms()  # a bad --enrich file fails here, before Spark starts and the sink opens
     sink = open_sink(state, urls, transactional=True)
     session = functools.cache(lambda: spark_session(APP, master))
+    started = time.perf_counter()
     with progress_bar(state, "metering on Spark", None) as update:
         stats, plan = meter_batch(
             session, directory, sink, options, ledgers(sink), again=again, runs=runs, on_batch=lambda _: update()
         )
+    total = time.perf_counter() - started
+    for source in plan.sources:
+        if isinstance(source, SparkCaptureSource):
+            spent = source.metering.seconds
+            rest = total - sum(spent.values())
+            state.detail(
+                f"{len(source.files)} files in {len(source.runs)} runs: {total:.2f} s, of which metering on the "
+                f"executors {spent['executors']:.2f} s, stitching {spent['stitching']:.2f} s, session start, "
+                f"fetching and writing the flows on the driver {rest:.2f} s"
+            )
     for source in plan.sources:
         state.report_skips(source.skips)
     for note in [*plan.notes(), *sink_notes(sink)]:

@@ -32,6 +32,7 @@ import itertools
 import json
 import re
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -177,6 +178,9 @@ class SparkMeter:
         self.unmatched_fragments = 0
         self.whole: list[str] = []
         """Why runs were metered in one task instead (``NotStitchable``), once per time."""
+        self.seconds = {"executors": 0.0, "stitching": 0.0}
+        """Wall seconds of the jobs on the executors and of stitching on the driver (the rest of a run is
+        fetching and writing the flows: where writing from the executors could save time)."""
 
     def meter(self, files: Sequence[Path]) -> Iterator[pa.Table]:
         """The flows of ``files`` that are settled given everything metered before (``finish`` exports the rest)."""
@@ -219,19 +223,23 @@ class SparkMeter:
         frame = self.spark.sparkContext.parallelize(rows, len(rows)).toDF(TASKS_SCHEMA)
         pieces = frame.mapInArrow(functools.partial(meter_tasks, options=asdict(self.options)), PIECES_SCHEMA)
         pieces = pieces.persist(StorageLevel.MEMORY_AND_DISK)
+        started = time.perf_counter()
         try:
             pieces.count()
         except Exception as exc:  # a task failed: its Python error as one line, the Java stack under --debug
             pieces.unpersist()
             raise FlowscopeError(f"metering on Spark failed: {task_error(exc)}") from exc
+        self.seconds["executors"] += time.perf_counter() - started
         return pieces
 
     def _stitch(self, pieces: DataFrame) -> list[pa.Table]:
         """Every run's state stitched in order: the flows crossing run boundaries, all of them before any flow is
         written, so that a ``NotStitchable`` input has written nothing (and leaves this meter as it was)."""
+        started = time.perf_counter()
         stitcher = Stitcher(self.options, self.stitcher.carry)
         states = (RunState.from_arrow(read_ipc(data)) for _, data in _values(pieces, STATE))
         stitched = [table for state in states for table in stitcher.add(state)]
+        self.seconds["stitching"] += time.perf_counter() - started
         self.stitcher = stitcher
         self.skips.merge(stitcher.skips)
         self.unmatched_fragments += stitcher.unmatched_fragments
@@ -258,6 +266,7 @@ class SparkCaptureSource:
     def __init__(self, spark: SparkSession, paths: Sequence[Path], options: MeterOptions, runs: int | None) -> None:
         self.files, self.ignored = capture_inputs(paths)
         self.metering = SparkMeter(spark, options, runs)
+        self.runs = plan_runs(self.files, self.metering.runs)
         self.skips = self.metering.skips
         self._total = sum(path.stat().st_size for path in self.files)
         self._done = 0
