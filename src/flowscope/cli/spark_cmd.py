@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -142,7 +141,8 @@ def _stream(
 
     options = ReadOptions(meter=meter_from(flags), enrich=enrich_from(flags), anonymize=anonymize_from(flags))
     transforms = options.transforms()
-    stop = stop_event((signal.SIGTERM,))  # Ctrl-C reaches the JVM too: pyspark stops the query and follow() ends
+    stop = stop_event()  # Ctrl-C or SIGTERM: the query stops, then pending files and open flows are metered
+
     session = spark_session(APP, master)
     sink = open_sink(state, urls, transactional=True)  # published only with the stream's position (the lake)
     try:

@@ -162,6 +162,8 @@ class CaptureStream:
         self.files_metered = 0
         self.skips = Skips(unit="packets")
         self.meter_notes: list[str] = []
+        self._stepping = threading.Lock()
+        """A micro-batch runs in pyspark's callback thread; the clean stop waits for it before its own step."""
         if self.state.intent is not None:  # a step interrupted by a crash: redo it
             self._do(self.state.intent)
 
@@ -177,6 +179,10 @@ class CaptureStream:
         self.step([], batch=self.state.batch, final=True)
 
     def step(self, new: Sequence[str], *, batch: int, final: bool) -> None:
+        with self._stepping:
+            self._step(new, batch=batch, final=final)
+
+    def _step(self, new: Sequence[str], *, batch: int, final: bool) -> None:
         candidates = sorted({*self.state.pending, *new}, key=lambda p: natural_key(Path(p).relative_to(self.directory)))
         ready = self._complete(candidates, final)
         if not ready and not final:
