@@ -142,7 +142,6 @@ def _stream(
     options = ReadOptions(meter=meter_from(flags), enrich=enrich_from(flags), anonymize=anonymize_from(flags))
     transforms = options.transforms()
     stop = stop_event()  # Ctrl-C or SIGTERM: the query stops, then pending files and open flows are metered
-
     session = spark_session(APP, master)
     sink = open_sink(state, urls, transactional=True)  # published only with the stream's position (the lake)
     try:

@@ -165,6 +165,17 @@ def task_error(exc: BaseException) -> str:
     return python[-1] if python else (lines[0] if lines else type(exc).__name__)
 
 
+def spark_notes(options: MeterOptions, early_expired: int, unmatched_fragments: int, whole: list[str]) -> list[str]:
+    """What the user should know about metering on Spark (``SparkMeter``'s counters, or a stream's sums)."""
+    notes = counter_notes(early_expired, options.max_flows, unmatched_fragments)
+    if whole:
+        notes.append(
+            f"{len(whole)} time(s) these files could not be metered apart exactly ({whole[0]}): "
+            "metered in one Spark task instead"
+        )
+    return notes
+
+
 class SparkMeter:
     """Files of one rotation stream metered on Spark: the flows, and the stitcher's carry and counters after them."""
 
@@ -207,13 +218,7 @@ class SparkMeter:
         return self.stitcher.finish()
 
     def notes(self) -> list[str]:
-        notes = counter_notes(self.early_expired, self.options.max_flows, self.unmatched_fragments)
-        if self.whole:
-            notes.append(
-                f"{len(self.whole)} time(s) these files could not be metered apart exactly ({self.whole[0]}): "
-                "metered in one Spark task instead"
-            )
-        return notes
+        return spark_notes(self.options, self.early_expired, self.unmatched_fragments, self.whole)
 
     def _job(self, tasks: list[tuple[int, list[Path], bytes | None]]) -> DataFrame:
         """The tasks metered on the executors (one task each, all at once), their results kept by Spark."""

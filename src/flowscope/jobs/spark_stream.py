@@ -49,7 +49,7 @@ from flowscope.capture.source import capture_inputs
 from flowscope.capture.watch import open_files
 from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
-from flowscope.jobs.spark_meter import SparkMeter, carry_bytes, carry_of
+from flowscope.jobs.spark_meter import SparkMeter, carry_bytes, carry_of, spark_notes
 from flowscope.lake.layout import publish
 from flowscope.pipeline import Checkpoint, PositionStore, Sink, Transform, prepare
 
@@ -161,7 +161,8 @@ class CaptureStream:
         self.flows_written = 0
         self.files_metered = 0
         self.skips = Skips(unit="packets")
-        self.meter_notes: list[str] = []
+        self.counters = {"early_expired": 0, "unmatched_fragments": 0}
+        self.whole: list[str] = []
         self._stepping = threading.Lock()
         """A micro-batch runs in pyspark's callback thread; the clean stop waits for it before its own step."""
         if self.state.intent is not None:  # a step interrupted by a crash: redo it
@@ -221,7 +222,9 @@ class CaptureStream:
         if not written:
             self.sink.flush(Checkpoint(positions={self.key: intent.step}))
         self.skips.merge(metering.skips)
-        self.meter_notes = metering.notes()
+        self.counters["early_expired"] += metering.early_expired
+        self.counters["unmatched_fragments"] += metering.unmatched_fragments
+        self.whole += metering.whole
         self.carried = None if intent.final else carry_bytes(metering.stitcher.carry)
         self.files_metered += len(files)
         self.state.files += len(files)
@@ -237,7 +240,9 @@ class CaptureStream:
             self.flows_written += table.num_rows
 
     def notes(self) -> list[str]:
-        notes = list(self.meter_notes)
+        notes = spark_notes(
+            self.options, self.counters["early_expired"], self.counters["unmatched_fragments"], self.whole
+        )
         if self.state.ignored:
             ignored = self.state.ignored
             notes.append(f"{len(ignored)} file(s) are not captures and were ignored: {ignored[:3]}")
