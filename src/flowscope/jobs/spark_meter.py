@@ -146,10 +146,12 @@ def _meter_whole(pieces: _Pieces, files: list[Path], options: MeterOptions, carr
     yield pieces(CARRY, carry_bytes(Carry.of_meter(meter)))
 
 
-def _values(frame: DataFrame, kind: str) -> Iterator[tuple[int, bytes]]:
-    """(run, value) of ``kind`` in run order (a partition is a run, kept in the order its task wrote it),
-    fetched a run at a time, pieces joined."""
-    rows = frame.filter(frame.kind == kind).toLocalIterator()
+def _values(frame: DataFrame, kind: str, *, at_once: bool = False) -> Iterator[tuple[int, bytes]]:
+    """(run, value) of ``kind`` in run order (a partition is a run, kept in the order its task wrote it), pieces
+    joined: fetched in one Spark job (``at_once``: states, small), else a run at a time (one job per run, the next
+    fetched while this one is used: flows, bounded memory on the driver)."""
+    selected = frame.filter(frame.kind == kind)
+    rows = iter(selected.collect()) if at_once else selected.toLocalIterator(prefetchPartitions=True)
     for (index, _), group in itertools.groupby(rows, key=lambda row: (row.run, row.value)):
         yield index, b"".join(bytes(row.data) for row in group)
 
@@ -242,7 +244,7 @@ class SparkMeter:
         written, so that a ``NotStitchable`` input has written nothing (and leaves this meter as it was)."""
         started = time.perf_counter()
         stitcher = Stitcher(self.options, self.stitcher.carry)
-        states = (RunState.from_arrow(read_ipc(data)) for _, data in _values(pieces, STATE))
+        states = (RunState.from_arrow(read_ipc(data)) for _, data in _values(pieces, STATE, at_once=True))
         stitched = [table for state in states for table in stitcher.add(state)]
         self.seconds["stitching"] += time.perf_counter() - started
         self.stitcher = stitcher
@@ -255,12 +257,14 @@ class SparkMeter:
         pieces = self._job([(0, list(files), carry)])
         try:
             yield from (read_ipc(data) for _, data in _values(pieces, FLOWS))
-            info = json.loads(next(_values(pieces, SKIPS))[1])
+            info = json.loads(next(_values(pieces, SKIPS, at_once=True))[1])
             for reason, count in info["counts"].items():
                 self.skips.add(reason, count, info["examples"].get(reason))
             self.early_expired += info["early_expired"]
             self.unmatched_fragments += info["unmatched_fragments"]
-            self.stitcher = Stitcher(self.options, carry_of(next(_values(pieces, CARRY))[1], self.options))
+            self.stitcher = Stitcher(
+                self.options, carry_of(next(_values(pieces, CARRY, at_once=True))[1], self.options)
+            )
         finally:
             pieces.unpersist()
 
@@ -340,7 +344,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ``flowscope spark meter INPUT_DIR [OPTIONS]``, its session (master, resources) configured by spark-submit."""
     from flowscope.cli import main as flowscope
 
-    flowscope(["spark", "meter", *(sys.argv[1:] if argv is None else argv)], prog_name="flowscope spark meter")
+    flowscope(["spark", "meter", *(sys.argv[1:] if argv is None else argv)], prog_name="flowscope")
 
 
 if __name__ == "__main__":

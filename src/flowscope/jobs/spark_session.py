@@ -15,6 +15,7 @@ import os
 import shutil
 import sys
 import warnings
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flowscope.errors import FlowscopeError
@@ -50,7 +51,12 @@ def spark_session(app: str, master: str | None = None, settings: dict[str, str] 
     builder = SparkSession.builder.appName(app)
     if master:
         builder = builder.master(master)
-    defaults = {"spark.ui.showConsoleProgress": "false"}
+    log_config = Path(__file__).with_name("log4j2.properties")
+    defaults = {
+        "spark.ui.showConsoleProgress": "false",
+        # only when flowscope starts the JVM (spark-submit has started it already): errors only, no banner
+        "spark.driver.extraJavaOptions": f"-Dlog4j.configurationFile={log_config.as_uri()}",
+    }
     if local:
         defaults |= {
             "spark.ui.enabled": "false",
