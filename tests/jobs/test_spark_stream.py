@@ -153,3 +153,18 @@ def test_killed_and_restarted_stream_meters_every_file_exactly_once(
     assert state_of(checkpoint)["files"] == len(rotated)
     flowscope("--lake", str(tmp_path / "read"), "read", str(directory))
     assert_same_flows(tmp_path / "read", lake)
+
+
+def test_a_file_still_written_waits_until_tcpdump_moves_on_or_closes_it(tmp_path: Path) -> None:
+    directory = tmp_path / "captures"
+    directory.mkdir()
+    first, second = directory / "cap-1.pcap", directory / "cap-2.pcap"
+    first.write_bytes(b"x")
+    stream = CaptureStream(
+        None, directory, tmp_path / "checkpoint", LakeSink(Lake.at(tmp_path / "lake")), MeterOptions()
+    )  # type: ignore[arg-type]
+    with open(second, "wb"):  # as tcpdump holds its current file
+        assert stream._complete([str(first), str(second)], final=False) == [str(first)]
+        assert stream._complete([str(second)], final=False) == []
+        assert stream._complete([str(second)], final=True) == [str(second)]
+    assert stream._complete([str(second)], final=False) == [str(second)]  # closed: complete
