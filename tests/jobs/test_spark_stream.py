@@ -162,7 +162,7 @@ def test_a_file_still_written_waits_until_tcpdump_moves_on_or_closes_it(tmp_path
     first.write_bytes(b"x")
     stream = CaptureStream(
         None, directory, tmp_path / "checkpoint", LakeSink(Lake.at(tmp_path / "lake")), MeterOptions()
-    )  # type: ignore[arg-type]
+    )
     with open(second, "wb"):  # as tcpdump holds its current file
         assert stream._complete([str(first), str(second)], final=False) == [str(first)]
         assert stream._complete([str(second)], final=False) == []
