@@ -12,9 +12,9 @@ Writes two synthetic captures (``flowscope.demo.pcap``, as ``bench_meter.py`` do
 Then, round-robin for ``--rounds`` rounds after an unmeasured one, times ``flowscope read DIR -o flows.parquet
 --workers N`` for N = 1 and 2 as a user runs it (a fresh process: start-up, imports, forks and output
 writing included; active 300 s, idle 60 s). Prints median wall and CPU seconds (user + system of the
-process and its workers), the largest peak of the summed RSS of the process and its workers (sampled
-every 20 ms from /proc), the ratio of the wall times (the goal: workers 2 <= 0.55x workers 1), and checks
-that both write the same flows.
+process and its workers), the largest peak of the summed proportional set size (PSS) of the process and
+its workers (sampled every 20 ms from /proc), the ratio of the wall times (the goal: workers 2 <= 0.55x
+workers 1), and checks that both write the same flows.
 """
 
 from __future__ import annotations
@@ -44,14 +44,15 @@ class Measured:
     peak_mib: float = 0.0
 
 
-def tree_rss_kib(pid: int) -> int:
-    """Summed VmRSS of ``pid`` and its descendants (0 for those gone meanwhile)."""
+def tree_pss_kib(pid: int) -> int:
+    """Summed proportional set size of ``pid`` and its descendants (0 for those gone meanwhile): pages a forked
+    worker shares with its parent count once, where summed RSS would count them in every process."""
     total, pending = 0, [pid]
     while pending:
         current = pending.pop()
         try:
-            status = Path(f"/proc/{current}/status").read_text()
-            total += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+            rollup = Path(f"/proc/{current}/smaps_rollup").read_text()
+            total += next((int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")), 0)
             for task in Path(f"/proc/{current}/task").iterdir():
                 pending += [int(child) for child in (task / "children").read_text().split()]
         except (OSError, ValueError):
@@ -64,7 +65,7 @@ def run(command: list[str], into: Measured) -> None:
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak = 0
     while process.poll() is None:
-        peak = max(peak, tree_rss_kib(process.pid))
+        peak = max(peak, tree_pss_kib(process.pid))
         time.sleep(SAMPLE_SECONDS)
     seconds = time.perf_counter() - started
     if process.returncode:
@@ -128,7 +129,7 @@ def main() -> None:
             same = _same_flows(outputs[1], outputs[2])
             print(f"\n{name}: {packets:,} packets, {flows:,} flows, snaplen {snaplen}, {len(list(folder.iterdir()))} "
                   f"files, {size:,.0f} MiB; same flows with 1 and 2 workers: {same}")  # fmt: skip
-            print(f"  {'workers':>7} {'wall s':>7} {'CPU s':>7} {'peak RSS':>9}  runs (wall s)")
+            print(f"  {'workers':>7} {'wall s':>7} {'CPU s':>7} {'peak PSS':>9}  runs (wall s)")
             for workers, measured in results.items():
                 each = " ".join(f"{seconds:.2f}" for seconds in measured.wall)
                 print(f"  {workers:>7} {statistics.median(measured.wall):7.2f} {statistics.median(measured.cpu):7.2f} "

@@ -3,8 +3,10 @@
 The files (one rotation stream, in order) are cut into N contiguous runs of about equal bytes,
 one boundary per worker; each worker process meters its run from an empty cache
 (``jobs/runs.meter_run``) and streams its final flows back as they are finished, as Arrow IPC
-messages over a pipe, then its ``RunState``. The parent yields the flows as they come (so the
-destination's encoding overlaps the metering) and stitches the states in run order
+messages over a pipe, then its ``RunState`` (one message per part). A thread of the parent moves the
+messages into a queue as they arrive, so a worker never waits while the parent encodes (a pipe holds
+64 KiB: without it the workers ran in lockstep with the parent's writes); the parent yields the flows
+as they come (the destination's encoding overlaps the metering) and stitches the states in run order
 (``jobs/stitch.Stitcher``), which yields the rest.
 
 Processes are forked: a fork shares the parent's imported modules and costs about 0.04 s for two
@@ -21,10 +23,13 @@ nothing of the read is published.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
+import queue
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Collection, Iterator, Sequence
 from multiprocessing.connection import Connection, wait
@@ -36,11 +41,12 @@ import pyarrow as pa
 from flowscope.capture.options import MeterOptions
 from flowscope.capture.source import capture_inputs, counter_notes, ignored_note
 from flowscope.errors import FlowscopeError
-from flowscope.jobs.runs import RunState, ipc_buffer, meter_run
+from flowscope.jobs.runs import RunState, ipc_buffer, meter_run, read_ipc
 from flowscope.jobs.stitch import Carry, NotStitchable, Stitcher
 from flowscope.memory import keep_freed_memory
 
-FLOWS, STATE, ERROR, CRASH = "flows", "state", "error", "crash"
+PR_SET_PDEATHSIG = 1
+FLOWS, PART, STATE, ERROR, CRASH, DIED = "flows", "part", "state", "error", "crash", "died"
 
 
 def split_runs(files: Sequence[Path], sizes: Sequence[int], workers: int) -> list[list[Path]]:
@@ -84,6 +90,8 @@ class Workers:
         sys.stdout.flush()
         sys.stderr.flush()
         processes: list[tuple[Any, Connection]] = []
+        inbox: queue.SimpleQueue[tuple[int, str, str, bytes] | None] = queue.SimpleQueue()
+        receiving = threading.Thread(target=_receive, args=(processes, inbox), name="workers-inbox", daemon=True)
         try:
             for index, run in enumerate(self.runs):
                 receiver, sender = context.Pipe(duplex=False)
@@ -93,47 +101,77 @@ class Workers:
                 process.start()
                 sender.close()
                 processes.append((process, receiver))
-            yield from self._gather(processes)
+            receiving.start()
+            yield from self._gather(processes, inbox)
         finally:
-            for process, receiver in processes:
+            for process, _ in processes:
                 if process.is_alive():
                     process.terminate()
                 process.join()
+            if receiving.is_alive():
+                receiving.join()
+            for _, receiver in processes:
                 receiver.close()
 
-    def _gather(self, processes: list[tuple[Any, Connection]]) -> Iterator[pa.Table]:
+    def _gather(
+        self, processes: list[tuple[Any, Connection]], inbox: queue.SimpleQueue[tuple[int, str, str, bytes] | None]
+    ) -> Iterator[pa.Table]:
         states: dict[int, RunState] = {}
+        parts: dict[int, dict[str, pa.Table]] = {index: {} for index in range(len(processes))}
         following = 0
-        running = {receiver: index for index, (_, receiver) in enumerate(processes)}
-        while running:
-            for receiver in wait(list(running)):
-                assert isinstance(receiver, Connection)
-                index = running[receiver]
-                try:
-                    kind = receiver.recv()
-                    payload = receiver.recv_bytes()
-                except EOFError:
-                    process = processes[index][0]
-                    process.join()
-                    raise FlowscopeError(
-                        f"metering worker {index + 1} (pid {process.pid}) ended without its result "
-                        f"({_exit_text(process.exitcode)}); nothing of this read was written"
-                    ) from None
-                if kind == ERROR:
-                    raise FlowscopeError(payload.decode())
-                if kind == CRASH:
-                    raise RuntimeError(payload.decode())
-                table = pa.ipc.open_stream(payload).read_all()
-                if kind == FLOWS:
-                    yield table
-                    continue
-                states[index] = RunState.from_arrow(table)
-                del running[receiver]
+        while (message := inbox.get()) is not None:
+            index, kind, name, payload = message
+            if kind == DIED:
+                process = processes[index][0]
+                process.join()
+                raise FlowscopeError(
+                    f"metering worker {index + 1} (pid {process.pid}) ended without its result "
+                    f"({_exit_text(process.exitcode)}); nothing of this read was written"
+                )
+            if kind == ERROR:
+                raise FlowscopeError(payload.decode())
+            if kind == CRASH:
+                raise RuntimeError(payload.decode())
+            if kind == FLOWS:
+                yield read_ipc(payload)
+            elif kind == PART:
+                parts[index][name] = read_ipc(payload)
+            else:  # the run's state is complete: stitch every run that can be, in order
+                states[index] = RunState.from_parts(parts.pop(index))
                 while following in states:
                     yield from self.stitcher.add(states.pop(following))
                     following += 1
         if self.end_of_input:  # else the flows still open stay in ``stitcher.carry`` (watch continues them)
             yield from self.stitcher.finish()
+
+
+def _receive(
+    processes: list[tuple[Any, Connection]], inbox: queue.SimpleQueue[tuple[int, str, str, bytes] | None]
+) -> None:
+    """A thread of the parent: move every worker's messages into ``inbox`` as they arrive, so a worker never
+    waits while the parent encodes flows (a pipe holds 64 KiB; reading releases the GIL), then ``None``."""
+    running = {receiver: index for index, (_, receiver) in enumerate(processes)}
+    try:
+        while running:
+            for receiver in wait(list(running)):
+                assert isinstance(receiver, Connection)
+                index = running[receiver]
+                try:
+                    kind, name = receiver.recv()
+                    payload = receiver.recv_bytes()
+                except (EOFError, OSError):
+                    kind, name, payload = DIED, "", b""
+                inbox.put((index, kind, name, payload))
+                if kind not in (FLOWS, PART):
+                    del running[receiver]
+    finally:
+        inbox.put(None)
+
+
+def _end_with_parent() -> None:
+    """Linux: SIGTERM this worker when the parent dies (killed before it could stop its workers)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _exit_text(code: int | None) -> str:
@@ -147,27 +185,30 @@ def _work(
 ) -> None:
     """A worker process: meter the run, streaming final flows, then the state; errors as one message."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent stops us
+    _end_with_parent()
+
+    def send(kind: str, name: str, payload: pa.Buffer | bytes) -> None:
+        sender.send((kind, name))
+        sender.send_bytes(payload)
 
     def emit(table: pa.Table) -> None:
-        sender.send(FLOWS)
-        sender.send_bytes(ipc_buffer(table))
+        send(FLOWS, "", ipc_buffer(table))
 
     def progress(size: int) -> None:
         done_bytes[index] += size
 
     try:
         partial = meter_run(run, options, index=index, mapped=mapped, emit=emit, progress=progress)
-        sender.send(STATE)
-        sender.send_bytes(ipc_buffer(partial.state.to_arrow()))
+        for name, table in partial.state.parts().items():
+            send(PART, name, ipc_buffer(table))
+        send(STATE, "", b"")
     except FlowscopeError as exc:
-        sender.send(ERROR)
-        sender.send_bytes(str(exc).encode())
+        send(ERROR, "", str(exc).encode())
     except BrokenPipeError:  # the parent stopped listening (it failed or was interrupted)
         os._exit(1)
     except BaseException as exc:  # unexpected: the parent reports it as one line
         last = traceback.extract_tb(exc.__traceback__)[-1]
-        sender.send(CRASH)
-        sender.send_bytes(f"metering worker {index + 1} failed: {exc!r} at {last.filename}:{last.lineno}".encode())
+        send(CRASH, "", f"metering worker {index + 1} failed: {exc!r} at {last.filename}:{last.lineno}".encode())
     finally:
         sender.close()
 
