@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 import struct
 import time
 from pathlib import Path
+
+from tests.conftest import shared_data
 
 from flowscope.demo.pcap import write_synthetic_pcap
 
@@ -50,3 +53,20 @@ def synthetic_rotated(directory: Path, *, packets: int = 60_000, flows: int = 3_
         return rotate(source, directory, seconds)
     finally:
         source.unlink()
+
+
+SPLIT = ("1kxun.pcap", "skype.pcap", "synscan.pcap", "ip_fragmented_garbage.pcap")
+"""The larger NFStream captures, cut into 20-second files; the others are rotated files of their own."""
+
+
+def shared_rotated(directory: Path) -> Path:
+    """Every NFStream capture and tcpdump's, in folders per source; the larger ones split into rotated files.
+    Captures of other days follow each other, so times go back between files: not stitchable, metered whole."""
+    for source in ("nfstream", "tcpdump"):
+        for capture in sorted(shared_data("pcap", source).glob("*.pcap*")):
+            if capture.name in SPLIT:
+                rotate(capture, directory / "split", 20, prefix=capture.stem)
+                continue
+            (directory / source).mkdir(parents=True, exist_ok=True)
+            shutil.copy(capture, directory / source / capture.name)
+    return directory

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from tests.conftest import shared_data
 from tests.jobs.lakes import assert_same_flows, flow_count
-from tests.jobs.spark_inputs import rotate, synthetic_rotated
+from tests.jobs.spark_inputs import shared_rotated, synthetic_rotated
 
 from flowscope.cli import main
 from flowscope.jobs.spark_meter import plan_runs
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
-
-SPLIT = ("1kxun.pcap", "skype.pcap", "synscan.pcap", "ip_fragmented_garbage.pcap")
-"""The larger NFStream captures, cut into 20-second files; the others are rotated files of their own."""
 
 
 def flowscope(*args: str) -> str:
@@ -34,16 +29,7 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def shared_captures(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Every NFStream capture and tcpdump's, in two day folders; the larger ones split into rotated files."""
-    directory = tmp_path_factory.mktemp("shared") / "captures"
-    for source in ("nfstream", "tcpdump"):
-        for capture in sorted(shared_data("pcap", source).glob("*.pcap*")):
-            if capture.name in SPLIT:
-                rotate(capture, directory / "split", 20, prefix=capture.stem)
-                continue
-            (directory / source).mkdir(parents=True, exist_ok=True)
-            shutil.copy(capture, directory / source / capture.name)
-    return directory
+    return shared_rotated(tmp_path_factory.mktemp("shared") / "captures")
 
 
 def test_runs_are_contiguous_balanced_and_never_empty(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from tests.jobs.lakes import assert_same_flows
-from tests.jobs.spark_inputs import synthetic_rotated
+from tests.jobs.spark_inputs import shared_rotated, synthetic_rotated
 
 from flowscope.capture.options import MeterOptions
 from flowscope.cli import main
@@ -66,6 +66,19 @@ def seen(checkpoint: Path) -> int:
 @pytest.fixture(scope="module")
 def rotated(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return synthetic_rotated(tmp_path_factory.mktemp("rotated") / "captures", seconds=60)
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_stream_once_equals_read_on_the_shared_captures(spark: Any, tmp_path: Path) -> None:
+    directory = shared_rotated(tmp_path / "captures")
+    checkpoint, lake = tmp_path / "checkpoint", tmp_path / "lake"
+    options = ("--idle", "15", "--active", "40")
+    output = flowscope("--lake", str(lake), "spark", "meter", str(directory), "--stream", "--once",
+                       "--checkpoint", str(checkpoint), *options)  # fmt: skip
+    flowscope("--lake", str(tmp_path / "read"), "read", str(directory), *options)
+    assert_same_flows(tmp_path / "read", lake)
+    assert "metered in one Spark task instead" in output
 
 
 def test_state_store_round_trip_replaces_the_carried_file(tmp_path: Path) -> None:
