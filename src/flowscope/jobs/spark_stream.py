@@ -49,7 +49,7 @@ from flowscope.capture.source import capture_inputs
 from flowscope.capture.watch import open_files
 from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
-from flowscope.jobs.spark_meter import SparkMeter, carry_bytes, carry_of, spark_notes
+from flowscope.jobs.spark_meter import SparkMeter, carry_bytes, carry_of, spark_notes, task_error
 from flowscope.lake.layout import publish
 from flowscope.pipeline import Checkpoint, PositionStore, Sink, Transform, prepare
 
@@ -272,7 +272,7 @@ def follow(
         while query.isActive and not stop.is_set():
             query.awaitTermination(1)
     except StreamingQueryException as exc:
-        raise FlowscopeError(f"the stream failed: {str(exc).strip().splitlines()[0]}") from exc
+        raise FlowscopeError(f"the stream failed: {task_error(exc)}") from exc
     finally:
         query.stop()
     stream.finish()
