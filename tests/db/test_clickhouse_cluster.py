@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -13,9 +14,11 @@ import pytest
 from click.testing import CliRunner
 from tests.clickhouse_server import SCRIPT, ClickHouseServer, free_tcp_port
 from tests.conftest import ROOT, require_tool, skip_or_fail
+from tests.helpers import flows
 
 from flowscope.cli import main
 from flowscope.db import clickhouse as ch
+from flowscope.sinks.clickhouse import ClickHouseSink
 
 ZOOKEEPER = ROOT / "scripts" / "zookeeper.sh"
 CLUSTER = "flowscope"  # scripts/clickhouse.sh names its one-node cluster so
@@ -108,6 +111,18 @@ def test_init_on_a_cluster_creates_every_table_and_inserts_reach_the_roll_up(clu
                        settings={"insert_distributed_sync": 1})  # fmt: skip
         assert client.execute("SELECT count(), sum(Bytes) FROM flows_raw") == [(2, 15)]
         assert client.execute("SELECT SrcAS, sum(Bytes), sum(Count) FROM flows_5m GROUP BY SrcAS") == [(64512, 15, 2)]
+    finally:
+        client.disconnect()
+    sink = ClickHouseSink(url)  # the destination, unchanged: its own init finds every table and adds nothing
+    sink.write(flows(1000))
+    sink.close()
+    client = ch.connect(ch.ClickHouseURL.parse(url))
+    try:  # a Distributed table forwards inserts to the shards in the background
+        deadline = time.monotonic() + 60
+        while client.execute("SELECT count() FROM flows_raw")[0][0] < 1002:
+            assert time.monotonic() < deadline, "the Distributed table never forwarded the sink's rows"
+            time.sleep(0.2)
+        assert client.execute("SELECT count(), sum(Bytes) FROM flows_raw") == [(1002, 15 + sum(range(1000)))]
     finally:
         client.disconnect()
     again = run("db", "init", url, "--cluster", CLUSTER)
