@@ -4,9 +4,10 @@ The files (one rotation stream, in order) are cut into N contiguous runs of abou
 one boundary per worker; each worker process meters its run from an empty cache
 (``jobs/runs.meter_run``) and streams its final flows back as they are finished, as Arrow IPC
 messages over a pipe, then its ``RunState`` (one message per part). A thread of the parent moves the
-messages into a queue as they arrive, so a worker never waits while the parent encodes (a pipe holds
-64 KiB: without it the workers ran in lockstep with the parent's writes); the parent yields the flows
-as they come (the destination's encoding overlaps the metering) and stitches the states in run order
+messages into a bounded queue as they arrive, so a worker does not wait on each of the parent's writes
+(a pipe holds 64 KiB: without the thread the workers ran in lockstep with them) but does wait when the
+destination falls behind (``INBOX_MESSAGES``); the parent yields the flows as they come (the
+destination's encoding overlaps the metering) and stitches the states in run order
 (``jobs/stitch.Stitcher``), which yields the rest.
 
 Processes are forked: a fork shares the parent's imported modules and costs about 0.04 s for two
