@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # A throwaway ClickHouse server for tests and benchmarks (Debian's clickhouse-server; 127.0.0.1 only).
-#   scripts/clickhouse.sh start DIR TCP_PORT HTTP_PORT   private config in DIR, start, wait until it answers;
-#                                                        prints the server's PID, then the clickhouse:// URL
+#   scripts/clickhouse.sh start DIR TCP_PORT HTTP_PORT [ZOOKEEPER_PORT]
+#                                                        private config in DIR, start, wait until it answers;
+#                                                        prints the server's PID, then the clickhouse:// URL;
+#                                                        with a ZooKeeper port: also a one-node cluster named
+#                                                        "flowscope" (shard 01, replica r1) for replicated tables
+#                                                        and ON CLUSTER statements
 #   scripts/clickhouse.sh stop DIR [SIGNAL]              stop the server started in DIR (by its PID, with SIGTERM
 #                                                        or SIGNAL, e.g. KILL for a crash) and wait until it is gone
 # Every path (data, tmp, logs, format schemas) is under DIR; the users come from /etc/clickhouse-server/users.xml.
@@ -14,7 +18,16 @@ case "$action" in
 start)
     tcp=${3:?tcp port}
     http=${4:?http port}
+    zookeeper=${5:-}
     dir=$(realpath -m "$dir")
+    cluster=""
+    if [ -n "$zookeeper" ]; then
+        cluster="<zookeeper><node><host>127.0.0.1</host><port>$zookeeper</port></node></zookeeper>
+    <remote_servers><flowscope><shard><internal_replication>true</internal_replication>
+        <replica><host>127.0.0.1</host><port>$tcp</port></replica></shard></flowscope></remote_servers>
+    <macros><shard>01</shard><replica>r1</replica></macros>
+    <distributed_ddl><path>/clickhouse/task_queue/ddl</path></distributed_ddl>"
+    fi
     mkdir -p "$dir/data" "$dir/tmp" "$dir/log" "$dir/format_schemas" "$dir/user_files"
     cat >"$dir/config.xml" <<XML
 <?xml version="1.0"?>
@@ -33,6 +46,7 @@ start)
     <mark_cache_size>67108864</mark_cache_size>
     <max_concurrent_queries>50</max_concurrent_queries>
     <timezone>UTC</timezone>
+    $cluster
 </yandex>
 XML
     "$server" --config-file="$dir/config.xml" >"$dir/log/stdout.log" 2>&1 &

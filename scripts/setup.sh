@@ -8,6 +8,9 @@ if ! python3 -c "import venv, ensurepip" 2>/dev/null; then
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 extras=""
-[ $# -gt 0 ] && extras="[$(IFS=,; echo "$*")]"
+wanted=("$@")
+# the test setup also installs the spark extra, so CI runs the Spark tests (pip builds pyspark: ~25 s)
+for extra in "$@"; do [ "$extra" = "test" ] && wanted+=(spark); done
+[ ${#wanted[@]} -gt 0 ] && extras="[$(IFS=,; echo "${wanted[*]}")]"
 .venv/bin/python -m pip install -q --upgrade pip >&2
 .venv/bin/python -m pip install -q -e ".${extras}" >&2

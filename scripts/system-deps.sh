@@ -2,7 +2,7 @@
 # Installs the Debian packages flowscope's tests use as real peers and oracles.
 # Idempotent: packages already present are not reinstalled.
 set -euo pipefail
-PACKAGES=(python3-venv python3-pip tcpdump tshark nfdump softflowd pmacct tcpreplay postgresql chromium clickhouse-server clickhouse-client)
+PACKAGES=(python3-venv python3-pip tcpdump tshark nfdump softflowd pmacct tcpreplay postgresql chromium clickhouse-server clickhouse-client default-jre-headless zookeeper)
 missing=()
 for pkg in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -30,6 +30,7 @@ COMMANDS = {
     "read": "read",
     "rollup": "rollup_cmd",
     "serve": "serve_cmd",
+    "spark": "spark_cmd",
     "templates": "collect_cmds",
     "top": "top",
     "watch": "capture_cmds",

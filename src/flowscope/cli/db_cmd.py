@@ -21,6 +21,8 @@ Examples:
   flowscope db init clickhouse://user:secret@ch1:9000/flows --raw-ttl-days 30 --rollup-ttl-days 365
   flowscope db init postgresql://postgres@127.0.0.1:5432/flows
   flowscope db init clickhouse://127.0.0.1:9000/flows --kafka 127.0.0.1:9092/flows
+  flowscope db init clickhouse://ch1:9000/flows --cluster flows     replicated tables on every node + Distributed
+  flowscope db init clickhouse://ch1:9000/flows --cluster flows --print    the statements, nothing run
 """
 )
 @click.argument("url")
@@ -36,11 +38,28 @@ Examples:
     help="ClickHouse: also a Kafka-engine table and a view into flows_raw, so the server pulls GoFlow2 "
     "FlowMessages itself (Protobuf; JSONEachRow on servers without it).",
 )
+@click.option(
+    "--cluster",
+    metavar="NAME",
+    help="ClickHouse: the cluster (remote_servers) to create on: ReplicatedMergeTree tables *_local on every node "
+    "and Distributed flows_raw/flows_5m over them, ON CLUSTER (docs/SCALING.md).",
+)
+@click.option("--print", "print_only", is_flag=True, help="ClickHouse: print the statements instead of running them.")
 @pass_state
-def init(state: CliState, url: str, raw_ttl_days: int | None, rollup_ttl_days: int | None, kafka: str | None) -> None:
+def init(
+    state: CliState,
+    url: str,
+    raw_ttl_days: int | None,
+    rollup_ttl_days: int | None,
+    kafka: str | None,
+    cluster: str | None,
+    print_only: bool,
+) -> None:
     """Create the flow tables: flows_raw, flows_5m and its view (ClickHouse); flows, flows_5m and
     flowscope_positions (PostgreSQL)."""
     if url.startswith(("postgresql://", "postgres://")):
+        if cluster or print_only:
+            raise FlowscopeError("--cluster and --print are ClickHouse options")
         from flowscope.db import postgres
 
         postgres_url = postgres.PostgresURL.parse(url)
@@ -57,6 +76,20 @@ def init(state: CliState, url: str, raw_ttl_days: int | None, rollup_ttl_days: i
     from flowscope.db import clickhouse
 
     target = clickhouse.ClickHouseURL.parse(url)
+    if cluster is not None:
+        if kafka is not None:
+            raise FlowscopeError("--kafka and --cluster together are not supported: create the Kafka table per node")
+        ttls = {"raw_ttl_days": raw_ttl_days, "rollup_ttl_days": rollup_ttl_days}
+        if print_only:
+            click.echo(";\n\n".join(clickhouse.cluster_ddl(target.database, cluster, **ttls)) + ";")
+            return
+        for what in clickhouse.init_cluster(target, cluster, **ttls).created:
+            state.info(f"created {what}")
+        state.info(f"{target.where}: database {target.database} is set up on cluster {cluster}")
+        return
+    if print_only:
+        click.echo(";\n\n".join(clickhouse.single_node_ddl(target.database, raw_ttl_days, rollup_ttl_days)) + ";")
+        return
     report = clickhouse.init(target, raw_ttl_days=raw_ttl_days, rollup_ttl_days=rollup_ttl_days, kafka=kafka)
     for what in report.created:
         state.info(f"created {what}")

@@ -190,22 +190,33 @@ def _ttl(days: int | None) -> str:
     return f"\nTTL Date + INTERVAL {days} DAY" if days else ""
 
 
-def raw_table_ddl(database: str, ttl_days: int | None = None) -> str:
+def raw_table_ddl(
+    database: str, ttl_days: int | None = None, *, table: str = RAW_TABLE, engine: str = "MergeTree()", on: str = ""
+) -> str:
+    """``flows_raw`` (or, in a cluster, each node's ``flows_raw_local``: ``engine`` replicated, ``on`` the
+    ``ON CLUSTER`` clause)."""
     columns = ",\n    ".join(f"`{c.name}` {c.type}" for c in raw_columns())
     return (
-        f"CREATE TABLE IF NOT EXISTS `{database}`.{RAW_TABLE} (\n    {columns}\n)\n"
-        f"ENGINE = MergeTree() PARTITION BY Date ORDER BY TimeReceived{_ttl(ttl_days)}"
+        f"CREATE TABLE IF NOT EXISTS `{database}`.{table}{on} (\n    {columns}\n)\n"
+        f"ENGINE = {engine} PARTITION BY Date ORDER BY TimeReceived{_ttl(ttl_days)}"
     )
 
 
-def rollup_table_ddl(database: str, ttl_days: int | None = None) -> str:
+def rollup_table_ddl(
+    database: str,
+    ttl_days: int | None = None,
+    *,
+    table: str = ROLLUP_TABLE,
+    engine: str = "SummingMergeTree()",
+    on: str = "",
+) -> str:
     plain = {name: ch_type for name, ch_type in rollup_columns() if "." not in name}
     return (
-        f"CREATE TABLE IF NOT EXISTS `{database}`.{ROLLUP_TABLE} (\n"
+        f"CREATE TABLE IF NOT EXISTS `{database}`.{table}{on} (\n"
         f"    Date Date,\n    Timeslot DateTime,\n    SrcAS {plain['SrcAS']},\n    DstAS {plain['DstAS']},\n"
         f"    ETypeMap Nested(EType {_plain('etype')}, Bytes UInt64, Packets UInt64, Count UInt64),\n"
         f"    Bytes {plain['Bytes']},\n    Packets {plain['Packets']},\n    Count UInt64\n)\n"
-        "ENGINE = SummingMergeTree() PARTITION BY Date ORDER BY (Date, Timeslot, SrcAS, DstAS)"
+        f"ENGINE = {engine} PARTITION BY Date ORDER BY (Date, Timeslot, SrcAS, DstAS)"
         f"{_ttl(ttl_days)}"
     )
 
@@ -215,7 +226,13 @@ ROLLUP_INPUTS = ("Date", "TimeReceived", "SrcAS", "DstAS", "EType", "Bytes", "Pa
 
 
 def rollup_view_ddl(
-    database: str, *, view: str = ROLLUP_VIEW, source: str = RAW_TABLE, inputs: Mapping[str, str] | None = None
+    database: str,
+    *,
+    view: str = ROLLUP_VIEW,
+    source: str = RAW_TABLE,
+    inputs: Mapping[str, str] | None = None,
+    target: str = ROLLUP_TABLE,
+    on: str = "",
 ) -> str:
     """The materialized view that rolls every insert into ``source`` (``flows_raw``) up into ``flows_5m``;
     ``inputs`` gives another source's expression for each of ``ROLLUP_INPUTS`` (the Kafka table's fields).
@@ -229,7 +246,7 @@ def rollup_view_ddl(
     i = dict(inputs) if inputs is not None else {name: name for name in ROLLUP_INPUTS}
     etype = _plain("etype")
     return (
-        f"CREATE MATERIALIZED VIEW IF NOT EXISTS `{database}`.{view} TO `{database}`.{ROLLUP_TABLE} AS\n"
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS `{database}`.{view}{on} TO `{database}`.{target} AS\n"
         f"SELECT {i['Date']} AS Date,\n"
         f"    toStartOfFiveMinute(toDateTime(intDiv({i['TimeReceived']}, 1000000000))) AS Timeslot,\n"
         f"    ifNull({i['SrcAS']}, 0) AS SrcAS, ifNull({i['DstAS']}, 0) AS DstAS,\n"
@@ -239,6 +256,88 @@ def rollup_view_ddl(
         f"FROM `{database}`.{source}\n"
         "GROUP BY Date, Timeslot, SrcAS, DstAS, `ETypeMap.EType`"
     )
+
+
+def single_node_ddl(database: str, raw_ttl_days: int | None = None, rollup_ttl_days: int | None = None) -> list[str]:
+    """What ``init`` creates on one server (``db init --print``), TTLs as given."""
+    return [
+        raw_table_ddl(database, raw_ttl_days),
+        rollup_table_ddl(database, rollup_ttl_days),
+        rollup_view_ddl(database),
+    ]
+
+
+LOCAL = "_local"
+"""In a cluster each node's tables carry this suffix; the Distributed tables over them take the plain names, so
+the ``clickhouse://`` destination, ``top --from`` and flow-pipeline's queries work unchanged."""
+_CLUSTER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def cluster_ddl(
+    database: str, cluster: str, *, raw_ttl_days: int | None = None, rollup_ttl_days: int | None = None
+) -> list[str]:
+    """The statements of ``db init --cluster CLUSTER``, each ``ON CLUSTER`` (distributed DDL: every node runs it).
+
+    - ``flows_raw_local`` (ReplicatedMergeTree) and ``flows_5m_local`` (ReplicatedSummingMergeTree) on every
+      node: the replicas of a shard share the ZooKeeper path ``/clickhouse/tables/{shard}/DB/TABLE``, and the
+      server's ``{shard}`` and ``{replica}`` macros tell them apart;
+    - the roll-up view from ``flows_raw_local`` into ``flows_5m_local`` on every node: it fires on the replica an
+      insert reaches and the rolled-up rows replicate like any other (the cluster's shards need
+      ``<internal_replication>true</internal_replication>``, so an insert reaches one replica per shard);
+    - ``flows_raw`` and ``flows_5m``: Distributed tables over them. An insert into ``flows_raw`` is spread over
+      the shards at random (even load; no query needs a flow's rows on one shard), a query reads every shard;
+      reports sum ``flows_5m`` as they do on one server (SummingMergeTree merges parts eventually).
+    """
+    if not _CLUSTER_NAME.match(cluster):
+        raise FlowscopeError(f"bad ClickHouse cluster name {cluster!r} (letters, digits and _ only)")
+    on = f" ON CLUSTER `{cluster}`"
+    raw_local, rollup_local = RAW_TABLE + LOCAL, ROLLUP_TABLE + LOCAL
+
+    def replicated(engine: str, table: str) -> str:
+        return f"Replicated{engine}('/clickhouse/tables/{{shard}}/{database}/{table}', '{{replica}}')"
+
+    def distributed(table: str, local: str, sharding: str) -> str:
+        return (
+            f"CREATE TABLE IF NOT EXISTS `{database}`.{table}{on} AS `{database}`.{local}\n"
+            f"ENGINE = Distributed(`{cluster}`, `{database}`, {local}{sharding})"
+        )
+
+    return [
+        f"CREATE DATABASE IF NOT EXISTS `{database}`{on}",
+        raw_table_ddl(database, raw_ttl_days, table=raw_local, engine=replicated("MergeTree", raw_local), on=on),
+        rollup_table_ddl(
+            database, rollup_ttl_days, table=rollup_local, engine=replicated("SummingMergeTree", rollup_local), on=on
+        ),
+        rollup_view_ddl(database, source=raw_local, target=rollup_local, on=on),
+        distributed(RAW_TABLE, raw_local, ", rand()"),
+        distributed(ROLLUP_TABLE, rollup_local, ""),
+    ]
+
+
+def init_cluster(
+    url: ClickHouseURL, cluster: str, *, raw_ttl_days: int | None = None, rollup_ttl_days: int | None = None
+) -> InitReport:
+    """Run ``cluster_ddl`` through the server of ``url`` (any node of the cluster). Each statement creates what is
+    missing on every node and waits until every node has run it (distributed DDL)."""
+    statements = cluster_ddl(url.database, cluster, raw_ttl_days=raw_ttl_days, rollup_ttl_days=rollup_ttl_days)
+    report = InitReport()
+    client = connect(url, database=False)
+    try:
+        if (raw_ttl_days or rollup_ttl_days) and _version(client, url) < TTL_SINCE:
+            raise FlowscopeError(f"{url.where} has no table TTL (ClickHouse 19.6 or later): leave out the TTL options")
+        known = {row[0] for row in execute(client, url, "SELECT cluster FROM system.clusters")}
+        if cluster not in known:
+            raise FlowscopeError(
+                f"{url.where} knows no cluster {cluster!r} (its remote_servers: {', '.join(sorted(known)) or 'none'})"
+            )
+        before = _existing_tables(client, url)
+        for statement in statements:
+            execute(client, url, statement)
+        after = _existing_tables(client, url)
+        report.created = [f"{url.database}.{name} on cluster {cluster}" for name in sorted(after - before)]
+    finally:
+        client.disconnect()
+    return report
 
 
 def _version(client: Any, url: ClickHouseURL) -> tuple[int, ...]:

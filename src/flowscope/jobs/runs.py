@@ -12,9 +12,10 @@ new flow ``idle`` or more after its key's last packet, or ``active`` or more aft
 one machine would, except the keys whose flow was still open when the run began: their first
 packets may belong to that open flow, and its earlier start moves their ``active`` splits. Such a
 key's first packet comes within ``idle`` of the run's first packet (else the open flow has
-timed out), and the difference ends at the key's first ``idle`` gap, after which both meter from
-scratch. So the run sets aside, as *head*, the keys with a packet in its first ``idle`` seconds:
-their flows up to their first idle gap (``head``; in cache columns, with the flow-schema rows
+timed out; ``REORDER_NS`` more where times go back at the boundary), and the difference ends
+at the key's first ``idle`` gap, after which both meter from scratch. So the run sets aside,
+as *head*, the keys with a packet in its first ``idle`` seconds: their flows up to their first
+idle gap (``head``; in cache columns, with the flow-schema rows
 already converted in ``head_table``) and their packet rows over the same span (``rows``, with the
 batch each came in, and the clock after every batch in ``clocks``), from which the stitcher
 re-meters the few keys whose carried flow crosses its ``active`` limit inside them. Flows still
@@ -47,6 +48,9 @@ GATHER_FLOWS = 1 << 13
 NO_CLOCK = -1
 """``clocks`` value of a batch before any IP packet (the meter's clock is still unset)."""
 NEVER = np.iinfo(np.int64).max
+REORDER_NS = 1_000_000_000
+"""How far packet times may go back where a run begins (packets of several NIC queues interleave): the head
+window is ``idle`` plus this long, so a key continuing a flow whose last packet came that much later is in it."""
 
 
 @dataclass
@@ -303,7 +307,7 @@ class _HeadWindow:
             )
         latest = int(times.max())
         self.latest = latest if self.latest is None else max(self.latest, latest)
-        window_end = self.start_ns + self.idle_ns
+        window_end = self.start_ns + self.idle_ns + REORDER_NS
         early = times < window_end
         if early.any():
             if self.closed:

@@ -39,7 +39,9 @@ packets of case-3 keys; for captures of steady traffic the carry is the flows of
 flows. What runs ship besides their final flows is their head (``jobs/runs.py``).
 
 Limits (each raises ``NotStitchable`` rather than a wrong result):
-- packet times that go back across a run boundary, or back beyond the head window inside a run;
+- packet times that go back by more than ``REORDER_NS`` (1 s) where a run begins (less is stitched
+  exactly: the head window is that much longer, and such keys are re-metered), or beyond the head
+  window inside a run;
 - the flow cache bound (``max_flows``) reached, or possibly reached once the carry is added:
   its early exports depend on every key (``FlowMeter._enforce_limit``);
 - a later IP fragment whose first fragment may lie in the previous run.
@@ -58,7 +60,7 @@ from flowscope.capture.meter import _COLUMNS, _FIRST, _KEY, _SUMMED, NS_PER_S, F
 from flowscope.capture.options import MeterOptions
 from flowscope.diagnostics import Skips
 from flowscope.jobs.keys import KeyIndex
-from flowscope.jobs.runs import NEVER, NO_CLOCK, Partial, RunState, meter_run
+from flowscope.jobs.runs import NEVER, NO_CLOCK, REORDER_NS, Partial, RunState, meter_run
 
 __all__ = ["Carry", "NotStitchable", "Partial", "RunState", "Stitcher", "meter_run"]
 
@@ -132,7 +134,9 @@ class Stitcher:
         f_first = head["first_ns"][f1] if len(head) else c_first
         f_last = head["last_ns"][f1] if len(head) else c_last
         joins = (at >= 0) & (f_first - c_last < self._idle_ns) & (f_first - c_first < self._active_ns)
-        whole = joins & (f_last - c_first < self._active_ns) & state.in_order
+        # C + F1 is one flow with C's first packet only if no packet of F1 is older than C's last (times may go
+        # back a little where a run begins: then the meter's order decides, case 3)
+        whole = joins & (f_last - c_first < self._active_ns) & (f_first >= c_last) & state.in_order
         again = joins & ~whole
         clocks = [clock for clock in (carry.clock_ns, state.clock_ns) if clock is not None]
         clock = max(clocks) if clocks else None
@@ -150,6 +154,7 @@ class Stitcher:
             self.joined += int(joined.size)
         if again.any():
             chosen = np.flatnonzero(again)
+            self._check_gaps(carry.rows.take(chosen), f_first[chosen], state, heads.first[at[chosen]])
             keys = KeyIndex(carry.rows.take(chosen))
             replaced |= keys.find(head) >= 0
             flows, still_open = self._remeter(carry, chosen, keys, state, heads)
@@ -211,6 +216,15 @@ class Stitcher:
         still_open[len(flows) - len(left) :] = reaching
         return flows, still_open
 
+    def _check_gaps(self, carried: FlowRows, f_first: np.ndarray, state: RunState, firsts: np.ndarray) -> None:
+        """The head ends at the key's first idle gap as the run saw it; a carried flow whose last packet is
+        newer than the head's first (times going back at the boundary) may close that gap, and the rows
+        after it are not in the head."""
+        gap = state.head_gap[firsts]
+        closed = (f_first < carried["last_ns"]) & (gap != NEVER) & (gap - carried["last_ns"] < self._idle_ns)
+        if closed.any():
+            raise NotStitchable(f"run {state.index}: packet times go back across an idle gap at its start")
+
     def _check(self, state: RunState) -> None:
         where = f"run {state.index}"
         if state.early_expired:
@@ -218,8 +232,10 @@ class Stitcher:
         carry = self.carry
         if not len(carry.rows) and not carry.fragments["keys"].size:
             return
-        if carry.clock_ns is not None and state.start_ns is not None and state.start_ns < carry.clock_ns:
-            raise NotStitchable(f"{where}: packet times go back where it begins")
+        if carry.clock_ns is not None and state.start_ns is not None and state.start_ns < carry.clock_ns - REORDER_NS:
+            raise NotStitchable(
+                f"{where}: packet times go back by more than {REORDER_NS / NS_PER_S:g} s where it begins"
+            )
         if not state.head_complete and len(carry.rows):
             raise NotStitchable(f"{where}: packet times go back by more than the idle timeout")
         ends = np.sort(np.minimum(carry.rows["last_ns"] + self._idle_ns, carry.rows["first_ns"] + self._active_ns))
