@@ -10,6 +10,7 @@ import pyarrow.compute as pc
 
 from flowscope import addresses
 from flowscope.schema import Role, role_of
+from flowscope.time_text import format_timestamps
 
 
 def _binary_text(column: pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:
@@ -34,8 +35,7 @@ def textual(table: pa.Table) -> pa.Table:
         elif role_of(field) is Role.MAC:
             converted = addresses.format_mac(table.column(index).cast(pa.uint64()))
         elif pa.types.is_timestamp(field.type):
-            pattern = "%Y-%m-%dT%H:%M:%SZ" if field.type.tz else "%Y-%m-%dT%H:%M:%S"
-            converted = pc.strftime(table.column(index), pattern)
+            converted = format_timestamps(table.column(index))
         else:
             continue
         table = table.set_column(index, field.name, converted)

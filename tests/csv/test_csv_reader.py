@@ -14,11 +14,12 @@ import pytest
 from tests.conftest import require_tool, shared_data
 
 from flowscope import addresses
-from flowscope.csvflows import reader, values
+from flowscope.csvflows import values
 from flowscope.csvflows.options import CsvOptions
 from flowscope.csvflows.reader import CsvFlowSource, sniff
 from flowscope.display import textual
 from flowscope.errors import FlowscopeError
+from flowscope.readers import lines as line_input
 from flowscope.schema import FLOW_SCHEMA, conform
 
 EXAMPLE = Path(__file__).parent / "data" / "unicauca11_example.csv"
@@ -240,7 +241,7 @@ def test_chunk_boundaries_do_not_change_the_rows(
     expected = textual(read_all(EXAMPLE)[0]).to_pylist()
     lines = EXAMPLE.read_bytes().splitlines()
     data = b"\n".join(lines).replace(b"\n", ending or b"\n") + ending
-    monkeypatch.setattr(reader, "CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(line_input, "CHUNK_BYTES", chunk_bytes)
     for name, content in (("plain.csv", data), ("packed.csv.gz", gzip.compress(data))):
         path = tmp_path / name
         path.write_bytes(content)

@@ -246,3 +246,16 @@ def test_goflow_v1_layout_carries_seconds_in_its_own_fields() -> None:
     back = goflow2.decode_payloads([data.tobytes()], Skips(), goflow2.GOFLOW_V1)
     assert back.column("time_flow_start").cast(pa.int64()).to_pylist() == [1_700_000_000 * 10**9]
     assert back.column("observation_domain_id").to_pylist() == [None]  # not in the layout: unknown
+
+
+def test_a_nine_byte_varint_ignores_the_byte_after_it() -> None:
+    """Nanosecond times take nine bytes; the byte after them (the next field's tag) is not a tenth one. Found by
+    reading GoFlow2 files whose newline separators had made the bug invisible."""
+    from flowscope.kafka.wire import WireBuffer
+
+    value = 1_700_000_000_123_456_789
+    for following in (b"\x01", b"\x0b", b"\x7f", b""):
+        read = WireBuffer(_varint(value) + following).varints(np.array([0]))
+        assert (int(read.value[0]), int(read.length[0]), bool(read.ok[0])) == (value, 9, True)
+    ten = WireBuffer(_varint(2**63 + 5) + b"\x01").varints(np.array([0]))
+    assert (int(ten.value[0]), int(ten.length[0])) == (2**63 + 5, 10)

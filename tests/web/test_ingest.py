@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
@@ -59,3 +61,66 @@ def test_limits_and_refusals(tmp_path: Path) -> None:
     off = client(tmp_path / "lake", max_bytes=None)  # without --ingest there is no such route
     assert off.post("/api/ingest/csv", content=b"a\n").status_code in (404, 405)
     assert not list((tmp_path / "lake").rglob("*.parquet"))
+
+
+@pytest.mark.parametrize("input_format", ["jsonl", "goflow2-json", "auto"])
+def test_posted_json_lines_are_stored_as_read_stores_them(tmp_path: Path, input_format: str) -> None:
+    """GoFlow2's -format=json lines (and flowscope's own JSON lines) posted, as ``read FILE`` stores them."""
+    body = tmp_path / "goflow2.json"
+    line = (
+        '{"type":"IPFIX","time_received_ns":1700000000000000000,"time_flow_start_ns":1699999990000000000,'
+        '"sampler_address":"192.0.2.1","src_addr":"10.0.0.%d","dst_addr":"2001:db8::1","etype":"IPv4",'
+        '"proto":"TCP","src_port":443,"dst_port":%d,"bytes":%d,"packets":1,"bgp_communities":[]}\n'
+    )
+    body.write_text("".join(line % (i, 1000 + i, 100 * i) for i in range(1, 50)))
+    answer = client(tmp_path / "posted").post(f"/api/ingest/{input_format}", content=body.read_bytes())
+    assert answer.status_code == 200, answer.text
+    assert CliRunner().invoke(main, ["--lake", str(tmp_path / "read"), "read", str(body)]).exit_code == 0
+    assert answer.json()["rows"] == 49
+    assert stored(tmp_path / "posted") == stored(tmp_path / "read")
+
+
+def test_posted_goflow2_messages_are_stored_as_read_stores_them(tmp_path: Path) -> None:
+    """GoFlow2 ``bin`` bodies (length-delimited FlowMessages, here with the file transport's newline after each)."""
+    from tests.helpers import flows
+
+    from flowscope.kafka import goflow2
+
+    table = flows(200)
+    received = pa.array(np.full(200, 1_700_000_000_000_000_000), pa.timestamp("ns", "UTC"))  # GoFlow2 always sets it
+    table = table.set_column(table.schema.get_field_index("time_received"), "time_received", received)
+    data, ends = goflow2.encode(table)
+    starts = np.r_[0, ends[:-1]]
+    raw = data.tobytes()
+    body = tmp_path / "flows.bin"
+    body.write_bytes(b"".join(raw[a:b] + b"\n" for a, b in zip(starts.tolist(), ends.tolist(), strict=True)))
+    for input_format in ("goflow2", "auto"):
+        lake = tmp_path / f"posted-{input_format}"
+        answer = client(lake).post(f"/api/ingest/{input_format}", content=body.read_bytes())
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["rows"] == 200
+    assert CliRunner().invoke(main, ["--lake", str(tmp_path / "read"), "read", str(body)]).exit_code == 0
+    assert stored(tmp_path / "posted-goflow2") == stored(tmp_path / "read") == stored(tmp_path / "posted-auto")
+
+
+def test_the_servers_transforms_apply_to_what_it_ingests(tmp_path: Path) -> None:
+    """``serve --ingest --anonymize KEY`` stores what ``read --anonymize KEY`` stores (built once, per server)."""
+    from flowscope.transforms.anonymize import Anonymizer
+
+    key = tmp_path / "key.hex"
+    key.write_text(bytes(range(32)).hex())
+    (tmp_path / "posted").mkdir()
+    app = create_app(
+        LakeQueries(Lake.at(tmp_path / "posted")),
+        ingest_max_bytes=1 << 20,
+        ingest_transforms=[Anonymizer(bytes(range(32)))],
+    )
+    assert TestClient(app).post("/api/ingest/csv", content=CSV.read_bytes()).status_code == 200
+    args = ["--lake", str(tmp_path / "read"), "read", str(CSV), "--anonymize", str(key)]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    assert stored(tmp_path / "posted") == stored(tmp_path / "read")
+    plain = ["--lake", str(tmp_path / "plain"), "read", str(CSV)]
+    assert CliRunner().invoke(main, plain).exit_code == 0
+    assert stored(tmp_path / "posted") != stored(tmp_path / "plain")
+    refused = CliRunner().invoke(main, ["--lake", str(tmp_path / "read"), "serve", "--anonymize", str(key)])
+    assert refused.exit_code == 2 and "add --ingest" in refused.output

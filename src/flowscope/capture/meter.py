@@ -249,9 +249,9 @@ class _FragmentPorts:
         dst = _address_words(batch.dst_addr[rows])
         return _hash_words(src[0], src[1], dst[0], dst[1], batch.proto[rows], batch.frag_id[rows])
 
-    def assign(self, batch: PacketBatch, src_port: np.ndarray, dst_port: np.ndarray, clock_ns: int) -> int:
+    def assign(self, batch: PacketBatch, src_port: np.ndarray, dst_port: np.ndarray, clock_ns: int) -> np.ndarray:
         """Give later fragments their first fragment's key ports (in ``src_port``/``dst_port``, in place);
-        returns how many found none."""
+        returns the times of those that found none."""
         firsts = np.flatnonzero((batch.frag_offset == 0) & batch.more_fragments)
         laters = np.flatnonzero(batch.frag_offset > 0)
         if firsts.size:
@@ -264,7 +264,7 @@ class _FragmentPorts:
             keep = np.ones(order.size, bool)
             keep[:-1] = self.keys[order][1:] != self.keys[order][:-1]
             self._keep(order[keep])
-        unmatched = 0
+        unmatched = np.zeros(0, np.int64)
         if laters.size:
             wanted = self.fragment_keys(batch, laters)
             found = np.zeros(laters.size, bool)
@@ -273,7 +273,7 @@ class _FragmentPorts:
                 found = self.keys[at] == wanted
                 src_port[laters[found]] = self.src_port[at[found]]
                 dst_port[laters[found]] = self.dst_port[at[found]]
-            unmatched = int((~found).sum())
+            unmatched = batch.ts_ns[laters[~found]]
         if self.keys.size:
             self._keep(np.flatnonzero(self.seen_ns > clock_ns - self.timeout_ns))
         return unmatched
@@ -303,6 +303,8 @@ class FlowMeter:
         self.packets = 0
         self.early_expired = 0
         self.unmatched_fragments = 0
+        self.earliest_unmatched_ns: int | None = None
+        """Time of the earliest later fragment that found no first fragment (``flowscope.jobs.stitch`` asks)."""
         self.peak_flows = 0
         self._idle_ns = int(self.settings.idle * NS_PER_S)
         self._active_ns = int(self.settings.active * NS_PER_S)
@@ -315,11 +317,20 @@ class FlowMeter:
     def add_rows(self, batch: PacketBatch) -> FlowRows:
         """``add`` without the conversion to a table: callers gathering the flows of many batches into one
         table convert once (the conversion and the community IDs cost per call as much as per flow)."""
-        rows = self._packet_rows(batch)
-        if not len(rows):
+        return self.add_packet_rows(self.packet_rows(batch))
+
+    def add_packet_rows(self, rows: FlowRows, clock_ns: int | None = None) -> FlowRows:
+        """Meter packet rows (``packet_rows``); ``clock_ns`` moves the clock on as if packets of other keys
+        had come too (the stitcher of ``flowscope.jobs`` replays a batch of which it holds some keys only)."""
+        if not len(rows) and clock_ns is None:
             return FlowRows.empty()
-        latest = int(rows["last_ns"].max())
-        self.clock_ns = latest if self.clock_ns is None else max(self.clock_ns, latest)
+        latest = [int(rows["last_ns"].max())] if len(rows) else []
+        self.clock_ns = max(latest + [clock for clock in (self.clock_ns, clock_ns) if clock is not None])
+        if not len(rows):  # nothing to merge: cached flows can only time out
+            expired = self._timed_out(self.cache)
+            finished = self.cache.rows().take(expired)
+            self.cache.keep(~expired)
+            return finished
         # Only cached flows whose key occurs in this batch take part in the merge; the others
         # can only time out, which is one comparison each. Copies of the whole cache are kept to
         # one at a time (memory per active flow stays near the cache's own 120 bytes).
@@ -379,8 +390,8 @@ class FlowMeter:
         self.cache.keep(~oldest)
         return evicted
 
-    def _packet_rows(self, batch: PacketBatch) -> FlowRows:
-        """One flow row per IP packet, keyed canonically."""
+    def packet_rows(self, batch: PacketBatch) -> FlowRows:
+        """One flow row per IP packet, keyed canonically (later fragments get their first fragment's ports)."""
         not_ip = batch.ip_version == 0
         if not_ip.any():
             self.skips.add("not IP (no flow key)", int(not_ip.sum()))
@@ -394,7 +405,12 @@ class FlowMeter:
         if batch.more_fragments.any() or (batch.frag_offset > 0).any():
             latest = int(batch.ts_ns.max())
             clock = latest if self.clock_ns is None else max(self.clock_ns, latest)
-            self.unmatched_fragments += self._fragments.assign(batch, src_port, dst_port, clock)
+            unmatched = self._fragments.assign(batch, src_port, dst_port, clock)
+            if unmatched.size:
+                self.unmatched_fragments += int(unmatched.size)
+                earliest = int(unmatched.min())
+                if self.earliest_unmatched_ns is None or earliest < self.earliest_unmatched_ns:
+                    self.earliest_unmatched_ns = earliest
         src_hi, src_lo = _address_words(batch.src_addr)
         dst_hi, dst_lo = _address_words(batch.dst_addr)
         if self.settings.uniflow:

@@ -16,6 +16,7 @@ from flowscope.capture.meter import FlowMeter, FlowRows
 from flowscope.capture.options import MeterOptions
 from flowscope.diagnostics import Skips
 from flowscope.memory import keep_freed_memory
+from flowscope.pipeline import Source
 from flowscope.readers.options import ReadOptions
 from flowscope.readers.registry import Reader, head_bytes, register
 
@@ -24,15 +25,20 @@ GATHER_FLOWS = 1 << 13  # finished flows per output table: fewer conversions (mo
 
 def meter_notes(meter: FlowMeter) -> list[str]:
     """What the user should know about a metering run that is not a skipped packet."""
+    return counter_notes(meter.early_expired, meter.settings.max_flows, meter.unmatched_fragments)
+
+
+def counter_notes(early_expired: int, max_flows: int, unmatched_fragments: int) -> list[str]:
+    """``meter_notes`` from the counters (of one meter, or summed over the workers of ``flowscope.jobs``)."""
     notes = []
-    if meter.early_expired:
+    if early_expired:
         notes.append(
-            f"{meter.early_expired:,} flows exported early because the flow cache was full "
-            f"({meter.settings.max_flows:,} flows; raise --max-flows): each continues as a new record"
+            f"{early_expired:,} flows exported early because the flow cache was full "
+            f"({max_flows:,} flows; raise --max-flows): each continues as a new record"
         )
-    if meter.unmatched_fragments:
+    if unmatched_fragments:
         notes.append(
-            f"{meter.unmatched_fragments:,} IP fragments arrived without their first fragment: "
+            f"{unmatched_fragments:,} IP fragments arrived without their first fragment: "
             "metered without ports in their own flows"
         )
     return notes
@@ -44,7 +50,7 @@ class CaptureSource:
     def __init__(self, paths: Sequence[Path], options: MeterOptions | None = None) -> None:
         keep_freed_memory()
         options = options or MeterOptions()
-        self.files, self.ignored = _capture_files(paths)
+        self.files, self.ignored = capture_inputs(paths)
         self.named = {Path(path) for path in paths if not Path(path).is_dir()}
         self.tunnels = options.tunnels
         self.skips = Skips(unit="packets")
@@ -76,11 +82,14 @@ class CaptureSource:
 
     @property
     def notes(self) -> list[str]:
-        ignored = [f"{len(self.ignored)} file(s) in the given folders are not captures: {self.ignored[:3]}"]
-        return meter_notes(self.meter) + (ignored if self.ignored else [])
+        return meter_notes(self.meter) + ignored_note(self.ignored)
 
 
-def _capture_files(paths: Sequence[Path]) -> tuple[list[Path], list[str]]:
+def ignored_note(ignored: list[str]) -> list[str]:
+    return [f"{len(ignored)} file(s) in the given folders are not captures: {ignored[:3]}"] if ignored else []
+
+
+def capture_inputs(paths: Sequence[Path]) -> tuple[list[Path], list[str]]:
     """Files named directly must be captures (else the reader fails clearly); in a folder, other files
     (notes, checksums, an index) are set aside and reported."""
     files: list[Path] = []
@@ -102,7 +111,11 @@ def _sniff(path: Path, head: bytes) -> bool:
     return is_capture(head)
 
 
-def open_source(paths: Sequence[Path], options: ReadOptions) -> CaptureSource:
+def open_source(paths: Sequence[Path], options: ReadOptions) -> Source:
+    if options.workers > 1 and len(capture_inputs(paths)[0]) > 1:
+        from flowscope.jobs.pool import PooledCaptureSource  # the scale-out stage builds on this one
+
+        return PooledCaptureSource(paths, options.meter, options.workers)
     return CaptureSource(paths, options.meter)
 
 

@@ -145,8 +145,10 @@ class CaptureWatcher:
         *,
         settle: float = DEFAULT_SETTLE,
         on_flows: Callable[[Path, int], None] | None = None,
+        workers: int = 1,
     ) -> None:
         self.directory = directory
+        self.workers = workers
         self.sink = sink
         self.settle = settle
         self.tunnels = options.tunnels
@@ -160,6 +162,7 @@ class CaptureWatcher:
         self.not_captures: list[str] = []
         self.unreadable: list[str] = []
         self.compressed_copies = 0
+        self.parallel_notes: list[str] = []
         self._seen: dict[str, FileSeen] = {}
 
     def candidates(self) -> Iterator[tuple[Path, str, os.stat_result]]:
@@ -194,9 +197,14 @@ class CaptureWatcher:
     def poll(self, *, final: bool = False) -> int:
         """Meter every file that is complete now; returns how many were metered."""
         files = list(self.candidates())
+        ready = [files[index] for index in self.complete(files, final=final)]
+        if self.workers > 1 and len(ready) > 1:
+            from flowscope.jobs.watch import meter_together  # the scale-out stage builds on this one
+
+            if meter_together(self, [(path, relative) for path, relative, _ in ready]):
+                return len(ready)
         metered = 0
-        for index in self.complete(files, final=final):
-            path, relative, _ = files[index]
+        for path, relative, _ in ready:
             metered += self.meter_file(path, relative)
         return metered
 
@@ -215,7 +223,7 @@ class CaptureWatcher:
                 return False
             flows = 0
             for batch in iter_packet_batches([path], tunnels=self.tunnels, skips=self.skips):
-                flows += self._write(self.meter.add(batch))
+                flows += self.write(self.meter.add(batch))
         except (FlowscopeError, OSError) as exc:
             # a broken or vanished file must not stop the watch, nor be retried forever
             self.unreadable.append(f"{relative}: {exc}")
@@ -231,7 +239,7 @@ class CaptureWatcher:
     def finish(self) -> None:
         """Export every open flow (clean stop) and record that nothing is left in the cache."""
         for flows in self.meter.flush():
-            self._write(flows)
+            self.write(flows)
         self._commit(None, None)
 
     def notes(self) -> list[str]:
@@ -242,9 +250,9 @@ class CaptureWatcher:
             notes.append(f"{len(self.unreadable)} capture file(s) could not be read to the end: {self.unreadable[:3]}")
         if self.compressed_copies:
             notes.append(f"{self.compressed_copies} gzip copies of files already metered were not metered again")
-        return notes
+        return notes + self.parallel_notes
 
-    def _write(self, flows: pa.Table) -> int:
+    def write(self, flows: pa.Table) -> int:
         if flows.num_rows:
             self.sink.write(flows)
             self.flows_written += flows.num_rows
@@ -252,8 +260,12 @@ class CaptureWatcher:
 
     def _commit(self, relative: str | None, stat: os.stat_result | None) -> None:
         """Make the flows durable, then record the file (and the cache snapshot) as done."""
+        self.commit([(relative, stat)] if relative is not None and stat is not None else [])
+
+    def commit(self, files: list[tuple[str, os.stat_result]]) -> None:
+        """Make the flows durable, then record the files (and the cache snapshot) as done, in one state write."""
         self.sink.flush()
-        if relative is not None and stat is not None:
+        for relative, stat in files:
             self.state.mark(relative, stat)
         self.store.save(self.state, self.meter)
 

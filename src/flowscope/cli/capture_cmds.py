@@ -12,7 +12,7 @@ from flowscope.capture.live import LiveCapture, Rotation, default_interface
 from flowscope.capture.watch import CaptureWatcher, follow
 from flowscope.cli.common import CliState, pass_state
 from flowscope.cli.destinations import destination_options, destination_urls, open_sink, sink_notes
-from flowscope.cli.options import meter_from, meter_options, transform_options, transforms_from
+from flowscope.cli.options import keep_rollups_option, meter_from, meter_options, transform_options, transforms_from
 from flowscope.pipeline import Stream
 from flowscope.stopping import stop_event
 
@@ -24,16 +24,19 @@ def _report(state: CliState, watcher: CaptureWatcher) -> None:
     state.info(f"{watcher.flows_written:,} flows from {watcher.files_metered:,} capture file(s) -> {watcher.sink.name}")
 
 
-def _watcher(state: CliState, directory: Path, settle: float, urls: list[str], flags: dict[str, Any]) -> CaptureWatcher:
+def _watcher(
+    state: CliState, directory: Path, settle: float, urls: list[str], flags: dict[str, Any], workers: int = 1
+) -> CaptureWatcher:
     """A watcher writing through ``run``'s streaming twin (its state and progress stay in the lake)."""
     options, transforms = meter_from(flags), transforms_from(flags)
     return CaptureWatcher(
         directory,
         state.lake,
-        Stream(open_sink(state, urls), transforms),
+        Stream(open_sink(state, urls, keep_rollups=flags["keep_rollups"]), transforms),
         options,
         settle=settle,
         on_flows=lambda path, flows: state.detail(f"{path}: {flows:,} flows finished"),
+        workers=workers,
     )
 
 
@@ -54,9 +57,17 @@ Examples:
     show_default=True,
     help="A file nobody holds open counts as complete after this many seconds without change.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Meter the files found complete at once in N processes; the flows equal one process's.",
+)
 @destination_options
 @meter_options
 @transform_options
+@keep_rollups_option
 @pass_state
 def watch(
     state: CliState,
@@ -64,6 +75,7 @@ def watch(
     once: bool,
     poll: float,
     settle: float,
+    workers: int,
     to: tuple[str, ...],
     output: str | None,
     **flags: Any,
@@ -74,7 +86,7 @@ def watch(
     Each file is metered exactly once, also across restarts (state kept in the lake); Ctrl-C exports
     every open flow before exiting.
     """
-    watcher = _watcher(state, Path(directory), settle, destination_urls(to, output), flags)
+    watcher = _watcher(state, Path(directory), settle, destination_urls(to, output), flags, workers)
     try:
         follow(watcher, poll=poll, once=once, stop=stop_event((signal.SIGTERM,)))
     finally:
@@ -108,6 +120,7 @@ Examples:
 @destination_options
 @meter_options
 @transform_options
+@keep_rollups_option
 @pass_state
 def capture(
     state: CliState,

@@ -13,7 +13,7 @@ from rich.table import Table
 from flowscope.addresses import format_one
 from flowscope.cli.common import CliState, pass_state
 from flowscope.cli.destinations import TO_HELP, destination_urls
-from flowscope.cli.options import anonymize_from, enrich_from, transform_options
+from flowscope.cli.options import anonymize_from, enrich_from, keep_rollups_option, transform_options
 from flowscope.cli.output import print_table, result_console
 from flowscope.collect.health import HEALTH_DIR
 from flowscope.collect.receive import QUEUE_BYTES, Listen
@@ -84,6 +84,7 @@ Examples:
 )
 @click.option("--to", "to", multiple=True, metavar="URL", help=TO_HELP)
 @transform_options
+@keep_rollups_option
 @click.option(
     "--raw-to",
     metavar="kafka://HOST:PORT/TOPIC",
@@ -103,6 +104,7 @@ def collect(
     sampling_config: str | None,
     enrich: str | None,
     anonymize: str | None,
+    keep_rollups: bool,
     raw_to: str | None,
 ) -> None:
     """Receive NetFlow/IPFIX/sFlow over UDP into the lake until SIGINT/SIGTERM."""
@@ -127,6 +129,7 @@ def collect(
         sampling_config=sampling_config,
         enrich=enrich,
         anonymize=anonymize,
+        keep_rollups=keep_rollups,
         run_id=new_run_id(),
     )
     if workers == 1:

@@ -9,6 +9,7 @@ import click
 
 from flowscope.cli.common import CliState, pass_state
 from flowscope.cli.destinations import TO_HELP, destination_urls, open_sink
+from flowscope.cli.options import keep_rollups_option
 from flowscope.errors import FlowscopeError
 from flowscope.kafka.formats import FORMATS
 from flowscope.kafka.source import KafkaSource
@@ -46,6 +47,7 @@ Examples:
 @click.option("--exit-idle", type=click.FloatRange(min=0.1), help="Stop when nothing arrived for this many seconds.")
 @click.option("--status", "status_seconds", type=click.FloatRange(min=1), help="Log lag per partition this often.")
 @click.option("--metrics", help="Serve Prometheus metrics (messages, flows, skips, positions, lag) on HOST:PORT.")
+@keep_rollups_option
 @pass_state
 def consume(
     state: CliState,
@@ -59,6 +61,7 @@ def consume(
     exit_idle: float | None,
     status_seconds: float | None,
     metrics: str | None,
+    keep_rollups: bool,
 ) -> None:
     """Consume flows from a Kafka topic as a member of a consumer group, until SIGINT/SIGTERM."""
     from flowscope.collect.metrics import MetricsServer
@@ -73,7 +76,7 @@ def consume(
         source_url = parse(f"{source_url.text}?format={fmt}")
     level = logging.WARNING if state.verbosity < 0 else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(message)s")
-    sink = open_sink(state, destination_urls(to, None), transactional=True)
+    sink = open_sink(state, destination_urls(to, None), transactional=True, keep_rollups=keep_rollups)
     stores = position_stores(sink)
     stop = stop_event()
     last_status = [0.0]

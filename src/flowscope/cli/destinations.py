@@ -38,9 +38,16 @@ def destination_urls(to: Sequence[str], output: str | None) -> list[str]:
 
 
 def open_sink(
-    state: CliState, urls: Sequence[str], *, transactional: bool = False, limits: LakeLimits | None = None
+    state: CliState,
+    urls: Sequence[str],
+    *,
+    transactional: bool = False,
+    limits: LakeLimits | None = None,
+    keep_rollups: bool = False,
 ) -> Sink:
-    context = DestinationContext(state.lake, limits or LakeLimits(), transactional=transactional)
+    context = DestinationContext(
+        state.lake, limits or LakeLimits(), transactional=transactional, keep_rollups=keep_rollups
+    )
     return open_destinations(urls, context)
 
 

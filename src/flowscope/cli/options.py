@@ -123,6 +123,17 @@ def transform_options(command: F) -> F:
     )
 
 
+def keep_rollups_option(command: F) -> F:
+    """``--rollups/--no-rollups`` for the long-running writers (collect, consume, watch, capture)."""
+    return click.option(
+        "--rollups/--no-rollups",
+        "keep_rollups",
+        default=True,
+        show_default=True,
+        help="Keep the lake's roll-ups (flows_1m/5m/1h) current in the background (docs/ROLLUPS.md).",
+    )(command)
+
+
 def enrich_from(flags: Mapping[str, Any]) -> EnrichConfig | None:
     path = flags.get("enrich")
     return None if path is None else EnrichConfig.load(path)
@@ -201,4 +212,5 @@ def read_options_from(flags: Mapping[str, Any]) -> ReadOptions:
         reduce=load(name) if name else None,
         enrich=enrich_from(flags),
         anonymize=anonymize_from(flags),
+        workers=flags.get("workers") or 1,
     )

@@ -46,6 +46,13 @@ An input the lake already holds (same content, same options) is skipped; --again
 @click.option("--format", "input_format", help="Input format (default: detected from the content).")
 @destination_options
 @click.option("--again", is_flag=True, help="Read inputs the lake already holds again (they are stored twice).")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Captures: meter a folder's files in N processes (one per core); the flows equal one process's.",
+)
 @selection_options
 @meter_options
 @csv_options

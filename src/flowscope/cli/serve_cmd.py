@@ -7,6 +7,7 @@ import ipaddress
 import click
 
 from flowscope.cli.common import CliState, pass_state
+from flowscope.cli.options import transform_options, transforms_from
 from flowscope.errors import FlowscopeError
 
 TOKEN_ENV = "FLOWSCOPE_TOKEN"
@@ -58,6 +59,7 @@ Examples:
 )
 @click.option("--ingest", is_flag=True, help="Accept flow files into the lake: POST /api/ingest/FORMAT.")
 @click.option("--max-ingest-mib", default=256, show_default=True, help="Largest body --ingest takes.")
+@transform_options
 @pass_state
 def serve(
     state: CliState,
@@ -69,6 +71,8 @@ def serve(
     source: str,
     ingest: bool,
     max_ingest_mib: int,
+    enrich: str | None,
+    anonymize: str | None,
 ) -> None:
     """A web console for the lake (or a database server): traffic over time, Sankey, top-N, flow search,
     exporters, store."""
@@ -78,6 +82,10 @@ def serve(
     from flowscope.web.app import create_app
     from flowscope.web.queries import LakeQueries, Queries, StoreQueries
 
+    flags = {"enrich": enrich, "anonymize": anonymize}
+    if not ingest and (enrich or anonymize):
+        raise FlowscopeError("--enrich and --anonymize apply to what --ingest stores: add --ingest")
+    transforms = transforms_from(flags)  # built once: databases loaded, the key read, before serving
     host, port = split_listen(listen)
     if not is_loopback(host) and not token:
         raise FlowscopeError(f"--listen {listen} is reachable from other machines: give --token or ${TOKEN_ENV}")
@@ -90,7 +98,9 @@ def serve(
         lake = state.lake if state.lake.root.is_dir() else None
         queries = StoreQueries(source, timeout_s=query_timeout, max_rows=max_rows, lake=lake)
         queries.run("SELECT 1 AS ok", {})  # an unreachable server is one error now, not one per page
-    app = create_app(queries, token=token, ingest_max_bytes=max_ingest_mib << 20 if ingest else None)
+    app = create_app(
+        queries, token=token, ingest_max_bytes=max_ingest_mib << 20 if ingest else None, ingest_transforms=transforms
+    )
     state.info(f"flowscope console on http://{listen}/ ({queries.shown()}); Ctrl-C stops it")
     try:  # uvicorn drains the connections on Ctrl-C, then raises it again: here that is the normal end
         uvicorn.run(app, host=host, port=port, lifespan="off", log_level="warning" if state.verbosity < 1 else "info")

@@ -25,7 +25,7 @@ import socket
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event as EventType
@@ -97,6 +97,8 @@ class CollectorConfig:
     """Identifies one ``flowscope collect`` run: ``flowscope exporters`` merges the workers of the latest."""
     raw_to: str | None = None
     """``--raw-to kafka://...``: publish the datagrams undecoded (decoded too only when ``destinations``)."""
+    keep_rollups: bool = False
+    """``--rollups``: the lake destination keeps the roll-ups current (one worker of ``--workers`` N does)."""
 
 
 class RateLimitedLog:
@@ -197,7 +199,9 @@ class Collector:
         os.nice(DECODE_NICENESS)
         pa.array(np.zeros(1))  # the first pa.array(ndarray) imports pandas (~0.3 s): pay it before traffic
         age = self.config.flush_seconds
-        destination_context = DestinationContext(self.lake, LakeLimits(max_age=age))
+        destination_context = DestinationContext(
+            self.lake, LakeLimits(max_age=age), keep_rollups=self.config.keep_rollups
+        )
         if self.config.destinations:
             sink = open_destinations(self.config.destinations, destination_context)
             self.output = Stream(sink, transforms, flush_seconds=age)
@@ -367,7 +371,12 @@ def run_workers(config: CollectorConfig, workers: int, metrics: str | None = Non
     """Run ``workers`` collector processes on shared SO_REUSEPORT sockets; returns how many failed."""
     context = multiprocessing.get_context("spawn")
     processes = [
-        context.Process(target=_worker, args=(config, index), name=f"collector-w{index}") for index in range(workers)
+        context.Process(
+            target=_worker,
+            args=(replace(config, keep_rollups=config.keep_rollups and index == 0), index),
+            name=f"collector-w{index}",
+        )
+        for index in range(workers)
     ]
     for process in processes:
         process.start()

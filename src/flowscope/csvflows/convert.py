@@ -131,10 +131,10 @@ def convert(raw: pa.Table, dialect: Dialect, mapping: dict[str, str], timezone: 
                 columns[name] = text
             else:
                 take(name, source, values.to_float(text))
-    return Converted(pa.table(columns), _first_reasons(bad_by_reason, raw.num_rows))
+    return Converted(pa.table(columns), first_reasons(bad_by_reason, raw.num_rows))
 
 
-def _first_reasons(bad_by_reason: list[tuple[str, np.ndarray, pa.Array]], n: int) -> list[Problem]:
+def first_reasons(bad_by_reason: list[tuple[str, np.ndarray, pa.Array]], n: int) -> list[Problem]:
     """Each bad row is counted once, under the first reason found for it."""
     taken = np.zeros(n, dtype=bool)
     problems = []

@@ -12,15 +12,10 @@ Lines are cut at newlines: quoted values containing newlines are not supported
 
 from __future__ import annotations
 
-import io
 import re
-import select
-import sys
-import time
 import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -30,129 +25,42 @@ from flowscope.csvflows import dialects
 from flowscope.csvflows.convert import column_types, convert
 from flowscope.csvflows.dialects import Dialect
 from flowscope.csvflows.header import normalised_names, split_header
-from flowscope.csvflows.options import STDIN, CsvOptions
-from flowscope.diagnostics import Skips
+from flowscope.csvflows.options import CsvOptions
 from flowscope.errors import FlowscopeError
-from flowscope.memory import keep_freed_memory
+from flowscope.readers.lines import LineFlowSource, LineInput, line_chunks
 from flowscope.readers.options import ReadOptions
 from flowscope.readers.registry import Reader, register
 
-CHUNK_BYTES = 16 << 20
-_TICK = 0.25
 _COMMENT_LINES = re.compile(rb"(?m)^#[^\n]*\n?")
 
 
-class _RawInput:
-    """Decompressed byte blocks of one input; ``b""`` blocks are idle ticks of a live stdin."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.live = str(path) == STDIN
-        self.name = "<stdin>" if self.live else str(path)
-        self.consumed = 0
-        self.size = None if self.live else path.stat().st_size
-
-    def blocks(self) -> Iterator[bytes | bytearray]:
-        if self.live:
-            yield from self._inflated(self._stdin_blocks())
-            return
-        with open(self.path, "rb") as handle:
-            if handle.peek(2)[:2] == b"\x1f\x8b":
-                yield from self._inflated(iter(lambda: handle.read(CHUNK_BYTES), b""))
-            else:
-                yield from self._line_blocks(handle)
-
-    def _line_blocks(self, handle: io.BufferedReader) -> Iterator[bytearray]:
-        """A plain file in blocks of whole lines: each block is read in place after the previous block's
-        unfinished last line, so chunks need no joining copy."""
-        carry = b""
-        while True:
-            block = bytearray(len(carry) + CHUNK_BYTES)
-            block[: len(carry)] = carry
-            read = handle.readinto(memoryview(block)[len(carry) :])
-            self.consumed += read
-            del block[len(carry) + read :]
-            if not read:  # end of file: a last line without its newline, if any
-                if block:
-                    yield block
-                return
-            cut = block.rfind(b"\n") + 1
-            carry = bytes(block[cut:])
-            if cut:
-                del block[cut:]
-                yield block
-
-    def _inflated(self, raw_blocks: Iterator[bytes]) -> Iterator[bytes]:
-        """Blocks decompressed when the input is gzip (detected from its first bytes, also on stdin)."""
-        inflater: Any = None
-        first = True
-        for block in raw_blocks:
-            self.consumed += len(block)
-            if first and block:
-                first = False
-                if block[:2] == b"\x1f\x8b":
-                    inflater = zlib.decompressobj(wbits=47)
-            if inflater is None or not block:
-                yield block
-                continue
-            out = [inflater.decompress(block)]
-            while inflater.eof and inflater.unused_data:  # concatenated gzip members
-                rest = inflater.unused_data
-                inflater = zlib.decompressobj(wbits=47)
-                out.append(inflater.decompress(rest))
-            yield b"".join(out)
-
-    def _stdin_blocks(self) -> Iterator[bytes]:
-        # read1 first returns what format detection peeked into stdin's buffer, then one read per
-        # call; after each call that buffer is empty, so select() tells when the next read would block.
-        stdin = cast(io.BufferedReader, sys.stdin.buffer)  # typed BinaryIO, which has no read1
-        block = stdin.read1(1 << 20)
-        while block:
-            yield block
-            while not select.select([stdin], [], [], _TICK)[0]:
-                yield b""
-            block = stdin.read1(1 << 20)
-
-
-class CsvFlowSource:
+class CsvFlowSource(LineFlowSource):
     """All inputs as one stream of flow batches; per-row problems counted in ``skips``."""
 
     def __init__(
         self, paths: Sequence[Path], options: CsvOptions | None = None, *, dialect: Dialect | None = None
     ) -> None:
-        # Every chunk allocates and frees a few hundred MiB of blocks and arrays. With glibc's
-        # defaults the 16 MiB blocks are mapped fresh each time, and mimalloc (pyarrow's default
-        # pool) hands freed pages back inside huge-page regions, which the kernel then zeroes
-        # again: a third of the CPU time of a large file was system time. The C heap keeping
-        # freed memory serves both the blocks and, as Arrow's pool, the arrays.
-        keep_freed_memory(arrow=True)
-        self.inputs = [_RawInput(p) for p in paths]
+        super().__init__(paths, options)
         self.forced_dialect = dialect
-        self.options = options or CsvOptions()
-        self.skips = Skips(unit="rows")
-        self.dialects_seen: dict[str, str] = {}
 
-    def progress(self) -> tuple[int, int | None]:
-        sizes = [i.size for i in self.inputs]
-        total = None if any(s is None for s in sizes) else sum(s for s in sizes if s is not None)
-        return sum(i.consumed for i in self.inputs), total
-
-    def __iter__(self) -> Iterator[pa.Table]:
-        for raw in self.inputs:
-            yield from _InputReader(self, raw).batches()
+    def batches(self, raw: LineInput) -> Iterator[pa.Table]:
+        return _InputReader(self, raw).batches()
 
 
 class _InputReader:
     """Reads one input: header, dialect, then chunk after chunk."""
 
-    def __init__(self, source: CsvFlowSource, raw: _RawInput) -> None:
+    def __init__(self, source: CsvFlowSource, raw: LineInput) -> None:
         self.source = source
         self.raw = raw
         self.rows_seen = 0
         self.in_summary = False
 
     def batches(self) -> Iterator[pa.Table]:
-        chunks = self._chunks()
+        options = self.source.options
+        chunks = line_chunks(
+            self.raw, commit_rows=options.commit_rows, commit_seconds=options.commit_seconds, header=True
+        )
         header = next(chunks, None)
         if header is None:
             return
@@ -172,51 +80,6 @@ class _InputReader:
             table = self._parse(chunk, names, dialect, mapping)
             if table is not None and table.num_rows:
                 yield table
-
-    def _chunks(self) -> Iterator[bytes | bytearray]:
-        """First the header line, then chunks of whole lines.
-
-        A file's blocks already are whole lines (``_RawInput``): each becomes a chunk as it is. Live
-        input is gathered until ``CHUNK_BYTES``, ``commit_rows`` or ``commit_seconds``.
-        """
-        tail: bytes | bytearray = b""
-        ready: list[bytes | bytearray | memoryview] = []
-        ready_rows = ready_bytes = 0
-        since = 0.0
-        header_done = False
-        for block in self.raw.blocks():
-            if not header_done:
-                tail = (tail + block).lstrip(b"\r\n")
-                cut = tail.find(b"\n")
-                if cut < 0:
-                    continue
-                yield tail[:cut]
-                block, tail = tail[cut + 1 :], b""
-                header_done = True
-            cut = block.rfind(b"\n")
-            if cut >= 0:
-                if not ready:
-                    since = time.monotonic()
-                piece = block if cut + 1 == len(block) else memoryview(block)[: cut + 1]
-                ready += [tail, piece] if tail else [piece]
-                ready_bytes += len(tail) + cut + 1
-                if self.raw.live:
-                    ready_rows += tail.count(b"\n") + block.count(b"\n", 0, cut + 1)
-                tail = block[cut + 1 :]
-            else:
-                tail += block
-            due = not self.raw.live or ready_bytes >= CHUNK_BYTES or ready_rows >= self.source.options.commit_rows
-            if ready and (due or (self.raw.live and time.monotonic() - since >= self.source.options.commit_seconds)):
-                yield _joined(ready)
-                ready, ready_rows, ready_bytes = [], 0, 0
-        if not header_done:
-            if tail.strip():
-                yield tail
-            return
-        if tail.strip():
-            ready += [tail, b"\n"]
-        if ready:
-            yield _joined(ready)
 
     def _parse(
         self, chunk: bytes | bytearray, names: list[str], dialect: Dialect, mapping: dict[str, str]
@@ -317,11 +180,6 @@ def _without_lines_not_utf8(chunk: bytes | bytearray) -> tuple[bytes, list[int],
     kept = b"".join([*pieces, data[after:]])
     first = data[starts[lines[0]] : ends[lines[0]]]
     return kept, [int(line) + 1 for line in lines], first[:80].decode("utf-8", errors="backslashreplace")
-
-
-def _joined(pieces: list[bytes | bytearray | memoryview]) -> bytes | bytearray:
-    """One chunk from its pieces; a lone whole block is passed on as it is (no copy)."""
-    return pieces[0] if len(pieces) == 1 and not isinstance(pieces[0], memoryview) else b"".join(pieces)
 
 
 def sniff(path: Path, head: bytes) -> bool:

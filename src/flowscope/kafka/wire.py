@@ -61,6 +61,7 @@ class WireBuffer:
         if long.size:
             second = self.words[positions[long] + 8]
             byte8, byte9 = second & _U(0xFF), (second >> _U(8)) & _U(0xFF)
+            byte9 = np.where(byte8 >= 0x80, byte9, _U(0))  # a 9-byte varint: the next byte is the next field's
             value[long] = _pack_groups(word[long]) | ((byte8 & _U(0x7F)) << _U(56)) | ((byte9 & _U(1)) << _U(63))
             length[long] = np.where(byte8 < 0x80, 9, 10)
             ok[long] = (byte8 < 0x80) | (byte9 < 0x02)  # a 10th byte holds only bit 63

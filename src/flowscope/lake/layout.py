@@ -90,8 +90,20 @@ class Lake:
         return self._locked(fcntl.LOCK_EX)
 
 
+def staging_path(final: Path) -> Path:
+    """Where to write what ``publish`` will make ``final``: a hidden temporary beside it, or ``final`` itself when it
+    is a device or a pipe (``-o /dev/null``, ``/dev/stdout``, a FIFO), which takes the bytes as they come: a file
+    renamed over it would replace the device (as root, /dev/null once became a regular file that way)."""
+    if final.exists() and not final.is_file():
+        return final
+    return final.with_name(f".{final.name}.tmp")
+
+
 def publish(tmp: Path, final: Path) -> None:
-    """Make a finished temp file visible atomically and durably (fsync file, rename, fsync directory)."""
+    """Make a finished temp file visible atomically and durably (fsync file, rename, fsync directory); nothing
+    to do when it was written in place (``staging_path``)."""
+    if tmp == final:
+        return
     with open(tmp, "rb") as handle:
         os.fsync(handle.fileno())
     os.rename(tmp, final)

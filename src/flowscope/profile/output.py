@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from flowscope.lake.layout import publish
+from flowscope.lake.layout import publish, staging_path
 from flowscope.profile.merge import Profile
 
 COLUMNS = (
@@ -64,7 +64,7 @@ def write_profile(profile: Profile, path: Path, *, compress: bool) -> Path:
     if compress and path.suffix != ".gz":
         path = path.with_name(path.name + ".gz")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = staging_path(path)
     options = pacsv.WriteOptions(include_header=False, batch_size=WRITE_BATCH_ROWS)
     with open(tmp, "wb") as raw:
         stream = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6) if compress else raw

@@ -22,6 +22,7 @@ import pyarrow as pa
 from flowscope.capture.options import MeterOptions
 from flowscope.collect.options import ExportOptions
 from flowscope.csvflows.options import CsvOptions
+from flowscope.errors import FlowscopeError
 from flowscope.nfdump.options import RecordSelection
 from flowscope.readers import registry
 from flowscope.reduce import Reduction
@@ -51,6 +52,12 @@ class ReadOptions:
     """Enrichment applied to each batch read, after the reduction (``flowscope.transforms.enrich``)."""
     anonymize: bytes | None = field(default=None, repr=False)
     """Crypto-PAn key: every address anonymised, last (after enrichment has seen the real addresses)."""
+    workers: int = 1
+    """Captures: processes metering a folder's files in parallel (``flowscope.jobs``); shapes nothing."""
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise FlowscopeError(f"--workers must be at least 1, not {self.workers}")
 
     def transforms(self) -> list[Callable[[pa.Table], pa.Table]]:
         """The batch transforms of the ingest (``pipeline.run``); builds them (an enrichment loads its databases)."""

@@ -24,8 +24,10 @@ if TYPE_CHECKING:  # readers.options imports this module
 FORMAT_MODULES: tuple[str, ...] = (
     "flowscope.nfdump.reader",
     "flowscope.csvflows.reader",
+    "flowscope.jsonflows.reader",
     "flowscope.capture.source",
     "flowscope.collect.exports",
+    "flowscope.kafka.reader",
 )
 
 SNIFF_BYTES = 4096

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -21,15 +21,26 @@ from flowscope.lake.writer import LakeLimits, LakeWriter
 from flowscope.pipeline import FLOWS, Checkpoint, table_of
 from flowscope.sinks.registry import Destination, DestinationContext, register
 
+if TYPE_CHECKING:
+    from flowscope.transforms.rollups.keeper import RollupKeeper
+
 # The time column a table's rows are partitioned by (flows: when they started).
 PARTITION_TIME = {FLOWS: "time_flow_start"}
 DEFAULT_PARTITION_TIME = "time_received"
 
 
 class LakeSink:
-    """Writes batches to their lake tables; ``transactional`` publishes only at checkpoints (and close)."""
+    """Writes batches to their lake tables; ``transactional`` publishes only at checkpoints (and close);
+    ``keep_rollups`` keeps the lake's roll-ups current beside a long-running writer."""
 
-    def __init__(self, lake: Lake, limits: LakeLimits | None = None, *, transactional: bool = False) -> None:
+    def __init__(
+        self,
+        lake: Lake,
+        limits: LakeLimits | None = None,
+        *,
+        transactional: bool = False,
+        keep_rollups: bool = False,
+    ) -> None:
         self.lake = lake
         self.name = f"lake {lake.root}"
         self.limits = limits or LakeLimits()
@@ -37,6 +48,11 @@ class LakeSink:
         self.writers: dict[str, LakeWriter] = {}
         self._writer_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._ledger: Ledger | None = None
+        self.keeper: RollupKeeper | None = None
+        if keep_rollups:  # imported here: DuckDB's import would weigh on every batch read (~0.1 s)
+            from flowscope.transforms.rollups.keeper import RollupKeeper
+
+            self.keeper = RollupKeeper(lake)
         lake.root.mkdir(parents=True, exist_ok=True)  # a query right after a collector starts finds an empty lake
         recover(lake)
 
@@ -67,13 +83,15 @@ class LakeSink:
         if checkpoint is None or not (checkpoint.inputs or checkpoint.positions):
             for writer in self.writers.values():
                 writer.flush()
-            return
-        for writer in self.writers.values():
-            writer.spill()
-        staged = [pair for writer in self.writers.values() for pair in writer.staged]
-        self.ledger.commit(checkpoint, staged, self._writer_id)
-        for writer in self.writers.values():
-            writer.publish()
+        else:
+            for writer in self.writers.values():
+                writer.spill()
+            staged = [pair for writer in self.writers.values() for pair in writer.staged]
+            self.ledger.commit(checkpoint, staged, self._writer_id)
+            for writer in self.writers.values():
+                writer.publish()
+        if self.keeper is not None and FLOWS in self.writers:
+            self.keeper.landed()
 
     def positions(self) -> dict[str, Any]:
         """The stream positions committed with the lake's data (``pipeline.PositionStore``), read afresh: another
@@ -82,10 +100,17 @@ class LakeSink:
 
     def close(self) -> None:
         self.flush()
+        if self.keeper is not None:
+            self.keeper.stop()
 
     def abort(self) -> None:
         for writer in self.writers.values():
             writer.abort()
+        if self.keeper is not None:
+            self.keeper.stop(final_pass=False)
+
+    def notes(self) -> list[str]:
+        return [] if self.keeper is None else self.keeper.notes()
 
     @property
     def rows_written(self) -> dict[str, int]:
@@ -95,7 +120,7 @@ class LakeSink:
 def _open(url: str, context: DestinationContext) -> LakeSink:
     path = url.partition(":")[2].removeprefix("//")
     lake = Lake.at(path) if path else context.lake
-    return LakeSink(lake, context.lake_limits, transactional=context.transactional)
+    return LakeSink(lake, context.lake_limits, transactional=context.transactional, keep_rollups=context.keep_rollups)
 
 
 register(

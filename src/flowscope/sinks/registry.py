@@ -41,6 +41,8 @@ class DestinationContext:
     """The run checkpoints finished inputs: publish at checkpoints only (files, not streams)."""
     schema: pa.Schema | None = None
     """The schema of an empty result (file outputs still write a valid empty file); flows by default."""
+    keep_rollups: bool = False
+    """A long-running writer: the lake keeps its roll-ups current in the background (``rollups.keeper``)."""
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ that lets pages load scripts from this server only, and, when a token is set, ev
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 
 from flowscope import __version__
 from flowscope.errors import FlowscopeError
+from flowscope.pipeline import Transform
 from flowscope.query.filter_language import FilterError
 from flowscope.web.api import router
 from flowscope.web.auth import refusal
@@ -36,10 +37,16 @@ def plotly_js() -> Path:
     return path
 
 
-def create_app(queries: Queries, *, token: str | None = None, ingest_max_bytes: int | None = None) -> FastAPI:
+def create_app(
+    queries: Queries,
+    *,
+    token: str | None = None,
+    ingest_max_bytes: int | None = None,
+    ingest_transforms: Sequence[Transform] = (),
+) -> FastAPI:
     """The console over ``queries`` (the lake or a database server); with ``token``, requests must present it
     (``auth``); with ``ingest_max_bytes``, ``POST /api/ingest/{format}`` takes flow files of up to that size
-    into the lake."""
+    into the lake, through ``ingest_transforms``."""
     app = FastAPI(
         title="flowscope console API",
         version=__version__,
@@ -53,7 +60,7 @@ def create_app(queries: Queries, *, token: str | None = None, ingest_max_bytes: 
     if ingest_max_bytes is not None:
         if queries.lake is None or queries.dialect.name != "lake":
             raise FlowscopeError("ingest writes to the lake: serve the lake to accept flow files")
-        app.include_router(ingest_router(queries.lake, ingest_max_bytes, token))
+        app.include_router(ingest_router(queries.lake, ingest_max_bytes, token, ingest_transforms))
     plotly = plotly_js()
 
     @app.exception_handler(FilterError)

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pyarrow as pa
@@ -31,7 +31,7 @@ from flowscope.csvflows.reader import open_source
 from flowscope.errors import FlowscopeError
 from flowscope.lake.layout import Lake
 from flowscope.lake.writer import LakeLimits
-from flowscope.pipeline import Stream
+from flowscope.pipeline import Stream, Transform
 from flowscope.readers.options import ReadOptions
 from flowscope.sinks.registry import DestinationContext, open_destination
 
@@ -41,12 +41,13 @@ log = logging.getLogger(__name__)
 class CsvFeed:
     """One connection's lines, cut into batches and written to the lake through a ``Stream``."""
 
-    def __init__(self, lake: Lake, options: ReadOptions, folder: Path) -> None:
+    def __init__(self, lake: Lake, options: ReadOptions, folder: Path, transforms: Sequence[Transform] = ()) -> None:
         self.options = options
         self.folder = folder
         limits = LakeLimits(**lake_limits(options.csv, ["-"]))  # each batch committed as it arrives
         sink = open_destination("lake", DestinationContext(lake, limits, transactional=False))
-        self.stream = Stream(sink, options.transforms(), flush_seconds=options.csv.commit_seconds)
+        steps = [*options.transforms(), *transforms]
+        self.stream = Stream(sink, steps, flush_seconds=options.csv.commit_seconds)
         self.header: bytes | None = None
         self.partial = b""  # an incomplete last line (binary messages)
         self.body = bytearray()  # complete lines of the batch, as received: no object per line
@@ -124,15 +125,18 @@ class CsvFeed:
             log.warning("ingest feed: %s", line)
 
 
-async def serve_feed(websocket: WebSocket, lake: Lake, options: ReadOptions) -> None:
+async def serve_feed(
+    websocket: WebSocket, lake: Lake, options: ReadOptions, transforms: Sequence[Transform] = ()
+) -> None:
     """Receive until the sender closes; every batch cut on the way is in the lake when this returns.
+    ``transforms`` (the server's ``--enrich``/``--anonymize``, built once) follow the options' own.
 
     Input the reader refuses (a header of no known CSV dialect, a row ``--strict`` would stop at) ends the
     feed with close code 1007 and the reason, as ``read -`` ends with an error: what was cut before stays.
     """
     await websocket.accept()
     with tempfile.TemporaryDirectory(prefix="flowscope-feed-") as folder:
-        feed = CsvFeed(lake, options, Path(folder))
+        feed = CsvFeed(lake, options, Path(folder), transforms)
         order = asyncio.Lock()  # batches reach the stream in the order they were cut
 
         async def cut(*, last: bool = False) -> None:

@@ -11,6 +11,7 @@ would be a path on the server.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -20,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from flowscope.lake.layout import Lake
 from flowscope.lake.writer import LakeLimits
-from flowscope.pipeline import run
+from flowscope.pipeline import Transform, run
 from flowscope.readers import registry
 from flowscope.readers.inputs import open_inputs
 from flowscope.readers.options import ReadOptions
@@ -41,8 +42,11 @@ class Ingested(BaseModel):
     skips: list[str]
 
 
-def ingest_file(lake: Lake, path: Path, input_format: str | None, reduce: str | None) -> Ingested:
-    """Read ``path`` into ``lake`` as ``flowscope read`` does (one unit, committed with its ledger record)."""
+def ingest_file(
+    lake: Lake, path: Path, input_format: str | None, reduce: str | None, transforms: Sequence[Transform] = ()
+) -> Ingested:
+    """Read ``path`` into ``lake`` as ``flowscope read`` does (one unit, committed with its ledger record), the
+    server's ``transforms`` (``--enrich``, ``--anonymize``, built once) after the reduction."""
     options = ReadOptions(reduce=BUILTIN[reduce] if reduce else None)
     sink = open_destination("lake", DestinationContext(lake, LakeLimits(), transactional=True))
     try:
@@ -51,7 +55,7 @@ def ingest_file(lake: Lake, path: Path, input_format: str | None, reduce: str | 
     except BaseException:
         sink.abort()
         raise
-    stats = run(plan, sink, options.transforms())
+    stats = run(plan, sink, [*options.transforms(), *transforms])
     return Ingested(
         rows=stats.rows,
         rows_by_table=stats.rows_by_table,
@@ -60,9 +64,11 @@ def ingest_file(lake: Lake, path: Path, input_format: str | None, reduce: str | 
     )
 
 
-def ingest_router(lake: Lake, max_bytes: int, token: str | None = None) -> APIRouter:
+def ingest_router(
+    lake: Lake, max_bytes: int, token: str | None = None, transforms: Sequence[Transform] = ()
+) -> APIRouter:
     """The ingest routes over ``lake``: POST bodies up to ``max_bytes``, and the CSV websocket (which the app's
-    HTTP middleware does not see, so it checks ``token`` itself)."""
+    HTTP middleware does not see, so it checks ``token`` itself); every input goes through ``transforms``."""
     router = APIRouter(prefix="/api")
     formats = [AUTO, *registry.readers()]
 
@@ -74,7 +80,7 @@ def ingest_router(lake: Lake, max_bytes: int, token: str | None = None) -> APIRo
         if reduce is not None and reduce not in BUILTIN:
             await websocket.close(code=1008, reason=f"unknown reduction {reduce!r} (built-in: {', '.join(BUILTIN)})")
             return
-        await serve_feed(websocket, lake, ReadOptions(reduce=BUILTIN[reduce] if reduce else None))
+        await serve_feed(websocket, lake, ReadOptions(reduce=BUILTIN[reduce] if reduce else None), transforms)
 
     @router.post("/ingest/{input_format}", response_model=Ingested)
     async def ingest(
@@ -103,6 +109,6 @@ def ingest_router(lake: Lake, max_bytes: int, token: str | None = None) -> APIRo
             if size == 0:
                 raise HTTPException(400, "the body is empty")
             chosen = None if input_format == AUTO else input_format
-            return await run_in_threadpool(ingest_file, lake, path, chosen, reduce)
+            return await run_in_threadpool(ingest_file, lake, path, chosen, reduce, transforms)
 
     return router

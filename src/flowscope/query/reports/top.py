@@ -88,7 +88,7 @@ def flow_parts(
     parts = [_part(table, first, last, None, dialect)]
     if since is not None and (first is None or since < first):
         parts.append(_part("flows", since, first, None, dialect))
-    if until is not None and (last is None or last < until):
+    if last is not None and (until is None or last < until):
         parts.append(_part("flows", last, until, None, dialect))
     return parts
 

@@ -48,6 +48,8 @@ class RollupResult:
     rebuilt: bool = False
     updated: list[Partition] = field(default_factory=list)
     expired: list[str] = field(default_factory=list)
+    deferred: int = 0
+    """Stale partitions left for a later pass because their raw data was still arriving (``settled_at``)."""
 
 
 def rollup_schema(rollup: Rollup) -> pa.Schema:
@@ -83,6 +85,20 @@ def targets(rollup: Rollup, raw: dict[Partition, list[Path]]) -> dict[Partition,
     for (day, hour), files in raw.items():
         grouped.setdefault((day, 0) if rollup.day_files else (day, hour), []).extend(files)
     return grouped
+
+
+def partition_end(rollup: Rollup, partition: Partition) -> datetime:
+    """When the raw data a roll-up partition is computed from ends (its hour, or its day for day files)."""
+    start = datetime.fromisoformat(f"{partition[0]}T{partition[1]:02d}:00:00+00:00")
+    return start + (timedelta(days=1) if rollup.day_files else timedelta(hours=1))
+
+
+def settled(rollup: Rollup, partition: Partition, files: list[Path], settled_at: datetime) -> bool:
+    """Whether a partition's time is over and none of its raw files changed after ``settled_at``."""
+    if partition_end(rollup, partition) > settled_at:
+        return False
+    newest = max((path.stat().st_mtime for path in files), default=0.0)
+    return newest <= settled_at.timestamp()
 
 
 def source_digest(files: list[Path]) -> str:
@@ -155,10 +171,12 @@ def compute(con: duckdb.DuckDBPyConnection, rollup: Rollup, files: list[Path]) -
     return table.cast(rollup_schema(rollup))
 
 
-def connection() -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection for roll-up GROUP BYs (UTC, the SQL helpers)."""
+def connection(threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection for roll-up GROUP BYs (UTC, the SQL helpers; at most ``threads`` threads)."""
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")
+    if threads is not None:
+        con.execute(f"SET threads = {int(threads)}")
     register_helpers(con)
     return con
 
@@ -169,17 +187,26 @@ def maintain(
     rebuild: bool = False,
     today: date | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    settled_at: datetime | None = None,
+    threads: int | None = None,
 ) -> list[RollupResult]:
-    """Bring every roll-up of ``lake`` up to date with its raw flows and apply each one's retention."""
+    """Bring every roll-up of ``lake`` up to date with its raw flows and apply each one's retention.
+
+    With ``settled_at``, only partitions whose time is over and whose raw files are all older than it are
+    computed (the rest count as ``deferred``): a writer that keeps the roll-ups current computes each
+    partition about once, after its data stopped arriving, instead of once per flush. ``threads`` bounds
+    DuckDB's threads (a writer's background maintenance leaves the other cores to decoding).
+    """
     today = today or datetime.now(UTC).date()
     results = []
     with _only_one(lake):
         state = load_state(lake)
         raw = raw_partitions(lake)
-        con = connection()
+        con = connection(threads)
         try:
             for rollup in load_rollups(lake):
-                results.append(_maintain_one(lake, con, rollup, state, raw, rebuild, today, progress))
+                result = _maintain_one(lake, con, rollup, state, raw, rebuild, today, progress, settled_at)
+                results.append(result)
                 _save_state(lake, state)
         finally:
             con.close()
@@ -195,6 +222,7 @@ def _maintain_one(
     rebuild: bool,
     today: date,
     progress: Callable[[str, int, int], None] | None,
+    settled_at: datetime | None,
 ) -> RollupResult:
     result = RollupResult(rollup.name)
     entry = state.get(rollup.name)
@@ -209,8 +237,12 @@ def _maintain_one(
     for partition, files in sorted(targets(rollup, raw).items()):
         if date.fromisoformat(partition[0]) >= cutoff:
             digest = source_digest(files)
-            if done.get(key_text(partition)) != digest:
+            if done.get(key_text(partition)) == digest:
+                continue
+            if settled_at is None or settled(rollup, partition, files, settled_at):
                 pending.append((partition, files, digest))
+            else:
+                result.deferred += 1
     for index, (partition, files, digest) in enumerate(pending, 1):
         directory = lake.partition_dir(rollup.name, *partition)
         directory.mkdir(parents=True, exist_ok=True)

@@ -37,8 +37,10 @@ def choose_table(
 ) -> Choice:
     """The coarsest roll-up that holds ``columns``, is current for the whole buckets of [since, until) and
     whose buckets the range falls on; failing that, the coarsest such roll-up for the range's whole buckets,
-    the raw flows answering for the partial buckets at its ends. ``step``: the roll-up's buckets must divide
-    it (a time series in buckets of that many seconds)."""
+    the raw flows answering for the partial buckets at its ends. While data is still landing (the writers
+    roll up only settled hours), the roll-up current furthest into the range answers up to its first stale
+    partition and the raw flows for the rest. ``step``: the roll-up's buckets must divide it (a time series
+    in buckets of that many seconds)."""
     if where:
         return Choice(FLOWS, "an SQL filter needs the raw flows")
     state = load_state(lake)
@@ -49,7 +51,7 @@ def choose_table(
         since,
         until,
         step,
-        lambda rollup, first, last: _current(rollup, state.get(rollup.name), raw, first, last),
+        lambda rollup, first, last: _first_stale(rollup, state.get(rollup.name), raw, first, last),
     )
 
 
@@ -59,18 +61,18 @@ def choose(
     since: datetime | None,
     until: datetime | None,
     step: int | None,
-    current: Callable[[Rollup, datetime | None, datetime | None], bool],
+    first_stale: Callable[[Rollup, datetime | None, datetime | None], datetime | None],
     name: Callable[[str], str] = str,
 ) -> Choice:
-    """``choose_table``'s rule over ``rollups``, ``current`` saying whether one is up to date for a range;
-    ``name``: a roll-up's table name in the store.
+    """``choose_table``'s rule over ``rollups``, ``first_stale`` saying up to where one is current for a range
+    (None: all of it; ``NEVER``: none of it); ``name``: a roll-up's table name in the store.
 
     A range that ends now (within ``OPEN_END``: the console's default ``until`` is the request's time) or
     later may take the whole bucket holding its end: no flow starts after now, so that bucket holds just the
     range's last flows (and those of the last moments since it was asked), and no raw flows are read for them
     (on ClickHouse and PostgreSQL a raw sliver is a scan of every flow: they are not sorted by start time)."""
     reasons = []
-    usable = []
+    complete, partial = [], []
     open_end = until is not None and until >= datetime.now(UTC) - OPEN_END
     for rollup in sorted(rollups, key=lambda rollup: -rollup.seconds):
         missing = sorted(set(columns) - set(rollup.dimensions))
@@ -78,24 +80,34 @@ def choose(
         last = None if until is None else _bucket(until, rollup.seconds, up=open_end)
         if missing:
             reasons.append(f"{rollup.name} has no {', '.join(missing)}")
-        elif step is not None and step % rollup.seconds:
+            continue
+        if step is not None and step % rollup.seconds:
             reasons.append(f"{rollup.name}'s {rollup.seconds}-second buckets do not divide the {step}-second step")
-        elif first is not None and last is not None and first >= last:
+            continue
+        if first is not None and last is not None and first >= last:
             reasons.append(f"the range holds no whole {rollup.seconds}-second bucket of {rollup.name}")
-        elif not current(rollup, first, last):
+            continue
+        stale = first_stale(rollup, first, last)
+        if stale is None:
+            complete.append((rollup, first, last))
+        elif stale is NEVER:
             reasons.append(f"{rollup.name} is not up to date for the range (run `flowscope rollup`)")
         else:
-            usable.append((rollup, first, last))
+            partial.append((rollup, first, stale))
     exact = [
         (rollup, first, last)
-        for rollup, first, last in usable
+        for rollup, first, last in complete
         if first == since and (last == until or (open_end and last is not None and until is not None and last > until))
     ]
-    if exact or usable:
-        rollup, first, last = (exact or usable)[0]
+    if exact or complete:
+        rollup, first, last = (exact or complete)[0]
         edges = "" if exact else " (the raw flows for the partial buckets at its ends)"
         why = f"{name(rollup.name)} holds the columns and is up to date for the range{edges}"
         return Choice(rollup.name, why, (first, last))
+    if partial:  # data still landing: the roll-up up to its first stale partition, the raw flows after it
+        rollup, first, stale = max(partial, key=lambda choice: choice[2])
+        why = f"{name(rollup.name)} holds the columns and is up to date until {stale:%Y-%m-%d %H:%M}"
+        return Choice(rollup.name, why + " (the raw flows after it)", (first, stale))
     return Choice(FLOWS, "; ".join(reasons) or "no roll-ups")
 
 
@@ -106,22 +118,31 @@ def _bucket(moment: datetime, seconds: int, *, up: bool) -> datetime:
     return datetime.fromtimestamp(rounded, UTC)
 
 
-def _current(
+NEVER = datetime.min.replace(tzinfo=UTC)
+"""A roll-up that cannot answer for any of a range: never built under its current definition, or stale from
+the range's first partition on."""
+
+
+def _first_stale(
     rollup: Rollup,
     entry: dict[str, object] | None,
     raw: dict[Partition, list],
     since: datetime | None,
     until: datetime | None,
-) -> bool:
-    """Whether every roll-up partition that raw flows in [since, until) feed was computed from them as they are."""
+) -> datetime | None:
+    """The start of the earliest roll-up partition in [since, until) not computed from its raw flows as they
+    are now (None: all are current). Partitions start on hour or day boundaries, which are bucket boundaries
+    of every roll-up, so the roll-up answers exactly up to there."""
     if entry is None or entry.get("definition") != rollup.digest():
-        return False
+        return NEVER
     done = entry.get("partitions", {})
     assert isinstance(done, dict)
     in_range = {partition: files for partition, files in raw.items() if _overlaps(partition, since, until)}
-    needed = set(targets(rollup, in_range))
     every = targets(rollup, raw)
-    return all(done.get(key_text(target)) == source_digest(every[target]) for target in needed)
+    for index, target in enumerate(sorted(targets(rollup, in_range))):
+        if done.get(key_text(target)) != source_digest(every[target]):
+            return NEVER if index == 0 else datetime.fromisoformat(f"{target[0]}T{target[1]:02d}:00:00+00:00")
+    return None
 
 
 def _overlaps(partition: Partition, since: datetime | None, until: datetime | None) -> bool:
@@ -145,4 +166,4 @@ def choose_store_table(
     present = [rollup for rollup in store_rollups() if store_table(rollup.name) in tables]
     if not present:
         return Choice(FLOWS, "the database has no roll-ups (flowscope db init URL creates them)")
-    return choose(present, columns, since, until, step, lambda *_: True, store_table)
+    return choose(present, columns, since, until, step, lambda *_: None, store_table)
