@@ -156,6 +156,8 @@ register(
         shaping=_no_shaping,
     )
 )
+
+
 def _forced(dialect: JsonDialect) -> Reader:
     return Reader(
         name=f"{dialect.name}-json",

@@ -8,6 +8,7 @@ long.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from itertools import pairwise
@@ -79,6 +80,8 @@ def window(
 ) -> Window:
     now = datetime.now(UTC)
     start = parse_time(since, now=now)
+    if _SPAN.fullmatch(since.strip()):  # "3d" ago to the whole minute, where the 1-minute roll-up starts
+        start = start.replace(second=0, microsecond=0)
     end = parse_time(until, now=now) if until else now
     if not start < end:
         raise FlowscopeError(f"the time range is empty: {start.isoformat()} is not before {end.isoformat()}")
@@ -86,6 +89,9 @@ def window(
         raise FlowscopeError("the time range is longer than ten years")
     return Window(start, end, compile_filter(filter, dialect=queries(request).dialect))
 
+
+_SPAN = re.compile(r"\d+(\.\d+)?\s*[a-z]+", re.IGNORECASE)
+"""A ``since`` given as a span ago (``6h``, ``3d``)."""
 
 Lakes = Annotated[Queries, Depends(queries)]
 Windows = Annotated[Window, Depends(window)]

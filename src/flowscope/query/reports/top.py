@@ -39,7 +39,8 @@ def top_sql(
     """SQL for the top ``count`` keys of ``grouping`` by ``metric`` (flows: records; bytes/packets: both
     directions, scaled by the sampling rate where it is known), rendered for ``dialect``'s store.
 
-    ``table`` is ``flows`` or a lake roll-up (``flowscope.transforms.rollups``) that answers for the part
+    ``table`` is ``flows`` or a roll-up (``flowscope.transforms.rollups``; on ClickHouse and PostgreSQL its
+    ``rollup_*`` table, ``Dialect.rollup_relation``) that answers for the part
     ``covers`` of [since, until) (its whole buckets; None: unbounded); the raw flows answer for the slivers
     before and after it. Roll-up rows are groups of flows: their ``flows`` column counts the records and
     their counters are already scaled, so the answer is the raw flows' one.

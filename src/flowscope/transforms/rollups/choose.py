@@ -12,6 +12,9 @@ from flowscope.schema import FLOWS
 from flowscope.transforms.rollups.build import Partition, key_text, load_state, raw_partitions, source_digest, targets
 from flowscope.transforms.rollups.spec import Rollup, load_rollups
 
+OPEN_END = timedelta(seconds=60)
+"""How close to now a range's end counts as "now" (``choose``)."""
+
 
 @dataclass(frozen=True)
 class Choice:
@@ -62,13 +65,19 @@ def choose(
     name: Callable[[str], str] = str,
 ) -> Choice:
     """``choose_table``'s rule over ``rollups``, ``first_stale`` saying up to where one is current for a range
-    (None: all of it; ``NEVER``: none of it); ``name``: a roll-up's table name in the store."""
+    (None: all of it; ``NEVER``: none of it); ``name``: a roll-up's table name in the store.
+
+    A range that ends now (within ``OPEN_END``: the console's default ``until`` is the request's time) or
+    later may take the whole bucket holding its end: no flow starts after now, so that bucket holds just the
+    range's last flows (and those of the last moments since it was asked), and no raw flows are read for them
+    (on ClickHouse and PostgreSQL a raw sliver is a scan of every flow: they are not sorted by start time)."""
     reasons = []
     complete, partial = [], []
+    open_end = until is not None and until >= datetime.now(UTC) - OPEN_END
     for rollup in sorted(rollups, key=lambda rollup: -rollup.seconds):
         missing = sorted(set(columns) - set(rollup.dimensions))
         first = None if since is None else _bucket(since, rollup.seconds, up=True)
-        last = None if until is None else _bucket(until, rollup.seconds, up=False)
+        last = None if until is None else _bucket(until, rollup.seconds, up=open_end)
         if missing:
             reasons.append(f"{rollup.name} has no {', '.join(missing)}")
             continue
@@ -85,7 +94,11 @@ def choose(
             reasons.append(f"{rollup.name} is not up to date for the range (run `flowscope rollup`)")
         else:
             partial.append((rollup, first, stale))
-    exact = [(rollup, first, last) for rollup, first, last in complete if (first, last) == (since, until)]
+    exact = [
+        (rollup, first, last)
+        for rollup, first, last in complete
+        if first == since and (last == until or (open_end and last is not None and until is not None and last > until))
+    ]
     if exact or complete:
         rollup, first, last = (exact or complete)[0]
         edges = "" if exact else " (the raw flows for the partial buckets at its ends)"
