@@ -327,3 +327,14 @@ def test_flowscope_csv_reads_back_as_written(tmp_path: Path) -> None:
     sink.close()
     read = pa.concat_tables(list(CsvFlowSource([tmp_path / "own.csv"], CsvOptions())))
     assert read.select(FLOW_SCHEMA.names).equals(original)
+
+
+def test_iso_shaped_times_that_are_no_time_are_counted() -> None:
+    """Found by fuzzing (fuzz/targets/csv.py): an ISO-shaped time beyond the nanosecond range or on no
+    calendar day raised ArrowInvalid out of the read; each is now one unreadable value among readable ones."""
+    shown = ["2024-05-01 13:00:00", "1007-06-13 08:06:49", "2024-02-30 10:00:00", "2024-05-01T13:00:00.5", "x"]
+    raw = pa.array([t.encode() for t in shown], pa.binary())
+    times, bad = values.to_timestamp(raw, (), "UTC")
+    assert times.to_pylist()[0] is not None and times.to_pylist()[3] is not None
+    assert times.to_pylist()[1:3] == [None, None]
+    assert bad is not None and bad.tolist() == [False, True, True, False, True]

@@ -45,3 +45,13 @@ def test_arrow_garbage_is_counted() -> None:
     skips = Skips()
     assert FORMATS["arrow"].decode([b"not arrow"], skips).num_rows == 0
     assert dict(skips.counts) == {"not an Arrow IPC stream of flows": 1}
+
+
+def test_arrow_field_name_not_utf8_is_counted() -> None:
+    """Found by fuzzing (fuzz/targets/goflow2.py): an IPC stream whose field name is not UTF-8 raised
+    UnicodeDecodeError out of the consumer; it is one more message that is no Arrow stream of flows."""
+    good = to_messages(flows(3), FORMATS["arrow"], None).values[0]
+    broken = good.replace(b"src_port", b"\xb9rc_port", 1)
+    skips = Skips()
+    assert FORMATS["arrow"].decode([broken, good], skips).num_rows == 3
+    assert dict(skips.counts) == {"not an Arrow IPC stream of flows": 1}

@@ -217,8 +217,19 @@ def _iso_times(text: pa.Array) -> pa.Array:
     try:
         return pc.cast(text, naive)
     except pa.ArrowInvalid:
-        readable = pc.match_substring_regex(text, _ISO)
-        return pc.cast(pc.if_else(readable, text, pa.scalar(None, pa.string())), naive)
+        readable = pc.if_else(pc.match_substring_regex(text, _ISO), text, pa.scalar(None, pa.string()))
+    try:
+        return pc.cast(readable, naive)
+    except pa.ArrowInvalid:  # ISO-shaped, but no such time (2024-02-30, 25:00) or beyond 1677-2262: one by one
+        return pa.array([_one_time(value, naive) for value in readable.to_pylist()], naive)
+
+
+def _one_time(text: str | None, naive: pa.DataType) -> pa.Scalar | None:
+    """A text as a time, None when it is no time nanoseconds since 1970 can hold (only broken files get here)."""
+    try:
+        return None if text is None else pa.scalar(text).cast(naive)
+    except pa.ArrowInvalid:
+        return None
 
 
 def to_epoch_timestamp(text: pa.Array) -> Converted:

@@ -82,7 +82,7 @@ def _decode_arrow(values: list[bytes], skips: Skips) -> pa.Table:
     for value in values:
         try:
             tables.append(conform(pa.ipc.open_stream(value).read_all(), keep_extra=False))
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError):
+        except (pa.ArrowException, OSError, UnicodeDecodeError):  # field names need not be UTF-8 in a stream
             skips.add("not an Arrow IPC stream of flows")
     return pa.concat_tables(tables) if tables else FLOW_SCHEMA.empty_table()
 
