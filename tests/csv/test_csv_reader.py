@@ -338,3 +338,15 @@ def test_iso_shaped_times_that_are_no_time_are_counted() -> None:
     assert times.to_pylist()[0] is not None and times.to_pylist()[3] is not None
     assert times.to_pylist()[1:3] == [None, None]
     assert bad is not None and bad.tolist() == [False, True, True, False, True]
+
+
+def test_epoch_times_beyond_the_nanosecond_range_are_counted() -> None:
+    """Found by fuzzing (fuzz/targets/csv.py): epoch seconds of 1.6e23 raised ArrowInvalid (float truncated
+    converting to int64); such a value, and NaN or inf, is now one unreadable value of its row."""
+    for raw in (
+        pa.array([b"1653637473.475", b"165363746553638089129984", b"nan", b"-inf", b"x"], pa.binary()),
+        pa.array([1653637473.475, 1.6e23, float("nan"), float("-inf"), None], pa.float64()),
+    ):
+        times, bad = values.to_epoch_timestamp(raw)
+        assert times.to_pylist()[0] is not None and times.to_pylist()[1:] == [None] * 4
+        assert bad is not None and bad.tolist() == [False, True, True, True, raw[4].is_valid]

@@ -234,7 +234,13 @@ def _one_time(text: str | None, naive: pa.DataType) -> pa.Scalar | None:
 
 def to_epoch_timestamp(text: pa.Array) -> Converted:
     """Unix seconds with an optional fraction (``1653637473.475``) -> UTC nanoseconds (microsecond precision)."""
-    seconds, bad = to_float(text)
+    seconds, _ = to_float(text)
+    fits = pc.and_(pc.greater_equal(seconds, -_EPOCH_LIMIT_S), pc.less_equal(seconds, _EPOCH_LIMIT_S))
+    seconds = pc.if_else(fits, seconds, pa.scalar(None, pa.float64()))  # NaN compares false: null as well
     micros = pc.round(pc.multiply(seconds, 1e6))
     values = pc.cast(pc.multiply(pc.cast(micros, pa.int64()), 1000), pa.int64()).cast(TIMESTAMP)
-    return values, bad
+    return values, _bad_mask(text, values)
+
+
+_EPOCH_LIMIT_S = 9.2e9
+"""Unix seconds nanoseconds in int64 hold (+-292 years); a value beyond is unreadable, not an overflow."""
