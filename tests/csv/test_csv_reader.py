@@ -350,3 +350,12 @@ def test_epoch_times_beyond_the_nanosecond_range_are_counted() -> None:
         times, bad = values.to_epoch_timestamp(raw)
         assert times.to_pylist()[0] is not None and times.to_pylist()[1:] == [None] * 4
         assert bad is not None and bad.tolist() == [False, True, True, True, raw[4].is_valid]
+
+
+def test_padded_numbers_are_read_and_garbage_counted() -> None:
+    """Found by fuzzing (fuzz/targets/csv.py): ' .000' matched the number pattern (which allows padding) but
+    not pyarrow's cast, and the ArrowInvalid aborted the read; padded numbers are now read as numbers."""
+    for raw in (pa.array([" .000", "5 ", "x", None]), pa.array([b" .000", b"5 ", b"x", None], pa.binary())):
+        numbers, bad = values.to_float(raw)
+        assert numbers.to_pylist() == [0.0, 5.0, None, None]
+        assert bad is not None and bad.tolist() == [False, False, True, False]

@@ -49,7 +49,8 @@ def to_float(text: pa.Array) -> Converted:
         return pc.cast(text, pa.float64()), None
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         readable = pc.match_substring_regex(text, _NUMBER)
-        values = pc.cast(pc.if_else(readable, text, pa.scalar(None, pa.string())), pa.float64())
+        numbers = pc.cast(pc.if_else(readable, text, pa.scalar(None, text.type)), pa.string())  # ASCII when matched
+        values = pc.cast(pc.utf8_trim_whitespace(numbers), pa.float64())  # the pattern allows padding, a cast not
         return values, _bad_mask(text, values)
 
 
