@@ -359,3 +359,18 @@ def test_padded_numbers_are_read_and_garbage_counted() -> None:
         numbers, bad = values.to_float(raw)
         assert numbers.to_pylist() == [0.0, 5.0, None, None]
         assert bad is not None and bad.tolist() == [False, False, True, False]
+
+
+def test_header_names_stay_unique_when_a_suffix_is_taken(tmp_path: Path) -> None:
+    """Found by fuzzing (fuzz/targets/csv.py): a header ``0, 0, 0_1`` named two columns ``0_1`` and pyarrow's
+    KeyError ("exists 2 times") ended the read; the repeat now counts on to a free name."""
+    from flowscope.csvflows.header import normalised_names
+
+    assert normalised_names(["Fwd Header Length", "Fwd Header Length"]) == ["fwd_header_length", "fwd_header_length_1"]
+    assert normalised_names(["0", "0", "0_1", "", ""]) == ["0", "0_1", "0_1_1", "column", "column_1"]
+    path = tmp_path / "repeats.csv"
+    header, row = EXAMPLE.read_text().splitlines()[:2]
+    path.write_text(f"{header},0,0,0_1\n{row},1,2,3\n")
+    table, _ = read_all(path)
+    assert table.num_rows == 1 and table.column("dst_port").to_pylist() == [3128]
+    assert [table.column(name).to_pylist() for name in ("0", "0_1", "0_1_1")] == [[1.0], [2.0], [3.0]]
