@@ -98,7 +98,7 @@ def bulk_lines(table: pa.Table, index: str) -> pa.Array:
         # the index name is a parameter: it may hold a quote (Elasticsearch allows one), which must not end SQL text
         action = """'{"index":{"_index":"' || $index || '-' || strftime(time_received, '%Y.%m.%d') || '"}}'"""
         sql = f"SELECT {action} || chr(10) || to_json({{{fields}}}) || chr(10) FROM rows"
-        lines = con.execute(sql, {"index": index}).to_arrow_table()
+        lines = con.sql(sql, params={"index": index}).to_arrow_table()
     finally:
         con.close()
     return lines.column(0).combine_chunks()
