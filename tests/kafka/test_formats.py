@@ -101,3 +101,15 @@ def test_arrow_messages_with_dictionaries_and_without_compression_are_sized() ->
         with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression=compression)) as w:
             w.write_table(table)
         assert expanded_size(sink.getvalue().to_pybytes()) >= table.nbytes - 64
+
+
+def test_arrow_stream_naming_a_flow_field_twice_is_counted() -> None:
+    """Found by fuzzing (fuzz/targets/goflow2.py): a schema with ``time_flow_start`` twice raised pyarrow's
+    KeyError out of the consumer."""
+    twice = pa.table([pa.array([1, 2], pa.int64())] * 2, names=["time_flow_start", "time_flow_start"])
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, twice.schema) as writer:
+        writer.write_table(twice)
+    skips = Skips()
+    assert FORMATS["arrow"].decode([sink.getvalue().to_pybytes()], skips).num_rows == 0
+    assert dict(skips.counts) == {"not an Arrow IPC stream of flows": 1}

@@ -90,7 +90,7 @@ def _decode_arrow(values: list[bytes], skips: Skips) -> pa.Table:
                 skips.add(f"Arrow message expanding past {MAX_ARROW_MESSAGE_BYTES >> 20} MiB (a decompression bomb?)")
                 continue
             tables.append(conform(pa.ipc.open_stream(value).read_all(), keep_extra=False))
-        except (pa.ArrowException, OSError, ValueError):  # field names need not be UTF-8 in a stream
+        except (pa.ArrowException, OSError, ValueError, KeyError):  # names: not UTF-8, or a field twice
             skips.add("not an Arrow IPC stream of flows")
     return pa.concat_tables(tables) if tables else FLOW_SCHEMA.empty_table()
 
