@@ -2,7 +2,8 @@
 
 The slow test runs ``python -m fuzz TARGET --seconds S`` in a subprocess (its own memory limit and per-input
 time-out): ``FLOWSCOPE_FUZZ_SECONDS`` (default 8) per target; with start-up and the seeds' first pass a target
-took 18-23 s of wall time on the shared two-core machine, so the ten stay near 3 minutes of CI. Longer runs and their figures: docs/RELIABILITY.md, "Fuzzing".
+took 18-23 s of wall time on the shared two-core machine, so the ten stay near 3 minutes of CI. Longer runs and
+their figures: docs/RELIABILITY.md, "Fuzzing".
 """
 
 from __future__ import annotations
