@@ -374,3 +374,34 @@ def test_header_names_stay_unique_when_a_suffix_is_taken(tmp_path: Path) -> None
     table, _ = read_all(path)
     assert table.num_rows == 1 and table.column("dst_port").to_pylist() == [3128]
     assert [table.column(name).to_pylist() for name in ("0", "0_1", "0_1_1")] == [[1.0], [2.0], [3.0]]
+
+
+def test_a_gzip_bomb_is_one_clear_error_in_bounded_memory(tmp_path: Path) -> None:
+    """256 MiB of zero bytes (no newline) behind a good row, from 250 kB of gzip: each 16 MiB read was inflated
+    whole and the endless line gathered in memory. Inflated in pieces now, and a line past 16 MiB is an error."""
+    import tracemalloc
+
+    header, row = EXAMPLE.read_text().splitlines()[:2]
+    path = tmp_path / "bomb.csv.gz"
+    with gzip.open(path, "wb", compresslevel=9) as out:
+        out.write(f"{header}\n{row}\n".encode())
+        for _ in range(256):
+            out.write(bytes(1 << 20))
+    assert path.stat().st_size < 1 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(FlowscopeError, match="a line longer than 16 MiB: not a flow CSV"):
+            read_all(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 128 << 20
+
+
+def test_inflating_yields_bounded_pieces_and_every_gzip_member(tmp_path: Path) -> None:
+    (tmp_path / "any").write_bytes(b"")
+    raw = reader._RawInput(tmp_path / "any")
+    members = [gzip.compress(b"a" * (40 << 20)), gzip.compress(b"tail\n")]
+    pieces = list(raw._inflated(iter([members[0][:1000], members[0][1000:] + members[1]])))
+    assert max(map(len, pieces)) <= reader.CHUNK_BYTES
+    assert b"".join(pieces) == b"a" * (40 << 20) + b"tail\n"

@@ -38,6 +38,7 @@ from flowscope.readers.options import ReadOptions
 from flowscope.readers.registry import Reader, register
 
 CHUNK_BYTES = 16 << 20
+MAX_LINE_BYTES = 16 << 20
 _TICK = 0.25
 _COMMENT_LINES = re.compile(rb"(?m)^#[^\n]*\n?")
 
@@ -77,6 +78,7 @@ class _RawInput:
                     yield block
                 return
             cut = block.rfind(b"\n") + 1
+            _check_line(len(block) - cut, self.name)
             carry = bytes(block[cut:])
             if cut:
                 del block[cut:]
@@ -95,12 +97,14 @@ class _RawInput:
             if inflater is None or not block:
                 yield block
                 continue
-            out = [inflater.decompress(block)]
-            while inflater.eof and inflater.unused_data:  # concatenated gzip members
-                rest = inflater.unused_data
-                inflater = zlib.decompressobj(wbits=47)
-                out.append(inflater.decompress(rest))
-            yield b"".join(out)
+            pending = block
+            while pending:  # in pieces of at most CHUNK_BYTES: 16 MiB of gzip can hold 16 GiB of text
+                yield inflater.decompress(pending, CHUNK_BYTES)
+                if inflater.eof and inflater.unused_data:  # concatenated gzip members
+                    pending = inflater.unused_data
+                    inflater = zlib.decompressobj(wbits=47)
+                else:
+                    pending = inflater.unconsumed_tail
 
     def _stdin_blocks(self) -> Iterator[bytes]:
         # read1 first returns what format detection peeked into stdin's buffer, then one read per
@@ -189,6 +193,7 @@ class _InputReader:
                 tail = (tail + block).lstrip(b"\r\n")
                 cut = tail.find(b"\n")
                 if cut < 0:
+                    _check_line(len(tail), self.raw.name)
                     continue
                 yield tail[:cut]
                 block, tail = tail[cut + 1 :], b""
@@ -205,6 +210,7 @@ class _InputReader:
                 tail = block[cut + 1 :]
             else:
                 tail += block
+                _check_line(len(tail), self.raw.name)
             due = not self.raw.live or ready_bytes >= CHUNK_BYTES or ready_rows >= self.source.options.commit_rows
             if ready and (due or (self.raw.live and time.monotonic() - since >= self.source.options.commit_seconds)):
                 yield _joined(ready)
@@ -288,6 +294,13 @@ class _InputReader:
         if self.source.options.strict:
             raise FlowscopeError(f"{self.raw.name}: near data row {row}: {reason}: {example!r} (--strict)")
         self.source.skips.add(reason, count, example)
+
+
+def _check_line(unfinished: int, name: str) -> None:
+    """A line still unfinished after ``MAX_LINE_BYTES`` is no flow record (those take well under 4 kB): one
+    clear error, instead of gathering a compressed stream's endless line (a gzip bomb) in memory."""
+    if unfinished > MAX_LINE_BYTES:
+        raise FlowscopeError(f"{name}: a line longer than {MAX_LINE_BYTES >> 20} MiB: not a flow CSV")
 
 
 def _without_lines_not_utf8(chunk: bytes | bytearray) -> tuple[bytes, list[int], str]:
