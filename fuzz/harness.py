@@ -1,7 +1,7 @@
 """What every fuzz target shares: seed files from ../shared/testdata, a scratch file, datagram framing.
 
-Targets must not import flowscope at the top of this module's importers before the runner has started
-instrumenting (``atheris.instrument_imports``): this module itself imports nothing from flowscope.
+It imports nothing from flowscope: the runner imports a target (and through it flowscope) only inside
+``atheris.instrument_imports``, and a flowscope module imported before that would not be instrumented.
 """
 
 from __future__ import annotations
