@@ -405,3 +405,17 @@ def test_inflating_yields_bounded_pieces_and_every_gzip_member(tmp_path: Path) -
     pieces = list(raw._inflated(iter([members[0][:1000], members[0][1000:] + members[1]])))
     assert max(map(len, pieces)) <= reader.CHUNK_BYTES
     assert b"".join(pieces) == b"a" * (40 << 20) + b"tail\n"
+
+
+def test_a_ragged_row_that_is_not_utf8_is_counted_and_skipped(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    """The issue's case, met again by fuzzing: a row with the wrong number of fields that is not UTF-8 made
+    pyarrow print "Exception ignored ... UnicodeDecodeError" and fail the read (exit 2). Rows that are not
+    UTF-8 now leave the chunk before pyarrow sees it; many bad bytes no longer take quadratic time."""
+    header, row = EXAMPLE.read_text().splitlines()[:2]
+    bad = b"1,2,\xd0\xd0,3\n" + b"\xff," * 20_000 + b"\n"
+    path = tmp_path / "ragged.csv"
+    path.write_bytes(f"{header}\n{row}\n".encode() + bad + f"{row}\n".encode())
+    table, source = read_all(path)
+    assert table.num_rows == 2
+    assert dict(source.skips.counts) == {"row is not UTF-8 text": 2}
+    assert "Exception ignored" not in capfd.readouterr().err
