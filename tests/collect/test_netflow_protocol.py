@@ -520,3 +520,19 @@ def test_mutated_datagrams_never_raise() -> None:
             batch_payloads.append(bytes(data))
         decoded = decode_netflow(batch(*batch_payloads), state)
         assert decoded.messages.num_rows == len(batch_payloads)
+
+
+def test_templates_beyond_the_store_bound_are_refused_and_counted() -> None:
+    """Exporters are UDP senders anyone can spoof: a flood of new templates (here in new observation domains)
+    stops at the store's bound, counted; known templates still decode and may still be redefined."""
+    state = NetflowState()
+    state.templates.max_templates = 3
+    floods = [ipfix(template(256 + i, *SIMPLE), domain=i) for i in range(5)]
+    decoded = decode_netflow(batch(*floods), state)
+    assert len(state.templates.templates) == 3
+    assert decoded.skips.counts["templates refused: 3 known already"] == 2
+    data = ipfix(set_(256, simple_record("10.0.0.1", "10.0.0.2", 100, 1)), domain=0)
+    refused = ipfix(set_(260, simple_record("10.0.0.3", "10.0.0.4", 300, 3)), domain=4)
+    again = decode_netflow(batch(ipfix(template(256, *SIMPLE[:2], (1, 4), (2, 4)), domain=0), data, refused), state)
+    assert flows_of(again) == [("10.0.0.1", "10.0.0.2", 100, 1)]  # the refused template's data is held, not guessed
+    assert "templates refused: 3 known already" not in again.skips.counts

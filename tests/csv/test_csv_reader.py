@@ -328,3 +328,95 @@ def test_flowscope_csv_reads_back_as_written(tmp_path: Path) -> None:
     sink.close()
     read = pa.concat_tables(list(CsvFlowSource([tmp_path / "own.csv"], CsvOptions())))
     assert read.select(FLOW_SCHEMA.names).equals(original)
+
+
+def test_iso_shaped_times_that_are_no_time_are_counted() -> None:
+    """Found by fuzzing (fuzz/targets/csv.py): an ISO-shaped time beyond the nanosecond range or on no
+    calendar day raised ArrowInvalid out of the read; each is now one unreadable value among readable ones."""
+    shown = ["2024-05-01 13:00:00", "1007-06-13 08:06:49", "2024-02-30 10:00:00", "2024-05-01T13:00:00.5", "x"]
+    raw = pa.array([t.encode() for t in shown], pa.binary())
+    times, bad = values.to_timestamp(raw, (), "UTC")
+    assert times.to_pylist()[0] is not None and times.to_pylist()[3] is not None
+    assert times.to_pylist()[1:3] == [None, None]
+    assert bad is not None and bad.tolist() == [False, True, True, False, True]
+
+
+def test_epoch_times_beyond_the_nanosecond_range_are_counted() -> None:
+    """Found by fuzzing (fuzz/targets/csv.py): epoch seconds of 1.6e23 raised ArrowInvalid (float truncated
+    converting to int64); such a value, and NaN or inf, is now one unreadable value of its row."""
+    for raw in (
+        pa.array([b"1653637473.475", b"165363746553638089129984", b"nan", b"-inf", b"x"], pa.binary()),
+        pa.array([1653637473.475, 1.6e23, float("nan"), float("-inf"), None], pa.float64()),
+    ):
+        times, bad = values.to_epoch_timestamp(raw)
+        assert times.to_pylist()[0] is not None and times.to_pylist()[1:] == [None] * 4
+        assert bad is not None and bad.tolist() == [False, True, True, True, raw[4].is_valid]
+
+
+def test_padded_numbers_are_read_and_garbage_counted() -> None:
+    """Found by fuzzing (fuzz/targets/csv.py): ' .000' matched the number pattern (which allows padding) but
+    not pyarrow's cast, and the ArrowInvalid aborted the read; padded numbers are now read as numbers."""
+    for raw in (pa.array([" .000", "5 ", "x", None]), pa.array([b" .000", b"5 ", b"x", None], pa.binary())):
+        numbers, bad = values.to_float(raw)
+        assert numbers.to_pylist() == [0.0, 5.0, None, None]
+        assert bad is not None and bad.tolist() == [False, False, True, False]
+
+
+def test_header_names_stay_unique_when_a_suffix_is_taken(tmp_path: Path) -> None:
+    """Found by fuzzing (fuzz/targets/csv.py): a header ``0, 0, 0_1`` named two columns ``0_1`` and pyarrow's
+    KeyError ("exists 2 times") ended the read; the repeat now counts on to a free name."""
+    from flowscope.csvflows.header import normalised_names
+
+    assert normalised_names(["Fwd Header Length", "Fwd Header Length"]) == ["fwd_header_length", "fwd_header_length_1"]
+    assert normalised_names(["0", "0", "0_1", "", ""]) == ["0", "0_1", "0_1_1", "column", "column_1"]
+    path = tmp_path / "repeats.csv"
+    header, row = EXAMPLE.read_text().splitlines()[:2]
+    path.write_text(f"{header},0,0,0_1\n{row},1,2,3\n")
+    table, _ = read_all(path)
+    assert table.num_rows == 1 and table.column("dst_port").to_pylist() == [3128]
+    assert [table.column(name).to_pylist() for name in ("0", "0_1", "0_1_1")] == [[1.0], [2.0], [3.0]]
+
+
+def test_a_gzip_bomb_is_one_clear_error_in_bounded_memory(tmp_path: Path) -> None:
+    """256 MiB of zero bytes (no newline) behind a good row, from 250 kB of gzip: each 16 MiB read was inflated
+    whole and the endless line gathered in memory. Inflated in pieces now, and a line past 16 MiB is an error."""
+    import tracemalloc
+
+    header, row = EXAMPLE.read_text().splitlines()[:2]
+    path = tmp_path / "bomb.csv.gz"
+    with gzip.open(path, "wb", compresslevel=9) as out:
+        out.write(f"{header}\n{row}\n".encode())
+        for _ in range(256):
+            out.write(bytes(1 << 20))
+    assert path.stat().st_size < 1 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(FlowscopeError, match="a line longer than 16 MiB: not flow records"):
+            read_all(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 128 << 20
+
+
+def test_inflating_yields_bounded_pieces_and_every_gzip_member(tmp_path: Path) -> None:
+    (tmp_path / "any").write_bytes(b"")
+    raw = line_input.LineInput(tmp_path / "any")
+    members = [gzip.compress(b"a" * (40 << 20)), gzip.compress(b"tail\n")]
+    pieces = list(raw._inflated(iter([members[0][:1000], members[0][1000:] + members[1]])))
+    assert max(map(len, pieces)) <= line_input.CHUNK_BYTES
+    assert b"".join(pieces) == b"a" * (40 << 20) + b"tail\n"
+
+
+def test_a_ragged_row_that_is_not_utf8_is_counted_and_skipped(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    """The issue's case, met again by fuzzing: a row with the wrong number of fields that is not UTF-8 made
+    pyarrow print "Exception ignored ... UnicodeDecodeError" and fail the read (exit 2). Rows that are not
+    UTF-8 now leave the chunk before pyarrow sees it; many bad bytes no longer take quadratic time."""
+    header, row = EXAMPLE.read_text().splitlines()[:2]
+    bad = b"1,2,\xd0\xd0,3\n" + b"\xff," * 20_000 + b"\n"
+    path = tmp_path / "ragged.csv"
+    path.write_bytes(f"{header}\n{row}\n".encode() + bad + f"{row}\n".encode())
+    table, source = read_all(path)
+    assert table.num_rows == 2
+    assert dict(source.skips.counts) == {"row is not UTF-8 text": 2}
+    assert "Exception ignored" not in capfd.readouterr().err

@@ -142,3 +142,15 @@ def test_errors_name_their_position(text: str, position: int, reason: str) -> No
     assert (error.position, reason in error.reason) == (position, True), error.reason
     first, shown, caret = str(error).splitlines()
     assert first.startswith("filter: ") and shown == f"  {text}" and caret == "  " + " " * position + "^"
+
+
+def test_deep_nesting_is_one_clear_error() -> None:
+    """Found by fuzzing (fuzz/targets/filter.py): a thousand '(' or 'not' ended in RecursionError (a 500 in the
+    console); nesting beyond ``MAX_DEPTH`` is a FilterError, and up to it compiles."""
+    from flowscope.query.filter_language import MAX_DEPTH, FilterError, compile_filter
+
+    for text in ("(" * 1000 + "port = 1" + ")" * 1000, "not " * 1000 + "port = 1", "(not " * 600 + "port = 1"):
+        with pytest.raises(FilterError, match="more than 64 deep"):
+            compile_filter(text)
+    assert compile_filter("(" * MAX_DEPTH + "port = 1" + ")" * MAX_DEPTH).params == {"f0": 1, "f1": 1}
+    assert "NOT" in compile_filter("not " * MAX_DEPTH + "port = 1").sql

@@ -53,6 +53,8 @@ class Rotation:
 
 def tcpdump_command(tcpdump: str, interface: str, directory: Path, rotation: Rotation, bpf: str | None) -> list[str]:
     """tcpdump writing ``DIR/YYYY-MM-DD/IFACE-YYYYmmdd-HHMMSS.pcap``, a new file every ``seconds``."""
+    if not interface or "/" in interface or interface in (".", "..") or "\0" in interface:
+        raise FlowscopeError(f"{interface!r} is no interface name")  # it names the capture files, in DIR only
     pattern = directory / "%Y-%m-%d" / f"{interface}-%Y%m%d-%H%M%S.pcap"
     command = [tcpdump, "-i", interface, "-n", "-Z", "root", "--immediate-mode", "-B", "16384"]
     command += ["-w", str(pattern), "-G", str(rotation.seconds)]
@@ -63,7 +65,7 @@ def tcpdump_command(tcpdump: str, interface: str, directory: Path, rotation: Rot
     if rotation.snaplen:
         command += ["-s", str(rotation.snaplen)]
     if bpf:
-        command.append(bpf)
+        command += ["--", bpf]  # the filter can never be taken for an option (glibc's getopt permutes: "-z CMD")
     return command
 
 

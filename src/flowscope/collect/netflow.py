@@ -80,7 +80,7 @@ def decode_templated(datagrams: Datagrams, state: NetflowState) -> Decoded:
     batch = _Batch()
     store = state.templates
     serial = state.batches = state.batches + 1
-    dropped_before = store.dropped_sets
+    dropped_before, refused_before = store.dropped_sets, store.refused_templates
     simple, simple_templates, which = _known_simple(find_simple(datagrams.payloads), datagrams.exporters, store)
     is_simple = np.zeros(len(datagrams), bool)
     is_simple[simple.positions] = True
@@ -100,6 +100,7 @@ def decode_templated(datagrams: Datagrams, state: NetflowState) -> Decoded:
             skips.add(reason, example=f"exporter {addresses.format_one(exporter)}")
     message_rows[simple.positions] = _file_simple(batch, simple, simple_templates, which, datagrams, store, serial)
     skips.add("data sets dropped: template never arrived (hold buffer full)", store.dropped_sets - dropped_before)
+    skips.add(f"templates refused: {store.max_templates:,} known already", store.refused_templates - refused_before)
     context = Contexts.of(batch.contexts, batch.simple, batch.simple_exporters, batch.simple_received)
     flows, records_per_context, flows_per_context = _decode_groups(batch, context, state, skips)
     messages = _messages_table(

@@ -117,11 +117,18 @@ class HeldSet:
     body: bytes
 
 
+MAX_TEMPLATES = 100_000
+"""Templates one collector keeps: 1,000 exporters with 100 each; a few hundred MB at most."""
+
+
 class TemplateStore:
     """Known templates plus a bounded buffer of data sets waiting for theirs."""
 
-    def __init__(self, *, hold_bytes: int = 8 << 20) -> None:
+    def __init__(self, *, hold_bytes: int = 8 << 20, max_templates: int = MAX_TEMPLATES) -> None:
         self.templates: dict[TemplateKey, Template] = {}
+        self.max_templates = max_templates
+        self.refused_templates = 0
+        """New templates refused because the store was full (their data is then held, and dropped)."""
         self.held: OrderedDict[TemplateKey, list[HeldSet]] = OrderedDict()
         self.hold_bytes = hold_bytes
         self.held_size = 0
@@ -135,7 +142,12 @@ class TemplateStore:
         return self.templates.get(key)
 
     def add(self, key: TemplateKey, template: Template) -> list[HeldSet]:
-        """Learn (or redefine) a template; returns the held data sets it unblocks."""
+        """Learn (or redefine) a template; returns the held data sets it unblocks. A new template beyond
+        ``max_templates`` is refused and counted: exporters are UDP senders anyone can spoof, and each template
+        is kept (and saved) until withdrawn."""
+        if key not in self.templates and len(self.templates) >= self.max_templates:
+            self.refused_templates += 1
+            return []
         self.touched.add(key[:3])
         if self.templates.get(key) != template:
             self.templates[key] = template

@@ -14,14 +14,18 @@ def normalise(name: str) -> str:
 
 def normalised_names(names: list[str]) -> list[str]:
     """Normalise every name; repeats get ``_1``, ``_2`` (CICFlowMeter writes ``Fwd Header Length`` twice,
-    the Kaggle file calls the second one ``Fwd.Header.Length.1``, so both end up ``fwd_header_length_1``)."""
-    seen: dict[str, int] = {}
-    out = []
+    the Kaggle file calls the second one ``Fwd.Header.Length.1``, so both end up ``fwd_header_length_1``).
+    A suffixed name that another column has already (``a, a, a_1``) counts on (``a_1_1``): names stay unique."""
+    repeats: dict[str, int] = {}
+    out: list[str] = []
+    used: set[str] = set()
     for name in names:
-        base = normalise(name) or "column"
-        count = seen.get(base, 0)
-        seen[base] = count + 1
-        out.append(base if count == 0 else f"{base}_{count}")
+        base = chosen = normalise(name) or "column"
+        while chosen in used:
+            repeats[base] = repeats.get(base, 0) + 1
+            chosen = f"{base}_{repeats[base]}"
+        used.add(chosen)
+        out.append(chosen)
     return out
 
 

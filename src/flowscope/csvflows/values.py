@@ -49,7 +49,8 @@ def to_float(text: pa.Array) -> Converted:
         return pc.cast(text, pa.float64()), None
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         readable = pc.match_substring_regex(text, _NUMBER)
-        values = pc.cast(pc.if_else(readable, text, pa.scalar(None, pa.string())), pa.float64())
+        numbers = pc.cast(pc.if_else(readable, text, pa.scalar(None, text.type)), pa.string())  # ASCII when matched
+        values = pc.cast(pc.utf8_trim_whitespace(numbers), pa.float64())  # the pattern allows padding, a cast not
         return values, _bad_mask(text, values)
 
 
@@ -217,13 +218,30 @@ def _iso_times(text: pa.Array) -> pa.Array:
     try:
         return pc.cast(text, naive)
     except pa.ArrowInvalid:
-        readable = pc.match_substring_regex(text, _ISO)
-        return pc.cast(pc.if_else(readable, text, pa.scalar(None, pa.string())), naive)
+        readable = pc.if_else(pc.match_substring_regex(text, _ISO), text, pa.scalar(None, pa.string()))
+    try:
+        return pc.cast(readable, naive)
+    except pa.ArrowInvalid:  # ISO-shaped, but no such time (2024-02-30, 25:00) or beyond 1677-2262: one by one
+        return pa.array([_one_time(value, naive) for value in readable.to_pylist()], naive)
+
+
+def _one_time(text: str | None, naive: pa.DataType) -> pa.Scalar | None:
+    """A text as a time, None when it is no time nanoseconds since 1970 can hold (only broken files get here)."""
+    try:
+        return None if text is None else pa.scalar(text).cast(naive)
+    except pa.ArrowInvalid:
+        return None
 
 
 def to_epoch_timestamp(text: pa.Array) -> Converted:
     """Unix seconds with an optional fraction (``1653637473.475``) -> UTC nanoseconds (microsecond precision)."""
-    seconds, bad = to_float(text)
+    seconds, _ = to_float(text)
+    fits = pc.and_(pc.greater_equal(seconds, -_EPOCH_LIMIT_S), pc.less_equal(seconds, _EPOCH_LIMIT_S))
+    seconds = pc.if_else(fits, seconds, pa.scalar(None, pa.float64()))  # NaN compares false: null as well
     micros = pc.round(pc.multiply(seconds, 1e6))
     values = pc.cast(pc.multiply(pc.cast(micros, pa.int64()), 1000), pa.int64()).cast(TIMESTAMP)
-    return values, bad
+    return values, _bad_mask(text, values)
+
+
+_EPOCH_LIMIT_S = 9.2e9
+"""Unix seconds nanoseconds in int64 hold (+-292 years); a value beyond is unreadable, not an overflow."""

@@ -62,7 +62,7 @@ class ClickHouseURL:
         if parts.scheme != SCHEME or not parts.hostname:
             raise FlowscopeError(f"not a ClickHouse URL: {url!r} (expected clickhouse://HOST:9000/DB)")
         database = unquote(parts.path.strip("/")) or "default"
-        if "/" in database or "`" in database:
+        if "/" in database or "`" in database or "\\" in database:  # `...` quotes names; a backslash escapes in it
             raise FlowscopeError(f"bad ClickHouse database name {database!r} in {url!r}")
         try:
             port = parts.port or DEFAULT_PORT

@@ -95,8 +95,10 @@ def bulk_lines(table: pa.Table, index: str) -> pa.Array:
     try:
         con.execute("SET TimeZone = 'UTC'")
         con.register("rows", rows)
-        action = f"""'{{"index":{{"_index":"{index}-' || strftime(time_received, '%Y.%m.%d') || '"}}}}'"""
-        lines = con.sql(f"SELECT {action} || chr(10) || to_json({{{fields}}}) || chr(10) FROM rows").to_arrow_table()
+        # the index name is a parameter: it may hold a quote (Elasticsearch allows one), which must not end SQL text
+        action = """'{"index":{"_index":"' || $index || '-' || strftime(time_received, '%Y.%m.%d') || '"}}'"""
+        sql = f"SELECT {action} || chr(10) || to_json({{{fields}}}) || chr(10) FROM rows"
+        lines = con.sql(sql, params={"index": index}).to_arrow_table()
     finally:
         con.close()
     return lines.column(0).combine_chunks()

@@ -25,6 +25,7 @@ from flowscope import addresses
 from flowscope.arrays import contiguous
 from flowscope.diagnostics import Skips
 from flowscope.kafka import goflow2
+from flowscope.kafka.ipc_size import expanded_size
 from flowscope.schema import FLOW_SCHEMA, Role, column, conform
 
 
@@ -77,12 +78,19 @@ def _encode_arrow(table: pa.Table, cuts: np.ndarray) -> list[bytes]:
     return values
 
 
+MAX_ARROW_MESSAGE_BYTES = 256 << 20
+"""The most one ``arrow`` message may expand to: 20 times a message of the default 65,536 flows (13 MB)."""
+
+
 def _decode_arrow(values: list[bytes], skips: Skips) -> pa.Table:
     tables = []
     for value in values:
         try:
+            if expanded_size(value) > MAX_ARROW_MESSAGE_BYTES:
+                skips.add(f"Arrow message expanding past {MAX_ARROW_MESSAGE_BYTES >> 20} MiB (a decompression bomb?)")
+                continue
             tables.append(conform(pa.ipc.open_stream(value).read_all(), keep_extra=False))
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError):
+        except (pa.ArrowException, OSError, ValueError, KeyError):  # names: not UTF-8, or a field twice
             skips.add("not an Arrow IPC stream of flows")
     return pa.concat_tables(tables) if tables else FLOW_SCHEMA.empty_table()
 

@@ -113,14 +113,17 @@ class Decompressor:
         if method == LZO_COMPRESSED:
             try:
                 import lzallright
+                import lzokay
             except ImportError:
                 self.missing = (
                     f"{path}: LZO-compressed, and the LZO codec is not installed "
-                    "(pip install lzallright, a flowscope dependency)"
+                    "(pip install lzallright lzokay, flowscope dependencies)"
                 )
             else:
                 self._lzo = lzallright.LZOCompressor
-                self._lzo_error = lzallright.LZOError
+                self._lzo_fits = lzokay.decompress
+                self._lzo_errors = (lzallright.LZOError, lzokay.LzokayError)
+                self._lzo_overrun = lzokay.OutputOverrunError
         elif method == LZ4_COMPRESSED:
             import lz4.block
 
@@ -133,15 +136,9 @@ class Decompressor:
         if self.method == NOT_COMPRESSED:
             return payload
         if self.method == BZ2_COMPRESSED:
-            try:
-                return bz2.decompress(payload)
-            except (OSError, ValueError, EOFError) as exc:
-                raise ValueError(f"BZ2 decompression failed: {exc}") from exc
+            return _bz2(payload)
         if self.method == LZO_COMPRESSED:
-            try:  # the size is a first allocation, grown when a block is larger
-                return self._lzo.decompress(payload, TYPICAL_BLOCK_BYTES)
-            except self._lzo_error as exc:
-                raise ValueError(f"LZO decompression failed: {exc}") from exc
+            return self._lzo_bounded(payload)
         # LZ4 blocks do not store their decompressed size: try a buffer that fits nfcapd's blocks
         # (smaller buffers are much cheaper to allocate), then the largest nfdump writes
         for size in (TYPICAL_BLOCK_BYTES, MAX_BLOCK_BYTES):
@@ -150,6 +147,42 @@ class Decompressor:
             except self._lz4.LZ4BlockError as exc:
                 error = exc
         raise ValueError(f"LZ4 decompression failed: {error}")
+
+    def _lzo_bounded(self, payload: bytes) -> bytes:
+        """An LZO block of at most ``MAX_BLOCK_BYTES``, else ValueError.
+
+        lzallright returns exactly the decompressed bytes but doubles its buffer until they fit, without a
+        bound: 1.4 MB of LZO made 256 MiB. lzokay decompresses into a buffer of a given size and fails beyond
+        it, but returns the whole buffer (the length is lost). So lzokay tells whether the block fits (2 MiB,
+        then 16 MiB, as nfdump's own fixed buffer refuses larger ones), then lzallright, given that size,
+        decodes it without growing. Measured on a 1 MiB block (446 kB stored): 19 ms lzallright alone, 11 ms
+        more for the 2 MiB check.
+        """
+        try:
+            for size in (TYPICAL_BLOCK_BYTES, MAX_BLOCK_BYTES):
+                try:
+                    self._lzo_fits(payload, size)
+                except self._lzo_overrun:
+                    continue
+                return self._lzo.decompress(payload, size)
+        except self._lzo_errors as exc:
+            raise ValueError(f"LZO decompression failed: {exc!r}") from exc
+        raise ValueError(f"LZO block decompresses to more than {MAX_BLOCK_BYTES:,} bytes")
+
+
+def _bz2(payload: bytes) -> bytes:
+    """A BZ2 block of at most ``MAX_BLOCK_BYTES``, else ValueError (``bz2.decompress`` has no bound: 208 bytes
+    of BZ2 make 256 MiB)."""
+    decompressor = bz2.BZ2Decompressor()
+    try:
+        data = decompressor.decompress(payload, max_length=MAX_BLOCK_BYTES)
+    except (OSError, ValueError, EOFError) as exc:
+        raise ValueError(f"BZ2 decompression failed: {exc}") from exc
+    if decompressor.eof:
+        return data
+    if decompressor.needs_input:
+        raise ValueError("BZ2 decompression failed: the stream is cut short")
+    raise ValueError(f"BZ2 block decompresses to more than {MAX_BLOCK_BYTES:,} bytes")
 
 
 def iter_blocks(

@@ -63,6 +63,11 @@ _TOKEN = re.compile(
 )
 
 
+MAX_DEPTH = 64
+"""Nesting of ``not`` and parentheses: the parser recurses per level (found by fuzzing: 1,000 "(" exhausted
+Python's recursion limit), and no filter a person writes comes near it."""
+
+
 class FilterError(FlowscopeError):
     """A filter that does not parse or does not fit its columns; ``position`` is the 0-based offset in ``text``."""
 
@@ -138,6 +143,7 @@ class _Parser:
         self.count = 0
         self.tokens = tokenize(text)
         self.index = 0
+        self.depth = 0
         self.params: dict[str, Any] = {}
 
     # -- tokens
@@ -196,13 +202,16 @@ class _Parser:
         return parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
 
     def not_expr(self) -> str:
-        if self.token.keyword("not"):
-            self.advance()
-            return f"(NOT {self.not_expr()})"
-        if self.token.kind == "punct" and self.token.text == "(":
-            self.advance()
-            inner = self.or_expr()
-            self.expect("punct", ")", "')'")
+        if self.token.keyword("not") or (self.token.kind == "punct" and self.token.text == "("):
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise self.fail(f"the filter nests 'not' and '(' more than {MAX_DEPTH} deep")
+            if self.advance().text == "(":
+                inner = self.or_expr()
+                self.expect("punct", ")", "')'")
+            else:
+                inner = f"(NOT {self.not_expr()})"
+            self.depth -= 1
             return inner
         return self.comparison()
 

@@ -20,9 +20,11 @@ import pyarrow as pa
 
 from flowscope.csvflows.options import STDIN, CsvOptions
 from flowscope.diagnostics import Skips
+from flowscope.errors import FlowscopeError
 from flowscope.memory import keep_freed_memory
 
 CHUNK_BYTES = 16 << 20
+MAX_LINE_BYTES = 16 << 20
 _TICK = 0.25
 
 
@@ -91,6 +93,7 @@ class LineInput:
                     yield block
                 return
             cut = block.rfind(b"\n") + 1
+            _check_line(len(block) - cut, self.name)
             carry = bytes(block[cut:])
             if cut:
                 del block[cut:]
@@ -109,12 +112,14 @@ class LineInput:
             if inflater is None or not block:
                 yield block
                 continue
-            out = [inflater.decompress(block)]
-            while inflater.eof and inflater.unused_data:  # concatenated gzip members
-                rest = inflater.unused_data
-                inflater = zlib.decompressobj(wbits=47)
-                out.append(inflater.decompress(rest))
-            yield b"".join(out)
+            pending = block
+            while pending:  # in pieces of at most CHUNK_BYTES: 16 MiB of gzip can hold 16 GiB of text
+                yield inflater.decompress(pending, CHUNK_BYTES)
+                if inflater.eof and inflater.unused_data:  # concatenated gzip members
+                    pending = inflater.unused_data
+                    inflater = zlib.decompressobj(wbits=47)
+                else:
+                    pending = inflater.unconsumed_tail
 
     def _stdin_blocks(self) -> Iterator[bytes]:
         # read1 first returns what format detection peeked into stdin's buffer, then one read per
@@ -146,6 +151,7 @@ def line_chunks(
             tail = (tail + block).lstrip(b"\r\n")
             cut = tail.find(b"\n")
             if cut < 0:
+                _check_line(len(tail), raw.name)
                 continue
             yield tail[:cut]
             block, tail = tail[cut + 1 :], b""
@@ -162,6 +168,7 @@ def line_chunks(
             tail = block[cut + 1 :]
         else:
             tail += block
+            _check_line(len(tail), raw.name)
         due = not raw.live or ready_bytes >= CHUNK_BYTES or ready_rows >= commit_rows
         if ready and (due or (raw.live and time.monotonic() - since >= commit_seconds)):
             yield _joined(ready)
@@ -179,3 +186,10 @@ def line_chunks(
 def _joined(pieces: list[bytes | bytearray | memoryview]) -> bytes | bytearray:
     """One chunk from its pieces; a lone whole block is passed on as it is (no copy)."""
     return pieces[0] if len(pieces) == 1 and not isinstance(pieces[0], memoryview) else b"".join(pieces)
+
+
+def _check_line(unfinished: int, name: str) -> None:
+    """A line still unfinished after ``MAX_LINE_BYTES`` is no flow record (those take well under 4 kB): one
+    clear error, instead of gathering a compressed stream's endless line (a gzip bomb) in memory."""
+    if unfinished > MAX_LINE_BYTES:
+        raise FlowscopeError(f"{name}: a line longer than {MAX_LINE_BYTES >> 20} MiB: not flow records")

@@ -175,3 +175,17 @@ def test_every_tree_layout_answers_as_maxminddb(name: str) -> None:
                 expected.append(None)
     found = ranges.lookup(_matrix(addresses))
     assert [None if r < 0 else records[r] for r in found] == expected
+
+
+def test_unexpected_metadata_is_one_error_with_the_pure_python_reader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by fuzzing (fuzz/targets/mmdb.py): where maxminddb runs without its C extension, a metadata key
+    it does not know raised TypeError out of the load (and out of a collector's reload)."""
+    path = _write_database(tmp_path / "odd.mmdb", {"192.0.2.0/24": {"country": "US"}})
+    data = path.read_bytes()
+    assert b"database_type" in data
+    path.write_bytes(data.replace(b"database_type", b"database_typo"))
+    monkeypatch.setattr(maxminddb, "open_database", lambda p: maxminddb.Reader(p, maxminddb.MODE_MMAP))
+    with pytest.raises(FlowscopeError, match="cannot read MMDB database"):
+        MmdbTable.load(path)

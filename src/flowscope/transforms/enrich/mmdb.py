@@ -65,7 +65,8 @@ def read_database(path: Path) -> tuple[str, RangeTable, list[Any]]:
     """(database type, range table whose values number the records, the decoded records) of an MMDB file."""
     try:
         reader = maxminddb.open_database(str(path))  # the C extension where installed
-    except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
+    except (OSError, ValueError, TypeError, KeyError, maxminddb.InvalidDatabaseError) as exc:
+        # TypeError, KeyError: metadata with a key the pure-Python reader (no C extension) does not expect
         raise FlowscopeError(f"cannot read MMDB database {path}: {exc}") from None
     try:
         with path.open("rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as view:
