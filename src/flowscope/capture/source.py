@@ -44,7 +44,7 @@ class CaptureSource:
     def __init__(self, paths: Sequence[Path], options: MeterOptions | None = None) -> None:
         keep_freed_memory()
         options = options or MeterOptions()
-        self.files, self.ignored = _capture_files(paths)
+        self.files, self.ignored = capture_source_files(paths)
         self.named = {Path(path) for path in paths if not Path(path).is_dir()}
         self.tunnels = options.tunnels
         self.skips = Skips(unit="packets")
@@ -80,7 +80,7 @@ class CaptureSource:
         return meter_notes(self.meter) + (ignored if self.ignored else [])
 
 
-def _capture_files(paths: Sequence[Path]) -> tuple[list[Path], list[str]]:
+def capture_source_files(paths: Sequence[Path]) -> tuple[list[Path], list[str]]:
     """Files named directly must be captures (else the reader fails clearly); in a folder, other files
     (notes, checksums, an index) are set aside and reported."""
     files: list[Path] = []

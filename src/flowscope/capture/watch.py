@@ -5,6 +5,9 @@ capture file exists (tcpdump has moved on) or its size and modification time hav
 for ``settle`` seconds. Files are metered in rotation order (per-day subfolders included) through
 one flow meter, so a flow continuing into the next file stays one flow.
 
+With ``records="packets"`` every packet is stored as a row of the ``packets`` table instead
+(``capture.packet_records``); nothing is held between files then.
+
 Progress lives in the lake (``LAKE/.watch/<directory id>.json``), written atomically after the
 file's flows are durably in the lake, together with a snapshot of the flow cache: after a
 restart no file is metered twice and flows that were open continue. A crash between publishing
@@ -30,12 +33,14 @@ import pyarrow as pa
 from flowscope.capture.files import is_capture, iter_packet_batches, natural_key
 from flowscope.capture.meter import FlowMeter
 from flowscope.capture.options import MeterOptions
+from flowscope.capture.packet_records import packet_table
 from flowscope.capture.source import meter_notes
 from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
 from flowscope.lake.layout import Lake, fsync_dir
 from flowscope.pipeline import Sink
 from flowscope.readers.registry import head_bytes
+from flowscope.schema import FLOWS, PACKETS
 
 STATE_DIR = ".watch"
 DEFAULT_POLL = 1.0
@@ -87,8 +92,10 @@ class WatchState:
 class StateStore:
     """The watch state and flow-cache snapshot of one directory, kept atomically in the lake."""
 
-    def __init__(self, lake: Lake, directory: Path) -> None:
-        identity = hashlib.sha1(str(directory.resolve()).encode()).hexdigest()[:16]
+    def __init__(self, lake: Lake, directory: Path, records: str = FLOWS) -> None:
+        # packet records of a folder are another product than its flows: their own state, so neither skips the other
+        key = str(directory.resolve()) + ("" if records == FLOWS else f"\0{records}")
+        identity = hashlib.sha1(key.encode()).hexdigest()[:16]
         self.folder = lake.root / STATE_DIR
         self.path = self.folder / f"{identity}.json"
         self.identity = identity
@@ -145,18 +152,23 @@ class CaptureWatcher:
         *,
         settle: float = DEFAULT_SETTLE,
         on_flows: Callable[[Path, int], None] | None = None,
+        records: str = FLOWS,
     ) -> None:
+        """``records``: ``flows`` (metered) or ``packets`` (one row per packet); ``on_flows(file, rows)`` is told
+        the rows each file gave."""
         self.directory = directory
+        self.records = records
         self.sink = sink
         self.settle = settle
         self.tunnels = options.tunnels
         self.skips = Skips(unit="packets")
         self.meter = FlowMeter(options, self.skips)
-        self.store = StateStore(lake, directory)
+        self.store = StateStore(lake, directory, records)
         self.state = self.store.load(self.meter)
         self.on_flows = on_flows
         self.files_metered = 0
-        self.flows_written = 0
+        self.rows_written = 0
+        """Rows of ``records`` written (flows or packets)."""
         self.not_captures: list[str] = []
         self.unreadable: list[str] = []
         self.compressed_copies = 0
@@ -214,8 +226,9 @@ class CaptureWatcher:
                 self.not_captures.append(relative)
                 return False
             flows = 0
+            packets = self.records == PACKETS
             for batch in iter_packet_batches([path], tunnels=self.tunnels, skips=self.skips):
-                flows += self._write(self.meter.add(batch))
+                flows += self._write(packet_table(batch) if packets else self.meter.add(batch))
         except (FlowscopeError, OSError) as exc:
             # a broken or vanished file must not stop the watch, nor be retried forever
             self.unreadable.append(f"{relative}: {exc}")
@@ -247,7 +260,7 @@ class CaptureWatcher:
     def _write(self, flows: pa.Table) -> int:
         if flows.num_rows:
             self.sink.write(flows)
-            self.flows_written += flows.num_rows
+            self.rows_written += flows.num_rows
         return flows.num_rows
 
     def _commit(self, relative: str | None, stat: os.stat_result | None) -> None:

@@ -12,7 +12,14 @@ from flowscope.capture.live import LiveCapture, Rotation, default_interface
 from flowscope.capture.watch import CaptureWatcher, follow
 from flowscope.cli.common import CliState, pass_state
 from flowscope.cli.destinations import destination_options, destination_urls, open_sink, sink_notes
-from flowscope.cli.options import meter_from, meter_options, transform_options, transforms_from
+from flowscope.cli.options import (
+    meter_from,
+    meter_options,
+    records_from,
+    records_option,
+    transform_options,
+    transforms_from,
+)
 from flowscope.pipeline import Stream
 from flowscope.stopping import stop_event
 
@@ -21,21 +28,24 @@ def _report(state: CliState, watcher: CaptureWatcher) -> None:
     state.report_skips(watcher.skips)
     for note in [*watcher.notes(), *sink_notes(watcher.sink)]:
         state.info(f"note: {note}")
-    state.info(f"{watcher.flows_written:,} flows from {watcher.files_metered:,} capture file(s) -> {watcher.sink.name}")
+    rows = f"{watcher.rows_written:,} {watcher.records}"
+    state.info(f"{rows} from {watcher.files_metered:,} capture file(s) -> {watcher.sink.name}")
 
 
 def _watcher(
     state: CliState, directory: Path, settle: float, urls: list[str], flags: dict[str, Any]
 ) -> CaptureWatcher:
     """A watcher writing through ``run``'s streaming twin (its state and progress stay in the lake)."""
+    records = records_from(flags)
     options, transforms = meter_from(flags), transforms_from(flags)
     return CaptureWatcher(
         directory,
         state.lake,
-        Stream(open_sink(state, urls), transforms),
+        Stream(open_sink(state, urls, table=records), transforms),
         options,
         settle=settle,
-        on_flows=lambda path, flows: state.detail(f"{path}: {flows:,} flows finished"),
+        on_flows=lambda path, rows: state.detail(f"{path}: {rows:,} {records} finished"),
+        records=records,
     )
 
 
@@ -44,6 +54,7 @@ def _watcher(
 Examples:
   flowscope watch /var/spool/captures             meter each finished file, keep following
   flowscope watch captures/ --once                meter what is complete now, then stop
+  flowscope watch captures/ --records packets     store every packet (the 'packets' table)
 """
 )
 @click.argument("directory", type=click.Path(exists=True, file_okay=False))
@@ -57,6 +68,7 @@ Examples:
     help="A file nobody holds open counts as complete after this many seconds without change.",
 )
 @destination_options
+@records_option
 @meter_options
 @transform_options
 @pass_state
@@ -108,6 +120,7 @@ Examples:
 @click.option("--snaplen", type=click.IntRange(min=0), help="Bytes kept per packet (-s); metering needs only headers.")
 @click.argument("bpf", required=False)
 @destination_options
+@records_option
 @meter_options
 @transform_options
 @pass_state

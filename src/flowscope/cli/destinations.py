@@ -11,6 +11,7 @@ from flowscope.cli.common import CliState
 from flowscope.lake.ledger import Ledger
 from flowscope.lake.writer import LakeLimits
 from flowscope.pipeline import Sink
+from flowscope.schema import FLOWS
 from flowscope.sinks.fanout import FanOut
 from flowscope.sinks.lake import LakeSink
 from flowscope.sinks.registry import DestinationContext, open_destinations
@@ -38,9 +39,15 @@ def destination_urls(to: Sequence[str], output: str | None) -> list[str]:
 
 
 def open_sink(
-    state: CliState, urls: Sequence[str], *, transactional: bool = False, limits: LakeLimits | None = None
+    state: CliState,
+    urls: Sequence[str],
+    *,
+    transactional: bool = False,
+    limits: LakeLimits | None = None,
+    table: str = FLOWS,
 ) -> Sink:
-    context = DestinationContext(state.lake, limits or LakeLimits(), transactional=transactional)
+    """The destinations of ``urls``; ``table``: the catalogue table the run produces (what a file holds)."""
+    context = DestinationContext(state.lake, limits or LakeLimits(), transactional=transactional, table=table)
     return open_destinations(urls, context)
 
 

@@ -25,6 +25,7 @@ FORMAT_MODULES: tuple[str, ...] = (
     "flowscope.nfdump.reader",
     "flowscope.csvflows.reader",
     "flowscope.capture.source",
+    "flowscope.capture.packet_records",
     "flowscope.collect.exports",
 )
 

@@ -18,6 +18,7 @@ from flowscope.lake.layout import Lake
 from flowscope.lake.writer import LakeLimits
 from flowscope.pipeline import Sink
 from flowscope.plugins import Registry
+from flowscope.schema import FLOWS
 from flowscope.sinks.fanout import FanOut
 
 DESTINATION_MODULES: tuple[str, ...] = (
@@ -41,6 +42,8 @@ class DestinationContext:
     """The run checkpoints finished inputs: publish at checkpoints only (files, not streams)."""
     schema: pa.Schema | None = None
     """The schema of an empty result (file outputs still write a valid empty file); flows by default."""
+    table: str = FLOWS
+    """The catalogue table the run produces (``packets`` for ``--records packets``): a file holds that table."""
 
 
 @dataclass(frozen=True)
