@@ -320,8 +320,9 @@ _PACKETS = (
             "TCP acknowledgment number (raw; meaningful when the ACK flag is set); null likewise"),
     _column("frag_id", pa.uint32(), Role.DIMENSION, "id",
             "IPv4 identification, IPv6 fragment header identification (0 for IPv6 without one)", nullable=False),
-    _column("frag_offset", pa.uint16(), Role.DIMENSION, "octets",
-            "fragment offset in bytes; not 0: a later fragment (no transport header)", nullable=False),
+    _column("frag_offset", pa.uint16(), Role.DIMENSION, "8-octet units",
+            "fragment offset as the header carries it (bytes / 8, as tshark's `ip.frag_offset`); not 0: a later "
+            "fragment (no transport header)", nullable=False),
     _column("more_fragments", pa.bool_(), Role.DIMENSION, "flag",
             "more-fragments flag: the packet is a fragment, and not the last", nullable=False),
     _column("vlan_id", pa.uint16(), Role.DIMENSION, "VLAN id", "802.1Q VLAN id (outermost), 0 if none",

@@ -69,7 +69,7 @@ def packet_table(batch: PacketBatch) -> pa.Table:
         _array(batch.tcp_seq, pa.uint32(), whole_tcp),
         _array(batch.tcp_ack, pa.uint32(), whole_tcp),
         _array(batch.frag_id, pa.uint32()),
-        _array(batch.frag_offset * np.uint16(8), pa.uint16()),
+        _array(batch.frag_offset, pa.uint16()),
         _array(batch.more_fragments, pa.bool_()),
         _array(batch.vlan_id, pa.uint16()),
     ]
