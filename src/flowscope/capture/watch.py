@@ -13,6 +13,9 @@ file's flows are durably in the lake, together with a snapshot of the flow cache
 restart no file is metered twice and flows that were open continue. A crash between publishing
 a file's flows and saving the state (a few milliseconds) meters that file again; a clean stop
 (Ctrl-C) never does, and exports every open flow.
+
+Loss before the files (``capture.drops``): pcapng files' interface statistics are read on the way and
+summed into ``drops["pcapng statistics"]``; a live tcpdump (``capture.live``) adds its own counters.
 """
 
 from __future__ import annotations
@@ -30,10 +33,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from flowscope.capture.drops import CaptureDrops, FileStatistics
 from flowscope.capture.files import is_capture, iter_packet_batches, natural_key
 from flowscope.capture.meter import FlowMeter
 from flowscope.capture.options import MeterOptions
 from flowscope.capture.packet_records import packet_table
+from flowscope.capture.pcapng import InterfaceStatistics
 from flowscope.capture.source import meter_notes
 from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
@@ -172,6 +177,9 @@ class CaptureWatcher:
         self.not_captures: list[str] = []
         self.unreadable: list[str] = []
         self.compressed_copies = 0
+        self.file_statistics = FileStatistics()
+        self.drops: dict[str, CaptureDrops] = {}
+        """Loss before the files, per counting source (pcapng statistics, a live tcpdump's report)."""
         self._seen: dict[str, FileSeen] = {}
 
     def candidates(self) -> Iterator[tuple[Path, str, os.stat_result]]:
@@ -227,8 +235,10 @@ class CaptureWatcher:
                 return False
             flows = 0
             packets = self.records == PACKETS
-            for batch in iter_packet_batches([path], tunnels=self.tunnels, skips=self.skips):
+            statistics = InterfaceStatistics()
+            for batch in iter_packet_batches([path], tunnels=self.tunnels, skips=self.skips, statistics=statistics):
                 flows += self._write(packet_table(batch) if packets else self.meter.add(batch))
+            self._count_drops(statistics)
         except (FlowscopeError, OSError) as exc:
             # a broken or vanished file must not stop the watch, nor be retried forever
             self.unreadable.append(f"{relative}: {exc}")
@@ -240,6 +250,12 @@ class CaptureWatcher:
         if self.on_flows is not None:
             self.on_flows(path, flows)
         return True
+
+    def _count_drops(self, statistics: InterfaceStatistics) -> None:
+        self.file_statistics.add_file(statistics.latest)
+        drops = self.file_statistics.drops
+        if drops is not None:
+            self.drops[drops.source] = drops
 
     def finish(self) -> None:
         """Export every open flow (clean stop) and record that nothing is left in the cache."""

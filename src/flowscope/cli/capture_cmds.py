@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 
-from flowscope.capture.live import LiveCapture, Rotation, default_interface
+from flowscope.capture.health import CaptureHealth
+from flowscope.capture.live import DEFAULT_BUFFER_KIB, LiveCapture, Rotation, default_interface
 from flowscope.capture.watch import CaptureWatcher, follow
 from flowscope.cli.common import CliState, pass_state
 from flowscope.cli.destinations import destination_options, destination_urls, open_sink, sink_notes
@@ -20,14 +24,25 @@ from flowscope.cli.options import (
     transform_options,
     transforms_from,
 )
+from flowscope.collect.metrics import MetricsServer
+from flowscope.collect.server import new_run_id
 from flowscope.pipeline import Stream
 from flowscope.stopping import stop_event
+
+METRICS_HELP = "Serve Prometheus metrics on HOST:PORT (/metrics): rows written, capture-side drops."
 
 
 def _report(state: CliState, watcher: CaptureWatcher) -> None:
     state.report_skips(watcher.skips)
     for note in [*watcher.notes(), *sink_notes(watcher.sink)]:
         state.info(f"note: {note}")
+    for drops in watcher.drops.values():  # loss before the files: shown even with -q when there is any
+        if drops.dropped:
+            state.console.print(f"[yellow]warning:[/] capture loss: {escape(drops.describe())}")
+        else:
+            state.info(f"capture: {drops.describe()}")
+    if not watcher.drops and watcher.files_metered:
+        state.info("note: capture-side drops unknown: the files carry no statistics (only pcapng files can)")
     rows = f"{watcher.rows_written:,} {watcher.records}"
     state.info(f"{rows} from {watcher.files_metered:,} capture file(s) -> {watcher.sink.name}")
 
@@ -44,9 +59,27 @@ def _watcher(
         Stream(open_sink(state, urls, table=records), transforms),
         options,
         settle=settle,
-        on_flows=lambda path, rows: state.detail(f"{path}: {rows:,} {records} finished"),
         records=records,
     )
+
+
+@contextmanager
+def _health(state: CliState, watcher: CaptureWatcher, metrics: str | None) -> Iterator[None]:
+    """The run's health record, saved in the lake after every file and at the end, and served as metrics."""
+    health = CaptureHealth(watcher, new_run_id())
+
+    def file_done(path: Path, rows: int) -> None:
+        state.detail(f"{path}: {rows:,} {watcher.records} finished")
+        health.save(state.lake.root)
+
+    watcher.on_flows = file_done
+    server = MetricsServer(metrics, health.merged) if metrics else None
+    try:
+        yield
+    finally:
+        if server is not None:
+            server.close()
+        health.save(state.lake.root)
 
 
 @click.command(
@@ -67,6 +100,7 @@ Examples:
     show_default=True,
     help="A file nobody holds open counts as complete after this many seconds without change.",
 )
+@click.option("--metrics", help=METRICS_HELP)
 @destination_options
 @records_option
 @meter_options
@@ -78,6 +112,7 @@ def watch(
     once: bool,
     poll: float,
     settle: float,
+    metrics: str | None,
     to: tuple[str, ...],
     output: str | None,
     **flags: Any,
@@ -89,10 +124,11 @@ def watch(
     every open flow before exiting.
     """
     watcher = _watcher(state, Path(directory), settle, destination_urls(to, output), flags)
-    try:
-        follow(watcher, poll=poll, once=once, stop=stop_event((signal.SIGTERM,)))
-    finally:
-        watcher.sink.close()
+    with _health(state, watcher, metrics):
+        try:
+            follow(watcher, poll=poll, once=once, stop=stop_event((signal.SIGTERM,)))
+        finally:
+            watcher.sink.close()
     _report(state, watcher)
 
 
@@ -118,6 +154,14 @@ Examples:
 @click.option("--rotate-mb", type=click.IntRange(min=1), help="Also start a new file every N MB (-C).")
 @click.option("--files", type=click.IntRange(min=1), help="Passed to tcpdump -W (with -C: ring of N files).")
 @click.option("--snaplen", type=click.IntRange(min=0), help="Bytes kept per packet (-s); metering needs only headers.")
+@click.option(
+    "--buffer-kib",
+    type=click.IntRange(min=1),
+    default=DEFAULT_BUFFER_KIB,
+    show_default=True,
+    help="tcpdump's kernel capture buffer in KiB (-B); too small a buffer drops packets in bursts.",
+)
+@click.option("--metrics", help=METRICS_HELP)
 @click.argument("bpf", required=False)
 @destination_options
 @records_option
@@ -132,6 +176,8 @@ def capture(
     rotate_mb: int | None,
     files: int | None,
     snaplen: int | None,
+    buffer_kib: int,
+    metrics: str | None,
     bpf: str | None,
     to: tuple[str, ...],
     output: str | None,
@@ -145,10 +191,11 @@ def capture(
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
     watcher = _watcher(state, folder, 5.0, destination_urls(to, output), flags)
-    live = LiveCapture(interface, folder, watcher, Rotation(rotate, rotate_mb, files, snaplen), bpf)
+    live = LiveCapture(interface, folder, watcher, Rotation(rotate, rotate_mb, files, snaplen), bpf, buffer_kib)
     state.info(f"capturing on {interface} into {folder} (a file every {rotate}s); Ctrl-C to stop")
-    try:
-        live.run(stop=stop_event((signal.SIGTERM,)))
-    finally:
-        watcher.sink.close()
-        _report(state, watcher)
+    with _health(state, watcher, metrics):
+        try:
+            live.run(stop=stop_event((signal.SIGTERM,)))
+        finally:
+            watcher.sink.close()
+            _report(state, watcher)
