@@ -154,3 +154,15 @@ def test_packet_records_refuse_flow_only_options(tmp_path: Path, capture: Path, 
         main, ["--lake", str(tmp_path / "l"), "read", str(capture), "--records", "packets", *extra]
     )
     assert result.exit_code == 2 and message in result.output
+
+
+def test_read_a_folder_as_packet_records_once(tmp_path: Path, capture: Path) -> None:
+    folder = tmp_path / "rotated"
+    folder.mkdir()
+    capture.rename(folder / "a.pcap")
+    (folder / "b.pcap").write_bytes(pcap_file(FRAMES[:2]))
+    (folder / "SHA256SUMS").write_text("not a capture\n")
+    lake = tmp_path / "lake"
+    first = invoke(lake, "read", str(folder), "--records", "packets")
+    assert "7 packets from" in first.output and "are not captures" in first.output
+    assert "0 packets" in invoke(lake, "read", str(folder), "--records", "packets").output

@@ -133,6 +133,8 @@ READER = register(
         sniff=lambda _path, _head: False,  # a capture is metered by default; packet records are asked for
         open=PacketSource,
         shaping=lambda options: {"tunnels": options.meter.tunnels},
-        continuous=False,  # no state across files: each file is its own ledger unit
+        # No state crosses files, but the reader lists folders itself (its sniffer declines every file, so
+        # that a capture is metered unless packets are asked for): the files of one read are one ledger unit.
+        continuous=True,
     )
 )
