@@ -71,15 +71,21 @@ def test_interface_statistics_blocks_are_read_in_either_byte_order(tmp_path: Pat
     assert statistics.latest == {"eth0": {"received": 100, "interface_drops": 2, "kernel_drops": 40, "captured": 58}}
 
 
-def test_conformance_suite_statistics_agree_between_byte_orders() -> None:
-    """The pcapng test suite's files with statistics blocks: both byte orders give the same counters."""
+@pytest.mark.parametrize("name", ["advanced/test101.pcapng", "difficult/test202.pcapng"])
+def test_conformance_suite_statistics_agree_between_byte_orders(name: str) -> None:
+    """The pcapng test suite's files with statistics blocks, test202 with three sections of mixed byte order:
+    both byte orders give the same counters, each block read in its own section's order and interfaces."""
     found = []
     for order in ("le", "be"):
         statistics = InterfaceStatistics()
-        path = shared_data("pcap", "pcapng-test-suite", f"output_{order}", "advanced", "test101.pcapng")
-        list(iter_frames(path, Skips(), statistics=statistics))
+        list(
+            iter_frames(
+                shared_data("pcap", "pcapng-test-suite", f"output_{order}", name), Skips(), statistics=statistics
+            )
+        )
         found.append(statistics.latest)
-    assert found[0] == found[1] and found[0]["eth0"]["kernel_drops"] > 0
+    assert found[0] == found[1]
+    assert found[0]["eth0"]["kernel_drops"] > 0 and found[0]["silly ethernet interface 2"]["interface_drops"] > 0
 
 
 def test_cumulative_counters_of_rotated_files_are_counted_once() -> None:

@@ -35,6 +35,9 @@ STOP_TIMEOUT = 10.0
 DEFAULT_BUFFER_KIB = 16384
 """tcpdump -B: the kernel's capture buffer (KiB); 16 MiB rides out metering pauses at a few Gbit/s."""
 STATS_EVERY = 5.0
+STDERR_KEPT = 8192
+"""Bytes of tcpdump's stderr kept: its reports are cumulative, so the latest few lines say everything (a day of
+reports every 5 s would be 2 MB, scanned on every poll)."""
 LISTENING = b"listening on"
 """tcpdump's start-up line: printed once its signal handlers are set, so SIGUSR1 no longer kills it."""
 
@@ -156,7 +159,7 @@ class LiveCapture:
         if self.process is None or self.process.stderr is None:
             return
         for line in self.process.stderr:  # line by line: the statistics reports arrive while it runs
-            self.stderr += line
+            self.stderr = (self.stderr + line)[-STDERR_KEPT:]
             if LISTENING in line:
                 self._listening.set()
 

@@ -288,17 +288,23 @@ class _Reader:
                 order = ">" if self.sections[-1].big_endian else "<"  # blocks are in their section's order
                 self.interfaces.append(_interface(buf[pos : pos + length - 4].tobytes(), order))
                 self.sections[-1].interface_positions.append(base + pos)
+        shb_rows = np.flatnonzero(kinds == SHB)
+
+        def section_of(rows: np.ndarray) -> np.ndarray:
+            """Index in ``self.sections`` of the section each block row belongs to (-1: before any)."""
+            return sections_before - 1 + np.searchsorted(offsets[shb_rows], offsets[rows], side="right")
+
         if self.statistics is not None:
-            for row in np.flatnonzero(kinds == ISB):
-                self._statistics(buf, int(offsets[row]), int(lengths[row]), self.statistics)
+            isb_rows = np.flatnonzero(kinds == ISB)
+            for row, section_index in zip(isb_rows.tolist(), section_of(isb_rows).tolist(), strict=True):
+                self._statistics(buf, int(offsets[row]), int(lengths[row]), section_index, self.statistics)
         packets = np.flatnonzero((kinds == EPB) | (kinds == SPB) | (kinds == OPB))
         if packets.shape[0] == 0:
             return
         if not self.sections:
             self.skips.add("pcapng packet block before any section header", int(packets.shape[0]), self.name)
             return
-        shb_rows = np.flatnonzero(kinds == SHB)
-        section = sections_before - 1 + np.searchsorted(offsets[shb_rows], offsets[packets], side="right")
+        section = section_of(packets)
         for first in range(0, packets.shape[0], self.batch_packets):
             rows = packets[first : first + self.batch_packets]
             frames = self._packets(
@@ -307,16 +313,21 @@ class _Reader:
             if frames is not None:
                 yield frames
 
-    def _statistics(self, buf: np.ndarray, pos: int, length: int, statistics: InterfaceStatistics) -> None:
-        """One Interface Statistics Block (interface id, timestamp, options) into ``statistics``."""
-        if not self.sections or length < 24:
-            return  # no section to belong to, or no room for its fields: nothing to learn from it
-        section = self.sections[-1]
+    def _statistics(
+        self, buf: np.ndarray, pos: int, length: int, section_index: int, statistics: InterfaceStatistics
+    ) -> None:
+        """One Interface Statistics Block (interface id, timestamp, options) of section ``section_index`` into
+        ``statistics``; one naming no interface of its section, or too short for its fields, tells nothing."""
+        if section_index < 0 or length < 24:
+            return
+        section = self.sections[section_index]
+        following = self.sections[section_index + 1 :]
+        end = following[0].first_interface if following else len(self.interfaces)
         order = ">" if section.big_endian else "<"
         body = buf[pos : pos + length - 4].tobytes()
         index = section.first_interface + struct.unpack_from(order + "I", body, 8)[0]
-        name = self.interfaces[index].name if index < len(self.interfaces) else None
-        statistics.record(name or f"#{index}", _options(body, 20, order), order)
+        if index < end:
+            statistics.record(self.interfaces[index].name or f"#{index}", _options(body, 20, order), order)
 
     def _packets(
         self,
