@@ -1,6 +1,6 @@
 """Packet records (``read --records packets``), whole process from the command line: flowscope vs tshark and tcpdump.
 
-    python benchmarks/bench_packets.py [--packets 1000000] [--rounds 3] [--inputs realistic,hostile] [--keep DIR]
+    python benchmarks/bench_packets.py [--packets 250000] [--rounds 3] [--inputs realistic,hostile] [--keep DIR]
 
 The captures are the metering benchmark's (``bench_meter.write_capture``): *realistic* (whole packets, 20 packets
 per biflow) and *hostile* (cut at 96 bytes, four packets per flow, a fresh client nearly every flow). Per capture,
@@ -87,8 +87,9 @@ def report(title: str, packets: int, results: dict[str, Runs], work: Path) -> No
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--packets", type=int, default=1_000_000)
-    parser.add_argument("--flows", type=int, default=50_000, help="Flows of the realistic capture.")
+    # The text peers decode a few thousand packets per second here: a million would take an hour of rounds.
+    parser.add_argument("--packets", type=int, default=250_000)
+    parser.add_argument("--flows", type=int, default=12_500, help="Flows of the realistic capture.")
     parser.add_argument("--duration", type=float, default=600.0, help="Seconds of traffic in each capture.")
     parser.add_argument("--rounds", type=int, default=3, help="Runs of every command (the median counts).")
     parser.add_argument("--inputs", default="realistic,hostile", help="Which captures to read.")
