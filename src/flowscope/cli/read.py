@@ -73,6 +73,8 @@ def read(
     Each input file is committed with a record of it in the lake's ingest ledger: a read that fails part-way
     keeps the files it completed, and reading them again adds nothing.
     """
+    if input_format == PACKETS_FORMAT:  # --format packets is --records packets
+        flags["records"] = PACKETS
     records = records_from(flags)
     options = read_options_from(flags)
     transforms = options.transforms()  # before the sink opens: a bad database is an error with nothing written
