@@ -6,6 +6,7 @@ The captures are the metering benchmark's (``bench_meter.write_capture``): *real
 per biflow) and *hostile* (cut at 96 bytes, four packets per flow, a fresh client nearly every flow). Per capture,
 round-robin for ``--rounds`` rounds after an unmeasured one, each command runs as a user runs it (a fresh process):
 - ``flowscope read C --records packets -o packets.parquet``, ``... -o packets.csv`` and ``... --lake DIR``;
+- ``flowscope read C -o flows.parquet``: metering the same capture, the speed class packet records must keep;
 - ``tshark -n -r C -T fields -E header=y -E separator=, -e ...`` > a CSV of the same fields (pcapstream's row:
   time, addresses, ports, protocol, TTL, IP version, length, TCP sequence/ack/flags, fragment markers), IP
   reassembly off as in our rows;
@@ -55,10 +56,14 @@ def commands(capture: Path, work: Path) -> dict[str, Callable[[], list[str]]]:
     def tcpdump() -> list[str]:
         return _to_file(["tcpdump", "-nn", "-r", str(capture)], fresh(work / "tcpdump.txt"))
 
+    def meter() -> list[str]:
+        return flowscope_command("read", str(capture), "-o", str(fresh(work / "flows.parquet")), "-q")
+
     return {
         "flowscope -> Parquet": ours("-o", str(work / "packets.parquet")),
         "flowscope -> CSV": ours("-o", str(work / "packets.csv")),
         "flowscope -> lake": ours("--lake", str(work / "lake")),
+        "(metering -> Parquet)": meter,
         "tshark -T fields > CSV": tshark,
         "tcpdump -nn > text": tcpdump,
     }
