@@ -130,3 +130,36 @@ def test_watch_says_when_the_files_cannot_tell_their_loss(tmp_path: Path) -> Non
     (folder / "a.pcap").write_bytes(shared_data("pcap", "nfstream", "dhcp.pcap").read_bytes())
     result = invoke(tmp_path / "lake", "watch", str(folder), "--once")
     assert "capture-side drops unknown" in result.output
+
+
+def test_watch_metrics_serve_the_capture_drops(tmp_path: Path) -> None:
+    import socket
+    import urllib.request
+
+    from flowscope.capture.health import CaptureHealth
+    from flowscope.capture.options import MeterOptions
+    from flowscope.capture.watch import CaptureWatcher
+    from flowscope.collect.metrics import MetricsServer
+    from flowscope.lake import LakeWriter
+
+    folder = tmp_path / "ring"
+    folder.mkdir()
+    (folder / "ring_00001.pcapng").write_bytes(_capture({5: 4, 7: 9}))
+    lake = Lake.at(tmp_path / "lake")
+    watcher = CaptureWatcher(folder, lake, LakeWriter(lake), MeterOptions(), settle=0)
+    watcher.poll(final=True)
+    health = CaptureHealth(watcher, "run-1")
+    with socket.socket() as probe:  # a free port (the metrics address takes no port 0)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = MetricsServer(f"127.0.0.1:{port}", health.merged)
+    try:
+        with urllib.request.urlopen(f"http://{server.address}/metrics", timeout=10) as response:
+            text = response.read().decode()
+    finally:
+        server.close()
+    name = f"pcapng statistics -> {folder}"
+    assert f'flowscope_collector_capture_kernel_drops_total{{capture="{name}"}} 9' in text
+    assert f'flowscope_collector_capture_interface_drops_total{{capture="{name}"}} 4' in text
+    assert "capture_received_total{" not in text  # not reported by the file: unknown, not 0
+    assert health.save(lake.root).name == f"health-capture-{watcher.store.identity}.json"
