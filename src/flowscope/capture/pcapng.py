@@ -296,8 +296,8 @@ class _Reader:
 
         if self.statistics is not None:
             isb_rows = np.flatnonzero(kinds == ISB)
-            for row, section_index in zip(isb_rows.tolist(), section_of(isb_rows).tolist(), strict=True):
-                self._statistics(buf, int(offsets[row]), int(lengths[row]), section_index, self.statistics)
+            for isb, section_index in zip(isb_rows.tolist(), section_of(isb_rows).tolist(), strict=True):
+                self._statistics(buf, int(offsets[isb]), int(lengths[isb]), section_index, self.statistics)
         packets = np.flatnonzero((kinds == EPB) | (kinds == SPB) | (kinds == OPB))
         if packets.shape[0] == 0:
             return
