@@ -38,6 +38,7 @@ TIMESTAMP = pa.timestamp("ns", tz="UTC")
 
 FLOWS = "flows"
 INTERFACE_COUNTERS = "interface_counters"
+PACKETS = "packets"
 
 
 class Role(StrEnum):
@@ -106,6 +107,8 @@ def clickhouse_type(arrow_type: pa.DataType, role: Role, *, nullable: bool = Tru
         base = "FixedString(16)"
     elif role in (Role.MAC, Role.TIME):
         base = "UInt64"
+    elif pa.types.is_boolean(arrow_type):
+        base = "UInt8"  # 0/1: the 18.16 server has no Bool type
     elif pa.types.is_string(arrow_type):
         base = "String"
     elif arrow_type in _CLICKHOUSE_INTEGERS:
@@ -288,6 +291,45 @@ _INTERFACE_COUNTERS = (
 )  # fmt: skip
 
 
+_PACKETS = (
+    _column("time", TIMESTAMP, Role.TIME, "ns, UTC",
+            "capture time of the packet at the capture's own resolution (µs or ns); partitions the lake; "
+            "pcapstream's milliseconds: `epoch_ms(time::TIMESTAMPTZ)` (DuckDB)", nullable=False),
+    _column("wire_len", pa.uint32(), Role.COUNTER, "octets",
+            "length of the frame on the wire (link layer, the capture record's original length)", nullable=False),
+    _column("ip_len", pa.uint32(), Role.COUNTER, "octets",
+            "IP total length from the header (IPv6: payload length + 40); pcapstream's length", nullable=False),
+    _column("ip_version", pa.uint8(), Role.DIMENSION, "4 or 6", "IP version of the (outer, or with "
+            "`--tunnels inner` innermost) IP header", nullable=False),
+    _column("src_addr", ADDRESS, Role.ADDRESS, "IP address", "source IP address", nullable=False),
+    _column("dst_addr", ADDRESS, Role.ADDRESS, "IP address", "destination IP address", nullable=False),
+    _column("proto", pa.uint8(), Role.DIMENSION, "IP protocol number",
+            "transport protocol (after IPv6 extension headers)", nullable=False),
+    _column("src_port", pa.uint16(), Role.DIMENSION, "port number",
+            "source TCP/UDP/SCTP port; null when the packet carries none (other protocols, later fragments)"),
+    _column("dst_port", pa.uint16(), Role.DIMENSION, "port number", "destination TCP/UDP/SCTP port; null likewise"),
+    _column("ip_ttl", pa.uint8(), Role.GAUGE, "hops", "IPv4 TTL / IPv6 hop limit", nullable=False),
+    _column("ip_tos", pa.uint8(), Role.DIMENSION, "DSCP and ECN bits", "IPv4 TOS / IPv6 traffic class",
+            nullable=False),
+    _column("tcp_flags", pa.uint16(), Role.DIMENSION, "bit set",
+            "TCP flags of the packet (FIN 0x01, SYN 0x02, RST 0x04, PSH 0x08, ACK 0x10, ...); null unless the whole "
+            "TCP header was captured"),
+    _column("tcp_seq", pa.uint32(), Role.DIMENSION, "sequence number",
+            "TCP sequence number (raw, not relative); null unless the whole TCP header was captured"),
+    _column("tcp_ack", pa.uint32(), Role.DIMENSION, "sequence number",
+            "TCP acknowledgment number (raw; meaningful when the ACK flag is set); null likewise"),
+    _column("frag_id", pa.uint32(), Role.DIMENSION, "id",
+            "IPv4 identification, IPv6 fragment header identification (0 for IPv6 without one)", nullable=False),
+    _column("frag_offset", pa.uint16(), Role.DIMENSION, "8-octet units",
+            "fragment offset as the header carries it (bytes / 8, as tshark's `ip.frag_offset`); not 0: a later "
+            "fragment (no transport header)", nullable=False),
+    _column("more_fragments", pa.bool_(), Role.DIMENSION, "flag",
+            "more-fragments flag: the packet is a fragment, and not the last", nullable=False),
+    _column("vlan_id", pa.uint16(), Role.DIMENSION, "VLAN id", "802.1Q VLAN id (outermost), 0 if none",
+            nullable=False),
+)  # fmt: skip
+
+
 def _enrichment() -> tuple[Column, ...]:
     """The columns ``--enrich`` adds to flows (``flowscope.transforms.enrich``), generated per direction.
 
@@ -367,12 +409,12 @@ ENRICHMENT = "flow_enrichment"
 _ENRICHMENT = _enrichment()
 ENRICHMENT_COLUMNS = frozenset(c.name for c in _ENRICHMENT)
 
-_TABLES: dict[str, tuple[Column, ...]] = {FLOWS: _FLOWS, INTERFACE_COUNTERS: _INTERFACE_COUNTERS}
+_TABLES: dict[str, tuple[Column, ...]] = {FLOWS: _FLOWS, INTERFACE_COUNTERS: _INTERFACE_COUNTERS, PACKETS: _PACKETS}
 TABLES = tuple(_TABLES)
 """The lake tables the catalogue declares."""
 
 # flows last: its declaration wins a shared name
-_BY_NAME = {c.name: c for c in (*_INTERFACE_COUNTERS, *_ENRICHMENT, *_FLOWS)}
+_BY_NAME = {c.name: c for c in (*_INTERFACE_COUNTERS, *_PACKETS, *_ENRICHMENT, *_FLOWS)}
 
 
 def table_columns(table: str) -> tuple[Column, ...]:
@@ -409,6 +451,8 @@ def table_schema(table: str) -> pa.Schema:
 FLOW_SCHEMA = table_schema(FLOWS)
 INTERFACE_COUNTERS_SCHEMA = table_schema(INTERFACE_COUNTERS)
 """Rows of the ``interface_counters`` lake table: sFlow generic interface counters (RFC 2233 ifTable)."""
+PACKET_SCHEMA = table_schema(PACKETS)
+"""Rows of the ``packets`` lake table: one per captured IP packet (``read --records packets``, pcapstream's rows)."""
 
 FLOW_COLUMNS = frozenset(FLOW_SCHEMA.names)
 

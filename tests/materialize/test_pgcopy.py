@@ -77,7 +77,8 @@ def _one_of_each(table: str) -> pa.Table:
         return rows.set_column(rows.schema.get_field_index("src_mac"), "src_mac", macs)
     schema = table_schema(table)
     values = {f.name: [0 if pa.types.is_timestamp(f.type) else 1] for f in schema if f.type != ADDRESS}
-    values["sampler_address"] = addresses.parse_text(pa.array(["192.0.2.1"]))
+    values.update({f.name: addresses.parse_text(pa.array(["192.0.2.1"])) for f in schema if f.type == ADDRESS})
+    values.update({f.name: [True] for f in schema if pa.types.is_boolean(f.type)})
     return pa.table(values, schema=schema)
 
 

@@ -62,15 +62,21 @@ def is_capture(head: bytes) -> bool:
 
 
 def iter_frames(
-    path: Path, skips: Skips, batch_packets: int = DEFAULT_BATCH_PACKETS, *, mapped: bool = False
+    path: Path,
+    skips: Skips,
+    batch_packets: int = DEFAULT_BATCH_PACKETS,
+    *,
+    mapped: bool = False,
+    statistics: pcapng.InterfaceStatistics | None = None,
 ) -> Iterator[Frames]:
-    """Undecoded frames of one capture file; a file that is no capture raises FlowscopeError."""
+    """Undecoded frames of one capture file; a file that is no capture raises FlowscopeError. ``statistics``
+    collects a pcapng file's interface statistics (drop counters; classic pcap has none)."""
     with open_capture(path, mapped=mapped) as chunks:
         head = chunks.next(0, batch_packets * chain.DEFAULT_MEAN_RECORD)[:12].tobytes()
         if pcap.sniff(head):
             yield from pcap.read_frames(chunks, str(path), skips, batch_packets)
         elif pcapng.sniff(head):
-            yield from pcapng.read_frames(chunks, str(path), skips, batch_packets)
+            yield from pcapng.read_frames(chunks, str(path), skips, batch_packets, statistics)
         else:
             raise FlowscopeError(f"{path}: not a pcap or pcapng capture (starts with {head.hex() or 'nothing'})")
 
@@ -83,11 +89,12 @@ def iter_packet_batches(
     skips: Skips,
     keep_non_ip: bool = False,
     mapped: bool = False,
+    statistics: pcapng.InterfaceStatistics | None = None,
 ) -> Iterator[PacketBatch]:
-    """Decoded packets of all files, in order, as one stream (see ``decode_frames`` for ``tunnels``, and
-    ``open_capture`` for ``mapped``)."""
+    """Decoded packets of all files, in order, as one stream (see ``decode_frames`` for ``tunnels``,
+    ``open_capture`` for ``mapped``, ``iter_frames`` for ``statistics``)."""
     for path in capture_files(paths):
-        for frames in iter_frames(path, skips, batch_packets, mapped=mapped):
+        for frames in iter_frames(path, skips, batch_packets, mapped=mapped, statistics=statistics):
             yield decode_frames(
                 frames.data,
                 frames.offsets,

@@ -465,6 +465,8 @@ def _transport(
         header = np.where(is_tcp, np.maximum(tcp_offset, 20), np.where(proto == PROTO_UDP, 8, 12))
         complete = ported & (at + header <= stop)
         cols["tcp_flags"][:] = np.where(is_tcp, l4[:, 13], 0)
+        cols["tcp_seq"][:] = np.where(is_tcp, _field(l4, 4, 4), 0)
+        cols["tcp_ack"][:] = np.where(is_tcp, _field(l4, 8, 4), 0)
         partial[ported & ~complete] = 1
         start = at + header
         cols["l4_offset"][:] = np.where(complete, start, -1)
@@ -726,6 +728,8 @@ def _common_transport(
     out.src_port[rows] = src_port
     out.dst_port[rows] = dst_port
     out.tcp_flags[rows] = np.multiply(field(at + 13, "u1"), tcp)
+    out.tcp_seq[rows] = np.multiply(field(at + 4, ">u4"), tcp)
+    out.tcp_ack[rows] = np.multiply(field(at + 8, ">u4"), tcp)
     out.l4_offset[rows] = payload
     out.l4_len[rows] = ip_end - payload
     return whole

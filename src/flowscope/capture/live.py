@@ -5,6 +5,11 @@ avoid); flowscope only ever reads finished files, so a slow metering pass never 
 and what was captured survives a crash of flowscope. Rotated file names come from tcpdump's
 strftime expansion in UTC; tcpdump cannot create folders, so the folders of today and tomorrow
 are created ahead of time, on every poll.
+
+What tcpdump could not capture is never silent: its stderr is read line by line, it is asked for
+its statistics (SIGUSR1, once it is listening) every ``STATS_EVERY`` seconds and prints them when it
+stops; the latest figures go to ``watcher.drops`` (``capture.drops``), hence the summary, the health
+records and the metrics.
 """
 
 from __future__ import annotations
@@ -14,10 +19,12 @@ import shutil
 import signal
 import subprocess
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from flowscope.capture.drops import parse_tcpdump_statistics
 from flowscope.capture.watch import CaptureWatcher, follow
 from flowscope.errors import FlowscopeError
 
@@ -25,6 +32,14 @@ ROUTE_TABLE = Path("/proc/net/route")
 RTF_UP = 0x1
 DAY_FORMAT = "%Y-%m-%d"
 STOP_TIMEOUT = 10.0
+DEFAULT_BUFFER_KIB = 16384
+"""tcpdump -B: the kernel's capture buffer (KiB); 16 MiB rides out metering pauses at a few Gbit/s."""
+STATS_EVERY = 5.0
+STDERR_KEPT = 8192
+"""Bytes of tcpdump's stderr kept: its reports are cumulative, so the latest few lines say everything (a day of
+reports every 5 s would be 2 MB, scanned on every poll)."""
+LISTENING = b"listening on"
+"""tcpdump's start-up line: printed once its signal handlers are set, so SIGUSR1 no longer kills it."""
 
 
 def default_interface(route_table: Path = ROUTE_TABLE) -> str:
@@ -51,12 +66,19 @@ class Rotation:
     snaplen: int | None = None
 
 
-def tcpdump_command(tcpdump: str, interface: str, directory: Path, rotation: Rotation, bpf: str | None) -> list[str]:
+def tcpdump_command(
+    tcpdump: str,
+    interface: str,
+    directory: Path,
+    rotation: Rotation,
+    bpf: str | None,
+    buffer_kib: int = DEFAULT_BUFFER_KIB,
+) -> list[str]:
     """tcpdump writing ``DIR/YYYY-MM-DD/IFACE-YYYYmmdd-HHMMSS.pcap``, a new file every ``seconds``."""
     if not interface or "/" in interface or interface in (".", "..") or "\0" in interface:
         raise FlowscopeError(f"{interface!r} is no interface name")  # it names the capture files, in DIR only
     pattern = directory / "%Y-%m-%d" / f"{interface}-%Y%m%d-%H%M%S.pcap"
-    command = [tcpdump, "-i", interface, "-n", "-Z", "root", "--immediate-mode", "-B", "16384"]
+    command = [tcpdump, "-i", interface, "-n", "-Z", "root", "--immediate-mode", "-B", str(buffer_kib)]
     command += ["-w", str(pattern), "-G", str(rotation.seconds)]
     if rotation.megabytes:
         command += ["-C", str(rotation.megabytes)]
@@ -85,6 +107,7 @@ class LiveCapture:
         watcher: CaptureWatcher,
         rotation: Rotation,
         bpf: str | None = None,
+        buffer_kib: int = DEFAULT_BUFFER_KIB,
     ) -> None:
         tcpdump = shutil.which("tcpdump") or ("/usr/sbin/tcpdump" if Path("/usr/sbin/tcpdump").exists() else None)
         if tcpdump is None:
@@ -92,9 +115,12 @@ class LiveCapture:
         self.interface = interface
         self.directory = directory
         self.watcher = watcher
-        self.command = tcpdump_command(tcpdump, interface, directory, rotation, bpf)
+        self.command = tcpdump_command(tcpdump, interface, directory, rotation, bpf, buffer_kib)
+        self.source = f"tcpdump -i {interface}"
         self.process: subprocess.Popen[bytes] | None = None
         self.stderr = b""
+        self._listening = threading.Event()
+        self._asked = 0.0
 
     def run(self, *, poll: float = 1.0, stop: threading.Event | None = None) -> int:
         """Capture and meter until Ctrl-C / ``stop`` / tcpdump exits; returns tcpdump's exit status.
@@ -112,13 +138,19 @@ class LiveCapture:
 
         def still_capturing() -> bool:
             prepare_day_folders(self.directory)
+            self._ask_statistics()
+            self._take_statistics()
             return self.process is not None and self.process.poll() is None
 
-        try:
-            follow(self.watcher, poll=poll, stop=stop, producing=still_capturing, stop_producer=self._stop_tcpdump)
-        finally:
+        def stop_tcpdump() -> None:
             self._stop_tcpdump()
-            stderr_reader.join(timeout=2)
+            stderr_reader.join(timeout=STOP_TIMEOUT)  # its final report: before the last files are metered
+            self._take_statistics()
+
+        try:
+            follow(self.watcher, poll=poll, stop=stop, producing=still_capturing, stop_producer=stop_tcpdump)
+        finally:
+            stop_tcpdump()
         status = self.process.returncode
         if status not in (0, -signal.SIGINT, None):
             message = self.stderr.decode(errors="replace").strip().splitlines()
@@ -126,8 +158,27 @@ class LiveCapture:
         return status or 0
 
     def _drain_stderr(self) -> None:
-        if self.process is not None and self.process.stderr is not None:
-            self.stderr = self.process.stderr.read()
+        if self.process is None or self.process.stderr is None:
+            return
+        for line in self.process.stderr:  # line by line: the statistics reports arrive while it runs
+            self.stderr = (self.stderr + line)[-STDERR_KEPT:]
+            if LISTENING in line:
+                self._listening.set()
+
+    def _ask_statistics(self) -> None:
+        """SIGUSR1 makes tcpdump print its counters so far (not before it listens: it would die of it)."""
+        process = self.process
+        now = time.monotonic()
+        if process is None or process.poll() is not None or not self._listening.is_set():
+            return
+        if now - self._asked >= STATS_EVERY:
+            self._asked = now
+            process.send_signal(signal.SIGUSR1)
+
+    def _take_statistics(self) -> None:
+        drops = parse_tcpdump_statistics(self.stderr.decode(errors="replace"), self.source)
+        if drops is not None:
+            self.watcher.drops[self.source] = drops
 
     def _stop_tcpdump(self) -> None:
         process = self.process

@@ -25,6 +25,8 @@ COLUMNS: tuple[tuple[str, type, tuple[int, ...]], ...] = (
     ("icmp_type", np.uint8, ()),
     ("icmp_code", np.uint8, ()),
     ("tcp_flags", np.uint8, ()),
+    ("tcp_seq", np.uint32, ()),
+    ("tcp_ack", np.uint32, ()),
     ("ip_tos", np.uint8, ()),
     ("ip_ttl", np.uint8, ()),
     ("vlan_id", np.uint16, ()),
@@ -55,6 +57,8 @@ class PacketBatch:
     icmp_type: np.ndarray  # uint8
     icmp_code: np.ndarray  # uint8
     tcp_flags: np.ndarray  # uint8
+    tcp_seq: np.ndarray  # uint32, TCP sequence number (0 when no whole TCP header: see l4_offset)
+    tcp_ack: np.ndarray  # uint32, TCP acknowledgment number (0 likewise)
     ip_tos: np.ndarray  # uint8 (IPv6: traffic class)
     ip_ttl: np.ndarray  # uint8 (IPv6: hop limit)
     vlan_id: np.ndarray  # uint16, outermost 802.1Q id, 0 if none

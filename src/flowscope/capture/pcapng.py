@@ -3,8 +3,10 @@
 Blocks are found with the vectorised chain walk (each block header gives its length; the copy of
 the length in the block trailer confirms it and tells the byte order). Section and interface
 blocks are few and are read one by one to build the interface tables; the fields of all packet
-blocks (EPB, SPB, obsolete Packet Block) are then gathered at once. Name resolution, statistics,
-custom and unknown blocks carry no packets and are passed over, as the format asks of readers.
+blocks (EPB, SPB, obsolete Packet Block) are then gathered at once. Interface Statistics Blocks
+(few, usually at the end) are read one by one into an ``InterfaceStatistics`` when the caller asks for
+them (the capturer's drop counters: ``capture.drops``). Name resolution, custom and unknown blocks
+carry no packets and are passed over, as the format asks of readers.
 """
 
 from __future__ import annotations
@@ -23,12 +25,17 @@ from flowscope.errors import FlowscopeError
 
 SHB = 0x0A0D0D0A
 IDB = 0x00000001
+ISB = 0x00000005
 OPB = 0x00000002  # obsolete Packet Block
 SPB = 0x00000003
 EPB = 0x00000006
 BYTE_ORDER_MAGIC = 0x1A2B3C4D
 OPT_END = 0
+IF_NAME = 2
 IF_TSRESOL = 9
+# Interface Statistics Block options (64-bit counters: isb_ifrecv, isb_ifdrop, isb_osdrop, isb_usrdeliv)
+# -> ``drops.CaptureDrops`` fields
+ISB_COUNTERS = {4: "received", 5: "interface_drops", 7: "kernel_drops", 8: "captured"}
 IF_TSOFFSET = 14
 BLOCK_HEADER = 12
 MAX_BLOCK = 16 << 20
@@ -47,6 +54,7 @@ class Interface:
     snaplen: int
     tsresol: int = 6  # if_tsresol: high bit clear = 10^-n, set = 2^-n seconds
     tsoffset: int = 0  # if_tsoffset: seconds added to every timestamp
+    name: str | None = None  # if_name
 
 
 @dataclass
@@ -54,6 +62,23 @@ class Section:
     big_endian: bool
     first_interface: int  # index of its first interface in the reader's interface list
     interface_positions: list[int] = field(default_factory=list)  # stream offsets of its IDBs
+
+
+class InterfaceStatistics:
+    """The latest Interface Statistics Block counters of each interface of one file (``ISB_COUNTERS``' names),
+    keyed by the interface's name (``if_name``), else ``#INDEX`` (its position among the file's interfaces)."""
+
+    def __init__(self) -> None:
+        self.latest: dict[str, dict[str, int]] = {}
+
+    def record(self, interface: str, options: dict[int, bytes], order: str) -> None:
+        counters = {
+            name: struct.unpack(order + "Q", options[code])[0]
+            for code, name in ISB_COUNTERS.items()
+            if len(options.get(code, b"")) == 8
+        }
+        if counters:
+            self.latest[interface] = {**self.latest.get(interface, {}), **counters}
 
 
 def _options(body: bytes, start: int, order: str) -> dict[int, bytes]:
@@ -76,6 +101,8 @@ def _interface(body: bytes, order: str) -> Interface:
     interface = Interface(linktype, snaplen)
     if options.get(IF_TSRESOL):
         interface.tsresol = options[IF_TSRESOL][0]
+    if options.get(IF_NAME):
+        interface.name = options[IF_NAME].decode(errors="replace").rstrip("\0")
     if IF_TSOFFSET in options and len(options[IF_TSOFFSET]) == 8:
         interface.tsoffset = struct.unpack(order + "q", options[IF_TSOFFSET])[0]
     return interface
@@ -212,9 +239,12 @@ class _Blocks:
 class _Reader:
     """Section and interface state of one pcapng stream, carried across chunks."""
 
-    def __init__(self, name: str, skips: Skips, batch_packets: int) -> None:
+    def __init__(
+        self, name: str, skips: Skips, batch_packets: int, statistics: InterfaceStatistics | None = None
+    ) -> None:
         self.name = name
         self.skips = skips
+        self.statistics = statistics
         self.batch_packets = batch_packets
         self.sections: list[Section] = []
         self.interfaces: list[Interface] = []
@@ -258,14 +288,23 @@ class _Reader:
                 order = ">" if self.sections[-1].big_endian else "<"  # blocks are in their section's order
                 self.interfaces.append(_interface(buf[pos : pos + length - 4].tobytes(), order))
                 self.sections[-1].interface_positions.append(base + pos)
+        shb_rows = np.flatnonzero(kinds == SHB)
+
+        def section_of(rows: np.ndarray) -> np.ndarray:
+            """Index in ``self.sections`` of the section each block row belongs to (-1: before any)."""
+            return sections_before - 1 + np.searchsorted(offsets[shb_rows], offsets[rows], side="right")
+
+        if self.statistics is not None:
+            isb_rows = np.flatnonzero(kinds == ISB)
+            for isb, section_index in zip(isb_rows.tolist(), section_of(isb_rows).tolist(), strict=True):
+                self._statistics(buf, int(offsets[isb]), int(lengths[isb]), section_index, self.statistics)
         packets = np.flatnonzero((kinds == EPB) | (kinds == SPB) | (kinds == OPB))
         if packets.shape[0] == 0:
             return
         if not self.sections:
             self.skips.add("pcapng packet block before any section header", int(packets.shape[0]), self.name)
             return
-        shb_rows = np.flatnonzero(kinds == SHB)
-        section = sections_before - 1 + np.searchsorted(offsets[shb_rows], offsets[packets], side="right")
+        section = section_of(packets)
         for first in range(0, packets.shape[0], self.batch_packets):
             rows = packets[first : first + self.batch_packets]
             frames = self._packets(
@@ -273,6 +312,22 @@ class _Reader:
             )
             if frames is not None:
                 yield frames
+
+    def _statistics(
+        self, buf: np.ndarray, pos: int, length: int, section_index: int, statistics: InterfaceStatistics
+    ) -> None:
+        """One Interface Statistics Block (interface id, timestamp, options) of section ``section_index`` into
+        ``statistics``; one naming no interface of its section, or too short for its fields, tells nothing."""
+        if section_index < 0 or length < 24:
+            return
+        section = self.sections[section_index]
+        following = self.sections[section_index + 1 :]
+        end = following[0].first_interface if following else len(self.interfaces)
+        order = ">" if section.big_endian else "<"
+        body = buf[pos : pos + length - 4].tobytes()
+        index = section.first_interface + struct.unpack_from(order + "I", body, 8)[0]
+        if index < end:
+            statistics.record(self.interfaces[index].name or f"#{index}", _options(body, 20, order), order)
 
     def _packets(
         self,
@@ -359,8 +414,11 @@ def _to_ns(ts: np.ndarray, interface: Interface) -> tuple[np.ndarray, np.ndarray
     return np.where(fits, ns + interface.tsoffset * 1_000_000_000, 0), fits
 
 
-def read_frames(chunks: Chunks, name: str, skips: Skips, batch_packets: int) -> Iterator[Frames]:
-    """Frames of one pcapng file; damaged blocks are counted, a file that is no pcapng raises."""
+def read_frames(
+    chunks: Chunks, name: str, skips: Skips, batch_packets: int, statistics: InterfaceStatistics | None = None
+) -> Iterator[Frames]:
+    """Frames of one pcapng file; damaged blocks are counted, a file that is no pcapng raises. ``statistics``
+    collects its Interface Statistics Blocks."""
     if not sniff(chunks.buffer[:12].tobytes()):
         raise FlowscopeError(f"{name}: not a pcapng file")
-    yield from _Reader(name, skips, batch_packets).frames(chunks)
+    yield from _Reader(name, skips, batch_packets, statistics).frames(chunks)

@@ -5,11 +5,17 @@ capture file exists (tcpdump has moved on) or its size and modification time hav
 for ``settle`` seconds. Files are metered in rotation order (per-day subfolders included) through
 one flow meter, so a flow continuing into the next file stays one flow.
 
+With ``records="packets"`` every packet is stored as a row of the ``packets`` table instead
+(``capture.packet_records``); nothing is held between files then.
+
 Progress lives in the lake (``LAKE/.watch/<directory id>.json``), written atomically after the
 file's flows are durably in the lake, together with a snapshot of the flow cache: after a
 restart no file is metered twice and flows that were open continue. A crash between publishing
 a file's flows and saving the state (a few milliseconds) meters that file again; a clean stop
 (Ctrl-C) never does, and exports every open flow.
+
+Loss before the files (``capture.drops``): pcapng files' interface statistics are read on the way and
+summed into ``drops["pcapng statistics"]``; a live tcpdump (``capture.live``) adds its own counters.
 """
 
 from __future__ import annotations
@@ -27,15 +33,19 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from flowscope.capture.drops import CaptureDrops, FileStatistics
 from flowscope.capture.files import is_capture, iter_packet_batches, natural_key
 from flowscope.capture.meter import FlowMeter
 from flowscope.capture.options import MeterOptions
+from flowscope.capture.packet_records import packet_table
+from flowscope.capture.pcapng import InterfaceStatistics
 from flowscope.capture.source import meter_notes
 from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
 from flowscope.lake.layout import Lake, fsync_dir
 from flowscope.pipeline import Sink
 from flowscope.readers.registry import head_bytes
+from flowscope.schema import FLOWS, PACKETS
 
 STATE_DIR = ".watch"
 DEFAULT_POLL = 1.0
@@ -87,8 +97,10 @@ class WatchState:
 class StateStore:
     """The watch state and flow-cache snapshot of one directory, kept atomically in the lake."""
 
-    def __init__(self, lake: Lake, directory: Path) -> None:
-        identity = hashlib.sha1(str(directory.resolve()).encode()).hexdigest()[:16]
+    def __init__(self, lake: Lake, directory: Path, records: str = FLOWS) -> None:
+        # packet records of a folder are another product than its flows: their own state, so neither skips the other
+        key = str(directory.resolve()) + ("" if records == FLOWS else f"\0{records}")
+        identity = hashlib.sha1(key.encode()).hexdigest()[:16]
         self.folder = lake.root / STATE_DIR
         self.path = self.folder / f"{identity}.json"
         self.identity = identity
@@ -146,23 +158,31 @@ class CaptureWatcher:
         settle: float = DEFAULT_SETTLE,
         on_flows: Callable[[Path, int], None] | None = None,
         workers: int = 1,
+        records: str = FLOWS,
     ) -> None:
+        """``records``: ``flows`` (metered) or ``packets`` (one row per packet); ``on_flows(file, rows)`` is told
+        the rows each file gave."""
         self.directory = directory
         self.workers = workers
+        self.records = records
         self.sink = sink
         self.settle = settle
         self.tunnels = options.tunnels
         self.skips = Skips(unit="packets")
         self.meter = FlowMeter(options, self.skips)
-        self.store = StateStore(lake, directory)
+        self.store = StateStore(lake, directory, records)
         self.state = self.store.load(self.meter)
         self.on_flows = on_flows
         self.files_metered = 0
-        self.flows_written = 0
+        self.rows_written = 0
+        """Rows of ``records`` written (flows or packets)."""
         self.not_captures: list[str] = []
         self.unreadable: list[str] = []
         self.compressed_copies = 0
         self.parallel_notes: list[str] = []
+        self.file_statistics = FileStatistics()
+        self.drops: dict[str, CaptureDrops] = {}
+        """Loss before the files, per counting source (pcapng statistics, a live tcpdump's report)."""
         self._seen: dict[str, FileSeen] = {}
 
     def candidates(self) -> Iterator[tuple[Path, str, os.stat_result]]:
@@ -198,7 +218,7 @@ class CaptureWatcher:
         """Meter every file that is complete now; returns how many were metered."""
         files = list(self.candidates())
         ready = [files[index] for index in self.complete(files, final=final)]
-        if self.workers > 1 and len(ready) > 1:
+        if self.workers > 1 and len(ready) > 1 and self.records == FLOWS:  # packet rows need no stitching
             from flowscope.jobs.watch import meter_together  # the scale-out stage builds on this one
 
             if meter_together(self, [(path, relative) for path, relative, _ in ready]):
@@ -222,8 +242,11 @@ class CaptureWatcher:
                 self.not_captures.append(relative)
                 return False
             flows = 0
-            for batch in iter_packet_batches([path], tunnels=self.tunnels, skips=self.skips):
-                flows += self.write(self.meter.add(batch))
+            packets = self.records == PACKETS
+            statistics = InterfaceStatistics()
+            for batch in iter_packet_batches([path], tunnels=self.tunnels, skips=self.skips, statistics=statistics):
+                flows += self.write(packet_table(batch) if packets else self.meter.add(batch))
+            self._count_drops(statistics)
         except (FlowscopeError, OSError) as exc:
             # a broken or vanished file must not stop the watch, nor be retried forever
             self.unreadable.append(f"{relative}: {exc}")
@@ -235,6 +258,12 @@ class CaptureWatcher:
         if self.on_flows is not None:
             self.on_flows(path, flows)
         return True
+
+    def _count_drops(self, statistics: InterfaceStatistics) -> None:
+        self.file_statistics.add_file(statistics.latest)
+        drops = self.file_statistics.drops
+        if drops is not None:
+            self.drops[drops.source] = drops
 
     def finish(self) -> None:
         """Export every open flow (clean stop) and record that nothing is left in the cache."""
@@ -255,7 +284,7 @@ class CaptureWatcher:
     def write(self, flows: pa.Table) -> int:
         if flows.num_rows:
             self.sink.write(flows)
-            self.flows_written += flows.num_rows
+            self.rows_written += flows.num_rows
         return flows.num_rows
 
     def _commit(self, relative: str | None, stat: os.stat_result | None) -> None:

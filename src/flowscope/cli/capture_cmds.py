@@ -3,41 +3,85 @@
 from __future__ import annotations
 
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 
-from flowscope.capture.live import LiveCapture, Rotation, default_interface
+from flowscope.capture.health import CaptureHealth
+from flowscope.capture.live import DEFAULT_BUFFER_KIB, LiveCapture, Rotation, default_interface
 from flowscope.capture.watch import CaptureWatcher, follow
 from flowscope.cli.common import CliState, pass_state
 from flowscope.cli.destinations import destination_options, destination_urls, open_sink, sink_notes
-from flowscope.cli.options import keep_rollups_option, meter_from, meter_options, transform_options, transforms_from
+from flowscope.cli.options import (
+    keep_rollups_option,
+    meter_from,
+    meter_options,
+    records_from,
+    records_option,
+    transform_options,
+    transforms_from,
+)
+from flowscope.collect.metrics import MetricsServer
+from flowscope.collect.server import new_run_id
 from flowscope.pipeline import Stream
 from flowscope.stopping import stop_event
+
+METRICS_HELP = "Serve Prometheus metrics on HOST:PORT (/metrics): rows written, capture-side drops."
 
 
 def _report(state: CliState, watcher: CaptureWatcher) -> None:
     state.report_skips(watcher.skips)
     for note in [*watcher.notes(), *sink_notes(watcher.sink)]:
         state.info(f"note: {note}")
-    state.info(f"{watcher.flows_written:,} flows from {watcher.files_metered:,} capture file(s) -> {watcher.sink.name}")
+    for drops in watcher.drops.values():  # loss before the files: shown even with -q when there is any
+        if drops.dropped:
+            state.console.print(f"[yellow]warning:[/] capture loss: {escape(drops.describe())}")
+        else:
+            state.info(f"capture: {drops.describe()}")
+    if not watcher.drops and watcher.files_metered:
+        state.info("note: capture-side drops unknown: the files carry no statistics (only pcapng files can)")
+    rows = f"{watcher.rows_written:,} {watcher.records}"
+    state.info(f"{rows} from {watcher.files_metered:,} capture file(s) -> {watcher.sink.name}")
 
 
 def _watcher(
     state: CliState, directory: Path, settle: float, urls: list[str], flags: dict[str, Any], workers: int = 1
 ) -> CaptureWatcher:
     """A watcher writing through ``run``'s streaming twin (its state and progress stay in the lake)."""
+    records = records_from(flags)
     options, transforms = meter_from(flags), transforms_from(flags)
     return CaptureWatcher(
         directory,
         state.lake,
-        Stream(open_sink(state, urls, keep_rollups=flags["keep_rollups"]), transforms),
+        Stream(open_sink(state, urls, keep_rollups=flags["keep_rollups"], table=records), transforms),
         options,
         settle=settle,
-        on_flows=lambda path, flows: state.detail(f"{path}: {flows:,} flows finished"),
+        records=records,
         workers=workers,
     )
+
+
+@contextmanager
+def _health(state: CliState, watcher: CaptureWatcher, metrics: str | None) -> Iterator[None]:
+    """The run's health record, saved in the lake after every file and at the end, and served as metrics."""
+    health = CaptureHealth(watcher, new_run_id())
+
+    def file_done(path: Path, rows: int) -> None:
+        state.detail(f"{path}: {rows:,} {watcher.records} finished")
+        health.save(state.lake.root)
+
+    watcher.on_flows = file_done
+    server = MetricsServer(metrics, health.merged) if metrics else None
+    try:
+        yield
+    finally:
+        if server is not None:
+            server.close()
+        health.save(state.lake.root)
 
 
 @click.command(
@@ -45,6 +89,7 @@ def _watcher(
 Examples:
   flowscope watch /var/spool/captures             meter each finished file, keep following
   flowscope watch captures/ --once                meter what is complete now, then stop
+  flowscope watch captures/ --records packets     store every packet (the 'packets' table)
 """
 )
 @click.argument("directory", type=click.Path(exists=True, file_okay=False))
@@ -64,7 +109,9 @@ Examples:
     show_default=True,
     help="Meter the files found complete at once in N processes; the flows equal one process's.",
 )
+@click.option("--metrics", help=METRICS_HELP)
 @destination_options
+@records_option
 @meter_options
 @transform_options
 @keep_rollups_option
@@ -76,6 +123,7 @@ def watch(
     poll: float,
     settle: float,
     workers: int,
+    metrics: str | None,
     to: tuple[str, ...],
     output: str | None,
     **flags: Any,
@@ -87,10 +135,11 @@ def watch(
     every open flow before exiting.
     """
     watcher = _watcher(state, Path(directory), settle, destination_urls(to, output), flags, workers)
-    try:
-        follow(watcher, poll=poll, once=once, stop=stop_event((signal.SIGTERM,)))
-    finally:
-        watcher.sink.close()
+    with _health(state, watcher, metrics):
+        try:
+            follow(watcher, poll=poll, once=once, stop=stop_event((signal.SIGTERM,)))
+        finally:
+            watcher.sink.close()
     _report(state, watcher)
 
 
@@ -116,8 +165,17 @@ Examples:
 @click.option("--rotate-mb", type=click.IntRange(min=1), help="Also start a new file every N MB (-C).")
 @click.option("--files", type=click.IntRange(min=1), help="Passed to tcpdump -W (with -C: ring of N files).")
 @click.option("--snaplen", type=click.IntRange(min=0), help="Bytes kept per packet (-s); metering needs only headers.")
+@click.option(
+    "--buffer-kib",
+    type=click.IntRange(min=1),
+    default=DEFAULT_BUFFER_KIB,
+    show_default=True,
+    help="tcpdump's kernel capture buffer in KiB (-B); too small a buffer drops packets in bursts.",
+)
+@click.option("--metrics", help=METRICS_HELP)
 @click.argument("bpf", required=False)
 @destination_options
+@records_option
 @meter_options
 @transform_options
 @keep_rollups_option
@@ -130,6 +188,8 @@ def capture(
     rotate_mb: int | None,
     files: int | None,
     snaplen: int | None,
+    buffer_kib: int,
+    metrics: str | None,
     bpf: str | None,
     to: tuple[str, ...],
     output: str | None,
@@ -143,10 +203,11 @@ def capture(
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
     watcher = _watcher(state, folder, 5.0, destination_urls(to, output), flags)
-    live = LiveCapture(interface, folder, watcher, Rotation(rotate, rotate_mb, files, snaplen), bpf)
+    live = LiveCapture(interface, folder, watcher, Rotation(rotate, rotate_mb, files, snaplen), bpf, buffer_kib)
     state.info(f"capturing on {interface} into {folder} (a file every {rotate}s); Ctrl-C to stop")
-    try:
-        live.run(stop=stop_event((signal.SIGTERM,)))
-    finally:
-        watcher.sink.close()
-        _report(state, watcher)
+    with _health(state, watcher, metrics):
+        try:
+            live.run(stop=stop_event((signal.SIGTERM,)))
+        finally:
+            watcher.sink.close()
+            _report(state, watcher)

@@ -193,12 +193,13 @@ Shows the latest collector run that wrote to the lake (all its workers).
 @click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @pass_state
 def exporters(state: CliState, output_format: str) -> None:
-    """Health per exporter: datagrams, flows, sequence loss, decode errors; socket drops per listener."""
+    """Health per exporter: datagrams, flows, sequence loss, decode errors; socket drops per listener; drops
+    before the capture files of `watch` and `capture`."""
     merged = lake_health(state.lake)
     if output_format == "json":
         click.echo(json.dumps(merged, indent=1, sort_keys=True))
         return
-    if not merged["exporters"] and not merged["listeners"]:
+    if not merged["exporters"] and not merged["listeners"] and not merged["captures"]:
         raise FlowscopeError(
             f"no collector health in {state.lake.root / HEALTH_DIR} "
             "(run `flowscope collect`, or `flowscope read CAPTURE --as-exports` into this lake, first)"
@@ -218,6 +219,18 @@ def exporters(state: CliState, output_format: str) -> None:
     ]
     if listeners:
         print_table(pa.Table.from_pylist(listeners), console, title="listeners")
+    captures = [
+        {
+            "capture": name,
+            "kernel drops": item.get("kernel_drops"),
+            "interface drops": item.get("interface_drops"),
+            "received": item.get("received"),
+            "captured": item.get("captured"),
+        }
+        for name, item in sorted(merged["captures"].items())
+    ]
+    if captures:  # loss before the capture files (watch, capture): unknown counters stay empty
+        print_table(pa.Table.from_pylist(captures), console, title="captures")
     templates = merged.get("templates", {})
     if templates.get("known") or templates.get("held_sets"):
         state.console.print(

@@ -11,6 +11,7 @@ from flowscope.cli.common import CliState
 from flowscope.lake.ledger import Ledger
 from flowscope.lake.writer import LakeLimits
 from flowscope.pipeline import Sink
+from flowscope.schema import FLOWS
 from flowscope.sinks.fanout import FanOut
 from flowscope.sinks.lake import LakeSink
 from flowscope.sinks.registry import DestinationContext, open_destinations
@@ -44,9 +45,11 @@ def open_sink(
     transactional: bool = False,
     limits: LakeLimits | None = None,
     keep_rollups: bool = False,
+    table: str = FLOWS,
 ) -> Sink:
+    """The destinations of ``urls``; ``table``: the catalogue table the run produces (what a file holds)."""
     context = DestinationContext(
-        state.lake, limits or LakeLimits(), transactional=transactional, keep_rollups=keep_rollups
+        state.lake, limits or LakeLimits(), transactional=transactional, keep_rollups=keep_rollups, table=table
     )
     return open_destinations(urls, context)
 

@@ -16,9 +16,11 @@ import click
 import pyarrow as pa
 
 from flowscope.capture.options import TUNNEL_MODES, MeterOptions
+from flowscope.capture.packet_records import RECORDS
 from flowscope.cli.output import anonymize_flag
 from flowscope.collect.options import ExportOptions
 from flowscope.csvflows.options import DEFAULT_COMMIT_ROWS, DEFAULT_COMMIT_SECONDS, CsvOptions
+from flowscope.errors import FlowscopeError
 from flowscope.nfdump.options import RecordSelection
 from flowscope.readers.options import ReadOptions
 from flowscope.reduce import BUILTIN, load
@@ -71,6 +73,29 @@ def meter_options(command: F) -> F:
             ),
         ),
     )
+
+
+def records_option(command: F) -> F:
+    """``--records flows|packets``: meter captures into flows (default) or store one row per packet."""
+    return click.option(
+        "--records",
+        type=click.Choice(RECORDS),
+        default=RECORDS[0],
+        show_default=True,
+        help="Captures: meter flows, or store every IP packet in the 'packets' table (docs/CAPTURE.md).",
+    )(command)
+
+
+def records_from(flags: Mapping[str, Any]) -> str:
+    """The ``--records`` choice; packet records take no flow transform (they would pass unchanged, e.g. an
+    ``--anonymize`` that anonymised nothing), so asking for one is an error rather than a silent no-op."""
+    records: str = flags.get("records") or RECORDS[0]
+    if records != RECORDS[0]:
+        flows_only = ("reduce_name", "enrich", "anonymize")
+        given = [f"--{name.removesuffix('_name')}" for name in flows_only if flags.get(name)]
+        if given:
+            raise FlowscopeError(f"{', '.join(given)} applies to flows, not to --records {records}")
+    return records
 
 
 def meter_from(flags: Mapping[str, Any]) -> MeterOptions:

@@ -122,7 +122,8 @@ def emit(
         return min(rows.num_rows, limit)
     reader = relation.to_arrow_reader(_BATCH_ROWS)
     if output:
-        sink = FileSink(Path(output), "jsonl" if file_format == "json" else file_format, schema=reader.schema)
+        file = "jsonl" if file_format == "json" else file_format
+        sink = FileSink(Path(output), file, schema=reader.schema, table=RESULT_TABLE)
         batches = (tag(transform(pa.Table.from_batches([batch])), RESULT_TABLE) for batch in reader)
         return run(batches, sink).rows_by_table.get(RESULT_TABLE, 0)
     if file_format == "parquet":

@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from flowscope.capture.packet_records import PACKETS_FORMAT
 from flowscope.cli.common import CliState, pass_state, progress_bar
 from flowscope.cli.destinations import (
     destination_options,
@@ -20,15 +21,19 @@ from flowscope.cli.options import (
     export_options,
     meter_options,
     read_options_from,
+    records_from,
+    records_option,
     selection_options,
     transform_options,
 )
 from flowscope.collect.exports import ExportCaptureSource
 from flowscope.collect.options import EXPORTS_FORMAT
 from flowscope.csvflows.options import lake_limits
+from flowscope.errors import FlowscopeError
 from flowscope.lake.writer import LakeLimits
 from flowscope.pipeline import run
 from flowscope.readers.inputs import open_inputs
+from flowscope.schema import PACKETS
 
 
 @click.command(
@@ -37,6 +42,7 @@ Examples:
   flowscope read capture.pcap                     meter a capture into the lake
   flowscope read flows.csv.gz -o flows.parquet    convert a flow CSV to Parquet
   flowscope read exports.pcap --as-exports        decode recorded NetFlow/IPFIX datagrams
+  flowscope read capture.pcap --records packets   one row per IP packet (the 'packets' table)
   flowscope read /data/nfcapd --to lake --to day.parquet   two destinations at once
 
 An input the lake already holds (same content, same options) is skipped; --again reads it anyway.
@@ -54,6 +60,7 @@ An input the lake already holds (same content, same options) is skipped; --again
     help="Captures: meter a folder's files in N processes (one per core); the flows equal one process's.",
 )
 @selection_options
+@records_option
 @meter_options
 @csv_options
 @export_options
@@ -73,13 +80,20 @@ def read(
     Each input file is committed with a record of it in the lake's ingest ledger: a read that fails part-way
     keeps the files it completed, and reading them again adds nothing.
     """
+    if input_format == PACKETS_FORMAT:  # --format packets is --records packets
+        flags["records"] = PACKETS
+    records = records_from(flags)
     options = read_options_from(flags)
     transforms = options.transforms()  # before the sink opens: a bad database is an error with nothing written
     if flags["as_exports"]:
         input_format = input_format or EXPORTS_FORMAT
+    if records == PACKETS:
+        if input_format not in (None, PACKETS_FORMAT):
+            raise FlowscopeError(f"--records {records} reads captures; it does not go with --format or --as-exports")
+        input_format = PACKETS_FORMAT
     stream = inputs == ("-",)
     limits = LakeLimits(**lake_limits(options.csv, inputs))
-    sink = open_sink(state, destination_urls(to, output), transactional=not stream, limits=limits)
+    sink = open_sink(state, destination_urls(to, output), transactional=not stream, limits=limits, table=records)
     try:
         plan = open_inputs(inputs, options, input_format=input_format, ledgers=ledgers(sink), again=again)
     except BaseException:
@@ -95,7 +109,8 @@ def read(
     for note in [*plan.notes(), *sink_notes(sink)]:
         state.info(f"note: {note}")
     others = "".join(
-        f", {rows:,} {table} rows" for table, rows in stats.rows_by_table.items() if table != "flows" and rows
+        f", {rows:,} {table} rows" for table, rows in stats.rows_by_table.items() if table != records and rows
     )
     read_count = sum(len(unit.files) or 1 for unit in plan.units)
-    state.info(f"{stats.rows:,} flows{others} from {read_count} input(s) ({plan.names or 'none new'}) -> {sink.name}")
+    main = f"{stats.rows_by_table.get(records, 0):,} {records}"
+    state.info(f"{main}{others} from {read_count} input(s) ({plan.names or 'none new'}) -> {sink.name}")

@@ -13,7 +13,9 @@ Only flow records count as an exporter's flows.
 
 The whole state is a JSON-able snapshot, written to ``LAKE/_collector/health-*.json``
 (``save_health``, by the collector and by ``read --as-exports``) so ``flowscope exporters``
-and the metrics endpoint of a multi-worker collector can read it.
+and the metrics endpoint of a multi-worker collector can read it. ``watch`` and ``capture`` write
+the same record (kind ``capture``) with what the capturing side lost (``captures``: tcpdump's kernel
+and interface drops, pcapng statistics; ``flowscope.capture.drops``) in place of socket drops.
 """
 
 from __future__ import annotations
@@ -187,6 +189,9 @@ class Health:
         self.rows_written: Counter[str] = Counter()
         self.templates = {"known": 0, "held_sets": 0}
         """NetFlow v9/IPFIX templates known, and data sets held until their template comes."""
+        self.captures: dict[str, dict[str, object]] = {}
+        """Capture-side loss per capturer (``CaptureDrops.as_dict``), for ``watch`` and ``capture``."""
+        self.kind = "collector"
 
     def observe(self, protocol: str, decoded: Decoded) -> None:
         """Account one decoded batch of a listener of ``protocol`` ("netflow" or "sflow")."""
@@ -348,7 +353,9 @@ class Health:
             "skips": dict(self.skips.counts),
             "rows_written": dict(self.rows_written),
             "templates": dict(self.templates),
+            "captures": {name: dict(counters) for name, counters in sorted(self.captures.items())},
             "exporters": exporters,
+            "kind": self.kind,
         }
 
     def save(self, lake_root: Path, name: str, *, run_id: str = "") -> Path:
@@ -391,7 +398,13 @@ def merge_snapshots(snapshots: list[dict]) -> dict:
     skips: Counter[str] = Counter()
     rows_written: Counter[str] = Counter()
     templates: Counter[str] = Counter()
+    captures: dict[str, Counter[str]] = {}
     for snap in snapshots:
+        for name, counters in snap.get("captures", {}).items():
+            merged_capture = captures.setdefault(name, Counter())
+            for counter, value in counters.items():
+                if isinstance(value, int):
+                    merged_capture[counter] += value
         skips.update(snap.get("skips", {}))
         rows_written.update(snap.get("rows_written", {}))
         templates.update(snap.get("templates", {}))
@@ -442,6 +455,7 @@ def merge_snapshots(snapshots: list[dict]) -> dict:
         "skips": dict(skips),
         "rows_written": dict(rows_written),
         "templates": dict(templates),
+        "captures": {name: dict(counters) for name, counters in sorted(captures.items())},
     }
 
 

@@ -68,6 +68,10 @@ def render(merged: dict) -> str:
             ("socket_received_bytes_total", "counter", "Payload bytes read from the socket per listener."),
             ("socket_drops_total", "counter", "Datagrams the kernel dropped on a full socket buffer, per listener."),
             ("socket_receive_buffer_bytes", "gauge", "Receive buffer the kernel granted (SO_RCVBUF) per listener."),
+            ("capture_kernel_drops_total", "counter", "Packets the kernel dropped before a capture file, per capture."),
+            ("capture_interface_drops_total", "counter", "Packets the interface dropped before capture, per capture."),
+            ("capture_received_total", "counter", "Packets the capturer saw (tcpdump: received by filter)."),
+            ("capture_captured_total", "counter", "Packets the capturer wrote to its files, per capture."),
             ("lake_rows_written_total", "counter", "Rows published to the lake per table."),
             ("templates_known", "gauge", "NetFlow v9/IPFIX templates known (all exporters)."),
             ("templates_held_sets", "gauge", "Data sets waiting for their template (bounded hold buffer)."),
@@ -97,6 +101,11 @@ def render(merged: dict) -> str:
         families["socket_received_bytes_total"].add(listener.get("bytes", 0), **where)
         families["socket_drops_total"].add(listener.get("kernel_drops", 0), **where)
         families["socket_receive_buffer_bytes"].add(listener.get("receive_buffer", 0), **where)
+    for name, counters in sorted(merged.get("captures", {}).items()):
+        for counter in ("kernel_drops", "interface_drops", "received", "captured"):
+            if counter in counters:  # a counter the capturer does not report stays absent, not 0
+                family = "capture_" + counter + "_total"
+                families[family].add(counters[counter], capture=name)
     for table, rows in sorted(merged.get("rows_written", {}).items()):
         families["lake_rows_written_total"].add(rows, table=table)
     templates = merged.get("templates", {})

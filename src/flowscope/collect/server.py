@@ -414,9 +414,12 @@ def new_run_id() -> str:
 
 
 def lake_health(lake: Lake) -> dict:
-    """The merged health of the latest collector run that wrote to ``lake`` (all its workers)."""
+    """The merged health of the latest collector run that wrote to ``lake`` (all its workers), with the
+    capture-side loss of the last ``watch``/``capture`` run of each folder (their own records)."""
     snapshots = load_snapshots(Path(lake.root))
-    if not snapshots:
-        return merge_snapshots([])
-    latest = max(snapshots, key=lambda s: s.get("started_ns", 0)).get("run_id")
-    return merge_snapshots([s for s in snapshots if s.get("run_id") == latest])
+    captures = [s for s in snapshots if s.get("kind") == "capture"]
+    collectors = [s for s in snapshots if s.get("kind") != "capture"]
+    if not collectors:
+        return merge_snapshots(captures)
+    latest = max(collectors, key=lambda s: s.get("started_ns", 0)).get("run_id")
+    return merge_snapshots([s for s in collectors if s.get("run_id") == latest] + captures)

@@ -57,7 +57,7 @@ _DICTIONARY_COLUMNS = (
     "icmp_type",
     "vlan_id",
 )
-_DELTA_COLUMNS = ("time_received", "time_flow_start", "time_flow_end")
+_DELTA_COLUMNS = ("time_received", "time_flow_start", "time_flow_end", "time")
 FAST = {"compression": "snappy"}
 COMPACT = {"compression": "zstd", "compression_level": 3}
 

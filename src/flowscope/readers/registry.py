@@ -26,6 +26,7 @@ FORMAT_MODULES: tuple[str, ...] = (
     "flowscope.csvflows.reader",
     "flowscope.jsonflows.reader",
     "flowscope.capture.source",
+    "flowscope.capture.packet_records",
     "flowscope.collect.exports",
     "flowscope.kafka.reader",
 )

@@ -3,8 +3,8 @@
 A file is all or nothing: it is written under a hidden temp name and published by one rename
 when the sink closes; ``abort`` (a failed or interrupted run) deletes it, so no half-written file
 ever carries the final name. An empty result is still a valid file: Parquet with the schema,
-CSV with its header line. A file holds one table (flows): rows of other tables (e.g. sFlow
-interface counters) are counted and reported, not written.
+CSV with its header line. A file holds one catalogue table (flows, or packets for ``--records packets``):
+rows of other tables (e.g. sFlow interface counters) are counted and reported, not written.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import pyarrow.parquet as pq
 from flowscope.display import textual
 from flowscope.errors import FlowscopeError
 from flowscope.lake.layout import publish, staging_path
-from flowscope.pipeline import FLOWS, Checkpoint, table_of
-from flowscope.schema import FLOW_SCHEMA
+from flowscope.pipeline import Checkpoint, table_of
+from flowscope.schema import FLOWS, table_schema
 from flowscope.sinks.registry import Destination, register
 
 FILE_FORMATS = ("parquet", "csv", "jsonl")
@@ -96,8 +96,14 @@ class FileSink:
     device or named pipe is written as the batches come."""
 
     def __init__(
-        self, path: str | os.PathLike[str], file_format: str | None = None, *, schema: pa.Schema | None = None
+        self,
+        path: str | os.PathLike[str],
+        file_format: str | None = None,
+        *,
+        schema: pa.Schema | None = None,
+        table: str = FLOWS,
     ) -> None:
+        """``table``: the catalogue table the file holds (its schema unless ``schema``, a query result's, is given)."""
         self.path = Path(path)
         self.name = str(self.path)
         found = file_format or format_from_path(self.path)
@@ -106,7 +112,8 @@ class FileSink:
         if found not in FILE_FORMATS:
             raise FlowscopeError(f"unknown output format {found!r} (use {', '.join(FILE_FORMATS)})")
         self.format = found
-        self.schema = schema or FLOW_SCHEMA
+        self.table = table
+        self.schema = schema or table_schema(table)
         self.compressed = self.path.suffix.lower() == ".gz"
         if self.compressed and self.format == "parquet":
             raise FlowscopeError(f"{path}: Parquet compresses itself; name the file .parquet")
@@ -128,7 +135,7 @@ class FileSink:
 
     def write(self, batch: pa.Table) -> None:
         table = table_of(batch)
-        if table != FLOWS and self.schema is FLOW_SCHEMA:
+        if table != self.table:
             self.not_written[table] = self.not_written.get(table, 0) + batch.num_rows
             return
         if self.format == "parquet":
@@ -174,7 +181,8 @@ class FileSink:
 
     def notes(self) -> list[str]:
         return [
-            f"{rows:,} {table} rows not written: {self.path} holds flows only (send them to the lake with --to lake)"
+            f"{rows:,} {table} rows not written: {self.path} holds {self.table} only "
+            "(send them to the lake with --to lake)"
             for table, rows in self.not_written.items()
         ]
 
@@ -188,6 +196,6 @@ register(
         "file",
         "a file path ending .parquet, .csv, .csv.gz, .jsonl or .jsonl.gz",
         lambda url: "://" not in url.removeprefix("file://") and format_from_path(_path(url)) is not None,
-        lambda url, context: FileSink(_path(url), schema=context.schema),
+        lambda url, context: FileSink(_path(url), schema=context.schema, table=context.table),
     )
 )

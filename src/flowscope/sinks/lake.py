@@ -19,13 +19,14 @@ from flowscope.lake.layout import Lake
 from flowscope.lake.ledger import Ledger, recover
 from flowscope.lake.writer import LakeLimits, LakeWriter
 from flowscope.pipeline import FLOWS, Checkpoint, table_of
+from flowscope.schema import PACKETS
 from flowscope.sinks.registry import Destination, DestinationContext, register
 
 if TYPE_CHECKING:
     from flowscope.transforms.rollups.keeper import RollupKeeper
 
-# The time column a table's rows are partitioned by (flows: when they started).
-PARTITION_TIME = {FLOWS: "time_flow_start"}
+# The time column a table's rows are partitioned by (flows: when they started; packets: when captured).
+PARTITION_TIME = {FLOWS: "time_flow_start", PACKETS: "time"}
 DEFAULT_PARTITION_TIME = "time_received"
 
 

@@ -18,6 +18,7 @@ from flowscope.lake.layout import Lake
 from flowscope.lake.writer import LakeLimits
 from flowscope.pipeline import Sink
 from flowscope.plugins import Registry
+from flowscope.schema import FLOWS
 from flowscope.sinks.fanout import FanOut
 
 DESTINATION_MODULES: tuple[str, ...] = (
@@ -43,6 +44,8 @@ class DestinationContext:
     """The schema of an empty result (file outputs still write a valid empty file); flows by default."""
     keep_rollups: bool = False
     """A long-running writer: the lake keeps its roll-ups current in the background (``rollups.keeper``)."""
+    table: str = FLOWS
+    """The catalogue table the run produces (``packets`` for ``--records packets``): a file holds that table."""
 
 
 @dataclass(frozen=True)
