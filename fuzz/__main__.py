@@ -24,7 +24,8 @@ from types import ModuleType
 from fuzz.harness import SCRATCH_ENV
 
 TARGETS = (
-    "pcap", "pcapng", "netflow", "sflow", "nfdump", "csv", "goflow2", "filter", "mmdb", "networks",
+    "pcap", "pcapng", "netflow", "sflow", "nfdump", "csv", "jsonl", "goflow2", "goflow2_file", "filter", "mmdb",
+    "networks",
 )  # fmt: skip
 """Module names in ``fuzz/targets/``, one per decoder entry point."""
 

@@ -187,3 +187,25 @@ def test_not_flow_json_is_one_clear_error(tmp_path: Path) -> None:
     assert not sniff(path, path.read_bytes())
     result = CliRunner().invoke(main, ["--lake", str(tmp_path / "l"), "read", str(path), "--format", "jsonl"])
     assert result.exit_code == 2 and "not JSON lines of flows" in result.output
+
+
+def test_a_line_that_is_not_utf8_is_a_counted_skip(tmp_path: Path) -> None:
+    """pyarrow's JSON parser takes such bytes into strings unchecked (found by fuzz/targets/jsonl.py: a MAC
+    with byte 0xeb failed the whole read later)."""
+    good = b'{"src_addr":"10.0.0.1","dst_addr":"10.0.0.2","bytes":5,"src_mac":"00:11:22:33:44:55"}\n'
+    bad = b'{"src_addr":"10.0.0.1","dst_addr":"10.0.0.2","bytes":6,"src_mac":"00:11:22:\xeb3:44:55"}\n'
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(good + bad + good)
+    table, source = _read(path)
+    assert table.column("bytes").to_pylist() == [5, 5]
+    assert source.skips.counts == {"line is not UTF-8 text": 1}
+
+
+def test_lines_that_are_no_object_never_reach_the_parser(tmp_path: Path) -> None:
+    """pyarrow 26's JSON reader dies with SIGSEGV on a bare ``null`` line (found by fuzz/targets/jsonl.py)."""
+    good = '{"src_addr":"10.0.0.1","dst_addr":"10.0.0.2","bytes":%d}'
+    path = tmp_path / "nulls.jsonl"
+    path.write_text("\n".join([good % 1, "null", "  null,\"bytes\":3}", "", "nullx", good % 2, " 7"]) + "\n")
+    table, source = _read(path)
+    assert table.column("bytes").to_pylist() == [1, 2]
+    assert source.skips.counts == {"line is not a JSON object": 4}

@@ -27,7 +27,7 @@ from flowscope.csvflows.dialects import Dialect
 from flowscope.csvflows.header import normalised_names, split_header
 from flowscope.csvflows.options import CsvOptions
 from flowscope.errors import FlowscopeError
-from flowscope.readers.lines import LineFlowSource, LineInput, line_chunks
+from flowscope.readers.lines import LineFlowSource, LineInput, is_utf8, line_chunks, without_lines_not_utf8
 from flowscope.readers.options import ReadOptions
 from flowscope.readers.registry import Reader, register
 
@@ -116,8 +116,8 @@ class _InputReader:
                 convert_options=pacsv.ConvertOptions(column_types=types, null_values=[""], strings_can_be_null=True),
             )
 
-        if not _is_utf8(chunk):  # before pyarrow: it cannot even show us a ragged row that is not UTF-8
-            chunk, bad_lines, example = _without_lines_not_utf8(chunk)
+        if not is_utf8(chunk):  # before pyarrow: it cannot even show us a ragged row that is not UTF-8
+            chunk, bad_lines, example = without_lines_not_utf8(chunk)
             for line in bad_lines:
                 self._problem("row is not UTF-8 text", 1, example, self.rows_seen + line)
         try:
@@ -147,38 +147,6 @@ class _InputReader:
         if self.source.options.strict:
             raise FlowscopeError(f"{self.raw.name}: near data row {row}: {reason}: {example!r} (--strict)")
         self.source.skips.add(reason, count, example)
-
-
-def _is_utf8(chunk: bytes | bytearray) -> bool:
-    """One decode of the whole chunk (about 3 ms per 16 MiB of ASCII)."""
-    try:
-        str(chunk, "utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-def _without_lines_not_utf8(chunk: bytes | bytearray) -> tuple[bytes, list[int], str]:
-    """The chunk without its lines that are not valid UTF-8; their 1-based line numbers; one shown escaped.
-
-    Only for a chunk that is not UTF-8 as a whole: the lines holding a byte above 0x7F are found with numpy
-    and only those are decoded one by one (decoding the rest of the chunk after each bad byte was quadratic:
-    a chunk of many bad bytes never ended).
-    """
-    data = bytes(chunk)
-    array = np.frombuffer(data, np.uint8)
-    newlines = np.flatnonzero(array == 0x0A)
-    starts = np.r_[0, newlines + 1]
-    ends = np.r_[newlines, len(data)]
-    suspects = np.unique(np.searchsorted(newlines, np.flatnonzero(array >= 0x80)))
-    lines = [line for line in suspects.tolist() if not _is_utf8(data[starts[line] : ends[line]])]
-    pieces, after = [], 0
-    for line in lines:  # few: the runs of good lines between them are sliced whole
-        pieces.append(data[after : starts[line]])
-        after = ends[line] + 1
-    kept = b"".join([*pieces, data[after:]])
-    first = data[starts[lines[0]] : ends[lines[0]]] if lines else b""
-    return kept, [line + 1 for line in lines], first[:80].decode("utf-8", errors="backslashreplace")
 
 
 def sniff(path: Path, head: bytes) -> bool:

@@ -23,7 +23,7 @@ from flowscope.errors import FlowscopeError
 from flowscope.jsonflows import dialects
 from flowscope.jsonflows.convert import convert, parse_schema
 from flowscope.jsonflows.dialects import JsonDialect, line_keys
-from flowscope.readers.lines import LineFlowSource, LineInput, line_chunks
+from flowscope.readers.lines import LineFlowSource, LineInput, Lines, is_utf8, line_chunks, without_lines_not_utf8
 from flowscope.readers.options import ReadOptions
 from flowscope.readers.registry import Reader, register
 
@@ -84,6 +84,14 @@ class _InputReader:
 
     def _convert_pieces(self, chunk: bytes | bytearray) -> Iterator[pa.Table]:
         assert self.dialect is not None
+        lines = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
+        if not is_utf8(chunk):  # pyarrow's JSON parser does not check: such text would fail far later
+            chunk, bad_lines, example = without_lines_not_utf8(chunk)
+            for line in bad_lines:
+                self._problem("line is not UTF-8 text", 1, example, self.lines_seen + line)
+        chunk, bad_lines, example = _objects_only(bytes(chunk))
+        for line in bad_lines:
+            self._problem(NOT_JSON, 1, example, self.lines_seen + line)
         for first_line, raw in self._parsed(bytes(chunk), self.lines_seen):
             result = convert(raw, self.dialect)
             table = result.table
@@ -94,7 +102,7 @@ class _InputReader:
                     keep[problem.rows] = False
                 table = table.filter(pa.array(keep))
             yield table
-        self.lines_seen += chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
+        self.lines_seen += lines
 
     def _parsed(self, piece: bytes, first_line: int) -> Iterator[tuple[int, pa.Table]]:
         """(1-based number of the piece's first line, its parsed table) for the readable parts of ``piece``."""
@@ -130,6 +138,26 @@ class _InputReader:
         if self.source.options.strict:
             raise FlowscopeError(f"{self.raw.name}: line {line}: {reason}: {example!r} (--strict)")
         self.source.skips.add(reason, count, example)
+
+
+_BLANK = np.zeros(256, bool)
+_BLANK[[0x20, 0x09, 0x0D, 0x0A]] = True
+
+
+def _objects_only(chunk: bytes) -> tuple[bytes, list[int], str]:
+    """The chunk without its lines whose first character is not ``{``, their numbers and one shown.
+
+    pyarrow 26's JSON reader dies with SIGSEGV on a line holding a bare ``null`` (found by
+    fuzz/targets/jsonl.py), so such lines never reach it. One pass of numpy over the chunk."""
+    found = Lines(chunk)
+    filled = np.flatnonzero(~_BLANK[found.array])
+    if not filled.size:
+        return chunk, [], ""
+    first = np.searchsorted(filled, found.starts)  # each line's first non-blank byte, if it has one
+    at = filled[np.minimum(first, len(filled) - 1)]
+    blank = (first >= len(filled)) | (at >= found.ends)
+    bad = np.flatnonzero(~blank & (found.array[at] != ord("{")))
+    return found.without(bad.tolist()) if bad.size else (chunk, [], "")
 
 
 def sniff(path: Path, head: bytes) -> bool:
