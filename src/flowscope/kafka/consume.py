@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5
+JOIN_WARNING_SECONDS = 60.0
+"""A member still waiting for its share after this long says so (a broker's group may be stuck rebalancing)."""
 
 
 @dataclass
@@ -94,15 +96,20 @@ def consume(
             before_revoke=checkpoint,
             decoder=raw,
         )
-        last_flush = last_data = time.monotonic()
+        started = last_flush = last_data = time.monotonic()
+        warned = False
         while not stop.is_set():
             tables = source.poll(POLL_SECONDS)
             now = time.monotonic()
             for table in tables:
                 stream.write(table)
                 last_data = now
-            if not source.assigned:
-                last_data = now  # the idle clock starts once partitions are assigned
+            if not source.settled:
+                last_data = now  # the idle clock runs only while the group is settled (an empty share counts)
+                if not warned and now - started >= JOIN_WARNING_SECONDS:
+                    log.warning("%s: no partitions assigned after %.0f s: group %s is still rebalancing",
+                                url.text, now - started, group)  # fmt: skip
+                    warned = True
             if now - last_flush >= flush_seconds:
                 checkpoint()
                 last_flush = now
