@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from flowscope.kafka.source import KafkaSource
 from flowscope.kafka.url import KafkaUrl
-from flowscope.pipeline import Checkpoint, PositionStore, Sink, Stream
+from flowscope.pipeline import Checkpoint, PositionStore, Sink, Stream, Transform
 
 if TYPE_CHECKING:
     from flowscope.kafka.raw import RawDecoder
@@ -56,6 +56,7 @@ def consume(
     sink: Sink,
     *,
     stores: Sequence[PositionStore] = (),
+    transforms: Sequence[Transform] = (),
     from_beginning: bool = False,
     flush_seconds: float = 5.0,
     exit_idle: float | None = None,
@@ -66,7 +67,7 @@ def consume(
     """Consume until ``stop`` is set (or nothing arrived for ``exit_idle`` seconds after assignment)."""
     stop = stop or threading.Event()
     stats = ConsumeStats()
-    stream = Stream(sink, flush_seconds=None)
+    stream = Stream(sink, transforms, flush_seconds=None)
     source: KafkaSource | None = None
 
     committed: dict[str, int] = {}
