@@ -1,0 +1,92 @@
+"""``flowscope consume --workers N``, ``--enrich`` and ``--anonymize``: against a tansu broker."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pytest
+from tests.helpers import flows, wait_until
+from tests.kafka.live import finish, lake_ids, start_consumer
+
+from flowscope import addresses
+from flowscope.kafka.sink import KafkaSink
+from flowscope.kafka.url import parse
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def _produce(bootstrap: str, topic: str, table: pa.Table, key: str = "none") -> None:
+    sink = KafkaSink(parse(f"kafka://{bootstrap}/{topic}?key={key}&per_message=64"))
+    sink.write(table)
+    sink.close()
+
+
+def _from_exporters(n: int) -> pa.Table:
+    """``n`` flows from four exporters (192.0.2.1-4): keyed by exporter, they spread over the partitions."""
+    table = flows(n)
+    exporters = addresses.from_ipv4((0xC0000201 + np.arange(n) % 4).astype(np.uint32))
+    return table.set_column(table.schema.get_field_index("sampler_address"), "sampler_address", exporters)
+
+
+def test_workers_share_the_partitions_and_add_up(kafka: str, topic: str, tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    n = 20_000
+    _produce(kafka, topic, _from_exporters(n), key="sampler_address")
+    consumer = start_consumer(lake, kafka, topic, "--workers", "2", "--exit-idle", "3", "--flush", "0.5")
+    _, err = finish(consumer)
+    assert consumer.returncode == 0, err
+    assert f"{n:,} flows from" in err and "(2 workers)" in err
+    assert np.array_equal(np.sort(lake_ids(lake)), np.arange(n, dtype=np.uint64))
+
+
+def test_a_stop_signal_reaches_every_worker(kafka: str, topic: str, tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    n = 5_000
+    _produce(kafka, topic, _from_exporters(n), key="sampler_address")
+    consumer = start_consumer(lake, kafka, topic, "--workers", "2", "--flush", "0.3")
+    assert wait_until(lambda: lake_ids(lake).shape[0] == n, timeout=90), "the workers did not read the topic"
+    consumer.send_signal(signal.SIGTERM)
+    _, err = finish(consumer)
+    assert consumer.returncode == 0, err
+    assert f"{n:,} flows from" in err  # every worker flushed and reported before the parent exited
+    assert lake_ids(lake).shape[0] == n
+
+
+def test_consume_enriches(kafka: str, topic: str, tmp_path: Path) -> None:
+    config = tmp_path / "enrich.toml"
+    config.write_text('[exporters."192.0.2.1"]\nname = "agent-1"\ngroup = "lab"\n')
+    _produce(kafka, topic, _from_exporters(400))
+    lake = tmp_path / "lake"
+    consumer = start_consumer(lake, kafka, topic, "--exit-idle", "2", "--enrich", str(config))
+    _, err = finish(consumer)
+    assert consumer.returncode == 0, err
+    rows = duckdb.sql(
+        "SELECT exporter_name, exporter_group, count(*) FROM read_parquet(?, union_by_name = true) "
+        "GROUP BY ALL ORDER BY ALL NULLS LAST",
+        params=[f"{lake}/flows/**/*.parquet"],
+    ).fetchall()
+    assert rows == [("agent-1", "lab", 100), (None, None, 300)]
+
+
+def test_consume_anonymizes(kafka: str, topic: str, tmp_path: Path) -> None:
+    from flowscope.transforms.anonymize import Anonymizer
+
+    key = tmp_path / "key"
+    key.write_text("ab" * 32)
+    table = flows(500)
+    _produce(kafka, topic, table)
+    lake = tmp_path / "lake"
+    consumer = start_consumer(lake, kafka, topic, "--exit-idle", "2", "--anonymize", str(key))
+    _, err = finish(consumer)
+    assert consumer.returncode == 0, err
+    stored = duckdb.sql(
+        "SELECT bytes, src_addr FROM read_parquet(?) ORDER BY bytes", params=[f"{lake}/flows/**/*.parquet"]
+    ).fetchnumpy()
+    expected = Anonymizer(bytes.fromhex("ab" * 32))(table)
+    assert stored["bytes"].tolist() == list(range(500))
+    assert stored["src_addr"].tolist() == expected.column("src_addr").to_pylist()
+    assert stored["src_addr"].tolist() != table.column("src_addr").to_pylist()
