@@ -25,10 +25,10 @@ def _produce(bootstrap: str, topic: str, table: pa.Table, key: str = "none") -> 
     sink.close()
 
 
-def _from_exporters(n: int) -> pa.Table:
-    """``n`` flows from four exporters (192.0.2.1-4): keyed by exporter, they spread over the partitions."""
+def _from_exporters(n: int, exporters: int = 4) -> pa.Table:
+    """``n`` flows from ``exporters`` exporters (192.0.2.1-): keyed by exporter, they spread over the partitions."""
     table = flows(n)
-    exporters = addresses.from_ipv4((0xC0000201 + np.arange(n) % 4).astype(np.uint32))
+    exporters = addresses.from_ipv4((0xC0000201 + np.arange(n) % exporters).astype(np.uint32))
     return table.set_column(table.schema.get_field_index("sampler_address"), "sampler_address", exporters)
 
 

@@ -97,7 +97,7 @@ def consume(
             before_revoke=checkpoint,
             decoder=raw,
         )
-        started = last_flush = last_data = time.monotonic()
+        unsettled_since = last_flush = last_data = time.monotonic()
         warned = False
         while not stop.is_set():
             tables = source.poll(POLL_SECONDS)
@@ -105,11 +105,13 @@ def consume(
             for table in tables:
                 stream.write(table)
                 last_data = now
-            if not source.settled:
+            if source.settled:
+                unsettled_since, warned = now, False
+            else:
                 last_data = now  # the idle clock runs only while the group is settled (an empty share counts)
-                if not warned and now - started >= JOIN_WARNING_SECONDS:
-                    log.warning("%s: no partitions assigned after %.0f s: group %s is still rebalancing",
-                                url.text, now - started, group)  # fmt: skip
+                if not warned and now - unsettled_since >= JOIN_WARNING_SECONDS:
+                    log.warning("%s: no partitions assigned for %.0f s: group %s is still rebalancing",
+                                url.text, now - unsettled_since, group)  # fmt: skip
                     warned = True
             if now - last_flush >= flush_seconds:
                 checkpoint()
