@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 
 from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
@@ -183,7 +183,7 @@ def run_workers(config: ConsumeConfig, workers: int, metrics: str | None = None)
             if not stopping.is_set() and any(p.exitcode not in (None, 0) for p in processes):
                 log.error("a consumer worker failed; stopping the others")
                 stop()
-            processes[0].join(timeout=0.2)
+            wait([p.sentinel for p in processes if p.is_alive()], timeout=0.2)
     finally:
         if server is not None:
             server.close()
