@@ -90,3 +90,20 @@ def test_consume_anonymizes(kafka: str, topic: str, tmp_path: Path) -> None:
     assert stored["bytes"].tolist() == list(range(500))
     assert stored["src_addr"].tolist() == expected.column("src_addr").to_pylist()
     assert stored["src_addr"].tolist() != table.column("src_addr").to_pylist()
+
+
+def test_a_worker_without_partitions_still_exits_idle(kafka: str, topic: str, tmp_path: Path) -> None:
+    """One partition, two workers: the group gives one of them nothing, and ``--exit-idle`` stops it too."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": kafka})  # kept while its future is awaited
+    admin.create_topics([NewTopic(topic, num_partitions=1)])[topic].result(timeout=30)
+    _produce(kafka, topic, flows(1_000))
+    lake = tmp_path / "lake"
+    # idle for 10 s: both workers are in the group before the first could stop (tansu's first join takes ~3 s)
+    consumer = start_consumer(lake, kafka, topic, "--workers", "2", "--exit-idle", "10")
+    _, err = finish(consumer)
+    assert consumer.returncode == 0, err
+    assert "1,000 flows from" in err and "(2 workers)" in err
+    assert "assigned nothing" in err, err  # the case under test: a settled member with an empty share
+    assert np.array_equal(np.sort(lake_ids(lake)), np.arange(1_000, dtype=np.uint64))
