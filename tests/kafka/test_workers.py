@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import signal
+import socket
+import urllib.request
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
+from tests.collect.live import free_port
 from tests.helpers import flows, wait_until
 from tests.kafka.live import finish, lake_ids, start_consumer
 
@@ -47,13 +50,26 @@ def test_a_stop_signal_reaches_every_worker(kafka: str, topic: str, tmp_path: Pa
     lake = tmp_path / "lake"
     n = 5_000
     _produce(kafka, topic, _from_exporters(n), key="sampler_address")
-    consumer = start_consumer(lake, kafka, topic, "--workers", "2", "--flush", "0.3")
+    metrics = f"http://127.0.0.1:{free_port(socket.SOCK_STREAM)}/metrics"
+    consumer = start_consumer(lake, kafka, topic, "--workers", "2", "--flush", "0.3",
+                              "--metrics", metrics.removeprefix("http://").removesuffix("/metrics"))  # fmt: skip
     assert wait_until(lambda: lake_ids(lake).shape[0] == n, timeout=90), "the workers did not read the topic"
+    # the parent serves the workers' metrics added up
+    total = f'flowscope_consumer_flows_total{{topic="{topic}"}} {n}'
+    assert wait_until(lambda: total in _scrape(metrics), timeout=30), _scrape(metrics)
     consumer.send_signal(signal.SIGTERM)
     _, err = finish(consumer)
     assert consumer.returncode == 0, err
     assert f"{n:,} flows from" in err  # every worker flushed and reported before the parent exited
     assert lake_ids(lake).shape[0] == n
+
+
+def _scrape(url: str) -> str:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.read().decode()
+    except OSError:
+        return ""
 
 
 def test_consume_enriches(kafka: str, topic: str, tmp_path: Path) -> None:
