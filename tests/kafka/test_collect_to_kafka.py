@@ -13,6 +13,8 @@ from tests.collect.live import free_port, lake_totals, start_collector, stop, wa
 from tests.kafka.live import finish, start_consumer
 
 from flowscope.collect.encoder import IPFIX, IPV4_TEMPLATE, encode, synthetic_columns
+from flowscope.collect.server import lake_health
+from flowscope.lake.layout import Lake
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -44,3 +46,9 @@ def test_collector_to_kafka_to_lake_equals_collector_to_lake(kafka: str, topic: 
     assert raw.returncode == 0, err
     assert lake_totals(via_raw) == expected
     assert (via_raw / "_collector" / "templates.json").exists()  # template state kept as the collector keeps it
+    # exporter health (`flowscope exporters`) accounted by the decoding consumer as by the collector
+    accounted = [{key: e[key] for key in ("exporter", "protocol", "datagrams", "flows", "lost", "errors")}
+                 for e in lake_health(Lake.at(via_raw))["exporters"]]  # fmt: skip
+    assert accounted == [{key: e[key] for key in ("exporter", "protocol", "datagrams", "flows", "lost", "errors")}
+                         for e in lake_health(Lake.at(direct))["exporters"]]  # fmt: skip
+    assert accounted[0]["datagrams"] == len(datagrams)

@@ -61,8 +61,7 @@ def test_a_consumer_killed_mid_stream_leaves_every_flow_once_in_postgresql(
     assert 0 < landed < n, f"the kill came too late or too early to test anything ({landed} flows)"
     assert pg.read_positions(database)
     # another group, so Kafka has no offsets for it: only PostgreSQL's positions can stop it from starting over
-    second = start_consumer(tmp_path / "lake", kafka, topic, "--exit-idle", "3", "--flush", "0.5", "--to", database,
-                            "--group", "another")  # fmt: skip
+    second = start_consumer(tmp_path / "lake", kafka, topic, "--exit-idle", "3", "--flush", "0.5", "--to", database)
     _, err = finish(second)
     assert second.returncode == 0, err
     assert _stored(database) == (n, n)

@@ -38,3 +38,24 @@ def test_raw_messages_decode_as_the_collector_decodes(tmp_path) -> None:
     assert pc.sum(tables[0].column("packets")).as_py() == int(synthetic_columns(480)[2].sum())
     decoder.save()
     assert (tmp_path / "_collector" / "templates.json").exists()
+
+
+def test_raw_decoding_accounts_exporter_health_as_the_collector(tmp_path) -> None:
+    """Datagrams, flows, sequence loss and templates per exporter, saved for ``flowscope exporters``."""
+    from flowscope.collect.server import lake_health
+    from flowscope.lake.layout import Lake
+
+    payloads = encode(IPFIX, IPV4_TEMPLATE, synthetic_columns(480))
+    lost = payloads[:3] + payloads[4:]  # one data datagram never arrives: its records are missing
+    datagrams = Datagrams(lost, np.stack([_exporter(9)] * len(lost)), np.arange(len(lost), dtype=np.int64))
+    values, _, _ = pack("netflow", datagrams)
+    decoder = RawDecoder(str(tmp_path), "consume-test", "run-1")
+    decoder([*values, b"garbage"], Skips())
+    decoder.save()
+    health = lake_health(Lake.at(tmp_path))
+    (exporter,) = health["exporters"]
+    assert exporter["exporter"] == "192.0.2.9" and exporter["protocol"] == "netflow"
+    assert exporter["datagrams"] == len(lost)
+    assert exporter["flows"] == 480 - 24  # 24 records per datagram
+    assert dict(exporter["lost"]) == {"flows": 24}  # IPFIX numbers flows
+    assert health["templates"]["known"] == 1

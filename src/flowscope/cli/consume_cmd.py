@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import logging
-import time
 
 import click
 
 from flowscope.cli.common import CliState, pass_state
-from flowscope.cli.destinations import TO_HELP, destination_urls, open_sink
-from flowscope.cli.options import keep_rollups_option
+from flowscope.cli.destinations import TO_HELP, destination_urls
+from flowscope.cli.options import anonymize_from, enrich_from, keep_rollups_option, transform_options
 from flowscope.errors import FlowscopeError
 from flowscope.kafka.formats import FORMATS
-from flowscope.kafka.source import KafkaSource
 from flowscope.kafka.url import is_kafka, parse
-from flowscope.sinks.fanout import position_stores
 from flowscope.stopping import stop_event
 
 
@@ -22,10 +19,11 @@ from flowscope.stopping import stop_event
     epilog="""\b
 The lake and PostgreSQL get every message exactly once: each flush records the partitions' positions
 with the data (the lake's ledger, PostgreSQL's transaction), and (re)assigned partitions resume there.
-Other destinations get at least once.
+Other destinations get at least once. --workers N runs N consumers in the group (one process each).
 Examples:
   flowscope consume kafka://127.0.0.1:9092/flows --group flowscope --from-beginning
   flowscope consume kafka://broker:9092/flows?format=arrow --group g --to lake --to flows.parquet
+  flowscope consume kafka://broker:9092/raw --raw --group decoders --workers 4 --enrich enrich.toml
 """
 )
 @click.argument("url")
@@ -47,6 +45,14 @@ Examples:
 @click.option("--exit-idle", type=click.FloatRange(min=0.1), help="Stop when nothing arrived for this many seconds.")
 @click.option("--status", "status_seconds", type=click.FloatRange(min=1), help="Log lag per partition this often.")
 @click.option("--metrics", help="Serve Prometheus metrics (messages, flows, skips, positions, lag) on HOST:PORT.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Consumer processes in the group, each with its own partitions, destinations and flushes.",
+)
+@transform_options
 @keep_rollups_option
 @pass_state
 def consume(
@@ -61,55 +67,54 @@ def consume(
     exit_idle: float | None,
     status_seconds: float | None,
     metrics: str | None,
+    workers: int,
+    enrich: str | None,
+    anonymize: str | None,
     keep_rollups: bool,
 ) -> None:
     """Consume flows from a Kafka topic as a member of a consumer group, until SIGINT/SIGTERM."""
     from flowscope.collect.metrics import MetricsServer
-    from flowscope.kafka.consume import consume as run
-    from flowscope.kafka.metrics import render, snapshot
-    from flowscope.kafka.raw import RawDecoder
+    from flowscope.collect.server import new_run_id
+    from flowscope.kafka.metrics import render
+    from flowscope.kafka.workers import ConsumeConfig, run_consumer, run_workers
 
     if not is_kafka(url):
         raise FlowscopeError(f"{url}: consume reads kafka://HOST:PORT/TOPIC")
     source_url = parse(url)
     if fmt is not None:
         source_url = parse(f"{source_url.text}?format={fmt}")
+    anonymize_from({"anonymize": anonymize})  # a bad key or configuration fails here, once, before any consumer
+    enrich_from({"enrich": enrich})
     level = logging.WARNING if state.verbosity < 0 else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(message)s")
-    sink = open_sink(state, destination_urls(to, None), transactional=True, keep_rollups=keep_rollups)
-    stores = position_stores(sink)
-    stop = stop_event()
-    last_status = [0.0]
-    latest: dict = {}
-    server = MetricsServer(metrics, lambda: latest, render) if metrics else None
-
-    def status(source: KafkaSource) -> None:
-        """After each flush: refresh the metrics snapshot, log the lag every --status seconds."""
-        if server is None and status_seconds is None:
-            return
-        latest.update(snapshot(source))
-        if status_seconds is None or time.monotonic() - last_status[0] < status_seconds:
-            return
-        last_status[0] = time.monotonic()
-        logging.getLogger("flowscope.consume").info(
-            "lag: %s", ", ".join(f"{key} {lag:,}" for key, lag in latest["lag"].items()) or "no partition read yet"
-        )
-
-    try:
-        stats, source = run(
-            source_url,
-            group,
-            sink,
-            stores=stores,  # where each (re)assigned partition resumes
-            from_beginning=from_beginning,
-            flush_seconds=flush_seconds,
-            exit_idle=exit_idle,
-            stop=stop,
-            on_flush=status,
-            raw=RawDecoder(str(state.lake.root)) if raw else None,
-        )
-    finally:
-        if server is not None:
-            server.close()
-    state.report_skips(source.skips)
-    state.info(f"{stats.flows:,} flows from {stats.messages:,} messages of {source_url.text} -> {sink.name}")
+    config = ConsumeConfig(
+        url=source_url.text,
+        group=group,
+        lake=str(state.lake.root),
+        destinations=tuple(destination_urls(to, None)),
+        from_beginning=from_beginning,
+        flush_seconds=flush_seconds,
+        exit_idle=exit_idle,
+        raw=raw,
+        status_seconds=status_seconds,
+        enrich=enrich,
+        anonymize=anonymize,
+        run_id=new_run_id(),
+        keep_rollups=keep_rollups,
+    )
+    if workers > 1:
+        summary = run_workers(config, workers, metrics)
+    else:
+        latest: dict = {}
+        server = MetricsServer(metrics, lambda: latest, render) if metrics else None
+        try:
+            summary = run_consumer(config, stop_event(), latest.update if server is not None else None)
+        finally:
+            if server is not None:
+                server.close()
+    state.report_skips(summary.skips)
+    workers_note = f" ({workers} workers)" if workers > 1 else ""
+    state.info(
+        f"{summary.flows:,} flows from {summary.messages:,} messages of {source_url.text} -> "
+        f"{summary.destination}{workers_note}"
+    )

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from flowscope.kafka.source import KafkaSource
 from flowscope.kafka.url import KafkaUrl
-from flowscope.pipeline import Checkpoint, PositionStore, Sink, Stream
+from flowscope.pipeline import Checkpoint, PositionStore, Sink, Stream, Transform
 
 if TYPE_CHECKING:
     from flowscope.kafka.raw import RawDecoder
@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5
+JOIN_WARNING_SECONDS = 60.0
+"""A member still waiting for its share after this long says so (a broker's group may be stuck rebalancing)."""
 
 
 @dataclass
@@ -54,6 +56,7 @@ def consume(
     sink: Sink,
     *,
     stores: Sequence[PositionStore] = (),
+    transforms: Sequence[Transform] = (),
     from_beginning: bool = False,
     flush_seconds: float = 5.0,
     exit_idle: float | None = None,
@@ -64,7 +67,7 @@ def consume(
     """Consume until ``stop`` is set (or nothing arrived for ``exit_idle`` seconds after assignment)."""
     stop = stop or threading.Event()
     stats = ConsumeStats()
-    stream = Stream(sink, flush_seconds=None)
+    stream = Stream(sink, transforms, flush_seconds=None)
     source: KafkaSource | None = None
 
     committed: dict[str, int] = {}
@@ -94,15 +97,22 @@ def consume(
             before_revoke=checkpoint,
             decoder=raw,
         )
-        last_flush = last_data = time.monotonic()
+        unsettled_since = last_flush = last_data = time.monotonic()
+        warned = False
         while not stop.is_set():
             tables = source.poll(POLL_SECONDS)
             now = time.monotonic()
             for table in tables:
                 stream.write(table)
                 last_data = now
-            if not source.assigned:
-                last_data = now  # the idle clock starts once partitions are assigned
+            if source.settled:
+                unsettled_since, warned = now, False
+            else:
+                last_data = now  # the idle clock runs only while the group is settled (an empty share counts)
+                if not warned and now - unsettled_since >= JOIN_WARNING_SECONDS:
+                    log.warning("%s: no partitions assigned for %.0f s: group %s is still rebalancing",
+                                url.text, now - unsettled_since, group)  # fmt: skip
+                    warned = True
             if now - last_flush >= flush_seconds:
                 checkpoint()
                 last_flush = now

@@ -29,6 +29,21 @@ def snapshot(source: KafkaSource) -> dict:
     }
 
 
+def merge(snapshots: list[dict]) -> dict:
+    """The snapshots of ``consume --workers`` as one: counters added up, partitions side by side (a
+    partition belongs to one worker at a time; a worker drops a revoked one from its next snapshot)."""
+    merged: dict = {"topic": "", "messages": 0, "bytes": 0, "flows": 0, "skips": {}, "positions": {}, "lag": {}}
+    for one in snapshots:
+        merged["topic"] = one["topic"]
+        for counter in ("messages", "bytes", "flows"):
+            merged[counter] += one[counter]
+        for reason, count in one["skips"].items():
+            merged["skips"][reason] = merged["skips"].get(reason, 0) + count
+        merged["positions"].update(one["positions"])
+        merged["lag"].update(one["lag"])
+    return merged
+
+
 def render(snapshot: dict) -> str:
     families = {
         name: MetricFamily(name, kind, help_text, PREFIX)

@@ -10,11 +10,15 @@ and sequence numbers stay in order in one partition:
 
 Template state (``collect/state.py``) is kept by the consumer and saved in the lake at every checkpoint,
 as the collector saves it; templates are scoped per exporter, and an exporter lives in one partition.
+Exporter health (datagrams, sequence loss, decode errors, templates: ``collect/health.py``) is the
+decoding side's, so the consumer accounts it as the collector does and saves it with the templates;
+``flowscope exporters`` shows the latest run (all its workers), collector or consumer.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,6 +27,7 @@ import pyarrow as pa
 from flowscope import addresses
 from flowscope.collect.datagrams import Datagrams, Decoded
 from flowscope.collect.dispatch import decode_netflow
+from flowscope.collect.health import Health, save_health
 from flowscope.collect.sflow import decode_sflow
 from flowscope.collect.state import NetflowState
 from flowscope.diagnostics import Skips
@@ -127,15 +132,20 @@ class RawProducer:
 class RawDecoder:
     """``consume --raw``: decodes raw messages with template state kept across batches and saved in the lake."""
 
-    def __init__(self, lake_root: str | None) -> None:
+    def __init__(self, lake_root: str | None, health_name: str = "consume", run_id: str = "") -> None:
+        """``health_name``: this process's health file in the lake; ``run_id``: shared by one run's workers."""
         self.lake_root = lake_root
         self.state = NetflowState.open(lake_root)
+        self.health = Health()
+        self.health_name = f"{socket.gethostname()}-{health_name}"
+        self.run_id = run_id
 
     def __call__(self, values: list[bytes], skips: Skips) -> list[pa.Table]:
         tables = []
         for protocol, datagrams in unpack(values, skips).by_protocol.items():
             decoded: Decoded = decode_sflow(datagrams) if protocol == "sflow" else decode_netflow(datagrams, self.state)
             skips.merge(decoded.skips)
+            self.health.observe(protocol, decoded)
             if decoded.flows.num_rows:
                 tables.append(decoded.flows)
             if decoded.counters is not None and decoded.counters.num_rows:
@@ -143,5 +153,6 @@ class RawDecoder:
         return tables
 
     def save(self) -> None:
+        """At a checkpoint: the templates learnt up to its positions, and the exporters' health."""
         if self.lake_root is not None:
-            self.state.save(force=True, lake_root=self.lake_root)
+            save_health(self.lake_root, self.health, self.health_name, run_id=self.run_id, state=self.state)

@@ -64,6 +64,8 @@ class KafkaSource:
         self.positions: dict[str, int] = {}
         """Next offset per assigned partition that has delivered data since assignment."""
         self.assigned: set[str] = set()
+        self.settled = False
+        """The group gave this member its share (possibly none) and no rebalance is under way."""
         self.messages = 0
         self.bytes = 0
         self.flows = 0
@@ -96,10 +98,12 @@ class KafkaSource:
                 partition.offset = int(recorded[key])
             self.assigned.add(key)
         consumer.assign(partitions)
+        self.settled = True
         log.info("assigned %s", ", ".join(f"{p.partition}@{p.offset}" for p in partitions) or "nothing")
 
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
         """Before another member takes them: everything read from them is flushed with its positions."""
+        self.settled = False
         if self._before_revoke is not None:
             self._before_revoke()
         for partition in partitions:
