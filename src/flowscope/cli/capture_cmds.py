@@ -90,6 +90,7 @@ Examples:
   flowscope watch /var/spool/captures             meter each finished file, keep following
   flowscope watch captures/ --once                meter what is complete now, then stop
   flowscope watch captures/ --records packets     store every packet (the 'packets' table)
+  flowscope watch captures/ --workers 2           files found complete together: metered on two cores
 """
 )
 @click.argument("directory", type=click.Path(exists=True, file_okay=False))

@@ -44,6 +44,7 @@ Examples:
   flowscope read exports.pcap --as-exports        decode recorded NetFlow/IPFIX datagrams
   flowscope read capture.pcap --records packets   one row per IP packet (the 'packets' table)
   flowscope read /data/nfcapd --to lake --to day.parquet   two destinations at once
+  flowscope read /srv/pcap --workers 2            meter a capture folder on two cores (same flows)
 
 An input the lake already holds (same content, same options) is skipped; --again reads it anyway.
 """

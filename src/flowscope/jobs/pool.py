@@ -48,6 +48,8 @@ from flowscope.memory import keep_freed_memory
 
 PR_SET_PDEATHSIG = 1
 INBOX_MESSAGES = 32
+PART_ROWS = 1 << 16
+"""Rows per message of a run's state: serialising a whole part at once took as much memory again as the part."""
 """Messages the parent holds before the workers wait: about 8 k flows each, 50 MiB at most on high-churn
 traffic (unbounded, the parent held 2.5 GiB while encoding a 10 M-packet capture slower than two workers metered)."""
 Inbox: TypeAlias = "queue.Queue[tuple[int, str, str, bytes] | None]"  # (run, kind, part name, payload), then None
@@ -124,7 +126,7 @@ class Workers:
 
     def _gather(self, processes: list[tuple[Any, Connection]], inbox: Inbox) -> Iterator[pa.Table]:
         states: dict[int, RunState] = {}
-        parts: dict[int, dict[str, pa.Table]] = {index: {} for index in range(len(processes))}
+        parts: dict[int, dict[str, list[pa.Table]]] = {index: {} for index in range(len(processes))}
         following = 0
         while (message := inbox.get()) is not None:
             index, kind, name, payload = message
@@ -142,9 +144,11 @@ class Workers:
             if kind == FLOWS:
                 yield read_ipc(payload)
             elif kind == PART:
-                parts[index][name] = read_ipc(payload)
+                parts[index].setdefault(name, []).append(read_ipc(payload))
             else:  # the run's state is complete: stitch every run that can be, in order
-                states[index] = RunState.from_parts(parts.pop(index))
+                states[index] = RunState.from_parts(
+                    {name: pa.concat_tables(pieces) for name, pieces in parts.pop(index).items()}
+                )
                 while following in states:
                     yield from self.stitcher.add(states.pop(following))
                     following += 1
@@ -218,7 +222,8 @@ def _work(
     try:
         partial = meter_run(run, options, index=index, mapped=mapped, emit=emit, progress=progress)
         for name, table in partial.state.parts().items():
-            send(PART, name, ipc_buffer(table))
+            for start in range(0, max(table.num_rows, 1), PART_ROWS):  # small messages: no copy of a whole part
+                send(PART, name, ipc_buffer(table.slice(start, PART_ROWS)))
         send(STATE, "", b"")
     except FlowscopeError as exc:
         send(ERROR, "", str(exc).encode())

@@ -237,6 +237,7 @@ def meter_run(
     tail = FlowRows.concat([open_flows.take(~open_head), later.take(later_open)])
     kept = FlowRows.concat(head.rows)
     kept_batch = np.concatenate(head.rows_batch) if head.rows_batch else np.zeros(0, np.int32)
+    head.rows, head.rows_batch = [], []  # one copy of the packet rows at a time (the largest part of a head)
     # trim the kept rows at their key's first idle gap: only keys that have one need a lookup
     gapped = head_gap != NEVER
     ended = KeyIndex(head_flows.take(gapped))
