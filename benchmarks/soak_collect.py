@@ -45,12 +45,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_collect import RECORDS_PER_DATAGRAM, SEND_BATCH, descendants, flowscope_health, free_port  # noqa: E402
-from common import machine  # noqa: E402
-
-from flowscope.collect.encoder import IPV4_TEMPLATE, encode, synthetic_columns  # noqa: E402
-from flowscope.collect.receive import IoVec, MMsgHdr, libc  # noqa: E402
+from bench_collect import RECORDS_PER_DATAGRAM, SEND_BATCH, descendants, flowscope_health, free_port
+from common import machine
+from flowscope.collect.encoder import IPV4_TEMPLATE, encode, synthetic_columns
+from flowscope.collect.receive import IoVec, MMsgHdr, libc
 
 ROUND_DATAGRAMS = 4_800
 """Datagrams per round (115,200 flows, about 5 MB): the round is resent with moved-on sequence numbers."""
@@ -225,7 +223,8 @@ class Run:
             found.append(f"exit code {self.exit_code} after SIGTERM: {self.stderr[-2000:]}")
         if self.sent_datagrams != self.read_datagrams + self.kernel_drops:
             found.append(
-                f"datagrams: sent {self.sent_datagrams} != read {self.read_datagrams} + kernel drops {self.kernel_drops}"
+                f"datagrams: sent {self.sent_datagrams} != read {self.read_datagrams}"
+                f" + kernel drops {self.kernel_drops}"
             )
         if self.sent_flows != self.stored + self.sequence_lost:
             found.append(f"flows: sent {self.sent_flows} != stored {self.stored} + sequence gap {self.sequence_lost}")
@@ -238,13 +237,15 @@ class Run:
     def report(self) -> str:
         quarters = " / ".join(f"{q:.0f}" for q in self.rss_by_quarter())
         return (
-            f"{self.kind}: offered {self.offered:,.0f} datagrams/s for {self.seconds:.0f} s, achieved {self.achieved:,.0f}"
+            f"{self.kind}: offered {self.offered:,.0f} datagrams/s for {self.seconds:.0f} s,"
+            f" achieved {self.achieved:,.0f}"
             f"\n  sent {self.sent_datagrams:,} datagrams = {self.sent_flows:,} flows"
             f"\n  collector read {self.read_datagrams:,} datagrams, kernel drops {self.kernel_drops:,}"
             f" (metrics endpoint: {self.metric_drops if self.metric_drops is None else f'{self.metric_drops:,.0f}'})"
             f"\n  stored {self.stored:,} flows (rows written {self.rows_written:,}), IPFIX sequence gap"
             f" {self.sequence_lost:,} flows; all read {self.drain_seconds:.1f} s after the load ended"
-            f"\n  RSS (process tree, MiB): idle {self.idle_rss:.0f}, peak {self.peak_rss:.0f}, peak per quarter {quarters}"
+            f"\n  RSS (process tree, MiB): idle {self.idle_rss:.0f}, peak {self.peak_rss:.0f},"
+            f" peak per quarter {quarters}"
             + (f", bound {self.rss_bound:.0f}" if self.rss_bound is not None else "")
             + f"\n  exit code after SIGTERM: {self.exit_code}"
             + f"\n  accounting: {'; '.join(self.problems()) or 'every datagram accounted for'}"
