@@ -133,6 +133,9 @@ def batch_loop(target: BatchTarget, workdir: Path, iterations: int, seed: int = 
     if done.returncode != 0:
         result.failures.append(f"an uninterrupted run failed: {done.stderr[-1000:]}")
         return result
+    truth = target.tally(baseline)  # targets whose truth is the uninterrupted run take it from this first call
+    if truth.lost or truth.duplicates:
+        result.failures.append(f"the uninterrupted run itself: lost {truth.lost}, duplicates {truth.duplicates}")
     for i in range(iterations):
         here = workdir / f"i{i}"
         here.mkdir()
