@@ -62,6 +62,8 @@ class Result:
     kills: int = 0
     """Runs actually killed mid-way (a run that ended before its random kill time is not counted)."""
     max_lost: int = 0
+    max_lost_seconds: float | None = None
+    """Streams: the longest time before a kill over which sent flows were lost (compare with ``--flush``)."""
     duplicates: int = 0
     bound: str = "0"
     failures: list[str] = field(default_factory=list)
@@ -70,7 +72,9 @@ class Result:
     def report(self) -> str:
         return (
             f"{self.name}: {self.iterations} iterations, {self.kills} killed mid-run, max lost {self.max_lost} "
-            f"(bound {self.bound}), duplicates {self.duplicates}, {self.seconds:.0f} s"
+            f"(bound {self.bound})"
+            + (f", lost at most the last {self.max_lost_seconds:.2f} s" if self.max_lost_seconds is not None else "")
+            + f", duplicates {self.duplicates}, {self.seconds:.0f} s"
             + (f"; FAILURES: {' | '.join(self.failures)}" if self.failures else "")
         )
 
@@ -201,6 +205,11 @@ class IdSender:
         self.next_id += count * RECORDS_PER_DATAGRAM
         self.sequence += count * RECORDS_PER_DATAGRAM
 
+    def lost_before(self, kill: float, lost: set[int]) -> float:
+        """Seconds between the first datagram sent before ``kill`` that lost a flow, and the kill."""
+        times = [at for first, at in self.sent_at if at <= kill and first in lost]
+        return kill - min(times) if times else 0.0
+
     def sent_between(self, start: float, end: float) -> set[int]:
         ids: set[int] = set()
         for first, at in self.sent_at:
@@ -268,6 +277,7 @@ def stream_loop(target: StreamTarget, workdir: Path, iterations: int, seed: int 
         allowed |= sender.sent_between(kill - target.window, kill)
     per_kill = [len(lost & sender.sent_between(kill - target.window, kill)) for kill in kills]
     result.max_lost = max(per_kill, default=0)
+    result.max_lost_seconds = max((sender.lost_before(kill, lost) for kill in kills), default=0.0)
     beyond = lost - allowed
     if beyond:
         result.failures.append(f"{len(beyond)} flows lost outside the bound (first id {min(beyond)})")
