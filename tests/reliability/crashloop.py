@@ -83,6 +83,23 @@ def run_to_end(command: list[str], timeout: float = 300) -> subprocess.Completed
     return subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=timeout)
 
 
+def timed_run(command: list[str], ready: Callable[[], bool] | None) -> tuple[int, str, float, float]:
+    """Run to the end: (exit code, stderr, seconds until ``ready()`` first held, seconds in all)."""
+    started = time.monotonic()
+    process = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seen = None if ready is not None else 0.0
+    deadline = started + 300
+    while process.poll() is None and time.monotonic() < deadline:
+        if seen is None and ready is not None and ready():
+            seen = time.monotonic() - started
+        time.sleep(0.005)
+    if process.poll() is None:
+        process.kill()
+    _, err = process.communicate()
+    total = time.monotonic() - started
+    return process.returncode, err, total if seen is None else seen, total
+
+
 def kill_after(command: list[str], delay: float, ready: Callable[[], bool] | None = None) -> bool:
     """Start ``command``, wait ``delay`` seconds (after ``ready()`` holds, when given), SIGKILL it.
 
@@ -94,7 +111,7 @@ def kill_after(command: list[str], delay: float, ready: Callable[[], bool] | Non
         if ready is not None:
             deadline = time.monotonic() + 120
             while process.poll() is None and not ready() and time.monotonic() < deadline:
-                time.sleep(0.01)
+                time.sleep(0.005)
         deadline = time.monotonic() + delay
         while process.poll() is None and time.monotonic() < deadline:
             time.sleep(min(0.005, max(0.0, deadline - time.monotonic())))
@@ -116,7 +133,9 @@ class BatchTarget:
     command: Callable[[Path], list[str]]
     tally: Callable[[Path], Tally]
     ready: Callable[[Path], bool] | None = None
-    """When given, the random delay counts from the moment this holds (e.g. a consumer joined)."""
+    """The command has started its work (e.g. the destination exists: interpreter start-up and imports are
+    over). The kill comes at a uniform random time between this moment and the end of an uninterrupted
+    run (timed on the baseline), so the kills fall on the work, not on the imports."""
     bound: str = "0"
     max_lost: int = 0
     max_duplicates: int = 0
@@ -131,11 +150,11 @@ def batch_loop(target: BatchTarget, workdir: Path, iterations: int, seed: int = 
     baseline = workdir / "baseline"
     baseline.mkdir(parents=True)
     target.prepare(baseline)
-    clock = time.monotonic()
-    done = run_to_end(target.command(baseline))
-    duration = time.monotonic() - clock
-    if done.returncode != 0:
-        result.failures.append(f"an uninterrupted run failed: {done.stderr[-1000:]}")
+    code, err, until_ready, duration = timed_run(
+        target.command(baseline), (lambda: target.ready(baseline)) if target.ready is not None else None
+    )
+    if code != 0:
+        result.failures.append(f"an uninterrupted run failed: {err[-1000:]}")
         return result
     truth = target.tally(baseline)  # targets whose truth is the uninterrupted run take it from this first call
     if truth.lost or truth.duplicates:
@@ -145,7 +164,7 @@ def batch_loop(target: BatchTarget, workdir: Path, iterations: int, seed: int = 
         here.mkdir()
         target.prepare(here)
         ready = (lambda: target.ready(here)) if target.ready is not None else None  # noqa: B023 (used at once)
-        result.kills += kill_after(target.command(here), rng.uniform(0, duration), ready)
+        result.kills += kill_after(target.command(here), rng.uniform(0, duration - until_ready), ready)
         if target.after_kill is not None:
             result.failures += [f"iteration {i}: {p}" for p in target.after_kill(here)]
         rerun = run_to_end(target.command(here))

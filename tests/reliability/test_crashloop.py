@@ -66,6 +66,11 @@ def parquet_sql(query: str, files: list[str]) -> list[tuple]:
         return con.execute(query, {"f": files}).fetchall()
 
 
+def lake_opened(here: Path) -> bool:
+    """The command opened its lake destination (start-up and imports are over)."""
+    return (here / "lake").is_dir()
+
+
 def lake_ids(lake: Path) -> np.ndarray:
     files = [str(p) for p in Lake.at(lake).files("flows")]
     if not files:
@@ -93,6 +98,7 @@ def test_read_into_the_lake(tmp_path: Path, csv_inputs: list[str]) -> None:
                 prepare=lambda here: None,
                 command=lambda here: [*FLOWSCOPE, "--lake", str(here / "lake"), "read", *csv_inputs],
                 tally=lambda here: lake_tally(here / "lake", CSV_FILES * CSV_ROWS),
+                ready=lake_opened,
             ),
             tmp_path,
             ITERATIONS,
@@ -129,6 +135,7 @@ def test_read_into_a_file(tmp_path: Path, csv_inputs: list[str]) -> None:
                 ],
                 tally=file_tally,
                 after_kill=whole_or_absent,
+                ready=lambda here: (here / ".out.parquet.tmp").exists(),
             ),
             tmp_path,
             ITERATIONS,
@@ -184,6 +191,7 @@ def test_watch(tmp_path: Path, capture_folder: Path) -> None:
                     "0",
                 ],
                 tally=first_is_truth(packets),
+                ready=lake_opened,
             ),
             tmp_path,
             ITERATIONS,
@@ -223,6 +231,7 @@ def test_materialize_into_sqlite(tmp_path: Path) -> None:
                     "t",
                 ],
                 tally=first_is_truth(rows),
+                ready=lambda here: (here / "t.db").exists(),
             ),
             tmp_path / "loop",
             ITERATIONS,
