@@ -77,8 +77,9 @@ GATHER_SECONDS = 0.05  # how long the decode loop waits to fill a batch
 DECODE_NICENESS = 5  # the decoder yields the CPU to the receive processes
 HOUSEKEEPING_SECONDS = 1.0
 RELEASE_SECONDS = 10.0
-"""How often the collector hands freed heap pages back: without it, RSS rose from 270 to 490 MiB over a
-10-minute steady run (benchmarks/soak_collect.py steady), freed batch memory kept by malloc and mimalloc."""
+"""How often the collector hands freed heap pages back (malloc and mimalloc keep them). In a 10-minute steady
+run (benchmarks/soak_collect.py steady) the lowest RSS of each half-minute rose from 271 to 441 MiB without it;
+with it the peak per 2.5 minutes was 540, 532, 545, 455 MiB: no trend (docs/RELIABILITY.md)."""
 LOG_EVERY_SECONDS = 10.0
 
 
