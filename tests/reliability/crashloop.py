@@ -224,9 +224,10 @@ class IdSender:
         self.next_id += count * RECORDS_PER_DATAGRAM
         self.sequence += count * RECORDS_PER_DATAGRAM
 
-    def lost_before(self, kill: float, lost: set[int]) -> float:
-        """Seconds between the first datagram sent before ``kill`` that lost a flow, and the kill."""
-        times = [at for first, at in self.sent_at if at <= kill and first in lost]
+    def lost_before(self, kill: float, since: float, lost: set[int]) -> float:
+        """Seconds between the first datagram sent to the run killed at ``kill`` (started after ``since``)
+        that lost a flow, and the kill."""
+        times = [at for first, at in self.sent_at if since < at <= kill and first in lost]
         return kill - min(times) if times else 0.0
 
     def sent_between(self, start: float, end: float) -> set[int]:
@@ -296,7 +297,10 @@ def stream_loop(target: StreamTarget, workdir: Path, iterations: int, seed: int 
         allowed |= sender.sent_between(kill - target.window, kill)
     per_kill = [len(lost & sender.sent_between(kill - target.window, kill)) for kill in kills]
     result.max_lost = max(per_kill, default=0)
-    result.max_lost_seconds = max((sender.lost_before(kill, lost) for kill in kills), default=0.0)
+    previous = [0.0, *kills[:-1]]
+    result.max_lost_seconds = max(
+        (sender.lost_before(kill, since, lost) for kill, since in zip(kills, previous, strict=True)), default=0.0
+    )
     beyond = lost - allowed
     if beyond:
         result.failures.append(f"{len(beyond)} flows lost outside the bound (first id {min(beyond)})")
