@@ -288,8 +288,10 @@ def test_consume_into_postgresql(tmp_path: Path, kafka: str, produced: str, post
 
     base = postgres_server.rpartition("/")[0]
 
+    run = uuid.uuid4().hex[:8]
+
     def database(here: Path) -> str:
-        return f"crash_{here.parent.name}_{here.name}".replace("-", "_")[-60:]
+        return f"crash_{run}_{here.name}"
 
     created: list[str] = []
 
