@@ -200,7 +200,7 @@ class Stream:
         self.flush_seconds = flush_seconds
         self.stats = RunStats()
         self.error: BaseException | None = None
-        self._queue: queue.Queue[pa.Table | Checkpoint | _Control] = queue.Queue(queue_batches)
+        self._queue: queue.Queue[pa.Table | _Control] = queue.Queue(queue_batches)
         self.queue_bytes = queue_bytes
         self._queued_bytes = 0
         self._dequeued = threading.Condition()
@@ -227,7 +227,7 @@ class Stream:
             pass
         self._raise()
 
-    def _put(self, item: pa.Table | Checkpoint | _Control) -> None:
+    def _put(self, item: pa.Table | _Control) -> None:
         """Queue ``item``, waiting while the queue is full, unless the thread has failed."""
         while True:
             self._raise()
