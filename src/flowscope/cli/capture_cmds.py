@@ -14,6 +14,7 @@ from flowscope.cli.common import CliState, pass_state
 from flowscope.cli.destinations import destination_options, destination_urls, open_sink, sink_notes
 from flowscope.cli.options import meter_from, meter_options, transform_options, transforms_from
 from flowscope.pipeline import Stream
+from flowscope.sinks.fanout import position_stores
 from flowscope.stopping import stop_event
 
 
@@ -24,18 +25,18 @@ def _report(state: CliState, watcher: CaptureWatcher) -> None:
     state.info(f"{watcher.flows_written:,} flows from {watcher.files_metered:,} capture file(s) -> {watcher.sink.name}")
 
 
-def _watcher(
-    state: CliState, directory: Path, settle: float, urls: list[str], flags: dict[str, Any]
-) -> CaptureWatcher:
+def _watcher(state: CliState, directory: Path, settle: float, urls: list[str], flags: dict[str, Any]) -> CaptureWatcher:
     """A watcher writing through ``run``'s streaming twin (its state and progress stay in the lake)."""
     options, transforms = meter_from(flags), transforms_from(flags)
+    sink = open_sink(state, urls)
     return CaptureWatcher(
         directory,
         state.lake,
-        Stream(open_sink(state, urls), transforms),
+        Stream(sink, transforms),
         options,
         settle=settle,
         on_flows=lambda path, flows: state.detail(f"{path}: {flows:,} flows finished"),
+        stores=position_stores(sink),
     )
 
 
