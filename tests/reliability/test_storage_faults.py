@@ -16,6 +16,8 @@ from tests.conftest import skip_or_fail
 from tests.readers.test_inputs import write_flow_csv
 from tests.reliability.crashloop import ENV, FLOWSCOPE, IdSender, _wait_listening, free_udp_port
 
+pytestmark = pytest.mark.slow  # each runs flowscope several times in subprocesses (3-16 s)
+
 ROWS = 20_000  # about 330 KB of Parquet per file: five fit on the 2 MiB disk, the sixth does not
 
 
@@ -91,7 +93,6 @@ def test_an_unwritable_output_file_is_one_error(disk: Disk, tmp_path: Path) -> N
     assert_one_error(done, f"cannot write {disk.path / 'out.parquet'}")
 
 
-@pytest.mark.slow
 def test_a_collector_on_a_full_disk_stops_with_one_error(disk: Disk) -> None:
     lake, port = disk.path / "lake", free_udp_port()
     command = [*FLOWSCOPE, "--lake", str(lake), "collect", "--listen", f"netflow://127.0.0.1:{port}", "--flush", "1"]
