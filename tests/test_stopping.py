@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 from flowscope.stopping import STOP_SIGNALS, on_stop_signal, stop_event
 
@@ -21,7 +24,24 @@ def test_the_first_stop_signal_stops_once_and_the_rest_are_ignored() -> None:
         assert all(signal.getsignal(number) == signal.SIG_IGN for number in STOP_SIGNALS)
         event = stop_event((signal.SIGTERM,))
         os.kill(os.getpid(), signal.SIGTERM)
-        assert event.is_set()
+        assert event.wait(10)
     finally:
         for number, handler in saved.items():
             signal.signal(number, handler)
+
+
+def test_a_stop_signal_while_the_main_thread_holds_the_events_lock_still_stops() -> None:
+    """As when the signal lands inside ``stop.wait(poll)``: setting the event in the handler itself waited for
+    the lock the interrupted main thread holds, forever (a watch or consume that never stopped)."""
+    code = (
+        "import os, signal\n"
+        "from flowscope.stopping import stop_event\n"
+        "event = stop_event((signal.SIGTERM,))\n"
+        "with event._cond:\n"  # what Event.wait holds between taking the lock and waiting
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    for _ in range(1000): pass\n"  # the handler runs here, between two bytecodes
+        "print(event.wait(10))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert done.stdout.strip() == "True", done.stderr

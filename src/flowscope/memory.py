@@ -44,8 +44,11 @@ def keep_freed_memory(*, arrow: bool = False) -> None:
         pa.set_memory_pool(pa.system_memory_pool())
 
 
-def return_freed_memory() -> None:
-    """Give the C heap's free pages back to the system (glibc's malloc_trim)."""
+def return_freed_memory(*, arrow: bool = False) -> None:
+    """Give the C heap's free pages back to the system (glibc's malloc_trim); ``arrow``: Arrow's pool's too
+    (mimalloc keeps freed pages for reuse)."""
     trim = _libc_function("malloc_trim")
     if trim is not None:
         trim(0)
+    if arrow:
+        pa.default_memory_pool().release_unused()

@@ -29,7 +29,9 @@ def on_stop_signal(stop: Callable[[], None], signals: tuple[int, ...] = STOP_SIG
 
 
 def stop_event(signals: tuple[int, ...] = STOP_SIGNALS) -> threading.Event:
-    """An event the first of ``signals`` sets."""
+    """An event the first of ``signals`` sets, from a thread of its own: the handler may run while the main
+    thread holds that very event's lock (inside ``stop.wait(poll)``, between taking it and waiting), and
+    ``Event.set`` there would wait for it forever. The thread waits until the main thread lets go."""
     event = threading.Event()
-    on_stop_signal(event.set, signals)
+    on_stop_signal(lambda: threading.Thread(target=event.set, name="stop", daemon=True).start(), signals)
     return event

@@ -202,3 +202,56 @@ def test_watch_once_to_a_file_and_the_lake(split_capture: Path, tmp_path: Path) 
     assert packets_in(Lake.at(lake)) == 19
     rows = copy.read_text().splitlines()
     assert len(rows) == 2 and rows[0].startswith('"type"')
+
+
+class Killed(Exception):
+    """Stands for SIGKILL at one point of recording a file (the objects are dropped, nothing is closed)."""
+
+
+def lake_watcher(directory: Path, lake: Lake) -> CaptureWatcher:
+    """A watcher into the lake destination, which commits the watch state's token with the flows."""
+    from flowscope.sinks.fanout import position_stores
+    from flowscope.sinks.registry import DestinationContext, open_destination
+
+    sink = open_destination("lake", DestinationContext(lake=lake))
+    options = MeterOptions(idle=120, active=1800)
+    return CaptureWatcher(directory, lake, sink, options, settle=0.0, stores=position_stores(sink))
+
+
+@pytest.mark.parametrize("point", ["after the commit", "before the commit"])
+def test_a_kill_while_recording_a_file_meters_it_once(split_capture: Path, tmp_path: Path, point: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """Issue 16: a kill after the flows' commit and before the state's rename metered the file again (3 of 20
+    random kills); the state is now pending until the destination commits its token."""
+    import flowscope.capture.watch as watch
+
+    lake = Lake.at(tmp_path / "lake")
+    first = lake_watcher(split_capture, lake)
+    recorded = []
+    real_replace, real_flush = watch.os.replace, first._flush
+
+    def replace(source: object, target: object) -> None:
+        promotion = str(source).endswith(".pending.json")  # the state's rename, after the commit
+        if promotion and point == "after the commit" and len(recorded) == 1:
+            raise Killed
+        real_replace(source, target)  # type: ignore[arg-type]
+        if promotion:
+            recorded.append(target)
+
+    def flush(checkpoint: object) -> None:
+        if point == "before the commit" and len(recorded) == 1:
+            raise Killed
+        real_flush(checkpoint)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(watch.os, "replace", replace)
+    monkeypatch.setattr(first, "_flush", flush)
+    with pytest.raises(Killed):
+        first.poll(final=True)
+    monkeypatch.undo()
+    assert list((lake.root / STATE_DIR).glob("*.pending.json"))
+    second = lake_watcher(split_capture, lake)
+    assert second.poll(final=True) == (2 if point == "after the commit" else 3)
+    second.finish()
+    second.sink.close()
+    assert packets_in(lake) == 19
+    assert not list((lake.root / STATE_DIR).glob("*.pending.json"))

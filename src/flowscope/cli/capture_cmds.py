@@ -28,6 +28,7 @@ from flowscope.cli.options import (
 from flowscope.collect.metrics import MetricsServer
 from flowscope.collect.server import new_run_id
 from flowscope.pipeline import Stream
+from flowscope.sinks.fanout import position_stores
 from flowscope.stopping import stop_event
 
 METRICS_HELP = "Serve Prometheus metrics on HOST:PORT (/metrics): rows written, capture-side drops."
@@ -54,14 +55,16 @@ def _watcher(
     """A watcher writing through ``run``'s streaming twin (its state and progress stay in the lake)."""
     records = records_from(flags)
     options, transforms = meter_from(flags), transforms_from(flags)
+    sink = open_sink(state, urls, keep_rollups=flags["keep_rollups"], table=records)
     return CaptureWatcher(
         directory,
         state.lake,
-        Stream(open_sink(state, urls, keep_rollups=flags["keep_rollups"], table=records), transforms),
+        Stream(sink, transforms),
         options,
         settle=settle,
         records=records,
         workers=workers,
+        stores=position_stores(sink),
     )
 
 

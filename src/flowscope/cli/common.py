@@ -71,6 +71,22 @@ class CliState:
 pass_state = click.make_pass_decorator(CliState)
 
 
+STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+"""Errors of the place written to, not of flowscope: the user's to fix (exit 2), not a crash (exit 1)."""
+
+
+def storage_error(exc: OSError) -> str:
+    """One line for a full disk or a refused write (pyarrow's errors carry the errno but no file name).
+
+    Every destination is atomic or transactional (ARCHITECTURE.md, "The guarantees"), so what earlier runs
+    and completed units committed is intact (a rerun skips the inputs already stored); the line says so,
+    since it is the first thing one asks.
+    """
+    reason = os.strerror(exc.errno) if exc.errno is not None else str(exc)
+    where = f": {exc.filename}" if exc.filename else ""
+    return f"{reason.lower()}{where} (what was committed before is intact)"
+
+
 def fail(message: str, code: int = 2) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
@@ -104,6 +120,8 @@ def run_cleanly(action: Callable[[], T], *, debug: Callable[[], bool]) -> T:
             sys.exit(0)
         if debug():
             raise
+        if isinstance(exc, OSError) and exc.errno in STORAGE_ERRORS:
+            fail(storage_error(exc))
         fail(f"{type(exc).__name__}: {exc} (rerun with --debug for a traceback)", code=1)
 
 

@@ -11,6 +11,7 @@ so anything named ``*.parquet`` is complete.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 from collections.abc import Iterator
@@ -74,7 +75,18 @@ class Lake:
             yield  # nothing to protect, and a query should not create a lake
             return
         self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".lock", "a") as handle:
+        try:
+            handle = open(self.root / ".lock", "a")  # noqa: SIM115 (closed below)
+        except OSError as exc:
+            # A lake on a read-only mount, or one this user may not write: queries still read it. flock
+            # works on a read-only descriptor; without a lock file no one can be compacting it either.
+            if mode != fcntl.LOCK_SH or exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise
+            if not (self.root / ".lock").exists():
+                yield
+                return
+            handle = open(self.root / ".lock")  # noqa: SIM115 (closed below)
+        with handle:
             fcntl.flock(handle, mode)
             try:
                 yield
