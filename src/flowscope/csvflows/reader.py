@@ -25,7 +25,6 @@ from flowscope.csvflows import dialects
 from flowscope.csvflows.convert import column_types, convert
 from flowscope.csvflows.dialects import Dialect
 from flowscope.csvflows.header import normalised_names, split_header
-from flowscope.csvflows.options import CsvOptions
 from flowscope.errors import FlowscopeError
 from flowscope.readers.lines import LineFlowSource, LineInput, is_utf8, line_chunks, without_lines_not_utf8
 from flowscope.readers.options import ReadOptions
@@ -37,11 +36,7 @@ _COMMENT_LINES = re.compile(rb"(?m)^#[^\n]*\n?")
 class CsvFlowSource(LineFlowSource):
     """All inputs as one stream of flow batches; per-row problems counted in ``skips``."""
 
-    def __init__(
-        self, paths: Sequence[Path], options: CsvOptions | None = None, *, dialect: Dialect | None = None
-    ) -> None:
-        super().__init__(paths, options)
-        self.forced_dialect = dialect
+    forced_dialect: Dialect | None
 
     def batches(self, raw: LineInput) -> Iterator[pa.Table]:
         return _InputReader(self, raw).batches()

@@ -18,7 +18,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.json as pajson
 
-from flowscope.csvflows.options import CsvOptions
 from flowscope.errors import FlowscopeError
 from flowscope.jsonflows import dialects
 from flowscope.jsonflows.convert import convert, parse_schema
@@ -33,11 +32,7 @@ NOT_JSON = "line is not a JSON object"
 class JsonFlowSource(LineFlowSource):
     """All inputs as one stream of flow batches; unreadable lines and values counted in ``skips``."""
 
-    def __init__(
-        self, paths: Sequence[Path], options: CsvOptions | None = None, *, dialect: JsonDialect | None = None
-    ) -> None:
-        super().__init__(paths, options)
-        self.forced_dialect = dialect
+    forced_dialect: JsonDialect | None
 
     def batches(self, raw: LineInput) -> Iterator[pa.Table]:
         return _InputReader(self, raw).batches()

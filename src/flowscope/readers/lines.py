@@ -33,7 +33,7 @@ class LineFlowSource:
     """Text inputs (flow CSVs, JSON lines) as one stream of flow batches, input after input; per-row problems
     counted in ``skips``. A format says how one input becomes batches (``batches``)."""
 
-    def __init__(self, paths: Sequence[Path], options: CsvOptions | None = None) -> None:
+    def __init__(self, paths: Sequence[Path], options: CsvOptions | None = None, *, dialect: Any = None) -> None:
         # Every chunk allocates and frees a few hundred MiB of blocks and arrays. With glibc's
         # defaults the 16 MiB blocks are mapped fresh each time, and mimalloc (pyarrow's default
         # pool) hands freed pages back inside huge-page regions, which the kernel then zeroes
@@ -45,6 +45,8 @@ class LineFlowSource:
         self.skips = Skips(unit="rows")
         self.dialects_seen: dict[str, str] = {}
         """Input name -> the dialect (family) it was read as."""
+        self.forced_dialect = dialect
+        """The format's dialect named by ``--format`` (None: found from each input's first line)."""
 
     def progress(self) -> tuple[int, int | None]:
         sizes = [i.size for i in self.inputs]
