@@ -45,6 +45,7 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--corpus", type=Path, help="keep the corpus here (default: a temporary folder)")
     parser.add_argument("--artifacts", type=Path, default=Path("fuzz-artifacts"), help="where crashing inputs go")
     parser.add_argument("--input", type=Path, help="replay one input without the fuzzer (a plain traceback)")
+    parser.add_argument("--seed", type=int, help="libFuzzer's random seed (default: a new one each run)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if not args.list and args.target is None:
@@ -84,6 +85,7 @@ def _child(args: argparse.Namespace) -> None:
         f"-max_len={args.max_len or target.MAX_LEN}",
         f"-artifact_prefix={args.artifacts.resolve()}/{args.target}-",
         "-print_final_stats=1",
+        *([f"-seed={args.seed}"] if args.seed is not None else []),
         str(corpus),
     ]
     atheris.Setup(libfuzzer, target.one_input)
@@ -119,7 +121,7 @@ def _parent(args: argparse.Namespace) -> int:
         corpus = args.corpus or work / "corpus"
         corpus.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "fuzz", args.target, "--child", "--corpus", str(corpus)]
-        for flag in ("seconds", "timeout", "memory_mb", "rss_mb", "max_len", "artifacts"):
+        for flag in ("seconds", "timeout", "memory_mb", "rss_mb", "max_len", "artifacts", "seed"):
             value = getattr(args, flag)
             if value is not None:
                 command += [f"--{flag.replace('_', '-')}", str(value)]

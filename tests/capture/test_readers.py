@@ -245,3 +245,13 @@ def test_pcapng_timestamp_beyond_int64_nanoseconds(tmp_path: Path) -> None:
     batch, skips = read([path])
     assert batch.ts_ns.tolist() == [0]
     assert skips.counts["timestamp outside 1970..2262 (packet kept, time 0)"] == 1
+
+
+def test_pcapng_binary_resolution_beyond_64_bits(tmp_path: Path) -> None:
+    """``if_tsresol`` 2^-70 s: every 64-bit count is under a second (shifting by 70 overflowed; found by
+    fuzz/targets/pcapng.py)."""
+    fine = pcapng_option(9, bytes([0x80 | 70]), "<")
+    path = tmp_path / "a.pcapng"
+    path.write_bytes(pcapng_shb() + pcapng_idb(1, 0, "<", fine) + pcapng_epb(0, 1 << 62, frame(1)))
+    batch, skips = read([path])
+    assert batch.ts_ns.tolist() == [3_906_250] and batch.src_port.tolist() == [1]  # 2^62 / 2^70 s

@@ -403,7 +403,9 @@ def _to_ns(ts: np.ndarray, interface: Interface) -> tuple[np.ndarray, np.ndarray
     seconds = ts.astype(np.float64) / ticks_per_second + interface.tsoffset
     fits = (seconds >= 0) & (seconds < MAX_SECONDS)
     ts = np.where(fits, ts, 0).astype(np.uint64)
-    if interface.tsresol & 0x80:
+    if interface.tsresol & 0x80 and exponent >= 64:  # every 64-bit count is under a second: no whole part
+        ns = np.round(ts.astype(np.float64) / ticks_per_second * 1e9).astype(np.int64)
+    elif interface.tsresol & 0x80:
         whole = (ts >> np.uint64(exponent)).astype(np.int64) * 1_000_000_000
         fraction = (ts & np.uint64((1 << exponent) - 1)).astype(np.float64) / float(1 << exponent)
         ns = whole + np.round(fraction * 1e9).astype(np.int64)

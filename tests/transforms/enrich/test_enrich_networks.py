@@ -154,3 +154,11 @@ def test_bad_interfaces_are_one_error(tmp_path: Path, line: str, message: str) -
     path.write_text(f"exporter,ifindex,name,description,speed,boundary\n{line}\n")
     with pytest.raises(FlowscopeError, match=message):
         Interfaces.load(path)
+
+
+def test_toml_rows_that_are_no_tables_are_one_error(tmp_path: Path) -> None:
+    """``network = "x"`` where a list of tables belongs (found by fuzz/targets/networks.py: AttributeError)."""
+    path = tmp_path / "networks.toml"
+    path.write_text('network = "10.0.0.0/8"\n')
+    with pytest.raises(FlowscopeError, match="expected a list of tables"):
+        Networks.load(path)

@@ -26,6 +26,8 @@ def read_rows(path: Path, what: str, from_toml: Callable[[dict[str, Any]], Rows]
         raise FlowscopeError(f"cannot read {what} file {path}: {exc.strerror or exc}") from None
     except (tomllib.TOMLDecodeError, csv.Error, UnicodeDecodeError) as exc:
         raise FlowscopeError(f"{what} file {path}: {exc}") from None
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        raise FlowscopeError(f"{what} file {path}: expected a list of tables (rows), not {type(rows).__name__}")
     return [{str(key).strip().lower(): value for key, value in row.items() if key} for row in rows]
 
 
