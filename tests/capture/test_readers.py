@@ -254,4 +254,5 @@ def test_pcapng_binary_resolution_beyond_64_bits(tmp_path: Path) -> None:
     path = tmp_path / "a.pcapng"
     path.write_bytes(pcapng_shb() + pcapng_idb(1, 0, "<", fine) + pcapng_epb(0, 1 << 62, frame(1)))
     batch, skips = read([path])
+    assert skips.total == 0
     assert batch.ts_ns.tolist() == [3_906_250] and batch.src_port.tolist() == [1]  # 2^62 / 2^70 s
