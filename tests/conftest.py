@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -41,3 +43,16 @@ def require_tool(name: str) -> str:
 @pytest.fixture
 def lake_dir(tmp_path: Path) -> Path:
     return tmp_path / "lake"
+
+
+@pytest.fixture(autouse=True)
+def _dev_null_stays_a_device() -> Iterator[None]:
+    """Fail the test during which /dev/null stopped being a device (twice this week something running as root
+    replaced it by a regular file, and PostgreSQL's initdb failed tests much later); put it back so that the
+    tests after it run on a sound machine. A test on its own never repairs anything else."""
+    yield
+    if not stat.S_ISCHR(os.stat("/dev/null").st_mode):
+        os.remove("/dev/null")
+        os.mknod("/dev/null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        os.chmod("/dev/null", 0o666)
+        pytest.fail("/dev/null was replaced by a regular file during this test (recreated)")
