@@ -9,9 +9,15 @@ following ones before it calls ``stop``: a clean stop, once, with whatever flush
 
 from __future__ import annotations
 
+import logging
+import os
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from multiprocessing import connection
+from multiprocessing.process import BaseProcess
+
+log = logging.getLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -35,3 +41,41 @@ def stop_event(signals: tuple[int, ...] = STOP_SIGNALS) -> threading.Event:
     event = threading.Event()
     on_stop_signal(lambda: threading.Thread(target=event.set, name="stop", daemon=True).start(), signals)
     return event
+
+
+class ProcessGroup:
+    """Worker processes that stop together: the first stop signal, or the first worker that fails, sends
+    SIGTERM to every live one, so one broken worker never leaves the others writing on their own. The
+    collector's and the consumer's ``--workers`` share it."""
+
+    def __init__(self, processes: Sequence[BaseProcess], role: str) -> None:
+        self.processes = list(processes)
+        self.role = role
+        self.stopping = threading.Event()
+
+    def start(self) -> None:
+        for process in self.processes:
+            process.start()
+        on_stop_signal(self.stop)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for process in self.processes:
+            if process.is_alive() and process.pid:
+                os.kill(process.pid, signal.SIGTERM)
+
+    def alive(self) -> bool:
+        return any(process.is_alive() for process in self.processes)
+
+    def stop_on_failure(self) -> None:
+        """Stop the group when a worker has exited with an error (and it is not stopping already)."""
+        if not self.stopping.is_set() and any(p.exitcode not in (None, 0) for p in self.processes):
+            log.error("a %s worker failed; stopping the others", self.role)
+            self.stop()
+
+    def wait(self, timeout: float) -> None:
+        """Until a worker exits or ``timeout`` seconds pass."""
+        connection.wait([p.sentinel for p in self.processes if p.is_alive()], timeout=timeout)
+
+    def failures(self) -> int:
+        return sum(1 for process in self.processes if process.exitcode != 0)

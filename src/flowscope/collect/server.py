@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import signal
 import socket
 import threading
 import time
@@ -63,7 +62,7 @@ from flowscope.pipeline import Stream, tag
 from flowscope.readers.options import ReadOptions
 from flowscope.schema import INTERFACE_COUNTERS
 from flowscope.sinks.registry import DestinationContext, open_destinations
-from flowscope.stopping import on_stop_signal
+from flowscope.stopping import ProcessGroup, on_stop_signal
 from flowscope.transforms.anonymize import read_key
 from flowscope.transforms.enrich import EnrichConfig
 
@@ -387,17 +386,8 @@ def run_workers(config: CollectorConfig, workers: int, metrics: str | None = Non
         )
         for index in range(workers)
     ]
-    for process in processes:
-        process.start()
-    stopping = threading.Event()
-
-    def stop() -> None:
-        stopping.set()
-        for process in processes:
-            if process.is_alive() and process.pid:
-                os.kill(process.pid, signal.SIGTERM)
-
-    on_stop_signal(stop)
+    group = ProcessGroup(processes, "collector")
+    group.start()
     lake_root = Lake.at(config.lake).root
     names = {f"{socket.gethostname()}-w{i}" for i in range(workers)}
 
@@ -406,16 +396,13 @@ def run_workers(config: CollectorConfig, workers: int, metrics: str | None = Non
 
     server = MetricsServer(metrics, snapshot) if metrics else None
     try:
-        while any(process.is_alive() for process in processes):
-            for process in processes:
-                process.join(timeout=0.5)
-            if not stopping.is_set() and any(p.exitcode not in (None, 0) for p in processes):
-                log.error("a collector worker failed; stopping the others")
-                stop()
+        while group.alive():
+            group.wait(timeout=0.5)
+            group.stop_on_failure()
     finally:
         if server is not None:
             server.close()
-    return sum(1 for process in processes if process.exitcode != 0)
+    return group.failures()
 
 
 def new_run_id() -> str:

@@ -14,20 +14,18 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 import queue
-import signal
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import Connection
 
 from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
 from flowscope.lake.layout import Lake
 from flowscope.lake.writer import LakeLimits
-from flowscope.stopping import on_stop_signal, stop_event
+from flowscope.stopping import ProcessGroup, stop_event
 
 log = logging.getLogger("flowscope.consume")
 
@@ -160,24 +158,15 @@ def run_workers(config: ConsumeConfig, workers: int, metrics: str | None = None)
         )
         for index in range(workers)
     ]
-    for process in processes:
-        process.start()
+    group = ProcessGroup(processes, "consumer")
+    group.start()
     for _, sender in pipes:
         sender.close()
-    stopping = threading.Event()
-
-    def stop() -> None:
-        stopping.set()
-        for process in processes:
-            if process.is_alive() and process.pid:
-                os.kill(process.pid, signal.SIGTERM)
-
-    on_stop_signal(stop)
     latest: dict[int, dict] = {}
     server = MetricsServer(metrics, lambda: merge(list(latest.values())), render) if metrics else None
     outcomes: dict[int, tuple[str, object]] = {}
     try:
-        while any(process.is_alive() for process in processes):
+        while group.alive():
             for index, (receiver, _) in enumerate(pipes):
                 if index not in outcomes and receiver.poll():
                     outcomes[index] = receiver.recv()
@@ -187,10 +176,8 @@ def run_workers(config: ConsumeConfig, workers: int, metrics: str | None = None)
                 except queue.Empty:
                     break
                 latest[index] = snapshot
-            if not stopping.is_set() and any(p.exitcode not in (None, 0) for p in processes):
-                log.error("a consumer worker failed; stopping the others")
-                stop()
-            wait([p.sentinel for p in processes if p.is_alive()], timeout=0.2)
+            group.stop_on_failure()
+            group.wait(timeout=0.2)
     finally:
         if server is not None:
             server.close()
