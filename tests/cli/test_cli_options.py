@@ -14,9 +14,9 @@ from flowscope.cli.capture_cmds import watch
 from flowscope.cli.options import meter_from, read_options_from
 from flowscope.cli.read import read
 from flowscope.collect.options import ExportOptions
-from flowscope.csvflows.options import CsvOptions
 from flowscope.nfdump.options import RecordSelection
 from flowscope.readers.options import ReadOptions
+from flowscope.readers.text_options import TextOptions
 from flowscope.reduce import BUILTIN
 
 PACKAGE = Path(flowscope.__file__).parent
@@ -53,7 +53,7 @@ def test_flags_become_typed_options(tmp_path: Path) -> None:
     ]
     assert read_options_from(read.make_context("read", args).params) == ReadOptions(
         meter=MeterOptions(active=600, idle=30, uniflow=True, link_bytes=True, tunnels="inner", max_flows=1000),
-        csv=CsvOptions(tz="Europe/Paris", strict=True, commit_rows=10, commit_seconds=2),
+        text=TextOptions(tz="Europe/Paris", strict=True, commit_rows=10, commit_seconds=2),
         exports=ExportOptions(sampling_config=config, tunnels="inner"),
         selection=RecordSelection(exporter="10.0.0.1", in_if=3, drop_arp=True, max_records=5),
         reduce=BUILTIN["pairs"],

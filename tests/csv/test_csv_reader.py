@@ -15,18 +15,18 @@ from tests.conftest import require_tool, shared_data
 
 from flowscope import addresses
 from flowscope.csvflows import values
-from flowscope.csvflows.options import CsvOptions
 from flowscope.csvflows.reader import CsvFlowSource, sniff
 from flowscope.display import textual
 from flowscope.errors import FlowscopeError
 from flowscope.readers import lines as line_input
+from flowscope.readers.text_options import TextOptions
 from flowscope.schema import FLOW_SCHEMA, conform
 
 EXAMPLE = Path(__file__).parent / "data" / "unicauca11_example.csv"
 
 
 def read_all(path: Path, **options: Any) -> tuple[pa.Table, CsvFlowSource]:
-    source = CsvFlowSource([path], CsvOptions(**options))
+    source = CsvFlowSource([path], TextOptions(**options))
     batches = [conform(b) for b in source]
     return pa.concat_tables(batches, promote_options="permissive"), source
 
@@ -326,7 +326,7 @@ def test_flowscope_csv_reads_back_as_written(tmp_path: Path) -> None:
     sink = FileSink(tmp_path / "own.csv")
     sink.write(original)
     sink.close()
-    read = pa.concat_tables(list(CsvFlowSource([tmp_path / "own.csv"], CsvOptions())))
+    read = pa.concat_tables(list(CsvFlowSource([tmp_path / "own.csv"], TextOptions())))
     assert read.select(FLOW_SCHEMA.names).equals(original)
 
 

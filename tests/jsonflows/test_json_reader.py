@@ -14,10 +14,10 @@ import pytest
 from click.testing import CliRunner
 
 from flowscope.cli import main
-from flowscope.csvflows.options import CsvOptions
 from flowscope.demo.traffic import synthetic_flows
 from flowscope.errors import FlowscopeError
 from flowscope.jsonflows.reader import JsonFlowSource, sniff
+from flowscope.readers.text_options import TextOptions
 from flowscope.schema import conform
 from flowscope.sinks.files import FileSink
 
@@ -27,7 +27,7 @@ TYPES = {"sflow_v5": "SFLOW_5", "netflow_v5": "NETFLOW_V5", "netflow_v9": "NETFL
 
 
 def _read(path: Path, **options: object) -> tuple[pa.Table, JsonFlowSource]:
-    source = JsonFlowSource([path], CsvOptions(**options))  # type: ignore[arg-type]
+    source = JsonFlowSource([path], TextOptions(**options))  # type: ignore[arg-type]
     batches = [conform(batch, keep_extra=False) for batch in source]
     return pa.concat_tables(batches) if batches else conform(pa.table({}), keep_extra=False), source
 
@@ -205,7 +205,7 @@ def test_lines_that_are_no_object_never_reach_the_parser(tmp_path: Path) -> None
     """pyarrow 26's JSON reader dies with SIGSEGV on a bare ``null`` line (found by fuzz/targets/jsonl.py)."""
     good = '{"src_addr":"10.0.0.1","dst_addr":"10.0.0.2","bytes":%d}'
     path = tmp_path / "nulls.jsonl"
-    path.write_text("\n".join([good % 1, "null", "  null,\"bytes\":3}", "", "nullx", good % 2, " 7"]) + "\n")
+    path.write_text("\n".join([good % 1, "null", '  null,"bytes":3}', "", "nullx", good % 2, " 7"]) + "\n")
     table, source = _read(path)
     assert table.column("bytes").to_pylist() == [1, 2]
     assert source.skips.counts == {"line is not a JSON object": 4}

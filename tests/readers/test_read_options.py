@@ -12,10 +12,10 @@ import pytest
 
 from flowscope.capture.options import MeterOptions
 from flowscope.collect.options import ExportOptions
-from flowscope.csvflows.options import CsvOptions
 from flowscope.errors import FlowscopeError
 from flowscope.nfdump.options import RecordSelection
 from flowscope.readers.options import FINGERPRINT_CHARS, ReadOptions
+from flowscope.readers.text_options import TextOptions
 from flowscope.reduce import BUILTIN, load
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,8 +35,8 @@ def sampling_config(tmp_path: Path) -> Path:
         (lambda: MeterOptions(idle=0), "--active and --idle must be positive"),
         (lambda: MeterOptions(tunnels="both"), "--tunnels must be one of outer, inner"),
         (lambda: MeterOptions(max_flows=0), "--max-flows must be at least 1"),
-        (lambda: CsvOptions(tz="Mars/Olympus_Mons"), "unknown time zone 'Mars/Olympus_Mons'"),
-        (lambda: CsvOptions(commit_rows=0), "--commit-rows must be at least 1"),
+        (lambda: TextOptions(tz="Mars/Olympus_Mons"), "unknown time zone 'Mars/Olympus_Mons'"),
+        (lambda: TextOptions(commit_rows=0), "--commit-rows must be at least 1"),
         (lambda: ExportOptions(sampling_config=Path("/nonexistent/sampling.toml")), "no such file"),
         (lambda: ExportOptions(tunnels="sideways"), "--tunnels must be one of"),
         (lambda: RecordSelection(exporter="router-1"), "not an IP address: 'router-1'"),
@@ -58,7 +58,7 @@ def test_same_options_give_the_same_short_fingerprint() -> None:
 def test_an_option_the_reader_does_not_use_leaves_its_fingerprint(sampling_config: Path) -> None:
     base = ReadOptions()
     others = ReadOptions(
-        csv=CsvOptions(tz="Europe/Paris", strict=True, commit_rows=10, commit_seconds=0.5),
+        text=TextOptions(tz="Europe/Paris", strict=True, commit_rows=10, commit_seconds=0.5),
         exports=ExportOptions(sampling_config=sampling_config, tunnels="inner"),
         selection=RecordSelection(exporter="10.0.0.1", drop_arp=True),
     )
@@ -67,7 +67,7 @@ def test_an_option_the_reader_does_not_use_leaves_its_fingerprint(sampling_confi
     for name in ("csv", "cic-csv", "nfdump"):
         assert base.fingerprint(name) == captures.fingerprint(name)
     # a CSV's commit limits cut a live feed into batches and --strict only stops a read early: same flows
-    assert base.fingerprint("csv") == ReadOptions(csv=CsvOptions(strict=True, commit_rows=10)).fingerprint("csv")
+    assert base.fingerprint("csv") == ReadOptions(text=TextOptions(strict=True, commit_rows=10)).fingerprint("csv")
 
 
 @pytest.mark.parametrize(
@@ -77,8 +77,8 @@ def test_an_option_the_reader_does_not_use_leaves_its_fingerprint(sampling_confi
         ("pcap", {"meter": MeterOptions(link_bytes=True)}),
         ("pcap", {"meter": MeterOptions(tunnels="inner")}),
         ("pcap", {"meter": MeterOptions(max_flows=5)}),
-        ("csv", {"csv": CsvOptions(tz="America/Sao_Paulo")}),
-        ("nfdump-csv", {"csv": CsvOptions(tz="America/Sao_Paulo")}),
+        ("csv", {"text": TextOptions(tz="America/Sao_Paulo")}),
+        ("nfdump-csv", {"text": TextOptions(tz="America/Sao_Paulo")}),
         ("nfdump", {"selection": RecordSelection(in_if=3)}),
         ("nfdump", {"selection": RecordSelection(max_records=100)}),
         ("nfdump", {"columns": ("bytes",)}),

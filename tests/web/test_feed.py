@@ -15,10 +15,10 @@ from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 from tests.web.conftest import serve
 
-from flowscope.csvflows.options import CsvOptions
 from flowscope.lake.layout import Lake
 from flowscope.query import open_lake
 from flowscope.readers.options import ReadOptions
+from flowscope.readers.text_options import TextOptions
 from flowscope.reduce import BUILTIN
 from flowscope.web.app import create_app
 from flowscope.web.feed import CsvFeed, serve_feed
@@ -73,7 +73,7 @@ def test_an_idle_feed_is_stored_while_the_connection_stays_open(tmp_path: Path) 
 
     @app.websocket("/feed")
     async def feed_route(websocket: WebSocket) -> None:
-        await serve_feed(websocket, Lake.at(lake), ReadOptions(csv=CsvOptions(commit_seconds=0.2)))
+        await serve_feed(websocket, Lake.at(lake), ReadOptions(text=TextOptions(commit_seconds=0.2)))
 
     with TestClient(app).websocket_connect("/feed") as feed:
         feed.send_text(CSV.read_text())

@@ -102,9 +102,7 @@ class WatchState:
 class StateStore:
     """The watch state and flow-cache snapshot of one directory, kept atomically in the lake."""
 
-    def __init__(
-        self, lake: Lake, directory: Path, records: str = FLOWS, stores: Sequence[PositionStore] = ()
-    ) -> None:
+    def __init__(self, lake: Lake, directory: Path, records: str = FLOWS, stores: Sequence[PositionStore] = ()) -> None:
         # packet records of a folder are another product than its flows: their own state, so neither skips the other
         key = str(directory.resolve()) + ("" if records == FLOWS else f"\0{records}")
         identity = hashlib.sha1(key.encode()).hexdigest()[:16]

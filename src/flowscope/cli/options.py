@@ -19,10 +19,10 @@ from flowscope.capture.options import TUNNEL_MODES, MeterOptions
 from flowscope.capture.packet_records import RECORDS
 from flowscope.cli.output import anonymize_flag
 from flowscope.collect.options import ExportOptions
-from flowscope.csvflows.options import DEFAULT_COMMIT_ROWS, DEFAULT_COMMIT_SECONDS, CsvOptions
 from flowscope.errors import FlowscopeError
 from flowscope.nfdump.options import RecordSelection
 from flowscope.readers.options import ReadOptions
+from flowscope.readers.text_options import DEFAULT_COMMIT_ROWS, DEFAULT_COMMIT_SECONDS, TextOptions
 from flowscope.reduce import BUILTIN, load
 from flowscope.transforms.anonymize import read_key
 from flowscope.transforms.enrich import EnrichConfig
@@ -174,8 +174,8 @@ def transforms_from(flags: Mapping[str, Any]) -> list[Callable[[pa.Table], pa.Ta
     return ReadOptions(enrich=enrich_from(flags), anonymize=anonymize_from(flags)).transforms()
 
 
-def csv_from(flags: Mapping[str, Any]) -> CsvOptions:
-    return CsvOptions(**_given(flags, "tz", "strict", "commit_rows", "commit_seconds"))
+def text_from(flags: Mapping[str, Any]) -> TextOptions:
+    return TextOptions(**_given(flags, "tz", "strict", "commit_rows", "commit_seconds"))
 
 
 def export_options(command: F) -> F:
@@ -231,7 +231,7 @@ def read_options_from(flags: Mapping[str, Any]) -> ReadOptions:
     name = flags.get("reduce_name")
     return ReadOptions(
         meter=meter_from(flags),
-        csv=csv_from(flags),
+        text=text_from(flags),
         exports=exports_from(flags),
         selection=selection_from(flags),
         reduce=load(name) if name else None,

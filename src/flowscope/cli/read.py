@@ -28,11 +28,11 @@ from flowscope.cli.options import (
 )
 from flowscope.collect.exports import ExportCaptureSource
 from flowscope.collect.options import EXPORTS_FORMAT
-from flowscope.csvflows.options import lake_limits
 from flowscope.errors import FlowscopeError
 from flowscope.lake.writer import LakeLimits
 from flowscope.pipeline import run
 from flowscope.readers.inputs import open_inputs
+from flowscope.readers.text_options import lake_limits
 from flowscope.schema import PACKETS
 
 
@@ -93,7 +93,7 @@ def read(
             raise FlowscopeError(f"--records {records} reads captures; it does not go with --format or --as-exports")
         input_format = PACKETS_FORMAT
     stream = inputs == ("-",)
-    limits = LakeLimits(**lake_limits(options.csv, inputs))
+    limits = LakeLimits(**lake_limits(options.text, inputs))
     sink = open_sink(state, destination_urls(to, output), transactional=not stream, limits=limits, table=records)
     try:
         plan = open_inputs(inputs, options, input_format=input_format, ledgers=ledgers(sink), again=again)

@@ -161,11 +161,11 @@ def sniff(path: Path, head: bytes) -> bool:
 
 
 def open_source(paths: Sequence[Path], options: ReadOptions, dialect: Dialect | None = None) -> CsvFlowSource:
-    return CsvFlowSource(paths, options.csv, dialect=dialect)
+    return CsvFlowSource(paths, options.text, dialect=dialect)
 
 
 def _shaping(options: ReadOptions) -> dict[str, object]:
-    return options.csv.shaping()
+    return options.text.shaping()
 
 
 def _forced(dialect: Dialect) -> Reader:

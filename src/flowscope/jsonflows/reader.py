@@ -162,7 +162,7 @@ def sniff(path: Path, head: bytes) -> bool:
 
 
 def open_source(paths: Sequence[Path], options: ReadOptions, dialect: JsonDialect | None = None) -> JsonFlowSource:
-    return JsonFlowSource(paths, options.csv, dialect=dialect)
+    return JsonFlowSource(paths, options.text, dialect=dialect)
 
 
 def _no_shaping(options: ReadOptions) -> dict[str, object]:

@@ -19,10 +19,10 @@ from typing import Any, cast
 import numpy as np
 import pyarrow as pa
 
-from flowscope.csvflows.options import STDIN, CsvOptions
 from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
 from flowscope.memory import keep_freed_memory
+from flowscope.readers.text_options import STDIN, TextOptions
 
 CHUNK_BYTES = 16 << 20
 MAX_LINE_BYTES = 16 << 20
@@ -33,7 +33,7 @@ class LineFlowSource:
     """Text inputs (flow CSVs, JSON lines) as one stream of flow batches, input after input; per-row problems
     counted in ``skips``. A format says how one input becomes batches (``batches``)."""
 
-    def __init__(self, paths: Sequence[Path], options: CsvOptions | None = None, *, dialect: Any = None) -> None:
+    def __init__(self, paths: Sequence[Path], options: TextOptions | None = None, *, dialect: Any = None) -> None:
         # Every chunk allocates and frees a few hundred MiB of blocks and arrays. With glibc's
         # defaults the 16 MiB blocks are mapped fresh each time, and mimalloc (pyarrow's default
         # pool) hands freed pages back inside huge-page regions, which the kernel then zeroes
@@ -41,7 +41,7 @@ class LineFlowSource:
         # freed memory serves both the blocks and, as Arrow's pool, the arrays.
         keep_freed_memory(arrow=True)
         self.inputs = [LineInput(p) for p in paths]
-        self.options = options or CsvOptions()
+        self.options = options or TextOptions()
         self.skips = Skips(unit="rows")
         self.dialects_seen: dict[str, str] = {}
         """Input name -> the dialect (family) it was read as."""

@@ -21,10 +21,10 @@ import pyarrow as pa
 
 from flowscope.capture.options import MeterOptions
 from flowscope.collect.options import ExportOptions
-from flowscope.csvflows.options import CsvOptions
 from flowscope.errors import FlowscopeError
 from flowscope.nfdump.options import RecordSelection
 from flowscope.readers import registry
+from flowscope.readers.text_options import TextOptions
 from flowscope.reduce import Reduction
 from flowscope.reduce.apply import Reducer
 from flowscope.transforms.anonymize import Anonymizer
@@ -38,8 +38,8 @@ FINGERPRINT_CHARS = 16
 class ReadOptions:
     meter: MeterOptions = field(default_factory=MeterOptions)
     """Captures (``pcap``): how packets become flows."""
-    csv: CsvOptions = field(default_factory=CsvOptions)
-    """Flow CSVs (``csv`` and the dialect-forcing readers)."""
+    text: TextOptions = field(default_factory=TextOptions)
+    """Line-oriented text: flow CSVs and JSON lines (``csv``, ``jsonl`` and their dialect-forcing readers)."""
     exports: ExportOptions = field(default_factory=ExportOptions)
     """Recorded flow exports (``exports``)."""
     selection: RecordSelection = field(default_factory=RecordSelection)

@@ -6,7 +6,7 @@ streams standard input (``flowscope serve --ingest`` turns it on).
 A text message is one line or several whole lines (as ``websocat`` sends a line per message, without its
 newline); binary messages are a byte stream whose lines may be split across messages. The first line is the
 CSV header. Like a live standard input, the feed is cut into batches every
-``CsvOptions.commit_rows`` rows or ``commit_seconds`` seconds, whichever comes first, also while the sender is
+``TextOptions.commit_rows`` rows or ``commit_seconds`` seconds, whichever comes first, also while the sender is
 idle. Each batch is parsed by the CSV reader itself (the header, then the batch's lines, as a small file:
 the reader takes files or the process's standard input, not a byte stream) and handed to a
 ``pipeline.Stream`` on the lake's destination, which publishes it: a stream, so no ledger, and a closed or
@@ -26,13 +26,13 @@ import pyarrow as pa
 from fastapi import WebSocket
 from starlette.concurrency import run_in_threadpool
 
-from flowscope.csvflows.options import lake_limits
 from flowscope.csvflows.reader import open_source
 from flowscope.errors import FlowscopeError
 from flowscope.lake.layout import Lake
 from flowscope.lake.writer import LakeLimits
 from flowscope.pipeline import Stream, Transform
 from flowscope.readers.options import ReadOptions
+from flowscope.readers.text_options import lake_limits
 from flowscope.sinks.registry import DestinationContext, open_destination
 
 log = logging.getLogger(__name__)
@@ -44,10 +44,10 @@ class CsvFeed:
     def __init__(self, lake: Lake, options: ReadOptions, folder: Path, transforms: Sequence[Transform] = ()) -> None:
         self.options = options
         self.folder = folder
-        limits = LakeLimits(**lake_limits(options.csv, ["-"]))  # each batch committed as it arrives
+        limits = LakeLimits(**lake_limits(options.text, ["-"]))  # each batch committed as it arrives
         sink = open_destination("lake", DestinationContext(lake, limits, transactional=False))
         steps = [*options.transforms(), *transforms]
-        self.stream = Stream(sink, steps, flush_seconds=options.csv.commit_seconds)
+        self.stream = Stream(sink, steps, flush_seconds=options.text.commit_seconds)
         self.header: bytes | None = None
         self.partial = b""  # an incomplete last line (binary messages)
         self.body = bytearray()  # complete lines of the batch, as received: no object per line
@@ -71,15 +71,15 @@ class CsvFeed:
             self.rows += data.count(b"\n")
 
     def due(self) -> bool:
-        return self.rows >= self.options.csv.commit_rows or (
-            self.rows > 0 and time.monotonic() - self.started >= self.options.csv.commit_seconds
+        return self.rows >= self.options.text.commit_rows or (
+            self.rows > 0 and time.monotonic() - self.started >= self.options.text.commit_seconds
         )
 
     def seconds_left(self) -> float:
         """How long the batch may still wait for more lines (a full period while it is empty)."""
         if not self.rows:
-            return self.options.csv.commit_seconds
-        return max(0.0, self.options.csv.commit_seconds - (time.monotonic() - self.started))
+            return self.options.text.commit_seconds
+        return max(0.0, self.options.text.commit_seconds - (time.monotonic() - self.started))
 
     def check_header(self) -> None:
         """Refuse a feed whose header no CSV dialect knows before any of its rows are collected."""

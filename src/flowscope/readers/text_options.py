@@ -1,6 +1,7 @@
-"""How flow CSVs and live CSV feeds are read: the typed options of the ``csv`` readers.
+"""How line-oriented text inputs are read (flow CSVs, JSON lines, their live feeds on stdin or a websocket):
+the typed options of the ``csv`` and ``jsonl`` readers.
 
-The command line builds a ``CsvOptions`` from ``--tz``, ``--strict``, ``--commit-rows`` and
+The command line builds a ``TextOptions`` from ``--tz``, ``--strict``, ``--commit-rows`` and
 ``--commit-seconds`` (``flowscope.cli.options``); a program builds one directly. Values are checked
 here, so a bad time zone is one clear error whatever the front end.
 """
@@ -21,7 +22,7 @@ STDIN = "-"
 
 
 @dataclass(frozen=True)
-class CsvOptions:
+class TextOptions:
     tz: str = "UTC"
     """IANA time zone of naive timestamps in the input."""
     strict: bool = False
@@ -47,7 +48,7 @@ class CsvOptions:
         return {"tz": self.tz}
 
 
-def lake_limits(options: CsvOptions, inputs: Sequence[str | Path]) -> dict[str, Any]:
+def lake_limits(options: TextOptions, inputs: Sequence[str | Path]) -> dict[str, Any]:
     """``LakeWriter`` keyword arguments from the commit options.
 
     A live feed (``-``) is already cut into batches every N rows or T seconds by its
