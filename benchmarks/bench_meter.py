@@ -28,7 +28,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from common import Runs, flowscope_command, machine, measure_in_subprocess, run_rounds
+from common import Runs, flowscope_command, machine, measure_in_subprocess, print_runs, run_rounds
 
 ACTIVE, IDLE = 300, 60
 HOSTILE_SNAPLEN = 96
@@ -80,16 +80,7 @@ def parquet_totals(path: Path) -> tuple[int, int, int]:
 
 
 def report(title: str, packets: int, results: dict[str, Runs], work: Path) -> None:
-    print(f"\n{title}")
-    print(f"  {'command':<22} {'wall s':>7} {'CPU s':>7} {'packets/s':>11} {'vs nfpcapd':>10} {'(CPU)':>7} "
-          f"{'peak RSS':>10}  runs (wall s)")  # fmt: skip
-    peer, peer_cpu = results["nfpcapd"].seconds, results["nfpcapd"].cpu_seconds
-    for name, runs in results.items():
-        each = " ".join(f"{run.seconds:.2f}" for run in runs.runs)
-        print(
-            f"  {name:<22} {runs.seconds:7.2f} {runs.cpu_seconds:7.2f} {packets / runs.seconds:11,.0f} "
-            f"{peer / runs.seconds:9.2f}x {peer_cpu / runs.cpu_seconds:6.2f}x {runs.peak_rss_mib:6.0f} MiB  {each}"
-        )
+    print_runs(title, results, packets, "packets", ["nfpcapd"], cpu_peer="nfpcapd")
     csv_cost = results["flowscope -> CSV"].seconds / results["flowscope -> Parquet"].seconds
     print(f"  CSV / Parquet wall time: {csv_cost:.2f}x")
     ours, theirs = parquet_totals(work / "flows.parquet"), nfpcapd_totals(work / "nfpcapd")

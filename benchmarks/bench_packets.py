@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench_meter import HOSTILE_PACKETS_PER_FLOW, HOSTILE_SNAPLEN, fresh
-from common import Runs, flowscope_command, machine, measure_in_subprocess, run_rounds
+from common import Runs, flowscope_command, machine, measure_in_subprocess, print_runs, run_rounds
 
 TSHARK_FIELDS = [
     "frame.time_epoch", "ip.version", "ip.src", "ip.dst", "ipv6.src", "ipv6.dst", "ip.proto", "ipv6.nxt",
@@ -72,16 +72,7 @@ def commands(capture: Path, work: Path) -> dict[str, Callable[[], list[str]]]:
 def report(title: str, packets: int, results: dict[str, Runs], work: Path) -> None:
     import pyarrow.parquet as pq
 
-    print(f"\n{title}")
-    print(f"  {'command':<24} {'wall s':>7} {'CPU s':>7} {'packets/s':>11} {'vs tshark':>9} {'vs tcpdump':>10} "
-          f"{'peak RSS':>10}  runs (wall s)")  # fmt: skip
-    tshark, tcpdump = results["tshark -T fields > CSV"].seconds, results["tcpdump -nn > text"].seconds
-    for name, runs in results.items():
-        each = " ".join(f"{run.seconds:.2f}" for run in runs.runs)
-        print(
-            f"  {name:<24} {runs.seconds:7.2f} {runs.cpu_seconds:7.2f} {packets / runs.seconds:11,.0f} "
-            f"{tshark / runs.seconds:8.2f}x {tcpdump / runs.seconds:9.2f}x {runs.peak_rss_mib:6.0f} MiB  {each}"
-        )
+    print_runs(title, results, packets, "packets", ["tshark -T fields > CSV", "tcpdump -nn > text"])
     ours = pq.ParquetFile(work / "packets.parquet").metadata.num_rows
     with open(work / "tshark.csv", "rb") as handle:
         theirs = sum(1 for _ in handle) - 1  # the header line

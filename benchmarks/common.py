@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,6 +131,31 @@ def run_rounds(commands: dict[str, Callable[[], list[str]]], rounds: int) -> dic
             if round_number:
                 results[name].runs.append(run)
     return results
+
+
+def print_runs(
+    title: str, results: dict[str, Runs], units: int, unit: str, peers: Sequence[str], cpu_peer: str | None = None
+) -> None:
+    """One table of whole-process runs: median wall and CPU seconds, ``unit``s per wall second, the speed against
+    each of ``peers`` in wall time (headed by the peer's first word) and against ``cpu_peer`` in CPU time, the
+    largest peak RSS and the wall time of every run."""
+    name_width = max(len(name) for name in results) + 2
+    ratios = [(f"vs {peer.split()[0]}", results[peer].seconds, "seconds") for peer in peers]
+    if cpu_peer is not None:
+        ratios.append(("(CPU)", results[cpu_peer].cpu_seconds, "cpu_seconds"))
+    heads = "".join(f" {label:>{max(len(label), 7)}}" for label, _, _ in ratios)
+    print(f"\n{title}")
+    rate = unit + "/s"
+    print(f"  {'command':<{name_width}} {'wall s':>7} {'CPU s':>7} {rate:>11}{heads} {'peak RSS':>10}  runs (wall s)")
+    for name, runs in results.items():
+        cells = "".join(
+            f" {reference / getattr(runs, field):>{max(len(label), 7) - 1}.2f}x" for label, reference, field in ratios
+        )
+        each = " ".join(f"{run.seconds:.2f}" for run in runs.runs)
+        print(
+            f"  {name:<{name_width}} {runs.seconds:7.2f} {runs.cpu_seconds:7.2f} {units / runs.seconds:11,.0f}"
+            f"{cells} {runs.peak_rss_mib:6.0f} MiB  {each}"
+        )
 
 
 def timed(action: Callable[[], int]) -> tuple[float, int]:
