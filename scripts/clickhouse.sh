@@ -10,6 +10,7 @@
 #                                                        or SIGNAL, e.g. KILL for a crash) and wait until it is gone
 # Every path (data, tmp, logs, format schemas) is under DIR; the users come from /etc/clickhouse-server/users.xml.
 set -euo pipefail
+. "$(dirname "$0")/lib/server.sh"
 action=${1:?usage: clickhouse.sh start DIR TCP_PORT HTTP_PORT | stop DIR}
 dir=${2:?directory}
 server=$(command -v clickhouse-server || echo /usr/bin/clickhouse-server)
@@ -52,28 +53,13 @@ XML
     "$server" --config-file="$dir/config.xml" >"$dir/log/stdout.log" 2>&1 &
     pid=$!
     echo "$pid" >"$dir/server.pid"
-    for _ in $(seq 1 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$tcp") 2>/dev/null; then
-            echo "$pid"
-            echo "clickhouse://127.0.0.1:$tcp/default"
-            exit 0
-        fi
-        kill -0 "$pid" 2>/dev/null || { tail -5 "$dir/log/stdout.log" "$dir/log/error.log" >&2 || true; exit 1; }
-        sleep 0.1
-    done
-    echo "clickhouse-server did not answer on 127.0.0.1:$tcp within 10 s" >&2
-    kill "$pid" 2>/dev/null || true
-    exit 1
+    answers() { (exec 3<>"/dev/tcp/127.0.0.1/$tcp") 2>/dev/null; }
+    await_server "$pid" 10 "clickhouse-server on 127.0.0.1:$tcp" answers "$dir/log/stdout.log" "$dir/log/error.log"
+    echo "$pid"
+    echo "clickhouse://127.0.0.1:$tcp/default"
     ;;
 stop)
-    [ -f "$dir/server.pid" ] || exit 0
-    pid=$(cat "$dir/server.pid")
-    kill -s "${3:-TERM}" "$pid" 2>/dev/null || exit 0
-    for _ in $(seq 1 300); do
-        kill -0 "$pid" 2>/dev/null || exit 0
-        sleep 0.1
-    done
-    kill -9 "$pid" 2>/dev/null || true
+    stop_server "$dir/server.pid" "${3:-TERM}"
     ;;
 *)
     echo "unknown action $action" >&2

@@ -3,6 +3,7 @@
 #   scripts/zookeeper.sh start DIR PORT   config and data in DIR, start, wait until it serves requests; prints the PID
 #   scripts/zookeeper.sh stop DIR         stop the server started in DIR (by its PID) and wait until it is gone
 set -euo pipefail
+. "$(dirname "$0")/lib/server.sh"
 action=${1:?usage: zookeeper.sh start DIR PORT | stop DIR}
 dir=${2:?directory}
 jar=/usr/share/java/zookeeper.jar
@@ -18,29 +19,14 @@ start)
         >"$dir/zookeeper.log" 2>&1 &
     pid=$!
     echo "$pid" >"$dir/zookeeper.pid"
-    for _ in $(seq 1 300); do
-        # listening is not serving: a client connecting before "Mode:" shows gets its handshake dropped (and
-        # ClickHouse 18.16's distributed DDL thread then crashed the server)
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port" && echo srvr >&3 && grep -q "^Mode:" <&3) 2>/dev/null; then
-            echo "$pid"
-            exit 0
-        fi
-        kill -0 "$pid" 2>/dev/null || { tail -5 "$dir/zookeeper.log" >&2 || true; exit 1; }
-        sleep 0.1
-    done
-    echo "ZooKeeper did not answer on 127.0.0.1:$port within 30 s" >&2
-    kill "$pid" 2>/dev/null || true
-    exit 1
+    # listening is not serving: a client connecting before "Mode:" shows gets its handshake dropped (and
+    # ClickHouse 18.16's distributed DDL thread then crashed the server)
+    serves() { (exec 3<>"/dev/tcp/127.0.0.1/$port" && echo srvr >&3 && grep -q "^Mode:" <&3) 2>/dev/null; }
+    await_server "$pid" 30 "ZooKeeper on 127.0.0.1:$port" serves "$dir/zookeeper.log"
+    echo "$pid"
     ;;
 stop)
-    [ -f "$dir/zookeeper.pid" ] || exit 0
-    pid=$(cat "$dir/zookeeper.pid")
-    kill "$pid" 2>/dev/null || exit 0
-    for _ in $(seq 1 300); do
-        kill -0 "$pid" 2>/dev/null || exit 0
-        sleep 0.1
-    done
-    kill -9 "$pid" 2>/dev/null || true
+    stop_server "$dir/zookeeper.pid"
     ;;
 *)
     echo "unknown action $action" >&2
