@@ -137,22 +137,51 @@ class _InputReader:
 
 _BLANK = np.zeros(256, bool)
 _BLANK[[0x20, 0x09, 0x0D, 0x0A]] = True
+"""What may stand before a line's ``{``."""
 
 
 def _objects_only(chunk: bytes) -> tuple[bytes, list[int], str]:
     """The chunk without its lines whose first character is not ``{``, their numbers and one shown.
 
     pyarrow 26's JSON reader dies with SIGSEGV on a line holding a bare ``null`` (found by
-    fuzz/targets/jsonl.py), so such lines never reach it. One pass of numpy over the chunk."""
+    fuzz/targets/jsonl.py), so such lines never reach it. Each line's first byte decides (a 16 MiB chunk in
+    0.02 s); only lines that start with a blank are searched further (finding the first non-blank byte of
+    every line took 0.27 s per 16 MiB chunk)."""
     found = Lines(chunk)
-    filled = np.flatnonzero(~_BLANK[found.array])
-    if not filled.size:
+    if not len(chunk):
         return chunk, [], ""
-    first = np.searchsorted(filled, found.starts)  # each line's first non-blank byte, if it has one
-    at = filled[np.minimum(first, len(filled) - 1)]
-    blank = (first >= len(filled)) | (at >= found.ends)
-    bad = np.flatnonzero(~blank & (found.array[at] != ord("{")))
-    return found.without(bad.tolist()) if bad.size else (chunk, [], "")
+    heads = found.array[np.minimum(found.starts, len(chunk) - 1)]
+    filled = found.starts < found.ends
+    bad = filled & (heads != ord("{"))
+    padded = np.flatnonzero(bad & _BLANK[heads])
+    if padded.size:
+        bad[padded] = _start_badly(found, padded)
+    bad_lines = np.flatnonzero(bad)
+    return found.without(bad_lines.tolist()) if bad_lines.size else (chunk, [], "")
+
+
+def _start_badly(found: Lines, lines: np.ndarray) -> np.ndarray:
+    """Whether each of ``lines`` (which start with a blank) has something other than ``{`` after its blanks.
+
+    Steps over the blanks of all of them at once; the few lines indented deeper than ``_INDENT_STEPS`` are
+    looked at one by one."""
+    at, ends = found.starts[lines], found.ends[lines]
+    moving = np.arange(len(lines))
+    for _ in range(_INDENT_STEPS):
+        inside = at[moving] < ends[moving]
+        moving = moving[inside]
+        moving = moving[_BLANK[found.array[at[moving]]]]
+        if not moving.size:
+            break
+        at[moving] += 1
+    for line in moving.tolist():
+        rest = found.data[at[line] : ends[line]].lstrip(b" \t\r\n")
+        at[line] = ends[line] - len(rest)
+    filled = at < ends
+    return filled & (found.array[np.minimum(at, len(found.array) - 1)] != ord("{"))
+
+
+_INDENT_STEPS = 64
 
 
 def sniff(path: Path, head: bytes) -> bool:
