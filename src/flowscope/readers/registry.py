@@ -29,6 +29,7 @@ FORMAT_MODULES: tuple[str, ...] = (
     "flowscope.capture.packet_records",
     "flowscope.collect.exports",
     "flowscope.kafka.reader",
+    "flowscope.parquetflows.reader",
 )
 
 SNIFF_BYTES = 4096
