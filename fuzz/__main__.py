@@ -25,7 +25,7 @@ from fuzz.harness import SCRATCH_ENV
 
 TARGETS = (
     "pcap", "pcapng", "netflow", "sflow", "nfdump", "csv", "jsonl", "goflow2", "goflow2_file", "filter", "mmdb",
-    "networks",
+    "networks", "parquet",
 )  # fmt: skip
 """Module names in ``fuzz/targets/``, one per decoder entry point."""
 

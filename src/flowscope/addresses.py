@@ -107,12 +107,13 @@ def parse_text(array: pa.Array | pa.ChunkedArray, *, errors: str = "raise") -> p
     if errors != "null":
         bad = np.flatnonzero(~parsed & ~blank)
         if len(bad):
-            raise FlowscopeError(f"not an IP address: {_shown(array[int(bad[0])].as_py())!r}")
+            value = array[int(bad[0])].as_buffer().to_pybytes()  # a string column may hold bytes that are no UTF-8
+            raise FlowscopeError(f"not an IP address: {_shown(value)!r}")
     return _from_matrix(matrix, None if parsed.all() else parsed)
 
 
-def _shown(value: str | bytes) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+def _shown(value: bytes) -> str:
+    return value.decode("utf-8", "replace")
 
 
 def format_text(array: pa.Array | pa.ChunkedArray) -> pa.Array:

@@ -110,3 +110,23 @@ def test_read_converts_a_parquet_export_and_a_rerun_duplicates_nothing(tmp_path:
     back, _ = _read(path)
     assert back.num_rows == 5_000
     assert f"{5_000:,}" in result.output and f"{sum(flows['bytes'].to_pylist()):,}" in result.output
+
+
+def test_a_column_name_that_is_no_utf8_is_one_error(tmp_path: Path) -> None:
+    """Found by fuzz/targets/parquet.py: pyarrow raised UnicodeDecodeError out of the read."""
+    whole = tmp_path / "whole.parquet"
+    pq.write_table(pa.table({"bytes": [1], "zzzzzz": [2]}), whole)
+    path = tmp_path / "names.parquet"
+    path.write_bytes(whole.read_bytes().replace(b"zzzzzz", b"zz\xe8\x80zz"))
+    with pytest.raises(FlowscopeError, match="not a readable Parquet file"):
+        _read(path)
+
+
+def test_an_address_text_that_is_no_utf8_is_one_error(tmp_path: Path) -> None:
+    """Found by fuzz/targets/parquet.py: Parquet strings are not checked as UTF-8, and showing the bad value raised."""
+    whole = tmp_path / "whole.parquet"
+    pq.write_table(pa.table({"src_addr": ["10.0.0.1", "10.0.0.9"]}), whole, compression="none", use_dictionary=False)
+    path = tmp_path / "text.parquet"
+    path.write_bytes(whole.read_bytes().replace(b"10.0.0.9", b"10.0\xc1.09"))
+    with pytest.raises(FlowscopeError, match="column src_addr .* not an IP address: '10.0\ufffd.09'"):
+        _read(path)

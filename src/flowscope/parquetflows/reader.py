@@ -50,7 +50,7 @@ class ParquetFlowSource:
     def _file(self, path: Path, size: int) -> Iterator[pa.Table]:
         try:
             parquet = pq.ParquetFile(path)
-        except (pa.ArrowException, OSError) as exc:
+        except (pa.ArrowException, OSError, ValueError) as exc:  # a corrupt footer can hold names that are no UTF-8
             raise FlowscopeError(f"{path}: not a readable Parquet file ({exc})") from exc
         names = parquet.schema_arrow.names
         known = [name for name in names if name in FLOW_COLUMNS]
@@ -67,7 +67,7 @@ class ParquetFlowSource:
         for group in range(groups):
             try:
                 table = parquet.read_row_group(group, columns=read)
-            except (pa.ArrowException, OSError) as exc:
+            except (pa.ArrowException, OSError, ValueError) as exc:
                 raise FlowscopeError(f"{path}: row group {group} cannot be read ({exc})") from exc
             yield _flows(table, path)
             self.consumed += size // groups if group < groups - 1 else size - (groups - 1) * (size // groups)
