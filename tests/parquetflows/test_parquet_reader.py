@@ -4,6 +4,7 @@ catalogue's names are cast (text addresses, naive timestamps, other integer widt
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -128,5 +129,5 @@ def test_an_address_text_that_is_no_utf8_is_one_error(tmp_path: Path) -> None:
     pq.write_table(pa.table({"src_addr": ["10.0.0.1", "10.0.0.9"]}), whole, compression="none", use_dictionary=False)
     path = tmp_path / "text.parquet"
     path.write_bytes(whole.read_bytes().replace(b"10.0.0.9", b"10.0\xc1.09"))
-    with pytest.raises(FlowscopeError, match="column src_addr .* not an IP address: '10.0\ufffd.09'"):
+    with pytest.raises(FlowscopeError, match="column src_addr .* not an IP address: " + re.escape("'10.0\ufffd.09'")):
         _read(path)
