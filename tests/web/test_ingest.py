@@ -10,6 +10,8 @@ import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
+from tests.collect.test_exports_reader import export_capture
+from tests.collect.test_netflow_protocol import SIMPLE, ipfix, set_, simple_record, template
 
 from flowscope.cli import main
 from flowscope.lake.layout import Lake
@@ -124,3 +126,18 @@ def test_the_servers_transforms_apply_to_what_it_ingests(tmp_path: Path) -> None
     assert stored(tmp_path / "posted") != stored(tmp_path / "plain")
     refused = CliRunner().invoke(main, ["--lake", str(tmp_path / "read"), "serve", "--anonymize", str(key)])
     assert refused.exit_code == 2 and "add --ingest" in refused.output
+
+
+def test_posted_exports_leave_their_exporters_health(tmp_path: Path) -> None:
+    """A capture of export datagrams posted as ``exports`` is stored as ``read --as-exports`` stores it, and the
+    exporters page (``/api/exporters``) then shows those exporters, as after the read."""
+    records = [simple_record("10.0.0.1", "10.0.0.2", 100 + i, 1) for i in range(3)]
+    capture = export_capture(
+        tmp_path / "exports.pcap", ("192.0.2.1", 4739, ipfix(template(256, *SIMPLE), set_(256, b"".join(records))))
+    )
+    api = client(tmp_path / "lake")
+    answer = api.post("/api/ingest/exports", content=capture.read_bytes())
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["rows"] == 3
+    exporters = api.get("/api/exporters").json()["exporters"]
+    assert {(e["exporter"], e["flows"]) for e in exporters} == {("192.0.2.1", 3)}

@@ -26,7 +26,6 @@ from flowscope.cli.options import (
     selection_options,
     transform_options,
 )
-from flowscope.collect.exports import ExportCaptureSource
 from flowscope.collect.options import EXPORTS_FORMAT
 from flowscope.errors import FlowscopeError
 from flowscope.lake.writer import LakeLimits
@@ -104,9 +103,7 @@ def read(
         stats = run(plan, sink, transforms, on_batch=lambda _: update(completed=plan.progress()[0]))
     for source in plan.sources:
         state.report_skips(source.skips)
-        if isinstance(source, ExportCaptureSource):  # exporter health, as a collector run leaves it
-            for lake in lake_sinks(sink):
-                source.save_health(lake.lake.root)
+    plan.save_health([lake.lake.root for lake in lake_sinks(sink)])
     for note in [*plan.notes(), *sink_notes(sink)]:
         state.info(f"note: {note}")
     others = "".join(

@@ -80,6 +80,15 @@ class Inputs:
             )
             yield Checkpoint(inputs=records)
 
+    def save_health(self, lake_roots: Sequence[str | Path]) -> None:
+        """Leave in each lake what the sources learnt of their senders, as a collector run would: exporter
+        health, templates and sampling rates of recorded exports (sources with a ``save_health``)."""
+        for source in self.sources:
+            save = getattr(source, "save_health", None)
+            if save is not None:
+                for root in lake_roots:
+                    save(root)
+
     def notes(self) -> list[str]:
         notes = [note for source in self.sources for note in getattr(source, "notes", ())]
         if self.repeats:

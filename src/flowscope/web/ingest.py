@@ -56,6 +56,7 @@ def ingest_file(
         sink.abort()
         raise
     stats = run(plan, sink, [*options.transforms(), *transforms])
+    plan.save_health([lake.root])  # posted exports: the exporters page shows their health, as after a read
     return Ingested(
         rows=stats.rows,
         rows_by_table=stats.rows_by_table,
