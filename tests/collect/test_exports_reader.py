@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
@@ -60,6 +61,12 @@ def test_read_as_exports_into_the_lake(lake_dir: Path) -> None:
         ).fetchall()
     # v9: 4 flows sampled 1:30000 (options data); v5: 29 flows whose header does not say (rate unknown)
     assert rows == [("netflow_v5", 29, 88345, 88345, 29), ("netflow_v9", 4, 5848, 5848 * 30000, 0)]
+    exporters = json.loads(run(lake_dir, "exporters", "--format", "json"))["exporters"]
+    sampling = {(e["exporter"], s["source"], s["rate"], s["flows"]) for e in exporters for s in e["sampling"]}
+    assert sampling == {(e["exporter"], "options", 30000, 4) for e in exporters if e["flows"] == 4} | {
+        (e["exporter"], "unknown", None, 29) for e in exporters if e["flows"] == 29
+    }
+    assert "1:30,000 options (4)" in " ".join(run(lake_dir, "exporters").split())
 
 
 def test_read_as_exports_with_sampling_config(lake_dir: Path, tmp_path: Path) -> None:
@@ -79,6 +86,15 @@ def test_read_as_exports_mixed_with_sflow(lake_dir: Path) -> None:
     with open_lake(lake_dir) as con:
         types = dict(con.execute("SELECT type, count(*) FROM flows GROUP BY 1").fetchall())
     assert types["netflow_v9"] == 24 and types["sflow_v5"] > 0
+    with open_lake(lake_dir) as con:
+        rates = con.execute("SELECT sampling_rate, count(*) FROM flows WHERE type = 'sflow_v5' GROUP BY 1").fetchall()
+    exporters = json.loads(run(lake_dir, "exporters", "--format", "json"))["exporters"]
+    sflow_sampling = [s for e in exporters if e["protocol"] == "sflow" for s in e["sampling"]]
+    by_rate: Counter[int] = Counter()
+    for entry in sflow_sampling:
+        by_rate[entry["rate"]] += entry["flows"]
+    assert by_rate == dict(rates)
+    assert {s["source"] for s in sflow_sampling} == {"record"}
 
 
 def test_read_as_exports_with_inner_tunnels(lake_dir: Path) -> None:

@@ -318,9 +318,11 @@ def test_delta_and_ntp_timestamps() -> None:
 def test_v5_header_sampling_interval_low_14_bits() -> None:
     header = struct.pack(">HHIIIIBBH", 5, 1, 10_000, EXPORT_SECS, 0, 42, 1, 2, (1 << 14) | 100)  # mode 1, 1:100
     record = simple_record("10.0.0.1", "10.0.0.2", 0, 0)[:8] + bytes(40)
-    decoded = decode_netflow(batch(header + record), NetflowState())
+    state = NetflowState()
+    decoded = decode_netflow(batch(header + record), state)
     assert decoded.flows.column("sampling_rate").to_pylist() == [100]
     assert decoded.messages.to_pylist()[0]["domain"] == 0x0102
+    assert state.sampling.applied == {(addresses.parse_one(EXPORTER), "record", 100): 1}
 
 
 def test_sampling_from_options_per_sampler_id() -> None:
@@ -333,6 +335,12 @@ def test_sampling_from_options_per_sampler_id() -> None:
     records += simple_record("10.0.0.5", "10.0.0.6", 1, 1) + struct.pack(">I", 3)  # unknown sampler
     decoded = decode_netflow(batch(ipfix(options, option_data, data_template, set_(256, records))), state)
     assert decoded.flows.column("sampling_rate").to_pylist() == [100, 10, None]
+    exporter = addresses.parse_one(EXPORTER)
+    assert state.sampling.applied == {
+        (exporter, "options", 100): 1,
+        (exporter, "options", 10): 1,
+        (exporter, "unknown", 0): 1,
+    }
 
 
 def test_sampling_rate_in_the_flow_record_and_config_override() -> None:
@@ -341,8 +349,10 @@ def test_sampling_rate_in_the_flow_record_and_config_override() -> None:
     message = ipfix(template(256, *fields), set_(256, record))
     assert decode_netflow(batch(message), NetflowState()).flows.column("sampling_rate").to_pylist() == [64]
     config = SamplingConfig.from_mapping({"exporters": {EXPORTER: {"override": 512}}})
-    overridden = decode_netflow(batch(message), NetflowState.open(None, config))
+    state = NetflowState.open(None, config)
+    overridden = decode_netflow(batch(message), state)
     assert overridden.flows.column("sampling_rate").to_pylist() == [512]
+    assert state.sampling.applied == {(addresses.parse_one(EXPORTER), "override", 512): 1}
 
 
 def test_sampling_config_defaults(tmp_path: Path) -> None:
@@ -354,6 +364,10 @@ def test_sampling_config_defaults(tmp_path: Path) -> None:
     assert decode_netflow(batch(message), state).flows.column("sampling_rate").to_pylist() == [1000]
     other = decode_netflow(batch(message, exporter="192.0.2.99"), state)
     assert other.flows.column("sampling_rate").to_pylist() == [1]
+    assert state.sampling.applied == {
+        (addresses.parse_one(EXPORTER), "default", 1000): 1,
+        (addresses.parse_one("192.0.2.99"), "default", 1): 1,
+    }
     unknown = decode_netflow(batch(message), NetflowState())
     assert unknown.flows.column("sampling_rate").to_pylist() == [None]
 

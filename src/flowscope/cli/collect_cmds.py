@@ -166,7 +166,7 @@ def _exporter_table(items: list[dict]) -> Table:
     table.add_column("protocol")
     for name in ("datagrams", "flows"):
         table.add_column(name, justify="right")
-    for name in ("lost", "late", "restarts", "decode errors", "last seen"):
+    for name in ("lost", "late", "restarts", "decode errors", "sampling", "last seen"):
         table.add_column(name)
     for item in items:
         table.add_row(
@@ -178,15 +178,26 @@ def _exporter_table(items: list[dict]) -> Table:
             _counts(item["late"]),
             f"{item['resets']:,}",
             _counts(item["errors"]),
+            _sampling_text(item.get("sampling", [])),
             _age(item["last_seen_ns"]),
         )
     return table
+
+
+def _sampling_text(entries: list[dict]) -> str:
+    """Each rate applied and where it came from, with its flows: ``1:1000 options (12,345), unknown (23)``."""
+    return ", ".join(
+        f"{'1:' + format(e['rate'], ',') + ' ' if e['rate'] else ''}{e['source']} ({e['flows']:,})" for e in entries
+    )
 
 
 @click.command(
     epilog="""\b
 Loss is counted from sequence numbers: NetFlow v5 and IPFIX number flows, NetFlow v9 and sFlow
 number datagrams, sFlow also numbers samples per data source. Late = arrived out of order.
+Sampling: the rates applied to the exporter's flows and where each came from: the record
+(or its header, or the sFlow sample) itself, options data, the --sampling-config default or
+override, or nowhere (unknown: scaled() counts such flows once).
 Shows the latest collector run that wrote to the lake (all its workers).
 """
 )

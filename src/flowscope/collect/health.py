@@ -192,6 +192,9 @@ class Health:
         self.captures: dict[str, dict[str, object]] = {}
         """Capture-side loss per capturer (``CaptureDrops.as_dict``), for ``watch`` and ``capture``."""
         self.kind = "collector"
+        self.sampling: Counter[tuple[bytes, str, int]] = Counter()
+        """sFlow flows per (agent, "record", rate): a sample always carries its rate. NetFlow's are counted where
+        the rates are resolved (``SamplingTable.applied``) and joined in by ``save_health``."""
 
     def observe(self, protocol: str, decoded: Decoded) -> None:
         """Account one decoded batch of a listener of ``protocol`` ("netflow" or "sflow")."""
@@ -245,6 +248,21 @@ class Health:
             state.next_expected = int(result["next"][index])
         if protocol == "netflow":
             self._credit_released_records(decoded.flows, messages, ok & (stream == 0) & (version == IPFIX))
+        else:
+            self._count_sample_rates(decoded.flows)
+
+    def _count_sample_rates(self, flows: pa.Table) -> None:
+        """sFlow flows per (agent, rate), one small loop per distinct pair."""
+        if not flows.num_rows:
+            return
+        agents = addresses.to_matrix(flows.column("sampler_address"))
+        rates = pc.fill_null(flows.column("sampling_rate"), 0).to_numpy().astype(np.uint64)
+        keys = np.zeros((flows.num_rows, 24), np.uint8)
+        keys[:, :16] = agents
+        keys[:, 16:] = rates.astype(">u8").view(np.uint8).reshape(-1, 8)
+        first, group = group_rows(keys)
+        for row, count in zip(first.tolist(), np.bincount(group).tolist(), strict=True):
+            self.sampling[(agents[row].tobytes(), "record", int(rates[row]))] += count
 
     def _credit_released_records(self, flows: pa.Table, messages: pa.Table, counted: np.ndarray) -> None:
         """IPFIX data held until its template came was decoded now, but its records were counted in no
@@ -342,6 +360,11 @@ class Health:
                     "last_seen_ns": health.last_seen_ns,
                     "errors": dict(health.errors),
                     "streams": streams,
+                    "sampling": [
+                        {"source": source, "rate": rate or None, "flows": count}
+                        for (address, source, rate), count in sorted(self.sampling.items())
+                        if address == exporter
+                    ],
                 }
             )
         return {
@@ -376,6 +399,8 @@ def save_health(
     """
     if state is not None:
         health.templates = {"known": len(state.templates.templates), "held_sets": state.templates.held_sets}
+        health.sampling.update(state.sampling.applied)
+        state.sampling.applied.clear()  # counted once: the health keeps the run's totals
         state.save(lake_root=lake_root)
     return health.save(Path(lake_root), name, run_id=run_id)
 
@@ -432,6 +457,7 @@ def merge_snapshots(snapshots: list[dict]) -> dict:
                     "late": Counter(),
                     "resets": 0,
                     "streams": [],
+                    "sampling": Counter(),
                 },
             )
             merged["datagrams"] += item["datagrams"]
@@ -441,6 +467,8 @@ def merge_snapshots(snapshots: list[dict]) -> dict:
             merged["last_seen_ns"] = max(merged["last_seen_ns"], item["last_seen_ns"])
             merged["errors"].update(item.get("errors", {}))
             merged["streams"].extend(item.get("streams", []))
+            for entry in item.get("sampling", []):
+                merged["sampling"][(entry["source"], entry["rate"])] += entry["flows"]
             for stream in item.get("streams", []):
                 unit = loss_unit(key[0], stream["version"], stream["stream"])
                 merged["lost"][unit] += max(0, stream["missing"] - stream["late"])
@@ -449,6 +477,10 @@ def merge_snapshots(snapshots: list[dict]) -> dict:
     for merged in exporters.values():
         for counter in ("errors", "lost", "late"):
             merged[counter] = dict(merged[counter])
+        merged["sampling"] = [
+            {"source": source, "rate": rate, "flows": flows}
+            for (source, rate), flows in sorted(merged["sampling"].items(), key=lambda kv: -kv[1])
+        ]
     return {
         "exporters": [exporters[k] for k in sorted(exporters)],
         "listeners": listeners,

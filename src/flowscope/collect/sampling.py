@@ -19,6 +19,7 @@ Config file (TOML)::
 from __future__ import annotations
 
 import tomllib
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,13 @@ import numpy as np
 from flowscope import addresses
 from flowscope.collect.templates import DomainKey
 from flowscope.errors import FlowscopeError
+
+SOURCES = ("record", "options", "default", "override", "unknown")
+"""Where a record's rate comes from: the record (or its datagram's header) itself; options data of its sampler or
+domain; the config's default for the exporter, or its global one; the config's override; nowhere."""
+RECORD, OPTIONS, DEFAULT, OVERRIDE, UNKNOWN = range(len(SOURCES))
+_RATE_MASK = (1 << 36) - 1
+"""Rates are 32-bit in every protocol; a larger one is counted as this."""
 
 
 @dataclass
@@ -77,6 +85,9 @@ class SamplingTable:
     config: SamplingConfig = field(default_factory=SamplingConfig)
     rates: dict[tuple[DomainKey, int | None], int] = field(default_factory=dict)
     changed: bool = False
+    applied: Counter[tuple[bytes, str, int]] = field(default_factory=Counter)
+    """Records per (exporter, where their rate came from, rate; 0 when unknown) since the process started: the
+    sampling sources of the exporters' health."""
 
     def learn(self, domain: DomainKey, sampler: int | None, rate: int) -> None:
         if rate > 0 and self.rates.get((domain, sampler)) != rate:
@@ -118,26 +129,42 @@ class SamplingTable:
             keys, samplers = unique_pairs[:, 0], [int(s) for s in unique_pairs[:, 1]]
         inverse = inverse.reshape(-1)
         lookup = np.zeros(len(keys), np.uint64)
-        lookup_known = np.zeros(len(keys), bool)
-        override = np.zeros(len(keys), bool)
+        lookup_source = np.full(len(keys), UNKNOWN, np.uint8)
         for i, (key, sampler) in enumerate(zip(keys.tolist(), samplers, strict=True)):
-            domain = domains[key]
-            exporter = domain[0]
-            forced = self.config.exporter_override.get(exporter)
-            if forced is not None:
-                lookup[i], lookup_known[i], override[i] = forced, True, True
-                continue
-            found = self.rates.get((domain, sampler)) if sampler is not None else None
-            if found is None:
-                found = self.domain_rate(domain)
-            if found is None:
-                found = self.config.exporter_default.get(exporter, self.config.default)
-            if found is not None:
-                lookup[i], lookup_known[i] = found, True
-        use_lookup = override[inverse] | ~known
+            lookup[i], lookup_source[i] = self._looked_up(domains[key], sampler)
+        use_lookup = (lookup_source[inverse] == OVERRIDE) | ~known
         rate = np.where(use_lookup, lookup[inverse], rate)
-        known = np.where(use_lookup, lookup_known[inverse], known)
-        return rate, known
+        source = np.where(use_lookup, lookup_source[inverse], RECORD)
+        self._count_applied([domains[key][0] for key in keys.tolist()], inverse, source, rate)
+        return rate, source != UNKNOWN
+
+    def _looked_up(self, domain: DomainKey, sampler: int | None) -> tuple[int, int]:
+        """The rate for records without their own (or all, for an override) and where it comes from."""
+        exporter = domain[0]
+        forced = self.config.exporter_override.get(exporter)
+        if forced is not None:
+            return forced, OVERRIDE
+        found = self.rates.get((domain, sampler)) if sampler is not None else None
+        if found is None:
+            found = self.domain_rate(domain)
+        if found is not None:
+            return found, OPTIONS
+        found = self.config.exporter_default.get(exporter, self.config.default)
+        return (found, DEFAULT) if found is not None else (0, UNKNOWN)
+
+    def _count_applied(self, exporters: list[bytes], key: np.ndarray, source: np.ndarray, rate: np.ndarray) -> None:
+        """Add the records to ``applied`` by (exporter, source, rate): one small loop per distinct triple."""
+        if not len(key):
+            return
+        packed = (key.astype(np.uint64) << np.uint64(40)) | (source.astype(np.uint64) << np.uint64(36))
+        packed |= np.minimum(rate, np.uint64(_RATE_MASK))
+        if (packed == packed[0]).all():  # the usual batch: one exporter, one rate from one source
+            distinct, counts = packed[:1], np.array([len(packed)])
+        else:
+            distinct, counts = np.unique(packed, return_counts=True)
+        for value, count in zip(distinct.tolist(), counts.tolist(), strict=True):
+            where = SOURCES[(value >> 36) & 0xF]
+            self.applied[(exporters[value >> 40], where, value & _RATE_MASK)] += count
 
     def to_json(self) -> list[dict]:
         return [

@@ -5,6 +5,10 @@ function counts(mapping) {
   return Object.entries(mapping).filter(([, n]) => n).map(([unit, n]) => `${n.toLocaleString()} ${unit}`).join(", ") || "0";
 }
 
+function sampling(entries) {
+  return (entries || []).map((e) => `${e.rate ? "1:" + e.rate.toLocaleString() + " " : ""}${e.source} (${e.flows.toLocaleString()})`).join(", ");
+}
+
 function seen(ns) {
   if (!ns) return "";
   return new Date(ns / 1e6).toISOString().replace(".000", "");
@@ -14,9 +18,9 @@ async function render() {
   const health = await Page.api("exporters");
   document.getElementById("none").hidden = health.exporters.length > 0 || Object.keys(health.listeners).length > 0;
   table(document.getElementById("exporters"), {
-    columns: ["exporter", "protocol", "datagrams", "flows", "lost", "late", "restarts", "decode errors", "first seen", "last seen"],
+    columns: ["exporter", "protocol", "datagrams", "flows", "lost", "late", "restarts", "decode errors", "sampling", "first seen", "last seen"],
     rows: health.exporters.map((e) => [e.exporter, e.protocol, e.datagrams, e.flows, counts(e.lost), counts(e.late),
-      e.resets, counts(e.errors), seen(e.first_seen_ns), seen(e.last_seen_ns)]),
+      e.resets, counts(e.errors), sampling(e.sampling), seen(e.first_seen_ns), seen(e.last_seen_ns)]),
   }, { empty: "no exporter" });
   table(document.getElementById("listeners"), {
     columns: ["listener", "datagrams", "bytes", "socket drops", "receive buffer", "processes"],
