@@ -1,15 +1,15 @@
-"""Flow CSV ingest + pairs reduction (flowscope vs pandas) and materialize into PostgreSQL.
+"""Flow CSV ingest + pairs reduction (flowscope vs DuckDB) and materialize into SQLite and PostgreSQL.
 
     python benchmarks/bench_csv.py --rows 5000000 [--postgres postgresql://postgres@127.0.0.1:5432/test]
 
 Input: a generated 11-column CSV in the Kaggle "87 apps" cut (Source.IP, ..., Timestamp as
-``26/04/201711:11:17``, Flow.Duration in microseconds). Both sides run in their own process
-pinned to one core and produce the same result: one row per (source, source port,
-destination, destination port) with duration, both directions' packets and bytes summed.
-flowscope: the CSV reader (pyarrow parse, vectorised conversion into the flow schema), then the
-``pairs`` reduction over all rows (DuckDB GROUP BY + Arrow take). pandas: ``read_csv``
-(C engine), ``to_datetime`` and ``groupby().agg()``. Times are CPU seconds of the step's
-process (user + system), so rates stay per-core on a shared machine.
+``26/04/201711:11:17``, Flow.Duration in microseconds): realistic (50,000 clients) and hostile (a client
+per pair: one distinct address every few records). Both sides run as fresh processes from the command
+line, round-robin, median of ``--rounds``, and produce one row per (source, source port, destination,
+destination port) with duration, both directions' packets and bytes summed: ``flowscope read CSV
+--reduce pairs -o pairs.parquet`` (which reduces each batch read, as an ingest reduction does) and DuckDB's
+``read_csv`` + the same ``GROUP BY`` on one thread into Parquet (issue 17's peer); the packet and byte
+totals must agree.
 The materialize steps read the CSV into a lake, then time ``flowscope materialize pairs`` into a new SQLite
 table (the whole command, median of ``--rounds``), and ``flowscope materialize`` into PostgreSQL: ``pairs``
 and ``services_by_day`` into new tables (view computed by DuckDB over the whole lake, binary COPY with addresses
@@ -33,8 +33,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
-from common import as_installed, flowscope_command, machine, measure_in_subprocess, print_comparison, run_rounds
+from common import flowscope_command, machine, measure_in_subprocess, print_runs, run_rounds
 
 HEADER = [
     "Source.IP", "Source.Port", "Destination.IP", "Destination.Port", "Protocol", "Timestamp", "Flow.Duration",
@@ -44,16 +45,18 @@ KEY = ["Source.IP", "Source.Port", "Destination.IP", "Destination.Port"]
 CHUNK = 1_000_000
 
 
-def generate(path: Path, rows: int, seed: int = 7) -> None:
-    """About ``rows / 5`` distinct pairs: clients talk to a few thousand servers, repeats collapse."""
+def generate(path: Path, rows: int, clients: int = 50_000, seed: int = 7) -> None:
+    """About ``rows / 5`` distinct pairs: ``clients`` clients talk to a few thousand servers, repeats collapse
+    (the hostile input: a client per pair, one distinct address every few records)."""
     rng = np.random.default_rng(seed)
-    clients = pa.array([f"10.{a}.{b}.{c}" for a, b, c in rng.integers(0, 256, (50_000, 3))])
+    client_ids = rng.choice(1 << 24, clients, replace=False)
+    clients_text = pa.array(_dotted(10 << 24 | client_ids))
     servers = pa.array([f"172.{16 + a % 16}.{b}.{c}" for a, b, c in rng.integers(0, 256, (3_000, 3))])
     server_ports = np.array([80, 443, 3128, 53, 22, 8080, 25, 993], np.uint16)
     day = [f"26/04/2017{h:02d}:{m:02d}:{s:02d}" for h in range(24) for m in range(60) for s in range(60)]
     stamps = pa.array(day)
     pair_count = max(rows // 5, 1)
-    pair_client = rng.integers(0, len(clients), pair_count)
+    pair_client = rng.integers(0, clients, pair_count)
     pair_server = rng.integers(0, len(servers), pair_count)
     pair_cport = rng.integers(1024, 65536, pair_count).astype(np.uint16)
     pair_sport = server_ports[rng.integers(0, len(server_ports), pair_count)]
@@ -64,9 +67,9 @@ def generate(path: Path, rows: int, seed: int = 7) -> None:
             n = min(CHUNK, rows - start)
             pair = rng.integers(0, pair_count, n)
             outbound = rng.random(n) < 0.5  # half the records are the server's side of the pair
-            src_ip = np.where(outbound, pair_client[pair], pair_server[pair] + len(clients))
-            dst_ip = np.where(outbound, pair_server[pair] + len(clients), pair_client[pair])
-            addresses = pa.concat_arrays([clients, servers])
+            src_ip = np.where(outbound, pair_client[pair], pair_server[pair] + clients)
+            dst_ip = np.where(outbound, pair_server[pair] + clients, pair_client[pair])
+            addresses = pa.concat_arrays([clients_text, servers])
             second = np.sort(rng.integers(0, len(day), n))
             table = pa.table(
                 {
@@ -86,43 +89,54 @@ def generate(path: Path, rows: int, seed: int = 7) -> None:
             pacsv.write_csv(table, handle, options)
 
 
-def _one_core() -> None:
-    os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
-    pa.set_cpu_count(1)
-    pa.set_io_thread_count(1)
+DUCKDB_PAIRS = """
+import sys, duckdb
+con = duckdb.connect()
+con.execute("SET threads = 1")
+con.execute(f\"\"\"COPY (
+    SELECT "Source.IP", "Source.Port", "Destination.IP", "Destination.Port",
+           sum("Flow.Duration") AS duration, sum("Total.Fwd.Packets") AS packets,
+           sum("Total.Backward.Packets") AS packets_rev, sum("Total.Length.of.Fwd.Packets") AS bytes,
+           sum("Total.Length.of.Bwd.Packets") AS bytes_rev, last("Protocol") AS proto,
+           max(strptime("Timestamp", '%d/%m/%Y%H:%M:%S')) AS time_flow_start
+    FROM read_csv('{sys.argv[1]}', header = true)
+    GROUP BY ALL) TO '{sys.argv[2]}' (FORMAT parquet)\"\"\")
+"""
+"""The peer of issue 17: DuckDB's read_csv and the same GROUP BY on one thread, as a fresh process."""
 
 
-def flowscope_step(path: str) -> tuple[float, int]:
-    _one_core()
-    as_installed()
-    from flowscope.csvflows.reader import CsvFlowSource
-    from flowscope.reduce.apply import Reducer
-    from flowscope.reduce.spec import BUILTIN
-    from flowscope.schema import conform
-
-    started = time.process_time()
-    source = CsvFlowSource([Path(path)])
-    flows = pa.concat_tables([conform(batch) for batch in source])
-    pairs = Reducer(BUILTIN["pairs"])(flows)
-    seconds = time.process_time() - started
-    assert source.skips.total == 0, source.skips.lines()
-    print(f"flowscope: {pairs.num_rows} pairs, bytes {pc.sum(pairs['bytes'])}", file=sys.stderr)
-    return seconds, flows.num_rows
+def _dotted(values: np.ndarray) -> list[str]:
+    octets = [(values >> shift) & 0xFF for shift in (24, 16, 8, 0)]
+    return [".".join(map(str, quad)) for quad in zip(*(o.tolist() for o in octets), strict=True)]
 
 
-def pandas_step(path: str) -> tuple[float, int]:
-    _one_core()
-    import pandas as pd
+def ingest(path: Path, work: Path, rows: int, rounds: int, title: str) -> None:
+    """``flowscope read CSV --reduce pairs -o pairs.parquet`` against DuckDB, whole processes, same groups."""
+    ours, theirs = work / "pairs.parquet", work / "duckdb-pairs.parquet"
 
-    started = time.process_time()
-    frame = pd.read_csv(path)
-    frame["Timestamp"] = pd.to_datetime(frame["Timestamp"], format="%d/%m/%Y%H:%M:%S")
-    sums = ["Flow.Duration", "Total.Fwd.Packets", "Total.Backward.Packets"]
-    sums += ["Total.Length.of.Fwd.Packets", "Total.Length.of.Bwd.Packets"]
-    pairs = frame.groupby(KEY, sort=False).agg({**dict.fromkeys(sums, "sum"), "Protocol": "last", "Timestamp": "last"})
-    seconds = time.process_time() - started
-    print(f"pandas: {len(pairs)} pairs, bytes {int(pairs['Total.Length.of.Fwd.Packets'].sum())}", file=sys.stderr)
-    return seconds, len(frame)
+    def flowscope() -> list[str]:
+        ours.unlink(missing_ok=True)
+        return flowscope_command("-q", "read", str(path), "--reduce", "pairs", "-o", str(ours))
+
+    def duckdb() -> list[str]:
+        theirs.unlink(missing_ok=True)
+        return [sys.executable, "-c", DUCKDB_PAIRS, str(path), str(theirs)]
+
+    results = run_rounds(
+        {"flowscope read --reduce pairs": flowscope, "DuckDB read_csv + GROUP BY, 1 thread": duckdb}, rounds
+    )
+    print_runs(title, results, rows, "rows", ["DuckDB read_csv + GROUP BY, 1 thread"])
+    totals = [_totals(p) for p in (ours, theirs)]
+    print(f"  rows out: flowscope {totals[0][0]:,} (reduced per batch, as --reduce does at ingest), "
+          f"DuckDB {totals[1][0]:,} (one GROUP BY); packets, bytes: {totals[0][1:]} / {totals[1][1:]}")  # fmt: skip
+    if totals[0][1:] != totals[1][1:]:
+        raise SystemExit("flowscope and DuckDB sum different packets or bytes")
+
+
+def _totals(path: Path) -> tuple[int, int, int]:
+    table = pq.read_table(path, columns=["packets", "packets_rev", "bytes", "bytes_rev"])
+    sums = {name: int(pc.sum(table[name]).as_py()) for name in table.column_names}
+    return table.num_rows, sums["packets"] + sums["packets_rev"], sums["bytes"] + sums["bytes_rev"]
 
 
 def materialize_step(lake: str, url: str, view: str, table: str, breakdown: str, more: str = "") -> tuple[float, int]:
@@ -178,16 +192,33 @@ def main() -> None:
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--skip-materialize", action="store_true")
     parser.add_argument("--sqlite-only", action="store_true", help="Only build the lake and materialize into SQLite.")
-    parser.add_argument("--rounds", type=int, default=3, help="Whole-process runs of the SQLite step (median).")
+    parser.add_argument("--rounds", type=int, default=3, help="Whole-process runs of each command (the median counts).")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-csv-") as tmp:
         path = Path(tmp) / "flows.csv"
-        generate(path, args.rows)
-        print(f"machine: {machine()}; input: {args.rows:,} rows, {path.stat().st_size / 2**20:,.0f} MiB")
+        print(f"machine: {machine()}; whole processes, median of {args.rounds} after a warm-up round")
         if not args.sqlite_only:
-            ours = measure_in_subprocess("flowscope read + pairs", "bench_csv", "flowscope_step", str(path))
-            peer = measure_in_subprocess("pandas read_csv + groupby", "bench_csv", "pandas_step", str(path))
-            print_comparison("CSV ingest + pairs reduction, one core, CPU seconds", "rows", ours, peer)
+            hostile = Path(tmp) / "hostile.csv"
+            generate(hostile, args.rows, clients=min(args.rows // 5, 1 << 23))
+            size = hostile.stat().st_size / 2**20
+            ingest(
+                hostile,
+                Path(tmp),
+                args.rows,
+                args.rounds,
+                f"hostile: {args.rows:,} rows, a client per pair, {size:,.0f} MiB",
+            )
+            hostile.unlink()
+        generate(path, args.rows)
+        if not args.sqlite_only:
+            size = path.stat().st_size / 2**20
+            ingest(
+                path,
+                Path(tmp),
+                args.rows,
+                args.rounds,
+                f"realistic: {args.rows:,} rows, 50,000 clients, {size:,.0f} MiB",
+            )
         if args.skip_materialize:
             return
         lake = Path(tmp) / "lake"
