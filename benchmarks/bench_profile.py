@@ -1,13 +1,15 @@
-"""flowscope profile vs a record-at-a-time Python model of ft-profiler on the same ft-profiler input CSV.
+"""flowscope profile vs a record-at-a-time Python model of ft-profiler and a plain csv.reader pass, same input CSV.
 
-    python benchmarks/bench_profile.py [--records 1000000]
+    python benchmarks/bench_profile.py [--records 1000000] [--rounds 3]
 
 ft-profiler itself (CESNET FlowTest tools/ft-profiler) is not installable here (not on PyPI, no network
 beyond PyPI), so the peer is tests/profile/ftprofiler_reference.py: a straightforward model of its reader,
 dict cache and writer, verified against ft-profiler's integration oracle. Input: synthetic uniflow records
 (both directions of most connections, long connections split by a 300 s active timeout, ICMP, DNS),
-written in ft-profiler's csvfile format in export order. Each side runs in its own process and is timed
-from reading the CSV to the written profile; the two profiles must hold the same rows.
+written in ft-profiler's csvfile format in export order; realistic (65,536 client addresses) and hostile
+(2**24: nearly a fresh address per connection). Every command is a fresh process from the command line,
+round-robin, median of ``--rounds``; the two profiles must hold the same rows. Issue 17's goal: flowscope in
+at most 0.8x the time of a Python ``csv.reader`` pass over the file.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from common import machine, measure_in_subprocess, print_comparison, timed
+from common import flowscope_command, machine, measure_in_subprocess, print_runs, run_rounds, timed
 
 ROOT = Path(__file__).resolve().parents[1]
+MODEL_DIR = ROOT / "tests" / "profile"
 HEADER = "START_TIME,DURATION,PROTO,SRC_IP,DST_IP,SRC_PORT,DST_PORT,PACKETS,BYTES"
 
 
@@ -37,12 +40,13 @@ def _seconds_text(ms: np.ndarray) -> np.ndarray:
     return np.char.add(np.char.add((ms // 1000).astype(str), "."), np.char.zfill((ms % 1000).astype(str), 3))
 
 
-def synthetic_records(records: int, seed: int = 1) -> dict[str, np.ndarray]:
-    """``records`` uniflow records from ~records/1.8 connections over one hour, in export order."""
+def synthetic_records(records: int, clients: int = 1 << 16, seed: int = 1) -> dict[str, np.ndarray]:
+    """``records`` uniflow records from ~records/1.8 connections over one hour, in export order; clients drawn
+    from ``clients`` addresses (the hostile input: 2**24, nearly a fresh address per connection)."""
     rng = np.random.default_rng(seed)
     conns = int(records / 1.8) + 10
     proto = rng.choice([6, 17, 1], size=conns, p=[0.7, 0.25, 0.05])
-    client = (10 << 24) + rng.integers(0, 1 << 16, conns)
+    client = (10 << 24) + rng.integers(0, clients, conns)
     server = (172 << 24) + (16 << 16) + rng.integers(0, 5000, conns)
     cport = rng.integers(1024, 65536, conns)
     sport = rng.choice([443, 80, 53, 123, 22, 8080, 993], size=conns, p=[0.5, 0.2, 0.15, 0.05, 0.04, 0.04, 0.02])
@@ -79,9 +83,9 @@ def synthetic_records(records: int, seed: int = 1) -> dict[str, np.ndarray]:
     return {name: values[order] for name, values in columns.items()}
 
 
-def write_input(path: Path, records: int) -> None:
+def write_input(path: Path, records: int, clients: int) -> None:
     """The synthetic records in ft-profiler's csvfile format."""
-    r = synthetic_records(records)
+    r = synthetic_records(records, clients)
     columns = [
         _seconds_text(r["start_ms"]),
         _seconds_text(r["duration_ms"]),
@@ -99,39 +103,43 @@ def write_input(path: Path, records: int) -> None:
     path.write_text(HEADER + "\n" + "\n".join(lines.tolist()) + "\n")
 
 
-def generate(path: str, records: str) -> tuple[float, int]:
+def generate(path: str, records: str, clients: str) -> tuple[float, int]:
     """Write the input in its own process, so the measured processes do not inherit its memory."""
-    return timed(lambda: write_input(Path(path), int(records)) or int(records))
+    return timed(lambda: write_input(Path(path), int(records), int(clients)) or int(records))
 
 
-def run_flowscope(source: str, output: str) -> tuple[float, int]:
-    from flowscope.cli import main
-    from flowscope.readers import registry
+MODEL = """
+import sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[3])
+import ftprofiler_reference as ref
+ref.write(ref.profile(ref.read_csv(Path(sys.argv[1])), 30_000, 300_000, 2048 * 1048576 // 256), Path(sys.argv[2]))
+"""
+"""The ft-profiler model (tests/profile/ftprofiler_reference.py) as its own process, with ft-profiler's defaults."""
 
-    registry.readers()  # import every input format's module before timing (a fixed start-up cost)
-    with open(source) as handle:
-        records = sum(1 for _ in handle) - 1
-    seconds, _ = timed(lambda: main(["-q", "profile", source, "-o", output], standalone_mode=False) or 0)
-    return seconds, records
+CSV_READER = "import csv, sys\nfor _ in csv.reader(open(sys.argv[1], newline='')): pass\n"
+"""Issue 17's yardstick: a plain Python ``csv.reader`` pass over the same file."""
 
 
-def run_reference(source: str, output: str) -> tuple[float, int]:
-    sys.path.insert(0, str(ROOT / "tests" / "profile"))
-    import ftprofiler_reference as ref
-
-    def action() -> int:
-        count = 0
-
-        def counted():
-            nonlocal count
-            for flow in ref.read_csv(Path(source)):
-                count += 1
-                yield flow
-
-        ref.write(ref.profile(counted(), 30_000, 300_000, 2048 * 1048576 // 256), Path(output))
-        return count
-
-    return timed(action)
+def compare(source: Path, directory: Path, records: int, rounds: int, title: str) -> None:
+    ours, model = directory / "ours.csv", directory / "model.csv"
+    commands = {
+        "flowscope profile": lambda: flowscope_command("-q", "profile", str(source), "-o", str(ours)),
+        "csv.reader pass": lambda: [sys.executable, "-c", CSV_READER, str(source)],
+        "ft-profiler model": lambda: [
+            sys.executable,
+            "-c",
+            MODEL,
+            str(source),
+            str(model),
+            str(ROOT / "tests" / "profile"),
+        ],
+    }
+    print_runs(title, run_rounds(commands, rounds), records, "records", ["csv.reader pass", "ft-profiler model"])
+    same = rows(ours) == rows(model)
+    print(f"  profiles identical (as row sets): {same}; biflows: {len(rows(ours)) - 1:,}")
+    if not same:
+        raise SystemExit("profiles differ")
 
 
 def rows(path: Path) -> list[str]:
@@ -142,22 +150,18 @@ def rows(path: Path) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=3, help="Runs of every command (the median counts).")
     args = parser.parse_args()
+    print(f"machine: {machine()}; whole processes, median of {args.rounds} after a warm-up round")
     with tempfile.TemporaryDirectory(prefix="bench_profile_") as tmp:
         directory = Path(tmp)
-        source = directory / "input.csv"
-        measure_in_subprocess("generate", "bench_profile", "generate", str(source), str(args.records))
-        print(f"machine: {machine()}; input: {args.records:,} records, {source.stat().st_size / 2**20:.1f} MiB CSV")
-        ours_out, peer_out = directory / "ours.csv", directory / "peer.csv"
-        ours = measure_in_subprocess("flowscope profile", "bench_profile", "run_flowscope", str(source), str(ours_out))
-        peer = measure_in_subprocess(
-            "ft-profiler model (Python)", "bench_profile", "run_reference", str(source), str(peer_out)
-        )
-        print_comparison("profile: input CSV -> profile CSV (1 core)", "records", ours, peer)
-        same = rows(ours_out) == rows(peer_out)
-        print(f"  profiles identical (as row sets): {same}; biflows: {len(rows(ours_out)) - 1:,}")
-        if not same:
-            raise SystemExit("profiles differ")
+        for name, clients in (("realistic", 1 << 16), ("hostile", 1 << 24)):
+            source = directory / f"{name}.csv"
+            measure_in_subprocess("generate", "bench_profile", "generate", str(source), str(args.records), str(clients))
+            size = source.stat().st_size / 2**20
+            title = f"{name}: {args.records:,} records, {clients:,} possible clients, {size:.1f} MiB CSV"
+            compare(source, directory, args.records, args.rounds, title)
+            source.unlink()
 
 
 if __name__ == "__main__":
