@@ -1,3 +1,3 @@
-from flowscope.cli import main
+from flowscope.cli import run
 
-main()
+run()

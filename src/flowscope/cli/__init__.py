@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import sys
 from typing import Any, cast
 
 import click
@@ -125,3 +127,25 @@ class FlowscopeGroup(click.Group):
 def main(ctx: click.Context) -> None:
     """flowscope: collect, meter, read, store and query network flows."""
     ctx.ensure_object(CliState)
+
+
+def run() -> None:
+    """The ``flowscope`` executable (and ``python -m flowscope``): the command line, without pandas."""
+    _without_pandas(sys.argv[1:])
+    main()
+
+
+def _without_pandas(args: list[str]) -> None:
+    """Where pandas is installed, pyarrow imports it at its first conversion of Python or numpy values, to see
+    whether they are pandas objects: 0.25 s of every command's start-up on a quiet machine (1.5 s at load 14),
+    for commands that never see one. So a command runs with an import finder that says pandas is not there
+    (pyarrow then takes it as not installed), unless something imported it already. ``spark`` keeps it:
+    pyspark's Arrow paths check for pandas. Programs that import flowscope are untouched."""
+    if "spark" not in args and "pandas" not in sys.modules:
+        sys.meta_path.insert(0, _NoPandas())
+
+
+class _NoPandas(importlib.abc.MetaPathFinder):
+    def find_spec(self, fullname: str, path: object, target: object = None) -> None:
+        if fullname.partition(".")[0] == "pandas":
+            raise ModuleNotFoundError(f"No module named {fullname!r} (not in flowscope's commands)", name=fullname)
