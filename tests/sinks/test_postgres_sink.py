@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import duckdb
+import numpy as np
 import psycopg
 import pyarrow as pa
 import pytest
@@ -17,8 +18,10 @@ from flowscope.cli import main
 from flowscope.db import postgres as pg
 from flowscope.errors import FlowscopeError
 from flowscope.pipeline import Checkpoint, run
+from flowscope.sinks import postgres_rollups
 from flowscope.sinks.postgres import PostgresSink
 from flowscope.sinks.registry import DestinationContext, open_destination
+from flowscope.transforms.rollups import stores
 
 pytestmark = pytest.mark.integration
 
@@ -74,6 +77,37 @@ def test_flows_back_equal_in_day_partitions_and_flows_5m_equals_a_group_by(postg
         "coalesce(dst_as, 0), coalesce(etype, 0), sum(bytes), sum(packets), count(*) FROM flows GROUP BY 1, 2, 3, 4",
     )
     assert sorted(rollup) == sorted(over_flows)
+
+
+@pytest.mark.parametrize("hold_rows", [postgres_rollups.HOLD_ROWS, 300])
+def test_store_rollups_equal_a_group_by_over_the_stored_flows(postgres_database, monkeypatch, hold_rows):
+    """Several copies per transaction (their roll-up rows summed on the client before the commit; with a small
+    ``HOLD_ROWS``, also sent part-way through it), 5m and 1h summed from the 1m rows: each ``rollup_*`` table
+    equals ``db init``'s GROUP BY over the stored flows, run by PostgreSQL."""
+    monkeypatch.setattr(postgres_rollups, "HOLD_ROWS", hold_rows)
+    table = flows(5_000)
+    rates = table.column("sampling_rate").to_numpy().copy()
+    rates[np.arange(table.num_rows) % 5 == 1] = 0  # unknown rates: null and 0
+    unknown = np.arange(table.num_rows) % 5 == 0
+    table = table.set_column(table.schema.get_field_index("sampling_rate"), "sampling_rate",
+                             pa.array(rates, mask=unknown))  # fmt: skip
+    sink = PostgresSink(postgres_database + "?batch_rows=700")
+    for start in range(0, table.num_rows, 700):  # a copy per write
+        sink.write(table.slice(start, 700))
+        if start == 2_800:
+            sink.flush()
+    sink.close()
+    with psycopg.connect(postgres_database, autocommit=True) as con:
+        for rollup in stores.store_rollups():
+            name = stores.store_table(rollup.name)
+            con.execute(f'CREATE TABLE "expected_{name}" (LIKE "{name}")')
+            con.execute(
+                stores.postgres_backfill(rollup).replace(f'INSERT INTO "{name}"', f'INSERT INTO "expected_{name}"')
+            )
+            difference = (f'(TABLE "{name}" EXCEPT ALL TABLE "expected_{name}") '
+                          f'UNION ALL (TABLE "expected_{name}" EXCEPT ALL TABLE "{name}")')  # fmt: skip
+            assert con.execute(f"SELECT count(*) FROM ({difference}) d").fetchone() == (0,), name
+            assert con.execute(f'SELECT sum(flows), count(*) FROM "{name}"').fetchone()[0] == table.num_rows
 
 
 def test_positions_are_committed_with_the_rows_and_an_abort_keeps_neither(postgres_database):

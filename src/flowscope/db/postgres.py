@@ -104,6 +104,17 @@ def rollup_ddl() -> str:
     return f"CREATE TABLE IF NOT EXISTS {quote(ROLLUP_TABLE)} ({columns}, PRIMARY KEY ({key}))"
 
 
+def rollup_upsert(stage: str) -> str:
+    """Add the ``flows_5m`` rows staged in ``stage`` to ``flows_5m``."""
+    names = [name for name, _ in rollup_columns()]
+    listed = ", ".join(quote(name) for name in names)
+    key = ", ".join(quote(name) for name in names[:4])
+    sums = ", ".join(f"{quote(name)} = {quote(ROLLUP_TABLE)}.{quote(name)} + excluded.{quote(name)}"
+                     for name in names[4:])  # fmt: skip
+    table = quote(ROLLUP_TABLE)
+    return f"INSERT INTO {table} ({listed}) SELECT {listed} FROM {stage} ON CONFLICT ({key}) DO UPDATE SET {sums}"
+
+
 POSITIONS_DDL = (
     f"CREATE TABLE IF NOT EXISTS {POSITIONS_TABLE} (stream text PRIMARY KEY, position jsonb NOT NULL, "
     "updated timestamp with time zone NOT NULL DEFAULT now())"

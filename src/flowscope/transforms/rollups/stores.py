@@ -27,7 +27,7 @@ from collections.abc import Mapping
 import duckdb
 import pyarrow as pa
 
-from flowscope.transforms.rollups.build import rollup_schema, rollup_select, store_columns
+from flowscope.transforms.rollups.build import bucket_sql, rollup_schema, rollup_select, store_columns
 from flowscope.transforms.rollups.spec import COUNTERS, DEFAULTS, Rollup
 
 PREFIX = "rollup_"
@@ -137,9 +137,27 @@ def postgres_upsert(rollup: Rollup, stage: str) -> str:
 
 def batch_rollup(con: duckdb.DuckDBPyConnection, rollup: Rollup, flows: pa.Table) -> pa.Table:
     """``rollup``'s rows for a batch of flows: the lake's own GROUP BY, run on the batch."""
-    con.register("flowscope_batch", flows)
+    return _grouped(con, rollup, flows, rollup_select(rollup, "flowscope_batch", set(flows.column_names)))
+
+
+def summable_from(coarse: Rollup, fine: Rollup) -> bool:
+    """Whether ``coarse``'s rows are sums of ``fine``'s: the same dimensions, and ``fine``'s buckets divide
+    ``coarse``'s (so each fine bucket lies in one coarse bucket)."""
+    return set(coarse.dimensions) == set(fine.dimensions) and coarse.seconds % fine.seconds == 0
+
+
+def summed_rollup(con: duckdb.DuckDBPyConnection, rollup: Rollup, rows: pa.Table) -> pa.Table:
+    """``rollup``'s rows summed from roll-up rows: several batches' rows of ``rollup`` itself, or the rows of
+    a finer roll-up it is ``summable_from``. The counters are integers, so the sums of sums are exact."""
+    dimensions = "".join(f'"{name}", ' for name in rollup.dimensions)
+    sums = ", ".join(f'sum("{name}")::UBIGINT AS "{name}"' for name in SUMS)
+    sql = f"SELECT {bucket_sql('time', rollup.seconds)} AS time, {dimensions}{sums} FROM flowscope_batch GROUP BY ALL"
+    return _grouped(con, rollup, rows, sql)
+
+
+def _grouped(con: duckdb.DuckDBPyConnection, rollup: Rollup, rows: pa.Table, sql: str) -> pa.Table:
+    con.register("flowscope_batch", rows)
     try:
-        sql = rollup_select(rollup, "flowscope_batch", set(flows.column_names))
         return con.sql(sql).to_arrow_table().cast(rollup_schema(rollup))
     finally:
         con.unregister("flowscope_batch")
