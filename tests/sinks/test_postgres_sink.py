@@ -3,12 +3,13 @@ independent GROUP BY, checkpoint positions committed with the rows, retention, o
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import duckdb
 import numpy as np
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from click.testing import CliRunner
 from tests.sinks.test_clickhouse_sink import flows
@@ -140,6 +141,39 @@ def test_retention_drops_old_day_partitions(postgres_database):
     assert fetch(postgres_database, "SELECT count(*) FROM flows") == [(1_000,)]
     assert fetch(postgres_database, "SELECT count(*), min(slot) > now() - interval '1 day' FROM flows_5m")[0][1]
     assert any("retention dropped flows_p2024" in note for note in sink.notes())
+
+
+def _at(table: pa.Table, moment: datetime) -> pa.Table:
+    """``table``'s flows received and started at ``moment``."""
+    times = pa.array([moment] * table.num_rows, pa.timestamp("ns", tz="UTC"))
+    for name in ("time_received", "time_flow_start"):
+        table = table.set_column(table.schema.get_field_index(name), name, times)
+    return table
+
+
+def test_rollup_retention_keeps_the_rollups_longer_than_the_raw_flows(postgres_database):
+    now = datetime.now(UTC)
+    table = flows(3_000)
+    old = _at(table.slice(0, 1_000), datetime(2024, 3, 1, tzinfo=UTC))  # older than both retentions
+    unknown_start = np.arange(1_000) < 10  # ten of them of unknown start: a roll-up row of no time
+    start = pc.if_else(pa.array(unknown_start), None, old.column("time_flow_start"))
+    old = old.set_column(old.schema.get_field_index("time_flow_start"), "time_flow_start", start)
+    weeks = _at(table.slice(1_000, 1_000), now - timedelta(days=10))  # older than the raw flows' 3 days only
+    run([old, weeks, _at(table.slice(2_000), now)], PostgresSink(postgres_database))
+    tables = [name for name, _ in pg.rollup_tables()]
+    totals = " + ".join(f'(SELECT sum(flows) FROM "{name}")' for name in tables)
+    assert fetch(postgres_database, f"SELECT {totals}") == [(len(tables) * 3_000,)]
+
+    sink = PostgresSink(postgres_database + "?retention_days=3&rollup_retention_days=30")
+    run([], sink)
+    assert fetch(postgres_database, "SELECT count(*) FROM flows") == [(1_000,)]
+    for name in tables:
+        kept = fetch(postgres_database, f'SELECT sum(flows) FROM "{name}"')
+        assert kept == [(2_010 if name.startswith("rollup_") else 2_000,)], name  # flows_5m's slot: time_received
+    assert any("retention deleted" in note and "roll-up rows" in note for note in sink.notes())
+    for params in ("rollup_retention_days=30", "retention_days=31&rollup_retention_days=30"):
+        with pytest.raises(FlowscopeError, match="would miss flows the raw table still holds"):
+            PostgresSink(f"{postgres_database}?{params}")
 
 
 def test_db_init_twice_and_a_changed_column(postgres_database):

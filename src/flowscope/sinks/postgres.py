@@ -1,4 +1,4 @@
-"""PostgreSQL as a destination: ``postgresql://USER@HOST:5432/DB[?batch_rows=N&retention_days=D]``.
+"""PostgreSQL as a destination: ``postgresql://USER@HOST:5432/DB[?batch_rows=N&retention_days=D&...]``.
 
 Flows go to the day-partitioned ``flows`` table and are rolled up into ``flows_5m`` (and the lake's
 roll-ups ``rollup_1m``/``5m``/``1h``, ``transforms.rollups.stores``) in the same transaction
@@ -11,7 +11,10 @@ rows (bounded: ``postgres_rollups.HOLD_ROWS``) are added to their tables just be
 stream positions (``flowscope_positions``) become visible together or not at all, which is what lets a
 consumer that restarts from ``read_positions`` store every message exactly once. ``abort`` rolls back
 everything since the last flush; a killed writer loses just that. With ``retention_days``, day partitions
-older than that many days (and their roll-up rows) are dropped at each commit.
+older than that many days are dropped at each commit, and so are ``flows_5m``'s older rows; with
+``rollup_retention_days`` (at least ``retention_days``), the rows of every roll-up table older than that many
+days are deleted at each commit instead. A roll-up that kept less than the raw flows would answer reports
+(``rollups.choose``) without flows the raw table still holds: hence the rule.
 
 A connection lost mid-transaction (server restarted, network) is retried: a new connection with doubling
 pauses (0.2 s up to 5 s) for up to ``retry_seconds`` (default 60), then the open transaction's rows, which
@@ -41,6 +44,7 @@ from flowscope.schema import TIMESTAMP
 from flowscope.sinks.held import HeldFlows
 from flowscope.sinks.postgres_rollups import TransactionRollups
 from flowscope.sinks.registry import Destination, DestinationContext, register
+from flowscope.transforms.rollups.stores import retention_problem
 
 _NS_PER_DAY = 86_400 * 1_000_000_000
 DEFAULT_BATCH_ROWS = 100_000
@@ -71,6 +75,10 @@ class PostgresSink:
         params = dict(self.url.params)
         self.batch_rows = _positive_int(params, "batch_rows", DEFAULT_BATCH_ROWS) or DEFAULT_BATCH_ROWS
         self.retention_days = _positive_int(params, "retention_days", None)
+        self.rollup_retention_days = _positive_int(params, "rollup_retention_days", None)
+        problem = retention_problem(self.retention_days, self.rollup_retention_days)
+        if problem is not None:
+            raise FlowscopeError(f"PostgreSQL URL parameter rollup_retention_days: {problem}")
         self.retry_seconds = _positive_int(params, "retry_seconds", DEFAULT_RETRY_SECONDS) or DEFAULT_RETRY_SECONDS
         self.replay_rows = _positive_int(params, "replay_rows", DEFAULT_REPLAY_ROWS) or DEFAULT_REPLAY_ROWS
         self.name = f"postgresql {self.url.shown}"
@@ -90,6 +98,7 @@ class PostgresSink:
         self.longest_outage = 0.0
         self.most_rows_replayed = 0
         self.dropped_partitions: list[str] = []
+        self.expired_rollup_rows = 0
 
     def write(self, batch: pa.Table) -> None:
         if self.held.add(batch) and self.held.rows >= self.batch_rows:
@@ -135,6 +144,8 @@ class PostgresSink:
             )
         if self.dropped_partitions:
             notes.append(f"{self.name}: retention dropped {', '.join(self.dropped_partitions)}")
+        if self.expired_rollup_rows:
+            notes.append(f"{self.name}: retention deleted {self.expired_rollup_rows:,} roll-up rows")
         notes += self.held.notes(self.name, "PostgreSQL")
         return notes
 
@@ -208,10 +219,16 @@ class PostgresSink:
             self._rollups.send(cursor, self._copy_rows, committing=True)
             if positions:
                 self._store_positions(cursor, positions)
+            today = datetime.now(UTC).date()
             if self.retention_days:
-                oldest = datetime.now(UTC).date() - timedelta(days=self.retention_days - 1)
+                oldest = today - timedelta(days=self.retention_days - 1)
                 self.dropped_partitions += pg.drop_partitions_before(cursor, oldest)
                 self._days = {day for day in self._days if day >= oldest}
+            if self.rollup_retention_days:
+                oldest = today - timedelta(days=self.rollup_retention_days - 1)
+                self.expired_rollup_rows += pg.delete_rollups_before(cursor, oldest, pg.rollup_tables())
+            elif self.retention_days:  # flows_5m follows the raw flows, the lake's roll-ups are kept
+                self.expired_rollup_rows += pg.delete_rollups_before(cursor, oldest, pg.rollup_tables()[:1])
         self.con.commit()
 
     def _copy(self) -> None:

@@ -15,9 +15,10 @@ roll-up, so the lake's names cannot be reused), with the lake roll-up's columns 
   (``build.rollup_select``) and upserts it in the transaction that stores the raw rows.
 
 ``db init`` fills a roll-up it creates from the flows already there, so a store's roll-ups are always
-current: ``choose.choose_store_table`` needs no bookkeeping. The raw flows' retention (the PostgreSQL sink's
-``retention_days``) does not apply to them, nor do the definitions' ``retention_days`` yet: old buckets are
-deleted by hand.
+current: ``choose.choose_store_table`` needs no bookkeeping. Their retention is their own (the definitions'
+``retention_days`` are the lake's): on ClickHouse a TTL (``db init --rollup-ttl-days``), on PostgreSQL the
+writer's ``rollup_retention_days``. It may not be shorter than the raw flows' (``retention_problem``): a
+roll-up chosen for a range it no longer holds would answer without flows the raw table still has.
 """
 
 from __future__ import annotations
@@ -40,6 +41,17 @@ def store_table(name: str) -> str:
     return PREFIX + name.removeprefix("flows_")
 
 
+def retention_problem(raw_days: int | None, rollup_days: int | None) -> str | None:
+    """Why roll-ups kept ``rollup_days`` cannot go with raw flows kept ``raw_days`` (None: all kept), or None."""
+    if rollup_days is None or (raw_days is not None and raw_days <= rollup_days):
+        return None
+    kept = "for ever" if raw_days is None else f"{raw_days} days"
+    return (
+        f"the roll-ups would be kept {rollup_days} days and the raw flows {kept}: reports answered from the roll-ups "
+        "would miss flows the raw table still holds (keep the raw flows no longer than the roll-ups)"
+    )
+
+
 def store_rollups() -> tuple[Rollup, ...]:
     """The roll-ups a store keeps: the lake's default definitions (a store has no ``rollups.toml``)."""
     return DEFAULTS
@@ -57,14 +69,20 @@ def clickhouse_columns(rollup: Rollup) -> list[tuple[str, str]]:
     ]
 
 
-def clickhouse_table_ddl(database: str, rollup: Rollup) -> str:
+_CLICKHOUSE_DAY = "toDate(toDateTime(intDiv(ifNull(`time`, 0), 1000000000)))"
+"""A roll-up row's UTC day on ClickHouse: its partition, and what its TTL counts from."""
+
+
+def clickhouse_table_ddl(database: str, rollup: Rollup, ttl_days: int | None = None) -> str:
+    """``rollup``'s table; with ``ttl_days``, rows are deleted that many days after their bucket's day (by the
+    server's merges, a partition at a time), except those of unknown time (kept, as on PostgreSQL)."""
     columns = ",\n    ".join(f"`{name}` {ch_type}" for name, ch_type in clickhouse_columns(rollup))
     key = ", ".join(f"assumeNotNull(`{name}`), isNull(`{name}`)" for name in ("time", *rollup.dimensions))
     sums = ", ".join(f"`{name}`" for name in SUMS)
+    ttl = f"\nTTL {_CLICKHOUSE_DAY} + INTERVAL {ttl_days} DAY DELETE WHERE isNotNull(`time`)" if ttl_days else ""
     return (
         f"CREATE TABLE IF NOT EXISTS `{database}`.{store_table(rollup.name)} (\n    {columns}\n)\n"
-        f"ENGINE = SummingMergeTree(({sums})) PARTITION BY toDate(toDateTime(intDiv(ifNull(`time`, 0), 1000000000))) "
-        f"ORDER BY ({key})"
+        f"ENGINE = SummingMergeTree(({sums})) PARTITION BY {_CLICKHOUSE_DAY} ORDER BY ({key}){ttl}"
     )
 
 
