@@ -137,7 +137,7 @@ class TransactionRollups:
             copy_rows(cursor, target.stage, rows.column_names, rows)
             cursor.execute(target.upsert())
             if not committing:
-                cursor.execute(f"DELETE FROM {target.stage}")
+                cursor.execute(f"TRUNCATE {target.stage}")  # DELETE would leave dead rows for later scans
 
     def clear(self) -> None:
         """Forget the open transaction's rows (rolled back, or about to be summed again by a replay)."""
