@@ -5,7 +5,7 @@ Measured on 1 M synthetic flows (``benchmarks/bench_stores.py``'s input, copies 
 to run three DuckDB GROUP BYs over each copy's raw rows and then, per roll-up, a CREATE TEMP TABLE, a binary COPY
 of the rows, the upsert and a DELETE, each step waiting for the other side: 0.7 s of the client's 2.5 CPU
 seconds and 0.8 s of the server's 2.2 went to roll-ups, none of it overlapping the COPY of the flows. So here
-(with the faster ``pgcopy`` encoding: client 2.7-3.1 -> 1.7-1.9 CPU s, server 2.3 -> 2.15, loaded machine):
+(with the faster ``pgcopy`` encoding: client 2.7-3.1 -> 1.5-1.6 CPU s, server 2.3 -> 2.1, loaded machine):
 
 - a batch is grouped once from its raw rows into the finest roll-up (and into ``flows_5m``, whose grain is
   another), in a worker thread while the main thread encodes the batch's flows for COPY (DuckDB and Arrow
