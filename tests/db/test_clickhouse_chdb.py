@@ -3,6 +3,7 @@ flow-pipeline's README shows, and ``top`` rendered for ClickHouse equals the lak
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import duckdb
@@ -95,3 +96,21 @@ def _plain(value):
     if isinstance(value, bytes) and len(value) != 16:
         return value.decode()
     return value
+
+
+def test_rollup_ttl_deletes_old_buckets_and_keeps_rows_of_unknown_time(tmp_path):
+    try:
+        from chdb import session as chdb_session
+    except ImportError:
+        skip_or_fail("chdb is not installed (pip install -e '.[test]')")
+    session = chdb_session.Session(str(tmp_path / "chdb"))
+    session.query("CREATE DATABASE fl")
+    now = int(time.time()) * 1_000_000_000
+    for rollup in stores.store_rollups():
+        table = f"fl.{stores.store_table(rollup.name)}"
+        session.query(stores.clickhouse_table_ddl("fl", rollup, ttl_days=30))
+        for moment in ("0", str(now - 40 * 86_400 * 10**9), str(now - 20 * 86_400 * 10**9), str(now), "NULL"):
+            session.query(f"INSERT INTO {table} (time, flows) VALUES ({moment}, 1)")  # "0": 1970
+        session.query(f"OPTIMIZE TABLE {table} FINAL")  # merges apply the TTL
+        kept = session.query(f"SELECT count(), countIf(time IS NULL), sum(flows) FROM {table}", "CSV").bytes()
+        assert kept.decode().strip() == "3,1,3", rollup.name  # 20 days old, now, unknown time

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from click.testing import CliRunner
 
+from flowscope.cli import main
 from flowscope.db import clickhouse as ch
 from flowscope.errors import FlowscopeError
 from flowscope.schema import FLOWS, table_columns
@@ -57,3 +59,16 @@ def test_drift_names_the_column():
     assert missing == [("X", "UInt8")]
     with pytest.raises(FlowscopeError, match=r"column flows\.flows_raw\.SrcAS is UInt64, flowscope writes"):
         ch.check_columns("flows_raw", {"SrcAS": "UInt64"}, [("SrcAS", "Nullable(UInt32)")], url)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["clickhouse://127.0.0.1:9/x", "--rollup-ttl-days", "30"], "raw flows for ever: reports answered"),
+        (["clickhouse://127.0.0.1:9/x", "--raw-ttl-days", "31", "--rollup-ttl-days", "30"], "raw flows 31 days"),
+        (["postgresql://postgres@127.0.0.1:9/x", "--rollup-ttl-days", "30"], "PostgreSQL has no TTL"),
+    ],
+)
+def test_db_init_refuses_rollups_kept_shorter_than_the_raw_flows_and_ttls_on_postgresql(args, message):
+    result = CliRunner().invoke(main, ["db", "init", *args])
+    assert result.exit_code == 2 and message in result.output and result.output.count("\n") == 1, result.output

@@ -3,11 +3,13 @@ independent GROUP BY, checkpoint positions committed with the rows, retention, o
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import duckdb
+import numpy as np
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from click.testing import CliRunner
 from tests.sinks.test_clickhouse_sink import flows
@@ -17,8 +19,10 @@ from flowscope.cli import main
 from flowscope.db import postgres as pg
 from flowscope.errors import FlowscopeError
 from flowscope.pipeline import Checkpoint, run
+from flowscope.sinks import postgres_rollups
 from flowscope.sinks.postgres import PostgresSink
 from flowscope.sinks.registry import DestinationContext, open_destination
+from flowscope.transforms.rollups import stores
 
 pytestmark = pytest.mark.integration
 
@@ -76,6 +80,37 @@ def test_flows_back_equal_in_day_partitions_and_flows_5m_equals_a_group_by(postg
     assert sorted(rollup) == sorted(over_flows)
 
 
+@pytest.mark.parametrize("hold_rows", [postgres_rollups.HOLD_ROWS, 300])
+def test_store_rollups_equal_a_group_by_over_the_stored_flows(postgres_database, monkeypatch, hold_rows):
+    """Several copies per transaction (their roll-up rows summed on the client before the commit; with a small
+    ``HOLD_ROWS``, also sent part-way through it), 5m and 1h summed from the 1m rows: each ``rollup_*`` table
+    equals ``db init``'s GROUP BY over the stored flows, run by PostgreSQL."""
+    monkeypatch.setattr(postgres_rollups, "HOLD_ROWS", hold_rows)
+    table = flows(5_000)
+    rates = table.column("sampling_rate").to_numpy().copy()
+    rates[np.arange(table.num_rows) % 5 == 1] = 0  # unknown rates: null and 0
+    unknown = np.arange(table.num_rows) % 5 == 0
+    table = table.set_column(table.schema.get_field_index("sampling_rate"), "sampling_rate",
+                             pa.array(rates, mask=unknown))  # fmt: skip
+    sink = PostgresSink(postgres_database + "?batch_rows=700")
+    for start in range(0, table.num_rows, 700):  # a copy per write
+        sink.write(table.slice(start, 700))
+        if start == 2_800:
+            sink.flush()
+    sink.close()
+    with psycopg.connect(postgres_database, autocommit=True) as con:
+        for rollup in stores.store_rollups():
+            name = stores.store_table(rollup.name)
+            con.execute(f'CREATE TABLE "expected_{name}" (LIKE "{name}")')
+            con.execute(
+                stores.postgres_backfill(rollup).replace(f'INSERT INTO "{name}"', f'INSERT INTO "expected_{name}"')
+            )
+            difference = (f'(TABLE "{name}" EXCEPT ALL TABLE "expected_{name}") '
+                          f'UNION ALL (TABLE "expected_{name}" EXCEPT ALL TABLE "{name}")')  # fmt: skip
+            assert con.execute(f"SELECT count(*) FROM ({difference}) d").fetchone() == (0,), name
+            assert con.execute(f'SELECT sum(flows), count(*) FROM "{name}"').fetchone()[0] == table.num_rows
+
+
 def test_positions_are_committed_with_the_rows_and_an_abort_keeps_neither(postgres_database):
     table = flows(2_000)
     sink = PostgresSink(postgres_database)
@@ -106,6 +141,39 @@ def test_retention_drops_old_day_partitions(postgres_database):
     assert fetch(postgres_database, "SELECT count(*) FROM flows") == [(1_000,)]
     assert fetch(postgres_database, "SELECT count(*), min(slot) > now() - interval '1 day' FROM flows_5m")[0][1]
     assert any("retention dropped flows_p2024" in note for note in sink.notes())
+
+
+def _at(table: pa.Table, moment: datetime) -> pa.Table:
+    """``table``'s flows received and started at ``moment``."""
+    times = pa.array([moment] * table.num_rows, pa.timestamp("ns", tz="UTC"))
+    for name in ("time_received", "time_flow_start"):
+        table = table.set_column(table.schema.get_field_index(name), name, times)
+    return table
+
+
+def test_rollup_retention_keeps_the_rollups_longer_than_the_raw_flows(postgres_database):
+    now = datetime.now(UTC)
+    table = flows(3_000)
+    old = _at(table.slice(0, 1_000), datetime(2024, 3, 1, tzinfo=UTC))  # older than both retentions
+    unknown_start = np.arange(1_000) < 10  # ten of them of unknown start: a roll-up row of no time
+    start = pc.if_else(pa.array(unknown_start), None, old.column("time_flow_start"))
+    old = old.set_column(old.schema.get_field_index("time_flow_start"), "time_flow_start", start)
+    weeks = _at(table.slice(1_000, 1_000), now - timedelta(days=10))  # older than the raw flows' 3 days only
+    run([old, weeks, _at(table.slice(2_000), now)], PostgresSink(postgres_database))
+    tables = [name for name, _ in pg.rollup_tables()]
+    totals = " + ".join(f'(SELECT sum(flows) FROM "{name}")' for name in tables)
+    assert fetch(postgres_database, f"SELECT {totals}") == [(len(tables) * 3_000,)]
+
+    sink = PostgresSink(postgres_database + "?retention_days=3&rollup_retention_days=30")
+    run([], sink)
+    assert fetch(postgres_database, "SELECT count(*) FROM flows") == [(1_000,)]
+    for name in tables:
+        kept = fetch(postgres_database, f'SELECT sum(flows) FROM "{name}"')
+        assert kept == [(2_010 if name.startswith("rollup_") else 2_000,)], name  # flows_5m's slot: time_received
+    assert any("retention deleted" in note and "roll-up rows" in note for note in sink.notes())
+    for params in ("rollup_retention_days=30", "retention_days=31&rollup_retention_days=30"):
+        with pytest.raises(FlowscopeError, match="would miss flows the raw table still holds"):
+            PostgresSink(f"{postgres_database}?{params}")
 
 
 def test_db_init_twice_and_a_changed_column(postgres_database):
@@ -168,7 +236,8 @@ def test_a_killed_writer_leaves_exactly_the_rows_its_committed_positions_stand_f
     resume = pg.read_positions(postgres_database)["flows/0"]
     stored = fetch(postgres_database, "SELECT count(*), count(DISTINCT sequence_num), max(sequence_num) FROM flows")
     assert stored == [(resume, resume, resume - 1)]  # exactly the rows its committed positions stand for
-    assert fetch(postgres_database, "SELECT sum(flows) FROM flows_5m") == [(resume,)]
+    for table, _ in pg.rollup_tables():  # and every roll-up counts exactly them
+        assert fetch(postgres_database, f'SELECT sum(flows) FROM "{table}"') == [(resume,)], table
 
 
 @pytest.mark.slow
@@ -209,7 +278,8 @@ def test_a_restarted_server_is_retried_and_the_open_transaction_sent_again():
         assert fetch(url.partition("?")[0], "SELECT count(*), count(DISTINCT sequence_num) FROM flows") == [
             (2_000, 2_000)
         ]
-        assert fetch(url.partition("?")[0], "SELECT sum(flows) FROM flows_5m") == [(2_000,)]
+        for rollup, _ in pg.rollup_tables():  # the replay summed the open transaction's roll-ups once
+            assert fetch(url.partition("?")[0], f'SELECT sum(flows) FROM "{rollup}"') == [(2_000,)], rollup
     finally:
         subprocess.run(["bash", script, "stop", str(home / "pg")], capture_output=True, timeout=120)
         shutil.rmtree(home, ignore_errors=True)

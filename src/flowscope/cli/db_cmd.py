@@ -18,7 +18,7 @@ def db() -> None:
 Re-running adds what is missing and never drops anything; a column someone changed is an error.
 Examples:
   flowscope db init clickhouse://127.0.0.1:9000/flows
-  flowscope db init clickhouse://user:secret@ch1:9000/flows --raw-ttl-days 30 --rollup-ttl-days 365
+  flowscope db init clickhouse://user:secret@ch1:9000/flows --raw-ttl-days 30 --rollup-ttl-days 400
   flowscope db init postgresql://postgres@127.0.0.1:5432/flows
   flowscope db init clickhouse://127.0.0.1:9000/flows --kafka 127.0.0.1:9092/flows
   flowscope db init clickhouse://ch1:9000/flows --cluster flows     replicated tables on every node + Distributed
@@ -30,7 +30,9 @@ Examples:
     "--raw-ttl-days", type=click.IntRange(min=1), help="ClickHouse: keep flows_raw rows this many days (TTL)."
 )
 @click.option(
-    "--rollup-ttl-days", type=click.IntRange(min=1), help="ClickHouse: keep flows_5m rows this many days (TTL)."
+    "--rollup-ttl-days",
+    type=click.IntRange(min=1),
+    help="ClickHouse: keep flows_5m and rollup_1m/5m/1h rows this many days (TTL; needs --raw-ttl-days, no longer).",
 )
 @click.option(
     "--kafka",
@@ -60,6 +62,11 @@ def init(
     if url.startswith(("postgresql://", "postgres://")):
         if cluster or print_only:
             raise FlowscopeError("--cluster and --print are ClickHouse options")
+        if raw_ttl_days or rollup_ttl_days:
+            raise FlowscopeError(
+                "PostgreSQL has no TTL: its writer applies retention, postgresql://...?retention_days=D"
+                "&rollup_retention_days=R (docs/STORES.md)"
+            )
         from flowscope.db import postgres
 
         postgres_url = postgres.PostgresURL.parse(url)

@@ -365,10 +365,16 @@ def init(
     rollup_ttl_days: int | None = None,
     kafka: str | None = None,
 ) -> InitReport:
-    """Create the database, ``flows_raw``, ``flows_5m`` and its view where missing; add missing columns;
-    refuse (one error naming it) a column whose type someone changed. Never drops anything. ``kafka``
-    (``BROKER/TOPIC``): also the Kafka-engine table and its view into ``flows_raw``
-    (``db.clickhouse_kafka``)."""
+    """Create the database, ``flows_raw``, ``flows_5m`` and its view, and the lake's roll-ups where missing; add
+    missing columns; refuse (one error naming it) a column whose type someone changed. Never drops anything.
+    ``rollup_ttl_days`` is the TTL of ``flows_5m`` and the ``rollup_*`` tables, at least ``raw_ttl_days``
+    (``stores.retention_problem``); TTLs apply to the tables created here. ``kafka`` (``BROKER/TOPIC``): also
+    the Kafka-engine table and its view into ``flows_raw`` (``db.clickhouse_kafka``)."""
+    from flowscope.transforms.rollups.stores import retention_problem
+
+    problem = retention_problem(raw_ttl_days, rollup_ttl_days)
+    if problem is not None:
+        raise FlowscopeError(f"--rollup-ttl-days {rollup_ttl_days}: {problem}")
     report = InitReport()
     client = connect(url, database=False)
     try:
@@ -397,7 +403,7 @@ def init(
         if ROLLUP_VIEW not in existing:
             execute(client, url, rollup_view_ddl(db))
             report.created.append(f"materialized view {db}.{ROLLUP_VIEW}")
-        _init_rollups(client, url, existing, report)
+        _init_rollups(client, url, existing, report, rollup_ttl_days)
         if kafka is not None:
             _init_kafka(client, url, kafka, existing, report)
     finally:
@@ -405,7 +411,9 @@ def init(
     return report
 
 
-def _init_rollups(client: Any, url: ClickHouseURL, existing: set[str], report: InitReport) -> None:
+def _init_rollups(
+    client: Any, url: ClickHouseURL, existing: set[str], report: InitReport, ttl_days: int | None
+) -> None:
     """The lake's roll-ups (``transforms.rollups.stores``): tables, their views from ``flows_raw``, and, for a
     table created on a database that holds flows, its rows from them (inserts during ``init`` may count twice:
     run it before the writers)."""
@@ -418,7 +426,7 @@ def _init_rollups(client: Any, url: ClickHouseURL, existing: set[str], report: I
         if table in existing:
             report.added_columns += _reconcile(client, url, table, stores.clickhouse_columns(rollup))
         else:
-            execute(client, url, stores.clickhouse_table_ddl(url.database, rollup))
+            execute(client, url, stores.clickhouse_table_ddl(url.database, rollup, ttl_days))
             report.created.append(f"table {url.database}.{table}")
         view = stores.clickhouse_view_name(rollup)
         if view not in existing:

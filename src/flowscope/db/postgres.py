@@ -8,7 +8,8 @@
   AS numbers and EtherTypes as 0, as in flow-pipeline) with the sums of ``bytes`` and ``packets`` and the
   number of flows, kept up to date in the transaction that stores the flows.
 - ``rollup_1m``, ``rollup_5m``, ``rollup_1h``: the lake's roll-ups (``transforms.rollups.stores``), also kept
-  in the transaction that stores the flows.
+  in the transaction that stores the flows. Retention is the writer's (``sinks.postgres``: ``retention_days``
+  drops day partitions of ``flows``, ``rollup_retention_days`` deletes older roll-up rows).
 - ``flowscope_positions``: stream positions (e.g. Kafka ``topic/partition`` -> offset) committed with the
   rows they stand for, so a consumer restarts exactly where the stored data ends.
 
@@ -46,7 +47,7 @@ class PostgresURL:
     conninfo: str
     params: Mapping[str, str] = field(default_factory=dict)
 
-    OWN = ("batch_rows", "retention_days", "retry_seconds", "replay_rows")
+    OWN = ("batch_rows", "retention_days", "rollup_retention_days", "retry_seconds", "replay_rows")
 
     @classmethod
     def parse(cls, url: str) -> PostgresURL:
@@ -104,6 +105,17 @@ def rollup_ddl() -> str:
     return f"CREATE TABLE IF NOT EXISTS {quote(ROLLUP_TABLE)} ({columns}, PRIMARY KEY ({key}))"
 
 
+def rollup_upsert(stage: str) -> str:
+    """Add the ``flows_5m`` rows staged in ``stage`` to ``flows_5m``."""
+    names = [name for name, _ in rollup_columns()]
+    listed = ", ".join(quote(name) for name in names)
+    key = ", ".join(quote(name) for name in names[:4])
+    sums = ", ".join(f"{quote(name)} = {quote(ROLLUP_TABLE)}.{quote(name)} + excluded.{quote(name)}"
+                     for name in names[4:])  # fmt: skip
+    table = quote(ROLLUP_TABLE)
+    return f"INSERT INTO {table} ({listed}) SELECT {listed} FROM {stage} ON CONFLICT ({key}) DO UPDATE SET {sums}"
+
+
 POSITIONS_DDL = (
     f"CREATE TABLE IF NOT EXISTS {POSITIONS_TABLE} (stream text PRIMARY KEY, position jsonb NOT NULL, "
     "updated timestamp with time zone NOT NULL DEFAULT now())"
@@ -136,9 +148,25 @@ def drop_partitions_before(cursor: Any, day: date) -> list[str]:
         if match and datetime.strptime(match.group(1), "%Y%m%d").date() < day:
             cursor.execute(f"DROP TABLE {quote(name)}")
             dropped.append(name)
-    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    cursor.execute(f"DELETE FROM {quote(ROLLUP_TABLE)} WHERE slot < %s", (start,))
     return dropped
+
+
+def rollup_tables() -> list[tuple[str, str]]:
+    """(table, its time column) of every roll-up: ``flows_5m``, then the lake's ``rollup_*``."""
+    from flowscope.transforms.rollups import stores
+
+    return [(ROLLUP_TABLE, "slot"), *((stores.store_table(r.name), "time") for r in stores.store_rollups())]
+
+
+def delete_rollups_before(cursor: Any, day: date, tables: list[tuple[str, str]]) -> int:
+    """Delete the rows of roll-up ``tables`` ((table, time column), as ``rollup_tables``) whose bucket starts
+    before ``day`` (retention; a row of unknown time stays); returns how many. Their time column leads their
+    key, so this is an index range scan (nothing to do: an index probe)."""
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    deleted = 0
+    for table, time_column in tables:
+        deleted += cursor.execute(f"DELETE FROM {quote(table)} WHERE {quote(time_column)} < %s", (start,)).rowcount
+    return deleted
 
 
 def existing_columns(cursor: Any, table: str) -> dict[str, str]:

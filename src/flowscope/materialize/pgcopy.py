@@ -120,11 +120,12 @@ def _inet_values(column: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _shape_groups(lengths: np.ndarray) -> list[np.ndarray]:
-    """Row indices grouped by their tuple of per-column value lengths (-1 for NULL)."""
-    varying = np.flatnonzero((lengths != lengths[0]).any(axis=0))
+    """Row indices grouped by their tuple of per-column value lengths (-1 for NULL; ``lengths`` is one row
+    per column)."""
+    varying = np.flatnonzero(lengths.min(axis=1) != lengths.max(axis=1))
     if not varying.size:
-        return [np.arange(lengths.shape[0])]
-    lengths = lengths[:, varying]  # only columns whose lengths differ tell shapes apart (few: nulls, inet)
+        return [np.arange(lengths.shape[1])]
+    lengths = lengths[varying].T.astype(np.int64)  # only columns whose lengths differ tell shapes apart (few)
     low = lengths.min(axis=0)
     spans = lengths.max(axis=0) - low + 1
     if float(np.prod(spans.astype(float))) < 2.0**62:
@@ -162,39 +163,57 @@ def encode_rows(table: pa.Table) -> list[memoryview]:
     n = table.num_rows
     columns = [contiguous(c) for c in table.columns]
     specs = [pg_column(f) for f in table.schema]
-    lengths = np.empty((n, len(columns)), np.int64)
+    # per column, each row's value length (-1: NULL); one contiguous row per column, written whole (as the
+    # rows x columns matrix it was, its strided column writes took 40% of the encoding)
+    lengths = np.empty((len(columns), n), np.int32)
     fixed: dict[int, np.ndarray] = {}
     variable: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # column -> (start offsets, data)
     for index, (column, spec) in enumerate(zip(columns, specs, strict=True)):
         if column.null_count == n:  # every value NULL: nothing to encode but the -1 lengths
-            lengths[:, index] = -1
+            lengths[index] = -1
             continue
-        valid = np.ones(n, bool) if column.null_count == 0 else column.is_valid().to_numpy(zero_copy_only=False)
         if spec.width is None:
             starts, sizes, data = _variable_values(column, spec)
             variable[index] = (starts, data)
-            lengths[:, index] = np.where(valid, sizes, -1)
+            lengths[index] = sizes
         else:
             fixed[index] = _fixed_values(column, spec)
-            lengths[:, index] = np.where(valid, spec.width, -1)
+            lengths[index] = spec.width
+        if column.null_count:
+            lengths[index][column.is_null().to_numpy(zero_copy_only=False)] = -1
     parts = []
     for rows in _shape_groups(lengths) if n else []:
-        shape = lengths[rows[0]].tolist()
+        shape = lengths[:, rows[0]].tolist()
         everyone = rows.size == n  # one shape for all rows (the usual case): no row gathers needed
         layout = _row_layout(shape)
-        matrix = np.empty((rows.size, layout.size), np.uint8)
-        matrix[:] = layout  # field count and every field's length; values are written over it
+        matrix = np.empty(rows.size, f"V{layout.size}")
+        matrix[:] = layout.view(matrix.dtype)[0]  # field count and every field's length; values go over it
         at = 2
         for index, length in enumerate(shape):
             at += 4
             if length <= 0:
                 continue
             if index in fixed:
-                matrix[:, at : at + length] = fixed[index] if everyone else fixed[index][rows]
+                values = fixed[index].view(f"V{length}")[:, 0]
+                _field(matrix, at, length)[:] = values if everyone else values[rows]
             else:
                 starts, data = variable[index]
-                windows = np.lib.stride_tricks.sliding_window_view(data, length)  # row i = data[i : i + length]
-                matrix[:, at : at + length] = windows[starts if everyone else starts[rows]]
+                _field(matrix, at, length)[:] = _windows(data, length)[starts if everyone else starts[rows]]
             at += length
-        parts.append(matrix.reshape(-1).data)
+        parts.append(matrix.view(np.uint8).data)
     return parts
+
+
+def _field(matrix: np.ndarray, offset: int, length: int) -> np.ndarray:
+    """The ``length`` bytes at ``offset`` of every row of ``matrix`` (rows as void items), as one void item
+    each: numpy then copies a value per item instead of a byte per item (a 100 000-row chunk of flows: 0.12 s
+    of byte-column copies became 0.04 s)."""
+    layout = np.dtype({"names": ["value"], "formats": [f"V{length}"], "offsets": [offset], "itemsize": matrix.itemsize})
+    return matrix.view(layout)["value"]
+
+
+def _windows(data: np.ndarray, length: int) -> np.ndarray:
+    """Item i = ``data[i : i + length]`` as one void item (a view, no copy)."""
+    if data.size < length:
+        return np.empty(0, f"V{length}")
+    return np.ndarray((data.size - length + 1,), f"V{length}", data, strides=(1,))

@@ -1,16 +1,20 @@
-"""PostgreSQL as a destination: ``postgresql://USER@HOST:5432/DB[?batch_rows=N&retention_days=D]``.
+"""PostgreSQL as a destination: ``postgresql://USER@HOST:5432/DB[?batch_rows=N&retention_days=D&...]``.
 
 Flows go to the day-partitioned ``flows`` table and are rolled up into ``flows_5m`` (and the lake's
 roll-ups ``rollup_1m``/``5m``/``1h``, ``transforms.rollups.stores``) in the same transaction
 (``flowscope.db.postgres`` creates them where missing). Rows are encoded for binary COPY with
 numpy (``materialize.pgcopy``: addresses as ``inet``, no Python object per row) and copied every
-``batch_rows`` rows (default 100 000) into the open transaction, so the client holds at most one batch;
-the roll-up of each copy is computed on the Arrow batch (one vectorised group-by) and added to
-``flows_5m`` with an upsert. ``flush`` commits: the flows, their roll-up and, given a checkpoint, its
+``batch_rows`` rows (default 100 000) into the open transaction, so the client holds at most one batch
+of flows; each copy is rolled up on the client while it is being copied, and the transaction's roll-up
+rows (bounded: ``postgres_rollups.HOLD_ROWS``) are added to their tables just before it commits
+(``sinks.postgres_rollups``). ``flush`` commits: the flows, their roll-ups and, given a checkpoint, its
 stream positions (``flowscope_positions``) become visible together or not at all, which is what lets a
 consumer that restarts from ``read_positions`` store every message exactly once. ``abort`` rolls back
 everything since the last flush; a killed writer loses just that. With ``retention_days``, day partitions
-older than that many days (and their roll-up rows) are dropped at each commit.
+older than that many days are dropped at each commit, and so are ``flows_5m``'s older rows; with
+``rollup_retention_days`` (at least ``retention_days``), the rows of every roll-up table older than that many
+days are deleted at each commit instead. A roll-up that kept less than the raw flows would answer reports
+(``rollups.choose``) without flows the raw table still holds: hence the rule.
 
 A connection lost mid-transaction (server restarted, network) is retried: a new connection with doubling
 pauses (0.2 s up to 5 s) for up to ``retry_seconds`` (default 60), then the open transaction's rows, which
@@ -38,13 +42,11 @@ from flowscope.materialize.upsert import quote
 from flowscope.pipeline import Checkpoint
 from flowscope.schema import TIMESTAMP
 from flowscope.sinks.held import HeldFlows
+from flowscope.sinks.postgres_rollups import TransactionRollups
 from flowscope.sinks.registry import Destination, DestinationContext, register
-from flowscope.transforms.rollups import stores
-from flowscope.transforms.rollups.build import connection
+from flowscope.transforms.rollups.stores import retention_problem
 
 _NS_PER_DAY = 86_400 * 1_000_000_000
-_SLOT_NS = pg.ROLLUP_SECONDS * 1_000_000_000
-_STAGE = "flowscope_rollup_stage"
 DEFAULT_BATCH_ROWS = 100_000
 DEFAULT_RETRY_SECONDS = 60
 DEFAULT_REPLAY_ROWS = 1_000_000
@@ -65,26 +67,6 @@ def _positive_int(params: dict[str, str], name: str, default: int | None) -> int
     return value
 
 
-def rollup(table: pa.Table) -> pa.Table:
-    """``table``'s flows summed per (5-minute slot of ``time_received``, src_as, dst_as, etype), unknown keys as 0,
-    in ``db.postgres.rollup_columns`` order."""
-    received = table.column("time_received").cast(pa.int64()).to_numpy()
-    keys = pa.table(
-        {
-            "slot": pa.array(received - received % _SLOT_NS, TIMESTAMP),
-            **{name: pc.fill_null(table.column(name), 0) for name in ("src_as", "dst_as", "etype")},
-            "bytes": pc.fill_null(table.column("bytes"), 0),
-            "packets": pc.fill_null(table.column("packets"), 0),
-        }
-    )
-    summed = keys.group_by(["slot", "src_as", "dst_as", "etype"], use_threads=False).aggregate(
-        [("bytes", "sum"), ("packets", "sum"), ([], "count_all")]
-    )
-    return summed.select(["slot", "src_as", "dst_as", "etype", "bytes_sum", "packets_sum", "count_all"]).rename_columns(
-        [name for name, _ in pg.rollup_columns()]
-    )
-
-
 class PostgresSink:
     """Stores flows in ``flows`` and ``flows_5m`` (see the module docstring for the guarantees)."""
 
@@ -93,13 +75,16 @@ class PostgresSink:
         params = dict(self.url.params)
         self.batch_rows = _positive_int(params, "batch_rows", DEFAULT_BATCH_ROWS) or DEFAULT_BATCH_ROWS
         self.retention_days = _positive_int(params, "retention_days", None)
+        self.rollup_retention_days = _positive_int(params, "rollup_retention_days", None)
+        problem = retention_problem(self.retention_days, self.rollup_retention_days)
+        if problem is not None:
+            raise FlowscopeError(f"PostgreSQL URL parameter rollup_retention_days: {problem}")
         self.retry_seconds = _positive_int(params, "retry_seconds", DEFAULT_RETRY_SECONDS) or DEFAULT_RETRY_SECONDS
         self.replay_rows = _positive_int(params, "replay_rows", DEFAULT_REPLAY_ROWS) or DEFAULT_REPLAY_ROWS
         self.name = f"postgresql {self.url.shown}"
         self.con = pg.connect(self.url, "flowscope-sink")
         self._columns = [name for name, _ in pg.flows_columns()]
-        self._rollup_columns = [name for name, _ in pg.rollup_columns()]
-        self._duckdb = connection()  # the lake's roll-up GROUP BYs, run on each batch
+        self._rollups = TransactionRollups()
         with self._errors():
             with self.con.transaction(), self.con.cursor() as cursor:
                 pg.ensure_tables(cursor, self.url)
@@ -113,6 +98,7 @@ class PostgresSink:
         self.longest_outage = 0.0
         self.most_rows_replayed = 0
         self.dropped_partitions: list[str] = []
+        self.expired_rollup_rows = 0
 
     def write(self, batch: pa.Table) -> None:
         if self.held.add(batch) and self.held.rows >= self.batch_rows:
@@ -133,11 +119,13 @@ class PostgresSink:
         try:
             self.flush()
         finally:
+            self._rollups.close()
             self.con.close()
 
     def abort(self) -> None:
         self.held.clear()
         self._uncommitted, self._kept = 0, []
+        self._rollups.close()
         if not self.con.closed:
             if not self.con.broken:
                 self.con.rollback()
@@ -156,6 +144,8 @@ class PostgresSink:
             )
         if self.dropped_partitions:
             notes.append(f"{self.name}: retention dropped {', '.join(self.dropped_partitions)}")
+        if self.expired_rollup_rows:
+            notes.append(f"{self.name}: retention deleted {self.expired_rollup_rows:,} roll-up rows")
         notes += self.held.notes(self.name, "PostgreSQL")
         return notes
 
@@ -216,6 +206,7 @@ class PostgresSink:
             self.con.close()
         self.con = pg.connect(self.url, "flowscope-sink")
         self._days = self._existing_days()
+        self._rollups.clear()
         for table in self._kept or ():
             self._copy_table(table)
         self.most_rows_replayed = max(self.most_rows_replayed, self._uncommitted)
@@ -225,12 +216,19 @@ class PostgresSink:
 
     def _commit(self, positions: dict[str, Any]) -> None:
         with self.con.cursor() as cursor:
+            self._rollups.send(cursor, self._copy_rows, committing=True)
             if positions:
                 self._store_positions(cursor, positions)
+            today = datetime.now(UTC).date()
             if self.retention_days:
-                oldest = datetime.now(UTC).date() - timedelta(days=self.retention_days - 1)
+                oldest = today - timedelta(days=self.retention_days - 1)
                 self.dropped_partitions += pg.drop_partitions_before(cursor, oldest)
                 self._days = {day for day in self._days if day >= oldest}
+            if self.rollup_retention_days:
+                oldest = today - timedelta(days=self.rollup_retention_days - 1)
+                self.expired_rollup_rows += pg.delete_rollups_before(cursor, oldest, pg.rollup_tables())
+            elif self.retention_days:  # flows_5m follows the raw flows, the lake's roll-ups are kept
+                self.expired_rollup_rows += pg.delete_rollups_before(cursor, oldest, pg.rollup_tables()[:1])
         self.con.commit()
 
     def _copy(self) -> None:
@@ -251,35 +249,15 @@ class PostgresSink:
         self.held.clear()
 
     def _copy_table(self, table: pa.Table) -> None:
-        """Partitions for ``table``'s days, its rows and its roll-up, in the open transaction."""
+        """Partitions for ``table``'s days and its rows in the open transaction; its roll-up summed meanwhile."""
         days = np.unique(table.column("time_received").cast(pa.int64()).to_numpy() // _NS_PER_DAY)
         new_days = sorted(d for d in (date(1970, 1, 1) + timedelta(days=int(n)) for n in days) if d not in self._days)
         with self.con.cursor() as cursor:
             pg.create_partitions(cursor, new_days)
+            self._rollups.add(table)
             self._copy_rows(cursor, pg.FLOWS_TABLE, self._columns, table.select(self._columns))
-            cursor.execute(
-                f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} (LIKE {quote(pg.ROLLUP_TABLE)}) ON COMMIT DELETE ROWS"
-            )
-            self._copy_rows(cursor, _STAGE, self._rollup_columns, rollup(table))
-            names = ", ".join(quote(c) for c in self._rollup_columns)
-            key = ", ".join(quote(c) for c in self._rollup_columns[:4])
-            sums = ", ".join(f"{quote(c)} = {quote(pg.ROLLUP_TABLE)}.{quote(c)} + excluded.{quote(c)}"
-                             for c in self._rollup_columns[4:])  # fmt: skip
-            cursor.execute(
-                f"INSERT INTO {quote(pg.ROLLUP_TABLE)} ({names}) SELECT {names} FROM {_STAGE} "
-                f"ON CONFLICT ({key}) DO UPDATE SET {sums}"
-            )
-            cursor.execute(f"DELETE FROM {_STAGE}")
-            for store_rollup in stores.store_rollups():
-                stage = f"flowscope_stage_{stores.store_table(store_rollup.name)}"
-                cursor.execute(
-                    f"CREATE TEMP TABLE IF NOT EXISTS {stage} "
-                    f'(LIKE "{stores.store_table(store_rollup.name)}") ON COMMIT DELETE ROWS'
-                )
-                rows = stores.batch_rollup(self._duckdb, store_rollup, table)
-                self._copy_rows(cursor, stage, rows.column_names, rows)
-                cursor.execute(stores.postgres_upsert(store_rollup, stage))
-                cursor.execute(f"DELETE FROM {stage}")
+            if self._rollups.due():
+                self._rollups.send(cursor, self._copy_rows, committing=False)
         self._days.update(new_days)
 
     @staticmethod

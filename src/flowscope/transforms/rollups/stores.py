@@ -15,9 +15,10 @@ roll-up, so the lake's names cannot be reused), with the lake roll-up's columns 
   (``build.rollup_select``) and upserts it in the transaction that stores the raw rows.
 
 ``db init`` fills a roll-up it creates from the flows already there, so a store's roll-ups are always
-current: ``choose.choose_store_table`` needs no bookkeeping. The raw flows' retention (the PostgreSQL sink's
-``retention_days``) does not apply to them, nor do the definitions' ``retention_days`` yet: old buckets are
-deleted by hand.
+current: ``choose.choose_store_table`` needs no bookkeeping. Their retention is their own (the definitions'
+``retention_days`` are the lake's): on ClickHouse a TTL (``db init --rollup-ttl-days``), on PostgreSQL the
+writer's ``rollup_retention_days``. It may not be shorter than the raw flows' (``retention_problem``): a
+roll-up chosen for a range it no longer holds would answer without flows the raw table still has.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from collections.abc import Mapping
 import duckdb
 import pyarrow as pa
 
-from flowscope.transforms.rollups.build import rollup_schema, rollup_select, store_columns
+from flowscope.transforms.rollups.build import bucket_sql, rollup_schema, rollup_select, store_columns
 from flowscope.transforms.rollups.spec import COUNTERS, DEFAULTS, Rollup
 
 PREFIX = "rollup_"
@@ -38,6 +39,17 @@ SUMS = ("flows", "flows_sampling_unknown", *COUNTERS)
 def store_table(name: str) -> str:
     """The store's table for lake roll-up ``name``: ``flows_1m`` -> ``rollup_1m``."""
     return PREFIX + name.removeprefix("flows_")
+
+
+def retention_problem(raw_days: int | None, rollup_days: int | None) -> str | None:
+    """Why roll-ups kept ``rollup_days`` cannot go with raw flows kept ``raw_days`` (None: all kept), or None."""
+    if rollup_days is None or (raw_days is not None and raw_days <= rollup_days):
+        return None
+    kept = "for ever" if raw_days is None else f"{raw_days} days"
+    return (
+        f"the roll-ups would be kept {rollup_days} days and the raw flows {kept}: reports answered from the roll-ups "
+        "would miss flows the raw table still holds (keep the raw flows no longer than the roll-ups)"
+    )
 
 
 def store_rollups() -> tuple[Rollup, ...]:
@@ -57,14 +69,20 @@ def clickhouse_columns(rollup: Rollup) -> list[tuple[str, str]]:
     ]
 
 
-def clickhouse_table_ddl(database: str, rollup: Rollup) -> str:
+_CLICKHOUSE_DAY = "toDate(toDateTime(intDiv(ifNull(`time`, 0), 1000000000)))"
+"""A roll-up row's UTC day on ClickHouse: its partition, and what its TTL counts from."""
+
+
+def clickhouse_table_ddl(database: str, rollup: Rollup, ttl_days: int | None = None) -> str:
+    """``rollup``'s table; with ``ttl_days``, rows are deleted that many days after their bucket's day (by the
+    server's merges, a partition at a time), except those of unknown time (kept, as on PostgreSQL)."""
     columns = ",\n    ".join(f"`{name}` {ch_type}" for name, ch_type in clickhouse_columns(rollup))
     key = ", ".join(f"assumeNotNull(`{name}`), isNull(`{name}`)" for name in ("time", *rollup.dimensions))
     sums = ", ".join(f"`{name}`" for name in SUMS)
+    ttl = f"\nTTL {_CLICKHOUSE_DAY} + INTERVAL {ttl_days} DAY DELETE WHERE isNotNull(`time`)" if ttl_days else ""
     return (
         f"CREATE TABLE IF NOT EXISTS `{database}`.{store_table(rollup.name)} (\n    {columns}\n)\n"
-        f"ENGINE = SummingMergeTree(({sums})) PARTITION BY toDate(toDateTime(intDiv(ifNull(`time`, 0), 1000000000))) "
-        f"ORDER BY ({key})"
+        f"ENGINE = SummingMergeTree(({sums})) PARTITION BY {_CLICKHOUSE_DAY} ORDER BY ({key}){ttl}"
     )
 
 
@@ -137,9 +155,27 @@ def postgres_upsert(rollup: Rollup, stage: str) -> str:
 
 def batch_rollup(con: duckdb.DuckDBPyConnection, rollup: Rollup, flows: pa.Table) -> pa.Table:
     """``rollup``'s rows for a batch of flows: the lake's own GROUP BY, run on the batch."""
-    con.register("flowscope_batch", flows)
+    return _grouped(con, rollup, flows, rollup_select(rollup, "flowscope_batch", set(flows.column_names)))
+
+
+def summable_from(coarse: Rollup, fine: Rollup) -> bool:
+    """Whether ``coarse``'s rows are sums of ``fine``'s: the same dimensions, and ``fine``'s buckets divide
+    ``coarse``'s (so each fine bucket lies in one coarse bucket)."""
+    return set(coarse.dimensions) == set(fine.dimensions) and coarse.seconds % fine.seconds == 0
+
+
+def summed_rollup(con: duckdb.DuckDBPyConnection, rollup: Rollup, rows: pa.Table) -> pa.Table:
+    """``rollup``'s rows summed from roll-up rows: several batches' rows of ``rollup`` itself, or the rows of
+    a finer roll-up it is ``summable_from``. The counters are integers, so the sums of sums are exact."""
+    dimensions = "".join(f'"{name}", ' for name in rollup.dimensions)
+    sums = ", ".join(f'sum("{name}")::UBIGINT AS "{name}"' for name in SUMS)
+    sql = f"SELECT {bucket_sql('time', rollup.seconds)} AS time, {dimensions}{sums} FROM flowscope_batch GROUP BY ALL"
+    return _grouped(con, rollup, rows, sql)
+
+
+def _grouped(con: duckdb.DuckDBPyConnection, rollup: Rollup, rows: pa.Table, sql: str) -> pa.Table:
+    con.register("flowscope_batch", rows)
     try:
-        sql = rollup_select(rollup, "flowscope_batch", set(flows.column_names))
         return con.sql(sql).to_arrow_table().cast(rollup_schema(rollup))
     finally:
         con.unregister("flowscope_batch")
