@@ -135,8 +135,14 @@ def views_named(sql: str) -> tuple[str, ...]:
     A superset of the views the SQL reads: a column alias or a string spelling a view's name
     only adds that view's creation cost, never a wrong answer, and no SQL is parsed or bound.
     """
-    words = set(_WORD.findall(sql.lower()))
+    words = tables_named(sql)
     return tuple(name for name in DERIVED_VIEWS if name in words)
+
+
+def tables_named(sql: str) -> frozenset[str]:
+    """The words of ``sql``: a superset of the lake tables it reads (``open_lake(tables=...)``), by the same
+    rule as ``views_named``."""
+    return frozenset(_WORD.findall(sql.lower()))
 
 
 def create_views(con: duckdb.DuckDBPyConnection, lake: Lake, names: Iterable[str]) -> None:
