@@ -145,10 +145,11 @@ def tables_named(sql: str) -> frozenset[str]:
     return frozenset(_WORD.findall(sql.lower()))
 
 
-def create_views(con: duckdb.DuckDBPyConnection, lake: Lake, names: Iterable[str]) -> None:
-    """Create the named derived views in a connection that has the lake's table views and SQL helpers."""
+def create_views(con: duckdb.DuckDBPyConnection, lake: Lake, names: Iterable[str], *, temporary: bool = False) -> None:
+    """Create the named derived views in a connection that has the lake's table views and SQL helpers
+    (``temporary``: views of this connection alone)."""
     for name in names:
-        con.execute(f"CREATE VIEW {quote(name)} AS {DERIVED_VIEWS[name].sql(con, lake)}")
+        con.execute(f"CREATE {'TEMP ' if temporary else ''}VIEW {quote(name)} AS {DERIVED_VIEWS[name].sql(con, lake)}")
 
 
 def view_key(name: str) -> tuple[str, ...]:

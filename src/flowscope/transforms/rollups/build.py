@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 
 from flowscope.lake.layout import Lake, publish
 from flowscope.lake.maintenance import drop_before
-from flowscope.query.helpers import register_helpers
+from flowscope.query.connection import helper_database
 from flowscope.schema import FLOWS, TIMESTAMP, Role, clickhouse_type, column, postgres_type
 from flowscope.transforms.rollups.spec import COUNTERS, Rollup, load_rollups
 
@@ -233,11 +233,8 @@ def compute(con: duckdb.DuckDBPyConnection, rollup: Rollup, files: list[Path]) -
 
 def connection(threads: int | None = None) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection for roll-up GROUP BYs (UTC, the SQL helpers; at most ``threads`` threads)."""
-    con = duckdb.connect(":memory:")
+    con = helper_database(threads)
     con.execute("SET TimeZone = 'UTC'")
-    if threads is not None:
-        con.execute(f"SET threads = {int(threads)}")
-    register_helpers(con)
     return con
 
 
