@@ -1,7 +1,7 @@
 """The same questions on every store: top-N and a traffic time series over the lake, ClickHouse and PostgreSQL,
 raw and from roll-ups, as a whole ``flowscope top --from`` process and as ``flowscope serve --from`` API calls.
 
-    python benchmarks/bench_query_stores.py [--rows 10000000] [--rounds 3]
+    python benchmarks/bench_query_stores.py [--rows 10000000] [--rounds 3] [--stores lake,clickhouse,postgresql]
         [--postgres postgresql://postgres@127.0.0.1:5432/test] [--workdir /tmp/flowscope-bench-query-stores]
 
 Synthetic flows (``common.fresh_flows_parquet``: two days ending now) are stored once in each store: the lake
@@ -45,30 +45,33 @@ CALLS = {
 PROCESSES = {"top --by dst-as (roll-up)": "dst-as", "top --by src (raw)": "src"}
 
 
-def load(work: Path, source: Path, postgres: str) -> tuple[list[str], Path]:
-    """Store the flows in the lake, ClickHouse and PostgreSQL; their ``--from`` sources and the lake."""
+def load(work: Path, source: Path, postgres: str, only: set[str]) -> tuple[list[str], Path]:
+    """Store the flows in the lake and in those of ClickHouse and PostgreSQL that are in ``only``; their
+    ``--from`` sources and the lake."""
     lake = work / "lake"
     started = time.perf_counter()
     sink_step(str(source), f"lake:{lake}")
     subprocess.run(flowscope_command("--lake", str(lake), "rollup"), check=True, capture_output=True)
     print(f"lake: stored and rolled up in {time.perf_counter() - started:.0f} s")
-    tcp, http = _free_port(), _free_port()
-    subprocess.run(["bash", str(CH_SCRIPT), "start", str(work / "ch"), str(tcp), str(http)],
-                   capture_output=True, text=True, check=True)  # fmt: skip
-    clickhouse = f"clickhouse://127.0.0.1:{tcp}/fs"
-    base = postgres.rpartition("/")[0]
-    import psycopg
+    stores = []
+    if "clickhouse" in only:
+        tcp, http = _free_port(), _free_port()
+        subprocess.run(["bash", str(CH_SCRIPT), "start", str(work / "ch"), str(tcp), str(http)],
+                       capture_output=True, text=True, check=True)  # fmt: skip
+        stores.append(f"clickhouse://127.0.0.1:{tcp}/fs")
+    if "postgresql" in only:
+        import psycopg
 
-    with psycopg.connect(postgres, autocommit=True) as con:
-        con.execute("DROP DATABASE IF EXISTS bench_query WITH (FORCE)")
-        con.execute("CREATE DATABASE bench_query")
-    stores = [clickhouse, f"{base}/bench_query"]
+        with psycopg.connect(postgres, autocommit=True) as con:
+            con.execute("DROP DATABASE IF EXISTS bench_query WITH (FORCE)")
+            con.execute("CREATE DATABASE bench_query")
+        stores.append(f"{postgres.rpartition('/')[0]}/bench_query")
     for url in stores:
         started = time.perf_counter()
         subprocess.run(flowscope_command("db", "init", url), check=True, capture_output=True)
-        sink_step(str(source), url + ("?batch_rows=500000" if url == clickhouse else ""))
+        sink_step(str(source), url + ("?batch_rows=500000" if url.startswith("clickhouse") else ""))
         print(f"{url}: stored in {time.perf_counter() - started:.0f} s")
-    return ["lake", *stores], lake
+    return [*(["lake"] if "lake" in only else []), *stores], lake
 
 
 def processes(sources: list[str], lake: Path, rounds: int) -> None:
@@ -137,19 +140,23 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--workdir", default="/tmp/flowscope-bench-query-stores")
+    parser.add_argument("--stores", default="lake,clickhouse,postgresql", help="the stores asked (comma-separated)")
     args = parser.parse_args()
+    only = set(args.stores.split(","))
     work, source = fresh_flows_parquet(args.workdir, args.rows)
     print(f"machine: {machine()}; {args.rows:,} synthetic flows; load average {os.getloadavg()[0]:.1f}")
-    sources, lake = load(work, source, args.postgres)
+    sources, lake = load(work, source, args.postgres, only)
     try:
         processes(sources, lake, args.rounds)
         api(sources, lake, args.rounds)
     finally:
-        subprocess.run(["bash", str(CH_SCRIPT), "stop", str(work / "ch")], capture_output=True)
-        import psycopg
+        if "clickhouse" in only:
+            subprocess.run(["bash", str(CH_SCRIPT), "stop", str(work / "ch")], capture_output=True)
+        if "postgresql" in only:
+            import psycopg
 
-        with psycopg.connect(args.postgres, autocommit=True) as con:
-            con.execute("DROP DATABASE IF EXISTS bench_query WITH (FORCE)")
+            with psycopg.connect(args.postgres, autocommit=True) as con:
+                con.execute("DROP DATABASE IF EXISTS bench_query WITH (FORCE)")
     print(f"load average at the end {os.getloadavg()[0]:.1f}", file=sys.stderr)
 
 

@@ -10,7 +10,7 @@ import pytest
 import flowscope.lake
 from flowscope.errors import FlowscopeError
 from flowscope.lake import LakeWriter
-from flowscope.query import open_lake
+from flowscope.query import open_lake, tables_named
 from helpers import flows
 
 
@@ -60,3 +60,15 @@ def test_no_lake_module_imports_the_query_layer() -> None:
             if isinstance(node, ast.ImportFrom | ast.Import):
                 names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
                 assert not any(n.startswith(("flowscope.query", "flowscope.views")) for n in names), path
+
+
+def test_tables_limits_the_table_views_to_those_named(lake_dir: Path) -> None:
+    with LakeWriter(lake_dir) as writer:
+        writer.write(flows(10))
+    listed = "SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY view_name"
+    with open_lake(lake_dir, tables=tables_named("SELECT 1")) as con:
+        assert con.execute(listed).fetchall() == []
+    with open_lake(lake_dir, tables=tables_named("SELECT count(*) FROM Flows")) as con:
+        assert con.execute("SELECT count(*) FROM flows").fetchall() == [(10,)]
+    with open_lake(lake_dir, views=["conversations"], tables=tables_named("SELECT 1")) as con:  # needs flows
+        assert con.execute(listed).fetchall() == [("conversations",), ("flows",)]

@@ -143,3 +143,17 @@ def test_long_queries_are_interrupted(lake: Path) -> None:
     with pytest.raises(QueryTimeout):
         queries.run("SELECT count(*) FROM range(100000000000) t(i) WHERE i % 7 = $x", {"x": 3})
     assert isinstance(QueryTimeout("x"), FlowscopeError)
+
+
+def test_statements_on_the_shared_database_keep_their_own_views(lake: Path) -> None:
+    """Concurrent statements run on cursors of one database, each with its own temporary views."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    queries = LakeQueries(Lake.at(lake))
+    sql = "SELECT count(*) AS n, sum(bytes) AS b FROM flows WHERE bytes < $x"
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda x: queries.run(sql, {"x": x}).to_pylist(), [10, 100, 240] * 4))
+    assert results[:3] == [[{"n": 10, "b": 45}], [{"n": 100, "b": 4950}], [{"n": 240, "b": 28680}]]
+    assert results == results[:3] * 4
+    views = queries.run("SELECT count(*) AS n FROM duckdb_views() WHERE NOT internal", {}).to_pylist()
+    assert views == [{"n": 0}]  # the others' views went with their cursors

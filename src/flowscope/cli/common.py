@@ -16,7 +16,6 @@ import click
 import duckdb
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
@@ -161,7 +160,10 @@ class TimeParam(click.ParamType):
 
 @contextmanager
 def progress_bar(state: CliState, description: str, total: float | None) -> Iterator[Callable[..., None]]:
-    """A rich progress bar on stderr (hidden with -q or when stderr is not a terminal)."""
+    """A rich progress bar on stderr (hidden with -q or when stderr is not a terminal); rich.progress is
+    imported here, so commands without long work (``top``) start without it."""
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
     columns = [TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn()]
     disable = state.verbosity < 0 or not state.console.is_terminal
     with Progress(*columns, console=state.console, disable=disable, transient=True) as progress:

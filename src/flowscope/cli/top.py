@@ -9,7 +9,7 @@ import duckdb
 
 from flowscope.cli.common import CliState, TimeParam, pass_state
 from flowscope.cli.output import OUTPUT_FORMATS, anonymize_flag, emit, result_anonymizer
-from flowscope.query import open_lake, views_named
+from flowscope.query import open_lake, tables_named, views_named
 from flowscope.query.dialects import dialect_for
 from flowscope.query.filter_language import compile_filter
 from flowscope.query.reports.top import GROUPING_COLUMNS, GROUPINGS, METRICS, top_sql
@@ -98,7 +98,7 @@ def top(
         grouping, metric, count, since=since, until=until, where=conditions, table=choice.table, covers=choice.covers
     )
     state.detail(sql)
-    with open_lake(lake, threads=threads, views=views_named(sql)) as con:  # --where may name one
+    with open_lake(lake, threads=threads, views=views_named(sql), tables=tables_named(sql)) as con:  # --where too
         emit(con.sql(sql, params=selected.params), file_format, output, limit=count, title=title, transform=transform)
 
 

@@ -6,6 +6,6 @@
 """
 
 from flowscope.query.connection import open_lake
-from flowscope.query.views import views_named
+from flowscope.query.views import tables_named, views_named
 
-__all__ = ["open_lake", "views_named"]
+__all__ = ["open_lake", "tables_named", "views_named"]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import duckdb
+import pyarrow as pa
 
 from flowscope.lake.layout import Lake
-from flowscope.schema import FLOW_SCHEMA
+from flowscope.schema import FLOW_SCHEMA, FLOWS
 
 
 def table_source(lake: Lake, table: str) -> str:
@@ -17,14 +20,25 @@ def table_source(lake: Lake, table: str) -> str:
     )
 
 
-def create_table_views(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
-    """A view per table with files; ``flows`` always exists (typed and empty in a lake without flows yet)."""
-    tables = lake.tables()
+def create_table_views(
+    con: duckdb.DuckDBPyConnection, lake: Lake, only: Collection[str] | None = None, *, temporary: bool = False
+) -> None:
+    """A view per table with files (``only``: per such table named there); ``flows`` always exists unless
+    ``only`` leaves it out (typed and empty in a lake without flows yet). ``temporary``: views of this
+    connection alone (a cursor on a shared database).
+
+    DuckDB binds a view when it is created, which reads the footers of its files (all of them, for
+    ``union_by_name``), so a query that reads one roll-up does not pay for the raw flows' thousands of files.
+    The empty ``flows`` is an Arrow table made from no batches: ``Schema.empty_table()`` imports pandas
+    (0.26 s of a whole ``flowscope top`` process, loaded).
+    """
+    create = "CREATE TEMP VIEW" if temporary else "CREATE VIEW"
+    tables = [table for table in lake.tables() if only is None or table in only]
     for table in tables:
-        con.execute(f'CREATE VIEW "{table}" AS SELECT * FROM {table_source(lake, table)}')
-    if "flows" not in tables:
-        con.register("_no_flows", FLOW_SCHEMA.empty_table())
-        con.execute("CREATE VIEW flows AS SELECT *, NULL::DATE AS date, NULL::INTEGER AS hour FROM _no_flows")
+        con.execute(f'{create} "{table}" AS SELECT * FROM {table_source(lake, table)}')
+    if FLOWS not in tables and (only is None or FLOWS in only):
+        con.register("_no_flows", pa.Table.from_batches([], FLOW_SCHEMA))
+        con.execute(f"{create} flows AS SELECT *, NULL::DATE AS date, NULL::INTEGER AS hour FROM _no_flows")
 
 
 def view_columns(con: duckdb.DuckDBPyConnection, view: str) -> list[tuple[str, str]]:
@@ -37,7 +51,7 @@ def view_columns(con: duckdb.DuckDBPyConnection, view: str) -> list[tuple[str, s
     return [
         (str(name), str(kind))
         for name, kind in con.execute(
-            "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = current_database() "
+            "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name IN (current_database(), 'temp') "
             "AND schema_name = current_schema() AND table_name = ? ORDER BY column_index",
             [view],
         ).fetchall()

@@ -135,14 +135,21 @@ def views_named(sql: str) -> tuple[str, ...]:
     A superset of the views the SQL reads: a column alias or a string spelling a view's name
     only adds that view's creation cost, never a wrong answer, and no SQL is parsed or bound.
     """
-    words = set(_WORD.findall(sql.lower()))
+    words = tables_named(sql)
     return tuple(name for name in DERIVED_VIEWS if name in words)
 
 
-def create_views(con: duckdb.DuckDBPyConnection, lake: Lake, names: Iterable[str]) -> None:
-    """Create the named derived views in a connection that has the lake's table views and SQL helpers."""
+def tables_named(sql: str) -> frozenset[str]:
+    """The words of ``sql``: a superset of the lake tables it reads (``open_lake(tables=...)``), by the same
+    rule as ``views_named``."""
+    return frozenset(_WORD.findall(sql.lower()))
+
+
+def create_views(con: duckdb.DuckDBPyConnection, lake: Lake, names: Iterable[str], *, temporary: bool = False) -> None:
+    """Create the named derived views in a connection that has the lake's table views and SQL helpers
+    (``temporary``: views of this connection alone)."""
     for name in names:
-        con.execute(f"CREATE VIEW {quote(name)} AS {DERIVED_VIEWS[name].sql(con, lake)}")
+        con.execute(f"CREATE {'TEMP ' if temporary else ''}VIEW {quote(name)} AS {DERIVED_VIEWS[name].sql(con, lake)}")
 
 
 def view_key(name: str) -> tuple[str, ...]:

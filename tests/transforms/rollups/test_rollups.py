@@ -3,6 +3,8 @@ maintenance equals a rebuild, retention, table choice."""
 
 from __future__ import annotations
 
+import os
+import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -19,7 +21,8 @@ from flowscope.lake.layout import Lake
 from flowscope.lake.writer import LakeWriter
 from flowscope.query import open_lake
 from flowscope.query.reports.top import top_sql
-from flowscope.transforms.rollups.build import maintain
+from flowscope.transforms.rollups import choose
+from flowscope.transforms.rollups.build import load_state, maintain, partition_files
 from flowscope.transforms.rollups.choose import choose_table
 from flowscope.transforms.rollups.spec import load_rollups
 
@@ -137,19 +140,40 @@ def test_top_from_a_rollup_equals_top_from_raw_flows(lake: Path, bounds: dict[st
 
 
 def test_the_coarsest_table_that_can_answer(lake: Path) -> None:
-    choose = Lake(lake)
-    assert choose_table(choose, ["proto"]).table == "flows"  # no roll-up built yet
-    maintain(choose, today=TODAY)
-    assert choose_table(choose, ["proto"]).table == "flows_1h"
-    assert choose_table(choose, ["proto"], since=END - timedelta(minutes=10)).table == "flows_5m"
-    assert choose_table(choose, ["proto"], since=END - timedelta(minutes=3)).table == "flows_1m"
-    half = choose_table(choose, ["proto"], since=END - timedelta(seconds=30), until=END + timedelta(seconds=30))
+    at = Lake(lake)
+    assert choose_table(at, ["proto"]).table == "flows"  # no roll-up built yet
+    maintain(at, today=TODAY)
+    assert choose_table(at, ["proto"]).table == "flows_1h"
+    assert choose_table(at, ["proto"], since=END - timedelta(minutes=10)).table == "flows_5m"
+    assert choose_table(at, ["proto"], since=END - timedelta(minutes=3)).table == "flows_1m"
+    half = choose_table(at, ["proto"], since=END - timedelta(seconds=30), until=END + timedelta(seconds=30))
     assert half.table == "flows"  # no whole minute
-    assert choose_table(choose, ["src_addr"]).table == "flows"
-    assert choose_table(choose, ["proto"], where="proto = 6").table == "flows"
+    assert choose_table(at, ["src_addr"]).table == "flows"
+    assert choose_table(at, ["proto"], where="proto = 6").table == "flows"
     _write(lake, _flows(100, 3))  # new raw data: stale until the next maintenance
-    assert choose_table(choose, ["proto"]).table == "flows"
-    assert choose_table(choose, ["proto"], since=END + timedelta(days=1)).table == "flows_1h"  # nothing new there
+    assert choose_table(at, ["proto"]).table == "flows"
+    assert choose_table(at, ["proto"], since=END + timedelta(days=1)).table == "flows_1h"  # nothing new there
+
+
+def test_settled_raw_directories_are_checked_by_their_times(lake: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Raw hour directories whose times had settled when the roll-ups were made stand for their files while
+    those times hold (no file is listed); a file published into one changes its time, and the roll-up is
+    stale again. Directories changed just before are not trusted: their files are listed."""
+    maintain(Lake(lake), today=TODAY)
+    assert load_state(Lake(lake))["flows_1h"]["dirs"] == {}  # written just now: too recent to tell
+    settled = time.time() - 3600
+    for hour in Lake(lake).partitions("flows"):
+        os.utime(hour, (settled, settled))
+    maintain(Lake(lake), today=TODAY)
+    listed: list[object] = []
+    monkeypatch.setattr(
+        choose, "partition_files", lambda lake, hours: listed.append(hours) or partition_files(lake, hours)
+    )
+    assert choose_table(Lake(lake), ["proto"]).table == "flows_1h"
+    assert listed == []
+    _write(lake, _flows(100, 3))
+    assert choose_table(Lake(lake), ["proto"]).table == "flows"
+    assert listed
 
 
 def test_top_says_which_table_it_used(lake: Path) -> None:

@@ -18,8 +18,10 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import os
 import shutil
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -32,7 +34,7 @@ import pyarrow.parquet as pq
 
 from flowscope.lake.layout import Lake, publish
 from flowscope.lake.maintenance import drop_before
-from flowscope.query.helpers import register_helpers
+from flowscope.query.connection import helper_database
 from flowscope.schema import FLOWS, TIMESTAMP, Role, clickhouse_type, column, postgres_type
 from flowscope.transforms.rollups.spec import COUNTERS, Rollup, load_rollups
 
@@ -79,11 +81,69 @@ def raw_partitions(lake: Lake) -> dict[Partition, list[Path]]:
     return partitions
 
 
+SETTLED_NS = 2_000_000_000
+"""How old a raw hour directory's modification time must be, when read, to stand for its listing later.
+
+A directory's time changes whenever a file is published into it or removed from it (lake files are never
+rewritten in place), so an unchanged time means an unchanged listing, but file systems keep that time to a
+clock tick: a change in the same tick as the reading would not show. A time this far in the past when it was
+read cannot share its tick with a later change."""
+
+
+def hour_dirs(lake: Lake, days: Collection[str] | None = None) -> dict[Partition, int]:
+    """The raw ``flows`` hour directories (of the days ``days``; None: every day) with their modification times
+    in ns: a directory listing per day and a stat per hour, where the files' listing is a stat per file."""
+    found: dict[Partition, int] = {}
+    try:
+        day_entries = list(os.scandir(lake.table_dir(FLOWS)))
+    except FileNotFoundError:
+        return found
+    for day_entry in day_entries:
+        day = day_entry.name.removeprefix("date=")
+        if not day_entry.name.startswith("date=") or (days is not None and day not in days):
+            continue
+        try:
+            hours = list(os.scandir(day_entry.path))
+        except (FileNotFoundError, NotADirectoryError):  # retention removed it meanwhile
+            continue
+        for entry in hours:
+            if entry.name.startswith("hour="):
+                try:
+                    found[day, int(entry.name.removeprefix("hour="))] = entry.stat().st_mtime_ns
+                except (FileNotFoundError, ValueError):
+                    continue
+    return found
+
+
+def fingerprints(rollup: Rollup, dirs: dict[Partition, int], read_ns: int | None = None) -> dict[Partition, str]:
+    """Per roll-up partition, its raw hour directories with their times (``hour_dirs``): while they are equal,
+    so are its files. With ``read_ns`` (when ``dirs`` were read), only partitions whose times were already
+    ``SETTLED_NS`` old then, the ones a later look may trust."""
+    grouped: dict[Partition, list[tuple[int, int]]] = {}
+    for (day, hour), mtime in sorted(dirs.items()):
+        grouped.setdefault(target_of(rollup, (day, hour)), []).append((hour, mtime))
+    return {
+        target: ",".join(f"{hour:02d}:{mtime}" for hour, mtime in hours)
+        for target, hours in grouped.items()
+        if read_ns is None or all(mtime <= read_ns - SETTLED_NS for _, mtime in hours)
+    }
+
+
+def partition_files(lake: Lake, partitions: Collection[Partition]) -> list[Path]:
+    """The raw ``flows`` files of ``partitions``."""
+    return [path for p in partitions for path in sorted(lake.partition_dir(FLOWS, *p).glob("*.parquet"))]
+
+
+def target_of(rollup: Rollup, partition: Partition) -> Partition:
+    """The roll-up partition a raw partition feeds."""
+    return (partition[0], 0) if rollup.day_files else partition
+
+
 def targets(rollup: Rollup, raw: dict[Partition, list[Path]]) -> dict[Partition, list[Path]]:
     """Roll-up partition -> the raw files it is computed from."""
     grouped: dict[Partition, list[Path]] = {}
-    for (day, hour), files in raw.items():
-        grouped.setdefault((day, 0) if rollup.day_files else (day, hour), []).extend(files)
+    for partition, files in raw.items():
+        grouped.setdefault(target_of(rollup, partition), []).extend(files)
     return grouped
 
 
@@ -173,11 +233,8 @@ def compute(con: duckdb.DuckDBPyConnection, rollup: Rollup, files: list[Path]) -
 
 def connection(threads: int | None = None) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection for roll-up GROUP BYs (UTC, the SQL helpers; at most ``threads`` threads)."""
-    con = duckdb.connect(":memory:")
+    con = helper_database(threads)
     con.execute("SET TimeZone = 'UTC'")
-    if threads is not None:
-        con.execute(f"SET threads = {int(threads)}")
-    register_helpers(con)
     return con
 
 
@@ -201,11 +258,14 @@ def maintain(
     results = []
     with _only_one(lake):
         state = load_state(lake)
+        read_ns = time.time_ns()
+        dirs = hour_dirs(lake)  # before the files are listed: a change after this shows in a later look
         raw = raw_partitions(lake)
         con = connection(threads)
         try:
             for rollup in load_rollups(lake):
-                result = _maintain_one(lake, con, rollup, state, raw, rebuild, today, progress, settled_at)
+                seen = fingerprints(rollup, dirs, read_ns)
+                result = _maintain_one(lake, con, rollup, state, raw, rebuild, today, progress, settled_at, seen)
                 results.append(result)
                 _save_state(lake, state)
         finally:
@@ -223,6 +283,7 @@ def _maintain_one(
     today: date,
     progress: Callable[[str, int, int], None] | None,
     settled_at: datetime | None,
+    seen: dict[Partition, str],
 ) -> RollupResult:
     result = RollupResult(rollup.name)
     entry = state.get(rollup.name)
@@ -232,12 +293,14 @@ def _maintain_one(
         entry = state[rollup.name] = {"definition": rollup.digest(), "partitions": {}}
         result.rebuilt = True
     done: dict[str, str] = entry["partitions"]
+    recorded: dict[str, str] = entry.setdefault("dirs", {})
     cutoff = today - timedelta(days=rollup.retention_days - 1)
     pending = []
     for partition, files in sorted(targets(rollup, raw).items()):
         if date.fromisoformat(partition[0]) >= cutoff:
             digest = source_digest(files)
             if done.get(key_text(partition)) == digest:
+                _remember(recorded, key_text(partition), seen.get(partition))
                 continue
             if settled_at is None or settled(rollup, partition, files, settled_at):
                 pending.append((partition, files, digest))
@@ -251,16 +314,27 @@ def _maintain_one(
         with lake.swapping():
             publish(tmp, directory / FILE_NAME)
         done[key_text(partition)] = digest
+        _remember(recorded, key_text(partition), seen.get(partition))
         result.updated.append(partition)
         if progress is not None:
             progress(rollup.name, index, len(pending))
-    result.expired = _expire(lake, rollup, done, cutoff)
+    result.expired = _expire(lake, rollup, (done, recorded), cutoff)
     return result
 
 
-def _expire(lake: Lake, rollup: Rollup, done: dict[str, str], cutoff: date) -> list[str]:
-    """Remove the roll-up's day partitions older than its retention."""
+def _remember(recorded: dict[str, str], key: str, fingerprint: str | None) -> None:
+    """Record what a partition's rows were computed from as directory times (``fingerprints``), for
+    ``choose``'s look without listing files; forget it when they were too recent to tell."""
+    if fingerprint is None:
+        recorded.pop(key, None)
+    else:
+        recorded[key] = fingerprint
+
+
+def _expire(lake: Lake, rollup: Rollup, records: tuple[dict[str, str], ...], cutoff: date) -> list[str]:
+    """Remove the roll-up's day partitions older than its retention, and what ``records`` say of them."""
     expired = [day.name.removeprefix("date=") for day in drop_before(lake, cutoff, [rollup.name])]
-    for key in [key for key in done if date.fromisoformat(key.split("/")[0]) < cutoff]:
-        del done[key]
+    for record in records:
+        for key in [key for key in record if date.fromisoformat(key.split("/")[0]) < cutoff]:
+            del record[key]
     return expired
