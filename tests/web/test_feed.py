@@ -20,6 +20,7 @@ from flowscope.query import open_lake
 from flowscope.readers.options import ReadOptions
 from flowscope.readers.text_options import TextOptions
 from flowscope.reduce import BUILTIN
+from flowscope.web import feed as feed_module
 from flowscope.web.app import create_app
 from flowscope.web.feed import CsvFeed, serve_feed
 from flowscope.web.queries import LakeQueries
@@ -116,5 +117,30 @@ def test_lines_sent_to_a_running_server_arrive_reduced(server: tuple[str, Path],
     with connect(base.replace("http://", "ws://") + "api/ingest/csv?reduce=pairs") as feed:
         for line in CSV.read_text().splitlines():
             feed.send(line)
-    assert wait_until(lambda: len(stored(lake)) == len(from_stdin), timeout=20)
+    wait_until(lambda: len(stored(lake)) == len(from_stdin), timeout=5)
+    got = stored(lake)
+    print("DEBUG", len(got), len(from_stdin), sum(r[8] for r in got if isinstance(r[8], int)))
+    assert got == from_stdin
+
+
+def test_text_messages_of_one_or_several_lines_arrive_as_read_stdin_stores_them(
+    tmp_path: Path, from_stdin: list[tuple], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The receive loop collects text messages and joins them (``GATHER``): a message may be one line without
+    its newline, or several lines with or without the last newline; many gatherings, the last one cut by the
+    timer."""
+    monkeypatch.setattr(feed_module, "GATHER", 4)
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    api = TestClient(create_app(LakeQueries(Lake.at(lake)), ingest_max_bytes=1000))
+    lines = CSV.read_text().splitlines()
+    with api.websocket_connect("/api/ingest/csv?reduce=pairs") as feed:
+        feed.send_text(lines[0])
+        for start in range(1, len(lines), 3):
+            group = lines[start : start + 3]
+            feed.send_text("\n".join(group) + ("\n" if start % 2 else "") if start % 5 else group[0])
+            for line in group[1:] if not start % 5 else ():
+                feed.send_text(line)
+        # cut after commit_seconds (5 s) with the connection open: the client's exit cancels the server side
+        assert wait_until(lambda: len(stored(lake)) == len(from_stdin), timeout=30)
     assert stored(lake) == from_stdin
