@@ -85,12 +85,12 @@ def test_floats_load_exactly() -> None:
 
 def test_counters_beyond_sqlite_integers_are_an_error() -> None:
     with pytest.raises(FlowscopeError, match="bytes holds 9223372036854775808"):
-        sqlite_load._cells("bytes", pa.chunked_array([pa.array([1, INT64_MAX + 1], pa.uint64())]))
+        sqlite_load._column("bytes", pa.chunked_array([pa.array([1, INT64_MAX + 1], pa.uint64())]))
 
 
 def test_unknown_types_are_an_error() -> None:
     with pytest.raises(FlowscopeError, match="column d has type"):
-        sqlite_load._cells("d", pa.chunked_array([pa.array([dt.timedelta(1)])]))
+        sqlite_load._column("d", pa.chunked_array([pa.array([dt.timedelta(1)])]))
 
 
 @pytest.mark.parametrize(("rows", "cells"), [(2, 1 << 20), (1 << 17, 64)])
