@@ -11,10 +11,10 @@ flowscope: the CSV reader (pyarrow parse, vectorised conversion into the flow sc
 (C engine), ``to_datetime`` and ``groupby().agg()``. Times are CPU seconds of the step's
 process (user + system), so rates stay per-core on a shared machine.
 The materialize steps read the CSV into a lake, then time ``flowscope materialize pairs`` into a new SQLite
-table (the whole command, median of ``--rounds``), and ``flowscope materialize`` into PostgreSQL: ``pairs``
-and ``services_by_day`` into new tables (view computed by DuckDB over the whole lake, binary COPY with addresses
-as inet, primary key built after the load), and ``pairs`` again after 100 k more rows landed (only the keys
-those rows hold are recomputed and upserted).
+table (the whole command, median of ``--rounds``; ``--hostile``: every record a pair of fresh IPv6 addresses),
+and ``flowscope materialize`` into PostgreSQL: ``pairs`` and ``services_by_day`` into new tables (view computed
+by DuckDB over the whole lake, binary COPY with addresses as inet, primary key built after the load), and
+``pairs`` again after 100 k more rows landed (only the keys those rows hold are recomputed and upserted).
 """
 
 from __future__ import annotations
@@ -84,6 +84,25 @@ def generate(path: Path, rows: int, seed: int = 7) -> None:
                 }
             )
             pacsv.write_csv(table, handle, options)
+
+
+def generate_hostile(path: Path, rows: int, seed: int = 7) -> None:
+    """Every record a pair of its own: fresh random IPv6 addresses (the longest address text, lengths vary),
+    random ports; the other columns as ``generate`` makes them."""
+    rng = np.random.default_rng(seed)
+    groups = pa.array([f"{value:x}" for value in range(1 << 16)])
+    stamps = pa.array([f"26/04/2017{h:02d}:{m:02d}:{s:02d}" for h in range(24) for m in range(60) for s in range(60)])
+    options = pacsv.WriteOptions(include_header=False, quoting_style="none")
+    with open(path, "wb") as handle:
+        handle.write((",".join(HEADER) + "\n").encode())
+        for start in range(0, rows, CHUNK):
+            n = min(CHUNK, rows - start)
+            words = rng.integers(0, 1 << 16, (2, 8, n))
+            ends = [pc.binary_join_element_wise(*(groups.take(pa.array(w)) for w in side), ":") for side in words]
+            columns = {"a": ends[0], "b": rng.integers(1, 65536, n), "c": ends[1], "d": rng.integers(1, 65536, n)}
+            columns |= {"e": np.full(n, 17, np.uint8), "f": stamps.take(pa.array(np.sort(rng.integers(0, 86400, n))))}
+            columns |= {k: rng.integers(0, 300_000, n) for k in "ghijk"}
+            pacsv.write_csv(pa.table(columns), handle, options)
 
 
 def _one_core() -> None:
@@ -179,10 +198,11 @@ def main() -> None:
     parser.add_argument("--skip-materialize", action="store_true")
     parser.add_argument("--sqlite-only", action="store_true", help="Only build the lake and materialize into SQLite.")
     parser.add_argument("--rounds", type=int, default=3, help="Whole-process runs of the SQLite step (median).")
+    parser.add_argument("--hostile", action="store_true", help="Input of fresh IPv6 pairs (generate_hostile).")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-csv-") as tmp:
         path = Path(tmp) / "flows.csv"
-        generate(path, args.rows)
+        (generate_hostile if args.hostile else generate)(path, args.rows)
         print(f"machine: {machine()}; input: {args.rows:,} rows, {path.stat().st_size / 2**20:,.0f} MiB")
         if not args.sqlite_only:
             ours = measure_in_subprocess("flowscope read + pairs", "bench_csv", "flowscope_step", str(path))
