@@ -111,33 +111,29 @@ class _Bytes:
 
 def insert(cursor: sqlite3.Cursor, table: str, rows: pa.Table) -> None:
     """All ``rows`` into ``table`` (quoted name), in row order; columns null in every row are left out
-    (NULL by default)."""
-    columns = [
-        _column(name, rows.column(name)) for name in rows.column_names if rows.column(name).null_count < rows.num_rows
-    ]
-    if not columns or not rows.num_rows:
-        return
-    names = ", ".join(quote(column.name) for column in columns)
-    for start, stop in _chunks(columns, 0, rows.num_rows):
-        values: list[object] = [stop - start]
-        expressions = [column.expression(start, stop, values) for column in columns]
-        counter = "WITH RECURSIVE c(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM c WHERE n < ?1 - 1) "
-        sql = f"{counter}INSERT INTO {table} ({names}) SELECT {', '.join(expressions)} FROM c"
-        cursor.execute(sql, values)
+    (NULL by default). Cells are made per slice of ``CHUNK_ROWS``, so they take memory for one slice only."""
+    present = [name for name in rows.column_names if rows.column(name).null_count < rows.num_rows]
+    names = ", ".join(quote(name) for name in present)
+    counter = "WITH RECURSIVE c(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM c WHERE n < ?1 - 1) "
+    for first in range(0, rows.num_rows if present else 0, CHUNK_ROWS):
+        part = rows.slice(first, CHUNK_ROWS)
+        columns = [_column(name, part.column(name)) for name in present]
+        for start, stop in _chunks(columns, 0, part.num_rows):
+            values: list[object] = [stop - start]
+            expressions = [column.expression(start, stop, values) for column in columns]
+            cursor.execute(f"{counter}INSERT INTO {table} ({names}) SELECT {', '.join(expressions)} FROM c", values)
 
 
 def _chunks(columns: list[_Integers | _Bytes], start: int, stop: int) -> Iterator[tuple[int, int]]:
-    """Row ranges of at most ``CHUNK_ROWS`` whose padded cells stay within ``CHUNK_BYTES`` (halved until they
-    do: one long value only narrows the chunks around it)."""
-    for first in range(start, stop, CHUNK_ROWS):
-        last = min(first + CHUNK_ROWS, stop)
-        size = (last - first) * sum(column.width(first, last) for column in columns)
-        if size <= CHUNK_BYTES or last - first == 1:
-            yield first, last
-        else:
-            middle = (first + last) // 2
-            yield from _chunks(columns, first, middle)
-            yield from _chunks(columns, middle, last)
+    """``start``-``stop`` if its padded cells stay within ``CHUNK_BYTES``, else its halves, halved again until
+    they do (one long value only narrows the chunks around it) or are one row."""
+    size = (stop - start) * sum(column.width(start, stop) for column in columns)
+    if size <= CHUNK_BYTES or stop - start == 1:
+        yield start, stop
+    else:
+        middle = (start + stop) // 2
+        yield from _chunks(columns, start, middle)
+        yield from _chunks(columns, middle, stop)
 
 
 def _cell(parameter: int, width: int) -> str:
