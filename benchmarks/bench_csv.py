@@ -3,18 +3,18 @@
     python benchmarks/bench_csv.py --rows 5000000 [--postgres postgresql://postgres@127.0.0.1:5432/test]
 
 Input: a generated 11-column CSV in the Kaggle "87 apps" cut (Source.IP, ..., Timestamp as
-``26/04/201711:11:17``, Flow.Duration in microseconds): realistic (50,000 clients) and hostile (a client
-per pair: one distinct address every few records). Both sides run as fresh processes from the command
+``26/04/201711:11:17``, Flow.Duration in microseconds): realistic (50,000 clients) and hostile (every
+record a pair of fresh random IPv6 addresses). Both sides run as fresh processes from the command
 line, round-robin, median of ``--rounds``, and produce one row per (source, source port, destination,
 destination port) with duration, both directions' packets and bytes summed: ``flowscope read CSV
 --reduce pairs -o pairs.parquet`` (which reduces each batch read, as an ingest reduction does) and DuckDB's
 ``read_csv`` + the same ``GROUP BY`` on one thread into Parquet (issue 17's peer); the packet and byte
 totals must agree.
 The materialize steps read the CSV into a lake, then time ``flowscope materialize pairs`` into a new SQLite
-table (the whole command, median of ``--rounds``), and ``flowscope materialize`` into PostgreSQL: ``pairs``
-and ``services_by_day`` into new tables (view computed by DuckDB over the whole lake, binary COPY with addresses
-as inet, primary key built after the load), and ``pairs`` again after 100 k more rows landed (only the keys
-those rows hold are recomputed and upserted).
+table (the whole command, median of ``--rounds``; ``--hostile``: every record a pair of fresh IPv6 addresses),
+and ``flowscope materialize`` into PostgreSQL: ``pairs`` and ``services_by_day`` into new tables (view computed
+by DuckDB over the whole lake, binary COPY with addresses as inet, primary key built after the load), and
+``pairs`` again after 100 k more rows landed (only the keys those rows hold are recomputed and upserted).
 """
 
 from __future__ import annotations
@@ -45,18 +45,16 @@ KEY = ["Source.IP", "Source.Port", "Destination.IP", "Destination.Port"]
 CHUNK = 1_000_000
 
 
-def generate(path: Path, rows: int, clients: int = 50_000, seed: int = 7) -> None:
-    """About ``rows / 5`` distinct pairs: ``clients`` clients talk to a few thousand servers, repeats collapse
-    (the hostile input: a client per pair, one distinct address every few records)."""
+def generate(path: Path, rows: int, seed: int = 7) -> None:
+    """About ``rows / 5`` distinct pairs: clients talk to a few thousand servers, repeats collapse."""
     rng = np.random.default_rng(seed)
-    client_ids = rng.choice(1 << 24, clients, replace=False)
-    clients_text = pa.array(_dotted(10 << 24 | client_ids))
+    clients = pa.array([f"10.{a}.{b}.{c}" for a, b, c in rng.integers(0, 256, (50_000, 3))])
     servers = pa.array([f"172.{16 + a % 16}.{b}.{c}" for a, b, c in rng.integers(0, 256, (3_000, 3))])
     server_ports = np.array([80, 443, 3128, 53, 22, 8080, 25, 993], np.uint16)
     day = [f"26/04/2017{h:02d}:{m:02d}:{s:02d}" for h in range(24) for m in range(60) for s in range(60)]
     stamps = pa.array(day)
     pair_count = max(rows // 5, 1)
-    pair_client = rng.integers(0, clients, pair_count)
+    pair_client = rng.integers(0, len(clients), pair_count)
     pair_server = rng.integers(0, len(servers), pair_count)
     pair_cport = rng.integers(1024, 65536, pair_count).astype(np.uint16)
     pair_sport = server_ports[rng.integers(0, len(server_ports), pair_count)]
@@ -67,9 +65,9 @@ def generate(path: Path, rows: int, clients: int = 50_000, seed: int = 7) -> Non
             n = min(CHUNK, rows - start)
             pair = rng.integers(0, pair_count, n)
             outbound = rng.random(n) < 0.5  # half the records are the server's side of the pair
-            src_ip = np.where(outbound, pair_client[pair], pair_server[pair] + clients)
-            dst_ip = np.where(outbound, pair_server[pair] + clients, pair_client[pair])
-            addresses = pa.concat_arrays([clients_text, servers])
+            src_ip = np.where(outbound, pair_client[pair], pair_server[pair] + len(clients))
+            dst_ip = np.where(outbound, pair_server[pair] + len(clients), pair_client[pair])
+            addresses = pa.concat_arrays([clients, servers])
             second = np.sort(rng.integers(0, len(day), n))
             table = pa.table(
                 {
@@ -89,6 +87,25 @@ def generate(path: Path, rows: int, clients: int = 50_000, seed: int = 7) -> Non
             pacsv.write_csv(table, handle, options)
 
 
+def generate_hostile(path: Path, rows: int, seed: int = 7) -> None:
+    """Every record a pair of its own: fresh random IPv6 addresses (the longest address text, lengths vary),
+    random ports; the other columns as ``generate`` makes them."""
+    rng = np.random.default_rng(seed)
+    groups = pa.array([f"{value:x}" for value in range(1 << 16)])
+    stamps = pa.array([f"26/04/2017{h:02d}:{m:02d}:{s:02d}" for h in range(24) for m in range(60) for s in range(60)])
+    options = pacsv.WriteOptions(include_header=False, quoting_style="none")
+    with open(path, "wb") as handle:
+        handle.write((",".join(HEADER) + "\n").encode())
+        for start in range(0, rows, CHUNK):
+            n = min(CHUNK, rows - start)
+            words = rng.integers(0, 1 << 16, (2, 8, n))
+            ends = [pc.binary_join_element_wise(*(groups.take(pa.array(w)) for w in side), ":") for side in words]
+            columns = {"a": ends[0], "b": rng.integers(1, 65536, n), "c": ends[1], "d": rng.integers(1, 65536, n)}
+            columns |= {"e": np.full(n, 17, np.uint8), "f": stamps.take(pa.array(np.sort(rng.integers(0, 86400, n))))}
+            columns |= {k: rng.integers(0, 300_000, n) for k in "ghijk"}
+            pacsv.write_csv(pa.table(columns), handle, options)
+
+
 DUCKDB_PAIRS = """
 import sys, duckdb
 con = duckdb.connect()
@@ -103,11 +120,6 @@ con.execute(f\"\"\"COPY (
     GROUP BY ALL) TO '{sys.argv[2]}' (FORMAT parquet)\"\"\")
 """
 """The peer of issue 17: DuckDB's read_csv and the same GROUP BY on one thread, as a fresh process."""
-
-
-def _dotted(values: np.ndarray) -> list[str]:
-    octets = [(values >> shift) & 0xFF for shift in (24, 16, 8, 0)]
-    return [".".join(map(str, quad)) for quad in zip(*(o.tolist() for o in octets), strict=True)]
 
 
 def ingest(path: Path, work: Path, rows: int, rounds: int, title: str) -> None:
@@ -193,32 +205,18 @@ def main() -> None:
     parser.add_argument("--skip-materialize", action="store_true")
     parser.add_argument("--sqlite-only", action="store_true", help="Only build the lake and materialize into SQLite.")
     parser.add_argument("--rounds", type=int, default=3, help="Whole-process runs of each command (the median counts).")
+    parser.add_argument("--hostile", action="store_true", help="Materialize from the hostile input (generate_hostile).")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-csv-") as tmp:
         path = Path(tmp) / "flows.csv"
         print(f"machine: {machine()}; whole processes, median of {args.rounds} after a warm-up round")
         if not args.sqlite_only:
-            hostile = Path(tmp) / "hostile.csv"
-            generate(hostile, args.rows, clients=min(args.rows // 5, 1 << 23))
-            size = hostile.stat().st_size / 2**20
-            ingest(
-                hostile,
-                Path(tmp),
-                args.rows,
-                args.rounds,
-                f"hostile: {args.rows:,} rows, a client per pair, {size:,.0f} MiB",
-            )
-            hostile.unlink()
-        generate(path, args.rows)
-        if not args.sqlite_only:
-            size = path.stat().st_size / 2**20
-            ingest(
-                path,
-                Path(tmp),
-                args.rows,
-                args.rounds,
-                f"realistic: {args.rows:,} rows, 50,000 clients, {size:,.0f} MiB",
-            )
+            inputs = {"hostile, every record a pair of fresh IPv6 addresses": generate_hostile}
+            for name, write in {**inputs, "realistic, 50,000 clients": generate}.items():
+                write(path, args.rows)
+                title = f"{name}: {args.rows:,} rows, {path.stat().st_size / 2**20:,.0f} MiB"
+                ingest(path, Path(tmp), args.rows, args.rounds, title)
+        (generate_hostile if args.hostile else generate)(path, args.rows)
         if args.skip_materialize:
             return
         lake = Path(tmp) / "lake"
