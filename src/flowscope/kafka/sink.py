@@ -72,6 +72,7 @@ class KafkaSink:
         self.url = url
         self.name = url.text
         self.format = FORMATS[url.format]
+        self.format.prepare()
         self.deliveries = Deliveries()
         self.produced_flows = 0
         self.left_out: dict[str, int] = {}

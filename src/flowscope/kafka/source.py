@@ -59,6 +59,8 @@ class KafkaSource:
 
         self.url = url
         fmt = FORMATS[url.format]
+        if decoder is None:
+            fmt.prepare()
         self.decoder = decoder or (lambda values, skips: [fmt.decode(values, skips)])
         self.skips = Skips(unit="messages")
         self.positions: dict[str, int] = {}

@@ -1,10 +1,11 @@
-"""Protocol Buffers varints (base-128, little-endian groups) for whole arrays at once.
+"""Protocol Buffers varints (base-128, little-endian groups) read at many positions at once, and tags.
 
-Reading: every varint is read from the 8 bytes at its position as one little-endian ``uint64`` (an
-overlapping, unaligned strided view of the buffer, so a read is one numpy gather), its length found
-from the first byte without the continuation bit and its 7-bit groups packed together in three
-shift-and-mask steps; the rare varints of 9 or 10 bytes (nanosecond times, 64-bit values) take a
-second word. Writing is the same in reverse. No Python step runs per value.
+The ``goflow2`` file reader's chain walk reads the length prefixes of many candidate messages in lockstep
+(the FlowMessage codec itself walks messages in ``kafka.kernels``). Every varint is read from the 8 bytes at
+its position as one little-endian ``uint64`` (an overlapping, unaligned strided view of the buffer, so a
+read is one numpy gather), its length found from the first byte without the continuation bit and its 7-bit
+groups packed together in three shift-and-mask steps; the rare varints of 9 or 10 bytes (nanosecond times,
+64-bit values) take a second word. No Python step runs per value.
 """
 
 from __future__ import annotations
@@ -16,16 +17,11 @@ import numpy as np
 PADDING = 16
 """Zero bytes after the data, so the two words read at any position stay inside the buffer."""
 
-WIRE_VARINT, WIRE_FIXED64, WIRE_LEN, WIRE_FIXED32 = 0, 1, 2, 5
+WIRE_VARINT, WIRE_LEN = 0, 2
 
 _U = np.uint64
 _HIGH_BITS = _U(0x8080808080808080)
 _ONE = _U(1)
-# Continuation bits of an L-byte varint's first eight bytes (bytes 0..L-2 carry 0x80), L = 0..10.
-_CONTINUATION = np.array([0, 0] + [0x8080808080808080 & ((1 << 8 * (k - 1)) - 1) for k in range(2, 9)]
-                         + [0x8080808080808080] * 2, dtype=np.uint64)  # fmt: skip
-# 2**(7k): a value at or above it needs more than k bytes.
-_GROUP_LIMITS = [_U(1) << _U(7 * k) for k in range(1, 10)]
 
 
 @dataclass
@@ -74,37 +70,6 @@ def _pack_groups(word: np.ndarray) -> np.ndarray:
     x = (x & _U(0x007F007F007F007F)) | ((x & _U(0x7F007F007F007F00)) >> _U(1))
     x = (x & _U(0x00003FFF00003FFF)) | ((x & _U(0x3FFF00003FFF0000)) >> _U(2))
     return (x & _U(0x000000000FFFFFFF)) | ((x & _U(0x0FFFFFFF00000000)) >> _U(4))
-
-
-def varint_lengths(values: np.ndarray, largest: int | None = None) -> np.ndarray:
-    """Bytes each value takes as a varint (1..10); ``largest`` (the maximum, if known) skips needless tests."""
-    values = values.astype(np.uint64, copy=False)
-    top = int(values.max()) if largest is None and values.size else (largest or 0)
-    length = np.ones(values.shape[0], np.int64)
-    for limit in _GROUP_LIMITS:
-        if top < int(limit):
-            break
-        length += values >= limit
-    return length
-
-
-def varint_bytes(values: np.ndarray, lengths: np.ndarray, width: int) -> np.ndarray:
-    """An (n, width) byte matrix: each value's varint, left-aligned (bytes past its length are garbage)."""
-    values = values.astype(np.uint64, copy=False)
-    x = values & _U(0x00FFFFFFFFFFFFFF)
-    x = (x & _U(0x000000000FFFFFFF)) | ((x & _U(0x00FFFFFFF0000000)) << _U(4))
-    x = (x & _U(0x00003FFF00003FFF)) | ((x & _U(0x0FFFC0000FFFC000)) << _U(2))
-    x = (x & _U(0x007F007F007F007F)) | ((x & _U(0x3F803F803F803F80)) << _U(1))
-    x |= _CONTINUATION[lengths]
-    out = np.empty((values.shape[0], width), np.uint8)
-    low = x.astype("<u8", copy=False).view(np.uint8).reshape(-1, 8)
-    out[:, : min(width, 8)] = low[:, : min(width, 8)]
-    if width > 8:
-        high = values >> _U(56)
-        out[:, 8] = ((high & _U(0x7F)) | np.where(lengths > 9, _U(0x80), _U(0))).astype(np.uint8)
-        if width > 9:
-            out[:, 9] = (high >> _U(7)).astype(np.uint8)
-    return out
 
 
 def tag(number: int, wire_type: int) -> bytes:
