@@ -92,7 +92,7 @@ def split(data: np.ndarray, payload_ends: np.ndarray) -> tuple[np.ndarray, np.nd
                     if not fill:
                         faults[fault] += 1
                     break
-                pos = body + np.int64(length)
+                pos = body + int(length)
                 if fill:
                     starts[k], ends[k] = body, pos
                 k += 1
