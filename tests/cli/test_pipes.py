@@ -70,3 +70,20 @@ def test_a_broken_pipe_elsewhere_is_still_an_error() -> None:
 def test_csv_to_a_file_is_unaffected(small_lake: Path) -> None:
     result = CliRunner().invoke(main, ["--lake", str(small_lake), "query", "SELECT 1 AS one", "--format", "csv"])
     assert result.stdout == '"one"\n1\n'
+
+
+def test_read_to_standard_output_stops_quietly_at_head(demo_lake: Path) -> None:
+    """``flowscope read FILES -o - | head``: CSV on standard output, and the reader going away ends it quietly."""
+    line, code, stderr = first_line_then_close("read", str(demo_lake / "flows"), "-o", "-", "-q")
+    assert line.startswith('"type","time_received"')
+    assert (code, stderr) == (0, "")
+
+
+@pytest.mark.parametrize(("to", "suffix"), [("-", ".csv"), ("stdout:jsonl", ".jsonl"), ("stdout:parquet", ".parquet")])
+def test_standard_output_holds_what_the_file_would(tmp_path: Path, to: str, suffix: str) -> None:
+    source = Path(__file__).parents[1] / "csv" / "data" / "unicauca11_example.csv"
+    command = [sys.executable, "-m", "flowscope", "-q", "read", str(source)]
+    piped = subprocess.run([*command, "--to", to], capture_output=True, timeout=120, check=True).stdout
+    subprocess.run([*command, "-o", str(tmp_path / f"flows{suffix}")], timeout=120, check=True)
+    assert piped == (tmp_path / f"flows{suffix}").read_bytes()
+    assert not list(tmp_path.glob(".*"))  # nothing staged beside the file either way

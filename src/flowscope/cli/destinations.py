@@ -20,6 +20,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 TO_HELP = (
     "Destination (repeatable; default: the lake): lake, lake:PATH, a file .parquet/.csv/.csv.gz/.jsonl, "
+    "- or stdout[:jsonl|parquet] (standard output, CSV by default), "
     "clickhouse://HOST:9000/DB, postgresql://USER@HOST:5432/DB, elasticsearch://HOST:9200/INDEX "
     "or kafka://HOST:PORT/TOPIC[?format=goflow2|goflow|arrow&key=COLUMN|none]."
 )
@@ -27,7 +28,7 @@ TO_HELP = (
 
 def destination_options(command: F) -> F:
     command = click.option(
-        "-o", "--output", type=click.Path(dir_okay=False), help="Write this file (shorthand for --to FILE)."
+        "-o", "--output", type=click.Path(dir_okay=False), help="Write this file (shorthand for --to FILE; - for CSV on standard output)."
     )(command)
     return click.option("--to", "to", multiple=True, metavar="URL", help=TO_HELP)(command)
 

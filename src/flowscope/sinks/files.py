@@ -13,6 +13,7 @@ import contextlib
 import gzip
 import json
 import os
+import sys
 from pathlib import Path
 from typing import IO, cast
 
@@ -27,9 +28,11 @@ from flowscope.errors import FlowscopeError
 from flowscope.lake.layout import publish, staging_path
 from flowscope.pipeline import Checkpoint, table_of
 from flowscope.schema import FLOWS, table_schema
-from flowscope.sinks.registry import Destination, register
+from flowscope.sinks.registry import Destination, DestinationContext, register
 
 FILE_FORMATS = ("parquet", "csv", "jsonl")
+STDOUT = "-"
+"""The path that names standard output (``-o -``, ``--to stdout:jsonl``)."""
 _ALIASES = {"parquet": "parquet", "pq": "parquet", "csv": "csv", "jsonl": "jsonl", "json": "jsonl", "ndjson": "jsonl"}
 
 
@@ -119,12 +122,16 @@ class FileSink:
             raise FlowscopeError(f"{path}: Parquet compresses itself; name the file .parquet")
         if self.path.is_dir():
             raise FlowscopeError(f"{path} is a directory; name an output file")
-        self._tmp = staging_path(self.path)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._raw: IO[bytes] = open(self._tmp, "wb")  # noqa: SIM115 (closed in close/abort)
-        except OSError as exc:
-            raise FlowscopeError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        if str(path) == STDOUT:  # written as the batches come, like a pipe; the shell opened it
+            self.name, self._tmp = "standard output", self.path
+            self._raw: IO[bytes] = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+        else:
+            self._tmp = staging_path(self.path)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._raw = open(self._tmp, "wb")  # noqa: SIM115 (closed in close/abort)
+            except OSError as exc:
+                raise FlowscopeError(f"cannot write {path}: {exc.strerror or exc}") from exc
         self._stream: IO[bytes] = (
             cast(IO[bytes], gzip.GzipFile(fileobj=self._raw, mode="wb", mtime=0)) if self.compressed else self._raw
         )
@@ -191,11 +198,30 @@ def _path(url: str) -> Path:
     return Path(url.removeprefix("file://").removeprefix("file:"))
 
 
+def _stdout(url: str, context: DestinationContext) -> FileSink:
+    """``-`` (CSV) or ``stdout[:FORMAT]`` (csv, jsonl, parquet): the rows on standard output, for a pipe."""
+    named = url.partition(":")[2] if url.startswith("stdout") else ""
+    found = _ALIASES.get(named or "csv")
+    if found is None:
+        raise FlowscopeError(
+            f"unknown output format {named!r} for {url} (use stdout:csv, stdout:jsonl or stdout:parquet)"
+        )
+    return FileSink(STDOUT, found, schema=context.schema, table=context.table)
+
+
 register(
     Destination(
         "file",
         "a file path ending .parquet, .csv, .csv.gz, .jsonl or .jsonl.gz",
         lambda url: "://" not in url.removeprefix("file://") and format_from_path(_path(url)) is not None,
         lambda url, context: FileSink(_path(url), schema=context.schema, table=context.table),
+    )
+)
+register(
+    Destination(
+        "stdout",
+        "- or stdout: CSV on standard output (stdout:jsonl, stdout:parquet for the others)",
+        lambda url: url == STDOUT or url == "stdout" or url.startswith("stdout:"),
+        _stdout,
     )
 )
