@@ -28,7 +28,10 @@ TO_HELP = (
 
 def destination_options(command: F) -> F:
     command = click.option(
-        "-o", "--output", type=click.Path(dir_okay=False), help="Write this file (shorthand for --to FILE; - for CSV on standard output)."
+        "-o",
+        "--output",
+        type=click.Path(dir_okay=False),
+        help="Write this file (shorthand for --to FILE; - for CSV on standard output).",
     )(command)
     return click.option("--to", "to", multiple=True, metavar="URL", help=TO_HELP)(command)
 
