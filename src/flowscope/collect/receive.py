@@ -37,10 +37,10 @@ PR_SET_PDEATHSIG = 1
 F_SETPIPE_SZ = 1031
 SO_RCVBUFFORCE = 33  # Linux: like SO_RCVBUF but may exceed net.core.rmem_max (needs CAP_NET_ADMIN)
 RECEIVE_PRIORITY = -10  # nice value a receive process asks for: it must run whenever datagrams wait
-# Datagrams a receive process may hold while the decoder catches up. 64 MiB holds about 50k full datagrams
-# (1.2 M flows of 24 records): a burst of a second or two at the sender's limit here. Beyond it receiving
-# pauses, the socket buffer fills and the kernel drops, counted as socket drops. It was 1 GiB; a 1 M-flow burst
-# (about 50 MB of datagrams) peaks at about 520 MiB for the collector's processes either way (bench_collect.py).
+# Datagrams a receive process holds in memory while the decoder catches up: about 6k full datagrams, 150 k
+# flows. A backlog beyond it goes to the spool (``Backlog``); only when that is full too does receiving pause,
+# the socket buffer fill and the kernel drop, counted as socket drops. It was 64 MiB in memory (1 GiB before
+# issue 17), which a 1 M-flow burst (50 MB of datagrams) filled when decoding lagged (bench_collect.py).
 QUEUE_BYTES = 8 << 20
 SPOOL_BYTES = 1 << 30
 """What a receive process may spool beyond ``QUEUE_BYTES`` (``Backlog``): about 800 k datagrams, 20 M flows."""

@@ -1,8 +1,8 @@
 """The collector: a receive process per socket, one decode loop, an output thread, health, workers.
 
 Receiving and decoding never share a GIL: each listener's socket is read by its own process
-(``receive.receive_forever``, started by ``_start_receiver``: recvmmsg, an in-memory queue of up to 64 MiB,
-batches forwarded over a pipe as one bytes object each). The decode loop gathers what arrived (bigger
+(``receive.receive_forever``, started by ``_start_receiver``: recvmmsg, a queue of 8 MiB in memory then a
+spool file, batches forwarded over a pipe as one bytes object each). The decode loop gathers what arrived (bigger
 batches decode faster per datagram), decodes, hands the tables to the output (``pipeline.Stream``: a thread that writes
 them to the ``--to`` destinations and flushes those on a timer; Parquet encoding releases the GIL,
 so it overlaps decoding on a second core) and accounts health. A burst the decoder cannot keep up
@@ -77,9 +77,10 @@ DECODE_BATCH = 1024
 flows, 5 MiB of Arrow rows. A backlog waits as datagrams (70 bytes per flow) rather than as rows (200 bytes)."""
 OUTPUT_QUEUE_BYTES = 4 << 20
 """Decoded tables waiting for the output's writer thread: beyond this, decoding waits (``pipeline.Stream``)."""
-OUTPUT_BUFFER_BYTES = 16 << 20
-"""Rows the lake holds per table until it writes a file (about 160 k flows), unless ``--flush`` comes first.
-A burst then makes files of 160 k flows (about 6 MiB of Parquet, merged by compaction) instead of 1 M."""
+OUTPUT_BUFFER_BYTES = 8 << 20
+"""Rows the lake holds per table until it writes a file (about 42 k flows), unless ``--flush`` comes first.
+A 1 M-flow burst makes 23 files of 2.6 MiB of Parquet (compaction merges them), where 16 MiB made 11 for 16 MiB
+more peak memory (bench_collect.py); below 8 k flows/s the ``--flush`` age (5 s) still cuts files first."""
 GATHER_SECONDS = 0.05  # how long the decode loop waits to fill a batch
 DECODE_NICENESS = 5  # the decoder yields the CPU to the receive processes
 HOUSEKEEPING_SECONDS = 1.0
