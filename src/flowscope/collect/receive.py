@@ -6,7 +6,7 @@ per datagram. ctypes releases the GIL during the call, so decoding in another th
 runs meanwhile.
 
 The receive process is spawned (a fresh interpreter) and imports this module alone: it uses the standard
-library only, so that process is about 10 MiB plus its queue (forked from the collector, it counted the
+library only, so that process is 15 MiB plus its queue (forked from the collector, it counted the
 collector's 60 MiB of imports as its own, and numpy would add 21 MiB).
 """
 
