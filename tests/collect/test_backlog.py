@@ -44,6 +44,16 @@ def test_full_only_when_memory_and_spool_are(tmp_path):
     assert not backlog.full()
 
 
+def test_the_spool_stays_the_bound_while_memory_empties(tmp_path):
+    backlog = Backlog(memory=200, spool=500, spool_dir=str(tmp_path))
+    for batch in batches(7):
+        backlog.put(batch)
+    assert backlog.full()
+    backlog.take(200)  # memory empties, the spool still holds five batches: still full
+    assert backlog.held == 0 and backlog.full()
+    assert drain(backlog) == batches(7)[2:]
+
+
 def test_without_a_spool_memory_is_the_bound():
     backlog = Backlog(memory=200)
     backlog.put(b"a" * 100)

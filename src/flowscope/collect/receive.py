@@ -199,7 +199,9 @@ class Backlog:
 
     def full(self) -> bool:
         """Nothing more fits: receiving must pause (the socket buffer, then the kernel's counted drops, take over)."""
-        return self.held >= self.memory and (self.spool_dir is None or self.write_at >= self.spool)
+        if self.spool_dir is not None and (self.spooled or self.held >= self.memory):
+            return self.write_at >= self.spool  # while spooling, memory empties first: the file is the bound
+        return self.held >= self.memory
 
     def put(self, packed: bytes) -> None:
         if self.spooled or (self.held >= self.memory and self.spool_dir is not None):
