@@ -41,7 +41,22 @@ def test_full_only_when_memory_and_spool_are(tmp_path):
         backlog.put(batch)
     assert backlog.full()
     assert drain(backlog) == batches(7)
+
+
+def test_the_spool_file_is_at_most_twice_the_bound(tmp_path):
+    backlog = Backlog(memory=100, spool=250, spool_dir=str(tmp_path))
+    data = batches(7)
+    for batch in data[:4]:  # one in memory, three spooled (108 bytes each): 324 >= 250
+        backlog.put(batch)
+    assert backlog.full()
+    assert backlog.take(1) == data[:1] and backlog.take(1) == data[1:2]  # 216 spooled: room again
     assert not backlog.full()
+    for batch in data[4:6]:
+        backlog.put(batch)
+    assert backlog.take(1) + backlog.take(1) + backlog.take(1) == data[2:5]
+    assert backlog.spooled == 108 and backlog.write_at == 540  # the file only starts over once drained
+    assert backlog.full()  # at twice the bound: receiving waits for the drain
+    assert drain(backlog) == data[5:6] and backlog.write_at == 0
 
 
 def test_the_spool_stays_the_bound_while_memory_empties(tmp_path):
@@ -51,7 +66,9 @@ def test_the_spool_stays_the_bound_while_memory_empties(tmp_path):
     assert backlog.full()
     backlog.take(200)  # memory empties, the spool still holds five batches: still full
     assert backlog.held == 0 and backlog.full()
-    assert drain(backlog) == batches(7)[2:]
+    backlog.take(1)  # one fewer spooled: room again
+    assert not backlog.full()
+    assert drain(backlog) == batches(7)[3:]
 
 
 def test_without_a_spool_memory_is_the_bound():

@@ -173,7 +173,7 @@ class StopPipe:
 
 class Backlog:
     """The receive process's queue of packed batches, oldest first: in memory up to ``memory`` bytes, then in
-    an unlinked spool file in ``spool_dir`` up to ``spool`` bytes.
+    an unlinked spool file in ``spool_dir`` up to ``spool`` bytes (a file of at most twice that).
 
     The spool is written and read with pwrite/pread, not mapped: its pages are the kernel's page cache (written
     back to disk under memory pressure), not this process's memory. While it holds anything, new batches go
@@ -200,7 +200,11 @@ class Backlog:
     def full(self) -> bool:
         """Nothing more fits: receiving must pause (the socket buffer, then the kernel's counted drops, take over)."""
         if self.spool_dir is not None and (self.spooled or self.held >= self.memory):
-            return self.write_at >= self.spool  # while spooling, memory empties first: the file is the bound
+            # While spooling, memory empties first: the spooled backlog is the bound. The file only starts over
+            # once drained, so it may grow to twice that; then receiving waits for the drain. Pausing at the
+            # backlog bound rather than the file size interleaves losses with receiving (a single gap of
+            # millions of datagrams would read as an exporter restart, not loss: health.JUMP_LIMIT).
+            return self.spooled >= self.spool or self.write_at >= 2 * self.spool
         return self.held >= self.memory
 
     def put(self, packed: bytes) -> None:
