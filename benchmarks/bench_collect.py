@@ -101,6 +101,8 @@ class Trial:
     """Seconds from the first datagram sent until the last flow was stored (flowscope only)."""
     kernel_drops: int | None = None
     """Datagrams the kernel dropped on the collector's socket (flowscope reports it)."""
+    peaks: str = ""
+    """Each process's peak RSS in MiB, in pid order (flowscope: the collector, then its receive process)."""
 
     @property
     def loss(self) -> int:
@@ -125,32 +127,33 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def tree_peak_rss_mib(root: int) -> float:
-    """Sum of each process's peak RSS (VmHWM) below ``root`` (the ``timeout`` wrapper itself is not counted)."""
-    total = 0
+def tree_peaks_mib(root: int, peaks: dict[int, float]) -> None:
+    """Each process's peak RSS (VmHWM) below ``root``, into ``peaks`` by pid (the ``timeout`` wrapper itself is
+    not counted; VmHWM only grows, so the last reading of a process is its peak)."""
     for pid in descendants(root):
         try:
             status = Path(f"/proc/{pid}/status").read_text()
         except OSError:
             continue
         match = re.search(r"^VmHWM:\s+(\d+) kB", status, re.M)
-        total += int(match.group(1)) if match else 0
-    return total / 1024
+        if match:
+            peaks[pid] = max(peaks.get(pid, 0.0), int(match.group(1)) / 1024)
 
 
-def stop_and_measure(process: subprocess.Popen, signum: int, timeout: float = 120) -> float:
-    """Signal a collector, wait for it to finish, and return its peak RSS (sampled until it exits)."""
-    peak = tree_peak_rss_mib(process.pid)
+def stop_and_measure(process: subprocess.Popen, signum: int, peaks: dict[int, float], timeout: float = 120) -> float:
+    """Signal a collector, wait for it to finish, and return its peak RSS: the sum of its processes' VmHWM,
+    sampled until it exits, each process's also in ``peaks`` (collector first)."""
+    tree_peaks_mib(process.pid, peaks)
     process.send_signal(signum)
     deadline = time.monotonic() + timeout
     while process.poll() is None:
-        peak = max(peak, tree_peak_rss_mib(process.pid))
+        tree_peaks_mib(process.pid, peaks)
         if time.monotonic() > deadline:
             process.kill()
             process.wait()
             break
         time.sleep(0.05)
-    return peak
+    return sum(peaks.values())
 
 
 def flowscope_health(lake: Path) -> dict:
@@ -196,7 +199,8 @@ def run_flowscope(sender: Sender, version: int, rate: float, buffer: int, workdi
             last, since = flows, time.monotonic()
         time.sleep(0.1)
     stored_after = since - started  # health is saved once a second: within about a second
-    peak = stop_and_measure(process, signal.SIGINT)
+    peaks: dict[int, float] = {}
+    peak = stop_and_measure(process, signal.SIGINT, peaks)
     health = flowscope_health(lake)
     received = health.get("rows_written", {}).get("flows", 0)
     listener = next(iter(health.get("listeners", {}).values()), {})
@@ -212,6 +216,7 @@ def run_flowscope(sender: Sender, version: int, rate: float, buffer: int, workdi
         str(listener.get("receive_buffer", "?")),
         stored_after,
         listener.get("kernel_drops"),
+        " + ".join(f"{mib:.0f}" for _, mib in sorted(peaks.items())),
     )
 
 
@@ -243,7 +248,7 @@ def run_nfcapd(sender: Sender, version: int, rate: float, buffer: int, workdir: 
     time.sleep(1.0)
     seconds = sender.send(port, rate)
     time.sleep(QUIET_SECONDS)
-    peak = stop_and_measure(process, signal.SIGTERM)
+    peak = stop_and_measure(process, signal.SIGTERM, {})
     totals = subprocess.run(["nfdump", "-R", str(store), "-I"], capture_output=True, text=True).stdout
     match = re.search(r"^Flows: (\d+)$", totals, re.M)
     granted = re.search(r"SO_RCVBUF to (\d+) bytes", log.read_text())
@@ -310,7 +315,9 @@ def main() -> None:
                 print(
                     f"  {peer:<9} offered {offered:>9} dgrams/s  achieved {trial.achieved:>9,.0f}  "
                     f"stored {trial.received:>9,} flows  loss {trial.loss:>8,} ({100 * trial.loss / trial.sent:5.1f} %)"
-                    f"  peak RSS {trial.peak_rss_mib:7.1f} MiB  buffer granted {trial.granted_buffer}"
+                    f"  peak RSS {trial.peak_rss_mib:7.1f} MiB"
+                    + (f" ({trial.peaks})" if trial.peaks else "")
+                    + f"  buffer granted {trial.granted_buffer}"
                     + (
                         f"  all stored after {trial.stored_after:.1f} s"
                         f" (~{trial.received / trial.stored_after:,.0f} flows/s)"

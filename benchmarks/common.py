@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.abc
+import contextlib
 import json
 import os
 import platform
@@ -58,13 +58,12 @@ def as_installed() -> None:
     baseline). Where pandas is importable, pyarrow imports it on its first conversion of a numpy array,
     about 0.3 s of start-up that a flowscope install never pays. Call before that first conversion.
     """
-    sys.meta_path.insert(0, _WithoutPandas())
+    from flowscope.memory import without_pandas  # here: a peer's step must not import pyarrow with this module
+
+    _STEP.enter_context(without_pandas())  # for the rest of this step's process
 
 
-class _WithoutPandas(importlib.abc.MetaPathFinder):
-    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
-        if name.partition(".")[0] == "pandas":
-            raise ImportError("pandas is left out of flowscope's benchmark steps")
+_STEP = contextlib.ExitStack()
 
 
 @dataclass

@@ -8,7 +8,7 @@ importing the implementations only when it looks them up.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Generic, Protocol, TypeVar
 
 
@@ -34,3 +34,13 @@ class Registry(Generic[T]):
         for module in self.modules:
             importlib.import_module(module)
         return dict(self._items)
+
+    def first(self, accepts: Callable[[T], bool]) -> T | None:
+        """The first item ``accepts`` takes, importing the modules in order only until one does: a collector
+        writing to the lake does not import the PostgreSQL destination, and with it DuckDB (34 MiB of RSS)."""
+        for module in (*self.modules, None):
+            found = next((item for item in self._items.values() if accepts(item)), None)
+            if found is not None or module is None:
+                return found
+            importlib.import_module(module)
+        return None

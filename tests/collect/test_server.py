@@ -25,10 +25,11 @@ from tests.collect.live import (
 )
 from tests.conftest import shared_data
 
-from flowscope.collect.datagrams import Datagrams
+from flowscope.collect.datagrams import Datagrams, sender_addresses, unpack
 from flowscope.collect.health import Health, group_rows, merge_snapshots, sequence_accounting
 from flowscope.collect.metrics import render
-from flowscope.collect.receive import BatchReceiver, Listen, merge_packed, packed_count, sender_addresses, unpack
+from flowscope.collect.packed import merge_packed, packed_count
+from flowscope.collect.receive import BatchReceiver, Listen
 from flowscope.collect.sflow import decode_sflow
 from flowscope.errors import FlowscopeError
 

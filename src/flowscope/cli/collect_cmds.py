@@ -16,7 +16,7 @@ from flowscope.cli.destinations import TO_HELP, destination_urls
 from flowscope.cli.options import anonymize_from, enrich_from, keep_rollups_option, transform_options
 from flowscope.cli.output import print_table, result_console
 from flowscope.collect.health import HEALTH_DIR
-from flowscope.collect.receive import QUEUE_BYTES, Listen
+from flowscope.collect.receive import QUEUE_BYTES, SPOOL_BYTES, Listen
 from flowscope.collect.server import CollectorConfig, lake_health, new_run_id, run_collector, run_workers
 from flowscope.collect.state import NetflowState
 from flowscope.errors import FlowscopeError
@@ -75,7 +75,16 @@ Examples:
     type=click.IntRange(min=1),
     default=QUEUE_BYTES >> 20,
     show_default=True,
-    help="MiB of datagrams each listener may hold while decoding catches up with a burst.",
+    help="MiB of datagrams each listener may hold in memory while decoding catches up with a burst.",
+)
+@click.option(
+    "--queue-spool",
+    "spool_mib",
+    type=click.IntRange(min=0),
+    default=SPOOL_BYTES >> 20,
+    show_default=True,
+    help="MiB of datagrams each listener may hold beyond --queue-memory in a spool file (deleted, in "
+    "LAKE/_collector: the page cache, written to disk under memory pressure); 0: none.",
 )
 @click.option(
     "--sampling-config",
@@ -101,6 +110,7 @@ def collect(
     workers: int,
     receive_buffer: int,
     queue_mib: int,
+    spool_mib: int,
     sampling_config: str | None,
     enrich: str | None,
     anonymize: str | None,
@@ -126,6 +136,7 @@ def collect(
         flush_seconds=flush_seconds,
         receive_buffer=receive_buffer,
         queue_memory=queue_mib << 20,
+        queue_spool=spool_mib << 20,
         sampling_config=sampling_config,
         enrich=enrich,
         anonymize=anonymize,

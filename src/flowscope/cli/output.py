@@ -7,10 +7,9 @@ import sys
 from collections.abc import Callable, Collection
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import duckdb
 import pyarrow as pa
 import pyarrow.csv as pacsv
 from rich.console import Console
@@ -21,6 +20,9 @@ from flowscope.errors import FlowscopeError
 from flowscope.pipeline import run, tag
 from flowscope.schema import Role, role_of
 from flowscope.sinks.files import FileSink, format_from_path, write_jsonl
+
+if TYPE_CHECKING:  # imported where a relation is made: commands that never query (collect) skip its 34 MiB
+    import duckdb
 
 OUTPUT_FORMATS = ("table", "csv", "json", "parquet")
 _BATCH_ROWS = 100_000

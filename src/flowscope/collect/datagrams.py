@@ -7,11 +7,13 @@ Python object per datagram or per record.
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 
+from flowscope.collect.packed import SENDER, sections
 from flowscope.diagnostics import Skips
 from flowscope.schema import ADDRESS, empty_flows
 
@@ -68,6 +70,30 @@ class Datagrams:
             np.concatenate([part.exporters for part in parts]),
             np.concatenate([part.received_ns for part in parts]),
         )
+
+
+def unpack(packed: bytes) -> Datagrams:
+    """A packed batch from a receive process (``collect/packed.py``) -> Datagrams."""
+    count, lengths_at, senders_at, payload_start = sections(packed)
+    times = np.frombuffer(packed, np.int64, count, 8)
+    lengths = np.frombuffer(packed, np.uint32, count, lengths_at)
+    senders = np.frombuffer(packed, np.uint8, SENDER * count, senders_at).reshape(count, SENDER)
+    ends = (np.cumsum(lengths, dtype=np.int64) + payload_start).tolist()
+    starts = [payload_start, *ends[:-1]]
+    payloads = [packed[s:e] for s, e in zip(starts, ends, strict=True)]
+    return Datagrams(payloads, sender_addresses(senders), times.copy())
+
+
+def sender_addresses(names: np.ndarray) -> np.ndarray:
+    """struct sockaddr_in / sockaddr_in6 rows -> (n, 16) IPv4-mapped address bytes."""
+    family = names[:, 0].astype(np.uint16) | (names[:, 1].astype(np.uint16) << 8)  # host order (little endian)
+    out = np.zeros((names.shape[0], 16), np.uint8)
+    v4 = family == socket.AF_INET
+    out[v4, 10:12] = 0xFF
+    out[v4, 12:] = names[v4, 4:8]
+    v6 = family == socket.AF_INET6
+    out[v6] = names[v6, 8:24]
+    return out
 
 
 def empty_messages() -> pa.Table:

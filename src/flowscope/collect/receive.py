@@ -4,27 +4,31 @@ One ``recvmmsg`` call returns up to ``batch`` datagrams with their source addres
 the receive loop makes one system call (and one pass of Python) per batch instead of
 per datagram. ctypes releases the GIL during the call, so decoding in another thread
 runs meanwhile.
+
+The receive process is spawned (a fresh interpreter) and imports this module alone: it uses the standard
+library only, so that process is 15 MiB plus its queue (forked from the collector, it counted the
+collector's 60 MiB of imports as its own, and numpy would add 21 MiB).
 """
 
 from __future__ import annotations
 
+import array
 import contextlib
 import ctypes
 import errno
 import fcntl
+import mmap
 import os
 import signal
 import socket
+import struct
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from multiprocessing.synchronize import Event as EventType
 
-import numpy as np
-
-from flowscope.collect.datagrams import Datagrams
+from flowscope.collect.packed import SENDER, merge_packed, pack, packed_count
 from flowscope.errors import FlowscopeError
 
 MSG_DONTWAIT = 0x40
@@ -33,16 +37,17 @@ PR_SET_PDEATHSIG = 1
 F_SETPIPE_SZ = 1031
 SO_RCVBUFFORCE = 33  # Linux: like SO_RCVBUF but may exceed net.core.rmem_max (needs CAP_NET_ADMIN)
 RECEIVE_PRIORITY = -10  # nice value a receive process asks for: it must run whenever datagrams wait
-# Datagrams a receive process may hold while the decoder catches up. 64 MiB holds about 50k full datagrams
-# (1.2 M flows of 24 records): a burst of a second or two at the sender's limit here. Beyond it receiving
-# pauses, the socket buffer fills and the kernel drops, counted as socket drops. It was 1 GiB; a 1 M-flow burst
-# (about 50 MB of datagrams) peaks at about 520 MiB for the collector's processes either way (bench_collect.py).
-QUEUE_BYTES = 64 << 20
-FORWARD_BYTES = 4 << 20  # at most this much is merged into one message to the decoder
+# Datagrams a receive process holds in memory while the decoder catches up: about 6k full datagrams, 150 k
+# flows. A backlog beyond it goes to the spool (``Backlog``); only when that is full too does receiving pause,
+# the socket buffer fill and the kernel drop, counted as socket drops. It was 64 MiB in memory (1 GiB before
+# issue 17), which a 1 M-flow burst (50 MB of datagrams) filled when decoding lagged (bench_collect.py).
+QUEUE_BYTES = 8 << 20
+SPOOL_BYTES = 1 << 30
+"""What a receive process may spool beyond ``QUEUE_BYTES`` (``Backlog``): about 800 k datagrams, 20 M flows."""
+FORWARD_BYTES = 1 << 20  # at most this much is merged into one message to the decoder (about 15 k flows)
 GATHER_PAUSE = 0.001  # pause after a small batch; at 100k datagrams/s that is 100 datagrams, 3 % of the buffer
 PIPE_BYTES = 1 << 20  # pipe capacity asked for (Linux default 64 KiB): fewer wake-ups per forwarded batch
 SLOT = 65536  # one slot holds the largest UDP payload, so nothing is ever cut
-NAME = 128  # sizeof(struct sockaddr_storage)
 
 
 # Linux's struct iovec / msghdr / mmsghdr, for recvmmsg(2) here and sendmmsg(2) in the replay benchmark.
@@ -75,11 +80,6 @@ if _recvmmsg is not None:
     _recvmmsg.restype = ctypes.c_int
 
 
-def _field_view(raw: np.ndarray, offset: int, dtype: type) -> np.ndarray:
-    """One field of every mmsghdr in a raw (batch, sizeof) byte view, as a strided numpy array."""
-    return raw[:, offset : offset + np.dtype(dtype).itemsize].view(dtype).reshape(-1)
-
-
 class BatchReceiver:
     """Receives up to ``batch`` datagrams per system call from one socket."""
 
@@ -89,29 +89,31 @@ class BatchReceiver:
         self.recvmmsg = _recvmmsg
         self.sock = sock
         self.batch = batch
-        self.data = np.zeros(batch * SLOT, np.uint8)
-        self.names = np.zeros((batch, NAME), np.uint8)
+        # An anonymous mapping: pages count only once a datagram lands in them (about one per slot).
+        self.data = mmap.mmap(-1, batch * SLOT)
+        self.names = (ctypes.c_uint8 * (batch * SENDER))()
         self.iovecs = (IoVec * batch)()
         self.messages = (MMsgHdr * batch)()
-        base = self.data.ctypes.data
+        base = ctypes.addressof(ctypes.c_char.from_buffer(self.data))
         for i in range(batch):  # set up once
             self.iovecs[i].iov_base = base + i * SLOT
             self.iovecs[i].iov_len = SLOT
             header = self.messages[i].msg_hdr
-            header.msg_name = self.names.ctypes.data + i * NAME
+            header.msg_name = ctypes.addressof(self.names) + i * SENDER
             header.msg_iov = ctypes.pointer(self.iovecs[i])
             header.msg_iovlen = 1
-        raw = np.ctypeslib.as_array(
-            (ctypes.c_uint8 * (ctypes.sizeof(MMsgHdr) * batch)).from_address(ctypes.addressof(self.messages))
-        ).reshape(batch, ctypes.sizeof(MMsgHdr))
-        hdr = MMsgHdr.msg_hdr.offset
-        self.namelen = _field_view(raw, hdr + MsgHdr.msg_namelen.offset, np.uint32)
-        self.length = _field_view(raw, MMsgHdr.msg_len.offset, np.uint32)
+        # Every mmsghdr's msg_namelen and msg_len, as strided views of 32-bit words (no copy, no numpy)
+        words = memoryview(self.messages).cast("B").cast("I")
+        stride = MMSG_SIZE // 4
+        namelen = (MMsgHdr.msg_hdr.offset + MsgHdr.msg_namelen.offset) // 4
+        self.namelen = words[namelen::stride]
+        self.length = words[MMsgHdr.msg_len.offset // 4 :: stride]
+        self.full_names = array.array("I", [SENDER]) * batch
 
     def receive(self, *, wait: bool = True) -> bytes | None:
-        """The next batch, packed (see ``unpack``); None when nothing arrived before the socket's timeout
-        or, with ``wait=False``, right now."""
-        self.namelen[:] = NAME
+        """The next batch, packed (``collect/packed.py``); None when nothing arrived before the socket's
+        timeout or, with ``wait=False``, right now."""
+        self.namelen[:] = self.full_names
         fd = self.sock.fileno()
         base = ctypes.addressof(self.messages)
         count = 0
@@ -128,70 +130,11 @@ class BatchReceiver:
             count += got
         if count == 0:
             return None
-        lengths = self.length[:count].astype(np.uint32)
-        view = self.data.data
-        starts = range(0, count * SLOT, SLOT)
-        payloads = [view[s : s + n] for s, n in zip(starts, lengths.tolist(), strict=False)]
-        times = np.full(count, time.time_ns(), np.int64)
-        senders = self.names[:count, :SENDER].tobytes()  # converted by the decoder, off the receive path
-        return b"".join([np.int64(count).tobytes(), times.tobytes(), lengths.tobytes(), senders, *payloads])
-
-
-# Packed batch: count (int64), receive times (int64 each), lengths (uint32 each), sender sockaddrs (28 bytes
-# each), payloads. One bytes object per batch crosses the pipe from the receive process: no Python object
-# per datagram.
-SENDER = 28  # sizeof(struct sockaddr_in6), which also holds a sockaddr_in
-
-
-def _sections(packed: bytes) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, int]:
-    count = int(np.frombuffer(packed, np.int64, 1)[0])
-    times = np.frombuffer(packed, np.int64, count, 8)
-    lengths = np.frombuffer(packed, np.uint32, count, 8 + 8 * count)
-    senders = np.frombuffer(packed, np.uint8, SENDER * count, 8 + 12 * count).reshape(count, SENDER)
-    return count, times, lengths, senders, 8 + (12 + SENDER) * count
-
-
-def packed_count(packed: bytes) -> int:
-    """How many datagrams a packed batch holds."""
-    return int(np.frombuffer(packed, np.int64, 1)[0])
-
-
-def merge_packed(batches: list[bytes]) -> bytes:
-    """Several packed batches as one."""
-    if len(batches) == 1:
-        return batches[0]
-    parts = [_sections(b) for b in batches]
-    count = sum(p[0] for p in parts)
-    return b"".join(
-        [
-            np.int64(count).tobytes(),
-            *(p[1].tobytes() for p in parts),
-            *(p[2].tobytes() for p in parts),
-            *(p[3].tobytes() for p in parts),
-            *(memoryview(b)[p[4] :] for b, p in zip(batches, parts, strict=True)),
-        ]
-    )
-
-
-def unpack(packed: bytes) -> Datagrams:
-    """A packed batch -> Datagrams."""
-    _, times, lengths, senders, payload_start = _sections(packed)
-    ends = (np.cumsum(lengths, dtype=np.int64) + payload_start).tolist()
-    starts = [payload_start, *ends[:-1]]
-    payloads = [packed[s:e] for s, e in zip(starts, ends, strict=True)]
-    return Datagrams(payloads, sender_addresses(senders), times.copy())
-
-
-def sender_addresses(names: np.ndarray) -> np.ndarray:
-    """struct sockaddr_in / sockaddr_in6 rows -> (n, 16) IPv4-mapped address bytes."""
-    family = names[:, 0].astype(np.uint16) | (names[:, 1].astype(np.uint16) << 8)  # host order (little endian)
-    out = np.zeros((names.shape[0], 16), np.uint8)
-    v4 = family == socket.AF_INET
-    out[v4, 10:12] = 0xFF
-    out[v4, 12:] = names[v4, 4:8]
-    v6 = family == socket.AF_INET6
-    out[v6] = names[v6, 8:24]
-    return out
+        lengths = self.length[:count]
+        view = memoryview(self.data)
+        payloads = [view[s : s + n] for s, n in zip(range(0, count * SLOT, SLOT), lengths.tolist(), strict=False)]
+        # the sender sockaddrs are converted by the decoder, off the receive path
+        return pack(count, time.time_ns(), lengths.tobytes(), ctypes.string_at(self.names, count * SENDER), payloads)
 
 
 LISTEN_SCHEMES = {"netflow": "netflow", "ipfix": "netflow", "sflow": "sflow"}
@@ -204,14 +147,122 @@ def widen_pipe(conn: Connection) -> None:
         fcntl.fcntl(conn.fileno(), F_SETPIPE_SZ, PIPE_BYTES)
 
 
-def receive_forever(sock: socket.socket, conn: Connection, stop: EventType, memory: int = QUEUE_BYTES) -> None:
+class StopPipe:
+    """The collector's stop request: a byte on a pipe, or its end closing (the collector is gone).
+
+    Polled once per batch (a non-blocking read). A pipe rather than a signal or a multiprocessing Event:
+    a signal before the handler is installed would kill the process, and an Event needs multiprocessing's
+    resource tracker, one more 12 MiB process.
+    """
+
+    def __init__(self, fd: int) -> None:
+        os.set_blocking(fd, False)
+        self.fd = fd
+        self.stopped = False
+
+    def is_set(self) -> bool:
+        if not self.stopped:
+            with contextlib.suppress(BlockingIOError):
+                os.read(self.fd, 1)
+                self.stopped = True
+        return self.stopped
+
+    def set(self) -> None:
+        self.stopped = True
+
+
+class Backlog:
+    """The receive process's queue of packed batches, oldest first: in memory up to ``memory`` bytes, then in
+    an unlinked spool file in ``spool_dir`` up to ``spool`` bytes (a file of at most twice that).
+
+    The spool is written and read with pwrite/pread, not mapped: its pages are the kernel's page cache (written
+    back to disk under memory pressure), not this process's memory. While it holds anything, new batches go
+    there too, so batches leave in the order they came. Not thread-safe: callers hold one lock.
+    """
+
+    def __init__(self, memory: int, spool: int = 0, spool_dir: str | None = None) -> None:
+        self.memory = memory
+        self.spool = spool
+        self.spool_dir = spool_dir
+        self.batches: deque[bytes] = deque()
+        self.held = 0  # bytes in ``batches``
+        self.fd: int | None = None
+        self.write_at = 0
+        self.read_at = 0
+
+    @property
+    def spooled(self) -> int:
+        return self.write_at - self.read_at
+
+    def __bool__(self) -> bool:
+        return bool(self.batches) or self.spooled > 0
+
+    def full(self) -> bool:
+        """Nothing more fits: receiving must pause (the socket buffer, then the kernel's counted drops, take over)."""
+        if self.spool_dir is not None and (self.spooled or self.held >= self.memory):
+            # While spooling, memory empties first: the spooled backlog is the bound. The file only starts over
+            # once drained, so it may grow to twice that; then receiving waits for the drain. Pausing at the
+            # backlog bound rather than the file size interleaves losses with receiving (a single gap of
+            # millions of datagrams would read as an exporter restart, not loss: health.JUMP_LIMIT).
+            return self.spooled >= self.spool or self.write_at >= 2 * self.spool
+        return self.held >= self.memory
+
+    def put(self, packed: bytes) -> None:
+        if self.spooled or (self.held >= self.memory and self.spool_dir is not None):
+            try:
+                self._spill(packed)
+                return
+            except OSError:  # no spool here (a full disk, no O_TMPFILE): memory only from now on, as without one
+                self.spool_dir = None
+        self.batches.append(packed)
+        self.held += len(packed)
+
+    def _spill(self, packed: bytes) -> None:
+        if self.fd is None:
+            assert self.spool_dir is not None
+            self.fd = os.open(self.spool_dir, os.O_TMPFILE | os.O_RDWR, 0o600)
+        record = _LENGTH.pack(len(packed)) + packed
+        if os.pwrite(self.fd, record, self.write_at) != len(record):
+            raise OSError(errno.ENOSPC, "short write to the spool")
+        self.write_at += len(record)
+
+    def take(self, limit: int) -> list[bytes]:
+        """The oldest batches, up to ``limit`` bytes (at least one if any)."""
+        taken: list[bytes] = []
+        size = 0
+        while self.batches and size < limit:
+            taken.append(self.batches.popleft())
+            size += len(taken[-1])
+            self.held -= len(taken[-1])
+        while not taken and self.fd is not None and self.spooled and size < limit:
+            (length,) = _LENGTH.unpack(os.pread(self.fd, _LENGTH.size, self.read_at))
+            taken.append(os.pread(self.fd, length, self.read_at + _LENGTH.size))
+            size += length
+            self.read_at += _LENGTH.size + length
+        if self.fd is not None and self.read_at and not self.spooled:  # drained: the file starts over
+            os.ftruncate(self.fd, 0)
+            self.write_at = self.read_at = 0
+        return taken
+
+
+_LENGTH = struct.Struct("=q")
+
+
+def main(arguments: list[str]) -> None:
+    """A receive process's entry (``server._start_receiver``): SOCKET_FD PIPE_FD STOP_FD MEMORY SPOOL [SPOOL_DIR]."""
+    sock_fd, conn_fd, stop_fd, memory, spool = (int(a) for a in arguments[:5])
+    backlog = Backlog(memory, spool, arguments[5] if spool and len(arguments) > 5 else None)
+    receive_forever(socket.socket(fileno=sock_fd), Connection(conn_fd, readable=False), StopPipe(stop_fd), backlog)
+
+
+def receive_forever(sock: socket.socket, conn: Connection, stop: StopPipe, backlog: Backlog) -> None:
     """The body of a receive process: read ``sock`` as fast as datagrams come, forward them over ``conn``.
 
-    A second thread forwards, merging what queued meanwhile (up to 4 MiB) into one message, so the receiving
-    thread only ever waits for the socket. Up to ``memory`` bytes may queue here (a burst the decoder
-    has not caught up with); beyond that receiving pauses and the kernel buffer, then its drop counter,
-    take over. After ``stop`` is set the socket is drained without waiting, everything is forwarded, and
-    an empty message says "done".
+    A second thread forwards, merging what queued meanwhile (up to ``FORWARD_BYTES``) into one message, so the
+    receiving thread only ever waits for the socket. What the decoder has not caught up with waits in
+    ``backlog``; when that is full receiving pauses and the kernel buffer, then its drop counter, take over.
+    After ``stop`` is set the socket is drained without waiting, everything is forwarded, and an empty
+    message says "done".
     """
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.SIG_IGN)  # the parent decides when to stop
@@ -225,20 +276,15 @@ def receive_forever(sock: socket.socket, conn: Connection, stop: EventType, memo
         with contextlib.suppress(OSError):
             os.setpriority(os.PRIO_PROCESS, 0, RECEIVE_PRIORITY)
     receiver = BatchReceiver(sock)
-    pending: deque[bytes] = deque()
-    state = {"bytes": 0, "done": False}
+    state = {"done": False, "gone": False}
     changed = threading.Condition()
 
     def forward() -> None:
         while True:
             with changed:
-                while not pending and not state["done"]:
+                while not backlog and not state["done"]:
                     changed.wait()
-                batches, size = [], 0
-                while pending and size < FORWARD_BYTES:  # bounded, so merging never holds the GIL for long
-                    batches.append(pending.popleft())
-                    size += len(batches[-1])
-                state["bytes"] -= size
+                batches = backlog.take(FORWARD_BYTES)  # bounded, so merging never holds the GIL for long
                 changed.notify_all()
             try:
                 if batches:
@@ -249,7 +295,7 @@ def receive_forever(sock: socket.socket, conn: Connection, stop: EventType, memo
             except OSError:  # the decoder is gone: nothing left to receive for
                 stop.set()
                 with changed:
-                    state["bytes"] = 0
+                    state["gone"] = True
                     changed.notify_all()
                 return
 
@@ -267,10 +313,10 @@ def receive_forever(sock: socket.socket, conn: Connection, stop: EventType, memo
                 break
             continue
         with changed:
-            while state["bytes"] > memory and forwarder.is_alive():
+            while backlog.full() and not state["gone"]:
                 changed.wait(1.0)
-            pending.append(packed)
-            state["bytes"] += len(packed)
+            if not state["gone"]:
+                backlog.put(packed)
             changed.notify_all()
         if packed_count(packed) < receiver.batch // 8 and not stopping:
             # A trickle: let datagrams gather for a moment (the socket buffer holds far more than this),
@@ -326,7 +372,7 @@ def open_socket(listen: Listen, *, receive_buffer: int, reuse_port: bool, timeou
         # A receive timeout lets the loop notice a stop request; recvmmsg honours SO_RCVTIMEO.
         seconds = int(timeout)
         micros = int((timeout - seconds) * 1e6)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, np.array([seconds, micros], np.int64).tobytes())
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("=qq", seconds, micros))
         sock.bind((listen.host, listen.port))
     except OSError as exc:
         sock.close()

@@ -1,13 +1,13 @@
 """The collector: a receive process per socket, one decode loop, an output thread, health, workers.
 
-Receiving and decoding never share a GIL: each listener's socket is read by its own forked process
-(``receive.receive_forever``: recvmmsg, an in-memory queue of up to 64 MiB, batches forwarded over a
-pipe as one bytes object each). The decode loop gathers what arrived (bigger batches decode faster
-per datagram), decodes, hands the tables to the output (``pipeline.Stream``: a thread that writes
-them to the ``--to`` destinations and flushes those on a timer; Parquet encoding releases the GIL,
-so it overlaps decoding on a second core) and accounts health. A burst the decoder cannot keep up
-with waits in the receive process's memory; only beyond that does the kernel socket buffer fill,
-and its drops are counted and reported, never silent.
+Receiving and decoding never share a GIL: each listener's socket is read by its own process
+(``receive.receive_forever``, started by ``_start_receiver``: recvmmsg, a queue of 8 MiB in memory then a
+spool file, batches forwarded over a pipe as one bytes object each). The decode loop gathers what arrived
+(bigger batches decode faster per datagram), decodes, hands the tables to the output (``pipeline.Stream``: a
+thread that writes them to the ``--to`` destinations and flushes those on a timer; Parquet encoding releases
+the GIL, so it overlaps decoding on a second core) and accounts health. A burst the decoder cannot keep up
+with waits in the receive process's queue; only beyond that does the kernel socket buffer fill, and its
+drops are counted and reported, never silent.
 
 SIGINT/SIGTERM: the receive processes drain their sockets without waiting and forward the rest; the
 decode loop decodes everything, the output flushes, templates and health are saved, and the process
@@ -17,37 +17,38 @@ over them by address and port).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
+import site
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
-from multiprocessing.process import BaseProcess
-from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pyarrow as pa
 
-from flowscope.collect.datagrams import Datagrams, Decoded
+import flowscope
+from flowscope.collect.datagrams import Datagrams, Decoded, unpack
 from flowscope.collect.dispatch import decode_netflow
-from flowscope.collect.health import Health, ListenerHealth, load_snapshots, merge_snapshots, save_health
+from flowscope.collect.health import HEALTH_DIR, Health, ListenerHealth, load_snapshots, merge_snapshots, save_health
 from flowscope.collect.metrics import MetricsServer
+from flowscope.collect.packed import merge_packed, packed_count
 from flowscope.collect.receive import (
     QUEUE_BYTES,
+    SPOOL_BYTES,
     Listen,
     granted_buffer,
     kernel_drops,
-    merge_packed,
     open_socket,
-    packed_count,
-    receive_forever,
-    unpack,
     widen_pipe,
 )
 from flowscope.collect.sampling import SamplingConfig
@@ -57,7 +58,7 @@ from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
 from flowscope.lake.layout import Lake
 from flowscope.lake.writer import LakeLimits
-from flowscope.memory import return_freed_memory
+from flowscope.memory import bound_freed_memory, return_freed_memory, without_pandas
 from flowscope.pipeline import Stream, tag
 from flowscope.readers.options import ReadOptions
 from flowscope.schema import INTERFACE_COUNTERS
@@ -71,7 +72,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("flowscope.collect")
 
-DECODE_BATCH = 4096  # datagrams decoded together at most (larger batches fall out of the CPU caches)
+DECODE_BATCH = 1024
+"""Datagrams gathered for one decode (a forwarded message may add up to ``receive.FORWARD_BYTES``): about 25 k
+flows, 5 MiB of Arrow rows. A backlog waits as datagrams (70 bytes per flow) rather than as rows (200 bytes)."""
+OUTPUT_QUEUE_BYTES = 4 << 20
+"""Decoded tables waiting for the output's writer thread: beyond this, decoding waits (``pipeline.Stream``)."""
+OUTPUT_BUFFER_BYTES = 8 << 20
+"""Rows the lake holds per table until it writes a file (about 42 k flows), unless ``--flush`` comes first.
+A 1 M-flow burst makes 23 files of 2.6 MiB of Parquet (compaction merges them), where 16 MiB made 11 for 16 MiB
+more peak memory (bench_collect.py); below 8 k flows/s the ``--flush`` age (5 s) still cuts files first."""
 GATHER_SECONDS = 0.05  # how long the decode loop waits to fill a batch
 DECODE_NICENESS = 5  # the decoder yields the CPU to the receive processes
 HOUSEKEEPING_SECONDS = 1.0
@@ -91,7 +100,9 @@ class CollectorConfig:
     flush_seconds: float = 5.0
     receive_buffer: int = 64 << 20
     queue_memory: int = QUEUE_BYTES
-    """Bytes of datagrams each receive process may hold while decoding catches up (burst absorption)."""
+    """Bytes of datagrams each receive process may hold in memory while decoding catches up (burst absorption)."""
+    queue_spool: int = SPOOL_BYTES
+    """Bytes of datagrams each receive process may hold beyond that in a spool file in ``LAKE/_collector``."""
     sampling_config: str | None = None
     enrich: str | None = None
     """``--enrich FILE.toml``: each collector process loads the databases itself (and reloads changed ones)."""
@@ -134,16 +145,59 @@ class RateLimitedLog:
 
 @dataclass
 class _Listener:
-    """One bound socket, the process that reads it, and the pipe its datagrams arrive on."""
+    """One bound socket, the process that reads it, the pipe its datagrams arrive on and the one that stops it."""
 
     spec: Listen
     sock: socket.socket
     health: ListenerHealth
-    process: BaseProcess
+    process: subprocess.Popen[bytes]
     conn: Connection
-    stop: EventType
+    stop_fd: int
     drops_at_start: int = 0
     done: bool = False
+    stopping: bool = False
+
+    def stop(self) -> None:
+        """Ask the receive process to drain its socket, forward the rest and end (``receive.StopPipe``)."""
+        if not self.stopping:
+            self.stopping = True
+            with contextlib.suppress(OSError):
+                os.write(self.stop_fd, b"s")
+
+
+def _start_receiver(
+    sock: socket.socket, memory: int, spool: int, spool_dir: Path
+) -> tuple[subprocess.Popen[bytes], Connection, int]:
+    """A receive process for ``sock`` (``receive.main``): the process, the pipe it forwards on, its stop pipe.
+
+    A fresh interpreter that imports ``receive.py`` alone (standard library only): 15 MiB at idle. Forked from
+    the collector, it shared, and was counted with, the collector's 60 MiB of imports; multiprocessing's
+    spawn also starts its resource tracker, one more 12 MiB process.
+    """
+    data_read, data_write = os.pipe()
+    stop_read, stop_write = os.pipe()
+    package_root = Path(flowscope.__file__).resolve().parent.parent
+    env = dict(os.environ)
+    if package_root not in {Path(p).resolve() for p in site.getsitepackages()}:  # a source tree on sys.path only
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(package_root), os.environ.get("PYTHONPATH")]))
+    fds = (sock.fileno(), data_write, stop_read)
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-c", "import sys; from flowscope.collect.receive import main; main(sys.argv[1:])"]
+            + [str(fd) for fd in fds]
+            + [str(memory), str(spool), str(spool_dir)],
+            pass_fds=fds,
+            env=env,
+        )
+    except BaseException:
+        for fd in (data_read, data_write, stop_read, stop_write):
+            os.close(fd)
+        raise
+    os.close(data_write)
+    os.close(stop_read)
+    conn = Connection(data_read, writable=False)
+    widen_pipe(conn)
+    return process, conn, stop_write
 
 
 @dataclass
@@ -165,11 +219,12 @@ class Collector:
         self.raw: RawProducer | None = None
         self.log = RateLimitedLog()
         self.health_name = f"{socket.gethostname()}-{self.name}"
+        self.spool_dir = self.lake.root / HEALTH_DIR
 
     def start(self) -> None:
         """Bind every listener (errors here are the user's: port in use, bad address) and start receiving.
 
-        Receive processes are forked before this process starts any thread of its own.
+        Receive processes are started before this process starts any thread of its own.
         """
         transforms = ReadOptions(
             enrich=None if self.config.enrich is None else EnrichConfig.load(self.config.enrich),
@@ -178,38 +233,31 @@ class Collector:
         if any(spec.protocol == "netflow" for spec in self.config.listens):
             sampling = SamplingConfig.load(self.config.sampling_config)
             self.netflow_state = NetflowState.open(self.lake.root, sampling)
-        fork_context = multiprocessing.get_context("fork")
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
         try:
             for spec in self.config.listens:
                 sock = open_socket(spec, receive_buffer=self.config.receive_buffer, reuse_port=self.reuse_port)
                 health = ListenerHealth(address=spec.name, protocol=spec.protocol, receive_buffer=granted_buffer(sock))
                 self.health.listeners[spec.name] = health
-                reader, writer = fork_context.Pipe(duplex=False)
-                widen_pipe(writer)
-                stop = fork_context.Event()
-                process = fork_context.Process(
-                    target=receive_forever,
-                    args=(sock, writer, stop, self.config.queue_memory),
-                    name=f"receive {spec.name}",
-                    daemon=True,
+                process, conn, stop_fd = _start_receiver(
+                    sock, self.config.queue_memory, self.config.queue_spool, self.spool_dir
                 )
-                self.listeners.append(_Listener(spec, sock, health, process, reader, stop, kernel_drops(sock) or 0))
-                process.start()
-                writer.close()
+                self.listeners.append(_Listener(spec, sock, health, process, conn, stop_fd, kernel_drops(sock) or 0))
         except BaseException:
             self.close()
             raise
-        # Receiving is the latency-critical part: when the machine is busy, the receive processes (forked
+        # Receiving is the latency-critical part: when the machine is busy, the receive processes (started
         # above, at the old priority) should get the CPU before decoding, which can catch up later.
         os.nice(DECODE_NICENESS)
-        pa.array(np.zeros(1))  # the first pa.array(ndarray) imports pandas (~0.3 s): pay it before traffic
+        bound_freed_memory()
+        pa.array(np.zeros(1))  # pyarrow's first conversion tries to import pandas: done before traffic
         age = self.config.flush_seconds
         destination_context = DestinationContext(
-            self.lake, LakeLimits(max_age=age), keep_rollups=self.config.keep_rollups
+            self.lake, LakeLimits(max_age=age, max_bytes=OUTPUT_BUFFER_BYTES), keep_rollups=self.config.keep_rollups
         )
         if self.config.destinations:
             sink = open_destinations(self.config.destinations, destination_context)
-            self.output = Stream(sink, transforms, flush_seconds=age)
+            self.output = Stream(sink, transforms, flush_seconds=age, queue_bytes=OUTPUT_QUEUE_BYTES)
         if self.config.raw_to is not None:
             from flowscope.kafka.raw import RawProducer
             from flowscope.kafka.url import parse
@@ -232,7 +280,7 @@ class Collector:
             while not all(listener.done for listener in self.listeners):
                 if self.stopping.is_set() and not stop_sent:
                     for listener in self.listeners:
-                        listener.stop.set()
+                        listener.stop()
                     stop_sent = True
                 self._decode_arrived()
                 if time.monotonic() >= next_housekeeping:
@@ -252,7 +300,7 @@ class Collector:
                 packed = conn.recv_bytes()
             except (EOFError, OSError):
                 packed = b""
-                if not listener.stop.is_set():
+                if not listener.stopping:
                     log.error("%s: receive process ended unexpectedly", listener.spec.name)
             if not packed:
                 listener.done = True
@@ -327,15 +375,18 @@ class Collector:
     def close(self) -> None:
         """Stop receivers, flush the output, persist templates and health, close sockets (idempotent)."""
         for listener in self.listeners:
-            listener.stop.set()
-            listener.process.join(timeout=5)
-            if listener.process.is_alive():
+            listener.stop()
+            try:
+                listener.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
                 listener.process.kill()
+                listener.process.wait()
             drops = kernel_drops(listener.sock)
             if drops is not None:
                 listener.health.kernel_drops = drops - listener.drops_at_start
             listener.sock.close()
             listener.conn.close()
+            os.close(listener.stop_fd)
         self.listeners = []
         if self.output is not None:
             self.output.close()
@@ -349,16 +400,17 @@ class Collector:
 
 
 def run_collector(config: CollectorConfig, metrics: str | None = None) -> Collector:
-    """Run one collector process in the foreground until SIGINT/SIGTERM."""
-    collector = Collector(config)
-    collector.start()
-    server = MetricsServer(metrics, lambda: merge_snapshots([collector.health.snapshot()])) if metrics else None
-    on_stop_signal(collector.stop)
-    try:
-        collector.run()
-    finally:
-        if server is not None:
-            server.close()
+    """Run one collector process in the foreground until SIGINT/SIGTERM (without pandas: ``without_pandas``)."""
+    with without_pandas():
+        collector = Collector(config)
+        collector.start()
+        server = MetricsServer(metrics, lambda: merge_snapshots([collector.health.snapshot()])) if metrics else None
+        on_stop_signal(collector.stop)
+        try:
+            collector.run()
+        finally:
+            if server is not None:
+                server.close()
     return collector
 
 
@@ -366,13 +418,14 @@ def _worker(config: CollectorConfig, index: int) -> None:
     logging.basicConfig(level=logging.INFO, format=f"w{index}: %(message)s")
     collector = Collector(config, name=f"w{index}", reuse_port=True)
     on_stop_signal(collector.stop)
-    try:
-        collector.start()
-    except FlowscopeError as exc:
-        log.error("%s", exc)
-        collector.close()
-        raise SystemExit(2) from None
-    collector.run()
+    with without_pandas():
+        try:
+            collector.start()
+        except FlowscopeError as exc:
+            log.error("%s", exc)
+            collector.close()
+            raise SystemExit(2) from None
+        collector.run()
 
 
 def run_workers(config: CollectorConfig, workers: int, metrics: str | None = None) -> int:

@@ -68,6 +68,8 @@ class LakeLimits:
 
     max_rows: int = DEFAULT_MAX_ROWS
     max_age: float = DEFAULT_MAX_AGE
+    max_bytes: int = DEFAULT_MAX_BYTES
+    """Arrow bytes buffered per table: the memory bound of a long-running writer."""
 
 
 def partition_hours(table: pa.Table, time_column: str) -> np.ndarray:

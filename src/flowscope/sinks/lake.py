@@ -70,6 +70,7 @@ class LakeSink:
                 self.lake,
                 table,
                 max_rows=self.limits.max_rows,
+                max_bytes=self.limits.max_bytes,
                 max_age=self.limits.max_age,
                 time_column=PARTITION_TIME.get(table, DEFAULT_PARTITION_TIME),
                 conform_rows=table == FLOWS,

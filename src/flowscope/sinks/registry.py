@@ -62,12 +62,11 @@ destinations = _DESTINATIONS.loaded
 
 
 def find(url: str) -> Destination:
-    known = destinations()
-    found = next((destination for destination in known.values() if destination.matches(url)), None)
+    found = _DESTINATIONS.first(lambda destination: destination.matches(url))
     if found is None:
         scheme = url.partition("://")[0] if "://" in url else None
         what = f"unknown destination scheme {scheme!r}" if scheme else f"cannot tell what destination {url!r} is"
-        kinds = "; ".join(f"{d.name}: {d.description}" for d in known.values())
+        kinds = "; ".join(f"{d.name}: {d.description}" for d in destinations().values())
         raise FlowscopeError(f"{what} (known: {kinds})")
     return found
 

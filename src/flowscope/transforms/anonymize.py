@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from flowscope.addresses import format_text, from_ipv6_bytes, is_ipv4_matrix, parse_text, to_matrix
 from flowscope.arrays import contiguous
@@ -54,6 +53,9 @@ class CryptoPAn:
     def __init__(self, key: bytes) -> None:
         if len(key) != KEY_BYTES:
             raise FlowscopeError(f"a Crypto-PAn key is {KEY_BYTES} bytes, not {len(key)}")
+        # imported here: every command that reads inputs imports this module, few anonymise (8 MiB of RSS)
+        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
         self._cipher = Cipher(algorithms.AES(key[:16]), modes.ECB())
         self.pad = np.frombuffer(self._encrypt(key[16:]), np.uint8)
 
