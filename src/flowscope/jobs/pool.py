@@ -86,8 +86,12 @@ class Workers:
         self.end_of_input = end_of_input
         self.options = options
         self.stitcher = Stitcher(options, carry)
+        self.opens_stream = not len(self.stitcher.carry.rows)
+        """No flow is open before run 0: it keeps no head (``meter_run``'s ``opens_stream``)."""
         self.mapped = mapped
         self.done_bytes = multiprocessing.get_context("fork").Array("q", len(runs), lock=False)
+        self.statistics: list[dict[str, dict[str, int]]] = []
+        """Per file of the runs stitched so far, in order: its pcapng interface statistics (``RunState``)."""
 
     def progress(self) -> int:
         return int(sum(self.done_bytes))
@@ -105,8 +109,11 @@ class Workers:
         try:
             for index, run in enumerate(self.runs):
                 receiver, sender = context.Pipe(duplex=False)
+                opens_stream = index == 0 and self.opens_stream
                 process = context.Process(
-                    target=_work, args=(sender, run, self.options, index, self.mapped, self.done_bytes), daemon=True
+                    target=_work,
+                    args=(sender, run, self.options, index, opens_stream, self.mapped, self.done_bytes),
+                    daemon=True,
                 )
                 process.start()
                 sender.close()
@@ -150,7 +157,9 @@ class Workers:
                     {name: pa.concat_tables(pieces) for name, pieces in parts.pop(index).items()}
                 )
                 while following in states:
-                    yield from self.stitcher.add(states.pop(following))
+                    state = states.pop(following)
+                    self.statistics += state.statistics
+                    yield from self.stitcher.add(state)
                     following += 1
         if self.end_of_input:  # else the flows still open stay in ``stitcher.carry`` (watch continues them)
             yield from self.stitcher.finish()
@@ -203,7 +212,13 @@ def _exit_text(code: int | None) -> str:
 
 
 def _work(
-    sender: Connection, run: list[Path], options: MeterOptions, index: int, mapped: Collection[Path], done_bytes: Any
+    sender: Connection,
+    run: list[Path],
+    options: MeterOptions,
+    index: int,
+    opens_stream: bool,
+    mapped: Collection[Path],
+    done_bytes: Any,
 ) -> None:
     """A worker process: meter the run, streaming final flows, then the state; errors as one message."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent stops us
@@ -220,7 +235,9 @@ def _work(
         done_bytes[index] += size
 
     try:
-        partial = meter_run(run, options, index=index, mapped=mapped, emit=emit, progress=progress)
+        partial = meter_run(
+            run, options, index=index, mapped=mapped, emit=emit, progress=progress, opens_stream=opens_stream
+        )
         for name, table in partial.state.parts().items():
             for start in range(0, max(table.num_rows, 1), PART_ROWS):  # small messages: no copy of a whole part
                 send(PART, name, ipc_buffer(table.slice(start, PART_ROWS)))
