@@ -52,12 +52,13 @@ def _isb(interface: int, counters: dict[int, int], order: str = "<") -> bytes:
     return pcapng_block(5, struct.pack(order + "III", interface, 0, 0) + options + pcapng_option(0, b"", order), order)
 
 
-def _capture(counters: dict[int, int], order: str = "<", packets: int = 3) -> bytes:
-    """One interface named eth0 (dumpcap style), a few UDP packets, then a statistics block
-    (option codes: 4 ifrecv, 5 ifdrop, 7 osdrop, 8 usrdeliv)."""
+def _capture(counters: dict[int, int], order: str = "<", packets: int = 3, second: int = 0) -> bytes:
+    """One interface named eth0 (dumpcap style), a few UDP packets ``second`` s into the capture, then a
+    statistics block (option codes: 4 ifrecv, 5 ifdrop, 7 osdrop, 8 usrdeliv)."""
     frame = ether(ipv4(udp(1000, 2000, b"x"), 17))
     blocks = [pcapng_shb(order), pcapng_idb(order=order, options=pcapng_option(2, b"eth0", order))]
-    blocks += [pcapng_epb(0, 1_700_000_000_000_000 + i, frame, order) for i in range(packets)]
+    start = 1_700_000_000_000_000 + second * 1_000_000
+    blocks += [pcapng_epb(0, start + i, frame, order) for i in range(packets)]
     return b"".join(blocks) + _isb(0, counters, order)
 
 
@@ -102,14 +103,17 @@ def invoke(lake: Path, *args: str):
     return CliRunner().invoke(main, ["--lake", str(lake), *args], catch_exceptions=False)
 
 
-def test_watch_names_the_drops_of_pcapng_files_in_summary_health_and_metrics(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_watch_names_the_drops_of_pcapng_files_in_summary_health_and_metrics(tmp_path: Path, workers: str) -> None:
+    """With ``--workers 2`` the two files are metered in two processes, which report their statistics back."""
     folder = tmp_path / "ring"
     folder.mkdir()
     (folder / "ring_00001.pcapng").write_bytes(_capture({4: 50, 5: 1, 7: 20, 8: 29}))
-    (folder / "ring_00002.pcapng").write_bytes(_capture({4: 120, 5: 1, 7: 35, 8: 84}))  # cumulative, as dumpcap
+    (folder / "ring_00002.pcapng").write_bytes(_capture({4: 120, 5: 1, 7: 35, 8: 84}, second=5))  # cumulative
     lake = tmp_path / "lake"
-    result = invoke(lake, "watch", str(folder), "--once")
+    result = invoke(lake, "watch", str(folder), "--once", "--workers", workers)
     assert result.exit_code == 0, result.output
+    assert "metered in one process" not in result.output  # the workers did it
     assert "capture loss: pcapng statistics: 35 packets dropped by kernel, 1 packets dropped by interface" in (
         result.output.replace("\n", " ")
     )

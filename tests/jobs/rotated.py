@@ -53,13 +53,16 @@ def one_meter(files: Sequence[Path], options: MeterOptions) -> pa.Table:
     return canonical(list(CaptureSource(files, options)))
 
 
-def stitched(files: Sequence[Path], options: MeterOptions, cuts: Sequence[int]) -> tuple[pa.Table, Stitcher]:
-    """``files`` metered as runs cut before the given file indexes, each state through Arrow, then stitched."""
+def stitched(
+    files: Sequence[Path], options: MeterOptions, cuts: Sequence[int], *, opens_stream: bool = True
+) -> tuple[pa.Table, Stitcher]:
+    """``files`` metered as runs cut before the given file indexes, each state through Arrow, then stitched
+    (``opens_stream``: run 0 keeps no head, as ``read --workers`` meters it)."""
     edges = [0, *cuts, len(files)]
     stitcher = Stitcher(options)
     tables: list[pa.Table] = []
     for index, (low, high) in enumerate(itertools.pairwise(edges)):
-        partial = meter_run(files[low:high], options, index=index)
+        partial = meter_run(files[low:high], options, index=index, opens_stream=opens_stream and index == 0)
         tables += partial.flows
         tables += stitcher.add(RunState.from_arrow(partial.state.to_arrow()))
     tables += stitcher.finish()

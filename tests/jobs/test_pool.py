@@ -46,6 +46,10 @@ def test_split_runs_cuts_contiguous_runs_of_about_equal_bytes() -> None:
     assert split_runs(files, [10, 10, 10, 10, 10, 10], 2) == [files[:3], files[3:]]
     assert split_runs(files, [50, 1, 1, 1, 1, 1], 2) == [files[:1], files[1:]]
     assert split_runs(files[:1], [5], 4) == [files[:1]]
+    # later runs cost 1.5 times run 0 per byte: run 0 takes 6 of 10 equal files (6 = 1.5 x 4)
+    ten = [Path(f"f{i}") for i in range(10)]
+    assert split_runs(ten, [10] * 10, 2, later_cost=1.5) == [ten[:6], ten[6:]]
+    assert [len(run) for run in split_runs(ten, [10] * 10, 3, later_cost=1.5)] == [4, 3, 3]
 
 
 def test_read_with_two_workers_equals_one(tmp_path: Path) -> None:

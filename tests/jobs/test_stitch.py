@@ -11,16 +11,17 @@ from tests.jobs.rotated import mixed_packets, one_meter, rotate, split_capture, 
 
 from flowscope.capture.options import MeterOptions
 from flowscope.demo.pcap import write_synthetic_pcap
-from flowscope.jobs.stitch import NotStitchable
+from flowscope.jobs.stitch import NotStitchable, meter_run
 
 SHORT = MeterOptions(active=30, idle=10)
 
 
+@pytest.mark.parametrize("opens_stream", [True, False])
 @pytest.mark.parametrize("cuts", [[1], [2], [3], [1, 2], [1, 3, 4], [1, 2, 3, 4]])
-def test_hand_made_flows_over_every_kind_of_boundary(tmp_path: Path, cuts: list[int]) -> None:
+def test_hand_made_flows_over_every_kind_of_boundary(tmp_path: Path, cuts: list[int], opens_stream: bool) -> None:
     files = rotate(mixed_packets(), [10.0, 20.0, 40.0, 60.0], tmp_path)
     expected = one_meter(files, SHORT)
-    result, stitcher = stitched(files, SHORT, cuts)
+    result, stitcher = stitched(files, SHORT, cuts, opens_stream=opens_stream)
     assert result.equals(expected)
     assert stitcher.packets == len(mixed_packets())
 
@@ -116,3 +117,12 @@ def test_times_going_back_more_than_a_second_where_a_run_begins_are_refused(tmp_
     files = _interleaved(tmp_path / "rotated", 3.0)
     with pytest.raises(NotStitchable, match="go back by more than 1 s"):
         stitched(files, SHORT, [1, 2, 3, 4])
+
+
+def test_the_run_that_opens_the_stream_keeps_no_head(tmp_path: Path) -> None:
+    files = rotate(mixed_packets(), [10.0, 20.0, 40.0, 60.0], tmp_path)
+    kept = meter_run(files[:2], SHORT).state
+    assert len(kept.head) and len(kept.rows)
+    opening = meter_run(files[:2], SHORT, opens_stream=True)
+    assert not len(opening.state.head) and not len(opening.state.rows)
+    assert len(opening.state.tail) == len(kept.tail) + int(kept.head_open.sum())

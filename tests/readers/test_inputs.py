@@ -17,6 +17,7 @@ from tests.conftest import shared_data
 
 from flowscope.cli import main
 from flowscope.demo.pcap import write_synthetic_pcap
+from flowscope.lake import ledger
 from flowscope.lake.layout import Lake
 from flowscope.lake.ledger import LEDGER_DIR
 from flowscope.query import open_lake
@@ -151,3 +152,16 @@ def test_demo_twice_stores_the_demo_once(tmp_path):
     with open_lake(lake) as con:
         synthetic = con.execute("SELECT count(*) FROM flows WHERE type <> 'pcap'").fetchone()[0]
     assert synthetic == 3000
+
+
+@pytest.mark.parametrize("with_lake", [True, False])
+def test_inputs_are_digested_only_for_a_ledger(tmp_path, capture, monkeypatch, with_lake):
+    """A file destination records no input: the SHA-256 of every input (0.87 CPU s per GiB) is not computed."""
+    digested: list[Path] = []
+    real = ledger.content_digest
+    monkeypatch.setattr(ledger, "content_digest", lambda path: digested.append(path) or real(path))
+    destination = ["--to", "lake"] if with_lake else []
+    result = invoke(tmp_path / "lake", "read", str(capture), "-o", str(tmp_path / "f.parquet"), *destination)
+    assert result.exit_code == 0, result.output
+    assert digested == ([capture] if with_lake else [])
+    assert pq.read_table(tmp_path / "f.parquet").num_rows > 0

@@ -281,7 +281,7 @@ class CaptureWatcher:
             statistics = InterfaceStatistics()
             for batch in iter_packet_batches([path], tunnels=self.tunnels, skips=self.skips, statistics=statistics):
                 flows += self.write(packet_table(batch) if packets else self.meter.add(batch))
-            self._count_drops(statistics)
+            self.count_drops(statistics.latest)
         except (FlowscopeError, OSError) as exc:
             # a broken or vanished file must not stop the watch, nor be retried forever
             self.unreadable.append(f"{relative}: {exc}")
@@ -294,8 +294,9 @@ class CaptureWatcher:
             self.on_flows(path, flows)
         return True
 
-    def _count_drops(self, statistics: InterfaceStatistics) -> None:
-        self.file_statistics.add_file(statistics.latest)
+    def count_drops(self, per_interface: dict[str, dict[str, int]]) -> None:
+        """Account a metered file's pcapng statistics (``InterfaceStatistics.latest``), files in rotation order."""
+        self.file_statistics.add_file(per_interface)
         drops = self.file_statistics.drops
         if drops is not None:
             self.drops[drops.source] = drops

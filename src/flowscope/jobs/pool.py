@@ -37,6 +37,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, TypeAlias
 
+import numpy as np
 import pyarrow as pa
 
 from flowscope.capture.options import MeterOptions
@@ -48,6 +49,10 @@ from flowscope.memory import keep_freed_memory
 
 PR_SET_PDEATHSIG = 1
 INBOX_MESSAGES = 32
+LATER_RUN_COST = 1.2
+"""CPU per byte of a run with a head (every run but ``read``'s first) over one without: its head, its larger state
+to send and stitch. Measured on bench_workers.py's halves, sequentially: hostile 1.25 (7.35 vs 9.2 CPU s),
+realistic 1.13 (1.04 vs 1.18 CPU s)."""
 PART_ROWS = 1 << 16
 """Rows per message of a run's state: serialising a whole part at once took as much memory again as the part."""
 """Messages the parent holds before the workers wait: about 8 k flows each, 50 MiB at most on high-churn
@@ -56,14 +61,20 @@ Inbox: TypeAlias = "queue.Queue[tuple[int, str, str, bytes] | None]"  # (run, ki
 FLOWS, PART, STATE, ERROR, CRASH, DIED = "flows", "part", "state", "error", "crash", "died"
 
 
-def split_runs(files: Sequence[Path], sizes: Sequence[int], workers: int) -> list[list[Path]]:
-    """``files`` cut into at most ``workers`` contiguous runs of about equal total size."""
+def split_runs(
+    files: Sequence[Path], sizes: Sequence[int], workers: int, *, later_cost: float = 1.0
+) -> list[list[Path]]:
+    """``files`` cut into at most ``workers`` contiguous runs of about equal cost: a byte of run 0 costs 1, one
+    of a later run ``later_cost`` (``LATER_RUN_COST``: run 0 of ``read`` keeps no head), so run 0 gets more."""
     total = sum(sizes)
-    runs: list[list[Path]] = [[] for _ in range(min(workers, len(files)))]
+    count = min(workers, len(files))
+    first = total / (1 + (count - 1) / later_cost)  # run 0's bytes; the later runs share the rest equally
+    edges = np.concatenate([[first], first + np.arange(1, count) * (total - first) / max(count - 1, 1)])
+    runs: list[list[Path]] = [[] for _ in range(count)]
     done = 0
     for path, size in zip(files, sizes, strict=True):
         # the run whose share of the bytes the middle of this file falls in
-        at = min(len(runs) - 1, int((done + size / 2) * len(runs) / total)) if total else 0
+        at = min(count - 1, int(np.searchsorted(edges, done + size / 2, side="right")))
         runs[at].append(path)
         done += size
     return [run for run in runs if run]
@@ -86,8 +97,12 @@ class Workers:
         self.end_of_input = end_of_input
         self.options = options
         self.stitcher = Stitcher(options, carry)
+        self.opens_stream = not len(self.stitcher.carry.rows)
+        """No flow is open before run 0: it keeps no head (``meter_run``'s ``opens_stream``)."""
         self.mapped = mapped
         self.done_bytes = multiprocessing.get_context("fork").Array("q", len(runs), lock=False)
+        self.statistics: list[dict[str, dict[str, int]]] = []
+        """Per file of the runs stitched so far, in order: its pcapng interface statistics (``RunState``)."""
 
     def progress(self) -> int:
         return int(sum(self.done_bytes))
@@ -105,8 +120,11 @@ class Workers:
         try:
             for index, run in enumerate(self.runs):
                 receiver, sender = context.Pipe(duplex=False)
+                opens_stream = index == 0 and self.opens_stream
                 process = context.Process(
-                    target=_work, args=(sender, run, self.options, index, self.mapped, self.done_bytes), daemon=True
+                    target=_work,
+                    args=(sender, run, self.options, index, opens_stream, self.mapped, self.done_bytes),
+                    daemon=True,
                 )
                 process.start()
                 sender.close()
@@ -150,7 +168,9 @@ class Workers:
                     {name: pa.concat_tables(pieces) for name, pieces in parts.pop(index).items()}
                 )
                 while following in states:
-                    yield from self.stitcher.add(states.pop(following))
+                    state = states.pop(following)
+                    self.statistics += state.statistics
+                    yield from self.stitcher.add(state)
                     following += 1
         if self.end_of_input:  # else the flows still open stay in ``stitcher.carry`` (watch continues them)
             yield from self.stitcher.finish()
@@ -203,7 +223,13 @@ def _exit_text(code: int | None) -> str:
 
 
 def _work(
-    sender: Connection, run: list[Path], options: MeterOptions, index: int, mapped: Collection[Path], done_bytes: Any
+    sender: Connection,
+    run: list[Path],
+    options: MeterOptions,
+    index: int,
+    opens_stream: bool,
+    mapped: Collection[Path],
+    done_bytes: Any,
 ) -> None:
     """A worker process: meter the run, streaming final flows, then the state; errors as one message."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent stops us
@@ -220,7 +246,9 @@ def _work(
         done_bytes[index] += size
 
     try:
-        partial = meter_run(run, options, index=index, mapped=mapped, emit=emit, progress=progress)
+        partial = meter_run(
+            run, options, index=index, mapped=mapped, emit=emit, progress=progress, opens_stream=opens_stream
+        )
         for name, table in partial.state.parts().items():
             for start in range(0, max(table.num_rows, 1), PART_ROWS):  # small messages: no copy of a whole part
                 send(PART, name, ipc_buffer(table.slice(start, PART_ROWS)))
@@ -246,7 +274,7 @@ class PooledCaptureSource:
         named = {Path(path) for path in paths if not Path(path).is_dir()}
         sizes = [path.stat().st_size for path in files]
         self.total = sum(sizes)
-        self.workers = Workers(split_runs(files, sizes, workers), options, mapped=named)
+        self.workers = Workers(split_runs(files, sizes, workers, later_cost=LATER_RUN_COST), options, mapped=named)
         self.skips = self.workers.stitcher.skips
 
     def __iter__(self) -> Iterator[pa.Table]:

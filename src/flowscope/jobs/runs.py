@@ -41,6 +41,7 @@ import pyarrow as pa
 from flowscope.capture.files import iter_packet_batches
 from flowscope.capture.meter import _COLUMNS, NS_PER_S, FlowMeter, FlowRows, _column, _running_max
 from flowscope.capture.options import MeterOptions
+from flowscope.capture.pcapng import InterfaceStatistics
 from flowscope.diagnostics import Skips
 from flowscope.jobs.keys import HashSet, KeyIndex, key_order
 
@@ -87,6 +88,8 @@ class RunState:
     early_expired: int = 0
     unmatched_fragments: int = 0
     skips: Skips = field(default_factory=lambda: Skips(unit="packets"))
+    statistics: list[dict[str, dict[str, int]]] = field(default_factory=list)
+    """Per file, in order: its pcapng interface statistics (``InterfaceStatistics.latest``: the capturer's drops)."""
 
     @property
     def clock_ns(self) -> int | None:
@@ -106,6 +109,7 @@ class RunState:
             "early_expired": self.early_expired,
             "unmatched_fragments": self.unmatched_fragments,
             "skips": {"unit": self.skips.unit, "counts": dict(self.skips.counts), "examples": self.skips.examples},
+            "statistics": self.statistics,
         }
         return {
             "meta": pa.table({"json": pa.array([json.dumps(meta)], pa.string())}),
@@ -146,6 +150,7 @@ class RunState:
             early_expired=meta["early_expired"],
             unmatched_fragments=meta["unmatched_fragments"],
             skips=skips,
+            statistics=meta["statistics"],
         )
 
     def to_arrow(self) -> pa.Table:
@@ -186,25 +191,34 @@ def meter_run(
     mapped: Collection[Path] = (),
     progress: Callable[[int], None] | None = None,
     emit: Callable[[pa.Table], None] | None = None,
+    opens_stream: bool = False,
 ) -> Partial:
     """Meter ``paths`` (consecutive files of one rotation stream, in order) from an empty flow cache.
 
     Files in ``mapped`` are memory-mapped (only those nobody truncates: see ``capture.chunks.MappedChunks``).
     ``progress``, if given, is called with the bytes of each file once it is metered; ``emit``, if given,
     with each table of final flows as soon as it is finished (``Partial.flows`` then stays empty).
+    ``opens_stream``: no flow is open before this run (the stitcher's carry is empty), so every flow it
+    finishes is final and it keeps no head: it costs what one meter costs (a head cost run 0 of
+    ``bench_workers.py``'s realistic input 0.2-0.4 CPU s over the 0.9 s of its metering).
     """
     skips = Skips(unit="packets")
     meter = FlowMeter(options, skips)
     idle_ns = int(options.idle * NS_PER_S)
-    head = _HeadWindow(idle_ns)
+    head = _HeadWindow(idle_ns, kept=not opens_stream)
     pending: list[FlowRows] = []  # finished flows not sorted into head and final yet
     final: list[pa.Table] = []
     deliver = emit or final.append
     gathered: list[FlowRows] = []
     clocks: list[int] = []
     sizes: list[int] = []
+    statistics: list[dict[str, dict[str, int]]] = []
     for path in paths:
-        for batch in iter_packet_batches([path], tunnels=options.tunnels, skips=skips, mapped=path in mapped):
+        found = InterfaceStatistics()
+        batches = iter_packet_batches(
+            [path], tunnels=options.tunnels, skips=skips, mapped=path in mapped, statistics=found
+        )
+        for batch in batches:
             rows = meter.packet_rows(batch)
             head.see(rows, len(clocks))
             finished = meter.add_packet_rows(rows)
@@ -219,6 +233,7 @@ def meter_run(
             if sum(map(len, gathered)) >= GATHER_FLOWS:
                 deliver(meter.table(FlowRows.concat(gathered)))
                 gathered = []
+        statistics.append(found.latest)
         if progress is not None:
             progress(path.stat().st_size)
     head.sort_out(pending, gathered)
@@ -269,6 +284,7 @@ def meter_run(
         early_expired=meter.early_expired,
         unmatched_fragments=meter.unmatched_fragments,
         skips=skips,
+        statistics=statistics,
     )
     return Partial(final, state)
 
@@ -276,11 +292,13 @@ def meter_run(
 class _HeadWindow:
     """The keys with a packet in the run's first ``idle`` seconds, and their packet rows as they come."""
 
-    def __init__(self, idle_ns: int) -> None:
+    def __init__(self, idle_ns: int, *, kept: bool = True) -> None:
+        """``kept`` False: no head (the window is closed before the first packet)."""
         self.idle_ns = idle_ns
         self.keys = HashSet()
         self.start_ns: int | None = None
-        self.closed = False
+        self.kept = kept
+        self.closed = not kept
         self.in_order = True
         self.complete = True
         self.latest: int | None = None
@@ -290,6 +308,9 @@ class _HeadWindow:
 
     def sort_out(self, finished: list[FlowRows], final: list[FlowRows]) -> None:
         """Finished flows to the head (their key is a head key) or to ``final``."""
+        if not self.kept:
+            final.extend(finished)
+            return
         for flows in finished:
             is_head = self.keys.contains(flows["key"])
             if is_head.any():
@@ -308,6 +329,8 @@ class _HeadWindow:
             )
         latest = int(times.max())
         self.latest = latest if self.latest is None else max(self.latest, latest)
+        if not self.kept:
+            return
         window_end = self.start_ns + self.idle_ns + REORDER_NS
         early = times < window_end
         if early.any():

@@ -59,6 +59,8 @@ def meter_together(watcher: CaptureWatcher, files: list[tuple[Path, str]]) -> bo
     meter.packets += stitcher.packets
     meter.unmatched_fragments += stitcher.unmatched_fragments
     watcher.skips.merge(stitcher.skips)
+    for per_interface in workers.statistics:
+        watcher.count_drops(per_interface)
     for table in tables:
         watcher.write(table)
     watcher.commit([(relative, stat) for (_, relative), stat in zip(files, stats, strict=True)])
