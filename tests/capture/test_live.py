@@ -49,7 +49,8 @@ def test_tcpdump_writes_rotating_files_into_day_folders(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
-def test_capture_on_loopback_meters_every_packet_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_capture_on_loopback_meters_every_packet_and_stops_cleanly_on_ctrl_c(tmp_path: Path, workers: int) -> None:
     require_tool("tcpdump")
     if os.geteuid() != 0:
         skip_or_fail("capturing needs root (CAP_NET_RAW)")
@@ -58,7 +59,8 @@ def test_capture_on_loopback_meters_every_packet_and_stops_cleanly_on_ctrl_c(tmp
         port = probe.getsockname()[1]
     lake = Lake.at(tmp_path / "lake")
     command = [sys.executable, "-m", "flowscope", "--lake", str(lake.root), "capture", "-i", "lo",
-               "--dir", str(tmp_path / "captures"), "--rotate", "1", f"udp and dst port {port}"]  # fmt: skip
+               "--dir", str(tmp_path / "captures"), "--rotate", "1", "--workers", str(workers),
+               f"udp and dst port {port}"]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         time.sleep(2.5)  # tcpdump is up

@@ -87,6 +87,16 @@ def _health(state: CliState, watcher: CaptureWatcher, metrics: str | None) -> It
         health.save(state.lake.root)
 
 
+workers_option = click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Meter the files found complete at once in N processes (a backlog catching up); the flows equal one "
+    "process's.",
+)
+
+
 @click.command(
     epilog="""\b
 Examples:
@@ -106,13 +116,7 @@ Examples:
     show_default=True,
     help="A file nobody holds open counts as complete after this many seconds without change.",
 )
-@click.option(
-    "--workers",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Meter the files found complete at once in N processes; the flows equal one process's.",
-)
+@workers_option
 @click.option("--metrics", help=METRICS_HELP)
 @destination_options
 @records_option
@@ -176,6 +180,7 @@ Examples:
     show_default=True,
     help="tcpdump's kernel capture buffer in KiB (-B); too small a buffer drops packets in bursts.",
 )
+@workers_option
 @click.option("--metrics", help=METRICS_HELP)
 @click.argument("bpf", required=False)
 @destination_options
@@ -193,6 +198,7 @@ def capture(
     files: int | None,
     snaplen: int | None,
     buffer_kib: int,
+    workers: int,
     metrics: str | None,
     bpf: str | None,
     to: tuple[str, ...],
@@ -206,7 +212,7 @@ def capture(
     interface = interface or default_interface()
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
-    watcher = _watcher(state, folder, 5.0, destination_urls(to, output), flags)
+    watcher = _watcher(state, folder, 5.0, destination_urls(to, output), flags, workers)
     live = LiveCapture(interface, folder, watcher, Rotation(rotate, rotate_mb, files, snaplen), bpf, buffer_kib)
     state.info(f"capturing on {interface} into {folder} (a file every {rotate}s); Ctrl-C to stop")
     with _health(state, watcher, metrics):
