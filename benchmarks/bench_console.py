@@ -187,15 +187,16 @@ def python_client(url: str) -> None:
     asyncio.run(send())
 
 
-def bench_feed(lines: int, rounds: int, websocat: str | None, workdir: Path) -> None:
+def bench_feed(lines: int, rounds: int, websocat: str | None, workdir: Path, binary: bool = False) -> None:
     inputs = {"realistic (CIC, pairs repeat)": workdir / "cic.csv", "hostile (every pair new)": workdir / "hostile.csv"}
     generate(inputs["realistic (CIC, pairs repeat)"], lines)
     generate_hostile(inputs["hostile (every pair new)"], lines)
     if websocat:
-        client, who = [websocat, "-q", "-u"], f"websocat ({websocat})"
+        client, who = [websocat, "-q", "-u", *(["-b"] if binary else [])], f"websocat ({websocat})"
     else:
         client, who = [sys.executable, __file__, "--client"], "Python websockets client (websocat not found)"
-    print(f"\nWebsocket ingest, {lines:,} lines, a text message per line, ?reduce=pairs; client: {who}")
+    shape = "binary messages of whatever the client read (websocat -b)" if binary else "a text message per line"
+    print(f"\nWebsocket ingest, {lines:,} lines, {shape}, ?reduce=pairs; client: {who}")
     print("  first line sent -> last row stored; median of runs; server CPU s; peak RSS of the server")
     totals = {name: packets_in(path) for name, path in inputs.items()}
     runs: dict[str, list[FeedRun]] = {name: [] for name in inputs}
@@ -261,6 +262,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--websocat", default=shutil.which("websocat"))
     parser.add_argument("--only", choices=["feed", "pages"])
+    parser.add_argument("--binary", action="store_true", help="websocat -b: the input in binary messages, not lines")
     parser.add_argument("--client", help=argparse.SUPPRESS)  # internal: the Python client, URL
     args = parser.parse_args()
     if args.client:
@@ -270,7 +272,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-console-") as folder:
         workdir = Path(folder)
         if args.only != "pages":
-            bench_feed(args.lines, args.rounds, args.websocat, workdir)
+            bench_feed(args.lines, args.rounds, args.websocat, workdir, args.binary)
         if args.only != "feed":
             lake = args.lake
             if lake is None:
