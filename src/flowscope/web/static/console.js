@@ -10,6 +10,18 @@ const RANGES = ["15m", "1h", "6h", "24h", "2d", "3d", "7d", "30d"];
 const REFRESH = [["0", "off"], ["10", "10 s"], ["30", "30 s"], ["60", "1 min"], ["300", "5 min"]];
 const SHARED = { since: "24h", until: "", filter: "", refresh: "0" };
 
+// plotly.js (4.8 MB, about 1.1 s to parse in headless chromium) loads async on the chart pages, so the page asks
+// for its data meanwhile; drawing waits for it. Pages without charts do not load it at all.
+const plotlyReady = new Promise((resolve, reject) => {
+  const script = document.querySelector('script[src$="plotly.min.js"]');
+  if (!script || window.Plotly) {
+    resolve();
+    return;
+  }
+  script.addEventListener("load", () => resolve(), { once: true });
+  script.addEventListener("error", () => reject(new Error("plotly.js did not load")), { once: true });
+});
+
 const Page = {
   defaults: { ...SHARED },
   render: null,

@@ -18,6 +18,7 @@ async function render() {
       customdata: data.nodes.map((n) => n.dimension), hovertemplate: "%{customdata} %{label}: %{value}<extra></extra>" },
     link: { source: data.links.map((l) => l.source), target: data.links.map((l) => l.target), value: data.links.map((l) => l.value) },
   };
+  await plotlyReady;
   await Plotly.react("chart", [trace], { ...PLOT_LAYOUT, margin: { l: 10, r: 10, t: 10, b: 10 } }, PLOT_CONFIG);
 }
 

@@ -17,6 +17,7 @@ async function render() {
   const values = data.rows.map((row) => row[data.columns.indexOf(metric)]).reverse();
   const trace = { type: "bar", orientation: "h", x: values, y: labels, marker: { color: "#4fa3e0" }, hovertemplate: "%{x:,}<extra></extra>" };
   const layout = { ...PLOT_LAYOUT, margin: { l: 260, r: 20, t: 10, b: 40 }, xaxis: { title: { text: metric }, tickformat: ".3s" }, yaxis: { automargin: true } };
+  await plotlyReady;
   await Plotly.react("chart", [trace], layout, PLOT_CONFIG);
 }
 

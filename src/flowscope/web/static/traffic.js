@@ -33,6 +33,7 @@ async function render() {
     ...PLOT_LAYOUT, hovermode: "x unified", showlegend: true,
     yaxis: { title: { text: UNIT_SUFFIX[unit] + " (" + data.step_seconds + " s buckets)" }, tickformat: ".3s", rangemode: "tozero" },
   };
+  await plotlyReady;
   await Plotly.react("chart", traces, layout, PLOT_CONFIG);
 }
 
