@@ -85,12 +85,19 @@ def without_pandas() -> Iterator[None]:
     it on its first conversion (``pa.array`` of anything): 55 MiB of RSS and 0.3 s (pyarrow 26, pandas 2.3).
     pyarrow remembers that the import failed, so conversions stay pandas-free after the block too.
     """
-    finder = _WithoutPandas()
-    sys.meta_path.insert(0, finder)
+    finder = leave_out_pandas()
     try:
         yield
     finally:
         sys.meta_path.remove(finder)
+
+
+def leave_out_pandas() -> importlib.abc.MetaPathFinder:
+    """From now on, importing pandas fails in this process (``without_pandas`` for a block); the finder that
+    refuses it, first on ``sys.meta_path``."""
+    finder = _WithoutPandas()
+    sys.meta_path.insert(0, finder)
+    return finder
 
 
 class _WithoutPandas(importlib.abc.MetaPathFinder):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import importlib.abc
 import sys
 from typing import Any, cast
 
@@ -12,6 +11,7 @@ import click
 from flowscope import __version__
 from flowscope.cli.common import CliState, run_cleanly
 from flowscope.lake.layout import DEFAULT_LAKE, LAKE_ENV
+from flowscope.memory import leave_out_pandas
 
 # Command name -> the module of flowscope.cli that defines it (as a function of the same name).
 # A command's module is imported only when that command runs (or --help lists it), so one
@@ -138,14 +138,8 @@ def run() -> None:
 def _without_pandas(args: list[str]) -> None:
     """Where pandas is installed, pyarrow imports it at its first conversion of Python or numpy values, to see
     whether they are pandas objects: 0.25 s of every command's start-up on a quiet machine (1.5 s at load 14),
-    for commands that never see one. So a command runs with an import finder that says pandas is not there
-    (pyarrow then takes it as not installed), unless something imported it already. ``spark`` keeps it:
+    for commands that never see one. So a command runs with pandas left out (``memory.leave_out_pandas``:
+    pyarrow then takes it as not installed), unless something imported it already. ``spark`` keeps it:
     pyspark's Arrow paths check for pandas. Programs that import flowscope are untouched."""
     if "spark" not in args and "pandas" not in sys.modules:
-        sys.meta_path.insert(0, _NoPandas())
-
-
-class _NoPandas(importlib.abc.MetaPathFinder):
-    def find_spec(self, fullname: str, path: object, target: object = None) -> None:
-        if fullname.partition(".")[0] == "pandas":
-            raise ModuleNotFoundError(f"No module named {fullname!r} (not in flowscope's commands)", name=fullname)
+        leave_out_pandas()
