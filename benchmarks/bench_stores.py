@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -141,17 +142,19 @@ def postgres(work: Path, source: Path, rows: int, server: str) -> None:
     import psycopg
 
     base = server.rpartition("/")[0]
+    # Databases of this run only: a fixed name would drop another run's (or a user's) database of that name.
+    ours_db, peer_db = f"flowscope_bench_{os.getpid()}_fs", f"flowscope_bench_{os.getpid()}_peer"
     with psycopg.connect(server, autocommit=True) as con:
-        for db in ("bench_fs", "bench_peer"):
+        for db in (ours_db, peer_db):
             con.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
             con.execute(f"CREATE DATABASE {db}")
     try:
         ours = measure_in_subprocess("flowscope sink (binary COPY + roll-up)", "bench_stores", "sink_step",
-                                     str(source), f"{base}/bench_fs")  # fmt: skip
+                                     str(source), f"{base}/{ours_db}")  # fmt: skip
         csv = work / "rows.csv"
-        subprocess.run(["psql", f"{base}/bench_fs", "-q", "-c", f"\\copy (SELECT * FROM flows) TO '{csv}' CSV"],
+        subprocess.run(["psql", f"{base}/{ours_db}", "-q", "-c", f"\\copy (SELECT * FROM flows) TO '{csv}' CSV"],
                        check=True)  # fmt: skip
-        with psycopg.connect(f"{base}/bench_fs") as con:
+        with psycopg.connect(f"{base}/{ours_db}") as con:
             days = [
                 r[0]
                 for r in con.execute(
@@ -160,16 +163,16 @@ def postgres(work: Path, source: Path, rows: int, server: str) -> None:
             ]
         from flowscope.db import postgres as pg
 
-        with psycopg.connect(f"{base}/bench_peer") as con, con.cursor() as cursor:
+        with psycopg.connect(f"{base}/{peer_db}") as con, con.cursor() as cursor:
             cursor.execute(pg.flows_ddl())
             pg.create_partitions(cursor, days)
-        command = ["psql", f"{base}/bench_peer", "-q", "-c", f"\\copy flows FROM '{csv}' CSV"]
+        command = ["psql", f"{base}/{peer_db}", "-q", "-c", f"\\copy flows FROM '{csv}' CSV"]
         tool = run_tool(command)
         peer = Measurement("psql \\copy CSV (partitioned flows)", tool.seconds, rows, tool.peak_rss_mib)
         print_comparison(f"PostgreSQL load, {rows:,} flows", "rows", ours, peer)
     finally:
         with psycopg.connect(server, autocommit=True) as con:
-            for db in ("bench_fs", "bench_peer"):
+            for db in (ours_db, peer_db):
                 con.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
 
 

@@ -113,16 +113,19 @@ class _Pieces:
         )
 
 
-def meter_tasks(batches: Iterator[pa.RecordBatch], options: dict[str, Any]) -> Iterator[pa.RecordBatch]:
+def meter_tasks(
+    batches: Iterator[pa.RecordBatch], options: dict[str, Any], opens_stream: bool = False
+) -> Iterator[pa.RecordBatch]:
     """On an executor: each task's run metered; its final flows and state (or, for a run given the carried
-    flows, all its flows and the new carry) as Arrow IPC pieces."""
+    flows, all its flows and the new carry) as Arrow IPC pieces. ``opens_stream``: nothing is open before run 0,
+    so it keeps no head (``meter_run``'s ``opens_stream``)."""
     meter_options = MeterOptions(**options)
     for batch in batches:
         tasks = zip(*(batch.column(name).to_pylist() for name in ("run", "paths", "carry")), strict=True)
         for index, paths, carry in tasks:
             files, pieces = [Path(path) for path in paths], _Pieces(index)
             if carry is None:
-                partial = meter_run(files, meter_options, index=index)
+                partial = meter_run(files, meter_options, index=index, opens_stream=opens_stream and index == 0)
                 for table in partial.flows:
                     yield pieces(FLOWS, ipc_buffer(table))
                 yield pieces(STATE, ipc_buffer(partial.state.to_arrow()))
@@ -228,7 +231,9 @@ class SparkMeter:
 
         rows = [(index, [str(path.resolve()) for path in paths], carry) for index, paths, carry in tasks]
         frame = self.spark.sparkContext.parallelize(rows, len(rows)).toDF(TASKS_SCHEMA)
-        pieces = frame.mapInArrow(functools.partial(meter_tasks, options=asdict(self.options)), PIECES_SCHEMA)
+        opens_stream = not len(self.stitcher.carry.rows)
+        metering = functools.partial(meter_tasks, options=asdict(self.options), opens_stream=opens_stream)
+        pieces = frame.mapInArrow(metering, PIECES_SCHEMA)
         pieces = pieces.persist(StorageLevel.MEMORY_AND_DISK)
         started = time.perf_counter()
         try:

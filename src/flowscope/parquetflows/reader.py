@@ -63,14 +63,15 @@ class ParquetFlowSource:
         if others:
             self.notes.append(f"{path}: columns outside the flow schema left out: {', '.join(others)}")
         read = [name for name in known if name in self.wanted]
-        groups = parquet.metadata.num_row_groups
+        groups, start = parquet.metadata.num_row_groups, self.consumed
         for group in range(groups):
             try:
                 table = parquet.read_row_group(group, columns=read)
             except (pa.ArrowException, OSError, ValueError) as exc:
                 raise FlowscopeError(f"{path}: row group {group} cannot be read ({exc})") from exc
             yield _flows(table, path)
-            self.consumed += size // groups if group < groups - 1 else size - (groups - 1) * (size // groups)
+            self.consumed = start + size * (group + 1) // groups  # the file's share read so far
+        self.consumed = start + size  # whole, also for a file without row groups
 
 
 def _flows(table: pa.Table, path: Path) -> pa.Table:
