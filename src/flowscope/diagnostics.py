@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
+
+_UNIT_KEPT = re.compile(r"\(\w+ kept\b")
+"""``(packet kept...``, ``(flow kept)``: the whole unit kept; not ``(earlier records kept)``, a part of it."""
 
 
 @dataclass
 class Skips:
-    """Skipped units (packets, records, rows, datagrams) per reason, with one example message each."""
+    """Skipped units (packets, records, rows, datagrams) per reason, with one example message each.
+
+    A reason that says the unit itself was kept (``"... (packet kept, fraction clamped)"``, ``"(flow kept)"``)
+    counts units repaired rather than dropped: the summary says "flagged", not "skipped", so nobody looks for
+    data that is there."""
 
     unit: str = "records"
     counts: Counter[str] = field(default_factory=Counter)
@@ -35,5 +43,6 @@ class Skips:
         out = []
         for reason, count in self.counts.most_common():
             example = self.examples.get(reason)
-            out.append(f"{count} {self.unit} skipped: {reason}" + (f" (e.g. {example})" if example else ""))
+            verb = "flagged" if _UNIT_KEPT.search(reason) else "skipped"
+            out.append(f"{count} {self.unit} {verb}: {reason}" + (f" (e.g. {example})" if example else ""))
         return out

@@ -81,6 +81,25 @@ def test_reading_the_same_input_again_adds_nothing(tmp_path, capture, kind):
     assert forced.exit_code == 0 and lake_state(lake)[0] == 2 * before[0]
 
 
+@pytest.mark.parametrize("records", ["flows", "packets", "exports"])
+def test_notes_beside_captures_are_no_inputs(tmp_path, capture, records):
+    """A folder of rotated captures is one stream; a README or checksum file beside them is set aside, not
+    recorded, so one added later neither makes the folder half-read nor is taken for a capture."""
+    folder = tmp_path / "captures"
+    folder.mkdir()
+    (folder / "c.pcap").write_bytes(capture.read_bytes())
+    (folder / "README.txt").write_text("captured on eth0\n")
+    options = {"flows": [], "packets": ["--records", "packets"], "exports": ["--as-exports"]}[records]
+    lake = tmp_path / "lake"
+    first = invoke(lake, "read", str(folder), *options)
+    assert first.exit_code == 0, first.output
+    assert "are not captures" in " ".join(first.output.split())
+    (folder / "SHA256SUMS").write_text("0" * 64 + "  c.pcap\n")
+    again = invoke(lake, "read", str(folder), *options)
+    assert again.exit_code == 0, again.output
+    assert "1 input file(s) already in the lake were skipped" in " ".join(again.output.split())
+
+
 def test_other_options_make_another_input(tmp_path, capture):
     lake = tmp_path / "lake"
     assert invoke(lake, "read", str(capture)).exit_code == 0

@@ -20,7 +20,7 @@ import pyarrow as pa
 from flowscope.capture.files import iter_packet_batches
 from flowscope.capture.layers import PROTO_SCTP, PROTO_TCP, PROTO_UDP
 from flowscope.capture.packets import PacketBatch
-from flowscope.capture.source import capture_inputs
+from flowscope.capture.source import capture_inputs, capture_list
 from flowscope.diagnostics import Skips
 from flowscope.pipeline import tag
 from flowscope.readers.options import ReadOptions
@@ -136,5 +136,6 @@ READER = register(
         # No state crosses files, but the reader lists folders itself (its sniffer declines every file, so
         # that a capture is metered unless packets are asked for): the files of one read are one ledger unit.
         continuous=True,
+        lists=capture_list,
     )
 )

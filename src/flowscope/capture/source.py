@@ -89,6 +89,11 @@ def ignored_note(ignored: list[str]) -> list[str]:
     return [f"{len(ignored)} file(s) in the given folders are not captures: {ignored[:3]}"] if ignored else []
 
 
+def capture_list(paths: Sequence[Path]) -> list[Path]:
+    """The capture files a read of ``paths`` takes (a capture reader's ``lists``)."""
+    return capture_inputs(paths)[0]
+
+
 def capture_inputs(paths: Sequence[Path]) -> tuple[list[Path], list[str]]:
     """Files named directly must be captures (else the reader fails clearly); in a folder, other files
     (notes, checksums, an index) are set aside and reported."""
@@ -127,5 +132,6 @@ READER = register(
         open=open_source,
         shaping=lambda options: options.meter.shaping(),
         continuous=True,
+        lists=capture_list,
     )
 )

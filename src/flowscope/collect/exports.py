@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from flowscope.capture.files import capture_files, iter_packet_batches
+from flowscope.capture.files import iter_packet_batches
 from flowscope.capture.packets import PacketBatch
+from flowscope.capture.source import capture_inputs, capture_list, ignored_note
 from flowscope.collect.datagrams import Datagrams
 from flowscope.collect.dispatch import decode_netflow
 from flowscope.collect.health import Health, save_health
@@ -69,7 +70,7 @@ class ExportCaptureSource:
     along the way)."""
 
     def __init__(self, paths: Sequence[Path], state: NetflowState | None = None) -> None:
-        self.files = capture_files(paths)
+        self.files, self.ignored = capture_inputs(paths)
         self.state = state or NetflowState()
         self.skips = Skips(unit="items")
         self.health = Health()
@@ -79,6 +80,10 @@ class ExportCaptureSource:
 
     def progress(self) -> tuple[int, int | None]:
         return self._done, self._total
+
+    @property
+    def notes(self) -> list[str]:
+        return ignored_note(self.ignored)
 
     def __iter__(self) -> Iterator[pa.Table]:
         for index, path in enumerate(self.files):
@@ -121,5 +126,6 @@ READER = register(
         open=open_source,
         shaping=lambda options: options.exports.shaping(),
         continuous=True,
+        lists=capture_list,
     )
 )

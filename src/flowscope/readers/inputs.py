@@ -156,10 +156,12 @@ def open_inputs(
 
 
 def _units(reader: registry.Reader, group: list[Path], set_aside: list[Path]) -> list[Unit]:
-    """A continuous reader's group is one unit (given as named: the reader lists its folders itself); other
+    """A continuous reader's group is one unit (given as named: the reader lists its folders itself, its files
+    are those it takes); other
     readers get one unit per file, a folder's files that their format does not recognise set aside."""
     if reader.continuous:
-        return [Unit(reader, group, [f for path in group for f in _files(path)])]
+        files = reader.lists(group) if reader.lists else [f for path in group for f in _files(path)]
+        return [Unit(reader, group, files)]
     units = []
     for path in group:
         for file in _files(path):

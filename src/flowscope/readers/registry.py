@@ -48,6 +48,10 @@ class Reader:
     continuous: bool = False
     """State carries from one file to the next (flows span rotated captures, templates span exports): the
     files of one read are one stream, and the ingest ledger records them together."""
+    lists: Callable[[Sequence[Path]], list[Path]] | None = None
+    """A continuous reader's files of a read, as it takes them from the named paths (a folder's files of
+    another format left out: notes beside captures are no input the ledger should wait for); None: every
+    file."""
 
 
 _READERS = Registry[Reader](FORMAT_MODULES)
