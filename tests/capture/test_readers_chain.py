@@ -18,18 +18,18 @@ from flowscope.diagnostics import Skips
 START = 1_700_000_000
 
 
-def fake_header(length: int) -> bytes:
+def fake_header(length: int, order: str = "<", start: int = START) -> bytes:
     """A pcap record header that passes every plausibility test and points somewhere plausible."""
-    return struct.pack("<IIII", START + 1, 5, length, length)
+    return struct.pack(order + "IIII", start + 1, 5, length, length)
 
 
-def payloads(count: int, seed: int) -> list[bytes]:
+def payloads(count: int, seed: int, order: str = "<", start: int = START) -> list[bytes]:
     """Payloads of varied sizes (some longer than a lane, some empty) stuffed with fake headers."""
     rng = np.random.default_rng(seed)
     out = []
     for index in range(count):
         size = int(rng.choice([0, 40, 60, 300, 1500, 9000, 40000], p=[0.02, 0.2, 0.3, 0.2, 0.2, 0.05, 0.03]))
-        fake = b"".join(fake_header(int(rng.integers(0, 200))) for _ in range(size // 16 + 1))
+        fake = b"".join(fake_header(int(rng.integers(0, 200)), order, start) for _ in range(size // 16 + 1))
         shift = index % 16
         out.append((bytes(shift) + fake)[:size])
     return out
@@ -55,11 +55,16 @@ def small_walk(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
 
 
 @pytest.mark.parametrize(("compressed", "mapped"), [(False, False), (False, True), (True, False)])
-def test_pcap_walk_matches_sequential_walk(tmp_path: Path, small_walk: None, compressed: bool, mapped: bool) -> None:
-    bodies = payloads(1500, seed=1)
-    content = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
-    content += b"".join(fake_header(len(b)) + b for b in bodies)
-    content += fake_header(500) + bytes(100)  # a truncated last record
+@pytest.mark.parametrize(("order", "start"), [("<", START), (">", START), ("<", 2**32 - 1000), (">", 1000)])
+def test_pcap_walk_matches_sequential_walk(
+    tmp_path: Path, small_walk: None, compressed: bool, mapped: bool, order: str, start: int
+) -> None:
+    """Either byte order, and times whose year around them wraps past 2**32 (lane starts are guessed from
+    the seconds, compared modulo 2**32)."""
+    bodies = payloads(1500, seed=1, order=order, start=start)
+    content = struct.pack(order + "IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
+    content += b"".join(fake_header(len(b), order, start) + b for b in bodies)
+    content += fake_header(500, order, start) + bytes(100)  # a truncated last record
     path = tmp_path / ("a.pcap.gz" if compressed else "a.pcap")
     path.write_bytes(gzip.compress(content, compresslevel=1) if compressed else content)
     found, skips = read_frames(path, mapped)
