@@ -28,7 +28,7 @@ from flowscope.readers.text_options import TextOptions
 from flowscope.reduce import Reduction
 from flowscope.reduce.apply import Reducer
 from flowscope.transforms.anonymize import Anonymizer
-from flowscope.transforms.enrich import EnrichConfig, Enricher
+from flowscope.transforms.enrich import EnrichConfig
 
 FINGERPRINT_CHARS = 16
 """Hex digits of the SHA-256 kept: 64 bits, no collision among any realistic number of option sets."""
@@ -65,6 +65,8 @@ class ReadOptions:
         if self.reduce is not None:
             transforms.append(Reducer(self.reduce))
         if self.enrich is not None:
+            from flowscope.transforms.enrich import Enricher
+
             transforms.append(Enricher(self.enrich))
         if self.anonymize is not None:
             transforms.append(Anonymizer(self.anonymize))
