@@ -71,8 +71,14 @@ def _rollup_rows(lake: Path, name: str, dimensions: tuple[str, ...]) -> list[tup
         ).fetchall()
 
 
-def test_sums_equal_group_by_over_raw_flows(lake: Path) -> None:
+def test_sums_equal_group_by_over_raw_flows(lake: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sources: list[bool] = []
+    write = build.write_partition
+    monkeypatch.setattr(
+        build, "write_partition", lambda *args, finer: sources.append(finer) or write(*args, finer=finer)
+    )
     results = maintain(Lake(lake), today=TODAY)
+    assert not any(sources[: len(results[0].updated)]) and all(sources[len(results[0].updated) :])  # from flows_1m
     assert [r.name for r in results] == ["flows_1m", "flows_5m", "flows_1h"]
     assert all(r.updated for r in results)
     for rollup in load_rollups(Lake(lake)):

@@ -39,7 +39,7 @@ import pyarrow.parquet as pq
 from flowscope.lake.layout import Lake, publish
 from flowscope.lake.maintenance import drop_before
 from flowscope.schema import FLOWS, TIMESTAMP, Role, clickhouse_type, column, postgres_type
-from flowscope.transforms.rollups.spec import COUNTERS, Rollup, load_rollups
+from flowscope.transforms.rollups.spec import COUNTERS, Rollup, load_rollups, summable_from
 
 if TYPE_CHECKING:
     import duckdb
@@ -334,10 +334,11 @@ def _exact_sums(ids: np.ndarray, count: int, values: pa.Array) -> pa.Array:
     return pa.array(total, pa.uint64(), mask=None if present is None else ~present)
 
 
-def write_partition(rollup: Rollup, files: list[Path], path: Path) -> None:
-    """Write one roll-up partition's rows, computed from the raw ``files``, to ``path`` (Parquet, zstd).
+def write_partition(rollup: Rollup, files: list[Path], path: Path, *, finer: bool = False) -> None:
+    """Write one roll-up partition's rows, computed from the raw ``files`` (``finer``: from the files of a
+    finer roll-up it is ``summable_from``), to ``path`` (Parquet, zstd).
 
-    Each file's flows are grouped ``READ_ROWS`` at a time with the columns the roll-up needs and the groups
+    Each file's flows (or rows) are grouped ``READ_ROWS`` at a time with the columns the roll-up needs and the groups
     summed whenever ``HELD_ROWS`` are held. Usually that leaves one table of rows (ordered by time and
     dimensions, as SQL's ORDER BY ALL). Where grouping does not shrink them (a dimension of nearly as many
     values as flows, as random AS numbers), they are spread by key over spill files beside ``path`` and each
@@ -349,7 +350,7 @@ def write_partition(rollup: Rollup, files: list[Path], path: Path) -> None:
     held = 0
     spill: _Spill | None = None
     try:
-        for part in _grouped_batches(rollup, files):
+        for part in _grouped_batches(rollup, files, finer):
             parts.append(part)
             held += part.num_rows
             if held > HELD_ROWS:
@@ -376,14 +377,17 @@ def write_partition(rollup: Rollup, files: list[Path], path: Path) -> None:
             spill.close()
 
 
-def _grouped_batches(rollup: Rollup, files: list[Path]) -> Iterator[pa.Table]:
-    """``group_flows`` of each ``READ_ROWS`` of the files' flows (read with the columns the roll-up needs)."""
-    needed = {"time_flow_start", "sampling_rate", *rollup.dimensions, *COUNTERS}
+def _grouped_batches(rollup: Rollup, files: list[Path], finer: bool) -> Iterator[pa.Table]:
+    """``group_flows`` of each ``READ_ROWS`` of the files' flows (``finer``: ``sum_rows`` of a finer roll-up's
+    rows), read with the columns the roll-up needs."""
+    group = sum_rows if finer else group_flows
+    needed = {"time", *SUMS} if finer else {"time_flow_start", "sampling_rate", *COUNTERS}
+    needed.update(rollup.dimensions)
     for path in files:
         source = pq.ParquetFile(path)
         columns = [name for name in source.schema_arrow.names if name in needed]
         for batch in source.iter_batches(READ_ROWS, columns=columns, use_threads=False):
-            yield group_flows(rollup, pa.Table.from_batches([batch]))
+            yield group(rollup, pa.Table.from_batches([batch]))
 
 
 def _ordered(rollup: Rollup, rows: pa.Table) -> pa.Table:
@@ -474,10 +478,12 @@ def maintain(
         read_ns = time.time_ns()
         dirs = hour_dirs(lake)  # before the files are listed: a change after this shows in a later look
         raw = raw_partitions(lake)
+        sources = _Sources(lake, state, raw)
         for rollup in load_rollups(lake):
             seen = fingerprints(rollup, dirs, read_ns)
-            results.append(_maintain_one(lake, rollup, state, raw, rebuild, today, progress, settled_at, seen))
+            results.append(_maintain_one(lake, rollup, state, raw, rebuild, today, progress, settled_at, seen, sources))
             _save_state(lake, state)
+            sources.done.append(rollup)
     return results
 
 
@@ -491,6 +497,7 @@ def _maintain_one(
     progress: Callable[[str, int, int], None] | None,
     settled_at: datetime | None,
     seen: dict[Partition, str],
+    sources: _Sources,
 ) -> RollupResult:
     result = RollupResult(rollup.name)
     entry = state.get(rollup.name)
@@ -517,7 +524,8 @@ def _maintain_one(
         directory = lake.partition_dir(rollup.name, *partition)
         directory.mkdir(parents=True, exist_ok=True)
         tmp = directory / f".{FILE_NAME}.tmp"
-        write_partition(rollup, files, tmp)
+        finer = sources.finer(rollup, partition)
+        write_partition(rollup, files if finer is None else finer, tmp, finer=finer is not None)
         with lake.swapping():
             publish(tmp, directory / FILE_NAME)
         done[key_text(partition)] = digest
@@ -527,6 +535,36 @@ def _maintain_one(
             progress(rollup.name, index, len(pending))
     result.expired = _expire(lake, rollup, (done, recorded), cutoff)
     return result
+
+
+class _Sources:
+    """Where a roll-up partition can be summed from instead of the raw flows: the files of a finer roll-up
+    maintained earlier in the same pass (``summable_from``, hour files) whose every partition under it is
+    current, i.e. computed from the raw files there are now. A 1 M-flow hour: 1.6 s of CPU for the three
+    default roll-ups from the raw flows each, 0.6 s with ``flows_5m`` and ``flows_1h`` from ``flows_1m``."""
+
+    def __init__(self, lake: Lake, state: dict[str, Any], raw: dict[Partition, list[Path]]) -> None:
+        self.lake = lake
+        self.state = state
+        self.raw = raw
+        self.done: list[Rollup] = []
+        """The roll-ups maintained so far in this pass."""
+
+    def finer(self, rollup: Rollup, partition: Partition) -> list[Path] | None:
+        """The finer roll-up's files to sum ``partition`` of ``rollup`` from, or None (from the raw flows)."""
+        hours = sorted(p for p in self.raw if target_of(rollup, p) == partition)
+        for fine in reversed(self.done):
+            if fine.day_files or not summable_from(rollup, fine):
+                continue
+            recorded = self.state.get(fine.name, {}).get("partitions", {})
+            paths = [self.lake.partition_dir(fine.name, *hour) / FILE_NAME for hour in hours]
+            current = all(
+                recorded.get(key_text(hour)) == source_digest(self.raw[hour]) and path.exists()
+                for hour, path in zip(hours, paths, strict=True)
+            )
+            if hours and current:
+                return paths
+        return None
 
 
 def _remember(recorded: dict[str, str], key: str, fingerprint: str | None) -> None:
