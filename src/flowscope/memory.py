@@ -83,7 +83,8 @@ def bound_arrow_pool_for(args: Sequence[str]) -> None:
     buffers among them (pyarrow sets no pool on ``WriterProperties``). mimalloc kept what they freed: after a
     1 M-flow burst 28 MiB of the collector's RSS lay in its 1 GiB arena. With the C heap throughout, the
     collector process peaked at 167-169 MiB against 191-199 MiB (``bench_collect.py``'s stream, NetFlow v9
-    unpaced, ``--no-rollups``, two alternated pairs, load 4-5). Only the variable, read as libarrow loads,
+    unpaced, ``--no-rollups``, two alternated pairs, load 4-5), for 0.4 s more CPU per 1 M flows (2.08-2.26
+    -> 2.49-2.65 s: the heap maps and zeroes what mimalloc reused). Only the variable, read as libarrow loads,
     chooses that pool; the collector's processes (``--workers``) inherit it.
     """
     if BOUND_COMMANDS.intersection(args) and "pyarrow" not in sys.modules:

@@ -322,7 +322,8 @@ def _key_bytes(key: pa.Array) -> np.ndarray:
 
 def _exact_sums(ids: np.ndarray, count: int, values: pa.Array) -> pa.Array:
     """Per group, the sum of uint64 ``values`` modulo 2**64 (null where a group has none): the low and high
-    32 bits summed apart in float64, exact for up to 2**21 rows."""
+    32 bits summed apart in float64, exact while a group has fewer than 2**21 rows (a batch holds
+    ``READ_ROWS`` flows; a sum of sums one row per batch it was seen in)."""
     numbers = (pc.fill_null(values, 0) if values.null_count else values).to_numpy().astype(np.uint64, copy=False)
     low = np.bincount(ids, weights=(numbers & 0xFFFFFFFF).astype(np.float64), minlength=count)
     high = np.bincount(ids, weights=(numbers >> np.uint64(32)).astype(np.float64), minlength=count)
@@ -397,7 +398,8 @@ def _ordered(rollup: Rollup, rows: pa.Table) -> pa.Table:
 
 
 SPILL_FILES = 64
-"""At most this many spill files per roll-up partition (``_Spill``)."""
+"""At most this many spill files per roll-up partition (``_Spill``), so as many descriptors: beyond 64 x
+``HELD_ROWS`` groups in one partition (2 M) a spill file holds more than ``HELD_ROWS`` rows when read back."""
 
 
 class _Spill:
