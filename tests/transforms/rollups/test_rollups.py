@@ -71,20 +71,34 @@ def _rollup_rows(lake: Path, name: str, dimensions: tuple[str, ...]) -> list[tup
         ).fetchall()
 
 
-def test_sums_equal_group_by_over_raw_flows(lake: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    sources: list[bool] = []
-    write = build.write_partition
-    monkeypatch.setattr(
-        build, "write_partition", lambda *args, finer: sources.append(finer) or write(*args, finer=finer)
-    )
+def test_sums_equal_group_by_over_raw_flows(lake: Path) -> None:
     results = maintain(Lake(lake), today=TODAY)
-    assert not any(sources[: len(results[0].updated)]) and all(sources[len(results[0].updated) :])  # from flows_1m
     assert [r.name for r in results] == ["flows_1m", "flows_5m", "flows_1h"]
     assert all(r.updated for r in results)
     for rollup in load_rollups(Lake(lake)):
         expected = _group_by_raw(lake, rollup.seconds, rollup.dimensions)
         assert _rollup_rows(lake, rollup.name, rollup.dimensions) == expected
         assert len(expected) > 100
+
+
+def test_coarser_rollups_are_summed_from_flows_1m_when_it_is_smaller(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flows = pa.concat_tables(synthetic_flows(20_000, end=END, days=0.05, seed=1, batch_rows=20_000))
+    for name in ("src_as", "dst_as"):  # few groups a minute: flows_1m is much smaller than the flows
+        flows = flows.set_column(flows.schema.get_field_index(name), name, pa.array(np.ones(20_000, np.uint32)))
+    _write(tmp_path, flows)
+    sources: list[bool] = []
+    write = build.write_partition
+    monkeypatch.setattr(
+        build, "write_partition", lambda *args, finer=False: sources.append(finer) or write(*args, finer=finer)
+    )
+    results = maintain(Lake(tmp_path), today=TODAY)
+    minutes = len(results[0].updated)
+    assert not any(sources[:minutes]) and sources[minutes:] and all(sources[minutes:])
+    for rollup in load_rollups(Lake(tmp_path)):
+        expected = _group_by_raw(tmp_path, rollup.seconds, rollup.dimensions)
+        assert _rollup_rows(tmp_path, rollup.name, rollup.dimensions) == expected
 
 
 def test_many_groups_spill_and_sum_as_the_group_by(lake: Path, monkeypatch: pytest.MonkeyPatch) -> None:
