@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from flowscope.collect.receive import Backlog
+import os
+import struct
+
+from flowscope.collect.packed import SENDER, pack, packed_count
+from flowscope.collect.receive import Backlog, SpoolCounters
 
 
 def batches(count: int, size: int = 100) -> list[bytes]:
@@ -85,3 +89,18 @@ def test_a_spool_that_cannot_be_made_leaves_memory_alone_as_the_bound(tmp_path):
         backlog.put(batch)  # nothing lost: the batches that do not fit in memory stay there (one each)
     assert backlog.spool_dir is None and backlog.full()
     assert drain(backlog) == batches(3)
+
+
+def test_spooled_batches_are_counted_for_the_collector(tmp_path):
+    counters, fd = SpoolCounters.create()
+    try:
+        seen_by_collector = SpoolCounters(fd)  # the other process's mapping of the same memory
+    finally:
+        os.close(fd)
+    backlog = Backlog(memory=300, spool=10_000, spool_dir=str(tmp_path), counters=counters)
+    one = pack(2, 0, struct.pack("=II", 50, 50), bytes(2 * SENDER), [memoryview(bytes(50))] * 2)
+    for _ in range(5):  # two in memory (188 bytes each), three spooled
+        backlog.put(one)
+    assert seen_by_collector.read() == (3 * packed_count(one), 3 * len(one))
+    drain(backlog)
+    assert seen_by_collector.read() == (6, 3 * len(one))  # totals: draining does not take them back

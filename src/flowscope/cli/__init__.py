@@ -8,6 +8,7 @@ from typing import Any, cast
 
 import click
 
+import flowscope.cli.startup  # noqa: F401  (first: settles Arrow's allocator before pyarrow loads)
 from flowscope import __version__
 from flowscope.cli.common import CliState, run_cleanly
 from flowscope.lake.layout import DEFAULT_LAKE, LAKE_ENV

@@ -234,6 +234,7 @@ def exporters(state: CliState, output_format: str) -> None:
             "listener": name,
             "datagrams": item["datagrams"],
             "socket drops": item["kernel_drops"],
+            "spooled": item.get("spooled_datagrams", 0),
             "receive buffer": item["receive_buffer"],
             "processes": item["processes"],
         }

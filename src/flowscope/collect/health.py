@@ -82,7 +82,8 @@ class ExporterHealth:
 
 @dataclass
 class ListenerHealth:
-    """What the receive loop of one socket saw; ``kernel_drops`` is the socket's drop counter."""
+    """What the receive loop of one socket saw; ``kernel_drops`` is the socket's drop counter, ``spooled_*``
+    what waited in the receive process's spool file (a backlog beyond ``--queue-memory``)."""
 
     address: str = ""
     protocol: str = ""
@@ -90,6 +91,12 @@ class ListenerHealth:
     datagrams: int = 0
     bytes: int = 0
     kernel_drops: int = 0
+    spooled_datagrams: int = 0
+    spooled_bytes: int = 0
+
+
+LISTENER_COUNTERS = ("datagrams", "bytes", "kernel_drops", "spooled_datagrams", "spooled_bytes")
+"""The counters of ``ListenerHealth`` that workers' snapshots add up."""
 
 
 def _steps(protocol: str, version: np.ndarray, stream: np.ndarray, records: np.ndarray) -> np.ndarray:
@@ -434,10 +441,8 @@ def merge_snapshots(snapshots: list[dict]) -> dict:
         rows_written.update(snap.get("rows_written", {}))
         templates.update(snap.get("templates", {}))
         for name, listener in snap.get("listeners", {}).items():
-            merged = listeners.setdefault(
-                name, {**listener, "datagrams": 0, "bytes": 0, "kernel_drops": 0, "processes": 0}
-            )
-            for counter in ("datagrams", "bytes", "kernel_drops"):
+            merged = listeners.setdefault(name, {**listener, **dict.fromkeys(LISTENER_COUNTERS, 0), "processes": 0})
+            for counter in LISTENER_COUNTERS:
                 merged[counter] += listener.get(counter, 0)
             merged["processes"] += 1
             merged["receive_buffer"] = max(merged.get("receive_buffer", 0), listener.get("receive_buffer", 0))

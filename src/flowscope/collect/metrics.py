@@ -68,6 +68,8 @@ def render(merged: dict) -> str:
             ("socket_received_bytes_total", "counter", "Payload bytes read from the socket per listener."),
             ("socket_drops_total", "counter", "Datagrams the kernel dropped on a full socket buffer, per listener."),
             ("socket_receive_buffer_bytes", "gauge", "Receive buffer the kernel granted (SO_RCVBUF) per listener."),
+            ("queue_spooled_datagrams_total", "counter", "Datagrams that waited in the receive spool, per listener."),
+            ("queue_spooled_bytes_total", "counter", "Bytes that waited in the receive spool, per listener."),
             ("capture_kernel_drops_total", "counter", "Packets the kernel dropped before a capture file, per capture."),
             ("capture_interface_drops_total", "counter", "Packets the interface dropped before capture, per capture."),
             ("capture_received_total", "counter", "Packets the capturer saw (tcpdump: received by filter)."),
@@ -101,6 +103,8 @@ def render(merged: dict) -> str:
         families["socket_received_bytes_total"].add(listener.get("bytes", 0), **where)
         families["socket_drops_total"].add(listener.get("kernel_drops", 0), **where)
         families["socket_receive_buffer_bytes"].add(listener.get("receive_buffer", 0), **where)
+        families["queue_spooled_datagrams_total"].add(listener.get("spooled_datagrams", 0), **where)
+        families["queue_spooled_bytes_total"].add(listener.get("spooled_bytes", 0), **where)
     for name, counters in sorted(merged.get("captures", {}).items()):
         for counter in ("kernel_drops", "interface_drops", "received", "captured"):
             if counter in counters:  # a counter the capturer does not report stays absent, not 0

@@ -171,6 +171,32 @@ class StopPipe:
         self.stopped = True
 
 
+class SpoolCounters:
+    """What a receive process has spooled (datagrams, bytes; totals), in a memfd it shares with its collector:
+    it writes, the collector reads at its housekeeping (``server.Collector``), with no message per update."""
+
+    _LAYOUT = struct.Struct("=qq")
+
+    def __init__(self, fd: int) -> None:
+        self.map = mmap.mmap(fd, self._LAYOUT.size)
+
+    @classmethod
+    def create(cls) -> tuple[SpoolCounters, int]:
+        """New counters at zero and the descriptor to hand the receive process (the caller closes it)."""
+        fd = os.memfd_create("flowscope-spool-counters")
+        os.ftruncate(fd, cls._LAYOUT.size)
+        return cls(fd), fd
+
+    def add(self, datagrams: int, size: int) -> None:
+        spooled, spooled_bytes = self._LAYOUT.unpack_from(self.map)
+        self._LAYOUT.pack_into(self.map, 0, spooled + datagrams, spooled_bytes + size)
+
+    def read(self) -> tuple[int, int]:
+        """(datagrams, bytes) spooled so far."""
+        datagrams, size = self._LAYOUT.unpack_from(self.map)
+        return datagrams, size
+
+
 class Backlog:
     """The receive process's queue of packed batches, oldest first: in memory up to ``memory`` bytes, then in
     an unlinked spool file in ``spool_dir`` up to ``spool`` bytes (a file of at most twice that).
@@ -180,10 +206,13 @@ class Backlog:
     there too, so batches leave in the order they came. Not thread-safe: callers hold one lock.
     """
 
-    def __init__(self, memory: int, spool: int = 0, spool_dir: str | None = None) -> None:
+    def __init__(
+        self, memory: int, spool: int = 0, spool_dir: str | None = None, counters: SpoolCounters | None = None
+    ) -> None:
         self.memory = memory
         self.spool = spool
         self.spool_dir = spool_dir
+        self.counters = counters
         self.batches: deque[bytes] = deque()
         self.held = 0  # bytes in ``batches``
         self.fd: int | None = None
@@ -225,6 +254,8 @@ class Backlog:
         if os.pwrite(self.fd, record, self.write_at) != len(record):
             raise OSError(errno.ENOSPC, "short write to the spool")
         self.write_at += len(record)
+        if self.counters is not None:
+            self.counters.add(packed_count(packed), len(packed))
 
     def take(self, limit: int) -> list[bytes]:
         """The oldest batches, up to ``limit`` bytes (at least one if any)."""
@@ -249,9 +280,11 @@ _LENGTH = struct.Struct("=q")
 
 
 def main(arguments: list[str]) -> None:
-    """A receive process's entry (``server._start_receiver``): SOCKET_FD PIPE_FD STOP_FD MEMORY SPOOL [SPOOL_DIR]."""
-    sock_fd, conn_fd, stop_fd, memory, spool = (int(a) for a in arguments[:5])
-    backlog = Backlog(memory, spool, arguments[5] if spool and len(arguments) > 5 else None)
+    """A receive process's entry (``server._start_receiver``):
+    SOCKET_FD PIPE_FD STOP_FD COUNTERS_FD MEMORY SPOOL [SPOOL_DIR]."""
+    sock_fd, conn_fd, stop_fd, counters_fd, memory, spool = (int(a) for a in arguments[:6])
+    spool_dir = arguments[6] if spool and len(arguments) > 6 else None
+    backlog = Backlog(memory, spool, spool_dir, SpoolCounters(counters_fd))
     receive_forever(socket.socket(fileno=sock_fd), Connection(conn_fd, readable=False), StopPipe(stop_fd), backlog)
 
 

@@ -46,6 +46,7 @@ from flowscope.collect.receive import (
     QUEUE_BYTES,
     SPOOL_BYTES,
     Listen,
+    SpoolCounters,
     granted_buffer,
     kernel_drops,
     open_socket,
@@ -153,6 +154,7 @@ class _Listener:
     process: subprocess.Popen[bytes]
     conn: Connection
     stop_fd: int
+    spooled: SpoolCounters
     drops_at_start: int = 0
     done: bool = False
     stopping: bool = False
@@ -164,11 +166,19 @@ class _Listener:
             with contextlib.suppress(OSError):
                 os.write(self.stop_fd, b"s")
 
+    def account(self) -> None:
+        """Copy the socket's drop counter and the receive process's spool counters into the health."""
+        drops = kernel_drops(self.sock)
+        if drops is not None:
+            self.health.kernel_drops = drops - self.drops_at_start
+        self.health.spooled_datagrams, self.health.spooled_bytes = self.spooled.read()
+
 
 def _start_receiver(
     sock: socket.socket, memory: int, spool: int, spool_dir: Path
-) -> tuple[subprocess.Popen[bytes], Connection, int]:
-    """A receive process for ``sock`` (``receive.main``): the process, the pipe it forwards on, its stop pipe.
+) -> tuple[subprocess.Popen[bytes], Connection, int, SpoolCounters]:
+    """A receive process for ``sock`` (``receive.main``): the process, the pipe it forwards on, its stop pipe,
+    the counters of what it spooled.
 
     A fresh interpreter that imports ``receive.py`` alone (standard library only): 15 MiB at idle. Forked from
     the collector, it shared, and was counted with, the collector's 60 MiB of imports; multiprocessing's
@@ -180,7 +190,8 @@ def _start_receiver(
     env = dict(os.environ)
     if package_root not in {Path(p).resolve() for p in site.getsitepackages()}:  # a source tree on sys.path only
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(package_root), os.environ.get("PYTHONPATH")]))
-    fds = (sock.fileno(), data_write, stop_read)
+    spooled, counters_fd = SpoolCounters.create()
+    fds = (sock.fileno(), data_write, stop_read, counters_fd)
     try:
         process = subprocess.Popen(
             [sys.executable, "-c", "import sys; from flowscope.collect.receive import main; main(sys.argv[1:])"]
@@ -190,14 +201,14 @@ def _start_receiver(
             env=env,
         )
     except BaseException:
-        for fd in (data_read, data_write, stop_read, stop_write):
+        for fd in (data_read, data_write, stop_read, stop_write, counters_fd):
             os.close(fd)
         raise
-    os.close(data_write)
-    os.close(stop_read)
+    for fd in (data_write, stop_read, counters_fd):
+        os.close(fd)
     conn = Connection(data_read, writable=False)
     widen_pipe(conn)
-    return process, conn, stop_write
+    return process, conn, stop_write, spooled
 
 
 @dataclass
@@ -239,10 +250,11 @@ class Collector:
                 sock = open_socket(spec, receive_buffer=self.config.receive_buffer, reuse_port=self.reuse_port)
                 health = ListenerHealth(address=spec.name, protocol=spec.protocol, receive_buffer=granted_buffer(sock))
                 self.health.listeners[spec.name] = health
-                process, conn, stop_fd = _start_receiver(
+                process, conn, stop_fd, spooled = _start_receiver(
                     sock, self.config.queue_memory, self.config.queue_spool, self.spool_dir
                 )
-                self.listeners.append(_Listener(spec, sock, health, process, conn, stop_fd, kernel_drops(sock) or 0))
+                listener = _Listener(spec, sock, health, process, conn, stop_fd, spooled, kernel_drops(sock) or 0)
+                self.listeners.append(listener)
         except BaseException:
             self.close()
             raise
@@ -355,9 +367,7 @@ class Collector:
         if self.raw is not None:
             self.raw.sink.serve()
         for listener in self.listeners:
-            drops = kernel_drops(listener.sock)
-            if drops is not None:
-                listener.health.kernel_drops = drops - listener.drops_at_start
+            listener.account()
         self.log.emit()
         self.save_health()
         if time.monotonic() >= self._next_release:
@@ -381,9 +391,7 @@ class Collector:
             except subprocess.TimeoutExpired:
                 listener.process.kill()
                 listener.process.wait()
-            drops = kernel_drops(listener.sock)
-            if drops is not None:
-                listener.health.kernel_drops = drops - listener.drops_at_start
+            listener.account()
             listener.sock.close()
             listener.conn.close()
             os.close(listener.stop_fd)

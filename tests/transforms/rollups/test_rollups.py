@@ -21,7 +21,7 @@ from flowscope.lake.layout import Lake
 from flowscope.lake.writer import LakeWriter
 from flowscope.query import open_lake
 from flowscope.query.reports.top import top_sql
-from flowscope.transforms.rollups import choose
+from flowscope.transforms.rollups import build, choose
 from flowscope.transforms.rollups.build import load_state, maintain, partition_files
 from flowscope.transforms.rollups.choose import choose_table
 from flowscope.transforms.rollups.spec import load_rollups
@@ -79,6 +79,51 @@ def test_sums_equal_group_by_over_raw_flows(lake: Path) -> None:
         expected = _group_by_raw(lake, rollup.seconds, rollup.dimensions)
         assert _rollup_rows(lake, rollup.name, rollup.dimensions) == expected
         assert len(expected) > 100
+
+
+def test_coarser_rollups_are_summed_from_flows_1m_when_it_is_smaller(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flows = pa.concat_tables(synthetic_flows(20_000, end=END, days=0.05, seed=1, batch_rows=20_000))
+    for name in ("src_as", "dst_as"):  # few groups a minute: flows_1m is much smaller than the flows
+        flows = flows.set_column(flows.schema.get_field_index(name), name, pa.array(np.ones(20_000, np.uint32)))
+    _write(tmp_path, flows)
+    sources: list[bool] = []
+    write = build.write_partition
+    monkeypatch.setattr(
+        build, "write_partition", lambda *args, finer=False: sources.append(finer) or write(*args, finer=finer)
+    )
+    results = maintain(Lake(tmp_path), today=TODAY)
+    minutes = len(results[0].updated)
+    assert not any(sources[:minutes]) and sources[minutes:] and all(sources[minutes:])
+    for rollup in load_rollups(Lake(tmp_path)):
+        expected = _group_by_raw(tmp_path, rollup.seconds, rollup.dimensions)
+        assert _rollup_rows(tmp_path, rollup.name, rollup.dimensions) == expected
+
+
+def test_many_groups_spill_and_sum_as_the_group_by(lake: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Groups that summing does not shrink (a dimension with nearly a value per flow) go through the spill
+    files, read back one at a time; null keys (no time, a dimension a file lacks) are groups of their own and
+    a counter null in every flow of a group is null, as in SQL."""
+    monkeypatch.setattr(build, "READ_ROWS", 512)
+    monkeypatch.setattr(build, "HELD_ROWS", 1024)
+    odd = _flows(2_000, 4).drop_columns(["vlan_id"])
+    times = odd.column("time_flow_start").combine_chunks()
+    odd = odd.set_column(odd.schema.get_field_index("time_flow_start"), "time_flow_start",
+                         pa.array(times, mask=np.arange(len(times)) % 7 == 0))  # fmt: skip
+    bytes_rev = pa.nulls(odd.num_rows, pa.uint64())
+    odd = odd.set_column(odd.schema.get_field_index("bytes_rev"), "bytes_rev", bytes_rev)
+    with LakeWriter(lake, conform_rows=False) as writer:
+        writer.write(odd)
+    dimensions = ("proto", "src_port", "vlan_id")
+    (lake / "rollups.toml").write_text(f"[flows_1m]\ndimensions = {list(dimensions)}\n")
+    spills: list[object] = []
+    spill = build._Spill
+    monkeypatch.setattr(build, "_Spill", lambda *args: spills.append(args) or spill(*args))
+    maintain(Lake(lake), today=TODAY)
+    assert spills
+    assert _rollup_rows(lake, "flows_1m", dimensions) == _group_by_raw(lake, 60, dimensions)
+    assert not list((lake / "flows_1m").rglob(".spill-*"))
 
 
 def test_incremental_maintenance_equals_a_rebuild(lake: Path, tmp_path: Path) -> None:

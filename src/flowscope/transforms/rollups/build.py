@@ -1,11 +1,12 @@
 """Keeping the roll-up tables equal to a GROUP BY over the raw flows (``flowscope rollup``).
 
 Every raw hour partition of ``flows`` feeds exactly one roll-up partition (the same hour, or its day for
-``flows_1h``), and buckets never cross it. A roll-up partition is one file, recomputed by DuckDB from the
-raw files of its hour(s) whenever their list (names and sizes) differs from the one it was computed from:
-new data, compaction, a late file. So maintenance is incremental (untouched hours are not read again),
-exact (a partition is always a whole GROUP BY, never an update of one) and idempotent (a crash between
-publishing a file and recording it only recomputes it). The file replaces its predecessor by one rename.
+``flows_1h``), and buckets never cross it. A roll-up partition is one file, recomputed from the raw files of
+its hour(s) (``compute``: a batch of flows at a time, in this process) whenever their list (names and
+sizes) differs from the one it was computed from: new data, compaction, a late file. So maintenance is
+incremental (untouched hours are not read again), exact (a partition is always a whole GROUP BY, never an
+update of one) and idempotent (a crash between publishing a file and recording it only recomputes it).
+The file replaces its predecessor by one rename.
 
 The record of what each partition was computed from, and from which definition, is
 ``LAKE/_rollups/state.json``. A changed definition (``rollups.toml``) or ``--rebuild`` drops the table and
@@ -15,33 +16,45 @@ partition alone: roll-ups keep their own retention, usually longer than the raw 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from flowscope.lake.layout import Lake, publish
 from flowscope.lake.maintenance import drop_before
-from flowscope.query.connection import helper_database
+from flowscope.memory import return_freed_memory
 from flowscope.schema import FLOWS, TIMESTAMP, Role, clickhouse_type, column, postgres_type
-from flowscope.transforms.rollups.spec import COUNTERS, Rollup, load_rollups
+from flowscope.transforms.rollups.spec import COUNTERS, Rollup, load_rollups, summable_from
+
+if TYPE_CHECKING:
+    import duckdb
 
 STATE = Path("_rollups") / "state.json"
 FILE_NAME = "rollup.parquet"
 Partition = tuple[str, int]
 """(date as YYYY-MM-DD, hour) of a lake partition."""
+SUMS = ("flows", "flows_sampling_unknown", *COUNTERS)
+"""The summed columns of a roll-up row."""
+READ_ROWS = 1 << 14
+"""Raw flows read and grouped at a time (``write_partition``): with the columns a roll-up needs, 1 MiB."""
+HELD_ROWS = 1 << 15
+"""Grouped rows of a partition held before they are summed into one table, or spilled (``write_partition``)."""
 
 
 @dataclass
@@ -204,15 +217,9 @@ def bucket_sql(time_column: str, seconds: int) -> str:
     return f"to_timestamp(epoch_us({time_column}::TIMESTAMPTZ) // {seconds * 1_000_000} * {seconds})"
 
 
-def rollup_sql(rollup: Rollup, files: list[Path], present: set[str]) -> str:
-    """The GROUP BY of one roll-up partition over its raw files (a dimension no file has is null)."""
-    listed = ", ".join("'" + str(path).replace("'", "''") + "'" for path in files)
-    return rollup_select(rollup, f"read_parquet([{listed}], union_by_name = true)", present)
-
-
 def rollup_select(rollup: Rollup, relation: str, present: set[str]) -> str:
     """The GROUP BY of the flows in ``relation`` (DuckDB) into ``rollup``'s rows; ``present``: the columns
-    the relation has (a dimension it lacks is null)."""
+    the relation has (a dimension it lacks is null). ``group_flows`` computes the same rows in this process."""
     dimensions = [f'"{name}"' if name in present else f'NULL AS "{name}"' for name in rollup.dimensions]
     counters = [f'sum(scaled("{name}", sampling_rate))::UBIGINT AS "{name}"' for name in COUNTERS]
     return (
@@ -224,15 +231,232 @@ def rollup_select(rollup: Rollup, relation: str, present: set[str]) -> str:
     )
 
 
-def compute(con: duckdb.DuckDBPyConnection, rollup: Rollup, files: list[Path]) -> pa.Table:
-    """One roll-up partition's rows."""
-    present = {name for path in files for name in pq.read_schema(path).names}
-    table = con.sql(rollup_sql(rollup, files, present)).to_arrow_table()
-    return table.cast(rollup_schema(rollup))
+def group_flows(rollup: Rollup, flows: pa.Table) -> pa.Table:
+    """``rollup``'s rows of a table of flows, unordered: per (bucket of ``time_flow_start``, dimensions) the
+    flows, those of unknown sampling rate, and the counters scaled by the known rate (``rollup_select``'s
+    GROUP BY; a column the table lacks is null; null and 0 are different keys, as in SQL).
+
+    numpy and Arrow's hash kernels, not DuckDB (34 MiB of RSS to import, the collector's keeper's pass added
+    13-30 MiB to its peak) nor Arrow's ``group_by`` (Acero: 46 MiB at its first use). Sums wrap at 2**64 where
+    DuckDB's cast would fail: 1.8e19 bytes in one bucket."""
+    n = flows.num_rows
+    rate = _column(flows, "sampling_rate", pa.uint64())
+    known = pc.fill_null(pc.greater(rate, 0), False)
+    factor = pc.if_else(known, rate, pa.scalar(1, pa.uint64()))
+    keys = [pc.floor_temporal(_column(flows, "time_flow_start", TIMESTAMP), multiple=rollup.seconds, unit="second")]
+    keys += [_column(flows, name, rollup_schema(rollup).field(name).type) for name in rollup.dimensions]
+    sums = [pa.repeat(pa.scalar(1, pa.uint64()), n), pc.cast(pc.invert(known), pa.uint64())]
+    sums += [pc.multiply(_column(flows, name, pa.uint64()), factor) for name in COUNTERS]
+    return _grouped(rollup, keys, sums)
+
+
+def sum_rows(rollup: Rollup, rows: pa.Table) -> pa.Table:
+    """``rollup``'s rows summed per (time, dimensions): several tables of its rows made one, or the rows of a
+    finer roll-up of the same dimensions re-bucketed (the counters are integers: sums of sums are exact)."""
+    return _grouped(rollup, _row_keys(rollup, rows), [_column(rows, name, pa.uint64()) for name in SUMS])
+
+
+def _row_keys(rollup: Rollup, rows: pa.Table) -> list[pa.Array]:
+    """The keys of roll-up rows: their time in ``rollup``'s buckets, their dimensions."""
+    schema = rollup_schema(rollup)
+    times = pc.floor_temporal(_column(rows, "time", TIMESTAMP), multiple=rollup.seconds, unit="second")
+    return [times, *(_column(rows, name, schema.field(name).type) for name in rollup.dimensions)]
+
+
+def _column(table: pa.Table, name: str, missing: pa.DataType) -> pa.Array:
+    """A column as one array, nulls of type ``missing`` where the table has none."""
+    if name not in table.column_names:
+        return pa.nulls(table.num_rows, missing)
+    chunks = table.column(name)
+    return chunks.chunk(0) if chunks.num_chunks == 1 else chunks.combine_chunks()  # the latter copies
+
+
+def _grouped(rollup: Rollup, keys: list[pa.Array], sums: list[pa.Array]) -> pa.Table:
+    """One row per distinct combination of ``keys``: the keys of its first row and the sums of ``sums``."""
+    ids, count, first = _group_ids(keys)
+    taken = pa.array(first)
+    columns = [key.take(taken) for key in keys] + [_exact_sums(ids, count, values) for values in sums]
+    schema = rollup_schema(rollup)
+    return pa.Table.from_arrays([c.cast(f.type) for c, f in zip(columns, schema, strict=True)], schema=schema)
+
+
+def _group_ids(keys: list[pa.Array]) -> tuple[np.ndarray, int, np.ndarray]:
+    """Each row's group among the distinct combinations of ``keys``, numbered in order of first appearance;
+    the number of groups; the first row of each. One hash pass over the keys laid side by side as bytes (a
+    validity byte before each key: null is a key of its own)."""
+    n = len(keys[0])
+    matrix = _key_matrix(keys)
+    packed = pa.FixedSizeBinaryArray.from_buffers(pa.binary(matrix.shape[1]), n, [None, pa.py_buffer(matrix)])
+    encoded = pc.dictionary_encode(packed)
+    ids = encoded.indices.to_numpy()
+    count = len(encoded.dictionary)
+    first = np.empty(count, np.int64)
+    first[ids[::-1]] = np.arange(n - 1, -1, -1)  # the last write wins: each group's first row
+    return ids, count, first
+
+
+def _key_matrix(keys: list[pa.Array]) -> np.ndarray:
+    """(n, width) bytes of each row's keys side by side, each after a validity byte, zeros where null."""
+    n = len(keys[0])
+    parts = []
+    for key in keys:
+        parts.append(key.is_valid().to_numpy(zero_copy_only=False).view(np.uint8).reshape(n, 1))
+        parts.append(_key_bytes(key))
+    return np.ascontiguousarray(np.concatenate(parts, axis=1))
+
+
+def _key_bytes(key: pa.Array) -> np.ndarray:
+    """(n, width) bytes that tell a key's values apart, zeros where it is null."""
+    n = len(key)
+    kind = key.type
+    if pa.types.is_timestamp(kind):
+        key, kind = key.cast(pa.int64()), pa.int64()
+    if pa.types.is_fixed_size_binary(kind):
+        width = kind.byte_width
+        values = pc.fill_null(key, pa.scalar(bytes(width), kind)) if key.null_count else key
+        return np.frombuffer(values.buffers()[1], np.uint8, n * width, values.offset * width).reshape(n, width)
+    if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):  # strings: their code among the values
+        key = pc.dictionary_encode(key).indices
+    values = (pc.fill_null(key, 0) if key.null_count else key).to_numpy()
+    return values.view(np.uint8).reshape(n, values.dtype.itemsize)
+
+
+def _exact_sums(ids: np.ndarray, count: int, values: pa.Array) -> pa.Array:
+    """Per group, the sum of uint64 ``values`` modulo 2**64 (null where a group has none): the low and high
+    32 bits summed apart in float64, exact while a group has fewer than 2**21 rows (a batch holds
+    ``READ_ROWS`` flows; a sum of sums one row per batch it was seen in)."""
+    numbers = (pc.fill_null(values, 0) if values.null_count else values).to_numpy().astype(np.uint64, copy=False)
+    low = np.bincount(ids, weights=(numbers & 0xFFFFFFFF).astype(np.float64), minlength=count)
+    high = np.bincount(ids, weights=(numbers >> np.uint64(32)).astype(np.float64), minlength=count)
+    total = (high.astype(np.uint64) << np.uint64(32)) + low.astype(np.uint64)
+    present = None
+    if values.null_count:
+        valid = values.is_valid().to_numpy(zero_copy_only=False)
+        present = np.bincount(ids, weights=valid.astype(np.float64), minlength=count) > 0
+    return pa.array(total, pa.uint64(), mask=None if present is None else ~present)
+
+
+def write_partition(rollup: Rollup, files: list[Path], path: Path, *, finer: bool = False) -> None:
+    """Write one roll-up partition's rows, computed from the raw ``files`` (``finer``: from the files of a
+    finer roll-up it is ``summable_from``), to ``path`` (Parquet, zstd).
+
+    Each file's flows (or rows) are grouped ``READ_ROWS`` at a time with the columns the roll-up needs and the groups
+    summed whenever ``HELD_ROWS`` are held. Usually that leaves one table of rows (ordered by time and
+    dimensions, as SQL's ORDER BY ALL). Where grouping does not shrink them (a dimension of nearly as many
+    values as flows, as random AS numbers), they are spread by key over spill files beside ``path`` and each
+    is summed and written as row groups of its own (ordered within each): memory stays within a few
+    ``HELD_ROWS`` of rows however many groups an hour has. Measured (the collector's final pass over an hour
+    of 1 M flows of random AS numbers and ports, 1 M groups): it peaked at 530 MiB with the groups in one
+    table (DuckDB's GROUP BY: 566 MiB), at 192-219 MiB with spilling and 32 k / 64 k rows, 188-208 MiB with
+    16 k / 32 k (CPU within the noise of a loaded machine; 8 k / 16 k gained nothing more).
+    """
+    parts: list[pa.Table] = []
+    held = 0
+    spill: _Spill | None = None
+    try:
+        for part in _grouped_batches(rollup, files, finer):
+            parts.append(part)
+            held += part.num_rows
+            if held > HELD_ROWS:
+                summed = sum_rows(rollup, pa.concat_tables(parts))
+                parts, held = [summed], summed.num_rows
+                if held > HELD_ROWS // 2:  # grouping hardly shrinks them: spill
+                    if spill is None:
+                        spill = _Spill(rollup, path.parent, -(-_rows(files) // HELD_ROWS))
+                    spill.add(summed)
+                    parts, held, summed = [], 0, None
+                    return_freed_memory()  # the holes batches left in the heap: 181 -> 172 MiB (1 M groups)
+        if spill is None:
+            rows = sum_rows(rollup, pa.concat_tables(parts)) if parts else rollup_schema(rollup).empty_table()
+            pq.write_table(_ordered(rollup, rows), path, compression="zstd")
+            return
+        if parts:
+            spill.add(pa.concat_tables(parts))
+        parts = []
+        with pq.ParquetWriter(path, rollup_schema(rollup), compression="zstd") as writer:
+            for rows in spill.tables():
+                writer.write_table(_ordered(rollup, sum_rows(rollup, rows)))
+                return_freed_memory()
+    finally:
+        if spill is not None:
+            spill.close()
+
+
+def _grouped_batches(rollup: Rollup, files: list[Path], finer: bool) -> Iterator[pa.Table]:
+    """``group_flows`` of each ``READ_ROWS`` of the files' flows (``finer``: ``sum_rows`` of a finer roll-up's
+    rows), read with the columns the roll-up needs."""
+    group = sum_rows if finer else group_flows
+    needed = {"time", *SUMS} if finer else {"time_flow_start", "sampling_rate", *COUNTERS}
+    needed.update(rollup.dimensions)
+    for path in files:
+        source = pq.ParquetFile(path)
+        columns = [name for name in source.schema_arrow.names if name in needed]
+        for batch in source.iter_batches(READ_ROWS, columns=columns, use_threads=False):
+            yield group(rollup, pa.Table.from_batches([batch]))
+
+
+def _ordered(rollup: Rollup, rows: pa.Table) -> pa.Table:
+    return rows.sort_by([(name, "ascending") for name in ("time", *rollup.dimensions)])
+
+
+SPILL_FILES = 64
+"""At most this many spill files per roll-up partition (``_Spill``), so as many descriptors: beyond 64 x
+``HELD_ROWS`` groups in one partition (2 M) a spill file holds more than ``HELD_ROWS`` rows when read back."""
+
+
+class _Spill:
+    """Roll-up rows spread by key over ``count`` Arrow IPC files (at most ``SPILL_FILES``) in a hidden
+    directory: every row of one key lands in the same file, so each file sums on its own."""
+
+    def __init__(self, rollup: Rollup, directory: Path, count: int) -> None:
+        self.rollup = rollup
+        self.count = max(2, min(count, SPILL_FILES))
+        self.directory = Path(tempfile.mkdtemp(prefix=".spill-", dir=directory))
+        self.writers: dict[int, pa.ipc.RecordBatchStreamWriter] = {}
+
+    def add(self, rows: pa.Table) -> None:
+        matrix = _key_matrix(_row_keys(self.rollup, rows))
+        width = -(-matrix.shape[1] // 8) * 8
+        words = np.zeros((len(matrix), width), np.uint8)
+        words[:, : matrix.shape[1]] = matrix
+        mixed = np.zeros(len(matrix), np.uint64)
+        for word in words.view(np.uint64).T:  # a multiplicative hash of the key's 8-byte words
+            mixed = (mixed ^ word) * np.uint64(0x9E3779B97F4A7C15)
+        which = ((mixed >> np.uint64(32)) % np.uint64(self.count)).astype(np.int64)
+        order = np.argsort(which, kind="stable")
+        bounds = np.searchsorted(which[order], np.arange(self.count + 1))
+        ordered = rows.take(pa.array(order))
+        for index in range(self.count):
+            if bounds[index + 1] > bounds[index]:
+                writer = self.writers.get(index)
+                if writer is None:
+                    file = self.directory / f"{index}.arrows"
+                    writer = self.writers[index] = pa.ipc.new_stream(str(file), rows.schema)
+                writer.write_table(ordered.slice(bounds[index], bounds[index + 1] - bounds[index]))
+
+    def tables(self) -> Iterator[pa.Table]:
+        """Each spill file's rows, one file at a time (deleted once read)."""
+        for writer in self.writers.values():
+            writer.close()
+        for index in sorted(self.writers):
+            file = self.directory / f"{index}.arrows"
+            with pa.OSFile(str(file)) as source:
+                rows = pa.ipc.open_stream(source).read_all()
+            yield rows
+            file.unlink()
+
+    def close(self) -> None:
+        for writer in self.writers.values():
+            with contextlib.suppress(Exception):
+                writer.close()
+        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 def connection(threads: int | None = None) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection for roll-up GROUP BYs (UTC, the SQL helpers; at most ``threads`` threads)."""
+    """A DuckDB connection for roll-up GROUP BYs of other stores (UTC, the SQL helpers; at most ``threads``
+    threads). DuckDB is imported here: the lake's own roll-ups never need it."""
+    from flowscope.query.connection import helper_database
+
     con = helper_database(threads)
     con.execute("SET TimeZone = 'UTC'")
     return con
@@ -245,14 +469,13 @@ def maintain(
     today: date | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     settled_at: datetime | None = None,
-    threads: int | None = None,
 ) -> list[RollupResult]:
     """Bring every roll-up of ``lake`` up to date with its raw flows and apply each one's retention.
 
     With ``settled_at``, only partitions whose time is over and whose raw files are all older than it are
     computed (the rest count as ``deferred``): a writer that keeps the roll-ups current computes each
-    partition about once, after its data stopped arriving, instead of once per flush. ``threads`` bounds
-    DuckDB's threads (a writer's background maintenance leaves the other cores to decoding).
+    partition about once, after its data stopped arriving, instead of once per flush. It runs on the
+    calling thread (a writer's background maintenance leaves the other cores to decoding).
     """
     today = today or datetime.now(UTC).date()
     results = []
@@ -261,21 +484,17 @@ def maintain(
         read_ns = time.time_ns()
         dirs = hour_dirs(lake)  # before the files are listed: a change after this shows in a later look
         raw = raw_partitions(lake)
-        con = connection(threads)
-        try:
-            for rollup in load_rollups(lake):
-                seen = fingerprints(rollup, dirs, read_ns)
-                result = _maintain_one(lake, con, rollup, state, raw, rebuild, today, progress, settled_at, seen)
-                results.append(result)
-                _save_state(lake, state)
-        finally:
-            con.close()
+        sources = _Sources(lake, state, raw)
+        for rollup in load_rollups(lake):
+            seen = fingerprints(rollup, dirs, read_ns)
+            results.append(_maintain_one(lake, rollup, state, raw, rebuild, today, progress, settled_at, seen, sources))
+            _save_state(lake, state)
+            sources.done.append(rollup)
     return results
 
 
 def _maintain_one(
     lake: Lake,
-    con: duckdb.DuckDBPyConnection,
     rollup: Rollup,
     state: dict[str, Any],
     raw: dict[Partition, list[Path]],
@@ -284,6 +503,7 @@ def _maintain_one(
     progress: Callable[[str, int, int], None] | None,
     settled_at: datetime | None,
     seen: dict[Partition, str],
+    sources: _Sources,
 ) -> RollupResult:
     result = RollupResult(rollup.name)
     entry = state.get(rollup.name)
@@ -310,7 +530,8 @@ def _maintain_one(
         directory = lake.partition_dir(rollup.name, *partition)
         directory.mkdir(parents=True, exist_ok=True)
         tmp = directory / f".{FILE_NAME}.tmp"
-        pq.write_table(compute(con, rollup, files), tmp, compression="zstd")
+        finer = sources.finer(rollup, partition)
+        write_partition(rollup, files if finer is None else finer, tmp, finer=finer is not None)
         with lake.swapping():
             publish(tmp, directory / FILE_NAME)
         done[key_text(partition)] = digest
@@ -320,6 +541,41 @@ def _maintain_one(
             progress(rollup.name, index, len(pending))
     result.expired = _expire(lake, rollup, (done, recorded), cutoff)
     return result
+
+
+class _Sources:
+    """Where a roll-up partition can be summed from instead of the raw flows: the files of a finer roll-up
+    maintained earlier in the same pass (``summable_from``, hour files) whose every partition under it is
+    current, i.e. computed from the raw files there are now. A 1 M-flow hour: 1.6 s of CPU for the three
+    default roll-ups from the raw flows each, 0.6 s with ``flows_5m`` and ``flows_1h`` from ``flows_1m``."""
+
+    def __init__(self, lake: Lake, state: dict[str, Any], raw: dict[Partition, list[Path]]) -> None:
+        self.lake = lake
+        self.state = state
+        self.raw = raw
+        self.done: list[Rollup] = []
+        """The roll-ups maintained so far in this pass."""
+
+    def finer(self, rollup: Rollup, partition: Partition) -> list[Path] | None:
+        """The finer roll-up's files to sum ``partition`` of ``rollup`` from, or None (from the raw flows)."""
+        hours = sorted(p for p in self.raw if target_of(rollup, p) == partition)
+        for fine in reversed(self.done):
+            if fine.day_files or not summable_from(rollup, fine):
+                continue
+            recorded = self.state.get(fine.name, {}).get("partitions", {})
+            paths = [self.lake.partition_dir(fine.name, *hour) / FILE_NAME for hour in hours]
+            current = all(
+                recorded.get(key_text(hour)) == source_digest(self.raw[hour]) and path.exists()
+                for hour, path in zip(hours, paths, strict=True)
+            )
+            if hours and current and _rows(paths) * 2 <= _rows([f for hour in hours for f in self.raw[hour]]):
+                return paths  # summing them reads fewer rows; where it hardly would, the raw flows' pass is leaner
+        return None
+
+
+def _rows(files: list[Path]) -> int:
+    """The rows of Parquet files, from their footers."""
+    return sum(pq.read_metadata(path).num_rows for path in files)
 
 
 def _remember(recorded: dict[str, str], key: str, fingerprint: str | None) -> None:

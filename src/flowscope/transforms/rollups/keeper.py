@@ -8,7 +8,8 @@ re-read the current hour 720 times); a late flow only makes its partition stale 
 it settles, and ``top`` answers from the raw flows until then (``choose`` checks every partition it uses).
 
 Roll-ups are derived data: a failed pass is logged and counted, never stops the writer, and the next pass
-retries. The pass uses one DuckDB thread, leaving the other cores to receiving and decoding.
+retries. The pass runs on the keeper's thread alone (``build.write_partition``: numpy and Arrow kernels, a batch of
+flows at a time), leaving the other cores to receiving and decoding.
 """
 
 from __future__ import annotations
@@ -63,11 +64,9 @@ class RollupKeeper:
         the number of partitions it left for later."""
         settle = self.settle if settle is None else settle
         settled_at = datetime.fromtimestamp(self.clock(), UTC) - timedelta(seconds=settle)
-        # imported at the first pass, not with the writer: DuckDB is 34 MiB of RSS that a writer stopped
-        # before its first pass (a test, a short burst) never needs
         from flowscope.transforms.rollups.build import maintain
 
-        results = maintain(self.lake, settled_at=settled_at, threads=1)
+        results = maintain(self.lake, settled_at=settled_at)
         self.passes += 1
         self.partitions += sum(len(result.updated) for result in results)
         return sum(result.deferred for result in results)

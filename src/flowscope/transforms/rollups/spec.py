@@ -49,6 +49,12 @@ class Rollup:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def summable_from(coarse: Rollup, fine: Rollup) -> bool:
+    """Whether ``coarse``'s rows are sums of ``fine``'s: the same dimensions, and ``fine``'s buckets divide
+    ``coarse``'s (so each fine bucket lies in one coarse bucket)."""
+    return set(coarse.dimensions) == set(fine.dimensions) and coarse.seconds % fine.seconds == 0
+
+
 DEFAULTS = (
     Rollup("flows_1m", 60, DEFAULT_DIMENSIONS, 7, day_files=False),
     Rollup("flows_5m", 300, DEFAULT_DIMENSIONS, 35, day_files=False),

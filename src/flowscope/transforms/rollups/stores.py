@@ -30,6 +30,7 @@ import pyarrow as pa
 
 from flowscope.transforms.rollups.build import bucket_sql, rollup_schema, rollup_select, store_columns
 from flowscope.transforms.rollups.spec import COUNTERS, DEFAULTS, Rollup
+from flowscope.transforms.rollups.spec import summable_from as summable_from  # the sinks use it from here
 
 PREFIX = "rollup_"
 SUMS = ("flows", "flows_sampling_unknown", *COUNTERS)
@@ -156,12 +157,6 @@ def postgres_upsert(rollup: Rollup, stage: str) -> str:
 def batch_rollup(con: duckdb.DuckDBPyConnection, rollup: Rollup, flows: pa.Table) -> pa.Table:
     """``rollup``'s rows for a batch of flows: the lake's own GROUP BY, run on the batch."""
     return _grouped(con, rollup, flows, rollup_select(rollup, "flowscope_batch", set(flows.column_names)))
-
-
-def summable_from(coarse: Rollup, fine: Rollup) -> bool:
-    """Whether ``coarse``'s rows are sums of ``fine``'s: the same dimensions, and ``fine``'s buckets divide
-    ``coarse``'s (so each fine bucket lies in one coarse bucket)."""
-    return set(coarse.dimensions) == set(fine.dimensions) and coarse.seconds % fine.seconds == 0
 
 
 def summed_rollup(con: duckdb.DuckDBPyConnection, rollup: Rollup, rows: pa.Table) -> pa.Table:
