@@ -8,12 +8,12 @@ seconds and 0.8 s of the server's 2.2 went to roll-ups, none of it overlapping t
 (with the faster ``pgcopy`` encoding: client 2.7-3.1 -> 1.5-1.6 CPU s, server 2.3 -> 2.1, loaded machine):
 
 - a batch is grouped once from its raw rows into the finest roll-up (and into ``flows_5m``, whose grain is
-  another), in a worker thread while the main thread encodes the batch's flows for COPY (DuckDB and Arrow
-  release the GIL);
+  another) by the lake's own GROUP BY (``build.group_flows``), in a worker thread while the main thread
+  encodes the batch's flows for COPY (Arrow's kernels and numpy's sorts release the GIL);
 - those rows stay on the client until the transaction is about to commit (or until ``HOLD_ROWS`` are held);
   then each table's rows are summed once more, the coarser roll-ups with the same dimensions summed from the
-  finer one's (``stores.summable_from``: the counters are integers, so sums of sums are exact; one DuckDB
-  statement per transaction instead of one per batch: each costs about 9 ms), each table's rows copied into a
+  finer one's (``stores.summable_from``: the counters are integers, so sums of sums are exact; once per
+  transaction instead of once per batch: a DuckDB statement cost about 9 ms), each table's rows copied into a
   temporary table made once per connection and added with one ``INSERT ... ON CONFLICT DO UPDATE``, the
   worker summing the next table while the server adds this one's. The transaction stays the unit: flows, roll-ups and
   positions commit together or not at all, and a replay after a lost connection sums everything again.
@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 from flowscope.db import postgres as pg
 from flowscope.schema import TIMESTAMP
 from flowscope.transforms.rollups import stores
-from flowscope.transforms.rollups.build import connection
+from flowscope.transforms.rollups.build import group_flows, sum_rows
 from flowscope.transforms.rollups.spec import Rollup
 
 HOLD_ROWS = 250_000
@@ -100,7 +100,6 @@ class TransactionRollups:
 
     def __init__(self) -> None:
         self._targets = _targets()
-        self._duckdb = connection(threads=1)  # used by the worker thread only
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="flowscope-pg-rollups")
         self._running: Future[dict[str, pa.Table]] | None = None
         self._done: list[dict[str, pa.Table]] = []
@@ -149,7 +148,6 @@ class TransactionRollups:
     def close(self) -> None:
         self.clear()
         self._worker.shutdown(wait=True, cancel_futures=True)
-        self._duckdb.close()
 
     def _collect(self) -> None:
         if self._running is not None:
@@ -163,7 +161,7 @@ class TransactionRollups:
             if target.rollup is None:
                 rows[target.table] = flows_5m(flows)
             elif target.source is None:
-                rows[target.table] = stores.batch_rollup(self._duckdb, target.rollup, flows)
+                rows[target.table] = group_flows(target.rollup, flows)
         return rows
 
     def _rows(
@@ -173,10 +171,10 @@ class TransactionRollups:
         if target.source is not None:
             assert target.rollup is not None
             source = made[target.source].result()  # already done: submitted to this thread before
-            return None if source is None else stores.summed_rollup(self._duckdb, target.rollup, source)
+            return None if source is None else sum_rows(target.rollup, source)
         parts = [batch[target.table] for batch in batches if batch[target.table].num_rows]
         if len(parts) < 2:
             return parts[0] if parts else None
         if target.rollup is None:
             return _summed_flows_5m(pa.concat_tables(parts))
-        return stores.summed_rollup(self._duckdb, target.rollup, pa.concat_tables(parts))
+        return sum_rows(target.rollup, pa.concat_tables(parts))

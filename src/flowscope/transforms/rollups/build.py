@@ -43,7 +43,7 @@ from flowscope.schema import FLOWS, TIMESTAMP, Role, clickhouse_type, column, po
 from flowscope.transforms.rollups.spec import COUNTERS, Rollup, load_rollups, summable_from
 
 if TYPE_CHECKING:
-    import duckdb
+    pass
 
 STATE = Path("_rollups") / "state.json"
 FILE_NAME = "rollup.parquet"
@@ -212,29 +212,11 @@ def _only_one(lake: Lake) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def bucket_sql(time_column: str, seconds: int) -> str:
-    """SQL for the start of the ``seconds``-wide bucket (aligned to the epoch, UTC) holding a time."""
-    return f"to_timestamp(epoch_us({time_column}::TIMESTAMPTZ) // {seconds * 1_000_000} * {seconds})"
-
-
-def rollup_select(rollup: Rollup, relation: str, present: set[str]) -> str:
-    """The GROUP BY of the flows in ``relation`` (DuckDB) into ``rollup``'s rows; ``present``: the columns
-    the relation has (a dimension it lacks is null). ``group_flows`` computes the same rows in this process."""
-    dimensions = [f'"{name}"' if name in present else f'NULL AS "{name}"' for name in rollup.dimensions]
-    counters = [f'sum(scaled("{name}", sampling_rate))::UBIGINT AS "{name}"' for name in COUNTERS]
-    return (
-        f"SELECT {bucket_sql('time_flow_start', rollup.seconds)} AS time, "
-        + "".join(f"{d}, " for d in dimensions)
-        + "count(*) AS flows, count(*) FILTER (WHERE NOT sampling_known(sampling_rate)) AS flows_sampling_unknown, "
-        + ", ".join(counters)
-        + f" FROM {relation} GROUP BY ALL ORDER BY ALL"
-    )
-
-
 def group_flows(rollup: Rollup, flows: pa.Table) -> pa.Table:
     """``rollup``'s rows of a table of flows, unordered: per (bucket of ``time_flow_start``, dimensions) the
-    flows, those of unknown sampling rate, and the counters scaled by the known rate (``rollup_select``'s
-    GROUP BY; a column the table lacks is null; null and 0 are different keys, as in SQL).
+    flows, those of unknown sampling rate, and the counters scaled by the known rate (the lake's ``scaled``
+    and ``sampling_known`` SQL helpers' semantics; a column the table lacks is null; null and 0 are different
+    keys, as in SQL). The tests hold it to DuckDB's GROUP BY of the same flows.
 
     numpy and Arrow's hash kernels, not DuckDB (34 MiB of RSS to import, the collector's keeper's pass added
     13-30 MiB to its peak) nor Arrow's ``group_by`` (Acero: 46 MiB at its first use). Sums wrap at 2**64 where
@@ -450,16 +432,6 @@ class _Spill:
             with contextlib.suppress(Exception):
                 writer.close()
         shutil.rmtree(self.directory, ignore_errors=True)
-
-
-def connection(threads: int | None = None) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection for roll-up GROUP BYs of other stores (UTC, the SQL helpers; at most ``threads``
-    threads). DuckDB is imported here: the lake's own roll-ups never need it."""
-    from flowscope.query.connection import helper_database
-
-    con = helper_database(threads)
-    con.execute("SET TimeZone = 'UTC'")
-    return con
 
 
 def maintain(

@@ -11,8 +11,8 @@ roll-up, so the lake's names cannot be reused), with the lake roll-up's columns 
   of one key are added up when parts merge; until then a key may have several rows, which every report
   adds up anyway (they all GROUP BY).
 - **PostgreSQL**: a table per roll-up with a ``NULLS NOT DISTINCT`` unique key on (time, dimensions)
-  (PostgreSQL 15 or later); the sink computes each roll-up of a batch with the lake's own DuckDB GROUP BY
-  (``build.rollup_select``) and upserts it in the transaction that stores the raw rows.
+  (PostgreSQL 15 or later); the sink computes each roll-up of a batch with the lake's own GROUP BY
+  (``build.group_flows``) and upserts it in the transaction that stores the raw rows.
 
 ``db init`` fills a roll-up it creates from the flows already there, so a store's roll-ups are always
 current: ``choose.choose_store_table`` needs no bookkeeping. Their retention is their own (the definitions'
@@ -25,10 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import duckdb
-import pyarrow as pa
-
-from flowscope.transforms.rollups.build import bucket_sql, rollup_schema, rollup_select, store_columns
+from flowscope.transforms.rollups.build import store_columns
 from flowscope.transforms.rollups.spec import COUNTERS, DEFAULTS, Rollup
 from flowscope.transforms.rollups.spec import summable_from as summable_from  # the sinks use it from here
 
@@ -152,28 +149,6 @@ def postgres_upsert(rollup: Rollup, stage: str) -> str:
     key = ", ".join(f'"{name}"' for name in ("time", *rollup.dimensions))
     sums = ", ".join(f'"{name}" = "{table}"."{name}" + excluded."{name}"' for name in SUMS)
     return f'INSERT INTO "{table}" ({names}) SELECT {names} FROM {stage} ON CONFLICT ({key}) DO UPDATE SET {sums}'
-
-
-def batch_rollup(con: duckdb.DuckDBPyConnection, rollup: Rollup, flows: pa.Table) -> pa.Table:
-    """``rollup``'s rows for a batch of flows: the lake's own GROUP BY, run on the batch."""
-    return _grouped(con, rollup, flows, rollup_select(rollup, "flowscope_batch", set(flows.column_names)))
-
-
-def summed_rollup(con: duckdb.DuckDBPyConnection, rollup: Rollup, rows: pa.Table) -> pa.Table:
-    """``rollup``'s rows summed from roll-up rows: several batches' rows of ``rollup`` itself, or the rows of
-    a finer roll-up it is ``summable_from``. The counters are integers, so the sums of sums are exact."""
-    dimensions = "".join(f'"{name}", ' for name in rollup.dimensions)
-    sums = ", ".join(f'sum("{name}")::UBIGINT AS "{name}"' for name in SUMS)
-    sql = f"SELECT {bucket_sql('time', rollup.seconds)} AS time, {dimensions}{sums} FROM flowscope_batch GROUP BY ALL"
-    return _grouped(con, rollup, rows, sql)
-
-
-def _grouped(con: duckdb.DuckDBPyConnection, rollup: Rollup, rows: pa.Table, sql: str) -> pa.Table:
-    con.register("flowscope_batch", rows)
-    try:
-        return con.sql(sql).to_arrow_table().cast(rollup_schema(rollup))
-    finally:
-        con.unregister("flowscope_batch")
 
 
 def pipeline_names() -> dict[str, str]:
