@@ -137,7 +137,8 @@ def ingest(path: Path, work: Path, rows: int, rounds: int, title: str) -> None:
     results = run_rounds(
         {"flowscope read --reduce pairs": flowscope, "DuckDB read_csv + GROUP BY, 1 thread": duckdb}, rounds
     )
-    print_runs(title, results, rows, "rows", ["DuckDB read_csv + GROUP BY, 1 thread"])
+    peer = "DuckDB read_csv + GROUP BY, 1 thread"
+    print_runs(title, results, rows, "rows", [peer], cpu_peer=peer)
     totals = [_totals(p) for p in (ours, theirs)]
     print(f"  rows out: flowscope {totals[0][0]:,} (reduced per batch, as --reduce does at ingest), "
           f"DuckDB {totals[1][0]:,} (one GROUP BY); packets, bytes: {totals[0][1:]} / {totals[1][1:]}")  # fmt: skip
