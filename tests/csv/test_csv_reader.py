@@ -426,8 +426,8 @@ def test_a_ragged_row_that_is_not_utf8_is_counted_and_skipped(tmp_path: Path, ca
 def test_chunks_parsed_in_blocks_keep_row_numbers_and_long_lines(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A chunk is parsed in blocks on pyarrow's threads: a skipped row is still numbered right (the chunk is
-    parsed again on one thread to learn it), and a line longer than a block is read as well."""
+    """A chunk is parsed in blocks on pyarrow's threads: a ragged row is skipped as before, --strict still names
+    its row (the chunk is parsed again on one thread to learn it), and a line longer than a block is read."""
     header, *rows = EXAMPLE.read_text().splitlines()
     body = [rows[i % len(rows)] for i in range(400)]
     body[299] += ",7"  # ragged: data row 300

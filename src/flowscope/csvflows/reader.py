@@ -139,8 +139,8 @@ class _InputReader:
                 if blocks == 1:
                     raise
                 raw = parsed(1)  # e.g. a line longer than a block ("straddles two block boundaries")
-            if ragged:
-                raw = parsed(0)  # again, to learn where the first skipped row is
+            if ragged and self.source.options.strict:
+                raw = parsed(0)  # again, to learn which row --strict stops at
         except pa.ArrowInvalid as exc:
             raise FlowscopeError(f"{self.raw.name}: unreadable CSV near data row {self.rows_seen + 1}: {exc}") from exc
         if ragged:
