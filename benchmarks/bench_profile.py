@@ -135,7 +135,8 @@ def compare(source: Path, directory: Path, records: int, rounds: int, title: str
             str(ROOT / "tests" / "profile"),
         ],
     }
-    print_runs(title, run_rounds(commands, rounds), records, "records", ["csv.reader pass", "ft-profiler model"])
+    peers = ["csv.reader pass", "ft-profiler model"]
+    print_runs(title, run_rounds(commands, rounds), records, "records", peers, cpu_peer="csv.reader pass")
     same = rows(ours) == rows(model)
     print(f"  profiles identical (as row sets): {same}; biflows: {len(rows(ours)) - 1:,}")
     if not same:

@@ -14,6 +14,7 @@ import pytest
 from tests.conftest import require_tool, shared_data
 
 from flowscope import addresses
+from flowscope.csvflows import reader as csv_reader
 from flowscope.csvflows import values
 from flowscope.csvflows.reader import CsvFlowSource, sniff
 from flowscope.display import textual
@@ -420,3 +421,24 @@ def test_a_ragged_row_that_is_not_utf8_is_counted_and_skipped(tmp_path: Path, ca
     assert table.num_rows == 2
     assert dict(source.skips.counts) == {"row is not UTF-8 text": 2}
     assert "Exception ignored" not in capfd.readouterr().err
+
+
+def test_chunks_parsed_in_blocks_keep_row_numbers_and_long_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chunk is parsed in blocks on pyarrow's threads: a ragged row is skipped as before, --strict still names
+    its row (the chunk is parsed again on one thread to learn it), and a line longer than a block is read."""
+    header, *rows = EXAMPLE.read_text().splitlines()
+    body = [rows[i % len(rows)] for i in range(400)]
+    body[299] += ",7"  # ragged: data row 300
+    first = body[350].split(",")
+    body[350] = ",".join([" " * 5000 + first[0], *first[1:]])  # longer than a block
+    path = tmp_path / "blocks.csv"
+    path.write_text("\n".join([header, *body]) + "\n")
+    whole, _ = read_all(path)
+    monkeypatch.setattr(csv_reader, "MIN_BLOCK_BYTES", 1024)  # the 40 kB chunk becomes 4 blocks of 10 kB
+    blocked, source = read_all(path)
+    assert blocked.equals(whole) and blocked.num_rows == 399
+    assert source.skips.counts == {"row with the wrong number of fields": 1}
+    with pytest.raises(FlowscopeError, match="near data row 300: row with the wrong number of fields"):
+        read_all(path, strict=True)

@@ -18,8 +18,6 @@ from flowscope.profile import report
 from flowscope.profile.build import Settings, build
 from flowscope.profile.output import suppress_rare_ports, write_profile
 from flowscope.profile.records import PROFILE_COLUMNS
-from flowscope.query import open_lake, views_named
-from flowscope.query.filters import time_predicates
 from flowscope.readers import registry
 from flowscope.readers.options import ReadOptions
 from flowscope.schema import FLOW_SCHEMA, conform
@@ -58,6 +56,10 @@ def _profile_columns(batch: pa.Table | pa.RecordBatch) -> pa.Table:
 def _lake_batches(
     state: CliState, since: datetime | None, until: datetime | None, where: str | None
 ) -> Iterator[tuple[pa.Table, bool]]:
+    # here, not at the top: ``flowscope.query`` imports DuckDB (60 ms of start-up), which file input never uses
+    from flowscope.query import open_lake, views_named
+    from flowscope.query.filters import time_predicates
+
     predicates = time_predicates(since, until)
     if where:
         predicates.append(f"({where})")

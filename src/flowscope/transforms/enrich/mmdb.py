@@ -21,14 +21,16 @@ import ipaddress
 import mmap
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import maxminddb
 import numpy as np
 import pyarrow as pa
 
 from flowscope.errors import FlowscopeError
 from flowscope.transforms.enrich.ranges import V4_BLOCK_START, V4_BLOCK_STOP, RangeTable, overlay, sort_order
+
+if TYPE_CHECKING:
+    import maxminddb
 
 _METADATA_MARKER = b"\xab\xcd\xefMaxMind.com"
 _DATA_SEPARATOR = 16
@@ -63,6 +65,8 @@ class MmdbTable:
 
 def read_database(path: Path) -> tuple[str, RangeTable, list[Any]]:
     """(database type, range table whose values number the records, the decoded records) of an MMDB file."""
+    import maxminddb  # here: every reader's start-up imports this module, few runs enrich (20 ms)
+
     try:
         reader = maxminddb.open_database(str(path))  # the C extension where installed
     except (OSError, ValueError, TypeError, KeyError, maxminddb.InvalidDatabaseError) as exc:
