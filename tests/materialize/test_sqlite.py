@@ -150,7 +150,7 @@ def test_insert_follows_the_order_given() -> None:
 
 
 def test_an_error_making_later_cells_stops_the_load(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Cells are made in a second thread one statement ahead: its error reaches the caller, nothing after runs."""
+    """Cells are made statement by statement: an error making later ones stops the load after the earlier ones."""
     monkeypatch.setattr(sqlite_load, "CHUNK_ROWS", 2)
     rows = pa.table({"a": pa.array([1, 2, 3, 2**63], pa.uint64())})
     con = sqlite3.connect(":memory:")
