@@ -9,6 +9,7 @@ import math
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
@@ -138,3 +139,22 @@ def test_target_round_trips_edge_values(tmp_path: Path) -> None:
         ("::", 2**53 + 1, "1970-01-01T00:00:00.000000002Z", "1:y"),
     ]
     target.close()
+
+
+def test_insert_follows_the_order_given() -> None:
+    rows = pa.table({"a": [10, 20, 30, 40], "b": ["w", None, "yy", "z"]})
+    con = sqlite3.connect(":memory:")
+    con.execute("CREATE TABLE t (a INTEGER, b TEXT)")
+    sqlite_load.insert(con.cursor(), "t", rows, np.array([2, 0, 3, 1]))
+    assert con.execute("SELECT a, b FROM t ORDER BY rowid").fetchall() == [(30, "yy"), (10, "w"), (40, "z"), (20, None)]
+
+
+def test_an_error_making_later_cells_stops_the_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cells are made statement by statement: an error making later ones stops the load after the earlier ones."""
+    monkeypatch.setattr(sqlite_load, "CHUNK_ROWS", 2)
+    rows = pa.table({"a": pa.array([1, 2, 3, 2**63], pa.uint64())})
+    con = sqlite3.connect(":memory:")
+    con.execute("CREATE TABLE t (a INTEGER)")
+    with pytest.raises(FlowscopeError, match="beyond SQLite's largest INTEGER"):
+        sqlite_load.insert(con.cursor(), "t", rows)
+    assert con.execute("SELECT a FROM t").fetchall() == [(1,), (2,)]

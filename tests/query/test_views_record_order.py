@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
+import pytest
 
 from flowscope.lake import Lake, LakeWriter
 from flowscope.lake.maintenance import compact
 from flowscope.query import open_lake
+from flowscope.reduce import Reduction
+from flowscope.reduce.sql import reduce_sql
 from flowscope.schema import conform
 
 
@@ -54,3 +59,22 @@ def test_compaction_merges_a_run_of_files_so_write_order_holds(lake_dir: Path) -
     compact(Lake(lake_dir), small_file_bytes=sizes[-1])  # merges the two small ones and the large one between
     assert len(list(partition.glob("*.parquet"))) == 1
     assert last_pair(lake_dir) == [(2, 20)]
+
+
+@pytest.mark.parametrize(("file", "row"), [(0, 1 << 32), (1 << 32, 0), (7, (1 << 32) - 1)])
+def test_record_numbers_take_32_bits_each(file: int, row: int) -> None:
+    """A record order is one integer: time, then 32 bits of file and 32 of row number; beyond is an error."""
+    con = duckdb.connect()
+    relation = (
+        f"(SELECT 1::USMALLINT AS src_port, TIMESTAMPTZ '2020-01-01' AS time_flow_start, 5::UBIGINT AS bytes, "
+        f"{file}::UBIGINT AS __file, {row}::BIGINT AS __row)"
+    )
+    columns = [("src_port", "USMALLINT"), ("time_flow_start", "TIMESTAMP WITH TIME ZONE"), ("bytes", "UBIGINT")]
+    sql = reduce_sql(
+        Reduction("r", "", key=("src_port",), fields={"bytes": "sum"}), relation, columns, "__file", "__row"
+    )
+    if row < 1 << 32 and file < 1 << 32:
+        assert con.sql(sql).fetchall() == [(1, dt.datetime(2020, 1, 1, tzinfo=dt.UTC), 5)]
+    else:
+        with pytest.raises(duckdb.Error, match="file and row numbers below 4294967296"):
+            con.sql(sql).fetchall()

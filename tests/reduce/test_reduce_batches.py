@@ -90,8 +90,7 @@ def by_sql(reduction: Reduction, table: pa.Table) -> pa.Table:
     con.register("batch", table)
     columns = [(f.name, str(t)) for f, t in zip(table.schema, con.sql("SELECT * FROM batch").types, strict=True)]
     relation = "(SELECT *, 0 AS __file, row_number() OVER () - 1 AS __row FROM batch)"
-    order = "{'t': coalesce(epoch_ns(time_flow_start), -9223372036854775807), 'f': __file, 'r': __row}"
-    return con.sql(reduce_sql(reduction, relation, columns, order, {"f": "__file", "r": "__row"})).to_arrow_table()
+    return con.sql(reduce_sql(reduction, relation, columns, "__file", "__row")).to_arrow_table()
 
 
 def rows_by_key(table: pa.Table, key: tuple[str, ...]) -> dict[tuple, dict]:

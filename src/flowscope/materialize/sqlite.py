@@ -12,16 +12,19 @@ import sqlite3
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from flowscope.errors import FlowscopeError
 from flowscope.materialize import sqlite_load, upsert
 from flowscope.materialize.columns import with_text_addresses
+from flowscope.materialize.key_order import key_order
 from flowscope.materialize.target import Applied, Change
 from flowscope.materialize.upsert import TableSpec, quote
 
 STAGE = "flowscope_stage"
 CACHE_KIB = 256 << 10  # page cache during a run (SQLite's default is 2 MiB)
+PAGE_BYTES = 16 << 10
+"""Page size of a database file the target creates (SQLite's default is 4 KiB): loading 1 M ``pairs`` rows
+into a new table took 0.2-0.3 CPU s less, its commit 0.12-0.15 s instead of 0.27-0.32 s."""
 
 
 def sqlite_type(arrow_type: pa.DataType) -> str:
@@ -39,6 +42,7 @@ class SqliteTarget:
         if path.parent and not path.parent.is_dir():
             raise FlowscopeError(f"{path}: directory {path.parent} does not exist")
         self.con = sqlite3.connect(path, isolation_level=None, timeout=30)
+        self.con.execute(f"PRAGMA page_size = {PAGE_BYTES}")  # only a new file takes it
         self.con.execute(upsert.STATE_CREATE)
         self.con.execute(upsert.FILES_CREATE)
 
@@ -52,7 +56,7 @@ class SqliteTarget:
 
     def apply(self, change: Change) -> Applied:
         table, key, added = change.table, change.key, change.added
-        rows = with_text_addresses(change.rows)
+        rows = with_text_addresses(change.rows, dictionary=True)
         spec = TableSpec(table, [(f.name, sqlite_type(f.type)) for f in rows.schema], key)
         cursor = self.con.cursor()
         # The stage and the sorts and indexes of the upsert stay in memory instead of temporary files.
@@ -70,8 +74,7 @@ class SqliteTarget:
             if cursor.execute(f"SELECT NOT EXISTS (SELECT 1 FROM {quote(table)})").fetchone()[0]:
                 # An empty table (a first run) becomes the view's rows: nothing to compare with or delete. In key
                 # order, its primary-key index grows at its end instead of at random pages.
-                order = pc.sort_indices(rows, [(name, "ascending") for name in spec.key])
-                sqlite_load.insert(cursor, quote(table), rows.take(order))
+                sqlite_load.insert(cursor, quote(table), rows, key_order(rows, spec.key))
                 upsert.record_run(cursor, "?", change)
                 cursor.execute("COMMIT")
                 return Applied(rows=rows.num_rows, deleted=0)

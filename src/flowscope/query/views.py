@@ -68,8 +68,7 @@ def reduction_over_flows(
     else:
         relation = f"(SELECT {names}, 0::UBIGINT AS __file, 0::BIGINT AS __row FROM flows)"
     # Record order: start time, then lake file and row within it (the order they were written).
-    order = "{'t': coalesce(epoch_ns(time_flow_start), -9223372036854775807), 'f': __file, 'r': __row}"
-    return reduce_sql(reduction, relation, columns, order, {"f": "__file", "r": "__row"})
+    return reduce_sql(reduction, relation, columns, "__file", "__row")
 
 
 def _reduction_view(reduction: Reduction) -> DerivedView:
