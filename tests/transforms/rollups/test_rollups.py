@@ -24,7 +24,7 @@ from flowscope.query.reports.top import top_sql
 from flowscope.transforms.rollups import build, choose
 from flowscope.transforms.rollups.build import load_state, maintain, partition_files
 from flowscope.transforms.rollups.choose import choose_table
-from flowscope.transforms.rollups.spec import load_rollups
+from flowscope.transforms.rollups.spec import DEFAULTS, load_rollups
 
 END = datetime(2024, 5, 3, tzinfo=UTC)
 TODAY = date(2024, 5, 3)
@@ -252,10 +252,30 @@ def test_compaction_keeps_rollups_current(tmp_path: Path) -> None:
 
 def test_store_columns_follow_the_catalogue_rules() -> None:
     from flowscope.transforms.rollups.build import store_columns
-    from flowscope.transforms.rollups.spec import DEFAULTS
 
     columns = {name: (clickhouse, postgres) for name, clickhouse, postgres in store_columns(DEFAULTS[2])}
     assert columns["time"] == ("Nullable(UInt64)", "timestamp with time zone")
     assert columns["sampler_address"] == ("Nullable(FixedString(16))", "inet")
     assert columns["src_as"] == ("Nullable(UInt32)", "bigint")
     assert columns["bytes"] == ("Nullable(UInt64)", "bigint")
+
+
+def test_sums_stay_exact_beyond_one_float_pass() -> None:
+    """One group of more rows than a float64 pass can sum exactly (2**21 values near 2**32 pass 2**53): the
+    PostgreSQL sink groups whole batches."""
+    rollup = next(r for r in DEFAULTS if r.name == "flows_1m")
+    n = 2**21 + 3
+    start = datetime(2024, 5, 1, 12, 0, 30, tzinfo=UTC)
+    flows = pa.table(
+        {
+            "time_flow_start": pa.array(np.full(n, int(start.timestamp() * 1e9)), pa.timestamp("ns", tz="UTC")),
+            "sampling_rate": pa.array(np.ones(n, np.uint64)),
+            "bytes": pa.array(np.full(n, 2**32 - 1, np.uint64)),
+            "packets": pa.array(np.full(n, 2**63 + 1, np.uint64)),
+        }
+    )
+    rows = build.group_flows(rollup, flows)
+    assert rows.num_rows == 1
+    assert rows.column("flows").to_pylist() == [n]
+    assert rows.column("bytes").to_pylist() == [(2**32 - 1) * n]
+    assert rows.column("packets").to_pylist() == [(2**63 + 1) * n % 2**64]

@@ -55,6 +55,8 @@ READ_ROWS = 1 << 14
 """Raw flows read and grouped at a time (``write_partition``): with the columns a roll-up needs, 1 MiB."""
 HELD_ROWS = 1 << 15
 """Grouped rows of a partition held before they are summed into one table, or spilled (``write_partition``)."""
+EXACT_ROWS = 1 << 20
+"""Rows summed at a time in float64 (``_exact_sums``): 2**20 values below 2**32 add up below 2**53."""
 
 
 @dataclass
@@ -305,12 +307,15 @@ def _key_bytes(key: pa.Array) -> np.ndarray:
 
 def _exact_sums(ids: np.ndarray, count: int, values: pa.Array) -> pa.Array:
     """Per group, the sum of uint64 ``values`` modulo 2**64 (null where a group has none): the low and high
-    32 bits summed apart in float64, exact while a group has fewer than 2**21 rows (a batch holds
-    ``READ_ROWS`` flows; a sum of sums one row per batch it was seen in)."""
+    32 bits summed apart in float64 (``np.bincount``), exact for up to ``EXACT_ROWS`` rows at a time (each
+    partial sum stays below 2**53), the partial sums added in uint64."""
     numbers = (pc.fill_null(values, 0) if values.null_count else values).to_numpy().astype(np.uint64, copy=False)
-    low = np.bincount(ids, weights=(numbers & 0xFFFFFFFF).astype(np.float64), minlength=count)
-    high = np.bincount(ids, weights=(numbers >> np.uint64(32)).astype(np.float64), minlength=count)
-    total = (high.astype(np.uint64) << np.uint64(32)) + low.astype(np.uint64)
+    total = np.zeros(count, np.uint64)
+    for start in range(0, len(numbers), EXACT_ROWS):
+        part, part_ids = numbers[start : start + EXACT_ROWS], ids[start : start + EXACT_ROWS]
+        low = np.bincount(part_ids, weights=(part & 0xFFFFFFFF).astype(np.float64), minlength=count)
+        high = np.bincount(part_ids, weights=(part >> np.uint64(32)).astype(np.float64), minlength=count)
+        total += (high.astype(np.uint64) << np.uint64(32)) + low.astype(np.uint64)
     present = None
     if values.null_count:
         valid = values.is_valid().to_numpy(zero_copy_only=False)
