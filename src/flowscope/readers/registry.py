@@ -98,7 +98,7 @@ def _detect_directory(path: Path) -> Reader:
     if not files:
         raise FlowscopeError(f"{path}: directory holds no files")
     found: dict[str, list[Path]] = {}
-    kinds: dict[str, Reader] = {}
+    by_name: dict[str, Reader] = {}
     for file in files:
         try:
             if file.stat().st_size == 0:  # e.g. a capture just started: no format yet, and nothing to read
@@ -109,13 +109,13 @@ def _detect_directory(path: Path) -> Reader:
         reader = _sniff(file, head)
         if reader is not None:
             found.setdefault(reader.name, []).append(file)
-            kinds[reader.name] = reader
+            by_name[reader.name] = reader
     if len(found) > 1:
         kinds = "; ".join(f"{name}: {len(group)} file(s), e.g. {group[0].name}" for name, group in found.items())
         raise FlowscopeError(f"{path}: holds files of more than one format ({kinds}); read them separately")
     if not found:
         raise FlowscopeError(f"{path}: no file in it is in a known format (e.g. {files[0].name}); use --format")
-    return kinds[next(iter(found))]
+    return by_name[next(iter(found))]
 
 
 def grouped(paths: Sequence[Path], fixed: Reader | None = None) -> list[tuple[Reader, list[Path]]]:
