@@ -19,7 +19,7 @@ from flowscope.capture.options import MeterOptions
 from flowscope.capture.watch import CaptureWatcher
 from flowscope.cli import main
 from flowscope.jobs import runs
-from flowscope.jobs.pool import SPOOL_PREFIX, split_runs
+from flowscope.jobs.pool import SPOOL_PREFIX, _make_spool, split_runs
 from flowscope.lake import Lake, LakeWriter
 
 TIMEOUTS = ("--active", "30", "--idle", "10")
@@ -50,6 +50,13 @@ def test_split_runs_cuts_contiguous_runs_of_about_equal_bytes() -> None:
     ten = [Path(f"f{i}") for i in range(10)]
     assert split_runs(ten, [10] * 10, 2, later_cost=1.5) == [ten[:6], ten[6:]]
     assert [len(run) for run in split_runs(ten, [10] * 10, 3, later_cost=1.5)] == [4, 3, 3]
+
+
+def test_the_spool_is_in_the_temporary_folder_without_room_in_shared_memory(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr("flowscope.jobs.pool.SHARED_MEMORY", tmp_path / "no-shm")
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    spool = _make_spool(1 << 20)
+    assert spool.parent == tmp_path and spool.name.startswith(f"{SPOOL_PREFIX}{os.getpid()}-")
 
 
 def test_read_with_two_workers_equals_one(tmp_path: Path) -> None:
