@@ -1,7 +1,7 @@
 """``flowscope read DIR --workers 2`` against ``--workers 1`` on rotated capture directories, whole process.
 
     python benchmarks/bench_workers.py [--packets 2000000] [--hostile-packets 10000000] [--files 16]
-                                       [--rounds 3] [--keep DIR]
+                                       [--rounds 3] [--keep DIR] [--before SRC]
 
 Writes two synthetic captures (``flowscope.demo.pcap``, as ``bench_meter.py`` does) and cuts each into
 ``--files`` rotated pieces with ``editcap -F pcap -c`` (as ``tcpdump -C`` would leave them):
@@ -14,7 +14,9 @@ Then, round-robin for ``--rounds`` rounds after an unmeasured one, times ``flows
 writing included; active 300 s, idle 60 s). Prints median wall and CPU seconds (user + system of the
 process and its workers), the largest peak of the summed proportional set size (PSS) of the process and
 its workers (sampled every 20 ms from /proc), the ratio of the wall times (the goal: workers 2 <= 0.55x
-workers 1), and checks that both write the same flows.
+workers 1), and checks that both write the same flows. ``--before SRC`` also times the source tree SRC (e.g. a
+``git archive`` of an earlier commit's ``src``, run with ``PYTHONPATH=SRC``) in the same rounds, command by
+command, so a change is measured against its parent under the same load.
 """
 
 from __future__ import annotations
@@ -60,9 +62,11 @@ def tree_pss_kib(pid: int) -> int:
     return total
 
 
-def run(command: list[str], into: Measured) -> None:
+def run(command: list[str], into: Measured, source: str | None = None) -> None:
+    """Time ``command``; ``source``: the source tree to run (``PYTHONPATH``), else this environment's."""
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env = None if source is None else {**os.environ, "PYTHONPATH": source}
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     peak = 0
     while process.poll() is None:
         peak = max(peak, tree_pss_kib(process.pid))
@@ -84,6 +88,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="Runs of every command (the median counts).")
     parser.add_argument("--inputs", default="realistic,hostile", help="Which directories to read.")
     parser.add_argument("--keep", type=Path, help="Write the captures and outputs here and keep them.")
+    parser.add_argument("--before", help="Also time this source tree (PYTHONPATH) in the same rounds.")
     args = parser.parse_args()
     if shutil.which("editcap") is None:
         raise SystemExit("editcap is not installed (scripts/system-deps.sh installs tshark)")
@@ -110,34 +115,37 @@ def main() -> None:
                                check=True)  # fmt: skip
                 capture.unlink()
             size = sum(path.stat().st_size for path in folder.iterdir()) / 2**20
-            results = {workers: Measured() for workers in (1, 2)}
-            outputs = {workers: work / f"{name}-workers{workers}.parquet" for workers in results}
+            codes = {"new": None, **({"before": args.before} if args.before else {})}
+            results = {(code, workers): Measured() for code in codes for workers in (1, 2)}
+            outputs = {key: work / f"{name}-{key[0]}-workers{key[1]}.parquet" for key in results}
             for round_number in range(args.rounds + 1):
-                for workers, measured in results.items():
-                    outputs[workers].unlink(missing_ok=True)
+                for (code, workers), measured in results.items():
+                    outputs[code, workers].unlink(missing_ok=True)
                     command = flowscope_command(
-                        "read", str(folder), "-o", str(outputs[workers]), "--workers", str(workers),
+                        "read", str(folder), "-o", str(outputs[code, workers]), "--workers", str(workers),
                         "--active", str(ACTIVE), "--idle", str(IDLE), "-q",
                     )  # fmt: skip
                     before = os.times()  # the CPU of reaped children: the command and the workers it waited for
-                    run(command, measured if round_number else Measured())
+                    run(command, measured if round_number else Measured(), codes[code])
                     after = os.times()
                     if round_number:
                         measured.cpu.append(
                             after.children_user + after.children_system - before.children_user - before.children_system
                         )
-            same = _same_flows(outputs[1], outputs[2])
+            same = all(_same_flows(outputs["new", 1], output) for output in outputs.values())
             print(f"\n{name}: {packets:,} packets, {flows:,} flows, snaplen {snaplen}, {len(list(folder.iterdir()))} "
-                  f"files, {size:,.0f} MiB; same flows with 1 and 2 workers: {same}")  # fmt: skip
-            print(f"  {'workers':>7} {'wall s':>7} {'CPU s':>7} {'peak PSS':>9}  runs (wall s)")
-            for workers, measured in results.items():
+                  f"files, {size:,.0f} MiB; load average {os.getloadavg()[0]:.1f}; same flows everywhere: "
+                  f"{same}")  # fmt: skip
+            print(f"  {'code':>6} {'workers':>7} {'wall s':>7} {'CPU s':>7} {'peak PSS':>9}  runs (wall s)")
+            for (code, workers), measured in results.items():
                 each = " ".join(f"{seconds:.2f}" for seconds in measured.wall)
-                print(f"  {workers:>7} {statistics.median(measured.wall):7.2f} {statistics.median(measured.cpu):7.2f} "
-                      f"{measured.peak_mib:5.0f} MiB  {each}")  # fmt: skip
-            ratio = statistics.median(results[2].wall) / statistics.median(results[1].wall)
-            print(f"  workers 2 / workers 1 wall time: {ratio:.2f}x (goal <= 0.55x)")
+                print(f"  {code:>6} {workers:>7} {statistics.median(measured.wall):7.2f} "
+                      f"{statistics.median(measured.cpu):7.2f} {measured.peak_mib:5.0f} MiB  {each}")  # fmt: skip
+            for code in codes:
+                ratio = statistics.median(results[code, 2].wall) / statistics.median(results[code, 1].wall)
+                print(f"  {code}: workers 2 / workers 1 wall time: {ratio:.2f}x (goal <= 0.55x)")
             if not same:
-                raise SystemExit("--workers 2 wrote other flows than --workers 1")
+                raise SystemExit("the commands wrote different flows")
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)

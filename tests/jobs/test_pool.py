@@ -19,7 +19,7 @@ from flowscope.capture.options import MeterOptions
 from flowscope.capture.watch import CaptureWatcher
 from flowscope.cli import main
 from flowscope.jobs import runs
-from flowscope.jobs.pool import split_runs
+from flowscope.jobs.pool import SPOOL_PREFIX, _make_spool, split_runs
 from flowscope.lake import Lake, LakeWriter
 
 TIMEOUTS = ("--active", "30", "--idle", "10")
@@ -50,6 +50,13 @@ def test_split_runs_cuts_contiguous_runs_of_about_equal_bytes() -> None:
     ten = [Path(f"f{i}") for i in range(10)]
     assert split_runs(ten, [10] * 10, 2, later_cost=1.5) == [ten[:6], ten[6:]]
     assert [len(run) for run in split_runs(ten, [10] * 10, 3, later_cost=1.5)] == [4, 3, 3]
+
+
+def test_the_spool_is_in_the_temporary_folder_without_room_in_shared_memory(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr("flowscope.jobs.pool.SHARED_MEMORY", tmp_path / "no-shm")
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    spool = _make_spool(1 << 20)
+    assert spool.parent == tmp_path and spool.name.startswith(f"{SPOOL_PREFIX}{os.getpid()}-")
 
 
 def test_read_with_two_workers_equals_one(tmp_path: Path) -> None:
@@ -88,11 +95,15 @@ def test_a_killed_worker_is_one_error_and_nothing_is_published(tmp_path: Path, m
         return metering(paths, options, index=index, **kwargs)
 
     monkeypatch.setattr("flowscope.jobs.pool.meter_run", dies_in_run_two)
+    shared = tmp_path / "shm"  # the workers' spool, with one left by a parent killed outright (no such pid)
+    (shared / f"{SPOOL_PREFIX}999999999-x").mkdir(parents=True)
+    monkeypatch.setattr("flowscope.jobs.pool.SHARED_MEMORY", shared)
     result = CliRunner().invoke(main, ["--lake", str(tmp_path / "lake"), "read", str(folder), "--workers", "2"])
     assert result.exit_code == 2
     assert "metering worker 2" in result.output and "SIGKILL" in result.output
     assert "Traceback" not in result.output
     assert not list((tmp_path / "lake").rglob("*.parquet"))
+    assert not list(shared.iterdir())  # this read's spool and the stale one are gone
 
 
 def test_an_unreadable_file_fails_the_read_as_with_one_worker(tmp_path: Path) -> None:
@@ -178,7 +189,7 @@ def test_ctrl_c_stops_the_workers_and_publishes_nothing(tmp_path: Path, monkeypa
         time.sleep(60)
         return metering(paths, options, index=index, **kwargs)
 
-    def interrupted(self, processes, inbox):  # Ctrl-C once both workers are metering
+    def interrupted(self, processes, inbox, credits):  # Ctrl-C once both workers are metering
         deadline = time.monotonic() + 30
         while not all((tmp_path / f"ready{index}").exists() for index in (0, 1)) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -188,10 +199,14 @@ def test_ctrl_c_stops_the_workers_and_publishes_nothing(tmp_path: Path, monkeypa
 
     monkeypatch.setattr("flowscope.jobs.pool.meter_run", slow)
     monkeypatch.setattr("flowscope.jobs.pool.Workers._gather", interrupted)
+    shared = tmp_path / "shm"
+    shared.mkdir()
+    monkeypatch.setattr("flowscope.jobs.pool.SHARED_MEMORY", shared)
     result = CliRunner().invoke(main, ["--lake", str(tmp_path / "lake"), "read", str(folder), "--workers", "2"])
     assert result.exit_code != 0
     assert len(started) == 2 and not any(_alive(pid) for pid in started)
     assert not list((tmp_path / "lake").rglob("*.parquet"))
+    assert not list(shared.iterdir())  # the workers' spool is removed
 
 
 def _alive(pid: int) -> bool:

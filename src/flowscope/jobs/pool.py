@@ -2,13 +2,17 @@
 
 The files (one rotation stream, in order) are cut into N contiguous runs of about equal bytes,
 one boundary per worker; each worker process meters its run from an empty cache
-(``jobs/runs.meter_run``) and streams its final flows back as they are finished, as Arrow IPC
-messages over a pipe, then its ``RunState`` (one message per part). A thread of the parent moves the
-messages into a bounded queue as they arrive, so a worker does not wait on each of the parent's writes
-(a pipe holds 64 KiB: without the thread the workers ran in lockstep with them) but does wait when the
-destination falls behind (``INBOX_MESSAGES``); the parent yields the flows as they come (the
-destination's encoding overlaps the metering) and stitches the states in run order
-(``jobs/stitch.Stitcher``), which yields the rest.
+(``jobs/runs.meter_run``) and streams its final flows back as they are finished, then its
+``RunState`` (one message per part). Each message is an Arrow IPC file the worker writes into a
+spool folder in shared memory (``/dev/shm``; a pipe carries only its name), which the parent
+memory-maps: no copy on the way in (over a pipe, the worker's encoding buffer, the pipe and the
+parent's receive buffer each copied the 0.6 GiB of bench_workers.py's hostile results, and the
+fresh memory's page faults cost more than the copies, issue 15). A thread of the parent moves the
+names into a bounded queue as they arrive, so a worker does not wait on each of the parent's writes
+but does wait when the destination falls behind (``INBOX_MESSAGES``); the parent yields the flows
+as they come (the destination's encoding overlaps the metering) and stitches the states in run
+order (``jobs/stitch.Stitcher``), which yields the rest. The spool is removed when the read ends,
+however it ends; one left by a parent killed outright is removed by the next read.
 
 Processes are forked: a fork shares the parent's imported modules and costs about 0.04 s for two
 workers, where ``forkserver`` (1.7 s) and ``spawn`` (2.1 s) start fresh interpreters that import
@@ -28,8 +32,10 @@ import ctypes
 import multiprocessing
 import os
 import queue
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import traceback
 from collections.abc import Collection, Iterator, Sequence
@@ -43,21 +49,21 @@ import pyarrow as pa
 from flowscope.capture.options import MeterOptions
 from flowscope.capture.source import capture_inputs, counter_notes, ignored_note
 from flowscope.errors import FlowscopeError
-from flowscope.jobs.runs import RunState, ipc_buffer, meter_run, read_ipc
+from flowscope.jobs.runs import RunState, meter_run
 from flowscope.jobs.stitch import Carry, NotStitchable, Stitcher
 from flowscope.memory import keep_freed_memory
 
 PR_SET_PDEATHSIG = 1
 INBOX_MESSAGES = 32
+"""Messages the parent holds before the workers wait: about 8 k flows each, 50 MiB at most on high-churn
+traffic (unbounded, the parent held 2.5 GiB while encoding a 10 M-packet capture slower than two workers metered)."""
 LATER_RUN_COST = 1.2
 """CPU per byte of a run with a head (every run but ``read``'s first) over one without: its head, its larger state
 to send and stitch. Measured on bench_workers.py's halves, sequentially: hostile 1.25 (7.35 vs 9.2 CPU s),
 realistic 1.13 (1.04 vs 1.18 CPU s)."""
-PART_ROWS = 1 << 16
-"""Rows per message of a run's state: serialising a whole part at once took as much memory again as the part."""
-"""Messages the parent holds before the workers wait: about 8 k flows each, 50 MiB at most on high-churn
-traffic (unbounded, the parent held 2.5 GiB while encoding a 10 M-packet capture slower than two workers metered)."""
-Inbox: TypeAlias = "queue.Queue[tuple[int, str, str, bytes] | None]"  # (run, kind, part name, payload), then None
+SHARED_MEMORY = Path("/dev/shm")
+SPOOL_PREFIX = "flowscope-workers-"
+Inbox: TypeAlias = "queue.Queue[tuple[int, str, str, str] | None]"  # (run, kind, part name, file or text), then None
 FLOWS, PART, STATE, ERROR, CRASH, DIED = "flows", "part", "state", "error", "crash", "died"
 
 
@@ -117,20 +123,22 @@ class Workers:
         receiving = threading.Thread(
             target=_receive, args=(processes, inbox, stopping), name="workers-inbox", daemon=True
         )
+        spool = _make_spool(sum(path.stat().st_size for run in self.runs for path in run))
+        credits = context.Semaphore(INBOX_MESSAGES)  # spool files not yet mapped by the parent, of all workers
         try:
             for index, run in enumerate(self.runs):
                 receiver, sender = context.Pipe(duplex=False)
                 opens_stream = index == 0 and self.opens_stream
                 process = context.Process(
                     target=_work,
-                    args=(sender, run, self.options, index, opens_stream, self.mapped, self.done_bytes),
+                    args=(sender, spool, credits, run, self.options, index, opens_stream, self.mapped, self.done_bytes),
                     daemon=True,
                 )
                 process.start()
                 sender.close()
                 processes.append((process, receiver))
             receiving.start()
-            yield from self._gather(processes, inbox)
+            yield from self._gather(processes, inbox, credits)
         finally:
             stopping.set()
             for process, _ in processes:
@@ -141,10 +149,11 @@ class Workers:
                 receiving.join()
             for _, receiver in processes:
                 receiver.close()
+            shutil.rmtree(spool, ignore_errors=True)  # mapped tables stay valid: their pages go with the mappings
 
-    def _gather(self, processes: list[tuple[Any, Connection]], inbox: Inbox) -> Iterator[pa.Table]:
+    def _gather(self, processes: list[tuple[Any, Connection]], inbox: Inbox, credits: Any) -> Iterator[pa.Table]:
         states: dict[int, RunState] = {}
-        parts: dict[int, dict[str, list[pa.Table]]] = {index: {} for index in range(len(processes))}
+        parts: dict[int, dict[str, pa.Table]] = {index: {} for index in range(len(processes))}
         following = 0
         while (message := inbox.get()) is not None:
             index, kind, name, payload = message
@@ -156,17 +165,15 @@ class Workers:
                     f"({_exit_text(process.exitcode)}); nothing of this read was written"
                 )
             if kind == ERROR:
-                raise FlowscopeError(payload.decode())
+                raise FlowscopeError(payload)
             if kind == CRASH:
-                raise RuntimeError(payload.decode())
+                raise RuntimeError(payload)
             if kind == FLOWS:
-                yield read_ipc(payload)
+                yield _mapped_table(payload, credits)
             elif kind == PART:
-                parts[index].setdefault(name, []).append(read_ipc(payload))
+                parts[index][name] = _mapped_table(payload, credits)
             else:  # the run's state is complete: stitch every run that can be, in order
-                states[index] = RunState.from_parts(
-                    {name: pa.concat_tables(pieces) for name, pieces in parts.pop(index).items()}
-                )
+                states[index] = RunState.from_parts(parts.pop(index))
                 while following in states:
                     state = states.pop(following)
                     self.statistics += state.statistics
@@ -186,10 +193,9 @@ def _receive(processes: list[tuple[Any, Connection]], inbox: Inbox, stopping: th
                 assert isinstance(receiver, Connection)
                 index = running[receiver]
                 try:
-                    kind, name = receiver.recv()
-                    payload = receiver.recv_bytes()
+                    kind, name, payload = receiver.recv()
                 except (EOFError, OSError):
-                    kind, name, payload = DIED, "", b""
+                    kind, name, payload = DIED, "", ""
                 if not _put(inbox, (index, kind, name, payload), stopping):
                     return
                 if kind not in (FLOWS, PART):
@@ -198,7 +204,7 @@ def _receive(processes: list[tuple[Any, Connection]], inbox: Inbox, stopping: th
         _put(inbox, None, stopping)
 
 
-def _put(inbox: Inbox, message: tuple[int, str, str, bytes] | None, stopping: threading.Event) -> bool:
+def _put(inbox: Inbox, message: tuple[int, str, str, str] | None, stopping: threading.Event) -> bool:
     """Queue ``message``, waiting while the inbox is full (the workers then wait on their pipes: memory stays
     bounded when the destination is slower than the metering); False once the parent stops listening."""
     while not stopping.is_set():
@@ -222,8 +228,43 @@ def _exit_text(code: int | None) -> str:
     return f"exit status {code}"
 
 
+def _make_spool(input_bytes: int) -> Path:
+    """A fresh folder for the workers' results: in shared memory if it has room for as much as the input
+    (results in flight are bounded far below that), else in the temporary folder (a small ``/dev/shm``, as
+    containers often have). Spools of parents that are gone (killed outright) are removed first."""
+    room = shutil.disk_usage(SHARED_MEMORY).free if SHARED_MEMORY.is_dir() else 0
+    parent = SHARED_MEMORY if room > input_bytes and os.access(SHARED_MEMORY, os.W_OK) else Path(tempfile.gettempdir())
+    for stale in parent.glob(f"{SPOOL_PREFIX}*-*"):
+        pid = stale.name[len(SPOOL_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{SPOOL_PREFIX}{os.getpid()}-", dir=parent))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _mapped_table(path: str, credits: Any) -> pa.Table:
+    """The table of a worker's spool file, memory-mapped (zero-copy); the file's name is removed at once, and
+    a worker may write another (the pipe holds a thousand names: without credits, a worker ran 1,000 files
+    ahead of a slow destination)."""
+    table = pa.ipc.open_stream(pa.memory_map(path)).read_all()
+    os.unlink(path)
+    credits.release()
+    return table
+
+
 def _work(
     sender: Connection,
+    spool: Path,
+    credits: Any,
     run: list[Path],
     options: MeterOptions,
     index: int,
@@ -234,13 +275,20 @@ def _work(
     """A worker process: meter the run, streaming final flows, then the state; errors as one message."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent stops us
     _end_with_parent()
+    written = 0
 
-    def send(kind: str, name: str, payload: pa.Buffer | bytes) -> None:
-        sender.send((kind, name))
-        sender.send_bytes(payload)
+    def send(kind: str, name: str, table: pa.Table) -> None:
+        """Write ``table`` into the spool as an Arrow IPC stream (straight from its buffers) and send its name."""
+        nonlocal written
+        credits.acquire()  # at most INBOX_MESSAGES files wait for the parent: memory stays bounded
+        path = spool / f"{index}-{written}.arrow"
+        written += 1
+        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        sender.send((kind, name, str(path)))
 
     def emit(table: pa.Table) -> None:
-        send(FLOWS, "", ipc_buffer(table))
+        send(FLOWS, "", table)
 
     def progress(size: int) -> None:
         done_bytes[index] += size
@@ -250,16 +298,15 @@ def _work(
             run, options, index=index, mapped=mapped, emit=emit, progress=progress, opens_stream=opens_stream
         )
         for name, table in partial.state.parts().items():
-            for start in range(0, max(table.num_rows, 1), PART_ROWS):  # small messages: no copy of a whole part
-                send(PART, name, ipc_buffer(table.slice(start, PART_ROWS)))
-        send(STATE, "", b"")
+            send(PART, name, table)
+        sender.send((STATE, "", ""))
     except FlowscopeError as exc:
-        send(ERROR, "", str(exc).encode())
+        sender.send((ERROR, "", str(exc)))
     except BrokenPipeError:  # the parent stopped listening (it failed or was interrupted)
         os._exit(1)
     except BaseException as exc:  # unexpected: the parent reports it as one line
         last = traceback.extract_tb(exc.__traceback__)[-1]
-        send(CRASH, "", f"metering worker {index + 1} failed: {exc!r} at {last.filename}:{last.lineno}".encode())
+        sender.send((CRASH, "", f"metering worker {index + 1} failed: {exc!r} at {last.filename}:{last.lineno}"))
     finally:
         sender.close()
 

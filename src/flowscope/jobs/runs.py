@@ -333,13 +333,19 @@ class _HeadWindow:
             return
         window_end = self.start_ns + self.idle_ns + REORDER_NS
         early = times < window_end
+        mine = early  # rows in the window are head rows; the others are if their key is a head key
         if early.any():
             if self.closed:
                 self.complete = False  # a key may have gone final before this packet made it a head key
             self.keys.add(rows["key"][early])
-        elif not self.closed and int(times.min()) >= window_end:
-            self.closed = True
-        mine = self.keys.contains(rows["key"])
+            if not early.all():
+                late = np.flatnonzero(~early)
+                mine = early.copy()
+                mine[late] = self.keys.contains(rows["key"][late])
+        else:
+            if not self.closed and int(times.min()) >= window_end:
+                self.closed = True
+            mine = self.keys.contains(rows["key"])
         if mine.any():
             self.rows.append(rows.take(mine))
             self.rows_batch.append(np.full(int(mine.sum()), batch, np.int32))

@@ -89,7 +89,10 @@ def detect(path: Path, head: bytes | None = None) -> Reader:
 
 
 def _sniff(path: Path, head: bytes) -> Reader | None:
-    return next((reader for reader in readers().values() if reader.sniff(path, head)), None)
+    """The first registered reader that accepts the file, importing format modules only until one does: the
+    same reader as sniffing with every module loaded (registration order only grows), where reading a capture
+    folder imported the export, Kafka and Parquet readers for nothing (about 0.1 s of start-up, issue 15)."""
+    return _READERS.first(lambda reader: reader.sniff(path, head))
 
 
 def _detect_directory(path: Path) -> Reader:
@@ -99,6 +102,7 @@ def _detect_directory(path: Path) -> Reader:
     if not files:
         raise FlowscopeError(f"{path}: directory holds no files")
     found: dict[str, list[Path]] = {}
+    by_name: dict[str, Reader] = {}
     for file in files:
         try:
             if file.stat().st_size == 0:  # e.g. a capture just started: no format yet, and nothing to read
@@ -109,12 +113,13 @@ def _detect_directory(path: Path) -> Reader:
         reader = _sniff(file, head)
         if reader is not None:
             found.setdefault(reader.name, []).append(file)
+            by_name[reader.name] = reader
     if len(found) > 1:
         kinds = "; ".join(f"{name}: {len(group)} file(s), e.g. {group[0].name}" for name, group in found.items())
         raise FlowscopeError(f"{path}: holds files of more than one format ({kinds}); read them separately")
     if not found:
         raise FlowscopeError(f"{path}: no file in it is in a known format (e.g. {files[0].name}); use --format")
-    return readers()[next(iter(found))]
+    return by_name[next(iter(found))]
 
 
 def grouped(paths: Sequence[Path], fixed: Reader | None = None) -> list[tuple[Reader, list[Path]]]:
@@ -131,7 +136,8 @@ def grouped(paths: Sequence[Path], fixed: Reader | None = None) -> list[tuple[Re
 
 
 def get(name: str) -> Reader:
-    available = readers()
-    if name not in available:
-        raise FlowscopeError(f"unknown format {name!r} (known: {', '.join(available) or 'none'})")
-    return available[name]
+    """The reader called ``name``, importing format modules only until it is registered."""
+    reader = _READERS.first(lambda reader: reader.name == name)
+    if reader is None:
+        raise FlowscopeError(f"unknown format {name!r} (known: {', '.join(readers()) or 'none'})")
+    return reader
