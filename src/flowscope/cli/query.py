@@ -25,8 +25,10 @@ Examples:
 @click.argument("sql")
 @click.option("--format", "file_format", type=click.Choice(OUTPUT_FORMATS), default="table", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
-@click.option("--limit", default=1000, show_default=True, help="Rows shown by --format table.")
-@click.option("--threads", type=int, help="DuckDB threads (default: all cores).")
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=1000, show_default=True, help="Rows shown by --format table."
+)
+@click.option("--threads", type=click.IntRange(min=1), help="DuckDB threads (default: all cores).")
 @anonymize_flag()
 @pass_state
 def query(

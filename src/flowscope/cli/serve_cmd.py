@@ -47,7 +47,7 @@ Examples:
 @click.option("--token", envvar=TOKEN_ENV, help=f"Required from every client (env {TOKEN_ENV}).")
 @click.option("--query-timeout", default=10.0, show_default=True, help="Seconds a query may run.")
 @click.option("--max-rows", default=100_000, show_default=True, help="Rows a query may return.")
-@click.option("--threads", type=int, help="DuckDB threads per query (default: all cores).")
+@click.option("--threads", type=click.IntRange(min=1), help="DuckDB threads per query (default: all cores).")
 @click.option(
     "--from",
     "source",

@@ -32,7 +32,7 @@ Examples:
 )
 @click.option("--by", "grouping", type=click.Choice(sorted(GROUPINGS)), default="src", show_default=True)
 @click.option("--metric", type=click.Choice(METRICS), default="bytes", show_default=True)
-@click.option("-n", "--count", default=10, show_default=True, help="How many rows.")
+@click.option("-n", "--count", type=click.IntRange(min=1), default=10, show_default=True, help="How many rows.")
 @click.option("--since", type=TimeParam(), help="Flows starting at or after (ISO time, epoch, or 6h/2d ago).")
 @click.option("--until", type=TimeParam(), help="Flows starting before.")
 @click.option("--filter", "flow_filter", metavar="EXPR", help="Flows to count, in the filter language (FILTERS.md).")
@@ -48,7 +48,7 @@ Examples:
 )
 @click.option("--format", "file_format", type=click.Choice(OUTPUT_FORMATS), default="table", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False))
-@click.option("--threads", type=int, help="DuckDB threads (default: all cores).")
+@click.option("--threads", type=click.IntRange(min=1), help="DuckDB threads (default: all cores).")
 @anonymize_flag()
 @pass_state
 def top(

@@ -1,0 +1,26 @@
+"""``flowscope top`` / ``query`` given counts that cannot be: one usage line, not DuckDB's binder error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from flowscope.cli import main
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["top", "-n", "-3"],
+        ["top", "-n", "0"],
+        ["top", "--threads", "0"],
+        ["query", "SELECT 1", "--limit", "-1"],
+        ["query", "SELECT 1", "--threads", "-2"],
+    ],
+)
+def test_counts_below_one_are_usage_errors(small_lake: Path, args: list[str]) -> None:
+    result = CliRunner().invoke(main, ["--lake", str(small_lake), *args])
+    assert result.exit_code == 2
+    assert "Invalid value" in result.stderr and "Binder Error" not in result.stderr
