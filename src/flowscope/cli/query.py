@@ -6,6 +6,7 @@ import click
 
 from flowscope.cli.common import CliState, pass_state
 from flowscope.cli.output import OUTPUT_FORMATS, anonymize_flag, emit, result_anonymizer
+from flowscope.errors import FlowscopeError
 from flowscope.query import open_lake, views_named
 
 
@@ -43,6 +44,9 @@ def query(
     """Run SQL (DuckDB dialect) over the flow lake."""
     transform = result_anonymizer(anonymize)
     with open_lake(state.lake, threads=threads, views=views_named(sql)) as con:
-        rows = emit(con.sql(sql), file_format, output, limit=limit, transform=transform)
+        result = con.sql(sql)
+        if result is None:  # DuckDB's answer to SQL that is empty or only comments (was an AttributeError)
+            raise FlowscopeError(f"no SQL statement in {sql!r}")
+        rows = emit(result, file_format, output, limit=limit, transform=transform)
     if output:
         state.info(f"{rows:,} rows -> {output}")
