@@ -24,3 +24,10 @@ def test_counts_below_one_are_usage_errors(small_lake: Path, args: list[str]) ->
     result = CliRunner().invoke(main, ["--lake", str(small_lake), *args])
     assert result.exit_code == 2
     assert "Invalid value" in result.stderr and "Binder Error" not in result.stderr
+
+
+def test_a_report_written_to_a_file_says_so_as_query_does(small_lake: Path, tmp_path: Path) -> None:
+    out = tmp_path / "top.csv"
+    result = CliRunner().invoke(main, ["--lake", str(small_lake), "top", "-n", "3", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == f"3 rows -> {out}\n" and len(out.read_text().splitlines()) == 4

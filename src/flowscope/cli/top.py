@@ -87,19 +87,30 @@ def top(
         )  # fmt: skip
         state.detail(sql)
         result = duckdb.connect().from_arrow(run_sql(source, sql, selected.params))
-        emit(result, file_format, output, limit=count, title=title, transform=transform)
-        return
-    lake = state.lake.existing()
-    selected = compile_filter(flow_filter)
-    conditions = _conditions(where, selected.sql if flow_filter else None)
-    choice = choose_table(lake, GROUPING_COLUMNS[grouping], since=since, until=until, where=conditions)
-    state.detail(f"answered from {choice.table}: {choice.why}")
-    sql = top_sql(
-        grouping, metric, count, since=since, until=until, where=conditions, table=choice.table, covers=choice.covers
-    )
-    state.detail(sql)
-    with open_lake(lake, threads=threads, views=views_named(sql), tables=tables_named(sql)) as con:  # --where too
-        emit(con.sql(sql, params=selected.params), file_format, output, limit=count, title=title, transform=transform)
+        rows = emit(result, file_format, output, limit=count, title=title, transform=transform)
+    else:
+        lake = state.lake.existing()
+        selected = compile_filter(flow_filter)
+        conditions = _conditions(where, selected.sql if flow_filter else None)
+        choice = choose_table(lake, GROUPING_COLUMNS[grouping], since=since, until=until, where=conditions)
+        state.detail(f"answered from {choice.table}: {choice.why}")
+        sql = top_sql(
+            grouping,
+            metric,
+            count,
+            since=since,
+            until=until,
+            where=conditions,
+            table=choice.table,
+            covers=choice.covers,
+        )
+        state.detail(sql)
+        with open_lake(lake, threads=threads, views=views_named(sql), tables=tables_named(sql)) as con:  # --where too
+            rows = emit(
+                con.sql(sql, params=selected.params), file_format, output, limit=count, title=title, transform=transform
+            )
+    if output:  # as query says it
+        state.info(f"{rows:,} rows -> {output}")
 
 
 def _conditions(*conditions: str | None) -> str | None:
