@@ -7,7 +7,7 @@ from datetime import datetime
 import click
 import duckdb
 
-from flowscope.cli.common import CliState, TimeParam, pass_state
+from flowscope.cli.common import CliState, TimeParam, check_time_range, pass_state
 from flowscope.cli.output import OUTPUT_FORMATS, anonymize_flag, emit, result_anonymizer
 from flowscope.query import open_lake, tables_named, views_named
 from flowscope.query.dialects import dialect_for
@@ -67,6 +67,7 @@ def top(
     anonymize: str | None,
 ) -> None:
     """Top talkers, conversations, ports, protocols or ASes by bytes, packets or flows."""
+    check_time_range(since, until)
     transform = result_anonymizer(anonymize)
     title = f"top {count} by {grouping} ({metric})"
     if source != "lake":
