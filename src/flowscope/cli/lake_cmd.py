@@ -46,7 +46,13 @@ def info(state: CliState) -> None:
 
 @lake.command(name="compact")
 @click.option("--table", default="flows", show_default=True)
-@click.option("--small-mib", default=SMALL_FILE_BYTES >> 20, show_default=True, help="Files below this are merged.")
+@click.option(
+    "--small-mib",
+    type=click.IntRange(min=1),
+    default=SMALL_FILE_BYTES >> 20,
+    show_default=True,
+    help="Files below this are merged.",
+)
 @click.option(
     "--reduce",
     "reduction",

@@ -58,8 +58,16 @@ Examples:
 )
 @click.option("--listen", default="127.0.0.1:8080", show_default=True, metavar="HOST:PORT")
 @click.option("--token", envvar=TOKEN_ENV, help=f"Required from every client (env {TOKEN_ENV}).")
-@click.option("--query-timeout", default=10.0, show_default=True, help="Seconds a query may run.")
-@click.option("--max-rows", default=100_000, show_default=True, help="Rows a query may return.")
+@click.option(
+    "--query-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Seconds a query may run.",
+)
+@click.option(
+    "--max-rows", type=click.IntRange(min=1), default=100_000, show_default=True, help="Rows a query may return."
+)
 @click.option("--threads", type=click.IntRange(min=1), help="DuckDB threads per query (default: all cores).")
 @click.option(
     "--from",
@@ -71,7 +79,9 @@ Examples:
     "still comes from the lake, when there is one).",
 )
 @click.option("--ingest", is_flag=True, help="Accept flow files into the lake: POST /api/ingest/FORMAT.")
-@click.option("--max-ingest-mib", default=256, show_default=True, help="Largest body --ingest takes.")
+@click.option(
+    "--max-ingest-mib", type=click.IntRange(min=1), default=256, show_default=True, help="Largest body --ingest takes."
+)
 @transform_options
 @pass_state
 def serve(
