@@ -1,3 +1,3 @@
-from flowscope.cli import run
+from flowscope.launch import run
 
 run()

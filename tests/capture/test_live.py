@@ -19,7 +19,13 @@ import pyarrow.parquet as pq
 import pytest
 from tests.conftest import require_tool, skip_or_fail
 
-from flowscope.capture.live import Rotation, default_interface, prepare_day_folders, tcpdump_command
+from flowscope.capture.live import (
+    Rotation,
+    default_interface,
+    prepare_day_folders,
+    tcpdump_command,
+    tcpdump_complaint,
+)
 from flowscope.errors import FlowscopeError
 from flowscope.lake import Lake
 
@@ -46,6 +52,22 @@ def test_tcpdump_writes_rotating_files_into_day_folders(tmp_path: Path) -> None:
     assert command[-1] == "tcp" and "-Z" in command
     prepare_day_folders(tmp_path, datetime(2024, 12, 31, 23, 59, tzinfo=UTC))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["2024-12-31", "2025-01-01"]
+
+
+@pytest.mark.parametrize(
+    ("stderr", "complaint"),
+    [
+        (b"tcpdump: eth9: No such device exists\n(No such device exists)\n", "tcpdump: eth9: No such device exists"),
+        (
+            b"tcpdump: can't parse filter expression: syntax error\n",
+            "tcpdump: can't parse filter expression: syntax error",
+        ),
+        (b"Killed\n", "Killed"),
+        (b"", "no message"),
+    ],
+)
+def test_a_failed_tcpdump_is_named_by_its_own_complaint(stderr: bytes, complaint: str) -> None:
+    assert tcpdump_complaint(stderr) == complaint
 
 
 @pytest.mark.integration

@@ -87,3 +87,8 @@ def test_every_command_takes_the_global_options_once_and_lists_them(path: str, c
     assert shown.exit_code == 0
     for option in ("--lake PATH", "-v, --verbose", "-q, --quiet", "--debug"):
         assert option in shown.stdout
+
+
+def test_a_mistyped_command_is_offered_the_right_one() -> None:
+    result = run("tpo")
+    assert result.exit_code == 2 and "No such command 'tpo'. Did you mean 'top'?" in result.stderr

@@ -143,3 +143,11 @@ def test_a_directory_is_not_an_output_file(tmp_path):
     (tmp_path / "d.parquet").mkdir()
     with pytest.raises(FlowscopeError, match="is a directory"):
         FileSink(tmp_path / "d.parquet")
+
+
+def test_a_lake_path_that_is_a_file_is_one_clear_error(tmp_path: Path) -> None:
+    taken = tmp_path / "notes.txt"
+    taken.write_text("not a lake")
+    with pytest.raises(FlowscopeError, match="is a file, not a lake directory"):
+        open_destinations([f"lake:{taken}"], context(tmp_path))
+    assert taken.read_text() == "not a lake"

@@ -65,6 +65,12 @@ def test_limits_and_refusals(tmp_path: Path) -> None:
     assert not list((tmp_path / "lake").rglob("*.parquet"))
 
 
+def test_a_refused_body_is_named_as_the_body_not_the_servers_temporary_file(tmp_path: Path) -> None:
+    answer = client(tmp_path / "lake").post("/api/ingest/nfdump", content=b"not an nfdump file at all")
+    assert answer.status_code == 400
+    assert answer.json()["detail"].startswith("the body: not an nfdump file")
+
+
 @pytest.mark.parametrize("input_format", ["jsonl", "goflow2-json", "auto"])
 def test_posted_json_lines_are_stored_as_read_stores_them(tmp_path: Path, input_format: str) -> None:
     """GoFlow2's -format=json lines (and flowscope's own JSON lines) posted, as ``read FILE`` stores them."""

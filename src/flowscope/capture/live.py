@@ -97,6 +97,15 @@ def prepare_day_folders(directory: Path, now: datetime | None = None) -> None:
         (directory / day.strftime(DAY_FORMAT)).mkdir(parents=True, exist_ok=True)
 
 
+def tcpdump_complaint(stderr: bytes) -> str:
+    """The line of tcpdump's standard error that says what went wrong: its last ``tcpdump: ...`` line, which
+    names the interface (``tcpdump: eth9: No such device exists``), not the bare ``(No such device exists)``
+    that follows it; else the last line."""
+    lines = stderr.decode(errors="replace").strip().splitlines()
+    own = [line for line in lines if line.startswith("tcpdump: ")]
+    return (own or lines or ["no message"])[-1]
+
+
 class LiveCapture:
     """One tcpdump process and the watcher that meters its files."""
 
@@ -153,8 +162,7 @@ class LiveCapture:
             stop_tcpdump()
         status = self.process.returncode
         if status not in (0, -signal.SIGINT, None):
-            message = self.stderr.decode(errors="replace").strip().splitlines()
-            raise FlowscopeError(f"tcpdump failed (exit {status}): {message[-1] if message else 'no message'}")
+            raise FlowscopeError(f"tcpdump failed (exit {status}): {tcpdump_complaint(self.stderr)}")
         return status or 0
 
     def _drain_stderr(self) -> None:

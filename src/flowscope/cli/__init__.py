@@ -110,6 +110,15 @@ class FlowscopeGroup(click.Group):
             self.add_command(getattr(module, cmd_name), cmd_name)
         return self.commands.get(cmd_name)
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """click's, with "Did you mean" drawn from every command: click offers only the loaded ones (none here)."""
+        try:
+            return super().resolve_command(ctx, args)
+        except click.exceptions.NoSuchCommand as exc:
+            raise click.exceptions.NoSuchCommand(args[0], possibilities=self.list_commands(ctx), ctx=ctx) from exc
+
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
         accept_global_options(cmd)
         super().add_command(cmd, name)

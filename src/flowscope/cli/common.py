@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import NoReturn, TypeVar
 
 import click
@@ -164,6 +164,17 @@ class TimeParam(click.ParamType):
             return parse_time(str(value))
         except FlowscopeError as exc:
             self.fail(str(exc), param, ctx)
+
+
+def check_time_range(since: datetime | None, until: datetime | None) -> None:
+    """A usage error for ``--since`` at or after ``--until`` (``--since 1h --until 2d``), which selects nothing:
+    it answered with an empty report, as if there were no traffic."""
+    if since is not None and until is not None and since >= until:
+        raise click.UsageError(
+            f"--since ({since.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}) must be before "
+            f"--until ({until.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}); "
+            "relative times (6h, 2d) count back from now"
+        )
 
 
 @contextmanager

@@ -87,9 +87,27 @@ Examples:
   flowscope --lake /tmp/demo demo --flows 5000000 --days 7
 """
 )
-@click.option("--flows", default=1_000_000, show_default=True, help="Synthetic flow records to generate.")
-@click.option("--days", default=2.0, show_default=True, help="Time span they cover, ending now.")
-@click.option("--packets", default=200_000, show_default=True, help="Packets in the synthetic capture to meter.")
+@click.option(
+    "--flows",
+    type=click.IntRange(min=0),
+    default=1_000_000,
+    show_default=True,
+    help="Synthetic flow records to generate.",
+)
+@click.option(
+    "--days",
+    type=click.FloatRange(min=0, min_open=True),
+    default=2.0,
+    show_default=True,
+    help="Time span they cover, ending now.",
+)
+@click.option(
+    "--packets",
+    type=click.IntRange(min=0),
+    default=200_000,
+    show_default=True,
+    help="Packets in the synthetic capture to meter.",
+)
 @click.option("--keep-pcap", type=click.Path(dir_okay=False, path_type=Path), help="Keep the synthetic capture here.")
 @click.option("--to", "to", multiple=True, metavar="URL", help=TO_HELP)
 @click.option("--again", is_flag=True, help="Store the demo's traffic even if the lake holds it already.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from flowscope.cli.common import CliState, pass_state, progress_bar
@@ -32,15 +33,26 @@ def info(state: CliState) -> None:
     view = Table(title=title, min_width=len(title))  # a long path widens the table rather than wrapping
     for column in ("table", "partitions", "files", "rows", "MiB", "first day", "last day"):
         view.add_column(column, justify="left" if column in ("table", "first day", "last day") else "right")
-    for s in table_summaries(lake):
+    summaries = table_summaries(lake)
+    for s in summaries:
         size = f"{s.bytes / (1 << 20):,.1f}"
         view.add_row(s.table, f"{s.partitions:,}", f"{s.files:,}", f"{s.rows:,}", size, s.first_day, s.last_day)
     result_console().print(view)
+    for s in summaries:
+        if s.damaged:  # rows above count the readable files only
+            damaged = f"{s.table}: {len(s.damaged)} damaged file(s) not counted, e.g. {s.damaged[0]}"
+            state.console.print(f"[yellow]warning:[/] {escape(damaged)}")  # shown even with -q, as skips are
 
 
 @lake.command(name="compact")
 @click.option("--table", default="flows", show_default=True)
-@click.option("--small-mib", default=SMALL_FILE_BYTES >> 20, show_default=True, help="Files below this are merged.")
+@click.option(
+    "--small-mib",
+    type=click.IntRange(min=1),
+    default=SMALL_FILE_BYTES >> 20,
+    show_default=True,
+    help="Files below this are merged.",
+)
 @click.option(
     "--reduce",
     "reduction",

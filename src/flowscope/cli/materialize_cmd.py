@@ -29,7 +29,9 @@ Examples:
 @click.option(
     "--interval", type=click.FloatRange(min=0.1), default=2.0, show_default=True, help="Seconds between checks."
 )
-@click.option("--threads", type=int, help="DuckDB threads for computing the view (default: all cores).")
+@click.option(
+    "--threads", type=click.IntRange(min=1), help="DuckDB threads for computing the view (default: all cores)."
+)
 @pass_state
 def materialize(
     state: CliState,

@@ -6,6 +6,7 @@ import click
 
 from flowscope.cli.common import CliState, pass_state
 from flowscope.cli.output import OUTPUT_FORMATS, anonymize_flag, emit, result_anonymizer
+from flowscope.errors import FlowscopeError
 from flowscope.query import open_lake, views_named
 
 
@@ -25,8 +26,10 @@ Examples:
 @click.argument("sql")
 @click.option("--format", "file_format", type=click.Choice(OUTPUT_FORMATS), default="table", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
-@click.option("--limit", default=1000, show_default=True, help="Rows shown by --format table.")
-@click.option("--threads", type=int, help="DuckDB threads (default: all cores).")
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=1000, show_default=True, help="Rows shown by --format table."
+)
+@click.option("--threads", type=click.IntRange(min=1), help="DuckDB threads (default: all cores).")
 @anonymize_flag()
 @pass_state
 def query(
@@ -41,6 +44,9 @@ def query(
     """Run SQL (DuckDB dialect) over the flow lake."""
     transform = result_anonymizer(anonymize)
     with open_lake(state.lake, threads=threads, views=views_named(sql)) as con:
-        rows = emit(con.sql(sql), file_format, output, limit=limit, transform=transform)
+        result = con.sql(sql)
+        if result is None:  # DuckDB's answer to SQL that is empty or only comments (was an AttributeError)
+            raise FlowscopeError(f"no SQL statement in {sql!r}")
+        rows = emit(result, file_format, output, limit=limit, transform=transform)
     if output:
         state.info(f"{rows:,} rows -> {output}")

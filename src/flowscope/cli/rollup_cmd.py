@@ -31,6 +31,7 @@ def rollup(state: CliState, rebuild: bool) -> None:
             progress=lambda name, done, total: update(description=name, completed=done, total=total),
         )
     for result in results:
-        rebuilt = " (rebuilt: its definition changed)" if result.rebuilt and not rebuild else ""
+        # maintain() reports a first build and a changed definition alike (transforms/rollups/build.py)
+        rebuilt = " (computed afresh: first run, or its definition changed)" if result.rebuilt and not rebuild else ""
         expired = f", {len(result.expired)} expired day(s) removed" if result.expired else ""
         state.info(f"{result.name}: {len(result.updated)} partition(s) recomputed{expired}{rebuilt}")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import os
+import socket
 
 import click
 
@@ -19,6 +21,17 @@ def split_listen(listen: str) -> tuple[str, int]:
     if not sep or not port.isdigit() or not 0 < int(port) < 65536 or not host:
         raise FlowscopeError(f"--listen takes HOST:PORT, e.g. 127.0.0.1:8080, not {listen!r}")
     return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+def bind_listen(host: str, port: int) -> socket.socket:
+    """The console's listening socket, bound before the console is announced: a port already in use is one
+    ``error:`` line, where uvicorn, binding it itself, printed "console on http://..." and then its own
+    ``ERROR: [Errno 98]`` line and exited 3."""
+    try:
+        return socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)  # create_server appends the address
+        raise FlowscopeError(f"cannot listen on {host}:{port}: {reason.lower()}") from exc
 
 
 def is_loopback(host: str) -> bool:
@@ -45,9 +58,17 @@ Examples:
 )
 @click.option("--listen", default="127.0.0.1:8080", show_default=True, metavar="HOST:PORT")
 @click.option("--token", envvar=TOKEN_ENV, help=f"Required from every client (env {TOKEN_ENV}).")
-@click.option("--query-timeout", default=10.0, show_default=True, help="Seconds a query may run.")
-@click.option("--max-rows", default=100_000, show_default=True, help="Rows a query may return.")
-@click.option("--threads", type=int, help="DuckDB threads per query (default: all cores).")
+@click.option(
+    "--query-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Seconds a query may run.",
+)
+@click.option(
+    "--max-rows", type=click.IntRange(min=1), default=100_000, show_default=True, help="Rows a query may return."
+)
+@click.option("--threads", type=click.IntRange(min=1), help="DuckDB threads per query (default: all cores).")
 @click.option(
     "--from",
     "source",
@@ -58,7 +79,9 @@ Examples:
     "still comes from the lake, when there is one).",
 )
 @click.option("--ingest", is_flag=True, help="Accept flow files into the lake: POST /api/ingest/FORMAT.")
-@click.option("--max-ingest-mib", default=256, show_default=True, help="Largest body --ingest takes.")
+@click.option(
+    "--max-ingest-mib", type=click.IntRange(min=1), default=256, show_default=True, help="Largest body --ingest takes."
+)
 @transform_options
 @pass_state
 def serve(
@@ -101,8 +124,11 @@ def serve(
     app = create_app(
         queries, token=token, ingest_max_bytes=max_ingest_mib << 20 if ingest else None, ingest_transforms=transforms
     )
+    listening = bind_listen(host, port)
     state.info(f"flowscope console on http://{listen}/ ({queries.shown()}); Ctrl-C stops it")
+    log_level = "warning" if state.verbosity < 1 else "info"
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, lifespan="off", log_level=log_level))
     try:  # uvicorn drains the connections on Ctrl-C, then raises it again: here that is the normal end
-        uvicorn.run(app, host=host, port=port, lifespan="off", log_level="warning" if state.verbosity < 1 else "info")
+        server.run(sockets=[listening])
     except KeyboardInterrupt:
         state.info("stopped")

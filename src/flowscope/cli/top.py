@@ -7,7 +7,7 @@ from datetime import datetime
 import click
 import duckdb
 
-from flowscope.cli.common import CliState, TimeParam, pass_state
+from flowscope.cli.common import CliState, TimeParam, check_time_range, pass_state
 from flowscope.cli.output import OUTPUT_FORMATS, anonymize_flag, emit, result_anonymizer
 from flowscope.query import open_lake, tables_named, views_named
 from flowscope.query.dialects import dialect_for
@@ -32,7 +32,7 @@ Examples:
 )
 @click.option("--by", "grouping", type=click.Choice(sorted(GROUPINGS)), default="src", show_default=True)
 @click.option("--metric", type=click.Choice(METRICS), default="bytes", show_default=True)
-@click.option("-n", "--count", default=10, show_default=True, help="How many rows.")
+@click.option("-n", "--count", type=click.IntRange(min=1), default=10, show_default=True, help="How many rows.")
 @click.option("--since", type=TimeParam(), help="Flows starting at or after (ISO time, epoch, or 6h/2d ago).")
 @click.option("--until", type=TimeParam(), help="Flows starting before.")
 @click.option("--filter", "flow_filter", metavar="EXPR", help="Flows to count, in the filter language (FILTERS.md).")
@@ -48,7 +48,7 @@ Examples:
 )
 @click.option("--format", "file_format", type=click.Choice(OUTPUT_FORMATS), default="table", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False))
-@click.option("--threads", type=int, help="DuckDB threads (default: all cores).")
+@click.option("--threads", type=click.IntRange(min=1), help="DuckDB threads (default: all cores).")
 @anonymize_flag()
 @pass_state
 def top(
@@ -67,6 +67,7 @@ def top(
     anonymize: str | None,
 ) -> None:
     """Top talkers, conversations, ports, protocols or ASes by bytes, packets or flows."""
+    check_time_range(since, until)
     transform = result_anonymizer(anonymize)
     title = f"top {count} by {grouping} ({metric})"
     if source != "lake":
@@ -87,19 +88,30 @@ def top(
         )  # fmt: skip
         state.detail(sql)
         result = duckdb.connect().from_arrow(run_sql(source, sql, selected.params))
-        emit(result, file_format, output, limit=count, title=title, transform=transform)
-        return
-    lake = state.lake.existing()
-    selected = compile_filter(flow_filter)
-    conditions = _conditions(where, selected.sql if flow_filter else None)
-    choice = choose_table(lake, GROUPING_COLUMNS[grouping], since=since, until=until, where=conditions)
-    state.detail(f"answered from {choice.table}: {choice.why}")
-    sql = top_sql(
-        grouping, metric, count, since=since, until=until, where=conditions, table=choice.table, covers=choice.covers
-    )
-    state.detail(sql)
-    with open_lake(lake, threads=threads, views=views_named(sql), tables=tables_named(sql)) as con:  # --where too
-        emit(con.sql(sql, params=selected.params), file_format, output, limit=count, title=title, transform=transform)
+        rows = emit(result, file_format, output, limit=count, title=title, transform=transform)
+    else:
+        lake = state.lake.existing()
+        selected = compile_filter(flow_filter)
+        conditions = _conditions(where, selected.sql if flow_filter else None)
+        choice = choose_table(lake, GROUPING_COLUMNS[grouping], since=since, until=until, where=conditions)
+        state.detail(f"answered from {choice.table}: {choice.why}")
+        sql = top_sql(
+            grouping,
+            metric,
+            count,
+            since=since,
+            until=until,
+            where=conditions,
+            table=choice.table,
+            covers=choice.covers,
+        )
+        state.detail(sql)
+        with open_lake(lake, threads=threads, views=views_named(sql), tables=tables_named(sql)) as con:  # --where too
+            rows = emit(
+                con.sql(sql, params=selected.params), file_format, output, limit=count, title=title, transform=transform
+            )
+    if output:  # as query says it
+        state.info(f"{rows:,} rows -> {output}")
 
 
 def _conditions(*conditions: str | None) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from flowscope.lake.layout import Lake
@@ -19,6 +20,9 @@ class TableSummary:
     bytes: int
     first_day: str
     last_day: str
+    damaged: tuple[str, ...] = ()
+    """Files whose Parquet footer cannot be read ("PATH: reason"): counted here, not an ``ArrowInvalid`` that
+    hid the whole summary exactly when one wants to see the lake."""
 
 
 def table_summaries(lake: Lake) -> list[TableSummary]:
@@ -30,12 +34,20 @@ def table_summaries(lake: Lake) -> list[TableSummary]:
 
 def _summary(table: str, files: list[Path]) -> TableSummary:
     days = sorted({f.parent.parent.name.removeprefix("date=") for f in files})
+    rows = 0
+    damaged = []
+    for f in files:
+        try:
+            rows += pq.ParquetFile(f).metadata.num_rows
+        except (pa.ArrowInvalid, OSError) as exc:
+            damaged.append(f"{f}: {exc}")
     return TableSummary(
         table=table,
         partitions=len({f.parent for f in files}),
         files=len(files),
-        rows=sum(pq.ParquetFile(f).metadata.num_rows for f in files),
+        rows=rows,
         bytes=sum(f.stat().st_size for f in files),
         first_day=days[0] if days else "",
         last_day=days[-1] if days else "",
+        damaged=tuple(damaged),
     )

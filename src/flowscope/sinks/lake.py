@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from flowscope.errors import FlowscopeError
 from flowscope.lake.layout import Lake
 from flowscope.lake.ledger import Ledger, recover
 from flowscope.lake.writer import LakeLimits, LakeWriter
@@ -54,6 +55,8 @@ class LakeSink:
             from flowscope.transforms.rollups.keeper import RollupKeeper
 
             self.keeper = RollupKeeper(lake)
+        if lake.root.exists() and not lake.root.is_dir():  # else mkdir's bare "FileExistsError: [Errno 17]"
+            raise FlowscopeError(f"lake {lake.root}: is a file, not a lake directory")
         lake.root.mkdir(parents=True, exist_ok=True)  # a query right after a collector starts finds an empty lake
         recover(lake)
 

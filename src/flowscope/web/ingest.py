@@ -19,6 +19,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, WebSocket
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from flowscope.errors import FlowscopeError
 from flowscope.lake.layout import Lake
 from flowscope.lake.writer import LakeLimits
 from flowscope.pipeline import Transform, run
@@ -110,6 +111,9 @@ def ingest_router(
             if size == 0:
                 raise HTTPException(400, "the body is empty")
             chosen = None if input_format == AUTO else input_format
-            return await run_in_threadpool(ingest_file, lake, path, chosen, reduce, transforms)
+            try:
+                return await run_in_threadpool(ingest_file, lake, path, chosen, reduce, transforms)
+            except FlowscopeError as exc:  # name what the client sent, not the server's temporary file
+                raise FlowscopeError(str(exc).replace(str(path), "the body")) from exc
 
     return router

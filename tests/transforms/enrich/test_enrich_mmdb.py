@@ -113,6 +113,13 @@ def test_broken_or_unsupported_databases_give_one_error(name: str, message: str)
     assert "\n" not in str(error.value) and name in str(error.value)
 
 
+def test_a_missing_database_is_named_without_errno_or_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "GeoLite2-ASN.mmdb"
+    with pytest.raises(FlowscopeError) as error:
+        MmdbTable.load(path)
+    assert str(error.value) == f"cannot read MMDB database {path}: no such file or directory"
+
+
 def test_a_file_that_is_no_database_is_one_error(tmp_path) -> None:
     path = tmp_path / "asn.mmdb"
     path.write_bytes(b"not a database" * 100)

@@ -71,7 +71,8 @@ def read_database(path: Path) -> tuple[str, RangeTable, list[Any]]:
         reader = maxminddb.open_database(str(path))  # the C extension where installed
     except (OSError, ValueError, TypeError, KeyError, maxminddb.InvalidDatabaseError) as exc:
         # TypeError, KeyError: metadata with a key the pure-Python reader (no C extension) does not expect
-        raise FlowscopeError(f"cannot read MMDB database {path}: {exc}") from None
+        reason = exc.strerror.lower() if isinstance(exc, OSError) and exc.strerror else exc  # not "[Errno 2] ... b'x'"
+        raise FlowscopeError(f"cannot read MMDB database {path}: {reason}") from None
     try:
         with path.open("rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as view:
             return _read(path, reader, view)
