@@ -67,8 +67,10 @@ class ReadChunks(Chunks):
         view = fresh.data
         while filled < fresh.shape[0]:
             try:
-                # Modest pieces: a compressed stream that breaks loses at most the piece being read.
-                got = self.stream.readinto(view[filled : filled + READ_PIECE])
+                # Modest pieces, each from one read of the stream underneath (readinto1): a compressed stream
+                # that breaks loses at most the piece being read (readinto's loop dropped what it had, so a
+                # gzip file cut inside its first piece lost everything).
+                got = self.stream.readinto1(view[filled : filled + READ_PIECE])
             except (EOFError, OSError, zlib.error) as exc:
                 if self.start == 0 and filled == 0:
                     raise  # nothing readable at all: the caller reports the file as unreadable

@@ -131,6 +131,7 @@ def open_inputs(
         reader = fixed or registry.detect(paths[0], head=stdin.peek(registry.SNIFF_BYTES))
         return Inputs([Unit(reader, paths, [])], options, ledgers, stream=True)
     plan = Inputs([], options, ledgers)
+    paths = _once(paths, plan.named_twice)
     named: set[tuple[int, int]] = set()
     for reader, group in registry.grouped(paths, fixed):
         for unit in _units(reader, group, plan.set_aside):
@@ -170,6 +171,21 @@ def _units(reader: registry.Reader, group: list[Path], set_aside: list[Path]) ->
             else:
                 set_aside.append(file)
     return units
+
+
+def _once(paths: list[Path], twice: list[Path]) -> list[Path]:
+    """``paths`` without a second naming of the same file or folder (by device and inode: ``a.pcap ./a.pcap``),
+    which would read its records twice; the dropped ones go to ``twice``."""
+    seen: set[tuple[int, int]] = set()
+    kept = []
+    for path in paths:
+        stat = path.stat()
+        if (stat.st_dev, stat.st_ino) in seen:
+            twice.append(path)
+        else:
+            seen.add((stat.st_dev, stat.st_ino))
+            kept.append(path)
+    return kept
 
 
 def _files(path: Path) -> list[Path]:

@@ -8,7 +8,7 @@ so adding a format is one new module and one line here.
 
 from __future__ import annotations
 
-import gzip
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +33,9 @@ FORMAT_MODULES: tuple[str, ...] = (
 )
 
 SNIFF_BYTES = 4096
+GZIP_HEAD_BYTES = 1 << 16
+"""Compressed bytes read to find a gzip file's first ``SNIFF_BYTES`` (deflate expands; it never shrinks 64 KiB
+to less than 4 KiB)."""
 
 
 @dataclass(frozen=True)
@@ -60,15 +63,18 @@ readers = _READERS.loaded
 
 
 def head_bytes(path: Path, size: int = SNIFF_BYTES) -> bytes:
-    """The first bytes of a file, looking through gzip compression."""
+    """The first bytes of a file, looking through gzip compression (as far as a stream cut short goes: the
+    reader then counts the break, as for a longer cut file)."""
     try:
         with open(path, "rb") as handle:
             head = handle.read(size)
-        if head[:2] == b"\x1f\x8b":
-            with gzip.open(path, "rb") as handle:
-                head = handle.read(size)
-    except (OSError, EOFError) as exc:
+            if head[:2] == b"\x1f\x8b":
+                raw = head + handle.read(GZIP_HEAD_BYTES - len(head))
+                head = zlib.decompressobj(zlib.MAX_WBITS | 16).decompress(raw, size)
+    except OSError as exc:
         raise FlowscopeError(f"cannot read {path}: {exc}") from exc
+    except zlib.error as exc:
+        raise FlowscopeError(f"{path}: not a readable gzip file ({exc})") from exc
     return head
 
 
