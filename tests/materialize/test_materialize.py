@@ -26,7 +26,7 @@ from flowscope.errors import FlowscopeError
 from flowscope.lake import Lake, LakeWriter
 from flowscope.lake.maintenance import compact
 from flowscope.materialize.run import lake_state, materialize_once
-from flowscope.materialize.target import Change, open_target
+from flowscope.materialize.target import Change, LakeState, open_target
 from flowscope.query import open_lake, views_named
 from flowscope.query.views import view_key
 from flowscope.schema import conform
@@ -331,3 +331,33 @@ def test_a_run_overtaken_by_another_applies_nothing(lake_dir: Path, target_url: 
         assert target.applied_state(table_name) == first.state.digest
     finally:
         target.close()
+
+
+def _apply_to_postgres(url: str, table: str, rows: pa.Table, digest: str, seen: str | None) -> None:
+    target = open_target(url)
+    try:
+        target.apply(Change(table, ("k",), rows, "v", LakeState(digest, {}), seen))
+    finally:
+        target.close()
+
+
+@pytest.mark.integration
+def test_postgres_columns_null_in_every_row(postgres_url: str, table_name: str) -> None:
+    """All-NULL columns are left out of the COPY into a table the run creates (new table, stage): they must
+    still be there, NULL, and an upsert must overwrite older values with those NULLs."""
+    first = pa.table({"k": [1, 2], "value": [10, 20], "note": pa.array([None, None], pa.string())})
+    _apply_to_postgres(postgres_url, table_name, first, "d1", None)
+    assert rows_of(postgres_url, table_name) == [(1, 10, None), (2, 20, None)]
+    second = pa.table({"k": [1, 3], "value": pa.array([None, None], pa.int64()), "note": ["a", "b"]})
+    _apply_to_postgres(postgres_url, table_name, second, "d2", "d1")
+    assert rows_of(postgres_url, table_name) == [(1, None, "a"), (3, None, "b")]
+
+
+@pytest.mark.integration
+def test_postgres_existing_empty_table_gets_every_column(postgres_url: str, table_name: str) -> None:
+    """A table made by someone else may have column defaults: its all-NULL columns are copied as NULL."""
+    with psycopg.connect(postgres_url, autocommit=True) as con:
+        con.execute(f"CREATE TABLE \"{table_name}\" (k bigint, value bigint, note text DEFAULT 'default')")
+    rows = pa.table({"k": [1], "value": [10], "note": pa.array([None], pa.string())})
+    _apply_to_postgres(postgres_url, table_name, rows, "d1", None)
+    assert rows_of(postgres_url, table_name) == [(1, 10, None)]

