@@ -143,6 +143,18 @@ def test_gzip_cut_short_keeps_what_was_read(tmp_path: Path) -> None:
         read([broken])
 
 
+def test_gzip_cut_inside_its_first_piece_keeps_what_was_read(tmp_path: Path) -> None:
+    """Cut within the reader's first 256 KiB piece of decompressed data: the packets before the cut are kept
+    (the whole file was unreadable when one read of that piece dropped what it had decompressed)."""
+    noise = np.random.default_rng(6).integers(0, 256, (200, 100), dtype=np.uint8)
+    content = pcap_file([ether(ipv4(udp(p, 53, noise[p - 1].tobytes()), 17)) for p in range(1, 201)])
+    path = tmp_path / "cut.pcap.gz"
+    path.write_bytes(gzip.compress(content)[:3000])
+    batch, skips = read([path])
+    assert 0 < len(batch) < 200 and batch.src_port.tolist() == list(range(1, len(batch) + 1))
+    assert skips.counts["compressed stream broken or cut short: rest of file unreadable"] == 1
+
+
 def test_not_a_capture_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "notes.txt"
     path.write_text("hello, this is not a capture\n")

@@ -100,6 +100,17 @@ def test_notes_beside_captures_are_no_inputs(tmp_path, capture, records):
     assert "1 input file(s) already in the lake were skipped" in " ".join(again.output.split())
 
 
+def test_an_input_named_twice_is_read_once(tmp_path, capture):
+    result = CliRunner().invoke(
+        main, ["read", str(capture), str(capture.parent / "." / capture.name), "-o", str(tmp_path / "x.parquet")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "named again in this read; read once" in " ".join(result.output.split())
+    once = CliRunner().invoke(main, ["read", str(capture), "-o", str(tmp_path / "y.parquet")])
+    assert once.exit_code == 0, once.output
+    assert pq.read_table(tmp_path / "x.parquet").equals(pq.read_table(tmp_path / "y.parquet"))
+
+
 def test_other_options_make_another_input(tmp_path, capture):
     lake = tmp_path / "lake"
     assert invoke(lake, "read", str(capture)).exit_code == 0
