@@ -46,7 +46,7 @@ def datagrams_of(batch: PacketBatch, skips: Skips) -> Datagrams:
     udp = (batch.proto == UDP) & (batch.l4_offset >= 0)
     fragmented = udp & (batch.more_fragments | (batch.frag_offset > 0))
     skips.add("UDP datagrams fragmented over several IP packets (not reassembled)", int(fragmented.sum()))
-    skips.add("packets that are no UDP datagram", int((~udp).sum()))
+    skips.add("packets that are not UDP datagrams", int((~udp).sum()))
     whole = udp & ~fragmented
     skips.add("empty UDP datagrams", int((whole & (batch.l4_len <= 0)).sum()))
     rows = np.flatnonzero(whole & (batch.l4_len > 0))

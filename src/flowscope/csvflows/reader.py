@@ -69,6 +69,8 @@ class _InputReader:
         dialect = self.source.forced_dialect or dialects.find(names)
         if dialect is None:
             shown = ", ".join(split_header(header)[:6])
+            if "\x00" in shown or "\ufffd" in shown:  # binary (a capture as --format csv): no bytes to the terminal
+                raise FlowscopeError(f"{self.raw.name}: not a flow CSV: its first line is binary data, not a header")
             raise FlowscopeError(
                 f"{self.raw.name}: not a flow CSV: its header ({shown}, ...) has none of the column sets of "
                 f"{', '.join(d.name for d in dialects.DIALECTS)} (see docs/CSV.md)"

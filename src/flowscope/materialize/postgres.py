@@ -3,11 +3,10 @@ temporary staging table followed by the upsert and the delete of vanished keys."
 
 from __future__ import annotations
 
-import re
-
 import psycopg
 import pyarrow as pa
 
+from flowscope.db.postgres import PostgresURL, connect
 from flowscope.errors import FlowscopeError
 from flowscope.materialize import upsert
 from flowscope.materialize.pgcopy import HEADER, TRAILER, encode_rows, pg_column
@@ -19,10 +18,6 @@ COPY_CHUNK_ROWS = 100_000
 INDEX_BUILD_MEMORY = "1GB"
 
 
-def _redacted(url: str) -> str:
-    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
-
-
 def _only_value(cursor: psycopg.Cursor) -> object:
     """The value a query without FROM (``SELECT to_regclass(...)``, ``SELECT EXISTS (...)``) returns."""
     row = cursor.fetchone()
@@ -32,10 +27,7 @@ def _only_value(cursor: psycopg.Cursor) -> object:
 
 class PostgresTarget:
     def __init__(self, url: str) -> None:
-        try:
-            self.con = psycopg.connect(url, application_name="flowscope-materialize", connect_timeout=10)
-        except psycopg.Error as exc:
-            raise FlowscopeError(f"cannot connect to {_redacted(url)}: {str(exc).strip()}") from exc
+        self.con = connect(PostgresURL.parse(url), application="flowscope-materialize")
         with self.con.transaction():
             self.con.execute(upsert.STATE_CREATE)
             self.con.execute(upsert.FILES_CREATE)
