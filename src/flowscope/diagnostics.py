@@ -6,6 +6,8 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
+BROKEN_STREAM = "compressed stream broken or cut short: rest of file unreadable"
+"""The reason counted once per compressed input (a capture, a CSV or JSON lines file) that ends early."""
 _UNIT_KEPT = re.compile(r"\(\w+ kept\b")
 """``(packet kept...``, ``(flow kept)``: the whole unit kept; not ``(earlier records kept)``, a part of it."""
 

@@ -155,11 +155,10 @@ def test_not_a_flow_csv_is_one_clear_error(tmp_path: Path) -> None:
         read_all(path)
 
 
-
 def test_binary_input_as_csv_shows_no_bytes(tmp_path: Path) -> None:
     path = tmp_path / "capture.pcap"
     path.write_bytes(b"\xd4\xc3\xb2\xa1\x02\x00\x04\x00" + bytes(16) + b"\x1b[2J,\xff\xfe\n1,2\n")
-    with pytest.raises(FlowscopeError, match="its first line is binary data, not a header$"):
+    with pytest.raises(FlowscopeError, match=r"its first line is binary data, not a header$"):
         read_all(path)
 
 

@@ -27,7 +27,6 @@ import numpy as np
 CHUNK_BYTES = 32 << 20  # the largest chunk; readers ask for about one output batch's worth
 MIN_CHUNK_BYTES = 4 << 20
 READ_PIECE = 256 << 10
-BROKEN_STREAM = "compressed stream broken or cut short: rest of file unreadable"
 
 
 class Chunks(ABC):

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from flowscope.capture import chain
-from flowscope.capture.chunks import BROKEN_STREAM, Chunks
+from flowscope.capture.chunks import Chunks
 from flowscope.capture.frames import Frames
 from flowscope.capture.layers import COMMON_WIDTH, ByteView
-from flowscope.diagnostics import Skips
+from flowscope.diagnostics import BROKEN_STREAM, Skips
 from flowscope.errors import FlowscopeError
 
 MAGIC_MICRO = 0xA1B2C3D4

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from flowscope.capture import chain
-from flowscope.capture.chunks import BROKEN_STREAM, Chunks
+from flowscope.capture.chunks import Chunks
 from flowscope.capture.frames import Frames
-from flowscope.diagnostics import Skips
+from flowscope.diagnostics import BROKEN_STREAM, Skips
 from flowscope.errors import FlowscopeError
 
 SHB = 0x0A0D0D0A

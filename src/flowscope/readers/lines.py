@@ -21,13 +21,15 @@ from typing import Any, TypeVar, cast
 import numpy as np
 import pyarrow as pa
 
-from flowscope.diagnostics import Skips
+from flowscope.diagnostics import BROKEN_STREAM, Skips
 from flowscope.errors import FlowscopeError
 from flowscope.memory import keep_freed_memory
 from flowscope.readers.text_options import STDIN, TextOptions
 
 CHUNK_BYTES = 16 << 20
 MAX_LINE_BYTES = 16 << 20
+INFLATE_PIECE = 256 << 10
+"""Compressed bytes inflated per call: a damaged stream loses the text of at most this much (as captures)."""
 _TICK = 0.25
 _T = TypeVar("_T")
 
@@ -59,6 +61,8 @@ class LineFlowSource:
     def __iter__(self) -> Iterator[pa.Table]:
         for raw in self.inputs:
             yield from read_ahead(self.batches(raw))
+            if raw.broken:
+                self.skips.add(BROKEN_STREAM, 1, f"{raw.name}: {raw.broken}")
 
     def batches(self, raw: LineInput) -> Iterator[pa.Table]:
         raise NotImplementedError
@@ -73,6 +77,8 @@ class LineInput:
         self.name = "<stdin>" if self.live else str(path)
         self.consumed = 0
         self.size = None if self.live else path.stat().st_size
+        self.broken: str | None = None
+        """Why a compressed input ended early, if it did (its unfinished last line is dropped)."""
 
     def blocks(self) -> Iterator[bytes | bytearray]:
         if self.live:
@@ -118,14 +124,21 @@ class LineInput:
             if inflater is None or not block:
                 yield block
                 continue
-            pending = block
-            while pending:  # in pieces of at most CHUNK_BYTES: 16 MiB of gzip can hold 16 GiB of text
-                yield inflater.decompress(pending, CHUNK_BYTES)
-                if inflater.eof and inflater.unused_data:  # concatenated gzip members
-                    pending = inflater.unused_data
-                    inflater = zlib.decompressobj(wbits=47)
-                else:
-                    pending = inflater.unconsumed_tail
+            for start in range(0, len(block), INFLATE_PIECE):  # damage loses at most one piece's text
+                pending = block[start : start + INFLATE_PIECE]
+                while pending:  # out in pieces of at most CHUNK_BYTES: 16 MiB of gzip can hold 16 GiB of text
+                    try:
+                        yield inflater.decompress(pending, CHUNK_BYTES)
+                    except zlib.error as exc:  # damaged: keep what came before, the reader counts the rest
+                        self.broken = str(exc)
+                        return
+                    if inflater.eof and inflater.unused_data:  # concatenated gzip members
+                        pending = inflater.unused_data
+                        inflater = zlib.decompressobj(wbits=47)
+                    else:
+                        pending = inflater.unconsumed_tail
+        if inflater is not None and not inflater.eof:
+            self.broken = "the compressed stream ends before its end marker"
 
     def _stdin_blocks(self) -> Iterator[bytes]:
         # read1 first returns what format detection peeked into stdin's buffer, then one read per
@@ -226,6 +239,8 @@ def line_chunks(
         if ready and (due or (raw.live and time.monotonic() - since >= commit_seconds)):
             yield _joined(ready)
             ready, ready_rows, ready_bytes = [], 0, 0
+    if raw.broken:
+        tail = b""  # a line cut by the break may end inside a value: no row is made of it
     if not header_done:
         if tail.strip():
             yield tail
