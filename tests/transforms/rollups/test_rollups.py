@@ -229,6 +229,13 @@ def test_top_says_which_table_it_used(lake: Path) -> None:
     assert "answered from flows" in result.output  # the demo traffic is older than the roll-ups' retention
 
 
+def test_a_damaged_raw_file_is_named_not_left_out(lake: Path) -> None:
+    damaged = sorted((lake / "flows").rglob("*.parquet"))[0]
+    damaged.write_bytes(damaged.read_bytes()[:1000])
+    with pytest.raises(FlowscopeError, match=f"{damaged.name}: a damaged lake file"):
+        maintain(Lake(lake), today=TODAY)
+
+
 def test_bad_rollup_configuration(tmp_path: Path) -> None:
     (tmp_path / "rollups.toml").write_text('[flows_1h]\ndimensions = ["bytes"]\n')
     with pytest.raises(FlowscopeError, match="'bytes' is not a dimension"):

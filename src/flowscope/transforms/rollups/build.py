@@ -36,6 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from flowscope.errors import FlowscopeError
 from flowscope.lake.layout import Lake, publish
 from flowscope.lake.maintenance import drop_before
 from flowscope.memory import return_freed_memory
@@ -376,10 +377,21 @@ def _grouped_batches(rollup: Rollup, files: list[Path], finer: bool) -> Iterator
     needed = {"time", *SUMS} if finer else {"time_flow_start", "sampling_rate", *COUNTERS}
     needed.update(rollup.dimensions)
     for path in files:
+        for batch in _read_batches(path, needed):
+            yield group(rollup, pa.Table.from_batches([batch]))
+
+
+def _read_batches(path: Path, needed: set[str]) -> Iterator[pa.RecordBatch]:
+    """The file's ``needed`` columns, ``READ_ROWS`` at a time; a damaged file is one clear error naming it (its
+    hour's roll-up would otherwise lack its flows)."""
+    try:
         source = pq.ParquetFile(path)
         columns = [name for name in source.schema_arrow.names if name in needed]
-        for batch in source.iter_batches(READ_ROWS, columns=columns, use_threads=False):
-            yield group(rollup, pa.Table.from_batches([batch]))
+        yield from source.iter_batches(READ_ROWS, columns=columns, use_threads=False)
+    except (pa.ArrowException, OSError) as exc:
+        raise FlowscopeError(
+            f"{path}: a damaged lake file ({exc}); move it away (flowscope lake info lists damaged files)"
+        ) from exc
 
 
 def _ordered(rollup: Rollup, rows: pa.Table) -> pa.Table:
