@@ -7,9 +7,12 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from flowscope.stopping import STOP_SIGNALS, on_stop_signal, stop_event
+import pytest
+
+from flowscope.stopping import STOP_SIGNALS, ctrl_c_after, on_stop_signal, stop_event
 
 
 def test_the_first_stop_signal_stops_once_and_the_rest_are_ignored() -> None:
@@ -45,3 +48,14 @@ def test_a_stop_signal_while_the_main_thread_holds_the_events_lock_still_stops()
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
     assert done.stdout.strip() == "True", done.stderr
+
+
+def test_ctrl_c_waits_for_the_step_to_end() -> None:
+    done = []
+    with pytest.raises(KeyboardInterrupt), ctrl_c_after():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # the handler has run by now; nothing was raised in the step
+        done.append("recorded")
+        done.append("counted")
+    assert done == ["recorded", "counted"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -9,11 +9,12 @@ following ones before it calls ``stop``: a clean stop, once, with whatever flush
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from multiprocessing import connection
 from multiprocessing.process import BaseProcess
 
@@ -32,6 +33,27 @@ def on_stop_signal(stop: Callable[[], None], signals: tuple[int, ...] = STOP_SIG
 
     for number in signals:
         signal.signal(number, handler)
+
+
+@contextlib.contextmanager
+def ctrl_c_after() -> Iterator[None]:
+    """Meanwhile, Ctrl-C (SIGINT) is held back and delivered at the end (``KeyboardInterrupt`` by Python's own
+    handler, or whatever handler was installed): a step and its
+    bookkeeping are not cut apart (``watch`` recorded a file as metered and was interrupted before counting it,
+    so its summary said one file fewer). Only in the main thread, where signal handlers run; elsewhere a no-op."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda number, _frame: caught.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+    if caught and callable(previous):
+        previous(signal.SIGINT, None)  # Python's default handler raises KeyboardInterrupt here
+    elif caught and previous == signal.SIG_DFL:
+        raise KeyboardInterrupt
 
 
 def stop_event(signals: tuple[int, ...] = STOP_SIGNALS) -> threading.Event:

@@ -51,6 +51,7 @@ from flowscope.lake.layout import Lake, fsync_dir
 from flowscope.pipeline import Checkpoint, PositionStore, Sink
 from flowscope.readers.registry import head_bytes
 from flowscope.schema import FLOWS, PACKETS
+from flowscope.stopping import ctrl_c_after
 
 STATE_DIR = ".watch"
 DEFAULT_POLL = 1.0
@@ -288,8 +289,9 @@ class CaptureWatcher:
             if stat is not None:
                 self._commit(relative, stat)
             return False
-        self._commit(relative, stat)
-        self.files_metered += 1
+        with ctrl_c_after():
+            self._commit(relative, stat)
+            self.files_metered += 1
         if self.on_flows is not None:
             self.on_flows(path, flows)
         return True
