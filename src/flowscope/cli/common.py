@@ -106,7 +106,7 @@ def run_cleanly(action: Callable[[], T], *, debug: Callable[[], bool]) -> T:
     except KeyboardInterrupt:
         if debug():
             raise
-        click.echo("interrupted; everything flushed before the interrupt is stored", err=True)
+        click.echo("interrupted; what was committed before is kept (an output file is written only whole)", err=True)
         sys.exit(130)
     except FlowscopeError as exc:
         if debug():
