@@ -51,11 +51,15 @@ def test_a_stop_signal_while_the_main_thread_holds_the_events_lock_still_stops()
 
 
 def test_ctrl_c_waits_for_the_step_to_end() -> None:
-    done = []
-    with pytest.raises(KeyboardInterrupt), ctrl_c_after():
-        os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(0.05)  # the handler has run by now; nothing was raised in the step
-        done.append("recorded")
-        done.append("counted")
-    assert done == ["recorded", "counted"]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as at start-up (earlier tests change it)
+    try:
+        done = []
+        with pytest.raises(KeyboardInterrupt), ctrl_c_after():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # the handler has run by now; nothing was raised in the step
+            done.append("recorded")
+            done.append("counted")
+        assert done == ["recorded", "counted"]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, before)
