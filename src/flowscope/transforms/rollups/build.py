@@ -41,7 +41,7 @@ from flowscope.lake.layout import Lake, publish
 from flowscope.lake.maintenance import drop_before
 from flowscope.memory import return_freed_memory
 from flowscope.schema import FLOWS, TIMESTAMP, Role, clickhouse_type, column, postgres_type
-from flowscope.transforms.rollups.spec import COUNTERS, Rollup, load_rollups, summable_from
+from flowscope.transforms.rollups.spec import COUNTERS, SUMS, Rollup, load_rollups, summable_from
 
 if TYPE_CHECKING:
     pass
@@ -50,8 +50,6 @@ STATE = Path("_rollups") / "state.json"
 FILE_NAME = "rollup.parquet"
 Partition = tuple[str, int]
 """(date as YYYY-MM-DD, hour) of a lake partition."""
-SUMS = ("flows", "flows_sampling_unknown", *COUNTERS)
-"""The summed columns of a roll-up row."""
 READ_ROWS = 1 << 14
 """Raw flows read and grouped at a time (``write_partition``): with the columns a roll-up needs, 1 MiB."""
 HELD_ROWS = 1 << 15

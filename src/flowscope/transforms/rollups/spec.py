@@ -26,6 +26,8 @@ from flowscope.lake.layout import Lake
 from flowscope.schema import ENRICHMENT_COLUMNS, FLOWS, Role, column
 
 COUNTERS = ("bytes", "packets", "bytes_rev", "packets_rev")
+SUMS = ("flows", "flows_sampling_unknown", *COUNTERS)
+"""The summed columns of a roll-up row."""
 DEFAULT_DIMENSIONS = ("sampler_address", "etype", "proto", "src_as", "dst_as", "in_if", "out_if")
 """The exporter is kept (a small set of addresses, and what interface numbers mean depends on it); the
 flows' own addresses and ports are not."""

@@ -26,12 +26,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from flowscope.transforms.rollups.build import store_columns
-from flowscope.transforms.rollups.spec import COUNTERS, DEFAULTS, Rollup
+from flowscope.transforms.rollups.spec import COUNTERS, DEFAULTS, SUMS, Rollup
 from flowscope.transforms.rollups.spec import summable_from as summable_from  # the sinks use it from here
 
 PREFIX = "rollup_"
-SUMS = ("flows", "flows_sampling_unknown", *COUNTERS)
-"""The summed columns of a roll-up row."""
 
 
 def store_table(name: str) -> str:
