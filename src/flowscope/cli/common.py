@@ -10,16 +10,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import NoReturn, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import click
-from rich.console import Console
-from rich.markup import escape
 
 from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
 from flowscope.lake.layout import DEFAULT_LAKE, Lake
 from flowscope.times import parse_time
+
+if TYPE_CHECKING:  # rich is imported when something is printed: a quiet run never draws (rich.console: 25 ms)
+    from rich.console import Console
 
 T = TypeVar("T")
 
@@ -27,6 +28,8 @@ T = TypeVar("T")
 def message_console() -> Console:
     """The stderr console for messages; when stderr is not a terminal (a log, a pipe) lines are not
     wrapped at rich's default 80 columns, so a path or a number is never split over two lines."""
+    from rich.console import Console
+
     console = Console(stderr=True)
     console.soft_wrap = not console.is_terminal
     return console
@@ -40,7 +43,14 @@ class CliState:
     verbose: int = 0
     quiet: bool = False
     debug: bool = False
-    console: Console = field(default_factory=message_console)
+    _console: Console | None = field(default=None, repr=False)
+
+    @property
+    def console(self) -> Console:
+        """The stderr console (``message_console``), made on first use."""
+        if self._console is None:
+            self._console = message_console()
+        return self._console
 
     @property
     def verbosity(self) -> int:
@@ -62,7 +72,12 @@ class CliState:
 
     def report_skips(self, skips: Skips) -> None:
         """Skips are always shown (even with -q): silent loss is worse than noise."""
-        for line in skips.lines():
+        lines = skips.lines()
+        if not lines:
+            return
+        from rich.markup import escape
+
+        for line in lines:
             self.console.print(f"[yellow]warning:[/] {escape(line)}")
 
 
@@ -179,13 +194,15 @@ def check_time_range(since: datetime | None, until: datetime | None) -> None:
 
 @contextmanager
 def progress_bar(state: CliState, description: str, total: float | None) -> Iterator[Callable[..., None]]:
-    """A rich progress bar on stderr (hidden with -q or when stderr is not a terminal); rich.progress is
-    imported here, so commands without long work (``top``) start without it."""
+    """A rich progress bar on stderr, none with -q or when stderr is not a terminal; rich.progress is imported
+    only for a bar drawn, so commands without long work (``top``) and quiet or logged runs start without it."""
+    if state.verbosity < 0 or not state.console.is_terminal:
+        yield lambda **_: None
+        return
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
     columns = [TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn()]
-    disable = state.verbosity < 0 or not state.console.is_terminal
-    with Progress(*columns, console=state.console, disable=disable, transient=True) as progress:
+    with Progress(*columns, console=state.console, transient=True) as progress:
         task = progress.add_task(description, total=total)
 
         def update(**kwargs: object) -> None:

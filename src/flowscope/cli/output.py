@@ -12,8 +12,6 @@ from typing import TYPE_CHECKING, Any
 import click
 import pyarrow as pa
 import pyarrow.csv as pacsv
-from rich.console import Console
-from rich.table import Table
 
 from flowscope.display import textual
 from flowscope.errors import FlowscopeError
@@ -23,6 +21,7 @@ from flowscope.sinks.files import FileSink, format_from_path, write_jsonl
 
 if TYPE_CHECKING:  # imported where a relation is made: commands that never query (collect) skip its 34 MiB
     import duckdb
+    from rich.console import Console  # imported where a table is drawn: ``read`` starts without rich
 
 OUTPUT_FORMATS = ("table", "csv", "json", "parquet")
 _BATCH_ROWS = 100_000
@@ -31,16 +30,17 @@ RESULT_TABLE = "result"  # query results are not flows: the pipeline passes them
 _UNBOUNDED_WIDTH = 1 << 15
 
 
-class _ResultConsole(Console):
-    def on_broken_pipe(self) -> None:
-        """Hand a reader gone away (``| head``) to ``run_cleanly``, which ends quietly with exit 0, as
-        for CSV output (rich's own handler exits 1)."""
-        raise BrokenPipeError(errno.EPIPE, "stdout closed by its reader")
-
-
 def result_console() -> Console:
     """The stdout console for tables: on a terminal, as wide as the terminal (rich shrinks or wraps
     columns to fit); into a file or a pipe, as wide as the content, so no number or column is cut."""
+    from rich.console import Console
+
+    class _ResultConsole(Console):
+        def on_broken_pipe(self) -> None:
+            """Hand a reader gone away (``| head``) to ``run_cleanly``, which ends quietly with exit 0, as
+            for CSV output (rich's own handler exits 1)."""
+            raise BrokenPipeError(errno.EPIPE, "stdout closed by its reader")
+
     console = _ResultConsole()
     if not console.is_terminal:
         console.width = _UNBOUNDED_WIDTH
@@ -70,6 +70,8 @@ def print_table(
     """``table`` as a rich table. Numbers that name something (a port, an AS, an interface: the catalogue's
     dimensions, and the ``identifiers`` a caller names for columns the catalogue does not know) are shown
     without thousands separators, which would make them read as quantities."""
+    from rich.table import Table
+
     table = textual(table)
     view = Table(title=title, header_style="bold", show_lines=False)
     for field in table.schema:
