@@ -29,3 +29,12 @@ def test_catalogue_dimensions_are_shown_without_thousands_separators() -> None:
 def test_callers_name_identifier_columns_the_catalogue_does_not_know() -> None:
     table = pa.table({"template_id": pa.array([1024], pa.uint16()), "record_length": pa.array([1500], pa.uint32())})
     assert _cells(table, identifiers=("template_id",)) == ["1024", "1,500"]
+
+
+def test_names_and_values_are_shown_as_they_are_not_as_markup() -> None:
+    table = pa.table({"[/x]": pa.array(["[/y]"]), "b": pa.array([":smile: [bold]t"])})
+    console = Console(width=400, record=True, color_system=None)
+    print_table(table, console)
+    header, body = console.export_text().splitlines()[1:4:2]
+    assert [cell.strip() for cell in header.strip("┃ ").split("┃")] == ["[/x]", "b"]
+    assert [cell.strip() for cell in body.strip("│ ").split("│")] == ["[/y]", ":smile: [bold]t"]

@@ -41,7 +41,7 @@ def result_console() -> Console:
             for CSV output (rich's own handler exits 1)."""
             raise BrokenPipeError(errno.EPIPE, "stdout closed by its reader")
 
-    console = _ResultConsole()
+    console = _ResultConsole(emoji=False)  # flowscope draws none (their table: 2-20 ms to import)
     if not console.is_terminal:
         console.width = _UNBOUNDED_WIDTH
     return console
@@ -69,17 +69,19 @@ def print_table(
 ) -> None:
     """``table`` as a rich table. Numbers that name something (a port, an AS, an interface: the catalogue's
     dimensions, and the ``identifiers`` a caller names for columns the catalogue does not know) are shown
-    without thousands separators, which would make them read as quantities."""
+    without thousands separators, which would make them read as quantities. Names and cells are shown as they
+    are: as rich markup, a value such as ``[/x]`` failed the command and ``:smile:`` became an emoji."""
     from rich.table import Table
+    from rich.text import Text
 
     table = textual(table)
     view = Table(title=title, header_style="bold", show_lines=False)
     for field in table.schema:
         numeric = pa.types.is_integer(field.type) or pa.types.is_floating(field.type) or pa.types.is_decimal(field.type)
-        view.add_column(field.name, justify="right" if numeric else "left")
+        view.add_column(Text(field.name), justify="right" if numeric else "left")
     plain = [field.name in identifiers or role_of(field) is Role.DIMENSION for field in table.schema]
     for row in table.to_pylist():
-        view.add_row(*(_format_cell(v, ident) for v, ident in zip(row.values(), plain, strict=True)))
+        view.add_row(*(Text(_format_cell(v, ident)) for v, ident in zip(row.values(), plain, strict=True)))
     console.print(view)
     if more:
         console.print(f"[dim](first {table.num_rows:,} rows shown; use --limit or --format csv for all)[/]")
