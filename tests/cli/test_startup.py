@@ -1,5 +1,7 @@
-"""What a command costs before it works: the executable runs without pandas, which pyarrow would otherwise import
-at its first conversion of values (0.25 s of start-up) when it is installed."""
+"""What a command costs before it works: the executable imports what that command needs and nothing else
+(no other command's modules, no rich for a quiet run, no DuckDB where nothing is queried), and runs without
+pandas, which pyarrow would otherwise import at its first conversion of values (0.25 s of start-up) when it is
+installed. Checked on the modules a run has imported when it exits, not on timings."""
 
 from __future__ import annotations
 
@@ -8,23 +10,75 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 
-from flowscope.cli import _without_pandas
+from flowscope.cli import COMMANDS, _described, _without_pandas, main
+from flowscope.demo.pcap import write_synthetic_pcap
 
 CSV = Path(__file__).parents[1] / "csv" / "data" / "unicauca11_example.csv"
+NEVER_QUIET = ("rich", "duckdb", "numba", "maxminddb", "pandas.core", "fastapi", "confluent_kafka")
+"""Not one of these for a quiet read or profile: no table or bar is drawn, nothing is queried or enriched."""
+
+
+def imported(*args: str) -> set[str]:
+    """The modules ``python -m flowscope ARGS`` has imported when it exits (it must succeed). ``-X importtime``
+    would not do: it does not list what ``importlib.import_module`` imports, i.e. the command's own module."""
+    record = "import atexit, sys; atexit.register(lambda: print(*sys.modules, sep='\\n', file=sys.__stderr__))"
+    run = f"{record}; import runpy; sys.argv[1:] = {list(args)!r}; runpy.run_module('flowscope', run_name='__main__')"
+    done = subprocess.run([sys.executable, "-c", run], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return set(done.stderr.split())
+
+
+def other_commands(modules: set[str], *ours: str) -> set[str]:
+    return {f"flowscope.cli.{module}" for module in COMMANDS.values() if module not in ours} & modules
+
+
+def loaded(modules: set[str], *packages: str) -> set[str]:
+    return {name for name in modules for package in packages if name == package or name.startswith(package + ".")}
 
 
 @pytest.mark.skipif(importlib.util.find_spec("pandas") is None, reason="pandas is not installed: nothing to avoid")
 def test_a_command_that_converts_values_does_not_import_pandas(tmp_path: Path) -> None:
     out = tmp_path / "o.csv"
-    command = [sys.executable, "-X", "importtime", "-m", "flowscope", "-q", "read", str(CSV), "-o", str(out)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
-    assert "pyarrow" in imported  # the refused attempts at "pandas" are listed too, but none of its modules
-    assert not [name for name in imported if name.startswith("pandas.")]
+    modules = imported("-q", "read", str(CSV), "-o", str(out))
+    assert "pyarrow" in modules
+    assert not loaded(modules, "pandas")
     assert out.read_text().count("\n") > 1
+
+
+@pytest.mark.parametrize("kind", ["csv", "pcap"])
+def test_a_quiet_read_imports_only_what_reading_needs(tmp_path: Path, kind: str) -> None:
+    source = CSV
+    if kind == "pcap":
+        source = tmp_path / "small.pcap"
+        write_synthetic_pcap(source, packets=200, flows=10)
+    out = tmp_path / "o.parquet"
+    modules = imported("-q", "read", str(source), "-o", str(out))
+    assert "flowscope.cli.read" in modules and out.exists()
+    assert not other_commands(modules, "read")
+    assert not loaded(modules, *NEVER_QUIET)
+
+
+def test_a_quiet_profile_imports_only_what_profiling_needs(tmp_path: Path) -> None:
+    modules = imported("-q", "profile", str(CSV), "-o", str(tmp_path / "p.csv"))
+    assert not other_commands(modules, "profile_cmd")
+    assert not loaded(modules, *NEVER_QUIET)
+
+
+def test_help_lists_the_commands_without_loading_them() -> None:
+    modules = imported("--help")
+    assert not other_commands(modules)
+    assert not loaded(modules, "numpy", "pyarrow", "duckdb", "rich")
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_a_command_is_listed_with_the_short_help_it_has_when_loaded(name: str) -> None:
+    command = main.get_command(click.Context(main), name)
+    assert command is not None
+    for limit in (30, 45, 60, 200):
+        assert _described(name).get_short_help_str(limit) == command.get_short_help_str(limit)
 
 
 def test_pandas_stays_importable_where_it_was_loaded_or_for_spark(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import ast
+import functools
 import importlib
+import importlib.util
 import sys
+from pathlib import Path
 from typing import Any, cast
 
 import click
@@ -15,8 +19,8 @@ from flowscope.lake.layout import DEFAULT_LAKE, LAKE_ENV
 from flowscope.memory import leave_out_pandas
 
 # Command name -> the module of flowscope.cli that defines it (as a function of the same name).
-# A command's module is imported only when that command runs (or --help lists it), so one
-# command does not pay for every other command's imports.
+# A command's module is imported only when that command runs (--help reads its short help from the
+# module's source), so one command does not pay for every other command's imports.
 COMMANDS = {
     "capture": "capture_cmds",
     "collect": "collect_cmds",
@@ -110,6 +114,15 @@ class FlowscopeGroup(click.Group):
             self.add_command(getattr(module, cmd_name), cmd_name)
         return self.commands.get(cmd_name)
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """click's listing of the commands and their short help, a command not loaded yet described by
+        ``_described``: importing every command's module (DuckDB, FastAPI, Kafka...) made ``flowscope --help``
+        the slowest command of all."""
+        commands = [(name, self.commands.get(name) or _described(name)) for name in self.list_commands(ctx)]
+        limit = formatter.width - 6 - max(len(name) for name, _ in commands)
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, command.get_short_help_str(limit)) for name, command in commands])
+
     def resolve_command(
         self, ctx: click.Context, args: list[str]
     ) -> tuple[str | None, click.Command | None, list[str]]:
@@ -129,6 +142,22 @@ class FlowscopeGroup(click.Group):
             return state is not None and state.debug
 
         return run_cleanly(lambda: super(FlowscopeGroup, self).invoke(ctx), debug=debug)
+
+
+def _described(name: str) -> click.Command:
+    """A stand-in for the command ``name`` that only carries its help, the docstring of the function of that
+    name in its module (``COMMANDS``), read from the source rather than by importing the module."""
+    function = next(
+        node for node in _module_source(COMMANDS[name]).body if isinstance(node, ast.FunctionDef) and node.name == name
+    )
+    return click.Command(name, help=ast.get_docstring(function))
+
+
+@functools.cache
+def _module_source(module: str) -> ast.Module:
+    spec = importlib.util.find_spec(f"flowscope.cli.{module}")
+    assert spec is not None and spec.origin is not None, module
+    return ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
 
 
 @click.group(cls=FlowscopeGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
