@@ -67,6 +67,13 @@ def test_a_quiet_profile_imports_only_what_profiling_needs(tmp_path: Path) -> No
     assert not loaded(modules, *NEVER_QUIET)
 
 
+def test_a_query_imports_no_other_command_and_no_parquet_writer(small_lake: Path) -> None:
+    modules = imported("--lake", str(small_lake), "query", "SELECT count(*) FROM flows", "--format", "csv")
+    assert "duckdb" in modules
+    assert not other_commands(modules, "query")
+    assert not loaded(modules, "pyarrow.parquet", "numba", "maxminddb", "pandas")
+
+
 def test_help_lists_the_commands_without_loading_them() -> None:
     modules = imported("--help")
     assert not other_commands(modules)

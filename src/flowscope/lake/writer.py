@@ -26,7 +26,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from flowscope.lake.layout import STAGED_PREFIX, STAGED_SUFFIX, Lake, fsync_dir
 from flowscope.schema import conform
@@ -224,6 +223,8 @@ class LakeWriter:
 
 def write_parquet(table: pa.Table, path: Path, codec: Mapping[str, object] = FAST) -> None:
     """Write one lake file: ``FAST`` for fresh data, ``COMPACT`` when compaction rewrites it."""
+    import pyarrow.parquet as pq  # here: commands that only query import this module (15-20 ms, pyarrow.fs, ssl)
+
     names = set(table.column_names)
     pq.write_table(
         table,

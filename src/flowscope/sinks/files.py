@@ -15,13 +15,12 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import IO, cast
+from typing import IO, TYPE_CHECKING, cast
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from flowscope.display import textual
 from flowscope.errors import FlowscopeError
@@ -29,6 +28,9 @@ from flowscope.lake.layout import publish, staging_path
 from flowscope.pipeline import Checkpoint, table_of
 from flowscope.schema import FLOWS, table_schema
 from flowscope.sinks.registry import Destination, DestinationContext, register
+
+if TYPE_CHECKING:  # imported for a Parquet file: ``query`` to the terminal or CSV never writes one (15-20 ms)
+    import pyarrow.parquet as pq
 
 FILE_FORMATS = ("parquet", "csv", "jsonl")
 STDOUT = "-"
@@ -147,6 +149,8 @@ class FileSink:
             return
         if self.format == "parquet":
             if self._writer is None:
+                import pyarrow.parquet as pq
+
                 # No dictionary pages: with zstd over them, flow batches come out as small and write ~40 % faster.
                 self._writer = pq.ParquetWriter(self._stream, batch.schema, compression="zstd", use_dictionary=False)
             self._writer.write_table(batch.cast(self._writer.schema))
