@@ -64,21 +64,39 @@ class CliState:
     def info(self, message: str) -> None:
         """Plain text (no rich markup: a path or SQL with brackets prints as it is)."""
         if self.verbosity >= 0:
-            self.console.print(message, markup=False)
+            self._say(message)
 
     def detail(self, message: str) -> None:
         if self.verbosity >= 1:
-            self.console.print(message, markup=False)
+            self._say(message)
 
     def report_skips(self, skips: Skips) -> None:
         """Skips are always shown (even with -q): silent loss is worse than noise."""
-        lines = skips.lines()
-        if not lines:
-            return
-        from rich.markup import escape
+        for line in skips.lines():
+            self._say(line, warning=True)
 
-        for line in lines:
-            self.console.print(f"[yellow]warning:[/] {escape(line)}")
+    def _say(self, message: str, *, warning: bool = False) -> None:
+        """A message line on stderr: through rich on a terminal; into a log or a pipe as it is, without importing
+        rich (rich.console: 25 ms of start-up), which would print it the same there (no colour, no wrapping)."""
+        if self._console is None and not stderr_may_be_terminal():
+            click.echo(f"warning: {message}" if warning else message, err=True)
+        elif warning:
+            from rich.markup import escape
+
+            self.console.print(f"[yellow]warning:[/] {escape(message)}")
+        else:
+            self.console.print(message, markup=False)
+
+
+def stderr_may_be_terminal() -> bool:
+    """False where stderr is surely no terminal to rich (``Console.is_terminal``): not a tty, and neither
+    ``TTY_COMPATIBLE`` nor ``FORCE_COLOR`` set, with which rich decides otherwise (it is then asked)."""
+    if "TTY_COMPATIBLE" in os.environ or "FORCE_COLOR" in os.environ:
+        return True
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # no stream, or a closed one
+        return False
 
 
 pass_state = click.make_pass_decorator(CliState)
@@ -196,7 +214,7 @@ def check_time_range(since: datetime | None, until: datetime | None) -> None:
 def progress_bar(state: CliState, description: str, total: float | None) -> Iterator[Callable[..., None]]:
     """A rich progress bar on stderr, none with -q or when stderr is not a terminal; rich.progress is imported
     only for a bar drawn, so commands without long work (``top``) and quiet or logged runs start without it."""
-    if state.verbosity < 0 or not state.console.is_terminal:
+    if state.verbosity < 0 or not stderr_may_be_terminal() or not state.console.is_terminal:
         yield lambda **_: None
         return
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
