@@ -13,7 +13,9 @@ from pathlib import Path
 
 import click
 import pytest
+from click.testing import CliRunner
 
+import flowscope.cli
 from flowscope.cli import COMMANDS, _described, _without_pandas, main
 from flowscope.demo.pcap import write_synthetic_pcap
 
@@ -86,9 +88,17 @@ def test_help_lists_the_commands_without_loading_them() -> None:
 @pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_a_command_is_listed_with_the_short_help_it_has_when_loaded(name: str) -> None:
     command = main.get_command(click.Context(main), name)
-    assert command is not None
+    described = _described(name)
+    assert command is not None and described is not None
     for limit in (30, 45, 60, 200):
-        assert _described(name).get_short_help_str(limit) == command.get_short_help_str(limit)
+        assert described.get_short_help_str(limit) == command.get_short_help_str(limit)
+
+
+def test_help_imports_the_commands_where_their_sources_are_not_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(flowscope.cli, "_module_source", lambda module: None)
+    result = CliRunner().invoke(main, ["--help"], catch_exceptions=False)
+    listed = result.output.split("Commands:")[1].split("Examples:")[0]
+    assert [line.split()[0] for line in listed.splitlines() if line[2:3].strip()] == sorted(COMMANDS)
 
 
 def test_pandas_stays_importable_where_it_was_loaded_or_for_spark(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -116,9 +116,13 @@ class FlowscopeGroup(click.Group):
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """click's listing of the commands and their short help, a command not loaded yet described by
-        ``_described``: importing every command's module (DuckDB, FastAPI, Kafka...) made ``flowscope --help``
-        the slowest command of all."""
-        commands = [(name, self.commands.get(name) or _described(name)) for name in self.list_commands(ctx)]
+        ``_described``: importing every command's module (DuckDB, rich, numpy, pyarrow) made ``flowscope --help``
+        the slowest command of all (0.62 CPU s, now 0.14; BENCHMARKS.md, "Start-up of every command")."""
+        commands: list[tuple[str, click.Command]] = []
+        for name in self.list_commands(ctx):
+            command = self.commands.get(name) or _described(name) or self.get_command(ctx, name)
+            if command is not None:
+                commands.append((name, command))
         limit = formatter.width - 6 - max(len(name) for name, _ in commands)
         with formatter.section("Commands"):
             formatter.write_dl([(name, command.get_short_help_str(limit)) for name, command in commands])
@@ -144,19 +148,22 @@ class FlowscopeGroup(click.Group):
         return run_cleanly(lambda: super(FlowscopeGroup, self).invoke(ctx), debug=debug)
 
 
-def _described(name: str) -> click.Command:
+def _described(name: str) -> click.Command | None:
     """A stand-in for the command ``name`` that only carries its help, the docstring of the function of that
-    name in its module (``COMMANDS``), read from the source rather than by importing the module."""
-    function = next(
-        node for node in _module_source(COMMANDS[name]).body if isinstance(node, ast.FunctionDef) and node.name == name
-    )
+    name in its module (``COMMANDS``), read from the source rather than by importing the module; None where the
+    source is not installed (bytecode only: the module is then imported)."""
+    source = _module_source(COMMANDS[name])
+    if source is None:
+        return None
+    function = next(node for node in source.body if isinstance(node, ast.FunctionDef) and node.name == name)
     return click.Command(name, help=ast.get_docstring(function))
 
 
 @functools.cache
-def _module_source(module: str) -> ast.Module:
+def _module_source(module: str) -> ast.Module | None:
     spec = importlib.util.find_spec(f"flowscope.cli.{module}")
-    assert spec is not None and spec.origin is not None, module
+    if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
+        return None
     return ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
 
 
