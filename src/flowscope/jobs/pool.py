@@ -38,7 +38,7 @@ import sys
 import tempfile
 import threading
 import traceback
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -47,9 +47,11 @@ import numpy as np
 import pyarrow as pa
 
 from flowscope.capture.options import MeterOptions
+from flowscope.capture.pcap import FILE_HEADER, Span
 from flowscope.capture.source import capture_inputs, counter_notes, ignored_note
 from flowscope.errors import FlowscopeError
 from flowscope.jobs.runs import RunState, meter_run
+from flowscope.jobs.split import MIN_SPAN_BYTES, run_edges, split_file
 from flowscope.jobs.stitch import Carry, NotStitchable, Stitcher
 from flowscope.memory import keep_freed_memory
 
@@ -72,10 +74,8 @@ def split_runs(
 ) -> list[list[Path]]:
     """``files`` cut into at most ``workers`` contiguous runs of about equal cost: a byte of run 0 costs 1, one
     of a later run ``later_cost`` (``LATER_RUN_COST``: run 0 of ``read`` keeps no head), so run 0 gets more."""
-    total = sum(sizes)
     count = min(workers, len(files))
-    first = total / (1 + (count - 1) / later_cost)  # run 0's bytes; the later runs share the rest equally
-    edges = np.concatenate([[first], first + np.arange(1, count) * (total - first) / max(count - 1, 1)])
+    edges = run_edges(sum(sizes), count, later_cost)
     runs: list[list[Path]] = [[] for _ in range(count)]
     done = 0
     for path, size in zip(files, sizes, strict=True):
@@ -92,7 +92,7 @@ class Workers:
 
     def __init__(
         self,
-        runs: list[list[Path]],
+        runs: Sequence[Sequence[Path | Span]],
         options: MeterOptions,
         *,
         carry: Carry | None = None,
@@ -123,7 +123,7 @@ class Workers:
         receiving = threading.Thread(
             target=_receive, args=(processes, inbox, stopping), name="workers-inbox", daemon=True
         )
-        spool = _make_spool(sum(path.stat().st_size for run in self.runs for path in run))
+        spool = _make_spool(sum(_input_bytes(item) for run in self.runs for item in run))
         credits = context.Semaphore(INBOX_MESSAGES)  # spool files not yet mapped by the parent, of all workers
         try:
             for index, run in enumerate(self.runs):
@@ -152,11 +152,18 @@ class Workers:
             shutil.rmtree(spool, ignore_errors=True)  # mapped tables stay valid: their pages go with the mappings
 
     def _gather(self, processes: list[tuple[Any, Connection]], inbox: Inbox, credits: Any) -> Iterator[pa.Table]:
-        states: dict[int, RunState] = {}
+        states: dict[int, tuple[RunState, str]] = {}
         parts: dict[int, dict[str, pa.Table]] = {index: {} for index in range(len(processes))}
+        held: dict[int, list[pa.Table]] = {}
+        """Final flows of runs whose first record is a guess not verified yet (a span of one file)."""
+        verified = 0  # runs up to this one start where the true record chain does
+        last = len(processes) - 1  # the later runs were dropped: a span's guessed start was false
+        rest: Span | None = None  # then the rest of the file, from where the true walk landed
         following = 0
         while (message := inbox.get()) is not None:
             index, kind, name, payload = message
+            if index > last:
+                continue
             if kind == DIED:
                 process = processes[index][0]
                 process.join()
@@ -169,18 +176,73 @@ class Workers:
             if kind == CRASH:
                 raise RuntimeError(payload)
             if kind == FLOWS:
-                yield _mapped_table(payload, credits)
+                table = _mapped_table(payload, credits)
+                if index <= verified:
+                    yield table
+                else:
+                    held.setdefault(index, []).append(table)
             elif kind == PART:
                 parts[index][name] = _mapped_table(payload, credits)
             else:  # the run's state is complete: stitch every run that can be, in order
-                states[index] = RunState.from_parts(parts.pop(index))
-                while following in states:
-                    state = states.pop(following)
+                states[index] = (RunState.from_parts(parts.pop(index)), payload)
+                while following <= last and following in states:
+                    state, landing = states.pop(following)
                     self.statistics += state.statistics
                     yield from self.stitcher.add(state)
+                    if following < last and _lands_on(landing, self.runs[following + 1][0]):
+                        verified = following + 1
+                        yield from held.pop(verified, [])
+                    elif following < last:
+                        rest = self._drop_after(following, landing, processes)
+                        last = following
                     following += 1
+        if rest is not None:  # one run in this process: its start is where the true walk landed
+            partial = meter_run(
+                [rest], self.options, index=last + 1, mapped=self.mapped, progress=self._progress_of(last + 1)
+            )
+            yield from partial.flows
+            yield from self.stitcher.add(partial.state)
         if self.end_of_input:  # else the flows still open stay in ``stitcher.carry`` (watch continues them)
             yield from self.stitcher.finish()
+
+    def _drop_after(self, index: int, landing: str, processes: list[tuple[Any, Connection]]) -> Span | None:
+        """Run ``index``'s walk did not land on the next span's guessed start: stop the later runs and forget
+        their results; the rest of the file from the landing (None: the file ended there, or was damaged)."""
+        for process, _ in processes[index + 1 :]:
+            process.terminate()
+            process.join()
+        for later in range(index + 1, len(self.runs)):
+            self.done_bytes[later] = 0
+        end, landed = _landing(landing)
+        following = self.runs[index + 1][0]
+        return Span(following.path, end) if landed and isinstance(following, Span) else None
+
+    def _progress_of(self, index: int) -> Callable[[int], None]:
+        def progress(size: int) -> None:
+            self.done_bytes[index] += size
+
+        return progress
+
+
+def _landing(text: str) -> tuple[int, bool]:
+    """A worker's report of where its last span's walk ended (``Span.end``, ``Span.landed``)."""
+    end, landed = text.split()
+    return int(end), landed == "1"
+
+
+def _lands_on(landing: str, following: Path | Span) -> bool:
+    """Does the next run start where this run's walk landed? Only a span's guessed start needs checking."""
+    if not isinstance(following, Span) or following.start == FILE_HEADER:
+        return True
+    end, landed = _landing(landing)
+    return landed and end == following.start
+
+
+def _input_bytes(item: Path | Span) -> int:
+    size = (item.path if isinstance(item, Span) else item).stat().st_size
+    if isinstance(item, Span):
+        return (size if item.stop is None else item.stop) - item.start
+    return size
 
 
 def _receive(processes: list[tuple[Any, Connection]], inbox: Inbox, stopping: threading.Event) -> None:
@@ -265,7 +327,7 @@ def _work(
     sender: Connection,
     spool: Path,
     credits: Any,
-    run: list[Path],
+    run: Sequence[Path | Span],
     options: MeterOptions,
     index: int,
     opens_stream: bool,
@@ -299,7 +361,8 @@ def _work(
         )
         for name, table in partial.state.parts().items():
             send(PART, name, table)
-        sender.send((STATE, "", ""))
+        final = run[-1]  # a span reports where its walk ended: the next span's start must be exactly there
+        sender.send((STATE, "", f"{final.end} {int(final.landed)}" if isinstance(final, Span) else ""))
     except FlowscopeError as exc:
         sender.send((ERROR, "", str(exc)))
     except BrokenPipeError:  # the parent stopped listening (it failed or was interrupted)
@@ -311,17 +374,35 @@ def _work(
         sender.close()
 
 
-class PooledCaptureSource:
-    """The ``pcap`` reader with ``workers`` > 1 (``read DIR --workers N``): ``CaptureSource``'s flows, metered
-    in parallel runs and stitched; a ``NotStitchable`` input is an error before anything is published."""
+def pooled_runs(
+    paths: Sequence[Path], workers: int, *, min_span_bytes: int = MIN_SPAN_BYTES
+) -> list[list[Path | Span]] | None:
+    """The runs of a read of ``paths`` by ``workers`` processes: several files in runs of whole files, one
+    large classic pcap file in spans (``jobs/split.py``); None when there is nothing to share."""
+    files = capture_inputs(paths)[0]
+    if len(files) == 1:
+        spans = split_file(files[0], workers, later_cost=LATER_RUN_COST, min_bytes=min_span_bytes)
+        return None if spans is None else [[span] for span in spans]
+    if len(files) < 2:
+        return None
+    runs: list[list[Path | Span]] = [
+        list(run)
+        for run in split_runs(files, [path.stat().st_size for path in files], workers, later_cost=LATER_RUN_COST)
+    ]
+    return runs
 
-    def __init__(self, paths: Sequence[Path], options: MeterOptions, workers: int) -> None:
+
+class PooledCaptureSource:
+    """The ``pcap`` reader with ``workers`` > 1 (``read DIR --workers N``, ``read BIG.pcap --workers N``):
+    ``CaptureSource``'s flows, metered in parallel runs (``pooled_runs``) and stitched; a ``NotStitchable``
+    input is an error before anything is published."""
+
+    def __init__(self, paths: Sequence[Path], options: MeterOptions, runs: Sequence[Sequence[Path | Span]]) -> None:
         keep_freed_memory()
         files, self.ignored = capture_inputs(paths)
         named = {Path(path) for path in paths if not Path(path).is_dir()}
-        sizes = [path.stat().st_size for path in files]
-        self.total = sum(sizes)
-        self.workers = Workers(split_runs(files, sizes, workers, later_cost=LATER_RUN_COST), options, mapped=named)
+        self.total = sum(path.stat().st_size for path in files)
+        self.workers = Workers(runs, options, mapped=named)
         self.skips = self.workers.stitcher.skips
 
     def __iter__(self) -> Iterator[pa.Table]:
