@@ -51,7 +51,7 @@ from flowscope.capture.pcap import FILE_HEADER, Span
 from flowscope.capture.source import capture_inputs, counter_notes, ignored_note
 from flowscope.errors import FlowscopeError
 from flowscope.jobs.runs import RunState, meter_run
-from flowscope.jobs.split import MIN_SPAN_BYTES, run_edges, split_file
+from flowscope.jobs.split import run_edges, split_file
 from flowscope.jobs.stitch import Carry, NotStitchable, Stitcher
 from flowscope.memory import keep_freed_memory
 
@@ -107,6 +107,8 @@ class Workers:
         """No flow is open before run 0: it keeps no head (``meter_run``'s ``opens_stream``)."""
         self.mapped = mapped
         self.done_bytes = multiprocessing.get_context("fork").Array("q", len(runs), lock=False)
+        self.false_start: int | None = None
+        """A span's guessed first record that the walk before it did not land on (the rest was metered here)."""
         self.statistics: list[dict[str, dict[str, int]]] = []
         """Per file of the runs stitched so far, in order: its pcapng interface statistics (``RunState``)."""
 
@@ -215,7 +217,11 @@ class Workers:
             self.done_bytes[later] = 0
         end, landed = _landing(landing)
         following = self.runs[index + 1][0]
-        return Span(following.path, end) if landed and isinstance(following, Span) else None
+        assert isinstance(following, Span)  # only a span's start is a guess
+        if not landed:  # the file ended before the next span (a truncated or corrupt record): as for one meter
+            return None
+        self.false_start = following.start
+        return Span(following.path, end)
 
     def _progress_of(self, index: int) -> Callable[[int], None]:
         def progress(size: int) -> None:
@@ -375,7 +381,7 @@ def _work(
 
 
 def pooled_runs(
-    paths: Sequence[Path], workers: int, *, min_span_bytes: int = MIN_SPAN_BYTES
+    paths: Sequence[Path], workers: int, *, min_span_bytes: int | None = None
 ) -> list[list[Path | Span]] | None:
     """The runs of a read of ``paths`` by ``workers`` processes: several files in runs of whole files, one
     large classic pcap file in spans (``jobs/split.py``); None when there is nothing to share."""
@@ -419,7 +425,11 @@ class PooledCaptureSource:
 
     @property
     def notes(self) -> list[str]:
-        stitcher = self.workers.stitcher
-        return counter_notes(0, self.workers.options.max_flows, stitcher.unmatched_fragments) + ignored_note(
-            self.ignored
-        )
+        stitcher, false_start = self.workers.stitcher, self.workers.false_start
+        notes = counter_notes(0, self.workers.options.max_flows, stitcher.unmatched_fragments)
+        if false_start is not None:
+            notes.append(
+                f"the guessed record start at byte {false_start:,} was inside a packet: "
+                "the file from there on was metered in one process"
+            )
+        return notes + ignored_note(self.ignored)

@@ -41,7 +41,7 @@ import pyarrow as pa
 from flowscope.capture.files import iter_packet_batches
 from flowscope.capture.meter import _COLUMNS, NS_PER_S, FlowMeter, FlowRows, _column, _running_max
 from flowscope.capture.options import MeterOptions
-from flowscope.capture.pcap import Span
+from flowscope.capture.pcap import FILE_HEADER, Span
 from flowscope.capture.pcapng import InterfaceStatistics
 from flowscope.diagnostics import Skips
 from flowscope.jobs.keys import HashSet, KeyIndex, key_order
@@ -223,7 +223,7 @@ def meter_run(
         batches = iter_packet_batches(
             [path], tunnels=options.tunnels, skips=skips, mapped=path in mapped, statistics=found, span=span
         )
-        reported = span.start if span else 0
+        reported = span.start if span and span.start > FILE_HEADER else 0  # the first span counts the header
         for batch in batches:
             if span is not None and progress is not None:  # one file in spans: progress as its records are read
                 progress(span.end - reported)
@@ -244,7 +244,8 @@ def meter_run(
                 gathered = []
         statistics.append(found.latest)
         if progress is not None:
-            progress(span.end - reported if span else path.stat().st_size)
+            # a span that ended without landing on the next one ended the file (its end, a cut or corrupt record)
+            progress(span.end - reported if span and span.landed else path.stat().st_size - reported)
     head.sort_out(pending, gathered)
     open_flows = meter.cache.rows().take(np.ones(len(meter.cache), bool))
     open_head = head.keys.contains(open_flows["key"])

@@ -36,13 +36,13 @@ def run_edges(total: float, count: int, later_cost: float) -> np.ndarray:
 
 
 def split_file(
-    path: Path, workers: int, *, later_cost: float = 1.0, min_bytes: int = MIN_SPAN_BYTES
+    path: Path, workers: int, *, later_cost: float = 1.0, min_bytes: int | None = None
 ) -> list[pcap.Span] | None:
-    """``path`` cut into at most ``workers`` spans of at least about ``min_bytes``, each starting at a guessed
-    record start (to be verified while metering); None when the file is no plain classic pcap file or too
-    small for two spans."""
+    """``path`` cut into at most ``workers`` spans of at least about ``min_bytes`` (``MIN_SPAN_BYTES``), each
+    starting at a guessed record start (to be verified while metering); None when the file is no plain
+    classic pcap file or too small for two spans."""
     size = path.stat().st_size
-    count = min(workers, size // max(min_bytes, 1))
+    count = min(workers, size // max(MIN_SPAN_BYTES if min_bytes is None else min_bytes, 1))
     if count < 2:
         return None
     with open(path, "rb") as file:
