@@ -1,10 +1,13 @@
 """``read ONE.pcap --workers N``: one classic pcap file metered in spans gives exactly one meter's flows, also when
-a guessed record start is false, the last record is cut, a span holds no record start or a record is corrupt."""
+a guessed record start is false, the last record is cut, a span holds no record start or a record is corrupt;
+Ctrl-C stops the workers as with rotated files."""
 
 from __future__ import annotations
 
 import gzip
+import os
 import struct
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -19,6 +22,7 @@ from flowscope.capture.options import MeterOptions
 from flowscope.capture.source import CaptureSource
 from flowscope.cli import main
 from flowscope.demo.pcap import write_synthetic_pcap
+from flowscope.jobs import runs
 from flowscope.jobs.pool import PooledCaptureSource, pooled_runs
 from flowscope.jobs.split import split_file
 
@@ -68,9 +72,9 @@ def one_meter(path: Path) -> tuple[pa.Table, dict[str, int]]:
 
 
 def in_spans(path: Path, workers: int, span: int = SPAN) -> tuple[pa.Table, dict[str, int], PooledCaptureSource]:
-    runs = pooled_runs([path], workers, min_span_bytes=span)
-    assert runs is not None and len(runs) >= 2
-    source = PooledCaptureSource([path], OPTIONS, runs)
+    planned = pooled_runs([path], workers, min_span_bytes=span)
+    assert planned is not None and len(planned) >= 2
+    source = PooledCaptureSource([path], OPTIONS, planned)
     return canonical(list(source)), dict(source.skips.counts), source
 
 
@@ -119,9 +123,9 @@ def test_a_false_guess_is_caught_and_the_rest_metered_in_one_run(tmp_path: Path)
     for i, frame in enumerate(frames):
         records.append(struct.pack("<IIII", START_S + i // 50, (i % 50) * 20_000, len(frame), len(frame)) + frame)
     capture.write_bytes(b"".join(records))
-    runs = pooled_runs([capture], 3, min_span_bytes=SPAN)
-    assert runs is not None
-    guesses = [run[0].start for run in runs[1:] if isinstance(run[0], pcap.Span)]
+    planned = pooled_runs([capture], 3, min_span_bytes=SPAN)
+    assert planned is not None
+    guesses = [run[0].start for run in planned[1:] if isinstance(run[0], pcap.Span)]
     true_starts = record_starts(capture.read_bytes())
     false = [guess for guess in guesses if guess not in true_starts]
     assert false  # the cut past run 0 happens to fall in the last fake record: its guess is true
@@ -193,3 +197,42 @@ def test_read_one_file_with_workers_into_the_lake_is_one_unit(tmp_path: Path, mo
     )
     assert len(list((tmp_path / "lake" / "_ledger").glob("*"))) == 1  # one unit, committed once
     assert "already in the lake" in read("lake", "--workers", "2").output
+
+
+def test_ctrl_c_stops_the_span_workers_and_publishes_nothing(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr("flowscope.jobs.split.MIN_SPAN_BYTES", SPAN)
+    capture = demo_capture(tmp_path / "demo.pcap")
+    started: list[int] = []
+    metering = runs.meter_run
+
+    def slow(paths, options, *, index=0, **kwargs):
+        (tmp_path / f"ready{index}").touch()
+        time.sleep(60)
+        return metering(paths, options, index=index, **kwargs)
+
+    def interrupted(self, processes, inbox, credits):  # Ctrl-C once both workers are metering
+        deadline = time.monotonic() + 30
+        while not all((tmp_path / f"ready{index}").exists() for index in (0, 1)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        started.extend(process.pid for process, _ in processes)
+        raise KeyboardInterrupt
+        yield
+
+    monkeypatch.setattr("flowscope.jobs.pool.meter_run", slow)
+    monkeypatch.setattr("flowscope.jobs.pool.Workers._gather", interrupted)
+    shared = tmp_path / "shm"
+    shared.mkdir()
+    monkeypatch.setattr("flowscope.jobs.pool.SHARED_MEMORY", shared)
+    result = CliRunner().invoke(main, ["--lake", str(tmp_path / "lake"), "read", str(capture), "--workers", "2"])
+    assert result.exit_code != 0
+    assert len(started) == 2 and not any(_alive(pid) for pid in started)
+    assert not list((tmp_path / "lake").rglob("*.parquet"))
+    assert not list(shared.iterdir())  # the workers' spool is removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
