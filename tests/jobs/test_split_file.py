@@ -99,8 +99,12 @@ def test_spans_of_one_file_give_one_meters_flows(tmp_path: Path, workers: int, s
     assert len(source.workers.runs) == workers and source.workers.false_start is None
 
 
-def test_gzip_pcapng_and_small_files_stay_one_run(tmp_path: Path) -> None:
+def test_gzip_pcapng_and_small_files_stay_one_run(tmp_path: Path, monkeypatch) -> None:
     capture = demo_capture(tmp_path / "demo.pcap")
+    assert split_file(capture, 2) is None  # 3,000 records: far fewer than MIN_SPAN_RECORDS per span
+    monkeypatch.setattr("flowscope.jobs.split.MIN_SPAN_RECORDS", 1000)
+    spans = split_file(capture, 4)
+    assert spans is not None and len(spans) == 3  # as many spans as 1,000 records fill
     assert split_file(capture, 2, min_bytes=capture.stat().st_size // 2 + 1) is None  # too small for two spans
     assert split_file(capture, 1, min_bytes=1) is None
     zipped = tmp_path / "demo.pcap.gz"
@@ -174,7 +178,7 @@ def test_a_corrupt_record_ends_the_file_as_for_one_meter(tmp_path: Path) -> None
 
 
 def test_read_one_file_with_workers_into_the_lake_is_one_unit(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr("flowscope.jobs.split.MIN_SPAN_BYTES", SPAN)
+    monkeypatch.setattr("flowscope.jobs.split.MIN_SPAN_RECORDS", 500)
     capture = demo_capture(tmp_path / "demo.pcap")
     timeouts = ["--active", "20", "--idle", "5"]
 
@@ -200,7 +204,7 @@ def test_read_one_file_with_workers_into_the_lake_is_one_unit(tmp_path: Path, mo
 
 
 def test_ctrl_c_stops_the_span_workers_and_publishes_nothing(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr("flowscope.jobs.split.MIN_SPAN_BYTES", SPAN)
+    monkeypatch.setattr("flowscope.jobs.split.MIN_SPAN_RECORDS", 500)
     capture = demo_capture(tmp_path / "demo.pcap")
     started: list[int] = []
     metering = runs.meter_run

@@ -134,6 +134,16 @@ class _Records:
         return ok
 
 
+def mean_record(buf: np.ndarray, header: PcapHeader) -> float:
+    """Mean record length over the whole records in ``buf``, a pcap file's first bytes (header included)."""
+    if buf.shape[0] < FILE_HEADER + RECORD_HEADER:
+        return chain.DEFAULT_MEAN_RECORD
+    first_second = int(np.frombuffer(buf[FILE_HEADER : FILE_HEADER + 4].tobytes(), header.byteorder + "u4")[0])
+    records = _Records(buf, header, first_second)
+    found = chain.walk(buf.shape[0], RECORD_HEADER, records.lengths, records.candidates, FILE_HEADER)
+    return found.mean_record(FILE_HEADER)
+
+
 def guess_record_start(buf: np.ndarray, header: PcapHeader, recent_second: int, records: int = 8) -> int | None:
     """The first position of ``buf`` (bytes of a pcap file from some offset on) where a chain of ``records``
     plausible record headers starts (as far as ``buf`` holds them), or None. Only a guess: payloads may hold

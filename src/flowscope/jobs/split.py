@@ -21,8 +21,13 @@ import numpy as np
 
 from flowscope.capture import pcap
 
-MIN_SPAN_BYTES = 64 << 20
-"""A span per this many bytes at most: below it a worker's fork, head and stitch cost more than it saves."""
+MIN_SPAN_RECORDS = 200_000
+"""A span per this many records at most (counted from the mean record length of the file's first MiB). The
+cost of metering goes by records, not bytes, and so does what a span saves against its worker's fork, head and
+stitch. Modelled from CPU seconds for an idle 2-core machine (start-up, then the longer worker or half of all
+the parallel work, then the serial tail; BENCHMARKS.md, pcap section, measured loaded): two workers on 120 k
+records each (whole packets, 130 MiB) and on 200 k each (96-byte packets, 37 MiB) take as long as one process;
+on 240 k each (whole, 260 MiB) 0.7-0.8x of it, on 350 k each (96-byte, 65 MiB) 0.65-0.8x."""
 GUESS_BYTES = 1 << 20
 """Bytes searched past a cut for a record start (a cut with none in them is dropped: its span joins the one
 before)."""
@@ -38,19 +43,23 @@ def run_edges(total: float, count: int, later_cost: float) -> np.ndarray:
 def split_file(
     path: Path, workers: int, *, later_cost: float = 1.0, min_bytes: int | None = None
 ) -> list[pcap.Span] | None:
-    """``path`` cut into at most ``workers`` spans of at least about ``min_bytes`` (``MIN_SPAN_BYTES``), each
-    starting at a guessed record start (to be verified while metering); None when the file is no plain
-    classic pcap file or too small for two spans."""
+    """``path`` cut into at most ``workers`` spans of at least about ``min_bytes`` (default: ``MIN_SPAN_RECORDS``
+    records), each starting at a guessed record start (to be verified while metering); None when the file is no
+    plain classic pcap file or too small for two spans."""
     size = path.stat().st_size
-    count = min(workers, size // max(MIN_SPAN_BYTES if min_bytes is None else min_bytes, 1))
-    if count < 2:
+    if workers < 2 or size < 2 * (min_bytes or 0):
         return None
     with open(path, "rb") as file:
-        head = file.read(pcap.FILE_HEADER + pcap.RECORD_HEADER)
-        if len(head) < pcap.FILE_HEADER + pcap.RECORD_HEADER or not pcap.sniff(head):
+        head = np.frombuffer(os.pread(file.fileno(), GUESS_BYTES, 0), np.uint8)
+        if head.shape[0] < pcap.FILE_HEADER + pcap.RECORD_HEADER or not pcap.sniff(head[:4].tobytes()):
             return None
-        header = pcap.parse_header(head, str(path))
-        first_second = int(np.frombuffer(head[pcap.FILE_HEADER :], header.byteorder + "u4")[0])
+        header = pcap.parse_header(head[: pcap.FILE_HEADER].tobytes(), str(path))
+        if min_bytes is None:
+            min_bytes = int(MIN_SPAN_RECORDS * pcap.mean_record(head, header))
+        count = min(workers, size // max(min_bytes, 1))
+        if count < 2:
+            return None
+        first_second = int(np.frombuffer(head[pcap.FILE_HEADER : pcap.FILE_HEADER + 4], header.byteorder + "u4")[0])
         starts = [pcap.FILE_HEADER]
         for cut in run_edges(size, count, later_cost)[:-1].astype(np.int64).tolist():
             window = np.frombuffer(os.pread(file.fileno(), GUESS_BYTES, cut), np.uint8)
