@@ -23,7 +23,7 @@ from flowscope.capture.source import CaptureSource
 from flowscope.cli import main
 from flowscope.demo.pcap import write_synthetic_pcap
 from flowscope.jobs import runs
-from flowscope.jobs.pool import PooledCaptureSource, pooled_runs
+from flowscope.jobs.pool import PooledCaptureSource, Workers, pooled_runs
 from flowscope.jobs.split import split_file
 
 OPTIONS = MeterOptions(active=20, idle=5)
@@ -240,3 +240,22 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_only_runs_after_a_guessed_start_wait_for_its_check(tmp_path: Path) -> None:
+    """Runs of whole files stream their flows at once; a span's flows wait for the walk before it."""
+    files = [tmp_path / f"f{i}" for i in range(4)]
+    workers = Workers([[path] for path in files], OPTIONS)
+    assert workers._verified_from(0, [False] * 4) == 3
+    assert workers._verified_from(0, [False, True, True, False]) == 0
+    assert workers._verified_from(2, [False, True, True, False]) == 3
+
+
+def test_spans_that_cannot_be_stitched_are_one_error_naming_the_way_out(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr("flowscope.jobs.split.MIN_SPAN_RECORDS", 500)
+    capture = demo_capture(tmp_path / "demo.pcap")
+    result = CliRunner().invoke(
+        main, ["--lake", str(tmp_path / "lake"), "read", str(capture), "--workers", "2", "--max-flows", "4"]
+    )
+    assert result.exit_code == 2 and "this file's spans" in result.output and "--workers 1" in result.output
+    assert not list((tmp_path / "lake").rglob("*.parquet"))

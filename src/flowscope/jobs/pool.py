@@ -158,7 +158,8 @@ class Workers:
         parts: dict[int, dict[str, pa.Table]] = {index: {} for index in range(len(processes))}
         held: dict[int, list[pa.Table]] = {}
         """Final flows of runs whose first record is a guess not verified yet (a span of one file)."""
-        verified = 0  # runs up to this one start where the true record chain does
+        guessed = [_guessed(run[0]) for run in self.runs]
+        verified = self._verified_from(0, guessed)  # runs up to this one start where the true record chain does
         last = len(processes) - 1  # the later runs were dropped: a span's guessed start was false
         rest: Span | None = None  # then the rest of the file, from where the true walk landed
         following = 0
@@ -192,8 +193,9 @@ class Workers:
                     self.statistics += state.statistics
                     yield from self.stitcher.add(state)
                     if following < last and _lands_on(landing, self.runs[following + 1][0]):
-                        verified = following + 1
-                        yield from held.pop(verified, [])
+                        released, verified = verified, max(verified, self._verified_from(following + 1, guessed))
+                        for run in range(released + 1, verified + 1):
+                            yield from held.pop(run, [])
                     elif following < last:
                         rest = self._drop_after(following, landing, processes)
                         last = following
@@ -206,6 +208,13 @@ class Workers:
             yield from self.stitcher.add(partial.state)
         if self.end_of_input:  # else the flows still open stay in ``stitcher.carry`` (watch continues them)
             yield from self.stitcher.finish()
+
+    def _verified_from(self, index: int, guessed: list[bool]) -> int:
+        """The last run whose start is known true, given run ``index``'s is: the runs after it up to the next
+        guessed start (runs of whole files start with their first file's first record)."""
+        while index + 1 < len(guessed) and not guessed[index + 1]:
+            index += 1
+        return index
 
     def _drop_after(self, index: int, landing: str, processes: list[tuple[Any, Connection]]) -> Span | None:
         """Run ``index``'s walk did not land on the next span's guessed start: stop the later runs and forget
@@ -236,9 +245,14 @@ def _landing(text: str) -> tuple[int, bool]:
     return int(end), landed == "1"
 
 
+def _guessed(first: Path | Span) -> bool:
+    """Does a run starting with ``first`` start at a guessed record start (a span past the file's header)?"""
+    return isinstance(first, Span) and first.start != FILE_HEADER
+
+
 def _lands_on(landing: str, following: Path | Span) -> bool:
     """Does the next run start where this run's walk landed? Only a span's guessed start needs checking."""
-    if not isinstance(following, Span) or following.start == FILE_HEADER:
+    if not isinstance(following, Span) or not _guessed(following):
         return True
     end, landed = _landing(landing)
     return landed and end == following.start
@@ -415,8 +429,9 @@ class PooledCaptureSource:
         try:
             yield from self.workers
         except NotStitchable as exc:
+            what = "this file's spans" if isinstance(self.workers.runs[0][0], Span) else "these files"
             raise FlowscopeError(
-                f"--workers {len(self.workers.runs)}: these files cannot be metered apart exactly ({exc}); "
+                f"--workers {len(self.workers.runs)}: {what} cannot be metered apart exactly ({exc}); "
                 "read them with --workers 1"
             ) from None
 
