@@ -1,7 +1,10 @@
 """Metering capture files in several processes on one machine (``read --workers N``, ``watch --workers N``).
 
 The files (one rotation stream, in order) are cut into N contiguous runs of about equal bytes,
-one boundary per worker; each worker process meters its run from an empty cache
+one boundary per worker (one large classic pcap file: into N byte spans, ``jobs/split.py``, whose guessed
+first records must be where the walk of the span before lands: a span's flows are held until then, and a
+false guess drops the later spans and meters the rest of the file here, in one run); each worker process
+meters its run from an empty cache
 (``jobs/runs.meter_run``) and streams its final flows back as they are finished, then its
 ``RunState`` (one message per part). Each message is an Arrow IPC file the worker writes into a
 spool folder in shared memory (``/dev/shm``; a pipe carries only its name), which the parent
