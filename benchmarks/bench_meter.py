@@ -11,6 +11,8 @@ Writes two synthetic captures (``flowscope.demo.pcap``: TCP/UDP/ICMP mix, 10 % I
 Then, per capture and round-robin for ``--rounds`` rounds after an unmeasured one, times each command as a user
 runs it (a fresh process: start-up, imports and output writing included), active 300 s / idle 60 s:
 - ``flowscope read CAPTURE -o flows.parquet``, ``... -o flows.csv`` and ``... --lake DIR`` (a fresh lake each run);
+- ``flowscope read CAPTURE -o flows.parquet --workers 2`` (the file metered in two spans, ``jobs/split.py``; its
+  flows are checked equal to one process's);
 - ``nfpcapd -r CAPTURE -w DIR -e 300,60`` (nfdump's own pcap meter, writing nfcapd files).
 Prints median wall and CPU seconds (wait4: user + system, threads included), packets per wall second, the speed
 ratio to nfpcapd in wall time (the goal) and in CPU time (steadier on a shared machine), the largest peak RSS of
@@ -27,12 +29,15 @@ import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from common import Runs, flowscope_command, machine, measure_in_subprocess, print_runs, run_rounds
 
 ACTIVE, IDLE = 300, 60
 HOSTILE_SNAPLEN = 96
 HOSTILE_PACKETS_PER_FLOW = 4
+WORKERS_OUTPUT = "flows-workers.parquet"
+FLOW_ORDER = ["time_flow_start", "src_addr", "dst_addr", "src_port", "dst_port", "proto", "vlan_id", "time_flow_end"]
 
 
 def fresh(path: Path) -> Path:
@@ -46,8 +51,8 @@ def fresh(path: Path) -> Path:
 def commands(capture: Path, work: Path) -> dict[str, Callable[[], list[str]]]:
     timeouts = ["--active", str(ACTIVE), "--idle", str(IDLE), "-q"]
 
-    def to_file(name: str) -> Callable[[], list[str]]:
-        return lambda: flowscope_command("read", str(capture), "-o", str(fresh(work / name)), *timeouts)
+    def to_file(name: str, *extra: str) -> Callable[[], list[str]]:
+        return lambda: flowscope_command("read", str(capture), "-o", str(fresh(work / name)), *timeouts, *extra)
 
     def to_lake() -> list[str]:
         return flowscope_command("read", str(capture), "--lake", str(fresh(work / "lake")), *timeouts)
@@ -58,6 +63,7 @@ def commands(capture: Path, work: Path) -> dict[str, Callable[[], list[str]]]:
 
     return {
         "flowscope -> Parquet": to_file("flows.parquet"),
+        "flowscope -> Parquet, --workers 2": to_file(WORKERS_OUTPUT, "--workers", "2"),
         "flowscope -> CSV": to_file("flows.csv"),
         "flowscope -> lake": to_lake,
         "nfpcapd": nfpcapd,
@@ -88,6 +94,19 @@ def report(title: str, packets: int, results: dict[str, Runs], work: Path) -> No
           f"packets {ours[1]:,} / {theirs[1]:,}; IP bytes {ours[2]:,} / {theirs[2]:,}")  # fmt: skip
     if ours[1:] != theirs[1:]:
         raise SystemExit("flowscope and nfpcapd count different packets or bytes")
+    if not same_flows(work / "flows.parquet", work / WORKERS_OUTPUT):
+        raise SystemExit("flowscope --workers 2 wrote other flows than one process")
+    print("  --workers 2: the same flows as one process")
+
+
+def same_flows(one: Path, other: Path) -> bool:
+    import pyarrow.parquet as pq
+
+    def flows(path: Path) -> Any:
+        table = pq.read_table(path).drop_columns(["time_received"])
+        return table.sort_by([(name, "ascending") for name in FLOW_ORDER])
+
+    return bool(flows(one).equals(flows(other)))
 
 
 def main() -> None:

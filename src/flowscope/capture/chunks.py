@@ -43,11 +43,17 @@ class Chunks(ABC):
     def next(self, consumed: int, wanted: int | None = None) -> np.ndarray:
         """The next buffer, beginning at ``consumed`` bytes into the current one, with about ``wanted`` new
         bytes (bounded by MIN_CHUNK_BYTES and the chunk size); sets ``at_eof``."""
+        if consumed > self.buffer.shape[0]:  # skip bytes never buffered (a span of a file starting further on)
+            self._skip(consumed - self.buffer.shape[0])
         self.start += consumed
         tail = self.buffer[consumed:]
         size = self.chunk_bytes if wanted is None else min(max(wanted, MIN_CHUNK_BYTES), self.chunk_bytes)
         self.buffer = self._fill(tail, size)
         return self.buffer
+
+    @abstractmethod
+    def _skip(self, size: int) -> None:
+        """Move past ``size`` bytes after the current buffer."""
 
     @abstractmethod
     def _fill(self, tail: np.ndarray, size: int) -> np.ndarray:
@@ -58,6 +64,9 @@ class ReadChunks(Chunks):
     def __init__(self, stream: io.BufferedIOBase) -> None:
         super().__init__()
         self.stream = stream
+
+    def _skip(self, size: int) -> None:
+        self.stream.seek(size, io.SEEK_CUR)
 
     def _fill(self, tail: np.ndarray, size: int) -> np.ndarray:
         fresh = np.empty(tail.shape[0] + size, np.uint8)
@@ -86,6 +95,9 @@ class MappedChunks(Chunks):
     def __init__(self, stream: BinaryIO) -> None:
         super().__init__()
         self.fileno = stream.fileno()
+
+    def _skip(self, size: int) -> None:
+        """Nothing to do: windows are mapped by file offset."""
 
     def _fill(self, tail: np.ndarray, size: int) -> np.ndarray:
         file_size = os.fstat(self.fileno).st_size  # a file still being written has grown since the last window

@@ -68,13 +68,17 @@ def iter_frames(
     *,
     mapped: bool = False,
     statistics: pcapng.InterfaceStatistics | None = None,
+    span: pcap.Span | None = None,
 ) -> Iterator[Frames]:
     """Undecoded frames of one capture file; a file that is no capture raises FlowscopeError. ``statistics``
-    collects a pcapng file's interface statistics (drop counters; classic pcap has none)."""
+    collects a pcapng file's interface statistics (drop counters; classic pcap has none). ``span``: only the
+    records of that range of a classic pcap file."""
     with open_capture(path, mapped=mapped) as chunks:
-        head = chunks.next(0, batch_packets * chain.DEFAULT_MEAN_RECORD)[:12].tobytes()
+        head = chunks.next(0, pcap.FILE_HEADER if span else batch_packets * chain.DEFAULT_MEAN_RECORD)[:12].tobytes()
         if pcap.sniff(head):
-            yield from pcap.read_frames(chunks, str(path), skips, batch_packets)
+            yield from pcap.read_frames(chunks, str(path), skips, batch_packets, span)
+        elif span is not None:
+            raise FlowscopeError(f"{path}: only classic pcap files are read in spans")
         elif pcapng.sniff(head):
             yield from pcapng.read_frames(chunks, str(path), skips, batch_packets, statistics)
         else:
@@ -90,11 +94,12 @@ def iter_packet_batches(
     keep_non_ip: bool = False,
     mapped: bool = False,
     statistics: pcapng.InterfaceStatistics | None = None,
+    span: pcap.Span | None = None,
 ) -> Iterator[PacketBatch]:
     """Decoded packets of all files, in order, as one stream (see ``decode_frames`` for ``tunnels``,
-    ``open_capture`` for ``mapped``, ``iter_frames`` for ``statistics``)."""
+    ``open_capture`` for ``mapped``, ``iter_frames`` for ``statistics`` and ``span``)."""
     for path in capture_files(paths):
-        for frames in iter_frames(path, skips, batch_packets, mapped=mapped, statistics=statistics):
+        for frames in iter_frames(path, skips, batch_packets, mapped=mapped, statistics=statistics, span=span):
             yield decode_frames(
                 frames.data,
                 frames.offsets,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -60,6 +61,22 @@ def parse_header(head: bytes, name: str) -> PcapHeader:
     raise FlowscopeError(f"{name}: not a pcap file (magic {head[:4].hex()})")
 
 
+@dataclass
+class Span:
+    """The records of one classic pcap file that start in ``[start, stop)`` (file offsets; ``stop`` None: to the
+    end): one run's share when a single file is metered in several (``jobs/split.py``). ``start`` is the file
+    header's end or a guessed record start; the reader sets ``end`` and ``landed`` as it goes."""
+
+    path: Path
+    start: int
+    stop: int | None = None
+    end: int = 0
+    """File offset after the last record read; once read whole, where the walk ended: the first record start
+    at or past ``stop`` when ``landed``, else the file's end, its truncated last record or a corrupt one."""
+    landed: bool = False
+    """The walk reached a record starting at or past ``stop`` (it was not stopped by the file's end or damage)."""
+
+
 class _Records:
     """Record-header arithmetic for one pcap buffer, as the chain walker needs it."""
 
@@ -100,11 +117,12 @@ class _Records:
         pos = chain.window_positions((seconds - low) < np.uint32(2 * TIME_SPREAD), first, step)
         return pos[self._plausible(pos)]
 
-    def _plausible(self, pos: np.ndarray) -> np.ndarray:
-        """Sane fraction and lengths at ``pos`` and at the record it points to (when that is in the buffer)."""
+    def _plausible(self, pos: np.ndarray, records: int = 2) -> np.ndarray:
+        """Sane fraction and lengths at ``pos`` and at the ``records - 1`` records its chain leads to (those in
+        the buffer)."""
         last = self.words.shape[0] - 13
         ok = np.ones(pos.shape[0], bool)
-        for _ in range(2):
+        for _ in range(records):
             inside = pos <= last
             at = np.where(inside, pos, 0)
             seconds, fraction, caplen, wire = self.fields(at).T
@@ -116,25 +134,67 @@ class _Records:
         return ok
 
 
-def read_frames(chunks: Chunks, name: str, skips: Skips, batch_packets: int) -> Iterator[Frames]:
-    """Frames of one pcap file in batches of at most ``batch_packets``; damage is counted, not raised."""
+def mean_record(buf: np.ndarray, header: PcapHeader) -> float:
+    """Mean record length over the whole records in ``buf``, a pcap file's first bytes (header included)."""
+    if buf.shape[0] < FILE_HEADER + RECORD_HEADER:
+        return chain.DEFAULT_MEAN_RECORD
+    first_second = int(np.frombuffer(buf[FILE_HEADER : FILE_HEADER + 4].tobytes(), header.byteorder + "u4")[0])
+    records = _Records(buf, header, first_second)
+    found = chain.walk(buf.shape[0], RECORD_HEADER, records.lengths, records.candidates, FILE_HEADER)
+    return found.mean_record(FILE_HEADER)
+
+
+def guess_record_start(buf: np.ndarray, header: PcapHeader, recent_second: int, records: int = 8) -> int | None:
+    """The first position of ``buf`` (bytes of a pcap file from some offset on) where a chain of ``records``
+    plausible record headers starts (as far as ``buf`` holds them), or None. Only a guess: payloads may hold
+    record-like bytes, so a caller must verify it by walking the true chain onto it."""
+    found = _Records(buf, header, recent_second)
+    window = found.words.shape[0] - 13
+    if window <= 0:
+        return None
+    candidates = found.candidates(0, window, 1, window)
+    chained = candidates[found._plausible(candidates, records)]
+    return int(chained[0]) if chained.size else None
+
+
+def read_frames(
+    chunks: Chunks, name: str, skips: Skips, batch_packets: int, span: Span | None = None
+) -> Iterator[Frames]:
+    """Frames of one pcap file in batches of at most ``batch_packets``; damage is counted, not raised.
+    With ``span``, only the records of its range, the walk starting at ``span.start`` (see ``Span``)."""
     buf = chunks.buffer
     header = parse_header(buf[:FILE_HEADER].tobytes(), name)
     scale = 1 if header.nanosecond else 1000
     recent_second = None  # the time lane-start guesses must be near: the latest record's, as the file goes on
     start = FILE_HEADER
     mean_record: float = chain.DEFAULT_MEAN_RECORD
+    if span is not None and span.start != FILE_HEADER:
+        buf, start = chunks.next(span.start, int(batch_packets * mean_record)), 0
     while True:
         if recent_second is None and buf.shape[0] >= start + RECORD_HEADER:
             recent_second = int(np.frombuffer(buf[start : start + 4].tobytes(), header.byteorder + "u4")[0])
         records = _Records(buf, header, recent_second)
         found = chain.walk(buf.shape[0], RECORD_HEADER, records.lengths, records.candidates, start, mean_record)
         mean_record = found.mean_record(start)
-        if found.offsets.shape[0]:
-            recent_second = int(records.fields(found.offsets[-1:])[0, 0])
-        for first in range(0, found.offsets.shape[0], batch_packets):
-            part = found.offsets[first : first + batch_packets]
-            yield _frames(buf, records, part, scale, header, skips)
+        offsets, passed = found.offsets, False
+        stop = None if span is None or span.stop is None else span.stop - chunks.start
+        if stop is not None:  # the records starting before the stop are the span's; the next one is its landing
+            mine = int(np.searchsorted(offsets, stop))
+            passed = mine < offsets.shape[0] or found.end >= stop
+            offsets = offsets[:mine]
+        if offsets.shape[0]:
+            recent_second = int(records.fields(offsets[-1:])[0, 0])
+        for first in range(0, offsets.shape[0], batch_packets):
+            part = offsets[first : first + batch_packets]
+            frames = _frames(buf, records, part, scale, header, skips)
+            if span is not None:
+                span.end = chunks.start + int(part[-1]) + RECORD_HEADER + int(frames.caplens[-1])
+            yield frames
+        if span is not None:
+            landed = found.offsets[offsets.shape[0]] if offsets.shape[0] < found.offsets.shape[0] else found.end
+            span.end, span.landed = chunks.start + int(landed), passed
+            if passed:
+                return
         if found.corrupt:
             where = f"{name} at byte {chunks.start + found.end}"
             skips.add("pcap record with impossible length: rest of file unreadable", 1, where)
@@ -145,7 +205,10 @@ def read_frames(chunks: Chunks, name: str, skips: Skips, batch_packets: int) -> 
             elif found.end < buf.shape[0]:
                 skips.add("truncated last record", 1, f"{name}: {buf.shape[0] - found.end} trailing bytes")
             return
-        buf = chunks.next(found.end, int(batch_packets * mean_record * 0.95))  # about one batch per chunk
+        wanted = int(batch_packets * mean_record * 0.95)  # about one batch per chunk
+        if stop is not None:  # and not far past the span's stop (the walk beyond it only finds the landing)
+            wanted = min(wanted, stop - found.end + MAX_RECORD)
+        buf = chunks.next(found.end, wanted)
         start = 0
 
 

@@ -117,10 +117,12 @@ def _sniff(path: Path, head: bytes) -> bool:
 
 
 def open_source(paths: Sequence[Path], options: ReadOptions) -> Source:
-    if options.workers > 1 and len(capture_inputs(paths)[0]) > 1:
-        from flowscope.jobs.pool import PooledCaptureSource  # the scale-out stage builds on this one
+    if options.workers > 1:
+        from flowscope.jobs.pool import PooledCaptureSource, pooled_runs  # the scale-out stage builds on this one
 
-        return PooledCaptureSource(paths, options.meter, options.workers)
+        runs = pooled_runs(paths, options.workers)
+        if runs is not None:
+            return PooledCaptureSource(paths, options.meter, runs)
     return CaptureSource(paths, options.meter)
 
 

@@ -44,6 +44,7 @@ Examples:
   flowscope read capture.pcap --records packets   one row per IP packet (the 'packets' table)
   flowscope read /data/nfcapd --to lake --to day.parquet   two destinations at once
   flowscope read /srv/pcap --workers 2            meter a capture folder on two cores (same flows)
+  flowscope read big.pcap --workers 2             one large pcap file too, cut into two spans
 
 An input the lake already holds (same content, same options) is skipped; --again reads it anyway.
 """
@@ -57,7 +58,10 @@ An input the lake already holds (same content, same options) is skipped; --again
     type=click.IntRange(min=1),
     default=1,
     show_default=True,
-    help="Captures: meter a folder's files in N processes (one per core); the flows equal one process's.",
+    help=(
+        "Captures: meter a folder's files, or one large classic pcap file, in N processes (one per core); "
+        "the flows equal one process's."
+    ),
 )
 @selection_options
 @records_option

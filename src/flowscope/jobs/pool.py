@@ -1,7 +1,10 @@
 """Metering capture files in several processes on one machine (``read --workers N``, ``watch --workers N``).
 
 The files (one rotation stream, in order) are cut into N contiguous runs of about equal bytes,
-one boundary per worker; each worker process meters its run from an empty cache
+one boundary per worker (one large classic pcap file: into N byte spans, ``jobs/split.py``, whose guessed
+first records must be where the walk of the span before lands: a span's flows are held until then, and a
+false guess drops the later spans and meters the rest of the file here, in one run); each worker process
+meters its run from an empty cache
 (``jobs/runs.meter_run``) and streams its final flows back as they are finished, then its
 ``RunState`` (one message per part). Each message is an Arrow IPC file the worker writes into a
 spool folder in shared memory (``/dev/shm``; a pipe carries only its name), which the parent
@@ -38,7 +41,7 @@ import sys
 import tempfile
 import threading
 import traceback
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -47,9 +50,11 @@ import numpy as np
 import pyarrow as pa
 
 from flowscope.capture.options import MeterOptions
+from flowscope.capture.pcap import FILE_HEADER, Span
 from flowscope.capture.source import capture_inputs, counter_notes, ignored_note
 from flowscope.errors import FlowscopeError
 from flowscope.jobs.runs import RunState, meter_run
+from flowscope.jobs.split import run_edges, split_file
 from flowscope.jobs.stitch import Carry, NotStitchable, Stitcher
 from flowscope.memory import keep_freed_memory
 
@@ -72,10 +77,8 @@ def split_runs(
 ) -> list[list[Path]]:
     """``files`` cut into at most ``workers`` contiguous runs of about equal cost: a byte of run 0 costs 1, one
     of a later run ``later_cost`` (``LATER_RUN_COST``: run 0 of ``read`` keeps no head), so run 0 gets more."""
-    total = sum(sizes)
     count = min(workers, len(files))
-    first = total / (1 + (count - 1) / later_cost)  # run 0's bytes; the later runs share the rest equally
-    edges = np.concatenate([[first], first + np.arange(1, count) * (total - first) / max(count - 1, 1)])
+    edges = run_edges(sum(sizes), count, later_cost)
     runs: list[list[Path]] = [[] for _ in range(count)]
     done = 0
     for path, size in zip(files, sizes, strict=True):
@@ -92,7 +95,7 @@ class Workers:
 
     def __init__(
         self,
-        runs: list[list[Path]],
+        runs: Sequence[Sequence[Path | Span]],
         options: MeterOptions,
         *,
         carry: Carry | None = None,
@@ -107,6 +110,8 @@ class Workers:
         """No flow is open before run 0: it keeps no head (``meter_run``'s ``opens_stream``)."""
         self.mapped = mapped
         self.done_bytes = multiprocessing.get_context("fork").Array("q", len(runs), lock=False)
+        self.false_start: int | None = None
+        """A span's guessed first record that the walk before it did not land on (the rest was metered here)."""
         self.statistics: list[dict[str, dict[str, int]]] = []
         """Per file of the runs stitched so far, in order: its pcapng interface statistics (``RunState``)."""
 
@@ -123,7 +128,7 @@ class Workers:
         receiving = threading.Thread(
             target=_receive, args=(processes, inbox, stopping), name="workers-inbox", daemon=True
         )
-        spool = _make_spool(sum(path.stat().st_size for run in self.runs for path in run))
+        spool = _make_spool(sum(_input_bytes(item) for run in self.runs for item in run))
         credits = context.Semaphore(INBOX_MESSAGES)  # spool files not yet mapped by the parent, of all workers
         try:
             for index, run in enumerate(self.runs):
@@ -152,11 +157,19 @@ class Workers:
             shutil.rmtree(spool, ignore_errors=True)  # mapped tables stay valid: their pages go with the mappings
 
     def _gather(self, processes: list[tuple[Any, Connection]], inbox: Inbox, credits: Any) -> Iterator[pa.Table]:
-        states: dict[int, RunState] = {}
+        states: dict[int, tuple[RunState, str]] = {}
         parts: dict[int, dict[str, pa.Table]] = {index: {} for index in range(len(processes))}
+        held: dict[int, list[pa.Table]] = {}
+        """Final flows of runs whose first record is a guess not verified yet (a span of one file)."""
+        guessed = [_guessed(run[0]) for run in self.runs]
+        verified = self._verified_from(0, guessed)  # runs up to this one start where the true record chain does
+        last = len(processes) - 1  # the later runs were dropped: a span's guessed start was false
+        rest: Span | None = None  # then the rest of the file, from where the true walk landed
         following = 0
         while (message := inbox.get()) is not None:
             index, kind, name, payload = message
+            if index > last:
+                continue
             if kind == DIED:
                 process = processes[index][0]
                 process.join()
@@ -169,18 +182,90 @@ class Workers:
             if kind == CRASH:
                 raise RuntimeError(payload)
             if kind == FLOWS:
-                yield _mapped_table(payload, credits)
+                table = _mapped_table(payload, credits)
+                if index <= verified:
+                    yield table
+                else:
+                    held.setdefault(index, []).append(table)
             elif kind == PART:
                 parts[index][name] = _mapped_table(payload, credits)
             else:  # the run's state is complete: stitch every run that can be, in order
-                states[index] = RunState.from_parts(parts.pop(index))
-                while following in states:
-                    state = states.pop(following)
+                states[index] = (RunState.from_parts(parts.pop(index)), payload)
+                while following <= last and following in states:
+                    state, landing = states.pop(following)
                     self.statistics += state.statistics
                     yield from self.stitcher.add(state)
+                    if following < last and _lands_on(landing, self.runs[following + 1][0]):
+                        released, verified = verified, max(verified, self._verified_from(following + 1, guessed))
+                        for run in range(released + 1, verified + 1):
+                            yield from held.pop(run, [])
+                    elif following < last:
+                        rest = self._drop_after(following, landing, processes)
+                        last = following
                     following += 1
+        if rest is not None:  # one run in this process: its start is where the true walk landed
+            partial = meter_run(
+                [rest], self.options, index=last + 1, mapped=self.mapped, progress=self._progress_of(last + 1)
+            )
+            yield from partial.flows
+            yield from self.stitcher.add(partial.state)
         if self.end_of_input:  # else the flows still open stay in ``stitcher.carry`` (watch continues them)
             yield from self.stitcher.finish()
+
+    def _verified_from(self, index: int, guessed: list[bool]) -> int:
+        """The last run whose start is known true, given run ``index``'s is: the runs after it up to the next
+        guessed start (runs of whole files start with their first file's first record)."""
+        while index + 1 < len(guessed) and not guessed[index + 1]:
+            index += 1
+        return index
+
+    def _drop_after(self, index: int, landing: str, processes: list[tuple[Any, Connection]]) -> Span | None:
+        """Run ``index``'s walk did not land on the next span's guessed start: stop the later runs and forget
+        their results; the rest of the file from the landing (None: the file ended there, or was damaged)."""
+        for process, _ in processes[index + 1 :]:
+            process.terminate()
+            process.join()
+        for later in range(index + 1, len(self.runs)):
+            self.done_bytes[later] = 0
+        end, landed = _landing(landing)
+        following = self.runs[index + 1][0]
+        assert isinstance(following, Span)  # only a span's start is a guess
+        if not landed:  # the file ended before the next span (a truncated or corrupt record): as for one meter
+            return None
+        self.false_start = following.start
+        return Span(following.path, end)
+
+    def _progress_of(self, index: int) -> Callable[[int], None]:
+        def progress(size: int) -> None:
+            self.done_bytes[index] += size
+
+        return progress
+
+
+def _landing(text: str) -> tuple[int, bool]:
+    """A worker's report of where its last span's walk ended (``Span.end``, ``Span.landed``)."""
+    end, landed = text.split()
+    return int(end), landed == "1"
+
+
+def _guessed(first: Path | Span) -> bool:
+    """Does a run starting with ``first`` start at a guessed record start (a span past the file's header)?"""
+    return isinstance(first, Span) and first.start != FILE_HEADER
+
+
+def _lands_on(landing: str, following: Path | Span) -> bool:
+    """Does the next run start where this run's walk landed? Only a span's guessed start needs checking."""
+    if not isinstance(following, Span) or not _guessed(following):
+        return True
+    end, landed = _landing(landing)
+    return landed and end == following.start
+
+
+def _input_bytes(item: Path | Span) -> int:
+    size = (item.path if isinstance(item, Span) else item).stat().st_size
+    if isinstance(item, Span):
+        return (size if item.stop is None else item.stop) - item.start
+    return size
 
 
 def _receive(processes: list[tuple[Any, Connection]], inbox: Inbox, stopping: threading.Event) -> None:
@@ -265,7 +350,7 @@ def _work(
     sender: Connection,
     spool: Path,
     credits: Any,
-    run: list[Path],
+    run: Sequence[Path | Span],
     options: MeterOptions,
     index: int,
     opens_stream: bool,
@@ -299,7 +384,8 @@ def _work(
         )
         for name, table in partial.state.parts().items():
             send(PART, name, table)
-        sender.send((STATE, "", ""))
+        final = run[-1]  # a span reports where its walk ended: the next span's start must be exactly there
+        sender.send((STATE, "", f"{final.end} {int(final.landed)}" if isinstance(final, Span) else ""))
     except FlowscopeError as exc:
         sender.send((ERROR, "", str(exc)))
     except BrokenPipeError:  # the parent stopped listening (it failed or was interrupted)
@@ -311,25 +397,44 @@ def _work(
         sender.close()
 
 
-class PooledCaptureSource:
-    """The ``pcap`` reader with ``workers`` > 1 (``read DIR --workers N``): ``CaptureSource``'s flows, metered
-    in parallel runs and stitched; a ``NotStitchable`` input is an error before anything is published."""
+def pooled_runs(
+    paths: Sequence[Path], workers: int, *, min_span_bytes: int | None = None
+) -> list[list[Path | Span]] | None:
+    """The runs of a read of ``paths`` by ``workers`` processes: several files in runs of whole files, one
+    large classic pcap file in spans (``jobs/split.py``); None when there is nothing to share."""
+    files = capture_inputs(paths)[0]
+    if len(files) == 1:
+        spans = split_file(files[0], workers, later_cost=LATER_RUN_COST, min_bytes=min_span_bytes)
+        return None if spans is None else [[span] for span in spans]
+    if len(files) < 2:
+        return None
+    runs: list[list[Path | Span]] = [
+        list(run)
+        for run in split_runs(files, [path.stat().st_size for path in files], workers, later_cost=LATER_RUN_COST)
+    ]
+    return runs
 
-    def __init__(self, paths: Sequence[Path], options: MeterOptions, workers: int) -> None:
+
+class PooledCaptureSource:
+    """The ``pcap`` reader with ``workers`` > 1 (``read DIR --workers N``, ``read BIG.pcap --workers N``):
+    ``CaptureSource``'s flows, metered in parallel runs (``pooled_runs``) and stitched; a ``NotStitchable``
+    input is an error before anything is published."""
+
+    def __init__(self, paths: Sequence[Path], options: MeterOptions, runs: Sequence[Sequence[Path | Span]]) -> None:
         keep_freed_memory()
         files, self.ignored = capture_inputs(paths)
         named = {Path(path) for path in paths if not Path(path).is_dir()}
-        sizes = [path.stat().st_size for path in files]
-        self.total = sum(sizes)
-        self.workers = Workers(split_runs(files, sizes, workers, later_cost=LATER_RUN_COST), options, mapped=named)
+        self.total = sum(path.stat().st_size for path in files)
+        self.workers = Workers(runs, options, mapped=named)
         self.skips = self.workers.stitcher.skips
 
     def __iter__(self) -> Iterator[pa.Table]:
         try:
             yield from self.workers
         except NotStitchable as exc:
+            what = "this file's spans" if isinstance(self.workers.runs[0][0], Span) else "these files"
             raise FlowscopeError(
-                f"--workers {len(self.workers.runs)}: these files cannot be metered apart exactly ({exc}); "
+                f"--workers {len(self.workers.runs)}: {what} cannot be metered apart exactly ({exc}); "
                 "read them with --workers 1"
             ) from None
 
@@ -338,7 +443,11 @@ class PooledCaptureSource:
 
     @property
     def notes(self) -> list[str]:
-        stitcher = self.workers.stitcher
-        return counter_notes(0, self.workers.options.max_flows, stitcher.unmatched_fragments) + ignored_note(
-            self.ignored
-        )
+        stitcher, false_start = self.workers.stitcher, self.workers.false_start
+        notes = counter_notes(0, self.workers.options.max_flows, stitcher.unmatched_fragments)
+        if false_start is not None:
+            notes.append(
+                f"the guessed record start at byte {false_start:,} was inside a packet: "
+                "the file from there on was metered in one process"
+            )
+        return notes + ignored_note(self.ignored)

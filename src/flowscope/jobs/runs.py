@@ -41,6 +41,7 @@ import pyarrow as pa
 from flowscope.capture.files import iter_packet_batches
 from flowscope.capture.meter import _COLUMNS, NS_PER_S, FlowMeter, FlowRows, _column, _running_max
 from flowscope.capture.options import MeterOptions
+from flowscope.capture.pcap import FILE_HEADER, Span
 from flowscope.capture.pcapng import InterfaceStatistics
 from flowscope.diagnostics import Skips
 from flowscope.jobs.keys import HashSet, KeyIndex, key_order
@@ -184,7 +185,7 @@ class Partial:
 
 
 def meter_run(
-    paths: Sequence[Path],
+    paths: Sequence[Path | Span],
     options: MeterOptions,
     *,
     index: int = 0,
@@ -194,6 +195,9 @@ def meter_run(
     opens_stream: bool = False,
 ) -> Partial:
     """Meter ``paths`` (consecutive files of one rotation stream, in order) from an empty flow cache.
+
+    An item may be a ``Span`` of a classic pcap file instead (a file metered in several runs, ``jobs/split.py``):
+    its records are read from ``span.start`` on, and the reader leaves in the span where its walk ended.
 
     Files in ``mapped`` are memory-mapped (only those nobody truncates: see ``capture.chunks.MappedChunks``).
     ``progress``, if given, is called with the bytes of each file once it is metered; ``emit``, if given,
@@ -213,12 +217,17 @@ def meter_run(
     clocks: list[int] = []
     sizes: list[int] = []
     statistics: list[dict[str, dict[str, int]]] = []
-    for path in paths:
+    for item in paths:
+        path, span = (item.path, item) if isinstance(item, Span) else (item, None)
         found = InterfaceStatistics()
         batches = iter_packet_batches(
-            [path], tunnels=options.tunnels, skips=skips, mapped=path in mapped, statistics=found
+            [path], tunnels=options.tunnels, skips=skips, mapped=path in mapped, statistics=found, span=span
         )
+        reported = span.start if span and span.start > FILE_HEADER else 0  # the first span counts the header
         for batch in batches:
+            if span is not None and progress is not None:  # one file in spans: progress as its records are read
+                progress(span.end - reported)
+                reported = span.end
             rows = meter.packet_rows(batch)
             head.see(rows, len(clocks))
             finished = meter.add_packet_rows(rows)
@@ -235,7 +244,8 @@ def meter_run(
                 gathered = []
         statistics.append(found.latest)
         if progress is not None:
-            progress(path.stat().st_size)
+            # a span that ended without landing on the next one ended the file (its end, a cut or corrupt record)
+            progress(span.end - reported if span and span.landed else path.stat().st_size - reported)
     head.sort_out(pending, gathered)
     open_flows = meter.cache.rows().take(np.ones(len(meter.cache), bool))
     open_head = head.keys.contains(open_flows["key"])
