@@ -103,10 +103,10 @@ def run_cleanly(action: Callable[[], T], *, debug: Callable[[], bool]) -> T:
         return result
     except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
         raise
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if debug():
             raise
-        click.echo("interrupted; what was committed before is kept (an output file is written only whole)", err=True)
+        click.echo(f"interrupted; {interrupted_note(exc)}", err=True)
         sys.exit(130)
     except FlowscopeError as exc:
         if debug():
@@ -123,6 +123,12 @@ def run_cleanly(action: Callable[[], T], *, debug: Callable[[], bool]) -> T:
         if isinstance(exc, OSError) and exc.errno in STORAGE_ERRORS:
             fail(storage_error(exc))
         fail(f"{type(exc).__name__}: {exc} (rerun with --debug for a traceback)", code=1)
+
+
+def interrupted_note(interrupt: KeyboardInterrupt) -> str:
+    """What an interrupt left: each destination's line, where the run that was interrupted says
+    (``pipeline.abort``); else what holds for every command (each writes in commits or transactions)."""
+    return "; ".join(getattr(interrupt, "__notes__", None) or ["what was committed before is kept"])
 
 
 def _is_duckdb_error(exc: Exception) -> bool:
@@ -164,6 +170,24 @@ class TimeParam(click.ParamType):
             return parse_time(str(value))
         except FlowscopeError as exc:
             self.fail(str(exc), param, ctx)
+
+
+class OutputFile(click.Path):
+    """A file the command writes (``-o FILE``): checked as the command line is parsed, so a missing directory
+    (a typo) is one ``error:`` line, exit 2, before any input is read or anything recorded
+    (``sinks.files.check_output_file``); ``-`` passes (standard output)."""
+
+    def __init__(self, path_type: type | None = None) -> None:
+        super().__init__(dir_okay=False, allow_dash=True, path_type=path_type)
+
+    def convert(
+        self, value: str | os.PathLike[str], param: click.Parameter | None, ctx: click.Context | None
+    ) -> str | bytes | os.PathLike[str]:
+        from flowscope.sinks.files import check_output_file  # pyarrow's writers: only when a file is named
+
+        path = super().convert(value, param, ctx)
+        check_output_file(str(path))
+        return path
 
 
 def check_time_range(since: datetime | None, until: datetime | None) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from flowscope.cli.common import CliState, pass_state
+from flowscope.cli.common import CliState, OutputFile, pass_state
 from flowscope.cli.output import OUTPUT_FORMATS, anonymize_flag, emit, result_anonymizer
 from flowscope.errors import FlowscopeError
 from flowscope.query import open_lake, views_named
@@ -25,7 +25,7 @@ Examples:
 )
 @click.argument("sql")
 @click.option("--format", "file_format", type=click.Choice(OUTPUT_FORMATS), default="table", show_default=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
+@click.option("-o", "--output", type=OutputFile(), help="Write to this file instead of stdout.")
 @click.option(
     "--limit", type=click.IntRange(min=1), default=1000, show_default=True, help="Rows shown by --format table."
 )

@@ -39,6 +39,9 @@ class FanOut:
         for sink in self.sinks:
             sink.abort()
 
+    def kept(self) -> list[str]:
+        return [line for sink in self.sinks for line in getattr(sink, "kept", list)()]
+
     def notes(self) -> list[str]:
         return [note for sink in self.sinks for note in getattr(sink, "notes", list)()]
 

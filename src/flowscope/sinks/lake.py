@@ -50,6 +50,7 @@ class LakeSink:
         self.writers: dict[str, LakeWriter] = {}
         self._writer_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._ledger: Ledger | None = None
+        self.inputs_committed = 0
         self.keeper: RollupKeeper | None = None
         if keep_rollups:  # imported here: DuckDB's import would weigh on every batch read (~0.1 s)
             from flowscope.transforms.rollups.keeper import RollupKeeper
@@ -93,6 +94,7 @@ class LakeSink:
                 writer.spill()
             staged = [pair for writer in self.writers.values() for pair in writer.staged]
             self.ledger.commit(checkpoint, staged, self._writer_id)
+            self.inputs_committed += len(checkpoint.inputs)
             for writer in self.writers.values():
                 writer.publish()
         if self.keeper is not None and FLOWS in self.writers:
@@ -113,6 +115,14 @@ class LakeSink:
             writer.abort()
         if self.keeper is not None:
             self.keeper.stop(final_pass=False)
+
+    def kept(self) -> list[str]:
+        """After an abort: the inputs committed so far (a rerun reads only the rest), or, for a stream (not
+        transactional), the rows published so far."""
+        if not self.transactional:
+            return [f"{self.name} keeps the rows published before"]
+        committed = f"{self.inputs_committed} input(s) committed before"
+        return [f"{self.name} keeps the {committed} (a rerun reads only the rest)"]
 
     def notes(self) -> list[str]:
         return [] if self.keeper is None else self.keeper.notes()

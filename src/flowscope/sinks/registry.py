@@ -54,6 +54,8 @@ class Destination:
     description: str
     matches: Callable[[str], bool]
     open: Callable[[str, DestinationContext], Sink]
+    check: Callable[[str], object] | None = None
+    """What can be checked before anything opens (a file's directory exists): an error there starts nothing."""
 
 
 _DESTINATIONS = Registry[Destination](DESTINATION_MODULES)
@@ -80,7 +82,9 @@ def open_destinations(urls: Sequence[str], context: DestinationContext) -> Sink:
     if not urls:
         raise FlowscopeError("no destination given")
     for url in urls:
-        find(url)
+        check = find(url).check
+        if check is not None:
+            check(url)
     sinks: list[Sink] = []
     try:
         for url in urls:
