@@ -34,10 +34,29 @@ def test_each_destination_says_what_it_keeps(tmp_path: Path) -> None:
     with pytest.raises(KeyboardInterrupt) as stopped:
         run(interrupted_after_one_input(), FanOut([lake, FileSink(output)]))
     assert stopped.value.__notes__ == [
-        f"lake {tmp_path / 'lake'} keeps the 1 input(s) committed before (a rerun reads only the rest)",
+        f"lake {tmp_path / 'lake'} keeps the 1 input(s) this run committed (a rerun reads only the rest)",
         f"{output} not written (a file is written only whole)",
     ]
     assert not output.exists()
+
+
+def test_an_interrupt_before_the_first_commit(tmp_path: Path) -> None:
+    def interrupted() -> Iterator[pa.Table]:
+        yield flows(10)
+        raise KeyboardInterrupt
+
+    lake = tmp_path / "lake"
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        run(interrupted(), LakeSink(Lake.at(lake), transactional=True))
+    kept = f"lake {lake}: no input of this run committed (what earlier runs stored is kept)"
+    assert stopped.value.__notes__ == [kept]
+    assert not list(lake.rglob("*.parquet"))
+
+
+def test_a_stream_keeps_what_it_published(tmp_path: Path) -> None:
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        run(interrupted_after_one_input(), LakeSink(Lake.at(tmp_path), transactional=False))
+    assert stopped.value.__notes__ == [f"lake {tmp_path} keeps the rows published before"]
 
 
 def test_other_errors_get_no_notes(tmp_path: Path) -> None:
@@ -54,7 +73,7 @@ def test_the_command_line_prints_them_on_one_line(capsys: pytest.CaptureFixture[
     def interrupted() -> None:
         interrupt = KeyboardInterrupt()
         interrupt.add_note("a.parquet not written (a file is written only whole)")
-        interrupt.add_note("lake x keeps the 2 input(s) committed before (a rerun reads only the rest)")
+        interrupt.add_note("lake x keeps the 2 input(s) this run committed (a rerun reads only the rest)")
         raise interrupt
 
     with pytest.raises(SystemExit) as stopped:
@@ -62,7 +81,7 @@ def test_the_command_line_prints_them_on_one_line(capsys: pytest.CaptureFixture[
     assert stopped.value.code == 130
     assert capsys.readouterr().err == (
         "interrupted; a.parquet not written (a file is written only whole); "
-        "lake x keeps the 2 input(s) committed before (a rerun reads only the rest)\n"
+        "lake x keeps the 2 input(s) this run committed (a rerun reads only the rest)\n"
     )
 
 

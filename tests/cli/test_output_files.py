@@ -62,10 +62,14 @@ def test_the_commands_stop_before_any_work(tmp_path: Path, args: list[str]) -> N
 
 
 def test_a_new_lake_directory_is_still_made(tmp_path: Path) -> None:
-    """``--lake`` naming a directory that does not exist yet makes a new lake: that is how a lake starts."""
+    """``--lake`` naming a directory that does not exist yet makes a new lake: that is how a lake starts; a note
+    says so, so that a mistyped lake path does not go unnoticed."""
     flows = tmp_path / "flows.csv"
     flows.write_text(CSV)
     lake = tmp_path / "new" / "lake"
-    result = CliRunner().invoke(main, ["--lake", str(lake), "-q", "read", str(flows)])
+    result = CliRunner().invoke(main, ["--lake", str(lake), "read", str(flows)])
     assert result.exit_code == 0, result.output
     assert list((lake / "flows").rglob("*.parquet"))
+    assert f"note: lake {lake}: a new lake (its directory did not exist)" in result.output  # a typo shows here
+    again = CliRunner().invoke(main, ["--lake", str(lake), "read", str(flows), "--again"])
+    assert "a new lake" not in again.output

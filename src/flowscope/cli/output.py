@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Collection
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import pyarrow as pa
@@ -15,6 +15,7 @@ import pyarrow.csv as pacsv
 from rich.console import Console
 from rich.table import Table
 
+from flowscope.cli.common import OutputFile
 from flowscope.display import textual
 from flowscope.errors import FlowscopeError
 from flowscope.pipeline import run, tag
@@ -23,6 +24,8 @@ from flowscope.sinks.files import FileSink, format_from_path, write_jsonl
 
 if TYPE_CHECKING:  # imported where a relation is made: commands that never query (collect) skip its 34 MiB
     import duckdb
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 OUTPUT_FORMATS = ("table", "csv", "json", "parquet")
 _BATCH_ROWS = 100_000
@@ -81,6 +84,24 @@ def print_table(
     console.print(view)
     if more:
         console.print(f"[dim](first {table.num_rows:,} rows shown; use --limit or --format csv for all)[/]")
+
+
+def result_options(command: F) -> F:
+    """``--format`` and ``-o``: how ``query`` and ``top`` give their result."""
+    command = click.option(
+        "-o",
+        "--output",
+        type=OutputFile(),
+        help="Write the result to this file instead of standard output (.parquet, .csv or .jsonl).",
+    )(command)
+    return click.option(
+        "--format",
+        "file_format",
+        type=click.Choice(OUTPUT_FORMATS),
+        default="table",
+        show_default=True,
+        help="table for reading; csv or json (lines) for programs; parquet needs -o (with -o: its extension).",
+    )(command)
 
 
 def anonymize_flag() -> Callable[[Any], Any]:

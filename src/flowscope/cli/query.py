@@ -6,8 +6,8 @@ import sys
 
 import click
 
-from flowscope.cli.common import CliState, OutputFile, pass_state
-from flowscope.cli.output import OUTPUT_FORMATS, anonymize_flag, emit, result_anonymizer
+from flowscope.cli.common import CliState, pass_state
+from flowscope.cli.output import anonymize_flag, emit, result_anonymizer, result_options
 from flowscope.errors import FlowscopeError
 from flowscope.query import open_lake, views_named
 
@@ -63,8 +63,7 @@ Examples:
 """,
 )
 @click.argument("sql")
-@click.option("--format", "file_format", type=click.Choice(OUTPUT_FORMATS), default="table", show_default=True)
-@click.option("-o", "--output", type=OutputFile(), help="Write to this file instead of stdout.")
+@result_options
 @click.option(
     "--limit", type=click.IntRange(min=1), default=1000, show_default=True, help="Rows shown by --format table."
 )

@@ -7,8 +7,8 @@ from datetime import datetime
 import click
 import duckdb
 
-from flowscope.cli.common import CliState, OutputFile, TimeParam, check_time_range, pass_state
-from flowscope.cli.output import OUTPUT_FORMATS, anonymize_flag, emit, result_anonymizer
+from flowscope.cli.common import CliState, TimeParam, check_time_range, pass_state
+from flowscope.cli.output import anonymize_flag, emit, result_anonymizer, result_options
 from flowscope.query import open_lake, tables_named, views_named
 from flowscope.query.dialects import dialect_for
 from flowscope.query.filter_language import compile_filter
@@ -46,8 +46,7 @@ Examples:
     help="Where the flows are: lake, clickhouse://HOST:9000/DB or postgresql://USER@HOST/DB "
     "(--where is then in that database's SQL).",
 )
-@click.option("--format", "file_format", type=click.Choice(OUTPUT_FORMATS), default="table", show_default=True)
-@click.option("-o", "--output", type=OutputFile())
+@result_options
 @click.option("--threads", type=click.IntRange(min=1), help="DuckDB threads (default: all cores).")
 @anonymize_flag()
 @pass_state

@@ -58,6 +58,7 @@ class LakeSink:
             self.keeper = RollupKeeper(lake)
         if lake.root.exists() and not lake.root.is_dir():  # else mkdir's bare "FileExistsError: [Errno 17]"
             raise FlowscopeError(f"lake {lake.root}: is a file, not a lake directory")
+        self.new = not lake.root.exists()  # said in the notes: a mistyped --lake starts a lake somewhere unexpected
         lake.root.mkdir(parents=True, exist_ok=True)  # a query right after a collector starts finds an empty lake
         recover(lake)
 
@@ -121,11 +122,14 @@ class LakeSink:
         transactional), the rows published so far."""
         if not self.transactional:
             return [f"{self.name} keeps the rows published before"]
-        committed = f"{self.inputs_committed} input(s) committed before"
+        if not self.inputs_committed:
+            return [f"{self.name}: no input of this run committed (what earlier runs stored is kept)"]
+        committed = f"{self.inputs_committed} input(s) this run committed"
         return [f"{self.name} keeps the {committed} (a rerun reads only the rest)"]
 
     def notes(self) -> list[str]:
-        return [] if self.keeper is None else self.keeper.notes()
+        new = [f"{self.name}: a new lake (its directory did not exist)"] if self.new else []
+        return new + ([] if self.keeper is None else self.keeper.notes())
 
     @property
     def rows_written(self) -> dict[str, int]:
