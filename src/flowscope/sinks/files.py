@@ -140,7 +140,8 @@ class FileSink:
         if self.compressed and self.format == "parquet":
             raise FlowscopeError(f"{path}: Parquet compresses itself; name the file .parquet")
         check_output_file(self.path)
-        if str(path) == STDOUT:  # written as the batches come, like a pipe; the shell opened it
+        self.on_stdout = str(path) == STDOUT
+        if self.on_stdout:  # written as the batches come, like a pipe; the shell opened it
             self.name, self._tmp = "standard output", self.path
             self._raw: IO[bytes] = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
         else:
@@ -199,13 +200,14 @@ class FileSink:
             if writer is not None:
                 with contextlib.suppress(Exception):  # its footer goes into the file being deleted anyway
                     writer.close()
-            self._raw.close()
+            with contextlib.suppress(OSError):  # a pipe whose reader left (| head), a full disk: nothing to keep
+                self._raw.close()
         if self._tmp != self.path:
             self._tmp.unlink(missing_ok=True)
 
     def kept(self) -> list[str]:
         """After an abort: a file, nothing (it is written whole or not at all); standard output has what it got."""
-        return [] if self._tmp == self.path else [f"{self.path} not written (a file is written only whole)"]
+        return [] if self.on_stdout else [f"{self.path} not written (a file is written only whole)"]
 
     def notes(self) -> list[str]:
         return [
