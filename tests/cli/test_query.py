@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,3 +57,38 @@ def test_sql_from_standard_input(small_lake: Path) -> None:
     result = CliRunner().invoke(main, ["--lake", str(small_lake), "query", "-", "--format", "csv"], input=COMMENTED)
     assert result.exit_code == 0, result.output
     assert result.stdout == '"n"\n240\n'
+
+
+@pytest.mark.parametrize(
+    ("name", "file_format"), [("out.parquet", "csv"), ("out.csv", "json"), ("out.jsonl", "parquet")]
+)
+def test_a_format_that_contradicts_the_file_name_is_an_error(
+    small_lake: Path, tmp_path: Path, name: str, file_format: str
+) -> None:
+    """CSV written into a file named .parquet was a file nothing would read for what it says it is."""
+    output = tmp_path / name
+    args = ["--lake", str(small_lake), "query", "SELECT 1 AS a", "-o", str(output), "--format", file_format]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2
+    assert (
+        result.stderr
+        == f"error: {output} is named a {name.split('.')[1]} file but --format is {file_format}: leave out --format\n"
+    )
+    assert not output.exists()
+
+
+@pytest.mark.parametrize(("name", "file_format"), [("out.jsonl", "json"), ("out.txt", "csv")])
+def test_a_format_that_agrees_or_a_name_without_one(
+    small_lake: Path, tmp_path: Path, name: str, file_format: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = ["--lake", str(small_lake), "query", "SELECT 1 AS a", "-o", name, "--format", file_format]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert result.stderr == f"1 rows -> {name}\n"
+
+
+def test_standard_output_is_named_so(small_lake: Path) -> None:
+    command = [sys.executable, "-m", "flowscope", "--lake", str(small_lake), "query", "SELECT 1 AS a", "-o", "-"]
+    done = subprocess.run([*command, "--format", "csv"], capture_output=True, timeout=120, check=True)
+    assert (done.stdout, done.stderr) == (b'"a"\n1\n', b"1 rows -> standard output\n")

@@ -134,11 +134,14 @@ def emit(
 ) -> int:
     """Write a query result, each batch through ``transform`` first (``--anonymize``); returns the number of
     rows written."""
+    named = format_from_path(Path(output)) if output else None
     if file_format == "table" and output:  # no --format: the file's name says it
-        named = format_from_path(Path(output))
         if named is None:
             raise FlowscopeError(f"{output}: name it .parquet, .csv or .jsonl, or give --format csv|json|parquet")
         file_format = "json" if named == "jsonl" else named
+    elif named is not None and named != ("jsonl" if file_format == "json" else file_format):
+        # CSV in a file named .parquet was written as asked, and then no reader took it for what its name says
+        raise FlowscopeError(f"{output} is named a {named} file but --format is {file_format}: leave out --format")
     if file_format == "table":
         rows = transform(relation.limit(limit + 1).to_arrow_table())
         print_table(rows.slice(0, limit), result_console(), title=title, more=rows.num_rows > limit)

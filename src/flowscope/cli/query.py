@@ -10,6 +10,7 @@ from flowscope.cli.common import CliState, pass_state
 from flowscope.cli.output import anonymize_flag, emit, result_anonymizer, result_options
 from flowscope.errors import FlowscopeError
 from flowscope.query import open_lake, views_named
+from flowscope.sinks.files import STDOUT
 
 
 class SqlCommand(click.Command):
@@ -89,4 +90,4 @@ def query(
             raise FlowscopeError(f"no SQL statement in {sql!r}")
         rows = emit(result, file_format, output, limit=limit, transform=transform)
     if output:
-        state.info(f"{rows:,} rows -> {output}")
+        state.info(f"{rows:,} rows -> {'standard output' if output == STDOUT else output}")

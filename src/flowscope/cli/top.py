@@ -14,6 +14,7 @@ from flowscope.query.dialects import dialect_for
 from flowscope.query.filter_language import compile_filter
 from flowscope.query.reports.top import GROUPING_COLUMNS, GROUPINGS, METRICS, top_sql
 from flowscope.schema import FLOWS
+from flowscope.sinks.files import STDOUT
 from flowscope.transforms.rollups.choose import Choice, choose_store_table, choose_table
 
 
@@ -110,7 +111,7 @@ def top(
                 con.sql(sql, params=selected.params), file_format, output, limit=count, title=title, transform=transform
             )
     if output:  # as query says it
-        state.info(f"{rows:,} rows -> {output}")
+        state.info(f"{rows:,} rows -> {'standard output' if output == STDOUT else output}")
 
 
 def _conditions(*conditions: str | None) -> str | None:
