@@ -11,7 +11,6 @@ from click.testing import CliRunner
 from tests.helpers import flows
 
 from flowscope.cli import main
-from flowscope.cli.common import run_cleanly
 from flowscope.lake.layout import Lake
 from flowscope.pipeline import Checkpoint, InputRecord, run
 from flowscope.sinks.fanout import FanOut
@@ -67,31 +66,6 @@ def test_other_errors_get_no_notes(tmp_path: Path) -> None:
     with pytest.raises(ValueError) as failed:
         run(failing(), FileSink(tmp_path / "out.csv"))
     assert not hasattr(failed.value, "__notes__")
-
-
-def test_the_command_line_prints_them_on_one_line(capsys: pytest.CaptureFixture[str]) -> None:
-    def interrupted() -> None:
-        interrupt = KeyboardInterrupt()
-        interrupt.add_note("a.parquet not written (a file is written only whole)")
-        interrupt.add_note("lake x keeps the 2 input(s) this run committed (a rerun reads only the rest)")
-        raise interrupt
-
-    with pytest.raises(SystemExit) as stopped:
-        run_cleanly(interrupted, debug=lambda: False)
-    assert stopped.value.code == 130
-    assert capsys.readouterr().err == (
-        "interrupted; a.parquet not written (a file is written only whole); "
-        "lake x keeps the 2 input(s) this run committed (a rerun reads only the rest)\n"
-    )
-
-
-def test_without_notes_the_general_guarantee(capsys: pytest.CaptureFixture[str]) -> None:
-    def interrupted() -> None:
-        raise KeyboardInterrupt
-
-    with pytest.raises(SystemExit):
-        run_cleanly(interrupted, debug=lambda: False)
-    assert capsys.readouterr().err == "interrupted; what was committed before is kept\n"
 
 
 def test_an_interrupted_read_into_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

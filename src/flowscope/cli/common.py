@@ -113,6 +113,9 @@ def run_cleanly(action: Callable[[], T], *, debug: Callable[[], bool]) -> T:
             raise
         fail(str(exc))
     except Exception as exc:
+        if _is_duckdb_interrupt(exc) and not debug():
+            click.echo(f"interrupted; {interrupted_note(KeyboardInterrupt())}", err=True)
+            sys.exit(130)
         if _is_duckdb_error(exc) and not debug():
             fail(str(exc).splitlines()[0])
         if isinstance(exc, OSError) and exc.errno == errno.EPIPE and _stdout_reader_gone():
@@ -136,6 +139,16 @@ def _is_duckdb_error(exc: Exception) -> bool:
     duckdb is 34 MiB of RSS that commands which never query (``collect``) should not carry."""
     duckdb = sys.modules.get("duckdb")
     return duckdb is not None and isinstance(exc, duckdb.Error)
+
+
+def _is_duckdb_interrupt(exc: Exception) -> bool:
+    """Ctrl-C during a DuckDB statement: DuckDB takes the signal and raises its own error instead of
+    ``KeyboardInterrupt`` (the installed build: ``RuntimeError('Query interrupted')``, once the statement ends;
+    others ``duckdb.InterruptException``). It printed ``error: RuntimeError: Query interrupted``, exit 1."""
+    duckdb = sys.modules.get("duckdb")
+    if duckdb is None:
+        return False
+    return isinstance(exc, duckdb.InterruptException) or (type(exc) is RuntimeError and str(exc) == "Query interrupted")
 
 
 def _stdout_reader_gone() -> bool:
