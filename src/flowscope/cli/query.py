@@ -11,6 +11,7 @@ from flowscope.cli.output import anonymize_flag, emit, result_anonymizer, result
 from flowscope.errors import FlowscopeError
 from flowscope.query import open_lake, views_named
 from flowscope.sinks.files import STDOUT
+from flowscope.stopping import ctrl_c_calls
 
 
 class SqlCommand(click.Command):
@@ -84,7 +85,7 @@ def query(
     if sql == "-":
         sql = sys.stdin.read()
     transform = result_anonymizer(anonymize)
-    with open_lake(state.lake, threads=threads, views=views_named(sql)) as con:
+    with open_lake(state.lake, threads=threads, views=views_named(sql)) as con, ctrl_c_calls(con.interrupt):
         result = con.sql(sql)
         if result is None:  # DuckDB's answer to SQL that is empty or only comments (was an AttributeError)
             raise FlowscopeError(f"no SQL statement in {sql!r}")

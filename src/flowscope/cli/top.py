@@ -15,6 +15,7 @@ from flowscope.query.filter_language import compile_filter
 from flowscope.query.reports.top import GROUPING_COLUMNS, GROUPINGS, METRICS, top_sql
 from flowscope.schema import FLOWS
 from flowscope.sinks.files import STDOUT
+from flowscope.stopping import ctrl_c_calls
 from flowscope.transforms.rollups.choose import Choice, choose_store_table, choose_table
 
 
@@ -106,7 +107,8 @@ def top(
             covers=choice.covers,
         )
         state.detail(sql)
-        with open_lake(lake, threads=threads, views=views_named(sql), tables=tables_named(sql)) as con:  # --where too
+        views, tables = views_named(sql), tables_named(sql)  # --where's too
+        with open_lake(lake, threads=threads, views=views, tables=tables) as con, ctrl_c_calls(con.interrupt):
             rows = emit(
                 con.sql(sql, params=selected.params), file_format, output, limit=count, title=title, transform=transform
             )
