@@ -57,6 +57,16 @@ def test_unknown_destinations_are_one_clear_error(url, said):
         find(url)
 
 
+def test_an_unknown_destination_lists_the_kinds_of_its_shape():
+    """A name is told the names (files, the lake, stdout); a URL the URL schemes: all of them was 900 characters."""
+    with pytest.raises(FlowscopeError) as named:
+        find("out")
+    assert "file: a file path ending .parquet" in str(named.value) and "clickhouse" not in str(named.value)
+    with pytest.raises(FlowscopeError) as url:
+        find("mysql://db/flows")
+    assert "clickhouse://" in str(url.value) and "file:" not in str(url.value)
+
+
 def test_the_default_lake_and_another_by_path(tmp_path):
     run([flows(10)], open_destinations(["lake"], context(tmp_path)))
     run([flows(7)], open_destinations([f"lake:{tmp_path / 'other'}"], context(tmp_path)))

@@ -68,7 +68,11 @@ def find(url: str) -> Destination:
     if found is None:
         scheme = url.partition("://")[0] if "://" in url else None
         what = f"unknown destination scheme {scheme!r}" if scheme else f"cannot tell what destination {url!r} is"
-        kinds = "; ".join(f"{d.name}: {d.description}" for d in destinations().values())
+        # Only the kinds of its shape (URLs for a URL; lake, files, stdout for a name): all of them made one line of
+        # 900 characters for "-o out", whose answer ("a file path ending .parquet, ...") was lost in it.
+        kinds = "; ".join(
+            f"{d.name}: {d.description}" for d in destinations().values() if ("://" in d.description) == bool(scheme)
+        )
         raise FlowscopeError(f"{what} (known: {kinds})")
     return found
 
