@@ -112,6 +112,8 @@ def top(
             rows = emit(
                 con.sql(sql, params=selected.params), file_format, output, limit=count, title=title, transform=transform
             )
+        if not rows and (since or until or conditions):  # an empty table read as "nothing was stored"
+            state.info("note: no flows in the lake match; `flowscope lake info` shows the days it holds")
     if output:  # as query says it
         state.info(f"{rows:,} rows -> {'standard output' if output == STDOUT else output}")
 
