@@ -114,7 +114,7 @@ def run_cleanly(action: Callable[[], T], *, debug: Callable[[], bool]) -> T:
         fail(str(exc))
     except Exception as exc:
         if _is_duckdb_interrupt(exc) and not debug():
-            click.echo(f"interrupted; {interrupted_note(KeyboardInterrupt())}", err=True)
+            click.echo(f"interrupted; {interrupted_note(exc)}", err=True)
             sys.exit(130)
         if _is_duckdb_error(exc) and not debug():
             fail(str(exc).splitlines()[0])
@@ -128,7 +128,7 @@ def run_cleanly(action: Callable[[], T], *, debug: Callable[[], bool]) -> T:
         fail(f"{type(exc).__name__}: {exc} (rerun with --debug for a traceback)", code=1)
 
 
-def interrupted_note(interrupt: KeyboardInterrupt) -> str:
+def interrupted_note(interrupt: BaseException) -> str:
     """What an interrupt left: each destination's line, where the run that was interrupted says
     (``pipeline.abort``); else what holds for every command (each writes in commits or transactions)."""
     return "; ".join(getattr(interrupt, "__notes__", None) or ["what was committed before is kept"])
