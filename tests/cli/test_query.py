@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pty
 import subprocess
 import sys
 from pathlib import Path
@@ -92,3 +94,17 @@ def test_standard_output_is_named_so(small_lake: Path) -> None:
     command = [sys.executable, "-m", "flowscope", "--lake", str(small_lake), "query", "SELECT 1 AS a", "-o", "-"]
     done = subprocess.run([*command, "--format", "csv"], capture_output=True, timeout=120, check=True)
     assert (done.stdout, done.stderr) == (b'"a"\n1\n', b"1 rows -> standard output\n")
+
+
+def test_sql_typed_at_a_terminal_is_asked_for(small_lake: Path) -> None:
+    """``query -`` on a terminal says what it waits for; it sat silent, as if it hung."""
+    controller, terminal = pty.openpty()
+    command = [sys.executable, "-m", "flowscope", "--lake", str(small_lake), "query", "-", "--format", "csv"]
+    process = subprocess.Popen(command, stdin=terminal, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    os.close(terminal)
+    assert process.stderr is not None
+    assert process.stderr.readline() == b"reading SQL from the terminal; Ctrl-D ends it (or pipe it in)\n"
+    os.write(controller, b"SELECT 1 AS a\n\x04")
+    out, _ = process.communicate(timeout=120)
+    os.close(controller)
+    assert (process.returncode, out) == (0, b'"a"\n1\n')

@@ -60,6 +60,11 @@ class CliState:
         if self.verbosity >= 1:
             self.console.print(message, markup=False)
 
+    def reading_stdin(self, what: str) -> None:
+        """Say so when ``-`` reads a terminal: the command otherwise sits silent, as if it hung."""
+        if sys.stdin.isatty():
+            self.info(f"reading {what} from the terminal; Ctrl-D ends it (or pipe it in)")
+
     def report_skips(self, skips: Skips) -> None:
         """Skips are always shown (even with -q): silent loss is worse than noise."""
         for line in skips.lines():

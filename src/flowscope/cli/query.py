@@ -83,6 +83,7 @@ def query(
 ) -> None:
     """Run SQL (DuckDB dialect) over the flow lake; SQL - reads it from standard input."""
     if sql == "-":
+        state.reading_stdin("SQL")
         sql = sys.stdin.read()
     transform = result_anonymizer(anonymize)
     with open_lake(state.lake, threads=threads, views=views_named(sql)) as con, ctrl_c_calls(con.interrupt):

@@ -92,6 +92,8 @@ def read(
             raise FlowscopeError(f"--records {records} reads captures; it does not go with --format or --as-exports")
         input_format = PACKETS_FORMAT
     stream = inputs == ("-",)
+    if stream:
+        state.reading_stdin("flows (CSV or JSON lines)")
     limits = LakeLimits(**lake_limits(options.text, inputs))
     sink = open_sink(state, destination_urls(to, output), transactional=not stream, limits=limits, table=records)
     try:
