@@ -238,7 +238,7 @@ register(
         "a file path ending .parquet, .csv, .csv.gz, .jsonl or .jsonl.gz",
         lambda url: "://" not in url.removeprefix("file://") and format_from_path(_path(url)) is not None,
         lambda url, context: FileSink(_path(url), schema=context.schema, table=context.table),
-        check=lambda url: check_output_file(_path(url)),
+        check=lambda url: check_output_file(_path(url)).resolve(),
     )
 )
 register(

@@ -55,7 +55,8 @@ class Destination:
     matches: Callable[[str], bool]
     open: Callable[[str, DestinationContext], Sink]
     check: Callable[[str], object] | None = None
-    """What can be checked before anything opens (a file's directory exists): an error there starts nothing."""
+    """What can be checked before anything opens (a file's directory exists): an error there starts nothing. It
+    returns what the URL names (a file's resolved path), so that one target named twice is found."""
 
 
 _DESTINATIONS = Registry[Destination](DESTINATION_MODULES)
@@ -85,10 +86,13 @@ def open_destinations(urls: Sequence[str], context: DestinationContext) -> Sink:
     """One sink for all of ``urls`` (at least one); every URL is checked before any is opened."""
     if not urls:
         raise FlowscopeError("no destination given")
+    targets: set[object] = set()
     for url in urls:
         check = find(url).check
-        if check is not None:
-            check(url)
+        target = url if check is None else check(url)
+        if target in targets:  # two writers of one file clobbered each other's staging file: a crash, exit 1
+            raise FlowscopeError(f"{url}: named twice as a destination")
+        targets.add(target)
     sinks: list[Sink] = []
     try:
         for url in urls:
