@@ -7,12 +7,13 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from flowscope.stopping import STOP_SIGNALS, ctrl_c_after, on_stop_signal, stop_event
+from flowscope.stopping import STOP_SIGNALS, ctrl_c_after, ctrl_c_calls, on_stop_signal, stop_event
 
 
 def test_the_first_stop_signal_stops_once_and_the_rest_are_ignored() -> None:
@@ -63,3 +64,23 @@ def test_ctrl_c_waits_for_the_step_to_end() -> None:
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+def test_ctrl_c_stops_a_duckdb_statement_at_once() -> None:
+    """DuckDB keeps the main thread, so Python's handler waited for the statement to end (6.5 s of work stopped
+    at 6.9 s); ``ctrl_c_calls`` interrupts it from a thread, and restores the wakeup fd after."""
+    import duckdb
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    con = duckdb.connect()
+    long = "SELECT count(DISTINCT (a.range * 7919 + b.range)) FROM range(10000) a, range(5000) b"  # ~20 s
+    try:
+        threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+        started = time.monotonic()
+        with pytest.raises((duckdb.InterruptException, RuntimeError, KeyboardInterrupt)), ctrl_c_calls(con.interrupt):
+            con.sql(long).fetchall()
+        assert time.monotonic() - started < 10
+        assert signal.set_wakeup_fd(-1) == -1  # none left behind
+    finally:
+        signal.signal(signal.SIGINT, before)
+        con.close()

@@ -88,7 +88,8 @@ class Sink(Protocol):
     ``write`` may buffer. ``flush`` makes everything written so far durable (and, given a
     checkpoint, records what it stands for where the destination can do so atomically):
     after it returns, a consumer may commit its offsets. ``close`` flushes and releases.
-    ``abort`` discards whatever is not yet published: a failed run leaves nothing half-done.
+    ``abort`` discards whatever is not yet published: a failed run leaves nothing half-done. A sink may also
+    say what an aborted run leaves with it (``kept() -> list[str]``, one line per destination; see ``abort``).
     """
 
     name: str
@@ -163,11 +164,23 @@ def run(
             stats.count(table)
             if on_batch is not None:
                 on_batch(table)
-    except BaseException:
-        sink.abort()
+    except BaseException as exc:
+        abort(sink, exc)
         raise
     sink.close()
     return stats
+
+
+def abort(sink: Sink, error: BaseException) -> None:
+    """Abort ``sink`` because of ``error``. On Ctrl-C the ``KeyboardInterrupt`` takes what each destination
+    keeps as notes (``sink.kept()``: a file nothing, the lake the inputs it committed, a database what it
+    stored before), which the command line shows: what survives an interrupt differs by destination, and one
+    sentence for all of them was untrue for some."""
+    sink.abort()
+    kept: Callable[[], list[str]] | None = getattr(sink, "kept", None)
+    if isinstance(error, KeyboardInterrupt) and kept is not None:
+        for line in kept():
+            error.add_note(line)
 
 
 class Stream:

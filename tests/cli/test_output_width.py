@@ -36,4 +36,7 @@ def test_messages_on_stderr_are_one_line_each(tmp_path: Path) -> None:
     lake = tmp_path / ("a-long-folder-name-" * 6) / "lake[1]"  # brackets are not rich markup here
     result = CliRunner().invoke(main, ["read", str(capture), "--lake", str(lake)])
     assert result.exit_code == 0, result.output
-    assert result.stderr.splitlines() == [f"10 flows from 1 input(s) (pcap) -> lake {lake}"]
+    assert result.stderr.splitlines() == [
+        f"note: lake {lake}: a new lake (its directory did not exist)",
+        f"10 flows from 1 input(s) (pcap) -> lake {lake}",
+    ]

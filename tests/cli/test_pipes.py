@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
@@ -77,6 +78,19 @@ def test_read_to_standard_output_stops_quietly_at_head(demo_lake: Path) -> None:
     line, code, stderr = first_line_then_close("read", str(demo_lake / "flows"), "-o", "-", "-q")
     assert line.startswith('"type","time_received"')
     assert (code, stderr) == (0, "")
+
+
+def test_the_other_destinations_go_on_when_standard_output_closes(demo_lake: Path, tmp_path: Path) -> None:
+    """``read ... --to FILE -o - | head``: the file still gets every row (the whole command stopped there, the
+    file was aborted, and it exited 0 as if all was well)."""
+    copy = tmp_path / "copy.parquet"
+    inputs = demo_lake / "flows"
+    line, code, stderr = first_line_then_close("read", str(inputs), "--to", str(copy), "-o", "-")
+    assert line.startswith('"type","time_received"')
+    assert code == 0, stderr
+    assert "note: standard output closed by its reader; the other destinations got every row" in stderr
+    stored = sum(pq.read_metadata(part).num_rows for part in inputs.rglob("*.parquet"))
+    assert pq.read_metadata(copy).num_rows == stored
 
 
 @pytest.mark.parametrize(("to", "suffix"), [("-", ".csv"), ("stdout:jsonl", ".jsonl"), ("stdout:parquet", ".parquet")])

@@ -37,3 +37,13 @@ def test_a_report_written_to_a_file_says_so_as_query_does(small_lake: Path, tmp_
 def test_a_range_that_ends_before_it_starts_is_a_usage_error(small_lake: Path, since: str, until: str) -> None:
     result = CliRunner().invoke(main, ["--lake", str(small_lake), "top", "--since", since, "--until", until])
     assert result.exit_code == 2 and "--since (" in result.stderr and "must be before --until" in result.stderr
+
+
+def test_an_empty_report_of_a_time_range_points_at_what_the_lake_holds(small_lake: Path) -> None:
+    """``top --since 6h`` over flows read from an older capture was an empty table and nothing else."""
+    result = CliRunner().invoke(main, ["--lake", str(small_lake), "top", "--since", "1h", "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == '"src_addr","flows","packets","bytes","share_pct"\n'
+    assert result.stderr == "note: no flows in the lake match; `flowscope lake info` shows the days it holds\n"
+    quiet = CliRunner().invoke(main, ["--lake", str(small_lake), "-q", "top", "--since", "1h", "--format", "csv"])
+    assert quiet.stderr == ""

@@ -6,7 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from flowscope.demo.pcap import write_synthetic_pcap
+from flowscope.errors import FlowscopeError
+from flowscope.readers.registry import detect
 
 LATER_MODULES = ("flowscope.collect.exports", "flowscope.kafka.reader", "flowscope.parquetflows.reader")
 
@@ -24,3 +28,13 @@ def test_a_capture_folder_is_detected_without_importing_the_later_formats(tmp_pa
     )
     shown = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout
     assert shown.split() == ["pcap", "[]"]
+
+
+def test_an_empty_file_is_called_empty(tmp_path: Path) -> None:
+    """Not 'unrecognised input format ... use --format': no format reads bytes that are not there."""
+    empty = tmp_path / "flows.csv"
+    empty.write_bytes(b"")
+    with pytest.raises(FlowscopeError, match=f"^{empty}: empty \\(no bytes to read\\)$"):
+        detect(empty)
+    with pytest.raises(FlowscopeError, match=r"^standard input: empty"):
+        detect(Path("-"), head=b"")

@@ -57,6 +57,25 @@ def test_unknown_destinations_are_one_clear_error(url, said):
         find(url)
 
 
+@pytest.mark.parametrize("urls", [["out.csv", "./out.csv"], ["lake", "lake"], ["out.csv", "file:out.csv"]])
+def test_one_target_named_twice_is_an_error(tmp_path, monkeypatch, urls):
+    """Two file sinks of one path wrote one staging file: the second publish crashed (FileNotFoundError, exit 1)."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FlowscopeError, match=f"^{urls[1]}: named twice as a destination$"):
+        open_destinations(urls, context(tmp_path))
+    assert not (tmp_path / "lake").exists()
+
+
+def test_an_unknown_destination_lists_the_kinds_of_its_shape():
+    """A name is told the names (files, the lake, stdout); a URL the URL schemes: all of them was 900 characters."""
+    with pytest.raises(FlowscopeError) as named:
+        find("out")
+    assert "file: a file path ending .parquet" in str(named.value) and "clickhouse" not in str(named.value)
+    with pytest.raises(FlowscopeError) as url:
+        find("mysql://db/flows")
+    assert "clickhouse://" in str(url.value) and "file:" not in str(url.value)
+
+
 def test_the_default_lake_and_another_by_path(tmp_path):
     run([flows(10)], open_destinations(["lake"], context(tmp_path)))
     run([flows(7)], open_destinations([f"lake:{tmp_path / 'other'}"], context(tmp_path)))

@@ -70,6 +70,11 @@ class CliState:
         if self.verbosity >= 1:
             self._say(message)
 
+    def reading_stdin(self, what: str) -> None:
+        """Say so when ``-`` reads a terminal: the command otherwise sits silent, as if it hung."""
+        if sys.stdin.isatty():
+            self.info(f"reading {what} from the terminal; Ctrl-D ends it (or pipe it in)")
+
     def report_skips(self, skips: Skips) -> None:
         """Skips are always shown (even with -q): silent loss is worse than noise."""
         for line in skips.lines():
@@ -136,16 +141,19 @@ def run_cleanly(action: Callable[[], T], *, debug: Callable[[], bool]) -> T:
         return result
     except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
         raise
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if debug():
             raise
-        click.echo("interrupted; what was committed before is kept (an output file is written only whole)", err=True)
+        click.echo(f"interrupted; {interrupted_note(exc)}", err=True)
         sys.exit(130)
     except FlowscopeError as exc:
         if debug():
             raise
         fail(str(exc))
     except Exception as exc:
+        if _is_duckdb_interrupt(exc) and not debug():
+            click.echo(f"interrupted; {interrupted_note(exc)}", err=True)
+            sys.exit(130)
         if _is_duckdb_error(exc) and not debug():
             fail(str(exc).splitlines()[0])
         if isinstance(exc, OSError) and exc.errno == errno.EPIPE and _stdout_reader_gone():
@@ -158,11 +166,27 @@ def run_cleanly(action: Callable[[], T], *, debug: Callable[[], bool]) -> T:
         fail(f"{type(exc).__name__}: {exc} (rerun with --debug for a traceback)", code=1)
 
 
+def interrupted_note(interrupt: BaseException) -> str:
+    """What an interrupt left: each destination's line, where the run that was interrupted says
+    (``pipeline.abort``); else what holds for every command (each writes in commits or transactions)."""
+    return "; ".join(getattr(interrupt, "__notes__", None) or ["what was committed before is kept"])
+
+
 def _is_duckdb_error(exc: Exception) -> bool:
     """A DuckDB error (a user's SQL, a damaged lake file): shown as its first line. Looked up, not imported:
     duckdb is 34 MiB of RSS that commands which never query (``collect``) should not carry."""
     duckdb = sys.modules.get("duckdb")
     return duckdb is not None and isinstance(exc, duckdb.Error)
+
+
+def _is_duckdb_interrupt(exc: Exception) -> bool:
+    """Ctrl-C during a DuckDB statement: DuckDB takes the signal and raises its own error instead of
+    ``KeyboardInterrupt`` (the installed build: ``RuntimeError('Query interrupted')``, once the statement ends;
+    others ``duckdb.InterruptException``). It printed ``error: RuntimeError: Query interrupted``, exit 1."""
+    duckdb = sys.modules.get("duckdb")
+    if duckdb is None:
+        return False
+    return isinstance(exc, duckdb.InterruptException) or (type(exc) is RuntimeError and str(exc) == "Query interrupted")
 
 
 def _stdout_reader_gone() -> bool:
@@ -197,6 +221,24 @@ class TimeParam(click.ParamType):
             return parse_time(str(value))
         except FlowscopeError as exc:
             self.fail(str(exc), param, ctx)
+
+
+class OutputFile(click.Path):
+    """A file the command writes (``-o FILE``): checked as the command line is parsed, so a missing directory
+    (a typo) is one ``error:`` line, exit 2, before any input is read or anything recorded
+    (``sinks.files.check_output_file``); ``-`` passes (standard output)."""
+
+    def __init__(self, path_type: type | None = None) -> None:
+        super().__init__(dir_okay=False, allow_dash=True, path_type=path_type)
+
+    def convert(
+        self, value: str | os.PathLike[str], param: click.Parameter | None, ctx: click.Context | None
+    ) -> str | bytes | os.PathLike[str]:
+        from flowscope.sinks.files import check_output_file  # pyarrow's writers: only when a file is named
+
+        path = super().convert(value, param, ctx)
+        check_output_file(str(path))
+        return path
 
 
 def check_time_range(since: datetime | None, until: datetime | None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from flowscope.cli.common import CliState, pass_state
+from flowscope.db.urls import shown_url
 from flowscope.errors import FlowscopeError
 
 
@@ -79,7 +80,7 @@ def init(
             state.info(f"PostgreSQL at {postgres_url.shown}: up to date")
         return
     if not url.startswith("clickhouse://"):
-        raise FlowscopeError(f"db init knows clickhouse:// and postgresql:// URLs, not {url!r}")
+        raise FlowscopeError(f"db init knows clickhouse:// and postgresql:// URLs, not {shown_url(url)!r}")
     from flowscope.db import clickhouse
 
     target = clickhouse.ClickHouseURL.parse(url)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from flowscope.cli.common import CliState, pass_state, progress_bar
+from flowscope.cli.common import CliState, OutputFile, pass_state, progress_bar
 from flowscope.cli.destinations import TO_HELP, destination_urls, ledgers, open_sink
 from flowscope.cli.output import print_table, result_console
 from flowscope.demo.pcap import write_synthetic_pcap
@@ -108,7 +108,7 @@ Examples:
     show_default=True,
     help="Packets in the synthetic capture to meter.",
 )
-@click.option("--keep-pcap", type=click.Path(dir_okay=False, path_type=Path), help="Keep the synthetic capture here.")
+@click.option("--keep-pcap", type=OutputFile(Path), help="Keep the synthetic capture here.")
 @click.option("--to", "to", multiple=True, metavar="URL", help=TO_HELP)
 @click.option("--again", is_flag=True, help="Store the demo's traffic even if the lake holds it already.")
 @pass_state

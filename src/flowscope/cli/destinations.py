@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 import click
 
-from flowscope.cli.common import CliState
+from flowscope.cli.common import CliState, OutputFile
 from flowscope.lake.ledger import Ledger
 from flowscope.lake.writer import LakeLimits
 from flowscope.pipeline import Sink
@@ -30,7 +30,7 @@ def destination_options(command: F) -> F:
     command = click.option(
         "-o",
         "--output",
-        type=click.Path(dir_okay=False),
+        type=OutputFile(),
         help="Write this file (shorthand for --to FILE; - for CSV on standard output).",
     )(command)
     return click.option("--to", "to", multiple=True, metavar="URL", help=TO_HELP)(command)

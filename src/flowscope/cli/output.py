@@ -7,12 +7,13 @@ import sys
 from collections.abc import Callable, Collection
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from flowscope.cli.common import OutputFile
 from flowscope.display import textual
 from flowscope.errors import FlowscopeError
 from flowscope.pipeline import run, tag
@@ -22,6 +23,8 @@ from flowscope.sinks.files import FileSink, format_from_path, write_jsonl
 if TYPE_CHECKING:  # imported where a relation is made: commands that never query (collect) skip its 34 MiB
     import duckdb
     from rich.console import Console  # imported where a table is drawn: ``read`` starts without rich
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 OUTPUT_FORMATS = ("table", "csv", "json", "parquet")
 _BATCH_ROWS = 100_000
@@ -87,6 +90,24 @@ def print_table(
         console.print(f"[dim](first {table.num_rows:,} rows shown; use --limit or --format csv for all)[/]")
 
 
+def result_options(command: F) -> F:
+    """``--format`` and ``-o``: how ``query`` and ``top`` give their result."""
+    command = click.option(
+        "-o",
+        "--output",
+        type=OutputFile(),
+        help="Write the result to this file instead of standard output (.parquet, .csv or .jsonl).",
+    )(command)
+    return click.option(
+        "--format",
+        "file_format",
+        type=click.Choice(OUTPUT_FORMATS),
+        default="table",
+        show_default=True,
+        help="table for reading; csv or json (lines) for programs; parquet needs -o (with -o: its extension).",
+    )(command)
+
+
 def anonymize_flag() -> Callable[[Any], Any]:
     """``--anonymize KEYFILE``: on the commands that produce flows, and on those that output results."""
     return click.option(
@@ -117,11 +138,14 @@ def emit(
 ) -> int:
     """Write a query result, each batch through ``transform`` first (``--anonymize``); returns the number of
     rows written."""
+    named = format_from_path(Path(output)) if output else None
     if file_format == "table" and output:  # no --format: the file's name says it
-        named = format_from_path(Path(output))
         if named is None:
             raise FlowscopeError(f"{output}: name it .parquet, .csv or .jsonl, or give --format csv|json|parquet")
         file_format = "json" if named == "jsonl" else named
+    elif named is not None and named != ("jsonl" if file_format == "json" else file_format):
+        # CSV in a file named .parquet was written as asked, and then no reader took it for what its name says
+        raise FlowscopeError(f"{output} is named a {named} file but --format is {file_format}: leave out --format")
     if file_format == "table":
         rows = transform(relation.limit(limit + 1).to_arrow_table())
         print_table(rows.slice(0, limit), result_console(), title=title, more=rows.num_rows > limit)

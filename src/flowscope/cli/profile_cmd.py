@@ -10,7 +10,7 @@ from typing import Any
 import click
 import pyarrow as pa
 
-from flowscope.cli.common import CliState, TimeParam, pass_state
+from flowscope.cli.common import CliState, OutputFile, TimeParam, pass_state
 from flowscope.cli.options import selection_from, selection_options
 from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
@@ -86,7 +86,7 @@ Examples:
 """,
 )
 @click.argument("inputs", nargs=-1, type=click.Path())
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Profile CSV to write.")
+@click.option("-o", "--output", required=True, type=OutputFile(), help="Profile CSV to write.")
 @click.option("-g", "--gzip", "compress", is_flag=True, help="Gzip the output ('.gz' is appended).")
 @click.option("-a", "--active", default=300, show_default=True, type=click.IntRange(min=1), help="Active timeout, s.")
 @click.option(
@@ -105,7 +105,7 @@ Examples:
     "--min-count", default=1, show_default=True, type=click.IntRange(min=1), help="Zero ports seen in fewer flows."
 )
 @click.option("--report", "show_report", is_flag=True, help="Print the profile's character.")
-@click.option("--plot", type=click.Path(dir_okay=False), help="Draw the profile's distributions to this PNG.")
+@click.option("--plot", type=OutputFile(), help="Draw the profile's distributions to this PNG.")
 @pass_state
 def profile(
     state: CliState,

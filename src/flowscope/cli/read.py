@@ -29,7 +29,7 @@ from flowscope.cli.options import (
 from flowscope.collect.options import EXPORTS_FORMAT
 from flowscope.errors import FlowscopeError
 from flowscope.lake.writer import LakeLimits
-from flowscope.pipeline import run
+from flowscope.pipeline import abort, run
 from flowscope.readers.inputs import open_inputs
 from flowscope.readers.text_options import lake_limits
 from flowscope.schema import PACKETS
@@ -96,12 +96,14 @@ def read(
             raise FlowscopeError(f"--records {records} reads captures; it does not go with --format or --as-exports")
         input_format = PACKETS_FORMAT
     stream = inputs == ("-",)
+    if stream:
+        state.reading_stdin("flows (CSV or JSON lines)")
     limits = LakeLimits(**lake_limits(options.text, inputs))
     sink = open_sink(state, destination_urls(to, output), transactional=not stream, limits=limits, table=records)
     try:
         plan = open_inputs(inputs, options, input_format=input_format, ledgers=ledgers(sink), again=again)
-    except BaseException:
-        sink.abort()
+    except BaseException as exc:
+        abort(sink, exc)
         raise
     with progress_bar(state, f"reading {plan.names}", plan.progress()[1]) as update:
         stats = run(plan, sink, transforms, on_batch=lambda _: update(completed=plan.progress()[0]))

@@ -8,12 +8,14 @@ import click
 import duckdb
 
 from flowscope.cli.common import CliState, TimeParam, check_time_range, pass_state
-from flowscope.cli.output import OUTPUT_FORMATS, anonymize_flag, emit, result_anonymizer
+from flowscope.cli.output import anonymize_flag, emit, result_anonymizer, result_options
 from flowscope.query import open_lake, tables_named, views_named
 from flowscope.query.dialects import dialect_for
 from flowscope.query.filter_language import compile_filter
 from flowscope.query.reports.top import GROUPING_COLUMNS, GROUPINGS, METRICS, top_sql
 from flowscope.schema import FLOWS
+from flowscope.sinks.files import STDOUT
+from flowscope.stopping import ctrl_c_calls
 from flowscope.transforms.rollups.choose import Choice, choose_store_table, choose_table
 
 
@@ -46,8 +48,7 @@ Examples:
     help="Where the flows are: lake, clickhouse://HOST:9000/DB or postgresql://USER@HOST/DB "
     "(--where is then in that database's SQL).",
 )
-@click.option("--format", "file_format", type=click.Choice(OUTPUT_FORMATS), default="table", show_default=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False))
+@result_options
 @click.option("--threads", type=click.IntRange(min=1), help="DuckDB threads (default: all cores).")
 @anonymize_flag()
 @pass_state
@@ -106,12 +107,15 @@ def top(
             covers=choice.covers,
         )
         state.detail(sql)
-        with open_lake(lake, threads=threads, views=views_named(sql), tables=tables_named(sql)) as con:  # --where too
+        views, tables = views_named(sql), tables_named(sql)  # --where's too
+        with open_lake(lake, threads=threads, views=views, tables=tables) as con, ctrl_c_calls(con.interrupt):
             rows = emit(
                 con.sql(sql, params=selected.params), file_format, output, limit=count, title=title, transform=transform
             )
+        if not rows and (since or until or conditions):  # an empty table read as "nothing was stored"
+            state.info("note: no flows in the lake match; `flowscope lake info` shows the days it holds")
     if output:  # as query says it
-        state.info(f"{rows:,} rows -> {output}")
+        state.info(f"{rows:,} rows -> {'standard output' if output == STDOUT else output}")
 
 
 def _conditions(*conditions: str | None) -> str | None:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from flowscope.db.urls import shown_url
 from flowscope.errors import FlowscopeError
 from flowscope.schema import FLOWS, Column, clickhouse_type, column, table_columns
 
@@ -60,14 +61,14 @@ class ClickHouseURL:
     def parse(cls, url: str) -> ClickHouseURL:
         parts = urlsplit(url)
         if parts.scheme != SCHEME or not parts.hostname:
-            raise FlowscopeError(f"not a ClickHouse URL: {url!r} (expected clickhouse://HOST:9000/DB)")
+            raise FlowscopeError(f"not a ClickHouse URL: {shown_url(url)!r} (expected clickhouse://HOST:9000/DB)")
         database = unquote(parts.path.strip("/")) or "default"
         if "/" in database or "`" in database or "\\" in database:  # `...` quotes names; a backslash escapes in it
-            raise FlowscopeError(f"bad ClickHouse database name {database!r} in {url!r}")
+            raise FlowscopeError(f"bad ClickHouse database name {database!r} in {shown_url(url)!r}")
         try:
             port = parts.port or DEFAULT_PORT
         except ValueError as exc:
-            raise FlowscopeError(f"bad port in {url!r}") from exc
+            raise FlowscopeError(f"bad port in {shown_url(url)!r}") from exc
         return cls(
             host=parts.hostname,
             port=port,

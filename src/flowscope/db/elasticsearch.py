@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from flowscope import addresses
+from flowscope.db.urls import shown_url
 from flowscope.errors import FlowscopeError
 from flowscope.schema import FLOWS, Role, table_columns
 
@@ -43,10 +44,13 @@ class ElasticsearchURL:
     def parse(cls, url: str) -> ElasticsearchURL:
         parts = urlsplit(url)
         if parts.scheme not in (SCHEME, SCHEME + "s") or not parts.hostname:
-            raise FlowscopeError(f"not an Elasticsearch URL: {url!r} (expected elasticsearch://HOST:9200/INDEX)")
+            raise FlowscopeError(
+                f"not an Elasticsearch URL: {shown_url(url)!r} (expected elasticsearch://HOST:9200/INDEX)"
+            )
         index = parts.path.strip("/")
         if not index or index != index.lower() or _INDEX_NAME_BAD & set(index) or index.startswith(("-", "_", "+")):
-            raise FlowscopeError(f'bad Elasticsearch index name {index!r} in {url!r} (lowercase, no / * ? " < > | ,)')
+            rule = 'lowercase, no / * ? " < > | ,'
+            raise FlowscopeError(f"bad Elasticsearch index name {index!r} in {shown_url(url)!r} ({rule})")
         scheme = "https" if parts.scheme.endswith("s") else "http"
         return cls(
             endpoint=f"{scheme}://{parts.hostname}:{parts.port or 9200}",

@@ -26,6 +26,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from flowscope.db.urls import shown_url
 from flowscope.errors import FlowscopeError
 from flowscope.materialize.upsert import quote
 from flowscope.schema import FLOWS, column, postgres_columns
@@ -52,7 +53,7 @@ class PostgresURL:
     @classmethod
     def parse(cls, url: str) -> PostgresURL:
         if not url.startswith(SCHEMES):
-            raise FlowscopeError(f"not a PostgreSQL URL: {url!r} (expected postgresql://USER@HOST:5432/DB)")
+            raise FlowscopeError(f"not a PostgreSQL URL: {shown_url(url)!r} (expected postgresql://USER@HOST:5432/DB)")
         parts = urlsplit(url)
         query = parse_qsl(parts.query, keep_blank_values=True)
         own = {k: v for k, v in query if k in cls.OWN}
@@ -62,7 +63,7 @@ class PostgresURL:
     @property
     def shown(self) -> str:
         """The URL without its password."""
-        return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", self.conninfo)
+        return shown_url(self.conninfo)
 
 
 def connect(url: PostgresURL, application: str = "flowscope") -> Any:

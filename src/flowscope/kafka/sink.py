@@ -161,6 +161,10 @@ class KafkaSink:
         if self._pending or self._resend or self.deliveries.failed_flows:
             log.warning("%s: %s", self.name, self._undelivered())
 
+    def kept(self) -> list[str]:
+        """After an abort: the messages delivered (a topic keeps what it took)."""
+        return [f"{self.name} keeps the {self.deliveries.flows:,} flows delivered before"]
+
     def notes(self) -> list[str]:
         d = self.deliveries
         line = f"{self.name}: {d.flows:,} flows delivered in {d.messages:,} messages ({self.url.format})"

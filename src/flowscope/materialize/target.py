@@ -10,6 +10,7 @@ from typing import Protocol
 
 import pyarrow as pa
 
+from flowscope.db.urls import shown_url
 from flowscope.errors import FlowscopeError
 
 
@@ -109,4 +110,4 @@ def open_target(url: str) -> Target:
         from flowscope.materialize.postgres import PostgresTarget
 
         return PostgresTarget(url)
-    raise FlowscopeError(f"{url}: unknown target (use sqlite:///FILE, duckdb:///FILE or postgresql://...)")
+    raise FlowscopeError(f"{shown_url(url)}: unknown target (use sqlite:///FILE, duckdb:///FILE or postgresql://...)")

@@ -11,6 +11,7 @@ import pyarrow.csv as pacsv
 
 from flowscope.lake.layout import publish, staging_path
 from flowscope.profile.merge import Profile
+from flowscope.sinks.files import check_output_file
 
 COLUMNS = (
     "START_TIME",
@@ -63,7 +64,7 @@ def write_profile(profile: Profile, path: Path, *, compress: bool) -> Path:
     """Write atomically; with ``compress`` the file is gzipped and gets '.gz' appended (as ft-profiler does)."""
     if compress and path.suffix != ".gz":
         path = path.with_name(path.name + ".gz")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_output_file(path)  # a missing directory is an error, not created: see there
     tmp = staging_path(path)
     options = pacsv.WriteOptions(include_header=False, batch_size=WRITE_BATCH_ROWS)
     with open(tmp, "wb") as raw:

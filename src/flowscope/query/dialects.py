@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flowscope import addresses
+from flowscope.db.urls import shown_url
 from flowscope.errors import FlowscopeError
 from flowscope.query.filters import time_predicates
 from flowscope.query.helpers import proto_name_sql
@@ -165,7 +166,9 @@ def dialect_for(source: str) -> Dialect:
         return clickhouse()
     if source.startswith(("postgresql://", "postgres://")):
         return POSTGRES
-    raise FlowscopeError(f"unknown report source {source!r} (lake, clickhouse://HOST:9000/DB or postgresql://...)")
+    raise FlowscopeError(
+        f"unknown report source {shown_url(source)!r} (lake, clickhouse://HOST:9000/DB or postgresql://...)"
+    )
 
 
 ADDRESS_COLUMNS = frozenset(c.name for c in table_columns(FLOWS) if c.role is Role.ADDRESS) | {"host"}

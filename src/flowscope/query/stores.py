@@ -8,13 +8,13 @@ bytes, PostgreSQL's ``inet`` parsed), counts as integers, shares as floats.
 from __future__ import annotations
 
 import ipaddress
-import re
 from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
 
 from flowscope import addresses
+from flowscope.db.urls import shown_url
 from flowscope.errors import FlowscopeError
 from flowscope.query.dialects import ADDRESS_COLUMNS
 from flowscope.schema import FLOWS, TIMESTAMP, Role, table_columns
@@ -60,11 +60,6 @@ def to_table(names: list[str], rows: list[tuple]) -> pa.Table:
     return pa.table({name: _column(name, list(values)) for name, values in zip(names, columns, strict=True)})
 
 
-def shown_url(source: str) -> str:
-    """A database URL without its password."""
-    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", source)
-
-
 def run_sql(
     source: str,
     sql: str,
@@ -81,7 +76,7 @@ def run_sql(
         return _clickhouse(source, sql, params, timeout_s, max_rows)
     if source.startswith(("postgresql://", "postgres://")):
         return _postgres(source, sql, params, timeout_s, max_rows)
-    raise FlowscopeError(f"not a database URL: {source!r}")
+    raise FlowscopeError(f"not a database URL: {shown_url(source)!r}")
 
 
 def _clickhouse(

@@ -88,6 +88,8 @@ def detect(path: Path, head: bytes | None = None) -> Reader:
     if head is None:
         head = head_bytes(path)
     reader = _sniff(path, head)
+    if reader is None and not head:  # was "unrecognised input format ... use --format", which no format fixes
+        raise FlowscopeError(f"{'standard input' if str(path) == '-' else path}: empty (no bytes to read)")
     if reader is None:
         known = ", ".join(readers()) or "none registered"
         raise FlowscopeError(f"{path}: unrecognised input format (known formats: {known}); use --format")

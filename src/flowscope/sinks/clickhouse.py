@@ -129,6 +129,10 @@ class ClickHouseSink:
         self.held.clear()
         self.client.disconnect()
 
+    def kept(self) -> list[str]:
+        """After an abort: the inserts made (ClickHouse has no transaction to roll back)."""
+        return [f"{self.name} keeps the {self.rows_inserted:,} flows inserted before"]
+
     def notes(self) -> list[str]:
         notes = [f"{self.name}: {self.rows_inserted:,} flows in {self.inserts:,} inserts into {ch.RAW_TABLE}"]
         if self.retries:

@@ -100,6 +100,10 @@ class ElasticsearchSink:
         self.held.clear()
         self.client.close()
 
+    def kept(self) -> list[str]:
+        """After an abort: the documents indexed (bulk requests are not undone)."""
+        return [f"{self.name} keeps the {self.indexed:,} flows indexed before"]
+
     def notes(self) -> list[str]:
         notes = [f"{self.name}: {self.indexed:,} flows in {self.requests:,} bulk requests"]
         if self.retried_items:

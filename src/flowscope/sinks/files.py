@@ -44,6 +44,25 @@ def format_from_path(path: Path) -> str | None:
     return _ALIASES.get(suffixes[-1].lstrip(".")) if suffixes else None
 
 
+def check_output_file(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a file to create: its directory must exist and it must not be a directory itself.
+
+    The directory is not created: a typo in it (``-o /dta/day.parquet``) would put the file where nobody looks,
+    so it is an error, raised before any work starts (the command line checks ``-o`` as it parses it, and
+    ``open_destinations`` every ``--to`` before opening any). ``-`` (standard output) always passes.
+    """
+    path = Path(path)
+    if str(path) == STDOUT:
+        return path
+    if path.is_dir():
+        raise FlowscopeError(f"{path} is a directory; name an output file")
+    directory = path.parent
+    if not directory.is_dir():
+        what = "is not a directory" if directory.exists() else "does not exist"
+        raise FlowscopeError(f"directory {directory} {what}")
+    return path
+
+
 def write_jsonl(table: pa.Table, stream: IO[bytes]) -> None:
     """JSON Lines (one object per row, keys in column order), built column-wise: each column's values as JSON
     text, then one element-wise join per row. Text is written as UTF-8, ``"``, ``\\`` and control characters
@@ -122,15 +141,14 @@ class FileSink:
         self.compressed = self.path.suffix.lower() == ".gz"
         if self.compressed and self.format == "parquet":
             raise FlowscopeError(f"{path}: Parquet compresses itself; name the file .parquet")
-        if self.path.is_dir():
-            raise FlowscopeError(f"{path} is a directory; name an output file")
-        if str(path) == STDOUT:  # written as the batches come, like a pipe; the shell opened it
+        check_output_file(self.path)
+        self.on_stdout = str(path) == STDOUT
+        if self.on_stdout:  # written as the batches come, like a pipe; the shell opened it
             self.name, self._tmp = "standard output", self.path
             self._raw: IO[bytes] = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
         else:
             self._tmp = staging_path(self.path)
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._raw = open(self._tmp, "wb")  # noqa: SIM115 (closed in close/abort)
             except OSError as exc:
                 raise FlowscopeError(f"cannot write {path}: {exc.strerror or exc}") from exc
@@ -186,9 +204,14 @@ class FileSink:
             if writer is not None:
                 with contextlib.suppress(Exception):  # its footer goes into the file being deleted anyway
                     writer.close()
-            self._raw.close()
+            with contextlib.suppress(OSError):  # a pipe whose reader left (| head), a full disk: nothing to keep
+                self._raw.close()
         if self._tmp != self.path:
             self._tmp.unlink(missing_ok=True)
+
+    def kept(self) -> list[str]:
+        """After an abort: a file, nothing (it is written whole or not at all); standard output has what it got."""
+        return [] if self.on_stdout else [f"{self.path} not written (a file is written only whole)"]
 
     def notes(self) -> list[str]:
         return [
@@ -219,6 +242,7 @@ register(
         "a file path ending .parquet, .csv, .csv.gz, .jsonl or .jsonl.gz",
         lambda url: "://" not in url.removeprefix("file://") and format_from_path(_path(url)) is not None,
         lambda url, context: FileSink(_path(url), schema=context.schema, table=context.table),
+        check=lambda url: check_output_file(_path(url)).resolve(),
     )
 )
 register(

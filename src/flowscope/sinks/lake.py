@@ -50,6 +50,7 @@ class LakeSink:
         self.writers: dict[str, LakeWriter] = {}
         self._writer_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._ledger: Ledger | None = None
+        self.inputs_committed = 0
         self.keeper: RollupKeeper | None = None
         if keep_rollups:  # imported here: DuckDB's import would weigh on every batch read (~0.1 s)
             from flowscope.transforms.rollups.keeper import RollupKeeper
@@ -57,6 +58,7 @@ class LakeSink:
             self.keeper = RollupKeeper(lake)
         if lake.root.exists() and not lake.root.is_dir():  # else mkdir's bare "FileExistsError: [Errno 17]"
             raise FlowscopeError(f"lake {lake.root}: is a file, not a lake directory")
+        self.new = not lake.root.exists()  # said in the notes: a mistyped --lake starts a lake somewhere unexpected
         lake.root.mkdir(parents=True, exist_ok=True)  # a query right after a collector starts finds an empty lake
         recover(lake)
 
@@ -93,6 +95,7 @@ class LakeSink:
                 writer.spill()
             staged = [pair for writer in self.writers.values() for pair in writer.staged]
             self.ledger.commit(checkpoint, staged, self._writer_id)
+            self.inputs_committed += len(checkpoint.inputs)
             for writer in self.writers.values():
                 writer.publish()
         if self.keeper is not None and FLOWS in self.writers:
@@ -114,8 +117,19 @@ class LakeSink:
         if self.keeper is not None:
             self.keeper.stop(final_pass=False)
 
+    def kept(self) -> list[str]:
+        """After an abort: the inputs committed so far (a rerun reads only the rest), or, for a stream (not
+        transactional), the rows published so far."""
+        if not self.transactional:
+            return [f"{self.name} keeps the rows published before"]
+        if not self.inputs_committed:
+            return [f"{self.name}: no input of this run committed (what earlier runs stored is kept)"]
+        committed = f"{self.inputs_committed} input(s) this run committed"
+        return [f"{self.name} keeps the {committed} (a rerun reads only the rest)"]
+
     def notes(self) -> list[str]:
-        return [] if self.keeper is None else self.keeper.notes()
+        new = [f"{self.name}: a new lake (its directory did not exist)"] if self.new else []
+        return new + ([] if self.keeper is None else self.keeper.notes())
 
     @property
     def rows_written(self) -> dict[str, int]:

@@ -131,6 +131,10 @@ class PostgresSink:
                 self.con.rollback()
             self.con.close()
 
+    def kept(self) -> list[str]:
+        """After an abort: the commits made (the open transaction is rolled back)."""
+        return [f"{self.name} keeps the {self.rows_committed:,} flows committed before"]
+
     def positions(self) -> dict[str, Any]:
         """The stream positions committed so far (as ``db.postgres.read_positions``)."""
         return pg.read_positions(self.url)

@@ -54,6 +54,9 @@ class Destination:
     description: str
     matches: Callable[[str], bool]
     open: Callable[[str, DestinationContext], Sink]
+    check: Callable[[str], object] | None = None
+    """What can be checked before anything opens (a file's directory exists): an error there starts nothing. It
+    returns what the URL names (a file's resolved path), so that one target named twice is found."""
 
 
 _DESTINATIONS = Registry[Destination](DESTINATION_MODULES)
@@ -66,7 +69,11 @@ def find(url: str) -> Destination:
     if found is None:
         scheme = url.partition("://")[0] if "://" in url else None
         what = f"unknown destination scheme {scheme!r}" if scheme else f"cannot tell what destination {url!r} is"
-        kinds = "; ".join(f"{d.name}: {d.description}" for d in destinations().values())
+        # Only the kinds of its shape (URLs for a URL; lake, files, stdout for a name): all of them made one line of
+        # 900 characters for "-o out", whose answer ("a file path ending .parquet, ...") was lost in it.
+        kinds = "; ".join(
+            f"{d.name}: {d.description}" for d in destinations().values() if ("://" in d.description) == bool(scheme)
+        )
         raise FlowscopeError(f"{what} (known: {kinds})")
     return found
 
@@ -79,8 +86,13 @@ def open_destinations(urls: Sequence[str], context: DestinationContext) -> Sink:
     """One sink for all of ``urls`` (at least one); every URL is checked before any is opened."""
     if not urls:
         raise FlowscopeError("no destination given")
+    targets: set[object] = set()
     for url in urls:
-        find(url)
+        check = find(url).check
+        target = url if check is None else check(url)
+        if target in targets:  # two writers of one file clobbered each other's staging file: a crash, exit 1
+            raise FlowscopeError(f"{url}: named twice as a destination")
+        targets.add(target)
     sinks: list[Sink] = []
     try:
         for url in urls:

@@ -30,6 +30,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from flowscope.db.urls import shown_url
 from flowscope.display import textual
 from flowscope.errors import FlowscopeError
 from flowscope.lake.layout import Lake
@@ -39,7 +40,7 @@ from flowscope.query.dialects import LAKE, Dialect, dialect_for
 from flowscope.query.filter_language import CompiledFilter
 from flowscope.query.helpers import PROTOCOL_NAMES
 from flowscope.query.reports.top import flow_parts
-from flowscope.query.stores import QueryTimeout, run_sql, shown_url, table_names
+from flowscope.query.stores import QueryTimeout, run_sql, table_names
 from flowscope.schema import FLOWS, Column, Role, column, table_columns
 from flowscope.transforms.rollups.choose import choose_store_table, choose_table
 

@@ -1,0 +1,55 @@
+"""The line Ctrl-C leaves (``run_cleanly``): what each destination kept, or the general guarantee; exit 130."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from flowscope.cli.common import run_cleanly
+
+
+def test_the_command_line_prints_them_on_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    def interrupted() -> None:
+        interrupt = KeyboardInterrupt()
+        interrupt.add_note("a.parquet not written (a file is written only whole)")
+        interrupt.add_note("lake x keeps the 2 input(s) this run committed (a rerun reads only the rest)")
+        raise interrupt
+
+    with pytest.raises(SystemExit) as stopped:
+        run_cleanly(interrupted, debug=lambda: False)
+    assert stopped.value.code == 130
+    assert capsys.readouterr().err == (
+        "interrupted; a.parquet not written (a file is written only whole); "
+        "lake x keeps the 2 input(s) this run committed (a rerun reads only the rest)\n"
+    )
+
+
+def test_without_notes_the_general_guarantee(capsys: pytest.CaptureFixture[str]) -> None:
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit):
+        run_cleanly(interrupted, debug=lambda: False)
+    assert capsys.readouterr().err == "interrupted; what was committed before is kept\n"
+
+
+@pytest.mark.parametrize("error", [RuntimeError("Query interrupted"), duckdb.InterruptException("INTERRUPT")])
+def test_ctrl_c_inside_duckdb_is_an_interrupt(error: Exception, capsys: pytest.CaptureFixture[str]) -> None:
+    """DuckDB turns Ctrl-C during a statement into its own error: still 'interrupted', exit 130."""
+
+    def querying() -> None:
+        raise error
+
+    with pytest.raises(SystemExit) as stopped:
+        run_cleanly(querying, debug=lambda: False)
+    assert stopped.value.code == 130
+    assert capsys.readouterr().err == "interrupted; what was committed before is kept\n"
+
+
+def test_other_runtime_errors_stay_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    def failing() -> None:
+        raise RuntimeError("Query failed")
+
+    with pytest.raises(SystemExit) as stopped:
+        run_cleanly(failing, debug=lambda: False)
+    assert stopped.value.code == 1

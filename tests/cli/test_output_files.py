@@ -1,0 +1,75 @@
+"""A file named for output (``-o``, ``--to FILE``) whose directory is missing is one error before any work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from flowscope.cli import main
+from flowscope.errors import FlowscopeError
+from flowscope.sinks.files import FileSink, check_output_file
+
+CSV = "src_addr,dst_addr,bytes,time_flow_start\n10.0.0.1,10.0.0.2,100,2024-05-01T00:00:00Z\n"
+
+
+def test_a_missing_directory_is_an_error_and_not_created(tmp_path: Path) -> None:
+    missing = tmp_path / "typo" / "deeper"
+    with pytest.raises(FlowscopeError, match=f"^directory {missing} does not exist$"):
+        check_output_file(missing / "day.parquet")
+    with pytest.raises(FlowscopeError, match="does not exist"):
+        FileSink(missing / "day.parquet")
+    assert not (tmp_path / "typo").exists()
+
+
+def test_a_file_where_the_directory_should_be(tmp_path: Path) -> None:
+    (tmp_path / "flows.csv").write_text(CSV)
+    with pytest.raises(FlowscopeError, match="is not a directory"):
+        check_output_file(tmp_path / "flows.csv" / "out.parquet")
+
+
+def test_standard_output_and_existing_directories_pass(tmp_path: Path) -> None:
+    assert check_output_file("-") == Path("-")
+    assert check_output_file(tmp_path / "out.parquet") == tmp_path / "out.parquet"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["read", "IN", "-o", "MISSING/x.parquet"],
+        ["read", "IN", "--to", "MISSING/x.parquet"],
+        ["read", "IN", "--to", "lake", "--to", "MISSING/x.csv"],
+        ["read", "IN", "-o", "MISSING/x.parquet", "--format", "nonsense"],
+        ["query", "SELECT 1", "-o", "MISSING/x.csv"],
+        ["top", "-o", "MISSING/x.csv"],
+        ["profile", "IN", "-o", "MISSING/profile.csv"],
+        ["demo", "--keep-pcap", "MISSING/demo.pcap"],
+    ],
+)
+def test_the_commands_stop_before_any_work(tmp_path: Path, args: list[str]) -> None:
+    """No input is read, no lake is made (so no ledger records anything): the error comes first."""
+    flows = tmp_path / "flows.csv"
+    flows.write_text(CSV)
+    missing = tmp_path / "nonexistent" / "dir"
+    lake = tmp_path / "lake"
+    args = [str(flows) if a == "IN" else a.replace("MISSING", str(missing)) for a in args]
+    result = CliRunner().invoke(main, ["--lake", str(lake), *args])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == f"error: directory {missing} does not exist"
+    assert not (tmp_path / "nonexistent").exists()
+    assert not lake.exists()
+
+
+def test_a_new_lake_directory_is_still_made(tmp_path: Path) -> None:
+    """``--lake`` naming a directory that does not exist yet makes a new lake: that is how a lake starts; a note
+    says so, so that a mistyped lake path does not go unnoticed."""
+    flows = tmp_path / "flows.csv"
+    flows.write_text(CSV)
+    lake = tmp_path / "new" / "lake"
+    result = CliRunner().invoke(main, ["--lake", str(lake), "read", str(flows)])
+    assert result.exit_code == 0, result.output
+    assert list((lake / "flows").rglob("*.parquet"))
+    assert f"note: lake {lake}: a new lake (its directory did not exist)" in result.output  # a typo shows here
+    again = CliRunner().invoke(main, ["--lake", str(lake), "read", str(flows), "--again"])
+    assert "a new lake" not in again.output
