@@ -20,11 +20,9 @@ _DOUBLE_COLON = WORD(0x3A3A)
 MAX_TEXT = 45  # ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255
 MAX_FORMATTED = 39  # ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff
 _TEXT = WORD((1 << 56) - 1)
+_PAD = 8  # bytes before a batch's digits: a group that starts its text reads up to 3 bytes before it
 _ONE = WORD(1)
 _DE_BRUIJN = WORD(0x03F79D71B4CB0A89)
-_ALIGN = np.array([8 * (4 - (mask ^ (mask + 1)).bit_length() + 1) for mask in range(16)], np.uint32)
-"""By which of the four characters from a group's first are hex digits (bit i: character i): the shift that
-right-aligns the group's digits (those before the first other character) in four bytes."""
 
 
 @functools.cache
@@ -131,15 +129,15 @@ def parse_rows(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> tup
     The text's colons, dots and hex digits become 64-bit masks (at most 45 characters), on which the
     grammar is checked as ``ipaddress`` checks it: one ``::`` at most; a leading or trailing ':' only as
     part of it; groups of one to four digits; dots only in a dotted quad after the last colon; eight
-    groups, or at most seven with ``::``. Groups are then read one per step, all rows at once (eight
-    steps at most), and placed after the ``::`` gap when they follow it.
+    groups, or at most seven with ``::``. Groups are then read all at once (``_hextets``) and placed after
+    the ``::`` gap when they follow it.
     """
-    count = len(starts)
     fits = (lengths >= 2) & (lengths <= MAX_TEXT)
     lengths = np.where(fits, lengths, 0)
     rows = windows(data, starts, lengths, 6)
     text = rows.view(np.uint8)
-    colons, dots = _bits(text == ord(":")), _bits(text == ord("."))
+    colon_bytes = text == ord(":")
+    colons, dots = _bits(colon_bytes), _bits(text == ord("."))
     lower = text | np.uint8(0x20)
     hex_digits = _bits(((text - np.uint8(ord("0"))) < np.uint8(10)) | ((lower - np.uint8(ord("a"))) < np.uint8(6)))
     length_bits = lengths.astype(WORD)
@@ -164,30 +162,75 @@ def parse_rows(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> tup
 
     quad_start = _count(up_to_last_colon)
     quad_rows = np.flatnonzero(parsed & quad)
-    address, quad_parsed = ipv4.parse_rows(data, starts[quad_rows] + quad_start[quad_rows],
-                                           lengths[quad_rows] - quad_start[quad_rows])  # fmt: skip
-    parsed[quad_rows] &= quad_parsed
+    if len(quad_rows):
+        address, quad_parsed = ipv4.parse_rows(data, starts[quad_rows] + quad_start[quad_rows],
+                                               lengths[quad_rows] - quad_start[quad_rows])  # fmt: skip
+        parsed[quad_rows] &= quad_parsed
 
-    values = (rows & WORD(0x0F0F0F0F0F0F0F0F)) + WORD(9) * ((rows >> WORD(6)) & WORD(0x0101010101010101))
-    digits = np.concatenate([values.view(np.uint8).reshape(-1), np.zeros(8, np.uint8)])  # hex digit values
-    four_digits = np.ndarray((len(digits) - 3,), "V4", digits, strides=(1,))  # the four at every byte
+    group_ends = np.where(parsed, ((hex_digits & hextets) << _ONE) & ~hex_digits, WORD(0))  # a group ends before
     gap = np.where(compressed, 8 - groups, 0)
     gap_at = np.where(compressed, _position(_lowest(pairs)), MAX_TEXT)
-    out = np.zeros((count, 9), np.uint16)  # column 8 takes the writes of rows that have no group left
-    row_text, row_out = np.arange(0, 48 * count, 48), np.arange(0, 9 * count, 9)
-    remaining = np.where(parsed, group_starts, WORD(0))
-    rank = np.zeros(count, np.int64)
-    while remaining.any():
-        bit = _lowest(remaining)
-        remaining ^= bit
-        position = _position(bit)
-        run = ((hex_digits >> position.astype(WORD)) & WORD(15)).astype(np.intp)  # the group's digits, 1-4
-        group = four_digits[row_text + position].view(np.uint32) << _ALIGN[run]  # right-aligned, 32 bits
-        group = ((group << np.uint32(4)) | (group >> np.uint32(8))) & np.uint32(0x00FF00FF)  # bytes 0, 2
-        active = bit != 0
-        slot = np.where(active, rank + np.where(position > gap_at, gap, 0), 8)
-        out.reshape(-1)[row_out + slot] = group | (group >> np.uint32(8))  # big-endian in memory
-        rank += active
-    matrix = out[:, :8].copy().view(np.uint8)
-    matrix[quad_rows, 12:] = address.view(np.uint8).reshape(-1, 4)
+    matrix = _hextets(rows, colon_bytes, group_ends, np.where(parsed, groups - 2 * quad, 0), gap, gap_at)
+    if len(quad_rows):
+        matrix[quad_rows, 12:] = address.view(np.uint8).reshape(-1, 4)
     return matrix, parsed
+
+
+def _hextets(
+    rows: np.ndarray, colon_bytes: np.ndarray, group_ends: np.ndarray, counts: np.ndarray, gap: np.ndarray,
+    gap_at: np.ndarray,
+) -> np.ndarray:  # fmt: skip
+    """The 16-bit groups of texts (``rows``) into (rows, 16) bytes, zero where no group is placed.
+
+    ``group_ends`` has a bit after each group's last digit, ``counts`` says how many. The ends are found
+    rank by rank (the lowest bit left; its position from the exponent of its value as a float), then each
+    group's two bytes are one gather each from the batch's hex digits paired into bytes (``_digit_pairs``).
+    """
+    count, width = rows.shape[0], rows.shape[1] * 8
+    positions = np.empty((8, count), np.int64)  # by rank: the byte after the group
+    remaining, bit, exponent = group_ends.copy(), np.empty(count, WORD), np.empty(count, np.float64)
+    for rank in range(8):
+        np.negative(remaining, out=bit)
+        bit &= remaining
+        remaining ^= bit
+        np.copyto(exponent, bit, casting="unsafe")
+        np.right_shift(exponent.view(np.int64), 52, out=positions[rank])  # 1023 + position; 0: no group left
+    positions -= 1023
+    pairs, high_pairs = _digit_pairs(rows, colon_bytes)
+    at = positions + np.arange(_PAD, count * width + _PAD, width)  # in ``pairs``
+    groups = np.empty((8, count, 2), np.uint8)  # big-endian
+    groups[:, :, 0] = high_pairs.take(at - 3, mode="clip")
+    groups[:, :, 1] = pairs.take(at - 1, mode="clip")
+    values = groups.view(np.uint16)[:, :, 0]
+    if not gap.any() and (counts == 8).all():
+        return values.T.copy().view(np.uint8)
+    ranks = np.arange(8)[:, None]
+    slots = np.where(ranks < counts, ranks + np.where(positions > gap_at, gap, 0), 8)  # 8: a column to drop
+    matrix = np.zeros((count, 9), np.uint16)
+    matrix.reshape(-1)[slots + np.arange(0, 9 * count, 9)] = values
+    return matrix[:, :8].copy().view(np.uint8)
+
+
+def _digit_pairs(rows: np.ndarray, colon_bytes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The hex digit values of all texts (rows one after another, ``_PAD`` zero bytes first) paired: byte
+    ``i`` is digits ``i - 1`` and ``i`` (a ':' is 0); and the same with a pair that has a ':' in it 0.
+
+    A group ending before byte ``e`` is ``pairs[e - 3]``, ``pairs[e - 1]`` in the second array then
+    the first: the high pair is dropped where the group has fewer than three digits (a ':' at ``e - 3`` or
+    ``e - 2``), and a group at a text's start reads the zeros past the text before it. Word arithmetic, eight
+    bytes at a time.
+    """
+    count, words = rows.shape
+    digits = np.zeros(count * words + 1, WORD)  # _PAD == 8: one zero word first
+    text = digits[1:].reshape(count, words)
+    colon_words = colon_bytes.view(np.uint8).view(WORD) * WORD(0xFF)
+    np.bitwise_and(rows, WORD(0x0F0F0F0F0F0F0F0F), out=text)
+    text += WORD(9) * ((rows >> WORD(6)) & WORD(0x0101010101010101))
+    text &= ~colon_words
+    pairs = digits | (digits << WORD(12))
+    pairs[1:] |= digits[:-1] >> WORD(52)
+    colons = np.zeros(count * words + 1, WORD)
+    colons[1:] = colon_words.reshape(-1)
+    with_colon = colons | (colons >> WORD(8))
+    with_colon[:-1] |= colons[1:] << WORD(56)
+    return pairs.view(np.uint8), (pairs & ~with_colon).view(np.uint8)
