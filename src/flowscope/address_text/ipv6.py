@@ -20,6 +20,7 @@ _DOUBLE_COLON = WORD(0x3A3A)
 MAX_TEXT = 45  # ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255
 MAX_FORMATTED = 39  # ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff
 _TEXT = WORD((1 << 56) - 1)
+_FIRST_FIVE = WORD((1 << 40) - 1)
 _PAD = 8  # bytes before a batch's digits: a group that starts its text reads up to 3 bytes before it
 _ONE = WORD(1)
 _DE_BRUIJN = WORD(0x03F79D71B4CB0A89)
@@ -90,11 +91,24 @@ def format_tokens(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return tokens, places.astype(np.int64), lengths
 
 
-def _bits(flags: np.ndarray) -> np.ndarray:
-    """(rows, 48) booleans -> one 64-bit mask per row (bit i = byte i)."""
-    packed = np.zeros((len(flags), 8), np.uint8)
-    packed[:, :6] = np.packbits(flags.reshape(-1), bitorder="little").reshape(-1, 6)
-    return packed.view(WORD)[:, 0]
+def _classes(text: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, 48) text bytes -> (which are ':', as (rows, 48) booleans; ':', '.' and hex digits as 64-bit
+    masks, (3, rows), bit i = byte i).
+
+    The three kinds are written into one array and packed by one call, into fewer temporaries: at 16 k rows
+    each (rows, 48) array is 768 KiB, and the C heap maps and faults in what it has handed back.
+    """
+    planes = np.empty((3, *text.shape), bool)
+    np.equal(text, ord(":"), out=planes[0])
+    np.equal(text, ord("."), out=planes[1])
+    scratch = np.subtract(text, np.uint8(ord("0")))
+    np.less(scratch, np.uint8(10), out=planes[2])
+    np.bitwise_or(text, np.uint8(0x20), out=scratch)
+    scratch -= np.uint8(ord("a"))
+    planes[2] |= scratch < np.uint8(6)
+    packed = np.zeros((3, len(text), 8), np.uint8)
+    packed[:, :, :6] = np.packbits(planes.reshape(-1), bitorder="little").reshape(3, -1, 6)
+    return planes[0], packed.view(WORD)[:, :, 0]
 
 
 @functools.cache
@@ -134,14 +148,15 @@ def parse_rows(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> tup
     """
     fits = (lengths >= 2) & (lengths <= MAX_TEXT)
     lengths = np.where(fits, lengths, 0)
-    rows = windows(data, starts, lengths, 6)
-    text = rows.view(np.uint8)
-    colon_bytes = text == ord(":")
-    colons, dots = _bits(colon_bytes), _bits(text == ord("."))
-    lower = text | np.uint8(0x20)
-    hex_digits = _bits(((text - np.uint8(ord("0"))) < np.uint8(10)) | ((lower - np.uint8(ord("a"))) < np.uint8(6)))
+    rows = windows(data, starts, None, 6)  # bytes past a text are masked off the bits below
+    rows[:, 5] &= _FIRST_FIVE  # bytes 45-47, never text: zeros, the digits _hextets reads before a text
+    colon_bytes, (colons, dots, hex_digits) = _classes(rows.view(np.uint8))
     length_bits = lengths.astype(WORD)
-    parsed = fits & ((colons | dots | hex_digits) == ~(ALL_ONES << length_bits))
+    inside = ~(ALL_ONES << length_bits)
+    parsed = fits & ((colons | dots | hex_digits) & inside == inside)
+    colons &= inside
+    dots &= inside
+    hex_digits &= inside
     pairs = colons & (colons >> _ONE)  # bit p: '::' at p
     parsed &= (pairs & (pairs - _ONE)) == 0  # one '::' at most (':::' is two)
     parsed &= ((colons & _ONE) == 0) | ((pairs & _ONE) != 0)
@@ -149,28 +164,28 @@ def parse_rows(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> tup
     parsed &= (((colons >> last) & _ONE) == 0) | (((pairs >> (last - _ONE)) & _ONE) != 0)
     parsed &= (hex_digits & (hex_digits >> _ONE) & (hex_digits >> WORD(2)) & (hex_digits >> WORD(3)) &
                (hex_digits >> WORD(4))) == 0  # fmt: skip
-    up_to_last_colon = colons.copy()
-    for shift in (1, 2, 4, 8, 16, 32):
-        up_to_last_colon |= up_to_last_colon >> WORD(shift)
     quad = dots != 0
-    parsed &= ~quad | (_lowest(dots) > colons)  # dots only after the last colon
-    hextets = np.where(quad, up_to_last_colon, ALL_ONES)  # where the 16-bit groups are
-    group_starts = hex_digits & ((colons << _ONE) | _ONE) & hextets
-    groups = _count(group_starts) + 2 * quad
+    hex_groups = hex_digits  # the digits of 16-bit groups
+    if quad.any():
+        up_to_last_colon = colons.copy()
+        for shift in (1, 2, 4, 8, 16, 32):
+            up_to_last_colon |= up_to_last_colon >> WORD(shift)
+        parsed &= ~quad | (_lowest(dots) > colons)  # dots only after the last colon
+        hex_groups = np.where(quad, hex_digits & up_to_last_colon, hex_digits)
+    counts = _count(hex_groups & ((colons << _ONE) | _ONE))  # 16-bit groups
+    groups = counts + 2 * quad
     compressed = pairs != 0
     parsed &= np.where(compressed, groups <= 7, groups == 8)
 
-    quad_start = _count(up_to_last_colon)
     quad_rows = np.flatnonzero(parsed & quad)
     if len(quad_rows):
-        address, quad_parsed = ipv4.parse_rows(data, starts[quad_rows] + quad_start[quad_rows],
-                                               lengths[quad_rows] - quad_start[quad_rows])  # fmt: skip
-        parsed[quad_rows] &= quad_parsed
-
-    group_ends = np.where(parsed, ((hex_digits & hextets) << _ONE) & ~hex_digits, WORD(0))  # a group ends before
+        quad_start = _count(up_to_last_colon[quad_rows])
+        address, parsed[quad_rows] = ipv4.parse_rows(data, starts[quad_rows] + quad_start,
+                                                     lengths[quad_rows] - quad_start)  # fmt: skip
+    group_ends = np.where(parsed, (hex_groups << _ONE) & ~hex_digits, WORD(0))  # bit p: a group ends before p
     gap = np.where(compressed, 8 - groups, 0)
-    gap_at = np.where(compressed, _position(_lowest(pairs)), MAX_TEXT)
-    matrix = _hextets(rows, colon_bytes, group_ends, np.where(parsed, groups - 2 * quad, 0), gap, gap_at)
+    gap_at = _position(_lowest(pairs)) if compressed.any() else gap  # only read where gap > 0
+    matrix = _hextets(rows, colon_bytes, group_ends, np.where(parsed, counts, 0), gap, gap_at)
     if len(quad_rows):
         matrix[quad_rows, 12:] = address.view(np.uint8).reshape(-1, 4)
     return matrix, parsed
@@ -218,19 +233,24 @@ def _digit_pairs(rows: np.ndarray, colon_bytes: np.ndarray) -> tuple[np.ndarray,
     A group ending before byte ``e`` is ``pairs[e - 3]``, ``pairs[e - 1]`` in the second array then
     the first: the high pair is dropped where the group has fewer than three digits (a ':' at ``e - 3`` or
     ``e - 2``), and a group at a text's start reads the zeros past the text before it. Word arithmetic, eight
-    bytes at a time.
+    bytes at a time; a byte past a text is no digit, so its value is cut to four bits to stay in its byte.
     """
     count, words = rows.shape
-    digits = np.zeros(count * words + 1, WORD)  # _PAD == 8: one zero word first
+    flags = np.zeros(count * words + 1, WORD)  # 1 in the bytes of a ':'; _PAD == 8: one zero word first
+    flags[1:] = colon_bytes.view(np.uint8).view(WORD).reshape(-1)
+    digits = np.zeros_like(flags)
     text = digits[1:].reshape(count, words)
-    colon_words = colon_bytes.view(np.uint8).view(WORD) * WORD(0xFF)
-    np.bitwise_and(rows, WORD(0x0F0F0F0F0F0F0F0F), out=text)
-    text += WORD(9) * ((rows >> WORD(6)) & WORD(0x0101010101010101))
-    text &= ~colon_words
-    pairs = digits | (digits << WORD(12))
+    np.right_shift(rows, WORD(6), out=text)
+    text &= WORD(0x0101010101010101)
+    text *= WORD(9)
+    text += rows & WORD(0x0F0F0F0F0F0F0F0F)
+    text &= WORD(0x0F0F0F0F0F0F0F0F) - flags[1:].reshape(count, words) * WORD(0x0F)
+    pairs = digits << WORD(12)
+    pairs |= digits
     pairs[1:] |= digits[:-1] >> WORD(52)
-    colons = np.zeros(count * words + 1, WORD)
-    colons[1:] = colon_words.reshape(-1)
-    with_colon = colons | (colons >> WORD(8))
-    with_colon[:-1] |= colons[1:] << WORD(56)
-    return pairs.view(np.uint8), (pairs & ~with_colon).view(np.uint8)
+    with_colon = flags | (flags >> WORD(8))
+    with_colon[:-1] |= flags[1:] << WORD(56)
+    with_colon *= WORD(0xFF)
+    np.bitwise_not(with_colon, out=with_colon)
+    with_colon &= pairs
+    return pairs.view(np.uint8), with_colon.view(np.uint8)
