@@ -202,25 +202,25 @@ def _hextets(
     group's two bytes are one gather each from the batch's hex digits paired into bytes (``_digit_pairs``).
     """
     count, width = rows.shape[0], rows.shape[1] * 8
-    positions = np.empty((8, count), np.int64)  # by rank: the byte after the group
+    ends = np.empty((8, count), np.int64)  # by rank: the byte after the group, counted from the first row's
     remaining, bit, exponent = group_ends.copy(), np.empty(count, WORD), np.empty(count, np.float64)
     for rank in range(8):
         np.negative(remaining, out=bit)
         bit &= remaining
         remaining ^= bit
         np.copyto(exponent, bit, casting="unsafe")
-        np.right_shift(exponent.view(np.int64), 52, out=positions[rank])  # 1023 + position; 0: no group left
-    positions -= 1023
+        np.right_shift(exponent.view(np.int64), 52, out=ends[rank])  # 1023 + position; 0: no group left
+    ends += np.arange(-1023, count * width - 1023, width)
     pairs, high_pairs = _digit_pairs(rows, colon_bytes)
-    at = positions + np.arange(_PAD, count * width + _PAD, width)  # in ``pairs``
     groups = np.empty((8, count, 2), np.uint8)  # big-endian
-    groups[:, :, 0] = high_pairs.take(at - 3, mode="clip")
-    groups[:, :, 1] = pairs.take(at - 1, mode="clip")
+    groups[:, :, 0] = high_pairs[_PAD - 3 :].take(ends, mode="clip")
+    groups[:, :, 1] = pairs[_PAD - 1 :].take(ends, mode="clip")
     values = groups.view(np.uint16)[:, :, 0]
     if not gap.any() and (counts == 8).all():
         return values.T.copy().view(np.uint8)
     ranks = np.arange(8)[:, None]
-    slots = np.where(ranks < counts, ranks + np.where(positions > gap_at, gap, 0), 8)  # 8: a column to drop
+    after_gap = ends - np.arange(0, count * width, width) > gap_at
+    slots = np.where(ranks < counts, ranks + np.where(after_gap, gap, 0), 8)  # 8: a column to drop
     matrix = np.zeros((count, 9), np.uint16)
     matrix.reshape(-1)[slots + np.arange(0, 9 * count, 9)] = values
     return matrix[:, :8].copy().view(np.uint8)
