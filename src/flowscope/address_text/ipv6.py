@@ -198,18 +198,18 @@ def _hextets(
     """The 16-bit groups of texts (``rows``) into (rows, 16) bytes, zero where no group is placed.
 
     ``group_ends`` has a bit after each group's last digit, ``counts`` says how many. The ends are found
-    rank by rank (the lowest bit left; its position from the exponent of its value as a float), then each
+    rank by rank, the last first (the highest bit left, from the exponent of the mask as a float), then each
     group's two bytes are one gather each from the batch's hex digits paired into bytes (``_digit_pairs``).
     """
     count, width = rows.shape[0], rows.shape[1] * 8
-    ends = np.empty((8, count), np.int64)  # by rank: the byte after the group, counted from the first row's
-    remaining, bit, exponent = group_ends.copy(), np.empty(count, WORD), np.empty(count, np.float64)
-    for rank in range(8):
-        np.negative(remaining, out=bit)
-        bit &= remaining
-        remaining ^= bit
-        np.copyto(exponent, bit, casting="unsafe")
-        np.right_shift(exponent.view(np.int64), 52, out=ends[rank])  # 1023 + position; 0: no group left
+    ends = np.empty((8, count), np.int64)  # the byte after each group, counted from the first row's; by rank
+    remaining = group_ends.astype(np.float64)  # exact: below 2 ** 46
+    power = np.empty(count, np.int64)
+    for rank in range(7, -1, -1):  # the last group first: the highest bit left is the exponent of the float
+        exponent = ends[rank]
+        np.right_shift(remaining.view(np.int64), 52, out=exponent)  # 1023 + position; 0: no group left
+        np.left_shift(exponent, 52, out=power)
+        remaining -= power.view(np.float64)  # 2.0 ** position (0.0 for 0)
     ends += np.arange(-1023, count * width - 1023, width)
     pairs, high_pairs = _digit_pairs(rows, colon_bytes)
     groups = np.empty((8, count, 2), np.uint8)  # big-endian
@@ -218,9 +218,9 @@ def _hextets(
     values = groups.view(np.uint16)[:, :, 0]
     if not gap.any() and (counts == 8).all():
         return values.T.copy().view(np.uint8)
-    ranks = np.arange(8)[:, None]
+    ranks = np.arange(8)[:, None] + counts - 8  # a row with fewer groups has its first at rank 8 - counts
     after_gap = ends - np.arange(0, count * width, width) > gap_at
-    slots = np.where(ranks < counts, ranks + np.where(after_gap, gap, 0), 8)  # 8: a column to drop
+    slots = np.where(ranks >= 0, ranks + np.where(after_gap, gap, 0), 8)  # 8: a column to drop
     matrix = np.zeros((count, 9), np.uint16)
     matrix.reshape(-1)[slots + np.arange(0, 9 * count, 9)] = values
     return matrix[:, :8].copy().view(np.uint8)
