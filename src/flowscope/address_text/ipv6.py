@@ -202,23 +202,23 @@ def _hextets(
     group's two bytes are one gather each from the batch's hex digits paired into bytes (``_digit_pairs``).
     """
     count, width = rows.shape[0], rows.shape[1] * 8
-    ends = np.empty((8, count), np.int64)  # the byte after each group, counted from the first row's; by rank
+    most = int(counts.max(initial=0))  # ranks 8 - most to 7 are read ('::1' reads one)
+    ends = np.empty((most, count), np.int64)  # the byte after each group, counted from the first row's
     remaining = group_ends.astype(np.float64)  # exact: below 2 ** 46
     power = np.empty(count, np.int64)
-    for rank in range(7, -1, -1):  # the last group first: the highest bit left is the exponent of the float
-        exponent = ends[rank]
+    for exponent in ends[::-1]:  # the last group first: the highest bit left is the exponent of the float
         np.right_shift(remaining.view(np.int64), 52, out=exponent)  # 1023 + position; 0: no group left
         np.left_shift(exponent, 52, out=power)
         remaining -= power.view(np.float64)  # 2.0 ** position (0.0 for 0)
     ends += np.arange(-1023, count * width - 1023, width)
     pairs, high_pairs = _digit_pairs(rows, colon_bytes)
-    groups = np.empty((8, count, 2), np.uint8)  # big-endian
+    groups = np.empty((most, count, 2), np.uint8)  # big-endian
     groups[:, :, 0] = high_pairs[_PAD - 3 :].take(ends, mode="clip")
     groups[:, :, 1] = pairs[_PAD - 1 :].take(ends, mode="clip")
     values = groups.view(np.uint16)[:, :, 0]
-    if not gap.any() and (counts == 8).all():
+    if most == 8 and not gap.any() and (counts == 8).all():
         return values.T.copy().view(np.uint8)
-    ranks = np.arange(8)[:, None] + counts - 8  # a row with fewer groups has its first at rank 8 - counts
+    ranks = np.arange(8 - most, 8)[:, None] + counts - 8  # a row with fewer groups has its first at 8 - counts
     after_gap = ends - np.arange(0, count * width, width) > gap_at
     slots = np.where(ranks >= 0, ranks + np.where(after_gap, gap, 0), 8)  # 8: a column to drop
     matrix = np.zeros((count, 9), np.uint16)
