@@ -115,7 +115,9 @@ def _parse_part(
     rest = np.flatnonzero(~four & (lengths > 0))
     if len(rest) == len(starts):
         six_matrix, parsed[:] = ipv6.parse_rows(data, starts, lengths)
-        np.copyto(words, six_matrix.view(np.uint64), where=parsed[:, None])
+        words[:] = six_matrix.view(np.uint64)
+        if not parsed.all():
+            words[~parsed] = 0
     elif len(rest):
         six_matrix, six = ipv6.parse_rows(data, starts[rest], lengths[rest])
         words[rest[six]] = six_matrix.view(np.uint64)[six]

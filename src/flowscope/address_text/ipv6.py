@@ -100,12 +100,13 @@ def _classes(text: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     planes = np.empty((3, *text.shape), bool)
     np.equal(text, ord(":"), out=planes[0])
-    np.equal(text, ord("."), out=planes[1])
     scratch = np.subtract(text, np.uint8(ord("0")))
     np.less(scratch, np.uint8(10), out=planes[2])
     np.bitwise_or(text, np.uint8(0x20), out=scratch)
     scratch -= np.uint8(ord("a"))
-    planes[2] |= scratch < np.uint8(6)
+    np.less(scratch, np.uint8(6), out=planes[1])  # letters a-f, either case (dots come after)
+    planes[2] |= planes[1]
+    np.equal(text, ord("."), out=planes[1])
     packed = np.zeros((3, len(text), 8), np.uint8)
     packed[:, :, :6] = np.packbits(planes.reshape(-1), bitorder="little").reshape(3, -1, 6)
     return planes[0], packed.view(WORD)[:, :, 0]
