@@ -46,12 +46,14 @@ def format_addresses(matrix: np.ndarray, mapped: np.ndarray, valid: np.ndarray |
 
 def _format_mixed(packer: Packer, matrix: np.ndarray, four: np.ndarray, six: np.ndarray) -> None:
     """A batch with IPv6 or null rows: every length first (the packer places texts in row order), then bytes."""
-    four_rows, four_lengths = ipv4.format_rows(matrix[four])
-    tokens, places, six_lengths = ipv6.format_tokens(matrix[six])
     lengths = np.zeros(len(matrix), np.int64)
-    lengths[four], lengths[six] = four_lengths, six_lengths
+    four_rows = None
+    if four.any():
+        four_rows, lengths[four] = ipv4.format_rows(matrix[four])
+    tokens, places, lengths[six] = ipv6.format_tokens(matrix if six.all() else matrix[six])
     starts = packer.reserve(lengths)
-    packer.put_rows(starts[four], four_rows)
+    if four_rows is not None:
+        packer.put_rows(starts[four], four_rows)
     packer.put_words((places + starts[six]).reshape(-1), tokens.reshape(-1))
 
 

@@ -69,8 +69,8 @@ def format_tokens(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     big_endian = matrix.view(">u2")
     zero_mask = np.packbits((big_endian == 0).reshape(-1), bitorder="little")
     run_firsts, run_lengths = _zero_runs()
-    first, length = run_firsts[zero_mask], run_lengths[zero_mask]
-    tokens = _group_words()[big_endian.T.astype(np.uint16)]
+    first, length = run_firsts.take(zero_mask), run_lengths.take(zero_mask)
+    tokens = _group_words().take(big_endian.T.astype(np.uint16))  # take: half the time of indexing
     widths = tokens >> WORD(56)  # hex digits; the ':' is added below
     tokens &= _TEXT
     group = np.arange(8)[:, None]
