@@ -139,6 +139,16 @@ def test_every_input_layout_reads_the_same() -> None:
     assert addresses.parse_text(pa.array([], pa.string())).to_pylist() == []
 
 
+def test_parse_reads_groups_whatever_surrounds_the_texts() -> None:
+    """A group at a text's start reads the bytes before it, a group's high digits the ':' before them:
+    neither may take in what lies around the texts (other texts, bytes past a 45-byte one)."""
+    texts = ["z" * 45, "C::", "fz", "1:2:3:4:5:6:7:8", "g" * 44 + ":", "a:bc:def:1234:5:67:89a:bcde", "F::0"]
+    texts += [text.upper() for text in texts] + ["1" * 4 + ":" + "2" * 40]
+    for order in (texts, texts[::-1]):
+        parsed = addresses.parse_text(pa.array(order), errors="null").to_pylist()
+        assert parsed == [oracle_bytes(text) for text in order]
+
+
 def test_formatting_mixed_batches_with_nulls() -> None:
     """IPv4, IPv6 and nulls interleaved across batch boundaries (the output is placed batch by batch)."""
     rng = np.random.default_rng(4)

@@ -17,6 +17,7 @@ MAPPED_PREFIX = np.array([0] * 10 + [0xFF, 0xFF], np.uint8)
 """The first 12 bytes of an IPv4-mapped IPv6 address (RFC 4291 2.5.5.2), how flowscope stores IPv4."""
 MAPPED_MARKER = MAPPED_PREFIX[8:].view(np.uint32)[0]  # bytes 8-11 as a native word
 
+MAX_TEXT = 15  # 255.255.255.255
 DOT = WORD(ord("."))
 _TEXT = WORD((1 << 56) - 1)  # a table word's text bytes; the top byte holds the text's length
 _BYTE = WORD(0xFF)
@@ -101,7 +102,7 @@ def parse_rows(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> tup
     the row's bytes; the shape (``_layouts``) says where each octet starts, so each is cut out with two
     shifts, and its digits are weighted by multiplication, two octets per word.
     """
-    fits = (lengths >= 7) & (lengths <= 15)
+    fits = (lengths >= 7) & (lengths <= MAX_TEXT)
     rows = windows(data, starts, None, 2)  # bytes past the text are masked off the bits below
     text = rows.view(np.uint8)
     length_bit = np.uint32(1) << np.where(fits, lengths, 0).astype(np.uint32)

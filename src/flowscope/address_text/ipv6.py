@@ -20,11 +20,10 @@ _DOUBLE_COLON = WORD(0x3A3A)
 MAX_TEXT = 45  # ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255
 MAX_FORMATTED = 39  # ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff
 _TEXT = WORD((1 << 56) - 1)
+_FIRST_FIVE = WORD((1 << 40) - 1)
+_PAD = 8  # bytes before a batch's digits: a group that starts its text reads up to 3 bytes before it
 _ONE = WORD(1)
 _DE_BRUIJN = WORD(0x03F79D71B4CB0A89)
-_ALIGN = np.array([8 * (4 - (mask ^ (mask + 1)).bit_length() + 1) for mask in range(16)], np.uint32)
-"""By which of the four characters from a group's first are hex digits (bit i: character i): the shift that
-right-aligns the group's digits (those before the first other character) in four bytes."""
 
 
 @functools.cache
@@ -70,8 +69,8 @@ def format_tokens(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     big_endian = matrix.view(">u2")
     zero_mask = np.packbits((big_endian == 0).reshape(-1), bitorder="little")
     run_firsts, run_lengths = _zero_runs()
-    first, length = run_firsts[zero_mask], run_lengths[zero_mask]
-    tokens = _group_words()[big_endian.T.astype(np.uint16)]
+    first, length = run_firsts.take(zero_mask), run_lengths.take(zero_mask)
+    tokens = _group_words().take(big_endian.T.astype(np.uint16))  # take: half the time of indexing
     widths = tokens >> WORD(56)  # hex digits; the ':' is added below
     tokens &= _TEXT
     group = np.arange(8)[:, None]
@@ -92,11 +91,25 @@ def format_tokens(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return tokens, places.astype(np.int64), lengths
 
 
-def _bits(flags: np.ndarray) -> np.ndarray:
-    """(rows, 48) booleans -> one 64-bit mask per row (bit i = byte i)."""
-    packed = np.zeros((len(flags), 8), np.uint8)
-    packed[:, :6] = np.packbits(flags.reshape(-1), bitorder="little").reshape(-1, 6)
-    return packed.view(WORD)[:, 0]
+def _classes(text: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, 48) text bytes -> (which are ':', as (rows, 48) booleans; ':', '.' and hex digits as 64-bit
+    masks, (3, rows), bit i = byte i).
+
+    The three kinds are written into one array and packed by one call, into fewer temporaries: at 16 k rows
+    each (rows, 48) array is 768 KiB, and the C heap maps and faults in what it has handed back.
+    """
+    planes = np.empty((3, *text.shape), bool)
+    np.equal(text, ord(":"), out=planes[0])
+    scratch = np.subtract(text, np.uint8(ord("0")))
+    np.less(scratch, np.uint8(10), out=planes[2])
+    np.bitwise_or(text, np.uint8(0x20), out=scratch)
+    scratch -= np.uint8(ord("a"))
+    np.less(scratch, np.uint8(6), out=planes[1])  # letters a-f, either case (dots come after)
+    planes[2] |= planes[1]
+    np.equal(text, ord("."), out=planes[1])
+    packed = np.zeros((3, len(text), 8), np.uint8)
+    packed[:, :, :6] = np.packbits(planes.reshape(-1), bitorder="little").reshape(3, -1, 6)
+    return planes[0], packed.view(WORD)[:, :, 0]
 
 
 @functools.cache
@@ -131,19 +144,20 @@ def parse_rows(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> tup
     The text's colons, dots and hex digits become 64-bit masks (at most 45 characters), on which the
     grammar is checked as ``ipaddress`` checks it: one ``::`` at most; a leading or trailing ':' only as
     part of it; groups of one to four digits; dots only in a dotted quad after the last colon; eight
-    groups, or at most seven with ``::``. Groups are then read one per step, all rows at once (eight
-    steps at most), and placed after the ``::`` gap when they follow it.
+    groups, or at most seven with ``::``. Groups are then read all at once (``_hextets``) and placed after
+    the ``::`` gap when they follow it.
     """
-    count = len(starts)
     fits = (lengths >= 2) & (lengths <= MAX_TEXT)
     lengths = np.where(fits, lengths, 0)
-    rows = windows(data, starts, lengths, 6)
-    text = rows.view(np.uint8)
-    colons, dots = _bits(text == ord(":")), _bits(text == ord("."))
-    lower = text | np.uint8(0x20)
-    hex_digits = _bits(((text - np.uint8(ord("0"))) < np.uint8(10)) | ((lower - np.uint8(ord("a"))) < np.uint8(6)))
+    rows = windows(data, starts, None, 6)  # bytes past a text are masked off the bits below
+    rows[:, 5] &= _FIRST_FIVE  # bytes 45-47, never text: zeros, the digits _hextets reads before a text
+    colon_bytes, (colons, dots, hex_digits) = _classes(rows.view(np.uint8))
     length_bits = lengths.astype(WORD)
-    parsed = fits & ((colons | dots | hex_digits) == ~(ALL_ONES << length_bits))
+    inside = ~(ALL_ONES << length_bits)
+    parsed = fits & ((colons | dots | hex_digits) & inside == inside)
+    colons &= inside
+    dots &= inside
+    hex_digits &= inside
     pairs = colons & (colons >> _ONE)  # bit p: '::' at p
     parsed &= (pairs & (pairs - _ONE)) == 0  # one '::' at most (':::' is two)
     parsed &= ((colons & _ONE) == 0) | ((pairs & _ONE) != 0)
@@ -151,43 +165,93 @@ def parse_rows(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> tup
     parsed &= (((colons >> last) & _ONE) == 0) | (((pairs >> (last - _ONE)) & _ONE) != 0)
     parsed &= (hex_digits & (hex_digits >> _ONE) & (hex_digits >> WORD(2)) & (hex_digits >> WORD(3)) &
                (hex_digits >> WORD(4))) == 0  # fmt: skip
-    up_to_last_colon = colons.copy()
-    for shift in (1, 2, 4, 8, 16, 32):
-        up_to_last_colon |= up_to_last_colon >> WORD(shift)
     quad = dots != 0
-    parsed &= ~quad | (_lowest(dots) > colons)  # dots only after the last colon
-    hextets = np.where(quad, up_to_last_colon, ALL_ONES)  # where the 16-bit groups are
-    group_starts = hex_digits & ((colons << _ONE) | _ONE) & hextets
-    groups = _count(group_starts) + 2 * quad
+    hex_groups = hex_digits  # the digits of 16-bit groups
+    if quad.any():
+        up_to_last_colon = colons.copy()
+        for shift in (1, 2, 4, 8, 16, 32):
+            up_to_last_colon |= up_to_last_colon >> WORD(shift)
+        parsed &= ~quad | (_lowest(dots) > colons)  # dots only after the last colon
+        hex_groups = np.where(quad, hex_digits & up_to_last_colon, hex_digits)
+    counts = _count(hex_groups & ((colons << _ONE) | _ONE))  # 16-bit groups
+    groups = counts + 2 * quad
     compressed = pairs != 0
     parsed &= np.where(compressed, groups <= 7, groups == 8)
 
-    quad_start = _count(up_to_last_colon)
     quad_rows = np.flatnonzero(parsed & quad)
-    address, quad_parsed = ipv4.parse_rows(data, starts[quad_rows] + quad_start[quad_rows],
-                                           lengths[quad_rows] - quad_start[quad_rows])  # fmt: skip
-    parsed[quad_rows] &= quad_parsed
-
-    values = (rows & WORD(0x0F0F0F0F0F0F0F0F)) + WORD(9) * ((rows >> WORD(6)) & WORD(0x0101010101010101))
-    digits = np.concatenate([values.view(np.uint8).reshape(-1), np.zeros(8, np.uint8)])  # hex digit values
-    four_digits = np.ndarray((len(digits) - 3,), "V4", digits, strides=(1,))  # the four at every byte
+    if len(quad_rows):
+        quad_start = _count(up_to_last_colon[quad_rows])
+        address, parsed[quad_rows] = ipv4.parse_rows(data, starts[quad_rows] + quad_start,
+                                                     lengths[quad_rows] - quad_start)  # fmt: skip
+    group_ends = np.where(parsed, (hex_groups << _ONE) & ~hex_digits, WORD(0))  # bit p: a group ends before p
     gap = np.where(compressed, 8 - groups, 0)
-    gap_at = np.where(compressed, _position(_lowest(pairs)), MAX_TEXT)
-    out = np.zeros((count, 9), np.uint16)  # column 8 takes the writes of rows that have no group left
-    row_text, row_out = np.arange(0, 48 * count, 48), np.arange(0, 9 * count, 9)
-    remaining = np.where(parsed, group_starts, WORD(0))
-    rank = np.zeros(count, np.int64)
-    while remaining.any():
-        bit = _lowest(remaining)
-        remaining ^= bit
-        position = _position(bit)
-        run = ((hex_digits >> position.astype(WORD)) & WORD(15)).astype(np.intp)  # the group's digits, 1-4
-        group = four_digits[row_text + position].view(np.uint32) << _ALIGN[run]  # right-aligned, 32 bits
-        group = ((group << np.uint32(4)) | (group >> np.uint32(8))) & np.uint32(0x00FF00FF)  # bytes 0, 2
-        active = bit != 0
-        slot = np.where(active, rank + np.where(position > gap_at, gap, 0), 8)
-        out.reshape(-1)[row_out + slot] = group | (group >> np.uint32(8))  # big-endian in memory
-        rank += active
-    matrix = out[:, :8].copy().view(np.uint8)
-    matrix[quad_rows, 12:] = address.view(np.uint8).reshape(-1, 4)
+    gap_at = _position(_lowest(pairs)) if compressed.any() else gap  # only read where gap > 0
+    matrix = _hextets(rows, colon_bytes, group_ends, np.where(parsed, counts, 0), gap, gap_at)
+    if len(quad_rows):
+        matrix[quad_rows, 12:] = address.view(np.uint8).reshape(-1, 4)
     return matrix, parsed
+
+
+def _hextets(
+    rows: np.ndarray, colon_bytes: np.ndarray, group_ends: np.ndarray, counts: np.ndarray, gap: np.ndarray,
+    gap_at: np.ndarray,
+) -> np.ndarray:  # fmt: skip
+    """The 16-bit groups of texts (``rows``) into (rows, 16) bytes, zero where no group is placed.
+
+    ``group_ends`` has a bit after each group's last digit, ``counts`` says how many. The ends are found
+    rank by rank, the last first (the highest bit left, from the exponent of the mask as a float), then each
+    group's two bytes are one gather each from the batch's hex digits paired into bytes (``_digit_pairs``).
+    """
+    count, width = rows.shape[0], rows.shape[1] * 8
+    most = int(counts.max(initial=0))  # ranks 8 - most to 7 are read ('::1' reads one)
+    ends = np.empty((most, count), np.int64)  # the byte after each group, counted from the first row's
+    remaining = group_ends.astype(np.float64)  # exact: below 2 ** 46
+    power = np.empty(count, np.int64)
+    for exponent in ends[::-1]:  # the last group first: the highest bit left is the exponent of the float
+        np.right_shift(remaining.view(np.int64), 52, out=exponent)  # 1023 + position; 0: no group left
+        np.left_shift(exponent, 52, out=power)
+        remaining -= power.view(np.float64)  # 2.0 ** position (0.0 for 0)
+    ends += np.arange(-1023, count * width - 1023, width)
+    pairs, high_pairs = _digit_pairs(rows, colon_bytes)
+    groups = np.empty((most, count, 2), np.uint8)  # big-endian
+    groups[:, :, 0] = high_pairs[_PAD - 3 :].take(ends, mode="clip")
+    groups[:, :, 1] = pairs[_PAD - 1 :].take(ends, mode="clip")
+    values = groups.view(np.uint16)[:, :, 0]
+    if most == 8 and not gap.any() and (counts == 8).all():
+        return values.T.copy().view(np.uint8)
+    ranks = np.arange(8 - most, 8)[:, None] + counts - 8  # a row with fewer groups has its first at 8 - counts
+    after_gap = ends - np.arange(0, count * width, width) > gap_at
+    slots = np.where(ranks >= 0, ranks + np.where(after_gap, gap, 0), 8)  # 8: a column to drop
+    matrix = np.zeros((count, 9), np.uint16)
+    matrix.reshape(-1)[slots + np.arange(0, 9 * count, 9)] = values
+    return matrix[:, :8].copy().view(np.uint8)
+
+
+def _digit_pairs(rows: np.ndarray, colon_bytes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The hex digit values of all texts (rows one after another, ``_PAD`` zero bytes first) paired: byte
+    ``i`` is digits ``i - 1`` and ``i`` (a ':' is 0); and the same with a pair that has a ':' in it 0.
+
+    A group ending before byte ``e`` is ``pairs[e - 3]``, ``pairs[e - 1]`` in the second array then
+    the first: the high pair is dropped where the group has fewer than three digits (a ':' at ``e - 3`` or
+    ``e - 2``), and a group at a text's start reads the zeros past the text before it. Word arithmetic, eight
+    bytes at a time; a byte past a text is no digit, so its value is cut to four bits to stay in its byte.
+    """
+    count, words = rows.shape
+    flags = np.zeros(count * words + 1, WORD)  # 1 in the bytes of a ':'; _PAD == 8: one zero word first
+    flags[1:] = colon_bytes.view(np.uint8).view(WORD).reshape(-1)
+    digits = np.zeros_like(flags)
+    text = digits[1:].reshape(count, words)
+    np.right_shift(rows, WORD(6), out=text)
+    text &= WORD(0x0101010101010101)
+    text *= WORD(9)
+    text += rows & WORD(0x0F0F0F0F0F0F0F0F)
+    text &= WORD(0x0F0F0F0F0F0F0F0F) - flags[1:].reshape(count, words) * WORD(0x0F)
+    pairs = digits << WORD(12)
+    pairs |= digits
+    pairs[1:] |= digits[:-1] >> WORD(52)
+    with_colon = flags | (flags >> WORD(8))
+    with_colon[:-1] |= flags[1:] << WORD(56)
+    with_colon *= WORD(0xFF)
+    np.bitwise_not(with_colon, out=with_colon)
+    with_colon &= pairs
+    return pairs.view(np.uint8), with_colon.view(np.uint8)
