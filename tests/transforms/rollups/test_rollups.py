@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 import pytest
 from click.testing import CliRunner
 
+from flowscope import spilling
 from flowscope.cli import main
 from flowscope.demo.traffic import synthetic_flows
 from flowscope.errors import FlowscopeError
@@ -118,8 +119,8 @@ def test_many_groups_spill_and_sum_as_the_group_by(lake: Path, monkeypatch: pyte
     dimensions = ("proto", "src_port", "vlan_id")
     (lake / "rollups.toml").write_text(f"[flows_1m]\ndimensions = {list(dimensions)}\n")
     spills: list[object] = []
-    spill = build._Spill
-    monkeypatch.setattr(build, "_Spill", lambda *args: spills.append(args) or spill(*args))
+    spill = spilling.Spill
+    monkeypatch.setattr(spilling, "Spill", lambda *args: spills.append(args) or spill(*args))
     maintain(Lake(lake), today=TODAY)
     assert spills
     assert _rollup_rows(lake, "flows_1m", dimensions) == _group_by_raw(lake, 60, dimensions)
