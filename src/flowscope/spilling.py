@@ -49,8 +49,8 @@ def key_hash(columns: Sequence[pa.Array | pa.ChunkedArray]) -> np.ndarray:
                 word = np.where(valid, word, 0)
             mixed = (mixed ^ word) * _MIX
             mixed ^= mixed >> np.uint64(29)
-        if valid is not None:
-            mixed = (mixed ^ valid.astype(np.uint64)) * _MIX
+        marks = np.ones(len(mixed), np.uint64) if valid is None else valid.astype(np.uint64)
+        mixed = (mixed ^ marks) * _MIX  # mixed in whether or not the table has nulls: a hash of the value alone
     return mixed
 
 
