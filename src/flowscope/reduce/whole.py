@@ -19,7 +19,7 @@ from flowscope.reduce.apply import Reducer
 from flowscope.reduce.spec import DURATION, Reduction
 from flowscope.spilling import Fold
 
-HELD_ROWS = 1 << 22
+HELD_ROWS = 1 << 21
 """Records (or reduced rows) held before they are re-reduced or spilled (``Fold``)."""
 
 
