@@ -5,8 +5,13 @@ views DuckDB's plan is a hash GROUP BY that hardly reduces (2.8 M records into 1
 two threads each building a nearly full hash table) and a join back for the last record: about 2.5 CPU s.
 Here pyarrow reads the lake's flow files in the order the view numbers them (sorted paths), only the
 columns that hold a value somewhere (the others, null in every file's statistics, are added as nulls at the
-end), and ``apply.Reducer`` sorts the records into groups. The result is the view's: the same rows, and the
-types DuckDB gives them (addresses as variable binary), which tests compare on every target.
+end), and ``apply.Reducer`` sorts the records into groups (``reduce.whole``: bounded memory, spilled by key
+hash beyond ``HELD_ROWS``). The result is the view's: the same rows, and the types DuckDB gives them
+(addresses as variable binary), which tests compare on every target. Measured (that lake, in process, CPU
+user + sys at load 5): 2.06-2.59 s against DuckDB's 3.75-3.90 s; the target's load after it is unchanged.
+
+The rows come out grouped by a hash of their key, not in key order, so SQLite's first load still sorts them
+(``key_order``: text addresses compare as text, "10.0.0.10" before "10.0.0.2").
 """
 
 from __future__ import annotations
