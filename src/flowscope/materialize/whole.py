@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from flowscope.errors import FlowscopeError
 from flowscope.lake import Lake
+from flowscope.memory import keep_freed_memory
 from flowscope.reduce.spec import DURATION, Reduction
 from flowscope.reduce.whole import whole_fold
 from flowscope.schema import FLOWS
@@ -96,6 +97,9 @@ def reduction_rows(lake: Lake, reduction: Reduction, spill_dir: Path) -> pa.Tabl
 
     The caller holds the lake's read lock (files listed and read under it). ``Unsupported`` where only
     DuckDB can tell the columns."""
+    # Batch-sized blocks kept on the C heap, Arrow's too: system CPU 0.21-0.28 s against 0.19-1.10 s (page faults
+    # of fresh mappings, by the machine's load), peak RSS 623-638 against 682-724 MiB (realistic lake, 3 runs each).
+    keep_freed_memory(arrow=True)
     files = sorted(lake.files(FLOWS), key=str) if FLOWS in lake.tables() else []
     try:
         footers = [pq.read_metadata(path) for path in files]
