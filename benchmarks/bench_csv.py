@@ -12,8 +12,9 @@ destination port) with duration, both directions' packets and bytes summed: ``fl
 totals must agree.
 The materialize steps read the CSV into a lake, then time ``flowscope materialize pairs`` into a new SQLite
 table (the whole command, median of ``--rounds``; ``--hostile``: every record a pair of fresh IPv6 addresses),
-and ``flowscope materialize`` into PostgreSQL: ``pairs`` and ``services_by_day`` into new tables (view computed
-by DuckDB over the whole lake, binary COPY with addresses as inet, primary key built after the load), and
+and ``flowscope materialize`` into PostgreSQL: ``pairs`` and ``services_by_day`` into new tables (the whole
+view computed over the lake: ``pairs`` in process, ``services_by_day`` by DuckDB; binary COPY with addresses
+as inet, primary key built after the load), and
 ``pairs`` again after 100 k more rows landed (only the keys those rows hold are recomputed and upserted).
 """
 
@@ -234,7 +235,7 @@ def main() -> None:
         sqlite_materialize(lake, Path(tmp), args.rounds)
         if args.sqlite_only:
             return
-        print("\nmaterialize into PostgreSQL (wall seconds: view over the lake by DuckDB, binary COPY, upsert)")
+        print("\nmaterialize into PostgreSQL (wall seconds: the view over the lake, binary COPY, upsert)")
         runs = [("pairs", "", "whole view"), ("services_by_day", "", "whole view"), ("pairs", str(more), "+100k rows")]
         for view, extra, what in runs:
             breakdown = Path(tmp) / f"{view}.json"
