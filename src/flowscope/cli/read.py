@@ -32,6 +32,7 @@ from flowscope.lake.writer import LakeLimits
 from flowscope.pipeline import run
 from flowscope.readers.inputs import open_inputs
 from flowscope.readers.text_options import lake_limits
+from flowscope.reduce.whole import units_reduced
 from flowscope.schema import PACKETS
 
 
@@ -84,14 +85,16 @@ def read(
         flags["records"] = PACKETS
     records = records_from(flags)
     options = read_options_from(flags)
-    transforms = options.transforms()  # before the sink opens: a bad database is an error with nothing written
+    stream = inputs == ("-",)
+    whole_units = options.reduce is not None and not stream  # one row per key per input; a stream per batch
+    # before the sink opens: a bad database is an error with nothing written
+    transforms = options.transforms(per_batch_reduce=not whole_units)
     if flags["as_exports"]:
         input_format = input_format or EXPORTS_FORMAT
     if records == PACKETS:
         if input_format not in (None, PACKETS_FORMAT):
             raise FlowscopeError(f"--records {records} reads captures; it does not go with --format or --as-exports")
         input_format = PACKETS_FORMAT
-    stream = inputs == ("-",)
     limits = LakeLimits(**lake_limits(options.text, inputs))
     sink = open_sink(state, destination_urls(to, output), transactional=not stream, limits=limits, table=records)
     try:
@@ -99,8 +102,12 @@ def read(
     except BaseException:
         sink.abort()
         raise
-    with progress_bar(state, f"reading {plan.names}", plan.progress()[1]) as update:
-        stats = run(plan, sink, transforms, on_batch=lambda _: update(completed=plan.progress()[0]))
+    reduction = options.reduce if whole_units else None
+    with (
+        progress_bar(state, f"reading {plan.names}", plan.progress()[1]) as update,
+        units_reduced(plan, reduction) as items,
+    ):
+        stats = run(items, sink, transforms, on_batch=lambda _: update(completed=plan.progress()[0]))
     for source in plan.sources:
         state.report_skips(source.skips)
     plan.save_health([lake.lake.root for lake in lake_sinks(sink)])
