@@ -89,6 +89,12 @@ def _text_hash(array: pa.Array) -> np.ndarray:
     return hashed
 
 
+def _joined(tables: list[pa.Table]) -> pa.Table:
+    """Tables as one, their columns unified (a CSV's extra column read as integers in one batch and as floats in
+    another is float; a column one lacks is null there), as the batches of one input may come."""
+    return pa.concat_tables(tables, promote_options="permissive")
+
+
 class Spill:
     """Rows spread by key over ``count`` Arrow IPC files (at most ``SPILL_FILES``) in a hidden directory under
     ``directory``: every row of one key lands in the same file, in the order the rows were added."""
@@ -174,7 +180,7 @@ class Fold:
         self.held += rows.num_rows
         if self.held <= self.held_rows:
             return
-        held = pa.concat_tables(self.parts)
+        held = _joined(self.parts)
         if self.mergeable:
             held = self.merge(held)
             self.parts, self.held = [held], held.num_rows
@@ -192,12 +198,12 @@ class Fold:
         spill file, each key in exactly one of them."""
         if self.spill is None:
             if self.parts:
-                rows = self.merge(pa.concat_tables(self.parts))
+                rows = self.merge(_joined(self.parts))
                 self.parts = []
                 yield rows
             return
         if self.parts:
-            self.spill.add(pa.concat_tables(self.parts))
+            self.spill.add(_joined(self.parts))
         self.parts, self.held = [], 0
         for rows in self.spill.tables():
             yield self.merge(rows)

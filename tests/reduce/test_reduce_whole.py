@@ -71,3 +71,15 @@ def test_the_key_hash_depends_on_the_values_alone() -> None:
     assert list(one) == [two[2], two[4], two[3], two[1]]
     assert spilling.key_hash(third)[0] == one[0]
     assert len(set(one.tolist())) == 4
+
+
+def test_batches_whose_extra_columns_differ_fold_together(tmp_path: Path) -> None:
+    """A CSV's extra column may be read as integers in one batch and as floats in the next."""
+    table = random_flows(np.random.default_rng(5), 100)
+    first = table.slice(0, 50).append_column("extra", pa.array(range(50), pa.int64()))
+    second = table.slice(50).append_column("extra", pa.array([0.5] * 50))
+    with whole_fold(BUILTIN["pairs"], first.schema, tmp_path, lambda: 100) as fold:
+        fold.add(first)
+        fold.add(second)
+        (reduced,) = fold.results()
+    assert reduced.schema.field("extra").type == pa.float64()
