@@ -7,13 +7,14 @@ Input: a generated 11-column CSV in the Kaggle "87 apps" cut (Source.IP, ..., Ti
 record a pair of fresh random IPv6 addresses). Both sides run as fresh processes from the command
 line, round-robin, median of ``--rounds``, and produce one row per (source, source port, destination,
 destination port) with duration, both directions' packets and bytes summed: ``flowscope read CSV
---reduce pairs -o pairs.parquet`` (which reduces each batch read, as an ingest reduction does) and DuckDB's
+--reduce pairs -o pairs.parquet`` (one row per key of the file, as the GROUP BY) and DuckDB's
 ``read_csv`` + the same ``GROUP BY`` on one thread into Parquet (issue 17's peer); the packet and byte
 totals must agree.
 The materialize steps read the CSV into a lake, then time ``flowscope materialize pairs`` into a new SQLite
 table (the whole command, median of ``--rounds``; ``--hostile``: every record a pair of fresh IPv6 addresses),
-and ``flowscope materialize`` into PostgreSQL: ``pairs`` and ``services_by_day`` into new tables (view computed
-by DuckDB over the whole lake, binary COPY with addresses as inet, primary key built after the load), and
+and ``flowscope materialize`` into PostgreSQL: ``pairs`` and ``services_by_day`` into new tables (the whole
+view computed over the lake: ``pairs`` in process, ``services_by_day`` by DuckDB; binary COPY with addresses
+as inet, primary key built after the load), and
 ``pairs`` again after 100 k more rows landed (only the keys those rows hold are recomputed and upserted).
 """
 
@@ -146,7 +147,7 @@ def ingest(path: Path, work: Path, rows: int, rounds: int, title: str) -> None:
     peer = "DuckDB read_csv + GROUP BY, 1 thread"
     print_runs(title, results, rows, "rows", [peer], cpu_peer=peer)
     totals = [_totals(p) for p in (ours, theirs)]
-    print(f"  rows out: flowscope {totals[0][0]:,} (reduced per batch, as --reduce does at ingest), "
+    print(f"  rows out: flowscope {totals[0][0]:,} (one row per key of the input), "
           f"DuckDB {totals[1][0]:,} (one GROUP BY); packets, bytes: {totals[0][1:]} / {totals[1][1:]}")  # fmt: skip
     if totals[0][1:] != totals[1][1:]:
         raise SystemExit("flowscope and DuckDB sum different packets or bytes")
@@ -234,7 +235,7 @@ def main() -> None:
         sqlite_materialize(lake, Path(tmp), args.rounds)
         if args.sqlite_only:
             return
-        print("\nmaterialize into PostgreSQL (wall seconds: view over the lake by DuckDB, binary COPY, upsert)")
+        print("\nmaterialize into PostgreSQL (wall seconds: the view over the lake, binary COPY, upsert)")
         runs = [("pairs", "", "whole view"), ("services_by_day", "", "whole view"), ("pairs", str(more), "+100k rows")]
         for view, extra, what in runs:
             breakdown = Path(tmp) / f"{view}.json"

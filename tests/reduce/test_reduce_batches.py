@@ -218,3 +218,14 @@ def test_min_and_max_of_a_dictionary_column() -> None:
     reduced = Reducer(Reduction("names", "", key=("key",), fields={"lowest": "min", "highest": "max"}))(table)
     assert reduced.schema == table.schema
     assert reduced.to_pydict() == {"key": [1, 2, 3], "lowest": ["a", "a", "b"], "highest": ["b", "c", "b"]}
+
+
+def test_a_sum_over_chunks_with_and_without_nulls() -> None:
+    """A group whose values lie in a chunk without nulls has a sum even when another chunk holds nulls."""
+    address = addresses.parse_text(pa.array(["10.0.0.1"]))
+    chunk = {"src_addr": address, "dst_addr": address, "src_port": pa.array([1], pa.uint16())}
+    chunk["dst_port"] = pa.array([2], pa.uint16())
+    first, second = pa.table({**chunk, "bytes": pa.nulls(1, pa.uint64())}), pa.table({**chunk, "bytes": [5]})
+    table = pa.concat_tables([first, second.cast(first.schema)])
+    summed = Reduction("sum", "", key=("src_addr", "src_port", "dst_addr", "dst_port"), fields={"bytes": "sum"})
+    assert Reducer(summed)(table).column("bytes").to_pylist() == [5]

@@ -5,8 +5,9 @@ target recorded in its last committed transaction: equal means nothing new lande
 the run does nothing. When files were only added since (lake files never change once
 published) and the view can be computed per key (the reduction views), only the keys
 those files hold are recomputed and upserted. Otherwise (the first run, a compaction or
-retention removed files, other views) the view is computed by DuckDB over the whole lake
-and the target upserts it and deletes vanished keys. Either way the target records the
+retention removed files, other views) the whole view is computed, the reduction views in
+this process (``whole``: numpy over the flow files), the others by DuckDB, and the target
+upserts it and deletes vanished keys. Either way the target records the
 new digest and file list in the same transaction, so a re-run or a restart after a
 crash never counts anything twice.
 """
@@ -14,6 +15,8 @@ crash never counts anything twice.
 from __future__ import annotations
 
 import hashlib
+import os
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,10 +28,12 @@ import pyarrow.compute as pc
 
 from flowscope.errors import FlowscopeError
 from flowscope.lake import Lake
+from flowscope.materialize import whole
 from flowscope.materialize.target import Applied, Change, LakeState, Target
 from flowscope.materialize.upsert import quote
 from flowscope.query import open_lake, views_named
 from flowscope.query.views import DERIVED_VIEWS, create_views
+from flowscope.reduce.spec import BUILTIN
 
 
 @dataclass
@@ -38,7 +43,7 @@ class Outcome:
     state: LakeState
     empty_keys: int = 0
     view_seconds: float = 0.0
-    """Computing the view (DuckDB over the lake)."""
+    """Computing the view (DuckDB over the lake, or ``whole`` for a whole reduction view)."""
     apply_seconds: float = 0.0
     """The target's transaction: staging, upsert, delete, bookkeeping."""
     added_files: int | None = None
@@ -89,6 +94,21 @@ def _query(
     return f"SELECT * FROM {quote(view)}", None
 
 
+def _whole_reduction(lake: Lake, view: str, key: Sequence[str]) -> pa.Table | None:
+    """A whole reduction view computed in this process (``whole.reduction_rows``), or None where DuckDB
+    computes it (another view or key, a lake without flow files, columns only DuckDB reconciles).
+    Spill files, if any, go under the lake (the same disk as the data), or the temporary directory when the
+    lake is read-only to this user."""
+    reduction = BUILTIN.get(view)
+    if reduction is None or tuple(key) != reduction.key:
+        return None
+    spill_dir = lake.root if os.access(lake.root, os.W_OK) else Path(tempfile.gettempdir())
+    try:
+        return whole.reduction_rows(lake, reduction, spill_dir)
+    except whole.Unsupported:
+        return None
+
+
 def _keyed_rows(table: pa.Table, key: Sequence[str], view: str) -> tuple[pa.Table, int]:
     """Rows with a complete key (a NULL key part cannot be upserted)."""
     missing = [k for k in key if k not in table.column_names]
@@ -112,10 +132,15 @@ def materialize_once(
         return Outcome(0, Applied(skipped=True), state)
     previous = target.applied_files(table, view)
     started = time.perf_counter()
-    with open_lake(lake, threads=threads) as con:
-        state = lake_state(lake, view, key)  # again under the lake's read lock: what the query sees
-        sql, added = _query(con, lake, view, key, added_files(previous, state))
-        result = con.sql(sql).to_arrow_table()
+    with lake.reading():
+        state = lake_state(lake, view, key)  # again under the lake's read lock: what the rows are computed from
+        added = added_files(previous, state)
+        result = _whole_reduction(lake, view, key) if added is None else None
+    if result is None:
+        with open_lake(lake, threads=threads) as con:
+            state = lake_state(lake, view, key)  # again under the lake's read lock: what the query sees
+            sql, added = _query(con, lake, view, key, added_files(previous, state))
+            result = con.sql(sql).to_arrow_table()
     rows, empty = _keyed_rows(result, key, view)
     computed = time.perf_counter()
     applied = target.apply(Change(table, tuple(key), rows, view, state, seen, added))

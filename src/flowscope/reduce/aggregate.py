@@ -72,8 +72,8 @@ def _accumulated(column: pa.Array | pa.ChunkedArray, strategy: str, groups: Grou
     has_value = np.zeros(len(groups.starts), bool) if column.null_count else None
     for ids, values, valid in _in_table_order(column, groups, neutral):
         _REDUCE[strategy].at(reduced, ids, values)
-        if has_value is not None and valid is not None:
-            has_value[ids[valid]] = True
+        if has_value is not None:
+            has_value[ids if valid is None else ids[valid]] = True  # a chunk without nulls has values too
     if strategy == "sum":
         _check_sum_fits(column, reduced, groups, name)
     return pa.array(reduced, mask=None if has_value is None else ~has_value).cast(column.type)

@@ -27,6 +27,7 @@ from flowscope.readers import registry
 from flowscope.readers.inputs import open_inputs
 from flowscope.readers.options import ReadOptions
 from flowscope.reduce import BUILTIN
+from flowscope.reduce.whole import units_reduced
 from flowscope.sinks.lake import LakeSink
 from flowscope.sinks.registry import DestinationContext, open_destination
 from flowscope.web.auth import presented
@@ -56,7 +57,8 @@ def ingest_file(
     except BaseException:
         sink.abort()
         raise
-    stats = run(plan, sink, [*options.transforms(), *transforms])
+    with units_reduced(plan, options.reduce) as items:  # one row per key of the file, as read makes it
+        stats = run(items, sink, [*options.transforms(per_batch_reduce=False), *transforms])
     plan.save_health([lake.root])  # posted exports: the exporters page shows their health, as after a read
     return Ingested(
         rows=stats.rows,

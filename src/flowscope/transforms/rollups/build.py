@@ -16,13 +16,12 @@ partition alone: roll-ups keep their own retention, usually longer than the raw 
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
@@ -39,8 +38,8 @@ import pyarrow.parquet as pq
 from flowscope.errors import FlowscopeError
 from flowscope.lake.layout import Lake, publish
 from flowscope.lake.maintenance import drop_before
-from flowscope.memory import return_freed_memory
 from flowscope.schema import FLOWS, TIMESTAMP, Role, clickhouse_type, column, postgres_type
+from flowscope.spilling import Fold
 from flowscope.transforms.rollups.spec import COUNTERS, SUMS, Rollup, load_rollups, summable_from
 
 if TYPE_CHECKING:
@@ -326,46 +325,29 @@ def write_partition(rollup: Rollup, files: list[Path], path: Path, *, finer: boo
     """Write one roll-up partition's rows, computed from the raw ``files`` (``finer``: from the files of a
     finer roll-up it is ``summable_from``), to ``path`` (Parquet, zstd).
 
-    Each file's flows (or rows) are grouped ``READ_ROWS`` at a time with the columns the roll-up needs and the groups
-    summed whenever ``HELD_ROWS`` are held. Usually that leaves one table of rows (ordered by time and
-    dimensions, as SQL's ORDER BY ALL). Where grouping does not shrink them (a dimension of nearly as many
-    values as flows, as random AS numbers), they are spread by key over spill files beside ``path`` and each
-    is summed and written as row groups of its own (ordered within each): memory stays within a few
-    ``HELD_ROWS`` of rows however many groups an hour has. Measured (the collector's final pass over an hour
-    of 1 M flows of random AS numbers and ports, 1 M groups): it peaked at 530 MiB with the groups in one
-    table (DuckDB's GROUP BY: 566 MiB), at 192-219 MiB with spilling and 32 k / 64 k rows, 188-208 MiB with
-    16 k / 32 k (CPU within the noise of a loaded machine; 8 k / 16 k gained nothing more).
+    Each file's flows (or rows) are grouped ``READ_ROWS`` at a time with the columns the roll-up needs and the
+    groups folded (``spilling.Fold``: summed whenever ``HELD_ROWS`` are held). Usually that leaves one table of
+    rows (ordered by time and dimensions, as SQL's ORDER BY ALL). Where grouping does not shrink them (a
+    dimension of nearly as many values as flows, as random AS numbers), they are spread by key over spill files
+    beside ``path`` and each is summed and written as row groups of its own (ordered within each): memory stays
+    within a few ``HELD_ROWS`` of rows however many groups an hour has. Measured (the collector's final pass
+    over an hour of 1 M flows of random AS numbers and ports, 1 M groups): it peaked at 530 MiB with the groups
+    in one table (DuckDB's GROUP BY: 566 MiB), at 192-219 MiB with spilling and 32 k / 64 k rows, 188-208 MiB
+    with 16 k / 32 k (CPU within the noise of a loaded machine; 8 k / 16 k gained nothing more).
     """
-    parts: list[pa.Table] = []
-    held = 0
-    spill: _Spill | None = None
-    try:
+    merge = functools.partial(sum_rows, rollup)
+    key = ("time", *rollup.dimensions)
+    with Fold(merge, key, held_rows=HELD_ROWS, directory=path.parent, expected_rows=lambda: _rows(files)) as fold:
         for part in _grouped_batches(rollup, files, finer):
-            parts.append(part)
-            held += part.num_rows
-            if held > HELD_ROWS:
-                summed = sum_rows(rollup, pa.concat_tables(parts))
-                parts, held = [summed], summed.num_rows
-                if held > HELD_ROWS // 2:  # grouping hardly shrinks them: spill
-                    if spill is None:
-                        spill = _Spill(rollup, path.parent, -(-_rows(files) // HELD_ROWS))
-                    spill.add(summed)
-                    parts, held, summed = [], 0, None
-                    return_freed_memory()  # the holes batches left in the heap: 181 -> 172 MiB (1 M groups)
-        if spill is None:
-            rows = sum_rows(rollup, pa.concat_tables(parts)) if parts else rollup_schema(rollup).empty_table()
-            pq.write_table(_ordered(rollup, rows), path, compression="zstd")
+            fold.add(part)
+        if not fold.spilled:
+            rows = next(fold.results(), None)
+            pq.write_table(_ordered(rollup, rollup_schema(rollup).empty_table() if rows is None else rows), path,
+                           compression="zstd")  # fmt: skip
             return
-        if parts:
-            spill.add(pa.concat_tables(parts))
-        parts = []
         with pq.ParquetWriter(path, rollup_schema(rollup), compression="zstd") as writer:
-            for rows in spill.tables():
-                writer.write_table(_ordered(rollup, sum_rows(rollup, rows)))
-                return_freed_memory()
-    finally:
-        if spill is not None:
-            spill.close()
+            for rows in fold.results():
+                writer.write_table(_ordered(rollup, rows))
 
 
 def _grouped_batches(rollup: Rollup, files: list[Path], finer: bool) -> Iterator[pa.Table]:
@@ -394,59 +376,6 @@ def _read_batches(path: Path, needed: set[str]) -> Iterator[pa.RecordBatch]:
 
 def _ordered(rollup: Rollup, rows: pa.Table) -> pa.Table:
     return rows.sort_by([(name, "ascending") for name in ("time", *rollup.dimensions)])
-
-
-SPILL_FILES = 64
-"""At most this many spill files per roll-up partition (``_Spill``), so as many descriptors: beyond 64 x
-``HELD_ROWS`` groups in one partition (2 M) a spill file holds more than ``HELD_ROWS`` rows when read back."""
-
-
-class _Spill:
-    """Roll-up rows spread by key over ``count`` Arrow IPC files (at most ``SPILL_FILES``) in a hidden
-    directory: every row of one key lands in the same file, so each file sums on its own."""
-
-    def __init__(self, rollup: Rollup, directory: Path, count: int) -> None:
-        self.rollup = rollup
-        self.count = max(2, min(count, SPILL_FILES))
-        self.directory = Path(tempfile.mkdtemp(prefix=".spill-", dir=directory))
-        self.writers: dict[int, pa.ipc.RecordBatchStreamWriter] = {}
-
-    def add(self, rows: pa.Table) -> None:
-        matrix = _key_matrix(_row_keys(self.rollup, rows))
-        width = -(-matrix.shape[1] // 8) * 8
-        words = np.zeros((len(matrix), width), np.uint8)
-        words[:, : matrix.shape[1]] = matrix
-        mixed = np.zeros(len(matrix), np.uint64)
-        for word in words.view(np.uint64).T:  # a multiplicative hash of the key's 8-byte words
-            mixed = (mixed ^ word) * np.uint64(0x9E3779B97F4A7C15)
-        which = ((mixed >> np.uint64(32)) % np.uint64(self.count)).astype(np.int64)
-        order = np.argsort(which, kind="stable")
-        bounds = np.searchsorted(which[order], np.arange(self.count + 1))
-        ordered = rows.take(pa.array(order))
-        for index in range(self.count):
-            if bounds[index + 1] > bounds[index]:
-                writer = self.writers.get(index)
-                if writer is None:
-                    file = self.directory / f"{index}.arrows"
-                    writer = self.writers[index] = pa.ipc.new_stream(str(file), rows.schema)
-                writer.write_table(ordered.slice(bounds[index], bounds[index + 1] - bounds[index]))
-
-    def tables(self) -> Iterator[pa.Table]:
-        """Each spill file's rows, one file at a time (deleted once read)."""
-        for writer in self.writers.values():
-            writer.close()
-        for index in sorted(self.writers):
-            file = self.directory / f"{index}.arrows"
-            with pa.OSFile(str(file)) as source:
-                rows = pa.ipc.open_stream(source).read_all()
-            yield rows
-            file.unlink()
-
-    def close(self) -> None:
-        for writer in self.writers.values():
-            with contextlib.suppress(Exception):
-                writer.close()
-        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 def maintain(
