@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import tempfile
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
@@ -19,7 +17,6 @@ from flowscope.errors import FlowscopeError
 from flowscope.lake import Lake
 from flowscope.lake.maintenance import compact
 from flowscope.query import open_lake
-from flowscope.readers import lines
 from flowscope.reduce import Reduction, load, transform
 from flowscope.reduce.apply import Reducer
 from flowscope.schema import conform
@@ -146,22 +143,3 @@ def test_json_spec_and_conversations_view(tmp_path: Path, lake_dir: Path) -> Non
     assert CliRunner().invoke(main, ["--lake", str(lake_dir), "read", str(EXAMPLE)]).exit_code == 0
     with open_lake(lake_dir, views=["conversations"]) as con:
         assert con.sql("SELECT count(*) FROM conversations").fetchall()[0][0] == 7
-
-
-def test_read_reduces_each_input_whole(lake_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """One row per key in an output file and per input in the lake, however many batches the input is read in;
-    the same sums as the view over the records themselves."""
-    monkeypatch.setattr(lines, "CHUNK_BYTES", 256)  # a batch every few lines
-    header, *rows = EXAMPLE.read_text().splitlines(keepends=True)
-    many = tmp_path / "many.csv"
-    many.write_text(header + "".join(rows * 30))
-    runner = CliRunner()
-    output = tmp_path / "pairs.parquet"
-    for args in (["-o", str(output)], []):
-        result = runner.invoke(main, ["--lake", str(lake_dir), "read", str(many), "--reduce", "pairs", *args])
-        assert result.exit_code == 0, result.output
-    reduced = pq.read_table(output)
-    with open_lake(lake_dir) as con:
-        assert con.sql("SELECT count(*) FROM flows").fetchall()[0][0] == reduced.num_rows == 7
-    assert (pair_rows(reduced)[PAIR]["packets"], pair_rows(reduced)[PAIR]["bytes"]) == (4 * 30, 674 * 30)
-    assert not list(Path(tempfile.gettempdir()).glob(".spill-*"))

@@ -45,8 +45,7 @@ class ReadOptions:
     selection: RecordSelection = field(default_factory=RecordSelection)
     """nfdump files (``nfdump``)."""
     reduce: Reduction | None = None
-    """Keyed reduction applied to each input unit as a whole by ``read FILE`` (``reduce.whole.reduced_units``),
-    to each batch read on streams (all readers)."""
+    """Keyed reduction applied to each batch read (all readers)."""
     columns: tuple[str, ...] | None = None
     """The flow columns the consumer needs (programs only): readers that can skip the others do, leaving them null."""
     enrich: EnrichConfig | None = None
@@ -60,12 +59,10 @@ class ReadOptions:
         if self.workers < 1:
             raise FlowscopeError(f"--workers must be at least 1, not {self.workers}")
 
-    def transforms(self, *, per_batch_reduce: bool = True) -> list[Callable[[pa.Table], pa.Table]]:
-        """The batch transforms of the ingest (``pipeline.run``); builds them (an enrichment loads its databases).
-        ``per_batch_reduce=False``: without the reduction, which the caller applies to whole units
-        (``reduce.whole.reduced_units``)."""
+    def transforms(self) -> list[Callable[[pa.Table], pa.Table]]:
+        """The batch transforms of the ingest (``pipeline.run``); builds them (an enrichment loads its databases)."""
         transforms: list[Callable[[pa.Table], pa.Table]] = []
-        if self.reduce is not None and per_batch_reduce:
+        if self.reduce is not None:
             transforms.append(Reducer(self.reduce))
         if self.enrich is not None:
             from flowscope.transforms.enrich import Enricher

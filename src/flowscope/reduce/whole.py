@@ -1,6 +1,5 @@
 """A reduction over a whole input, one row per key however large the input (``spilling.Fold`` with
-``apply.Reducer`` as its merge): ``materialize``'s whole reduction views, and ``read FILE --reduce`` over
-each input unit (``reduced_units``).
+``apply.Reducer`` as its merge).
 
 Rows reduced once may be reduced again (held batches re-reduced when the budget fills) only where that gives
 what one reduction of the records gives (``merges_exactly``): the ``first``/``last`` picks and the record
@@ -11,18 +10,14 @@ to the SQL view on random data, with budgets small enough to re-reduce and spill
 
 from __future__ import annotations
 
-import contextlib
-import tempfile
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
 
-from flowscope.pipeline import Batch, Checkpoint, table_of
 from flowscope.reduce.apply import Reducer
 from flowscope.reduce.spec import DURATION, Reduction
-from flowscope.schema import FLOWS, conform
-from flowscope.spilling import SPILL_FILES, Fold
+from flowscope.spilling import Fold
 
 HELD_ROWS = 1 << 21
 """Records (or reduced rows) held before they are re-reduced or spilled (``Fold``), so the memory bound: a
@@ -73,50 +68,3 @@ def whole_fold(
         expected_rows=expected_rows,
         mergeable=merges_exactly(reduction, schema),
     )
-
-
-def reduced_units(
-    source: Iterable[Batch | Checkpoint], reduction: Reduction
-) -> Generator[Batch | Checkpoint, None, None]:
-    """``source`` with the flows of each unit (the batches before a checkpoint, or before the end) reduced as a
-    whole, one row per key, yielded just before its checkpoint; other tables pass as they come. Spill files
-    go under the system's temporary directory; close the iterator (``contextlib.closing``) to remove them on
-    an error or Ctrl-C as well."""
-    fold: Fold | None = None
-    try:
-        for item in source:
-            if isinstance(item, Checkpoint):
-                if fold is not None:
-                    yield from fold.results()
-                    fold.close()
-                    fold = None
-                yield item
-                continue
-            table = item if isinstance(item, pa.Table) else pa.Table.from_batches([item])
-            if table_of(table) != FLOWS:
-                yield item
-                continue
-            table = conform(table)
-            if fold is None:
-                directory = Path(tempfile.gettempdir())
-                fold = whole_fold(reduction, table.schema, directory, lambda: SPILL_FILES * HELD_ROWS)
-            fold.add(table)
-        if fold is not None:
-            yield from fold.results()
-    finally:
-        if fold is not None:
-            fold.close()
-
-
-@contextlib.contextmanager
-def units_reduced(
-    source: Iterable[Batch | Checkpoint], reduction: Reduction | None
-) -> Iterator[Iterable[Batch | Checkpoint]]:
-    """``source`` with each unit's flows reduced whole (``reduced_units``; ``source`` itself without a
-    reduction), closed on leaving: spill files are removed on an error or Ctrl-C too. The caller's per-batch
-    transforms then leave the reduction out (``ReadOptions.transforms(per_batch_reduce=False)``)."""
-    if reduction is None:
-        yield source
-        return
-    with contextlib.closing(reduced_units(source, reduction)) as reduced:
-        yield reduced

@@ -27,7 +27,6 @@ from flowscope.readers import registry
 from flowscope.readers.inputs import open_inputs
 from flowscope.readers.options import ReadOptions
 from flowscope.reduce import BUILTIN
-from flowscope.reduce.whole import units_reduced
 from flowscope.sinks.lake import LakeSink
 from flowscope.sinks.registry import DestinationContext, open_destination
 from flowscope.web.auth import presented
@@ -57,8 +56,7 @@ def ingest_file(
     except BaseException:
         sink.abort()
         raise
-    with units_reduced(plan, options.reduce) as items:  # one row per key of the file, as read makes it
-        stats = run(items, sink, [*options.transforms(per_batch_reduce=False), *transforms])
+    stats = run(plan, sink, [*options.transforms(), *transforms])
     plan.save_health([lake.root])  # posted exports: the exporters page shows their health, as after a read
     return Ingested(
         rows=stats.rows,
