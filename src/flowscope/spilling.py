@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -29,7 +28,10 @@ import pyarrow as pa
 
 from flowscope.arrays import buffer_values, contiguous, string_parts
 from flowscope.memory import return_freed_memory
+from flowscope.scratch import owned_folder
 
+SPILL_PREFIX = ".spill-"
+"""Spill folders are hidden (lake readers glob ``*.parquet``; ``lake info`` lists no hidden folder)."""
 SPILL_FILES = 64
 """At most this many spill files per fold, so as many descriptors: beyond 64 budgets of rows a spill file
 holds more than one budget when read back."""
@@ -102,7 +104,7 @@ class Spill:
     def __init__(self, key: Sequence[str], directory: Path, count: int) -> None:
         self.key = tuple(key)
         self.count = max(2, min(count, SPILL_FILES))
-        self.directory = Path(tempfile.mkdtemp(prefix=".spill-", dir=directory))
+        self.directory = owned_folder(directory, SPILL_PREFIX)
         self.writers: dict[int, pa.ipc.RecordBatchStreamWriter] = {}
 
     def add(self, rows: pa.Table) -> None:

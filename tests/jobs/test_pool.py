@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -56,7 +57,7 @@ def test_the_spool_is_in_the_temporary_folder_without_room_in_shared_memory(tmp_
     monkeypatch.setattr("flowscope.jobs.pool.SHARED_MEMORY", tmp_path / "no-shm")
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
     spool = _make_spool(1 << 20)
-    assert spool.parent == tmp_path and spool.name.startswith(f"{SPOOL_PREFIX}{os.getpid()}-")
+    assert spool.parent == tmp_path and spool.name.endswith(f".{os.getpid()}-" + spool.name.rsplit("-", 1)[1])
 
 
 def test_read_with_two_workers_equals_one(tmp_path: Path) -> None:
@@ -96,7 +97,7 @@ def test_a_killed_worker_is_one_error_and_nothing_is_published(tmp_path: Path, m
 
     monkeypatch.setattr("flowscope.jobs.pool.meter_run", dies_in_run_two)
     shared = tmp_path / "shm"  # the workers' spool, with one left by a parent killed outright (no such pid)
-    (shared / f"{SPOOL_PREFIX}999999999-x").mkdir(parents=True)
+    (shared / f"{SPOOL_PREFIX}{socket.gethostname().replace('-', '_')}.999999999-x").mkdir(parents=True)
     monkeypatch.setattr("flowscope.jobs.pool.SHARED_MEMORY", shared)
     result = CliRunner().invoke(main, ["--lake", str(tmp_path / "lake"), "read", str(folder), "--workers", "2"])
     assert result.exit_code == 2

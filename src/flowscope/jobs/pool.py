@@ -57,6 +57,7 @@ from flowscope.jobs.runs import RunState, meter_run
 from flowscope.jobs.split import run_edges, split_file
 from flowscope.jobs.stitch import Carry, NotStitchable, Stitcher
 from flowscope.memory import keep_freed_memory
+from flowscope.scratch import owned_folder
 
 PR_SET_PDEATHSIG = 1
 INBOX_MESSAGES = 32
@@ -319,21 +320,7 @@ def _make_spool(input_bytes: int) -> Path:
     containers often have). Spools of parents that are gone (killed outright) are removed first."""
     room = shutil.disk_usage(SHARED_MEMORY).free if SHARED_MEMORY.is_dir() else 0
     parent = SHARED_MEMORY if room > input_bytes and os.access(SHARED_MEMORY, os.W_OK) else Path(tempfile.gettempdir())
-    for stale in parent.glob(f"{SPOOL_PREFIX}*-*"):
-        pid = stale.name[len(SPOOL_PREFIX) :].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(stale, ignore_errors=True)
-    return Path(tempfile.mkdtemp(prefix=f"{SPOOL_PREFIX}{os.getpid()}-", dir=parent))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
+    return owned_folder(parent, SPOOL_PREFIX)
 
 
 def _mapped_table(path: str, credits: Any) -> pa.Table:
