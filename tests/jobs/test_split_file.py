@@ -189,8 +189,8 @@ def test_read_one_file_with_workers_into_the_lake_is_one_unit(tmp_path: Path, mo
         assert result.exit_code == 0, result.output
         return result
 
-    read("one", "-o", str(tmp_path / "one.parquet"))
-    read("two", "-o", str(tmp_path / "two.parquet"), "--workers", "2")
+    assert "--workers" not in read("one", "-o", str(tmp_path / "one.parquet")).output
+    assert "--workers" not in read("two", "-o", str(tmp_path / "two.parquet"), "--workers", "2").output  # it was cut
     assert canonical([pq.read_table(tmp_path / "two.parquet")]).equals(
         canonical([pq.read_table(tmp_path / "one.parquet")])
     )
@@ -201,6 +201,8 @@ def test_read_one_file_with_workers_into_the_lake_is_one_unit(tmp_path: Path, mo
     )
     assert len(list((tmp_path / "lake" / "_ledger").glob("*"))) == 1  # one unit, committed once
     assert "already in the lake" in read("lake", "--workers", "2").output
+    monkeypatch.setattr("flowscope.jobs.split.MIN_SPAN_RECORDS", 5000)  # too few records: one process, and said
+    assert "--workers 2: metered in one process" in read("small", "--workers", "2").output
 
 
 def test_ctrl_c_stops_the_span_workers_and_publishes_nothing(tmp_path: Path, monkeypatch) -> None:
