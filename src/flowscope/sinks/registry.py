@@ -96,7 +96,7 @@ def open_destinations(urls: Sequence[str], context: DestinationContext) -> Sink:
         check = find(url).check
         target = url if check is None else check(url)
         if target in targets:  # two writers of one file clobbered each other's staging file: a crash, exit 1
-            raise FlowscopeError(f"{url}: named twice as a destination")
+            raise FlowscopeError(f"{shown_url(url)}: named twice as a destination")
         targets.add(target)
     sinks: list[Sink] = []
     try:
