@@ -63,6 +63,11 @@ def check_output_file(path: str | os.PathLike[str]) -> Path:
     return path
 
 
+def not_written(path: str | os.PathLike[str]) -> str:
+    """What an interrupted run leaves of an output file: nothing."""
+    return f"{path} not written (a file is written only whole)"
+
+
 def write_jsonl(table: pa.Table, stream: IO[bytes]) -> None:
     """JSON Lines (one object per row, keys in column order), built column-wise: each column's values as JSON
     text, then one element-wise join per row. Text is written as UTF-8, ``"``, ``\\`` and control characters
@@ -211,7 +216,7 @@ class FileSink:
 
     def kept(self) -> list[str]:
         """After an abort: a file, nothing (it is written whole or not at all); standard output has what it got."""
-        return [] if self.on_stdout else [f"{self.path} not written (a file is written only whole)"]
+        return [] if self.on_stdout else [not_written(self.path)]
 
     def notes(self) -> list[str]:
         return [
