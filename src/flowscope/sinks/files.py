@@ -57,9 +57,10 @@ def check_output_file(path: str | os.PathLike[str]) -> Path:
     if path.is_dir():
         raise FlowscopeError(f"{path} is a directory; name an output file")
     directory = path.parent
+    if directory.exists() and not directory.is_dir():  # "directory flows.csv is not a directory" said it twice
+        raise FlowscopeError(f"{directory} is a file, not a directory: {path} cannot be written")
     if not directory.is_dir():
-        what = "is not a directory" if directory.exists() else "does not exist"
-        raise FlowscopeError(f"directory {directory} {what}")
+        raise FlowscopeError(f"directory {directory} does not exist")
     return path
 
 
