@@ -72,7 +72,10 @@ class CliState:
             self._say(message)
 
     def reading_stdin(self, what: str) -> None:
-        """Say so when ``-`` reads a terminal: the command otherwise sits silent, as if it hung."""
+        """Say so when ``-`` reads a terminal: the command otherwise sits silent, as if it hung. A closed standard
+        input (``<&-``: no ``sys.stdin``) is an error (it was 'AttributeError: ... no attribute isatty')."""
+        if sys.stdin is None:
+            raise FlowscopeError(f"- reads {what} from standard input, which is closed")
         if sys.stdin.isatty():
             self.info(f"reading {what} from the terminal; Ctrl-D ends it (or pipe it in)")
 
