@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import duckdb
 import pytest
 
-from flowscope.cli.common import run_cleanly
+from flowscope.cli.common import only_reading, run_cleanly
 
 
 def test_the_command_line_prints_them_on_one_line(capsys: pytest.CaptureFixture[str]) -> None:
@@ -53,3 +55,35 @@ def test_other_runtime_errors_stay_errors(capsys: pytest.CaptureFixture[str]) ->
     with pytest.raises(SystemExit) as stopped:
         run_cleanly(failing, debug=lambda: False)
     assert stopped.value.code == 1
+
+
+@pytest.mark.parametrize(
+    ("output", "said"),
+    [(None, "this command stores nothing"), ("-", "this command stores nothing"), ("q.csv", "q.csv not written")],
+)
+@pytest.mark.parametrize("error", [KeyboardInterrupt, lambda: RuntimeError("Query interrupted")])
+def test_a_command_that_only_reads_says_so(
+    output: str | None, said: str, error: Callable[[], BaseException], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """query and top commit nothing: 'what was committed before is kept' spoke of commits they never make."""
+
+    @only_reading
+    def querying(output: str | None) -> None:
+        raise error()  # a fresh one: notes stay on an exception
+
+    with pytest.raises(SystemExit) as stopped:
+        run_cleanly(lambda: querying(output=output), debug=lambda: False)
+    assert stopped.value.code == 130
+    assert capsys.readouterr().err.startswith(f"interrupted; {said}")
+
+
+def test_the_output_files_own_note_stays(capsys: pytest.CaptureFixture[str]) -> None:
+    @only_reading
+    def querying(output: str | None) -> None:
+        interrupt = KeyboardInterrupt()
+        interrupt.add_note("q.parquet not written (a file is written only whole)")
+        raise interrupt
+
+    with pytest.raises(SystemExit):
+        run_cleanly(lambda: querying(output="q.parquet"), debug=lambda: False)
+    assert capsys.readouterr().err == "interrupted; q.parquet not written (a file is written only whole)\n"

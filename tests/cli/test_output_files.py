@@ -25,8 +25,10 @@ def test_a_missing_directory_is_an_error_and_not_created(tmp_path: Path) -> None
 
 def test_a_file_where_the_directory_should_be(tmp_path: Path) -> None:
     (tmp_path / "flows.csv").write_text(CSV)
-    with pytest.raises(FlowscopeError, match="is not a directory"):
-        check_output_file(tmp_path / "flows.csv" / "out.parquet")
+    inside = tmp_path / "flows.csv" / "out.parquet"
+    said = f"^{tmp_path / 'flows.csv'} is a file, not a directory: {inside} cannot be written$"
+    with pytest.raises(FlowscopeError, match=said):
+        check_output_file(inside)
 
 
 def test_standard_output_and_existing_directories_pass(tmp_path: Path) -> None:

@@ -108,3 +108,13 @@ def test_sql_typed_at_a_terminal_is_asked_for(small_lake: Path) -> None:
     out, _ = process.communicate(timeout=120)
     os.close(controller)
     assert (process.returncode, out) == (0, b'"a"\n1\n')
+
+
+def test_a_closed_standard_input_is_one_error(small_lake: Path) -> None:
+    command = [sys.executable, "-m", "flowscope", "--lake", str(small_lake), "query", "-"]
+    done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, timeout=120, preexec_fn=_close_stdin)
+    assert (done.returncode, done.stderr) == (2, b"error: - reads SQL from standard input, which is closed\n")
+
+
+def _close_stdin() -> None:
+    os.close(0)  # as the shell's <&- does

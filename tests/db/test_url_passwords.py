@@ -11,6 +11,7 @@ from flowscope.db.urls import shown_url
 from flowscope.errors import FlowscopeError
 from flowscope.query.dialects import dialect_for
 from flowscope.query.stores import run_sql
+from flowscope.sinks.registry import find as find_destination
 from flowscope.web.queries import StoreQueries
 
 
@@ -31,6 +32,8 @@ from flowscope.web.queries import StoreQueries
         ("lake", "lake"),
         ("postgresql:/u:s3cret@db/flows", "postgresql:/u:***@db/flows"),  # mistyped, in its error message
         ("clickhouse://u:s3cret@[::1", "clickhouse://u:***@[::1"),  # too broken for urlsplit: still shown
+        ("u:s3cret@db:5432/flows", "u:***@db:5432/flows"),  # no scheme: "u:" is no scheme
+        ("out.csv", "out.csv"),
     ],
 )
 def test_the_password_is_hidden(url: str, shown: str) -> None:
@@ -47,6 +50,8 @@ def test_every_place_that_shows_a_url_hides_it() -> None:
         lambda: PostgresURL.parse("postgres:/u:s3cret@db/flows"),
         lambda: dialect_for("mysql://u:s3cret@db/flows"),
         lambda: run_sql("mysql://u:s3cret@db/flows", "SELECT 1"),
+        lambda: find_destination("postgresql:/u:s3cret@db/flows"),  # mistyped: no kind matches
+        lambda: find_destination("u:s3cret@db:5432/flows"),
     ]
     for attempt in failing:
         with pytest.raises(FlowscopeError) as error:

@@ -7,13 +7,13 @@ import os
 import shutil
 import signal
 import socket
-import time
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from tests.jobs.interrupted import assert_ctrl_c_stops_the_workers
 from tests.jobs.rotated import ORDER, mixed_packets, rotate
 
 from flowscope.capture.options import MeterOptions
@@ -182,37 +182,4 @@ def test_watch_with_workers_continues_open_flows_after_a_crash(tmp_path: Path, w
 def test_ctrl_c_stops_the_workers_and_publishes_nothing(tmp_path: Path, monkeypatch) -> None:
     folder = tmp_path / "rotated"
     rotate(mixed_packets(), CUTS, folder)
-    started: list[int] = []
-    metering = runs.meter_run
-
-    def slow(paths, options, *, index=0, **kwargs):
-        (tmp_path / f"ready{index}").touch()
-        time.sleep(60)
-        return metering(paths, options, index=index, **kwargs)
-
-    def interrupted(self, processes, inbox, credits):  # Ctrl-C once both workers are metering
-        deadline = time.monotonic() + 30
-        while not all((tmp_path / f"ready{index}").exists() for index in (0, 1)) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        started.extend(process.pid for process, _ in processes)
-        raise KeyboardInterrupt
-        yield
-
-    monkeypatch.setattr("flowscope.jobs.pool.meter_run", slow)
-    monkeypatch.setattr("flowscope.jobs.pool.Workers._gather", interrupted)
-    shared = tmp_path / "shm"
-    shared.mkdir()
-    monkeypatch.setattr("flowscope.jobs.pool.SHARED_MEMORY", shared)
-    result = CliRunner().invoke(main, ["--lake", str(tmp_path / "lake"), "read", str(folder), "--workers", "2"])
-    assert result.exit_code != 0
-    assert len(started) == 2 and not any(_alive(pid) for pid in started)
-    assert not list((tmp_path / "lake").rglob("*.parquet"))
-    assert not list(shared.iterdir())  # the workers' spool is removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    assert_ctrl_c_stops_the_workers(tmp_path, monkeypatch, folder)

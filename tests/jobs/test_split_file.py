@@ -5,9 +5,7 @@ Ctrl-C stops the workers as with rotated files."""
 from __future__ import annotations
 
 import gzip
-import os
 import struct
-import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -15,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 from tests.capture.frame_builders import ether, ipv4, pcapng_epb, pcapng_idb, pcapng_shb, udp
+from tests.jobs.interrupted import assert_ctrl_c_stops_the_workers
 from tests.jobs.rotated import ORDER
 
 from flowscope.capture import pcap
@@ -22,7 +21,6 @@ from flowscope.capture.options import MeterOptions
 from flowscope.capture.source import CaptureSource
 from flowscope.cli import main
 from flowscope.demo.pcap import write_synthetic_pcap
-from flowscope.jobs import runs
 from flowscope.jobs.pool import PooledCaptureSource, Workers, pooled_runs
 from flowscope.jobs.split import split_file
 
@@ -189,8 +187,8 @@ def test_read_one_file_with_workers_into_the_lake_is_one_unit(tmp_path: Path, mo
         assert result.exit_code == 0, result.output
         return result
 
-    read("one", "-o", str(tmp_path / "one.parquet"))
-    read("two", "-o", str(tmp_path / "two.parquet"), "--workers", "2")
+    assert "--workers" not in read("one", "-o", str(tmp_path / "one.parquet")).output
+    assert "--workers" not in read("two", "-o", str(tmp_path / "two.parquet"), "--workers", "2").output  # it was cut
     assert canonical([pq.read_table(tmp_path / "two.parquet")]).equals(
         canonical([pq.read_table(tmp_path / "one.parquet")])
     )
@@ -201,45 +199,14 @@ def test_read_one_file_with_workers_into_the_lake_is_one_unit(tmp_path: Path, mo
     )
     assert len(list((tmp_path / "lake" / "_ledger").glob("*"))) == 1  # one unit, committed once
     assert "already in the lake" in read("lake", "--workers", "2").output
+    monkeypatch.setattr("flowscope.jobs.split.MIN_SPAN_RECORDS", 5000)  # too few records: one process, and said
+    assert "--workers 2: metered in one process" in read("small", "--workers", "2").output
 
 
 def test_ctrl_c_stops_the_span_workers_and_publishes_nothing(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr("flowscope.jobs.split.MIN_SPAN_RECORDS", 500)
     capture = demo_capture(tmp_path / "demo.pcap")
-    started: list[int] = []
-    metering = runs.meter_run
-
-    def slow(paths, options, *, index=0, **kwargs):
-        (tmp_path / f"ready{index}").touch()
-        time.sleep(60)
-        return metering(paths, options, index=index, **kwargs)
-
-    def interrupted(self, processes, inbox, credits):  # Ctrl-C once both workers are metering
-        deadline = time.monotonic() + 30
-        while not all((tmp_path / f"ready{index}").exists() for index in (0, 1)) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        started.extend(process.pid for process, _ in processes)
-        raise KeyboardInterrupt
-        yield
-
-    monkeypatch.setattr("flowscope.jobs.pool.meter_run", slow)
-    monkeypatch.setattr("flowscope.jobs.pool.Workers._gather", interrupted)
-    shared = tmp_path / "shm"
-    shared.mkdir()
-    monkeypatch.setattr("flowscope.jobs.pool.SHARED_MEMORY", shared)
-    result = CliRunner().invoke(main, ["--lake", str(tmp_path / "lake"), "read", str(capture), "--workers", "2"])
-    assert result.exit_code != 0
-    assert len(started) == 2 and not any(_alive(pid) for pid in started)
-    assert not list((tmp_path / "lake").rglob("*.parquet"))
-    assert not list(shared.iterdir())  # the workers' spool is removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    assert_ctrl_c_stops_the_workers(tmp_path, monkeypatch, capture)
 
 
 def test_only_runs_after_a_guessed_start_wait_for_its_check(tmp_path: Path) -> None:

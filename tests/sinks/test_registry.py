@@ -66,6 +66,12 @@ def test_one_target_named_twice_is_an_error(tmp_path, monkeypatch, urls):
     assert not (tmp_path / "lake").exists()
 
 
+def test_a_server_url_named_twice_is_quoted_without_its_password(tmp_path):
+    url = "postgresql://u:s3cret@127.0.0.1:1/flows"
+    with pytest.raises(FlowscopeError, match=r"^postgresql://u:\*\*\*@127.0.0.1:1/flows: named twice"):
+        open_destinations([url, url], context(tmp_path))
+
+
 def test_an_unknown_destination_lists_the_kinds_of_its_shape():
     """A name is told the names (files, the lake, stdout); a URL the URL schemes: all of them was 900 characters."""
     with pytest.raises(FlowscopeError) as named:

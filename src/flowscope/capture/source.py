@@ -47,8 +47,10 @@ def counter_notes(early_expired: int, max_flows: int, unmatched_fragments: int) 
 class CaptureSource:
     """Decoded, metered packets of capture files, yielding finished flows batch by batch."""
 
-    def __init__(self, paths: Sequence[Path], options: MeterOptions | None = None) -> None:
+    def __init__(self, paths: Sequence[Path], options: MeterOptions | None = None, *, told: Sequence[str] = ()) -> None:
         keep_freed_memory()
+        self.told = list(told)
+        """Notes on how the read was made (``--workers`` that found nothing to share)."""
         options = options or MeterOptions()
         self.files, self.ignored = capture_inputs(paths)
         self.named = {Path(path) for path in paths if not Path(path).is_dir()}
@@ -82,7 +84,7 @@ class CaptureSource:
 
     @property
     def notes(self) -> list[str]:
-        return meter_notes(self.meter) + ignored_note(self.ignored)
+        return self.told + meter_notes(self.meter) + ignored_note(self.ignored)
 
 
 def ignored_note(ignored: list[str]) -> list[str]:
@@ -119,10 +121,12 @@ def _sniff(path: Path, head: bytes) -> bool:
 def open_source(paths: Sequence[Path], options: ReadOptions) -> Source:
     if options.workers > 1:
         from flowscope.jobs.pool import PooledCaptureSource, pooled_runs  # the scale-out stage builds on this one
+        from flowscope.jobs.split import one_process_note
 
         runs = pooled_runs(paths, options.workers)
         if runs is not None:
             return PooledCaptureSource(paths, options.meter, runs)
+        return CaptureSource(paths, options.meter, told=one_process_note(options.workers))
     return CaptureSource(paths, options.meter)
 
 

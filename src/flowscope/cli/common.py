@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import select
 import sys
@@ -10,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -71,7 +72,10 @@ class CliState:
             self._say(message)
 
     def reading_stdin(self, what: str) -> None:
-        """Say so when ``-`` reads a terminal: the command otherwise sits silent, as if it hung."""
+        """Say so when ``-`` reads a terminal: the command otherwise sits silent, as if it hung. A closed standard
+        input (``<&-``: no ``sys.stdin``) is an error (it was 'AttributeError: ... no attribute isatty')."""
+        if sys.stdin is None:
+            raise FlowscopeError(f"- reads {what} from standard input, which is closed")
         if sys.stdin.isatty():
             self.info(f"reading {what} from the terminal; Ctrl-D ends it (or pipe it in)")
 
@@ -170,6 +174,26 @@ def interrupted_note(interrupt: BaseException) -> str:
     """What an interrupt left: each destination's line, where the run that was interrupted says
     (``pipeline.abort``); else what holds for every command (each writes in commits or transactions)."""
     return "; ".join(getattr(interrupt, "__notes__", None) or ["what was committed before is kept"])
+
+
+def only_reading(command: Callable[..., T]) -> Callable[..., T]:
+    """A command that changes nothing stored (``query``, ``top``): Ctrl-C says so, or that its ``-o`` file was
+    not written, where the general "what was committed before is kept" spoke of commits it never makes."""
+
+    @functools.wraps(command)
+    def reading(*args: Any, **kwargs: Any) -> T:
+        try:
+            return command(*args, **kwargs)
+        except BaseException as exc:
+            stopped = isinstance(exc, KeyboardInterrupt) or (isinstance(exc, Exception) and _is_duckdb_interrupt(exc))
+            if stopped and not getattr(exc, "__notes__", None):  # none from an interrupted output file's sink
+                from flowscope.sinks.files import STDOUT, not_written
+
+                output = kwargs.get("output")
+                exc.add_note(not_written(output) if output and output != STDOUT else "this command stores nothing")
+            raise
+
+    return reading
 
 
 def _is_duckdb_error(exc: Exception) -> bool:

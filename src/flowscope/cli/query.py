@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from flowscope.cli.common import CliState, pass_state
+from flowscope.cli.common import CliState, only_reading, pass_state
 from flowscope.cli.output import anonymize_flag, emit, result_anonymizer, result_options
 from flowscope.errors import FlowscopeError
 from flowscope.query import open_lake, views_named
@@ -72,6 +72,7 @@ Examples:
 @click.option("--threads", type=click.IntRange(min=1), help="DuckDB threads (default: all cores).")
 @anonymize_flag()
 @pass_state
+@only_reading
 def query(
     state: CliState,
     sql: str,

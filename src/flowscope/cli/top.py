@@ -7,7 +7,7 @@ from datetime import datetime
 import click
 import duckdb
 
-from flowscope.cli.common import CliState, TimeParam, check_time_range, pass_state
+from flowscope.cli.common import CliState, TimeParam, check_time_range, only_reading, pass_state
 from flowscope.cli.output import anonymize_flag, emit, result_anonymizer, result_options
 from flowscope.query import open_lake, tables_named, views_named
 from flowscope.query.dialects import dialect_for
@@ -52,6 +52,7 @@ Examples:
 @click.option("--threads", type=click.IntRange(min=1), help="DuckDB threads (default: all cores).")
 @anonymize_flag()
 @pass_state
+@only_reading
 def top(
     state: CliState,
     grouping: str,

@@ -3,7 +3,8 @@
 One function for every kind: ClickHouse, PostgreSQL and Elasticsearch URLs all carry ``USER:PASSWORD@`` in
 their authority, and libpq's also take ``password=`` as a query parameter. Taken apart by hand, as urlsplit
 does (the authority ends at the first ``/``, ``?`` or ``#``; the user part at its last ``@``, so a password
-holding ``@`` is hidden whole), but never raising: a URL too broken to parse is still shown, in an error.
+holding ``@`` is hidden whole), but never raising: a URL too broken to parse is still shown, in an error. A
+URL without its ``scheme://`` (``USER:PASSWORD@HOST/DB``) hides all before the ``@`` after the first ``:``.
 """
 
 from __future__ import annotations
@@ -26,4 +27,6 @@ def shown_url(url: str) -> str:
     user, at, host = authority.rpartition("@")
     if at and ":" in user:
         authority = f"{user.partition(':')[0]}:{HIDDEN}@{host}"
+    elif at and not scheme.endswith("/"):  # no ``//``: the "scheme" may be the user name, the user part its password
+        authority = f"{HIDDEN}@{host}"
     return f"{scheme}{authority}" + _QUERY_PASSWORD.sub(r"\g<1>" + HIDDEN, tail)

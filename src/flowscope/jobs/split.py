@@ -40,6 +40,15 @@ def run_edges(total: float, count: int, later_cost: float) -> np.ndarray:
     return np.concatenate([[first], first + np.arange(1, count) * (total - first) / max(count - 1, 1)])
 
 
+def one_process_note(workers: int) -> list[str]:
+    """Why ``read FILE --workers N`` ran in one process: said, since the user asked for N (a small file's run
+    looked the same as a split one's)."""
+    return [
+        f"--workers {workers}: metered in one process (one file is cut into spans only when it is a plain classic "
+        f"pcap file of at least {2 * MIN_SPAN_RECORDS:,} records; pcapng and gzip files never are)"
+    ]
+
+
 def split_file(
     path: Path, workers: int, *, later_cost: float = 1.0, min_bytes: int | None = None
 ) -> list[pcap.Span] | None:

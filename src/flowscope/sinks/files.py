@@ -57,10 +57,16 @@ def check_output_file(path: str | os.PathLike[str]) -> Path:
     if path.is_dir():
         raise FlowscopeError(f"{path} is a directory; name an output file")
     directory = path.parent
+    if directory.exists() and not directory.is_dir():  # "directory flows.csv is not a directory" said it twice
+        raise FlowscopeError(f"{directory} is a file, not a directory: {path} cannot be written")
     if not directory.is_dir():
-        what = "is not a directory" if directory.exists() else "does not exist"
-        raise FlowscopeError(f"directory {directory} {what}")
+        raise FlowscopeError(f"directory {directory} does not exist")
     return path
+
+
+def not_written(path: str | os.PathLike[str]) -> str:
+    """What an interrupted run leaves of an output file: nothing."""
+    return f"{path} not written (a file is written only whole)"
 
 
 def write_jsonl(table: pa.Table, stream: IO[bytes]) -> None:
@@ -211,7 +217,7 @@ class FileSink:
 
     def kept(self) -> list[str]:
         """After an abort: a file, nothing (it is written whole or not at all); standard output has what it got."""
-        return [] if self.on_stdout else [f"{self.path} not written (a file is written only whole)"]
+        return [] if self.on_stdout else [not_written(self.path)]
 
     def notes(self) -> list[str]:
         return [

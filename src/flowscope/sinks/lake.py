@@ -122,8 +122,9 @@ class LakeSink:
         transactional), the rows published so far."""
         if not self.transactional:
             return [f"{self.name} keeps the rows published before"]
-        if not self.inputs_committed:
-            return [f"{self.name}: no input of this run committed (what earlier runs stored is kept)"]
+        if not self.inputs_committed:  # "what earlier runs stored" of a lake this run made was untrue: none did
+            before = "a new lake, left empty" if self.new else "what earlier runs stored is kept"
+            return [f"{self.name}: no input of this run committed ({before})"]
         committed = f"{self.inputs_committed} input(s) this run committed"
         return [f"{self.name} keeps the {committed} (a rerun reads only the rest)"]
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from flowscope.db.urls import shown_url
 from flowscope.errors import FlowscopeError
 from flowscope.lake.layout import Lake
 from flowscope.lake.writer import LakeLimits
@@ -68,7 +69,11 @@ def find(url: str) -> Destination:
     found = _DESTINATIONS.first(lambda destination: destination.matches(url))
     if found is None:
         scheme = url.partition("://")[0] if "://" in url else None
-        what = f"unknown destination scheme {scheme!r}" if scheme else f"cannot tell what destination {url!r} is"
+        what = (
+            f"unknown destination scheme {scheme!r}"
+            if scheme
+            else f"cannot tell what destination {shown_url(url)!r} is"
+        )
         # Only the kinds of its shape (URLs for a URL; lake, files, stdout for a name): all of them made one line of
         # 900 characters for "-o out", whose answer ("a file path ending .parquet, ...") was lost in it.
         kinds = "; ".join(
@@ -91,7 +96,7 @@ def open_destinations(urls: Sequence[str], context: DestinationContext) -> Sink:
         check = find(url).check
         target = url if check is None else check(url)
         if target in targets:  # two writers of one file clobbered each other's staging file: a crash, exit 1
-            raise FlowscopeError(f"{url}: named twice as a destination")
+            raise FlowscopeError(f"{shown_url(url)}: named twice as a destination")
         targets.add(target)
     sinks: list[Sink] = []
     try:
