@@ -7,7 +7,7 @@ Input: a generated 11-column CSV in the Kaggle "87 apps" cut (Source.IP, ..., Ti
 record a pair of fresh random IPv6 addresses). Both sides run as fresh processes from the command
 line, round-robin, median of ``--rounds``, and produce one row per (source, source port, destination,
 destination port) with duration, both directions' packets and bytes summed: ``flowscope read CSV
---reduce pairs -o pairs.parquet`` (one row per key of the file, as the GROUP BY) and DuckDB's
+--reduce pairs -o pairs.parquet`` (which reduces each batch read, as an ingest reduction does) and DuckDB's
 ``read_csv`` + the same ``GROUP BY`` on one thread into Parquet (issue 17's peer); the packet and byte
 totals must agree.
 The materialize steps read the CSV into a lake, then time ``flowscope materialize pairs`` into a new SQLite
@@ -147,7 +147,7 @@ def ingest(path: Path, work: Path, rows: int, rounds: int, title: str) -> None:
     peer = "DuckDB read_csv + GROUP BY, 1 thread"
     print_runs(title, results, rows, "rows", [peer], cpu_peer=peer)
     totals = [_totals(p) for p in (ours, theirs)]
-    print(f"  rows out: flowscope {totals[0][0]:,} (one row per key of the input), "
+    print(f"  rows out: flowscope {totals[0][0]:,} (reduced per batch, as --reduce does at ingest), "
           f"DuckDB {totals[1][0]:,} (one GROUP BY); packets, bytes: {totals[0][1:]} / {totals[1][1:]}")  # fmt: skip
     if totals[0][1:] != totals[1][1:]:
         raise SystemExit("flowscope and DuckDB sum different packets or bytes")
