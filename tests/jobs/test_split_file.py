@@ -5,6 +5,7 @@ Ctrl-C stops the workers as with rotated files."""
 from __future__ import annotations
 
 import gzip
+import re
 import struct
 from pathlib import Path
 
@@ -72,7 +73,7 @@ def one_meter(path: Path) -> tuple[pa.Table, dict[str, int]]:
 def in_spans(path: Path, workers: int, span: int = SPAN) -> tuple[pa.Table, dict[str, int], PooledCaptureSource]:
     planned = pooled_runs([path], workers, min_span_bytes=span)
     assert planned is not None and len(planned) >= 2
-    source = PooledCaptureSource([path], OPTIONS, planned)
+    source = PooledCaptureSource([path], OPTIONS, planned, asked=len(planned))
     return canonical(list(source)), dict(source.skips.counts), source
 
 
@@ -199,6 +200,8 @@ def test_read_one_file_with_workers_into_the_lake_is_one_unit(tmp_path: Path, mo
     )
     assert len(list((tmp_path / "lake" / "_ledger").glob("*"))) == 1  # one unit, committed once
     assert "already in the lake" in read("lake", "--workers", "2").output
+    many = read("many", "-o", str(tmp_path / "64.parquet"), "--workers", "64").output
+    assert re.search(r"--workers 64: \d+ processes", " ".join(many.split()))
     monkeypatch.setattr("flowscope.jobs.split.MIN_SPAN_RECORDS", 5000)  # too few records: one process, and said
     assert "--workers 2: metered in one process" in read("small", "--workers", "2").output
 

@@ -195,3 +195,12 @@ def test_inputs_are_digested_only_for_a_ledger(tmp_path, capture, monkeypatch, w
     assert result.exit_code == 0, result.output
     assert digested == ([capture] if with_lake else [])
     assert pq.read_table(tmp_path / "f.parquet").num_rows > 0
+
+
+def test_workers_on_inputs_that_are_not_shared_out_is_said(tmp_path):
+    flows = tmp_path / "flows.csv"
+    flows.write_text("src_addr,dst_addr,bytes,packets,time_flow_start\n1.2.3.4,5.6.7.8,10,1,2026-12-07T10:00:00Z\n")
+    result = CliRunner().invoke(main, ["read", str(flows), "--workers", "2", "-o", str(tmp_path / "x.parquet")])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "--workers 2: csv input(s) read in one process (only captures metered into flows are shared out)" in said

@@ -125,7 +125,7 @@ def open_source(paths: Sequence[Path], options: ReadOptions) -> Source:
 
         runs = pooled_runs(paths, options.workers)
         if runs is not None:
-            return PooledCaptureSource(paths, options.meter, runs)
+            return PooledCaptureSource(paths, options.meter, runs, asked=options.workers)
         return CaptureSource(paths, options.meter, told=one_process_note(options.workers))
     return CaptureSource(paths, options.meter)
 

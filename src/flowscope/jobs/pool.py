@@ -54,7 +54,7 @@ from flowscope.capture.pcap import FILE_HEADER, Span
 from flowscope.capture.source import capture_inputs, counter_notes, ignored_note
 from flowscope.errors import FlowscopeError
 from flowscope.jobs.runs import RunState, meter_run
-from flowscope.jobs.split import run_edges, split_file
+from flowscope.jobs.split import MIN_SPAN_RECORDS, run_edges, split_file
 from flowscope.jobs.stitch import Carry, NotStitchable, Stitcher
 from flowscope.memory import keep_freed_memory
 from flowscope.scratch import owned_folder
@@ -407,8 +407,16 @@ class PooledCaptureSource:
     ``CaptureSource``'s flows, metered in parallel runs (``pooled_runs``) and stitched; a ``NotStitchable``
     input is an error before anything is published."""
 
-    def __init__(self, paths: Sequence[Path], options: MeterOptions, runs: Sequence[Sequence[Path | Span]]) -> None:
+    def __init__(
+        self, paths: Sequence[Path], options: MeterOptions, runs: Sequence[Sequence[Path | Span]], *, asked: int
+    ) -> None:
         keep_freed_memory()
+        self.told = (
+            [f"--workers {asked}: {len(runs)} processes (a run is at least a whole file, a span of one file at least "
+             f"{MIN_SPAN_RECORDS:,} records)"]
+            if len(runs) < asked
+            else []
+        )  # fmt: skip
         files, self.ignored = capture_inputs(paths)
         named = {Path(path) for path in paths if not Path(path).is_dir()}
         self.total = sum(path.stat().st_size for path in files)
@@ -437,4 +445,4 @@ class PooledCaptureSource:
                 f"the guessed record start at byte {false_start:,} was inside a packet: "
                 "the file from there on was metered in one process"
             )
-        return notes + ignored_note(self.ignored)
+        return self.told + notes + ignored_note(self.ignored)

@@ -38,6 +38,10 @@ class Unit:
     """The files ``paths`` stand for (a folder's files), each recorded in the ledger when the unit completes."""
 
 
+PARALLEL_READER = "pcap"
+"""The one reader ``--workers`` shares out (``capture/source.open_source``); others say they ran alone."""
+
+
 @dataclass
 class Inputs:
     """The batches and checkpoints of every unit not read before; iterate once."""
@@ -102,6 +106,12 @@ class Inputs:
             )
         if self.named_twice:
             notes.append(f"{', '.join(map(str, self.named_twice))}: named again in this read; read once")
+        alone = sorted({unit.reader.name for unit in self.units} - {PARALLEL_READER})
+        if self.options.workers > 1 and alone:
+            notes.append(
+                f"--workers {self.options.workers}: {', '.join(alone)} input(s) read in one process "
+                f"(only captures metered into flows are shared out)"
+            )
         if self.set_aside:
             notes.append(
                 f"{len(self.set_aside)} file(s) in the given folders are not inputs of their format and were "
