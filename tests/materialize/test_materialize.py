@@ -141,6 +141,13 @@ def test_unknown_target_and_view_are_clear_errors(lake_dir: Path) -> None:
         main, ["--lake", str(lake_dir), "materialize", "flows", "--to", "sqlite:///x.db", "--table", "t"]
     )
     assert result.exit_code == 2 and "--key" in result.output
+    for scheme in ("sqlite", "duckdb"):  # a typo in the file's directory: one error, for both file targets
+        missing = lake_dir.parent / "no-such-dir" / "x.db"
+        result = CliRunner().invoke(
+            main, ["--lake", str(lake_dir), "materialize", "pairs", "--to", f"{scheme}:///{missing}", "--table", "t"]
+        )
+        assert result.exit_code == 2 and f"directory {missing.parent} does not exist" in result.output
+        assert not missing.parent.exists()
 
 
 def fill_lake(lake: Path, rows: int) -> None:

@@ -39,8 +39,6 @@ def sqlite_type(arrow_type: pa.DataType) -> str:
 
 class SqliteTarget:
     def __init__(self, path: Path) -> None:
-        if path.parent and not path.parent.is_dir():
-            raise FlowscopeError(f"{path}: directory {path.parent} does not exist")
         self.con = sqlite3.connect(path, isolation_level=None, timeout=30)
         self.con.execute(f"PRAGMA page_size = {PAGE_BYTES}")  # only a new file takes it
         self.con.execute(upsert.STATE_CREATE)

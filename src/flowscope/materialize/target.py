@@ -12,6 +12,7 @@ import pyarrow as pa
 
 from flowscope.db.urls import shown_url
 from flowscope.errors import FlowscopeError
+from flowscope.sinks.files import check_output_file
 
 
 @dataclass(frozen=True)
@@ -89,11 +90,12 @@ class Target(Protocol):
 
 
 def _file_path(url: str, scheme: str) -> Path:
-    """``scheme:///relative/file`` or ``scheme:////absolute/file`` (the SQLAlchemy convention)."""
+    """``scheme:///relative/file`` or ``scheme:////absolute/file`` (the SQLAlchemy convention), in a directory
+    that exists (``check_output_file``: a typo in it is an error, as for every file flowscope writes)."""
     rest = url[len(scheme) + 3 :]
     if not rest.startswith("/") or len(rest) < 2:
         raise FlowscopeError(f"{url}: use {scheme}:///relative/path or {scheme}:////absolute/path")
-    return Path(rest[1:])
+    return check_output_file(rest[1:])
 
 
 def open_target(url: str) -> Target:
