@@ -41,6 +41,7 @@ from flowscope.errors import FlowscopeError
 from flowscope.lake.layout import STAGED_PREFIX, STAGED_SUFFIX, Lake, fsync_dir
 from flowscope.lake.writer import utc_stamp
 from flowscope.pipeline import Checkpoint, InputRecord
+from flowscope.scratch import alive
 
 LEDGER_DIR = "_ledger"
 SAMPLE_BYTES = 1 << 20
@@ -205,12 +206,4 @@ def _writer_gone(staged_name: str) -> bool:
     if len(parts) < 6:
         return False
     host, pid = "-".join(parts[2:-3]), parts[-3]
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    return host == socket.gethostname() and pid.isdigit() and not alive(int(pid))
