@@ -141,6 +141,20 @@ def test_target_round_trips_edge_values(tmp_path: Path) -> None:
     target.close()
 
 
+def test_target_tables_are_without_rowid_and_keep_upserting(tmp_path: Path) -> None:
+    """A table the target creates is keyed by its primary key alone (no rowid b-tree beside the key index); a
+    second run upserts into it and deletes vanished keys."""
+    first = pa.table({"k": pa.array([3, 1, 2], pa.int64()), "v": pa.array(["c", "a", "b"])})
+    second = pa.table({"k": pa.array([2, 4], pa.int64()), "v": pa.array(["B", "d"])})
+    target = SqliteTarget(tmp_path / "t.db")
+    target.apply(Change("t", ("k",), first, "flows", LakeState("one", {}), None))
+    target.apply(Change("t", ("k",), second, "flows", LakeState("two", {}), "one"))
+    (sql,) = target.con.execute("SELECT sql FROM sqlite_master WHERE name = 't'").fetchone()
+    assert sql.endswith("WITHOUT ROWID")
+    assert target.con.execute("SELECT k, v FROM t ORDER BY k").fetchall() == [(2, "B"), (4, "d")]
+    target.close()
+
+
 def test_insert_follows_the_order_given() -> None:
     rows = pa.table({"a": [10, 20, 30, 40], "b": ["w", None, "yy", "z"]})
     con = sqlite3.connect(":memory:")

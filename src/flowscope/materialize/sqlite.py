@@ -4,6 +4,12 @@ Rows go in through ``sqlite_load`` (a BLOB per column and chunk, cut apart by SQ
 value. An empty target table (a first run) takes the rows directly, in key order, without the stage.
 Measured for ``materialize pairs`` of 1 M rows into a new table: 55 s before these choices, 7.6 s after
 (of which DuckDB computing the view 2.8 s, executemany 4 s); the load itself then went from 3.8 to 2.7 CPU s.
+
+A table the target creates is ``WITHOUT ROWID``: its rows live in the primary key's b-tree, instead of a rowid
+b-tree plus a key index that repeats the key (SQLite's advice for composite, non-integer keys). Measured for
+``materialize pairs`` of the 2.8 M-record lake into a new table (1.03 M rows, whole process, 5 runs each
+alternating, load 2): 6.12 -> 5.70 CPU s, 8.0 -> 6.0 s wall, the file 161 -> 126 MiB; a plain ``INSERT ...
+SELECT`` of the same rows in key order 0.96 -> 0.76 s. Tables made by earlier versions keep their rowid.
 """
 
 from __future__ import annotations
@@ -63,7 +69,7 @@ class SqliteTarget:
         cursor.execute("BEGIN IMMEDIATE")
         try:
             change.check_unchanged(self.applied_state(table))
-            cursor.execute(upsert.create_sql(spec))
+            cursor.execute(upsert.create_sql(spec) + " WITHOUT ROWID")  # see the module's docstring
             existing = [r[1] for r in cursor.execute(f"PRAGMA table_info({quote(table)})").fetchall()]
             if existing != spec.names:
                 raise FlowscopeError(
