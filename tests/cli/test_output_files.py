@@ -75,3 +75,23 @@ def test_a_new_lake_directory_is_still_made(tmp_path: Path) -> None:
     assert f"note: lake {lake}: a new lake (its directory did not exist)" in result.output  # a typo shows here
     again = CliRunner().invoke(main, ["--lake", str(lake), "read", str(flows), "--again"])
     assert "a new lake" not in again.output
+
+
+def test_each_o_of_read_is_a_file_written(tmp_path: Path) -> None:
+    """``-o a.csv -o b.parquet`` writes both (``-o`` is ``--to FILE``): the last one used to win silently."""
+    flows = tmp_path / "flows.csv"
+    flows.write_text(CSV)
+    first, second = tmp_path / "a.csv", tmp_path / "b.parquet"
+    result = CliRunner().invoke(main, ["-q", "read", str(flows), "-o", str(first), "-o", str(second)])
+    assert result.exit_code == 0, result.output
+    assert "10.0.0.1" in first.read_text()
+    assert second.stat().st_size > 0
+
+
+@pytest.mark.parametrize("command", [["query", "SELECT 1 AS a"], ["top"]])
+def test_a_result_named_two_files_is_an_error(tmp_path: Path, command: list[str]) -> None:
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    result = CliRunner().invoke(main, ["--lake", str(tmp_path / "lake"), *command, "-o", str(first), "-o", str(second)])
+    assert result.exit_code == 2
+    assert f"-o given 2 times ({first}, {second}): a result goes to one file" in result.output
+    assert not first.exists() and not second.exists()

@@ -133,7 +133,7 @@ def watch(
     workers: int,
     metrics: str | None,
     to: tuple[str, ...],
-    output: str | None,
+    output: tuple[str, ...],
     **flags: Any,
 ) -> None:
     """Follow a capture directory (per-day subfolders too): meter each capture file once it is complete.
@@ -202,7 +202,7 @@ def capture(
     metrics: str | None,
     bpf: str | None,
     to: tuple[str, ...],
-    output: str | None,
+    output: tuple[str, ...],
     **flags: Any,
 ) -> None:
     """Capture live traffic with tcpdump (rotating files) and meter it continuously into the lake.

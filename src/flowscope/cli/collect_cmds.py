@@ -131,7 +131,7 @@ def collect(
     config = CollectorConfig(
         listens=listens,
         lake=str(state.lake.root),
-        destinations=tuple(destination_urls(to, None)) if to or raw_to is None else (),
+        destinations=tuple(destination_urls(to, ())) if to or raw_to is None else (),
         raw_to=raw_to,
         flush_seconds=flush_seconds,
         receive_buffer=receive_buffer,

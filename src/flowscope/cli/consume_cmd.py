@@ -91,7 +91,7 @@ def consume(
         url=source_url.text,
         group=group,
         lake=str(state.lake.root),
-        destinations=tuple(destination_urls(to, None)),
+        destinations=tuple(destination_urls(to, ())),
         from_beginning=from_beginning,
         flush_seconds=flush_seconds,
         exit_idle=exit_idle,

@@ -126,7 +126,7 @@ def demo(
     Two inputs: synthetic flow records (as a collector would store them) and a synthetic packet
     capture metered into flows (as ``flowscope read capture.pcap`` does).
     """
-    urls = destination_urls(to, None)
+    urls = destination_urls(to, ())
     _store_synthetic_flows(state, open_sink(state, urls, transactional=True), flows, days, again)
     _meter_synthetic_capture(state, open_sink(state, urls, transactional=True), packets, keep_pcap, again)
     if "lake" in urls:

@@ -31,14 +31,15 @@ def destination_options(command: F) -> F:
         "-o",
         "--output",
         type=OutputFile(),
-        help="Write this file (shorthand for --to FILE; - for CSV on standard output).",
+        multiple=True,
+        help="Write this file (repeatable; shorthand for --to FILE; - for CSV on standard output).",
     )(command)
     return click.option("--to", "to", multiple=True, metavar="URL", help=TO_HELP)(command)
 
 
-def destination_urls(to: Sequence[str], output: str | None) -> list[str]:
-    """The destinations named, in order; the lake when none is."""
-    urls = [*to, *([output] if output else [])]
+def destination_urls(to: Sequence[str], outputs: Sequence[str]) -> list[str]:
+    """The destinations named (``--to``, then each ``-o``), in order; the lake when none is."""
+    urls = [*to, *outputs]
     return urls or ["lake"]
 
 

@@ -40,7 +40,7 @@ def mock(
 
     if duration is not None and count is not None:
         raise FlowscopeError("give --duration or --count, not both")
-    sink = open_sink(state, destination_urls(to, None))
+    sink = open_sink(state, destination_urls(to, ()))
     batches = mock_flows(rate, count=count, duration=duration, exporters=exporters, seed=seed)
     try:
         stats = run(batches, sink)

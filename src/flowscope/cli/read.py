@@ -75,7 +75,7 @@ def read(
     inputs: tuple[str, ...],
     input_format: str | None,
     to: tuple[str, ...],
-    output: str | None,
+    output: tuple[str, ...],
     again: bool,
     **flags: Any,
 ) -> None:

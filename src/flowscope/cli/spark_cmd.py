@@ -60,7 +60,7 @@ def meter(
     state: CliState,
     input_dir: str,
     to: tuple[str, ...],
-    output: str | None,
+    output: tuple[str, ...],
     stream: bool,
     checkpoint: str | None,
     once: bool,
