@@ -88,10 +88,13 @@ def test_each_o_of_read_is_a_file_written(tmp_path: Path) -> None:
     assert second.stat().st_size > 0
 
 
-@pytest.mark.parametrize("command", [["query", "SELECT 1 AS a"], ["top"]])
+@pytest.mark.parametrize("command", [["query", "SELECT 1 AS a"], ["top"], ["profile", "IN"]])
 def test_a_result_named_two_files_is_an_error(tmp_path: Path, command: list[str]) -> None:
+    flows = tmp_path / "flows.csv"
+    flows.write_text(CSV)
+    command = [str(flows) if a == "IN" else a for a in command]
     first, second = tmp_path / "a.csv", tmp_path / "b.csv"
     result = CliRunner().invoke(main, ["--lake", str(tmp_path / "lake"), *command, "-o", str(first), "-o", str(second)])
     assert result.exit_code == 2
-    assert f"-o given 2 times ({first}, {second}): a result goes to one file" in result.output
+    assert f"-o given 2 times ({first}, {second}): name one file" in result.output
     assert not first.exists() and not second.exists()

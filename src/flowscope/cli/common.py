@@ -265,6 +265,14 @@ class OutputFile(click.Path):
         return path
 
 
+def one_file(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> str | None:
+    """The callback of an ``-o`` declared ``multiple`` where the command writes one file (a result, a profile):
+    given twice, the last one used to win without a word."""
+    if len(values) > 1:
+        raise click.UsageError(f"-o given {len(values)} times ({', '.join(values)}): name one file")
+    return values[0] if values else None
+
+
 def check_time_range(since: datetime | None, until: datetime | None) -> None:
     """A usage error for ``--since`` at or after ``--until`` (``--since 1h --until 2d``), which selects nothing:
     it answered with an empty report, as if there were no traffic."""

@@ -13,7 +13,7 @@ import click
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from flowscope.cli.common import OutputFile
+from flowscope.cli.common import OutputFile, one_file
 from flowscope.display import textual
 from flowscope.errors import FlowscopeError
 from flowscope.pipeline import run, tag
@@ -90,13 +90,6 @@ def print_table(
         console.print(f"[dim](first {table.num_rows:,} rows shown; use --limit or --format csv for all)[/]")
 
 
-def _one_output(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> str | None:
-    """The one ``-o`` of a result: given twice, the last one used to win without a word."""
-    if len(values) > 1:
-        raise click.UsageError(f"-o given {len(values)} times ({', '.join(values)}): a result goes to one file")
-    return values[0] if values else None
-
-
 def result_options(command: F) -> F:
     """``--format`` and ``-o``: how ``query`` and ``top`` give their result."""
     command = click.option(
@@ -104,7 +97,7 @@ def result_options(command: F) -> F:
         "--output",
         type=OutputFile(),
         multiple=True,
-        callback=_one_output,
+        callback=one_file,
         help="Write the result to this file instead of standard output (.parquet, .csv or .jsonl).",
     )(command)
     return click.option(

@@ -10,7 +10,7 @@ from typing import Any
 import click
 import pyarrow as pa
 
-from flowscope.cli.common import CliState, OutputFile, TimeParam, pass_state
+from flowscope.cli.common import CliState, OutputFile, TimeParam, one_file, pass_state
 from flowscope.cli.options import selection_from, selection_options
 from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
@@ -86,7 +86,9 @@ Examples:
 """,
 )
 @click.argument("inputs", nargs=-1, type=click.Path())
-@click.option("-o", "--output", required=True, type=OutputFile(), help="Profile CSV to write.")
+@click.option(
+    "-o", "--output", required=True, type=OutputFile(), multiple=True, callback=one_file, help="Profile CSV to write."
+)
 @click.option("-g", "--gzip", "compress", is_flag=True, help="Gzip the output ('.gz' is appended).")
 @click.option("-a", "--active", default=300, show_default=True, type=click.IntRange(min=1), help="Active timeout, s.")
 @click.option(
