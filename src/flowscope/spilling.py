@@ -97,6 +97,20 @@ def _joined(tables: list[pa.Table]) -> pa.Table:
     return pa.concat_tables(tables, promote_options="permissive")
 
 
+def by_key_hash(rows: pa.Table, key: Sequence[str], count: int) -> Iterator[tuple[int, pa.Table]]:
+    """``rows`` spread over ``count`` tables by a hash of their key: (index, rows) of each non-empty one. Every
+    row of one key lands in the same table, the rows of a key in the order they came."""
+    mixed = key_hash([rows.column(name) for name in key])
+    which = ((mixed >> np.uint64(32)) % np.uint64(count)).astype(np.int64)
+    order = np.argsort(which, kind="stable")
+    bounds = np.searchsorted(which[order], np.arange(count + 1))
+    ordered = rows.take(pa.array(order))
+    del rows  # only the ordered copy stays while the tables are used
+    for index in range(count):
+        if bounds[index + 1] > bounds[index]:
+            yield index, ordered.slice(bounds[index], bounds[index + 1] - bounds[index])
+
+
 class Spill:
     """Rows spread by key over ``count`` Arrow IPC files (at most ``SPILL_FILES``) in a hidden directory under
     ``directory``: every row of one key lands in the same file, in the order the rows were added."""
@@ -108,18 +122,12 @@ class Spill:
         self.writers: dict[int, pa.ipc.RecordBatchStreamWriter] = {}
 
     def add(self, rows: pa.Table) -> None:
-        mixed = key_hash([rows.column(name) for name in self.key])
-        which = ((mixed >> np.uint64(32)) % np.uint64(self.count)).astype(np.int64)
-        order = np.argsort(which, kind="stable")
-        bounds = np.searchsorted(which[order], np.arange(self.count + 1))
-        ordered = rows.take(pa.array(order))
-        for index in range(self.count):
-            if bounds[index + 1] > bounds[index]:
-                writer = self.writers.get(index)
-                if writer is None:
-                    file = self.directory / f"{index}.arrows"
-                    writer = self.writers[index] = pa.ipc.new_stream(str(file), rows.schema)
-                writer.write_table(ordered.slice(bounds[index], bounds[index + 1] - bounds[index]))
+        for index, part in by_key_hash(rows, self.key, self.count):
+            writer = self.writers.get(index)
+            if writer is None:
+                file = self.directory / f"{index}.arrows"
+                writer = self.writers[index] = pa.ipc.new_stream(str(file), rows.schema)
+            writer.write_table(part)
 
     def tables(self) -> Iterator[pa.Table]:
         """Each spill file's rows, one file at a time (deleted once read)."""
@@ -195,14 +203,21 @@ class Fold:
         self.parts, self.held, held = [], 0, None
         return_freed_memory()  # the holes batches left in the heap: 181 -> 172 MiB (roll-ups, 1 M groups)
 
-    def results(self) -> Iterator[pa.Table]:
-        """The reduced rows: one table when nothing was spilled (none when nothing was added), else one per
-        spill file, each key in exactly one of them."""
+    def results(self, parts: int = 1) -> Iterator[pa.Table]:
+        """The reduced rows, each key in exactly one of the tables: when nothing was spilled, the held rows
+        spread by key hash over ``parts`` tables (none when nothing was added), each merged only when asked
+        for (a consumer can use one while the next is merged); else one table per spill file."""
         if self.spill is None:
-            if self.parts:
-                rows = self.merge(_joined(self.parts))
-                self.parts = []
-                yield rows
+            if not self.parts:
+                return
+            rows, self.parts = _joined(self.parts), []
+            if parts == 1:
+                yield self.merge(rows)
+                return
+            spread = by_key_hash(rows, self.key, parts)
+            del rows  # the held rows are freed once spread
+            for _, part in spread:
+                yield self.merge(part)
             return
         if self.parts:
             self.spill.add(_joined(self.parts))

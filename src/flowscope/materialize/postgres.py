@@ -3,6 +3,8 @@ temporary staging table followed by the upsert and the delete of vanished keys."
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import psycopg
 import pyarrow as pa
 
@@ -16,6 +18,10 @@ from flowscope.materialize.upsert import TableSpec, quote
 STAGE = "flowscope_stage"
 COPY_CHUNK_ROWS = 100_000
 INDEX_BUILD_MEMORY = "1GB"
+
+
+def _columns(schema: pa.Schema) -> list[tuple[str, str]]:
+    return [(field.name, pg_column(field).sql_type) for field in schema]
 
 
 def _only_value(cursor: psycopg.Cursor) -> object:
@@ -53,25 +59,40 @@ class PostgresTarget:
         return [(name, kind) for name, kind in rows]
 
     def apply(self, change: Change) -> Applied:
-        table, key, rows, added = change.table, change.key, change.rows, change.added
-        spec = TableSpec(table, [(f.name, pg_column(f).sql_type) for f in rows.schema], key)
+        table, key, added = change.table, change.key, change.added
         try:
             with self.con.transaction(), self.con.cursor() as cursor:
                 recorded = cursor.execute(upsert.STATE_SELECT.format(p="%s") + " FOR UPDATE", (table,)).fetchone()
                 change.check_unchanged(recorded[0] if recorded else None)  # the row stays locked until commit
                 cursor.execute("SELECT to_regclass(%s)", (quote(table),))
                 if _only_value(cursor) is None:  # new table: load first, build the key's index once after
-                    cursor.execute(upsert.create_sql(spec, keyed=False))
-                    self._copy(cursor, table, rows, created=True)
-                    cursor.execute(f"SET LOCAL maintenance_work_mem = '{INDEX_BUILD_MEMORY}'")  # sort in memory
-                    cursor.execute(f"ALTER TABLE {quote(table)} ADD PRIMARY KEY ({', '.join(map(quote, key))})")
-                    changed, deleted = rows.num_rows, 0
+                    changed, deleted = self._load_new(cursor, change), 0
                 else:
+                    rows = change.rows.table()
+                    spec = TableSpec(table, _columns(rows.schema), key)
                     changed, deleted = self._update(cursor, spec, rows, delete_missing=added is None)
                 upsert.record_run(cursor, "%s", change)
         except psycopg.Error as exc:
             raise FlowscopeError(f"PostgreSQL: {str(exc).strip()}") from exc
         return Applied(rows=changed, deleted=deleted)
+
+    def _load_new(self, cursor: psycopg.Cursor, change: Change) -> int:
+        """Create the table and COPY the rows into it part by part as they are computed, each part's COPY in a
+        thread of its own while the next part is computed (the server parses and stores one part while this
+        process merges the next); then build the key's index once. The rows handed over."""
+        table = change.table
+        parts = iter(change.rows)
+        first = next(parts)
+        cursor.execute(upsert.create_sql(TableSpec(table, _columns(first.schema), change.key), keyed=False))
+        with ThreadPoolExecutor(1, thread_name_prefix="flowscope-copy") as copier:
+            copying = copier.submit(self._copy, cursor, table, first, created=True)
+            for part in parts:
+                copying.result()  # one part in flight: its error surfaces, memory stays bounded
+                copying = copier.submit(self._copy, cursor, table, part, created=True)
+            copying.result()
+        cursor.execute(f"SET LOCAL maintenance_work_mem = '{INDEX_BUILD_MEMORY}'")  # sort in memory
+        cursor.execute(f"ALTER TABLE {quote(table)} ADD PRIMARY KEY ({', '.join(map(quote, change.key))})")
+        return change.rows.num_rows
 
     def _update(
         self, cursor: psycopg.Cursor, spec: TableSpec, rows: pa.Table, *, delete_missing: bool
