@@ -105,7 +105,6 @@ def by_key_hash(rows: pa.Table, key: Sequence[str], count: int) -> Iterator[tupl
     order = np.argsort(which, kind="stable")
     bounds = np.searchsorted(which[order], np.arange(count + 1))
     ordered = rows.take(pa.array(order))
-    del rows  # only the ordered copy stays while the tables are used
     for index in range(count):
         if bounds[index + 1] > bounds[index]:
             yield index, ordered.slice(bounds[index], bounds[index + 1] - bounds[index])
@@ -203,20 +202,21 @@ class Fold:
         self.parts, self.held, held = [], 0, None
         return_freed_memory()  # the holes batches left in the heap: 181 -> 172 MiB (roll-ups, 1 M groups)
 
-    def results(self, parts: int = 1) -> Iterator[pa.Table]:
+    def results(self, split: Callable[[pa.Table], Iterator[pa.Table]] | None = None) -> Iterator[pa.Table]:
         """The reduced rows, each key in exactly one of the tables: when nothing was spilled, the held rows
-        spread by key hash over ``parts`` tables (none when nothing was added), each merged only when asked
-        for (a consumer can use one while the next is merged); else one table per spill file."""
+        in one table (none when nothing was added) or, with ``split``, in the tables it splits them into
+        (every key in one), each merged only when asked for (a consumer can use one while the next is
+        merged); else one table per spill file."""
         if self.spill is None:
             if not self.parts:
                 return
             rows, self.parts = _joined(self.parts), []
-            if parts == 1:
+            if split is None:
                 yield self.merge(rows)
                 return
-            spread = by_key_hash(rows, self.key, parts)
-            del rows  # the held rows are freed once spread
-            for _, part in spread:
+            parts = split(rows)
+            del rows  # the held rows are freed once split
+            for part in parts:
                 yield self.merge(part)
             return
         if self.parts:

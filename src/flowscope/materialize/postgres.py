@@ -3,6 +3,7 @@ temporary staging table followed by the upsert and the delete of vanished keys."
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
@@ -11,6 +12,7 @@ import pyarrow as pa
 from flowscope.db.postgres import PostgresURL, connect
 from flowscope.errors import FlowscopeError
 from flowscope.materialize import upsert
+from flowscope.materialize.key_order import key_order
 from flowscope.materialize.pgcopy import HEADER, TRAILER, encode_rows, pg_column
 from flowscope.materialize.target import Applied, Change
 from flowscope.materialize.upsert import TableSpec, quote
@@ -85,12 +87,13 @@ class PostgresTarget:
         first = next(parts)
         cursor.execute(upsert.create_sql(TableSpec(table, _columns(first.schema), change.key), keyed=False))
         with ThreadPoolExecutor(1, thread_name_prefix="flowscope-copy") as copier:
-            copying = copier.submit(self._copy, cursor, table, first, created=True)
+            copying = copier.submit(self._copy, cursor, table, first, created=True, order_by=change.key)
             for part in parts:
                 copying.result()  # one part in flight: its error surfaces, memory stays bounded
-                copying = copier.submit(self._copy, cursor, table, part, created=True)
+                copying = copier.submit(self._copy, cursor, table, part, created=True, order_by=change.key)
             copying.result()
         cursor.execute(f"SET LOCAL maintenance_work_mem = '{INDEX_BUILD_MEMORY}'")  # sort in memory
+        cursor.execute("SET LOCAL max_parallel_maintenance_workers = 0")  # rows in key order: one pass, no merge
         cursor.execute(f"ALTER TABLE {quote(table)} ADD PRIMARY KEY ({', '.join(map(quote, change.key))})")
         return change.rows.num_rows
 
@@ -121,7 +124,9 @@ class PostgresTarget:
         return changed, cursor.rowcount
 
     @staticmethod
-    def _copy(cursor: psycopg.Cursor, table: str, rows: pa.Table, *, created: bool) -> None:
+    def _copy(
+        cursor: psycopg.Cursor, table: str, rows: pa.Table, *, created: bool, order_by: Sequence[str] = ()
+    ) -> None:
         """Binary COPY of ``rows`` into ``table``, encoded chunk by chunk (``pgcopy``).
 
         Into a table this transaction ``created`` (no column defaults), the columns NULL in every row are left
@@ -130,6 +135,8 @@ class PostgresTarget:
         An existing table may have defaults for them, so it gets every column."""
         if created and rows.num_rows:
             rows = rows.select([i for i, column in enumerate(rows.columns) if column.null_count < rows.num_rows])
+        if order_by:
+            rows = rows.take(key_order(rows, order_by))
         names = ", ".join(quote(name) for name in rows.column_names)
         with cursor.copy(f"COPY {quote(table)} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
             copy.write(HEADER)

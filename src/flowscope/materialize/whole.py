@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from flowscope.errors import FlowscopeError
 from flowscope.lake import Lake
+from flowscope.materialize.key_order import key_ranges
 from flowscope.memory import keep_freed_memory
 from flowscope.reduce.spec import DURATION, Reduction
 from flowscope.reduce.whole import whole_fold
@@ -94,8 +95,9 @@ def _nulls(kind: pa.DataType, n: int, zeros: pa.Buffer) -> pa.Array:
 
 
 PARTS = 4
-"""The final merge is handed over in this many parts (by key hash) when nothing was spilled, so a target loads
-one part while the next is merged (``Fold.results``)."""
+"""The final merge is handed over in this many parts when nothing was spilled, so a target loads one part while
+the next is merged (``Fold.results``); split by ranges of the key's first column (``key_ranges``), so a target
+sorting each part by the key loads the whole view in key order."""
 
 
 @contextlib.contextmanager
@@ -125,7 +127,7 @@ def reduction_parts(lake: Lake, reduction: Reduction, spill_dir: Path) -> Iterat
     with whole_fold(reduction, read, spill_dir, lambda: sum(footer.num_rows for footer in footers)) as fold:
         for table in _batches(files, footers, read):
             fold.add(table)
-        yield _view_parts(fold.results(PARTS), read, output)
+        yield _view_parts(fold.results(lambda rows: key_ranges(rows, reduction.key, PARTS)), read, output)
 
 
 def _view_parts(results: Iterator[pa.Table], read: pa.Schema, output: pa.Schema) -> Iterator[pa.Table]:
