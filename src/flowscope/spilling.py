@@ -97,19 +97,6 @@ def _joined(tables: list[pa.Table]) -> pa.Table:
     return pa.concat_tables(tables, promote_options="permissive")
 
 
-def by_key_hash(rows: pa.Table, key: Sequence[str], count: int) -> Iterator[tuple[int, pa.Table]]:
-    """``rows`` spread over ``count`` tables by a hash of their key: (index, rows) of each non-empty one. Every
-    row of one key lands in the same table, the rows of a key in the order they came."""
-    mixed = key_hash([rows.column(name) for name in key])
-    which = ((mixed >> np.uint64(32)) % np.uint64(count)).astype(np.int64)
-    order = np.argsort(which, kind="stable")
-    bounds = np.searchsorted(which[order], np.arange(count + 1))
-    ordered = rows.take(pa.array(order))
-    for index in range(count):
-        if bounds[index + 1] > bounds[index]:
-            yield index, ordered.slice(bounds[index], bounds[index + 1] - bounds[index])
-
-
 class Spill:
     """Rows spread by key over ``count`` Arrow IPC files (at most ``SPILL_FILES``) in a hidden directory under
     ``directory``: every row of one key lands in the same file, in the order the rows were added."""
@@ -121,12 +108,18 @@ class Spill:
         self.writers: dict[int, pa.ipc.RecordBatchStreamWriter] = {}
 
     def add(self, rows: pa.Table) -> None:
-        for index, part in by_key_hash(rows, self.key, self.count):
-            writer = self.writers.get(index)
-            if writer is None:
-                file = self.directory / f"{index}.arrows"
-                writer = self.writers[index] = pa.ipc.new_stream(str(file), rows.schema)
-            writer.write_table(part)
+        mixed = key_hash([rows.column(name) for name in self.key])
+        which = ((mixed >> np.uint64(32)) % np.uint64(self.count)).astype(np.int64)
+        order = np.argsort(which, kind="stable")
+        bounds = np.searchsorted(which[order], np.arange(self.count + 1))
+        ordered = rows.take(pa.array(order))
+        for index in range(self.count):
+            if bounds[index + 1] > bounds[index]:
+                writer = self.writers.get(index)
+                if writer is None:
+                    file = self.directory / f"{index}.arrows"
+                    writer = self.writers[index] = pa.ipc.new_stream(str(file), rows.schema)
+                writer.write_table(ordered.slice(bounds[index], bounds[index + 1] - bounds[index]))
 
     def tables(self) -> Iterator[pa.Table]:
         """Each spill file's rows, one file at a time (deleted once read)."""
@@ -211,10 +204,7 @@ class Fold:
             if not self.parts:
                 return
             rows, self.parts = _joined(self.parts), []
-            if split is None:
-                yield self.merge(rows)
-                return
-            parts = split(rows)
+            parts = iter([rows]) if split is None else split(rows)
             del rows  # the held rows are freed once split
             for part in parts:
                 yield self.merge(part)

@@ -332,8 +332,8 @@ def test_a_run_overtaken_by_another_applies_nothing(lake_dir: Path, target_url: 
         state = lake_state(Lake(lake_dir), "pairs", view_key("pairs"))
         with open_lake(lake_dir, views=["pairs"]) as con:
             rows = con.sql("SELECT * FROM pairs").to_arrow_table()
-        stale = Change(table_name, view_key("pairs"), Rows([rows], view_key("pairs"), "pairs"), "pairs", state,
-                       seen="an older digest")
+        key = view_key("pairs")
+        stale = Change(table_name, key, Rows([rows], key, "pairs"), "pairs", state, seen="an older digest")
         with pytest.raises(FlowscopeError, match="updated by another materialize run"):
             target.apply(stale)
         assert target.applied_state(table_name) == first.state.digest

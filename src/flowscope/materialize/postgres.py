@@ -141,7 +141,7 @@ class PostgresTarget:
         with cursor.copy(f"COPY {quote(table)} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
             copy.write(HEADER)
             for batch in rows.to_batches(max_chunksize=COPY_CHUNK_ROWS):
-                for part in encode_rows(pa.Table.from_batches([batch])):
+                for part in encode_rows(pa.Table.from_batches([batch]), keep_order=bool(order_by)):
                     copy.write(part)
             copy.write(TRAILER)
 
