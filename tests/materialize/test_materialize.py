@@ -333,7 +333,7 @@ def test_a_run_overtaken_by_another_applies_nothing(lake_dir: Path, target_url: 
         with open_lake(lake_dir, views=["pairs"]) as con:
             rows = con.sql("SELECT * FROM pairs").to_arrow_table()
         key = view_key("pairs")
-        stale = Change(table_name, key, Rows([rows], key, "pairs"), "pairs", state, seen="an older digest")
+        stale = Change(table_name, key, Rows([rows], True, key, "pairs"), "pairs", state, seen="an older digest")
         with pytest.raises(FlowscopeError, match="updated by another materialize run"):
             target.apply(stale)
         assert target.applied_state(table_name) == first.state.digest
@@ -344,7 +344,7 @@ def test_a_run_overtaken_by_another_applies_nothing(lake_dir: Path, target_url: 
 def _apply_to_postgres(url: str, table: str, rows: pa.Table, digest: str, seen: str | None) -> None:
     target = open_target(url)
     try:
-        target.apply(Change(table, ("k",), Rows([rows], ("k",), "v"), "v", LakeState(digest, {}), seen))
+        target.apply(Change(table, ("k",), Rows([rows], True, ("k",), "v"), "v", LakeState(digest, {}), seen))
     finally:
         target.close()
 

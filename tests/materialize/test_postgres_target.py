@@ -30,7 +30,7 @@ def _parts() -> list[pa.Table]:
 
 
 def _apply(url: str, table: str, parts: Iterator[pa.Table]) -> Rows:
-    rows = Rows(parts, KEY, "v")
+    rows = Rows(parts, True, KEY, "v")
     target = open_target(url)
     try:
         target.apply(Change(table, KEY, rows, "v", LakeState("d1", {}), None))

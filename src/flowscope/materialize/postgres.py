@@ -86,11 +86,12 @@ class PostgresTarget:
         parts = iter(change.rows)
         first = next(parts)
         cursor.execute(upsert.create_sql(TableSpec(table, _columns(first.schema), change.key), keyed=False))
+        order_by = change.key if change.rows.ranges else ()
         with ThreadPoolExecutor(1, thread_name_prefix="flowscope-copy") as copier:
-            copying = copier.submit(self._copy, cursor, table, first, created=True, order_by=change.key)
+            copying = copier.submit(self._copy, cursor, table, first, created=True, order_by=order_by)
             for part in parts:
                 copying.result()  # one part in flight: its error surfaces, memory stays bounded
-                copying = copier.submit(self._copy, cursor, table, part, created=True, order_by=change.key)
+                copying = copier.submit(self._copy, cursor, table, part, created=True, order_by=order_by)
             copying.result()
         cursor.execute(f"SET LOCAL maintenance_work_mem = '{INDEX_BUILD_MEMORY}'")  # sort in memory
         cursor.execute("SET LOCAL max_parallel_maintenance_workers = 0")  # rows in key order: one pass, no merge

@@ -96,9 +96,10 @@ def _query(
 
 def _whole_reduction(
     stack: contextlib.ExitStack, lake: Lake, view: str, key: Sequence[str]
-) -> Iterator[pa.Table] | None:
-    """A whole reduction view computed in this process (``whole.reduction_parts``, its records read now, its
-    parts merged as they are asked for, until ``stack`` closes), or None where DuckDB computes it (another view
+) -> tuple[Iterator[pa.Table], bool] | None:
+    """A whole reduction view computed in this process (``whole.reduction_parts``: its records read now, its
+    parts merged as they are asked for, until ``stack`` closes; and whether they are ranges of the key), or None
+    where DuckDB computes it (another view
     or key, a lake without flow files, columns only DuckDB reconciles). Spill files, if any, go under the lake
     (the same disk as the data), or the temporary directory when the lake is read-only to this user."""
     reduction = BUILTIN.get(view)
@@ -124,13 +125,13 @@ def materialize_once(
         with lake.reading():
             state = lake_state(lake, view, key)  # again under the lake's read lock: what the rows are computed from
             added = added_files(previous, state)
-            parts = _whole_reduction(stack, lake, view, key) if added is None else None
-        if parts is None:
+            computed = _whole_reduction(stack, lake, view, key) if added is None else None
+        if computed is None:
             with open_lake(lake, threads=threads) as con:
                 state = lake_state(lake, view, key)  # again under the lake's read lock: what the query sees
                 sql, added = _query(con, lake, view, key, added_files(previous, state))
-                parts = iter([con.sql(sql).to_arrow_table()])
-        rows = Rows(parts, key, view)
+                computed = iter([con.sql(sql).to_arrow_table()]), True
+        rows = Rows(*computed, key, view)
         read = time.perf_counter()
         applied = target.apply(Change(table, tuple(key), rows, view, state, seen, added))
     seconds = read - started + rows.seconds, time.perf_counter() - read - rows.seconds

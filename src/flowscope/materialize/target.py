@@ -36,8 +36,10 @@ class Rows:
     empty), read once: a target may load one part while the next is computed. Rows with a NULL key part are
     left out (they cannot be upserted) and counted in ``empty_keys``."""
 
-    def __init__(self, parts: Iterable[pa.Table], key: Sequence[str], view: str) -> None:
+    def __init__(self, parts: Iterable[pa.Table], ranges: bool, key: Sequence[str], view: str) -> None:
         self._parts = iter(parts)
+        self.ranges = ranges
+        """Whether each part is a range of the key, the parts in key order: sorting each part sorts them all."""
         self.key = tuple(key)
         self.view = view
         self.num_rows = 0
