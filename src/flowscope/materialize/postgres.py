@@ -7,10 +7,12 @@ and stores it on the other core), and the primary key is built once after the la
 ranges of the key (``Rows.ranges``) each is first sorted by the key, so the whole heap is in key order and the
 index build's sort finds its input presorted. Measured on the 1.03 M ``pairs`` of the issue-17 lake (2 cores,
 load 2-3 from another job): ADD PRIMARY KEY took 0.51-0.62 server CPU s on the sorted heap against 1.09-1.82 s
-on the same rows in random order, for 0.2-0.3 client CPU s of sorting; whole ``materialize`` processes, 8
-rounds against the serial load before: server CPU 1.66 against 2.71 s, client CPU 3.53 against 2.85 s, wall
-5.16 against 5.50 s (medians). ``COPY ... (FREEZE)`` showed no difference in the COPY's server CPU (within
-1.0-2.3 s either way).
+on the same rows in random order, for 0.2-0.3 client CPU s of sorting. Whole ``materialize`` processes against
+the serial load before (medians of two series of 8 and 6 alternating rounds): server CPU 1.66 and 1.58 s
+against 2.71 and 2.50 s, client CPU 3.53 and 3.19 s against 2.85 and 2.61 s (splitting, sorting, the copy
+thread), wall 5.16 and 4.95 s against 5.50 and 4.92 s (the other core was busy: the overlap needs it free),
+peak RSS 760-790 against 630-650 MiB. ``COPY ... (FREEZE)`` showed no difference in the COPY's server CPU
+(within 1.0-2.3 s either way).
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ the run does nothing. When files were only added since (lake files never change 
 published) and the view can be computed per key (the reduction views), only the keys
 those files hold are recomputed and upserted. Otherwise (the first run, a compaction or
 retention removed files, other views) the whole view is computed, the reduction views in
-this process (``whole``: numpy over the flow files), the others by DuckDB, and the target
+this process (``whole``: numpy over the flow files, handed over in parts as they are merged, so a
+new PostgreSQL table loads one part while the next is merged), the others by DuckDB, and the target
 upserts it and deletes vanished keys. Either way the target records the
 new digest and file list in the same transaction, so a re-run or a restart after a
 crash never counts anything twice.
@@ -99,9 +100,9 @@ def _whole_reduction(
 ) -> tuple[Iterator[pa.Table], bool] | None:
     """A whole reduction view computed in this process (``whole.reduction_parts``: its records read now, its
     parts merged as they are asked for, until ``stack`` closes; and whether they are ranges of the key), or None
-    where DuckDB computes it (another view
-    or key, a lake without flow files, columns only DuckDB reconciles). Spill files, if any, go under the lake
-    (the same disk as the data), or the temporary directory when the lake is read-only to this user."""
+    where DuckDB computes it (another view or key, a lake without flow files, columns only DuckDB reconciles).
+    Spill files, if any, go under the lake (the same disk as the data), or the temporary directory when the
+    lake is read-only to this user."""
     reduction = BUILTIN.get(view)
     if reduction is None or tuple(key) != reduction.key:
         return None
