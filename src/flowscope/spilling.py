@@ -195,14 +195,19 @@ class Fold:
         self.parts, self.held, held = [], 0, None
         return_freed_memory()  # the holes batches left in the heap: 181 -> 172 MiB (roll-ups, 1 M groups)
 
-    def results(self) -> Iterator[pa.Table]:
-        """The reduced rows: one table when nothing was spilled (none when nothing was added), else one per
-        spill file, each key in exactly one of them."""
+    def results(self, split: Callable[[pa.Table], Iterator[pa.Table]] | None = None) -> Iterator[pa.Table]:
+        """The reduced rows, each key in exactly one of the tables: when nothing was spilled, the held rows
+        in one table (none when nothing was added) or, with ``split``, in the tables it splits them into
+        (every key in one), each merged only when asked for (a consumer can use one while the next is
+        merged); else one table per spill file."""
         if self.spill is None:
-            if self.parts:
-                rows = self.merge(_joined(self.parts))
-                self.parts = []
-                yield rows
+            if not self.parts:
+                return
+            rows, self.parts = _joined(self.parts), []
+            parts = iter([rows]) if split is None else split(rows)
+            del rows  # the held rows are freed once split
+            for part in parts:
+                yield self.merge(part)
             return
         if self.parts:
             self.spill.add(_joined(self.parts))

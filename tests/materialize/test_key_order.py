@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from flowscope.materialize.key_order import key_order, lexicographic_order
+from flowscope.materialize.key_order import key_order, key_ranges, lexicographic_order
 
 
 def stable_order(table: pa.Table, key: list[str]) -> list[int]:
@@ -60,3 +62,36 @@ def test_ties_keep_their_order_through_later_words() -> None:
     words = [np.array([1, 0, 1, 0, 1], np.uint64), np.array([2, 5, 1, 5, 2], np.uint64)]
     order = lexicographic_order(5, lambda r, rows: words[r][rows] if r < len(words) else None)
     assert order.tolist() == [1, 3, 2, 0, 4]
+
+
+def test_key_ranges_hold_each_first_value_once_in_order() -> None:
+    """Every value of the first key column (NULL too) in one table, about as many rows in each, the tables in
+    its order, the rows of a value in the order they came: sorting each table by the key sorts them all."""
+    rng = np.random.default_rng(3)
+    n = 4000
+    values = [None if v == 0 else bytes([v % 7, v]) for v in rng.integers(0, 120, n)]
+    table = pa.table({"addr": pa.array(values, pa.binary()), "port": pa.array(rng.integers(0, 9, n), pa.uint16()),
+                      "arrival": pa.array(np.arange(n))})  # fmt: skip
+    parts = list(key_ranges(table, ["addr", "port"], 4))
+    assert len(parts) == 4 and all(700 < part.num_rows < 1300 for part in parts)
+    seen = [set(part.column("addr").to_pylist()) for part in parts]
+    assert sum(len(values) for values in seen) == len(set(values))
+    assert None in seen[0]
+    bounds = [sorted(v for v in values if v is not None) for values in seen]
+    assert all(earlier[-1] < later[0] for earlier, later in itertools.pairwise(bounds))
+    for part in parts:
+        for value in seen[parts.index(part)]:
+            arrival = part.filter(pc.equal(part.column("addr"), value) if value is not None
+                                  else pc.is_null(part.column("addr"))).column("arrival").to_pylist()  # fmt: skip
+            assert arrival == sorted(arrival)
+    keyed = [part.drop_null() for part in parts]
+    ordered = pa.concat_tables(part.take(key_order(part, ["addr", "port"])) for part in keyed)
+    everything = table.drop_null()
+    assert (
+        ordered.column("arrival").to_pylist()
+        == everything.take(stable_order(everything, ["addr", "port"])).column("arrival").to_pylist()
+    )
+
+
+def test_key_ranges_of_no_rows_are_no_tables() -> None:
+    assert list(key_ranges(pa.table({"v": pa.array([], pa.string())}), ["v"], 4)) == []

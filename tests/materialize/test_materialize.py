@@ -26,7 +26,7 @@ from flowscope.errors import FlowscopeError
 from flowscope.lake import Lake, LakeWriter
 from flowscope.lake.maintenance import compact
 from flowscope.materialize.run import lake_state, materialize_once
-from flowscope.materialize.target import Change, LakeState, open_target
+from flowscope.materialize.target import Change, LakeState, Rows, open_target
 from flowscope.query import open_lake, views_named
 from flowscope.query.views import view_key
 from flowscope.schema import conform
@@ -332,7 +332,8 @@ def test_a_run_overtaken_by_another_applies_nothing(lake_dir: Path, target_url: 
         state = lake_state(Lake(lake_dir), "pairs", view_key("pairs"))
         with open_lake(lake_dir, views=["pairs"]) as con:
             rows = con.sql("SELECT * FROM pairs").to_arrow_table()
-        stale = Change(table_name, view_key("pairs"), rows, "pairs", state, seen="an older digest")
+        key = view_key("pairs")
+        stale = Change(table_name, key, Rows([rows], True, key, "pairs"), "pairs", state, seen="an older digest")
         with pytest.raises(FlowscopeError, match="updated by another materialize run"):
             target.apply(stale)
         assert target.applied_state(table_name) == first.state.digest
@@ -343,7 +344,7 @@ def test_a_run_overtaken_by_another_applies_nothing(lake_dir: Path, target_url: 
 def _apply_to_postgres(url: str, table: str, rows: pa.Table, digest: str, seen: str | None) -> None:
     target = open_target(url)
     try:
-        target.apply(Change(table, ("k",), rows, "v", LakeState(digest, {}), seen))
+        target.apply(Change(table, ("k",), Rows([rows], True, ("k",), "v"), "v", LakeState(digest, {}), seen))
     finally:
         target.close()
 

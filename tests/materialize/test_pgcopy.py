@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from flowscope import addresses
-from flowscope.materialize.pgcopy import HEADER, TRAILER, encode, pg_column
+from flowscope.materialize.pgcopy import HEADER, MAX_RUNS, TRAILER, encode, encode_rows, pg_column
 from flowscope.schema import ADDRESS, FLOWS, TABLES, postgres_columns, table_columns, table_schema
 from helpers import flows
 
@@ -42,6 +42,17 @@ def test_stream_framing() -> None:
     assert data.startswith(HEADER) and data.endswith(TRAILER)
     assert data[len(HEADER) : len(HEADER) + 2] == len(TABLE.columns).to_bytes(2, "big")
     assert encode(TABLE.slice(0, 0)) == HEADER + TRAILER
+
+
+def test_rows_keep_their_order_in_few_runs_of_one_shape() -> None:
+    """``keep_order`` (a new table loaded in key order): runs of one shape one after the other; beyond
+    ``MAX_RUNS`` runs the rows are grouped by shape (the same rows, in another order)."""
+    table = pa.table({"k": range(6), "s": ["a", "a", None, None, "bb", "bb"]})
+    one_by_one = [b"".join(encode_rows(table.slice(i, 1))) for i in range(table.num_rows)]
+    assert b"".join(encode_rows(table, keep_order=True)) == b"".join(one_by_one)
+    assert b"".join(encode_rows(table)) != b"".join(one_by_one)  # grouped by shape
+    alternating = pa.table({"k": range(2 * MAX_RUNS), "s": ["a", None] * MAX_RUNS})
+    assert len(encode_rows(alternating, keep_order=True)) == 2
 
 
 @pytest.mark.integration

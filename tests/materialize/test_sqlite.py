@@ -17,7 +17,7 @@ import pytest
 from flowscope.errors import FlowscopeError
 from flowscope.materialize import sqlite_load
 from flowscope.materialize.sqlite import SqliteTarget, sqlite_type
-from flowscope.materialize.target import Change, LakeState
+from flowscope.materialize.target import Change, LakeState, Rows
 
 INT64_MAX = 2**63 - 1
 
@@ -130,7 +130,8 @@ def test_target_round_trips_edge_values(tmp_path: Path) -> None:
     )
     target = SqliteTarget(tmp_path / "t.db")
     for seen, digest in ((None, "one"), ("one", "two")):
-        target.apply(Change("t", ("src_addr", "src_port"), rows, "flows", LakeState(digest, {}), seen))
+        key = ("src_addr", "src_port")
+        target.apply(Change("t", key, Rows([rows], True, key, "flows"), "flows", LakeState(digest, {}), seen))
     stored = target.con.execute("SELECT src_addr, bytes, time_flow_start, community_id FROM t ORDER BY src_port")
     assert stored.fetchall() == [
         ("2001:db8::1", INT64_MAX, "1970-01-01T00:00:00.000000000Z", "1:x"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 from tests.reduce.test_reduce_batches import DURATIONS_AND_TEXT, EVERY_STRATEGY, by_sql, random_flows, rows_by_key
 
 from flowscope import spilling
+from flowscope.materialize.key_order import key_ranges
 from flowscope.reduce import BUILTIN, Reduction
 from flowscope.reduce.whole import merges_exactly, whole_fold
 
@@ -83,3 +85,20 @@ def test_batches_whose_extra_columns_differ_fold_together(tmp_path: Path) -> Non
         fold.add(second)
         (reduced,) = fold.results()
     assert reduced.schema.field("extra").type == pa.float64()
+
+
+@pytest.mark.parametrize("reduction", [BUILTIN["pairs"], BUILTIN["conversations"]], ids=lambda r: r.name)
+def test_the_final_merge_in_key_ranges_equals_the_views_sql(reduction: Reduction, tmp_path: Path) -> None:
+    """Held rows split by ranges of the first key column (``key_ranges``) and merged part by part: each key in
+    one part, the parts in order of that column, together the view's rows (re-reduced rows and held records)."""
+    table = random_flows(np.random.default_rng(6), 2000)
+    with whole_fold(reduction, table.schema, tmp_path, lambda: table.num_rows) as fold:
+        for start in range(0, table.num_rows, 100):
+            fold.add(table.slice(start, 100))
+        assert not fold.spilled
+        parts = list(fold.results(lambda rows: key_ranges(rows, reduction.key, 3)))
+    assert len(parts) == 3
+    first = [sorted(set(part.column(reduction.key[0]).drop_null().to_pylist())) for part in parts]
+    assert all(earlier[-1] < later[0] for earlier, later in itertools.pairwise(first))
+    reduced = pa.concat_tables(parts)
+    assert rows_by_key(reduced, reduction.key) == rows_by_key(by_sql(reduction, table), reduction.key)

@@ -44,7 +44,7 @@ class DuckdbTarget:
 
     def apply(self, change: Change) -> Applied:
         table, key, added = change.table, change.key, change.added
-        rows = with_text_addresses(change.rows)
+        rows = with_text_addresses(change.rows.table())
         self.con.register(STAGE, rows)
         try:
             staged = self.con.sql(f"SELECT * FROM {quote(STAGE)}")

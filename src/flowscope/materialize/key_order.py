@@ -17,7 +17,7 @@ The order only decides how fast the load is, never what is stored: a key type wi
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -43,6 +43,31 @@ def key_order(rows: pa.Table, key: Sequence[str]) -> np.ndarray:
         words[-1] = (words[-1] << np.uint64(bits)) | values
         used += bits
     return lexicographic_order(rows.num_rows, lambda r, which: words[r][which] if r < len(words) else None)
+
+
+def key_ranges(rows: pa.Table, key: Sequence[str], count: int) -> Iterator[pa.Table]:
+    """``rows`` split into at most ``count`` (below 256) tables of about as many rows by ranges of their first
+    key column (as ``key_order`` compares it): every key in one table, the rows of a key in the order they came,
+    and the tables in key order one after the other, so sorting each orders them all.
+
+    The cuts are the first column's values at each count-th of the rows (``np.partition``, no sort): on the
+    ``pairs`` rows of the issue-17 benchmark (1.65 M held rows) 0.2 CPU s less than sorting them by it."""
+    first = rows.column(key[0])
+    if first.null_count:  # NULL keys (a target leaves them out) go with the lowest values
+        ranks = np.zeros(len(first), np.uint64)
+        ranks[first.is_valid().to_numpy(zero_copy_only=False)] = _rank(first.drop_null())[0] + np.uint64(1)
+    else:
+        ranks = _rank(first)[0]
+    positions = np.arange(1, count) * len(ranks) // count
+    cuts = np.partition(ranks, positions)[positions] if len(ranks) else ranks
+    which = np.searchsorted(cuts, ranks, side="right").astype(np.uint8)  # a value's rows all in one table
+    order = np.argsort(which, kind="stable")  # uint8: a radix sort
+    bounds = np.searchsorted(which[order], np.arange(count + 1))
+    ordered = rows.take(pa.array(order))  # one contiguous copy: gathering per table cost more, and more memory
+    del rows
+    for start, end in itertools.pairwise(bounds.tolist()):
+        if end > start:
+            yield ordered.slice(start, end - start)
 
 
 def lexicographic_order(n: int, words: Words) -> np.ndarray:

@@ -138,6 +138,20 @@ def _shape_groups(lengths: np.ndarray) -> list[np.ndarray]:
     return np.split(order, bounds)
 
 
+MAX_RUNS = 64
+"""Runs of one row shape encoded one after the other at most (each costs a pass over every column)."""
+
+
+def _shape_runs(lengths: np.ndarray) -> list[np.ndarray] | None:
+    """Row indices in runs of consecutive rows of one shape (as ``_shape_groups``, row order kept), or None
+    when there are more than ``MAX_RUNS`` of them (shapes alternating row by row: grouping is cheaper)."""
+    n = lengths.shape[1]
+    changed = np.flatnonzero((lengths[:, 1:] != lengths[:, :-1]).any(axis=0)) + 1
+    if len(changed) >= MAX_RUNS:
+        return None
+    return [np.arange(start, end) for start, end in zip([0, *changed.tolist()], [*changed.tolist(), n], strict=True)]
+
+
 def _row_layout(shape: list[int]) -> np.ndarray:
     """One row's bytes with the field count and every field's length (-1 for NULL) filled in."""
     layout = bytearray(len(shape).to_bytes(2, "big"))
@@ -151,14 +165,15 @@ def encode(table: pa.Table) -> bytes:
     return b"".join([HEADER, *encode_rows(table), TRAILER])
 
 
-def encode_rows(table: pa.Table) -> list[memoryview]:
+def encode_rows(table: pa.Table, *, keep_order: bool = False) -> list[memoryview]:
     """The rows of ``table`` in binary COPY format, without header and trailer (for streaming chunks), as
     buffers to write one after the other (one per row shape; no copy into a single ``bytes``).
 
     Rows are grouped by the lengths of their values (few distinct shapes: text columns
     are short, NULLs are rare); within a group every row has the same layout, so the
     group is one (rows x bytes) matrix filled column slice by column slice. Row order
-    is not kept (it does not matter to COPY into a staging table).
+    is not kept (it does not matter to COPY into a staging table), unless ``keep_order``
+    and the rows come in few runs of one shape (``_shape_runs``): then each run is a group.
     """
     n = table.num_rows
     columns = [contiguous(c) for c in table.columns]
@@ -182,7 +197,8 @@ def encode_rows(table: pa.Table) -> list[memoryview]:
         if column.null_count:
             lengths[index][column.is_null().to_numpy(zero_copy_only=False)] = -1
     parts = []
-    for rows in _shape_groups(lengths) if n else []:
+    runs = _shape_runs(lengths) if keep_order and n else None
+    for rows in runs or (_shape_groups(lengths) if n else []):
         shape = lengths[:, rows[0]].tolist()
         everyone = rows.size == n  # one shape for all rows (the usual case): no row gathers needed
         layout = _row_layout(shape)

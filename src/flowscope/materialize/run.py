@@ -6,7 +6,8 @@ the run does nothing. When files were only added since (lake files never change 
 published) and the view can be computed per key (the reduction views), only the keys
 those files hold are recomputed and upserted. Otherwise (the first run, a compaction or
 retention removed files, other views) the whole view is computed, the reduction views in
-this process (``whole``: numpy over the flow files), the others by DuckDB, and the target
+this process (``whole``: numpy over the flow files, handed over in parts as they are merged, so a
+new PostgreSQL table loads one part while the next is merged), the others by DuckDB, and the target
 upserts it and deletes vanished keys. Either way the target records the
 new digest and file list in the same transaction, so a re-run or a restart after a
 crash never counts anything twice.
@@ -14,22 +15,21 @@ crash never counts anything twice.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from flowscope.errors import FlowscopeError
 from flowscope.lake import Lake
 from flowscope.materialize import whole
-from flowscope.materialize.target import Applied, Change, LakeState, Target
+from flowscope.materialize.target import Applied, Change, LakeState, Rows, Target
 from flowscope.materialize.upsert import quote
 from flowscope.query import open_lake, views_named
 from flowscope.query.views import DERIVED_VIEWS, create_views
@@ -43,9 +43,10 @@ class Outcome:
     state: LakeState
     empty_keys: int = 0
     view_seconds: float = 0.0
-    """Computing the view (DuckDB over the lake, or ``whole`` for a whole reduction view)."""
+    """Computing the view (DuckDB over the lake, or ``whole`` for a whole reduction view; its parts computed
+    while the target loads the ones before included)."""
     apply_seconds: float = 0.0
-    """The target's transaction: staging, upsert, delete, bookkeeping."""
+    """The target's transaction (staging, upsert, delete, bookkeeping), less the time spent computing parts."""
     added_files: int | None = None
     """How many files were new when only their keys were recomputed; None for a run over the whole view."""
 
@@ -94,9 +95,12 @@ def _query(
     return f"SELECT * FROM {quote(view)}", None
 
 
-def _whole_reduction(lake: Lake, view: str, key: Sequence[str]) -> pa.Table | None:
-    """A whole reduction view computed in this process (``whole.reduction_rows``), or None where DuckDB
-    computes it (another view or key, a lake without flow files, columns only DuckDB reconciles).
+def _whole_reduction(
+    stack: contextlib.ExitStack, lake: Lake, view: str, key: Sequence[str]
+) -> tuple[Iterator[pa.Table], bool] | None:
+    """A whole reduction view computed in this process (``whole.reduction_parts``: its records read now, its
+    parts merged as they are asked for, until ``stack`` closes; and whether they are ranges of the key), or None
+    where DuckDB computes it (another view or key, a lake without flow files, columns only DuckDB reconciles).
     Spill files, if any, go under the lake (the same disk as the data), or the temporary directory when the
     lake is read-only to this user."""
     reduction = BUILTIN.get(view)
@@ -104,23 +108,9 @@ def _whole_reduction(lake: Lake, view: str, key: Sequence[str]) -> pa.Table | No
         return None
     spill_dir = lake.root if os.access(lake.root, os.W_OK) else Path(tempfile.gettempdir())
     try:
-        return whole.reduction_rows(lake, reduction, spill_dir)
+        return stack.enter_context(whole.reduction_parts(lake, reduction, spill_dir))
     except whole.Unsupported:
         return None
-
-
-def _keyed_rows(table: pa.Table, key: Sequence[str], view: str) -> tuple[pa.Table, int]:
-    """Rows with a complete key (a NULL key part cannot be upserted)."""
-    missing = [k for k in key if k not in table.column_names]
-    if missing:
-        raise FlowscopeError(f"view {view} has no column(s) {missing} for the key")
-    if not any(table.column(name).null_count for name in key):
-        return table, 0  # the usual case: no copy of every column through a filter
-    complete = pc.is_valid(table.column(key[0]))
-    for name in key[1:]:
-        complete = pc.and_(complete, pc.is_valid(table.column(name)))
-    kept = table.filter(complete)
-    return kept, table.num_rows - kept.num_rows
 
 
 def materialize_once(
@@ -132,20 +122,23 @@ def materialize_once(
         return Outcome(0, Applied(skipped=True), state)
     previous = target.applied_files(table, view)
     started = time.perf_counter()
-    with lake.reading():
-        state = lake_state(lake, view, key)  # again under the lake's read lock: what the rows are computed from
-        added = added_files(previous, state)
-        result = _whole_reduction(lake, view, key) if added is None else None
-    if result is None:
-        with open_lake(lake, threads=threads) as con:
-            state = lake_state(lake, view, key)  # again under the lake's read lock: what the query sees
-            sql, added = _query(con, lake, view, key, added_files(previous, state))
-            result = con.sql(sql).to_arrow_table()
-    rows, empty = _keyed_rows(result, key, view)
-    computed = time.perf_counter()
-    applied = target.apply(Change(table, tuple(key), rows, view, state, seen, added))
-    seconds = computed - started, time.perf_counter() - computed
-    return Outcome(rows.num_rows, applied, state, empty, *seconds, added_files=None if added is None else len(added))
+    with contextlib.ExitStack() as stack:
+        with lake.reading():
+            state = lake_state(lake, view, key)  # again under the lake's read lock: what the rows are computed from
+            added = added_files(previous, state)
+            computed = _whole_reduction(stack, lake, view, key) if added is None else None
+        if computed is None:
+            with open_lake(lake, threads=threads) as con:
+                state = lake_state(lake, view, key)  # again under the lake's read lock: what the query sees
+                sql, added = _query(con, lake, view, key, added_files(previous, state))
+                computed = iter([con.sql(sql).to_arrow_table()]), True
+        rows = Rows(*computed, key, view)
+        read = time.perf_counter()
+        applied = target.apply(Change(table, tuple(key), rows, view, state, seen, added))
+    seconds = read - started + rows.seconds, time.perf_counter() - read - rows.seconds
+    return Outcome(
+        rows.num_rows, applied, state, rows.empty_keys, *seconds, added_files=None if added is None else len(added)
+    )
 
 
 def follow(

@@ -60,7 +60,7 @@ class SqliteTarget:
 
     def apply(self, change: Change) -> Applied:
         table, key, added = change.table, change.key, change.added
-        rows = with_text_addresses(change.rows, dictionary=True)
+        rows = with_text_addresses(change.rows.table(), dictionary=True)
         spec = TableSpec(table, [(f.name, sqlite_type(f.type)) for f in rows.schema], key)
         cursor = self.con.cursor()
         # The stage and the sorts and indexes of the upsert stay in memory instead of temporary files.

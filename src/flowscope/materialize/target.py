@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from flowscope.db.urls import shown_url
 from flowscope.errors import FlowscopeError
@@ -29,13 +31,59 @@ class LakeState:
         return len(self.sizes)
 
 
+class Rows:
+    """A view's rows as they are computed, in parts (every key in exactly one part; at least one part, maybe
+    empty), read once: a target may load one part while the next is computed. Rows with a NULL key part are
+    left out (they cannot be upserted) and counted in ``empty_keys``."""
+
+    def __init__(self, parts: Iterable[pa.Table], ranges: bool, key: Sequence[str], view: str) -> None:
+        self._parts = iter(parts)
+        self.ranges = ranges
+        """Whether each part is a range of the key, the parts in key order: sorting each part sorts them all."""
+        self.key = tuple(key)
+        self.view = view
+        self.num_rows = 0
+        """Rows handed over so far (all of them once read)."""
+        self.empty_keys = 0
+        self.seconds = 0.0
+        """Spent computing the parts handed over (the rest of a target's time is its own)."""
+
+    def __iter__(self) -> Iterator[pa.Table]:
+        while True:
+            started = time.perf_counter()
+            part = next(self._parts, None)
+            self.seconds += time.perf_counter() - started
+            if part is None:
+                return
+            kept = self._keyed(part)
+            self.num_rows += kept.num_rows
+            self.empty_keys += part.num_rows - kept.num_rows
+            yield kept
+
+    def table(self) -> pa.Table:
+        """Every part as one table (for a target that needs them all at once)."""
+        return pa.concat_tables(list(self))
+
+    def _keyed(self, table: pa.Table) -> pa.Table:
+        """The rows with a complete key."""
+        missing = [k for k in self.key if k not in table.column_names]
+        if missing:
+            raise FlowscopeError(f"view {self.view} has no column(s) {missing} for the key")
+        if not any(table.column(name).null_count for name in self.key):
+            return table  # the usual case: no copy of every column through a filter
+        complete = pc.is_valid(table.column(self.key[0]))
+        for name in self.key[1:]:
+            complete = pc.and_(complete, pc.is_valid(table.column(name)))
+        return table.filter(complete)
+
+
 @dataclass(frozen=True)
 class Change:
     """What one run applies to a target table."""
 
     table: str
     key: tuple[str, ...]
-    rows: pa.Table
+    rows: Rows
     view: str
     state: LakeState
     seen: str | None
@@ -51,7 +99,8 @@ class Change:
             raise FlowscopeError(f"{self.table} was updated by another materialize run meanwhile: nothing applied")
 
     def state_row(self) -> tuple[str, str, str, int, int, str]:
-        """The values of ``upsert.STATE_UPSERT``: table, view, digest, file count, rows applied, time."""
+        """The values of ``upsert.STATE_UPSERT``: table, view, digest, file count, rows applied, time (once
+        ``rows`` were read)."""
         now = dt.datetime.now(dt.UTC).isoformat()
         return (self.table, self.view, self.state.digest, self.state.files, self.rows.num_rows, now)
 
@@ -83,7 +132,8 @@ class Target(Protocol):
     def apply(self, change: Change) -> Applied:
         """In one transaction: make the table equal ``change.rows`` (upsert, delete keys not among them) and
         record the lake state; or, with ``change.added``, upsert just those rows and record the state and the
-        added files."""
+        added files. An error while the rows are computed (read from ``change.rows``) leaves the table as it
+        was."""
         ...
 
     def close(self) -> None: ...
