@@ -10,6 +10,7 @@ import pyarrow as pa
 from flowscope.diagnostics import Skips
 from flowscope.profile import records as extract
 from flowscope.profile.merge import FLOW_BYTES, Profile, Timeouts, merge
+from flowscope.readers.lines import read_ahead
 
 
 @dataclass(frozen=True)
@@ -28,9 +29,13 @@ class Settings:
 
 
 def build(batches: Iterable[tuple[pa.Table, bool]], settings: Settings, skips: Skips) -> Profile:
-    """``batches`` are (flow table, exact_start) in input order; exact_start is True for nfdump input."""
+    """``batches`` are (flow table, exact_start) in input order; exact_start is True for nfdump input.
+
+    The next batch is read on a second thread while this one extracts the profile's columns from the current one
+    (reading 10 M nfcapd records was 2.0-3.7 s of one core, extracting them 0.7-1.0 s).
+    """
     parts = []
-    for table, exact_start in batches:
+    for table, exact_start in read_ahead(iter(batches)):
         part = extract.from_batch(table, skips, exact_start=exact_start)
         if part is not None:
             parts.append(part)
