@@ -23,9 +23,10 @@ from flowscope.errors import FlowscopeError
 from flowscope.lake import LakeWriter
 from flowscope.lake.layout import Lake
 from flowscope.profile import merge as merge_module
+from flowscope.profile import output
 from flowscope.profile import records as extract
 from flowscope.profile.merge import Timeouts, merge
-from flowscope.profile.output import COLUMNS, suppress_rare_ports, to_table
+from flowscope.profile.output import COLUMNS, suppress_rare_ports, to_table, write_profile
 from flowscope.schema import TIMESTAMP, conform
 
 ORACLE = ("profile", "ftprofiler")
@@ -375,3 +376,11 @@ def test_bad_csv_rows_are_counted_not_fatal(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "skipped" in result.output
     assert profile_lines(out)[1] == profile_lines(shared_data(*ORACLE, "csv_basic_profile.csv"))[1]
+
+
+def test_csv_pieces_make_the_same_bytes_as_one_piece(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = random_records(5, 3000)
+    profile = merge(extract.from_batch(as_table(rows), Skips(), exact_start=True), Timeouts(300_000, 30_000), 1 << 20)
+    whole = write_profile(profile, tmp_path / "whole.csv", compress=False).read_bytes()
+    monkeypatch.setattr(output, "PIECE_ROWS", 7)
+    assert write_profile(profile, tmp_path / "pieces.csv", compress=False).read_bytes() == whole

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from flowscope.lake.layout import publish, staging_path
+from flowscope.profile import parallel
 from flowscope.profile.merge import Profile
 from flowscope.sinks.files import check_output_file
 
@@ -27,6 +29,11 @@ COLUMNS = (
 )
 
 WRITE_BATCH_ROWS = 65_536  # pyarrow's default of 1,024 rows a batch costs ~20% more CPU; ~4 MiB of text a batch
+PIECE_ROWS = WRITE_BATCH_ROWS
+"""Rows formatted as one piece of text on a thread (~3 MiB): pieces are formatted on all cores and written in
+order. pyarrow's CSV writer formats on the calling thread only; 5.4 M rows took 1.4-2.0 s of one core. Pieces of
+one write batch against 262,144 rows (2 M and 10 M nfcapd records, alternated, load ~1): 1.38 vs 1.51 and 7.56
+vs 7.92 CPU s, the smaller buffers being reused."""
 
 
 def suppress_rare_ports(profile: Profile, min_count: int) -> int:
@@ -70,9 +77,20 @@ def write_profile(profile: Profile, path: Path, *, compress: bool) -> Path:
     with open(tmp, "wb") as raw:
         stream = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6) if compress else raw
         stream.write((",".join(COLUMNS) + "\n").encode())
-        if len(profile):
-            pacsv.write_csv(to_table(profile), stream, options)
+        for text in _csv_pieces(to_table(profile), options):
+            stream.write(text)
         if compress:
             stream.close()
     publish(tmp, path)
     return path
+
+
+def _csv_pieces(table: pa.Table, options: pacsv.WriteOptions) -> Iterator[pa.Buffer]:
+    """The rows as CSV text, piece after piece (the same bytes as one ``write_csv`` of the whole table)."""
+
+    def text(offset: int) -> pa.Buffer:
+        sink = pa.BufferOutputStream()
+        pacsv.write_csv(table.slice(offset, PIECE_ROWS), sink, options)
+        return sink.getvalue()
+
+    return parallel.ordered(text, range(0, table.num_rows, PIECE_ROWS))

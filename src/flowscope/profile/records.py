@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 from flowscope import addresses
 from flowscope.diagnostics import Skips
 from flowscope.memory import return_freed_memory
+from flowscope.profile import parallel
 
 TCP, UDP = 6, 17
 # the flow columns a profile is made of
@@ -141,11 +142,13 @@ class Records:
             setattr(self, name, None)
 
     def permute(self, order: np.ndarray) -> None:
-        """Reorder every column in place of the old one (no second copy of the whole set)."""
-        for name in _FIELDS:
-            values = getattr(self, name)
-            if values is not None:
-                setattr(self, name, values[order])
+        """Reorder every column in place of the old one (no second copy of the whole set: each thread replaces
+        one column at a time). The gathers are random reads, a second of one core for 10 M records."""
+
+        def gather(name: str) -> None:
+            setattr(self, name, getattr(self, name)[order])
+
+        parallel.each(gather, [name for name in _FIELDS if getattr(self, name) is not None])
 
 
 _FIELDS = (
@@ -214,11 +217,14 @@ def concat(parts: list[Records]) -> Records:
 
 
 def join_columns(parts: list, names: Sequence[str]) -> dict[str, np.ndarray]:
-    """Each named column of all parts joined; each part's column is freed as soon as it is copied."""
-    joined = {}
-    for name in names:
-        joined[name] = np.concatenate([getattr(p, name) for p in parts])
+    """Each named column of all parts joined (a column per thread); each part's column is freed as soon as it is
+    copied."""
+
+    def join(name: str) -> np.ndarray:
+        joined = np.concatenate([getattr(p, name) for p in parts])
         for part in parts:
             setattr(part, name, None)
-        return_freed_memory()
-    return joined
+        return_freed_memory()  # before the next column is joined: the peak stays one column above the parts
+        return joined
+
+    return dict(zip(names, parallel.each(join, names), strict=True))
