@@ -148,8 +148,8 @@ def test_target_tables_are_without_rowid_and_keep_upserting(tmp_path: Path) -> N
     first = pa.table({"k": pa.array([3, 1, 2], pa.int64()), "v": pa.array(["c", "a", "b"])})
     second = pa.table({"k": pa.array([2, 4], pa.int64()), "v": pa.array(["B", "d"])})
     target = SqliteTarget(tmp_path / "t.db")
-    target.apply(Change("t", ("k",), first, "flows", LakeState("one", {}), None))
-    target.apply(Change("t", ("k",), second, "flows", LakeState("two", {}), "one"))
+    for rows, seen, digest in ((first, None, "one"), (second, "one", "two")):
+        target.apply(Change("t", ("k",), Rows([rows], True, ("k",), "flows"), "flows", LakeState(digest, {}), seen))
     (sql,) = target.con.execute("SELECT sql FROM sqlite_master WHERE name = 't'").fetchone()
     assert sql.endswith("WITHOUT ROWID")
     assert target.con.execute("SELECT k, v FROM t ORDER BY k").fetchall() == [(2, "B"), (4, "d")]
