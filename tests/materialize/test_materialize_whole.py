@@ -39,15 +39,16 @@ def _sorted(table: pa.Table, key: tuple[str, ...]) -> pa.Table:
 
 @pytest.mark.parametrize("view", ["pairs", "conversations"])
 @pytest.mark.parametrize("held_rows", [50, 1 << 22])
+@pytest.mark.parametrize("parts", [1, whole.PARTS])
 def test_in_process_equals_the_duckdb_view(
-    lake_dir: Path, view: str, held_rows: int, monkeypatch: pytest.MonkeyPatch
+    lake_dir: Path, view: str, held_rows: int, parts: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Also when the records re-reduce and spill (50 rows held): no spill directory is left."""
     random_lake(lake_dir)
     monkeypatch.setattr(reduce_whole, "HELD_ROWS", held_rows)
     lake = Lake(lake_dir)
-    with lake.reading(), whole.reduction_parts(lake, BUILTIN[view], lake_dir) as (parts, ranges):
-        mine = pa.concat_tables(parts)
+    with lake.reading(), whole.reduction_parts(lake, BUILTIN[view], lake_dir, parts) as (tables, ranges):
+        mine = pa.concat_tables(tables)
     assert ranges == (held_rows > 50)  # 50 rows held: spilled by key hash
     theirs = by_duckdb(lake_dir, view)
     assert mine.schema == theirs.schema

@@ -42,6 +42,9 @@ class DuckdbTarget:
         ).fetchall()[0][0]
         return upsert.applied_files(self.con, "?", table, view) if exists else None
 
+    def loads_in_parts(self, table: str) -> bool:
+        return False
+
     def apply(self, change: Change) -> Applied:
         table, key, added = change.table, change.key, change.added
         rows = with_text_addresses(change.rows.table())

@@ -65,6 +65,10 @@ class PostgresTarget:
                 return None
             return upsert.applied_files(self.con, "%s", table, view)
 
+    def loads_in_parts(self, table: str) -> bool:
+        with self.con.transaction():
+            return _only_value(self.con.execute("SELECT to_regclass(%s)", (quote(table),))) is None
+
     def _existing_columns(self, table: str) -> list[tuple[str, str]]:
         """(name, type) of the table's columns, types spelled as ``pg_column`` spells them."""
         rows = self.con.execute(

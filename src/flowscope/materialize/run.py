@@ -96,7 +96,7 @@ def _query(
 
 
 def _whole_reduction(
-    stack: contextlib.ExitStack, lake: Lake, view: str, key: Sequence[str]
+    stack: contextlib.ExitStack, lake: Lake, view: str, key: Sequence[str], parts: int
 ) -> tuple[Iterator[pa.Table], bool] | None:
     """A whole reduction view computed in this process (``whole.reduction_parts``: its records read now, its
     parts merged as they are asked for, until ``stack`` closes; and whether they are ranges of the key), or None
@@ -108,7 +108,7 @@ def _whole_reduction(
         return None
     spill_dir = lake.root if os.access(lake.root, os.W_OK) else Path(tempfile.gettempdir())
     try:
-        return stack.enter_context(whole.reduction_parts(lake, reduction, spill_dir))
+        return stack.enter_context(whole.reduction_parts(lake, reduction, spill_dir, parts))
     except whole.Unsupported:
         return None
 
@@ -126,7 +126,8 @@ def materialize_once(
         with lake.reading():
             state = lake_state(lake, view, key)  # again under the lake's read lock: what the rows are computed from
             added = added_files(previous, state)
-            computed = _whole_reduction(stack, lake, view, key) if added is None else None
+            parts = whole.PARTS if target.loads_in_parts(table) else 1
+            computed = _whole_reduction(stack, lake, view, key, parts) if added is None else None
         if computed is None:
             with open_lake(lake, threads=threads) as con:
                 state = lake_state(lake, view, key)  # again under the lake's read lock: what the query sees

@@ -58,6 +58,9 @@ class SqliteTarget:
         exists = self.con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone()
         return None if exists is None else upsert.applied_files(self.con, "?", table, view)
 
+    def loads_in_parts(self, table: str) -> bool:
+        return False
+
     def apply(self, change: Change) -> Applied:
         table, key, added = change.table, change.key, change.added
         rows = with_text_addresses(change.rows.table(), dictionary=True)

@@ -129,6 +129,11 @@ class Target(Protocol):
         make it equal)."""
         ...
 
+    def loads_in_parts(self, table: str) -> bool:
+        """Whether ``apply`` would load ``table``'s rows part by part as they are computed (a new PostgreSQL
+        table); the others take them all at once, so the view is not split for them."""
+        ...
+
     def apply(self, change: Change) -> Applied:
         """In one transaction: make the table equal ``change.rows`` (upsert, delete keys not among them) and
         record the lake state; or, with ``change.added``, upsert just those rows and record the state and the
