@@ -109,3 +109,12 @@ def test_pandas_stays_importable_where_it_was_loaded_or_for_spark(monkeypatch: p
     monkeypatch.setitem(sys.modules, "pandas", sys.modules.get("pandas") or object())
     _without_pandas(["read", "x.csv"])
     assert sys.meta_path == finders
+
+
+def test_materialize_into_sqlite_computes_the_view_without_duckdb(small_lake: Path, tmp_path: Path) -> None:
+    """The reduction view is computed in process (``materialize.whole``): DuckDB is not even imported."""
+    target = f"sqlite:///{tmp_path / 'pairs.db'}"
+    modules = imported("-q", "--lake", str(small_lake), "materialize", "pairs", "--to", target, "--table", "pairs")
+    assert not other_commands(modules, "materialize_cmd")
+    assert not loaded(modules, "duckdb", "rich", "numba", "pandas.core")
+    assert (tmp_path / "pairs.db").stat().st_size > 0

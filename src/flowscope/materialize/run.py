@@ -23,17 +23,19 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
 import pyarrow as pa
 
 from flowscope.lake import Lake
 from flowscope.materialize import whole
 from flowscope.materialize.target import Applied, Change, LakeState, Rows, Target
 from flowscope.materialize.upsert import quote
-from flowscope.query import open_lake, views_named
-from flowscope.query.views import DERIVED_VIEWS, create_views
+from flowscope.query.views import DERIVED_VIEWS, create_views, views_named
 from flowscope.reduce.spec import BUILTIN
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 @dataclass
@@ -129,6 +131,8 @@ def materialize_once(
             parts = whole.PARTS if target.loads_in_parts(table) else 1
             computed = _whole_reduction(stack, lake, view, key, parts) if added is None else None
         if computed is None:
+            from flowscope.query.connection import open_lake  # DuckDB: only where it computes the view
+
             with open_lake(lake, threads=threads) as con:
                 state = lake_state(lake, view, key)  # again under the lake's read lock: what the query sees
                 sql, added = _query(con, lake, view, key, added_files(previous, state))

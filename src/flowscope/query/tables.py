@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from typing import TYPE_CHECKING
 
-import duckdb
 import pyarrow as pa
 
 from flowscope.lake.layout import Lake
 from flowscope.schema import FLOW_SCHEMA, FLOWS
+
+if TYPE_CHECKING:  # DuckDB loads with a connection (query.connection), not with the view catalogue
+    import duckdb
 
 
 def table_source(lake: Lake, table: str) -> str:

@@ -19,14 +19,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-
-import duckdb
+from typing import TYPE_CHECKING
 
 from flowscope.errors import FlowscopeError
 from flowscope.lake.layout import Lake
 from flowscope.query.tables import table_source, view_columns
 from flowscope.reduce.spec import BUILTIN, Reduction
 from flowscope.reduce.sql import quote, reduce_sql
+
+if TYPE_CHECKING:  # DuckDB loads with a connection (query.connection), not with the view catalogue
+    import duckdb
 
 _PARTITION_COLUMNS = ("date", "hour")
 
