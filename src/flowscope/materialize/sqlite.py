@@ -6,10 +6,11 @@ Measured for ``materialize pairs`` of 1 M rows into a new table: 55 s before the
 (of which DuckDB computing the view 2.8 s, executemany 4 s); the load itself then went from 3.8 to 2.7 CPU s.
 
 A table the target creates is ``WITHOUT ROWID``: its rows live in the primary key's b-tree, instead of a rowid
-b-tree plus a key index that repeats the key (SQLite's advice for composite, non-integer keys). Measured for
-``materialize pairs`` of the 2.8 M-record lake into a new table (1.03 M rows, whole process, 5 runs each
-alternating, load 2): 6.12 -> 5.70 CPU s, 8.0 -> 6.0 s wall, the file 161 -> 126 MiB; a plain ``INSERT ...
-SELECT`` of the same rows in key order 0.96 -> 0.76 s. Tables made by earlier versions keep their rowid.
+b-tree plus a key index that repeats the key (SQLite's advice for composite, non-integer keys). Measured on
+1 M ``pairs``-like rows in key order, a plain ``INSERT ... SELECT`` (quiet, 4 runs each): 0.61-0.65 -> 0.50-0.55
+CPU s, the file 161 -> 126 MiB. The whole ``materialize pairs`` of the 2.8 M-record lake (1.03 M rows) moved
+within the machine's noise (alternating windows, quiet: 3.79 -> 3.28 s, 3.58 -> 4.38 s; at load 2: 6.12 -> 5.70
+CPU s), its file 185 -> 153 MiB. Tables made by earlier versions keep their rowid.
 """
 
 from __future__ import annotations
