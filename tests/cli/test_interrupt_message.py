@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import duckdb
 import pytest
+from click.testing import CliRunner
 
+from flowscope.cli import main
 from flowscope.cli.common import only_reading, run_cleanly
+from flowscope.materialize import run
 
 
 def test_the_command_line_prints_them_on_one_line(capsys: pytest.CaptureFixture[str]) -> None:
@@ -87,3 +91,19 @@ def test_the_output_files_own_note_stays(capsys: pytest.CaptureFixture[str]) -> 
     with pytest.raises(SystemExit):
         run_cleanly(lambda: querying(output="q.parquet"), debug=lambda: False)
     assert capsys.readouterr().err == "interrupted; q.parquet not written (a file is written only whole)\n"
+
+
+def test_materialize_says_the_run_under_way_was_rolled_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each run is one transaction: Ctrl-C names the table and what it still holds."""
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run, "materialize_once", interrupted)
+    (tmp_path / "lake").mkdir()
+    target = f"sqlite:///{tmp_path / 't.db'}"
+    result = CliRunner().invoke(
+        main, ["--lake", str(tmp_path / "lake"), "materialize", "pairs", "--to", target, "--table", "pairs"]
+    )
+    assert result.exit_code == 130
+    assert "interrupted; pairs: the run under way was rolled back, runs before it stay applied" in result.output

@@ -66,5 +66,8 @@ def materialize(
         if follow:
             state.info(f"following {lake.root} every {interval:g}s (Ctrl-C to stop)")
             run.follow(lake, view, target, table, columns, interval=interval, report=report, threads=threads)
+    except KeyboardInterrupt as interrupt:  # each run is one transaction: the one under way is rolled back
+        interrupt.add_note(f"{table}: the run under way was rolled back, runs before it stay applied")
+        raise
     finally:
         target.close()
