@@ -20,8 +20,9 @@ start)
     pid=$!
     echo "$pid" >"$dir/zookeeper.pid"
     # listening is not serving: a client connecting before "Mode:" shows gets its handshake dropped (and
-    # ClickHouse 18.16's distributed DDL thread then crashed the server)
-    serves() { (exec 3<>"/dev/tcp/127.0.0.1/$port" && echo srvr >&3 && grep -q "^Mode:" <&3) 2>/dev/null; }
+    # ClickHouse 18.16's distributed DDL thread then crashed the server). Each probe waits 2 s at most for the
+    # answer: a server still starting can take the connection and never answer (a CI run hung here for 90 s).
+    serves() { (exec 3<>"/dev/tcp/127.0.0.1/$port" && echo srvr >&3 && timeout 2 grep -q "^Mode:" <&3) 2>/dev/null; }
     await_server "$pid" 30 "ZooKeeper on 127.0.0.1:$port" serves "$dir/zookeeper.log"
     echo "$pid"
     ;;

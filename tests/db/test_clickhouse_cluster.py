@@ -68,14 +68,14 @@ def cluster_server() -> Iterator[ClickHouseServer]:
         skip_or_fail("ZooKeeper is not installed (scripts/system-deps.sh installs zookeeper)")
     home = Path(tempfile.mkdtemp(prefix="flowscope-chc-"))
     zookeeper_port = free_tcp_port()
-    started = subprocess.run(
-        ["bash", str(ZOOKEEPER), "start", str(home / "zookeeper"), str(zookeeper_port)],
-        capture_output=True, text=True, timeout=90,
-    )  # fmt: skip
-    if started.returncode:
-        skip_or_fail(f"could not start ZooKeeper: {started.stderr.strip()[-500:]}")
     server = ClickHouseServer(home / "clickhouse", free_tcp_port(), free_tcp_port())
-    try:
+    try:  # ZooKeeper is stopped by its pid file however its start ended (a start that timed out left it running)
+        started = subprocess.run(
+            ["bash", str(ZOOKEEPER), "start", str(home / "zookeeper"), str(zookeeper_port)],
+            capture_output=True, text=True, timeout=90,
+        )  # fmt: skip
+        if started.returncode:
+            skip_or_fail(f"could not start ZooKeeper: {started.stderr.strip()[-500:]}")
         ports = [str(server.port), str(server.http_port), str(zookeeper_port)]
         started = subprocess.run(
             ["bash", str(SCRIPT), "start", str(server.home), *ports], capture_output=True, text=True, timeout=60
