@@ -55,10 +55,11 @@ XML
     echo "$pid" >"$dir/server.pid"
     # Ready means a query answers (over HTTP: bash has no client for the native port). An open TCP port was not
     # enough: a client connecting while the server still started up got "Unexpected EOF" (a CI run's cluster test).
+    # Each probe waits 2 s at most for the answer (a server still starting may take the connection and not answer).
     answers() {
         local reply
         reply=$( (exec 3<>"/dev/tcp/127.0.0.1/$http" &&
-            printf 'GET /?query=SELECT%%201 HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3 && cat <&3) 2>/dev/null) || return 1
+            printf 'GET /?query=SELECT%%201 HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3 && timeout 2 cat <&3) 2>/dev/null) || return 1
         [ "${reply##*$'\n'}" = "1" ] && (exec 3<>"/dev/tcp/127.0.0.1/$tcp") 2>/dev/null
     }
     await_server "$pid" 30 "clickhouse-server on 127.0.0.1:$tcp" answers "$dir/log/stdout.log" "$dir/log/error.log"
