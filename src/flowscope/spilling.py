@@ -97,6 +97,21 @@ def _joined(tables: list[pa.Table]) -> pa.Table:
     return pa.concat_tables(tables, promote_options="permissive")
 
 
+def split_by(rows: pa.Table, which: np.ndarray, count: int) -> Iterator[tuple[int, pa.Table]]:
+    """(``index``, the rows whose ``which`` is ``index``) for each ``index`` below ``count`` (at most 256) that
+    has rows, in index order, each part's rows in the order they came.
+
+    ``which`` is uint8 so its stable ``argsort`` is a radix sort; the rows are gathered once into one contiguous
+    table and the parts are slices of it (gathering part by part cost more time and memory)."""
+    order = np.argsort(which, kind="stable")
+    bounds = np.searchsorted(which[order], np.arange(count + 1)).tolist()
+    ordered = rows.take(pa.array(order))
+    del rows, order
+    for index in range(count):
+        if bounds[index + 1] > bounds[index]:
+            yield index, ordered.slice(bounds[index], bounds[index + 1] - bounds[index])
+
+
 class Spill:
     """Rows spread by key over ``count`` Arrow IPC files (at most ``SPILL_FILES``) in a hidden directory under
     ``directory``: every row of one key lands in the same file, in the order the rows were added."""
@@ -109,17 +124,13 @@ class Spill:
 
     def add(self, rows: pa.Table) -> None:
         mixed = key_hash([rows.column(name) for name in self.key])
-        which = ((mixed >> np.uint64(32)) % np.uint64(self.count)).astype(np.int64)
-        order = np.argsort(which, kind="stable")
-        bounds = np.searchsorted(which[order], np.arange(self.count + 1))
-        ordered = rows.take(pa.array(order))
-        for index in range(self.count):
-            if bounds[index + 1] > bounds[index]:
-                writer = self.writers.get(index)
-                if writer is None:
-                    file = self.directory / f"{index}.arrows"
-                    writer = self.writers[index] = pa.ipc.new_stream(str(file), rows.schema)
-                writer.write_table(ordered.slice(bounds[index], bounds[index + 1] - bounds[index]))
+        which = ((mixed >> np.uint64(32)) % np.uint64(self.count)).astype(np.uint8)
+        for index, part in split_by(rows, which, self.count):
+            writer = self.writers.get(index)
+            if writer is None:
+                file = self.directory / f"{index}.arrows"
+                writer = self.writers[index] = pa.ipc.new_stream(str(file), rows.schema)
+            writer.write_table(part)
 
     def tables(self) -> Iterator[pa.Table]:
         """Each spill file's rows, one file at a time (deleted once read)."""

@@ -23,6 +23,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from flowscope.spilling import split_by
+
 Words = Callable[[int, np.ndarray], np.ndarray | None]
 """Word ``r`` (uint64) of each of the given rows, or None when no row has a word ``r``: they tie from there on."""
 
@@ -61,13 +63,10 @@ def key_ranges(rows: pa.Table, key: Sequence[str], count: int) -> Iterator[pa.Ta
     positions = np.arange(1, count) * len(ranks) // count
     cuts = np.partition(ranks, positions)[positions] if len(ranks) else ranks
     which = np.searchsorted(cuts, ranks, side="right").astype(np.uint8)  # a value's rows all in one table
-    order = np.argsort(which, kind="stable")  # uint8: a radix sort
-    bounds = np.searchsorted(which[order], np.arange(count + 1))
-    ordered = rows.take(pa.array(order))  # one contiguous copy: gathering per table cost more, and more memory
+    parts = split_by(rows, which, count)
     del rows
-    for start, end in itertools.pairwise(bounds.tolist()):
-        if end > start:
-            yield ordered.slice(start, end - start)
+    for _, part in parts:
+        yield part
 
 
 def lexicographic_order(n: int, words: Words) -> np.ndarray:
