@@ -98,3 +98,30 @@ def test_a_result_named_two_files_is_an_error(tmp_path: Path, command: list[str]
     assert result.exit_code == 2
     assert f"-o given 2 times ({first}, {second}): name one file" in result.output
     assert not first.exists() and not second.exists()
+
+
+def test_a_profile_to_standard_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``profile -o -`` writes the CSV to stdout, as every ``-o -`` does (it wrote a file named "-"); the
+    ``--report`` goes to stderr then, so a reader of the CSV gets only the CSV."""
+    flows = tmp_path / "flows.csv"
+    flows.write_text(
+        "src_addr,dst_addr,proto,src_port,dst_port,packets,bytes,time_flow_start,time_flow_end\n"
+        "10.0.0.1,10.0.0.2,6,40000,443,3,180,2024-05-01T00:00:00Z,2024-05-01T00:00:01Z\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["profile", str(flows), "-o", "-", "--report"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0].startswith("START_TIME,END_TIME,")
+    assert len(result.stdout.splitlines()) == 2
+    assert "1 biflows -> standard output" in result.stderr
+    assert not (tmp_path / "-").exists()
+
+
+def test_an_image_is_not_written_to_standard_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    flows = tmp_path / "flows.csv"
+    flows.write_text(CSV)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["profile", str(flows), "-o", "p.csv", "--plot", "-"])
+    assert result.exit_code == 2
+    assert "name a file: this output cannot go to standard output" in result.output
+    assert not (tmp_path / "-").exists() and not (tmp_path / "p.csv").exists()

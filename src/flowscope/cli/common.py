@@ -250,16 +250,18 @@ class TimeParam(click.ParamType):
 class OutputFile(click.Path):
     """A file the command writes (``-o FILE``): checked as the command line is parsed, so a missing directory
     (a typo) is one ``error:`` line, exit 2, before any input is read or anything recorded
-    (``sinks.files.check_output_file``); ``-`` passes (standard output)."""
+    (``sinks.files.check_output_file``); ``-`` passes (standard output) unless ``dash`` is False (an image)."""
 
-    def __init__(self, path_type: type | None = None) -> None:
-        super().__init__(dir_okay=False, allow_dash=True, path_type=path_type)
+    def __init__(self, path_type: type | None = None, *, dash: bool = True) -> None:
+        super().__init__(dir_okay=False, allow_dash=dash, path_type=path_type)
 
     def convert(
         self, value: str | os.PathLike[str], param: click.Parameter | None, ctx: click.Context | None
     ) -> str | bytes | os.PathLike[str]:
-        from flowscope.sinks.files import check_output_file  # pyarrow's writers: only when a file is named
+        from flowscope.sinks.files import STDOUT, check_output_file  # pyarrow's writers: only when a file is named
 
+        if not self.allow_dash and str(value) == STDOUT:  # it wrote a file named "-"
+            self.fail("name a file: this output cannot go to standard output", param, ctx)
         path = super().convert(value, param, ctx)
         check_output_file(str(path))
         return path

@@ -108,7 +108,7 @@ Examples:
     show_default=True,
     help="Packets in the synthetic capture to meter.",
 )
-@click.option("--keep-pcap", type=OutputFile(Path), help="Keep the synthetic capture here.")
+@click.option("--keep-pcap", type=OutputFile(Path, dash=False), help="Keep the synthetic capture here.")
 @click.option("--to", "to", multiple=True, metavar="URL", help=TO_HELP)
 @click.option("--again", is_flag=True, help="Store the demo's traffic even if the lake holds it already.")
 @pass_state

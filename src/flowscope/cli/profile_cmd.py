@@ -21,6 +21,7 @@ from flowscope.profile.records import PROFILE_COLUMNS
 from flowscope.readers import registry
 from flowscope.readers.options import ReadOptions
 from flowscope.schema import FLOW_SCHEMA, conform
+from flowscope.sinks.files import STDOUT
 
 _LAKE_COLUMNS = ", ".join(PROFILE_COLUMNS)
 _LAKE_BATCH = 262_144
@@ -87,7 +88,13 @@ Examples:
 )
 @click.argument("inputs", nargs=-1, type=click.Path())
 @click.option(
-    "-o", "--output", required=True, type=OutputFile(), multiple=True, callback=one_file, help="Profile CSV to write."
+    "-o",
+    "--output",
+    required=True,
+    type=OutputFile(),
+    multiple=True,
+    callback=one_file,
+    help="Profile CSV to write (- for standard output).",
 )
 @click.option("-g", "--gzip", "compress", is_flag=True, help="Gzip the output ('.gz' is appended).")
 @click.option("-a", "--active", default=300, show_default=True, type=click.IntRange(min=1), help="Active timeout, s.")
@@ -107,7 +114,7 @@ Examples:
     "--min-count", default=1, show_default=True, type=click.IntRange(min=1), help="Zero ports seen in fewer flows."
 )
 @click.option("--report", "show_report", is_flag=True, help="Print the profile's character.")
-@click.option("--plot", type=OutputFile(), help="Draw the profile's distributions to this PNG.")
+@click.option("--plot", type=OutputFile(dash=False), help="Draw the profile's distributions to this PNG.")
 @pass_state
 def profile(
     state: CliState,
@@ -144,10 +151,11 @@ def profile(
     if suppressed:
         state.info(f"{suppressed:,} port values seen in fewer than {min_count} flows set to 0")
     written = write_profile(result, Path(output), compress=compress)
-    state.info(f"{len(result):,} biflows -> {written}")
+    on_stdout = output == STDOUT
+    state.info(f"{len(result):,} biflows -> {'standard output' if on_stdout else written}")
     if show_report or plot:
         summary = report.summarize(result)
-        if show_report:
-            click.echo(report.render_text(summary))
+        if show_report:  # on stderr when the profile is on stdout: a reader of the CSV gets only the CSV
+            click.echo(report.render_text(summary), err=on_stdout)
         if plot:
             report.plot(summary, Path(plot))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import gzip
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -13,7 +15,7 @@ import pyarrow.csv as pacsv
 from flowscope.lake.layout import publish, staging_path
 from flowscope.profile import parallel
 from flowscope.profile.merge import Profile
-from flowscope.sinks.files import check_output_file
+from flowscope.sinks.files import STDOUT, check_output_file
 
 COLUMNS = (
     "START_TIME",
@@ -68,21 +70,30 @@ def to_table(profile: Profile) -> pa.Table:
 
 
 def write_profile(profile: Profile, path: Path, *, compress: bool) -> Path:
-    """Write atomically; with ``compress`` the file is gzipped and gets '.gz' appended (as ft-profiler does)."""
+    """Write atomically; with ``compress`` the file is gzipped and gets '.gz' appended (as ft-profiler does).
+    ``-`` writes to standard output (gzipped with ``compress``), as every flowscope ``-o`` does."""
+    if str(path) == STDOUT:
+        _write_csv(profile, sys.stdout.buffer, compress=compress)
+        sys.stdout.buffer.flush()
+        return path
     if compress and path.suffix != ".gz":
         path = path.with_name(path.name + ".gz")
     check_output_file(path)  # a missing directory is an error, not created: see there
     tmp = staging_path(path)
-    options = pacsv.WriteOptions(include_header=False, batch_size=WRITE_BATCH_ROWS)
     with open(tmp, "wb") as raw:
-        stream = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6) if compress else raw
-        stream.write((",".join(COLUMNS) + "\n").encode())
-        for text in _csv_pieces(to_table(profile), options):
-            stream.write(text)
-        if compress:
-            stream.close()
+        _write_csv(profile, raw, compress=compress)
     publish(tmp, path)
     return path
+
+
+def _write_csv(profile: Profile, raw: BinaryIO, *, compress: bool) -> None:
+    options = pacsv.WriteOptions(include_header=False, batch_size=WRITE_BATCH_ROWS)
+    stream = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6) if compress else raw
+    stream.write((",".join(COLUMNS) + "\n").encode())
+    for text in _csv_pieces(to_table(profile), options):
+        stream.write(text)
+    if compress:
+        stream.close()
 
 
 def _csv_pieces(table: pa.Table, options: pacsv.WriteOptions) -> Iterator[pa.Buffer]:
