@@ -34,6 +34,7 @@ from flowscope.errors import FlowscopeError
 from flowscope.pipeline import Checkpoint
 from flowscope.schema import TIMESTAMP
 from flowscope.sinks.held import HeldFlows
+from flowscope.sinks.parameters import positive
 from flowscope.sinks.registry import Destination, DestinationContext, register
 
 _NS_PER_DAY = 86_400 * 1_000_000_000
@@ -53,16 +54,11 @@ class InsertPolicy:
     def from_params(cls, params: dict[str, str]) -> InsertPolicy:
         known = {f.name: f.type for f in fields(cls)}
         values: dict[str, Any] = {}
-        for name, text in params.items():
+        for name in params:
             if name not in known:
                 raise FlowscopeError(f"unknown ClickHouse URL parameter {name!r} (known: {', '.join(known)})")
-            try:
-                value = int(text) if known[name] in (int, "int") else float(text)
-            except ValueError:
-                raise FlowscopeError(f"ClickHouse URL parameter {name}={text!r} is not a number") from None
-            if value <= 0:
-                raise FlowscopeError(f"ClickHouse URL parameter {name} must be positive")
-            values[name] = value
+            whole = known[name] in (int, "int")
+            values[name] = positive(params, name, None, server="ClickHouse", kind=int if whole else float)
         return cls(**values)
 
 

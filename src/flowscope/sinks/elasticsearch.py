@@ -27,23 +27,12 @@ from flowscope.errors import FlowscopeError
 from flowscope.pipeline import Checkpoint
 from flowscope.schema import TIMESTAMP
 from flowscope.sinks.held import HeldFlows
+from flowscope.sinks.parameters import positive
 from flowscope.sinks.registry import Destination, DestinationContext, register
 
 _FIRST_PAUSE = 0.2
 _LONGEST_PAUSE = 5.0
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
-
-
-def _number(params: dict[str, str], name: str, default: float) -> float:
-    if name not in params:
-        return default
-    try:
-        value = float(params[name])
-    except ValueError:
-        raise FlowscopeError(f"Elasticsearch URL parameter {name}={params[name]!r} is not a number") from None
-    if value <= 0:
-        raise FlowscopeError(f"Elasticsearch URL parameter {name} must be positive")
-    return value
 
 
 class ElasticsearchSink:
@@ -54,8 +43,8 @@ class ElasticsearchSink:
         unknown = set(self.url.params) - {"batch_docs", "retry_seconds"}
         if unknown:
             raise FlowscopeError(f"unknown Elasticsearch URL parameter(s): {', '.join(sorted(unknown))}")
-        self.batch_docs = int(_number(self.url.params, "batch_docs", 20_000))
-        self.retry_seconds = _number(self.url.params, "retry_seconds", 60.0)
+        self.batch_docs = positive(self.url.params, "batch_docs", 20_000, server="Elasticsearch", kind=int)
+        self.retry_seconds = positive(self.url.params, "retry_seconds", 60.0, server="Elasticsearch", kind=float)
         self.name = f"elasticsearch {self.url.endpoint}/{self.url.index}"
         self.client = client if client is not None else self._connect()
         self.held = HeldFlows()

@@ -42,6 +42,7 @@ from flowscope.materialize.upsert import quote
 from flowscope.pipeline import Checkpoint
 from flowscope.schema import TIMESTAMP
 from flowscope.sinks.held import HeldFlows
+from flowscope.sinks.parameters import positive
 from flowscope.sinks.postgres_rollups import TransactionRollups
 from flowscope.sinks.registry import Destination, DestinationContext, register
 from flowscope.transforms.rollups.stores import retention_problem
@@ -53,18 +54,7 @@ DEFAULT_REPLAY_ROWS = 1_000_000
 _FIRST_PAUSE = 0.2
 _LONGEST_PAUSE = 5.0
 _COPY_CHUNK_ROWS = 25_000
-
-
-def _positive_int(params: dict[str, str], name: str, default: int | None) -> int | None:
-    if name not in params:
-        return default
-    try:
-        value = int(params[name])
-    except ValueError:
-        raise FlowscopeError(f"PostgreSQL URL parameter {name}={params[name]!r} is not a whole number") from None
-    if value <= 0:
-        raise FlowscopeError(f"PostgreSQL URL parameter {name} must be positive")
-    return value
+_SERVER = "PostgreSQL"
 
 
 class PostgresSink:
@@ -73,14 +63,14 @@ class PostgresSink:
     def __init__(self, url: str) -> None:
         self.url = pg.PostgresURL.parse(url)
         params = dict(self.url.params)
-        self.batch_rows = _positive_int(params, "batch_rows", DEFAULT_BATCH_ROWS) or DEFAULT_BATCH_ROWS
-        self.retention_days = _positive_int(params, "retention_days", None)
-        self.rollup_retention_days = _positive_int(params, "rollup_retention_days", None)
+        self.batch_rows = positive(params, "batch_rows", DEFAULT_BATCH_ROWS, server=_SERVER, kind=int)
+        self.retention_days = positive(params, "retention_days", None, server=_SERVER, kind=int)
+        self.rollup_retention_days = positive(params, "rollup_retention_days", None, server=_SERVER, kind=int)
         problem = retention_problem(self.retention_days, self.rollup_retention_days)
         if problem is not None:
             raise FlowscopeError(f"PostgreSQL URL parameter rollup_retention_days: {problem}")
-        self.retry_seconds = _positive_int(params, "retry_seconds", DEFAULT_RETRY_SECONDS) or DEFAULT_RETRY_SECONDS
-        self.replay_rows = _positive_int(params, "replay_rows", DEFAULT_REPLAY_ROWS) or DEFAULT_REPLAY_ROWS
+        self.retry_seconds = positive(params, "retry_seconds", DEFAULT_RETRY_SECONDS, server=_SERVER, kind=int)
+        self.replay_rows = positive(params, "replay_rows", DEFAULT_REPLAY_ROWS, server=_SERVER, kind=int)
         self.name = f"postgresql {self.url.shown}"
         self.con = pg.connect(self.url, "flowscope-sink")
         self._columns = [name for name, _ in pg.flows_columns()]
