@@ -126,6 +126,14 @@ def test_pairs_view_with_text_addresses(lake_dir: Path, target_url: str, table_n
     assert (row["packets"], row["bytes"], row["packets_rev"], row["bytes_rev"]) == (4, 674, 3, 0)
 
 
+def test_the_table_is_named_after_the_view_by_default(lake_dir: Path, tmp_path: Path) -> None:
+    """``--table`` may be left out: the table takes the view's name (it was a required option)."""
+    read_example(lake_dir)
+    target = f"sqlite:///{tmp_path}/named.db"
+    assert "pairs -> pairs: 7 rows" in cli("--lake", str(lake_dir), "materialize", "pairs", "--to", target)
+    assert len(rows_of(target, "pairs")) == 7
+
+
 def view_columns(lake: Path, view: str) -> list[str]:
     with open_lake(lake, views=views_named(view)) as con:
         return con.sql(f"SELECT * FROM {view} LIMIT 0").columns

@@ -18,12 +18,12 @@ Targets: sqlite:///relative.db, sqlite:////abs/path.db, duckdb:///file.duckdb,
          postgresql://user@host:5432/db
 Examples:
   flowscope materialize services_by_day --to sqlite:///services.db --table services
-  flowscope materialize pairs --to postgresql://postgres@127.0.0.1/test --table pairs --follow
+  flowscope materialize pairs --to postgresql://postgres@127.0.0.1/test --follow   # table pairs
 """
 )
 @click.argument("view")
 @click.option("--to", "url", required=True, help="Target database URL.")
-@click.option("--table", required=True, help="Target table (created with the view's key as primary key).")
+@click.option("--table", help="Target table, created with the view's key as primary key [default: the view's name].")
 @click.option("--key", help="Comma-separated key columns (default: the derived view's key).")
 @click.option("--follow", is_flag=True, help="Keep applying new lake data until interrupted.")
 @click.option(
@@ -37,7 +37,7 @@ def materialize(
     state: CliState,
     view: str,
     url: str,
-    table: str,
+    table: str | None,
     key: str | None,
     follow: bool,
     interval: float,
@@ -45,6 +45,7 @@ def materialize(
 ) -> None:
     """Upsert a lake view into SQLite, DuckDB or PostgreSQL; re-runs and restarts never double count."""
     columns = tuple(k.strip() for k in key.split(",") if k.strip()) if key else view_key(view)
+    table = table or view
     lake = state.lake.existing()  # before the target: a mistyped lake must not create a database file
 
     def report(outcome: Outcome) -> None:
