@@ -7,7 +7,8 @@ Input: a generated 11-column CSV in the Kaggle "87 apps" cut (Source.IP, ..., Ti
 record a pair of fresh random IPv6 addresses). Both sides run as fresh processes from the command
 line, round-robin, median of ``--rounds``, and produce one row per (source, source port, destination,
 destination port) with duration, both directions' packets and bytes summed: ``flowscope read CSV
---reduce pairs -o pairs.parquet`` (which reduces each batch read, as an ingest reduction does) and DuckDB's
+--reduce pairs -o pairs.parquet`` (which reduces each batch read, as an ingest reduction does), the same with
+``--reduce-whole`` (one row per pair, as DuckDB) and DuckDB's
 ``read_csv`` + the same ``GROUP BY`` on one thread into Parquet (issue 17's peer); the packet and byte
 totals must agree.
 The materialize steps read the CSV into a lake, then time ``flowscope materialize pairs`` into a new SQLite
@@ -130,26 +131,33 @@ con.execute(f\"\"\"COPY (
 
 
 def ingest(path: Path, work: Path, rows: int, rounds: int, title: str) -> None:
-    """``flowscope read CSV --reduce pairs -o pairs.parquet`` against DuckDB, whole processes, same groups."""
-    ours, theirs = work / "pairs.parquet", work / "duckdb-pairs.parquet"
+    """``flowscope read CSV --reduce pairs -o pairs.parquet`` (each batch reduced, as at ingest) and with
+    ``--reduce-whole`` (one row per pair, DuckDB's result) against DuckDB, whole processes, same groups."""
+    ours, whole, theirs = work / "pairs.parquet", work / "whole-pairs.parquet", work / "duckdb-pairs.parquet"
 
     def flowscope() -> list[str]:
         ours.unlink(missing_ok=True)
         return flowscope_command("-q", "read", str(path), "--reduce", "pairs", "-o", str(ours))
 
+    def flowscope_whole() -> list[str]:
+        whole.unlink(missing_ok=True)
+        return flowscope_command("-q", "read", str(path), "--reduce", "pairs", "--reduce-whole", "-o", str(whole))
+
     def duckdb() -> list[str]:
         theirs.unlink(missing_ok=True)
         return [sys.executable, "-c", DUCKDB_PAIRS, str(path), str(theirs)]
 
-    results = run_rounds(
-        {"flowscope read --reduce pairs": flowscope, "DuckDB read_csv + GROUP BY, 1 thread": duckdb}, rounds
-    )
     peer = "DuckDB read_csv + GROUP BY, 1 thread"
+    commands = {"flowscope read --reduce pairs": flowscope, "  ... --reduce-whole": flowscope_whole, peer: duckdb}
+    results = run_rounds(commands, rounds)
     print_runs(title, results, rows, "rows", [peer], cpu_peer=peer)
-    totals = [_totals(p) for p in (ours, theirs)]
+    totals = [_totals(p) for p in (ours, whole, theirs)]
     print(f"  rows out: flowscope {totals[0][0]:,} (reduced per batch, as --reduce does at ingest), "
-          f"DuckDB {totals[1][0]:,} (one GROUP BY); packets, bytes: {totals[0][1:]} / {totals[1][1:]}")  # fmt: skip
-    if totals[0][1:] != totals[1][1:]:
+          f"--reduce-whole {totals[1][0]:,}, DuckDB {totals[2][0]:,} (one GROUP BY); "
+          f"packets, bytes: {totals[0][1:]} / {totals[1][1:]} / {totals[2][1:]}")  # fmt: skip
+    if totals[1][0] != totals[2][0]:
+        raise SystemExit("flowscope --reduce-whole and DuckDB made different numbers of pairs")
+    if not totals[0][1:] == totals[1][1:] == totals[2][1:]:
         raise SystemExit("flowscope and DuckDB sum different packets or bytes")
 
 

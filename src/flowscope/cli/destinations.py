@@ -14,7 +14,7 @@ from flowscope.pipeline import Sink
 from flowscope.schema import FLOWS
 from flowscope.sinks.fanout import FanOut
 from flowscope.sinks.lake import LakeSink
-from flowscope.sinks.registry import DestinationContext, open_destinations
+from flowscope.sinks.registry import DestinationContext, find, open_destinations
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -41,6 +41,11 @@ def destination_urls(to: Sequence[str], outputs: Sequence[str]) -> list[str]:
     """The destinations named (``--to``, then each ``-o``), in order; the lake when none is."""
     urls = [*to, *outputs]
     return urls or ["lake"]
+
+
+def only_files(urls: Sequence[str]) -> bool:
+    """Whether every destination is a file or standard output (written whole at the end, or as a pipe)."""
+    return all(find(url).name in ("file", "stdout") for url in urls)
 
 
 def open_sink(

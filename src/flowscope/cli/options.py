@@ -126,7 +126,8 @@ def csv_options(command: F) -> F:
                 "--reduce",
                 "reduce_name",
                 metavar="NAME|FILE",
-                help=f"Keyed reduction applied to each batch ({', '.join(BUILTIN)}, or a .toml/.json spec).",
+                help=f"Keyed reduction applied to each batch ({', '.join(BUILTIN)}, or a .toml/.json spec); "
+                "read --reduce-whole: over all inputs.",
             ),
         ),
     )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -13,6 +16,7 @@ from flowscope.cli.destinations import (
     destination_urls,
     lake_sinks,
     ledgers,
+    only_files,
     open_sink,
     sink_notes,
 )
@@ -30,9 +34,12 @@ from flowscope.collect.options import EXPORTS_FORMAT
 from flowscope.errors import FlowscopeError
 from flowscope.lake.writer import LakeLimits
 from flowscope.pipeline import abort, run
-from flowscope.readers.inputs import open_inputs
+from flowscope.readers.inputs import Inputs, open_inputs
 from flowscope.readers.text_options import lake_limits
+from flowscope.reduce.whole import WholeReduction
 from flowscope.schema import PACKETS
+from flowscope.sinks.files import file_path
+from flowscope.sinks.registry import find
 
 
 @click.command(
@@ -43,6 +50,7 @@ Examples:
   flowscope read exports.pcap --as-exports        decode recorded NetFlow/IPFIX datagrams
   flowscope read capture.pcap --records packets   one row per IP packet (the 'packets' table)
   flowscope read /data/nfcapd --to lake --to day.parquet   two destinations at once
+  flowscope read flows.csv --reduce pairs --reduce-whole -o pairs.parquet   one row per pair
   flowscope read /srv/pcap --workers 2            meter a capture folder on two cores (same flows)
   flowscope read big.pcap --workers 2             one large pcap file too, cut into two spans
 
@@ -67,6 +75,12 @@ An input the lake already holds (same content, same options) is skipped; --again
 @records_option
 @meter_options
 @csv_options
+@click.option(
+    "--reduce-whole",
+    is_flag=True,
+    help="With --reduce and -o: one row per key over all inputs (as GROUP BY), written when they end, memory "
+    "bounded by spilling beside the output. Without it each batch is reduced on its own.",
+)
 @export_options
 @transform_options
 @pass_state
@@ -77,6 +91,7 @@ def read(
     to: tuple[str, ...],
     output: tuple[str, ...],
     again: bool,
+    reduce_whole: bool,
     **flags: Any,
 ) -> None:
     """Read flow inputs (captures, flow CSVs, nfdump files, recorded exports) into the lake or other destinations.
@@ -88,23 +103,35 @@ def read(
         flags["records"] = PACKETS
     records = records_from(flags)
     options = read_options_from(flags)
-    transforms = options.transforms()  # before the sink opens: a bad database is an error with nothing written
+    stream = inputs == ("-",)
+    urls = destination_urls(to, output)
+    if reduce_whole and (options.reduce is None or not only_files(urls)):
+        raise click.UsageError(
+            "--reduce-whole goes with --reduce and file or standard output destinations (-o): the lake and "
+            "databases take each batch's reduction, and their views combine them"
+        )
+    # before the sink opens: a bad database is an error with nothing written
+    transforms = options.transforms(per_batch_reduce=not reduce_whole)
     if flags["as_exports"]:
         input_format = input_format or EXPORTS_FORMAT
     if records == PACKETS:
         if input_format not in (None, PACKETS_FORMAT):
             raise FlowscopeError(f"--records {records} reads captures; it does not go with --format or --as-exports")
         input_format = PACKETS_FORMAT
-    stream = inputs == ("-",)
     if stream:
         state.reading_stdin("flows (CSV or JSON lines)")
     limits = LakeLimits(**lake_limits(options.text, inputs))
-    sink = open_sink(state, destination_urls(to, output), transactional=not stream, limits=limits, table=records)
+    sink = open_sink(state, urls, transactional=not stream, limits=limits, table=records)
     try:
         plan = open_inputs(inputs, options, input_format=input_format, ledgers=ledgers(sink), again=again)
     except BaseException as exc:
         abort(sink, exc)
         raise
+    reduced: WholeReduction | None = None
+    if reduce_whole:
+        assert options.reduce is not None
+        reduced = sink = WholeReduction(sink, options.reduce, transforms, _spill_directory(urls), _guess(plan))
+        transforms = []
     with progress_bar(state, f"reading {plan.names}", plan.progress()[1]) as update:
         stats = run(plan, sink, transforms, on_batch=lambda _: update(completed=plan.progress()[0]))
     for source in plan.sources:
@@ -117,4 +144,22 @@ def read(
     )
     read_count = sum(len(unit.files) or 1 for unit in plan.units)
     main = f"{stats.rows_by_table.get(records, 0):,} {records}"
-    state.info(f"{main}{others} from {read_count} input(s) ({plan.names or 'none new'}) -> {sink.name}")
+    into = "" if reduced is None else f", reduced by {reduced.reduction.name} to {reduced.rows_out:,} rows"
+    state.info(f"{main}{others} from {read_count} input(s) ({plan.names or 'none new'}){into} -> {sink.name}")
+
+
+def _spill_directory(urls: list[str]) -> Path:
+    """Where a whole reduction spills beyond its memory budget: beside the first output file (where the user
+    chose to put data), else the system's temporary directory (standard output)."""
+    files = [file_path(url) for url in urls if find(url).name == "file"]
+    return files[0].resolve().parent if files else Path(tempfile.gettempdir())
+
+
+def _guess(plan: Inputs) -> Callable[[int], int]:
+    """The input's rows guessed from the rows read so far and the share of the input's bytes they took."""
+
+    def rows(so_far: int) -> int:
+        done, total = plan.progress()
+        return so_far * total // done if total and done else 2 * so_far
+
+    return rows

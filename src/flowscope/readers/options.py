@@ -59,10 +59,11 @@ class ReadOptions:
         if self.workers < 1:
             raise FlowscopeError(f"--workers must be at least 1, not {self.workers}")
 
-    def transforms(self) -> list[Callable[[pa.Table], pa.Table]]:
-        """The batch transforms of the ingest (``pipeline.run``); builds them (an enrichment loads its databases)."""
+    def transforms(self, *, per_batch_reduce: bool = True) -> list[Callable[[pa.Table], pa.Table]]:
+        """The batch transforms of the ingest (``pipeline.run``); builds them (an enrichment loads its databases).
+        Without ``per_batch_reduce`` the reduction is left out (a ``WholeReduction`` stage runs it, then these)."""
         transforms: list[Callable[[pa.Table], pa.Table]] = []
-        if self.reduce is not None:
+        if self.reduce is not None and per_batch_reduce:
             transforms.append(Reducer(self.reduce))
         if self.enrich is not None:
             from flowscope.transforms.enrich import Enricher

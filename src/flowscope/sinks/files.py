@@ -227,7 +227,8 @@ class FileSink:
         ]
 
 
-def _path(url: str) -> Path:
+def file_path(url: str) -> Path:
+    """The file a ``file://PATH``, ``file:PATH`` or plain path destination names."""
     return Path(url.removeprefix("file://").removeprefix("file:"))
 
 
@@ -246,9 +247,9 @@ register(
     Destination(
         "file",
         "a file path ending .parquet, .csv, .csv.gz, .jsonl or .jsonl.gz",
-        lambda url: "://" not in url.removeprefix("file://") and format_from_path(_path(url)) is not None,
-        lambda url, context: FileSink(_path(url), schema=context.schema, table=context.table),
-        check=lambda url: check_output_file(_path(url)).resolve(),
+        lambda url: "://" not in url.removeprefix("file://") and format_from_path(file_path(url)) is not None,
+        lambda url, context: FileSink(file_path(url), schema=context.schema, table=context.table),
+        check=lambda url: check_output_file(file_path(url)).resolve(),
     )
 )
 register(
