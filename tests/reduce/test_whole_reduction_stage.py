@@ -102,3 +102,21 @@ def test_only_with_a_reduction_into_files(tmp_path: Path, args: list[str]) -> No
         assert result.exit_code == 2, result.output
         assert "--reduce-whole goes with --reduce and file or standard output destinations" in result.output
     assert not lake.exists()
+
+
+def test_ctrl_c_in_the_final_merge_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reduction runs in ``close``, outside ``pipeline.run``'s abort path: it aborts itself (the output's
+    staging file stayed behind, and the message said "what was committed before is kept")."""
+    monkeypatch.setattr(whole_module, "HELD_ROWS", 8)
+
+    def interrupted(rows: pa.Table) -> pa.Table:
+        raise KeyboardInterrupt
+
+    table = random_flows(np.random.default_rng(6), 300)
+    output = tmp_path / "pairs.parquet"
+    stage = _stage(tmp_path, output, [interrupted])
+    stage.write(table)
+    with pytest.raises(KeyboardInterrupt) as caught:
+        stage.close()
+    assert caught.value.__notes__ == [f"{output} not written (a file is written only whole)"]
+    assert not list(tmp_path.iterdir())
