@@ -8,9 +8,11 @@ a record is usable when its layout has addresses and EXgenericFlow and both its 
 
 Whole ``flowscope -q profile`` processes against the table path (fdd6f1c), alternated, median of 5, 10 M records,
 machine shared (load 1.3-1.7): realistic LZ4 7.33 -> 5.96 s wall, 10.27 -> 8.67 CPU s; hostile uncompressed
-6.96 -> 5.85 s, 9.05 -> 8.13 CPU s; peak RSS the same (763 MiB). In-process, the decode and extraction of the
-10 M LZ4 records took 1.55 CPU s (0.6 of it decompression and the run walk), against 2.5-3.0 s for the flow
-tables and their extraction.
+6.96 -> 5.85 s, 9.05 -> 8.13 CPU s; hostile LZ4 6.06 -> 5.07 s, 8.41 -> 7.35 CPU s; peak RSS the same (763 MiB);
+2 M records LZ4 the same wall within the noise (1.38 / 1.32 s -> 1.43 / 1.38 s), CPU 1.86 -> 1.67 s (realistic)
+and 1.79 -> 1.50 s (hostile), peak RSS 289 -> 265 MiB and 300 -> 281 MiB. In-process, the decode and
+extraction of the 10 M LZ4 records took 1.55 CPU s (0.6 of it decompression and the run walk), against 2.5-3.0 s
+for the flow tables and their extraction.
 """
 
 from __future__ import annotations
