@@ -384,3 +384,14 @@ def test_csv_pieces_make_the_same_bytes_as_one_piece(tmp_path: Path, monkeypatch
     whole = write_profile(profile, tmp_path / "whole.csv", compress=False).read_bytes()
     monkeypatch.setattr(output, "PIECE_ROWS", 7)
     assert write_profile(profile, tmp_path / "pieces.csv", compress=False).read_bytes() == whole
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_sort_on_threads_equals_one_sort(monkeypatch: pytest.MonkeyPatch, threads: int) -> None:
+    monkeypatch.setattr(merge_module, "PARALLEL_SORT_MIN", 1)
+    monkeypatch.setattr(merge_module.parallel, "THREADS", threads)
+    values = np.random.default_rng(5).integers(0, 2**64 - 1, 10_001, dtype=np.uint64)
+    values[::7] = values[3]  # repeated words too
+    expected = np.sort(values)
+    merge_module._sort(values)
+    assert np.array_equal(values, expected)

@@ -14,10 +14,11 @@ from flowscope.cli.common import CliState, OutputFile, TimeParam, one_file, pass
 from flowscope.cli.options import selection_from, selection_options
 from flowscope.diagnostics import Skips
 from flowscope.errors import FlowscopeError
-from flowscope.profile import report
-from flowscope.profile.build import Settings, build
+from flowscope.nfdump.reader import NfdumpSource
+from flowscope.profile import nfdump, report
+from flowscope.profile.build import Batch, Settings, build
 from flowscope.profile.output import suppress_rare_ports, write_profile
-from flowscope.profile.records import PROFILE_COLUMNS
+from flowscope.profile.records import PROFILE_COLUMNS, TableBatch
 from flowscope.readers import registry
 from flowscope.readers.options import ReadOptions
 from flowscope.schema import FLOW_SCHEMA, conform
@@ -29,7 +30,7 @@ _LAKE_BATCH = 262_144
 
 def _input_batches(
     inputs: Sequence[str], input_format: str | None, options: ReadOptions, skips: Skips
-) -> Iterator[tuple[pa.Table, bool]]:
+) -> Iterator[Batch]:
     """Batches of all inputs in the order given; consecutive inputs of one format are opened together."""
     paths = [Path(p) for p in inputs]
     for path in paths:
@@ -38,8 +39,12 @@ def _input_batches(
     fixed = registry.get(input_format) if input_format else None
     for reader, group in registry.grouped(paths, fixed):
         source = reader.open(group, options)
-        for batch in source:
-            yield _profile_columns(batch), reader.name == "nfdump"
+        undecoded = nfdump.batches(source) if isinstance(source, NfdumpSource) else None
+        if undecoded is not None:
+            yield from undecoded
+        else:
+            for batch in source:
+                yield TableBatch(_profile_columns(batch), exact_start=reader.name == "nfdump")
         skips.merge(source.skips)
 
 
@@ -56,7 +61,7 @@ def _profile_columns(batch: pa.Table | pa.RecordBatch) -> pa.Table:
 
 def _lake_batches(
     state: CliState, since: datetime | None, until: datetime | None, where: str | None
-) -> Iterator[tuple[pa.Table, bool]]:
+) -> Iterator[Batch]:
     # here, not at the top: ``flowscope.query`` imports DuckDB (60 ms of start-up), which file input never uses
     from flowscope.query import open_lake, views_named
     from flowscope.query.filters import time_predicates
@@ -72,7 +77,7 @@ def _lake_batches(
     state.detail(sql)
     with open_lake(state.lake, views=views_named(sql)) as con:  # --filter may name one
         for batch in con.sql(sql).to_arrow_reader(_LAKE_BATCH):
-            yield _profile_columns(pa.Table.from_batches([batch])), True
+            yield TableBatch(_profile_columns(pa.Table.from_batches([batch])), exact_start=True)
 
 
 @click.command(

@@ -75,21 +75,28 @@ class NfdumpSource:
         return self._done, self._total
 
     def __iter__(self) -> Iterator[pa.Table]:
+        for parts, state in self.record_runs():
+            table = self._select(conform(decode_parts(parts, state, self.wanted)))
+            if table.num_rows:
+                yield table
+
+    def record_runs(self) -> Iterator[tuple[list[Part], FileState]]:
+        """The V3 records of all files in order, undecoded: batches of same-layout runs (about ``BATCH_RECORDS``
+        records each, never empty) and the state of their file; at most ``max_records`` records in all. The
+        other selections are not applied here (``__iter__`` applies them to the decoded tables)."""
         for index, path in enumerate(self.files):
-            for table in self._read_file(path, sum(p.stat().st_size for p in self.files[:index])):
+            for parts, state in self._read_file(path, sum(p.stat().st_size for p in self.files[:index])):
                 if self.max_records is not None:
                     left = self.max_records - self.records_read
                     if left <= 0:
                         return
-                    table = table.slice(0, left)
-                self.records_read += table.num_rows
-                table = self._select(table)
-                if table.num_rows:
-                    yield table
+                    parts = _first_records(parts, left)
+                self.records_read += sum(len(part.records) for part in parts)
+                yield parts, state
             if self.max_records is not None and self.records_read >= self.max_records:
                 return
 
-    def _read_file(self, path: Path, offset: int) -> Iterator[pa.Table]:
+    def _read_file(self, path: Path, offset: int) -> Iterator[tuple[list[Part], FileState]]:
         """Batches of one file; ``offset`` is the input bytes of the files before it (for progress)."""
         try:
             handle = open(path, "rb")  # noqa: SIM115 (closed below, generator-safe)
@@ -105,10 +112,10 @@ class NfdumpSource:
                 pending = parts[-1].ordinals[-1] + 1 if parts else 0
                 self._done = offset + handle.tell()
                 if pending >= BATCH_RECORDS:
-                    yield conform(decode_parts(parts, state, self.wanted))
+                    yield parts, state
                     parts, pending = [], 0
             if parts:
-                yield conform(decode_parts(parts, state, self.wanted))
+                yield parts, state
         self._done = offset + path.stat().st_size
 
     def _select(self, table: pa.Table) -> pa.Table:
@@ -122,6 +129,19 @@ class NfdumpSource:
         if self.in_if is not None:
             mask = _and(mask, pc.fill_null(pc.equal(_column(table, "in_if", pa.uint32()), self.in_if), False))
         return table if mask is None else table.filter(mask)
+
+
+def _first_records(parts: list[Part], count: int) -> list[Part]:
+    """The parts holding the first ``count`` records (the last one cut short)."""
+    kept: list[Part] = []
+    for part in parts:
+        if count <= 0:
+            break
+        if len(part.records) > count:
+            part = Part(part.layout, part.records[:count], part.ordinals[:count])
+        kept.append(part)
+        count -= len(part.records)
+    return kept
 
 
 def _column(table: pa.Table, name: str, arrow_type: pa.DataType) -> pa.ChunkedArray | pa.Array:

@@ -77,6 +77,7 @@ V3_FLAG_SAMPLED = 2
 
 # nfdump stores IPv6 addresses as two host-order 64-bit words: reverse each half for network order.
 _V6_ORDER = np.array([7, 6, 5, 4, 3, 2, 1, 0, 15, 14, 13, 12, 11, 10, 9, 8])
+_V4_MAPPED_LOW = np.uint64(0xFFFF_0000_0000)  # ::ffff:0:0/96 in the low 64 bits of an address
 # The flow schema's source kinds: the export protocol nfcapd received the record with, else "nfcapd".
 _RECORD_TYPES = {1: "netflow_v1", 5: "netflow_v5", 7: "netflow_v7", 9: "netflow_v9", 10: "ipfix"}
 _TYPE_NAMES = pa.array([_RECORD_TYPES.get(version, "nfcapd") for version in range(256)], pa.string())
@@ -384,20 +385,56 @@ class _Fields:
         return values
 
 
+@dataclass
+class LayoutGroup:
+    """The records of one layout among some parts: their fields by name and their ordinals (ascending)."""
+
+    layout: Layout
+    records: _Fields
+    ordinals: np.ndarray
+
+
+def by_layout(parts: Sequence[Part]) -> list[LayoutGroup]:
+    """The parts' records grouped by layout (the groups in order of first appearance).
+
+    Both the flow-table decoder and the profile's own extraction (``flowscope.profile.nfdump``) read the
+    records this way, so each vectorised step runs once per layout, not once per run.
+    """
+    grouped: dict[int, list[Part]] = {}
+    for part in parts:
+        grouped.setdefault(id(part.layout), []).append(part)
+    return [
+        LayoutGroup(group[0].layout, _Fields([p.records for p in group]), np.concatenate([p.ordinals for p in group]))
+        for group in grouped.values()
+    ]
+
+
+def in_file_order(ordinals: Sequence[np.ndarray]) -> np.ndarray | None:
+    """The permutation that puts the groups' joined records back in file order (None: one group, already so)."""
+    if len(ordinals) == 1:
+        return None
+    return np.argsort(np.concatenate(ordinals), kind="stable")
+
+
 def decode_parts(parts: Sequence[Part], state: FileState, wanted: frozenset[str] | None = None) -> pa.Table:
     """One table of all parts' records, in file order."""
     if not parts:
         return pa.table({})
-    by_layout: dict[int, list[Part]] = {}
-    for part in parts:
-        by_layout.setdefault(id(part.layout), []).append(part)
-    tables = []
-    ordinals = []
-    for group in by_layout.values():
-        records = _Fields([p.records for p in group])
-        tables.append(pa.table(decode_layout(group[0].layout, records, state, wanted)))
-        ordinals.append(np.concatenate([p.ordinals for p in group]))
-    if len(tables) == 1:
+    groups = by_layout(parts)
+    tables = [pa.table(decode_layout(g.layout, g.records, state, wanted)) for g in groups]
+    order = in_file_order([g.ordinals for g in groups])
+    if order is None:
         return tables[0]
-    table = pa.concat_tables(tables, promote_options="default")
-    return table.take(pa.array(np.argsort(np.concatenate(ordinals), kind="stable")))
+    return pa.concat_tables(tables, promote_options="default").take(pa.array(order))
+
+
+def address_words(records: _Fields, layout: Layout, v4: str, v6: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """An address field as two 64-bit numbers per record that compare like its 16 stored bytes (high, low), or
+    None when the layout lacks it. IPv4 is IPv4-mapped; nfdump's two host-order words of an IPv6 address are
+    these numbers as they are (no byte shuffling)."""
+    if 2 in layout.elements:
+        return np.zeros(len(records), np.uint64), records[v4].astype(np.uint64) | _V4_MAPPED_LOW
+    if 3 in layout.elements:
+        words = records[v6].view("<u8")
+        return words[:, 0].astype(np.uint64), words[:, 1].astype(np.uint64)
+    return None

@@ -162,6 +162,17 @@ def _filled(table: pa.Table, name: str, dtype: type) -> np.ndarray:
     return pc.fill_null(table.column(name), 0).to_numpy().astype(dtype, copy=False)
 
 
+@dataclass
+class TableBatch:
+    """A flow table and whether its starts are exact (nfdump's own milliseconds); ``records`` extracts it."""
+
+    table: pa.Table
+    exact_start: bool
+
+    def records(self, skips: Skips) -> Records | None:
+        return from_batch(self.table, skips, exact_start=self.exact_start)
+
+
 def from_batch(table: pa.Table, skips: Skips, *, exact_start: bool) -> Records | None:
     """The profiler's columns of one flow batch; records without addresses or times are counted skips."""
     usable = pc.and_(
@@ -170,7 +181,7 @@ def from_batch(table: pa.Table, skips: Skips, *, exact_start: bool) -> Records |
     )
     kept = pc.sum(usable).as_py() or 0
     if kept < table.num_rows:
-        skips.add("no IP addresses or no times (e.g. ARP)", table.num_rows - kept)
+        skips.add(NO_ADDRESS_OR_TIME, table.num_rows - kept)
         table = table.filter(usable)
     if not table.num_rows:
         return None
@@ -179,11 +190,55 @@ def from_batch(table: pa.Table, skips: Skips, *, exact_start: bool) -> Records |
     start, end = milliseconds(start_ns, end_ns, exact_start=exact_start)
     src_hi, src_lo = _address_words(table.column("src_addr"))
     dst_hi, dst_lo = _address_words(table.column("dst_addr"))
+    return from_columns(
+        Columns(
+            start=start,
+            end=end,
+            src_hi=src_hi,
+            src_lo=src_lo,
+            dst_hi=dst_hi,
+            dst_lo=dst_lo,
+            proto=_filled(table, "proto", np.uint8),
+            src_port=_filled(table, "src_port", np.uint16),
+            dst_port=_filled(table, "dst_port", np.uint16),
+            packets=_filled(table, "packets", np.uint64),
+            bytes=_filled(table, "bytes", np.uint64),
+            packets_rev=_filled(table, "packets_rev", np.uint64),
+            bytes_rev=_filled(table, "bytes_rev", np.uint64),
+        )
+    )
+
+
+NO_ADDRESS_OR_TIME = "no IP addresses or no times (e.g. ARP)"
+
+
+@dataclass
+class Columns:
+    """One batch's usable records as plain numpy columns (whatever their source): what ``from_columns`` needs."""
+
+    start: np.ndarray  # int64 ms, as ft-profiler computes it
+    end: np.ndarray
+    src_hi: np.ndarray  # the address as high and low uint64 words (``_address_words``)
+    src_lo: np.ndarray
+    dst_hi: np.ndarray
+    dst_lo: np.ndarray
+    proto: np.ndarray  # uint8
+    src_port: np.ndarray  # uint16, any value for protocols other than TCP/UDP
+    dst_port: np.ndarray
+    packets: np.ndarray  # unsigned counters, nulls as 0
+    bytes: np.ndarray
+    packets_rev: np.ndarray
+    bytes_rev: np.ndarray
+
+
+def from_columns(c: Columns) -> Records:
+    """The direction-free key and the compact columns of one batch."""
+    src_hi, src_lo, dst_hi, dst_lo = c.src_hi, c.src_lo, c.dst_hi, c.dst_lo
     swap = (src_hi > dst_hi) | ((src_hi == dst_hi) & (src_lo > dst_lo))
-    proto = _filled(table, "proto", np.uint8)
+    proto = c.proto
     ported = (proto == TCP) | (proto == UDP)
-    src_port = _filled(table, "src_port", np.uint16) * ported
-    dst_port = _filled(table, "dst_port", np.uint16) * ported
+    src_port = c.src_port * ported
+    dst_port = c.dst_port * ported
     flip = _all_ones_where(swap, np.uint16)
     port_a = _pick(flip, dst_port, src_port)
     port_b = src_port ^ dst_port ^ port_a
@@ -192,18 +247,18 @@ def from_batch(table: pa.Table, skips: Skips, *, exact_start: bool) -> Records |
     smaller = (_pick(flip, dst_hi, src_hi), _pick(flip, dst_lo, src_lo))
     larger = (src_hi ^ dst_hi ^ smaller[0], src_lo ^ dst_lo ^ smaller[1])
     return Records(
-        start=start,
-        duration=_compact(end - start),
+        start=c.start,
+        duration=_compact(c.end - c.start),
         key=key_fingerprint(smaller, larger, tail),
         swap=swap,
         ipv6=(src_hi != 0) | ((src_lo >> np.uint64(32)) != np.uint64(0xFFFF)),  # not ::ffff:0:0/96
         proto=proto,
         port_a=port_a,
         port_b=port_b,
-        packets=_compact(_filled(table, "packets", np.uint64)),
-        bytes=_compact(_filled(table, "bytes", np.uint64)),
-        packets_rev=_compact(_filled(table, "packets_rev", np.uint64)),
-        bytes_rev=_compact(_filled(table, "bytes_rev", np.uint64)),
+        packets=_compact(c.packets),
+        bytes=_compact(c.bytes),
+        packets_rev=_compact(c.packets_rev),
+        bytes_rev=_compact(c.bytes_rev),
     )
 
 
