@@ -115,9 +115,15 @@ def collect_with_nfcapd(directory: Path, records: int, clients: int = 1 << 16) -
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=60)
     files = sorted(p for p in spool.rglob("nfcapd.*") if ".current." not in p.name)
-    if len(files) != 1:
-        raise SystemExit(f"expected one nfcapd file, found {files}")
-    return files[0]
+    if not files:
+        raise SystemExit(f"nfcapd wrote no file into {spool}")
+    if len(files) == 1:
+        return files[0]
+    # nfcapd rotates at wall-clock multiples of -t: a run across a full hour leaves two files; join them
+    joined = directory / "nfcapd.joined"
+    nfdump = shutil.which("nfdump") or "/usr/bin/nfdump"
+    subprocess.run([nfdump, "-R", str(spool), "-w", str(joined)], check=True, capture_output=True)
+    return joined
 
 
 def compressed_copies(source: Path, directory: Path, names: list[str]) -> dict[str, Path]:
