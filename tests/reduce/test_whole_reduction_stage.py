@@ -26,7 +26,7 @@ def _stage(tmp_path: Path, output: Path, after: list) -> WholeReduction:
 
 @pytest.mark.parametrize("held_rows", [8, 200, 1 << 20], ids=["spilled", "re-reduced", "held"])
 def test_one_row_per_key_as_the_views_sql(tmp_path: Path, held_rows: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(whole_module, "HELD_ROWS", held_rows)
+    monkeypatch.setattr(whole_module, "WHOLE_INPUT_HELD_ROWS", held_rows)
     table = random_flows(np.random.default_rng(3), 2000)
     output = tmp_path / "pairs.parquet"
     seen: list[int] = []
@@ -42,7 +42,7 @@ def test_one_row_per_key_as_the_views_sql(tmp_path: Path, held_rows: int, monkey
 
 
 def test_an_abort_leaves_no_output_and_no_spill_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(whole_module, "HELD_ROWS", 8)
+    monkeypatch.setattr(whole_module, "WHOLE_INPUT_HELD_ROWS", 8)
     table = random_flows(np.random.default_rng(5), 500)
     output = tmp_path / "pairs.parquet"
     stage = _stage(tmp_path, output, [])
@@ -107,7 +107,7 @@ def test_only_with_a_reduction_into_files(tmp_path: Path, args: list[str]) -> No
 def test_ctrl_c_in_the_final_merge_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The reduction runs in ``close``, outside ``pipeline.run``'s abort path: it aborts itself (the output's
     staging file stayed behind, and the message said "what was committed before is kept")."""
-    monkeypatch.setattr(whole_module, "HELD_ROWS", 8)
+    monkeypatch.setattr(whole_module, "WHOLE_INPUT_HELD_ROWS", 8)
 
     def interrupted(rows: pa.Table) -> pa.Table:
         raise KeyboardInterrupt

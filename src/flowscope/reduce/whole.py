@@ -72,15 +72,23 @@ def whole_fold(
     )
 
 
+WHOLE_INPUT_HELD_ROWS = 2 * HELD_ROWS
+"""Records held by ``read --reduce-whole`` before re-reducing or spilling: twice the views' budget. On the
+issue-17 hostile CSV (2.8 M rows, every pair distinct) the views' 2 M merged rows that did not shrink and spilled
+them: 9.39 -> 5.20 s, peak 1212 -> 1092 MiB (DuckDB's GROUP BY: 1108 MiB); the realistic CSV 3.05 -> 3.06 s (the
+whole-input helper's A/B, alternated whole processes, loaded machine)."""
+
+
 class WholeReduction:
     """A sink stage: the flows written to it reduced over the whole input (one row per key), handed to ``sink``
     when the input ends, after ``after`` (the transforms that follow a reduction: enrichment, anonymisation).
 
-    ``read --reduce`` into files only: a file is published whole at the end anyway, and a per-batch reduction
-    wrote a key once per batch it appeared in (2.58 M rows for the 1.03 M pairs of the issue-17 CSV, where
-    DuckDB's GROUP BY writes one per pair). Other tables (sFlow's ``interface_counters``) pass straight through.
-    Memory is bounded by spilling next to the output (``whole_fold``); an abort (error, Ctrl-C) removes the spill
-    files and aborts ``sink``.
+    ``read --reduce NAME --reduce-whole``, into files and standard output only: a file is published whole at the
+    end anyway, where a per-batch reduction writes a key once per batch it appears in (2.58 M rows for the 1.03 M
+    pairs of the issue-17 CSV, where DuckDB's GROUP BY writes one per pair). Other tables (sFlow's
+    ``interface_counters``) pass straight through. Memory is bounded by spilling next to the output beyond
+    ``WHOLE_INPUT_HELD_ROWS`` (``whole_fold``); an abort (error, Ctrl-C) removes the spill files and aborts
+    ``sink``.
     """
 
     def __init__(
@@ -108,7 +116,11 @@ class WholeReduction:
             return
         if self.fold is None:
             self.fold = whole_fold(
-                self.reduction, batch.schema, self.directory, lambda: self.expected_rows(self.rows_in)
+                self.reduction,
+                batch.schema,
+                self.directory,
+                lambda: self.expected_rows(self.rows_in),
+                WHOLE_INPUT_HELD_ROWS,
             )
         self.fold.add(batch)
         self.rows_in += batch.num_rows
