@@ -82,3 +82,19 @@ def test_an_interrupted_read_into_a_file(tmp_path: Path, monkeypatch: pytest.Mon
     assert result.exit_code == 130, result.output
     assert result.output == f"interrupted; {output} not written (a file is written only whole)\n"
     assert not output.exists()
+
+
+def test_an_interrupt_while_closing_aborts_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``close`` is inside the abort path: Ctrl-C while a file is being finished left its staging copy behind,
+    with the general "what was committed before is kept" instead of the file's own line."""
+    output = tmp_path / "out.parquet"
+    sink = FileSink(output)
+
+    def interrupted_close() -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sink, "close", interrupted_close)
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        run([flows(10)], sink)
+    assert stopped.value.__notes__ == [f"{output} not written (a file is written only whole)"]
+    assert not list(tmp_path.iterdir())

@@ -150,7 +150,9 @@ def run(
 
     A ``Checkpoint`` from the source flushes the sink with it. At the end the sink is closed
     (everything published); on an error or Ctrl-C it is aborted instead, so only what was
-    flushed at a checkpoint before stays.
+    flushed at a checkpoint before stays. That holds in ``close`` too, where a sink may still do
+    the most work (a whole-input reduction's merge, a lake's last files): a Ctrl-C there left a
+    file's staging copy behind. Every sink's ``abort`` may follow its own ``close``.
     """
     stats = RunStats()
     try:
@@ -164,10 +166,10 @@ def run(
             stats.count(table)
             if on_batch is not None:
                 on_batch(table)
+        sink.close()
     except BaseException as exc:
         abort(sink, exc)
         raise
-    sink.close()
     return stats
 
 

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from tests.reduce.test_reduce_batches import by_sql, random_flows, rows_by_key
 
 from flowscope.cli import main
-from flowscope.pipeline import tag
+from flowscope.pipeline import run, tag
 from flowscope.reduce import BUILTIN
 from flowscope.reduce import whole as whole_module
 from flowscope.reduce.whole import WholeReduction
@@ -105,8 +105,8 @@ def test_only_with_a_reduction_into_files(tmp_path: Path, args: list[str]) -> No
 
 
 def test_ctrl_c_in_the_final_merge_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The reduction runs in ``close``, outside ``pipeline.run``'s abort path: it aborts itself (the output's
-    staging file stayed behind, and the message said "what was committed before is kept")."""
+    """The reduction runs in ``close``, which ``pipeline.run`` aborts like the reading (the output's staging file
+    stayed behind, and the message said "what was committed before is kept")."""
     monkeypatch.setattr(whole_module, "WHOLE_INPUT_HELD_ROWS", 8)
 
     def interrupted(rows: pa.Table) -> pa.Table:
@@ -115,8 +115,7 @@ def test_ctrl_c_in_the_final_merge_leaves_nothing(tmp_path: Path, monkeypatch: p
     table = random_flows(np.random.default_rng(6), 300)
     output = tmp_path / "pairs.parquet"
     stage = _stage(tmp_path, output, [interrupted])
-    stage.write(table)
     with pytest.raises(KeyboardInterrupt) as caught:
-        stage.close()
+        run([table], stage)
     assert caught.value.__notes__ == [f"{output} not written (a file is written only whole)"]
     assert not list(tmp_path.iterdir())

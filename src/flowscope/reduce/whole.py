@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from flowscope.pipeline import Checkpoint, Sink, Transform, abort, table_of
+from flowscope.pipeline import Checkpoint, Sink, Transform, table_of
 from flowscope.reduce.apply import Reducer
 from flowscope.reduce.spec import DURATION, Reduction
 from flowscope.schema import FLOWS
@@ -129,19 +129,14 @@ class WholeReduction:
         """Nothing is durable before the end (file destinations publish at close)."""
 
     def close(self) -> None:
-        """Reduce and write; an error or Ctrl-C here aborts like one while reading (``pipeline.run`` closes its
-        sink outside its abort path: a Ctrl-C in the final merge left the output's staging file behind)."""
+        """Reduce and write (an error or Ctrl-C here: ``pipeline.run`` aborts this stage, as while reading)."""
         if self.fold is not None:
-            try:
-                with self.fold:
-                    for rows in self.fold.results():
-                        for transform in self.after:
-                            rows = transform(rows)
-                        self.sink.write(rows)
-                        self.rows_out += rows.num_rows
-            except BaseException as exc:
-                abort(self, exc)
-                raise
+            with self.fold:
+                for rows in self.fold.results():
+                    for transform in self.after:
+                        rows = transform(rows)
+                    self.sink.write(rows)
+                    self.rows_out += rows.num_rows
         self.sink.close()
 
     def abort(self) -> None:
