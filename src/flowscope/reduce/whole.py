@@ -145,9 +145,9 @@ class WholeReduction:
         self.sink.abort()
 
     def kept(self) -> list[str]:
-        kept: Callable[[], list[str]] | None = getattr(self.sink, "kept", None)
-        return kept() if kept is not None else []
+        kept: Callable[[], list[str]] = getattr(self.sink, "kept", list)
+        return kept()
 
     def notes(self) -> list[str]:
-        notes: Callable[[], list[str]] | None = getattr(self.sink, "notes", None)
-        return notes() if notes is not None else []
+        notes: Callable[[], list[str]] = getattr(self.sink, "notes", list)
+        return notes()
